@@ -1,0 +1,57 @@
+package v1beta1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BFDProfileSpec holds the BFD timers used on the BGP sessions that name the profile.
+type BFDProfileSpec struct {
+	// ReceiveInterval is the minimum interval, in milliseconds, at which this node can receive packets.
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	// +optional
+	ReceiveInterval *uint32 `json:"receiveInterval,omitempty"`
+	// TransmitInterval is the minimum interval, in milliseconds, at which this node sends packets.
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	// +optional
+	TransmitInterval *uint32 `json:"transmitInterval,omitempty"`
+	// DetectMultiplier is how many packets may be lost before the session is declared down.
+	// +kubebuilder:validation:Minimum=2
+	// +kubebuilder:validation:Maximum=255
+	// +optional
+	DetectMultiplier *uint32 `json:"detectMultiplier,omitempty"`
+	// EchoMode turns on BFD echo packets.
+	// +optional
+	EchoMode bool `json:"echoMode,omitempty"`
+	// PassiveMode waits for the peer to start the session.
+	// +optional
+	PassiveMode bool `json:"passiveMode,omitempty"`
+	// MinimumTTL is the lowest TTL accepted on incoming packets (multi-hop sessions).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=254
+	// +optional
+	MinimumTTL *uint32 `json:"minimumTtl,omitempty"`
+}
+
+// BFDProfile is a named set of BFD timers for BGP sessions.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=bfdprofile,categories=herald
+// +kubebuilder:printcolumn:name="Receive",type=integer,JSONPath=`.spec.receiveInterval`
+// +kubebuilder:printcolumn:name="Transmit",type=integer,JSONPath=`.spec.transmitInterval`
+// +kubebuilder:printcolumn:name="Multiplier",type=integer,JSONPath=`.spec.detectMultiplier`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BFDProfile struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec BFDProfileSpec `json:"spec,omitempty"`
+}
+
+// BFDProfileList is a list of BFDProfile.
+// +kubebuilder:object:root=true
+type BFDProfileList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BFDProfile `json:"items"`
+}

@@ -1,0 +1,90 @@
+package v1beta1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ServiceL2StatusStatus says which node answers ARP/NDP for a Service's addresses, and where.
+type ServiceL2StatusStatus struct {
+	// Node announcing the Service's addresses.
+	// +optional
+	Node string `json:"node,omitempty"`
+	// ServiceName is the name of the Service.
+	// +optional
+	ServiceName string `json:"serviceName,omitempty"`
+	// ServiceNamespace is the namespace of the Service.
+	// +optional
+	ServiceNamespace string `json:"serviceNamespace,omitempty"`
+	// Interfaces the node answers on.
+	// +optional
+	Interfaces []InterfaceInfo `json:"interfaces,omitempty"`
+}
+
+// InterfaceInfo names a network interface of a node.
+type InterfaceInfo struct {
+	// Name of the interface.
+	Name string `json:"name"`
+}
+
+// ServiceL2Status is written by the speaker that owns a Service's addresses in layer-2 mode.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=l2status,categories=herald
+// +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.status.serviceName`
+// +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.status.serviceNamespace`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.node`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ServiceL2Status struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Status ServiceL2StatusStatus `json:"status,omitempty"`
+}
+
+// ServiceL2StatusList is a list of ServiceL2Status.
+// +kubebuilder:object:root=true
+type ServiceL2StatusList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ServiceL2Status `json:"items"`
+}
+
+// ServiceBGPStatusStatus lists the peers one node advertises a Service's addresses to.
+type ServiceBGPStatusStatus struct {
+	// Node advertising the Service's addresses.
+	// +optional
+	Node string `json:"node,omitempty"`
+	// ServiceName is the name of the Service.
+	// +optional
+	ServiceName string `json:"serviceName,omitempty"`
+	// ServiceNamespace is the namespace of the Service.
+	// +optional
+	ServiceNamespace string `json:"serviceNamespace,omitempty"`
+	// Peers, by BGPPeer name, that the addresses are advertised to.
+	// +optional
+	Peers []string `json:"peers,omitempty"`
+}
+
+// ServiceBGPStatus is written by each speaker that advertises a Service's addresses over BGP.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=bgpstatus,categories=herald
+// +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.status.serviceName`
+// +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.status.serviceNamespace`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.node`
+// +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=`.status.peers`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ServiceBGPStatus struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Status ServiceBGPStatusStatus `json:"status,omitempty"`
+}
+
+// ServiceBGPStatusList is a list of ServiceBGPStatus.
+// +kubebuilder:object:root=true
+type ServiceBGPStatusList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ServiceBGPStatus `json:"items"`
+}

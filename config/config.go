@@ -1,0 +1,142 @@
+// Package config turns a snapshot of Herald objects (pools, advertisements, peers, BFD profiles,
+// community aliases, and the Secrets they reference) into one immutable, validated Config. It is
+// the single translation used by the controller, the speaker and the validating webhook, so the
+// same rules apply at the door and at run time.
+//
+// The package is pure: no client-go, no sockets, no globals. Every error names the kind, the
+// namespace/name, the field, the bad value and what would be valid, and Parse reports all errors
+// it finds, not only the first.
+package config
+
+import (
+	"net/netip"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+)
+
+// Snapshot is every Herald object of the Herald namespace at one moment, plus the Secrets that
+// BGP peers reference.
+type Snapshot struct {
+	Pools             []v1beta1.IPAddressPool
+	L2Advertisements  []v1beta1.L2Advertisement
+	BGPAdvertisements []v1beta1.BGPAdvertisement
+	Peers             []v1beta1.BGPPeer
+	BFDProfiles       []v1beta1.BFDProfile
+	Communities       []v1beta1.Community
+	Secrets           []corev1.Secret
+}
+
+// Config is the validated configuration. It is never modified after Parse returns it.
+type Config struct {
+	// Pools by name.
+	Pools map[string]*Pool
+	// L2Advertisements sorted by name.
+	L2Advertisements []*L2Advertisement
+	// BGPAdvertisements sorted by name.
+	BGPAdvertisements []*BGPAdvertisement
+	// Peers by name.
+	Peers map[string]*Peer
+	// BFDProfiles by name.
+	BFDProfiles map[string]*BFDProfile
+}
+
+// Range is an inclusive range of addresses of one family. A CIDR becomes the range of its
+// first and last address.
+type Range struct {
+	First, Last netip.Addr
+}
+
+// Pool is a validated IPAddressPool.
+type Pool struct {
+	Name   string
+	Labels map[string]string
+	// Ranges of the pool, sorted, not overlapping each other.
+	Ranges        []Range
+	AutoAssign    bool
+	AvoidBuggyIPs bool
+	// Allocation is nil when the pool has no serviceAllocation.
+	Allocation *ServiceAllocation
+}
+
+// ServiceAllocation restricts a pool to some Services and gives it a priority.
+type ServiceAllocation struct {
+	Priority           int
+	Namespaces         []string
+	NamespaceSelectors []labels.Selector
+	ServiceSelectors   []labels.Selector
+}
+
+// L2Advertisement is a validated L2Advertisement.
+type L2Advertisement struct {
+	Name string
+	// Pools names every pool the advertisement covers (selectors and the empty "all pools" resolved), sorted.
+	Pools []string
+	// NodeSelectors: a node is selected when it matches any of them; every node when empty.
+	NodeSelectors []labels.Selector
+	// Interfaces to announce on; every suitable interface when empty.
+	Interfaces []string
+	// ServiceSelectors: a Service is covered when it matches any of them; every Service when empty.
+	ServiceSelectors []labels.Selector
+}
+
+// BGPAdvertisement is a validated BGPAdvertisement.
+type BGPAdvertisement struct {
+	Name string
+	// Pools names every pool the advertisement covers, sorted.
+	Pools               []string
+	AggregationLength   int
+	AggregationLengthV6 int
+	// LocalPref is nil when unset; only sent to iBGP peers.
+	LocalPref *uint32
+	// Communities with aliases resolved.
+	Communities []Community
+	// Peers names the BGPPeers the routes go to, sorted; every peer when the spec named none.
+	Peers            []string
+	NodeSelectors    []labels.Selector
+	ServiceSelectors []labels.Selector
+}
+
+// Community is a standard (RFC 1997) or large (RFC 8092) BGP community.
+type Community struct {
+	// Large is true for a large community, held in LargeValue; otherwise Value holds the
+	// standard community as high<<16 | low.
+	Large      bool
+	Value      uint32
+	LargeValue [3]uint32
+}
+
+// Peer is a validated BGPPeer.
+type Peer struct {
+	Name          string
+	MyASN         uint32
+	PeerASN       uint32
+	Address       netip.Addr
+	Port          uint16
+	SourceAddress netip.Addr // invalid (zero) when unset
+	HoldTime      time.Duration
+	KeepaliveTime time.Duration
+	ConnectTime   time.Duration
+	RouterID      netip.Addr // invalid (zero) when unset: use the node's IPv4 address
+	NodeSelectors []labels.Selector
+	// Password is the TCP MD5 password from the referenced Secret, empty when none.
+	Password        string
+	EBGPMultiHop    bool
+	GracefulRestart bool
+	// BFDProfile is nil when the peer names none.
+	BFDProfile *BFDProfile
+}
+
+// BFDProfile is a validated BFDProfile with defaults filled in.
+type BFDProfile struct {
+	Name             string
+	ReceiveInterval  time.Duration
+	TransmitInterval time.Duration
+	DetectMultiplier uint32
+	EchoMode         bool
+	PassiveMode      bool
+	MinimumTTL       uint32
+}
