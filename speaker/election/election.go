@@ -1,0 +1,242 @@
+// Package election decides which node or nodes announce a LoadBalancer IP.
+//
+// It owns two decisions and nothing else:
+//
+//   - eligibility: from plain facts about the nodes (alive in memberlist, Ready, not
+//     NetworkUnavailable, not excluded by label, interfaces up), the advertisements (pools,
+//     node and service selectors as predicates over label maps, interfaces) and the Services
+//     sharing the IP (labels, traffic policy, nodes with ready endpoints), which nodes may
+//     announce the IP;
+//   - ownership: in layer 2 mode exactly one of the eligible nodes answers for the IP, chosen by
+//     rendezvous (highest-random-weight) hashing; in BGP mode every eligible node advertises.
+//
+// Election is per IP, not per Service, so Services that share an IP always have the same single
+// layer 2 owner. Rendezvous hashing means a node joining or leaving the eligible set moves only
+// the IPs it now wins or held; every other IP stays where it is. Every speaker computes the same
+// answer from the same inputs, with no coordination.
+//
+// The package is pure: standard library only, no Kubernetes types, no sockets, no globals.
+// The speaker's wiring adapts Nodes, EndpointSlices, config.Config and memberlist into Input.
+package election
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// ExcludeFromLBLabel is the well-known Node label that removes a node from the set of
+// load-balancer backends. Its presence, with any value, makes the node ineligible.
+const ExcludeFromLBLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+// Mode is the announcement mode an election is held for.
+type Mode int
+
+const (
+	// Layer2 announces with ARP/NDP: one owner per IP, interfaces matter.
+	Layer2 Mode = iota + 1
+	// BGP advertises routes: every eligible node advertises, interfaces do not matter.
+	BGP
+)
+
+// String returns "layer2" or "bgp".
+func (m Mode) String() string {
+	switch m {
+	case Layer2:
+		return "layer2"
+	case BGP:
+		return "bgp"
+	default:
+		return "unknown"
+	}
+}
+
+// LabelMatcher reports whether a label set is selected. A nil LabelMatcher selects everything,
+// like an advertisement with no selectors. The wiring builds it from a list of
+// labels.Selector that match when any of them does.
+type LabelMatcher func(labels map[string]string) bool
+
+func (m LabelMatcher) matches(l map[string]string) bool {
+	return m == nil || m(l)
+}
+
+// Node is what the election needs to know about one node.
+type Node struct {
+	Name   string
+	Labels map[string]string
+	// Alive is true when memberlist counts the node's speaker as a live member.
+	Alive bool
+	// Ready is the Node's Ready condition being True.
+	Ready bool
+	// NetworkUnavailable is the Node's NetworkUnavailable condition being True.
+	NetworkUnavailable bool
+	// Interfaces names the node's interfaces that are up and usable for layer 2
+	// announcements. Every speaker must see the same list for a node (for example published
+	// through memberlist metadata), or speakers may disagree on the owner. Ignored in BGP mode.
+	Interfaces []string
+}
+
+// Advertisement is an L2Advertisement or BGPAdvertisement reduced to what the election uses.
+type Advertisement struct {
+	Name string
+	// Pools names every pool the advertisement covers.
+	Pools []string
+	// Nodes selects the nodes that may announce; nil selects every node.
+	Nodes LabelMatcher
+	// Services selects the Services announced; nil selects every Service.
+	Services LabelMatcher
+	// Interfaces restricts layer 2 announcements to these interfaces; empty allows any.
+	// Ignored in BGP mode.
+	Interfaces []string
+}
+
+// Service is one Service that holds the IP being elected.
+type Service struct {
+	// Key is namespace/name; the election does not use it, it helps callers and tests.
+	Key    string
+	Labels map[string]string
+	// LocalTraffic is true for externalTrafficPolicy: Local.
+	LocalTraffic bool
+	// ReadyEndpointNodes names the nodes with at least one ready endpoint of the Service.
+	// Only used when LocalTraffic is true.
+	ReadyEndpointNodes []string
+}
+
+// Input is everything the election of one IP depends on.
+type Input struct {
+	IP netip.Addr
+	// Pool is the pool the IP was allocated from.
+	Pool string
+	// Services are all the Services that hold IP (several when the IP is shared).
+	Services []Service
+	// Advertisements of the mode being elected (L2Advertisements for Layer2,
+	// BGPAdvertisements for BGP).
+	Advertisements []Advertisement
+	// Nodes are all the nodes of the cluster.
+	Nodes []Node
+}
+
+// Eligible returns the names of the nodes that may announce in.IP in the given mode, sorted
+// and without duplicates.
+//
+// A node is eligible when it is alive in memberlist, Ready, not NetworkUnavailable, not
+// labelled ExcludeFromLBLabel, and it can serve every announced Service of the IP:
+//
+//   - a Service is announced when at least one advertisement covers in.Pool and selects the
+//     Service. Services no advertisement announces put no constraint on the nodes (they are
+//     simply not announced in this mode); when no Service is announced no node is eligible;
+//   - for each announced Service, some advertisement that announces it must select the node
+//     and, in Layer2 mode, allow one of the node's Interfaces (any, when the advertisement
+//     names none, but the node must have at least one interface up);
+//   - for each announced Service with LocalTraffic, the node must have a ready endpoint.
+//
+// With a shared IP the result is therefore the intersection over the Services. One node has
+// to answer for the IP on behalf of all of them, and a node that cannot serve one of them
+// (no local endpoint, not selected) would black-hole that Service's traffic. When the
+// intersection is empty the IP is not announced; the controller only lets Local Services share
+// an IP when they select the same pods, so in practice the endpoint sets agree.
+func Eligible(mode Mode, in Input) []string {
+	type constraint struct {
+		ads       []*Advertisement
+		endpoints map[string]bool // nil unless Local
+	}
+	var constraints []constraint
+	for i := range in.Services {
+		svc := &in.Services[i]
+		var c constraint
+		for j := range in.Advertisements {
+			ad := &in.Advertisements[j]
+			if slices.Contains(ad.Pools, in.Pool) && ad.Services.matches(svc.Labels) {
+				c.ads = append(c.ads, ad)
+			}
+		}
+		if len(c.ads) == 0 {
+			continue // not announced in this mode: no constraint
+		}
+		if svc.LocalTraffic {
+			c.endpoints = make(map[string]bool, len(svc.ReadyEndpointNodes))
+			for _, n := range svc.ReadyEndpointNodes {
+				c.endpoints[n] = true
+			}
+		}
+		constraints = append(constraints, c)
+	}
+	if len(constraints) == 0 {
+		return nil
+	}
+
+	var out []string
+nodes:
+	for i := range in.Nodes {
+		node := &in.Nodes[i]
+		if !nodeUsable(node) {
+			continue
+		}
+		for _, c := range constraints {
+			if c.endpoints != nil && !c.endpoints[node.Name] {
+				continue nodes
+			}
+			if !slices.ContainsFunc(c.ads, func(ad *Advertisement) bool { return adSelects(mode, ad, node) }) {
+				continue nodes
+			}
+		}
+		out = append(out, node.Name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// nodeUsable checks what depends on the node alone.
+func nodeUsable(n *Node) bool {
+	if n.Name == "" || !n.Alive || !n.Ready || n.NetworkUnavailable {
+		return false
+	}
+	_, excluded := n.Labels[ExcludeFromLBLabel]
+	return !excluded
+}
+
+// adSelects reports whether ad lets node announce.
+func adSelects(mode Mode, ad *Advertisement, node *Node) bool {
+	if !ad.Nodes.matches(node.Labels) {
+		return false
+	}
+	if mode != Layer2 {
+		return true
+	}
+	if len(ad.Interfaces) == 0 {
+		return len(node.Interfaces) > 0
+	}
+	return slices.ContainsFunc(node.Interfaces, func(ifi string) bool { return slices.Contains(ad.Interfaces, ifi) })
+}
+
+// Owner returns the node among eligible that owns ip: the one with the highest rendezvous
+// weight for ip, ties broken by the smaller name. The order of eligible and duplicates in it
+// do not matter. It returns false when eligible has no non-empty name.
+func Owner(ip netip.Addr, eligible []string) (string, bool) {
+	var (
+		best  string
+		bestW uint64
+		found bool
+	)
+	for _, n := range eligible {
+		if n == "" {
+			continue
+		}
+		w := weight(n, ip)
+		if !found || w > bestW || (w == bestW && n < best) {
+			best, bestW, found = n, w, true
+		}
+	}
+	return best, found
+}
+
+// Layer2Owner returns the single node that answers ARP/NDP for in.IP, and false when no node
+// is eligible.
+func Layer2Owner(in Input) (string, bool) {
+	return Owner(in.IP, Eligible(Layer2, in))
+}
+
+// BGPAnnouncers returns every node that advertises a route to in.IP, sorted: all eligible
+// nodes, which for a Local Service means only the nodes with a ready endpoint.
+func BGPAnnouncers(in Input) []string {
+	return Eligible(BGP, in)
+}
