@@ -22,12 +22,15 @@ type BGPAdvertisementSpec struct {
 	LocalPref *uint32 `json:"localPref,omitempty"`
 	// Communities attached to the routes: standard "65000:100", large "large:65000:1:2", or the name
 	// of an alias declared in a Community object.
+	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=64
 	// +kubebuilder:validation:items:XValidation:rule="self.contains(':') ? ((self.matches('^[0-9]{1,5}:[0-9]{1,5}$') && self.split(':').all(p, int(p) <= 65535)) || (self.matches('^large:[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10}$') && self.split(':').all(p, p == 'large' || int(p) <= 4294967295))) : self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')",message="a community must be standard a:b with 16-bit parts (65000:100), large large:a:b:c with 32-bit parts (large:65000:1:2), or the name of a Community alias"
 	// +listType=set
 	// +optional
 	Communities []string `json:"communities,omitempty"`
 	// IPAddressPools names the pools advertised.
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=253
 	// +listType=set
 	// +optional
 	IPAddressPools []string `json:"ipAddressPools,omitempty"`
@@ -38,6 +41,8 @@ type BGPAdvertisementSpec struct {
 	// +optional
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 	// Peers names the BGPPeers the routes are sent to; all peers when empty.
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=253
 	// +listType=set
 	// +optional
 	Peers []string `json:"peers,omitempty"`

@@ -7,6 +7,7 @@ import (
 // CommunitySpec declares names for BGP community values.
 type CommunitySpec struct {
 	// Communities are the aliases.
+	// +kubebuilder:validation:MaxItems=1024
 	// +listType=map
 	// +listMapKey=name
 	// +optional

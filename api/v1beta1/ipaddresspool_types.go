@@ -9,7 +9,7 @@ type IPAddressPoolSpec struct {
 	// Addresses are the CIDRs ("192.0.2.0/24", "2001:db8::/64") and inclusive ranges
 	// ("192.0.2.10-192.0.2.20") of the pool. IPv4 and IPv6 may be mixed.
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=1024
+	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=100
 	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self) || (self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim()) && ip(self.split('-')[0].trim()).family() == ip(self.split('-')[1].trim()).family())",message="each address must be a CIDR such as 192.0.2.0/24 or 2001:db8::/64, or a range first-last of one family such as 192.0.2.10-192.0.2.20"
 	// +listType=atomic
@@ -38,6 +38,7 @@ type ServiceAllocation struct {
 	Priority int32 `json:"priority,omitempty"`
 
 	// Namespaces whose Services may use this pool.
+	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=63
 	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +listType=set

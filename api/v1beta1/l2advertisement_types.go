@@ -8,6 +8,8 @@ import (
 // on which interfaces. With neither ipAddressPools nor ipAddressPoolSelectors it covers every pool.
 type L2AdvertisementSpec struct {
 	// IPAddressPools names the pools announced.
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=253
 	// +listType=set
 	// +optional
 	IPAddressPools []string `json:"ipAddressPools,omitempty"`
@@ -18,6 +20,7 @@ type L2AdvertisementSpec struct {
 	// +optional
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 	// Interfaces the announcements are made on; every suitable interface when empty.
+	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:Pattern=`^[^\s/:]{1,15}$`
 	// +listType=set
 	// +optional

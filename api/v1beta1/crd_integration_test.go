@@ -1,0 +1,175 @@
+package v1beta1_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/herald-lb/herald/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, testenv.Options{}, &env)) }
+
+// decodeAll splits a multi-document YAML stream into objects.
+func decodeAll(t *testing.T, data []byte) []*unstructured.Unstructured {
+	t.Helper()
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var objs []*unstructured.Unstructured
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatalf("reading YAML: %v", err)
+		}
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
+			t.Fatalf("decoding YAML: %v\n%s", err, doc)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+}
+
+func ensureNamespace(t *testing.T, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := env.Client.Create(t.Context(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+}
+
+func TestSamplesAreAccepted(t *testing.T) {
+	testenv.Require(t, env)
+	ensureNamespace(t, "herald-system")
+	files, err := filepath.Glob("../../manifests/samples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples found: %v", err)
+	}
+	kinds := map[string]bool{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, obj := range decodeAll(t, data) {
+			if err := env.Client.Create(t.Context(), obj); err != nil {
+				t.Errorf("%s: %s %s rejected: %v", f, obj.GetKind(), obj.GetName(), err)
+			}
+			kinds[obj.GetKind()] = true
+		}
+	}
+	for _, k := range []string{"IPAddressPool", "L2Advertisement", "BGPPeer", "BGPAdvertisement", "BFDProfile", "Community"} {
+		if !kinds[k] {
+			t.Errorf("manifests/samples has no %s", k)
+		}
+	}
+	// Defaults are applied by the API server.
+	pool := &unstructured.Unstructured{}
+	pool.SetAPIVersion("herald.dev/v1beta1")
+	pool.SetKind("IPAddressPool")
+	if err := env.Client.Get(t.Context(), keyOf("herald-system", "default"), pool); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := unstructured.NestedBool(pool.Object, "spec", "autoAssign"); !v {
+		t.Errorf("spec.autoAssign default = %v, want true", v)
+	}
+	// Printer columns show addresses and auto-assign at a glance.
+	out, err := env.Kubectl("get", "ipaddresspools", "-n", "herald-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ADDRESSES", "AUTO ASSIGN", "ASSIGNED IPV4", "AVAILABLE IPV6", "198.51.100.64/27"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl get ipaddresspools does not show %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestInvalidObjectsAreRejected(t *testing.T) {
+	testenv.Require(t, env)
+	ns := env.NewNamespace(t, "crd-invalid")
+	tests := []struct {
+		name string
+		yaml string
+		want string // substring of the API server's message
+	}{
+		{"bad CIDR", `kind: IPAddressPool
+spec: {addresses: ["192.0.2.300/24"]}`, "each address must be a CIDR"},
+		{"range across families", `kind: IPAddressPool
+spec: {addresses: ["192.0.2.1-2001:db8::1"]}`, "each address must be a CIDR"},
+		{"garbage address", `kind: IPAddressPool
+spec: {addresses: ["pool"]}`, "each address must be a CIDR"},
+		{"empty pool", `kind: IPAddressPool
+spec: {addresses: []}`, "spec.addresses: Invalid value: 0: spec.addresses in body should have at least 1 items"},
+		{"empty serviceAllocation", `kind: IPAddressPool
+spec: {addresses: ["192.0.2.0/28"], serviceAllocation: {}}`, "serviceAllocation must set at least one of"},
+		{"ASN 0", `kind: BGPPeer
+spec: {myASN: 0, peerASN: 64500, peerAddress: 192.0.2.1}`, "spec.myASN: Invalid value: 0: spec.myASN in body should be greater than or equal to 1"},
+		{"ASN too large", `kind: BGPPeer
+spec: {myASN: 4294967296, peerASN: 64500, peerAddress: 192.0.2.1}`, "spec.myASN"},
+		{"peer address not an IP", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: router.example}`, "peerAddress must be an IPv4 or IPv6 address"},
+		{"multihop on iBGP", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64512, peerAddress: 192.0.2.1, ebgpMultiHop: true}`, "ebgpMultiHop applies only to eBGP"},
+		{"hold time 2s", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: 2s}`, "holdTime must be 0s"},
+		{"keepalive above hold", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: 9s, keepaliveTime: 10s}`, "keepaliveTime must not be longer than holdTime"},
+		{"hold time not a duration", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: "90"}`, "spec.holdTime"},
+		{"router ID IPv6", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, routerID: "2001:db8::1"}`, "routerID must be an IPv4 address"},
+		{"source family differs", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, sourceAddress: "2001:db8::2"}`, "sourceAddress must be of the same IP family"},
+		{"standard community overflow", `kind: BGPAdvertisement
+spec: {communities: ["65536:1"]}`, "a community must be standard a:b with 16-bit parts"},
+		{"large community too short", `kind: BGPAdvertisement
+spec: {communities: ["large:1:2"]}`, "a community must be standard a:b"},
+		{"aggregation length 33", `kind: BGPAdvertisement
+spec: {aggregationLength: 33}`, "spec.aggregationLength: Invalid value: 33"},
+		{"bad alias value", `kind: Community
+spec: {communities: [{name: x, value: "1:2:3"}]}`, "value must be a standard community"},
+		{"BFD multiplier 1", `kind: BFDProfile
+spec: {detectMultiplier: 1}`, "spec.detectMultiplier: Invalid value: 1"},
+		{"interface with slash", `kind: L2Advertisement
+spec: {interfaces: ["eth0/1"]}`, "spec.interfaces[0]"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(tc.yaml), &u.Object); err != nil {
+				t.Fatal(err)
+			}
+			u.SetAPIVersion("herald.dev/v1beta1")
+			u.SetNamespace(ns)
+			u.SetName("bad-" + strings.ToLower(u.GetKind()) + "-" + string(rune('a'+i)))
+			err := env.Client.Create(t.Context(), u)
+			if err == nil {
+				t.Fatalf("accepted; want rejection containing %q", tc.want)
+			}
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v\nwant an Invalid error containing %q", err, tc.want)
+			}
+		})
+	}
+}
