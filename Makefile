@@ -1,0 +1,96 @@
+# Herald: a bare-metal LoadBalancer for Kubernetes. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT           := $(CURDIR)
+BIN            := $(ROOT)/bin
+CACHE          := $(ROOT)/.cache
+KUBE_VERSION   ?= v1.33.13
+KUBE_ASSETS    := $(CACHE)/kube/$(KUBE_VERSION)
+export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
+
+# Pinned tools, installed into ./bin with the version in the name.
+CONTROLLER_GEN_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION  ?= v2.6.2
+HELM_VERSION           ?= v3.22.0
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM           := $(BIN)/helm-$(HELM_VERSION)
+
+# Debian packages the tests and the lab use (installed by `make deps` when missing).
+DEB_PACKAGES := etcd-server frr iproute2 iputils-ping iputils-arping ndisc6 tcpdump nftables curl procps
+
+GO_TEST_FLAGS ?= -count=1 -timeout 45m
+
+##@ General
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*##/ {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2} /^##@/ {printf "\n%s\n", substr($$0, 5)}' $(MAKEFILE_LIST)
+
+##@ Build
+.PHONY: build
+build: ## Build bin/herald-controller and bin/herald-speaker.
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-controller ./controller
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-speaker ./speaker
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRD YAML with controller-gen.
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=manifests/crds
+
+##@ Checks
+.PHONY: verify
+verify: generate $(GOLANGCI_LINT) ## Regenerate and fail on any diff; gofmt, go vet and golangci-lint.
+	@if ! git diff --quiet -- api manifests; then git --no-pager diff --stat -- api manifests; \
+	  echo "generated files are out of date: run 'make generate' and commit the result"; exit 1; fi
+	@if [ -n "$$(git ls-files --others --exclude-standard -- api manifests/crds)" ]; then \
+	  git ls-files --others --exclude-standard -- api manifests/crds; echo "untracked generated files: commit them"; exit 1; fi
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
+	go vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: test
+test: deps kube-assets ## Install what the tests need and run every test this machine can run.
+	HERALD_REQUIRE_APISERVER=1 go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need neither root nor an API server (others skip).
+	go test -count=1 -short ./...
+
+##@ Dependencies
+.PHONY: deps
+deps: ## Install the Debian packages the tests use (apt-get, root only) when missing.
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run as root, or apt-get install them)"; exit 1; fi; \
+	  echo "installing:$$missing"; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+.PHONY: kube-assets
+kube-assets: $(KUBE_ASSETS)/kube-apiserver $(KUBE_ASSETS)/etcd ## Build kube-apiserver and kubectl (cached in .cache/) and link etcd.
+
+$(KUBE_ASSETS)/kube-apiserver:
+	KUBE_VERSION=$(KUBE_VERSION) hack/build-kube.sh $(KUBE_ASSETS)
+
+$(KUBE_ASSETS)/etcd: | deps
+	mkdir -p $(KUBE_ASSETS) && ln -sf "$$(command -v etcd)" $@
+
+.PHONY: tools
+tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(HELM) ## Install the pinned tools into ./bin.
+
+$(CONTROLLER_GEN):
+	GOBIN=$(BIN)/.tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/.tmp/controller-gen $@
+
+$(GOLANGCI_LINT):
+	GOBIN=$(BIN)/.tmp go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/.tmp/golangci-lint $@
+
+$(HELM):
+	GOBIN=$(BIN)/.tmp go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(BIN)/.tmp/helm $@
+
+.PHONY: clean
+clean: ## Remove built binaries (keeps the kube-apiserver cache in .cache/).
+	rm -rf $(BIN)/herald-controller $(BIN)/herald-speaker
