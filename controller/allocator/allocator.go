@@ -1,0 +1,631 @@
+package allocator
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Allocator hands out load-balancer addresses from pools. It is not safe for concurrent use;
+// the reconciler serialises calls.
+type Allocator struct {
+	pools    *poolSet
+	services map[string]*serviceState
+	ips      map[netip.Addr]*ipState
+	// shared lists, per sharing key, the addresses held under it, sorted.
+	shared map[string][]netip.Addr
+}
+
+// serviceState is a Service and the addresses it holds.
+type serviceState struct {
+	svc Service       // the allocator's copy, as last passed to Assign or Reserve
+	ips [2]netip.Addr // by Family.index(); zero when none
+}
+
+// ipState is an address in use.
+type ipState struct {
+	pool *poolState
+	// key is the sharing key of the holders (all of them have the same one), "" when the
+	// single holder does not share.
+	key     string
+	holders []*serviceState // sorted by Service key
+}
+
+// pick is an address chosen for a Service, not yet held.
+type pick struct {
+	ip    netip.Addr
+	pool  *poolState
+	fresh bool // a free address found by the search, rather than requested or shared
+}
+
+// New returns an Allocator over pools, holding no addresses. On start-up, call Reserve for
+// every Service that already has addresses before calling Assign for any.
+func New(pools []Pool) (*Allocator, error) {
+	ps, err := buildPools(pools)
+	if err != nil {
+		return nil, fmt.Errorf("creating allocator: %w", err)
+	}
+	return &Allocator{
+		pools:    ps,
+		services: map[string]*serviceState{},
+		ips:      map[netip.Addr]*ipState{},
+		shared:   map[string][]netip.Addr{},
+	}, nil
+}
+
+// Assign gives svc an address for each family it wants and lacks, and returns everything it
+// holds. Addresses it already holds are kept while they stay valid for it: inside a pool it
+// may use, equal to its requested address if any, of a wanted family, and compatible with the
+// Services it shares them with. Invalid ones are released and reported in Result.Released.
+//
+// New addresses come from the requested addresses if the Service has any; otherwise from the
+// pool of an address the Service already holds if any (so a dual-stack Service stays in one
+// pool); otherwise from the first pool that has a free address, in this order: the requested
+// pool; the eligible restricted auto-assign pools by Priority then name; the other eligible
+// auto-assign pools by name. Within a pool, an address already held under the Service's
+// sharing key is preferred when the Service can share it.
+//
+// RequireDualStack gets both families or no new address. PreferDualStack gets both from one
+// pool if any pool can give both, else what it can; families left without an address are
+// listed in Result.Missing, and a later Assign adds them when the pool gains them. On error
+// nothing new is assigned, but invalid addresses are still released, and the Result says so.
+func (a *Allocator) Assign(in *Service) (Result, error) {
+	svc, rq, err := normalize(in)
+	if err != nil {
+		key := keyOf(in)
+		return Result{Assigned: a.Assignments(key)}, fmt.Errorf("assigning addresses to %s: %w", key, err)
+	}
+	st := a.service(svc.Key)
+	defer a.store(st)
+	res := Result{Released: a.revalidate(st, &svc, &rq)}
+
+	var missing []Family
+	var kept *poolState
+	for _, f := range rq.fams {
+		if ip := st.ips[f.index()]; ip.IsValid() {
+			if kept == nil {
+				kept = a.ips[ip].pool
+			}
+		} else {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		var picks []pick
+		picks, res.Missing, err = a.plan(&st.svc, &rq, missing, kept)
+		if err != nil {
+			err = fmt.Errorf("assigning addresses to %s: %w", svc.Key, err)
+		}
+		for _, p := range picks {
+			a.hold(st, p.ip, p.pool, p.fresh)
+		}
+	}
+	res.Assigned = a.assignments(st)
+	return res, err
+}
+
+// Reserve restores addresses a Service already holds according to its status, typically at
+// start-up, before any Assign. Each address must be of a family the Service wants, equal to
+// its requested address if any, in a pool the Service may use, not skipped by AvoidBuggyIPs,
+// and not held by a Service it cannot share with. Valid addresses are kept even when others
+// are rejected; the error joins one error per rejected address.
+//
+// Like Assign, Reserve first releases addresses the Service held that are no longer valid for
+// it, and reports them in Result.Released.
+func (a *Allocator) Reserve(in *Service, ips []netip.Addr) (Result, error) {
+	svc, rq, err := normalize(in)
+	if err != nil {
+		key := keyOf(in)
+		return Result{Assigned: a.Assignments(key)}, fmt.Errorf("restoring addresses of %s: %w", key, err)
+	}
+	st := a.service(svc.Key)
+	defer a.store(st)
+	res := Result{Released: a.revalidate(st, &svc, &rq)}
+	var errs []error
+	for _, ip := range ips {
+		if err := a.reserve(st, &rq, ip); err != nil {
+			errs = append(errs, fmt.Errorf("restoring %s for %s: %w", ip, svc.Key, err))
+		}
+	}
+	res.Assigned = a.assignments(st)
+	return res, errors.Join(errs...)
+}
+
+func (a *Allocator) reserve(st *serviceState, rq *request, ip netip.Addr) error {
+	if err := checkAddr(ip); err != nil {
+		return invalidf("%v", err)
+	}
+	f := FamilyOf(ip)
+	switch {
+	case rq.hasReq && rq.req[f.index()] != ip:
+		return invalidf("the Service requests [%s] instead", addrList(rq.req[:]))
+	case !rq.wants(f):
+		return invalidf("the address is %s but ipFamilies is [%s]", f, famList(st.svc.Families))
+	}
+	if held := st.ips[f.index()]; held.IsValid() {
+		if held == ip {
+			return nil
+		}
+		return invalidf("the Service already holds %s address %s", f, held)
+	}
+	p, err := a.checkAddress(&st.svc, ip)
+	if err != nil {
+		return err
+	}
+	a.hold(st, ip, p, false)
+	return nil
+}
+
+// Release frees every address of the Service and returns what it held.
+func (a *Allocator) Release(key string) []Assignment {
+	st := a.services[key]
+	if st == nil {
+		return nil
+	}
+	var rel []Assignment
+	for _, f := range heldOrder(st) {
+		rel = append(rel, a.unhold(st, f))
+	}
+	delete(a.services, key)
+	return rel
+}
+
+// SetPools replaces the pools. Every address stays with its Service while it is still a usable
+// address of a pool the Service may use (as known from the last Assign or Reserve); the others
+// are released and returned, with the pool they belonged to, sorted by Service then family.
+// Nothing is reassigned: call Assign for the Services concerned. When pools is invalid,
+// nothing changes.
+func (a *Allocator) SetPools(pools []Pool) ([]Assignment, error) {
+	ps, err := buildPools(pools)
+	if err != nil {
+		return nil, fmt.Errorf("updating pools: %w", err)
+	}
+	var rel []Assignment
+	for _, key := range slices.Sorted(maps.Keys(a.services)) {
+		st := a.services[key]
+		for _, f := range heldOrder(st) {
+			ip := st.ips[f.index()]
+			if p := ps.poolOf(ip); p != nil {
+				if _, ok := p.spaces[f.index()].offset(ip); ok && mayUse(p, &st.svc) == nil {
+					continue
+				}
+			}
+			rel = append(rel, a.unhold(st, f))
+		}
+		a.store(st)
+	}
+	// Keep the search cursor of spaces that did not change.
+	for _, np := range ps.sorted {
+		if op := a.pools.byName[np.Name]; op != nil {
+			for i, ns := range np.spaces {
+				if os := op.spaces[i]; os.avoidBuggy == ns.avoidBuggy && slices.Equal(os.segs, ns.segs) {
+					ns.cursor = os.cursor
+				}
+			}
+		}
+	}
+	for _, ip := range slices.SortedFunc(maps.Keys(a.ips), netip.Addr.Compare) {
+		is := a.ips[ip]
+		is.pool = ps.poolOf(ip)
+		is.pool.spaces[FamilyOf(ip).index()].take(ip, false)
+	}
+	a.pools = ps
+	return rel, nil
+}
+
+// Assignments returns the addresses the Service holds, primary family first.
+func (a *Allocator) Assignments(key string) []Assignment {
+	if st := a.services[key]; st != nil {
+		return a.assignments(st)
+	}
+	return nil
+}
+
+// Counts returns the address counts of every pool, sorted by pool name. It costs O(pools).
+func (a *Allocator) Counts() []PoolCounts {
+	out := make([]PoolCounts, 0, len(a.pools.sorted))
+	for _, p := range a.pools.sorted {
+		out = append(out, p.counts())
+	}
+	return out
+}
+
+// PoolCounts returns the address counts of one pool.
+func (a *Allocator) PoolCounts(pool string) (PoolCounts, bool) {
+	p := a.pools.byName[pool]
+	if p == nil {
+		return PoolCounts{}, false
+	}
+	return p.counts(), true
+}
+
+func (p *poolState) counts() PoolCounts {
+	return PoolCounts{Pool: p.Name, IPv4: p.spaces[IPv4.index()].counts(), IPv6: p.spaces[IPv6.index()].counts()}
+}
+
+// plan chooses addresses for the missing families of svc, without changing anything. It
+// returns the families a PreferDualStack Service does without.
+func (a *Allocator) plan(svc *Service, rq *request, missing []Family, kept *poolState) ([]pick, []Family, error) {
+	if rq.hasReq {
+		var picks []pick
+		var errs []error
+		for _, f := range missing {
+			ip := rq.req[f.index()]
+			p, err := a.checkAddress(svc, ip)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("requested address %s: %w", ip, err))
+				continue
+			}
+			picks = append(picks, pick{ip: ip, pool: p})
+		}
+		if len(errs) > 0 {
+			return nil, nil, errors.Join(errs...)
+		}
+		return picks, nil, nil
+	}
+
+	var cands []*poolState
+	if kept != nil {
+		cands = []*poolState{kept}
+	} else {
+		var err error
+		if cands, err = a.candidates(svc); err != nil {
+			return nil, nil, err
+		}
+	}
+	try := func(fams []Family) []pick {
+		for _, p := range cands {
+			if picks := a.pickIn(svc, p, fams); picks != nil {
+				return picks
+			}
+		}
+		return nil
+	}
+	if picks := try(missing); picks != nil {
+		return picks, nil, nil
+	}
+	if rq.policy == PreferDualStack {
+		if len(missing) == 2 {
+			if picks := try(missing[:1]); picks != nil {
+				return picks, missing[1:], nil
+			}
+			if picks := try(missing[1:]); picks != nil {
+				return picks, missing[:1], nil
+			}
+		} else if kept != nil {
+			return nil, missing, nil
+		}
+	}
+	return nil, nil, a.explain(svc, cands, missing)
+}
+
+// candidates returns the pools svc may get an address from automatically, best first.
+func (a *Allocator) candidates(svc *Service) ([]*poolState, error) {
+	if svc.Pool != "" {
+		p := a.pools.byName[svc.Pool]
+		if p == nil {
+			return nil, newErr(ErrNoPool, "pool %q, requested with annotation herald.dev/address-pool, does not exist", svc.Pool)
+		}
+		if err := mayUse(p, svc); err != nil {
+			return nil, err
+		}
+		return []*poolState{p}, nil
+	}
+	var restricted, open []*poolState
+	var unselected, manual []string
+	for _, p := range a.pools.sorted {
+		switch {
+		case p.Match != nil && !p.Match(svc):
+			unselected = append(unselected, p.Name)
+		case !p.AutoAssign:
+			manual = append(manual, p.Name)
+		case p.Restricted:
+			restricted = append(restricted, p)
+		default:
+			open = append(open, p)
+		}
+	}
+	slices.SortStableFunc(restricted, func(x, y *poolState) int { return cmp.Compare(x.Priority, y.Priority) })
+	if cands := append(restricted, open...); len(cands) > 0 {
+		return cands, nil
+	}
+	if len(a.pools.sorted) == 0 {
+		return nil, newErr(ErrNoPool, "no pools are configured")
+	}
+	var why []string
+	if len(unselected) > 0 {
+		why = append(why, fmt.Sprintf("the serviceAllocation of %s does not select it", poolList(unselected)))
+	}
+	if len(manual) > 0 {
+		why = append(why, fmt.Sprintf("%s %s autoAssign false (name one with annotation herald.dev/address-pool)", poolList(manual), plural(len(manual), "has", "have")))
+	}
+	return nil, newErr(ErrNoPool, "no pool can serve %s: %s", svc.Key, strings.Join(why, "; "))
+}
+
+// pickIn chooses an address of each of fams in pool p for svc, or returns nil.
+func (a *Allocator) pickIn(svc *Service, p *poolState, fams []Family) []pick {
+	picks := make([]pick, 0, len(fams))
+	for _, f := range fams {
+		if ip, ok := a.sharedIn(svc, p, f); ok {
+			picks = append(picks, pick{ip: ip, pool: p})
+			continue
+		}
+		sp := p.spaces[f.index()]
+		o, ok := sp.nextFree()
+		if !ok {
+			return nil
+		}
+		picks = append(picks, pick{ip: sp.addr(o), pool: p, fresh: true})
+	}
+	return picks
+}
+
+// sharedIn returns the lowest address of family f in pool p held under svc's sharing key that
+// svc can share.
+func (a *Allocator) sharedIn(svc *Service, p *poolState, f Family) (netip.Addr, bool) {
+	if svc.SharingKey == "" {
+		return netip.Addr{}, false
+	}
+	for _, ip := range a.shared[svc.SharingKey] {
+		if is := a.ips[ip]; FamilyOf(ip) == f && is.pool == p && checkShare(svc, ip, is) == nil {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// explain says why no pool of cands could give svc an address of each of fams.
+func (a *Allocator) explain(svc *Service, cands []*poolState, fams []Family) error {
+	kinds := []error{ErrNoPool}
+	var why []string
+	for _, p := range cands {
+		for _, f := range fams {
+			sp := p.spaces[f.index()]
+			switch {
+			case sp.size.IsZero():
+				why = append(why, fmt.Sprintf("pool %q has no %s addresses", p.Name, f))
+			case sp.full():
+				kinds[0] = ErrPoolFull
+				r := fmt.Sprintf("pool %q is full: %s of %s %s addresses in use", p.Name, sp.size, sp.size, f)
+				if err := a.shareConflict(svc, p, f); err != nil {
+					r += fmt.Sprintf(", and the address held under sharing key %q cannot be shared: %v", svc.SharingKey, err)
+					kinds = append(kinds, err)
+				}
+				why = append(why, r)
+			}
+		}
+	}
+	return &allocError{kinds: kinds, msg: fmt.Sprintf("no %s address for %s: %s", strings.ReplaceAll(famList(fams), ", ", " and "), svc.Key, strings.Join(why, "; "))}
+}
+
+// shareConflict returns why svc cannot share the first address of family f in pool p held
+// under its sharing key, or nil.
+func (a *Allocator) shareConflict(svc *Service, p *poolState, f Family) error {
+	if svc.SharingKey == "" {
+		return nil
+	}
+	for _, ip := range a.shared[svc.SharingKey] {
+		if is := a.ips[ip]; FamilyOf(ip) == f && is.pool == p {
+			return checkShare(svc, ip, is)
+		}
+	}
+	return nil
+}
+
+// checkAddress checks that svc may hold ip, a requested or restored address, and returns its
+// pool.
+func (a *Allocator) checkAddress(svc *Service, ip netip.Addr) (*poolState, error) {
+	p := a.pools.poolOf(ip)
+	if p == nil {
+		return nil, newErr(ErrNotInPool, "%s is not in any pool", ip)
+	}
+	if _, ok := p.spaces[FamilyOf(ip).index()].offset(ip); !ok {
+		return nil, newErr(ErrNotInPool, "%s is in a range of pool %q but is never handed out: the pool has avoidBuggyIPs and the address ends in .0 or .255", ip, p.Name)
+	}
+	if err := mayUse(p, svc); err != nil {
+		return nil, err
+	}
+	if is := a.ips[ip]; is != nil {
+		if err := checkShare(svc, ip, is); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// mayUse returns nil when svc may hold addresses of pool p.
+func mayUse(p *poolState, svc *Service) error {
+	if svc.Pool != "" && svc.Pool != p.Name {
+		return newErr(ErrPoolNotAllowed, "pool %q may not serve %s, which requests pool %q with annotation herald.dev/address-pool", p.Name, svc.Key, svc.Pool)
+	}
+	if p.Match != nil && !p.Match(svc) {
+		return newErr(ErrPoolNotAllowed, "pool %q may not serve %s: the pool's serviceAllocation does not select it", p.Name, svc.Key)
+	}
+	return nil
+}
+
+// checkShare returns nil when svc may hold ip alongside its current holders.
+func checkShare(svc *Service, ip netip.Addr, is *ipState) error {
+	for _, h := range is.holders {
+		o := &h.svc
+		if o.Key == svc.Key {
+			continue
+		}
+		switch {
+		case o.SharingKey == "":
+			return newErr(ErrInUse, "%s is in use by %s, which does not share it (no annotation herald.dev/allow-shared-ip)", ip, o.Key)
+		case svc.SharingKey == "":
+			return newErr(ErrInUse, "%s is in use by %s under sharing key %q: set annotation herald.dev/allow-shared-ip to %q to share it", ip, o.Key, o.SharingKey, o.SharingKey)
+		case svc.SharingKey != o.SharingKey:
+			return newErr(ErrInUse, "%s is in use by %s under sharing key %q, not %q", ip, o.Key, o.SharingKey, svc.SharingKey)
+		}
+		for _, p := range svc.Ports {
+			if slices.Contains(o.Ports, p) {
+				return newErr(ErrSharingConflict, "port %s is already used by %s on %s under sharing key %q", p, o.Key, ip, svc.SharingKey)
+			}
+		}
+		if svc.ExternalTrafficPolicyLocal != o.ExternalTrafficPolicyLocal {
+			local, cluster := svc.Key, o.Key
+			if o.ExternalTrafficPolicyLocal {
+				local, cluster = cluster, local
+			}
+			return newErr(ErrSharingConflict, "%s cannot share %s with %s under sharing key %q: %s has externalTrafficPolicy Local and %s Cluster; Services sharing an address must all be Local with the same pod selector, or all Cluster", svc.Key, ip, o.Key, svc.SharingKey, local, cluster)
+		}
+		if svc.ExternalTrafficPolicyLocal && svc.Selector != o.Selector {
+			return newErr(ErrSharingConflict, "%s cannot share %s with %s under sharing key %q: with externalTrafficPolicy Local they must select the same pods, but their selectors differ (%q and %q)", svc.Key, ip, o.Key, svc.SharingKey, svc.Selector, o.Selector)
+		}
+	}
+	return nil
+}
+
+// revalidate releases the addresses of st that svc (its new description) may no longer hold,
+// then makes svc the description of st.
+func (a *Allocator) revalidate(st *serviceState, svc *Service, rq *request) []Assignment {
+	var rel []Assignment
+	for _, f := range heldOrder(st) {
+		ip := st.ips[f.index()]
+		is := a.ips[ip]
+		if rq.wants(f) && (!rq.hasReq || rq.req[f.index()] == ip) && mayUse(is.pool, svc) == nil && checkShare(svc, ip, is) == nil {
+			continue
+		}
+		rel = append(rel, a.unhold(st, f))
+	}
+	st.svc = *svc
+	// A sole holder may have changed its sharing key.
+	for _, ip := range st.ips {
+		if is := a.ips[ip]; ip.IsValid() && is.key != svc.SharingKey {
+			a.removeShared(is.key, ip)
+			is.key = svc.SharingKey
+			a.addShared(is.key, ip)
+		}
+	}
+	return rel
+}
+
+// hold gives ip, of pool p, to st; advance moves the pool's search cursor past it.
+func (a *Allocator) hold(st *serviceState, ip netip.Addr, p *poolState, advance bool) {
+	f := FamilyOf(ip)
+	is := a.ips[ip]
+	if is == nil {
+		is = &ipState{pool: p, key: st.svc.SharingKey}
+		a.ips[ip] = is
+		p.spaces[f.index()].take(ip, advance)
+		a.addShared(is.key, ip)
+	}
+	i, _ := slices.BinarySearchFunc(is.holders, st.svc.Key, func(h *serviceState, k string) int { return cmp.Compare(h.svc.Key, k) })
+	is.holders = slices.Insert(is.holders, i, st)
+	st.ips[f.index()] = ip
+}
+
+// unhold takes the address of family f from st, freeing it when nobody else holds it.
+func (a *Allocator) unhold(st *serviceState, f Family) Assignment {
+	ip := st.ips[f.index()]
+	is := a.ips[ip]
+	as := Assignment{Service: st.svc.Key, IP: ip, Pool: is.pool.Name}
+	is.holders = slices.DeleteFunc(is.holders, func(h *serviceState) bool { return h == st })
+	st.ips[f.index()] = netip.Addr{}
+	if len(is.holders) == 0 {
+		delete(a.ips, ip)
+		is.pool.spaces[f.index()].free(ip)
+		a.removeShared(is.key, ip)
+	}
+	return as
+}
+
+func (a *Allocator) addShared(key string, ip netip.Addr) {
+	if key == "" {
+		return
+	}
+	l := a.shared[key]
+	if i, found := slices.BinarySearchFunc(l, ip, netip.Addr.Compare); !found {
+		a.shared[key] = slices.Insert(l, i, ip)
+	}
+}
+
+func (a *Allocator) removeShared(key string, ip netip.Addr) {
+	if key == "" {
+		return
+	}
+	l := a.shared[key]
+	if i, found := slices.BinarySearchFunc(l, ip, netip.Addr.Compare); found {
+		l = slices.Delete(l, i, i+1)
+	}
+	if len(l) == 0 {
+		delete(a.shared, key)
+	} else {
+		a.shared[key] = l
+	}
+}
+
+// service returns the state of key, new and unregistered when it holds nothing.
+func (a *Allocator) service(key string) *serviceState {
+	if st := a.services[key]; st != nil {
+		return st
+	}
+	return &serviceState{}
+}
+
+// store registers st when it holds an address and forgets it otherwise.
+func (a *Allocator) store(st *serviceState) {
+	if st.ips[0].IsValid() || st.ips[1].IsValid() {
+		a.services[st.svc.Key] = st
+	} else {
+		delete(a.services, st.svc.Key)
+	}
+}
+
+func (a *Allocator) assignments(st *serviceState) []Assignment {
+	var out []Assignment
+	for _, f := range heldOrder(st) {
+		ip := st.ips[f.index()]
+		out = append(out, Assignment{Service: st.svc.Key, IP: ip, Pool: a.ips[ip].pool.Name})
+	}
+	return out
+}
+
+// heldOrder returns the families st holds an address of, in the order of its families.
+func heldOrder(st *serviceState) []Family {
+	var out []Family
+	for _, f := range append(slices.Clip(st.svc.Families), IPv4, IPv6) {
+		if st.ips[f.index()].IsValid() && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func keyOf(svc *Service) string {
+	if svc == nil {
+		return "<nil>"
+	}
+	return svc.Key
+}
+
+func poolList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return plural(len(names), "pool ", "pools ") + strings.Join(q, ", ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func addrList(ips []netip.Addr) string {
+	var s []string
+	for _, ip := range ips {
+		if ip.IsValid() {
+			s = append(s, ip.String())
+		}
+	}
+	return strings.Join(s, ", ")
+}

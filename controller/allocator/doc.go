@@ -1,0 +1,60 @@
+// Package allocator decides which load-balancer addresses Services get. It owns the pools'
+// address spaces, the record of which Service holds which address, the sharing rules
+// (herald.dev/allow-shared-ip), dual-stack policies, and the address counts per pool. It is
+// pure: no Kubernetes types, no sockets, no globals. The Service reconciler translates
+// config.Pool and corev1.Service into Pool and Service, calls the Allocator, and writes the
+// result to the Service status; it also evaluates the pools' selectors, which reach the
+// allocator as Pool.Match.
+//
+// # Rules
+//
+// A Service may use a pool when it does not request another pool by name
+// (herald.dev/address-pool) and the pool's Match accepts it. Automatic assignment uses the
+// requested pool, or else the eligible restricted pools with autoAssign by ascending Priority
+// then name, then the eligible unrestricted pools with autoAssign by name. Requested addresses
+// (spec.loadBalancerIP or herald.dev/loadBalancerIPs, see ParseRequestedIPs) may come from
+// any pool the Service may use, autoAssign or not. An address stays with its Service as long
+// as it is a usable address of a pool the Service may use and the Service's own description
+// still allows it; SetPools never moves an address, it releases and reports. Results depend
+// only on the pools and the sequence of calls: candidates are ordered by name, never by map
+// iteration, and the search below is deterministic.
+//
+// # Data structure and cost
+//
+// Each pool has one address space per family. The usable addresses of its ranges are numbered
+// 0..n-1 with 128-bit offsets; with AvoidBuggyIPs the IPv4 addresses ending in .0 and .255
+// are left out of the numbering (a.b.c.d maps to (a.b.c)*254+d-1), so they cost nothing to
+// skip or count. The offsets in use are stored as maximal runs of consecutive offsets in a
+// treap (a randomised balanced search tree, with deterministic priorities) keyed by run start.
+// Memory is proportional to the number of runs, at most the number of addresses in use, and
+// independent of the pool size: a /8 or a /64 costs the same as a /29.
+//
+// A free address is found by next fit: from a cursor just past the last address handed out,
+// look up the run containing the cursor; if there is one, the offset just after it is free
+// (runs are maximal) unless it is the end of the space, in which case wrap to 0 and do the
+// same once more. Fullness is known from the count of offsets in use. So finding a free
+// address costs at most two O(log r) lookups, r being the number of runs, whether the pool is
+// empty or 99% full; no address is ever scanned. Next fit also delays reusing a released
+// address while others are free, which spares clients with stale ARP/NDP or DNS entries.
+// Taking or freeing an address is one lookup plus at most one insertion or deletion (a run
+// may grow, shrink, merge with its neighbour or split). Mapping an offset to an address is a
+// binary search over the pool's ranges.
+//
+// Other state is per address in use (a map from address to holders, and per sharing key a
+// sorted list of its addresses) and per Service (the allocator's copy of its description).
+// Counts per pool and family are kept exact in Uint128 and cost O(1) to read.
+//
+// # Usage
+//
+//	a, err := allocator.New(pools)
+//	// at start-up, before any Assign: restore what the Services' status says
+//	for _, s := range servicesSortedByKey {
+//		if _, err := a.Reserve(s.svc, s.statusIPs); err != nil { /* event on s */ }
+//	}
+//	// on every Service reconcile
+//	res, err := a.Assign(svc)   // res.Assigned goes to status.loadBalancer.ingress
+//	// on Service deletion or type change
+//	a.Release(svc.Key)
+//	// on a pool change
+//	released, err := a.SetPools(pools) // requeue and report every released Service
+package allocator

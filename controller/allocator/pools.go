@@ -1,0 +1,125 @@
+package allocator
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// poolState is a pool with its two address spaces.
+type poolState struct {
+	Pool
+	spaces [2]*space // by Family.index(); never nil, possibly empty
+}
+
+// indexEntry maps one range to its pool, for finding the pool of an address.
+type indexEntry struct {
+	first, last Uint128
+	r           Range
+	pool        *poolState
+}
+
+// poolSet is a validated set of pools.
+type poolSet struct {
+	byName map[string]*poolState
+	sorted []*poolState    // by name
+	index  [2][]indexEntry // per family, sorted by first address
+}
+
+// buildPools validates pools and builds their spaces. It reports every problem it finds.
+func buildPools(pools []Pool) (*poolSet, error) {
+	ps := &poolSet{byName: make(map[string]*poolState, len(pools))}
+	var errs []error
+	for _, in := range pools {
+		if in.Name == "" {
+			errs = append(errs, newErr(ErrInvalidPool, "a pool has an empty name"))
+			continue
+		}
+		if _, dup := ps.byName[in.Name]; dup {
+			errs = append(errs, newErr(ErrInvalidPool, "pool %q is given twice", in.Name))
+			continue
+		}
+		p := &poolState{Pool: in}
+		p.Ranges = slices.Clone(in.Ranges)
+		var byFam [2][]Range
+		for _, r := range in.Ranges {
+			if err := checkRange(r); err != nil {
+				errs = append(errs, newErr(ErrInvalidPool, "pool %q: range %s: %v", in.Name, r, err))
+				continue
+			}
+			f := FamilyOf(r.First)
+			byFam[f.index()] = append(byFam[f.index()], r)
+		}
+		for _, f := range []Family{IPv4, IPv6} {
+			rs := byFam[f.index()]
+			slices.SortFunc(rs, func(x, y Range) int { return x.First.Compare(y.First) })
+			sp, ok := newSpace(f, in.AvoidBuggyIPs, rs)
+			if !ok {
+				errs = append(errs, newErr(ErrInvalidPool, "pool %q holds 2^128 IPv6 addresses, more than the allocator counts", in.Name))
+				sp = &space{family: f}
+			}
+			p.spaces[f.index()] = sp
+			for _, r := range rs {
+				ps.index[f.index()] = append(ps.index[f.index()], indexEntry{addrValue(r.First), addrValue(r.Last), r, p})
+			}
+		}
+		ps.byName[in.Name] = p
+		ps.sorted = append(ps.sorted, p)
+	}
+	slices.SortFunc(ps.sorted, func(x, y *poolState) int { return cmp.Compare(x.Name, y.Name) })
+	for i := range ps.index {
+		idx := ps.index[i]
+		slices.SortFunc(idx, func(x, y indexEntry) int { return x.first.Cmp(y.first) })
+		for j := 1; j < len(idx); j++ {
+			if prev := idx[j-1]; !prev.last.less(idx[j].first) {
+				if prev.pool == idx[j].pool {
+					errs = append(errs, newErr(ErrInvalidPool, "pool %q: ranges %s and %s overlap", prev.pool.Name, prev.r, idx[j].r))
+				} else {
+					errs = append(errs, newErr(ErrInvalidPool, "pools %q and %q overlap: %s and %s", prev.pool.Name, idx[j].pool.Name, prev.r, idx[j].r))
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return ps, nil
+}
+
+func checkRange(r Range) error {
+	for _, a := range []netip.Addr{r.First, r.Last} {
+		switch {
+		case !a.IsValid():
+			return errors.New("has an invalid (zero) address")
+		case a.Zone() != "":
+			return fmt.Errorf("%s has an IPv6 zone", a)
+		case a.Is4In6():
+			return fmt.Errorf("%s is an IPv4-mapped IPv6 address: write it as %s", a, a.Unmap())
+		}
+	}
+	if r.First.Is4() != r.Last.Is4() {
+		return errors.New("mixes IPv4 and IPv6")
+	}
+	if r.Last.Less(r.First) {
+		return errors.New("the first address is after the last")
+	}
+	return nil
+}
+
+// poolOf returns the pool whose ranges contain ip, or nil.
+func (ps *poolSet) poolOf(ip netip.Addr) *poolState {
+	idx := ps.index[FamilyOf(ip).index()]
+	v := addrValue(ip)
+	i, _ := slices.BinarySearchFunc(idx, v, func(e indexEntry, v Uint128) int {
+		if e.first.Cmp(v) <= 0 {
+			return -1
+		}
+		return 1
+	})
+	if i == 0 || idx[i-1].last.less(v) {
+		return nil
+	}
+	return idx[i-1].pool
+}
