@@ -1,0 +1,359 @@
+package layer2
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrClosed is returned by SetOwned after Close.
+var ErrClosed = errors.New("announcer closed")
+
+// ErrInvalidIP is returned (wrapped) by SetOwned for an invalid address in the owned set.
+var ErrInvalidIP = errors.New("invalid IP address")
+
+// ErrNoSocket is returned (wrapped) by SetOwned when an address is owned on a Link that has no
+// socket for its family.
+var ErrNoSocket = errors.New("link has no socket for this address family")
+
+// Config configures an Announcer. The zero value is usable: it opens real sockets with DialLink,
+// discards logs and metrics, and uses DefaultBurst and DefaultRefresh.
+type Config struct {
+	Logger logr.Logger
+	// Registerer receives the herald_layer2_* metrics. Nil: metrics are not exported.
+	Registerer prometheus.Registerer
+	// Dial opens an interface's Link when an owned address first needs it. Nil: DialLink.
+	Dial Dialer
+	// Burst is when gratuitous announcements follow the one sent at once on takeover, as offsets
+	// from the takeover; positive and strictly increasing. Nil: DefaultBurst. Empty: none.
+	Burst []time.Duration
+	// Refresh is how often an owned address is announced again after the burst. Zero: DefaultRefresh.
+	Refresh time.Duration
+}
+
+// Announcer answers ARP and NDP for the addresses this node owns, on the interfaces it owns them on,
+// and announces takeovers. It is safe for concurrent use; the speaker drives it with SetOwned.
+type Announcer struct {
+	log   logr.Logger
+	dial  Dialer
+	sched schedule
+	m     *metrics
+
+	mu      sync.Mutex
+	closed  bool
+	links   map[string]*link
+	entries map[announcement]*progress
+
+	kick     chan struct{}
+	stop     chan struct{}
+	loopDone chan struct{}
+}
+
+// link is an open Link and its responders, indexed by family (nil: no socket for that family).
+type link struct {
+	name string
+	resp [numFamilies]*responder
+}
+
+// announcement is one owned address on one interface.
+type announcement struct {
+	ip     netip.Addr
+	ifname string
+}
+
+// progress is where an announcement is in its schedule.
+type progress struct {
+	takeover time.Time
+	sent     int // announcements sent so far
+	next     time.Time
+}
+
+// NewAnnouncer returns an Announcer that owns nothing yet. Close releases it.
+func NewAnnouncer(cfg Config) (*Announcer, error) {
+	sched, err := newSchedule(cfg.Burst, cfg.Refresh)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	a := &Announcer{
+		log:      cfg.Logger,
+		dial:     cfg.Dial,
+		sched:    sched,
+		m:        m,
+		links:    map[string]*link{},
+		entries:  map[announcement]*progress{},
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	if a.dial == nil {
+		a.dial = DialLink
+	}
+	go a.run()
+	return a, nil
+}
+
+// SetOwned makes owned the complete desired state: each address this node owns, mapped to the
+// names of the interfaces to answer on (see SelectInterfaces). When it returns, addresses no longer
+// owned (or no longer on an interface) are not answered there any more, and every newly owned
+// address has been announced once; the follow-up announcements run in the background. Links are
+// opened when first needed and closed when no owned address uses them.
+//
+// Errors (an interface that cannot be opened, an invalid address) are joined and returned; the rest
+// of the state is applied regardless, so the speaker can log and retry on its next reconcile.
+func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
+	var errs []error
+	want := map[string]*[numFamilies]map[netip.Addr]struct{}{}
+	for ip, ifnames := range owned {
+		if !ip.IsValid() || ip.Unmap().IsUnspecified() || ip.IsMulticast() {
+			errs = append(errs, fmt.Errorf("owning %s: %w", ip, ErrInvalidIP))
+			continue
+		}
+		ip = ip.Unmap().WithZone("")
+		for _, name := range ifnames {
+			fams := want[name]
+			if fams == nil {
+				fams = &[numFamilies]map[netip.Addr]struct{}{}
+				want[name] = fams
+			}
+			f := familyOf(ip)
+			if fams[f] == nil {
+				fams[f] = map[netip.Addr]struct{}{}
+			}
+			fams[f][ip] = struct{}{}
+		}
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return ErrClosed
+	}
+
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if _, ok := a.links[name]; ok {
+			continue
+		}
+		l, err := a.openLink(name)
+		if err != nil {
+			errs = append(errs, err)
+			delete(want, name)
+			continue
+		}
+		a.links[name] = l
+	}
+
+	// Apply the new sets, dropping what is lost before anything else happens.
+	for name, l := range a.links {
+		fams := want[name]
+		for f, r := range l.resp {
+			var ips map[netip.Addr]struct{}
+			if fams != nil {
+				ips = fams[f]
+			}
+			if r == nil {
+				if len(ips) > 0 {
+					errs = append(errs, fmt.Errorf("answering for %d %s addresses on %s: %w", len(ips), family(f), name, ErrNoSocket))
+				}
+				continue
+			}
+			if err := r.setOwned(ips); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+
+	// Forget announcements that are no longer wanted, announce new ones at once.
+	for an := range a.entries {
+		if fams := want[an.ifname]; fams == nil || !has(fams[familyOf(an.ip)], an.ip) {
+			delete(a.entries, an)
+		}
+	}
+	now := time.Now()
+	for _, name := range names {
+		l, fams := a.links[name], want[name]
+		if l == nil || fams == nil {
+			continue
+		}
+		for f, ips := range fams {
+			r := l.resp[f]
+			if r == nil {
+				continue
+			}
+			for _, ip := range sortedAddrs(ips) {
+				an := announcement{ip: ip, ifname: name}
+				if _, ok := a.entries[an]; ok {
+					continue
+				}
+				a.log.Info("Taking over", "ip", ip, "interface", name)
+				p := &progress{takeover: now}
+				a.entries[an] = p
+				a.announce(an, r, p, now)
+			}
+		}
+	}
+
+	for name, l := range a.links {
+		if want[name] == nil {
+			if err := l.close(); err != nil {
+				errs = append(errs, err)
+			}
+			delete(a.links, name)
+			a.log.Info("Closed link", "interface", name)
+		}
+	}
+
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops answering and announcing everywhere and closes every socket.
+func (a *Announcer) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	var errs []error
+	for name, l := range a.links {
+		errs = append(errs, l.close())
+		delete(a.links, name)
+	}
+	clear(a.entries)
+	a.mu.Unlock()
+	close(a.stop)
+	<-a.loopDone
+	return errors.Join(errs...)
+}
+
+func (a *Announcer) openLink(name string) (*link, error) {
+	ln, err := a.dial(name)
+	if err != nil {
+		return nil, fmt.Errorf("opening link %s: %w", name, err)
+	}
+	ifi := ln.Interface
+	ifi.Name = name
+	if len(ifi.HardwareAddr) != 6 {
+		errs := []error{fmt.Errorf("opening link %s: %w", name, ErrNoHardwareAddr)}
+		for _, c := range []Conn{ln.ARP, ln.NDP} {
+			if c != nil {
+				errs = append(errs, c.Close())
+			}
+		}
+		return nil, errors.Join(errs...)
+	}
+	l := &link{name: name}
+	if ln.ARP != nil {
+		l.resp[familyIPv4] = newResponder(familyIPv4, &ifi, ln.ARP, a.m, a.log)
+	}
+	if ln.NDP != nil {
+		l.resp[familyIPv6] = newResponder(familyIPv6, &ifi, ln.NDP, a.m, a.log)
+	}
+	for _, r := range l.resp {
+		if r != nil {
+			go r.serve()
+		}
+	}
+	a.log.Info("Opened link", "interface", name, "mac", ifi.HardwareAddr.String())
+	return l, nil
+}
+
+func (l *link) close() error {
+	var errs []error
+	for _, r := range l.resp {
+		if r != nil {
+			errs = append(errs, r.close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// run sends the scheduled announcements until Close.
+func (a *Announcer) run() {
+	defer close(a.loopDone)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		a.mu.Lock()
+		next := a.announceDue(time.Now())
+		a.mu.Unlock()
+		var due <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+			due = timer.C
+		}
+		select {
+		case <-due:
+		case <-a.kick:
+		case <-a.stop:
+			timer.Stop()
+			return
+		}
+		timer.Stop()
+	}
+}
+
+// announceDue sends what is due at now and returns when the next announcement is due (zero: none).
+// a.mu must be held.
+func (a *Announcer) announceDue(now time.Time) time.Time {
+	var next time.Time
+	for an, p := range a.entries {
+		if !p.next.After(now) {
+			if l := a.links[an.ifname]; l != nil && l.resp[familyOf(an.ip)] != nil {
+				a.announce(an, l.resp[familyOf(an.ip)], p, now)
+			}
+		}
+		if next.IsZero() || p.next.Before(next) {
+			next = p.next
+		}
+	}
+	return next
+}
+
+// announce sends one announcement and moves p to the next one due after now (skipping any that a
+// stalled process missed, rather than sending them in a burst).
+func (a *Announcer) announce(an announcement, r *responder, p *progress, now time.Time) {
+	if err := r.announce(an.ip); err != nil {
+		a.log.Error(err, "Announcing", "ip", an.ip, "interface", an.ifname)
+	} else {
+		a.log.V(1).Info("Announced", "ip", an.ip, "interface", an.ifname, "n", p.sent)
+	}
+	for p.sent++; ; p.sent++ {
+		p.next = p.takeover.Add(a.sched.at(p.sent))
+		if p.next.After(now) {
+			return
+		}
+	}
+}
+
+func has(set map[netip.Addr]struct{}, ip netip.Addr) bool {
+	_, ok := set[ip]
+	return ok
+}
+
+func sortedAddrs(set map[netip.Addr]struct{}) []netip.Addr {
+	out := make([]netip.Addr, 0, len(set))
+	for ip := range set {
+		out = append(out, ip)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}

@@ -1,0 +1,18 @@
+// Package layer2 owns Herald's layer 2 announcement mode: it answers ARP (IPv4) and NDP Neighbor
+// Solicitations (IPv6) for the LoadBalancer IPs this node owns, on the interfaces it was told to use,
+// and announces a takeover with gratuitous ARP and unsolicited Neighbor Advertisements.
+//
+// The speaker drives an [Announcer] with the desired state ([Announcer.SetOwned]); the Announcer
+// opens one [Link] per interface it needs (two link-layer sockets: ARP, and IPv6 filtered to Neighbor
+// Solicitations) and closes it when no owned IP uses it any more. Which interfaces are suitable when
+// none is named is decided by the pure [SelectInterfaces].
+//
+// Sockets are injected at the I/O boundary: [DialLink] opens real AF_PACKET sockets, [NewLink] wraps
+// any [Conn]/[GroupConn] (see package layer2test for in-memory doubles). Frames are encoded and decoded
+// with github.com/mdlayher/ethernet, github.com/mdlayher/arp and github.com/mdlayher/ndp; only the
+// fixed 40-byte IPv6 header, which none of them writes, is encoded here.
+//
+// NDP uses packet sockets rather than an ICMPv6 socket because the owned addresses are normally not
+// assigned to the node: the kernel would not deliver unicast Neighbor Solicitations (neighbour
+// unreachability probes) for them to an ICMPv6 socket, and would not let us send from them.
+package layer2

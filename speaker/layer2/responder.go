@@ -1,0 +1,268 @@
+package layer2
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/mdlayher/ndp"
+	"github.com/mdlayher/packet"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// family is an address family and the protocol that resolves it.
+type family int
+
+const (
+	familyIPv4 family = iota // ARP
+	familyIPv6               // NDP
+	numFamilies
+)
+
+func (f family) String() string {
+	if f == familyIPv4 {
+		return "ipv4"
+	}
+	return "ipv6"
+}
+
+func familyOf(ip netip.Addr) family {
+	if ip.Is4() {
+		return familyIPv4
+	}
+	return familyIPv6
+}
+
+// readRetry bounds how fast a responder retries reading after an unexpected socket error
+// (ENETDOWN while its interface is down, for example).
+const readRetry = 100 * time.Millisecond
+
+// responder answers for one address family on one interface.
+type responder struct {
+	fam    family
+	ifname string
+	hw     net.HardwareAddr
+	mtu    int
+	conn   Conn
+	groups GroupConn // NDP only
+	log    logr.Logger
+
+	requests, replies, gratuitous, errs prometheus.Counter
+	ownedGauge                          prometheus.Gauge
+
+	// mu is held for reading while a frame is decided and written, and for writing while the owned
+	// set changes, so that no answer for an address goes out after setOwned has dropped it.
+	mu     sync.RWMutex
+	owned  map[netip.Addr]struct{}
+	joined map[string]int // NDP: solicited-node group MAC -> owned addresses in it
+
+	closing atomic.Bool
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newResponder(fam family, ifi *net.Interface, conn Conn, m *metrics, log logr.Logger) *responder {
+	lv := []string{ifi.Name, fam.String()}
+	r := &responder{
+		fam: fam, ifname: ifi.Name, hw: ifi.HardwareAddr, mtu: ifi.MTU, conn: conn,
+		log:        log.WithValues("interface", ifi.Name, "family", fam.String()),
+		requests:   m.requests.WithLabelValues(lv...),
+		replies:    m.replies.WithLabelValues(lv...),
+		gratuitous: m.gratuitous.WithLabelValues(lv...),
+		errs:       m.errors.WithLabelValues(lv...),
+		ownedGauge: m.owned.WithLabelValues(lv...),
+		owned:      map[netip.Addr]struct{}{},
+		joined:     map[string]int{},
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	if gc, ok := conn.(GroupConn); ok && fam == familyIPv6 {
+		r.groups = gc
+	}
+	return r
+}
+
+// serve reads and answers requests until close.
+func (r *responder) serve() {
+	defer close(r.done)
+	buf := make([]byte, max(r.mtu, 1500)+18) // Ethernet header and up to one VLAN tag
+	for {
+		n, _, err := r.conn.ReadFrom(buf)
+		if err != nil {
+			if r.closing.Load() {
+				return
+			}
+			r.errs.Inc()
+			r.log.Error(err, "Reading frame")
+			select {
+			case <-time.After(readRetry):
+			case <-r.stop:
+				return
+			}
+			continue
+		}
+		r.handle(buf[:n])
+	}
+}
+
+// handle answers one received frame if it asks for an owned address.
+func (r *responder) handle(frame []byte) {
+	var (
+		target, asker netip.Addr
+		reply         func() ([]byte, error)
+		dst           net.HardwareAddr
+	)
+	switch r.fam {
+	case familyIPv4:
+		req, err := parseARPRequest(frame, r.hw)
+		if err != nil {
+			r.logIgnored(err)
+			return
+		}
+		target, asker, dst = req.Target, req.SenderIP, req.SenderHW
+		reply = func() ([]byte, error) { return arpReply(req, r.hw) }
+	default:
+		s, err := parseSolicitation(frame, r.hw)
+		if err != nil {
+			r.logIgnored(err)
+			return
+		}
+		target, asker, dst = s.Target, s.Src, s.SrcHW
+		if s.Src.IsUnspecified() {
+			dst = allNodesMAC
+		}
+		reply = func() ([]byte, error) { return neighborAdvertisementReply(s, r.hw) }
+	}
+	r.requests.Inc()
+
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if _, ok := r.owned[target]; !ok {
+		return
+	}
+	b, err := reply()
+	if err != nil {
+		r.errs.Inc()
+		r.log.Error(err, "Building reply", "ip", target, "asker", asker)
+		return
+	}
+	if err := r.write(b, dst); err != nil {
+		r.log.Error(err, "Sending reply", "ip", target, "asker", asker)
+		return
+	}
+	r.replies.Inc()
+	r.log.V(2).Info("Answered", "ip", target, "asker", asker, "askerMAC", dst.String())
+}
+
+func (r *responder) logIgnored(err error) {
+	if errors.Is(err, errIgnored) {
+		return
+	}
+	r.log.V(3).Info("Dropping malformed frame", "reason", err.Error())
+}
+
+func (r *responder) write(frame []byte, dst net.HardwareAddr) error {
+	if _, err := r.conn.WriteTo(frame, &packet.Addr{HardwareAddr: dst}); err != nil {
+		r.errs.Inc()
+		return fmt.Errorf("writing to %s on %s: %w", dst, r.ifname, err)
+	}
+	return nil
+}
+
+// announce sends the gratuitous frames for ip if it is still owned here.
+func (r *responder) announce(ip netip.Addr) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if _, ok := r.owned[ip]; !ok {
+		return nil
+	}
+	var frames [][]byte
+	var err error
+	dst := allNodesMAC
+	if r.fam == familyIPv4 {
+		frames, err = gratuitousARP(ip, r.hw)
+		dst = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	} else {
+		var b []byte
+		b, err = unsolicitedNeighborAdvertisement(ip, r.hw)
+		frames = [][]byte{b}
+	}
+	if err != nil {
+		r.errs.Inc()
+		return err
+	}
+	for _, f := range frames {
+		if err := r.write(f, dst); err != nil {
+			return fmt.Errorf("announcing %s: %w", ip, err)
+		}
+		r.gratuitous.Inc()
+	}
+	return nil
+}
+
+// setOwned replaces the set of addresses answered here. For NDP it joins the solicited-node groups
+// of new addresses before answering for them and leaves those no longer needed after.
+func (r *responder) setOwned(ips map[netip.Addr]struct{}) error {
+	var errs []error
+	want := map[string]int{}
+	if r.fam == familyIPv6 {
+		for ip := range ips {
+			want[string(solicitedNodeMAC(ip))]++
+		}
+		for g := range want {
+			if r.joined[g] == 0 && r.groups != nil {
+				if err := r.groups.JoinGroup(net.HardwareAddr(g)); err != nil {
+					errs = append(errs, fmt.Errorf("joining group %s on %s: %w", net.HardwareAddr(g), r.ifname, err))
+				}
+			}
+		}
+	}
+
+	next := make(map[netip.Addr]struct{}, len(ips))
+	for ip := range ips {
+		next[ip] = struct{}{}
+	}
+	r.mu.Lock()
+	r.owned = next
+	r.mu.Unlock()
+	r.ownedGauge.Set(float64(len(next)))
+
+	if r.fam == familyIPv6 {
+		for g := range r.joined {
+			if want[g] == 0 && r.groups != nil {
+				if err := r.groups.LeaveGroup(net.HardwareAddr(g)); err != nil {
+					errs = append(errs, fmt.Errorf("leaving group %s on %s: %w", net.HardwareAddr(g), r.ifname, err))
+				}
+			}
+		}
+		r.joined = want
+	}
+	return errors.Join(errs...)
+}
+
+func solicitedNodeMAC(ip netip.Addr) net.HardwareAddr {
+	snm, err := ndp.SolicitedNodeMulticast(ip)
+	if err != nil {
+		// Only IPv6 addresses reach here.
+		panic(fmt.Sprintf("solicited-node group of %s: %v", ip, err))
+	}
+	return ipv6MulticastMAC(snm)
+}
+
+// close stops serving and closes the socket.
+func (r *responder) close() error {
+	r.closing.Store(true)
+	close(r.stop)
+	err := r.conn.Close()
+	<-r.done
+	r.ownedGauge.Set(0)
+	if err != nil {
+		return fmt.Errorf("closing %s socket on %s: %w", r.fam, r.ifname, err)
+	}
+	return nil
+}
