@@ -34,9 +34,9 @@ func CheckDeps(t testing.TB, pkg string, forbidden ...string) {
 }
 
 // CheckImports fails t for every package that pkg imports directly (tests excluded) whose
-// import path is one of forbidden or lies below one of them. Use it for rules that only hold
-// for a package's own code, such as "config does not import net or os itself", where a
-// dependency may still use them.
+// import path is exactly one of forbidden (unlike CheckDeps, "net" does not forbid
+// "net/netip"). Use it for rules that only hold for a package's own code, such as "config does
+// not import net or os itself", where a dependency may still use them.
 func CheckImports(t testing.TB, pkg string, forbidden ...string) {
 	t.Helper()
 	g, roots, err := importGraph(pkg)
@@ -46,7 +46,7 @@ func CheckImports(t testing.TB, pkg string, forbidden ...string) {
 	}
 	for _, root := range roots {
 		for _, imp := range g[root] {
-			if matches(imp, forbidden) {
+			if slices.Contains(forbidden, imp) {
 				t.Errorf("%s must not import %s", root, imp)
 			}
 		}
