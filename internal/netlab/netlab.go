@@ -36,7 +36,7 @@ func Available() error {
 		return fmt.Errorf("%w: needs root (running as uid %d)", ErrUnavailable, os.Geteuid())
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		return fmt.Errorf("%w: iproute2 'ip' not found: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: iproute2 'ip' not found: %w", ErrUnavailable, err)
 	}
 	return nil
 }

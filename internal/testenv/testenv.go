@@ -127,7 +127,7 @@ func Start(opts Options) (*Env, error) {
 	args := api.Configure()
 	args.Set("service-cluster-ip-range", ServiceCIDRs)
 	if opts.BindAddress != "" {
-		api.SecureServing.ListenAddr.Address = opts.BindAddress
+		api.Address = opts.BindAddress
 	}
 	for k, v := range opts.ExtraFlags {
 		args.Set(k, v)
