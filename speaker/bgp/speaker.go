@@ -1,0 +1,362 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is the node-wide configuration of a Speaker.
+type Config struct {
+	// RouterID is the BGP identifier used for peers without their own; an IPv4 address,
+	// usually the node's.
+	RouterID netip.Addr
+	// NodeIPv4 and NodeIPv6 are the node's addresses. They are the next hop of routes sent over a
+	// session of the other family (IPv6 routes over an IPv4 session and vice versa); routes of
+	// the session's own family use the session's local address.
+	NodeIPv4, NodeIPv6 netip.Addr
+	// Logger receives the speaker's and GoBGP's logs (GoBGP's at Debug); nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the speaker's metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Speaker keeps BGP sessions to a set of peers and advertises routes on them. It is safe for
+// concurrent use.
+type Speaker struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	routes   []Route
+	// idle holds stopped GoBGP servers for reuse: GoBGP v3's Serve loop cannot be ended, so a
+	// server is kept and restarted rather than leaked.
+	idle []pooled
+	shut bool
+}
+
+// pooled is a GoBGP server with its logger.
+type pooled struct {
+	srv *server.BgpServer
+	log *swapLogger
+}
+
+// session is one peer's GoBGP server and what was advertised on it.
+type session struct {
+	peer Peer
+	pooled
+	plog *sessionLog
+	adv  map[netip.Prefix]attrs
+}
+
+// New returns a Speaker without peers or routes.
+func New(cfg Config) (*Speaker, error) {
+	if cfg.RouterID.IsValid() && !cfg.RouterID.Unmap().Is4() {
+		return nil, fmt.Errorf("%w: router ID %v is not an IPv4 address", ErrInvalidPeer, cfg.RouterID)
+	}
+	if cfg.NodeIPv4.IsValid() && !cfg.NodeIPv4.Unmap().Is4() {
+		return nil, fmt.Errorf("node IPv4 address %v is not IPv4", cfg.NodeIPv4)
+	}
+	if cfg.NodeIPv6.IsValid() && (!cfg.NodeIPv6.Is6() || cfg.NodeIPv6.Is4In6()) {
+		return nil, fmt.Errorf("node IPv6 address %v is not IPv6", cfg.NodeIPv6)
+	}
+	l := cfg.Logger
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	s := &Speaker{cfg: cfg, log: l, sessions: map[string]*session{}}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
+			return nil, fmt.Errorf("registering BGP metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// SetPeers makes the speaker's sessions those of peers. New peers get a session; a peer whose
+// configuration changed has its session (and only its session) restarted; removed peers get a
+// Cease NOTIFICATION. Sessions of unchanged peers are not touched. The routes last given to
+// SetRoutes are advertised on new sessions.
+func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
+	if err := validatePeers(peers, s.cfg.RouterID); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut {
+		return ErrShutdown
+	}
+	have := make(map[string]Peer, len(s.sessions))
+	for n, ss := range s.sessions {
+		have[n] = ss.peer
+	}
+	d := diffPeers(have, peers)
+	var errs []error
+	for _, n := range d.stop {
+		errs = append(errs, s.stopSession(ctx, s.sessions[n]))
+		delete(s.sessions, n)
+	}
+	for _, p := range d.restart {
+		s.log.Info("restarting BGP session: peer configuration changed", "peer", p.Name)
+		errs = append(errs, s.stopSession(ctx, s.sessions[p.Name]))
+		delete(s.sessions, p.Name)
+	}
+	for _, p := range append(d.restart, d.start...) {
+		ss, err := s.startSession(ctx, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.sessions[p.Name] = ss
+	}
+	errs = append(errs, s.syncRoutes(ctx))
+	return errors.Join(errs...)
+}
+
+// SetRoutes makes routes the advertised routes. Only the difference to what is advertised is
+// sent (UPDATEs with new attributes, or withdrawals); no session is reset.
+func (s *Speaker) SetRoutes(ctx context.Context, routes []Route) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut {
+		return ErrShutdown
+	}
+	s.routes = slices.Clone(routes)
+	return s.syncRoutes(ctx)
+}
+
+// syncRoutes brings every session's advertisements to what s.routes asks for. Callers hold mu.
+func (s *Speaker) syncRoutes(ctx context.Context) error {
+	names := make([]string, 0, len(s.sessions))
+	for n := range s.sessions {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	want, err := desired(names, s.routes)
+	errs := []error{err}
+	for _, n := range names {
+		ss := s.sessions[n]
+		d := diffRoutes(ss.adv, want[n])
+		if d.empty() {
+			continue
+		}
+		errs = append(errs, ss.apply(ctx, d, s.cfg))
+	}
+	return errors.Join(errs...)
+}
+
+// apply sends one session's route changes to its GoBGP server.
+func (ss *session) apply(ctx context.Context, d routeDiff, cfg Config) error {
+	var errs []error
+	for _, p := range d.del {
+		path, err := toAPIPath(p, ss.adv[p], ss.nextHop(p, cfg), ss.peer.ibgp())
+		if err == nil {
+			err = ss.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Path: path})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("withdrawing %v from peer %s: %w", p, ss.peer.Name, err))
+			continue
+		}
+		delete(ss.adv, p)
+	}
+	prefixes := make([]netip.Prefix, 0, len(d.add))
+	for p := range d.add {
+		prefixes = append(prefixes, p)
+	}
+	slices.SortFunc(prefixes, comparePrefix)
+	for _, p := range prefixes {
+		a := d.add[p]
+		nh, err := nextHopFor(p, ss.peer, cfg.NodeIPv4, cfg.NodeIPv6)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		path, err := toAPIPath(p, a, nh, ss.peer.ibgp())
+		if err == nil {
+			// A path for a prefix already advertised replaces it: the peer gets one UPDATE with
+			// the new attributes.
+			_, err = ss.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("advertising %v to peer %s: %w", p, ss.peer.Name, err))
+			continue
+		}
+		ss.adv[p] = a
+	}
+	return errors.Join(errs...)
+}
+
+func (ss *session) nextHop(p netip.Prefix, cfg Config) netip.Addr {
+	nh, _ := nextHopFor(p, ss.peer, cfg.NodeIPv4, cfg.NodeIPv6)
+	return nh
+}
+
+// startSession starts (or restarts an idle) GoBGP server for p: no listener, imports rejected,
+// and p as its only neighbor. Callers hold mu.
+func (s *Speaker) startSession(ctx context.Context, p Peer) (*session, error) {
+	lg := newSessionLog(s.log, p)
+	var pl pooled
+	if n := len(s.idle); n > 0 {
+		pl, s.idle = s.idle[n-1], s.idle[:n-1]
+	} else {
+		pl.log = &swapLogger{}
+		pl.log.cur.Store(lg)
+		pl.srv = server.NewBgpServer(server.LoggerOption(pl.log))
+		go pl.srv.Serve()
+	}
+	pl.log.cur.Store(lg)
+	srv := pl.srv
+	ss := &session{peer: p, pooled: pl, plog: lg, adv: map[netip.Prefix]attrs{}}
+	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: toAPIGlobal(p, s.cfg.RouterID)}); err != nil {
+		s.idle = append(s.idle, pl)
+		return nil, fmt.Errorf("starting BGP for peer %s: %w", p.Name, err)
+	}
+	// The speaker is not a router: whatever peers send is never imported into its RIB.
+	err := srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_IMPORT, DefaultAction: api.RouteAction_REJECT,
+	}})
+	if err != nil {
+		err = fmt.Errorf("rejecting imports from peer %s: %w", p.Name, err)
+	} else if err = srv.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p)}); err != nil {
+		err = fmt.Errorf("adding peer %s (%v): %w", p.Name, p.Address, err)
+	}
+	if err != nil {
+		_ = srv.StopBgp(context.WithoutCancel(ctx), &api.StopBgpRequest{})
+		s.idle = append(s.idle, pl)
+		return nil, err
+	}
+	s.log.Info("BGP session configured", "peer", p.Name, "address", p.Address, "myASN", p.MyASN, "peerASN", p.PeerASN)
+	return ss, nil
+}
+
+// stopSession withdraws what the session advertised and closes it with a Cease NOTIFICATION.
+// Callers hold mu.
+func (s *Speaker) stopSession(ctx context.Context, ss *session) error {
+	var errs []error
+	del := make([]netip.Prefix, 0, len(ss.adv))
+	for p := range ss.adv {
+		del = append(del, p)
+	}
+	slices.SortFunc(del, comparePrefix)
+	if len(del) > 0 {
+		errs = append(errs, ss.apply(ctx, routeDiff{del: del}, s.cfg))
+	}
+	// StopBgp deletes the neighbor, which sends the NOTIFICATION and waits for the session's
+	// goroutines; it must run to the end even when ctx is done.
+	if err := ss.srv.StopBgp(context.WithoutCancel(ctx), &api.StopBgpRequest{}); err != nil {
+		errs = append(errs, fmt.Errorf("stopping BGP session to %s: %w", ss.peer.Name, err))
+	}
+	s.idle = append(s.idle, ss.pooled)
+	s.log.Info("BGP session stopped", "peer", ss.peer.Name)
+	return errors.Join(errs...)
+}
+
+// Status returns the state of every session, sorted by peer name.
+func (s *Speaker) Status() []PeerStatus {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	out := make([]PeerStatus, 0, len(sessions))
+	for _, ss := range sessions {
+		out = append(out, ss.status())
+	}
+	slices.SortFunc(out, func(a, b PeerStatus) int { return compareStrings(a.Name, b.Name) })
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (ss *session) status() PeerStatus {
+	st := PeerStatus{Name: ss.peer.Name, Address: ss.peer.Address, LastError: ss.plog.lastError()}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := ss.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		if p.State == nil {
+			return
+		}
+		st.State = fromAPIState(p.State.SessionState)
+		if m := p.State.Messages; m != nil && m.Sent != nil {
+			st.UpdatesSent = m.Sent.Update
+		}
+		for _, af := range p.AfiSafis {
+			if af.State != nil {
+				st.PrefixesAdvertised += int(af.State.Advertised)
+			}
+		}
+		if st.State == StateEstablished && p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
+			st.EstablishedSince = p.Timers.State.Uptime.AsTime()
+		}
+	})
+	if err != nil && st.LastError == "" {
+		st.LastError = fmt.Sprintf("reading session state: %v", err)
+	}
+	if st.State == StateEstablished {
+		st.LastError = ""
+	}
+	return st
+}
+
+// Shutdown withdraws every route and closes every session with a Cease NOTIFICATION, so peers
+// stop forwarding to this node before it exits. It returns when all sessions are closed; later
+// calls return ErrShutdown.
+func (s *Speaker) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut {
+		return ErrShutdown
+	}
+	s.shut = true
+	names := make([]string, 0, len(s.sessions))
+	for n := range s.sessions {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	// Withdraw first everywhere, then close: the withdrawals reach every peer at about the
+	// same time, and a peer with graceful restart does not keep the routes as stale.
+	var errs []error
+	for _, n := range names {
+		ss := s.sessions[n]
+		del := make([]netip.Prefix, 0, len(ss.adv))
+		for p := range ss.adv {
+			del = append(del, p)
+		}
+		errs = append(errs, ss.apply(ctx, routeDiff{del: del}, s.cfg))
+	}
+	var wg sync.WaitGroup
+	stopErrs := make([]error, len(names))
+	for i, n := range names {
+		ss := s.sessions[n]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ss.srv.StopBgp(context.WithoutCancel(ctx), &api.StopBgpRequest{}); err != nil {
+				stopErrs[i] = fmt.Errorf("stopping BGP session to %s: %w", n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	s.sessions = map[string]*session{}
+	s.log.Info("BGP speaker shut down", "sessions", len(names))
+	return errors.Join(append(errs, stopErrs...)...)
+}

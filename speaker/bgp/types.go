@@ -1,0 +1,125 @@
+package bgp
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Peer is one BGP session the speaker keeps. Two Peers are the same session configuration when
+// they are equal (==); SetPeers restarts a session only when its Peer changed.
+type Peer struct {
+	// Name identifies the peer (the BGPPeer's name); Routes refer to peers by it.
+	Name string
+	// MyASN is the speaker's AS on this session; PeerASN the peer's. Equal ASNs make the
+	// session iBGP, different ones eBGP.
+	MyASN, PeerASN uint32
+	// Address of the peer, IPv4 or IPv6.
+	Address netip.Addr
+	// Port of the peer; 179 when 0.
+	Port uint16
+	// SourceAddress is the local address of the TCP connection; chosen by the kernel when zero.
+	SourceAddress netip.Addr
+	// RouterID of the speaker on this session; Config.RouterID when zero.
+	RouterID netip.Addr
+	// HoldTime, KeepaliveTime and ConnectTime (connect retry, also the wait after a session
+	// reset) in whole seconds; GoBGP's defaults (90 s, 30 s, 120 s) when zero.
+	HoldTime, KeepaliveTime, ConnectTime time.Duration
+	// EBGPMultiHop sends with TTL 255 so the peer may be more than one hop away.
+	EBGPMultiHop bool
+	// Password enables TCP MD5 (RFC 2385) with this password when not empty.
+	Password string
+	// GracefulRestart advertises the graceful restart capability (RFC 4724) for both families.
+	GracefulRestart bool
+}
+
+// Route is a prefix to advertise and the attributes to send with it.
+type Route struct {
+	// Prefix to advertise: a service IP as /32 or /128, or an aggregate of it.
+	Prefix netip.Prefix
+	// Communities are standard communities (RFC 1997), each high<<16 | low.
+	Communities []uint32
+	// LargeCommunities are RFC 8092 communities (global administrator, local 1, local 2).
+	LargeCommunities [][3]uint32
+	// LocalPref is sent to iBGP peers only; nil sends GoBGP's default (100) to them.
+	LocalPref *uint32
+	// Peers names the peers to advertise to; every configured peer when empty. Names of peers
+	// that are not configured are ignored, so routes may be set before their peers.
+	Peers []string
+}
+
+// State is the state of a BGP session (RFC 4271, section 8.2.2).
+type State int
+
+// Session states.
+const (
+	StateUnknown State = iota
+	StateIdle
+	StateConnect
+	StateActive
+	StateOpenSent
+	StateOpenConfirm
+	StateEstablished
+)
+
+func (s State) String() string {
+	switch s {
+	case StateIdle:
+		return "Idle"
+	case StateConnect:
+		return "Connect"
+	case StateActive:
+		return "Active"
+	case StateOpenSent:
+		return "OpenSent"
+	case StateOpenConfirm:
+		return "OpenConfirm"
+	case StateEstablished:
+		return "Established"
+	default:
+		return "Unknown"
+	}
+}
+
+// MarshalText makes a State read as its name in JSON and logs.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a State's name.
+func (s *State) UnmarshalText(b []byte) error {
+	for c := StateUnknown; c <= StateEstablished; c++ {
+		if c.String() == string(b) {
+			*s = c
+			return nil
+		}
+	}
+	*s = StateUnknown
+	return nil
+}
+
+// PeerStatus is what the speaker knows about one session.
+type PeerStatus struct {
+	Name    string
+	Address netip.Addr
+	State   State
+	// EstablishedSince is when the session came up; zero when it is not Established.
+	EstablishedSince time.Time
+	// LastError says why the session is not (or was not) up, e.g. that the TCP connection timed
+	// out or which NOTIFICATION was exchanged. It is cleared when the session is established.
+	LastError string
+	// PrefixesAdvertised is the number of prefixes in the session's Adj-RIB-Out.
+	PrefixesAdvertised int
+	// UpdatesSent counts UPDATE messages sent on the session.
+	UpdatesSent uint64
+}
+
+var (
+	// ErrInvalidPeer is wrapped by SetPeers errors about a Peer that cannot be used.
+	ErrInvalidPeer = errors.New("invalid BGP peer")
+	// ErrInvalidRoute is wrapped by SetRoutes errors about a Route that cannot be used.
+	ErrInvalidRoute = errors.New("invalid BGP route")
+	// ErrNoNextHop is wrapped when a route of one family must go over a session of the other
+	// family and the speaker has no address of the route's family (Config.NodeIPv4/NodeIPv6).
+	ErrNoNextHop = errors.New("no next hop of the route's family")
+	// ErrShutdown is returned by calls made after Shutdown.
+	ErrShutdown = errors.New("BGP speaker shut down")
+)
