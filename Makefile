@@ -58,6 +58,16 @@ test: deps kube-assets ## Install what the tests need and run every test this ma
 test-unit: ## Run the tests that need neither root nor an API server (others skip).
 	go test -count=1 -short ./...
 
+##@ Measurements
+BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/bgp/ ./e2e/
+.PHONY: bench
+bench: deps kube-assets build ## Run the benchmarks; write bench/report.json and bench/REPORT.md.
+	mkdir -p bench
+	{ go test -count=1 -run '^$$' -bench . -benchmem ./controller/allocator/ ; \
+	  for p in $(BENCH_PKGS_MEASURE); do [ -d "$$p" ] || continue; \
+	    HERALD_BENCH=1 HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 60m -run 'Measure' -v $$p ; done ; } 2>&1 | tee bench/raw.txt
+	go run ./hack/benchreport -in bench/raw.txt -out bench
+
 ##@ Dependencies
 .PHONY: deps
 deps: ## Install the Debian packages the tests use (apt-get, root only) when missing.

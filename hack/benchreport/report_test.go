@@ -1,0 +1,55 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []Metric
+	}{
+		{
+			name: "go benchmarks and ratio",
+			in: `goos: linux
+BenchmarkAssignEmpty16-2   	 1000000	       500.0 ns/op	      64 B/op
+BenchmarkAssignFull16-2    	 1000000	       600.0 ns/op
+BenchmarkMemoryPerIP-2     	       1	 123 B/ip
+BenchmarkUnknown-2 1 5 ns/op
+PASS`,
+			want: []Metric{
+				{"alloc_bytes_per_ip", 123, "B/ip"},
+				{"alloc_empty16_ns_per_op", 500, "ns/op"},
+				{"alloc_full16_ns_per_op", 600, "ns/op"},
+				{"alloc_full16_vs_empty16_ratio", 1.2, "ratio"},
+			},
+		},
+		{
+			name: "BENCHJSON lines, last wins, prefix ignored",
+			in: `    lab_test.go:12: BENCHJSON {"name":"l2_failover_kill_median_ms","value":300,"unit":"ms"}
+BENCHJSON {"name":"l2_failover_kill_median_ms","value":250,"unit":"ms"}`,
+			want: []Metric{{"l2_failover_kill_median_ms", 250, "ms"}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parse(strings.NewReader(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("parse (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseRejectsBadJSON(t *testing.T) {
+	if _, err := parse(strings.NewReader(`BENCHJSON {"name":`)); err == nil {
+		t.Fatal("want an error for a truncated BENCHJSON line")
+	}
+}
