@@ -1,0 +1,163 @@
+package bgp
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func u32(v uint32) *uint32      { return &v }
+
+var cmpOpts = []cmp.Option{
+	cmp.AllowUnexported(attrs{}, routeDiff{}, peerDiff{}),
+	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+}
+
+func TestDesired(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		peers   []string
+		routes  []Route
+		want    ribs
+		wantErr error
+	}{{
+		name:   "empty peers list means every peer",
+		peers:  []string{"a", "b"},
+		routes: []Route{{Prefix: pfx("198.51.100.10/32"), Communities: []uint32{2, 1, 2}}},
+		want: ribs{
+			"a": {pfx("198.51.100.10/32"): {communities: []uint32{1, 2}}},
+			"b": {pfx("198.51.100.10/32"): {communities: []uint32{1, 2}}},
+		},
+	}, {
+		name:  "routes go to the named peers only, unknown names ignored",
+		peers: []string{"a", "b"},
+		routes: []Route{
+			{Prefix: pfx("198.51.100.10/32"), Peers: []string{"b", "gone"}},
+			{Prefix: pfx("2001:db8::10/128"), Peers: []string{"a"}},
+		},
+		want: ribs{
+			"a": {pfx("2001:db8::10/128"): {}},
+			"b": {pfx("198.51.100.10/32"): {}},
+		},
+	}, {
+		name:  "same prefix for one peer is merged, highest localPref wins",
+		peers: []string{"a"},
+		routes: []Route{
+			{Prefix: pfx("198.51.100.0/24"), Communities: []uint32{5}, LocalPref: u32(50), LargeCommunities: [][3]uint32{{1, 2, 3}}},
+			{Prefix: pfx("198.51.100.7/24"), Communities: []uint32{4, 5}, LocalPref: u32(200), LargeCommunities: [][3]uint32{{1, 2, 3}, {1, 1, 9}}},
+			{Prefix: pfx("198.51.100.0/24"), LocalPref: u32(100)},
+		},
+		want: ribs{"a": {pfx("198.51.100.0/24"): {
+			communities: []uint32{4, 5}, large: [][3]uint32{{1, 1, 9}, {1, 2, 3}}, localPref: u32(200),
+		}}},
+	}, {
+		name:   "IPv4-mapped prefix becomes IPv4",
+		peers:  []string{"a"},
+		routes: []Route{{Prefix: pfx("::ffff:198.51.100.9/128")}},
+		want:   ribs{"a": {pfx("198.51.100.9/32"): {}}},
+	}, {
+		name:    "invalid prefix is reported, others kept",
+		peers:   []string{"a"},
+		routes:  []Route{{}, {Prefix: pfx("2001:db8::/120")}},
+		want:    ribs{"a": {pfx("2001:db8::/120"): {}}},
+		wantErr: ErrInvalidRoute,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := desired(tc.peers, tc.routes)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("desired error = %v, want %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, got, cmpOpts...); diff != "" {
+				t.Errorf("desired (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDiffRoutes(t *testing.T) {
+	a1 := attrs{communities: []uint32{1}}
+	a2 := attrs{communities: []uint32{2}}
+	lp := attrs{localPref: u32(10)}
+	for _, tc := range []struct {
+		name       string
+		have, want map[netip.Prefix]attrs
+		diff       routeDiff
+	}{
+		{"nothing", nil, nil, routeDiff{add: map[netip.Prefix]attrs{}}},
+		{"add", nil, map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a1},
+			routeDiff{add: map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a1}}},
+		{"unchanged", map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a1}, map[netip.Prefix]attrs{pfx("198.51.100.1/32"): {communities: []uint32{1}}},
+			routeDiff{add: map[netip.Prefix]attrs{}}},
+		{"attributes changed", map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a1, pfx("198.51.100.2/32"): {}},
+			map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a2, pfx("198.51.100.2/32"): lp},
+			routeDiff{add: map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a2, pfx("198.51.100.2/32"): lp}}},
+		{"withdraw sorted", map[netip.Prefix]attrs{pfx("2001:db8::1/128"): a1, pfx("198.51.100.2/32"): a1, pfx("198.51.100.1/32"): a1}, nil,
+			routeDiff{add: map[netip.Prefix]attrs{}, del: []netip.Prefix{pfx("198.51.100.1/32"), pfx("198.51.100.2/32"), pfx("2001:db8::1/128")}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.diff, diffRoutes(tc.have, tc.want), cmpOpts...); diff != "" {
+				t.Errorf("diffRoutes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDiffPeers(t *testing.T) {
+	a := Peer{Name: "a", MyASN: 64512, PeerASN: 64500, Address: netip.MustParseAddr("198.51.100.1")}
+	b := Peer{Name: "b", MyASN: 64512, PeerASN: 64500, Address: netip.MustParseAddr("2001:db8::1")}
+	c := Peer{Name: "c", MyASN: 64512, PeerASN: 64512, Address: netip.MustParseAddr("198.51.100.3")}
+	b2 := b
+	b2.Password = "new"
+	have := map[string]Peer{"a": a, "b": b, "c": c}
+	got := diffPeers(have, []Peer{b2, a, {Name: "d"}})
+	want := peerDiff{start: []Peer{{Name: "d"}}, restart: []Peer{b2}, stop: []string{"c"}}
+	if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
+		t.Errorf("diffPeers (-want +got):\n%s", diff)
+	}
+	if d := diffPeers(have, []Peer{c, b, a}); len(d.start)+len(d.restart)+len(d.stop) != 0 {
+		t.Errorf("diffPeers of the same peers = %+v, want nothing to do", d)
+	}
+}
+
+func TestValidatePeers(t *testing.T) {
+	ok := Peer{Name: "a", MyASN: 64512, PeerASN: 64500, Address: netip.MustParseAddr("198.51.100.1"),
+		HoldTime: 3 * time.Second, KeepaliveTime: time.Second}
+	id := netip.MustParseAddr("198.51.100.10")
+	if err := validatePeers([]Peer{ok}, id); err != nil {
+		t.Fatalf("valid peer: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*Peer)
+		id   netip.Addr
+	}{
+		{"no name", func(p *Peer) { p.Name = "" }, id},
+		{"no ASN", func(p *Peer) { p.PeerASN = 0 }, id},
+		{"no address", func(p *Peer) { p.Address = netip.Addr{} }, id},
+		{"source of other family", func(p *Peer) { p.SourceAddress = netip.MustParseAddr("2001:db8::1") }, id},
+		{"no router ID", func(p *Peer) {}, netip.Addr{}},
+		{"IPv6 router ID", func(p *Peer) { p.RouterID = netip.MustParseAddr("2001:db8::1") }, id},
+		{"fractional seconds", func(p *Peer) { p.ConnectTime = 1500 * time.Millisecond }, id},
+		{"hold time too short", func(p *Peer) { p.HoldTime = 2 * time.Second }, id},
+		{"keepalive above hold", func(p *Peer) { p.KeepaliveTime = 5 * time.Second }, id},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ok
+			tc.mod(&p)
+			if err := validatePeers([]Peer{p}, tc.id); !errors.Is(err, ErrInvalidPeer) {
+				t.Errorf("validatePeers = %v, want ErrInvalidPeer", err)
+			}
+		})
+	}
+	if err := validatePeers([]Peer{ok, ok}, id); !errors.Is(err, ErrInvalidPeer) {
+		t.Errorf("duplicate names: %v, want ErrInvalidPeer", err)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
