@@ -1,0 +1,222 @@
+package allocator
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestCounts(t *testing.T) {
+	tests := []struct {
+		name    string
+		pool    Pool
+		assign  []Service
+		v4, v6  [3]string // size, assigned, available
+		noCheck bool
+	}{
+		{
+			name: "IPv4 /8",
+			pool: pool("p", cidr("10.0.0.0/8")),
+			v4:   [3]string{"16777216", "0", "16777216"},
+			v6:   [3]string{"0", "0", "0"},
+		},
+		{
+			name: "IPv4 /8 avoiding buggy IPs",
+			pool: Pool{Name: "p", Ranges: []Range{cidr("10.0.0.0/8")}, AvoidBuggyIPs: true},
+			v4:   [3]string{"16646144", "0", "16646144"},
+			v6:   [3]string{"0", "0", "0"},
+		},
+		{
+			name:   "odd range avoiding buggy IPs, a shared address counts once",
+			pool:   Pool{Name: "p", Ranges: []Range{span("10.0.0.250", "10.0.1.5")}, AutoAssign: true, AvoidBuggyIPs: true},
+			assign: []Service{{Key: "ns/a", SharingKey: "k", Ports: tcp(1)}, {Key: "ns/b", SharingKey: "k", Ports: tcp(2)}, {Key: "ns/c"}},
+			v4:     [3]string{"10", "2", "8"},
+			v6:     [3]string{"0", "0", "0"},
+		},
+		{
+			name:   "two IPv6 /64",
+			pool:   pool("p", cidr("fd00::/64"), cidr("fd01::/64")),
+			assign: []Service{{Key: "ns/a", Families: []Family{IPv6}}},
+			v4:     [3]string{"0", "0", "0"},
+			v6:     [3]string{"36893488147419103232", "1", "36893488147419103231"},
+		},
+		{
+			name: "IPv6 /1 and everything IPv4",
+			pool: pool("p", cidr("::/1"), cidr("0.0.0.0/0")),
+			v4:   [3]string{"4294967296", "0", "4294967296"},
+			v6:   [3]string{"170141183460469231731687303715884105728", "0", "170141183460469231731687303715884105728"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := New([]Pool{tc.pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tc.assign {
+				if _, err := a.Assign(&s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, ok := a.PoolCounts("p")
+			if !ok {
+				t.Fatal("no counts for pool p")
+			}
+			got := [2][3]string{
+				{c.IPv4.Size.String(), c.IPv4.Assigned.String(), c.IPv4.Available.String()},
+				{c.IPv6.Size.String(), c.IPv6.Assigned.String(), c.IPv6.Available.String()},
+			}
+			if diff := cmp.Diff([2][3]string{tc.v4, tc.v6}, got); diff != "" {
+				t.Errorf("counts (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]PoolCounts{c}, a.Counts()); diff != "" {
+				t.Errorf("Counts (-want +got):\n%s", diff)
+			}
+			if err := checkInvariants(a); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if _, ok := (&Allocator{pools: &poolSet{}}).PoolCounts("nope"); ok {
+		t.Error("PoolCounts of a missing pool reported ok")
+	}
+}
+
+func TestUint128(t *testing.T) {
+	tests := []struct {
+		name string
+		u    Uint128
+		want string
+	}{
+		{"zero", Uint128{}, "0"},
+		{"max64", Uint128{0, ^uint64(0)}, "18446744073709551615"},
+		{"2^64", Uint128{1, 0}, "18446744073709551616"},
+		{"max", Uint128{^uint64(0), ^uint64(0)}, "340282366920938463463374607431768211455"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, tc.u.String()); diff != "" {
+				t.Errorf("String (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.want, tc.u.Big().String()); diff != "" {
+				t.Errorf("Big (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if got, _ := (Uint128{1, 0}).divmod64(10); got.String() != "1844674407370955161" {
+		t.Errorf("2^64/10 = %s", got)
+	}
+}
+
+func TestPrefixRange(t *testing.T) {
+	tests := []struct{ prefix, want string }{
+		{"10.1.2.3/8", "10.0.0.0-10.255.255.255"},
+		{"0.0.0.0/0", "0.0.0.0-255.255.255.255"},
+		{"192.0.2.7/32", "192.0.2.7"},
+		{"fd00::/64", "fd00::-fd00::ffff:ffff:ffff:ffff"},
+		{"fd00::/65", "fd00::-fd00::7fff:ffff:ffff:ffff"},
+		{"fd00::/63", "fd00::-fd00::1:ffff:ffff:ffff:ffff"},
+		{"::/0", "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.prefix, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, PrefixRange(netip.MustParsePrefix(tc.prefix)).String()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestSpaceMapping checks that offsets number exactly the usable addresses, in order.
+func TestSpaceMapping(t *testing.T) {
+	tests := []struct {
+		name   string
+		avoid  bool
+		ranges []Range
+	}{
+		{"plain", false, []Range{span("10.0.0.250", "10.0.1.3"), span("10.0.2.255", "10.0.3.0")}},
+		{"buggy", true, []Range{span("10.0.0.250", "10.0.1.3"), span("10.0.2.255", "10.0.3.0"), span("10.0.4.0", "10.0.4.1"), span("10.0.5.255", "10.0.6.2")}},
+		{"buggy edges", true, []Range{span("0.0.0.0", "0.0.0.2"), span("255.255.255.250", "255.255.255.255")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sp, ok := newSpace(IPv4, tc.avoid, tc.ranges)
+			if !ok {
+				t.Fatal("newSpace failed")
+			}
+			var want, got []string
+			for _, r := range tc.ranges {
+				for ip := r.First; ; ip = ip.Next() {
+					if b := ip.As4()[3]; !tc.avoid || (b != 0 && b != 255) {
+						want = append(want, ip.String())
+					}
+					if _, ok := sp.offset(ip); ok != (len(want) > 0 && want[len(want)-1] == ip.String()) {
+						t.Errorf("offset(%s) ok = %v", ip, ok)
+					}
+					if ip == r.Last {
+						break
+					}
+				}
+			}
+			for o := (Uint128{}); o.less(sp.size); o = o.inc() {
+				ip := sp.addr(o)
+				got = append(got, ip.String())
+				if back, ok := sp.offset(ip); !ok || back != o {
+					t.Errorf("offset(addr(%s)) = %s, %v", o, back, ok)
+				}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("addresses (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestIntervalSet compares the run set with a plain set under random operations.
+func TestIntervalSet(t *testing.T) {
+	for _, hi := range []uint64{0, 1 << 40} {
+		r := rand.New(rand.NewPCG(1, hi))
+		var s intervalSet
+		model := map[uint64]bool{}
+		for i := 0; i < 20000; i++ {
+			x := r.Uint64N(300)
+			u := Uint128{hi, x}
+			if r.IntN(2) == 0 {
+				if got := s.add(u); got != !model[x] {
+					t.Fatalf("add(%d) = %v", x, got)
+				}
+				model[x] = true
+			} else {
+				if got := s.remove(u); got != model[x] {
+					t.Fatalf("remove(%d) = %v", x, got)
+				}
+				delete(model, x)
+			}
+			if i%97 == 0 {
+				for y := uint64(0); y < 300; y++ {
+					if s.contains(Uint128{hi, y}) != model[y] {
+						t.Fatalf("step %d: contains(%d) wrong", i, y)
+					}
+				}
+				if err := checkSpace(&space{size: Uint128{hi + 1, 0}, used: uint64(len(model)), taken: s}, uint64(len(model))); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+			}
+		}
+	}
+	// The ends of the 128-bit range.
+	var s intervalSet
+	max := Uint128{^uint64(0), ^uint64(0)}
+	for _, u := range []Uint128{max, max.dec(), {}, u128(1)} {
+		s.add(u)
+	}
+	if s.runs != 2 || !s.contains(max) || s.contains(u128(2)) {
+		t.Errorf("ends: runs %d", s.runs)
+	}
+	s.remove(max.dec())
+	if s.runs != 2 || !s.contains(max) || s.contains(max.dec()) {
+		t.Errorf("ends after remove: runs %d", s.runs)
+	}
+}
