@@ -151,6 +151,24 @@ func TestStickiness(t *testing.T) {
 			},
 		},
 		{
+			name: "next fit wraps after jumping a run that reaches the end",
+			steps: []step{
+				{svc: Service{Key: "ns/0"}, want: []string{"10.0.0.0@a"}},
+				{svc: Service{Key: "ns/1"}, want: []string{"10.0.0.1@a"}},
+				{svc: Service{Key: "ns/2"}, want: []string{"10.0.0.2@a"}},
+				{svc: Service{Key: "ns/3"}, want: []string{"10.0.0.3@a"}},
+				{op: "reserve", svc: Service{Key: "ns/4"}, ips: addrs("10.0.0.4"), want: []string{"10.0.0.4@a"}},
+				{op: "reserve", svc: Service{Key: "ns/5"}, ips: addrs("10.0.0.5"), want: []string{"10.0.0.5@a"}},
+				{op: "reserve", svc: Service{Key: "ns/6"}, ips: addrs("10.0.0.6"), want: []string{"10.0.0.6@a"}},
+				{op: "reserve", svc: Service{Key: "ns/7"}, ips: addrs("10.0.0.7"), want: []string{"10.0.0.7@a"}},
+				{op: "release", svc: Service{Key: "ns/2"}, rel: []string{"ns/2 10.0.0.2@a"}},
+				{svc: Service{Key: "ns/8"}, want: []string{"10.0.0.2@a"}},
+				{op: "release", svc: Service{Key: "ns/0"}, rel: []string{"ns/0 10.0.0.0@a"}},
+				{svc: Service{Key: "ns/9"}, want: []string{"10.0.0.0@a"}},
+				{svc: Service{Key: "ns/10"}, err: ErrPoolFull, errMsg: `pool "a" is full: 8 of 8 IPv4 addresses in use`},
+			},
+		},
+		{
 			name: "a service that stops matching its restricted pool moves",
 			steps: []step{
 				{svc: Service{Key: "ns/a", Labels: gold}, want: []string{"10.0.3.0@r"}},
