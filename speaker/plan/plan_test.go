@@ -1,0 +1,218 @@
+package plan
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/speaker/election"
+)
+
+func meta(name string, lbls map[string]string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: "herald-system", Labels: lbls}
+}
+
+var netipCmp = cmp.Options{
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// testConfig: pool l2 (announced over layer 2 on eth0), pool bgp (advertised to peer tor, aggregated
+// to /24 for IPv4 with communities and localPref), pool dark (announced by nothing).
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	s := config.Snapshot{
+		Pools: []v1beta1.IPAddressPool{
+			{ObjectMeta: meta("l2", nil), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.100-198.51.100.119", "2001:db8:1::100/120"}}},
+			{ObjectMeta: meta("bgp", nil), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.192/28"}}},
+			{ObjectMeta: meta("dark", nil), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.160/28"}}},
+		},
+		L2Advertisements: []v1beta1.L2Advertisement{
+			{ObjectMeta: meta("l2", nil), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"l2"}, Interfaces: []string{"eth0"}}},
+		},
+		BGPAdvertisements: []v1beta1.BGPAdvertisement{
+			{ObjectMeta: meta("bgp", nil), Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp"}, AggregationLength: ptr(int32(28)), Communities: []string{"64512:100"}, LocalPref: ptr(uint32(200))}},
+		},
+		Peers: []v1beta1.BGPPeer{
+			{ObjectMeta: meta("tor", nil), Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: "198.51.100.1"}},
+			{ObjectMeta: meta("rack-b", nil), Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.2",
+				NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "b"}}}}},
+		},
+	}
+	c, err := config.Parse(s)
+	if err != nil {
+		t.Fatalf("config.Parse: %v", err)
+	}
+	return c
+}
+
+func nodes(alive ...string) []election.Node {
+	var ns []election.Node
+	for _, n := range []string{"n1", "n2", "n3"} {
+		node := election.Node{Name: n, Ready: true, Interfaces: []string{"eth0"}, Labels: map[string]string{"rack": "a"}}
+		for _, a := range alive {
+			if a == n {
+				node.Alive = true
+			}
+		}
+		if n == "n3" {
+			node.Labels = map[string]string{"rack": "b"}
+		}
+		ns = append(ns, node)
+	}
+	return ns
+}
+
+var (
+	l2IP  = netip.MustParseAddr("198.51.100.105")
+	l2IP6 = netip.MustParseAddr("2001:db8:1::105")
+	bgpIP = netip.MustParseAddr("198.51.100.193")
+)
+
+func TestLayer2ExactlyOneOwner(t *testing.T) {
+	c := testConfig(t)
+	svcs := []Service{{Key: "ns/web", IPs: []netip.Addr{l2IP, l2IP6}}, {Key: "ns/dns", IPs: []netip.Addr{l2IP}}}
+	for _, alive := range [][]string{{"n1", "n2", "n3"}, {"n2", "n3"}, {"n3"}} {
+		owners := map[netip.Addr][]string{}
+		for _, self := range []string{"n1", "n2", "n3"} {
+			p := Compute(Input{Config: c, Self: self, Nodes: nodes(alive...), Services: svcs})
+			for ip, ifaces := range p.L2Owned {
+				owners[ip] = append(owners[ip], self)
+				if diff := cmp.Diff([]string{"eth0"}, ifaces, netipCmp); diff != "" {
+					t.Errorf("interfaces (-want +got):\n%s", diff)
+				}
+				if p.L2Owners[ip] != self {
+					t.Errorf("%s owns %s but L2Owners says %s", self, ip, p.L2Owners[ip])
+				}
+			}
+		}
+		for _, ip := range []netip.Addr{l2IP, l2IP6} {
+			if len(owners[ip]) != 1 {
+				t.Errorf("alive %v: %s answered by %v, want exactly one node", alive, ip, owners[ip])
+			}
+			for _, o := range owners[ip] {
+				if !contains(alive, o) {
+					t.Errorf("alive %v: %s owned by dead node %s", alive, ip, o)
+				}
+			}
+		}
+	}
+}
+
+func TestLayer2AssignmentsListEveryServiceOfASharedIP(t *testing.T) {
+	c := testConfig(t)
+	svcs := []Service{{Key: "ns/b", IPs: []netip.Addr{l2IP}}, {Key: "ns/a", IPs: []netip.Addr{l2IP}}}
+	p := Compute(Input{Config: c, Self: "n1", Nodes: nodes("n1"), Services: svcs})
+	want := []L2Assignment{{Service: "ns/a", IP: l2IP, Interfaces: []string{"eth0"}}, {Service: "ns/b", IP: l2IP, Interfaces: []string{"eth0"}}}
+	if diff := cmp.Diff(want, p.L2, netipCmp); diff != "" {
+		t.Errorf("L2 (-want +got):\n%s", diff)
+	}
+}
+
+func TestLayer2NeedsTheSelectedInterface(t *testing.T) {
+	c := testConfig(t)
+	ns := nodes("n1", "n2", "n3")
+	for i := range ns {
+		ns[i].Interfaces = []string{"eth1"} // the advertisement allows only eth0
+	}
+	p := Compute(Input{Config: c, Self: "n1", Nodes: ns, Services: []Service{{Key: "ns/web", IPs: []netip.Addr{l2IP}}}})
+	if len(p.L2Owned) != 0 {
+		t.Errorf("L2Owned = %v, want nothing: no node has eth0", p.L2Owned)
+	}
+	if len(p.Unannounced) != 1 || p.Unannounced[0].Service != "ns/web" {
+		t.Errorf("Unannounced = %+v, want ns/web reported", p.Unannounced)
+	}
+}
+
+func TestBGPRoutesAndPeers(t *testing.T) {
+	c := testConfig(t)
+	svcs := []Service{{Key: "ns/api", IPs: []netip.Addr{bgpIP}}}
+	tests := []struct {
+		name      string
+		self      string
+		svc       []Service
+		wantPeers []string
+		want      []Route
+	}{
+		{
+			name: "rack a node: tor only, aggregated with attributes", self: "n1", svc: svcs,
+			wantPeers: []string{"tor"},
+			want: []Route{{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: []config.Community{{Value: 64512<<16 | 100}},
+				LocalPref: ptr(uint32(200)), Peers: []string{"tor"}}},
+		},
+		{
+			name: "rack b node: both peers", self: "n3", svc: svcs,
+			wantPeers: []string{"rack-b", "tor"},
+			want: []Route{{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: []config.Community{{Value: 64512<<16 | 100}},
+				LocalPref: ptr(uint32(200)), Peers: []string{"rack-b", "tor"}}},
+		},
+		{
+			name: "local traffic without an endpoint here: no route", self: "n1",
+			svc:       []Service{{Key: "ns/api", IPs: []netip.Addr{bgpIP}, LocalTraffic: true, ReadyEndpointNodes: []string{"n2"}}},
+			wantPeers: []string{"tor"},
+		},
+		{
+			name: "local traffic with an endpoint here", self: "n2",
+			svc:       []Service{{Key: "ns/api", IPs: []netip.Addr{bgpIP}, LocalTraffic: true, ReadyEndpointNodes: []string{"n2"}}},
+			wantPeers: []string{"tor"},
+			want: []Route{{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: []config.Community{{Value: 64512<<16 | 100}},
+				LocalPref: ptr(uint32(200)), Peers: []string{"tor"}}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Compute(Input{Config: c, Self: tc.self, Nodes: nodes("n1", "n2", "n3"), Services: tc.svc})
+			var peers []string
+			for _, peer := range p.Peers {
+				peers = append(peers, peer.Name)
+			}
+			if diff := cmp.Diff(tc.wantPeers, peers, netipCmp); diff != "" {
+				t.Errorf("peers (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.want, p.Routes, netipCmp); diff != "" {
+				t.Errorf("routes (-want +got):\n%s", diff)
+			}
+			if len(p.L2Owned) != 0 {
+				t.Errorf("a BGP-only pool was announced over layer 2: %v", p.L2Owned)
+			}
+		})
+	}
+}
+
+func TestUnannounced(t *testing.T) {
+	c := testConfig(t)
+	svcs := []Service{
+		{Key: "ns/dark", IPs: []netip.Addr{netip.MustParseAddr("198.51.100.161")}},
+		{Key: "ns/stray", IPs: []netip.Addr{netip.MustParseAddr("198.51.100.250")}},
+	}
+	p := Compute(Input{Config: c, Self: "n1", Nodes: nodes("n1", "n2", "n3"), Services: svcs})
+	want := []Unannounced{
+		{Service: "ns/dark", IP: netip.MustParseAddr("198.51.100.161"), Reason: `no L2Advertisement or BGPAdvertisement announces pool "dark" for this Service`},
+		{Service: "ns/stray", IP: netip.MustParseAddr("198.51.100.250"), Reason: "198.51.100.250 is in no IPAddressPool"},
+	}
+	if diff := cmp.Diff(want, p.Unannounced, netipCmp); diff != "" {
+		t.Errorf("Unannounced (-want +got):\n%s", diff)
+	}
+}
+
+func TestNilConfigAnnouncesNothing(t *testing.T) {
+	p := Compute(Input{Self: "n1", Nodes: nodes("n1"), Services: []Service{{Key: "ns/a", IPs: []netip.Addr{l2IP}}}})
+	if len(p.L2Owned)+len(p.Routes)+len(p.Peers) != 0 {
+		t.Errorf("plan without config = %+v, want empty", p)
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
