@@ -220,7 +220,7 @@ func TestParseDoesNotModifySnapshot(t *testing.T) {
 	for _, broken := range []bool{false, true} {
 		s := fullSnapshot(broken)
 		before := fullSnapshot(broken)
-		Parse(s) //nolint:errcheck // only the snapshot matters here
+		_, _ = Parse(s) // only the snapshot matters here
 		if diff := cmp.Diff(before, s); diff != "" {
 			t.Errorf("Parse modified the snapshot (broken=%v) (-before +after):\n%s", broken, diff)
 		}
