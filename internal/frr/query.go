@@ -21,9 +21,13 @@ type Neighbor struct {
 	State string `json:"bgpState"`
 	// PeerGroup the neighbor belongs to.
 	PeerGroup string `json:"peerGroup"`
+	// UpMsecs is how long the current session has been up, when the neighbor was read.
+	UpMsecs int64 `json:"bgpTimerUpMsec"`
 	// UpSinceEpoch is when the current session was established (Unix seconds).
 	UpSinceEpoch int64 `json:"bgpTimerUpEstablishedEpoch"`
 	// ConnectionsEstablished counts sessions established with this neighbor; a reset adds one.
+	// A dynamic neighbor (from a listen range) is deleted when its session ends, so use UpMsecs
+	// to see whether its session was reset.
 	ConnectionsEstablished int `json:"connectionsEstablished"`
 	ConnectionsDropped     int `json:"connectionsDropped"`
 	// LastResetDueTo is FRR's reason for the last reset.

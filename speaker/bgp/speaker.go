@@ -222,9 +222,7 @@ func (s *Speaker) startSession(ctx context.Context, p Peer) (*session, error) {
 		return nil, fmt.Errorf("starting BGP for peer %s: %w", p.Name, err)
 	}
 	// The speaker is not a router: whatever peers send is never imported into its RIB.
-	err := srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_IMPORT, DefaultAction: api.RouteAction_REJECT,
-	}})
+	err := srv.SetPolicies(ctx, importPolicy())
 	if err != nil {
 		err = fmt.Errorf("rejecting imports from peer %s: %w", p.Name, err)
 	} else if err = srv.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p)}); err != nil {

@@ -164,3 +164,28 @@ func fromAPIState(s api.PeerState_SessionState) State {
 		return StateUnknown
 	}
 }
+
+// importPolicyName names the import policy of every session's server.
+const importPolicyName = "herald-import-local-only"
+
+// importPolicy accepts into the RIB only the paths the speaker adds itself (GoBGP runs local
+// paths through the global import policy too) and rejects everything peers send: the speaker
+// is not a router.
+func importPolicy() *api.SetPoliciesRequest {
+	return &api.SetPoliciesRequest{
+		Policies: []*api.Policy{{
+			Name: importPolicyName,
+			Statements: []*api.Statement{{
+				Name:       "accept-local",
+				Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+				Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+			}},
+		}},
+		Assignments: []*api.PolicyAssignment{{
+			Name:          "global",
+			Direction:     api.PolicyDirection_IMPORT,
+			Policies:      []*api.Policy{{Name: importPolicyName}},
+			DefaultAction: api.RouteAction_REJECT,
+		}},
+	}
+}
