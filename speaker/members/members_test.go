@@ -1,0 +1,379 @@
+package members
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// syncBuffer collects log output; memberlist goroutines may log after the test returned, when
+// t.Log would panic, so logs are kept here and printed only when the test fails.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	buf := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", buf)
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// eventLog records the events a member reports, with the time they arrived.
+type eventLog struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (l *eventLog) add(ev Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, ev)
+}
+
+func (l *eventLog) kinds(node string) []EventKind {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []EventKind
+	for _, ev := range l.events {
+		if ev.Node == node {
+			out = append(out, ev.Kind)
+		}
+	}
+	return out
+}
+
+type testMember struct {
+	*Members
+	name   string
+	port   int
+	events *eventLog
+}
+
+// freePort returns a port that was free for both TCP and UDP on 127.0.0.1 a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("finding a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port
+	}
+	t.Fatalf("no port free for both TCP and UDP on 127.0.0.1")
+	return 0
+}
+
+// start starts a member on 127.0.0.1 on a free port (port 0) or the given port, joining join.
+func start(t *testing.T, name string, port int, key []byte, join ...*testMember) *testMember {
+	t.Helper()
+	var addrs []string
+	for _, j := range join {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", j.port))
+	}
+	fixed := port != 0
+	var lastErr error
+	for range 5 {
+		if !fixed {
+			port = freePort(t)
+		}
+		events := &eventLog{}
+		m, err := New(Config{
+			NodeName:  name,
+			BindAddr:  netip.MustParseAddr("127.0.0.1"),
+			BindPort:  port,
+			Join:      addrs,
+			SecretKey: key,
+			Logger:    testLogger(t),
+			Notify:    events.add,
+		})
+		if err != nil {
+			t.Fatalf("New(%s): %v", name, err)
+		}
+		if lastErr = m.Start(); lastErr != nil {
+			if fixed || !strings.Contains(lastErr.Error(), "address already in use") {
+				break
+			}
+			continue
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		return &testMember{Members: m, name: name, port: port, events: events}
+	}
+	t.Fatalf("starting %s: %v", name, lastErr)
+	return nil
+}
+
+// waitFor polls cond on every member until it holds for all of them, and returns how long
+// that took. It fails the test at the deadline.
+func waitFor(t *testing.T, deadline time.Duration, what string, ms []*testMember, cond func(*testMember) bool) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	timeout := time.NewTimer(deadline)
+	defer timeout.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if !slices.ContainsFunc(ms, func(m *testMember) bool { return !cond(m) }) {
+			return time.Since(begin)
+		}
+		select {
+		case <-tick.C:
+		case <-timeout.C:
+			var views []string
+			for _, m := range ms {
+				views = append(views, fmt.Sprintf("%s sees %v", m.name, m.Members.Members()))
+			}
+			t.Fatalf("%s: not done after %s: %s", what, deadline, strings.Join(views, "; "))
+		}
+	}
+}
+
+func sees(want ...string) func(*testMember) bool {
+	slices.Sort(want)
+	return func(m *testMember) bool { return slices.Equal(m.Members.Members(), want) }
+}
+
+func lacks(name string) func(*testMember) bool {
+	return func(m *testMember) bool { return !slices.Contains(m.Members.Members(), name) }
+}
+
+// cluster starts three members, b and c joining a, and waits for them to converge.
+func cluster(t *testing.T, key []byte) (a, b, c *testMember) {
+	t.Helper()
+	a = start(t, "a", 0, key)
+	b = start(t, "b", 0, key, a)
+	c = start(t, "c", 0, key, a, b)
+	d := waitFor(t, 5*time.Second, "three members converge", []*testMember{a, b, c}, sees("a", "b", "c"))
+	t.Logf("three members converged in %s", d)
+	return a, b, c
+}
+
+func TestConverge(t *testing.T) {
+	a, b, c := cluster(t, nil)
+	for _, m := range []*testMember{a, b, c} {
+		select {
+		case <-m.Changes():
+		default:
+			t.Errorf("%s: no change notification after the others joined", m.name)
+		}
+	}
+	if diff := cmp.Diff([]EventKind{Joined}, a.events.kinds("b")); diff != "" {
+		t.Errorf("a's events about b (-want +got):\n%s", diff)
+	}
+	addr, err := a.LocalAddr()
+	if err != nil || addr != netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(a.port)) {
+		t.Errorf("a.LocalAddr() = %v, %v; want 127.0.0.1:%d", addr, err, a.port)
+	}
+}
+
+func TestFailureDetection(t *testing.T) {
+	a, b, c := cluster(t, nil)
+	// Shutdown without Leave: the peers learn nothing, as with kill -9.
+	if err := c.Shutdown(); err != nil {
+		t.Fatalf("c.Shutdown: %v", err)
+	}
+	d := waitFor(t, 1500*time.Millisecond, "killed member declared dead", []*testMember{a, b}, lacks("c"))
+	t.Logf("killed member detected dead by both peers after %s", d)
+	for _, m := range []*testMember{a, b} {
+		if diff := cmp.Diff([]EventKind{Joined, Gone}, m.events.kinds("c")); diff != "" {
+			t.Errorf("%s's events about c (-want +got):\n%s", m.name, diff)
+		}
+	}
+}
+
+func TestLeave(t *testing.T) {
+	a, b, c := cluster(t, nil)
+	begin := time.Now()
+	if err := c.Leave(time.Second); err != nil {
+		t.Fatalf("c.Leave: %v", err)
+	}
+	d := waitFor(t, 500*time.Millisecond, "leaving member gone", []*testMember{a, b}, lacks("c"))
+	t.Logf("left member gone from both peers %s after Leave returned (%s after it was called)", d, time.Since(begin))
+	if err := c.Shutdown(); err != nil {
+		t.Fatalf("c.Shutdown: %v", err)
+	}
+	for _, m := range []*testMember{a, b} {
+		if diff := cmp.Diff([]EventKind{Joined, Gone}, m.events.kinds("c")); diff != "" {
+			t.Errorf("%s's events about c (-want +got):\n%s", m.name, diff)
+		}
+	}
+}
+
+func TestRestartRejoins(t *testing.T) {
+	a, b, c := cluster(t, nil)
+	if err := c.Shutdown(); err != nil {
+		t.Fatalf("c.Shutdown: %v", err)
+	}
+	waitFor(t, 2*time.Second, "killed member declared dead", []*testMember{a, b}, lacks("c"))
+	c2 := start(t, "c", c.port, nil, a)
+	d := waitFor(t, 3*time.Second, "restarted member back", []*testMember{a, b, c2}, sees("a", "b", "c"))
+	t.Logf("restarted member seen by all after %s", d)
+}
+
+func TestEncryption(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a := start(t, "a", 0, key)
+	b := start(t, "b", 0, key, a)
+	waitFor(t, 5*time.Second, "members with the same key converge", []*testMember{a, b}, sees("a", "b"))
+
+	other := start(t, "other-key", 0, []byte("fedcba9876543210"))
+	if n, err := other.Join([]string{fmt.Sprintf("127.0.0.1:%d", a.port)}); !errors.Is(err, ErrNoPeerReached) {
+		t.Errorf("joining with another key: Join = %d, %v; want %v", n, err, ErrNoPeerReached)
+	}
+	plain := start(t, "plain", 0, nil)
+	if n, err := plain.Join([]string{fmt.Sprintf("127.0.0.1:%d", a.port)}); !errors.Is(err, ErrNoPeerReached) {
+		t.Errorf("joining without a key: Join = %d, %v; want %v", n, err, ErrNoPeerReached)
+	}
+	for _, m := range []*testMember{a, b} {
+		if diff := cmp.Diff([]string{"a", "b"}, m.Members.Members()); diff != "" {
+			t.Errorf("%s's members after foreign joins (-want +got):\n%s", m.name, diff)
+		}
+	}
+	if diff := cmp.Diff([]string{"other-key"}, other.Members.Members()); diff != "" {
+		t.Errorf("other-key's members (-want +got):\n%s", diff)
+	}
+}
+
+// TestCPULoad keeps every core busy for a few seconds and checks that no member is declared
+// dead, or even suspected long enough to leave and come back, while all are alive.
+func TestCPULoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads every core for seconds")
+	}
+	a, b, c := cluster(t, nil)
+	all := []*testMember{a, b, c}
+
+	const loadFor = 4 * time.Second
+	ctx, cancel := context.WithTimeout(t.Context(), loadFor)
+	defer cancel()
+	var wg sync.WaitGroup
+	var spins atomic.Int64
+	for range runtime.NumCPU() * 2 {
+		wg.Go(func() {
+			x := uint64(1)
+			for ctx.Err() == nil {
+				for range 100000 {
+					x = x*6364136223846793005 + 1442695040888963407
+				}
+				spins.Add(int64(x&1) + 1)
+			}
+		})
+	}
+
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	checks := 0
+	for ctx.Err() == nil {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+		checks++
+		for _, m := range all {
+			if got := m.Members.Members(); len(got) != 3 {
+				t.Errorf("under CPU load %s sees %v, want all three", m.name, got)
+			}
+		}
+	}
+	cancel()
+	wg.Wait()
+	for _, m := range all {
+		for _, other := range all {
+			if kinds := m.events.kinds(other.name); slices.Contains(kinds, Gone) {
+				t.Errorf("%s saw %s go away under CPU load: %v", m.name, other.name, kinds)
+			}
+		}
+	}
+	t.Logf("%d membership checks under load on %d CPUs (%d spin rounds), no member lost", checks, runtime.NumCPU(), spins.Load())
+}
+
+func TestJoin(t *testing.T) {
+	a := start(t, "a", 0, nil)
+	self := fmt.Sprintf("127.0.0.1:%d", a.port)
+	if n, err := a.Join([]string{self}); n != 0 || err != nil {
+		t.Errorf("Join(self) = %d, %v; want 0, nil", n, err)
+	}
+	nobody := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	if _, err := a.Join([]string{self, nobody}); !errors.Is(err, ErrNoPeerReached) {
+		t.Errorf("Join(nobody) error = %v, want %v", err, ErrNoPeerReached)
+	}
+	if _, err := a.Join([]string{"speaker-1.example.org"}); err == nil {
+		t.Errorf("Join(host name) succeeded, want an error")
+	}
+	b := start(t, "b", 0, nil)
+	if n, err := b.Join([]string{self, nobody}); n != 1 || err != nil {
+		t.Errorf("Join(a and nobody) = %d, %v; want 1, nil", n, err)
+	}
+	waitFor(t, 5*time.Second, "converge", []*testMember{a, b}, sees("a", "b"))
+}
+
+func TestNotStarted(t *testing.T) {
+	m, err := New(Config{NodeName: "a", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if got := m.Members(); got != nil {
+		t.Errorf("Members() before Start = %v, want nil", got)
+	}
+	if _, err := m.Join([]string{"192.0.2.1"}); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Join before Start: %v, want %v", err, ErrNotStarted)
+	}
+	if err := m.Leave(time.Second); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Leave before Start: %v, want %v", err, ErrNotStarted)
+	}
+	if err := m.Shutdown(); err != nil {
+		t.Errorf("Shutdown before Start: %v", err)
+	}
+}
+
+func TestMeta(t *testing.T) {
+	a := start(t, "a", 0, nil)
+	b := start(t, "b", 0, nil, a)
+	waitFor(t, 5*time.Second, "converge", []*testMember{a, b}, sees("a", "b"))
+	if err := a.SetMeta([]byte("eth0,vlan10"), time.Second); err != nil {
+		t.Fatalf("SetMeta: %v", err)
+	}
+	waitFor(t, 2*time.Second, "metadata gossiped", []*testMember{b}, func(m *testMember) bool {
+		return string(m.MemberMeta()["a"]) == "eth0,vlan10"
+	})
+	if err := a.SetMeta(make([]byte, 513), time.Second); err == nil {
+		t.Errorf("SetMeta(513 bytes) succeeded, want an error")
+	}
+}
