@@ -223,12 +223,13 @@ func ndpOf(b []byte) (*ethernet.Frame, *ipv6.Header, ndp.Message) {
 	return &f, h, m
 }
 
+// isNA matches an Override advertisement for target from the given MAC, to dst (any if invalid).
 func isNA(target netip.Addr, from net.HardwareAddr, solicited bool, dst netip.Addr) func([]byte) bool {
 	return func(b []byte) bool {
 		f, h, m := ndpOf(b)
 		na, ok := m.(*ndp.NeighborAdvertisement)
 		return ok && na.TargetAddress == target && bytes.Equal(f.Source, from) && na.Solicited == solicited &&
-			na.Override && h.Dst.Equal(net.IP(dst.AsSlice()))
+			na.Override && (!dst.IsValid() || h.Dst.Equal(net.IP(dst.AsSlice())))
 	}
 }
 
@@ -322,3 +323,148 @@ func TestLabARPExactlyOneReplyAndLoss(t *testing.T) {
 }
 
 var clientV4Lab = netip.MustParseAddr("198.51.100.100")
+
+func TestLabUnselectedInterface(t *testing.T) {
+	l := newTestLab(t)
+	if err := l.Bridge(l.sw, "br1"); err != nil {
+		t.Fatal(err)
+	}
+	node := l.host(t, "node", "eth0", "br0", "198.51.100.1/24")
+	l.attach(t, node.ns, "eth1", "br1") // no address: a second segment the node is also on
+	client := l.host(t, "client", "eth0", "br0", "198.51.100.100/24")
+	other := l.host(t, "other", "eth0", "br1", "198.51.100.200/24") // same subnet, other segment
+	a := announcerIn(t, node.ns)
+	setOwned(t, a, map[netip.Addr][]string{labV4: {"eth0"}})
+
+	if out, err := l.Exec(client.ns, "arping", "-c", "1", "-w", "2", "-I", "eth0", labV4.String()); err != nil {
+		t.Fatalf("arping on the selected segment: %v\n%s", err, out)
+	}
+	out, err := l.Exec(other.ns, "arping", "-c", "1", "-w", "1", "-I", "eth0", labV4.String())
+	if err == nil || !strings.Contains(out, "Received 0 response") {
+		t.Errorf("arping on the unselected segment: %v, want no response:\n%s", err, out)
+	}
+	// Selecting eth1 too makes it answer there.
+	setOwned(t, a, map[netip.Addr][]string{labV4: {"eth0", "eth1"}})
+	if out, err := l.Exec(other.ns, "arping", "-c", "1", "-w", "2", "-I", "eth0", labV4.String()); err != nil {
+		t.Errorf("arping after selecting eth1: %v\n%s", err, out)
+	}
+}
+
+func TestLabGratuitousOnTakeover(t *testing.T) {
+	_, node1, _, client := twoNodes(t)
+	cp := captureIn(t, client.ns, "eth0")
+	a := announcerIn(t, node1.ns)
+	setOwned(t, a, map[netip.Addr][]string{labV4: {"eth0"}, labV6: {"eth0"}})
+
+	// At once, then the burst: wait for the first three of each kind (0, +100ms, +500ms).
+	var greq, grep, na int
+	deadline := time.Now().Add(3 * time.Second)
+	for (greq < 3 || grep < 3 || na < 3) && time.Now().Before(deadline) {
+		for _, f := range cp.collect(time.Until(deadline), 1, func([]byte) bool { return true }) {
+			switch {
+			case isARP(arp.OperationRequest, labV4, labV4, node1.mac)(f):
+				if fr, _ := arpOf(f); fr.Destination.String() == "ff:ff:ff:ff:ff:ff" {
+					greq++
+				}
+			case isARP(arp.OperationReply, labV4, labV4, node1.mac)(f):
+				grep++
+			case isNA(labV6, node1.mac, false, allNodes)(f):
+				na++
+			}
+		}
+	}
+	if greq < 3 || grep < 3 || na < 3 {
+		t.Errorf("seen %d gratuitous ARP requests, %d replies, %d unsolicited NAs within 3s; want 3 of each", greq, grep, na)
+	}
+}
+
+func TestLabIPv6(t *testing.T) {
+	l, node1, node2, client := twoNodes(t)
+	a1, a2 := announcerIn(t, node1.ns), announcerIn(t, node2.ns)
+	setOwned(t, a1, map[netip.Addr][]string{labV6: {"eth0"}})
+	setOwned(t, a2, map[netip.Addr][]string{netip.MustParseAddr("2001:db8::11"): {"eth0"}})
+	cp := captureIn(t, client.ns, "eth0")
+
+	// Multicast solicitation, from the kernel: ping fills the neighbour table.
+	_, _ = l.Exec(client.ns, "ping", "-6", "-c", "1", "-W", "1", labV6.String())
+	if line, ok := neighbour(t, l, client.ns, labV6, node1.mac, 2*time.Second); !ok {
+		t.Fatalf("client neighbour entry for %s = %q, want node1's %s", labV6, line, node1.mac)
+	}
+	clientV6Lab := netip.MustParseAddr("2001:db8::100")
+	if got := cp.collect(time.Second, 1, isNA(labV6, node1.mac, true, clientV6Lab)); len(got) != 1 {
+		t.Fatalf("no solicited advertisement from node1 to the client seen")
+	}
+
+	// Neighbour unreachability detection: a stale entry is probed with a unicast solicitation.
+	if _, err := l.Exec(client.ns, "sysctl", "-qw", "net.ipv6.neigh.eth0.delay_first_probe_time=1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Exec(client.ns, "ip", "-6", "neigh", "change", labV6.String(), "dev", "eth0",
+		"lladdr", node1.mac.String(), "nud", "stale"); err != nil {
+		t.Fatal(err)
+	}
+	cp.drain()
+	_, _ = l.Exec(client.ns, "ping", "-6", "-c", "1", "-W", "1", labV6.String())
+	isUnicastNS := func(b []byte) bool {
+		_, h, m := ndpOf(b)
+		ns, ok := m.(*ndp.NeighborSolicitation)
+		return ok && ns.TargetAddress == labV6 && h.Dst.Equal(net.IP(labV6.AsSlice()))
+	}
+	var probes, answers int
+	deadline := time.Now().Add(4 * time.Second)
+	for (probes == 0 || answers == 0) && time.Now().Before(deadline) {
+		for _, f := range cp.collect(time.Until(deadline), 1, func(b []byte) bool {
+			// The kernel probes from its link-local address: the answer goes there.
+			return isUnicastNS(b) || isNA(labV6, node1.mac, true, netip.Addr{})(b)
+		}) {
+			if isUnicastNS(f) {
+				probes++
+			} else {
+				answers++
+			}
+		}
+	}
+	if probes == 0 || answers == 0 {
+		t.Fatalf("unicast probes %d, solicited answers %d; want both", probes, answers)
+	}
+	out, _ := l.Exec(client.ns, "ip", "-6", "neigh", "show", labV6.String(), "dev", "eth0")
+	if !strings.Contains(out, "REACHABLE") {
+		t.Errorf("after answering the probe, neighbour entry %q, want REACHABLE", strings.TrimSpace(out))
+	}
+
+	// Losing ownership stops answers.
+	setOwned(t, a1, nil)
+	if _, err := l.Exec(client.ns, "ip", "-6", "neigh", "flush", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	cp.drain()
+	_, _ = l.Exec(client.ns, "ping", "-6", "-c", "1", "-W", "1", labV6.String())
+	if got := cp.collect(200*time.Millisecond, 0, func(b []byte) bool {
+		_, _, m := ndpOf(b)
+		na, ok := m.(*ndp.NeighborAdvertisement)
+		return ok && na.TargetAddress == labV6
+	}); len(got) != 0 {
+		t.Errorf("%d advertisements for %s after ownership was lost", len(got), labV6)
+	}
+}
+
+func TestLabTakeoverUpdatesClient(t *testing.T) {
+	l, node1, node2, client := twoNodes(t)
+	a1, a2 := announcerIn(t, node1.ns), announcerIn(t, node2.ns)
+	owned := map[netip.Addr][]string{labV4: {"eth0"}, labV6: {"eth0"}}
+	setOwned(t, a1, owned)
+	for _, ip := range []netip.Addr{labV4, labV6} {
+		_, _ = l.Exec(client.ns, "ping", "-c", "1", "-W", "1", ip.String())
+		if line, ok := neighbour(t, l, client.ns, ip, node1.mac, 2*time.Second); !ok {
+			t.Fatalf("client neighbour entry for %s = %q, want node1's %s", ip, line, node1.mac)
+		}
+	}
+	// Failover: the client sends nothing; gratuitous frames alone must move its existing entries.
+	setOwned(t, a1, nil)
+	setOwned(t, a2, owned)
+	for _, ip := range []netip.Addr{labV4, labV6} {
+		if line, ok := neighbour(t, l, client.ns, ip, node2.mac, 3*time.Second); !ok {
+			t.Errorf("after takeover, client neighbour entry for %s = %q, want node2's %s", ip, line, node2.mac)
+		}
+	}
+}
