@@ -18,12 +18,30 @@ type Allocator struct {
 	ips      map[netip.Addr]*ipState
 	// shared lists, per sharing key, the addresses held under it, sorted.
 	shared map[string][]netip.Addr
+
+	// Buffers and spare objects that keep Services coming and going from feeding the
+	// garbage collector, whose cost grows with the number of addresses held.
+	scratch  Service
+	ports    []Port
+	fams     []Family
+	spareSvc *serviceState
+	spareIP  *ipState
 }
 
 // serviceState is a Service and the addresses it holds.
 type serviceState struct {
 	svc Service       // the allocator's copy, as last passed to Assign or Reserve
 	ips [2]netip.Addr // by Family.index(); zero when none
+	// Backing arrays for svc.Ports and svc.Families when they are short.
+	portBuf [2]Port
+	famBuf  [2]Family
+}
+
+// setSvc makes svc the description of st, copying its Ports and Families into st.
+func (st *serviceState) setSvc(svc *Service) {
+	st.svc = *svc
+	st.svc.Ports = append(st.portBuf[:0:len(st.portBuf)], svc.Ports...)
+	st.svc.Families = append(st.famBuf[:0:len(st.famBuf)], svc.Families...)
 }
 
 // ipState is an address in use.
@@ -32,7 +50,8 @@ type ipState struct {
 	// key is the sharing key of the holders (all of them have the same one), "" when the
 	// single holder does not share.
 	key     string
-	holders []*serviceState // sorted by Service key
+	holders []*serviceState  // sorted by Service key
+	one     [1]*serviceState // backing for holders while there is one
 }
 
 // pick is an address chosen for a Service, not yet held.
@@ -41,6 +60,16 @@ type pick struct {
 	pool  *poolState
 	fresh bool // a free address found by the search, rather than requested or shared
 }
+
+// picks holds up to two picks off the heap.
+type picks struct {
+	p [2]pick
+	n int
+}
+
+func (ps *picks) add(p pick)   { ps.p[ps.n] = p; ps.n++ }
+func (ps *picks) list() []pick { return ps.p[:ps.n] }
+func (ps *picks) ok() bool     { return ps.n > 0 }
 
 // New returns an Allocator over pools, holding no addresses. On start-up, call Reserve for
 // every Service that already has addresses before calling Assign for any.
@@ -74,33 +103,31 @@ func New(pools []Pool) (*Allocator, error) {
 // listed in Result.Missing, and a later Assign adds them when the pool gains them. On error
 // nothing new is assigned, but invalid addresses are still released, and the Result says so.
 func (a *Allocator) Assign(in *Service) (Result, error) {
-	svc, rq, err := normalize(in)
+	svc, rq, err := a.normalize(in)
 	if err != nil {
 		key := keyOf(in)
 		return Result{Assigned: a.Assignments(key)}, fmt.Errorf("assigning addresses to %s: %w", key, err)
 	}
 	st := a.service(svc.Key)
 	defer a.store(st)
-	res := Result{Released: a.revalidate(st, &svc, &rq)}
+	res := Result{Released: a.revalidate(st, svc, &rq)}
 
-	var missing []Family
+	var missing famSet
 	var kept *poolState
 	for _, f := range rq.fams {
-		if ip := st.ips[f.index()]; ip.IsValid() {
-			if kept == nil {
-				kept = a.ips[ip].pool
-			}
-		} else {
-			missing = append(missing, f)
+		ip := st.ips[f.index()]
+		missing.addIf(!ip.IsValid(), f)
+		if ip.IsValid() && kept == nil {
+			kept = a.ips[ip].pool
 		}
 	}
-	if len(missing) > 0 {
-		var picks []pick
-		picks, res.Missing, err = a.plan(&st.svc, &rq, missing, kept)
+	if missing.n > 0 {
+		var picks picks
+		picks, res.Missing, err = a.plan(&st.svc, &rq, missing.list(), kept)
 		if err != nil {
 			err = fmt.Errorf("assigning addresses to %s: %w", svc.Key, err)
 		}
-		for _, p := range picks {
+		for _, p := range picks.list() {
 			a.hold(st, p.ip, p.pool, p.fresh)
 		}
 	}
@@ -117,14 +144,14 @@ func (a *Allocator) Assign(in *Service) (Result, error) {
 // Like Assign, Reserve first releases addresses the Service held that are no longer valid for
 // it, and reports them in Result.Released.
 func (a *Allocator) Reserve(in *Service, ips []netip.Addr) (Result, error) {
-	svc, rq, err := normalize(in)
+	svc, rq, err := a.normalize(in)
 	if err != nil {
 		key := keyOf(in)
 		return Result{Assigned: a.Assignments(key)}, fmt.Errorf("restoring addresses of %s: %w", key, err)
 	}
 	st := a.service(svc.Key)
 	defer a.store(st)
-	res := Result{Released: a.revalidate(st, &svc, &rq)}
+	res := Result{Released: a.revalidate(st, svc, &rq)}
 	var errs []error
 	for _, ip := range ips {
 		if err := a.reserve(st, &rq, ip); err != nil {
@@ -166,11 +193,14 @@ func (a *Allocator) Release(key string) []Assignment {
 	if st == nil {
 		return nil
 	}
-	var rel []Assignment
-	for _, f := range heldOrder(st) {
+	held := st.held()
+	rel := make([]Assignment, 0, held.n)
+	for _, f := range held.list() {
 		rel = append(rel, a.unhold(st, f))
 	}
 	delete(a.services, key)
+	*st = serviceState{}
+	a.spareSvc = st
 	return rel
 }
 
@@ -187,7 +217,8 @@ func (a *Allocator) SetPools(pools []Pool) ([]Assignment, error) {
 	var rel []Assignment
 	for _, key := range slices.Sorted(maps.Keys(a.services)) {
 		st := a.services[key]
-		for _, f := range heldOrder(st) {
+		held := st.held()
+		for _, f := range held.list() {
 			ip := st.ips[f.index()]
 			if p := ps.poolOf(ip); p != nil {
 				if _, ok := p.spaces[f.index()].offset(ip); ok && mayUse(p, &st.svc) == nil {
@@ -249,9 +280,9 @@ func (p *poolState) counts() PoolCounts {
 
 // plan chooses addresses for the missing families of svc, without changing anything. It
 // returns the families a PreferDualStack Service does without.
-func (a *Allocator) plan(svc *Service, rq *request, missing []Family, kept *poolState) ([]pick, []Family, error) {
+func (a *Allocator) plan(svc *Service, rq *request, missing []Family, kept *poolState) (picks, []Family, error) {
 	if rq.hasReq {
-		var picks []pick
+		var out picks
 		var errs []error
 		for _, f := range missing {
 			ip := rq.req[f.index()]
@@ -260,12 +291,12 @@ func (a *Allocator) plan(svc *Service, rq *request, missing []Family, kept *pool
 				errs = append(errs, fmt.Errorf("requested address %s: %w", ip, err))
 				continue
 			}
-			picks = append(picks, pick{ip: ip, pool: p})
+			out.add(pick{ip: ip, pool: p})
 		}
 		if len(errs) > 0 {
-			return nil, nil, errors.Join(errs...)
+			return picks{}, nil, errors.Join(errs...)
 		}
-		return picks, nil, nil
+		return out, nil, nil
 	}
 
 	var cands []*poolState
@@ -274,33 +305,33 @@ func (a *Allocator) plan(svc *Service, rq *request, missing []Family, kept *pool
 	} else {
 		var err error
 		if cands, err = a.candidates(svc); err != nil {
-			return nil, nil, err
+			return picks{}, nil, err
 		}
 	}
-	try := func(fams []Family) []pick {
+	try := func(fams []Family) picks {
 		for _, p := range cands {
-			if picks := a.pickIn(svc, p, fams); picks != nil {
+			if picks := a.pickIn(svc, p, fams); picks.ok() {
 				return picks
 			}
 		}
-		return nil
+		return picks{}
 	}
-	if picks := try(missing); picks != nil {
+	if picks := try(missing); picks.ok() {
 		return picks, nil, nil
 	}
 	if rq.policy == PreferDualStack {
 		if len(missing) == 2 {
-			if picks := try(missing[:1]); picks != nil {
-				return picks, missing[1:], nil
+			if picks := try(missing[:1]); picks.ok() {
+				return picks, slices.Clone(missing[1:]), nil
 			}
-			if picks := try(missing[1:]); picks != nil {
-				return picks, missing[:1], nil
+			if picks := try(missing[1:]); picks.ok() {
+				return picks, slices.Clone(missing[:1]), nil
 			}
 		} else if kept != nil {
-			return nil, missing, nil
+			return picks{}, slices.Clone(missing), nil
 		}
 	}
-	return nil, nil, a.explain(svc, cands, missing)
+	return picks{}, nil, a.explain(svc, cands, missing)
 }
 
 // candidates returns the pools svc may get an address from automatically, best first.
@@ -315,7 +346,21 @@ func (a *Allocator) candidates(svc *Service) ([]*poolState, error) {
 		}
 		return []*poolState{p}, nil
 	}
-	var restricted, open []*poolState
+	if !a.pools.autoMatch {
+		if len(a.pools.auto) > 0 {
+			return a.pools.auto, nil // no pool has a selector: share the precomputed order
+		}
+	} else {
+		var cands []*poolState
+		for _, p := range a.pools.auto {
+			if p.Match == nil || p.Match(svc) {
+				cands = append(cands, p)
+			}
+		}
+		if len(cands) > 0 {
+			return cands, nil
+		}
+	}
 	var unselected, manual []string
 	for _, p := range a.pools.sorted {
 		switch {
@@ -323,15 +368,7 @@ func (a *Allocator) candidates(svc *Service) ([]*poolState, error) {
 			unselected = append(unselected, p.Name)
 		case !p.AutoAssign:
 			manual = append(manual, p.Name)
-		case p.Restricted:
-			restricted = append(restricted, p)
-		default:
-			open = append(open, p)
 		}
-	}
-	slices.SortStableFunc(restricted, func(x, y *poolState) int { return cmp.Compare(x.Priority, y.Priority) })
-	if cands := append(restricted, open...); len(cands) > 0 {
-		return cands, nil
 	}
 	if len(a.pools.sorted) == 0 {
 		return nil, newErr(ErrNoPool, "no pools are configured")
@@ -347,21 +384,21 @@ func (a *Allocator) candidates(svc *Service) ([]*poolState, error) {
 }
 
 // pickIn chooses an address of each of fams in pool p for svc, or returns nil.
-func (a *Allocator) pickIn(svc *Service, p *poolState, fams []Family) []pick {
-	picks := make([]pick, 0, len(fams))
+func (a *Allocator) pickIn(svc *Service, p *poolState, fams []Family) picks {
+	var out picks
 	for _, f := range fams {
 		if ip, ok := a.sharedIn(svc, p, f); ok {
-			picks = append(picks, pick{ip: ip, pool: p})
+			out.add(pick{ip: ip, pool: p})
 			continue
 		}
 		sp := p.spaces[f.index()]
 		o, ok := sp.nextFree()
 		if !ok {
-			return nil
+			return picks{}
 		}
-		picks = append(picks, pick{ip: sp.addr(o), pool: p, fresh: true})
+		out.add(pick{ip: sp.addr(o), pool: p, fresh: true})
 	}
-	return picks
+	return out
 }
 
 // sharedIn returns the lowest address of family f in pool p held under svc's sharing key that
@@ -486,7 +523,8 @@ func checkShare(svc *Service, ip netip.Addr, is *ipState) error {
 // then makes svc the description of st.
 func (a *Allocator) revalidate(st *serviceState, svc *Service, rq *request) []Assignment {
 	var rel []Assignment
-	for _, f := range heldOrder(st) {
+	held := st.held()
+	for _, f := range held.list() {
 		ip := st.ips[f.index()]
 		is := a.ips[ip]
 		if rq.wants(f) && (!rq.hasReq || rq.req[f.index()] == ip) && mayUse(is.pool, svc) == nil && checkShare(svc, ip, is) == nil {
@@ -494,7 +532,7 @@ func (a *Allocator) revalidate(st *serviceState, svc *Service, rq *request) []As
 		}
 		rel = append(rel, a.unhold(st, f))
 	}
-	st.svc = *svc
+	st.setSvc(svc)
 	// A sole holder may have changed its sharing key.
 	for _, ip := range st.ips {
 		if is := a.ips[ip]; ip.IsValid() && is.key != svc.SharingKey {
@@ -511,7 +549,13 @@ func (a *Allocator) hold(st *serviceState, ip netip.Addr, p *poolState, advance 
 	f := FamilyOf(ip)
 	is := a.ips[ip]
 	if is == nil {
-		is = &ipState{pool: p, key: st.svc.SharingKey}
+		is = a.spareIP
+		if is == nil {
+			is = new(ipState)
+		}
+		a.spareIP = nil
+		*is = ipState{pool: p, key: st.svc.SharingKey}
+		is.holders = is.one[:0]
 		a.ips[ip] = is
 		p.spaces[f.index()].take(ip, advance)
 		a.addShared(is.key, ip)
@@ -532,6 +576,8 @@ func (a *Allocator) unhold(st *serviceState, f Family) Assignment {
 		delete(a.ips, ip)
 		is.pool.spaces[f.index()].free(ip)
 		a.removeShared(is.key, ip)
+		*is = ipState{}
+		a.spareIP = is
 	}
 	return as
 }
@@ -566,7 +612,23 @@ func (a *Allocator) service(key string) *serviceState {
 	if st := a.services[key]; st != nil {
 		return st
 	}
-	return &serviceState{}
+	if st := a.spareSvc; st != nil {
+		a.spareSvc = nil
+		return st
+	}
+	return new(serviceState)
+}
+
+// normalize validates in, using the allocator's buffers for the copy's slices: the copy is
+// valid until the next call, and setSvc copies what it keeps.
+func (a *Allocator) normalize(in *Service) (*Service, request, error) {
+	svc, rq, err := normalizeInto(in, a.ports, a.fams)
+	if err != nil {
+		return nil, rq, err
+	}
+	a.scratch = svc
+	a.ports, a.fams = svc.Ports[:0], svc.Families[:0]
+	return &a.scratch, rq, nil
 }
 
 // store registers st when it holds an address and forgets it otherwise.
@@ -579,24 +641,44 @@ func (a *Allocator) store(st *serviceState) {
 }
 
 func (a *Allocator) assignments(st *serviceState) []Assignment {
-	var out []Assignment
-	for _, f := range heldOrder(st) {
+	held := st.held()
+	if held.n == 0 {
+		return nil
+	}
+	out := make([]Assignment, 0, held.n)
+	for _, f := range held.list() {
 		ip := st.ips[f.index()]
 		out = append(out, Assignment{Service: st.svc.Key, IP: ip, Pool: a.ips[ip].pool.Name})
 	}
 	return out
 }
 
-// heldOrder returns the families st holds an address of, in the order of its families.
-func heldOrder(st *serviceState) []Family {
-	var out []Family
-	for _, f := range append(slices.Clip(st.svc.Families), IPv4, IPv6) {
-		if st.ips[f.index()].IsValid() && !slices.Contains(out, f) {
-			out = append(out, f)
-		}
+// held returns the families st holds an address of, in the order of its families.
+func (st *serviceState) held() famSet {
+	var out famSet
+	for _, f := range st.svc.Families {
+		out.addIf(st.ips[f.index()].IsValid(), f)
+	}
+	for _, f := range [2]Family{IPv4, IPv6} {
+		out.addIf(st.ips[f.index()].IsValid(), f)
 	}
 	return out
 }
+
+// famSet is an ordered set of at most two families, kept off the heap.
+type famSet struct {
+	f [2]Family
+	n int
+}
+
+func (s *famSet) addIf(cond bool, f Family) {
+	if cond && !slices.Contains(s.f[:s.n], f) {
+		s.f[s.n] = f
+		s.n++
+	}
+}
+
+func (s *famSet) list() []Family { return s.f[:s.n] }
 
 func keyOf(svc *Service) string {
 	if svc == nil {

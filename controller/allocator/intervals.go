@@ -11,6 +11,27 @@ type intervalSet struct {
 	root *ivNode
 	seed uint64
 	runs int // number of intervals
+	// spare is a node kept from the last deletion, to spare the garbage collector the
+	// churn of a run appearing and disappearing on every assign and release.
+	spare *ivNode
+}
+
+func (s *intervalSet) newNode(start, end Uint128) *ivNode {
+	n := s.spare
+	if n == nil {
+		n = new(ivNode)
+	}
+	s.spare = nil
+	*n = ivNode{start: start, end: end, prio: s.nextPrio()}
+	return n
+}
+
+// delete removes the run starting at key, which must exist.
+func (s *intervalSet) delete(key Uint128) {
+	var removed *ivNode
+	s.root, removed = treapDelete(s.root, key)
+	s.spare = removed
+	s.runs--
 }
 
 type ivNode struct {
@@ -67,15 +88,14 @@ func (s *intervalSet) add(x Uint128) bool {
 	switch {
 	case joinLeft && r != nil:
 		l.end = r.end
-		s.root = treapDelete(s.root, r.start)
-		s.runs--
+		s.delete(r.start)
 	case joinLeft:
 		l.end = x
 	case r != nil:
 		// Moving the key down to x keeps the tree ordered: nothing lies between x and r.start.
 		r.start = x
 	default:
-		s.root = treapInsert(s.root, &ivNode{start: x, end: x, prio: s.nextPrio()})
+		s.root = treapInsert(s.root, s.newNode(x, x))
 		s.runs++
 	}
 	return true
@@ -89,8 +109,7 @@ func (s *intervalSet) remove(x Uint128) bool {
 	}
 	switch {
 	case n.start == n.end:
-		s.root = treapDelete(s.root, n.start)
-		s.runs--
+		s.delete(n.start)
 	case x == n.start:
 		n.start = x.inc()
 	case x == n.end:
@@ -98,7 +117,7 @@ func (s *intervalSet) remove(x Uint128) bool {
 	default:
 		end := n.end
 		n.end = x.dec()
-		s.root = treapInsert(s.root, &ivNode{start: x.inc(), end: end, prio: s.nextPrio()})
+		s.root = treapInsert(s.root, s.newNode(x.inc(), end))
 		s.runs++
 	}
 	return true
@@ -147,19 +166,20 @@ func treapSplit(t *ivNode, key Uint128) (l, r *ivNode) {
 	return l, t
 }
 
-func treapDelete(t *ivNode, key Uint128) *ivNode {
+// treapDelete removes the node with start key from t and returns the new root and the node.
+func treapDelete(t *ivNode, key Uint128) (root, removed *ivNode) {
 	if t == nil {
-		return nil
+		return nil, nil
 	}
 	switch c := key.Cmp(t.start); {
 	case c == 0:
-		return treapMerge(t.left, t.right)
+		return treapMerge(t.left, t.right), t
 	case c < 0:
-		t.left = treapDelete(t.left, key)
+		t.left, removed = treapDelete(t.left, key)
 	default:
-		t.right = treapDelete(t.right, key)
+		t.right, removed = treapDelete(t.right, key)
 	}
-	return t
+	return t, removed
 }
 
 func treapMerge(l, r *ivNode) *ivNode {

@@ -24,8 +24,13 @@ type indexEntry struct {
 // poolSet is a validated set of pools.
 type poolSet struct {
 	byName map[string]*poolState
-	sorted []*poolState    // by name
-	index  [2][]indexEntry // per family, sorted by first address
+	sorted []*poolState // by name
+	// auto is the order of automatic assignment: restricted auto-assign pools by priority
+	// then name, then unrestricted auto-assign pools by name. autoMatch is true when one of
+	// them has a Match, so that the order must be filtered per Service.
+	auto      []*poolState
+	autoMatch bool
+	index     [2][]indexEntry // per family, sorted by first address
 }
 
 // buildPools validates pools and builds their spaces. It reports every problem it finds.
@@ -69,6 +74,20 @@ func buildPools(pools []Pool) (*poolSet, error) {
 		ps.sorted = append(ps.sorted, p)
 	}
 	slices.SortFunc(ps.sorted, func(x, y *poolState) int { return cmp.Compare(x.Name, y.Name) })
+	var open []*poolState
+	for _, p := range ps.sorted {
+		switch {
+		case !p.AutoAssign:
+			continue
+		case p.Restricted:
+			ps.auto = append(ps.auto, p)
+		default:
+			open = append(open, p)
+		}
+		ps.autoMatch = ps.autoMatch || p.Match != nil
+	}
+	slices.SortStableFunc(ps.auto, func(x, y *poolState) int { return cmp.Compare(x.Priority, y.Priority) })
+	ps.auto = append(ps.auto, open...)
 	for i := range ps.index {
 		idx := ps.index[i]
 		slices.SortFunc(idx, func(x, y indexEntry) int { return x.first.Cmp(y.first) })

@@ -85,9 +85,12 @@ type request struct {
 
 func (r *request) wants(f Family) bool { return slices.Contains(r.fams, f) }
 
-// normalize validates in and returns the allocator's own copy of it, with the protocol of
-// every port filled in and Families resolved, and what it asks for.
-func normalize(in *Service) (Service, request, error) {
+// normalize validates in and returns a copy of it, with the protocol of every port filled in
+// and Families resolved, and what it asks for.
+func normalize(in *Service) (Service, request, error) { return normalizeInto(in, nil, nil) }
+
+// normalizeInto is normalize writing the copy's Ports and Families into the given buffers.
+func normalizeInto(in *Service, ports []Port, famBuf []Family) (Service, request, error) {
 	if in == nil {
 		return Service{}, request{}, invalidf("nil Service")
 	}
@@ -98,7 +101,7 @@ func normalize(in *Service) (Service, request, error) {
 	svc.NamespaceLabels = maps.Clone(in.NamespaceLabels)
 	svc.Labels = maps.Clone(in.Labels)
 	svc.RequestedIPs = slices.Clone(in.RequestedIPs)
-	svc.Ports = make([]Port, len(in.Ports))
+	svc.Ports = ports[:0]
 	for i, p := range in.Ports {
 		p.Protocol = strings.ToUpper(p.Protocol)
 		if p.Protocol == "" {
@@ -110,7 +113,7 @@ func normalize(in *Service) (Service, request, error) {
 		if p.Port < 1 || p.Port > 65535 {
 			return Service{}, request{}, invalidf("port %d/%s is out of range 1-65535", p.Port, p.Protocol)
 		}
-		svc.Ports[i] = p
+		svc.Ports = append(svc.Ports, p)
 	}
 
 	rq := request{policy: in.FamilyPolicy}
@@ -134,7 +137,7 @@ func normalize(in *Service) (Service, request, error) {
 		}
 	}
 
-	fams := slices.Clone(in.Families)
+	fams := append(famBuf[:0], in.Families...)
 	for i, f := range fams {
 		if !f.valid() {
 			return Service{}, request{}, invalidf("ipFamilies has an invalid family %v", f)
@@ -148,7 +151,7 @@ func normalize(in *Service) (Service, request, error) {
 		if len(in.RequestedIPs) > 0 {
 			primary = FamilyOf(in.RequestedIPs[0])
 		}
-		fams = []Family{primary}
+		fams = append(fams, primary)
 		if rq.policy != SingleStack {
 			fams = append(fams, primary.other())
 		}
