@@ -68,7 +68,7 @@ func kinds(t *testing.T, frames []layer2test.Frame) []string {
 	t.Helper()
 	var out []string
 	for _, f := range frames {
-		if _, p := decodeARPFrame(f.Data); p != nil {
+		if _, p := arpOf(f.Data); p != nil {
 			switch {
 			case p.Operation == arp.OperationRequest && p.SenderIP == p.TargetIP:
 				out = append(out, "garp-req "+p.TargetIP.String())
@@ -87,26 +87,6 @@ func kinds(t *testing.T, frames []layer2test.Frame) []string {
 		out = append(out, k+na.Target.String())
 	}
 	return out
-}
-
-func decodeARPFrame(b []byte) (net.HardwareAddr, *arp.Packet) {
-	f, err := parseEthernetAny(b)
-	if err != nil || f == nil {
-		return nil, nil
-	}
-	var p arp.Packet
-	if err := p.UnmarshalBinary(f); err != nil {
-		return nil, nil
-	}
-	return nil, &p
-}
-
-// parseEthernetAny returns the payload of an ARP frame, or nil for other frames.
-func parseEthernetAny(b []byte) ([]byte, error) {
-	if len(b) < 14 || b[12] != 0x08 || b[13] != 0x06 {
-		return nil, nil
-	}
-	return b[14:], nil
 }
 
 func TestAnnouncerTakeoverSchedule(t *testing.T) {

@@ -56,10 +56,12 @@ func SelectInterfaces(named []string, ifaces []net.Interface, topo LinkTopology)
 		return out, errors.Join(errs...)
 	}
 	var errs []error
+	seen := map[string]bool{}
 	for _, ifi := range ifaces {
-		if !usable(ifi) {
+		if !usable(ifi) || seen[ifi.Name] {
 			continue
 		}
+		seen[ifi.Name] = true
 		master, err := topo.HasMaster(ifi.Name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("inspecting interface %q: %w", ifi.Name, err))

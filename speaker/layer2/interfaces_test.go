@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -96,4 +97,38 @@ func TestSysFS(t *testing.T) {
 	if _, err := fs.HasMaster("../etc"); err == nil {
 		t.Error("HasMaster(../etc) succeeded, want an error for a name that is a path")
 	}
+}
+
+// FuzzSelectInterfaces checks that selection never panics and only ever returns usable interfaces
+// that exist, at most once each.
+func FuzzSelectInterfaces(f *testing.F) {
+	f.Add("eth0", uint8(net.FlagUp), true, false, false, "")
+	f.Add("br0", uint8(net.FlagUp|net.FlagBroadcast), true, true, true, "br0")
+	f.Add("lo", uint8(net.FlagUp|net.FlagLoopback), false, false, false, "lo,eth0")
+	f.Add("eth9", uint8(net.FlagUp), true, false, false, "")
+	f.Fuzz(func(t *testing.T, name string, flags uint8, hasMAC, master, brport bool, named string) {
+		ifi := net.Interface{Name: name, Flags: net.Flags(flags)}
+		if hasMAC {
+			ifi.HardwareAddr = net.HardwareAddr{2, 0, 0, 0, 0, 1}
+		}
+		ifaces := []net.Interface{ifi, {Name: "eth9", Flags: net.FlagUp, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 2}}}
+		var names []string
+		if named != "" {
+			names = strings.Split(named, ",")
+		}
+		got, _ := SelectInterfaces(names, ifaces, topoTable{name: {master: master, brport: brport}})
+		seen := map[string]bool{}
+		for _, n := range got {
+			if seen[n] {
+				t.Fatalf("%q selected twice: %v", n, got)
+			}
+			seen[n] = true
+			if n == name && (!hasMAC || ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0) && n != "eth9" {
+				t.Fatalf("unusable %+v selected", ifi)
+			}
+			if n != name && n != "eth9" {
+				t.Fatalf("selected %q, which does not exist", n)
+			}
+		}
+	})
 }
