@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -271,18 +272,8 @@ func (s *Speaker) Status() []PeerStatus {
 	for _, ss := range sessions {
 		out = append(out, ss.status())
 	}
-	slices.SortFunc(out, func(a, b PeerStatus) int { return compareStrings(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (ss *session) status() PeerStatus {
