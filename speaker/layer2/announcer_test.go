@@ -96,7 +96,11 @@ func TestAnnouncerTakeoverSchedule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer a.Close()
+		defer func() {
+			if err := a.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
 		start := time.Now()
 		if err := a.SetOwned(map[netip.Addr][]string{lbIPv4: {"eth0"}, lbIPv6: {"eth0"}}); err != nil {
 			t.Fatal(err)
@@ -322,7 +326,7 @@ func TestNewAnnouncerRegistersOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	t.Cleanup(func() { _ = a.Close() })
 	if _, err := NewAnnouncer(Config{Registerer: reg}); err == nil {
 		t.Error("second NewAnnouncer on the same registry succeeded, want a registration error")
 	}

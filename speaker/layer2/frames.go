@@ -149,7 +149,7 @@ func parseSolicitation(frame []byte, self net.HardwareAddr) (solicitation, error
 	target := ns.TargetAddress.WithZone("")
 	snm, err := ndp.SolicitedNodeMulticast(target)
 	if err != nil {
-		return solicitation{}, fmt.Errorf("%w: target %s: %v", errIgnored, target, err)
+		return solicitation{}, errors.Join(fmt.Errorf("%w: target %s", errIgnored, target), err)
 	}
 	if !target.Is6() || target.Is4In6() || target.IsMulticast() || target.IsUnspecified() || target.IsLoopback() {
 		return solicitation{}, fmt.Errorf("%w: target %s", errIgnored, target)

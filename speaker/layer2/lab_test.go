@@ -153,7 +153,7 @@ func captureIn(t *testing.T, ns, ifname string) *capture {
 			}
 		}
 	}()
-	t.Cleanup(func() { c.Close(); <-done })
+	t.Cleanup(func() { _ = c.Close(); <-done })
 	return cp
 }
 
