@@ -104,3 +104,29 @@ $(HELM):
 .PHONY: clean
 clean: ## Remove built binaries (keeps the kube-apiserver cache in .cache/).
 	rm -rf $(BIN)/herald-controller $(BIN)/herald-speaker
+
+##@ Install
+VERSION ?= v0.1.0
+IMAGE   ?= ghcr.io/herald-lb/herald:$(VERSION)
+GOARCH  ?= $(shell go env GOARCH)
+
+.PHONY: manifests
+manifests: generate ## Copy the generated CRDs into the Helm chart (manifests/helm/herald/crds).
+	rm -f manifests/helm/herald/crds/*.yaml
+	cp manifests/crds/*.yaml manifests/helm/herald/crds/
+
+# verify also checks that the chart's CRDs match the generated ones.
+verify: manifests
+
+.PHONY: helm-template
+helm-template: $(HELM) ## Render the Helm chart (default values, with CRDs) into dist/herald-helm.yaml.
+	mkdir -p dist
+	$(HELM) template herald manifests/helm/herald --include-crds > dist/herald-helm.yaml
+
+.PHONY: image
+image: ## Build the OCI image tarball dist/herald-image.tar (IMAGE=...; no Docker engine needed).
+	mkdir -p dist/image
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags='-s -w' -o dist/image/herald-controller ./controller
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags='-s -w' -o dist/image/herald-speaker ./speaker
+	go run ./hack/mkimage --tag $(IMAGE) --arch $(GOARCH) \
+	  --controller dist/image/herald-controller --speaker dist/image/herald-speaker --out dist/herald-image.tar

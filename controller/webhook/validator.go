@@ -1,0 +1,238 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/config"
+)
+
+// Validator is the admission handler. It reads the current Herald objects, the Secrets that
+// peers reference, Services (when a pool is deleted) and the Herald namespace through Reader.
+type Validator struct {
+	reader    client.Reader
+	namespace string
+	lbClass   string
+}
+
+// NewValidator returns a Validator for the Herald objects of namespace. lbClass is the
+// controller's --lb-class: when a pool is deleted, only Services of that load-balancer class
+// (of no class when lbClass is empty) count as holding its addresses by their status.
+func NewValidator(r client.Reader, namespace, lbClass string) *Validator {
+	return &Validator{reader: r, namespace: namespace, lbClass: lbClass}
+}
+
+var _ admission.Handler = (*Validator)(nil)
+
+// Handle answers one admission request.
+func (v *Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Kind.Group != v1beta1.GroupVersion.Group {
+		return admission.Allowed("not a Herald object")
+	}
+	obj, err := decode(req)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if obj == nil {
+		return admission.Allowed("not a Herald configuration kind")
+	}
+	subject := Subject{Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name}
+	if subject.Name == "" {
+		subject.Name = obj.GetName()
+	}
+	if req.Namespace != v.namespace {
+		return admission.Allowed("").WithWarnings(fmt.Sprintf(
+			"%s is not in namespace %s; Herald ignores it: create Herald objects in %s", subject, v.namespace, v.namespace))
+	}
+	op := Operation(req.Operation)
+	if op != Create && op != Update && op != Delete {
+		return admission.Allowed("")
+	}
+	if op == Delete {
+		if terminating, err := v.namespaceTerminating(ctx); err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		} else if terminating {
+			return admission.Allowed("namespace " + v.namespace + " is being deleted")
+		}
+	}
+	before, err := v.snapshot(ctx)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	after, err := Apply(before, op, obj)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if err := v.addSecrets(ctx, &before, &after); err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	if problems := Review(before, after, subject, op); len(problems) > 0 {
+		return invalid(subject, op, problems)
+	}
+	if pool, ok := obj.(*v1beta1.IPAddressPool); ok && op == Delete {
+		var svcs corev1.ServiceList
+		if err := v.reader.List(ctx, &svcs); err != nil {
+			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("listing Services to check the pool is unused: %w", err))
+		}
+		if users := PoolUsers(pool, svcs.Items, v.inCharge); len(users) > 0 {
+			return inUse(subject, users)
+		}
+	}
+	return admission.Allowed("")
+}
+
+func (v *Validator) inCharge(svc *corev1.Service) bool {
+	if svc.Spec.LoadBalancerClass == nil {
+		return v.lbClass == ""
+	}
+	return *svc.Spec.LoadBalancerClass == v.lbClass
+}
+
+// decode returns the object under review: the new object, or the old one on DELETE. It returns
+// nil, nil for Herald kinds that are not configuration (the status kinds).
+func decode(req admission.Request) (client.Object, error) {
+	var obj client.Object
+	switch req.Kind.Kind {
+	case config.KindIPAddressPool:
+		obj = &v1beta1.IPAddressPool{}
+	case config.KindL2Advertisement:
+		obj = &v1beta1.L2Advertisement{}
+	case config.KindBGPAdvertisement:
+		obj = &v1beta1.BGPAdvertisement{}
+	case config.KindBGPPeer:
+		obj = &v1beta1.BGPPeer{}
+	case config.KindBFDProfile:
+		obj = &v1beta1.BFDProfile{}
+	case config.KindCommunity:
+		obj = &v1beta1.Community{}
+	default:
+		return nil, nil
+	}
+	raw := req.Object.Raw
+	if req.Operation == admissionv1.Delete {
+		raw = req.OldObject.Raw
+	}
+	if len(raw) == 0 {
+		if req.Operation != admissionv1.Delete {
+			return nil, fmt.Errorf("decoding %s %s/%s: the request has no object", req.Kind.Kind, req.Namespace, req.Name)
+		}
+		obj.SetNamespace(req.Namespace) // an old API server may omit oldObject on DELETE
+		obj.SetName(req.Name)
+		return obj, nil
+	}
+	if err := json.Unmarshal(raw, obj); err != nil {
+		return nil, fmt.Errorf("decoding %s %s/%s: %w", req.Kind.Kind, req.Namespace, req.Name, err)
+	}
+	return obj, nil
+}
+
+func (v *Validator) namespaceTerminating(ctx context.Context) (bool, error) {
+	var ns corev1.Namespace
+	if err := v.reader.Get(ctx, types.NamespacedName{Name: v.namespace}, &ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, fmt.Errorf("reading namespace %s: %w", v.namespace, err)
+	}
+	return ns.DeletionTimestamp != nil, nil
+}
+
+// snapshot lists every Herald configuration object of the namespace.
+func (v *Validator) snapshot(ctx context.Context) (config.Snapshot, error) {
+	var (
+		s     config.Snapshot
+		pools v1beta1.IPAddressPoolList
+		l2s   v1beta1.L2AdvertisementList
+		bgps  v1beta1.BGPAdvertisementList
+		peers v1beta1.BGPPeerList
+		bfds  v1beta1.BFDProfileList
+		comms v1beta1.CommunityList
+	)
+	for _, l := range []client.ObjectList{&pools, &l2s, &bgps, &peers, &bfds, &comms} {
+		if err := v.reader.List(ctx, l, client.InNamespace(v.namespace)); err != nil {
+			return s, fmt.Errorf("listing %T in %s: %w", l, v.namespace, err)
+		}
+	}
+	s.Pools, s.L2Advertisements, s.BGPAdvertisements = pools.Items, l2s.Items, bgps.Items
+	s.Peers, s.BFDProfiles, s.Communities = peers.Items, bfds.Items, comms.Items
+	return s, nil
+}
+
+// addSecrets reads the Secrets the peers of either snapshot reference and puts them in both.
+// A missing Secret is left out (config reports the dangling reference).
+func (v *Validator) addSecrets(ctx context.Context, before, after *config.Snapshot) error {
+	names := append(ReferencedSecrets(*before), ReferencedSecrets(*after)...)
+	seen := map[string]bool{}
+	var secrets []corev1.Secret
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		var sec corev1.Secret
+		err := v.reader.Get(ctx, types.NamespacedName{Namespace: v.namespace, Name: n}, &sec)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading Secret %s/%s that a BGPPeer references: %w", v.namespace, n, err)
+		}
+		secrets = append(secrets, sec)
+	}
+	before.Secrets, after.Secrets = secrets, secrets
+	return nil
+}
+
+// invalid refuses a change with every problem, one per line, and as status causes.
+func invalid(subject Subject, op Operation, problems config.Errors) admission.Response {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s refused: %d problem(s) with the Herald configuration after this change:", strings.ToLower(string(op)), subject, len(problems))
+	causes := make([]metav1.StatusCause, 0, len(problems))
+	for _, p := range problems {
+		b.WriteString("\n- ")
+		b.WriteString(p.Error())
+		causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: p.Field, Message: p.Error()})
+	}
+	return refuse(subject, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, b.String(), causes)
+}
+
+func inUse(subject Subject, users []ServiceRef) admission.Response {
+	names := make([]string, len(users))
+	causes := make([]metav1.StatusCause, len(users))
+	for i, u := range users {
+		names[i] = u.String()
+		causes[i] = metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec.addresses", Message: "Service " + u.String()}
+	}
+	msg := fmt.Sprintf("delete %s refused: %d Service(s) still hold addresses of the pool: %s; delete them, change their type, or move them to another pool first",
+		subject, len(users), strings.Join(names, "; "))
+	return refuse(subject, http.StatusConflict, metav1.StatusReasonConflict, msg, causes)
+}
+
+func refuse(subject Subject, code int32, reason metav1.StatusReason, msg string, causes []metav1.StatusCause) admission.Response {
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
+		Allowed: false,
+		Result: &metav1.Status{
+			Status:  metav1.StatusFailure,
+			Code:    code,
+			Reason:  reason,
+			Message: msg,
+			Details: &metav1.StatusDetails{Group: v1beta1.GroupVersion.Group, Kind: subject.Kind, Name: subject.Name, Causes: causes},
+		},
+	}}
+}
+
+// ErrNoNamespace is returned by Register when Options.Namespace is empty.
+var ErrNoNamespace = errors.New("webhook: the Herald namespace is required")
