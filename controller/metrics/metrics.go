@@ -1,0 +1,89 @@
+// Package metrics owns herald-controller's Prometheus metrics and the HTTP server that exposes
+// them. Metrics live in a registry the caller creates and injects; nothing is registered globally.
+package metrics
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-lb/herald/controller/allocator"
+)
+
+// Metrics are the controller's own metrics.
+type Metrics struct {
+	allocationErrors *prometheus.CounterVec
+	configValid      prometheus.Gauge
+}
+
+// New registers the controller's metrics in reg. pools is called at every scrape for the address
+// counts of every pool (herald_pool_addresses_total and herald_pool_addresses_in_use); it must be
+// cheap and safe for concurrent use.
+func New(reg prometheus.Registerer, pools func() []allocator.PoolCounts) (*Metrics, error) {
+	m := &Metrics{
+		allocationErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald",
+			Name:      "allocation_errors_total",
+			Help:      "Failed address allocations, by reason (pool_full, not_in_pool, in_use, sharing_conflict, ...).",
+		}, []string{"reason"}),
+		configValid: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "herald",
+			Name:      "config_valid",
+			Help:      "1 when the Herald configuration in the cluster is valid, 0 when the last good one is kept in force.",
+		}),
+	}
+	errs := []error{
+		reg.Register(m.allocationErrors),
+		reg.Register(m.configValid),
+		reg.Register(&poolCollector{counts: pools}),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	return m, nil
+}
+
+// AllocationError counts one failed allocation.
+func (m *Metrics) AllocationError(reason string) { m.allocationErrors.WithLabelValues(reason).Inc() }
+
+// ConfigValid records whether the configuration in the cluster is valid.
+func (m *Metrics) ConfigValid(valid bool) {
+	if valid {
+		m.configValid.Set(1)
+	} else {
+		m.configValid.Set(0)
+	}
+}
+
+var (
+	poolTotalDesc = prometheus.NewDesc("herald_pool_addresses_total",
+		"Addresses of the pool that can be handed out (without those skipped by avoidBuggyIPs).",
+		[]string{"pool", "family"}, nil)
+	poolInUseDesc = prometheus.NewDesc("herald_pool_addresses_in_use",
+		"Addresses of the pool held by Services (a shared address counts once).",
+		[]string{"pool", "family"}, nil)
+)
+
+// poolCollector reads the pools' counts at scrape time, so the figures are always current and
+// pools that disappear leave no stale series.
+type poolCollector struct {
+	counts func() []allocator.PoolCounts
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolTotalDesc
+	ch <- poolInUseDesc
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.counts() {
+		for _, f := range []struct {
+			name   string
+			counts allocator.FamilyCounts
+		}{{"IPv4", p.IPv4}, {"IPv6", p.IPv6}} {
+			ch <- prometheus.MustNewConstMetric(poolTotalDesc, prometheus.GaugeValue, f.counts.Size.Float64(), p.Pool, f.name)
+			ch <- prometheus.MustNewConstMetric(poolInUseDesc, prometheus.GaugeValue, f.counts.Assigned.Float64(), p.Pool, f.name)
+		}
+	}
+}

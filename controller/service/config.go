@@ -1,0 +1,263 @@
+package service
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/controller/allocator"
+)
+
+// maxListedReleases bounds the addresses a release report lists by name.
+const maxListedReleases = 10
+
+// reconcileConfig rebuilds the configuration from the cache. A valid one replaces the pools in
+// force (restoring the Services' addresses first if that has not happened yet); an invalid one
+// is reported and changes nothing.
+func (c *Controller) reconcileConfig(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	snap, err := c.snapshot(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	cfg, perr := config.Parse(snap)
+	if perr != nil {
+		c.reportInvalidConfig(snap, perr)
+		return reconcile.Result{}, nil // the next change of a Herald object retries
+	}
+	c.metrics.ConfigValid(true)
+
+	c.mu.Lock()
+	c.lastCfgEr = ""
+	if c.alloc == nil {
+		err := c.restoreLocked(ctx, cfg)
+		c.mu.Unlock()
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		c.afterRestore(cfg)
+		return reconcile.Result{}, nil
+	}
+	fp := poolFingerprint(cfg)
+	if fp == c.poolsFP {
+		c.mu.Unlock()
+		return reconcile.Result{}, nil
+	}
+	released, err := c.alloc.SetPools(ToAllocatorPools(cfg))
+	if err != nil {
+		// Parse accepted pools the allocator rejects: keep the pools in force, as for an
+		// invalid configuration.
+		c.mu.Unlock()
+		c.metrics.ConfigValid(false)
+		c.log.Error(err, "the allocator rejected a valid configuration; keeping the last one in force")
+		return reconcile.Result{}, nil
+	}
+	c.poolsFP = fp
+	c.recordReleasesLocked(ctx, released)
+	c.mu.Unlock()
+
+	c.log.Info("address pools changed", "pools", len(cfg.Pools), "released", len(released))
+	c.reportReleases(ctx, released)
+	c.enqueuePending()
+	c.notifyPools(configPools(cfg)...)
+	return reconcile.Result{}, nil
+}
+
+// snapshot reads every Herald object of the Herald namespace, and its Secrets, from the cache.
+func (c *Controller) snapshot(ctx context.Context) (config.Snapshot, error) {
+	var (
+		s      config.Snapshot
+		pools  v1beta1.IPAddressPoolList
+		l2s    v1beta1.L2AdvertisementList
+		bgps   v1beta1.BGPAdvertisementList
+		peers  v1beta1.BGPPeerList
+		bfds   v1beta1.BFDProfileList
+		comms  v1beta1.CommunityList
+		secrts corev1.SecretList
+	)
+	for _, l := range []client.ObjectList{&pools, &l2s, &bgps, &peers, &bfds, &comms, &secrts} {
+		if err := c.client.List(ctx, l, client.InNamespace(c.opts.Namespace)); err != nil {
+			return s, fmt.Errorf("reading the Herald configuration from the cache: %w", err)
+		}
+	}
+	s.Pools, s.L2Advertisements, s.BGPAdvertisements = pools.Items, l2s.Items, bgps.Items
+	s.Peers, s.BFDProfiles, s.Communities, s.Secrets = peers.Items, bfds.Items, comms.Items, secrts.Items
+	return s, nil
+}
+
+// reportInvalidConfig sets the metric and, when the problems changed, puts a Warning event on
+// every offending object.
+func (c *Controller) reportInvalidConfig(snap config.Snapshot, perr error) {
+	c.metrics.ConfigValid(false)
+	c.mu.Lock()
+	same := perr.Error() == c.lastCfgEr
+	c.lastCfgEr = perr.Error()
+	inForce := c.alloc != nil
+	c.mu.Unlock()
+	if same {
+		return
+	}
+	c.log.Info("the Herald configuration is invalid; keeping the last valid one in force", "error", perr.Error())
+	suffix := "; the last valid configuration stays in force"
+	if !inForce {
+		suffix = "; no valid configuration yet: no address is assigned or released until this is fixed"
+	}
+	var fes config.Errors
+	if !errors.As(perr, &fes) {
+		return
+	}
+	for _, fe := range fes {
+		if obj := findObject(snap, fe.Kind, fe.Name); obj != nil {
+			c.recorder.Event(obj, corev1.EventTypeWarning, ReasonInvalidConfiguration, fe.Error()+suffix)
+		}
+	}
+}
+
+// findObject returns the object of the snapshot a FieldError names.
+func findObject(s config.Snapshot, kind, name string) runtime.Object {
+	find := func(n int, nameOf func(int) string, obj func(int) runtime.Object) runtime.Object {
+		for i := range n {
+			if nameOf(i) == name {
+				return obj(i)
+			}
+		}
+		return nil
+	}
+	switch kind {
+	case config.KindIPAddressPool:
+		return find(len(s.Pools), func(i int) string { return s.Pools[i].Name }, func(i int) runtime.Object { return &s.Pools[i] })
+	case config.KindL2Advertisement:
+		return find(len(s.L2Advertisements), func(i int) string { return s.L2Advertisements[i].Name }, func(i int) runtime.Object { return &s.L2Advertisements[i] })
+	case config.KindBGPAdvertisement:
+		return find(len(s.BGPAdvertisements), func(i int) string { return s.BGPAdvertisements[i].Name }, func(i int) runtime.Object { return &s.BGPAdvertisements[i] })
+	case config.KindBGPPeer:
+		return find(len(s.Peers), func(i int) string { return s.Peers[i].Name }, func(i int) runtime.Object { return &s.Peers[i] })
+	case config.KindBFDProfile:
+		return find(len(s.BFDProfiles), func(i int) string { return s.BFDProfiles[i].Name }, func(i int) runtime.Object { return &s.BFDProfiles[i] })
+	case config.KindCommunity:
+		return find(len(s.Communities), func(i int) string { return s.Communities[i].Name }, func(i int) runtime.Object { return &s.Communities[i] })
+	}
+	return nil
+}
+
+// restoreLocked creates the allocator and reserves every address found in the status of the
+// Services the controller handles, in key order, from one List of the synced cache. Nothing is
+// assigned before it returns. c.mu must be held.
+func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) error {
+	alloc, err := allocator.New(ToAllocatorPools(cfg))
+	if err != nil {
+		return fmt.Errorf("creating the allocator: %w", err)
+	}
+	var svcs corev1.ServiceList
+	if err := c.client.List(ctx, &svcs); err != nil {
+		return fmt.Errorf("listing Services to restore their addresses: %w", err)
+	}
+	nsLabels, err := c.namespaceLabels(ctx)
+	if err != nil {
+		return err
+	}
+	items := svcs.Items
+	slices.SortFunc(items, func(a, b corev1.Service) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	restored, failed := 0, 0
+	for i := range items {
+		svc := &items[i]
+		if !Managed(svc, c.opts.LBClass) || len(svc.Status.LoadBalancer.Ingress) == 0 {
+			continue
+		}
+		ips, perr := StatusIPs(svc)
+		desc, _ := ToAllocatorService(svc, nsLabels[svc.Namespace]) // a partial description still holds the addresses
+		if desc == nil {
+			continue
+		}
+		var rerr error
+		if len(ips) > 0 {
+			var res allocator.Result
+			res, rerr = alloc.Reserve(desc, ips)
+			restored += len(res.Assigned)
+		}
+		if err := errors.Join(perr, rerr); err != nil {
+			failed++
+			c.recorder.Eventf(svc, corev1.EventTypeWarning, ReasonIPNotRestored,
+				"Could not keep the address in status after a restart: %v; the Service gets a valid address instead", err)
+		}
+	}
+	c.alloc = alloc
+	c.poolsFP = poolFingerprint(cfg)
+	c.ready.Store(true)
+	c.log.Info("restored addresses from Services' status", "services", len(items), "addresses", restored, "rejected", failed)
+	return nil
+}
+
+// afterRestore requeues the Services that waited for the restore and publishes pool status.
+func (c *Controller) afterRestore(cfg *config.Config) {
+	c.enqueuePending()
+	c.notifyPools(configPools(cfg)...)
+}
+
+// namespaceLabels returns the labels of every namespace, from the cache.
+func (c *Controller) namespaceLabels(ctx context.Context) (map[string]map[string]string, error) {
+	var list corev1.NamespaceList
+	if err := c.client.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	out := make(map[string]map[string]string, len(list.Items))
+	for _, ns := range list.Items {
+		out[ns.Name] = ns.Labels
+	}
+	return out, nil
+}
+
+// recordReleasesLocked keeps, per pool, a report of the addresses a pool change released, for
+// the pool's AddressesReleased condition. c.mu must be held.
+func (c *Controller) recordReleasesLocked(ctx context.Context, released []allocator.Assignment) {
+	byPool := map[string][]allocator.Assignment{}
+	for _, a := range released {
+		byPool[a.Pool] = append(byPool[a.Pool], a)
+	}
+	for pool, as := range byPool {
+		var parts []string
+		for i, a := range as {
+			if i == maxListedReleases {
+				parts = append(parts, fmt.Sprintf("and %d more", len(as)-i))
+				break
+			}
+			parts = append(parts, fmt.Sprintf("%s from %s", a.IP, a.Service))
+		}
+		var gen int64
+		var p v1beta1.IPAddressPool
+		if err := c.client.Get(ctx, client.ObjectKey{Namespace: c.opts.Namespace, Name: pool}, &p); err == nil {
+			gen = p.Generation
+		}
+		c.released[pool] = releaseReport{
+			generation: gen,
+			message: fmt.Sprintf("Released %d address(es) the pool no longer covers: %s. The Services were requeued for a new address.",
+				len(as), strings.Join(parts, ", ")),
+		}
+	}
+}
+
+// reportReleases puts an event on every Service whose address a pool change released and
+// requeues it.
+func (c *Controller) reportReleases(ctx context.Context, released []allocator.Assignment) {
+	for _, a := range released {
+		req := requestFor(a.Service)
+		var svc corev1.Service
+		if err := c.client.Get(ctx, req.NamespacedName, &svc); err == nil {
+			c.recorder.Eventf(&svc, corev1.EventTypeWarning, ReasonIPReleased,
+				"Released %s: pool %s no longer covers it or no longer allows this Service; a new address is assigned if a pool allows", a.IP, a.Pool)
+		}
+		c.svcQueue.add(req)
+	}
+	c.notifyPools(poolNames(released)...)
+}

@@ -1,0 +1,277 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/controller/allocator"
+	"github.com/herald-lb/herald/controller/metrics"
+)
+
+// Event reasons the controller uses.
+const (
+	ReasonIPAllocated          = "IPAllocated"
+	ReasonIPReleased           = "IPReleased"
+	ReasonAllocationFailed     = "AllocationFailed"
+	ReasonIPNotRestored        = "IPNotRestored"
+	ReasonInvalidConfiguration = "InvalidConfiguration"
+	// ConditionAddressesReleased is the IPAddressPool condition that reports addresses
+	// released because the pool no longer covers them.
+	ConditionAddressesReleased = "AddressesReleased"
+)
+
+// ErrNotReady is returned by the readiness check until the controller has restored the
+// addresses in the Services' status.
+var ErrNotReady = errors.New("addresses not restored yet (waiting for the cache or a valid configuration)")
+
+// Options configure the controller.
+type Options struct {
+	// Namespace holds the Herald objects (pools, advertisements, ...).
+	Namespace string
+	// LBClass: empty handles Services without spec.loadBalancerClass, otherwise only that class.
+	LBClass string
+	// MaxConcurrentReconciles of the Service controller (default 8). Allocator calls are
+	// serialised anyway; more workers overlap the API writes.
+	MaxConcurrentReconciles int
+	// PoolStatusInterval is the least time between two writes of one pool's status (default 1s).
+	PoolStatusInterval time.Duration
+	// Registry receives the controller's metrics.
+	Registry prometheus.Registerer
+	// SkipNameValidation lets several managers run in one process (tests).
+	SkipNameValidation bool
+}
+
+// Controller is the Service reconciler and the state its three controllers share.
+type Controller struct {
+	opts     Options
+	log      logr.Logger
+	client   client.Client // reads from the manager's cache
+	recorder record.EventRecorder
+	metrics  *metrics.Metrics
+
+	svcQueue  queueRef
+	poolQueue queueRef
+	guard     staleGuard // Services
+	poolGuard staleGuard // IPAddressPools
+	ready     atomic.Bool
+
+	// mu serialises every allocator call and guards the fields below.
+	mu        sync.Mutex
+	alloc     *allocator.Allocator // nil until restored
+	poolsFP   string               // fingerprint of the pools in force
+	pending   map[string]struct{}  // Services waiting for an address (or a family)
+	released  map[string]releaseReport
+	lastCfgEr string
+}
+
+// releaseReport is the last set of addresses a pool change released from one pool.
+type releaseReport struct {
+	generation int64
+	message    string
+}
+
+// New returns a Controller and registers its metrics in opts.Registry.
+func New(opts Options, log logr.Logger) (*Controller, error) {
+	if opts.Namespace == "" {
+		return nil, errors.New("options: Namespace is required")
+	}
+	if opts.MaxConcurrentReconciles <= 0 {
+		opts.MaxConcurrentReconciles = 8
+	}
+	if opts.PoolStatusInterval <= 0 {
+		opts.PoolStatusInterval = time.Second
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	c := &Controller{
+		opts:     opts,
+		log:      log,
+		pending:  map[string]struct{}{},
+		released: map[string]releaseReport{},
+	}
+	m, err := metrics.New(opts.Registry, c.PoolCounts)
+	if err != nil {
+		return nil, err
+	}
+	c.metrics = m
+	return c, nil
+}
+
+// CacheOptions restricts the Herald objects and Secrets to the Herald namespace and strips
+// managedFields, which the controller never reads (a third of a Service's size).
+func CacheOptions(namespace string) cache.Options {
+	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
+	by := map[client.Object]cache.ByObject{&corev1.Secret{}: inNS}
+	for _, o := range heraldKinds() {
+		by[o] = inNS
+	}
+	return cache.Options{ByObject: by, DefaultTransform: cache.TransformStripManagedFields()}
+}
+
+// heraldKinds are the kinds that make up the configuration.
+func heraldKinds() []client.Object {
+	return []client.Object{
+		&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{},
+		&v1beta1.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{},
+	}
+}
+
+// SetupWithManager registers the config, Service and pool status controllers.
+func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
+	c.client = mgr.GetClient()
+	c.recorder = mgr.GetEventRecorderFor("herald-controller")
+	skip := &c.opts.SkipNameValidation
+
+	configKey := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.opts.Namespace, Name: "config"}}
+	toConfig := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{configKey}
+	})
+	b := ctrl.NewControllerManagedBy(mgr).Named("herald-config").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: skip})
+	changed := builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))
+	for _, o := range heraldKinds() {
+		b = b.Watches(o, toConfig, changed)
+	}
+	b = b.Watches(&corev1.Secret{}, toConfig, builder.WithPredicates(predicate.ResourceVersionChangedPredicate{}))
+	// One reconcile at start even when the namespace holds no Herald object, so that the
+	// addresses are restored and the controller gets ready.
+	b = b.WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		q.Add(configKey)
+		return nil
+	}))
+	if err := b.Complete(reconcile.Func(c.reconcileConfig)); err != nil {
+		return fmt.Errorf("setting up the config controller: %w", err)
+	}
+
+	err := ctrl.NewControllerManagedBy(mgr).Named("herald-service").
+		For(&corev1.Service{}).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.servicesInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WatchesRawSource(c.svcQueue.source()).
+		WithOptions(controller.Options{MaxConcurrentReconciles: c.opts.MaxConcurrentReconciles, SkipNameValidation: skip}).
+		Complete(reconcile.Func(c.reconcileService))
+	if err != nil {
+		return fmt.Errorf("setting up the Service controller: %w", err)
+	}
+
+	err = ctrl.NewControllerManagedBy(mgr).Named("herald-pool-status").
+		For(&v1beta1.IPAddressPool{}).
+		WatchesRawSource(c.poolQueue.source()).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: skip}).
+		Complete(reconcile.Func(c.reconcilePoolStatus))
+	if err != nil {
+		return fmt.Errorf("setting up the pool status controller: %w", err)
+	}
+	return nil
+}
+
+// ReadyCheck is a healthz.Checker: ready once the addresses in the Services' status are restored.
+func (c *Controller) ReadyCheck(*http.Request) error {
+	if !c.ready.Load() {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// PoolCounts returns the address counts of every pool in force, for metrics.
+func (c *Controller) PoolCounts() []allocator.PoolCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.alloc == nil {
+		return nil
+	}
+	return c.alloc.Counts()
+}
+
+// servicesInNamespace maps a Namespace whose labels changed to the managed Services in it.
+func (c *Controller) servicesInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
+	var list corev1.ServiceList
+	if err := c.client.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
+		c.log.Error(err, "listing Services of a namespace whose labels changed", "namespace", ns.GetName())
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if Managed(&list.Items[i], c.opts.LBClass) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return out
+}
+
+// enqueuePending requeues every Service waiting for an address. Called when an address is
+// freed or the pools change; the set holds only pending Services, never all of them.
+func (c *Controller) enqueuePending() {
+	c.mu.Lock()
+	reqs := make([]reconcile.Request, 0, len(c.pending))
+	for key := range c.pending {
+		reqs = append(reqs, requestFor(key))
+	}
+	c.mu.Unlock()
+	c.svcQueue.add(reqs...)
+}
+
+// notifyPools schedules a status update of the named pools, coalesced.
+func (c *Controller) notifyPools(names ...string) {
+	seen := map[string]bool{}
+	for _, n := range names {
+		if n == "" || seen[n] {
+			continue
+		}
+		seen[n] = true
+		c.poolQueue.addAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.opts.Namespace, Name: n}},
+			c.opts.PoolStatusInterval)
+	}
+}
+
+func requestFor(key string) reconcile.Request {
+	for i := range len(key) {
+		if key[i] == '/' {
+			return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: key[:i], Name: key[i+1:]}}
+		}
+	}
+	return reconcile.Request{NamespacedName: types.NamespacedName{Name: key}}
+}
+
+// poolNames returns the pools of the given assignments.
+func poolNames(lists ...[]allocator.Assignment) []string {
+	var out []string
+	for _, l := range lists {
+		for _, a := range l {
+			out = append(out, a.Pool)
+		}
+	}
+	return out
+}
+
+// configPools returns the names of the pools of cfg.
+func configPools(cfg *config.Config) []string {
+	if cfg == nil {
+		return nil
+	}
+	return cfg.PoolNames()
+}

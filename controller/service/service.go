@@ -1,0 +1,224 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/herald-lb/herald/controller/allocator"
+)
+
+// staleRecheck bounds how long a reconcile that found the cache behind the controller's own
+// writes waits for the watch event before it looks again.
+const staleRecheck = 5 * time.Second
+
+// outcome is what one reconcile decided for one Service under the allocator's lock.
+type outcome struct {
+	assigned []allocator.Assignment
+	released []allocator.Assignment
+	err      error // allocation or translation error, reported as AllocationFailed
+}
+
+// reconcileService brings one Service's addresses, status and annotation in line with the
+// allocator. It reads the Service from the cache and writes only what differs.
+func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	key := Key(req.Namespace, req.Name)
+	var svc corev1.Service
+	if err := c.client.Get(ctx, req.NamespacedName, &svc); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, fmt.Errorf("reading Service %s from the cache: %w", key, err)
+		}
+		c.guard.forget(key)
+		c.forget(key)
+		return reconcile.Result{}, nil
+	}
+	if c.guard.stale(key, svc.ResourceVersion) {
+		return reconcile.Result{RequeueAfter: staleRecheck}, nil
+	}
+	if !Managed(&svc, c.opts.LBClass) {
+		return reconcile.Result{}, c.unmanage(ctx, &svc)
+	}
+
+	var nsLabels map[string]string
+	var ns corev1.Namespace
+	if err := c.client.Get(ctx, client.ObjectKey{Name: svc.Namespace}, &ns); err == nil {
+		nsLabels = ns.Labels
+	} else if !apierrors.IsNotFound(err) {
+		return reconcile.Result{}, fmt.Errorf("reading namespace %s from the cache: %w", svc.Namespace, err)
+	}
+
+	out, ok := c.allocate(&svc, nsLabels)
+	if !ok {
+		return reconcile.Result{}, nil // requeued once the addresses are restored
+	}
+	if len(out.released) > 0 {
+		c.recorder.Eventf(&svc, corev1.EventTypeNormal, ReasonIPReleased, "Released %s: %s", ips(out.released),
+			"the Service's request, pool, families, ports or sharing key no longer allow it")
+		c.enqueuePending()
+	}
+	if out.err != nil {
+		c.metrics.AllocationError(ErrorReason(out.err))
+		c.recorder.Event(&svc, corev1.EventTypeWarning, ReasonAllocationFailed, out.err.Error())
+	}
+	oldIPs := ingressIPs(svc.Status.LoadBalancer.Ingress)
+	if err := c.write(ctx, &svc, Ingress(out.assigned), PoolOf(out.assigned)); err != nil {
+		return reconcile.Result{}, err
+	}
+	var added []allocator.Assignment
+	for _, a := range out.assigned {
+		if !slices.Contains(oldIPs, a.IP.String()) {
+			added = append(added, a)
+		}
+	}
+	if len(added) > 0 {
+		c.recorder.Eventf(&svc, corev1.EventTypeNormal, ReasonIPAllocated, "Assigned %s from pool %s", ips(added), PoolOf(added))
+	}
+	if len(added) > 0 || len(out.released) > 0 {
+		c.notifyPools(poolNames(added, out.released)...)
+	}
+	return reconcile.Result{}, nil
+}
+
+// allocate asks the allocator for svc's addresses. It reports false when the addresses in the
+// Services' status are not restored yet; the Service is then pending.
+func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (outcome, bool) {
+	key := Key(svc.Namespace, svc.Name)
+	desc, terr := ToAllocatorService(svc, nsLabels)
+	statusIPs, _ := StatusIPs(svc)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.alloc == nil {
+		c.pending[key] = struct{}{}
+		return outcome{}, false
+	}
+	held := c.alloc.Assignments(key)
+	if len(held) == 0 && len(statusIPs) > 0 && desc != nil {
+		// The status holds addresses the allocator does not know for this Service (written
+		// after the restore listed it, or before a type change and back): keep them if valid.
+		if _, err := c.alloc.Reserve(desc, statusIPs); err != nil {
+			c.log.V(1).Info("not keeping addresses from status", "service", key, "reason", err.Error())
+		}
+	}
+	var out outcome
+	if terr != nil {
+		// A malformed request changes nothing: the Service keeps what it holds.
+		out.assigned, out.err = c.alloc.Assignments(key), terr
+	} else {
+		res, err := c.alloc.Assign(desc)
+		out.assigned, out.released, out.err = res.Assigned, res.Released, err
+		if err == nil && len(res.Missing) == 0 {
+			delete(c.pending, key)
+			return out, true
+		}
+	}
+	c.pending[key] = struct{}{}
+	return out, true
+}
+
+// forget releases a deleted Service's addresses and retries the pending Services if any were
+// freed. Nothing else is touched.
+func (c *Controller) forget(key string) {
+	c.mu.Lock()
+	delete(c.pending, key)
+	var freed []allocator.Assignment
+	if c.alloc != nil {
+		freed = c.alloc.Release(key)
+	}
+	c.mu.Unlock()
+	if len(freed) > 0 {
+		c.enqueuePending()
+		c.notifyPools(poolNames(freed)...)
+	}
+}
+
+// unmanage handles a Service the controller does not (or no longer) handle: it frees what the
+// allocator holds for it and clears the status and annotation the controller wrote.
+func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
+	key := Key(svc.Namespace, svc.Name)
+	c.mu.Lock()
+	delete(c.pending, key)
+	var freed []allocator.Assignment
+	if c.alloc != nil {
+		freed = c.alloc.Release(key)
+	}
+	c.mu.Unlock()
+	_, annotated := svc.Annotations[AnnotationAllocatedFromPool]
+	ours := len(freed) > 0 || annotated
+	if !ours {
+		return nil
+	}
+	if len(freed) > 0 {
+		c.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonIPReleased, "Released %s: the Service is no longer of type LoadBalancer with this controller's class", ips(freed))
+		c.enqueuePending()
+		c.notifyPools(poolNames(freed)...)
+	}
+	var ingress []corev1.LoadBalancerIngress
+	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer && len(freed) == 0 {
+		// Another load-balancer implementation may own it now: only drop the annotation.
+		ingress = svc.Status.LoadBalancer.Ingress
+	}
+	return c.write(ctx, svc, ingress, "")
+}
+
+// write makes the Service's status and pool annotation what they should be, with at most one
+// status patch and one metadata patch, and none when nothing changes.
+func (c *Controller) write(ctx context.Context, svc *corev1.Service, ingress []corev1.LoadBalancerIngress, pool string) error {
+	key := Key(svc.Namespace, svc.Name)
+	seen := []string{svc.ResourceVersion}
+	cur := svc.DeepCopy()
+	defer func() { c.guard.wrote(key, seen, cur.ResourceVersion) }()
+
+	if !IngressEqual(cur.Status.LoadBalancer.Ingress, ingress) {
+		orig := cur.DeepCopy()
+		cur.Status.LoadBalancer.Ingress = ingress
+		if err := c.client.Status().Patch(ctx, cur, client.MergeFrom(orig)); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("writing status.loadBalancer.ingress of %s: %w", key, err)
+		}
+		seen = append(seen, cur.ResourceVersion)
+	}
+	if cur.Annotations[AnnotationAllocatedFromPool] != pool {
+		orig := cur.DeepCopy()
+		if pool == "" {
+			delete(cur.Annotations, AnnotationAllocatedFromPool)
+		} else {
+			if cur.Annotations == nil {
+				cur.Annotations = map[string]string{}
+			}
+			cur.Annotations[AnnotationAllocatedFromPool] = pool
+		}
+		if err := c.client.Patch(ctx, cur, client.MergeFrom(orig)); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("writing annotation %s of %s: %w", AnnotationAllocatedFromPool, key, err)
+		}
+	}
+	return nil
+}
+
+func ips(as []allocator.Assignment) string {
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = a.IP.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+func ingressIPs(in []corev1.LoadBalancerIngress) []string {
+	out := make([]string, 0, len(in))
+	for _, i := range in {
+		out = append(out, i.IP)
+	}
+	return out
+}
