@@ -130,3 +130,6 @@ image: ## Build the OCI image tarball dist/herald-image.tar (IMAGE=...; no Docke
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags='-s -w' -o dist/image/herald-speaker ./speaker
 	go run ./hack/mkimage --tag $(IMAGE) --arch $(GOARCH) \
 	  --controller dist/image/herald-controller --speaker dist/image/herald-speaker --out dist/herald-image.tar
+
+# The manifests tests render the Helm chart.
+test: $(HELM)
