@@ -1,27 +1,212 @@
 // Command herald-speaker announces the external IPs of Services of type LoadBalancer from this node,
-// over layer 2 (ARP/NDP) or BGP. main only parses flags into a typed configuration and wires the packages together.
+// over layer 2 (ARP/NDP) or BGP. main only parses flags into a typed configuration and wires the
+// packages together.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/manager/signals"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/logging"
+	"github.com/herald-lb/herald/internal/metrics"
+	"github.com/herald-lb/herald/speaker/agent"
+	"github.com/herald-lb/herald/speaker/bgp"
+	"github.com/herald-lb/herald/speaker/layer2"
+	"github.com/herald-lb/herald/speaker/members"
 )
 
 type options struct {
-	kubeconfig string
+	kubeconfig       string
+	nodeName         string
+	hostIP           string
+	namespace        string
+	lbClass          string
+	memberlistBind   string
+	memberlistPort   int
+	memberlistSecret string
+	secretWait       time.Duration
+	metricsAddr      string
+	healthAddr       string
+	logLevel         string
+	kubeQPS          float64
+	kubeBurst        int
+	l2Refresh        time.Duration
+	resync           time.Duration
+	timers           members.Timers
 }
 
 func parseFlags(args []string) (options, error) {
-	var o options
+	o := options{timers: members.DefaultTimers()}
 	fs := flag.NewFlagSet("herald-speaker", flag.ContinueOnError)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
-	return o, fs.Parse(args)
+	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of the Node this speaker runs on (default $NODE_NAME)")
+	fs.StringVar(&o.hostIP, "host-ip", os.Getenv("POD_IP"), "this node's IP, for memberlist and BGP (default $POD_IP, else the Node's InternalIP)")
+	fs.StringVar(&o.namespace, "namespace", "herald-system", "namespace of Herald's configuration and status objects")
+	fs.StringVar(&o.lbClass, "lb-class", "", "announce only Services of this spec.loadBalancerClass; empty: Services without a class")
+	fs.StringVar(&o.memberlistBind, "memberlist-bind", "", "address memberlist listens on (default: --host-ip)")
+	fs.IntVar(&o.memberlistPort, "memberlist-port", members.DefaultPort, "memberlist TCP and UDP port")
+	fs.StringVar(&o.memberlistSecret, "memberlist-secret", "herald-memberlist", "Secret (in --namespace) holding the memberlist key under 'secretkey'; empty: unencrypted")
+	fs.DurationVar(&o.secretWait, "memberlist-secret-wait", 30*time.Second, "how long to wait for the memberlist Secret before running unencrypted")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", ":7474", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&o.healthAddr, "health-addr", ":7475", "address of /healthz and /readyz; 0 disables it")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "queries per second to the API server")
+	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "burst of queries to the API server")
+	fs.DurationVar(&o.l2Refresh, "l2-refresh-interval", layer2.DefaultRefresh, "how often owned IPs are announced again with gratuitous ARP/NDP")
+	fs.DurationVar(&o.resync, "resync", 10*time.Second, "full recomputation period, also for interface changes and re-joining speakers")
+	fs.DurationVar(&o.timers.ProbeInterval, "memberlist-probe-interval", o.timers.ProbeInterval, "memberlist failure detection: probe interval")
+	fs.DurationVar(&o.timers.ProbeTimeout, "memberlist-probe-timeout", o.timers.ProbeTimeout, "memberlist failure detection: probe timeout")
+	fs.IntVar(&o.timers.SuspicionMult, "memberlist-suspicion-mult", o.timers.SuspicionMult, "memberlist failure detection: suspicion multiplier (probe intervals a suspect has to refute)")
+	fs.DurationVar(&o.timers.GossipInterval, "memberlist-gossip-interval", o.timers.GossipInterval, "memberlist gossip interval")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.nodeName == "" {
+		return o, fmt.Errorf("--node-name (or $NODE_NAME) is required")
+	}
+	return o, nil
 }
 
 func main() {
-	if _, err := parseFlags(os.Args[1:]); err != nil {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	if err := run(signals.SetupSignalHandler(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "herald-speaker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	log, err := logging.New(os.Stderr, o.logLevel)
+	if err != nil {
+		return err
+	}
+	scheme, err := kube.Scheme()
+	if err != nil {
+		return err
+	}
+	restCfg, err := kube.RESTConfig(o.kubeconfig, float32(o.kubeQPS), o.kubeBurst, "herald-speaker/"+o.nodeName)
+	if err != nil {
+		return err
+	}
+	inNS := cache.ByObject{Namespaces: map[string]cache.Config{o.namespace: {}}}
+	mgr, err := manager.New(restCfg, manager.Options{
+		Scheme:                 scheme,
+		Logger:                 logr.FromSlogHandler(log.Handler()),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: o.healthAddr,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: inNS, &v1beta1.IPAddressPool{}: inNS, &v1beta1.L2Advertisement{}: inNS,
+			&v1beta1.BGPAdvertisement{}: inNS, &v1beta1.BGPPeer{}: inNS, &v1beta1.BFDProfile{}: inNS,
+			&v1beta1.Community{}: inNS, &v1beta1.ServiceL2Status{}: inNS, &v1beta1.ServiceBGPStatus{}: inNS,
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	reg := metrics.NewRegistry()
+	if err := mgr.Add(metrics.Server{Addr: o.metricsAddr, Gatherer: reg}); err != nil {
+		return err
+	}
+
+	reader := mgr.GetAPIReader()
+	var hostIP netip.Addr
+	if o.hostIP != "" {
+		if hostIP, err = netip.ParseAddr(o.hostIP); err != nil {
+			return fmt.Errorf("--host-ip %q: %w", o.hostIP, err)
+		}
+	}
+	v4, v6, err := agent.NodeAddresses(ctx, reader, o.nodeName, hostIP)
+	if err != nil {
+		return err
+	}
+	if !hostIP.IsValid() {
+		hostIP = v4
+		if !hostIP.IsValid() {
+			hostIP = v6
+		}
+	}
+	bind := hostIP
+	if o.memberlistBind != "" {
+		if bind, err = netip.ParseAddr(o.memberlistBind); err != nil {
+			return fmt.Errorf("--memberlist-bind %q: %w", o.memberlistBind, err)
+		}
+	}
+	key, err := agent.MemberlistKey(ctx, reader, o.namespace, o.memberlistSecret, o.secretWait, log)
+	if err != nil {
+		return err
+	}
+
+	ml, err := members.New(members.Config{
+		NodeName: o.nodeName, BindAddr: bind, BindPort: o.memberlistPort, AdvertiseAddr: hostIP,
+		SecretKey: key, Timers: o.timers, Logger: log.With("component", "members"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := ml.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = ml.Shutdown() }()
+
+	l2, err := layer2.NewAnnouncer(layer2.Config{
+		Logger: logr.FromSlogHandler(log.With("component", "layer2").Handler()), Registerer: reg, Refresh: o.l2Refresh,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = l2.Close() }()
+	routerID := v4
+	speaker, err := bgp.New(bgp.Config{RouterID: routerID, NodeIPv4: v4, NodeIPv6: v6, Logger: log.With("component", "bgp"), Registerer: reg})
+	if err != nil {
+		return err
+	}
+
+	a, err := agent.New(agent.Options{
+		NodeName: o.nodeName, Namespace: o.namespace, LBClass: o.lbClass, NodeIPv4: v4, NodeIPv6: v6,
+		MemberlistPort: o.memberlistPort,
+		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("herald-speaker"),
+		Members: ml, L2: l2, BGP: speaker,
+		Interfaces: func() ([]string, error) {
+			ifaces, err := net.Interfaces()
+			if err != nil {
+				return nil, err
+			}
+			return layer2.SelectInterfaces(nil, ifaces, layer2.SysFS{})
+		},
+		Logger: log.With("component", "agent"), Registerer: reg, Resync: o.resync,
+	})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(a); err != nil {
+		return err
+	}
+	log.Info("starting", "node", o.nodeName, "hostIP", hostIP, "namespace", o.namespace)
+	return mgr.Start(ctx)
 }

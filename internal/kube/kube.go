@@ -1,0 +1,48 @@
+// Package kube holds the Kubernetes client setup both binaries share: the scheme with the built-in
+// and Herald types, and the REST configuration from a kubeconfig path or the in-cluster environment.
+package kube
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+)
+
+// Scheme returns a new scheme with the Kubernetes built-in types and Herald's.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("adding Kubernetes types to the scheme: %w", err)
+	}
+	if err := v1beta1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("adding Herald types to the scheme: %w", err)
+	}
+	return s, nil
+}
+
+// RESTConfig loads the kubeconfig at path, or the in-cluster configuration when path is empty,
+// and applies the client rate limits.
+func RESTConfig(path string, qps float32, burst int, userAgent string) (*rest.Config, error) {
+	var (
+		cfg *rest.Config
+		err error
+	)
+	if path == "" {
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster configuration (pass --kubeconfig to run outside a cluster): %w", err)
+		}
+	} else {
+		cfg, err = clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, fmt.Errorf("loading kubeconfig %s: %w", path, err)
+		}
+	}
+	cfg.QPS, cfg.Burst, cfg.UserAgent = qps, burst, userAgent
+	return cfg, nil
+}

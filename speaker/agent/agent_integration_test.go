@@ -1,0 +1,225 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/speaker/bgp"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, testenv.Options{}, &env)) }
+
+// journal records the calls of the test doubles in order.
+type journal struct {
+	mu      sync.Mutex
+	calls   []string
+	owned   map[netip.Addr][]string
+	routes  []bgp.Route
+	members []string
+}
+
+func (j *journal) add(c string) { j.mu.Lock(); j.calls = append(j.calls, c); j.mu.Unlock() }
+
+type fakeMembers struct {
+	j       *journal
+	changes chan struct{}
+}
+
+func (f fakeMembers) Members() []string {
+	f.j.mu.Lock()
+	defer f.j.mu.Unlock()
+	return append([]string(nil), f.j.members...)
+}
+func (f fakeMembers) MemberMeta() map[string][]byte {
+	m := map[string][]byte{}
+	for _, n := range f.Members() {
+		m[n] = []byte(`{"ifaces":["eth0"]}`)
+	}
+	return m
+}
+func (f fakeMembers) SetMeta([]byte, time.Duration) error { return nil }
+func (f fakeMembers) Changes() <-chan struct{}            { return f.changes }
+func (f fakeMembers) Join([]string) (int, error)          { return 0, nil }
+func (f fakeMembers) Leave(time.Duration) error           { f.j.add("leave"); return nil }
+func (f fakeMembers) setAlive(names ...string) {
+	f.j.mu.Lock()
+	f.j.members = names
+	f.j.mu.Unlock()
+	f.changes <- struct{}{}
+}
+
+type fakeL2 struct{ j *journal }
+
+func (f fakeL2) SetOwned(o map[netip.Addr][]string) error {
+	f.j.mu.Lock()
+	defer f.j.mu.Unlock()
+	f.j.owned = o
+	if len(o) == 0 {
+		f.j.calls = append(f.j.calls, "l2-empty")
+	}
+	return nil
+}
+
+type fakeBGP struct{ j *journal }
+
+func (f fakeBGP) SetPeers(context.Context, []bgp.Peer) error { return nil }
+func (f fakeBGP) SetRoutes(_ context.Context, r []bgp.Route) error {
+	f.j.mu.Lock()
+	f.j.routes = r
+	f.j.mu.Unlock()
+	return nil
+}
+func (f fakeBGP) Status() []bgp.PeerStatus       { return nil }
+func (f fakeBGP) Shutdown(context.Context) error { f.j.add("bgp-shutdown"); return nil }
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond) //nolint:forbidigo // polling a condition with a deadline
+	}
+}
+
+func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	c := env.Client
+	hns := env.NewNamespace(t, "herald")
+	app := env.NewNamespace(t, "app")
+
+	for _, n := range []string{"n1", "n2"} {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n + "-" + hns}}
+		if err := c.Create(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+		if err := c.Status().Update(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n1, n2 := "n1-"+hns, "n2-"+hns
+
+	mustCreate := func(o client.Object) {
+		t.Helper()
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+	mustCreate(&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: hns}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.100-198.51.100.119"}}})
+	mustCreate(&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "dark", Namespace: hns}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.160/28"}}})
+	mustCreate(&v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: hns}, Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"l2"}}})
+
+	svc := func(name, ip string) *corev1.Service {
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: app}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
+		mustCreate(s)
+		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+		if err := c.Status().Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	svc("web", "198.51.100.105")
+	svc("dark", "198.51.100.161")
+
+	// The cache and the agent as the speaker runs them, with doubles for memberlist and the announcers.
+	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &journal{members: []string{n1}}
+	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
+	rec := record.NewFakeRecorder(100)
+	a, err := New(Options{
+		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Recorder: rec, Members: fm,
+		L2: fakeL2{j}, BGP: fakeBGP{j}, Interfaces: func() ([]string, error) { return []string{"eth0"}, nil },
+		Resync: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	go func() { _ = ch.Start(actx) }()
+	done := make(chan error, 1)
+	go func() { done <- a.Start(actx) }()
+
+	ip := netip.MustParseAddr("198.51.100.105")
+	eventually(t, "n1 to answer for 198.51.100.105 on eth0", func() bool {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return len(j.owned[ip]) == 1 && j.owned[ip][0] == "eth0"
+	})
+	eventually(t, "ServiceL2Status naming n1", func() bool {
+		var l v1beta1.ServiceL2StatusList
+		if err := c.List(ctx, &l, client.InNamespace(hns)); err != nil || len(l.Items) != 1 {
+			return false
+		}
+		st := l.Items[0].Status
+		return st.Node == n1 && st.ServiceName == "web" && st.ServiceNamespace == app && len(st.Interfaces) == 1
+	})
+	var events []string
+	eventually(t, "nodeAssigned and NotAnnounced events", func() bool {
+		for {
+			select {
+			case e := <-rec.Events:
+				events = append(events, e)
+				continue
+			default:
+			}
+			break
+		}
+		all := strings.Join(events, "\n")
+		return strings.Contains(all, "Normal nodeAssigned announcing 198.51.100.105 from node "+n1) &&
+			strings.Contains(all, `Warning NotAnnounced 198.51.100.161 is assigned but not announced: no L2Advertisement or BGPAdvertisement announces pool "dark"`)
+	})
+
+	// An invalid configuration keeps the last good one: the IP stays announced.
+	mustCreate(&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "overlap", Namespace: hns}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.96/27"}}})
+	a.Trigger()
+	eventually(t, "the invalid config to be seen", func() bool { return a.lastConfigError() != "" })
+	j.mu.Lock()
+	kept := len(j.owned[ip]) == 1
+	j.mu.Unlock()
+	if !kept {
+		t.Fatalf("an invalid configuration dropped the announced IP")
+	}
+
+	// A dead owner loses the IP at once on the membership change: with only n2 alive, n1 must not answer.
+	fm.setAlive(n2)
+	eventually(t, "n1 to stop answering once it is not a live member", func() bool {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return len(j.owned) == 0
+	})
+	fm.setAlive(n1, n2)
+
+	// Shutdown: stop answering first, then leave.
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Start returned %v", err)
+	}
+	j.mu.Lock()
+	calls := strings.Join(j.calls, ",")
+	j.mu.Unlock()
+	if !strings.HasPrefix(calls, "l2-empty") || !strings.Contains(calls, "leave") || !strings.Contains(calls, "bgp-shutdown") {
+		t.Errorf("shutdown calls = %q, want l2-empty first, then leave and bgp-shutdown", calls)
+	}
+}

@@ -1,0 +1,305 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/speaker/bgp"
+	"github.com/herald-lb/herald/speaker/election"
+	"github.com/herald-lb/herald/speaker/plan"
+)
+
+// Event reasons the speaker uses on Services.
+const (
+	ReasonNodeAssigned  = "nodeAssigned"
+	ReasonNotAnnounced  = "NotAnnounced"
+	ReasonInvalidConfig = "InvalidConfig"
+)
+
+// sync recomputes the plan from the cache and applies it.
+func (a *Agent) sync(ctx context.Context) {
+	start := time.Now()
+	in, svcByKey, err := a.inputs(ctx)
+	if err != nil {
+		a.log.Warn("reading the cluster state; keeping the current announcements", "err", err)
+		return
+	}
+	p := plan.Compute(in)
+
+	// Announce first: nothing below may delay taking over or giving up an IP.
+	if err := a.opts.L2.SetOwned(p.L2Owned); err != nil {
+		a.log.Warn("layer-2 announcer", "err", err)
+	}
+	if err := a.opts.BGP.SetPeers(ctx, a.bgpPeers(p.Peers)); err != nil {
+		a.log.Warn("BGP peers", "err", err)
+	}
+	if err := a.opts.BGP.SetRoutes(ctx, bgpRoutes(p.Routes)); err != nil {
+		a.log.Warn("BGP routes", "err", err)
+	}
+	a.metrics.syncSeconds.Observe(time.Since(start).Seconds())
+
+	a.events(p, in, svcByKey)
+	a.status.set(desiredStatus(p, a.opts.NodeName, a.opts.Namespace))
+}
+
+// inputs reads everything the plan needs from the cache.
+func (a *Agent) inputs(ctx context.Context) (plan.Input, map[string]*corev1.Service, error) {
+	in := plan.Input{Self: a.opts.NodeName}
+	cfg, err := a.config(ctx)
+	if err != nil {
+		return in, nil, err
+	}
+	in.Config = cfg
+
+	var nodes corev1.NodeList
+	if err := a.opts.Cache.List(ctx, &nodes); err != nil {
+		return in, nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	alive := map[string]bool{}
+	for _, m := range a.opts.Members.Members() {
+		alive[m] = true
+	}
+	metas := a.opts.Members.MemberMeta()
+	for _, n := range nodes.Items {
+		en := election.Node{Name: n.Name, Labels: n.Labels, Alive: alive[n.Name]}
+		for _, c := range n.Status.Conditions {
+			switch c.Type {
+			case corev1.NodeReady:
+				en.Ready = c.Status == corev1.ConditionTrue
+			case corev1.NodeNetworkUnavailable:
+				en.NetworkUnavailable = c.Status == corev1.ConditionTrue
+			}
+		}
+		var m nodeMeta
+		if raw, ok := metas[n.Name]; ok && len(raw) > 0 {
+			if err := json.Unmarshal(raw, &m); err != nil {
+				a.log.Debug("speaker metadata unreadable", "node", n.Name, "err", err)
+			}
+		}
+		en.Interfaces = m.Interfaces
+		in.Nodes = append(in.Nodes, en)
+	}
+
+	var svcs corev1.ServiceList
+	if err := a.opts.Cache.List(ctx, &svcs); err != nil {
+		return in, nil, fmt.Errorf("listing services: %w", err)
+	}
+	var slices discoveryv1.EndpointSliceList
+	if err := a.opts.Cache.List(ctx, &slices); err != nil {
+		return in, nil, fmt.Errorf("listing endpoint slices: %w", err)
+	}
+	ready := readyEndpointNodes(slices.Items)
+	byKey := map[string]*corev1.Service{}
+	for i := range svcs.Items {
+		s := &svcs.Items[i]
+		if !a.handles(s) {
+			continue
+		}
+		ps := plan.Service{
+			Key:          s.Namespace + "/" + s.Name,
+			Labels:       s.Labels,
+			LocalTraffic: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		}
+		for _, ing := range s.Status.LoadBalancer.Ingress {
+			if ip, err := netip.ParseAddr(ing.IP); err == nil {
+				ps.IPs = append(ps.IPs, ip)
+			}
+		}
+		if len(ps.IPs) == 0 {
+			continue
+		}
+		ps.ReadyEndpointNodes = ready[ps.Key]
+		in.Services = append(in.Services, ps)
+		byKey[ps.Key] = s
+	}
+	return in, byKey, nil
+}
+
+// handles reports whether the Service is one this speaker announces.
+func (a *Agent) handles(s *corev1.Service) bool {
+	if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return false
+	}
+	class := ""
+	if s.Spec.LoadBalancerClass != nil {
+		class = *s.Spec.LoadBalancerClass
+	}
+	return class == a.opts.LBClass
+}
+
+// readyEndpointNodes maps "namespace/service" to the sorted nodes with a ready endpoint.
+func readyEndpointNodes(items []discoveryv1.EndpointSlice) map[string][]string {
+	sets := map[string]map[string]bool{}
+	for _, es := range items {
+		svc := es.Labels[discoveryv1.LabelServiceName]
+		if svc == "" {
+			continue
+		}
+		key := es.Namespace + "/" + svc
+		for _, ep := range es.Endpoints {
+			if ep.NodeName == nil || *ep.NodeName == "" {
+				continue
+			}
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			if sets[key] == nil {
+				sets[key] = map[string]bool{}
+			}
+			sets[key][*ep.NodeName] = true
+		}
+	}
+	out := make(map[string][]string, len(sets))
+	for k, set := range sets {
+		for n := range set {
+			out[k] = append(out[k], n)
+		}
+		slices.Sort(out[k])
+	}
+	return out
+}
+
+// config parses the Herald objects; on error the last good configuration stays in force.
+func (a *Agent) config(ctx context.Context) (*config.Config, error) {
+	var (
+		pools v1beta1.IPAddressPoolList
+		l2    v1beta1.L2AdvertisementList
+		bgpa  v1beta1.BGPAdvertisementList
+		peers v1beta1.BGPPeerList
+		bfds  v1beta1.BFDProfileList
+		comms v1beta1.CommunityList
+		secs  corev1.SecretList
+	)
+	for _, l := range []client.ObjectList{&pools, &l2, &bgpa, &peers, &bfds, &comms, &secs} {
+		if err := a.opts.Cache.List(ctx, l, client.InNamespace(a.opts.Namespace)); err != nil {
+			return nil, fmt.Errorf("listing %T: %w", l, err)
+		}
+	}
+	snap := config.Snapshot{
+		Pools: pools.Items, L2Advertisements: l2.Items, BGPAdvertisements: bgpa.Items,
+		Peers: peers.Items, BFDProfiles: bfds.Items, Communities: comms.Items, Secrets: secs.Items,
+	}
+	cfg, err := config.Parse(snap)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		a.metrics.configValid.Set(0)
+		if msg := err.Error(); msg != a.lastConfig {
+			a.lastConfig = msg
+			a.log.Error("configuration is invalid; keeping the last good one", "err", err)
+		}
+		if a.cfg == nil {
+			// Nothing good yet: announce nothing rather than half a configuration.
+			return nil, nil
+		}
+		return a.cfg, nil
+	}
+	a.metrics.configValid.Set(1)
+	if a.lastConfig != "" {
+		a.log.Info("configuration is valid again")
+		a.lastConfig = ""
+	}
+	a.cfg = cfg
+	return cfg, nil
+}
+
+// bgpPeers converts the configured peers of this node for the BGP speaker.
+func (a *Agent) bgpPeers(peers []*config.Peer) []bgp.Peer {
+	out := make([]bgp.Peer, 0, len(peers))
+	for _, p := range peers {
+		out = append(out, bgp.Peer{
+			Name: p.Name, MyASN: p.MyASN, PeerASN: p.PeerASN, Address: p.Address, Port: p.Port,
+			SourceAddress: p.SourceAddress, RouterID: p.RouterID,
+			HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
+			EBGPMultiHop: p.EBGPMultiHop, Password: p.Password, GracefulRestart: p.GracefulRestart,
+		})
+	}
+	return out
+}
+
+func bgpRoutes(routes []plan.Route) []bgp.Route {
+	out := make([]bgp.Route, 0, len(routes))
+	for _, r := range routes {
+		br := bgp.Route{Prefix: r.Prefix, LocalPref: r.LocalPref, Peers: r.Peers}
+		for _, c := range r.Communities {
+			if c.Large {
+				br.LargeCommunities = append(br.LargeCommunities, c.LargeValue)
+			} else {
+				br.Communities = append(br.Communities, c.Value)
+			}
+		}
+		out = append(out, br)
+	}
+	return out
+}
+
+// events reports ownership changes and unannounced IPs on the Services. The new owner reports a
+// layer-2 takeover; an unannounced IP is reported by one speaker only, elected among the live ones.
+func (a *Agent) events(p plan.Plan, in plan.Input, svcs map[string]*corev1.Service) {
+	owned := map[string][]string{}
+	for _, as := range p.L2 {
+		owned[as.Service] = append(owned[as.Service], as.IP.String())
+	}
+	advertised := map[string][]string{}
+	for _, as := range p.BGP {
+		advertised[as.Service] = append(advertised[as.Service], as.IP.String())
+	}
+	alive := a.opts.Members.Members()
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for key, ips := range owned {
+		if !a.prevOwned[key] {
+			if s := svcs[key]; s != nil {
+				a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonNodeAssigned,
+					"announcing %s from node %s over layer 2", strings.Join(ips, ", "), a.opts.NodeName)
+			}
+		}
+	}
+	for key, ips := range advertised {
+		if !a.prevBGP[key] {
+			if s := svcs[key]; s != nil {
+				a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonNodeAssigned,
+					"advertising %s from node %s over BGP", strings.Join(ips, ", "), a.opts.NodeName)
+			}
+		}
+	}
+	a.prevOwned = map[string]bool{}
+	for k := range owned {
+		a.prevOwned[k] = true
+	}
+	a.prevBGP = map[string]bool{}
+	for k := range advertised {
+		a.prevBGP[k] = true
+	}
+	a.metrics.ownedIPs.Set(float64(len(p.L2Owned)))
+	a.metrics.routes.Set(float64(len(p.Routes)))
+
+	warned := map[string]string{}
+	for _, u := range p.Unannounced {
+		if reporter, ok := election.Owner(u.IP, alive); !ok || reporter != a.opts.NodeName {
+			continue
+		}
+		id := u.Service + " " + u.IP.String()
+		warned[id] = u.Reason
+		if a.warned[id] == u.Reason {
+			continue
+		}
+		if s := svcs[u.Service]; s != nil {
+			a.opts.Recorder.Eventf(s, corev1.EventTypeWarning, ReasonNotAnnounced,
+				"%s is assigned but not announced: %s", u.IP, u.Reason)
+		}
+	}
+	a.warned = warned
+}
