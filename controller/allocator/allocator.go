@@ -32,6 +32,7 @@ type Allocator struct {
 type serviceState struct {
 	svc Service       // the allocator's copy, as last passed to Assign or Reserve
 	ips [2]netip.Addr // by Family.index(); zero when none
+	is  [2]*ipState   // the state of ips, nil when none
 	// Backing arrays for svc.Ports and svc.Families when they are short.
 	portBuf [2]Port
 	famBuf  [2]Family
@@ -118,7 +119,7 @@ func (a *Allocator) Assign(in *Service) (Result, error) {
 		ip := st.ips[f.index()]
 		missing.addIf(!ip.IsValid(), f)
 		if ip.IsValid() && kept == nil {
-			kept = a.ips[ip].pool
+			kept = st.is[f.index()].pool
 		}
 	}
 	if missing.n > 0 {
@@ -525,8 +526,7 @@ func (a *Allocator) revalidate(st *serviceState, svc *Service, rq *request) []As
 	var rel []Assignment
 	held := st.held()
 	for _, f := range held.list() {
-		ip := st.ips[f.index()]
-		is := a.ips[ip]
+		ip, is := st.ips[f.index()], st.is[f.index()]
 		if rq.wants(f) && (!rq.hasReq || rq.req[f.index()] == ip) && mayUse(is.pool, svc) == nil && checkShare(svc, ip, is) == nil {
 			continue
 		}
@@ -534,8 +534,8 @@ func (a *Allocator) revalidate(st *serviceState, svc *Service, rq *request) []As
 	}
 	st.setSvc(svc)
 	// A sole holder may have changed its sharing key.
-	for _, ip := range st.ips {
-		if is := a.ips[ip]; ip.IsValid() && is.key != svc.SharingKey {
+	for i, ip := range st.ips {
+		if is := st.is[i]; ip.IsValid() && is.key != svc.SharingKey {
 			a.removeShared(is.key, ip)
 			is.key = svc.SharingKey
 			a.addShared(is.key, ip)
@@ -562,16 +562,15 @@ func (a *Allocator) hold(st *serviceState, ip netip.Addr, p *poolState, advance 
 	}
 	i, _ := slices.BinarySearchFunc(is.holders, st.svc.Key, func(h *serviceState, k string) int { return cmp.Compare(h.svc.Key, k) })
 	is.holders = slices.Insert(is.holders, i, st)
-	st.ips[f.index()] = ip
+	st.ips[f.index()], st.is[f.index()] = ip, is
 }
 
 // unhold takes the address of family f from st, freeing it when nobody else holds it.
 func (a *Allocator) unhold(st *serviceState, f Family) Assignment {
-	ip := st.ips[f.index()]
-	is := a.ips[ip]
+	ip, is := st.ips[f.index()], st.is[f.index()]
 	as := Assignment{Service: st.svc.Key, IP: ip, Pool: is.pool.Name}
 	is.holders = slices.DeleteFunc(is.holders, func(h *serviceState) bool { return h == st })
-	st.ips[f.index()] = netip.Addr{}
+	st.ips[f.index()], st.is[f.index()] = netip.Addr{}, nil
 	if len(is.holders) == 0 {
 		delete(a.ips, ip)
 		is.pool.spaces[f.index()].free(ip)
@@ -648,7 +647,7 @@ func (a *Allocator) assignments(st *serviceState) []Assignment {
 	out := make([]Assignment, 0, held.n)
 	for _, f := range held.list() {
 		ip := st.ips[f.index()]
-		out = append(out, Assignment{Service: st.svc.Key, IP: ip, Pool: a.ips[ip].pool.Name})
+		out = append(out, Assignment{Service: st.svc.Key, IP: ip, Pool: st.is[f.index()].pool.Name})
 	}
 	return out
 }

@@ -16,33 +16,33 @@ var fuzzKeys = []string{"ns/s0", "ns/s1", "ns/s2", "ns/s3", "ns/s4", "ns/s5"}
 
 // fuzzAddrs are the addresses the fuzzer requests or restores: inside, at the edges of, and
 // outside the fuzz pools.
-var fuzzAddrs = addrs("10.0.0.253", "10.0.0.255", "10.0.1.0", "10.0.1.2", "fd00::2", "fd00::5",
-	"10.0.2.1", "fd00:2::3", "10.0.3.0", "192.0.2.1", "fd99::1", "10.0.0.252")
+var fuzzAddrs = addrs("10.0.0.254", "10.0.0.255", "10.0.1.0", "10.0.1.1", "fd00::1", "fd00::3",
+	"10.0.2.1", "fd00:2::1", "10.0.3.0", "192.0.2.1", "fd99::1", "10.0.1.2")
 
 // fuzzPools returns a pool configuration chosen by the bits of m.
 func fuzzPools(m byte) []Pool {
-	v4a := Pool{Name: "v4a", Ranges: []Range{span("10.0.0.252", "10.0.1.3")}, AutoAssign: true, AvoidBuggyIPs: m&1 != 0}
+	v4a := Pool{Name: "v4a", Ranges: []Range{span("10.0.0.254", "10.0.1.1")}, AutoAssign: true, AvoidBuggyIPs: m&1 != 0}
 	if m&2 != 0 {
-		v4a.Ranges = []Range{span("10.0.0.252", "10.0.0.255")}
+		v4a.Ranges = []Range{span("10.0.0.254", "10.0.0.255"), span("10.0.1.2", "10.0.1.2")}
 	}
-	v6 := pool("v6a", cidr("fd00::/126"))
+	v6 := pool("v6a", cidr("fd00::/127"))
 	if m&4 != 0 {
-		v6.Ranges = []Range{cidr("fd00::/125")}
+		v6.Ranges = []Range{cidr("fd00::/126")}
 	}
 	if m&8 != 0 {
 		v6.Name = "v6b"
 	}
-	dual := Pool{Name: "dual", Ranges: []Range{cidr("10.0.2.0/30"), cidr("fd00:2::/126")}, AutoAssign: true, Restricted: true, Priority: int(m>>4) & 1}
+	dual := Pool{Name: "dual", Ranges: []Range{cidr("10.0.2.0/31"), cidr("fd00:2::/127")}, AutoAssign: true, Restricted: true, Priority: int(m>>4) & 1}
 	if m&16 != 0 {
 		dual.Match = labelIs("tier", "gold")
 	}
-	manual := Pool{Name: "manual", Ranges: []Range{cidr("10.0.3.0/31")}, AutoAssign: m&32 != 0}
+	manual := Pool{Name: "manual", Ranges: []Range{cidr("10.0.3.0/32")}, AutoAssign: m&32 != 0}
 	pools := []Pool{v4a, dual, manual}
 	if m&64 == 0 {
 		pools = append(pools, v6)
 	}
 	if m&128 != 0 && m&3 == 3 {
-		pools = append(pools, pool("bad", cidr("10.0.2.2/31"))) // overlaps dual
+		pools = append(pools, pool("bad", cidr("10.0.2.1/32"))) // overlaps dual
 	}
 	return pools
 }
@@ -76,14 +76,18 @@ func fuzzService(key string, b [4]byte) Service {
 	if b[2]&32 != 0 {
 		slices.Reverse(s.Families)
 	}
-	s.Pool = []string{"", "", "", "v4a", "dual", "manual", "v6a", "gone"}[b[3]&7]
+	s.Pool = []string{"", "", "", "", "", "dual", "manual", "v6a"}[b[3]&7]
+	if b[3]&0x38 == 0x38 {
+		s.Pool = "gone"
+	}
 	if b[3]&8 != 0 {
 		s.Labels = map[string]string{"tier": "gold"}
 	}
-	if n := int(b[3] >> 4); n < len(fuzzAddrs) {
-		s.RequestedIPs = []netip.Addr{fuzzAddrs[n]}
-		if b[1]&16 != 0 {
-			s.RequestedIPs = append(s.RequestedIPs, fuzzAddrs[(n+4)%len(fuzzAddrs)])
+	if n := int(b[3] >> 4); n < 4 {
+		i := int(b[0]>>4) % len(fuzzAddrs)
+		s.RequestedIPs = []netip.Addr{fuzzAddrs[i]}
+		if n == 0 {
+			s.RequestedIPs = append(s.RequestedIPs, fuzzAddrs[(i+4)%len(fuzzAddrs)])
 		}
 	}
 	return s

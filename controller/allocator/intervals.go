@@ -62,6 +62,21 @@ func (s *intervalSet) floor(x Uint128) *ivNode {
 	return best
 }
 
+// around returns the interval with the greatest start <= x and the one with the least
+// start > x, each possibly nil, in one descent.
+func (s *intervalSet) around(x Uint128) (lo, hi *ivNode) {
+	for n := s.root; n != nil; {
+		if n.start.Cmp(x) <= 0 {
+			lo = n
+			n = n.right
+		} else {
+			hi = n
+			n = n.left
+		}
+	}
+	return lo, hi
+}
+
 // containing returns the interval that contains x, or nil.
 func (s *intervalSet) containing(x Uint128) *ivNode {
 	if n := s.floor(x); n != nil && x.Cmp(n.end) <= 0 {
@@ -74,15 +89,12 @@ func (s *intervalSet) contains(x Uint128) bool { return s.containing(x) != nil }
 
 // add inserts x and reports whether it was absent.
 func (s *intervalSet) add(x Uint128) bool {
-	l := s.floor(x)
+	l, r := s.around(x)
 	if l != nil && x.Cmp(l.end) <= 0 {
 		return false
 	}
-	var r *ivNode
-	if next := x.inc(); !next.IsZero() { // x+1 does not wrap
-		if n := s.floor(next); n != nil && n.start == next {
-			r = n
-		}
+	if r != nil && r.start != x.inc() {
+		r = nil // not adjacent
 	}
 	joinLeft := l != nil && l.end.inc() == x
 	switch {

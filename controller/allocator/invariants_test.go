@@ -27,7 +27,7 @@ func checkInvariants(a *Allocator) error {
 				return fmt.Errorf("service %s holds %s, but its families are %v", key, ip, st.svc.Families)
 			}
 			is := a.ips[ip]
-			if is == nil || !slices.Contains(is.holders, st) {
+			if is == nil || st.is[i] != is || !slices.Contains(is.holders, st) {
 				return fmt.Errorf("service %s holds %s, which does not list it", key, ip)
 			}
 			if err := mayUse(is.pool, &st.svc); err != nil {
