@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,6 +94,8 @@ type Agent struct {
 	trigger chan struct{}
 	metrics *metrics
 	status  *statusWriter
+
+	joining atomic.Bool // a background join is running
 
 	mu         sync.Mutex
 	cfg        *config.Config // last good configuration
@@ -183,7 +186,11 @@ func (a *Agent) Start(ctx context.Context) error {
 		case <-a.opts.Members.Changes():
 		case <-ticker.C:
 			a.refreshInterfaces()
-			a.join(ctx)
+			// Re-joining a node whose speaker is down blocks until the join times out: never
+			// in this loop, which must react to membership changes at once.
+			if a.joining.CompareAndSwap(false, true) {
+				go func() { defer a.joining.Store(false); a.join(ctx) }()
+			}
 		}
 		a.sync(ctx)
 	}
