@@ -99,10 +99,11 @@ func New(pools []Pool) (*Allocator, error) {
 // auto-assign pools by name. Within a pool, an address already held under the Service's
 // sharing key is preferred when the Service can share it.
 //
-// RequireDualStack gets both families or no new address. PreferDualStack gets both from one
-// pool if any pool can give both, else what it can; families left without an address are
-// listed in Result.Missing, and a later Assign adds them when the pool gains them. On error
-// nothing new is assigned, but invalid addresses are still released, and the Result says so.
+// RequireDualStack gets both families from one pool or no new address. PreferDualStack gets
+// what the first pool (in the order above) that can give anything gives; families left
+// without an address are listed in Result.Missing, and a later Assign adds them when that
+// pool gains them. On error nothing new is assigned, but invalid addresses are still
+// released, and the Result says so.
 func (a *Allocator) Assign(in *Service) (Result, error) {
 	svc, rq, err := a.normalize(in)
 	if err != nil {
@@ -309,27 +310,22 @@ func (a *Allocator) plan(svc *Service, rq *request, missing []Family, kept *pool
 			return picks{}, nil, err
 		}
 	}
-	try := func(fams []Family) picks {
+	if rq.policy == PreferDualStack {
+		// The first pool that can give anything gives what it can: pool order wins over
+		// getting both families.
 		for _, p := range cands {
-			if picks := a.pickIn(svc, p, fams); picks.ok() {
-				return picks
+			if picks, lacking := a.pickIn(svc, p, missing, true); picks.ok() {
+				return picks, lacking, nil
 			}
 		}
-		return picks{}
-	}
-	if picks := try(missing); picks.ok() {
-		return picks, nil, nil
-	}
-	if rq.policy == PreferDualStack {
-		if len(missing) == 2 {
-			if picks := try(missing[:1]); picks.ok() {
-				return picks, slices.Clone(missing[1:]), nil
-			}
-			if picks := try(missing[1:]); picks.ok() {
-				return picks, slices.Clone(missing[:1]), nil
-			}
-		} else if kept != nil {
+		if kept != nil {
 			return picks{}, slices.Clone(missing), nil
+		}
+	} else {
+		for _, p := range cands {
+			if picks, _ := a.pickIn(svc, p, missing, false); picks.ok() {
+				return picks, nil, nil
+			}
 		}
 	}
 	return picks{}, nil, a.explain(svc, cands, missing)
@@ -384,9 +380,11 @@ func (a *Allocator) candidates(svc *Service) ([]*poolState, error) {
 	return nil, newErr(ErrNoPool, "no pool can serve %s: %s", svc.Key, strings.Join(why, "; "))
 }
 
-// pickIn chooses an address of each of fams in pool p for svc, or returns nil.
-func (a *Allocator) pickIn(svc *Service, p *poolState, fams []Family) picks {
+// pickIn chooses an address of each of fams in pool p for svc. When partial is false it
+// returns nothing unless it found all; otherwise it also returns the families it found none of.
+func (a *Allocator) pickIn(svc *Service, p *poolState, fams []Family, partial bool) (picks, []Family) {
 	var out picks
+	var lacking []Family
 	for _, f := range fams {
 		if ip, ok := a.sharedIn(svc, p, f); ok {
 			out.add(pick{ip: ip, pool: p})
@@ -395,11 +393,15 @@ func (a *Allocator) pickIn(svc *Service, p *poolState, fams []Family) picks {
 		sp := p.spaces[f.index()]
 		o, ok := sp.nextFree()
 		if !ok {
-			return picks{}
+			if !partial {
+				return picks{}, nil
+			}
+			lacking = append(lacking, f)
+			continue
 		}
 		out.add(pick{ip: sp.addr(o), pool: p, fresh: true})
 	}
-	return out
+	return out, lacking
 }
 
 // sharedIn returns the lowest address of family f in pool p held under svc's sharing key that

@@ -220,3 +220,28 @@ func TestIntervalSet(t *testing.T) {
 		t.Errorf("ends after remove: runs %d", s.runs)
 	}
 }
+
+func TestSmallHelpers(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Family
+		err  bool
+	}{{"IPv4", IPv4, false}, {"IPv6", IPv6, false}, {"ipv4", 0, true}} {
+		got, err := ParseFamily(tc.in)
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("ParseFamily(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+	if s := Family(9).String(); s != "Family(9)" {
+		t.Errorf("Family(9) = %s", s)
+	}
+	if v, ok := (Uint128{0, 7}).Uint64(); v != 7 || !ok {
+		t.Errorf("Uint64 = %d, %v", v, ok)
+	}
+	if _, ok := (Uint128{1, 0}).Uint64(); ok {
+		t.Error("2^64 fits in a uint64?")
+	}
+	if f := (Uint128{1, 0}).Float64(); f != 1<<64 {
+		t.Errorf("Float64 = %g", f)
+	}
+}

@@ -60,6 +60,17 @@ func TestDualStack(t *testing.T) {
 			},
 		},
 		{
+			name: "PreferDualStack follows pool order rather than seek both families",
+			steps: []step{
+				{op: "pools", pools: []Pool{
+					pool("dual", cidr("10.0.0.0/31"), cidr("fd00::/127")),
+					{Name: "r4", Ranges: []Range{cidr("10.2.0.0/31")}, AutoAssign: true, Restricted: true, Priority: 1},
+				}},
+				{svc: Service{Key: "ns/a", FamilyPolicy: PreferDualStack}, want: []string{"10.2.0.0@r4"}, missing: []Family{IPv6}},
+				{svc: Service{Key: "ns/b", FamilyPolicy: RequireDualStack}, want: []string{"10.0.0.0@dual", "fd00::@dual"}},
+			},
+		},
+		{
 			name: "PreferDualStack stays in the pool it holds an address of",
 			steps: []step{
 				{svc: Service{Key: "ns/a", Pool: "v4only", FamilyPolicy: PreferDualStack}, want: []string{"10.1.0.0@v4only"}, missing: []Family{IPv6}},
