@@ -175,6 +175,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.join(ctx)
 
 	go a.status.run(ctx)
+	go a.watchSessions(ctx, 2*time.Second, 10*time.Second)
 	ticker := time.NewTicker(a.opts.Resync)
 	defer ticker.Stop()
 	a.sync(ctx)

@@ -1,0 +1,120 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/speaker/bgp"
+)
+
+// Event reasons for BGP sessions, reported on the BGPPeer.
+const (
+	ReasonSessionUp   = "SessionEstablished"
+	ReasonSessionDown = "SessionDown"
+)
+
+// sessionEvent is one change worth telling an operator about.
+type sessionEvent struct {
+	Peer    string
+	Type    string // corev1.EventTypeNormal or EventTypeWarning
+	Reason  string
+	Message string
+}
+
+// sessionTracker turns successive bgp.Status snapshots into events: a session coming up, going
+// down, or staying down for longer than grace with a new reason (a connection attempt that fails
+// the same way again is not news).
+type sessionTracker struct {
+	node  string
+	grace time.Duration
+	last  map[string]*sessionReport
+}
+
+type sessionReport struct {
+	state    bgp.State
+	reported string // last reason reported while down
+	since    time.Time
+}
+
+func newSessionTracker(node string, grace time.Duration) *sessionTracker {
+	return &sessionTracker{node: node, grace: grace, last: map[string]*sessionReport{}}
+}
+
+func (t *sessionTracker) update(now time.Time, statuses []bgp.PeerStatus) []sessionEvent {
+	var out []sessionEvent
+	seen := map[string]bool{}
+	for _, st := range statuses {
+		seen[st.Name] = true
+		r := t.last[st.Name]
+		if r == nil {
+			r = &sessionReport{state: bgp.StateUnknown, since: now}
+			t.last[st.Name] = r
+		}
+		up := st.State == bgp.StateEstablished
+		switch {
+		case up && r.state != bgp.StateEstablished:
+			out = append(out, sessionEvent{st.Name, corev1.EventTypeNormal, ReasonSessionUp,
+				fmt.Sprintf("node %s: session to %s established", t.node, st.Address)})
+			*r = sessionReport{state: bgp.StateEstablished, since: now}
+		case !up && r.state == bgp.StateEstablished:
+			*r = sessionReport{state: st.State, since: now}
+			reason := st.LastError
+			if reason == "" {
+				reason = "session closed"
+			}
+			out = append(out, sessionEvent{st.Name, corev1.EventTypeWarning, ReasonSessionDown,
+				fmt.Sprintf("node %s: session to %s went down (%s): %s", t.node, st.Address, st.State, reason)})
+			r.reported = st.LastError
+		case !up:
+			r.state = st.State
+			if now.Sub(r.since) < t.grace || st.LastError == r.reported {
+				continue
+			}
+			r.reported = st.LastError
+			reason := st.LastError
+			if reason == "" {
+				reason = "no answer from the peer yet"
+			}
+			out = append(out, sessionEvent{st.Name, corev1.EventTypeWarning, ReasonSessionDown,
+				fmt.Sprintf("node %s: session to %s is not established after %s (%s): %s", t.node, st.Address, now.Sub(r.since).Round(time.Second), st.State, reason)})
+		}
+	}
+	for name := range t.last {
+		if !seen[name] {
+			delete(t.last, name)
+		}
+	}
+	return out
+}
+
+// watchSessions reports BGP session changes in the log and as events on the BGPPeer, so an
+// unreachable peer or a wrong password shows in `kubectl describe bgppeer` as well as in the
+// herald_bgp_session_up metric.
+func (a *Agent) watchSessions(ctx context.Context, every, grace time.Duration) {
+	tr := newSessionTracker(a.opts.NodeName, grace)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, ev := range tr.update(now, a.opts.BGP.Status()) {
+				if ev.Type == corev1.EventTypeWarning {
+					a.log.Warn("BGP session", "peer", ev.Peer, "msg", ev.Message)
+				} else {
+					a.log.Info("BGP session", "peer", ev.Peer, "msg", ev.Message)
+				}
+				var p v1beta1.BGPPeer
+				if err := a.opts.Cache.Get(ctx, client.ObjectKey{Namespace: a.opts.Namespace, Name: ev.Peer}, &p); err == nil {
+					a.opts.Recorder.Event(&p, ev.Type, ev.Reason, ev.Message)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,49 @@
+package agent
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/herald-lb/herald/speaker/bgp"
+)
+
+func TestSessionTracker(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	addr := netip.MustParseAddr("198.51.100.1")
+	st := func(state bgp.State, err string) []bgp.PeerStatus {
+		return []bgp.PeerStatus{{Name: "tor", Address: addr, State: state, LastError: err}}
+	}
+	md5 := "no TCP connection: i/o timeout (peer unreachable, not accepting BGP, or TCP MD5 password mismatch)"
+	steps := []struct {
+		name string
+		at   time.Duration
+		in   []bgp.PeerStatus
+		want []sessionEvent
+	}{
+		{name: "connecting: within grace, quiet", at: 0, in: st(bgp.StateActive, md5)},
+		{name: "still within grace", at: 5 * time.Second, in: st(bgp.StateActive, md5)},
+		{name: "down past grace: reported once", at: 11 * time.Second, in: st(bgp.StateActive, md5), want: []sessionEvent{{
+			"tor", corev1.EventTypeWarning, ReasonSessionDown, "node n1: session to 198.51.100.1 is not established after 11s (Active): " + md5}}},
+		{name: "same reason again: quiet", at: 20 * time.Second, in: st(bgp.StateConnect, md5)},
+		{name: "established", at: 21 * time.Second, in: st(bgp.StateEstablished, ""), want: []sessionEvent{{
+			"tor", corev1.EventTypeNormal, ReasonSessionUp, "node n1: session to 198.51.100.1 established"}}},
+		{name: "steady: quiet", at: 30 * time.Second, in: st(bgp.StateEstablished, "")},
+		{name: "goes down: reported at once", at: 31 * time.Second, in: st(bgp.StateIdle, "hold timer expired"), want: []sessionEvent{{
+			"tor", corev1.EventTypeWarning, ReasonSessionDown, "node n1: session to 198.51.100.1 went down (Idle): hold timer expired"}}},
+		{name: "peer removed: forgotten", at: 32 * time.Second, in: nil},
+	}
+	tr := newSessionTracker("n1", 10*time.Second)
+	for _, s := range steps {
+		got := tr.update(t0.Add(s.at), s.in)
+		if diff := cmp.Diff(s.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", s.name, diff)
+		}
+	}
+	if len(tr.last) != 0 {
+		t.Errorf("tracker still remembers %v after the peer was removed", tr.last)
+	}
+}
