@@ -41,8 +41,15 @@
 // binary search over the pool's ranges.
 //
 // Other state is per address in use (a map from address to holders, and per sharing key a
-// sorted list of its addresses) and per Service (the allocator's copy of its description).
-// Counts per pool and family are kept exact in Uint128 and cost O(1) to read.
+// sorted list of its addresses) and per Service (the allocator's copy of its description):
+// about 540 bytes per Service holding one address, tree node included, whatever the pool
+// size. Counts per pool and family are kept exact in Uint128 and cost O(1) to read.
+//
+// The garbage collector's work grows with the live heap, so with many addresses held the
+// cost of a call is dominated by the garbage it leaves. Assign and Release therefore reuse
+// scratch buffers and keep one spare record of each kind: a Service coming and going leaves
+// only the slices returned to the caller. BenchmarkAssignEmpty16, BenchmarkAssignFull16 and
+// BenchmarkAssign64 measure this; compare their cpu-ns/op on a busy machine.
 //
 // # Usage
 //
