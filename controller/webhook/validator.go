@@ -79,17 +79,17 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	if err := v.addSecrets(ctx, &before, &after); err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	if problems := Review(before, after, subject, op); len(problems) > 0 {
-		return invalid(subject, op, problems)
-	}
+	problems := Review(before, after, subject, op)
+	var users []ServiceRef
 	if pool, ok := obj.(*v1beta1.IPAddressPool); ok && op == Delete {
 		var svcs corev1.ServiceList
 		if err := v.reader.List(ctx, &svcs); err != nil {
 			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("listing Services to check the pool is unused: %w", err))
 		}
-		if users := PoolUsers(pool, svcs.Items, v.inCharge); len(users) > 0 {
-			return inUse(subject, users)
-		}
+		users = PoolUsers(pool, svcs.Items, v.inCharge)
+	}
+	if len(problems) > 0 || len(users) > 0 {
+		return refusal(subject, op, problems, users)
 	}
 	return admission.Allowed("")
 }
@@ -196,29 +196,32 @@ func (v *Validator) addSecrets(ctx context.Context, before, after *config.Snapsh
 	return nil
 }
 
-// invalid refuses a change with every problem, one per line, and as status causes.
-func invalid(subject Subject, op Operation, problems config.Errors) admission.Response {
+// refusal refuses a change with every problem and every Service that holds addresses of a pool
+// being deleted, one per line, and as status causes.
+func refusal(subject Subject, op Operation, problems config.Errors, users []ServiceRef) admission.Response {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s refused: %d problem(s) with the Herald configuration after this change:", strings.ToLower(string(op)), subject, len(problems))
-	causes := make([]metav1.StatusCause, 0, len(problems))
-	for _, p := range problems {
-		b.WriteString("\n- ")
-		b.WriteString(p.Error())
-		causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: p.Field, Message: p.Error()})
+	fmt.Fprintf(&b, "%s %s refused:", strings.ToLower(string(op)), subject)
+	causes := make([]metav1.StatusCause, 0, len(problems)+len(users))
+	if len(users) > 0 {
+		fmt.Fprintf(&b, "\n%d Service(s) still hold addresses of the pool; delete them, change their type, or move them to another pool first:", len(users))
+		for _, u := range users {
+			b.WriteString("\n- Service " + u.String())
+			causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec.addresses", Message: "in use by Service " + u.String()})
+		}
 	}
-	return refuse(subject, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, b.String(), causes)
-}
-
-func inUse(subject Subject, users []ServiceRef) admission.Response {
-	names := make([]string, len(users))
-	causes := make([]metav1.StatusCause, len(users))
-	for i, u := range users {
-		names[i] = u.String()
-		causes[i] = metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec.addresses", Message: "Service " + u.String()}
+	if len(problems) > 0 {
+		fmt.Fprintf(&b, "\n%d problem(s) with the Herald configuration after this change:", len(problems))
+		for _, p := range problems {
+			b.WriteString("\n- ")
+			b.WriteString(p.Error())
+			causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: p.Field, Message: p.Error()})
+		}
 	}
-	msg := fmt.Sprintf("delete %s refused: %d Service(s) still hold addresses of the pool: %s; delete them, change their type, or move them to another pool first",
-		subject, len(users), strings.Join(names, "; "))
-	return refuse(subject, http.StatusConflict, metav1.StatusReasonConflict, msg, causes)
+	code, reason := int32(http.StatusUnprocessableEntity), metav1.StatusReasonInvalid
+	if len(problems) == 0 {
+		code, reason = http.StatusConflict, metav1.StatusReasonConflict
+	}
+	return refuse(subject, code, reason, b.String(), causes)
 }
 
 func refuse(subject Subject, code int32, reason metav1.StatusReason, msg string, causes []metav1.StatusCause) admission.Response {

@@ -1,0 +1,343 @@
+package webhook_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/yaml"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/controller/certs"
+	"github.com/herald-lb/herald/controller/webhook"
+	"github.com/herald-lb/herald/internal/testenv"
+)
+
+const (
+	heraldNS    = "herald-system"
+	webhookName = "herald-validating-webhook"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, testenv.Options{}, &env)) }
+
+// eventually polls f until it returns nil or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %v", timeout, err)
+		}
+		<-tick.C
+	}
+}
+
+func ensureNamespace(t *testing.T, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := env.Client.Create(t.Context(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// webhookConfig reads manifests/webhook.yaml, the one users install, and points it at url.
+func webhookConfig(t *testing.T, url string) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "manifests", "webhook.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		t.Fatalf("manifests/webhook.yaml: %v", err)
+	}
+	for i := range cfg.Webhooks {
+		if p := cfg.Webhooks[i].ClientConfig.Service.Path; p == nil || *p != webhook.Path {
+			t.Fatalf("manifests/webhook.yaml webhook %s path %v, want %s", cfg.Webhooks[i].Name, p, webhook.Path)
+		}
+		cfg.Webhooks[i].ClientConfig.Service = nil
+		cfg.Webhooks[i].ClientConfig.URL = &url
+	}
+	return &cfg
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startWebhook runs what the controller runs: the certificate manager (Secret, files, CA bundle
+// patch) and a controller-runtime manager serving the webhook on 127.0.0.1, registered with the
+// API server through the installed ValidatingWebhookConfiguration (with a URL instead of a
+// Service, as there is no cluster network here).
+func startWebhook(t *testing.T) {
+	t.Helper()
+	testenv.Require(t, env)
+	ensureNamespace(t, heraldNS)
+	port := freePort(t)
+	certDir := t.TempDir()
+	cfg := webhookConfig(t, fmt.Sprintf("https://127.0.0.1:%d%s", port, webhook.Path))
+	if err := env.Client.Create(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Client.Delete(context.Background(), cfg); err != nil {
+			t.Errorf("deleting the webhook configuration: %v", err)
+		}
+	})
+
+	cm, err := certs.New(env.Client, certs.Options{
+		Namespace: heraldNS, SecretName: "herald-webhook-cert", ServiceName: "herald-webhook",
+		WebhookConfigName: webhookName, CertDir: certDir, Hosts: []string{"127.0.0.1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cm.Ensure(t.Context()); err != nil {
+		t.Fatalf("certs Ensure: %v", err)
+	}
+	var got admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := env.Client.Get(t.Context(), types.NamespacedName{Name: webhookName}, &got); err != nil {
+		t.Fatal(err)
+	}
+	var sec corev1.Secret
+	if err := env.Client.Get(t.Context(), types.NamespacedName{Namespace: heraldNS, Name: "herald-webhook-cert"}, &sec); err != nil {
+		t.Fatalf("certificate Secret: %v", err)
+	}
+	for _, w := range got.Webhooks {
+		if string(w.ClientConfig.CABundle) != string(sec.Data[certs.KeyCACert]) {
+			t.Fatalf("webhook %s caBundle not patched to the Secret's CA", w.Name)
+		}
+	}
+
+	mgr, err := manager.New(env.Config, manager.Options{
+		Scheme:                 env.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := webhook.Register(mgr, webhook.Options{Namespace: heraldNS}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Add(cm); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	// Ready when the API server calls the webhook and it refuses what only config refuses.
+	eventually(t, 30*time.Second, func() error {
+		err := env.Client.Create(t.Context(), newPool("probe", "192.0.2.20-192.0.2.10"), client.DryRunAll)
+		if err == nil {
+			return errors.New("reversed range admitted: webhook not called yet")
+		}
+		if !strings.Contains(err.Error(), "denied the request") {
+			return err
+		}
+		return nil
+	})
+}
+
+func newPool(name string, addrs ...string) *v1beta1.IPAddressPool {
+	return &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: name}, Spec: v1beta1.IPAddressPoolSpec{Addresses: addrs}}
+}
+
+func newPeer(name, addr string, mod func(*v1beta1.BGPPeerSpec)) *v1beta1.BGPPeer {
+	p := &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: name},
+		Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: addr}}
+	if mod != nil {
+		mod(&p.Spec)
+	}
+	return p
+}
+
+// refused checks err is the webhook's refusal and names every want string.
+func refused(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("admitted; want refused naming %q", want)
+	}
+	if !strings.Contains(err.Error(), `admission webhook "config.herald.dev" denied the request`) {
+		t.Fatalf("refused, but not by the webhook: %v", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("refusal does not name %q:\n%v", w, err)
+		}
+	}
+	t.Logf("refused as expected: %v", err)
+}
+
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := env.Client.Create(t.Context(), obj); err != nil {
+		t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), obj) })
+}
+
+func TestWebhook(t *testing.T) {
+	startWebhook(t)
+	ctx := t.Context()
+
+	// A valid configuration, made of the kinds the other cases refer to.
+	create(t, newPool("default", "198.51.100.64/27", "2001:db8:100::/120"))
+	create(t, &v1beta1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "fast"}})
+	create(t, &v1beta1.Community{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "communities"},
+		Spec: v1beta1.CommunitySpec{Communities: []v1beta1.CommunityAlias{{Name: "dc-east", Value: "large:64512:1:100"}}}})
+	create(t, newPeer("tor", "198.51.100.1", func(s *v1beta1.BGPPeerSpec) { s.BFDProfile = "fast" }))
+	create(t, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "public"},
+		Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"default"}, Communities: []string{"dc-east", "64512:100"}}})
+	create(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "l2"},
+		Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"default"}}})
+
+	t.Run("overlapping pool", func(t *testing.T) {
+		err := env.Client.Create(ctx, newPool("overlap", "198.51.100.90-198.51.100.100"))
+		refused(t, err, "IPAddressPool herald-system/overlap: spec.addresses[0]", "overlap")
+	})
+	t.Run("range first after last", func(t *testing.T) {
+		err := env.Client.Create(ctx, newPool("reversed", "192.0.2.20-192.0.2.10"))
+		refused(t, err, "IPAddressPool herald-system/reversed: spec.addresses[0]", `"192.0.2.20-192.0.2.10"`)
+	})
+	t.Run("every error of an object", func(t *testing.T) {
+		err := env.Client.Create(ctx, newPool("two", "192.0.2.1/24", "192.0.2.20-192.0.2.10"))
+		refused(t, err, "2 problem(s)", "spec.addresses[0]", "spec.addresses[1]")
+	})
+	t.Run("unknown community alias", func(t *testing.T) {
+		err := env.Client.Create(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "bad-community"},
+			Spec: v1beta1.BGPAdvertisementSpec{Communities: []string{"no-such-alias"}}})
+		refused(t, err, "BGPAdvertisement herald-system/bad-community: spec.communities[0]", `"no-such-alias"`)
+	})
+	t.Run("aggregation shorter than the pool", func(t *testing.T) {
+		agg := int32(24)
+		err := env.Client.Create(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "agg"},
+			Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"default"}, AggregationLength: &agg}})
+		refused(t, err, "spec.aggregationLength")
+	})
+	t.Run("unknown BFD profile", func(t *testing.T) {
+		err := env.Client.Create(ctx, newPeer("p2", "198.51.100.2", func(s *v1beta1.BGPPeerSpec) { s.BFDProfile = "slow" }))
+		refused(t, err, "BGPPeer herald-system/p2: spec.bfdProfile", `"slow"`)
+	})
+	t.Run("missing password Secret", func(t *testing.T) {
+		err := env.Client.Create(ctx, newPeer("p3", "198.51.100.3", func(s *v1beta1.BGPPeerSpec) {
+			s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "nope"}
+		}))
+		refused(t, err, "BGPPeer herald-system/p3: spec.passwordSecret.name", `"nope"`)
+	})
+	t.Run("password Secret present", func(t *testing.T) {
+		create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "p4-password"}, StringData: map[string]string{"password": "x"}})
+		create(t, newPeer("p4", "198.51.100.4", func(s *v1beta1.BGPPeerSpec) { s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "p4-password"} }))
+	})
+	t.Run("same peer address twice", func(t *testing.T) {
+		err := env.Client.Create(ctx, newPeer("tor2", "198.51.100.1", nil))
+		refused(t, err, "BGPPeer herald-system/tor2: spec.peerAddress")
+	})
+	t.Run("hold time not whole seconds", func(t *testing.T) {
+		err := env.Client.Create(ctx, newPeer("p5", "198.51.100.5", func(s *v1beta1.BGPPeerSpec) {
+			s.HoldTime = &metav1.Duration{Duration: 3500 * time.Millisecond}
+		}))
+		refused(t, err, "spec.holdTime")
+	})
+	t.Run("update is validated", func(t *testing.T) {
+		var p v1beta1.IPAddressPool
+		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: heraldNS, Name: "default"}, &p); err != nil {
+			t.Fatal(err)
+		}
+		p.Spec.Addresses = append(p.Spec.Addresses, "203.0.113.10-203.0.113.1")
+		refused(t, env.Client.Update(ctx, &p), "IPAddressPool herald-system/default: spec.addresses[2]")
+	})
+	t.Run("deleting a referenced BFD profile", func(t *testing.T) {
+		err := env.Client.Delete(ctx, &v1beta1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "fast"}})
+		refused(t, err, "BGPPeer herald-system/tor: spec.bfdProfile")
+	})
+	t.Run("deleting a referenced community alias", func(t *testing.T) {
+		err := env.Client.Delete(ctx, &v1beta1.Community{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "communities"}})
+		refused(t, err, "BGPAdvertisement herald-system/public: spec.communities[0]", "dc-east")
+	})
+	t.Run("other namespace is allowed with a warning", func(t *testing.T) {
+		dir := t.TempDir()
+		f := filepath.Join(dir, "pool.yaml")
+		if err := os.WriteFile(f, []byte("apiVersion: herald.dev/v1beta1\nkind: IPAddressPool\nmetadata: {name: elsewhere, namespace: default}\nspec: {addresses: [\"192.0.2.20-192.0.2.10\"]}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := env.Kubectl("create", "--dry-run=server", "-f", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "Warning:") || !strings.Contains(out, "Herald ignores it") {
+			t.Errorf("no warning that Herald ignores the object:\n%s", out)
+		}
+	})
+	t.Run("deleting a pool in use", func(t *testing.T) {
+		ensureNamespace(t, "apps")
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
+		create(t, svc)
+		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.51.100.65"}}
+		if err := env.Client.Status().Update(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		create(t, newPool("spare", "203.0.113.0/28"))
+		annotated := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "pending",
+			Annotations: map[string]string{webhook.AllocatedFromPoolAnnotation: "spare"}},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
+		create(t, annotated)
+
+		refused(t, env.Client.Delete(ctx, newPool("default")), "apps/web", "198.51.100.65")
+		refused(t, env.Client.Delete(ctx, newPool("spare")), "apps/pending")
+		if err := env.Client.Delete(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		// Still named by the advertisements, so still refused, now naming them.
+		refused(t, env.Client.Delete(ctx, newPool("default")), "L2Advertisement herald-system/l2: spec.ipAddressPools[0]")
+	})
+	t.Run("deleting what nothing uses", func(t *testing.T) {
+		if err := env.Client.Delete(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "public"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.Delete(ctx, &v1beta1.Community{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "communities"}}); err != nil {
+			t.Fatalf("deleting an unreferenced Community: %v", err)
+		}
+	})
+}

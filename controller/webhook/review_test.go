@@ -1,0 +1,157 @@
+package webhook
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/config"
+)
+
+const ns = "herald-system"
+
+func pool(name string, addrs ...string) *v1beta1.IPAddressPool {
+	return &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1beta1.IPAddressPoolSpec{Addresses: addrs}}
+}
+
+func peer(name, addr, bfd string) *v1beta1.BGPPeer {
+	return &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: addr, BFDProfile: bfd}}
+}
+
+func bfd(name string) *v1beta1.BFDProfile {
+	return &v1beta1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+}
+
+func fields(es config.Errors) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Kind+"/"+e.Name+":"+e.Field)
+	}
+	return out
+}
+
+func TestReview(t *testing.T) {
+	base := config.Snapshot{
+		Pools:       []v1beta1.IPAddressPool{*pool("a", "192.0.2.0/28")},
+		Peers:       []v1beta1.BGPPeer{*peer("tor", "198.51.100.1", "fast")},
+		BFDProfiles: []v1beta1.BFDProfile{*bfd("fast")},
+	}
+	// broken already has a dangling reference (made while the webhook was off).
+	broken := base
+	broken.Peers = []v1beta1.BGPPeer{*peer("tor", "198.51.100.1", "gone")}
+	broken.BFDProfiles = nil
+
+	for _, tc := range []struct {
+		name   string
+		before config.Snapshot
+		op     Operation
+		obj    interface {
+			GetName() string
+		}
+		want []string
+	}{
+		{name: "valid new pool", before: base, op: Create, obj: pool("b", "192.0.2.16/28")},
+		{name: "overlapping pool names both sides", before: base, op: Create, obj: pool("b", "192.0.2.8-192.0.2.20"),
+			want: []string{"IPAddressPool/b:spec.addresses[0]", "IPAddressPool/a:spec.addresses[0]"}},
+		{name: "reversed range", before: base, op: Create, obj: pool("b", "192.0.2.30-192.0.2.20"),
+			want: []string{"IPAddressPool/b:spec.addresses[0]"}},
+		{name: "every error of the object", before: base, op: Update, obj: pool("a", "192.0.2.1/24", "x"),
+			want: []string{"IPAddressPool/a:spec.addresses[0]", "IPAddressPool/a:spec.addresses[1]"}},
+		{name: "deleting a referenced BFD profile names the peer", before: base, op: Delete, obj: bfd("fast"),
+			want: []string{"BGPPeer/tor:spec.bfdProfile"}},
+		{name: "deleting an unreferenced pool", before: base, op: Delete, obj: pool("a")},
+		{name: "old problems elsewhere do not block", before: broken, op: Create, obj: pool("b", "192.0.2.16/28")},
+		{name: "old problems of the object itself do", before: broken, op: Update, obj: peer("tor", "198.51.100.1", "gone"),
+			want: []string{"BGPPeer/tor:spec.bfdProfile"}},
+		{name: "repairing the object", before: broken, op: Update, obj: peer("tor", "198.51.100.1", "")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := tc.obj.(interface{ GetName() string })
+			var after config.Snapshot
+			var err error
+			switch o := obj.(type) {
+			case *v1beta1.IPAddressPool:
+				after, err = Apply(tc.before, tc.op, o)
+			case *v1beta1.BGPPeer:
+				after, err = Apply(tc.before, tc.op, o)
+			case *v1beta1.BFDProfile:
+				after, err = Apply(tc.before, tc.op, o)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			subject := Subject{Kind: kindOf(obj), Namespace: ns, Name: obj.GetName()}
+			got := fields(Review(tc.before, after, subject, tc.op))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Review (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func kindOf(o any) string {
+	switch o.(type) {
+	case *v1beta1.IPAddressPool:
+		return config.KindIPAddressPool
+	case *v1beta1.BGPPeer:
+		return config.KindBGPPeer
+	case *v1beta1.BFDProfile:
+		return config.KindBFDProfile
+	}
+	return ""
+}
+
+func TestApplyDoesNotModifyTheSnapshot(t *testing.T) {
+	before := config.Snapshot{Pools: []v1beta1.IPAddressPool{*pool("a", "192.0.2.0/28"), *pool("b", "192.0.2.16/28")}}
+	after, err := Apply(before, Update, pool("a", "203.0.113.0/28"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Pools[0].Spec.Addresses[0] != "192.0.2.0/28" || len(before.Pools) != 2 {
+		t.Fatalf("Apply modified its input: %+v", before.Pools)
+	}
+	if len(after.Pools) != 2 {
+		t.Fatalf("after has %d pools, want 2", len(after.Pools))
+	}
+	after, _ = Apply(before, Delete, pool("b"))
+	if len(after.Pools) != 1 || after.Pools[0].Name != "a" {
+		t.Fatalf("after delete: %+v", after.Pools)
+	}
+	if _, err := Apply(before, Create, &corev1.Service{}); err == nil {
+		t.Fatal("Apply of a Service: want an error")
+	}
+}
+
+func TestPoolUsers(t *testing.T) {
+	class := "other.example/lb"
+	svc := func(name, ip string, ann map[string]string, cls *string) corev1.Service {
+		s := corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: name, Annotations: ann}}
+		s.Spec.LoadBalancerClass = cls
+		if ip != "" {
+			s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+		}
+		return s
+	}
+	services := []corev1.Service{
+		svc("web", "192.0.2.5", nil, nil),
+		svc("v6", "2001:db8::5", nil, nil),
+		svc("outside", "203.0.113.5", nil, nil),
+		svc("annotated", "", map[string]string{AllocatedFromPoolAnnotation: "a"}, nil),
+		svc("other-class", "192.0.2.6", nil, &class),
+		svc("other-pool", "", map[string]string{AllocatedFromPoolAnnotation: "b"}, nil),
+	}
+	ours := func(s *corev1.Service) bool { return s.Spec.LoadBalancerClass == nil }
+	got := PoolUsers(pool("a", "192.0.2.0/28", "2001:db8::/120", "not an address"), services, ours)
+	want := []ServiceRef{
+		{Namespace: "apps", Name: "annotated", Why: AllocatedFromPoolAnnotation + "=a"},
+		{Namespace: "apps", Name: "v6", Why: "holds 2001:db8::5"},
+		{Namespace: "apps", Name: "web", Why: "holds 192.0.2.5"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("PoolUsers (-want +got):\n%s", diff)
+	}
+}
