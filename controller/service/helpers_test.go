@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -254,4 +255,34 @@ func (f *fixture) waitEvent(ns, name, reason string, parts ...string) string {
 		return false, fmt.Sprint(msgs)
 	})
 	return found
+}
+
+// waitPoolStatus waits until the pool's status counts are want (conditions ignored).
+func (f *fixture) waitPoolStatus(name string, want v1beta1.IPAddressPoolStatus) {
+	f.t.Helper()
+	f.eventually("status of pool "+name, 20*time.Second, func() (bool, string) {
+		var p v1beta1.IPAddressPool
+		if err := f.c.Get(context.Background(), client.ObjectKey{Namespace: f.herald, Name: name}, &p); err != nil {
+			return false, err.Error()
+		}
+		got := p.Status
+		got.Conditions = nil
+		d := cmp.Diff(want, got)
+		return d == "", d
+	})
+}
+
+// gauge returns the value of an unlabelled metric of the running controller, or -1.
+func (f *fixture) gauge(name string) float64 {
+	f.t.Helper()
+	mfs, err := f.registry.Gather()
+	if err != nil {
+		f.t.Fatalf("gathering metrics: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
 }
