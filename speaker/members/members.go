@@ -66,8 +66,9 @@ type Members struct {
 	log     *slog.Logger
 	changes chan struct{}
 
-	mu sync.Mutex // guards ml
-	ml *memberlist.Memberlist
+	mu      sync.Mutex // guards ml and stopped
+	ml      *memberlist.Memberlist
+	stopped bool
 
 	// metaMu guards meta. It is separate from mu because memberlist calls NodeMeta from
 	// Create, while Start holds mu.
@@ -196,13 +197,13 @@ func (m *Members) join(ml *memberlist.Memberlist, addrs []string) (int, error) {
 
 // Members returns the names of the members not known to be dead or gone, this one included,
 // sorted. A member under suspicion is still listed: it is alive until declared dead, and
-// dropping it earlier would move IPs back and forth when it refutes. Before Start it returns
-// nil.
+// dropping it earlier would move IPs back and forth when it refutes. Before Start and after
+// Shutdown it returns nil.
 func (m *Members) Members() []string {
 	m.mu.Lock()
-	ml := m.ml
+	ml, stopped := m.ml, m.stopped
 	m.mu.Unlock()
-	if ml == nil {
+	if ml == nil || stopped {
 		return nil
 	}
 	nodes := ml.Members()
@@ -217,9 +218,9 @@ func (m *Members) Members() []string {
 // MemberMeta returns the metadata of every member Members lists, by name.
 func (m *Members) MemberMeta() map[string][]byte {
 	m.mu.Lock()
-	ml := m.ml
+	ml, stopped := m.ml, m.stopped
 	m.mu.Unlock()
-	if ml == nil {
+	if ml == nil || stopped {
 		return nil
 	}
 	out := map[string][]byte{}
@@ -286,6 +287,7 @@ func (m *Members) Leave(timeout time.Duration) error {
 func (m *Members) Shutdown() error {
 	m.mu.Lock()
 	ml := m.ml
+	m.stopped = ml != nil
 	m.mu.Unlock()
 	if ml == nil {
 		return nil
@@ -301,6 +303,9 @@ func (m *Members) started() (*memberlist.Memberlist, error) {
 	defer m.mu.Unlock()
 	if m.ml == nil {
 		return nil, ErrNotStarted
+	}
+	if m.stopped {
+		return nil, ErrStopped
 	}
 	return m.ml, nil
 }
