@@ -10,10 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-)
 
-// MemberlistKeyField is the Secret key that holds the memberlist encryption key.
-const MemberlistKeyField = "secretkey"
+	"github.com/herald-lb/herald/internal/memberlistkey"
+)
 
 // MemberlistKey reads the memberlist encryption key from the named Secret. The controller creates
 // that Secret on a fresh install, so a missing Secret is waited for up to wait; after that the
@@ -29,9 +28,9 @@ func MemberlistKey(ctx context.Context, c client.Reader, ns, name string, wait t
 		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s)
 		switch {
 		case err == nil:
-			key := s.Data[MemberlistKeyField]
-			if n := len(key); n != 16 && n != 24 && n != 32 {
-				return nil, fmt.Errorf("secret %s/%s: key %q holds %d bytes; it must hold 16, 24 or 32 bytes (AES-128/192/256)", ns, name, MemberlistKeyField, n)
+			key, err := memberlistkey.FromSecret(&s)
+			if err != nil {
+				return nil, fmt.Errorf("secret %s/%s: %w", ns, name, err)
 			}
 			return key, nil
 		case apierrors.IsNotFound(err) && time.Now().After(deadline):
