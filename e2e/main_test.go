@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/herald-lb/herald/e2e/lab"
+	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testenv"
+)
+
+var (
+	labOnce sync.Once
+	labMu   sync.Mutex
+	theLab  *lab.Lab
+	labErr  error
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "e2e: %v: removing the lab\n", s)
+		closeLab()
+		os.Exit(130)
+	}()
+	code := m.Run()
+	signal.Stop(sig)
+	if code != 0 {
+		labMu.Lock()
+		if theLab != nil {
+			fmt.Fprintf(os.Stderr, "e2e: logs of the lab's processes (run folder %s):\n%s\n", theLab.RunDir, theLab.LogTails(40))
+		}
+		labMu.Unlock()
+	}
+	closeLab()
+	return code
+}
+
+func closeLab() {
+	labMu.Lock()
+	defer labMu.Unlock()
+	if theLab != nil {
+		if err := theLab.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: removing the lab:", err)
+		}
+		theLab = nil
+	}
+}
+
+// requireLab returns the package's lab, starting it on first use, or skips the test when this
+// machine cannot run it.
+func requireLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	if err := netlab.Available(); err != nil {
+		t.Skipf("end-to-end test: %v", err)
+	}
+	if _, err := testenv.AssetsDir(); err != nil {
+		if os.Getenv("HERALD_REQUIRE_APISERVER") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	labOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+		defer cancel()
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		l, err := lab.Start(ctx, lab.Options{Log: log})
+		if err != nil {
+			labErr = err
+			return
+		}
+		labMu.Lock()
+		theLab = l
+		labMu.Unlock()
+		if err := l.ApplyConfig(ctx); err != nil {
+			labErr = err
+		}
+	})
+	if labErr != nil {
+		t.Fatalf("starting the lab: %v", labErr)
+	}
+	labMu.Lock()
+	defer labMu.Unlock()
+	if theLab == nil {
+		t.Fatal("the lab was removed (interrupted)")
+	}
+	return theLab
+}
+
+// requireHerald is requireLab for tests that need the Herald processes running: it fails at once,
+// with their logs, when one has ended.
+func requireHerald(t *testing.T) *lab.Lab {
+	t.Helper()
+	l := requireLab(t)
+	if err := l.CheckHerald(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("lab logs:\n%s", l.LogTails(30))
+		}
+	})
+	return l
+}
+
+// deadline returns a context that ends after d or with the test.
+func deadline(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newNamespace makes a Kubernetes namespace for one test.
+func newNamespace(t *testing.T, l *lab.Lab, prefix string) string {
+	t.Helper()
+	ns, err := l.NewNamespace(t.Context(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var errNotYet = errors.New("not yet")
