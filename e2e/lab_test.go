@@ -40,7 +40,9 @@ func TestLabDataPath(t *testing.T) {
 	for _, a := range []netip.Addr{l2v4, l2v6} {
 		_, err := l.Exec(ctx, "n2", "ip", "addr", "add", lab.HostPrefix(a).String(), "dev", "eth0", "nodad")
 		must(t, err)
-		t.Cleanup(func() { _, _ = l.Exec(t.Context(), "n2", "ip", "addr", "del", lab.HostPrefix(a).String(), "dev", "eth0") })
+		t.Cleanup(func() {
+			_, _ = l.Exec(t.Context(), "n2", "ip", "addr", "del", lab.HostPrefix(a).String(), "dev", "eth0")
+		})
 	}
 	// BGP by hand: the router sends the routed addresses to n3.
 	n3, _ := l.Node("n3")

@@ -161,7 +161,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	l = &Lab{
 		Topo: topo, Plan: plan, opts: opts, log: opts.Log,
 		RunDir: filepath.Join(runRoot, strconv.Itoa(os.Getpid())), lock: lock,
-		ns:     map[string]string{}, procs: map[string]*Proc{}, dnatLast: map[string]string{},
+		ns: map[string]string{}, procs: map[string]*Proc{}, dnatLast: map[string]string{},
 	}
 	l.binDir = filepath.Join(l.RunDir, "bin")
 	if err := os.MkdirAll(filepath.Join(l.RunDir, "tmp"), 0o755); err != nil {
