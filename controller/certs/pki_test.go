@@ -106,10 +106,9 @@ func TestCARotation(t *testing.T) {
 	p := policy()
 	b, _ := mustRenew(t, nil, p, t0)
 	oldCA := b.CACert
-	now := t0
 	sawTwo, sawOldGone := false, false
 	for day := 1; day <= 400; day++ {
-		now = t0.Add(time.Duration(day) * 24 * time.Hour)
+		now := t0.Add(time.Duration(day) * 24 * time.Hour)
 		nb, _ := mustRenew(t, &b, p, now)
 		verify(t, nb, "herald-webhook.herald-system.svc", now)
 		cas, _ := parseCerts(nb.CACert)

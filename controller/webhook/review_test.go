@@ -70,7 +70,7 @@ func TestReview(t *testing.T) {
 		{name: "repairing the object", before: broken, op: Update, obj: peer("tor", "198.51.100.1", "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			obj := tc.obj.(interface{ GetName() string })
+			obj := tc.obj
 			var after config.Snapshot
 			var err error
 			switch o := obj.(type) {
