@@ -17,6 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// DefaultSecretName is the Secret the manifests grant the controller (herald-webhook-cert).
+const DefaultSecretName = "herald-webhook-cert"
+
 // Keys of the certificate Secret.
 const (
 	KeyCACert = "ca.crt"
