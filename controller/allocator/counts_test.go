@@ -245,3 +245,68 @@ func TestSmallHelpers(t *testing.T) {
 		t.Errorf("Float64 = %g", f)
 	}
 }
+
+// TestIntervalSetBlocks drives the run set through many block splits, merges and removals:
+// random offsets in a wide range, then ascending and descending runs of separate offsets.
+func TestIntervalSetBlocks(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var s intervalSet
+	model := map[uint64]bool{}
+	const width = 20000
+	verify := func(step int) {
+		t.Helper()
+		for y := uint64(0); y < width; y++ {
+			if s.contains(u128(y)) != model[y] {
+				t.Fatalf("step %d: contains(%d) wrong", step, y)
+			}
+		}
+		if err := checkSpace(&space{size: u128(width), used: uint64(len(model)), taken: s}, uint64(len(model))); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+	}
+	for i := 0; i < 60000; i++ {
+		x := r.Uint64N(width)
+		// Bias towards adding early and removing late, so the set grows to thousands of runs
+		// and then shrinks to none.
+		if (i < 30000) == (r.IntN(4) != 0) {
+			if got := s.add(u128(x)); got != !model[x] {
+				t.Fatalf("add(%d) = %v", x, got)
+			}
+			model[x] = true
+		} else {
+			if got := s.remove(u128(x)); got != model[x] {
+				t.Fatalf("remove(%d) = %v", x, got)
+			}
+			delete(model, x)
+		}
+		if i%4999 == 0 {
+			verify(i)
+		}
+	}
+	for x := range uint64(width) {
+		s.remove(u128(x))
+		delete(model, x)
+	}
+	verify(-1)
+	for x := uint64(0); x < width; x += 2 {
+		s.add(u128(x))
+		model[x] = true
+	}
+	verify(-2)
+	if want := (width/2 + blockCap - 1) / blockCap; len(s.blocks) != want {
+		t.Errorf("in-order adds: %d blocks, want %d (full blocks)", len(s.blocks), want)
+	}
+	for x := uint64(width - 1); x < width; x -= 2 {
+		s.add(u128(x))
+		model[x] = true
+	}
+	verify(-3)
+	if s.runs != 1 {
+		t.Errorf("all added: %d runs", s.runs)
+	}
+	for x := uint64(width - 2); x < width; x -= 2 {
+		s.remove(u128(x))
+		delete(model, x)
+	}
+	verify(-4)
+}

@@ -25,19 +25,23 @@
 // 0..n-1 with 128-bit offsets; with AvoidBuggyIPs the IPv4 addresses ending in .0 and .255
 // are left out of the numbering (a.b.c.d maps to (a.b.c)*254+d-1), so they cost nothing to
 // skip or count. The offsets in use are stored as maximal runs of consecutive offsets in a
-// treap (a randomised balanced search tree, with deterministic priorities) keyed by run start.
-// Memory is proportional to the number of runs, at most the number of addresses in use, and
-// independent of the pool size: a /8 or a /64 costs the same as a /29.
+// B+tree of height two keyed by run start: sorted blocks of up to 63 runs (flat arrays, no
+// pointers) under a sorted index of the blocks' first starts. Memory is proportional to the
+// number of runs, at most the number of addresses in use, and independent of the pool size:
+// a /8 or a /64 costs the same as a /29.
 //
 // A free address is found by next fit: from a cursor just past the last address handed out,
 // look up the run containing the cursor; if there is one, the offset just after it is free
 // (runs are maximal) unless it is the end of the space, in which case wrap to 0 and do the
 // same once more. Fullness is known from the count of offsets in use. So finding a free
 // address costs at most two O(log r) lookups, r being the number of runs, whether the pool is
-// empty or 99% full; no address is ever scanned. Next fit also delays reusing a released
+// empty or 99% full; no address is ever scanned. A lookup is a binary search in the index,
+// skipped when the offset falls in the block used last (next fit makes that the usual case),
+// then one in a block of at most 63 runs, over contiguous memory. Next fit also delays reusing a released
 // address while others are free, which spares clients with stale ARP/NDP or DNS entries.
 // Taking or freeing an address is one lookup plus at most one insertion or deletion (a run
-// may grow, shrink, merge with its neighbour or split). Mapping an offset to an address is a
+// may grow, shrink, merge with its neighbour or split), which shifts runs inside one block and
+// touches the index only when a block splits, merges or empties. Mapping an offset to an address is a
 // binary search over the pool's ranges.
 //
 // Other state is per address in use (a map from address to holders, and per sharing key a

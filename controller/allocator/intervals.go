@@ -1,210 +1,284 @@
 package allocator
 
-// intervalSet is an ordered set of disjoint, maximal (never adjacent) inclusive intervals of
-// 128-bit offsets, kept in a treap keyed by interval start. Adding or removing one offset, and
-// finding the interval containing an offset, cost O(log r) expected, where r is the number of
-// intervals (at most the number of offsets in the set, usually far fewer).
+import (
+	"fmt"
+	"slices"
+)
+
+// blockCap is the number of runs a block holds: a runBlock is then just under 2 KiB, one
+// size class of the Go heap, and a search inside it takes six comparisons.
+const blockCap = 63
+
+// intervalSet is an ordered set of disjoint, maximal (never adjacent) inclusive intervals
+// ("runs") of 128-bit offsets. It is a B+tree of height two: the runs, in order, are cut into
+// blocks of at most blockCap, and a sorted index holds the first start of every block.
+// Finding the run containing an offset, or where one would go, is a binary search in the
+// index and one in a block; the index search is skipped when the offset falls in the block
+// used last, which next fit makes the common case. Adding or removing an offset changes
+// one block in place, plus the index when a block splits, merges or empties.
 //
-// Priorities come from a counter-based generator seeded with a constant, so the same sequence
-// of operations always builds the same tree.
+// Blocks hold no pointers and the index holds one per block, so the garbage collector has
+// almost nothing to scan, and memory is about 32 bytes per run for a full block (blocks fill
+// completely when runs are appended in order, as a restore in address order does, and are at
+// least half full otherwise), independent of the size of the space.
 type intervalSet struct {
-	root *ivNode
-	seed uint64
-	runs int // number of intervals
-	// spare is a node kept from the last deletion, to spare the garbage collector the
-	// churn of a run appearing and disappearing on every assign and release.
-	spare *ivNode
+	firsts []Uint128   // firsts[i] is blocks[i].start[0]
+	blocks []*runBlock // in order; none is empty
+	runs   int         // number of intervals
+	hint   int         // the block used last, a guess for the next search
+	// spare is the block dropped last, kept for the next one needed: a run appearing and
+	// disappearing on every assign and release then costs the garbage collector nothing.
+	spare *runBlock
 }
 
-func (s *intervalSet) newNode(start, end Uint128) *ivNode {
-	n := s.spare
-	if n == nil {
-		n = new(ivNode)
-	}
-	s.spare = nil
-	*n = ivNode{start: start, end: end, prio: s.nextPrio()}
-	return n
+// runBlock is a sorted array of runs.
+type runBlock struct {
+	n          int
+	start, end [blockCap]Uint128
 }
 
-// delete removes the run starting at key, which must exist.
-func (s *intervalSet) delete(key Uint128) {
-	var removed *ivNode
-	s.root, removed = treapDelete(s.root, key)
-	s.spare = removed
-	s.runs--
-}
-
-type ivNode struct {
-	start, end  Uint128
-	prio        uint64
-	left, right *ivNode
-}
-
-func (s *intervalSet) nextPrio() uint64 {
-	s.seed += 0x9e3779b97f4a7c15
-	z := s.seed
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
-}
-
-// floor returns the interval with the greatest start <= x, or nil.
-func (s *intervalSet) floor(x Uint128) *ivNode {
-	var best *ivNode
-	for n := s.root; n != nil; {
-		if n.start.Cmp(x) <= 0 {
-			best = n
-			n = n.right
+// floor returns the index of the last run of b starting at or before x, or -1.
+func (b *runBlock) floor(x Uint128) int {
+	lo, hi := 0, b.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if x.less(b.start[m]) {
+			hi = m
 		} else {
-			n = n.left
+			lo = m + 1
 		}
 	}
-	return best
+	return lo - 1
 }
 
-// around returns the interval with the greatest start <= x and the one with the least
-// start > x, each possibly nil, in one descent.
-func (s *intervalSet) around(x Uint128) (lo, hi *ivNode) {
-	for n := s.root; n != nil; {
-		if n.start.Cmp(x) <= 0 {
-			lo = n
-			n = n.right
+// block returns the index of the block where x belongs, the last one whose first run
+// starts at or before x, or 0 when x is before them all; -1 when the set is empty.
+func (s *intervalSet) block(x Uint128) int {
+	nb := len(s.firsts)
+	if i := s.hint; i < nb && (i == 0 || !x.less(s.firsts[i])) && (i+1 == nb || x.less(s.firsts[i+1])) {
+		return i
+	}
+	if nb == 0 {
+		return -1
+	}
+	lo, hi := 1, nb
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if x.less(s.firsts[m]) {
+			hi = m
 		} else {
-			hi = n
-			n = n.left
+			lo = m + 1
 		}
 	}
-	return lo, hi
+	s.hint = lo - 1
+	return lo - 1
 }
 
-// containing returns the interval that contains x, or nil.
-func (s *intervalSet) containing(x Uint128) *ivNode {
-	if n := s.floor(x); n != nil && x.Cmp(n.end) <= 0 {
-		return n
+// find returns where x is: the block it belongs in and the index there of the last run
+// starting at or before x (-1 when none does, which happens only in block 0).
+func (s *intervalSet) find(x Uint128) (bi, j int) {
+	bi = s.block(x)
+	if bi < 0 {
+		return -1, -1
 	}
-	return nil
+	return bi, s.blocks[bi].floor(x)
 }
 
-func (s *intervalSet) contains(x Uint128) bool { return s.containing(x) != nil }
+// containing returns the end of the interval that contains x, and whether there is one.
+func (s *intervalSet) containing(x Uint128) (end Uint128, ok bool) {
+	bi, j := s.find(x)
+	if j < 0 {
+		return Uint128{}, false
+	}
+	b := s.blocks[bi]
+	if b.end[j].less(x) {
+		return Uint128{}, false
+	}
+	return b.end[j], true
+}
+
+func (s *intervalSet) contains(x Uint128) bool {
+	_, ok := s.containing(x)
+	return ok
+}
 
 // add inserts x and reports whether it was absent.
 func (s *intervalSet) add(x Uint128) bool {
-	l, r := s.around(x)
-	if l != nil && x.Cmp(l.end) <= 0 {
+	bi, j := s.find(x)
+	if bi < 0 {
+		b := s.newBlock()
+		b.n, b.start[0], b.end[0] = 1, x, x
+		s.blocks = append(s.blocks, b)
+		s.firsts = append(s.firsts, x)
+		s.runs++
+		return true
+	}
+	b := s.blocks[bi]
+	if j >= 0 && !b.end[j].less(x) {
 		return false
 	}
-	if r != nil && r.start != x.inc() {
-		r = nil // not adjacent
+	// x lies after run j (if any) and before the next run (if any), in block b or the next.
+	joinLeft := j >= 0 && b.end[j].inc() == x
+	rb, rj := bi, j+1
+	if rj == b.n {
+		rb, rj = bi+1, 0
 	}
-	joinLeft := l != nil && l.end.inc() == x
+	joinRight := rb < len(s.blocks) && s.blocks[rb].start[rj] == x.inc()
 	switch {
-	case joinLeft && r != nil:
-		l.end = r.end
-		s.delete(r.start)
+	case joinLeft && joinRight:
+		b.end[j] = s.blocks[rb].end[rj]
+		s.deleteAt(rb, rj)
 	case joinLeft:
-		l.end = x
-	case r != nil:
-		// Moving the key down to x keeps the tree ordered: nothing lies between x and r.start.
-		r.start = x
+		b.end[j] = x
+	case joinRight:
+		// Moving the start down to x keeps the order: nothing lies between x and the run.
+		s.blocks[rb].start[rj] = x
+		if rj == 0 {
+			s.firsts[rb] = x
+		}
 	default:
-		s.root = treapInsert(s.root, s.newNode(x, x))
-		s.runs++
+		s.insertAt(bi, j+1, x, x)
 	}
 	return true
 }
 
 // remove deletes x and reports whether it was present.
 func (s *intervalSet) remove(x Uint128) bool {
-	n := s.containing(x)
-	if n == nil {
+	bi, j := s.find(x)
+	if j < 0 {
 		return false
 	}
+	b := s.blocks[bi]
+	start, end := b.start[j], b.end[j]
 	switch {
-	case n.start == n.end:
-		s.delete(n.start)
-	case x == n.start:
-		n.start = x.inc()
-	case x == n.end:
-		n.end = x.dec()
+	case end.less(x):
+		return false
+	case start == end:
+		s.deleteAt(bi, j)
+	case x == start:
+		b.start[j] = x.inc()
+		if j == 0 {
+			s.firsts[bi] = b.start[0]
+		}
+	case x == end:
+		b.end[j] = x.dec()
 	default:
-		end := n.end
-		n.end = x.dec()
-		s.root = treapInsert(s.root, s.newNode(x.inc(), end))
-		s.runs++
+		b.end[j] = x.dec()
+		s.insertAt(bi, j+1, x.inc(), end)
 	}
 	return true
 }
 
+// insertAt inserts the run [start, end] at index j of block bi, splitting the block when it
+// is full.
+func (s *intervalSet) insertAt(bi, j int, start, end Uint128) {
+	s.runs++
+	b := s.blocks[bi]
+	if b.n == blockCap && j == blockCap && bi+1 < len(s.blocks) && s.blocks[bi+1].n < blockCap {
+		// The run may as well start the next block, which has room.
+		bi, j, b = bi+1, 0, s.blocks[bi+1]
+	}
+	if b.n == blockCap {
+		nb := s.newBlock()
+		// Appending at the very end leaves the full block full, so that runs added in order
+		// fill blocks completely; otherwise the upper half moves to the new block.
+		h := blockCap / 2
+		if j == blockCap && bi == len(s.blocks)-1 {
+			h = blockCap
+		}
+		nb.n = copy(nb.start[:], b.start[h:b.n])
+		copy(nb.end[:], b.end[h:b.n])
+		b.n = h
+		s.blocks = slices.Insert(s.blocks, bi+1, nb)
+		s.firsts = slices.Insert(s.firsts, bi+1, Uint128{})
+		if j > h || (j == h && h == blockCap) {
+			bi, j, b = bi+1, j-h, nb
+		}
+	}
+	copy(b.start[j+1:b.n+1], b.start[j:b.n])
+	copy(b.end[j+1:b.n+1], b.end[j:b.n])
+	b.start[j], b.end[j] = start, end
+	b.n++
+	s.firsts[bi] = b.start[0]
+	if bi+1 < len(s.blocks) {
+		s.firsts[bi+1] = s.blocks[bi+1].start[0]
+	}
+}
+
+// deleteAt removes run j of block bi, dropping the block when it empties and merging it
+// with a neighbour when both fit in half a block.
+func (s *intervalSet) deleteAt(bi, j int) {
+	s.runs--
+	b := s.blocks[bi]
+	copy(b.start[j:], b.start[j+1:b.n])
+	copy(b.end[j:], b.end[j+1:b.n])
+	b.n--
+	switch {
+	case b.n == 0:
+		s.dropBlock(bi)
+		return
+	case j == 0:
+		s.firsts[bi] = b.start[0]
+	}
+	if bi+1 < len(s.blocks) && b.n+s.blocks[bi+1].n <= blockCap/2 {
+		s.mergeNext(bi)
+	} else if bi > 0 && b.n+s.blocks[bi-1].n <= blockCap/2 {
+		s.mergeNext(bi - 1)
+	}
+}
+
+// mergeNext moves the runs of block bi+1 to the end of block bi, which has room for them.
+func (s *intervalSet) mergeNext(bi int) {
+	b, nx := s.blocks[bi], s.blocks[bi+1]
+	copy(b.start[b.n:], nx.start[:nx.n])
+	copy(b.end[b.n:], nx.end[:nx.n])
+	b.n += nx.n
+	s.dropBlock(bi + 1)
+}
+
+func (s *intervalSet) newBlock() *runBlock {
+	if b := s.spare; b != nil {
+		s.spare = nil
+		return b
+	}
+	return new(runBlock)
+}
+
+func (s *intervalSet) dropBlock(bi int) {
+	s.spare = s.blocks[bi]
+	s.spare.n = 0
+	s.blocks = slices.Delete(s.blocks, bi, bi+1)
+	s.firsts = slices.Delete(s.firsts, bi, bi+1)
+}
+
 // each calls f for every interval in ascending order.
 func (s *intervalSet) each(f func(start, end Uint128)) {
-	var walk func(n *ivNode)
-	walk = func(n *ivNode) {
-		if n == nil {
-			return
+	for _, b := range s.blocks {
+		for j := range b.n {
+			f(b.start[j], b.end[j])
 		}
-		walk(n.left)
-		f(n.start, n.end)
-		walk(n.right)
 	}
-	walk(s.root)
 }
 
-func treapInsert(t, n *ivNode) *ivNode {
-	if t == nil {
-		return n
+// check verifies the structure of the index and the blocks, for tests.
+func (s *intervalSet) check() error {
+	if len(s.firsts) != len(s.blocks) {
+		return fmt.Errorf("%d index entries for %d blocks", len(s.firsts), len(s.blocks))
 	}
-	if n.prio > t.prio {
-		n.left, n.right = treapSplit(t, n.start)
-		return n
+	runs := 0
+	for i, b := range s.blocks {
+		switch {
+		case b.n < 1 || b.n > blockCap:
+			return fmt.Errorf("block %d holds %d runs", i, b.n)
+		case s.firsts[i] != b.start[0]:
+			return fmt.Errorf("block %d starts at %s, index says %s", i, b.start[0], s.firsts[i])
+		case i > 0 && b.n+s.blocks[i-1].n <= blockCap/2:
+			return fmt.Errorf("blocks %d and %d hold %d and %d runs: they should have merged", i-1, i, s.blocks[i-1].n, b.n)
+		}
+		runs += b.n
 	}
-	if n.start.less(t.start) {
-		t.left = treapInsert(t.left, n)
-	} else {
-		t.right = treapInsert(t.right, n)
+	if runs != s.runs {
+		return fmt.Errorf("blocks hold %d runs, counted %d", runs, s.runs)
 	}
-	return t
-}
-
-// treapSplit splits t into the nodes with start < key and the rest.
-func treapSplit(t *ivNode, key Uint128) (l, r *ivNode) {
-	if t == nil {
-		return nil, nil
-	}
-	if t.start.less(key) {
-		t.right, r = treapSplit(t.right, key)
-		return t, r
-	}
-	l, t.left = treapSplit(t.left, key)
-	return l, t
-}
-
-// treapDelete removes the node with start key from t and returns the new root and the node.
-func treapDelete(t *ivNode, key Uint128) (root, removed *ivNode) {
-	if t == nil {
-		return nil, nil
-	}
-	switch c := key.Cmp(t.start); {
-	case c == 0:
-		return treapMerge(t.left, t.right), t
-	case c < 0:
-		t.left, removed = treapDelete(t.left, key)
-	default:
-		t.right, removed = treapDelete(t.right, key)
-	}
-	return t, removed
-}
-
-func treapMerge(l, r *ivNode) *ivNode {
-	switch {
-	case l == nil:
-		return r
-	case r == nil:
-		return l
-	case l.prio > r.prio:
-		l.right = treapMerge(l.right, r)
-		return l
-	default:
-		r.left = treapMerge(l, r.left)
-		return r
-	}
+	return nil
 }

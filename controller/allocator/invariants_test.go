@@ -130,6 +130,9 @@ func checkSpace(sp *space, used uint64) error {
 	if bad != nil {
 		return bad
 	}
+	if err := sp.taken.check(); err != nil {
+		return err
+	}
 	if runs != sp.taken.runs {
 		return fmt.Errorf("%d runs, counted %d", runs, sp.taken.runs)
 	}

@@ -152,12 +152,12 @@ func (s *space) nextFree() (Uint128, bool) {
 	if !c.less(s.size) {
 		c = Uint128{}
 	}
-	if n := s.taken.containing(c); n != nil {
-		c = n.end.inc()
+	if end, ok := s.taken.containing(c); ok {
+		c = end.inc()
 		if c == s.size {
 			c = Uint128{}
-			if n := s.taken.containing(c); n != nil {
-				c = n.end.inc()
+			if end, ok := s.taken.containing(c); ok {
+				c = end.inc()
 			}
 		}
 	}

@@ -56,7 +56,7 @@ func (u Uint128) String() string {
 	return u.Big().String()
 }
 
-func (u Uint128) less(v Uint128) bool { return u.Cmp(v) < 0 }
+func (u Uint128) less(v Uint128) bool { return u.Hi < v.Hi || u.Hi == v.Hi && u.Lo < v.Lo }
 
 // add returns u+v and whether it overflowed.
 func (u Uint128) add(v Uint128) (Uint128, bool) {
