@@ -231,9 +231,9 @@ func TestHelmValues(t *testing.T) {
 	if _, ok := existing["Secret/herald-system/herald-memberlist"]; ok {
 		t.Error("a memberlist Secret is rendered although existingSecret is set")
 	}
-	role, _ := yaml.Marshal(existing["Role/herald-system/herald-speaker"])
-	if !bytes.Contains(role, []byte("- my-key")) {
-		t.Errorf("speaker Role does not name the existing Secret my-key:\n%s", role)
+	spk, _ := yaml.Marshal(existing["DaemonSet/herald-system/herald-speaker"])
+	if !bytes.Contains(spk, []byte("--memberlist-secret=my-key")) {
+		t.Errorf("speaker DaemonSet does not read the existing Secret my-key:\n%s", spk)
 	}
 }
 
@@ -331,8 +331,9 @@ func TestRBAC(t *testing.T) {
 		{"speaker writes BGP status subresource", "herald-speaker", []string{"update", "servicebgpstatuses.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
 		{"speaker creates events", "herald-speaker", []string{"create", "events", "-n", "default"}, true},
 		{"speaker reads the memberlist Secret", "herald-speaker", []string{"get", "secrets/herald-memberlist", "-n", "herald-system"}, true},
-		{"speaker cannot read other Secrets", "herald-speaker", []string{"get", "secrets/herald-webhook-cert", "-n", "herald-system"}, false},
-		{"speaker cannot list Secrets", "herald-speaker", []string{"list", "secrets", "-n", "herald-system"}, false},
+		{"speaker reads BGP password Secrets in its namespace", "herald-speaker", []string{"list", "secrets", "-n", "herald-system"}, true},
+		{"speaker cannot read Secrets elsewhere", "herald-speaker", []string{"get", "secrets", "-n", "default"}, false},
+		{"speaker cannot write Secrets", "herald-speaker", []string{"update", "secrets/herald-memberlist", "-n", "herald-system"}, false},
 		{"speaker cannot write pools", "herald-speaker", []string{"update", "ipaddresspools.herald.dev", "-n", "herald-system"}, false},
 
 		{"controller updates Service status", "herald-controller", []string{"update", "services", "--subresource=status", "-n", "default"}, true},
