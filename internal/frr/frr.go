@@ -37,16 +37,16 @@ func Available() error {
 	}
 	for _, bin := range []string{filepath.Join(BinDir, "zebra"), filepath.Join(BinDir, "bgpd")} {
 		if _, err := os.Stat(bin); err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	for _, bin := range []string{"vtysh", "ip"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	if _, err := user.Lookup("frr"); err != nil {
-		return fmt.Errorf("%w: user frr: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: user frr: %w", ErrUnavailable, err)
 	}
 	return nil
 }

@@ -184,7 +184,7 @@ func (t Timers) validate() error {
 		{"DeadNodeReclaimTime", t.DeadNodeReclaimTime},
 	} {
 		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("Timers.%s is %s, want a positive duration", d.name, d.v))
+			errs = append(errs, fmt.Errorf("timers: %s is %s, want a positive duration", d.name, d.v))
 		}
 	}
 	for _, n := range []struct {
@@ -196,7 +196,7 @@ func (t Timers) validate() error {
 		{"GossipNodes", t.GossipNodes}, {"RetransmitMult", t.RetransmitMult},
 	} {
 		if n.v < 0 {
-			errs = append(errs, fmt.Errorf("Timers.%s is %d, want a positive number", n.name, n.v))
+			errs = append(errs, fmt.Errorf("timers: %s is %d, want a positive number", n.name, n.v))
 		}
 	}
 	if t.ProbeTimeout >= t.ProbeInterval {
@@ -212,7 +212,7 @@ func (c Config) normalize() (Config, error) {
 		errs = append(errs, errors.New("NodeName is empty"))
 	}
 	if c.Logger == nil {
-		errs = append(errs, errors.New("Logger is nil"))
+		errs = append(errs, errors.New("no Logger given"))
 	}
 	if !c.BindAddr.IsValid() {
 		c.BindAddr = netip.IPv4Unspecified()
@@ -229,7 +229,7 @@ func (c Config) normalize() (Config, error) {
 		}
 	}
 	if len(c.Meta) > memberlist.MetaMaxSize {
-		errs = append(errs, fmt.Errorf("Meta is %d bytes, at most %d allowed", len(c.Meta), memberlist.MetaMaxSize))
+		errs = append(errs, fmt.Errorf("metadata is %d bytes, at most %d allowed", len(c.Meta), memberlist.MetaMaxSize))
 	}
 	for _, a := range c.Join {
 		if _, err := parsePeer(a, c.BindPort); err != nil {

@@ -25,7 +25,7 @@ func TestConfigNormalize(t *testing.T) {
 	}{
 		{name: "minimal", cfg: valid(func(*Config) {})},
 		{name: "no node name", cfg: valid(func(c *Config) { c.NodeName = "" }), wantErr: "NodeName is empty"},
-		{name: "no logger", cfg: valid(func(c *Config) { c.Logger = nil }), wantErr: "Logger is nil"},
+		{name: "no logger", cfg: valid(func(c *Config) { c.Logger = nil }), wantErr: "no Logger given"},
 		{name: "AES-128 key", cfg: valid(func(c *Config) { c.SecretKey = make([]byte, 16) })},
 		{name: "bad key length", cfg: valid(func(c *Config) { c.SecretKey = make([]byte, 20) }), wantErr: "SecretKey of 20 bytes"},
 		{name: "bad port", cfg: valid(func(c *Config) { c.BindPort = 70000 }), wantErr: "BindPort 70000"},
@@ -40,7 +40,7 @@ func TestConfigNormalize(t *testing.T) {
 		{
 			name:    "negative timer",
 			cfg:     valid(func(c *Config) { c.Timers.SuspicionMult = -1 }),
-			wantErr: "Timers.SuspicionMult is -1",
+			wantErr: "timers: SuspicionMult is -1",
 		},
 	}
 	for _, tt := range tests {
