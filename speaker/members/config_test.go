@@ -29,7 +29,7 @@ func TestConfigNormalize(t *testing.T) {
 		{name: "AES-128 key", cfg: valid(func(c *Config) { c.SecretKey = make([]byte, 16) })},
 		{name: "bad key length", cfg: valid(func(c *Config) { c.SecretKey = make([]byte, 20) }), wantErr: "SecretKey of 20 bytes"},
 		{name: "bad port", cfg: valid(func(c *Config) { c.BindPort = 70000 }), wantErr: "BindPort 70000"},
-		{name: "meta too long", cfg: valid(func(c *Config) { c.Meta = make([]byte, 600) }), wantErr: "Meta is 600 bytes"},
+		{name: "meta too long", cfg: valid(func(c *Config) { c.Meta = make([]byte, 600) }), wantErr: "metadata is 600 bytes"},
 		{name: "join host name", cfg: valid(func(c *Config) { c.Join = []string{"node-2"} }), wantErr: `peer address "node-2"`},
 		{name: "join addresses", cfg: valid(func(c *Config) { c.Join = []string{"192.0.2.1", "[2001:db8::1]:7000"} })},
 		{
