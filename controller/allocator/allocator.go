@@ -15,7 +15,11 @@ import (
 type Allocator struct {
 	pools    *poolSet
 	services map[string]*serviceState
-	ips      map[netip.Addr]*ipState
+	// ips maps every address in use (by addrKey) to its first holder by Service key; multi
+	// lists, sorted by Service key, the holders of the addresses held by more than one.
+	// Neither holds a pointer in its keys, and the common unshared address costs one entry.
+	ips   map[Uint128]*serviceState
+	multi map[Uint128][]*serviceState
 	// shared lists, per sharing key, the addresses held under it, sorted.
 	shared map[string][]netip.Addr
 
@@ -25,14 +29,14 @@ type Allocator struct {
 	ports    []Port
 	fams     []Family
 	spareSvc *serviceState
-	spareIP  *ipState
+	one      [1]*serviceState // backing for the holders of an address held by one Service
 }
 
 // serviceState is a Service and the addresses it holds.
 type serviceState struct {
 	svc Service       // the allocator's copy, as last passed to Assign or Reserve
-	ips [2]netip.Addr // by Family.index(); zero when none
-	is  [2]*ipState   // the state of ips, nil when none
+	ips  [2]netip.Addr  // by Family.index(); zero when none
+	pool [2]*poolState // the pool of ips, nil when none
 	// Backing arrays for svc.Ports and svc.Families when they are short.
 	portBuf [2]Port
 	famBuf  [2]Family
@@ -45,14 +49,31 @@ func (st *serviceState) setSvc(svc *Service) {
 	st.svc.Families = append(st.famBuf[:0:len(st.famBuf)], svc.Families...)
 }
 
-// ipState is an address in use.
-type ipState struct {
-	pool *poolState
-	// key is the sharing key of the holders (all of them have the same one), "" when the
-	// single holder does not share.
-	key     string
-	holders []*serviceState  // sorted by Service key
-	one     [1]*serviceState // backing for holders while there is one
+// addrKey is the key of an address in the maps of addresses in use: its 16-byte form, with
+// IPv4 addresses IPv4-mapped (IPv4-mapped IPv6 addresses are never in use), as an integer.
+func addrKey(ip netip.Addr) Uint128 {
+	v := addrValue(ip)
+	if ip.Is4() {
+		v.Lo |= 0xffff << 32
+	}
+	return v
+}
+
+// holders returns the Services holding ip, sorted by key, or nil when it is free. The slice
+// is valid until the next call.
+func (a *Allocator) holders(ip netip.Addr) []*serviceState {
+	k := addrKey(ip)
+	h := a.ips[k]
+	if h == nil {
+		return nil
+	}
+	if len(a.multi) > 0 {
+		if l, ok := a.multi[k]; ok {
+			return l
+		}
+	}
+	a.one[0] = h
+	return a.one[:]
 }
 
 // pick is an address chosen for a Service, not yet held.
@@ -82,7 +103,8 @@ func New(pools []Pool) (*Allocator, error) {
 	return &Allocator{
 		pools:    ps,
 		services: map[string]*serviceState{},
-		ips:      map[netip.Addr]*ipState{},
+		ips:      map[Uint128]*serviceState{},
+		multi:    map[Uint128][]*serviceState{},
 		shared:   map[string][]netip.Addr{},
 	}, nil
 }
@@ -120,7 +142,7 @@ func (a *Allocator) Assign(in *Service) (Result, error) {
 		ip := st.ips[f.index()]
 		missing.addIf(!ip.IsValid(), f)
 		if ip.IsValid() && kept == nil {
-			kept = st.is[f.index()].pool
+			kept = st.pool[f.index()]
 		}
 	}
 	if missing.n > 0 {
@@ -241,10 +263,18 @@ func (a *Allocator) SetPools(pools []Pool) ([]Assignment, error) {
 			}
 		}
 	}
-	for _, ip := range slices.SortedFunc(maps.Keys(a.ips), netip.Addr.Compare) {
-		is := a.ips[ip]
-		is.pool = ps.poolOf(ip)
-		is.pool.spaces[FamilyOf(ip).index()].take(ip, false)
+	for _, k := range slices.SortedFunc(maps.Keys(a.ips), Uint128.Cmp) {
+		h := a.ips[k]
+		for i, ip := range h.ips {
+			if addrKey(ip) != k {
+				continue
+			}
+			p := ps.poolOf(ip)
+			for _, o := range a.holders(ip) {
+				o.pool[i] = p
+			}
+			p.spaces[i].take(ip, false)
+		}
 	}
 	a.pools = ps
 	return rel, nil
@@ -411,7 +441,7 @@ func (a *Allocator) sharedIn(svc *Service, p *poolState, f Family) (netip.Addr, 
 		return netip.Addr{}, false
 	}
 	for _, ip := range a.shared[svc.SharingKey] {
-		if is := a.ips[ip]; FamilyOf(ip) == f && is.pool == p && checkShare(svc, ip, is) == nil {
+		if FamilyOf(ip) == f && a.poolOf(ip) == p && checkShare(svc, ip, a.holders(ip)) == nil {
 			return ip, true
 		}
 	}
@@ -449,8 +479,8 @@ func (a *Allocator) shareConflict(svc *Service, p *poolState, f Family) error {
 		return nil
 	}
 	for _, ip := range a.shared[svc.SharingKey] {
-		if is := a.ips[ip]; FamilyOf(ip) == f && is.pool == p {
-			return checkShare(svc, ip, is)
+		if FamilyOf(ip) == f && a.poolOf(ip) == p {
+			return checkShare(svc, ip, a.holders(ip))
 		}
 	}
 	return nil
@@ -469,10 +499,8 @@ func (a *Allocator) checkAddress(svc *Service, ip netip.Addr) (*poolState, error
 	if err := mayUse(p, svc); err != nil {
 		return nil, err
 	}
-	if is := a.ips[ip]; is != nil {
-		if err := checkShare(svc, ip, is); err != nil {
-			return nil, err
-		}
+	if err := checkShare(svc, ip, a.holders(ip)); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -488,9 +516,14 @@ func mayUse(p *poolState, svc *Service) error {
 	return nil
 }
 
-// checkShare returns nil when svc may hold ip alongside its current holders.
-func checkShare(svc *Service, ip netip.Addr, is *ipState) error {
-	for _, h := range is.holders {
+// poolOf returns the pool of ip, an address in use.
+func (a *Allocator) poolOf(ip netip.Addr) *poolState {
+	return a.ips[addrKey(ip)].pool[FamilyOf(ip).index()]
+}
+
+// checkShare returns nil when svc may hold ip alongside holders, its current holders.
+func checkShare(svc *Service, ip netip.Addr, holders []*serviceState) error {
+	for _, h := range holders {
 		o := &h.svc
 		if o.Key == svc.Key {
 			continue
@@ -528,58 +561,71 @@ func (a *Allocator) revalidate(st *serviceState, svc *Service, rq *request) []As
 	var rel []Assignment
 	held := st.held()
 	for _, f := range held.list() {
-		ip, is := st.ips[f.index()], st.is[f.index()]
-		if rq.wants(f) && (!rq.hasReq || rq.req[f.index()] == ip) && mayUse(is.pool, svc) == nil && checkShare(svc, ip, is) == nil {
+		ip := st.ips[f.index()]
+		if rq.wants(f) && (!rq.hasReq || rq.req[f.index()] == ip) && mayUse(st.pool[f.index()], svc) == nil && checkShare(svc, ip, a.holders(ip)) == nil {
 			continue
 		}
 		rel = append(rel, a.unhold(st, f))
 	}
+	// A sole holder may have changed its sharing key (had the address other holders, they
+	// have the old key, and checkShare has released it).
+	old := st.svc.SharingKey
 	st.setSvc(svc)
-	// A sole holder may have changed its sharing key.
-	for i, ip := range st.ips {
-		if is := st.is[i]; ip.IsValid() && is.key != svc.SharingKey {
-			a.removeShared(is.key, ip)
-			is.key = svc.SharingKey
-			a.addShared(is.key, ip)
+	if old != svc.SharingKey {
+		for _, ip := range st.ips {
+			if ip.IsValid() {
+				a.removeShared(old, ip)
+				a.addShared(svc.SharingKey, ip)
+			}
 		}
 	}
 	return rel
 }
 
-// hold gives ip, of pool p, to st; advance moves the pool's search cursor past it.
+// hold gives ip, of pool p, to st; advance moves the pool's search cursor past it. An address
+// to advance past comes from the search for a free one, and so has no holder yet.
 func (a *Allocator) hold(st *serviceState, ip netip.Addr, p *poolState, advance bool) {
 	f := FamilyOf(ip)
-	is := a.ips[ip]
-	if is == nil {
-		is = a.spareIP
-		if is == nil {
-			is = new(ipState)
-		}
-		a.spareIP = nil
-		*is = ipState{pool: p, key: st.svc.SharingKey}
-		is.holders = is.one[:0]
-		a.ips[ip] = is
-		p.spaces[f.index()].take(ip, advance)
-		a.addShared(is.key, ip)
+	k := addrKey(ip)
+	st.ips[f.index()], st.pool[f.index()] = ip, p
+	var h *serviceState
+	if !advance {
+		h = a.ips[k]
 	}
-	i, _ := slices.BinarySearchFunc(is.holders, st.svc.Key, func(h *serviceState, k string) int { return cmp.Compare(h.svc.Key, k) })
-	is.holders = slices.Insert(is.holders, i, st)
-	st.ips[f.index()], st.is[f.index()] = ip, is
+	if h == nil {
+		a.ips[k] = st
+		p.spaces[f.index()].take(ip, advance)
+		a.addShared(st.svc.SharingKey, ip)
+		return
+	}
+	l, ok := a.multi[k]
+	if !ok {
+		l = []*serviceState{h}
+	}
+	i, _ := slices.BinarySearchFunc(l, st.svc.Key, func(h *serviceState, k string) int { return cmp.Compare(h.svc.Key, k) })
+	l = slices.Insert(l, i, st)
+	a.multi[k], a.ips[k] = l, l[0]
 }
 
 // unhold takes the address of family f from st, freeing it when nobody else holds it.
 func (a *Allocator) unhold(st *serviceState, f Family) Assignment {
-	ip, is := st.ips[f.index()], st.is[f.index()]
-	as := Assignment{Service: st.svc.Key, IP: ip, Pool: is.pool.Name}
-	is.holders = slices.DeleteFunc(is.holders, func(h *serviceState) bool { return h == st })
-	st.ips[f.index()], st.is[f.index()] = netip.Addr{}, nil
-	if len(is.holders) == 0 {
-		delete(a.ips, ip)
-		is.pool.spaces[f.index()].free(ip)
-		a.removeShared(is.key, ip)
-		*is = ipState{}
-		a.spareIP = is
+	ip, p := st.ips[f.index()], st.pool[f.index()]
+	as := Assignment{Service: st.svc.Key, IP: ip, Pool: p.Name}
+	st.ips[f.index()], st.pool[f.index()] = netip.Addr{}, nil
+	k := addrKey(ip)
+	if l, ok := a.multi[k]; ok {
+		l = slices.DeleteFunc(l, func(h *serviceState) bool { return h == st })
+		if len(l) == 1 {
+			delete(a.multi, k)
+		} else {
+			a.multi[k] = l
+		}
+		a.ips[k] = l[0]
+		return as
 	}
+	delete(a.ips, k)
+	p.spaces[f.index()].free(ip)
+	a.removeShared(st.svc.SharingKey, ip)
 	return as
 }
 
@@ -649,7 +695,7 @@ func (a *Allocator) assignments(st *serviceState) []Assignment {
 	out := make([]Assignment, 0, held.n)
 	for _, f := range held.list() {
 		ip := st.ips[f.index()]
-		out = append(out, Assignment{Service: st.svc.Key, IP: ip, Pool: st.is[f.index()].pool.Name})
+		out = append(out, Assignment{Service: st.svc.Key, IP: ip, Pool: st.pool[f.index()].Name})
 	}
 	return out
 }

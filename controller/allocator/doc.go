@@ -44,10 +44,12 @@
 // touches the index only when a block splits, merges or empties. Mapping an offset to an address is a
 // binary search over the pool's ranges.
 //
-// Other state is per address in use (a map from address to holders, and per sharing key a
-// sorted list of its addresses) and per Service (the allocator's copy of its description):
-// about 540 bytes per Service holding one address, tree node included, whatever the pool
-// size. Counts per pool and family are kept exact in Uint128 and cost O(1) to read.
+// Other state is per address in use (a map from the address, as a pointer-free 128-bit key,
+// to its first holder, a second map listing the holders of the addresses held by several
+// Services, and per sharing key a sorted list of its addresses) and per Service (the
+// allocator's copy of its description, which also records the pool of each address held):
+// about 420 bytes per Service holding one address, its run included, whatever the pool size.
+// Counts per pool and family are kept exact in Uint128 and cost O(1) to read.
 //
 // The garbage collector's work grows with the live heap, so with many addresses held the
 // cost of a call is dominated by the garbage it leaves. Assign and Release therefore reuse

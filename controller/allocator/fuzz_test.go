@@ -238,8 +238,7 @@ func checkAssignResult(t *testing.T, svc *Service, res Result, err error, before
 // start-up, and checks that nothing is lost.
 func restoreCopy(t *testing.T, a *Allocator, pools []Pool) *Allocator {
 	t.Helper()
-	b, err := New(pools)
-	if err != nil {
+	if _, err := New(pools); err != nil {
 		if errors.Is(err, ErrInvalidPool) {
 			return a // the current pools were rejected; a keeps the previous ones
 		}
@@ -249,7 +248,7 @@ func restoreCopy(t *testing.T, a *Allocator, pools []Pool) *Allocator {
 		t.Fatal(err)
 	}
 	// Rebuild with the pools a actually has.
-	b = &Allocator{pools: a.pools, services: map[string]*serviceState{}, ips: map[netip.Addr]*ipState{}, shared: map[string][]netip.Addr{}}
+	b := &Allocator{pools: a.pools, services: map[string]*serviceState{}, ips: map[Uint128]*serviceState{}, multi: map[Uint128][]*serviceState{}, shared: map[string][]netip.Addr{}}
 	b.pools, _ = buildPools(poolsOf(a))
 	for _, k := range fuzzKeys {
 		st := a.services[k]

@@ -26,12 +26,14 @@ func checkInvariants(a *Allocator) error {
 			if !slices.Contains(st.svc.Families, FamilyOf(ip)) {
 				return fmt.Errorf("service %s holds %s, but its families are %v", key, ip, st.svc.Families)
 			}
-			is := a.ips[ip]
-			if is == nil || st.is[i] != is || !slices.Contains(is.holders, st) {
+			if !slices.Contains(a.holders(ip), st) {
 				return fmt.Errorf("service %s holds %s, which does not list it", key, ip)
 			}
-			if err := mayUse(is.pool, &st.svc); err != nil {
-				return fmt.Errorf("service %s holds %s: %v", key, ip, err)
+			if st.pool[i] == nil {
+				return fmt.Errorf("service %s holds %s in no pool", key, ip)
+			}
+			if err := mayUse(st.pool[i], &st.svc); err != nil {
+				return fmt.Errorf("service %s holds %s: %w", key, ip, err)
 			}
 			if req := st.svc.RequestedIPs; len(req) > 0 && !slices.Contains(req, ip) {
 				return fmt.Errorf("service %s holds %s but requests %v", key, ip, req)
@@ -39,38 +41,55 @@ func checkInvariants(a *Allocator) error {
 		}
 	}
 	perSpace := map[*space]uint64{}
-	for ip, is := range a.ips {
-		if len(is.holders) == 0 {
-			return fmt.Errorf("%s has no holder", ip)
+	for k, l := range a.multi {
+		if len(l) < 2 || a.ips[k] != l[0] {
+			return fmt.Errorf("address %s: %d holders listed, first %v", k, len(l), a.ips[k])
 		}
-		if !slices.IsSortedFunc(is.holders, func(x, y *serviceState) int { return compareStrings(x.svc.Key, y.svc.Key) }) {
+	}
+	for k, first := range a.ips {
+		if first == nil {
+			return fmt.Errorf("address %s has no holder", k)
+		}
+		var ip netip.Addr
+		for _, x := range first.ips {
+			if x.IsValid() && addrKey(x) == k {
+				ip = x
+			}
+		}
+		if !ip.IsValid() {
+			return fmt.Errorf("address %s is listed for %s, which does not hold it", k, first.svc.Key)
+		}
+		f := FamilyOf(ip).index()
+		holders := a.holders(ip)
+		if !slices.IsSortedFunc(holders, func(x, y *serviceState) int { return compareStrings(x.svc.Key, y.svc.Key) }) {
 			return fmt.Errorf("%s: holders not sorted", ip)
 		}
-		for i, h := range is.holders {
-			if a.services[h.svc.Key] != h || h.ips[FamilyOf(ip).index()] != ip {
+		pool, key := first.pool[f], first.svc.SharingKey
+		for i, h := range holders {
+			if a.services[h.svc.Key] != h || h.ips[f] != ip {
 				return fmt.Errorf("%s lists %s, which does not hold it", ip, h.svc.Key)
 			}
-			if h.svc.SharingKey != is.key {
-				return fmt.Errorf("%s is indexed under key %q but %s has key %q", ip, is.key, h.svc.Key, h.svc.SharingKey)
+			if h.svc.SharingKey != key || h.pool[f] != pool {
+				return fmt.Errorf("%s: holders %s and %s disagree on the sharing key (%q, %q) or pool", ip, first.svc.Key, h.svc.Key, key, h.svc.SharingKey)
 			}
-			for _, o := range is.holders[:i] {
-				if err := checkShare(&h.svc, ip, &ipState{holders: []*serviceState{o}}); err != nil {
-					return fmt.Errorf("%s held by incompatible services: %v", ip, err)
+			for _, o := range holders[:i] {
+				if err := checkShare(&h.svc, ip, []*serviceState{o}); err != nil {
+					return fmt.Errorf("%s held by incompatible services: %w", ip, err)
 				}
 			}
 		}
-		if p := a.pools.poolOf(ip); p != is.pool {
-			return fmt.Errorf("%s recorded in pool %s, found in %v", ip, is.pool.Name, p)
+		if p := a.pools.poolOf(ip); p != pool {
+			return fmt.Errorf("%s recorded in pool %s, found in %v", ip, pool.Name, p)
 		}
-		sp := is.pool.spaces[FamilyOf(ip).index()]
+		sp := pool.spaces[f]
 		o, ok := sp.offset(ip)
 		if !ok || !sp.taken.contains(o) || sp.addr(o) != ip {
-			return fmt.Errorf("%s not taken in the space of pool %s", ip, is.pool.Name)
+			return fmt.Errorf("%s not taken in the space of pool %s", ip, pool.Name)
 		}
 		perSpace[sp]++
-		if is.key != "" {
-			if _, found := slices.BinarySearchFunc(a.shared[is.key], ip, netip.Addr.Compare); !found {
-				return fmt.Errorf("%s missing from the index of sharing key %q", ip, is.key)
+		if key != "" {
+			if _, found := slices.BinarySearchFunc(a.shared[key], ip, netip.Addr.Compare); !found {
+				return fmt.Errorf("%s missing from the index of sharing key %q", ip, key)
 			}
 		}
 	}
@@ -79,7 +98,7 @@ func checkInvariants(a *Allocator) error {
 			return fmt.Errorf("index of sharing key %q is empty or unsorted: %v", key, l)
 		}
 		for _, ip := range l {
-			if is := a.ips[ip]; is == nil || is.key != key {
+			if h := a.ips[addrKey(ip)]; h == nil || h.svc.SharingKey != key {
 				return fmt.Errorf("index of sharing key %q lists %s wrongly", key, ip)
 			}
 		}
@@ -87,7 +106,7 @@ func checkInvariants(a *Allocator) error {
 	for _, p := range a.pools.sorted {
 		for _, sp := range p.spaces {
 			if err := checkSpace(sp, perSpace[sp]); err != nil {
-				return fmt.Errorf("pool %s %s: %v", p.Name, sp.family, err)
+				return fmt.Errorf("pool %s %s: %w", p.Name, sp.family, err)
 			}
 		}
 		if err := recount(a, p); err != nil {
@@ -156,9 +175,9 @@ func recount(a *Allocator, p *poolState) error {
 		}
 		for ip := r.First; ; ip = ip.Next() {
 			buggy := ip.Is4() && (ip.As4()[3] == 0 || ip.As4()[3] == 255)
-			if !(p.AvoidBuggyIPs && buggy) {
+			if !p.AvoidBuggyIPs || !buggy {
 				fc.Size, _ = fc.Size.add(u128(1))
-				if a.ips[ip] != nil {
+				if a.ips[addrKey(ip)] != nil {
 					fc.Assigned, _ = fc.Assigned.add(u128(1))
 				}
 			}
