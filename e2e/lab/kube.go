@@ -242,7 +242,7 @@ func (l *Lab) WaitIngress(ctx context.Context, namespace, name string, n int) ([
 		return len(last) >= n, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("waiting for %d load-balancer IPs on %s/%s (have %v): %w; %w", n, namespace, name, last, err, l.CheckHerald())
+		return nil, l.withHerald(fmt.Errorf("waiting for %d load-balancer IPs on %s/%s (have %v): %w", n, namespace, name, last, err))
 	}
 	slices.SortFunc(last, func(a, b netip.Addr) int {
 		if a.Is4() != b.Is4() {

@@ -586,13 +586,25 @@ func (l *Lab) CheckHerald() error {
 	return errors.Join(errs...)
 }
 
-// LogTails returns the last n lines of every process log, for a failed test's output.
+// withHerald adds to err what went wrong with the Herald processes, if anything.
+func (l *Lab) withHerald(err error) error {
+	if herr := l.CheckHerald(); herr != nil {
+		return fmt.Errorf("%w\n%w", err, herr)
+	}
+	return err
+}
+
+// LogTails returns the last n lines of the Herald processes' logs, for a failed test's output (the
+// backends' logs stay in the run folder).
 func (l *Lab) LogTails(n int) string {
 	l.mu.Lock()
 	names := slices.Sorted(maps.Keys(l.procs))
 	l.mu.Unlock()
 	var b strings.Builder
 	for _, name := range names {
+		if strings.HasPrefix(name, "backend-") {
+			continue
+		}
 		p := l.Proc(name)
 		fmt.Fprintf(&b, "==== %s (%s)\n%s\n", name, p.LogPath, p.Tail(n))
 	}

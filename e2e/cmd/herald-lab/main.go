@@ -1,0 +1,254 @@
+// Command herald-lab is `make demo`: it brings up Herald's lab (package e2e/lab: network
+// namespaces, FRR, a real API server, herald-controller and one herald-speaker per node), gives
+// Herald a configuration and two Services, one announced over layer 2 and one over BGP, and shows
+// step by step what happened: the Services' external IPs, which nodes announce them, curl through
+// each IP from the clients, and the router's ECMP routes. It then prints how to poke at the lab and
+// waits for Ctrl-C, and removes everything. With --exit-after-demo (or HERALD_DEMO_EXIT=1) it
+// removes the lab right after the demo and exits non-zero if any step failed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/herald-lb/herald/e2e/lab"
+	"github.com/herald-lb/herald/internal/frr"
+)
+
+type options struct {
+	exitAfter bool
+	topology  string
+	logLevel  string
+}
+
+func main() {
+	var o options
+	flag.BoolVar(&o.exitAfter, "exit-after-demo", os.Getenv("HERALD_DEMO_EXIT") == "1", "remove the lab and exit after the demo instead of waiting for Ctrl-C (default $HERALD_DEMO_EXIT=1)")
+	flag.StringVar(&o.topology, "topology", "", "topology file (default e2e/topology.clab.yaml)")
+	flag.StringVar(&o.logLevel, "log-level", "debug", "--log-level of the Herald processes (their logs go to the run folder)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Stdout, o); err != nil {
+		fmt.Fprintln(os.Stderr, "herald-lab:", err)
+		os.Exit(1)
+	}
+}
+
+// demo prints the steps to w.
+type demo struct {
+	w   io.Writer
+	l   *lab.Lab
+	ctx context.Context
+	// l2IP and bgpIP are the IPv4 addresses of the two Services, for the hints.
+	l2IP, bgpIP netip.Addr
+}
+
+func (d *demo) step(format string, args ...any) {
+	fmt.Fprintf(d.w, "\n\033[1m==> %s\033[0m\n", fmt.Sprintf(format, args...))
+}
+
+// show runs a command in a node (or kubectl when node is "kubectl") and prints it with its output.
+func (d *demo) show(node string, args ...string) error {
+	var out string
+	var err error
+	if node == "kubectl" {
+		fmt.Fprintf(d.w, "$ kubectl %s\n", strings.Join(args, " "))
+		out, err = d.l.Kubectl(d.ctx, args...)
+	} else {
+		fmt.Fprintf(d.w, "[%s]$ %s\n", node, strings.Join(args, " "))
+		out, err = d.l.Exec(d.ctx, node, args...)
+	}
+	fmt.Fprint(d.w, out)
+	if out != "" && !strings.HasSuffix(out, "\n") {
+		fmt.Fprintln(d.w)
+	}
+	return err
+}
+
+func run(ctx context.Context, w io.Writer, o options) (err error) {
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	fmt.Fprintln(w, "Bringing up Herald's lab: building the binaries, the network namespaces, FRR, etcd and kube-apiserver...")
+	startCtx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	l, err := lab.Start(startCtx, lab.Options{Topology: o.topology, Log: log, LogLevel: o.logLevel})
+	if err != nil {
+		return fmt.Errorf("starting the lab: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			fmt.Fprintf(w, "\nSomething failed; the end of the processes' logs:\n%s\n", l.LogTails(25))
+		}
+		fmt.Fprintln(w, "\nRemoving the lab (namespaces, processes, run folder)...")
+		err = errors.Join(err, l.Close())
+	}()
+	dctx, dcancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer dcancel()
+	d := &demo{w: w, l: l, ctx: dctx}
+	if err := d.run(); err != nil {
+		return err
+	}
+	if o.exitAfter {
+		return l.CheckHerald()
+	}
+	d.printPoke()
+	<-ctx.Done()
+	return nil
+}
+
+func (d *demo) run() error {
+	l, ctx := d.l, d.ctx
+	d.step("The lab (e2e/topology.clab.yaml): nodes n1..n3 on a layer-2 segment with l2client, router rt (FRR, AS %d), extclient behind rt", l.Plan.RouterASN)
+	for _, n := range l.Nodes {
+		fmt.Fprintf(d.w, "  %-3s %-15s %-18s namespace %s: herald-speaker, backend, nftables DNAT (stands in for kube-proxy)\n", n.Name, n.V4, n.V6, l.NS(n.Name))
+	}
+	if err := d.show("kubectl", "get", "nodes", "-o", "wide"); err != nil {
+		return err
+	}
+
+	d.step("Herald's configuration: a layer-2 pool and L2Advertisement, a BGP pool, BGPAdvertisement and BGPPeers (the router)")
+	if err := l.ApplyConfig(ctx); err != nil {
+		return err
+	}
+	if err := d.show("kubectl", "get", "ipaddresspools,l2advertisements,bgpadvertisements,bgppeers", "-n", lab.HeraldNamespace); err != nil {
+		return err
+	}
+
+	d.step("Two dual-stack Services of type LoadBalancer: web-l2 (pool %s) and web-bgp (pool %s)", lab.L2PoolName, lab.BGPPoolName)
+	ns, err := l.NewNamespace(ctx, "demo")
+	if err != nil {
+		return err
+	}
+	dual := []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	for _, s := range []lab.ServiceSpec{
+		{Namespace: ns, Name: "web-l2", Pool: lab.L2PoolName, Families: dual},
+		{Namespace: ns, Name: "web-bgp", Pool: lab.BGPPoolName, Families: dual},
+	} {
+		if _, err := l.CreateService(ctx, s); err != nil {
+			return err
+		}
+	}
+	l2ips, err := l.WaitIngress(ctx, ns, "web-l2", 2)
+	if err != nil {
+		return err
+	}
+	bgpips, err := l.WaitIngress(ctx, ns, "web-bgp", 2)
+	if err != nil {
+		return err
+	}
+	d.l2IP, d.bgpIP = l2ips[0], bgpips[0]
+	if err := d.show("kubectl", "get", "svc", "-A"); err != nil {
+		return err
+	}
+
+	d.step("Who announces them: one node answers ARP/NDP for web-l2; every node advertises web-bgp to rt")
+	owners, err := waitFor(ctx, func() ([]string, bool) {
+		o, err := l.L2Owners(ctx, ns, "web-l2")
+		return o, err == nil && len(o) == 1
+	})
+	if err != nil {
+		return withHerald(fmt.Errorf("waiting for the ServiceL2Status of web-l2: %w", err), l)
+	}
+	if _, err := waitFor(ctx, func() ([]string, bool) {
+		n, err := l.BGPNodes(ctx, ns, "web-bgp")
+		return n, err == nil && len(n) == len(l.Nodes)
+	}); err != nil {
+		return withHerald(fmt.Errorf("waiting for the ServiceBGPStatus of web-bgp: %w", err), l)
+	}
+	if err := d.show("kubectl", "get", "servicel2statuses,servicebgpstatuses", "-A"); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.w, "web-l2 %v is announced by %s\n", l2ips, owners[0])
+
+	d.step("curl through each IP (the backend answers with the name of the node that carried the request)")
+	for _, ip := range l2ips {
+		if _, err := l.WaitCurl(ctx, "l2client", ip, 80, nil); err != nil {
+			return err
+		}
+		if err := d.show("l2client", "curl", "-sS", "--max-time", "2", lab.URL(ip, 80)); err != nil {
+			return err
+		}
+	}
+	for _, ip := range bgpips {
+		if err := waitRoute(ctx, l, ip); err != nil {
+			return err
+		}
+		if _, err := l.WaitCurl(ctx, "extclient", ip, 80, nil); err != nil {
+			return err
+		}
+		for range 3 {
+			if err := d.show("extclient", "curl", "-sS", "--max-time", "2", lab.URL(ip, 80)); err != nil {
+				return err
+			}
+		}
+	}
+
+	d.step("The router's ECMP routes to web-bgp: one next hop per node (kernel table, then FRR)")
+	for _, ip := range bgpips {
+		fam := "-4"
+		if ip.Is6() {
+			fam = "-6"
+		}
+		if err := d.show("rt", "ip", fam, "route", "show", lab.HostPrefix(ip).String()); err != nil {
+			return err
+		}
+	}
+	afi := "ipv4"
+	fmt.Fprintf(d.w, "[rt]$ vtysh -c 'show bgp %s unicast %s'\n", afi, bgpips[0])
+	out, err := l.Router.Vtysh(ctx, fmt.Sprintf("show bgp %s unicast %s", afi, bgpips[0]))
+	fmt.Fprint(d.w, out)
+	return err
+}
+
+// waitRoute waits until rt's kernel route for ip goes via every node.
+func waitRoute(ctx context.Context, l *lab.Lab, ip netip.Addr) error {
+	if _, err := l.Router.WaitKernelNextHops(ctx, lab.HostPrefix(ip), l.NodeAddrs(ip.Is4()), 50*time.Millisecond); err != nil {
+		return withHerald(err, l)
+	}
+	return nil
+}
+
+func waitFor(ctx context.Context, cond func() ([]string, bool)) ([]string, error) {
+	var last []string
+	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		var ok bool
+		last, ok = cond()
+		return ok, nil
+	})
+	return last, err
+}
+
+func (d *demo) printPoke() {
+	l := d.l
+	d.step("The lab stays up until Ctrl-C. Try:")
+	fmt.Fprintf(d.w, "  export KUBECONFIG=%s\n", l.Kubeconfig)
+	fmt.Fprintf(d.w, "  %s get svc,servicel2statuses,servicebgpstatuses -A\n", l.KubectlPath())
+	fmt.Fprintf(d.w, "  ip netns exec %s curl %s      # from the segment client\n", l.NS("l2client"), lab.URL(d.l2IP, 80))
+	fmt.Fprintf(d.w, "  ip netns exec %s arping -c 3 -I eth0 %s\n", l.NS("l2client"), d.l2IP)
+	fmt.Fprintf(d.w, "  ip netns exec %s curl %s      # from behind the router\n", l.NS("extclient"), lab.URL(d.bgpIP, 80))
+	fmt.Fprintf(d.w, "  ip netns exec %s ip route                          # the router's ECMP routes\n", l.NS("rt"))
+	fmt.Fprintf(d.w, "  vtysh --vty_socket %s -c 'show bgp summary'\n", l.Router.Dir())
+	fmt.Fprintf(d.w, "  ip netns exec %s nft list ruleset                  # DNAT standing in for kube-proxy\n", l.NS("n1"))
+	fmt.Fprintf(d.w, "  kill -9 $(pgrep -f 'herald-speaker.*--node-name n1')   # then curl again\n")
+	fmt.Fprintf(d.w, "  logs: %s/*.log\n", l.RunDir)
+}
+
+// withHerald adds to err what went wrong with the Herald processes, if anything.
+func withHerald(err error, l *lab.Lab) error {
+	if herr := l.CheckHerald(); herr != nil {
+		return fmt.Errorf("%w\n%w", err, herr)
+	}
+	return err
+}
