@@ -133,3 +133,13 @@ image: ## Build the OCI image tarball dist/herald-image.tar (IMAGE=...; no Docke
 
 # The manifests tests render the Helm chart.
 test: $(HELM)
+
+##@ Lab
+.PHONY: demo
+demo: deps kube-assets build ## Bring up the lab (namespaces, FRR, API server, Herald), show Herald at work, wait for Ctrl-C.
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-lab ./e2e/cmd/herald-lab
+	$(BIN)/herald-lab
+
+.PHONY: e2e
+e2e: deps kube-assets build ## Run the end-to-end tests in the lab (root; also part of `make test`).
+	HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 30m -v ./e2e/...
