@@ -34,8 +34,8 @@ type Allocator struct {
 
 // serviceState is a Service and the addresses it holds.
 type serviceState struct {
-	svc Service       // the allocator's copy, as last passed to Assign or Reserve
-	ips  [2]netip.Addr  // by Family.index(); zero when none
+	svc  Service       // the allocator's copy, as last passed to Assign or Reserve
+	ips  [2]netip.Addr // by Family.index(); zero when none
 	pool [2]*poolState // the pool of ips, nil when none
 	// Backing arrays for svc.Ports and svc.Families when they are short.
 	portBuf [2]Port
