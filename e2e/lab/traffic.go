@@ -97,7 +97,7 @@ func (l *Lab) StartStream(node, url string, interval, timeout time.Duration) *St
 			go func() {
 				defer s.wg.Done()
 				sm := Sample{Start: time.Now()}
-				sm.Body, sm.Err = get(ctx, hc, url)
+				sm.Body, sm.Err = Get(ctx, hc, url)
 				sm.End = time.Now()
 				if ctx.Err() != nil && sm.Err != nil {
 					return // cut short by Stop
@@ -116,7 +116,8 @@ func (l *Lab) StartStream(node, url string, interval, timeout time.Duration) *St
 	return s
 }
 
-func get(ctx context.Context, hc *http.Client, url string) (string, error) {
+// Get sends one GET with hc and returns the trimmed body of a 200 reply.
+func Get(ctx context.Context, hc *http.Client, url string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", err

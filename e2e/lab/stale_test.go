@@ -1,0 +1,52 @@
+package lab
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/herald-lb/herald/internal/netlab"
+)
+
+// TestRemoveStale leaves a run folder of a dead process with a process still referring to it (as
+// etcd and kube-apiserver do after the runner is killed), and checks that RemoveStale kills that
+// process and removes the folder, but leaves a live run's folder alone.
+func TestRemoveStale(t *testing.T) {
+	if err := netlab.Available(); err != nil {
+		t.Skip(err) // RemoveStale also removes stale namespaces, which needs root
+	}
+	root := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadDir := filepath.Join(root, strconv.Itoa(dead.ProcessState.Pid()))
+	liveDir := filepath.Join(root, strconv.Itoa(os.Getpid()))
+	for _, d := range []string{deadDir, liveDir} {
+		if err := os.MkdirAll(filepath.Join(d, "tmp"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orphan := exec.Command("sh", "-c", "while :; do sleep 1; done", filepath.Join(deadDir, "tmp", "data"))
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- orphan.Wait() }()
+	t.Cleanup(func() { _ = orphan.Process.Kill() })
+
+	if err := RemoveStale(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(deadDir); !os.IsNotExist(err) {
+		t.Errorf("stale run folder still there: %v", err)
+	}
+	if _, err := os.Stat(liveDir); err != nil {
+		t.Errorf("the live run's folder was removed: %v", err)
+	}
+	if err := <-waited; err == nil {
+		t.Errorf("the process referring to the stale folder was not killed")
+	}
+}

@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/herald-lb/herald/e2e/lab"
+	"github.com/herald-lb/herald/internal/frr"
+)
+
+// TestMeasureLab measures the lab for `make bench` (HERALD_BENCH=1; skipped otherwise): layer-2
+// failover after kill -9 and SIGTERM of the owner's speaker (the gap in a stream of requests from
+// the segment client, median and worst of failoverRuns runs each), BGP withdrawal after SIGTERM and
+// kill -9 (until the next hop leaves the router's kernel table), and the time from creating a
+// Service to the first successful request. Each figure is printed as a BENCHJSON line.
+func TestMeasureLab(t *testing.T) {
+	if os.Getenv("HERALD_BENCH") != "1" {
+		t.Skip("measurement: set HERALD_BENCH=1 (make bench)")
+	}
+	l := requireHerald(t)
+	ctx := deadline(t, 20*time.Minute)
+	waitSessions(t, ctx, l)
+
+	t.Run("service create to first curl", func(t *testing.T) {
+		ns := newNamespace(t, l, "m-create")
+		var ds []time.Duration
+		for i := range 5 {
+			name := fmt.Sprintf("web-%d", i)
+			hc := l.HTTPClient("l2client", 200*time.Millisecond)
+			start := time.Now()
+			ips := service(t, ctx, l, lab.ServiceSpec{Namespace: ns, Name: name, Pool: lab.L2PoolName}, 1)
+			err := frr.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+				_, err := lab.Get(ctx, hc, lab.URL(ips[0], 80))
+				return err == nil, nil
+			})
+			if err != nil {
+				t.Fatal(withHerald(fmt.Errorf("%s never answered: %w", ips[0], err), l))
+			}
+			ds = append(ds, time.Since(start))
+		}
+		report(t, "service_create_to_first_curl_ms", median(ds))
+	})
+
+	for _, c := range []struct {
+		name string
+		sig  syscall.Signal
+	}{{"kill", syscall.SIGKILL}, {"sigterm", syscall.SIGTERM}} {
+		t.Run("l2 failover "+c.name, func(t *testing.T) {
+			ns := newNamespace(t, l, "m-l2")
+			ip := service(t, ctx, l, lab.ServiceSpec{Namespace: ns, Name: "web", Pool: lab.L2PoolName}, 1)[0]
+			owner, err := waitL2Owner(ctx, l, ns, "web", "")
+			must(t, err)
+			_, err = l.WaitCurl(ctx, "l2client", ip, 80, func(b string) bool { return b == owner })
+			must(t, err)
+			var gaps []time.Duration
+			for range failoverRuns {
+				gaps = append(gaps, l2Failover(t, ctx, l, ns, ip, owner, c.sig))
+			}
+			t.Logf("%s: gaps %v", c.name, gaps)
+			report(t, "l2_failover_"+c.name+"_median_ms", median(gaps))
+			report(t, "l2_failover_"+c.name+"_worst_ms", slices.Max(gaps))
+		})
+	}
+
+	t.Run("bgp withdraw", func(t *testing.T) {
+		ns := newNamespace(t, l, "m-bgp")
+		ip := service(t, ctx, l, lab.ServiceSpec{Namespace: ns, Name: "web", Pool: lab.BGPPoolName}, 1)[0]
+		all := l.NodeAddrs(true)
+		must(t, waitRoute(ctx, l, ip, all))
+		victim := "n3"
+		rest := l.NodeAddrs(true, "n1", "n2")
+		for _, c := range []struct {
+			name string
+			sig  syscall.Signal
+		}{{"sigterm", syscall.SIGTERM}, {"kill", syscall.SIGKILL}} {
+			p := l.Proc("speaker-" + victim)
+			start := time.Now()
+			must(t, p.Signal(c.sig))
+			seen, err := l.Router.WaitKernelNextHops(ctx, lab.HostPrefix(ip), rest, 5*time.Millisecond)
+			must(t, err)
+			report(t, "bgp_withdraw_"+c.name+"_ms", seen.Sub(start))
+			p.Stop(syscall.SIGKILL, time.Second)
+			must(t, l.StartSpeaker(victim))
+			must(t, waitRoute(ctx, l, ip, all))
+		}
+	})
+}
+
+// failoverRuns is how many failovers each layer-2 figure is made of.
+const failoverRuns = 10
+
+// l2Failover stops owner's speaker with sig while l2client requests ip every 20 ms, returns the gap
+// in successful replies, then restarts the speaker and waits until owner serves ip again (the
+// election gives the IP back to it).
+func l2Failover(t *testing.T, ctx context.Context, l *lab.Lab, ns string, ip netip.Addr, owner string, sig syscall.Signal) time.Duration {
+	t.Helper()
+	stream := l.StartStream("l2client", lab.URL(ip, 80), 20*time.Millisecond, 200*time.Millisecond)
+	_, err := stream.WaitSuccessAfter(ctx, time.Now(), func(b string) bool { return b == owner })
+	must(t, err)
+	at := time.Now()
+	go l.Proc("speaker-"+owner).Stop(sig, 30*time.Second)
+	after, err := stream.WaitSuccessAfter(ctx, at, func(b string) bool { return b != owner })
+	if err != nil {
+		stream.Stop()
+		t.Fatal(withHerald(fmt.Errorf("no other node took over %s from %s: %w", ip, owner, err), l))
+	}
+	// A little more traffic after the takeover, so a late hiccup counts too.
+	_, err = stream.WaitSuccessAfter(ctx, after.End.Add(200*time.Millisecond), nil)
+	must(t, err)
+	samples := stream.Stop()
+	gap := lab.Gap(samples, at)
+	if gap < 0 {
+		t.Fatalf("stream to %s never recovered", ip)
+	}
+	<-l.Proc("speaker-" + owner).Done()
+	must(t, l.StartSpeaker(owner))
+	_, err = l.WaitCurl(ctx, "l2client", ip, 80, func(b string) bool { return b == owner })
+	must(t, err)
+	if _, err := waitL2Owner(ctx, l, ns, "web", ""); err != nil {
+		t.Fatal(err)
+	}
+	return gap
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func report(t *testing.T, name string, d time.Duration) {
+	t.Helper()
+	line, _ := json.Marshal(struct {
+		Name  string  `json:"name"`
+		Value float64 `json:"value"`
+		Unit  string  `json:"unit"`
+	}{name, float64(d.Microseconds()) / 1000, "ms"})
+	fmt.Printf("BENCHJSON %s\n", line)
+	t.Logf("%s = %v", name, d)
+}
