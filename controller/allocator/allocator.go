@@ -37,15 +37,24 @@ type serviceState struct {
 	svc  Service       // the allocator's copy, as last passed to Assign or Reserve
 	ips  [2]netip.Addr // by Family.index(); zero when none
 	pool [2]*poolState // the pool of ips, nil when none
-	// Backing arrays for svc.Ports and svc.Families when they are short.
-	portBuf [2]Port
+	// Backing arrays for svc.Ports and svc.Families when they are short: most Services have
+	// one port, and room for one keeps the record in a smaller size class of the heap.
+	portBuf [1]Port
 	famBuf  [2]Family
 }
 
-// setSvc makes svc the description of st, copying its Ports and Families into st.
+// setSvc makes svc the description of st, copying its Ports and Families into st (or, for
+// more ports than portBuf holds, into the array that held them before when it is big enough).
 func (st *serviceState) setSvc(svc *Service) {
+	ports := st.portBuf[:0:len(st.portBuf)]
+	if prev := st.svc.Ports; len(svc.Ports) > cap(ports) {
+		ports = nil
+		if cap(prev) >= len(svc.Ports) {
+			ports = prev[:0]
+		}
+	}
 	st.svc = *svc
-	st.svc.Ports = append(st.portBuf[:0:len(st.portBuf)], svc.Ports...)
+	st.svc.Ports = append(ports, svc.Ports...)
 	st.svc.Families = append(st.famBuf[:0:len(st.famBuf)], svc.Families...)
 }
 
