@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"flag"
 	"os"
 	"testing"
 
@@ -12,10 +13,15 @@ import (
 
 var env *testenv.Env
 
-// The API server gets a /16 of IPv4 service addresses (instead of the default /24) so that the
-// restart test and the benchmarks can create thousands of Services.
+// TestMain starts one API server for the package. It gets a /16 of IPv4 service addresses
+// (instead of the default /24) so that the restart test and the benchmarks can create thousands
+// of Services. Fuzzing runs only pure tests and starts none.
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run())
+	}
 	os.Exit(testenv.Main(m, testenv.Options{ExtraFlags: map[string]string{
 		"service-cluster-ip-range": "10.0.0.0/16,fd00:10::/108",
 	}}, &env))

@@ -43,7 +43,8 @@ func Key(namespace, name string) string { return namespace + "/" + name }
 
 // ToAllocatorService describes svc to the allocator. nsLabels are the labels of the Service's
 // namespace (for namespaceSelectors). The error wraps allocator.ErrInvalidRequest when the
-// Service's requested addresses or families are malformed.
+// Service's requested addresses or families are malformed; the description is then still
+// returned, without the malformed parts, so that the addresses the Service holds can be kept.
 func ToAllocatorService(svc *corev1.Service, nsLabels map[string]string) (*allocator.Service, error) {
 	out := &allocator.Service{
 		Key:                        Key(svc.Namespace, svc.Name),
@@ -73,13 +74,13 @@ func ToAllocatorService(svc *corev1.Service, nsLabels map[string]string) (*alloc
 		}
 		out.Families = append(out.Families, fam)
 	}
-	ips, err := allocator.ParseRequestedIPs(svc.Spec.LoadBalancerIP, svc.Annotations[AnnotationLoadBalancerIPs]) //nolint:staticcheck // spec.loadBalancerIP is deprecated but still honoured
+	ips, err := allocator.ParseRequestedIPs(svc.Spec.LoadBalancerIP, svc.Annotations[AnnotationLoadBalancerIPs])
 	if err != nil {
 		errs = append(errs, err)
 	}
 	out.RequestedIPs = ips
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("reading Service %s: %w", out.Key, err)
+		return out, fmt.Errorf("reading Service %s: %w", out.Key, err)
 	}
 	return out, nil
 }
