@@ -143,12 +143,3 @@ func replaceDash(s string) string {
 	}
 	return string(b)
 }
-
-func onlyFamily(ips []netip.Addr, v4 bool) netip.Addr {
-	for _, a := range ips {
-		if a.Is4() == v4 {
-			return a
-		}
-	}
-	return netip.Addr{}
-}

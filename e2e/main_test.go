@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -143,5 +142,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-
-var errNotYet = errors.New("not yet")

@@ -580,7 +580,7 @@ func (l *Lab) CheckHerald() error {
 	var errs []error
 	for _, p := range procs {
 		if done, why := p.Exited(); done && !p.Stopped() {
-			errs = append(errs, fmt.Errorf("%w: %s ended (%v); last lines of %s:\n%s", ErrHeraldExited, p.Name, why, p.LogPath, p.Tail(15)))
+			errs = append(errs, fmt.Errorf("%w: %s ended (%w); last lines of %s:\n%s", ErrHeraldExited, p.Name, why, p.LogPath, p.Tail(15)))
 		}
 	}
 	return errors.Join(errs...)

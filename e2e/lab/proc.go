@@ -34,7 +34,7 @@ func startProc(name, logPath string, start func(out *os.File) (*exec.Cmd, error)
 	if err != nil {
 		return nil, fmt.Errorf("opening log of %s: %w", name, err)
 	}
-	fmt.Fprintf(f, "---- %s: lab starts %s\n", time.Now().Format(time.RFC3339Nano), name)
+	_, _ = fmt.Fprintf(f, "---- %s: lab starts %s\n", time.Now().Format(time.RFC3339Nano), name)
 	cmd, err := start(f)
 	f.Close() // the child has its own descriptor
 	if err != nil {

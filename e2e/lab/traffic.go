@@ -41,7 +41,7 @@ func (l *Lab) WaitCurl(ctx context.Context, node string, addr netip.Addr, port i
 		return lastErr == nil && (ok == nil || ok(body)), nil
 	})
 	if err != nil {
-		return body, l.withHerald(fmt.Errorf("curl from %s to %s: last reply %q, last error %v: %w", node, URL(addr, port), body, lastErr, err))
+		return body, l.withHerald(fmt.Errorf("curl from %s to %s: last reply %q, last error %w: %w", node, URL(addr, port), body, lastErr, err))
 	}
 	return body, nil
 }

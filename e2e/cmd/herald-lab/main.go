@@ -56,8 +56,11 @@ type demo struct {
 	l2IP, bgpIP netip.Addr
 }
 
+// printf writes to the demo's output; a terminal that went away is not worth failing the demo for.
+func (d *demo) printf(format string, args ...any) { _, _ = fmt.Fprintf(d.w, format, args...) }
+
 func (d *demo) step(format string, args ...any) {
-	fmt.Fprintf(d.w, "\n\033[1m==> %s\033[0m\n", fmt.Sprintf(format, args...))
+	d.printf("\n\033[1m==> %s\033[0m\n", fmt.Sprintf(format, args...))
 }
 
 // show runs a command in a node (or kubectl when node is "kubectl") and prints it with its output.
@@ -65,22 +68,22 @@ func (d *demo) show(node string, args ...string) error {
 	var out string
 	var err error
 	if node == "kubectl" {
-		fmt.Fprintf(d.w, "$ kubectl %s\n", strings.Join(args, " "))
+		d.printf("$ kubectl %s\n", strings.Join(args, " "))
 		out, err = d.l.Kubectl(d.ctx, args...)
 	} else {
-		fmt.Fprintf(d.w, "[%s]$ %s\n", node, strings.Join(args, " "))
+		d.printf("[%s]$ %s\n", node, strings.Join(args, " "))
 		out, err = d.l.Exec(d.ctx, node, args...)
 	}
-	fmt.Fprint(d.w, out)
+	d.printf("%s", out)
 	if out != "" && !strings.HasSuffix(out, "\n") {
-		fmt.Fprintln(d.w)
+		d.printf("\n")
 	}
 	return err
 }
 
 func run(ctx context.Context, w io.Writer, o options) (err error) {
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	fmt.Fprintln(w, "Bringing up Herald's lab: building the binaries, the network namespaces, FRR, etcd and kube-apiserver...")
+	_, _ = fmt.Fprintln(w, "Bringing up Herald's lab: building the binaries, the network namespaces, FRR, etcd and kube-apiserver...")
 	startCtx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	l, err := lab.Start(startCtx, lab.Options{Topology: o.topology, Log: log, LogLevel: o.logLevel})
@@ -89,9 +92,9 @@ func run(ctx context.Context, w io.Writer, o options) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			fmt.Fprintf(w, "\nSomething failed; the end of the processes' logs:\n%s\n", l.LogTails(25))
+			_, _ = fmt.Fprintf(w, "\nSomething failed; the end of the processes' logs:\n%s\n", l.LogTails(25))
 		}
-		fmt.Fprintln(w, "\nRemoving the lab (namespaces, processes, run folder)...")
+		_, _ = fmt.Fprintln(w, "\nRemoving the lab (namespaces, processes, run folder)...")
 		err = errors.Join(err, l.Close())
 	}()
 	dctx, dcancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -112,7 +115,7 @@ func (d *demo) run() error {
 	l, ctx := d.l, d.ctx
 	d.step("The lab (e2e/topology.clab.yaml): nodes n1..n3 on a layer-2 segment with l2client, router rt (FRR, AS %d), extclient behind rt", l.Plan.RouterASN)
 	for _, n := range l.Nodes {
-		fmt.Fprintf(d.w, "  %-3s %-15s %-18s namespace %s: herald-speaker, backend, nftables DNAT (stands in for kube-proxy)\n", n.Name, n.V4, n.V6, l.NS(n.Name))
+		d.printf("  %-3s %-15s %-18s namespace %s: herald-speaker, backend, nftables DNAT (stands in for kube-proxy)\n", n.Name, n.V4, n.V6, l.NS(n.Name))
 	}
 	if err := d.show("kubectl", "get", "nodes", "-o", "wide"); err != nil {
 		return err
@@ -170,7 +173,7 @@ func (d *demo) run() error {
 	if err := d.show("kubectl", "get", "servicel2statuses,servicebgpstatuses", "-A"); err != nil {
 		return err
 	}
-	fmt.Fprintf(d.w, "web-l2 %v is announced by %s\n", l2ips, owners[0])
+	d.printf("web-l2 %v is announced by %s\n", l2ips, owners[0])
 
 	d.step("curl through each IP (the backend answers with the name of the node that carried the request)")
 	for _, ip := range l2ips {
@@ -206,9 +209,9 @@ func (d *demo) run() error {
 		}
 	}
 	afi := "ipv4"
-	fmt.Fprintf(d.w, "[rt]$ vtysh -c 'show bgp %s unicast %s'\n", afi, bgpips[0])
+	d.printf("[rt]$ vtysh -c 'show bgp %s unicast %s'\n", afi, bgpips[0])
 	out, err := l.Router.Vtysh(ctx, fmt.Sprintf("show bgp %s unicast %s", afi, bgpips[0]))
-	fmt.Fprint(d.w, out)
+	d.printf("%s", out)
 	return err
 }
 
@@ -233,16 +236,16 @@ func waitFor(ctx context.Context, cond func() ([]string, bool)) ([]string, error
 func (d *demo) printPoke() {
 	l := d.l
 	d.step("The lab stays up until Ctrl-C. Try:")
-	fmt.Fprintf(d.w, "  export KUBECONFIG=%s\n", l.Kubeconfig)
-	fmt.Fprintf(d.w, "  %s get svc,servicel2statuses,servicebgpstatuses -A\n", l.KubectlPath())
-	fmt.Fprintf(d.w, "  ip netns exec %s curl %s      # from the segment client\n", l.NS("l2client"), lab.URL(d.l2IP, 80))
-	fmt.Fprintf(d.w, "  ip netns exec %s arping -c 3 -I eth0 %s\n", l.NS("l2client"), d.l2IP)
-	fmt.Fprintf(d.w, "  ip netns exec %s curl %s      # from behind the router\n", l.NS("extclient"), lab.URL(d.bgpIP, 80))
-	fmt.Fprintf(d.w, "  ip netns exec %s ip route                          # the router's ECMP routes\n", l.NS("rt"))
-	fmt.Fprintf(d.w, "  vtysh --vty_socket %s -c 'show bgp summary'\n", l.Router.Dir())
-	fmt.Fprintf(d.w, "  ip netns exec %s nft list ruleset                  # DNAT standing in for kube-proxy\n", l.NS("n1"))
-	fmt.Fprintf(d.w, "  kill -9 $(pgrep -f 'herald-speaker.*--node-name n1')   # then curl again\n")
-	fmt.Fprintf(d.w, "  logs: %s/*.log\n", l.RunDir)
+	d.printf("  export KUBECONFIG=%s\n", l.Kubeconfig)
+	d.printf("  %s get svc,servicel2statuses,servicebgpstatuses -A\n", l.KubectlPath())
+	d.printf("  ip netns exec %s curl %s      # from the segment client\n", l.NS("l2client"), lab.URL(d.l2IP, 80))
+	d.printf("  ip netns exec %s arping -c 3 -I eth0 %s\n", l.NS("l2client"), d.l2IP)
+	d.printf("  ip netns exec %s curl %s      # from behind the router\n", l.NS("extclient"), lab.URL(d.bgpIP, 80))
+	d.printf("  ip netns exec %s ip route                          # the router's ECMP routes\n", l.NS("rt"))
+	d.printf("  vtysh --vty_socket %s -c 'show bgp summary'\n", l.Router.Dir())
+	d.printf("  ip netns exec %s nft list ruleset                  # DNAT standing in for kube-proxy\n", l.NS("n1"))
+	d.printf("  kill -9 $(pgrep -f 'herald-speaker.*--node-name n1')   # then curl again\n")
+	d.printf("  logs: %s/*.log\n", l.RunDir)
 }
 
 // withHerald adds to err what went wrong with the Herald processes, if anything.

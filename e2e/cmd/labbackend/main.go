@@ -46,7 +46,7 @@ func main() {
 func run(ctx context.Context, o options, log *slog.Logger) error {
 	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintln(w, o.name)
+		_, _ = fmt.Fprintln(w, o.name)
 	})
 	servers := map[int]*http.Server{}
 	hup := make(chan os.Signal, 1)
