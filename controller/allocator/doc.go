@@ -48,7 +48,7 @@
 // to its first holder, a second map listing the holders of the addresses held by several
 // Services, and per sharing key a sorted list of its addresses) and per Service (the
 // allocator's copy of its description, which also records the pool of each address held):
-// about 420 bytes per Service holding one address, its run included, whatever the pool size.
+// about 390 bytes per Service holding one address, its run included, whatever the pool size.
 // Counts per pool and family are kept exact in Uint128 and cost O(1) to read.
 //
 // The garbage collector's work grows with the live heap, so with many addresses held the
