@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -143,8 +142,9 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	// Herald's own registry; controller-runtime's (workqueue, client, Go and process metrics)
+	// is served next to it.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	svc, err := service.New(service.Options{Namespace: o.namespace, LBClass: o.lbClass, Registry: reg}, log.WithName("service"))
 	if err != nil {
 		return err
