@@ -179,7 +179,9 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	}
 
 	err = ctrl.NewControllerManagedBy(mgr).Named("herald-pool-status").
-		For(&v1beta1.IPAddressPool{}).
+		// Spec changes and creation only: the controller's own status writes must not trigger
+		// an immediate rewrite that would bypass the coalescing.
+		For(&v1beta1.IPAddressPool{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(c.poolQueue.source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: skip}).
 		Complete(reconcile.Func(c.reconcilePoolStatus))

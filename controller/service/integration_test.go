@@ -85,7 +85,8 @@ func TestTypeChangeReleasesAndClears(t *testing.T) {
 func TestLBClass(t *testing.T) {
 	f := newFixture(t)
 	f.pool("a", []string{"198.51.100.10-198.51.100.20"})
-	f.start(func(o *service.Options) { o.LBClass = "" }) // no --lb-class flag
+	writes := &writeCounter{}
+	f.startWithConfig(writes.wrap(env.Config), func(o *service.Options) { o.LBClass = "" }) // no --lb-class flag
 	plain := f.service("plain", func(s *corev1.Service) { s.Spec.LoadBalancerClass = nil })
 	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), plain) }) // other tests' controllers never see it
 	f.service("classy")                                                      // has the fixture's class
@@ -100,6 +101,17 @@ func TestLBClass(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"198.51.100.10"}, ingressIPs(f.get("plain"))); diff != "" {
 		t.Errorf("plain (-want +got):\n%s", diff)
+	}
+	// The class-less controller sees classy's update before plain2's creation (one watch, in
+	// order); it must leave a Service of another class alone.
+	plain2 := f.service("plain2", func(s *corev1.Service) { s.Spec.LoadBalancerClass = nil })
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), plain2) })
+	f.waitIPs("plain2", 1)
+	if n := writes.count("/services/classy"); n != 0 {
+		t.Errorf("the class-less controller wrote %d times to a Service of another class", n)
+	}
+	if got := f.get("classy").Annotations[service.AnnotationAllocatedFromPool]; got != "b" {
+		t.Errorf("classy's pool annotation = %q, want b", got)
 	}
 	if evs := f.events(f.ns, "classy", service.ReasonAllocationFailed); len(evs) > 0 {
 		t.Errorf("the class-less controller reported on a Service of another class: %q", evs)
@@ -416,6 +428,28 @@ func (w *writeCounter) count(part string) int {
 		}
 	}
 	return n
+}
+
+// summary counts the writes by method and kind of object ("PATCH services/status").
+func (w *writeCounter) summary() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]int{}
+	for p, c := range w.byPath {
+		method, path, _ := strings.Cut(p, " ")
+		parts := strings.Split(strings.Trim(path, "/"), "/")
+		kind := ""
+		for i, part := range parts {
+			if part == "namespaces" && i+2 < len(parts) {
+				kind = strings.Join(parts[i+2:i+3], "")
+				if len(parts) > i+4 {
+					kind += "/" + parts[len(parts)-1]
+				}
+			}
+		}
+		out[method+" "+kind] += c
+	}
+	return out
 }
 
 func (w *writeCounter) paths() map[string]int {

@@ -150,9 +150,12 @@ func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
 		freed = c.alloc.Release(key)
 	}
 	c.mu.Unlock()
+	// A Service of type LoadBalancer that the controller does not hold belongs to another
+	// load-balancer implementation (or another Herald class): never touch it. One that is no
+	// longer a LoadBalancer keeps nobody's address: clear what Herald wrote.
 	_, annotated := svc.Annotations[AnnotationAllocatedFromPool]
-	ours := len(freed) > 0 || annotated
-	if !ours {
+	notLB := svc.Spec.Type != corev1.ServiceTypeLoadBalancer
+	if len(freed) == 0 && (!annotated || !notLB) {
 		return nil
 	}
 	if len(freed) > 0 {
@@ -160,12 +163,7 @@ func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
 		c.enqueuePending()
 		c.notifyPools(poolNames(freed)...)
 	}
-	var ingress []corev1.LoadBalancerIngress
-	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer && len(freed) == 0 {
-		// Another load-balancer implementation may own it now: only drop the annotation.
-		ingress = svc.Status.LoadBalancer.Ingress
-	}
-	return c.write(ctx, svc, ingress, "")
+	return c.write(ctx, svc, nil, "")
 }
 
 // write makes the Service's status and pool annotation what they should be, with at most one
