@@ -661,7 +661,9 @@ func (l *Lab) Close() error {
 		// Normally gone with its peer's namespace.
 		if _, err := os.Stat(filepath.Join("/sys/class/net", ifc)); err == nil {
 			if _, err := run("ip", "link", "del", ifc); err != nil {
-				errs = append(errs, err)
+				if _, serr := os.Stat(filepath.Join("/sys/class/net", ifc)); serr == nil {
+					errs = append(errs, err)
+				} // else: it went with the namespace meanwhile
 			}
 		}
 	}

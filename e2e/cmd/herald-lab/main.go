@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -156,13 +158,26 @@ func (d *demo) run() error {
 		return err
 	}
 
-	d.step("Who announces them: one node answers ARP/NDP for web-l2; every node advertises web-bgp to rt")
-	owners, err := waitFor(ctx, func() ([]string, bool) {
+	d.step("Who announces them: for web-l2 one node per IP answers ARP/NDP; every node advertises web-bgp to rt")
+	owners := map[netip.Addr]string{}
+	for _, ip := range l2ips {
+		if _, err := l.WaitCurl(ctx, "l2client", ip, 80, nil); err != nil {
+			return err
+		}
+		mac, err := l.NeighborMAC(ctx, "l2client", ip)
+		if err != nil {
+			return err
+		}
+		if owners[ip], err = l.NodeByMAC(ctx, mac); err != nil {
+			return err
+		}
+	}
+	want := slices.Sorted(maps.Values(owners))
+	if _, err := waitFor(ctx, func() ([]string, bool) {
 		o, err := l.L2Owners(ctx, ns, "web-l2")
-		return o, err == nil && len(o) == 1
-	})
-	if err != nil {
-		return withHerald(fmt.Errorf("waiting for the ServiceL2Status of web-l2: %w", err), l)
+		return o, err == nil && slices.Equal(o, slices.Compact(want))
+	}); err != nil {
+		return withHerald(fmt.Errorf("waiting for the ServiceL2Status of web-l2 to name %v: %w", want, err), l)
 	}
 	if _, err := waitFor(ctx, func() ([]string, bool) {
 		n, err := l.BGPNodes(ctx, ns, "web-bgp")
@@ -173,7 +188,10 @@ func (d *demo) run() error {
 	if err := d.show("kubectl", "get", "servicel2statuses,servicebgpstatuses", "-A"); err != nil {
 		return err
 	}
-	d.printf("web-l2 %v is announced by %s\n", l2ips, owners[0])
+	for _, ip := range l2ips {
+		d.printf("web-l2 %s is announced by %s (the MAC address l2client resolved it to)\n", ip, owners[ip])
+	}
+	d.printf("web-bgp %v is advertised by every node: rt spreads traffic over them (ECMP)\n", bgpips)
 
 	d.step("curl through each IP (the backend answers with the name of the node that carried the request)")
 	for _, ip := range l2ips {

@@ -45,7 +45,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("herald-lab --exit-after-demo: %v\n%s", err, text)
 	}
 	for _, want := range []string{
-		"kubectl get svc -A", "web-l2", "web-bgp", "is announced by",
+		"kubectl get svc -A", "web-l2", "web-bgp", "is announced by", "is advertised by every node",
 		"[l2client]$ curl", "[extclient]$ curl", "[rt]$ ip -4 route show", "nexthop via",
 		"Removing the lab",
 	} {
