@@ -1,0 +1,58 @@
+package main
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseFlags(t *testing.T) {
+	defaults := options{
+		namespace: "herald-system", metricsAddr: ":7472", healthAddr: ":7473",
+		kubeAPIQPS: 200, kubeAPIBurst: 400, logLevel: slog.LevelInfo,
+		enableWebhook: true, webhookPort: 9443, webhookConfigName: "herald-validating-webhook",
+		webhookServiceName: "herald-webhook", memberlistSecret: "herald-memberlist",
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		want    func(o *options)
+		wantErr bool
+	}{
+		{name: "defaults", want: func(*options) {}},
+		{
+			name: "every flag the manifests use",
+			args: []string{"--kubeconfig=/k", "--namespace=lb", "--lb-class=x.io/lb", "--metrics-addr=:1", "--health-addr=:2",
+				"--kube-api-qps=50", "--kube-api-burst=60", "--log-level=debug", "--enable-webhook=false", "--webhook-port=8443",
+				"--webhook-cert-dir=/certs", "--webhook-config-name=w", "--webhook-service-name=s", "--memberlist-secret=m"},
+			want: func(o *options) {
+				o.kubeconfig, o.namespace, o.lbClass, o.metricsAddr, o.healthAddr = "/k", "lb", "x.io/lb", ":1", ":2"
+				o.kubeAPIQPS, o.kubeAPIBurst, o.logLevel, o.enableWebhook, o.webhookPort = 50, 60, slog.LevelDebug, false, 8443
+				o.webhookCertDir, o.webhookConfigName, o.webhookServiceName, o.memberlistSecret = "/certs", "w", "s", "m"
+			},
+		},
+		{name: "bad log level", args: []string{"--log-level=loud"}, wantErr: true},
+		{name: "zero qps", args: []string{"--kube-api-qps=0"}, wantErr: true},
+		{name: "empty namespace", args: []string{"--namespace="}, wantErr: true},
+		{name: "bad webhook port", args: []string{"--webhook-port=70000"}, wantErr: true},
+		{name: "stray argument", args: []string{"extra"}, wantErr: true},
+		{name: "unknown flag", args: []string{"--nope"}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseFlags(tc.args)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error = %v, want error %t", err, tc.wantErr)
+			}
+			if tc.wantErr {
+				return
+			}
+			want := defaults
+			tc.want(&want)
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(options{})); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
