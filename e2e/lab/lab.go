@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/internal/frr"
+	"github.com/herald-lb/herald/internal/memberlistkey"
 	"github.com/herald-lb/herald/internal/netlab"
 	"github.com/herald-lb/herald/internal/testenv"
 )
@@ -199,6 +200,11 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 		return nil, err
 	}
 	if !opts.NoHerald {
+		// The speakers' memberlist key, made with the helper the controller uses for it, so speakers
+		// never wait for it (they run unencrypted after --memberlist-secret-wait without it).
+		if err := memberlistkey.EnsureSecret(ctx, l.Client, HeraldNamespace, MemberlistSecret); err != nil {
+			return nil, fmt.Errorf("creating the memberlist key: %w", err)
+		}
 		if err := l.StartController(); err != nil {
 			return nil, err
 		}

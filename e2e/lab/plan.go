@@ -36,6 +36,8 @@ const (
 	BGPAdvName      = "bgp"
 	PeerV4Name      = "rt-v4"
 	PeerV6Name      = "rt-v6"
+	// MemberlistSecret is the Secret with the speakers' memberlist key (the binaries' default).
+	MemberlistSecret = "herald-memberlist"
 )
 
 // DefaultPlan is the plan for e2e/topology.clab.yaml.
