@@ -9,23 +9,25 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/herald-lb/herald/api/v1beta1"
-	"github.com/herald-lb/herald/controller/metrics"
+	"github.com/herald-lb/herald/controller/certs"
 	"github.com/herald-lb/herald/controller/service"
+	"github.com/herald-lb/herald/controller/webhook"
+	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/memberlistkey"
+	"github.com/herald-lb/herald/internal/metrics"
 )
 
 // options are the command-line flags. The install manifests use exactly these names.
@@ -45,6 +47,8 @@ type options struct {
 	webhookConfigName  string
 	webhookServiceName string
 	memberlistSecret   string
+	leaderElect        bool
+	webhookExtraHosts  []string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -60,10 +64,19 @@ func parseFlags(args []string) (options, error) {
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.enableWebhook, "enable-webhook", true, "serve the validating webhook for Herald objects")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "port of the validating webhook")
-	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "folder for the webhook's serving certificate (generated when empty)")
+	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", filepath.Join(os.TempDir(), "herald-webhook-certs"), "folder the webhook serving certificate is written to")
 	fs.StringVar(&o.webhookConfigName, "webhook-config-name", "herald-validating-webhook", "ValidatingWebhookConfiguration whose CA bundle the controller keeps current")
 	fs.StringVar(&o.webhookServiceName, "webhook-service-name", "herald-webhook", "Service in front of the webhook (names the serving certificate)")
-	fs.StringVar(&o.memberlistSecret, "memberlist-secret", "herald-memberlist", "Secret holding the speakers' memberlist encryption key (created when missing)")
+	fs.StringVar(&o.memberlistSecret, "memberlist-secret", "herald-memberlist", "Secret holding the speakers' memberlist encryption key (created when missing); empty: none")
+	fs.Func("webhook-extra-hosts", "comma-separated extra DNS names or IPs for the webhook certificate (for a webhook reached by URL)", func(v string) error {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				o.webhookExtraHosts = append(o.webhookExtraHosts, h)
+			}
+		}
+		return nil
+	})
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader among several replicas; a single replica (the default Deployment, strategy Recreate) needs none")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -103,41 +116,40 @@ func main() {
 	}
 }
 
-func restConfig(o options) (*rest.Config, error) {
-	var cfg *rest.Config
-	var err error
-	if o.kubeconfig == "" {
-		cfg, err = rest.InClusterConfig()
-	} else {
-		cfg, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("loading the API server configuration: %w", err)
-	}
-	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
-	cfg.UserAgent = "herald-controller"
-	return cfg, nil
-}
-
 func run(ctx context.Context, o options, log logr.Logger) error {
-	cfg, err := restConfig(o)
+	cfg, err := kube.RESTConfig(o.kubeconfig, float32(o.kubeAPIQPS), o.kubeAPIBurst, "herald-controller")
 	if err != nil {
 		return err
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return fmt.Errorf("building the scheme: %w", err)
+	scheme, err := kube.Scheme()
+	if err != nil {
+		return err
 	}
-	if err := v1beta1.AddToScheme(scheme); err != nil {
-		return fmt.Errorf("building the scheme: %w", err)
+	// Uncached client for what must happen before the manager starts.
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("creating the API client: %w", err)
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Logger:                 log,
-		Cache:                  service.CacheOptions(o.namespace),
-		Metrics:                metricsserver.Options{BindAddress: "0"}, // served below, with our registry
-		HealthProbeBindAddress: o.healthAddr,
-	})
+	if o.memberlistSecret != "" {
+		if err := memberlistkey.EnsureSecret(ctx, direct, o.namespace, o.memberlistSecret); err != nil {
+			return fmt.Errorf("memberlist key Secret %s/%s: %w", o.namespace, o.memberlistSecret, err)
+		}
+	}
+	mopts := ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        log,
+		Cache:                         service.CacheOptions(o.namespace),
+		Metrics:                       metricsserver.Options{BindAddress: "0"}, // served below, with our registry
+		HealthProbeBindAddress:        o.healthAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              "herald-controller",
+		LeaderElectionNamespace:       o.namespace,
+		LeaderElectionReleaseOnCancel: true,
+	}
+	if o.enableWebhook {
+		mopts.WebhookServer = ctrlwebhook.NewServer(ctrlwebhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir})
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
@@ -152,8 +164,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err := svc.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	gatherers := prometheus.Gatherers{reg, ctrlmetrics.Registry}
-	if err := mgr.Add(metrics.NewServer(o.metricsAddr, gatherers, log.WithName("metrics"))); err != nil {
+	if err := mgr.Add(metrics.Server{Addr: o.metricsAddr, Gatherer: prometheus.Gatherers{reg, ctrlmetrics.Registry}}); err != nil {
 		return fmt.Errorf("adding the metrics server: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -162,18 +173,32 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err := mgr.AddReadyzCheck("addresses-restored", svc.ReadyCheck); err != nil {
 		return fmt.Errorf("adding the readiness check: %w", err)
 	}
-
-	// ---- WIRING POINT: webhook, certificates, memberlist Secret (owned by another engineer) ----
-	// Wire controller/webhook, controller/certs and the memberlist-secret helper here, with
-	// o.enableWebhook, o.webhookPort, o.webhookCertDir, o.webhookConfigName,
-	// o.webhookServiceName, o.namespace and o.memberlistSecret. The manager above has no
-	// WebhookServer yet: pass ctrl.Options.WebhookServer (port o.webhookPort, CertDir
-	// o.webhookCertDir) when creating it, or mgr.Add the webhook's own runnable here.
-	_ = o.enableWebhook
-	// ---- END WIRING POINT ----
+	if o.enableWebhook {
+		cm, err := certs.New(direct, certs.Options{
+			Namespace: o.namespace, SecretName: certs.DefaultSecretName, ServiceName: o.webhookServiceName,
+			WebhookConfigName: o.webhookConfigName, CertDir: o.webhookCertDir, Logger: log.WithName("certs"),
+			Hosts: append(certs.ServiceHosts(o.webhookServiceName, o.namespace), o.webhookExtraHosts...),
+		})
+		if err != nil {
+			return err
+		}
+		// The webhook server reads its certificate files when it starts: write them first.
+		if err := cm.Ensure(ctx); err != nil {
+			return fmt.Errorf("webhook serving certificate: %w", err)
+		}
+		if err := mgr.Add(cm); err != nil {
+			return err
+		}
+		if err := webhook.Register(mgr, webhook.Options{Namespace: o.namespace, LBClass: o.lbClass}); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return fmt.Errorf("adding the webhook readiness check: %w", err)
+		}
+	}
 
 	log.Info("starting herald-controller", "namespace", o.namespace, "lbClass", o.lbClass,
-		"kubeAPIQPS", o.kubeAPIQPS, "kubeAPIBurst", o.kubeAPIBurst)
+		"kubeAPIQPS", o.kubeAPIQPS, "kubeAPIBurst", o.kubeAPIBurst, "webhook", o.enableWebhook)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}

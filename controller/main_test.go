@@ -2,6 +2,8 @@ package main
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,6 +15,7 @@ func TestParseFlags(t *testing.T) {
 		kubeAPIQPS: 200, kubeAPIBurst: 400, logLevel: slog.LevelInfo,
 		enableWebhook: true, webhookPort: 9443, webhookConfigName: "herald-validating-webhook",
 		webhookServiceName: "herald-webhook", memberlistSecret: "herald-memberlist",
+		webhookCertDir: filepath.Join(os.TempDir(), "herald-webhook-certs"),
 	}
 	tests := []struct {
 		name    string
@@ -25,11 +28,12 @@ func TestParseFlags(t *testing.T) {
 			name: "every flag the manifests use",
 			args: []string{"--kubeconfig=/k", "--namespace=lb", "--lb-class=x.io/lb", "--metrics-addr=:1", "--health-addr=:2",
 				"--kube-api-qps=50", "--kube-api-burst=60", "--log-level=debug", "--enable-webhook=false", "--webhook-port=8443",
-				"--webhook-cert-dir=/certs", "--webhook-config-name=w", "--webhook-service-name=s", "--memberlist-secret=m"},
+				"--webhook-cert-dir=/certs", "--webhook-config-name=w", "--webhook-service-name=s", "--memberlist-secret=m", "--leader-elect"},
 			want: func(o *options) {
 				o.kubeconfig, o.namespace, o.lbClass, o.metricsAddr, o.healthAddr = "/k", "lb", "x.io/lb", ":1", ":2"
 				o.kubeAPIQPS, o.kubeAPIBurst, o.logLevel, o.enableWebhook, o.webhookPort = 50, 60, slog.LevelDebug, false, 8443
 				o.webhookCertDir, o.webhookConfigName, o.webhookServiceName, o.memberlistSecret = "/certs", "w", "s", "m"
+				o.leaderElect = true
 			},
 		},
 		{name: "bad log level", args: []string{"--log-level=loud"}, wantErr: true},

@@ -208,7 +208,12 @@ func writeAtomic(path string, data []byte) error {
 
 func (m *Manager) patchCABundle(ctx context.Context, caBundle []byte) error {
 	var cfg admissionregistrationv1.ValidatingWebhookConfiguration
-	if err := m.c.Get(ctx, types.NamespacedName{Name: m.opts.WebhookConfigName}, &cfg); err != nil {
+	if err := m.c.Get(ctx, types.NamespacedName{Name: m.opts.WebhookConfigName}, &cfg); apierrors.IsNotFound(err) {
+		// Installed without the webhook configuration: serve anyway, nothing calls us.
+		m.opts.Logger.Info("ValidatingWebhookConfiguration not found; the API server will not call the webhook until it exists",
+			"name", m.opts.WebhookConfigName)
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", m.opts.WebhookConfigName, err)
 	}
 	upd := cfg.DeepCopy()

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,9 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/yaml"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -121,53 +121,41 @@ func startWebhook(t *testing.T) {
 		}
 	})
 
-	cm, err := certs.New(env.Client, certs.Options{
-		Namespace: heraldNS, SecretName: "herald-webhook-cert", ServiceName: "herald-webhook",
-		WebhookConfigName: webhookName, CertDir: certDir, Hosts: []string{"127.0.0.1"},
-	})
+	// The controller binary serves the webhook, creates its certificate and patches the CA bundle.
+	cmd := exec.Command(controllerBinary(t), "--kubeconfig="+env.Kubeconfig, "--namespace="+heraldNS,
+		"--webhook-port="+strconv.Itoa(port), "--webhook-cert-dir="+certDir, "--webhook-config-name="+webhookName,
+		"--webhook-extra-hosts=127.0.0.1", "--metrics-addr=0", "--health-addr=0")
+	logs, err := os.Create(filepath.Join(t.TempDir(), "controller.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cm.Ensure(t.Context()); err != nil {
-		t.Fatalf("certs Ensure: %v", err)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting herald-controller: %v", err)
 	}
-	var got admissionregistrationv1.ValidatingWebhookConfiguration
-	if err := env.Client.Get(t.Context(), types.NamespacedName{Name: webhookName}, &got); err != nil {
-		t.Fatal(err)
-	}
-	var sec corev1.Secret
-	if err := env.Client.Get(t.Context(), types.NamespacedName{Namespace: heraldNS, Name: "herald-webhook-cert"}, &sec); err != nil {
-		t.Fatalf("certificate Secret: %v", err)
-	}
-	for _, w := range got.Webhooks {
-		if string(w.ClientConfig.CABundle) != string(sec.Data[certs.KeyCACert]) {
-			t.Fatalf("webhook %s caBundle not patched to the Secret's CA", w.Name)
-		}
-	}
-
-	mgr, err := manager.New(env.Config, manager.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := webhook.Register(mgr, webhook.Options{Namespace: heraldNS}); err != nil {
-		t.Fatal(err)
-	}
-	if err := mgr.Add(cm); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			out, _ := os.ReadFile(logs.Name())
+			t.Logf("herald-controller log:\n%s", out)
 		}
+	})
+	eventually(t, 30*time.Second, func() error {
+		var got admissionregistrationv1.ValidatingWebhookConfiguration
+		if err := env.Client.Get(t.Context(), types.NamespacedName{Name: webhookName}, &got); err != nil {
+			return err
+		}
+		var sec corev1.Secret
+		if err := env.Client.Get(t.Context(), types.NamespacedName{Namespace: heraldNS, Name: "herald-webhook-cert"}, &sec); err != nil {
+			return fmt.Errorf("certificate Secret: %w", err)
+		}
+		for _, w := range got.Webhooks {
+			if len(w.ClientConfig.CABundle) == 0 || string(w.ClientConfig.CABundle) != string(sec.Data[certs.KeyCACert]) {
+				return fmt.Errorf("webhook %s caBundle not patched to the Secret's CA yet", w.Name)
+			}
+		}
+		return nil
 	})
 	// Ready when the API server calls the webhook and it refuses what only config refuses.
 	eventually(t, 30*time.Second, func() error {
@@ -180,6 +168,33 @@ func startWebhook(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// controllerBinary builds ./controller once per test run.
+func controllerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "herald-controller-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "herald-controller")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/herald-lb/herald/controller").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
 }
 
 func newPool(name string, addrs ...string) *v1beta1.IPAddressPool {
@@ -314,16 +329,25 @@ func TestWebhook(t *testing.T) {
 	})
 	t.Run("deleting a pool in use", func(t *testing.T) {
 		ensureNamespace(t, "apps")
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"},
+		// The running controller gives web the address it asks for.
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web",
+			Annotations: map[string]string{"herald.dev/loadBalancerIPs": "198.51.100.65"}},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
 		create(t, svc)
-		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.51.100.65"}}
-		if err := env.Client.Status().Update(ctx, svc); err != nil {
-			t.Fatal(err)
-		}
+		eventually(t, 20*time.Second, func() error {
+			var got corev1.Service
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(svc), &got); err != nil {
+				return err
+			}
+			if ing := got.Status.LoadBalancer.Ingress; len(ing) != 1 || ing[0].IP != "198.51.100.65" {
+				return fmt.Errorf("apps/web status %v, want 198.51.100.65", ing)
+			}
+			return nil
+		})
 		create(t, newPool("spare", "203.0.113.0/28"))
 		annotated := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "pending",
-			Annotations: map[string]string{webhook.AllocatedFromPoolAnnotation: "spare"}},
+			// The running controller assigns it from the pool it asks for and records that pool.
+			Annotations: map[string]string{"herald.dev/address-pool": "spare", webhook.AllocatedFromPoolAnnotation: "spare"}},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
 		create(t, annotated)
 
