@@ -43,7 +43,7 @@ func Example() {
 	api := &allocator.Service{Key: "gold/api", NamespaceLabels: map[string]string{"tier": "gold"},
 		FamilyPolicy: allocator.PreferDualStack, Families: []allocator.Family{allocator.IPv4, allocator.IPv6}}
 	res, err = a.Assign(api)
-	fmt.Println(res.Assigned, fmt.Sprint(res.Missing), err)
+	fmt.Println(res.Assigned, res.Missing, err) //nolint:staticcheck // QF1010: the families print by name through their String method
 
 	_, err = a.Assign(&allocator.Service{Key: "shop/other", RequestedIPs: ips})
 	fmt.Println(errors.Is(err, allocator.ErrInUse), err)
