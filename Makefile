@@ -65,7 +65,7 @@ bench: deps kube-assets build ## Run the benchmarks; write bench/report.json and
 	mkdir -p bench
 	{ go test -count=1 -run '^$$' -bench . -benchmem ./controller/allocator/ ; \
 	  for p in $(BENCH_PKGS_MEASURE); do [ -d "$$p" ] || continue; \
-	    HERALD_BENCH=1 HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 60m -run 'Measure' -v $$p ; done ; } 2>&1 | tee bench/raw.txt
+	    HERALD_BENCH=1 HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 60m -run 'Measure|^TestBench' -v $$p ; done ; } 2>&1 | tee bench/raw.txt
 	go run ./hack/benchreport -in bench/raw.txt -out bench
 
 ##@ Dependencies
