@@ -17,7 +17,9 @@ import (
 
 // TestMeasureLab measures the lab for `make bench` (HERALD_BENCH=1; skipped otherwise): layer-2
 // failover after kill -9 and SIGTERM of the owner's speaker (the gap in a stream of requests from
-// the segment client, median and worst of failoverRuns runs each), BGP withdrawal after SIGTERM and
+// the segment client, median and worst of failoverRuns runs each; the owner also stops serving the
+// IP at that moment, as a failed node would, since otherwise its kernel keeps answering on the
+// client's cached ARP entry and no gap shows), BGP withdrawal after SIGTERM and
 // kill -9 (until the next hop leaves the router's kernel table), and the time from creating a
 // Service to the first successful request. Each figure is printed as a BENCHJSON line.
 func TestMeasureLab(t *testing.T) {
@@ -105,6 +107,7 @@ func l2Failover(t *testing.T, ctx context.Context, l *lab.Lab, ns string, ip net
 	_, err := stream.WaitSuccessAfter(ctx, time.Now(), func(b string) bool { return b == owner })
 	must(t, err)
 	at := time.Now()
+	must(t, l.BlockTraffic(ctx, owner, ip))
 	go l.Proc("speaker-"+owner).Stop(sig, 30*time.Second)
 	after, err := stream.WaitSuccessAfter(ctx, at, func(b string) bool { return b != owner })
 	if err != nil {
@@ -120,6 +123,7 @@ func l2Failover(t *testing.T, ctx context.Context, l *lab.Lab, ns string, ip net
 		t.Fatalf("stream to %s never recovered", ip)
 	}
 	<-l.Proc("speaker-" + owner).Done()
+	must(t, l.UnblockTraffic(ctx, owner))
 	must(t, l.StartSpeaker(owner))
 	_, err = l.WaitCurl(ctx, "l2client", ip, 80, func(b string) bool { return b == owner })
 	must(t, err)

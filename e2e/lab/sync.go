@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,4 +130,33 @@ func (l *Lab) syncDNAT(ctx context.Context, svcs []*corev1.Service, eps []*disco
 // DNATRules returns the nftables table the runner keeps in node (`nft list table`).
 func (l *Lab) DNATRules(ctx context.Context, node string) (string, error) {
 	return l.Exec(ctx, node, "nft", "list", "table", "inet", nftTable)
+}
+
+// nftDownTable is the table BlockTraffic uses, apart from the DNAT table the sync rewrites.
+const nftDownTable = "herald_lab_down"
+
+// BlockTraffic makes node drop every packet to ip, before DNAT: the node stops serving ip as if it
+// had failed, while its speaker may still run. Measurements use it so that a request only
+// succeeds once another node has taken ip over. UnblockTraffic undoes it.
+func (l *Lab) BlockTraffic(ctx context.Context, node string, ip netip.Addr) error {
+	match := "ip daddr"
+	if ip.Is6() {
+		match = "ip6 daddr"
+	}
+	script := fmt.Sprintf("table inet %s {\n\tchain prerouting {\n\t\ttype filter hook prerouting priority -300; policy accept;\n\t\t%s %s drop\n\t}\n}\n", nftDownTable, match, ip)
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.ns[node], "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("blocking %s in %s: %w: %s", ip, node, err, out)
+	}
+	return nil
+}
+
+// UnblockTraffic removes what BlockTraffic added in node.
+func (l *Lab) UnblockTraffic(ctx context.Context, node string) error {
+	_, err := l.Exec(ctx, node, "nft", "delete", "table", "inet", nftDownTable)
+	if err != nil && strings.Contains(err.Error(), "No such file or directory") {
+		return nil
+	}
+	return err
 }
