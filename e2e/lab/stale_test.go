@@ -5,7 +5,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/herald-lb/herald/internal/netlab"
 )
@@ -18,11 +20,16 @@ func TestRemoveStale(t *testing.T) {
 		t.Skip(err) // RemoveStale also removes stale namespaces, which needs root
 	}
 	root := t.TempDir()
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
+	// A PID above pid_max belongs to no process, now or later.
+	maxData, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
 		t.Fatal(err)
 	}
-	deadDir := filepath.Join(root, strconv.Itoa(dead.ProcessState.Pid()))
+	pidMax, err := strconv.Atoi(strings.TrimSpace(string(maxData)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadDir := filepath.Join(root, strconv.Itoa(pidMax+1))
 	liveDir := filepath.Join(root, strconv.Itoa(os.Getpid()))
 	for _, d := range []string{deadDir, liveDir} {
 		if err := os.MkdirAll(filepath.Join(d, "tmp"), 0o755); err != nil {
@@ -46,7 +53,12 @@ func TestRemoveStale(t *testing.T) {
 	if _, err := os.Stat(liveDir); err != nil {
 		t.Errorf("the live run's folder was removed: %v", err)
 	}
-	if err := <-waited; err == nil {
+	select {
+	case err := <-waited:
+		if err == nil {
+			t.Errorf("the process referring to the stale folder ended on its own")
+		}
+	case <-time.After(10 * time.Second):
 		t.Errorf("the process referring to the stale folder was not killed")
 	}
 }
