@@ -50,8 +50,6 @@ type Env struct {
 type Options struct {
 	// ExtraFlags are added to kube-apiserver's command line ("name" -> value).
 	ExtraFlags map[string]string
-	// BindAddress for the API server's secure port (default 127.0.0.1).
-	BindAddress string
 }
 
 // RepoRoot finds the repository root from the working directory (the folder with go.mod).
@@ -126,9 +124,6 @@ func Start(opts Options) (*Env, error) {
 	api := env.ControlPlane.GetAPIServer()
 	args := api.Configure()
 	args.Set("service-cluster-ip-range", ServiceCIDRs)
-	if opts.BindAddress != "" {
-		api.Address = opts.BindAddress
-	}
 	for k, v := range opts.ExtraFlags {
 		args.Set(k, v)
 	}
