@@ -34,8 +34,8 @@ func TestConfigNormalize(t *testing.T) {
 		{name: "join addresses", cfg: valid(func(c *Config) { c.Join = []string{"192.0.2.1", "[2001:db8::1]:7000"} })},
 		{
 			name:    "probe timeout not shorter than interval",
-			cfg:     valid(func(c *Config) { c.Timers.ProbeInterval = 50 * time.Millisecond }),
-			wantErr: "ProbeTimeout (50ms) must be shorter",
+			cfg:     valid(func(c *Config) { c.Timers.ProbeInterval = 35 * time.Millisecond }),
+			wantErr: "ProbeTimeout (35ms) must be shorter",
 		},
 		{
 			name:    "negative timer",
