@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -140,6 +141,11 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	svc("web", "198.51.100.105")
 	svc("dark", "198.51.100.161")
 
+	// A status object left by a speaker that died: the first live speaker removes it.
+	ghost := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "ghost-web", Namespace: hns,
+		Labels: map[string]string{LabelNode: "ghost", LabelServiceName: "web", LabelServiceNamespace: app}}}
+	mustCreate(ghost)
+
 	// The cache and the agent as the speaker runs them, with doubles for memberlist and the announcers.
 	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
 	if err != nil {
@@ -174,6 +180,9 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 		}
 		st := l.Items[0].Status
 		return st.Node == n1 && st.ServiceName == "web" && st.ServiceNamespace == app && len(st.Interfaces) == 1
+	})
+	eventually(t, "the dead speaker's ServiceL2Status to be removed", func() bool {
+		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(ghost), &v1beta1.ServiceL2Status{}))
 	})
 	var events []string
 	eventually(t, "nodeAssigned and NotAnnounced events", func() bool {

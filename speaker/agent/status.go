@@ -32,6 +32,10 @@ const (
 type desired struct {
 	l2  map[string]v1beta1.ServiceL2StatusStatus
 	bgp map[string]v1beta1.ServiceBGPStatusStatus
+	// sweep, when not nil, makes this node remove the status objects of nodes outside it: one
+	// live speaker (the first by name) cleans up after speakers that died, so a dead node's
+	// ServiceL2Status does not stay next to the new owner's.
+	sweep map[string]bool
 }
 
 // statusName is a stable object name for a (node, Service) pair, hashed when too long.
@@ -45,8 +49,14 @@ func statusName(node, svcKey string) string {
 	return n[:200] + "-" + hex.EncodeToString(sum[:8])
 }
 
-func desiredStatus(p plan.Plan, node, _ string) desired {
+func desiredStatus(p plan.Plan, node string, alive []string) desired {
 	d := desired{l2: map[string]v1beta1.ServiceL2StatusStatus{}, bgp: map[string]v1beta1.ServiceBGPStatusStatus{}}
+	if len(alive) > 0 && alive[0] == node {
+		d.sweep = map[string]bool{}
+		for _, n := range alive {
+			d.sweep[n] = true
+		}
+	}
 	for _, as := range p.L2 {
 		ns, name, _ := strings.Cut(as.Service, "/")
 		key := statusName(node, as.Service)
@@ -220,6 +230,37 @@ func (w *statusWriter) apply(ctx context.Context, d desired) error {
 		if _, ok := d.bgp[name]; !ok {
 			if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
 				errs = append(errs, fmt.Errorf("deleting ServiceBGPStatus %s: %w", name, err))
+			}
+		}
+	}
+	if d.sweep != nil {
+		errs = append(errs, w.sweepDead(ctx, d.sweep))
+	}
+	return errors.Join(errs...)
+}
+
+// sweepDead deletes the status objects of nodes whose speaker is not alive.
+func (w *statusWriter) sweepDead(ctx context.Context, alive map[string]bool) error {
+	var errs []error
+	var l2 v1beta1.ServiceL2StatusList
+	if err := w.c.List(ctx, &l2, client.InNamespace(w.ns), client.HasLabels{LabelNode}); err != nil {
+		return fmt.Errorf("listing ServiceL2Status: %w", err)
+	}
+	for i := range l2.Items {
+		if o := &l2.Items[i]; !alive[o.Labels[LabelNode]] {
+			if err := w.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, fmt.Errorf("deleting ServiceL2Status %s of dead speaker %s: %w", o.Name, o.Labels[LabelNode], err))
+			}
+		}
+	}
+	var bl v1beta1.ServiceBGPStatusList
+	if err := w.c.List(ctx, &bl, client.InNamespace(w.ns), client.HasLabels{LabelNode}); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing ServiceBGPStatus: %w", err))...)
+	}
+	for i := range bl.Items {
+		if o := &bl.Items[i]; !alive[o.Labels[LabelNode]] {
+			if err := w.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, fmt.Errorf("deleting ServiceBGPStatus %s of dead speaker %s: %w", o.Name, o.Labels[LabelNode], err))
 			}
 		}
 	}

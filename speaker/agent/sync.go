@@ -50,7 +50,7 @@ func (a *Agent) sync(ctx context.Context) {
 	a.metrics.syncSeconds.Observe(time.Since(start).Seconds())
 
 	a.events(p, in, svcByKey)
-	a.status.set(desiredStatus(p, a.opts.NodeName, a.opts.Namespace))
+	a.status.set(desiredStatus(p, a.opts.NodeName, a.opts.Members.Members()))
 }
 
 // inputs reads everything the plan needs from the cache.
