@@ -47,6 +47,7 @@ verify: generate $(GOLANGCI_LINT) ## Regenerate and fail on any diff; gofmt, go 
 	@if [ -n "$$(git ls-files --others --exclude-standard -- api manifests/crds)" ]; then \
 	  git ls-files --others --exclude-standard -- api manifests/crds; echo "untracked generated files: commit them"; exit 1; fi
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
+	@go mod tidy -diff >/dev/null || { go mod tidy -diff; echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 	go vet ./...
 	$(GOLANGCI_LINT) run ./...
 
