@@ -90,14 +90,17 @@ func zombie(pid int) bool {
 	return err != nil || bytes.Contains(st, []byte(") Z "))
 }
 
-// lockRuns takes an exclusive lock on runRoot/lock, waiting while another live run holds it: the
-// lab uses fixed addresses and interface names in the root namespace, so one machine runs one lab
-// at a time. The lock goes with the returned file (and with the process, if it dies).
+// MachineLock is the file whose lock lets one lab run at a time on a machine, whatever checkout it
+// comes from: the lab uses fixed addresses and interface names in the root namespace.
+const MachineLock = "/run/herald-lab.lock"
+
+// lockRuns creates runRoot and takes an exclusive lock on MachineLock, waiting while another live
+// run holds it. The lock goes with the returned file (and with the process, if it dies).
 func lockRuns(ctx context.Context, runRoot string, log *slog.Logger) (*os.File, error) {
 	if err := os.MkdirAll(runRoot, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", runRoot, err)
 	}
-	f, err := os.OpenFile(filepath.Join(runRoot, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(MachineLock, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening the lab lock: %w", err)
 	}
