@@ -329,6 +329,7 @@ func TestRBAC(t *testing.T) {
 		{"speaker reads pools", "herald-speaker", []string{"list", "ipaddresspools.herald.dev", "-n", "herald-system"}, true},
 		{"speaker writes L2 status", "herald-speaker", []string{"create", "servicel2statuses.herald.dev", "-n", "herald-system"}, true},
 		{"speaker writes BGP status subresource", "herald-speaker", []string{"update", "servicebgpstatuses.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
+		{"speaker writes BGP session status", "herald-speaker", []string{"update", "bgpsessionstatuses.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
 		{"speaker creates events", "herald-speaker", []string{"create", "events", "-n", "default"}, true},
 		{"speaker reads the memberlist Secret", "herald-speaker", []string{"get", "secrets/herald-memberlist", "-n", "herald-system"}, true},
 		{"speaker reads BGP password Secrets in its namespace", "herald-speaker", []string{"list", "secrets", "-n", "herald-system"}, true},

@@ -118,6 +118,7 @@ func run(ctx context.Context, o options) error {
 			&corev1.Secret{}: inNS, &v1beta1.IPAddressPool{}: inNS, &v1beta1.L2Advertisement{}: inNS,
 			&v1beta1.BGPAdvertisement{}: inNS, &v1beta1.BGPPeer{}: inNS, &v1beta1.BFDProfile{}: inNS,
 			&v1beta1.Community{}: inNS, &v1beta1.ServiceL2Status{}: inNS, &v1beta1.ServiceBGPStatus{}: inNS,
+			&v1beta1.BGPSessionStatus{}: inNS,
 		}},
 	})
 	if err != nil {

@@ -28,6 +28,7 @@ func AddToScheme(s *runtime.Scheme) error {
 		&Community{}, &CommunityList{},
 		&ServiceL2Status{}, &ServiceL2StatusList{},
 		&ServiceBGPStatus{}, &ServiceBGPStatusList{},
+		&BGPSessionStatus{}, &BGPSessionStatusList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

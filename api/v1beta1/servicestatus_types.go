@@ -88,3 +88,56 @@ type ServiceBGPStatusList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ServiceBGPStatus `json:"items"`
 }
+
+// BGPSessionStatusStatus is the state of one BGP session of one node.
+type BGPSessionStatusStatus struct {
+	// Node whose speaker keeps the session.
+	// +optional
+	Node string `json:"node,omitempty"`
+	// Peer is the name of the BGPPeer.
+	// +optional
+	Peer string `json:"peer,omitempty"`
+	// PeerAddress is the router's address.
+	// +optional
+	PeerAddress string `json:"peerAddress,omitempty"`
+	// State is the BGP finite-state-machine state: Idle, Connect, Active, OpenSent, OpenConfirm
+	// or Established.
+	// +optional
+	State string `json:"state,omitempty"`
+	// LastError says why the session is not established: the peer cannot be reached, refuses the
+	// connection, or (no TCP connection at all with a password set) a TCP MD5 password mismatch.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+	// EstablishedSince is when the session came up.
+	// +optional
+	EstablishedSince *metav1.Time `json:"establishedSince,omitempty"`
+	// PrefixesAdvertised is the number of prefixes sent to the peer.
+	// +optional
+	PrefixesAdvertised int32 `json:"prefixesAdvertised,omitempty"`
+}
+
+// BGPSessionStatus is written by each speaker for each of its BGP sessions, so that
+// `kubectl get bgpsessionstatuses` shows which sessions are up and why the others are not.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=bgpsession,categories=herald
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.node`
+// +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.status.peer`
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.peerAddress`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="Error",type=string,JSONPath=`.status.lastError`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BGPSessionStatus struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Status BGPSessionStatusStatus `json:"status,omitempty"`
+}
+
+// BGPSessionStatusList is a list of BGPSessionStatus.
+// +kubebuilder:object:root=true
+type BGPSessionStatusList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BGPSessionStatus `json:"items"`
+}

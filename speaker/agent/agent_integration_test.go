@@ -85,7 +85,10 @@ func (f fakeBGP) SetRoutes(_ context.Context, r []bgp.Route) error {
 	f.j.mu.Unlock()
 	return nil
 }
-func (f fakeBGP) Status() []bgp.PeerStatus       { return nil }
+func (f fakeBGP) Status() []bgp.PeerStatus {
+	return []bgp.PeerStatus{{Name: "tor", Address: netip.MustParseAddr("198.51.100.1"), State: bgp.StateActive,
+		LastError: "no TCP connection: i/o timeout (peer unreachable, not accepting BGP, or TCP MD5 password mismatch)"}}
+}
 func (f fakeBGP) Shutdown(context.Context) error { f.j.add("bgp-shutdown"); return nil }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -183,6 +186,15 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	})
 	eventually(t, "the dead speaker's ServiceL2Status to be removed", func() bool {
 		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(ghost), &v1beta1.ServiceL2Status{}))
+	})
+	eventually(t, "BGPSessionStatus saying why the session is down", func() bool {
+		var l v1beta1.BGPSessionStatusList
+		if err := c.List(ctx, &l, client.InNamespace(hns)); err != nil || len(l.Items) != 1 {
+			return false
+		}
+		st := l.Items[0].Status
+		return l.Items[0].Name == n1+"-tor" && st.Node == n1 && st.Peer == "tor" && st.State == "Active" &&
+			strings.Contains(st.LastError, "MD5 password mismatch")
 	})
 	var events []string
 	eventually(t, "nodeAssigned and NotAnnounced events", func() bool {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -104,7 +105,9 @@ func (a *Agent) watchSessions(ctx context.Context, every, grace time.Duration) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			for _, ev := range tr.update(now, a.opts.BGP.Status()) {
+			statuses := a.opts.BGP.Status()
+			a.status.setSessions(sessionObjects(a.opts.NodeName, statuses))
+			for _, ev := range tr.update(now, statuses) {
 				if ev.Type == corev1.EventTypeWarning {
 					a.log.Warn("BGP session", "peer", ev.Peer, "msg", ev.Message)
 				} else {
@@ -117,4 +120,21 @@ func (a *Agent) watchSessions(ctx context.Context, every, grace time.Duration) {
 			}
 		}
 	}
+}
+
+// sessionObjects turns the sessions' states into the BGPSessionStatus objects of this node, by name.
+func sessionObjects(node string, statuses []bgp.PeerStatus) map[string]v1beta1.BGPSessionStatusStatus {
+	out := make(map[string]v1beta1.BGPSessionStatusStatus, len(statuses))
+	for _, st := range statuses {
+		o := v1beta1.BGPSessionStatusStatus{
+			Node: node, Peer: st.Name, PeerAddress: st.Address.String(), State: st.State.String(),
+			LastError: st.LastError, PrefixesAdvertised: int32(st.PrefixesAdvertised),
+		}
+		if !st.EstablishedSince.IsZero() {
+			since := metav1.NewTime(st.EstablishedSince.Truncate(time.Second))
+			o.EstablishedSince = &since
+		}
+		out[objectName(node, st.Name)] = o
+	}
+	return out
 }

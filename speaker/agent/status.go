@@ -26,22 +26,30 @@ const (
 	LabelNode             = "herald.dev/node"
 	LabelServiceName      = "herald.dev/service-name"
 	LabelServiceNamespace = "herald.dev/service-namespace"
+	LabelPeer             = "herald.dev/peer"
 )
 
 // desired is the set of status objects this node should have, by name.
 type desired struct {
 	l2  map[string]v1beta1.ServiceL2StatusStatus
 	bgp map[string]v1beta1.ServiceBGPStatusStatus
+	// sessions are this node's BGP session states, by object name.
+	sessions map[string]v1beta1.BGPSessionStatusStatus
 	// sweep, when not nil, makes this node remove the status objects of nodes outside it: one
 	// live speaker (the first by name) cleans up after speakers that died, so a dead node's
 	// ServiceL2Status does not stay next to the new owner's.
 	sweep map[string]bool
 }
 
-// statusName is a stable object name for a (node, Service) pair, hashed when too long.
+// statusName is a stable object name for a (node, Service "ns/name") pair, hashed when too long.
 func statusName(node, svcKey string) string {
 	ns, name, _ := strings.Cut(svcKey, "/")
-	n := fmt.Sprintf("%s-%s-%s", node, ns, name)
+	return objectName(node, ns, name)
+}
+
+// objectName joins parts with "-" into an object name, shortened with a hash beyond 253 characters.
+func objectName(parts ...string) string {
+	n := strings.Join(parts, "-")
 	if len(n) <= 253 {
 		return n
 	}
@@ -93,10 +101,11 @@ type statusWriter struct {
 	node string
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	want    *desired
-	applied *desired
-	kick    chan struct{}
+	mu       sync.Mutex
+	sessions map[string]v1beta1.BGPSessionStatusStatus
+	want     *desired
+	applied  *desired
+	kick     chan struct{}
 }
 
 func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
@@ -105,10 +114,39 @@ func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *status
 
 func (w *statusWriter) set(d desired) {
 	w.mu.Lock()
+	d.sessions = w.sessions
 	if w.applied != nil && reflect.DeepEqual(*w.applied, d) {
 		w.mu.Unlock()
 		return
 	}
+	w.want = &d
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// setSessions replaces the BGP session states to report, keeping the rest of the desired state.
+func (w *statusWriter) setSessions(s map[string]v1beta1.BGPSessionStatusStatus) {
+	w.mu.Lock()
+	if reflect.DeepEqual(w.sessions, s) {
+		w.mu.Unlock()
+		return
+	}
+	w.sessions = s
+	var d desired
+	switch {
+	case w.want != nil:
+		d = *w.want
+	case w.applied != nil:
+		d = *w.applied
+	default:
+		// Nothing computed yet: the first set carries the sessions along.
+		w.mu.Unlock()
+		return
+	}
+	d.sessions = s
 	w.want = &d
 	w.mu.Unlock()
 	select {
@@ -233,8 +271,49 @@ func (w *statusWriter) apply(ctx context.Context, d desired) error {
 			}
 		}
 	}
+	errs = append(errs, w.applySessions(ctx, d.sessions))
 	if d.sweep != nil {
 		errs = append(errs, w.sweepDead(ctx, d.sweep))
+	}
+	return errors.Join(errs...)
+}
+
+// applySessions makes this node's BGPSessionStatus objects those of want.
+func (w *statusWriter) applySessions(ctx context.Context, want map[string]v1beta1.BGPSessionStatusStatus) error {
+	var errs []error
+	var l v1beta1.BGPSessionStatusList
+	if err := w.c.List(ctx, &l, client.InNamespace(w.ns), client.MatchingLabels{LabelNode: w.node}); err != nil {
+		return fmt.Errorf("listing BGPSessionStatus: %w", err)
+	}
+	have := map[string]*v1beta1.BGPSessionStatus{}
+	for i := range l.Items {
+		have[l.Items[i].Name] = &l.Items[i]
+	}
+	for name, st := range want {
+		obj := have[name]
+		if obj == nil {
+			obj = &v1beta1.BGPSessionStatus{}
+			obj.Name, obj.Namespace = name, w.ns
+			obj.Labels = map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
+			if err := w.c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+				errs = append(errs, fmt.Errorf("creating BGPSessionStatus %s: %w", name, err))
+				continue
+			}
+		}
+		if equality.Semantic.DeepEqual(obj.Status, st) {
+			continue
+		}
+		obj.Status = st
+		if err := w.c.Status().Update(ctx, obj); err != nil {
+			errs = append(errs, fmt.Errorf("updating BGPSessionStatus %s: %w", name, err))
+		}
+	}
+	for name, obj := range have {
+		if _, ok := want[name]; !ok {
+			if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, fmt.Errorf("deleting BGPSessionStatus %s: %w", name, err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -261,6 +340,17 @@ func (w *statusWriter) sweepDead(ctx context.Context, alive map[string]bool) err
 		if o := &bl.Items[i]; !alive[o.Labels[LabelNode]] {
 			if err := w.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
 				errs = append(errs, fmt.Errorf("deleting ServiceBGPStatus %s of dead speaker %s: %w", o.Name, o.Labels[LabelNode], err))
+			}
+		}
+	}
+	var sl v1beta1.BGPSessionStatusList
+	if err := w.c.List(ctx, &sl, client.InNamespace(w.ns), client.HasLabels{LabelNode}); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing BGPSessionStatus: %w", err))...)
+	}
+	for i := range sl.Items {
+		if o := &sl.Items[i]; !alive[o.Labels[LabelNode]] {
+			if err := w.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, fmt.Errorf("deleting BGPSessionStatus %s of dead speaker %s: %w", o.Name, o.Labels[LabelNode], err))
 			}
 		}
 	}
