@@ -283,7 +283,6 @@ func (a *Agent) events(p plan.Plan, in plan.Input, svcs map[string]*corev1.Servi
 	for k := range advertised {
 		a.prevBGP[k] = true
 	}
-	a.metrics.ownedIPs.Set(float64(len(p.L2Owned)))
 	a.metrics.routes.Set(float64(len(p.Routes)))
 
 	warned := map[string]string{}
