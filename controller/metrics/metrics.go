@@ -1,4 +1,4 @@
-// Package metrics owns herald-controller's Prometheus metrics and the HTTP server that exposes
+// Package metrics owns herald-controller's Prometheus metrics; internal/metrics serves them.
 // them. Metrics live in a registry the caller creates and injects; nothing is registered globally.
 package metrics
 
