@@ -1,5 +1,5 @@
 // Package metrics owns herald-controller's Prometheus metrics; internal/metrics serves them.
-// them. Metrics live in a registry the caller creates and injects; nothing is registered globally.
+// Metrics live in a registry the caller creates and injects; nothing is registered globally.
 package metrics
 
 import (
