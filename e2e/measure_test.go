@@ -71,6 +71,22 @@ func TestMeasureLab(t *testing.T) {
 		})
 	}
 
+	t.Run("bgp service IP to kernel route", func(t *testing.T) {
+		ns := newNamespace(t, l, "m-bgproute")
+		all := l.NodeAddrs(true)
+		var ds []time.Duration
+		for i := range 5 {
+			ip := service(t, ctx, l, lab.ServiceSpec{Namespace: ns, Name: fmt.Sprintf("api-%d", i), Pool: lab.BGPPoolName}, 1)[0]
+			got := time.Now() // the Service has its IP
+			seen, err := l.Router.WaitKernelNextHops(ctx, lab.HostPrefix(ip), all, 5*time.Millisecond)
+			if err != nil {
+				t.Fatal(withHerald(err, l))
+			}
+			ds = append(ds, seen.Sub(got))
+		}
+		report(t, "bgp_service_ip_to_kernel_route_ms", median(ds))
+	})
+
 	t.Run("bgp withdraw", func(t *testing.T) {
 		ns := newNamespace(t, l, "m-bgp")
 		ip := service(t, ctx, l, lab.ServiceSpec{Namespace: ns, Name: "web", Pool: lab.BGPPoolName}, 1)[0]

@@ -16,6 +16,7 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/controller/allocator"
+	"github.com/herald-lb/herald/internal/kube"
 )
 
 // maxListedReleases bounds the addresses a release report lists by name.
@@ -74,23 +75,10 @@ func (c *Controller) reconcileConfig(ctx context.Context, _ reconcile.Request) (
 
 // snapshot reads every Herald object of the Herald namespace, and its Secrets, from the cache.
 func (c *Controller) snapshot(ctx context.Context) (config.Snapshot, error) {
-	var (
-		s      config.Snapshot
-		pools  v1beta1.IPAddressPoolList
-		l2s    v1beta1.L2AdvertisementList
-		bgps   v1beta1.BGPAdvertisementList
-		peers  v1beta1.BGPPeerList
-		bfds   v1beta1.BFDProfileList
-		comms  v1beta1.CommunityList
-		secrts corev1.SecretList
-	)
-	for _, l := range []client.ObjectList{&pools, &l2s, &bgps, &peers, &bfds, &comms, &secrts} {
-		if err := c.client.List(ctx, l, client.InNamespace(c.opts.Namespace)); err != nil {
-			return s, fmt.Errorf("reading the Herald configuration from the cache: %w", err)
-		}
+	s, err := kube.ReadSnapshot(ctx, c.client, c.opts.Namespace, true)
+	if err != nil {
+		return s, fmt.Errorf("reading the Herald configuration from the cache: %w", err)
 	}
-	s.Pools, s.L2Advertisements, s.BGPAdvertisements = pools.Items, l2s.Items, bgps.Items
-	s.Peers, s.BFDProfiles, s.Communities, s.Secrets = peers.Items, bfds.Items, comms.Items, secrts.Items
 	return s, nil
 }
 

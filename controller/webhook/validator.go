@@ -18,6 +18,7 @@ import (
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/internal/kube"
 )
 
 // Validator is the admission handler. It reads the current Herald objects, the Secrets that
@@ -150,25 +151,9 @@ func (v *Validator) namespaceTerminating(ctx context.Context) (bool, error) {
 	return ns.DeletionTimestamp != nil, nil
 }
 
-// snapshot lists every Herald configuration object of the namespace.
+// snapshot lists every Herald configuration object of the namespace (Secrets: see addSecrets).
 func (v *Validator) snapshot(ctx context.Context) (config.Snapshot, error) {
-	var (
-		s     config.Snapshot
-		pools v1beta1.IPAddressPoolList
-		l2s   v1beta1.L2AdvertisementList
-		bgps  v1beta1.BGPAdvertisementList
-		peers v1beta1.BGPPeerList
-		bfds  v1beta1.BFDProfileList
-		comms v1beta1.CommunityList
-	)
-	for _, l := range []client.ObjectList{&pools, &l2s, &bgps, &peers, &bfds, &comms} {
-		if err := v.reader.List(ctx, l, client.InNamespace(v.namespace)); err != nil {
-			return s, fmt.Errorf("listing %T in %s: %w", l, v.namespace, err)
-		}
-	}
-	s.Pools, s.L2Advertisements, s.BGPAdvertisements = pools.Items, l2s.Items, bgps.Items
-	s.Peers, s.BFDProfiles, s.Communities = peers.Items, bfds.Items, comms.Items
-	return s, nil
+	return kube.ReadSnapshot(ctx, v.reader, v.namespace, false)
 }
 
 // addSecrets reads the Secrets the peers of either snapshot reference and puts them in both.

@@ -29,6 +29,18 @@ PASS`,
 			},
 		},
 		{
+			name: "CPU time preferred for the ratio",
+			in: `BenchmarkAssignEmpty16-2 100 500.0 ns/op 400.0 cpu-ns/op
+BenchmarkAssignFull16-2 100 900.0 ns/op 500.0 cpu-ns/op`,
+			want: []Metric{
+				{"alloc_empty16_cpu_ns_per_op", 400, "cpu-ns/op"},
+				{"alloc_empty16_ns_per_op", 500, "ns/op"},
+				{"alloc_full16_cpu_ns_per_op", 500, "cpu-ns/op"},
+				{"alloc_full16_ns_per_op", 900, "ns/op"},
+				{"alloc_full16_vs_empty16_ratio", 1.25, "ratio"},
+			},
+		},
+		{
 			name: "BENCHJSON lines, last wins, prefix ignored",
 			in: `    lab_test.go:12: BENCHJSON {"name":"l2_failover_kill_median_ms","value":300,"unit":"ms"}
 BENCHJSON {"name":"l2_failover_kill_median_ms","value":250,"unit":"ms"}`,

@@ -11,10 +11,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/internal/kube"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/election"
 	"github.com/herald-lb/herald/speaker/plan"
@@ -172,23 +171,9 @@ func readyEndpointNodes(items []discoveryv1.EndpointSlice) map[string][]string {
 
 // config parses the Herald objects; on error the last good configuration stays in force.
 func (a *Agent) config(ctx context.Context) (*config.Config, error) {
-	var (
-		pools v1beta1.IPAddressPoolList
-		l2    v1beta1.L2AdvertisementList
-		bgpa  v1beta1.BGPAdvertisementList
-		peers v1beta1.BGPPeerList
-		bfds  v1beta1.BFDProfileList
-		comms v1beta1.CommunityList
-		secs  corev1.SecretList
-	)
-	for _, l := range []client.ObjectList{&pools, &l2, &bgpa, &peers, &bfds, &comms, &secs} {
-		if err := a.opts.Cache.List(ctx, l, client.InNamespace(a.opts.Namespace)); err != nil {
-			return nil, fmt.Errorf("listing %T: %w", l, err)
-		}
-	}
-	snap := config.Snapshot{
-		Pools: pools.Items, L2Advertisements: l2.Items, BGPAdvertisements: bgpa.Items,
-		Peers: peers.Items, BFDProfiles: bfds.Items, Communities: comms.Items, Secrets: secs.Items,
+	snap, err := kube.ReadSnapshot(ctx, a.opts.Cache, a.opts.Namespace, true)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := config.Parse(snap)
 	a.mu.Lock()
