@@ -119,6 +119,10 @@ spec: {addresses: ["192.0.2.300/24"]}`, "each address must be a CIDR"},
 spec: {addresses: ["192.0.2.1-2001:db8::1"]}`, "each address must be a CIDR"},
 		{"garbage address", `kind: IPAddressPool
 spec: {addresses: ["pool"]}`, "each address must be a CIDR"},
+		{"CIDR with host bits", `kind: IPAddressPool
+spec: {addresses: ["192.0.2.5/24"]}`, "a CIDR must not have host bits set"},
+		{"hold time not whole seconds", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: 3500ms}`, "holdTime must be a whole number of seconds"},
 		{"empty pool", `kind: IPAddressPool
 spec: {addresses: []}`, "spec.addresses: Invalid value: 0: spec.addresses in body should have at least 1 items"},
 		{"empty serviceAllocation", `kind: IPAddressPool

@@ -12,6 +12,7 @@ type IPAddressPoolSpec struct {
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=100
 	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self) || (self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim()) && ip(self.split('-')[0].trim()).family() == ip(self.split('-')[1].trim()).family())",message="each address must be a CIDR such as 192.0.2.0/24 or 2001:db8::/64, or a range first-last of one family such as 192.0.2.10-192.0.2.20"
+	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || cidr(self) == cidr(self).masked()",message="a CIDR must not have host bits set: use its network address, for example 192.0.2.0/24 rather than 192.0.2.5/24"
 	// +listType=atomic
 	Addresses []string `json:"addresses"`
 

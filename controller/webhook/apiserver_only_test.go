@@ -52,7 +52,7 @@ func TestAPIServerAloneWithoutWebhook(t *testing.T) {
 		{"pool: not a CIDR (192.0.2.300/24)", newPool("p1", "192.0.2.300/24"), true, false},
 		{"pool: no addresses", newPool("p2"), true, false},
 		{"pool: range first after last", newPool("p3", "192.0.2.20-192.0.2.10"), false, false},
-		{"pool: CIDR with host bits (192.0.2.1/24)", newPool("p4", "192.0.2.1/24"), false, false},
+		{"pool: CIDR with host bits (192.0.2.1/24)", newPool("p4", "192.0.2.1/24"), true, false},
 		{"pool: overlaps another pool", newPool("p5", "198.51.100.8-198.51.100.20"), false, false},
 		{"pool: IPv4-mapped IPv6 range", newPool("p6", "::ffff:192.0.2.1-::ffff:192.0.2.9"), true, false},
 		{"pool: empty serviceAllocation", &v1beta1.IPAddressPool{ObjectMeta: meta("p7"), Spec: v1beta1.IPAddressPoolSpec{
@@ -60,7 +60,7 @@ func TestAPIServerAloneWithoutWebhook(t *testing.T) {
 		{"peer: myASN 0", newPeer("b1", "198.51.100.11", func(s *v1beta1.BGPPeerSpec) { s.MyASN = 0 }), true, false},
 		{"peer: peer address 198.51.100.300", newPeer("b2", "198.51.100.300", nil), true, false},
 		{"peer: holdTime 1s", newPeer("b3", "198.51.100.13", func(s *v1beta1.BGPPeerSpec) { s.HoldTime = dur(time.Second) }), true, false},
-		{"peer: holdTime 3.5s (not whole seconds)", newPeer("b4", "198.51.100.14", func(s *v1beta1.BGPPeerSpec) { s.HoldTime = dur(3500 * time.Millisecond) }), false, false},
+		{"peer: holdTime 3.5s (not whole seconds)", newPeer("b4", "198.51.100.14", func(s *v1beta1.BGPPeerSpec) { s.HoldTime = dur(3500 * time.Millisecond) }), true, false},
 		{"peer: keepalive longer than hold", newPeer("b5", "198.51.100.15", func(s *v1beta1.BGPPeerSpec) {
 			s.HoldTime, s.KeepaliveTime = dur(9*time.Second), dur(30*time.Second)
 		}), true, false},
