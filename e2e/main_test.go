@@ -3,15 +3,20 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/herald-lb/herald/e2e/lab"
+	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/netlab"
 	"github.com/herald-lb/herald/internal/testenv"
 )
@@ -111,6 +116,11 @@ func requireHerald(t *testing.T) *lab.Lab {
 	if err := l.CheckHerald(); err != nil {
 		t.Fatal(err)
 	}
+	// Start from a settled cluster: a speaker restarted by an earlier test that is still joining
+	// would win back some IPs in the middle of this one.
+	if err := waitSpeakersConverged(t.Context(), l); err != nil {
+		t.Fatal(withHerald(err, l))
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("lab logs:\n%s", l.LogTails(30))
@@ -141,4 +151,35 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitSpeakersConverged waits until every speaker counts all of them as alive
+// (herald_speaker_members on its metrics endpoint).
+func waitSpeakersConverged(ctx context.Context, l *lab.Lab) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	want := fmt.Sprintf("herald_speaker_members %d\n", len(l.Nodes))
+	hc := &http.Client{Timeout: time.Second}
+	var last string
+	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+		for _, n := range l.Nodes {
+			u := "http://" + net.JoinHostPort(n.V4.String(), "7472") + "/metrics"
+			resp, err := hc.Get(u)
+			if err != nil {
+				last = err.Error()
+				return false, nil
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(body), want) {
+				last = n.Name + " does not report " + strings.TrimSpace(want)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("speakers did not converge: %s: %w", last, err)
+	}
+	return nil
 }

@@ -61,6 +61,7 @@ func DefaultPlan() Plan {
 func (p Plan) RouterConfig(routerID netip.Addr, segment []netip.Prefix) frr.Config {
 	return frr.Config{
 		Hostname: "rt",
+		BFD:      true, // bfdd runs so BFD sessions can be tried by hand; Herald speaks no BFD yet
 		ASN:      p.RouterASN,
 		RouterID: routerID,
 		Groups: []frr.PeerGroup{{

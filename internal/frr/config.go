@@ -26,6 +26,8 @@ type Config struct {
 	Networks []netip.Prefix
 	// Extra lines added at the end of the `router bgp` block, for what this type does not cover.
 	Extra []string
+	// BFD also starts bfdd, so BFD sessions can be configured (`vtysh -c 'show bfd peers'`).
+	BFD bool
 }
 
 // PeerGroup is one FRR peer-group: dynamic neighbors accepted from ListenRanges and/or static

@@ -51,11 +51,12 @@ func Available() error {
 	return nil
 }
 
-// Router is a running zebra+bgpd pair in one namespace.
+// Router is a running zebra+bgpd pair (and bfdd when asked for) in one namespace.
 type Router struct {
 	ns    string
 	dir   string
 	zebra *exec.Cmd
+	bfdd  *exec.Cmd
 	bgpd  *exec.Cmd
 }
 
@@ -91,6 +92,7 @@ func Start(ctx context.Context, ns string, cfg Config) (r *Router, err error) {
 	files := map[string]string{
 		"zebra.conf": "hostname " + cfg.hostname() + "\n",
 		"bgpd.conf":  conf,
+		"bfdd.conf":  "hostname " + cfg.hostname() + "\n",
 		// vtysh reads vtysh.conf from its own config directory; an empty one keeps it quiet.
 		"vtysh.conf": "",
 	}
@@ -118,6 +120,17 @@ func Start(ctx context.Context, ns string, cfg Config) (r *Router, err error) {
 		return err
 	}); err != nil {
 		return nil, err
+	}
+	if cfg.BFD {
+		if r.bfdd, err = r.daemon("bfdd"); err != nil {
+			return nil, err
+		}
+		if err := r.waitFor(ctx, "bfdd", func() error {
+			_, err := r.vtysh(ctx, "bfdd", "show bfd peers json")
+			return err
+		}); err != nil {
+			return nil, err
+		}
 	}
 	if r.bgpd, err = r.daemon("bgpd"); err != nil {
 		return nil, err
@@ -188,6 +201,8 @@ func (r *Router) pid(name string) int {
 		c = r.zebra
 	case "bgpd":
 		c = r.bgpd
+	case "bfdd":
+		c = r.bfdd
 	}
 	if c == nil || c.Process == nil {
 		return -1
@@ -215,7 +230,7 @@ func (r *Router) Log(daemon string) string {
 // Close stops bgpd and zebra (SIGTERM, then SIGKILL after 5 s) and removes the directory.
 func (r *Router) Close() error {
 	var errs []error
-	for _, c := range []*exec.Cmd{r.bgpd, r.zebra} {
+	for _, c := range []*exec.Cmd{r.bgpd, r.bfdd, r.zebra} {
 		if c == nil || c.Process == nil {
 			continue
 		}
@@ -232,7 +247,7 @@ func (r *Router) Close() error {
 			<-done
 		}
 	}
-	r.bgpd, r.zebra = nil, nil
+	r.bgpd, r.bfdd, r.zebra = nil, nil, nil
 	if r.dir != "" {
 		if err := os.RemoveAll(r.dir); err != nil {
 			errs = append(errs, fmt.Errorf("removing %s: %w", r.dir, err))
@@ -244,7 +259,16 @@ func (r *Router) Close() error {
 
 // Vtysh runs one or more commands in bgpd's vtysh and returns the output.
 func (r *Router) Vtysh(ctx context.Context, cmds ...string) (string, error) {
-	args := []string{"--vty_socket", r.dir, "--config_dir", r.dir, "-d", "bgpd"}
+	return r.vtysh(ctx, "bgpd", cmds...)
+}
+
+// VtyshDaemon runs commands in the vtysh of one daemon ("bgpd", "bfdd", "zebra").
+func (r *Router) VtyshDaemon(ctx context.Context, daemon string, cmds ...string) (string, error) {
+	return r.vtysh(ctx, daemon, cmds...)
+}
+
+func (r *Router) vtysh(ctx context.Context, daemon string, cmds ...string) (string, error) {
+	args := []string{"--vty_socket", r.dir, "--config_dir", r.dir, "-d", daemon}
 	for _, c := range cmds {
 		args = append(args, "-c", c)
 	}

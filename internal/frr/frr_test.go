@@ -181,7 +181,7 @@ func TestRouterPair(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ra, err := Start(ctx, nss[0], Config{
-		ASN: 64500, RouterID: netip.MustParseAddr("198.51.100.1"),
+		ASN: 64500, RouterID: netip.MustParseAddr("198.51.100.1"), BFD: true,
 		Groups: []PeerGroup{{Name: "nodes", ListenRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
 			KeepaliveTime: time.Second, HoldTime: 3 * time.Second}},
 	})
@@ -190,6 +190,9 @@ func TestRouterPair(t *testing.T) {
 	}
 	dir := ra.Dir()
 	defer ra.Close()
+	if out, err := ra.VtyshDaemon(ctx, "bfdd", "show bfd peers json"); err != nil || !strings.HasPrefix(strings.TrimSpace(out), "[") {
+		t.Errorf("bfdd answers show bfd peers json with %q (%v), want a JSON list", out, err)
+	}
 	rb, err := Start(ctx, nss[1], Config{
 		ASN: 64501, RouterID: netip.MustParseAddr("198.51.100.2"),
 		Networks: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},

@@ -66,9 +66,11 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, map[string]*corev1.Serv
 		return in, nil, fmt.Errorf("listing nodes: %w", err)
 	}
 	alive := map[string]bool{}
-	for _, m := range a.opts.Members.Members() {
+	members := a.opts.Members.Members()
+	for _, m := range members {
 		alive[m] = true
 	}
+	a.metrics.members.Set(float64(len(members)))
 	metas := a.opts.Members.MemberMeta()
 	for _, n := range nodes.Items {
 		en := election.Node{Name: n.Name, Labels: n.Labels, Alive: alive[n.Name]}
