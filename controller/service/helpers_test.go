@@ -219,6 +219,16 @@ func (f *fixture) waitIPs(name string, n int) []string {
 	return ips
 }
 
+// waitPoolAnnotation waits until the Service's pool annotation reads want: the controller writes it
+// right after the status, in a write of its own.
+func (f *fixture) waitPoolAnnotation(name, want string) {
+	f.t.Helper()
+	f.eventually(fmt.Sprintf("Service %s annotated with pool %q", name, want), 20*time.Second, func() (bool, string) {
+		got := f.get(name).Annotations[service.AnnotationAllocatedFromPool]
+		return got == want, got
+	})
+}
+
 // events returns the messages of the events with reason on the named object of namespace ns.
 func (f *fixture) events(ns, name, reason string) []string {
 	f.t.Helper()

@@ -30,10 +30,8 @@ func TestAssignReleaseAndPending(t *testing.T) {
 	if diff := cmp.Diff([]string{"198.51.100.10"}, f.waitIPs("web", 1)); diff != "" {
 		t.Errorf("addresses (-want +got):\n%s", diff)
 	}
+	f.waitPoolAnnotation("web", "a")
 	s := f.get("web")
-	if got := s.Annotations[service.AnnotationAllocatedFromPool]; got != "a" {
-		t.Errorf("annotation %s = %q, want a", service.AnnotationAllocatedFromPool, got)
-	}
 	if m := s.Status.LoadBalancer.Ingress[0].IPMode; m == nil || *m != corev1.LoadBalancerIPModeVIP {
 		t.Errorf("ipMode = %v, want VIP", m)
 	}
@@ -110,9 +108,7 @@ func TestLBClass(t *testing.T) {
 	if n := writes.count("/services/classy"); n != 0 {
 		t.Errorf("the class-less controller wrote %d times to a Service of another class", n)
 	}
-	if got := f.get("classy").Annotations[service.AnnotationAllocatedFromPool]; got != "b" {
-		t.Errorf("classy's pool annotation = %q, want b", got)
-	}
+	f.waitPoolAnnotation("classy", "b")
 	if evs := f.events(f.ns, "classy", service.ReasonAllocationFailed); len(evs) > 0 {
 		t.Errorf("the class-less controller reported on a Service of another class: %q", evs)
 	}
@@ -250,10 +246,12 @@ func TestSelectorsAndPriority(t *testing.T) {
 	f.waitIPs("later", 1)
 	f.service("latest")
 	f.waitIPs("latest", 1)
+	// The pool annotation is its own write, after the status: wait for it too.
 	want := map[string]string{"plain": "mine", "golden": "gold", "elsewhere": "general", "later": "blue", "latest": "blue"}
-	if diff := cmp.Diff(want, pools()); diff != "" {
-		t.Errorf("pools after labelling the namespace (-want +got):\n%s", diff)
-	}
+	f.eventually("pools after labelling the namespace", 20*time.Second, func() (bool, string) {
+		got := pools()
+		return cmp.Diff(want, got) == "", cmp.Diff(want, got)
+	})
 }
 
 func TestPoolEditKeepsAndShrinkReleases(t *testing.T) {
