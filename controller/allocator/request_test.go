@@ -2,15 +2,11 @@ package allocator
 
 import (
 	"errors"
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/herald-lb/herald/internal/archtest"
 )
 
 func TestParseRequestedIPs(t *testing.T) {
@@ -79,32 +75,10 @@ func FuzzParseRequestedIPs(f *testing.F) {
 }
 
 // TestImports keeps the package pure: standard library only, and no networking or OS access.
+// TestImports: the allocator is pure, standard library only: no Kubernetes, no sockets, no files.
 func TestImports(t *testing.T) {
-	allowed := map[string]bool{
-		"cmp": true, "encoding/binary": true, "errors": true, "fmt": true, "maps": true, "math/big": true,
-		"math/bits": true, "net/netip": true, "slices": true, "strconv": true, "strings": true,
-	}
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), name, src, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range f.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			if !allowed[path] {
-				t.Errorf("%s imports %q; the allocator may only use %v", name, path, allowed)
-			}
-		}
-	}
+	const pkg = "github.com/herald-lb/herald/controller/allocator"
+	archtest.CheckDeps(t, pkg, "k8s.io", "sigs.k8s.io", "github.com/osrg/gobgp",
+		"github.com/hashicorp/memberlist", "github.com/mdlayher", "github.com/herald-lb/herald/config")
+	archtest.CheckImports(t, pkg, "net", "os", "os/exec", "syscall", "unsafe", "net/http", "time", "math/rand")
 }
