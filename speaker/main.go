@@ -176,7 +176,7 @@ func run(ctx context.Context, o options) error {
 	defer func() { _ = ml.Shutdown() }()
 
 	l2, err := layer2.NewAnnouncer(layer2.Config{
-		Logger: logr.FromSlogHandler(log.With("component", "layer2").Handler()), Registerer: reg, Refresh: o.l2Refresh,
+		Logger: log.With("component", "layer2"), Registerer: reg, Refresh: o.l2Refresh,
 	})
 	if err != nil {
 		return err

@@ -3,12 +3,12 @@ package layer2
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,7 +25,7 @@ var ErrNoSocket = errors.New("link has no socket for this address family")
 // Config configures an Announcer. The zero value is usable: it opens real sockets with DialLink,
 // discards logs and metrics, and uses DefaultBurst and DefaultRefresh.
 type Config struct {
-	Logger logr.Logger
+	Logger *slog.Logger
 	// Registerer receives the herald_layer2_* metrics. Nil: metrics are not exported.
 	Registerer prometheus.Registerer
 	// Dial opens an interface's Link when an owned address first needs it. Nil: DialLink.
@@ -40,7 +40,7 @@ type Config struct {
 // Announcer answers ARP and NDP for the addresses this node owns, on the interfaces it owns them on,
 // and announces takeovers. It is safe for concurrent use; the speaker drives it with SetOwned.
 type Announcer struct {
-	log   logr.Logger
+	log   *slog.Logger
 	dial  Dialer
 	sched schedule
 	m     *metrics
@@ -83,6 +83,9 @@ func NewAnnouncer(cfg Config) (*Announcer, error) {
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Announcer{
 		log:      cfg.Logger,
@@ -332,9 +335,9 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 // stalled process missed, rather than sending them in a burst).
 func (a *Announcer) announce(an announcement, r *responder, p *progress, now time.Time) {
 	if err := r.announce(an.ip); err != nil {
-		a.log.Error(err, "Announcing", "ip", an.ip, "interface", an.ifname)
+		a.log.Error("Announcing", "ip", an.ip, "interface", an.ifname, "err", err)
 	} else {
-		a.log.V(1).Info("Announced", "ip", an.ip, "interface", an.ifname, "n", p.sent)
+		a.log.Debug("Announced", "ip", an.ip, "interface", an.ifname, "n", p.sent)
 	}
 	for p.sent++; ; p.sent++ {
 		p.next = p.takeover.Add(a.sched.at(p.sent))

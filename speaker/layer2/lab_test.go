@@ -2,6 +2,7 @@ package layer2
 
 import (
 	"bytes"
+	"log/slog"
 	"net"
 	"net/netip"
 	"regexp"
@@ -9,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
 	"github.com/herald-lb/herald/internal/netlab"
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
@@ -90,7 +90,7 @@ func (l *testLab) attach(t *testing.T, ns, ifname, bridge string, addrs ...strin
 func announcerIn(t *testing.T, ns string) *Announcer {
 	t.Helper()
 	a, err := NewAnnouncer(Config{
-		Logger: testr.NewWithOptions(t, testr.Options{Verbosity: 1}),
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Dial: func(name string) (*Link, error) {
 			var l *Link
 			err := netlab.Do(ns, func() error {

@@ -3,13 +3,13 @@ package layer2
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,7 +50,7 @@ type responder struct {
 	mtu    int
 	conn   Conn
 	groups GroupConn // NDP only
-	log    logr.Logger
+	log    *slog.Logger
 
 	requests, replies, gratuitous, errs prometheus.Counter
 	ownedGauge                          prometheus.Gauge
@@ -66,11 +66,11 @@ type responder struct {
 	done    chan struct{}
 }
 
-func newResponder(fam family, ifi *net.Interface, conn Conn, m *metrics, log logr.Logger) *responder {
+func newResponder(fam family, ifi *net.Interface, conn Conn, m *metrics, log *slog.Logger) *responder {
 	lv := []string{ifi.Name, fam.String()}
 	r := &responder{
 		fam: fam, ifname: ifi.Name, hw: ifi.HardwareAddr, mtu: ifi.MTU, conn: conn,
-		log:        log.WithValues("interface", ifi.Name, "family", fam.String()),
+		log:        log.With("interface", ifi.Name, "family", fam.String()),
 		requests:   m.requests.WithLabelValues(lv...),
 		replies:    m.replies.WithLabelValues(lv...),
 		gratuitous: m.gratuitous.WithLabelValues(lv...),
@@ -98,7 +98,7 @@ func (r *responder) serve() {
 				return
 			}
 			r.errs.Inc()
-			r.log.Error(err, "Reading frame")
+			r.log.Error("Reading frame", "err", err)
 			select {
 			case <-time.After(readRetry):
 			case <-r.stop:
@@ -148,22 +148,22 @@ func (r *responder) handle(frame []byte) {
 	b, err := reply()
 	if err != nil {
 		r.errs.Inc()
-		r.log.Error(err, "Building reply", "ip", target, "asker", asker)
+		r.log.Error("Building reply", "ip", target, "asker", asker, "err", err)
 		return
 	}
 	if err := r.write(b, dst); err != nil {
-		r.log.Error(err, "Sending reply", "ip", target, "asker", asker)
+		r.log.Error("Sending reply", "ip", target, "asker", asker, "err", err)
 		return
 	}
 	r.replies.Inc()
-	r.log.V(2).Info("Answered", "ip", target, "asker", asker, "askerMAC", dst.String())
+	r.log.Debug("Answered", "ip", target, "asker", asker, "askerMAC", dst.String())
 }
 
 func (r *responder) logIgnored(err error) {
 	if errors.Is(err, errIgnored) {
 		return
 	}
-	r.log.V(3).Info("Dropping malformed frame", "reason", err.Error())
+	r.log.Debug("Dropping malformed frame", "reason", err.Error())
 }
 
 func (r *responder) write(frame []byte, dst net.HardwareAddr) error {
