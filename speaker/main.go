@@ -7,7 +7,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"time"
@@ -34,10 +33,10 @@ import (
 type options struct {
 	kubeconfig       string
 	nodeName         string
-	hostIP           string
+	hostIP           netip.Addr
 	namespace        string
 	lbClass          string
-	memberlistBind   string
+	memberlistBind   netip.Addr
 	memberlistPort   int
 	memberlistSecret string
 	secretWait       time.Duration
@@ -56,10 +55,10 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("herald-speaker", flag.ContinueOnError)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of the Node this speaker runs on (default $NODE_NAME)")
-	fs.StringVar(&o.hostIP, "host-ip", os.Getenv("POD_IP"), "this node's IP, for memberlist and BGP (default $POD_IP, else the Node's InternalIP)")
+	fs.TextVar(&o.hostIP, "host-ip", netip.Addr{}, "this node's IP, for memberlist and BGP (default $POD_IP, else the Node's InternalIP)")
 	fs.StringVar(&o.namespace, "namespace", "herald-system", "namespace of Herald's configuration and status objects")
 	fs.StringVar(&o.lbClass, "lb-class", "", "announce only Services of this spec.loadBalancerClass; empty: Services without a class")
-	fs.StringVar(&o.memberlistBind, "memberlist-bind", "", "address memberlist listens on (default: --host-ip)")
+	fs.TextVar(&o.memberlistBind, "memberlist-bind", netip.Addr{}, "address memberlist listens on (default: --host-ip)")
 	fs.IntVar(&o.memberlistPort, "memberlist-port", members.DefaultPort, "memberlist TCP and UDP port")
 	fs.StringVar(&o.memberlistSecret, "memberlist-secret", "herald-memberlist", "Secret (in --namespace) holding the memberlist key under 'secretkey'; empty: unencrypted")
 	fs.DurationVar(&o.secretWait, "memberlist-secret-wait", 30*time.Second, "how long to wait for the memberlist Secret before running unencrypted")
@@ -74,6 +73,11 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.timers.ProbeTimeout, "memberlist-probe-timeout", o.timers.ProbeTimeout, "memberlist failure detection: probe timeout")
 	fs.IntVar(&o.timers.SuspicionMult, "memberlist-suspicion-mult", o.timers.SuspicionMult, "memberlist failure detection: suspicion multiplier (probe intervals a suspect has to refute)")
 	fs.DurationVar(&o.timers.GossipInterval, "memberlist-gossip-interval", o.timers.GossipInterval, "memberlist gossip interval")
+	if ip := os.Getenv("POD_IP"); ip != "" {
+		if err := o.hostIP.UnmarshalText([]byte(ip)); err != nil {
+			return o, fmt.Errorf("$POD_IP %q: %w", ip, err)
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -136,27 +140,14 @@ func run(ctx context.Context, o options) error {
 	}
 
 	reader := mgr.GetAPIReader()
-	var hostIP netip.Addr
-	if o.hostIP != "" {
-		if hostIP, err = netip.ParseAddr(o.hostIP); err != nil {
-			return fmt.Errorf("--host-ip %q: %w", o.hostIP, err)
-		}
-	}
-	v4, v6, err := agent.NodeAddresses(ctx, reader, o.nodeName, hostIP)
+	addrs, err := agent.NodeAddresses(ctx, reader, o.nodeName, o.hostIP)
 	if err != nil {
 		return err
 	}
-	if !hostIP.IsValid() {
-		hostIP = v4
-		if !hostIP.IsValid() {
-			hostIP = v6
-		}
-	}
-	bind := hostIP
-	if o.memberlistBind != "" {
-		if bind, err = netip.ParseAddr(o.memberlistBind); err != nil {
-			return fmt.Errorf("--memberlist-bind %q: %w", o.memberlistBind, err)
-		}
+	v4, v6 := addrs.V4, addrs.V6
+	bind := addrs.Host
+	if o.memberlistBind.IsValid() {
+		bind = o.memberlistBind
 	}
 	key, err := agent.MemberlistKey(ctx, reader, o.namespace, o.memberlistSecret, o.secretWait, log)
 	if err != nil {
@@ -164,7 +155,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	ml, err := members.New(members.Config{
-		NodeName: o.nodeName, BindAddr: bind, BindPort: o.memberlistPort, AdvertiseAddr: hostIP,
+		NodeName: o.nodeName, BindAddr: bind, BindPort: o.memberlistPort, AdvertiseAddr: addrs.Host,
 		SecretKey: key, Timers: o.timers, Logger: log.With("component", "members"),
 	})
 	if err != nil {
@@ -193,14 +184,8 @@ func run(ctx context.Context, o options) error {
 		MemberlistPort: o.memberlistPort,
 		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("herald-speaker"),
 		Members: ml, L2: l2, BGP: speaker,
-		Interfaces: func() ([]string, error) {
-			ifaces, err := net.Interfaces()
-			if err != nil {
-				return nil, err
-			}
-			return layer2.SelectInterfaces(nil, ifaces, layer2.SysFS{})
-		},
-		Logger: log.With("component", "agent"), Registerer: reg, Resync: o.resync,
+		Interfaces: layer2.UsableInterfaces,
+		Logger:     log.With("component", "agent"), Registerer: reg, Resync: o.resync,
 	})
 	if err != nil {
 		return err
@@ -208,6 +193,6 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.Add(a); err != nil {
 		return err
 	}
-	log.Info("starting", "node", o.nodeName, "hostIP", hostIP, "namespace", o.namespace)
+	log.Info("starting", "node", o.nodeName, "hostIP", addrs.Host, "namespace", o.namespace)
 	return mgr.Start(ctx)
 }

@@ -47,35 +47,51 @@ func MemberlistKey(ctx context.Context, c client.Reader, ns, name string, wait t
 	}
 }
 
+// Addresses are this node's addresses as the speaker uses them.
+type Addresses struct {
+	// V4 and V6 are the node's InternalIP of each family (BGP router ID and next hops).
+	V4, V6 netip.Addr
+	// Host is the address memberlist advertises: --host-ip, else V4, else V6.
+	Host netip.Addr
+}
+
 // NodeAddresses returns the node's InternalIP of each family, falling back to hostIP for a family
-// the Node does not list.
-func NodeAddresses(ctx context.Context, c client.Reader, node string, hostIP netip.Addr) (v4, v6 netip.Addr, err error) {
+// the Node does not list, and the address to advertise to the other speakers.
+func NodeAddresses(ctx context.Context, c client.Reader, node string, hostIP netip.Addr) (Addresses, error) {
+	var a Addresses
 	var n corev1.Node
 	if err := c.Get(ctx, client.ObjectKey{Name: node}, &n); err != nil {
-		return v4, v6, fmt.Errorf("reading Node %s: %w", node, err)
+		return a, fmt.Errorf("reading Node %s: %w", node, err)
 	}
-	for _, a := range n.Status.Addresses {
-		if a.Type != corev1.NodeInternalIP {
+	for _, addr := range n.Status.Addresses {
+		if addr.Type != corev1.NodeInternalIP {
 			continue
 		}
-		ip, err := netip.ParseAddr(a.Address)
+		ip, err := netip.ParseAddr(addr.Address)
 		if err != nil {
 			continue
 		}
-		if ip.Is4() && !v4.IsValid() {
-			v4 = ip
-		} else if ip.Is6() && !v6.IsValid() {
-			v6 = ip
+		if ip.Is4() && !a.V4.IsValid() {
+			a.V4 = ip
+		} else if ip.Is6() && !a.V6.IsValid() {
+			a.V6 = ip
 		}
 	}
-	if hostIP.Is4() && !v4.IsValid() {
-		v4 = hostIP
+	if hostIP.Is4() && !a.V4.IsValid() {
+		a.V4 = hostIP
 	}
-	if hostIP.Is6() && !v6.IsValid() {
-		v6 = hostIP
+	if hostIP.Is6() && !a.V6.IsValid() {
+		a.V6 = hostIP
 	}
-	if !v4.IsValid() && !v6.IsValid() {
-		return v4, v6, fmt.Errorf("node %s has no InternalIP and no --host-ip was given", node)
+	switch {
+	case hostIP.IsValid():
+		a.Host = hostIP
+	case a.V4.IsValid():
+		a.Host = a.V4
+	case a.V6.IsValid():
+		a.Host = a.V6
+	default:
+		return a, fmt.Errorf("node %s has no InternalIP and no --host-ip was given", node)
 	}
-	return v4, v6, nil
+	return a, nil
 }

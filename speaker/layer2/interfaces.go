@@ -79,6 +79,16 @@ func SelectInterfaces(named []string, ifaces []net.Interface, topo LinkTopology)
 	return out, errors.Join(errs...)
 }
 
+// UsableInterfaces lists this host's interfaces suitable for answering when no interface is named:
+// SelectInterfaces over net.Interfaces and /sys/class/net.
+func UsableInterfaces() ([]string, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("listing interfaces: %w", err)
+	}
+	return SelectInterfaces(nil, ifaces, SysFS{})
+}
+
 // SysFS reads the link topology from a sysfs class/net directory. Note that sysfs shows the network
 // namespace of the process that mounted it.
 type SysFS struct {

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		check   func(t *testing.T, o options)
+		wantErr bool
+	}{
+		{name: "node name required", wantErr: true},
+		{
+			name: "flags the DaemonSet uses", args: []string{"--node-name=n1", "--host-ip=198.51.100.11", "--namespace=lb",
+				"--memberlist-port=7947", "--memberlist-secret=k", "--metrics-addr=:1", "--health-addr=:2", "--log-level=debug"},
+			check: func(t *testing.T, o options) {
+				if o.nodeName != "n1" || o.hostIP != netip.MustParseAddr("198.51.100.11") || o.namespace != "lb" ||
+					o.memberlistPort != 7947 || o.memberlistSecret != "k" || o.metricsAddr != ":1" || o.healthAddr != ":2" || o.logLevel != "debug" {
+					t.Errorf("options = %+v", o)
+				}
+				if o.timers.ProbeInterval != 70*time.Millisecond {
+					t.Errorf("default probe interval = %v, want the members package default", o.timers.ProbeInterval)
+				}
+			},
+		},
+		{
+			name: "downward API environment", env: map[string]string{"NODE_NAME": "n2", "POD_IP": "2001:db8:1::12"},
+			check: func(t *testing.T, o options) {
+				if o.nodeName != "n2" || o.hostIP != netip.MustParseAddr("2001:db8:1::12") {
+					t.Errorf("options = %+v", o)
+				}
+			},
+		},
+		{name: "bad host IP", args: []string{"--node-name=n1", "--host-ip=node-1"}, wantErr: true},
+		{name: "bad POD_IP", env: map[string]string{"NODE_NAME": "n1", "POD_IP": "x"}, wantErr: true},
+		{name: "timers are flags", args: []string{"--node-name=n1", "--memberlist-probe-interval=200ms", "--memberlist-suspicion-mult=5"},
+			check: func(t *testing.T, o options) {
+				if o.timers.ProbeInterval != 200*time.Millisecond || o.timers.SuspicionMult != 5 {
+					t.Errorf("timers = %+v", o.timers)
+				}
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("NODE_NAME", "")
+			t.Setenv("POD_IP", "")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			o, err := parseFlags(tc.args)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("parseFlags(%v) error = %v, want error %v", tc.args, err, tc.wantErr)
+			}
+			if err == nil && tc.check != nil {
+				tc.check(t, o)
+			}
+		})
+	}
+}
