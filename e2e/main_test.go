@@ -17,8 +17,6 @@ import (
 
 	"github.com/herald-lb/herald/e2e/lab"
 	"github.com/herald-lb/herald/internal/frr"
-	"github.com/herald-lb/herald/internal/netlab"
-	"github.com/herald-lb/herald/internal/testenv"
 )
 
 var (
@@ -69,18 +67,7 @@ func closeLab() {
 // machine cannot run it.
 func requireLab(t *testing.T) *lab.Lab {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test: skipped with -short")
-	}
-	if err := netlab.Available(); err != nil {
-		t.Skipf("end-to-end test: %v", err)
-	}
-	if _, err := testenv.AssetsDir(); err != nil {
-		if os.Getenv("HERALD_REQUIRE_APISERVER") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	lab.RequireMachine(t)
 	labOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 		defer cancel()

@@ -262,14 +262,9 @@ func (l *Lab) L2Owners(ctx context.Context, namespace, name string) ([]string, e
 	if err := l.Client.List(ctx, &list); err != nil {
 		return nil, fmt.Errorf("listing ServiceL2Status: %w", err)
 	}
-	var out []string
-	for _, s := range list.Items {
-		if s.Status.ServiceName == name && s.Status.ServiceNamespace == namespace && s.Status.Node != "" {
-			out = append(out, s.Status.Node)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return statusNodes(list.Items, namespace, name, func(s v1beta1.ServiceL2Status) (string, string, string) {
+		return s.Status.ServiceNamespace, s.Status.ServiceName, s.Status.Node
+	}), nil
 }
 
 // BGPNodes returns the nodes named by the ServiceBGPStatus objects of a Service.
@@ -278,14 +273,21 @@ func (l *Lab) BGPNodes(ctx context.Context, namespace, name string) ([]string, e
 	if err := l.Client.List(ctx, &list); err != nil {
 		return nil, fmt.Errorf("listing ServiceBGPStatus: %w", err)
 	}
+	return statusNodes(list.Items, namespace, name, func(s v1beta1.ServiceBGPStatus) (string, string, string) {
+		return s.Status.ServiceNamespace, s.Status.ServiceName, s.Status.Node
+	}), nil
+}
+
+// statusNodes returns, sorted and once each, the nodes that items name for the Service namespace/name.
+func statusNodes[T any](items []T, namespace, name string, fields func(T) (ns, svc, node string)) []string {
 	var out []string
-	for _, s := range list.Items {
-		if s.Status.ServiceName == name && s.Status.ServiceNamespace == namespace && s.Status.Node != "" {
-			out = append(out, s.Status.Node)
+	for _, it := range items {
+		if ns, svc, node := fields(it); ns == namespace && svc == name && node != "" {
+			out = append(out, node)
 		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	return slices.Compact(out)
 }
 
 // WarningEvents returns the Warning events about the object kind/namespace/name.

@@ -91,14 +91,18 @@ func (f fakeBGP) Status() []bgp.PeerStatus {
 }
 func (f fakeBGP) Shutdown(context.Context) error { f.j.add("bgp-shutdown"); return nil }
 
+// eventually polls cond every 20ms until it holds, failing the test after 15s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.After(15 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
 		}
-		time.Sleep(20 * time.Millisecond) //nolint:forbidigo // polling a condition with a deadline
 	}
 }
 

@@ -187,131 +187,87 @@ func (w *statusWriter) run(ctx context.Context) {
 	}
 }
 
-func (w *statusWriter) labels(st interface{ svc() (string, string) }) map[string]string {
-	ns, name := st.svc()
-	return map[string]string{LabelNode: w.node, LabelServiceName: name, LabelServiceNamespace: ns}
-}
-
-type l2st v1beta1.ServiceL2StatusStatus
-
-func (s l2st) svc() (string, string) { return s.ServiceNamespace, s.ServiceName }
-
-type bgpst v1beta1.ServiceBGPStatusStatus
-
-func (s bgpst) svc() (string, string) { return s.ServiceNamespace, s.ServiceName }
-
+// apply converges this node's status objects of every kind towards d and, when d says so, removes
+// those of speakers that died.
 func (w *statusWriter) apply(ctx context.Context, d desired) error {
-	var errs []error
-	sel := client.MatchingLabels{LabelNode: w.node}
-
-	var l2 v1beta1.ServiceL2StatusList
-	if err := w.c.List(ctx, &l2, client.InNamespace(w.ns), sel); err != nil {
-		return fmt.Errorf("listing ServiceL2Status: %w", err)
-	}
-	have := map[string]*v1beta1.ServiceL2Status{}
-	for i := range l2.Items {
-		have[l2.Items[i].Name] = &l2.Items[i]
-	}
-	for name, st := range d.l2 {
-		obj := have[name]
-		if obj == nil {
-			obj = &v1beta1.ServiceL2Status{}
-			obj.Name, obj.Namespace, obj.Labels = name, w.ns, w.labels(l2st(st))
-			if err := w.c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-				errs = append(errs, fmt.Errorf("creating ServiceL2Status %s: %w", name, err))
-				continue
-			}
-		}
-		if equality.Semantic.DeepEqual(obj.Status, st) {
-			continue
-		}
-		obj.Status = st
-		if err := w.c.Status().Update(ctx, obj); err != nil {
-			errs = append(errs, fmt.Errorf("updating ServiceL2Status %s: %w", name, err))
+	var (
+		l2   v1beta1.ServiceL2StatusList
+		bgp  v1beta1.ServiceBGPStatusList
+		sess v1beta1.BGPSessionStatusList
+	)
+	mine := client.MatchingLabels{LabelNode: w.node}
+	for _, l := range []client.ObjectList{&l2, &bgp, &sess} {
+		if err := w.c.List(ctx, l, client.InNamespace(w.ns), mine); err != nil {
+			return fmt.Errorf("listing %T: %w", l, err)
 		}
 	}
-	for name, obj := range have {
-		if _, ok := d.l2[name]; !ok {
-			if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting ServiceL2Status %s: %w", name, err))
-			}
-		}
+	errs := []error{
+		converge(ctx, w, "ServiceL2Status", l2.Items, d.l2,
+			func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
+			func(st v1beta1.ServiceL2StatusStatus) map[string]string {
+				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
+			}),
+		converge(ctx, w, "ServiceBGPStatus", bgp.Items, d.bgp,
+			func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
+			func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
+				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
+			}),
+		converge(ctx, w, "BGPSessionStatus", sess.Items, d.sessions,
+			func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
+			func(st v1beta1.BGPSessionStatusStatus) map[string]string {
+				return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
+			}),
 	}
-
-	var bl v1beta1.ServiceBGPStatusList
-	if err := w.c.List(ctx, &bl, client.InNamespace(w.ns), sel); err != nil {
-		return errors.Join(append(errs, fmt.Errorf("listing ServiceBGPStatus: %w", err))...)
-	}
-	haveB := map[string]*v1beta1.ServiceBGPStatus{}
-	for i := range bl.Items {
-		haveB[bl.Items[i].Name] = &bl.Items[i]
-	}
-	for name, st := range d.bgp {
-		obj := haveB[name]
-		if obj == nil {
-			obj = &v1beta1.ServiceBGPStatus{}
-			obj.Name, obj.Namespace, obj.Labels = name, w.ns, w.labels(bgpst(st))
-			if err := w.c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-				errs = append(errs, fmt.Errorf("creating ServiceBGPStatus %s: %w", name, err))
-				continue
-			}
-		}
-		if equality.Semantic.DeepEqual(obj.Status, st) {
-			continue
-		}
-		obj.Status = st
-		if err := w.c.Status().Update(ctx, obj); err != nil {
-			errs = append(errs, fmt.Errorf("updating ServiceBGPStatus %s: %w", name, err))
-		}
-	}
-	for name, obj := range haveB {
-		if _, ok := d.bgp[name]; !ok {
-			if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting ServiceBGPStatus %s: %w", name, err))
-			}
-		}
-	}
-	errs = append(errs, w.applySessions(ctx, d.sessions))
 	if d.sweep != nil {
 		errs = append(errs, w.sweepDead(ctx, d.sweep))
 	}
 	return errors.Join(errs...)
 }
 
-// applySessions makes this node's BGPSessionStatus objects those of want.
-func (w *statusWriter) applySessions(ctx context.Context, want map[string]v1beta1.BGPSessionStatusStatus) error {
+func (w *statusWriter) serviceLabels(ns, name string) map[string]string {
+	return map[string]string{LabelNode: w.node, LabelServiceName: name, LabelServiceNamespace: ns}
+}
+
+// objectPtr is a pointer to a status kind's object type.
+type objectPtr[T any] interface {
+	*T
+	client.Object
+}
+
+// converge makes the objects have (of one kind, this node's) those of want, by name: it creates the
+// missing ones, updates the status of those that differ and deletes the rest.
+func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *statusWriter, kind string, have []T, want map[string]S,
+	status func(P) *S, labels func(S) map[string]string) error {
 	var errs []error
-	var l v1beta1.BGPSessionStatusList
-	if err := w.c.List(ctx, &l, client.InNamespace(w.ns), client.MatchingLabels{LabelNode: w.node}); err != nil {
-		return fmt.Errorf("listing BGPSessionStatus: %w", err)
-	}
-	have := map[string]*v1beta1.BGPSessionStatus{}
-	for i := range l.Items {
-		have[l.Items[i].Name] = &l.Items[i]
+	byName := make(map[string]P, len(have))
+	for i := range have {
+		o := P(&have[i])
+		byName[o.GetName()] = o
 	}
 	for name, st := range want {
-		obj := have[name]
+		obj := byName[name]
 		if obj == nil {
-			obj = &v1beta1.BGPSessionStatus{}
-			obj.Name, obj.Namespace = name, w.ns
-			obj.Labels = map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
+			obj = P(new(T))
+			obj.SetName(name)
+			obj.SetNamespace(w.ns)
+			obj.SetLabels(labels(st))
 			if err := w.c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-				errs = append(errs, fmt.Errorf("creating BGPSessionStatus %s: %w", name, err))
+				errs = append(errs, fmt.Errorf("creating %s %s: %w", kind, name, err))
 				continue
 			}
 		}
-		if equality.Semantic.DeepEqual(obj.Status, st) {
+		if equality.Semantic.DeepEqual(*status(obj), st) {
 			continue
 		}
-		obj.Status = st
+		*status(obj) = st
 		if err := w.c.Status().Update(ctx, obj); err != nil {
-			errs = append(errs, fmt.Errorf("updating BGPSessionStatus %s: %w", name, err))
+			errs = append(errs, fmt.Errorf("updating %s %s: %w", kind, name, err))
 		}
 	}
-	for name, obj := range have {
+	for name, obj := range byName {
 		if _, ok := want[name]; !ok {
 			if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting BGPSessionStatus %s: %w", name, err))
+				errs = append(errs, fmt.Errorf("deleting %s %s: %w", kind, name, err))
 			}
 		}
 	}
@@ -320,37 +276,30 @@ func (w *statusWriter) applySessions(ctx context.Context, want map[string]v1beta
 
 // sweepDead deletes the status objects of nodes whose speaker is not alive.
 func (w *statusWriter) sweepDead(ctx context.Context, alive map[string]bool) error {
+	var (
+		l2   v1beta1.ServiceL2StatusList
+		bgp  v1beta1.ServiceBGPStatusList
+		sess v1beta1.BGPSessionStatusList
+	)
+	for _, l := range []client.ObjectList{&l2, &bgp, &sess} {
+		if err := w.c.List(ctx, l, client.InNamespace(w.ns), client.HasLabels{LabelNode}); err != nil {
+			return fmt.Errorf("listing %T: %w", l, err)
+		}
+	}
+	return errors.Join(
+		deleteDead(ctx, w, "ServiceL2Status", l2.Items, alive),
+		deleteDead(ctx, w, "ServiceBGPStatus", bgp.Items, alive),
+		deleteDead(ctx, w, "BGPSessionStatus", sess.Items, alive),
+	)
+}
+
+func deleteDead[T any, P objectPtr[T]](ctx context.Context, w *statusWriter, kind string, items []T, alive map[string]bool) error {
 	var errs []error
-	var l2 v1beta1.ServiceL2StatusList
-	if err := w.c.List(ctx, &l2, client.InNamespace(w.ns), client.HasLabels{LabelNode}); err != nil {
-		return fmt.Errorf("listing ServiceL2Status: %w", err)
-	}
-	for i := range l2.Items {
-		if o := &l2.Items[i]; !alive[o.Labels[LabelNode]] {
+	for i := range items {
+		o := P(&items[i])
+		if node := o.GetLabels()[LabelNode]; !alive[node] {
 			if err := w.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting ServiceL2Status %s of dead speaker %s: %w", o.Name, o.Labels[LabelNode], err))
-			}
-		}
-	}
-	var bl v1beta1.ServiceBGPStatusList
-	if err := w.c.List(ctx, &bl, client.InNamespace(w.ns), client.HasLabels{LabelNode}); err != nil {
-		return errors.Join(append(errs, fmt.Errorf("listing ServiceBGPStatus: %w", err))...)
-	}
-	for i := range bl.Items {
-		if o := &bl.Items[i]; !alive[o.Labels[LabelNode]] {
-			if err := w.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting ServiceBGPStatus %s of dead speaker %s: %w", o.Name, o.Labels[LabelNode], err))
-			}
-		}
-	}
-	var sl v1beta1.BGPSessionStatusList
-	if err := w.c.List(ctx, &sl, client.InNamespace(w.ns), client.HasLabels{LabelNode}); err != nil {
-		return errors.Join(append(errs, fmt.Errorf("listing BGPSessionStatus: %w", err))...)
-	}
-	for i := range sl.Items {
-		if o := &sl.Items[i]; !alive[o.Labels[LabelNode]] {
-			if err := w.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting BGPSessionStatus %s of dead speaker %s: %w", o.Name, o.Labels[LabelNode], err))
+				errs = append(errs, fmt.Errorf("deleting %s %s of dead speaker %s: %w", kind, o.GetName(), node, err))
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/herald-lb/herald/e2e/lab"
 	"github.com/herald-lb/herald/internal/netlab"
 	"github.com/herald-lb/herald/internal/testenv"
 )
@@ -15,18 +16,7 @@ import (
 // TestDemo runs `make demo`'s program non-interactively (--exit-after-demo) as its own process and
 // checks that every step succeeded and that it left nothing behind.
 func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test: skipped with -short")
-	}
-	if err := netlab.Available(); err != nil {
-		t.Skipf("end-to-end test: %v", err)
-	}
-	if _, err := testenv.AssetsDir(); err != nil {
-		if os.Getenv("HERALD_REQUIRE_APISERVER") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	lab.RequireMachine(t)
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,28 @@
+package lab
+
+import (
+	"os"
+	"testing"
+
+	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testenv"
+)
+
+// RequireMachine skips tb unless this machine can run the lab: not -short, root with network
+// namespaces, and the API server binaries installed. With HERALD_REQUIRE_APISERVER set (make test),
+// missing binaries fail the test instead.
+func RequireMachine(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("end-to-end test: skipped with -short")
+	}
+	if err := netlab.Available(); err != nil {
+		tb.Skipf("end-to-end test: %v", err)
+	}
+	if _, err := testenv.AssetsDir(); err != nil {
+		if os.Getenv("HERALD_REQUIRE_APISERVER") != "" {
+			tb.Fatal(err)
+		}
+		tb.Skip(err)
+	}
+}
