@@ -10,15 +10,18 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/testenv"
 	"github.com/herald-lb/herald/speaker/bgp"
+	"github.com/herald-lb/herald/speaker/plan"
 )
 
 var env *testenv.Env
@@ -145,8 +148,19 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 		}
 		return s
 	}
+	// One ready endpoint, on no node in particular: enough for a Service of policy Cluster.
+	endpoint := func(svc string) {
+		mustCreate(&discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: svc + "-1", Namespace: app, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		})
+	}
 	svc("web", "198.51.100.105")
+	endpoint("web")
 	svc("dark", "198.51.100.161")
+	endpoint("dark")
+	svc("idle", "198.51.100.106") // no endpoint: not announced
 
 	// A status object left by a speaker that died: the first live speaker removes it.
 	ghost := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "ghost-web", Namespace: hns,
@@ -180,6 +194,12 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 		defer j.mu.Unlock()
 		return len(j.owned[ip]) == 1 && j.owned[ip][0] == "eth0"
 	})
+	j.mu.Lock()
+	_, idleOwned := j.owned[netip.MustParseAddr("198.51.100.106")]
+	j.mu.Unlock()
+	if idleOwned {
+		t.Errorf("198.51.100.106 of a Service without endpoints is announced; want it withdrawn")
+	}
 	eventually(t, "ServiceL2Status naming n1", func() bool {
 		var l v1beta1.ServiceL2StatusList
 		if err := c.List(ctx, &l, client.InNamespace(hns)); err != nil || len(l.Items) != 1 {
@@ -213,7 +233,8 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 		}
 		all := strings.Join(events, "\n")
 		return strings.Contains(all, "Normal nodeAssigned announcing 198.51.100.105 from node "+n1) &&
-			strings.Contains(all, `Warning NotAnnounced 198.51.100.161 is assigned but not announced: no L2Advertisement or BGPAdvertisement announces pool "dark"`)
+			strings.Contains(all, `Warning NotAnnounced 198.51.100.161 is assigned but not announced: no L2Advertisement or BGPAdvertisement announces pool "dark"`) &&
+			strings.Contains(all, "Warning NotAnnounced 198.51.100.106 is assigned but not announced: "+plan.NoEndpointsReason)
 	})
 
 	// An invalid configuration keeps the last good one: the IP stays announced.

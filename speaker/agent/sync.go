@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -100,7 +101,7 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, map[string]*corev1.Serv
 	if err := a.opts.Cache.List(ctx, &slices); err != nil {
 		return in, nil, fmt.Errorf("listing endpoint slices: %w", err)
 	}
-	ready := readyEndpointNodes(slices.Items)
+	eps := endpointsByService(slices.Items)
 	byKey := map[string]*corev1.Service{}
 	for i := range svcs.Items {
 		s := &svcs.Items[i]
@@ -120,7 +121,11 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, map[string]*corev1.Serv
 		if len(ps.IPs) == 0 {
 			continue
 		}
-		ps.ReadyEndpointNodes = ready[ps.Key]
+		if e := eps[ps.Key]; e != nil {
+			ps.ReadyEndpointNodes, ps.NoEndpoints = e.readyNodes, !e.usable
+		} else {
+			ps.NoEndpoints = true
+		}
 		in.Services = append(in.Services, ps)
 		byKey[ps.Key] = s
 	}
@@ -139,34 +144,45 @@ func (a *Agent) handles(s *corev1.Service) bool {
 	return class == a.opts.LBClass
 }
 
-// readyEndpointNodes maps "namespace/service" to the sorted nodes with a ready endpoint.
-func readyEndpointNodes(items []discoveryv1.EndpointSlice) map[string][]string {
+// endpoints is what the plan needs of a Service's EndpointSlices.
+type endpoints struct {
+	// readyNodes are the sorted nodes with a ready endpoint.
+	readyNodes []string
+	// usable is true when some endpoint, with or without a node, is ready, or serving while it
+	// terminates (kube-proxy falls back to those when no endpoint is ready).
+	usable bool
+}
+
+// endpointsByService maps "namespace/service" to its endpoints.
+func endpointsByService(items []discoveryv1.EndpointSlice) map[string]*endpoints {
 	sets := map[string]map[string]bool{}
+	out := map[string]*endpoints{}
 	for _, es := range items {
 		svc := es.Labels[discoveryv1.LabelServiceName]
 		if svc == "" {
 			continue
 		}
 		key := es.Namespace + "/" + svc
+		e := out[key]
+		if e == nil {
+			e = &endpoints{}
+			out[key] = e
+			sets[key] = map[string]bool{}
+		}
 		for _, ep := range es.Endpoints {
-			if ep.NodeName == nil || *ep.NodeName == "" {
-				continue
+			c := ep.Conditions
+			ready := c.Ready == nil || *c.Ready
+			if ready || (c.Serving != nil && *c.Serving) {
+				e.usable = true
 			}
-			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+			if !ready || ep.NodeName == nil || *ep.NodeName == "" {
 				continue
-			}
-			if sets[key] == nil {
-				sets[key] = map[string]bool{}
 			}
 			sets[key][*ep.NodeName] = true
 		}
 	}
-	out := make(map[string][]string, len(sets))
 	for k, set := range sets {
-		for n := range set {
-			out[k] = append(out[k], n)
-		}
-		slices.Sort(out[k])
+		out[k].readyNodes = slices.Sorted(maps.Keys(set))
 	}
 	return out
 }

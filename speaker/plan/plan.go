@@ -32,6 +32,10 @@ type Service struct {
 	LocalTraffic bool
 	// ReadyEndpointNodes names the nodes with a ready endpoint of the Service.
 	ReadyEndpointNodes []string
+	// NoEndpoints is true when no endpoint of the Service, on any node or none, is ready (or
+	// serving while terminating): kube-proxy would drop the traffic, so the IP is not announced
+	// for this Service, whatever its traffic policy (see Compute).
+	NoEndpoints bool
 }
 
 // Input is everything a plan depends on.
@@ -65,6 +69,9 @@ type Route struct {
 	LocalPref   *uint32
 	Peers       []string
 }
+
+// NoEndpointsReason is the Unannounced reason of a Service without any ready endpoint.
+const NoEndpointsReason = "the Service has no ready endpoint, so traffic to it would be dropped; it is announced again as soon as one is ready"
 
 // Unannounced is an IP of a Service that no advertisement announces, with the reason.
 type Unannounced struct {
@@ -141,10 +148,18 @@ func Compute(in Input) Plan {
 		}
 	}
 
-	// Group the Services by IP: shared IPs are elected once for all of their Services.
+	// Group the Services by IP: shared IPs are elected once for all of their Services. A Service
+	// without any usable endpoint is not announced (as MetalLB does): traffic to it would be
+	// dropped by kube-proxy anyway, and withdrawing lets routers and clients fail over elsewhere
+	// (another cluster announcing the same IP, a DNS health check). It takes part again as soon
+	// as an endpoint is ready, from the same owner, since ownership does not depend on it.
 	byIP := map[netip.Addr][]election.Service{}
 	for _, s := range in.Services {
 		for _, ip := range s.IPs {
+			if s.NoEndpoints {
+				p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: NoEndpointsReason})
+				continue
+			}
 			byIP[ip] = append(byIP[ip], election.Service{Key: s.Key, Labels: s.Labels, LocalTraffic: s.LocalTraffic, ReadyEndpointNodes: s.ReadyEndpointNodes})
 		}
 	}

@@ -216,3 +216,62 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// A Service without any usable endpoint is not announced, in either mode and whatever its traffic
+// policy; an IP it shares with a Service that has endpoints still is, for that Service.
+func TestServiceWithoutEndpointsIsNotAnnounced(t *testing.T) {
+	c := testConfig(t)
+	shared := netip.MustParseAddr("198.51.100.101")
+	tests := []struct {
+		name          string
+		svcs          []Service
+		wantL2, wantR bool
+		wantUnann     []Unannounced
+	}{
+		{
+			name:      "layer 2, cluster policy, no endpoint",
+			svcs:      []Service{{Key: "ns/a", IPs: []netip.Addr{l2IP}, NoEndpoints: true}},
+			wantUnann: []Unannounced{{Service: "ns/a", IP: l2IP, Reason: NoEndpointsReason}},
+		},
+		{
+			name:      "bgp, cluster policy, no endpoint",
+			svcs:      []Service{{Key: "ns/b", IPs: []netip.Addr{bgpIP}, NoEndpoints: true}},
+			wantUnann: []Unannounced{{Service: "ns/b", IP: bgpIP, Reason: NoEndpointsReason}},
+		},
+		{
+			name:   "layer 2 with endpoints",
+			svcs:   []Service{{Key: "ns/a", IPs: []netip.Addr{l2IP}}},
+			wantL2: true,
+		},
+		{
+			name:  "bgp with endpoints",
+			svcs:  []Service{{Key: "ns/b", IPs: []netip.Addr{bgpIP}}},
+			wantR: true,
+		},
+		{
+			name: "shared IP: one Service without endpoints, one with",
+			svcs: []Service{
+				{Key: "ns/empty", IPs: []netip.Addr{shared}, NoEndpoints: true},
+				{Key: "ns/full", IPs: []netip.Addr{shared}},
+			},
+			wantL2:    true,
+			wantUnann: []Unannounced{{Service: "ns/empty", IP: shared, Reason: NoEndpointsReason}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l2, routes bool
+			for _, self := range []string{"n1", "n2", "n3"} {
+				p := Compute(Input{Config: c, Self: self, Nodes: nodes("n1", "n2", "n3"), Services: tt.svcs})
+				l2 = l2 || len(p.L2Owned) > 0
+				routes = routes || len(p.Routes) > 0
+				if diff := cmp.Diff(tt.wantUnann, p.Unannounced, netipCmp); diff != "" {
+					t.Errorf("%s: Unannounced (-want +got):\n%s", self, diff)
+				}
+			}
+			if l2 != tt.wantL2 || routes != tt.wantR {
+				t.Errorf("announced over layer 2 by some node: %v, advertised over BGP: %v; want %v, %v", l2, routes, tt.wantL2, tt.wantR)
+			}
+		})
+	}
+}
