@@ -525,11 +525,16 @@ func (p *poolState) handsOut(ip netip.Addr) bool {
 
 // skippedErr says why pool p does not hand out ip, one of its addresses, and what to do.
 func skippedErr(p *poolState, ip netip.Addr) error {
+	what := "the network or broadcast address"
+	if ip.Is6() {
+		what = "the subnet-router anycast address (the first address)"
+	}
+	buggy := p.AvoidBuggyIPs && ip.Is4() && (ip.As4()[3] == 0 || ip.As4()[3] == 255)
 	switch {
-	case p.skipped(ip) && ip.Is4():
-		return newErr(ErrNotInPool, "%s is the network or broadcast address of a CIDR of pool %q, which the pool does not hand out: request another address, or set spec.allocateNetworkAndBroadcast to true on the pool", ip, p.Name)
+	case p.skipped(ip) && buggy:
+		return newErr(ErrNotInPool, "%s is %s of a CIDR of pool %q and ends in .0 or .255, which the pool does not hand out: request another address, or set spec.allocateNetworkAndBroadcast to true and spec.avoidBuggyIPs to false on the pool", ip, what, p.Name)
 	case p.skipped(ip):
-		return newErr(ErrNotInPool, "%s is the subnet-router anycast address (the first address) of a CIDR of pool %q, which the pool does not hand out: request another address, or set spec.allocateNetworkAndBroadcast to true on the pool", ip, p.Name)
+		return newErr(ErrNotInPool, "%s is %s of a CIDR of pool %q, which the pool does not hand out: request another address, or set spec.allocateNetworkAndBroadcast to true on the pool", ip, what, p.Name)
 	}
 	return newErr(ErrNotInPool, "%s is in a range of pool %q but is never handed out: the pool has avoidBuggyIPs and the address ends in .0 or .255", ip, p.Name)
 }

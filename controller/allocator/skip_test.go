@@ -102,7 +102,9 @@ func TestSkipNetworkAndBroadcast(t *testing.T) {
 			steps: []step{
 				{svc: Service{Key: "ns/a"}, want: []string{"10.0.0.1@p"}},
 				{svc: Service{Key: "ns/b", RequestedIPs: addrs("10.0.1.0")}, err: ErrNotInPool, errMsg: "avoidBuggyIPs"},
-				{svc: Service{Key: "ns/b", RequestedIPs: addrs("10.0.1.255")}, err: ErrNotInPool, errMsg: "network or broadcast"},
+				{svc: Service{Key: "ns/b", RequestedIPs: addrs("10.0.1.255")}, err: ErrNotInPool,
+					errMsg: `10.0.1.255 is the network or broadcast address of a CIDR of pool "p" and ends in .0 or .255, which the pool does not hand out: request another address, or set spec.allocateNetworkAndBroadcast to true and spec.avoidBuggyIPs to false on the pool`},
+				{svc: Service{Key: "ns/b", RequestedIPs: addrs("10.0.1.254")}, want: []string{"10.0.1.254@p"}},
 			},
 		},
 		{
