@@ -12,26 +12,34 @@ import (
 // after its last, and neither may be IPv4-mapped IPv6 or carry an IPv6 zone. The error is a
 // *ParseError that matches ErrInvalid.
 func ParseAddresses(s string) (Range, error) {
+	r, _, err := parseEntry(s)
+	return r, err
+}
+
+// parseEntry is ParseAddresses that also returns the prefix of a CIDR entry (the zero Prefix for
+// a range), so that the pool knows which of its addresses are network and broadcast addresses.
+func parseEntry(s string) (Range, netip.Prefix, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
-		return Range{}, &ParseError{Input: s, Reason: "empty; " + addressHint(t)}
+		return Range{}, netip.Prefix{}, &ParseError{Input: s, Reason: "empty; " + addressHint(t)}
 	}
 	if strings.Contains(t, "%") {
-		return Range{}, &ParseError{Input: s, Reason: "has an IPv6 zone (the part after '%'); pool addresses cannot carry zones, remove it"}
+		return Range{}, netip.Prefix{}, &ParseError{Input: s, Reason: "has an IPv6 zone (the part after '%'); pool addresses cannot carry zones, remove it"}
 	}
 	if strings.Contains(t, "/") {
 		return parseCIDR(s, t)
 	}
 	if first, last, ok := strings.Cut(t, "-"); ok {
-		return parseRange(s, strings.TrimSpace(first), strings.TrimSpace(last))
+		r, err := parseRange(s, strings.TrimSpace(first), strings.TrimSpace(last))
+		return r, netip.Prefix{}, err
 	}
 	if a, err := netip.ParseAddr(t); err == nil {
 		if a.Is4In6() {
-			return Range{}, &ParseError{Input: s, Reason: "is an IPv4-mapped IPv6 address; write it as the IPv4 CIDR " + netip.PrefixFrom(a.Unmap(), 32).String()}
+			return Range{}, netip.Prefix{}, &ParseError{Input: s, Reason: "is an IPv4-mapped IPv6 address; write it as the IPv4 CIDR " + netip.PrefixFrom(a.Unmap(), 32).String()}
 		}
-		return Range{}, &ParseError{Input: s, Reason: "is a single address without a prefix length; write it as the CIDR " + netip.PrefixFrom(a, a.BitLen()).String()}
+		return Range{}, netip.Prefix{}, &ParseError{Input: s, Reason: "is a single address without a prefix length; write it as the CIDR " + netip.PrefixFrom(a, a.BitLen()).String()}
 	}
-	return Range{}, &ParseError{Input: s, Reason: "not a valid CIDR or range; " + addressHint(t)}
+	return Range{}, netip.Prefix{}, &ParseError{Input: s, Reason: "not a valid CIDR or range; " + addressHint(t)}
 }
 
 // addressHint suggests valid forms in the family the text seems to be written in.
@@ -42,22 +50,22 @@ func addressHint(t string) string {
 	return "use a CIDR such as 192.0.2.0/24 or a range such as 192.0.2.10-192.0.2.20"
 }
 
-func parseCIDR(s, t string) (Range, error) {
+func parseCIDR(s, t string) (Range, netip.Prefix, error) {
 	p, err := netip.ParsePrefix(t)
 	if err != nil {
-		return Range{}, &ParseError{Input: s, Reason: "not a valid CIDR or range; " + addressHint(t)}
+		return Range{}, netip.Prefix{}, &ParseError{Input: s, Reason: "not a valid CIDR or range; " + addressHint(t)}
 	}
 	if p.Addr().Is4In6() {
 		reason := "is an IPv4-mapped IPv6 prefix; write it in IPv4 form"
 		if p.Bits() >= 96 {
 			reason += " as " + netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96).Masked().String()
 		}
-		return Range{}, &ParseError{Input: s, Reason: reason}
+		return Range{}, netip.Prefix{}, &ParseError{Input: s, Reason: reason}
 	}
 	if m := p.Masked(); m != p {
-		return Range{}, &ParseError{Input: s, Reason: p.String() + " has host bits set; did you mean " + m.String() + "?"}
+		return Range{}, netip.Prefix{}, &ParseError{Input: s, Reason: p.String() + " has host bits set; did you mean " + m.String() + "?"}
 	}
-	return RangeFromPrefix(p), nil
+	return RangeFromPrefix(p), p, nil
 }
 
 func parseRange(s, first, last string) (Range, error) {
@@ -82,6 +90,24 @@ func parseRange(s, first, last string) (Range, error) {
 func RangeFromPrefix(p netip.Prefix) Range {
 	m := p.Masked()
 	return Range{First: m.Addr(), Last: lastAddr(m)}
+}
+
+// NetworkAndBroadcast returns, in ascending order, the addresses of the CIDR p that a pool skips
+// unless it sets allocateNetworkAndBroadcast: for IPv4 up to /30, the network address (host
+// bits all zeros) and the broadcast address (all ones); for IPv6 up to /126, the first address,
+// the subnet-router anycast address of RFC 4291 section 2.6.1 (IPv6 has no broadcast). These are
+// the addresses Kubernetes leaves out of its Service ClusterIP ranges. It returns nil for IPv4
+// /31 and /32 (RFC 3021: both addresses of a /31 are hosts) and IPv6 /127 and /128 (RFC 6164).
+// Host bits of p are ignored.
+func NetworkAndBroadcast(p netip.Prefix) []netip.Addr {
+	if !p.IsValid() || p.Bits() >= p.Addr().BitLen()-1 {
+		return nil
+	}
+	m := p.Masked()
+	if m.Addr().Is6() {
+		return []netip.Addr{m.Addr()}
+	}
+	return []netip.Addr{m.Addr(), lastAddr(m)}
 }
 
 // lastAddr returns the highest address of p.

@@ -3,6 +3,7 @@ package config
 import (
 	"math/big"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -249,6 +250,35 @@ func TestRangeContainsAndSize(t *testing.T) {
 	}
 }
 
+func TestNetworkAndBroadcast(t *testing.T) {
+	tests := []struct {
+		prefix string
+		want   []netip.Addr
+	}{
+		{"10.0.0.0/8", addrs("10.0.0.0", "10.255.255.255")},
+		{"10.1.2.3/8", addrs("10.0.0.0", "10.255.255.255")}, // host bits ignored
+		{"0.0.0.0/0", addrs("0.0.0.0", "255.255.255.255")},
+		{"192.0.2.0/30", addrs("192.0.2.0", "192.0.2.3")},
+		{"192.0.2.0/31", nil},
+		{"192.0.2.1/32", nil},
+		{"2001:db8:aaaa::/64", addrs("2001:db8:aaaa::")},
+		{"::/0", addrs("::")},
+		{"2001:db8::/126", addrs("2001:db8::")},
+		{"2001:db8::/127", nil},
+		{"2001:db8::1/128", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.prefix, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, NetworkAndBroadcast(netip.MustParsePrefix(tc.prefix)), cmpOpts()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	if got := NetworkAndBroadcast(netip.Prefix{}); got != nil {
+		t.Errorf("NetworkAndBroadcast of the zero Prefix = %v, want nil", got)
+	}
+}
+
 func FuzzParseAddresses(f *testing.F) {
 	for _, s := range []string{
 		"192.0.2.0/24", "192.0.2.10-192.0.2.20", "192.0.2.10 - 192.0.2.20", "2001:db8::/64",
@@ -258,9 +288,12 @@ func FuzzParseAddresses(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		r, err := ParseAddresses(s)
+		r, prefix, err := parseEntry(s)
+		if r2, err2 := ParseAddresses(s); r2 != r || (err == nil) != (err2 == nil) {
+			t.Fatalf("ParseAddresses(%q) = %v, %v but parseEntry = %v, %v", s, r2, err2, r, err)
+		}
 		if err != nil {
-			if r != (Range{}) {
+			if r != (Range{}) || prefix.IsValid() {
 				t.Errorf("ParseAddresses(%q) = %v with error %v, want the zero Range", s, r, err)
 			}
 			return
@@ -290,6 +323,20 @@ func FuzzParseAddresses(f *testing.F) {
 		}
 		if !r.Contains(r.First) || !r.Contains(r.Last) {
 			t.Errorf("%v does not contain its own ends", r)
+		}
+		// A CIDR entry's skipped addresses are ends of the range, and leave at least two
+		// addresses; a range entry has none.
+		skip := NetworkAndBroadcast(prefix)
+		if prefix.IsValid() != strings.Contains(s, "/") || (prefix.IsValid() && RangeFromPrefix(prefix) != r) {
+			t.Fatalf("parseEntry(%q) = %v, prefix %v", s, r, prefix)
+		}
+		for _, a := range skip {
+			if a != r.First && a != r.Last {
+				t.Errorf("NetworkAndBroadcast(%v) = %v: %v is not an end of %v", prefix, skip, a, r)
+			}
+		}
+		if n := r.Size(); len(skip) > 0 && n.Cmp(big.NewInt(int64(len(skip)+2))) < 0 {
+			t.Errorf("NetworkAndBroadcast(%v) = %v leaves fewer than 2 of %v addresses", prefix, skip, n)
 		}
 	})
 }

@@ -58,6 +58,12 @@ type Pool struct {
 	Ranges        []Range
 	AutoAssign    bool
 	AvoidBuggyIPs bool
+	// AllocateNetworkAndBroadcast is spec.allocateNetworkAndBroadcast.
+	AllocateNetworkAndBroadcast bool
+	// Skip lists, sorted, the addresses of Ranges that are not handed out to a Service that does
+	// not hold them already: NetworkAndBroadcast of every CIDR entry of spec.addresses, unless
+	// AllocateNetworkAndBroadcast; nil when none. They still belong to the pool (Contains).
+	Skip []netip.Addr
 	// Allocation is nil when the pool has no serviceAllocation.
 	Allocation *ServiceAllocation
 }

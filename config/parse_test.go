@@ -233,9 +233,11 @@ func TestParseFullSnapshot(t *testing.T) {
 	slow := &BFDProfile{Name: "slow", ReceiveInterval: DefaultBFDInterval, TransmitInterval: DefaultBFDInterval, DetectMultiplier: 3, MinimumTTL: 254}
 	want := &Config{
 		Pools: map[string]*Pool{
-			"pool-a": {Name: "pool-a", AutoAssign: true, Ranges: []Range{rng("192.0.2.0", "192.0.2.15"), rng("2001:db8::", "2001:db8::ff")}},
+			"pool-a": {Name: "pool-a", AutoAssign: true, Ranges: []Range{rng("192.0.2.0", "192.0.2.15"), rng("2001:db8::", "2001:db8::ff")},
+				Skip: addrs("192.0.2.0", "192.0.2.15", "2001:db8::")},
 			"pool-b": {Name: "pool-b", AutoAssign: true, Ranges: []Range{rng("198.51.100.10", "198.51.100.20")}},
-			"pool-c": {Name: "pool-c", AutoAssign: true, Ranges: []Range{rng("203.0.113.0", "203.0.113.255")}},
+			"pool-c": {Name: "pool-c", AutoAssign: true, Ranges: []Range{rng("203.0.113.0", "203.0.113.255")},
+				Skip: addrs("203.0.113.0", "203.0.113.255")},
 		},
 		L2Advertisements: []*L2Advertisement{
 			{Name: "l2-a", Pools: []string{"pool-a", "pool-b", "pool-c"}},

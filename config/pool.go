@@ -76,6 +76,8 @@ func (p *parser) parsePool(o *v1beta1.IPAddressPool) (*Pool, []poolEntry) {
 		Labels:        maps.Clone(o.Labels),
 		AutoAssign:    true,
 		AvoidBuggyIPs: o.Spec.AvoidBuggyIPs,
+
+		AllocateNetworkAndBroadcast: o.Spec.AllocateNetworkAndBroadcast,
 	}
 	if o.Spec.AutoAssign != nil {
 		pool.AutoAssign = *o.Spec.AutoAssign
@@ -85,15 +87,20 @@ func (p *parser) parsePool(o *v1beta1.IPAddressPool) (*Pool, []poolEntry) {
 	}
 	var entries []poolEntry
 	for i, a := range o.Spec.Addresses {
-		rg, err := ParseAddresses(a)
+		rg, prefix, err := parseEntry(a)
 		if err != nil {
 			r.errorf(fmt.Sprintf("spec.addresses[%d]", i), a, "%s", reason(err))
 			continue
 		}
 		entries = append(entries, poolEntry{pool: o, index: i, raw: a, r: rg})
 		pool.Ranges = append(pool.Ranges, rg)
+		if !pool.AllocateNetworkAndBroadcast {
+			pool.Skip = append(pool.Skip, NetworkAndBroadcast(prefix)...)
+		}
 	}
 	slices.SortFunc(pool.Ranges, compareRanges)
+	slices.SortFunc(pool.Skip, netip.Addr.Compare)
+	pool.Skip = slices.Compact(pool.Skip) // only invalid (duplicate) entries could repeat one
 	pool.Allocation = r.serviceAllocation(o.Spec.ServiceAllocation)
 	return pool, entries
 }

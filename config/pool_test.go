@@ -31,7 +31,7 @@ func TestParsePools(t *testing.T) {
 				rng("192.0.2.128", "192.0.2.255"),
 				rng("2001:db7::1", "2001:db7::5"),
 				rng("2001:db8::", "2001:db8::ffff:ffff:ffff:ffff"),
-			}}},
+			}, Skip: addrs("10.0.0.0", "10.255.255.255", "192.0.2.128", "192.0.2.255", "2001:db8::")}},
 		},
 		{
 			name: "IPv4 and IPv6 of the same numeric value do not overlap",
@@ -40,8 +40,8 @@ func TestParsePools(t *testing.T) {
 				ipPool("b", "::/96"),
 			},
 			want: map[string]*Pool{
-				"a": {Name: "a", AutoAssign: true, Ranges: []Range{rng("0.0.0.0", "255.255.255.255")}},
-				"b": {Name: "b", AutoAssign: true, Ranges: []Range{rng("::", "::ffff:ffff")}},
+				"a": {Name: "a", AutoAssign: true, Ranges: []Range{rng("0.0.0.0", "255.255.255.255")}, Skip: addrs("0.0.0.0", "255.255.255.255")},
+				"b": {Name: "b", AutoAssign: true, Ranges: []Range{rng("::", "::ffff:ffff")}, Skip: addrs("::")},
 			},
 		},
 		{
@@ -51,7 +51,7 @@ func TestParsePools(t *testing.T) {
 				ipPool("b", "192.0.2.201-192.0.2.255"),
 			},
 			want: map[string]*Pool{
-				"a": {Name: "a", AutoAssign: true, Ranges: []Range{rng("192.0.2.0", "192.0.2.127"), rng("192.0.2.128", "192.0.2.200")}},
+				"a": {Name: "a", AutoAssign: true, Ranges: []Range{rng("192.0.2.0", "192.0.2.127"), rng("192.0.2.128", "192.0.2.200")}, Skip: addrs("192.0.2.0", "192.0.2.127")},
 				"b": {Name: "b", AutoAssign: true, Ranges: []Range{rng("192.0.2.201", "192.0.2.255")}},
 			},
 		},
@@ -65,7 +65,7 @@ func TestParsePools(t *testing.T) {
 			}},
 			want: map[string]*Pool{"a": {
 				Name: "a", Labels: map[string]string{"tier": "gold"}, AvoidBuggyIPs: true,
-				Ranges: []Range{rng("192.0.2.0", "192.0.2.255")},
+				Ranges: []Range{rng("192.0.2.0", "192.0.2.255")}, Skip: addrs("192.0.2.0", "192.0.2.255"),
 			}},
 		},
 		{
@@ -73,7 +73,7 @@ func TestParsePools(t *testing.T) {
 			pools: []v1beta1.IPAddressPool{withSpec(ipPool("a", "192.0.2.0/24"), func(s *v1beta1.IPAddressPoolSpec) {
 				s.AutoAssign = ptr(true)
 			})},
-			want: map[string]*Pool{"a": {Name: "a", AutoAssign: true, Ranges: []Range{rng("192.0.2.0", "192.0.2.255")}}},
+			want: map[string]*Pool{"a": {Name: "a", AutoAssign: true, Ranges: []Range{rng("192.0.2.0", "192.0.2.255")}, Skip: addrs("192.0.2.0", "192.0.2.255")}},
 		},
 		{
 			name: "service allocation",
@@ -92,7 +92,7 @@ func TestParsePools(t *testing.T) {
 				}
 			})},
 			want: map[string]*Pool{"a": {
-				Name: "a", AutoAssign: true, Ranges: []Range{rng("192.0.2.0", "192.0.2.255")},
+				Name: "a", AutoAssign: true, Ranges: []Range{rng("192.0.2.0", "192.0.2.255")}, Skip: addrs("192.0.2.0", "192.0.2.255"),
 				Allocation: &ServiceAllocation{
 					Priority:           5,
 					Namespaces:         []string{"api", "web"},
@@ -249,5 +249,60 @@ func TestPoolContains(t *testing.T) {
 	}
 	if v6 := cfg.Pools["v6"]; v6.HasIPv4() || !v6.HasIPv6() {
 		t.Errorf("pool v6: HasIPv4, HasIPv6 = %v, %v, want false, true", v6.HasIPv4(), v6.HasIPv6())
+	}
+}
+
+func addrs(ss ...string) []netip.Addr {
+	out := make([]netip.Addr, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+// TestParsePoolSkip checks which addresses of a pool are skipped: the network and broadcast
+// addresses of IPv4 CIDR entries and the subnet-router anycast address of IPv6 ones, never those
+// of /31, /32, /127, /128 or of ranges, and none with allocateNetworkAndBroadcast.
+func TestParsePoolSkip(t *testing.T) {
+	allocate := func(p v1beta1.IPAddressPool) v1beta1.IPAddressPool {
+		p.Spec.AllocateNetworkAndBroadcast = true
+		return p
+	}
+	tests := []struct {
+		name     string
+		pool     v1beta1.IPAddressPool
+		want     []netip.Addr
+		allocate bool
+	}{
+		{name: "IPv4 /8", pool: ipPool("a", "10.0.0.0/8"), want: addrs("10.0.0.0", "10.255.255.255")},
+		{name: "IPv4 /30", pool: ipPool("a", "192.0.2.0/30"), want: addrs("192.0.2.0", "192.0.2.3")},
+		{name: "IPv4 /31 and /32 are not affected (RFC 3021)", pool: ipPool("a", "192.0.2.0/31", "192.0.2.7/32")},
+		{name: "IPv6 /64: the subnet-router anycast address only", pool: ipPool("a", "2001:db8:aaaa::/64"), want: addrs("2001:db8:aaaa::")},
+		{name: "IPv6 /126", pool: ipPool("a", "2001:db8::/126"), want: addrs("2001:db8::")},
+		{name: "IPv6 /127 and /128 are not affected (RFC 6164)", pool: ipPool("a", "2001:db8::/127", "2001:db8::7/128")},
+		{name: "ranges are not affected, even when they span a prefix", pool: ipPool("a", "192.0.2.0-192.0.2.255", "2001:db8::-2001:db8::ff")},
+		{
+			name: "several CIDRs and a range, sorted",
+			pool: ipPool("a", "2001:db8::/120", "198.51.100.16-198.51.100.31", "198.51.100.0/28", "192.0.2.128/25"),
+			want: addrs("192.0.2.128", "192.0.2.255", "198.51.100.0", "198.51.100.15", "2001:db8::"),
+		},
+		{name: "allocateNetworkAndBroadcast turns it off", pool: allocate(ipPool("a", "10.0.0.0/8", "2001:db8::/64")), allocate: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := mustParse(t, Snapshot{Pools: []v1beta1.IPAddressPool{tt.pool}})
+			p := cfg.Pools["a"]
+			if diff := cmp.Diff(tt.want, p.Skip, cmpOpts()); diff != "" {
+				t.Errorf("Skip (-want +got):\n%s", diff)
+			}
+			if p.AllocateNetworkAndBroadcast != tt.allocate {
+				t.Errorf("AllocateNetworkAndBroadcast = %v, want %v", p.AllocateNetworkAndBroadcast, tt.allocate)
+			}
+			for _, a := range p.Skip {
+				if !p.Contains(a) {
+					t.Errorf("skipped address %s is not in the pool: it must stay a pool address", a)
+				}
+			}
+		})
 	}
 }

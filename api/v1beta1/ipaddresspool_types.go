@@ -25,6 +25,19 @@ type IPAddressPoolSpec struct {
 	// +optional
 	AvoidBuggyIPs bool `json:"avoidBuggyIPs,omitempty"`
 
+	// AllocateNetworkAndBroadcast lets the controller hand out the network and broadcast
+	// addresses of the pool's IPv4 CIDRs and the first address (the subnet-router anycast
+	// address, RFC 4291) of its IPv6 CIDRs. By default (false) they are skipped, as many networks
+	// drop traffic to them; for example 192.0.2.0/30 gives 192.0.2.1 and 192.0.2.2 only.
+	// IPv4 /31 and /32 and IPv6 /127 and /128 CIDRs and first-last ranges are never affected:
+	// every address of them is handed out. Skipped addresses are neither assigned automatically
+	// nor granted on request (spec.loadBalancerIP, herald.dev/loadBalancerIPs), but a Service
+	// that already holds one (for example from before an upgrade) keeps it; so does turning this
+	// back to false or turning avoidBuggyIPs on. Skipped addresses do not count in the pool's
+	// available addresses.
+	// +optional
+	AllocateNetworkAndBroadcast bool `json:"allocateNetworkAndBroadcast,omitempty"`
+
 	// ServiceAllocation limits which Services may get addresses from this pool and orders pools.
 	// +optional
 	ServiceAllocation *ServiceAllocation `json:"serviceAllocation,omitempty"`

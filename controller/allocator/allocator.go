@@ -170,9 +170,12 @@ func (a *Allocator) Assign(in *Service) (Result, error) {
 
 // Reserve restores addresses a Service already holds according to its status, typically at
 // start-up, before any Assign. Each address must be of a family the Service wants, equal to
-// its requested address if any, in a pool the Service may use, not skipped by AvoidBuggyIPs,
-// and not held by a Service it cannot share with. Valid addresses are kept even when others
-// are rejected; the error joins one error per rejected address.
+// its requested address if any, in a pool the Service may use, and not held by a Service it
+// cannot share with. An address the pool skips (Pool.Skip, AvoidBuggyIPs) is kept too: the
+// rules that skip addresses only apply to addresses handed out anew, never to one a Service
+// holds, for example one handed out before the pool (or this version) started skipping it.
+// Valid addresses are kept even when others are rejected; the error joins one error per
+// rejected address.
 //
 // Like Assign, Reserve first releases addresses the Service held that are no longer valid for
 // it, and reports them in Result.Released.
@@ -212,7 +215,7 @@ func (a *Allocator) reserve(st *serviceState, rq *request, ip netip.Addr) error 
 		}
 		return invalidf("the Service already holds %s address %s", f, held)
 	}
-	p, err := a.checkAddress(&st.svc, ip)
+	p, err := a.checkAddress(&st.svc, ip, true)
 	if err != nil {
 		return err
 	}
@@ -237,9 +240,10 @@ func (a *Allocator) Release(key string) []Assignment {
 	return rel
 }
 
-// SetPools replaces the pools. Every address stays with its Service while it is still a usable
-// address of a pool the Service may use (as known from the last Assign or Reserve); the others
-// are released and returned, with the pool they belonged to, sorted by Service then family.
+// SetPools replaces the pools. Every address stays with its Service while it is still an
+// address of a pool the Service may use (as known from the last Assign or Reserve), even one
+// the new pool skips (Pool.Skip, AvoidBuggyIPs); the others are released and returned, with
+// the pool they belonged to, sorted by Service then family.
 // Nothing is reassigned: call Assign for the Services concerned. When pools is invalid,
 // nothing changes.
 func (a *Allocator) SetPools(pools []Pool) ([]Assignment, error) {
@@ -253,10 +257,8 @@ func (a *Allocator) SetPools(pools []Pool) ([]Assignment, error) {
 		held := st.held()
 		for _, f := range held.list() {
 			ip := st.ips[f.index()]
-			if p := ps.poolOf(ip); p != nil {
-				if _, ok := p.spaces[f.index()].offset(ip); ok && mayUse(p, &st.svc) == nil {
-					continue
-				}
+			if p := ps.poolOf(ip); p != nil && mayUse(p, &st.svc) == nil {
+				continue
 			}
 			rel = append(rel, a.unhold(st, f))
 		}
@@ -327,7 +329,7 @@ func (a *Allocator) plan(svc *Service, rq *request, missing []Family, kept *pool
 		var errs []error
 		for _, f := range missing {
 			ip := rq.req[f.index()]
-			p, err := a.checkAddress(svc, ip)
+			p, err := a.checkAddress(svc, ip, false)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("requested address %s: %w", ip, err))
 				continue
@@ -444,13 +446,13 @@ func (a *Allocator) pickIn(svc *Service, p *poolState, fams []Family, partial bo
 }
 
 // sharedIn returns the lowest address of family f in pool p held under svc's sharing key that
-// svc can share.
+// svc can share. A skipped address that Services hold is not handed to another one.
 func (a *Allocator) sharedIn(svc *Service, p *poolState, f Family) (netip.Addr, bool) {
 	if svc.SharingKey == "" {
 		return netip.Addr{}, false
 	}
 	for _, ip := range a.shared[svc.SharingKey] {
-		if FamilyOf(ip) == f && a.poolOf(ip) == p && checkShare(svc, ip, a.holders(ip)) == nil {
+		if FamilyOf(ip) == f && a.poolOf(ip) == p && p.handsOut(ip) && checkShare(svc, ip, a.holders(ip)) == nil {
 			return ip, true
 		}
 	}
@@ -469,7 +471,8 @@ func (a *Allocator) explain(svc *Service, cands []*poolState, fams []Family) err
 				why = append(why, fmt.Sprintf("pool %q has no %s addresses", p.Name, f))
 			case sp.full():
 				kinds[0] = ErrPoolFull
-				r := fmt.Sprintf("pool %q is full: %s of %s %s addresses in use", p.Name, sp.size, sp.size, f)
+				c := sp.counts()
+				r := fmt.Sprintf("pool %q is full: %s of %s %s addresses in use", p.Name, c.Assigned, c.Size, f)
 				if err := a.shareConflict(svc, p, f); err != nil {
 					r += fmt.Sprintf(", and the address held under sharing key %q cannot be shared: %v", svc.SharingKey, err)
 					kinds = append(kinds, err)
@@ -495,15 +498,15 @@ func (a *Allocator) shareConflict(svc *Service, p *poolState, f Family) error {
 	return nil
 }
 
-// checkAddress checks that svc may hold ip, a requested or restored address, and returns its
-// pool.
-func (a *Allocator) checkAddress(svc *Service, ip netip.Addr) (*poolState, error) {
+// checkAddress checks that svc may hold ip, a requested or (restore true) restored address, and
+// returns its pool. Only a restored address may be one the pool skips.
+func (a *Allocator) checkAddress(svc *Service, ip netip.Addr, restore bool) (*poolState, error) {
 	p := a.pools.poolOf(ip)
 	if p == nil {
 		return nil, newErr(ErrNotInPool, "%s is not in any pool", ip)
 	}
-	if _, ok := p.spaces[FamilyOf(ip).index()].offset(ip); !ok {
-		return nil, newErr(ErrNotInPool, "%s is in a range of pool %q but is never handed out: the pool has avoidBuggyIPs and the address ends in .0 or .255", ip, p.Name)
+	if !restore && !p.handsOut(ip) {
+		return nil, skippedErr(p, ip)
 	}
 	if err := mayUse(p, svc); err != nil {
 		return nil, err
@@ -512,6 +515,28 @@ func (a *Allocator) checkAddress(svc *Service, ip netip.Addr) (*poolState, error
 		return nil, err
 	}
 	return p, nil
+}
+
+// handsOut reports whether p hands out ip, one of its addresses: ip is not skipped.
+func (p *poolState) handsOut(ip netip.Addr) bool {
+	_, ok := p.spaces[FamilyOf(ip).index()].offset(ip)
+	return ok
+}
+
+// skippedErr says why pool p does not hand out ip, one of its addresses, and what to do.
+func skippedErr(p *poolState, ip netip.Addr) error {
+	what := "the network or broadcast address"
+	if ip.Is6() {
+		what = "the subnet-router anycast address (the first address)"
+	}
+	buggy := p.AvoidBuggyIPs && ip.Is4() && (ip.As4()[3] == 0 || ip.As4()[3] == 255)
+	switch {
+	case p.skipped(ip) && buggy:
+		return newErr(ErrNotInPool, "%s is %s of a CIDR of pool %q and ends in .0 or .255, which the pool does not hand out: request another address, or set spec.allocateNetworkAndBroadcast to true and spec.avoidBuggyIPs to false on the pool", ip, what, p.Name)
+	case p.skipped(ip):
+		return newErr(ErrNotInPool, "%s is %s of a CIDR of pool %q, which the pool does not hand out: request another address, or set spec.allocateNetworkAndBroadcast to true on the pool", ip, what, p.Name)
+	}
+	return newErr(ErrNotInPool, "%s is in a range of pool %q but is never handed out: the pool has avoidBuggyIPs and the address ends in .0 or .255", ip, p.Name)
 }
 
 // mayUse returns nil when svc may hold addresses of pool p.

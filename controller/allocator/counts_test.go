@@ -142,7 +142,7 @@ func TestSpaceMapping(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sp, ok := newSpace(IPv4, tc.avoid, tc.ranges)
+			sp, ok := newSpace(IPv4, tc.avoid, tc.ranges, nil)
 			if !ok {
 				t.Fatal("newSpace failed")
 			}

@@ -14,19 +14,33 @@
 // then name, then the eligible unrestricted pools with autoAssign by name. Requested addresses
 // (spec.loadBalancerIP or herald.dev/loadBalancerIPs, see ParseRequestedIPs) may come from
 // any pool the Service may use, autoAssign or not. An address stays with its Service as long
-// as it is a usable address of a pool the Service may use and the Service's own description
-// still allows it; SetPools never moves an address, it releases and reports. Results depend
+// as it is an address of a pool the Service may use and the Service's own description still
+// allows it; SetPools never moves an address, it releases and reports. Results depend
 // only on the pools and the sequence of calls: candidates are ordered by name, never by map
 // iteration, and the search below is deterministic.
+//
+// # Skipped addresses
+//
+// A pool does not hand out the IPv4 addresses ending in .0 and .255 when it has AvoidBuggyIPs,
+// nor the addresses of Pool.Skip (the reconciler lists there the network and broadcast
+// addresses of the pool's CIDRs, and the subnet-router anycast address of its IPv6 CIDRs).
+// The search never finds them and a request for one fails with ErrNotInPool, naming the
+// switch that allows it. But they remain addresses of the pool: a Service restored with one
+// (Reserve) keeps it, and a pool change that starts skipping an address does not take it from
+// the Service that holds it; only a Service that does not hold it cannot get it, even by
+// sharing. Once free, it is skipped again. This way upgrading to a version that skips more, or
+// turning a skip rule on, never moves an address.
 //
 // # Data structure and cost
 //
 // Each pool has one address space per family. The usable addresses of its ranges are numbered
 // 0..n-1 with 128-bit offsets; with AvoidBuggyIPs the IPv4 addresses ending in .0 and .255
 // are left out of the numbering (a.b.c.d maps to (a.b.c)*254+d-1), so they cost nothing to
-// skip or count. The offsets in use are stored as maximal runs of consecutive offsets in a
-// B+tree of height two keyed by run start: sorted blocks of up to 63 runs (flat arrays, no
-// pointers) under a sorted index of the blocks' first starts. Memory is proportional to the
+// skip or count, and each address of Pool.Skip cuts or shortens a range, at the cost of one
+// segment whatever the range's size. Skipped addresses in use are only counted. The offsets
+// in use are stored as maximal runs of consecutive offsets in a B+tree of height two keyed
+// by run start: sorted blocks of up to 63 runs (flat arrays, no pointers) under a sorted
+// index of the blocks' first starts. Memory is proportional to the
 // number of runs, at most the number of addresses in use, and independent of the pool size:
 // a /8 or a /64 costs the same as a /29.
 //

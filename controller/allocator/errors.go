@@ -13,8 +13,8 @@ var (
 	ErrInvalidRequest = errors.New("invalid request")
 	// ErrInvalidPool: a pool passed to New or SetPools is malformed or overlaps another.
 	ErrInvalidPool = errors.New("invalid pool")
-	// ErrNotInPool: a requested or restored address is in no pool, or is an address the
-	// pool skips (AvoidBuggyIPs).
+	// ErrNotInPool: a requested or restored address is in no pool, or a requested address is
+	// one the pool skips (AvoidBuggyIPs, Pool.Skip).
 	ErrNotInPool = errors.New("address not in any pool")
 	// ErrPoolNotAllowed: an address or pool the Service asked for belongs to a pool the
 	// Service may not use.

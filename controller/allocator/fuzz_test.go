@@ -3,6 +3,7 @@ package allocator
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -15,9 +16,10 @@ import (
 var fuzzKeys = []string{"ns/s0", "ns/s1", "ns/s2", "ns/s3", "ns/s4", "ns/s5"}
 
 // fuzzAddrs are the addresses the fuzzer requests or restores: inside, at the edges of, and
-// outside the fuzz pools.
+// outside the fuzz pools, skipped ones included.
 var fuzzAddrs = addrs("10.0.0.254", "10.0.0.255", "10.0.1.0", "10.0.1.1", "fd00::1", "fd00::3",
-	"10.0.2.1", "fd00:2::1", "10.0.3.0", "192.0.2.1", "fd99::1", "10.0.1.2")
+	"10.0.2.1", "fd00:2::1", "10.0.3.0", "192.0.2.1", "fd99::1", "10.0.1.2",
+	"10.0.4.0", "10.0.4.3", "fd00:4::", "10.0.4.1")
 
 // fuzzPools returns a pool configuration chosen by the bits of m.
 func fuzzPools(m byte) []Pool {
@@ -37,7 +39,14 @@ func fuzzPools(m byte) []Pool {
 		dual.Match = labelIs("tier", "gold")
 	}
 	manual := Pool{Name: "manual", Ranges: []Range{cidr("10.0.3.0/32")}, AutoAssign: m&32 != 0}
-	pools := []Pool{v4a, dual, manual}
+	// vnet skips the network and broadcast addresses of its CIDRs, as the reconciler does by
+	// default, or not (allocateNetworkAndBroadcast), by the parity of the low three bits, so
+	// that most pool changes flip it.
+	vnet := netPool("vnet", "10.0.4.0/30", "fd00:4::/126")
+	if bits.OnesCount8(m&7)%2 == 1 {
+		vnet.Skip = nil
+	}
+	pools := []Pool{v4a, dual, manual, vnet}
 	if m&64 == 0 {
 		pools = append(pools, v6)
 	}
@@ -76,7 +85,7 @@ func fuzzService(key string, b [4]byte) Service {
 	if b[2]&32 != 0 {
 		slices.Reverse(s.Families)
 	}
-	s.Pool = []string{"", "", "", "", "", "dual", "manual", "v6a"}[b[3]&7]
+	s.Pool = []string{"", "", "", "", "vnet", "dual", "manual", "v6a"}[b[3]&7]
 	if b[3]&0x38 == 0x38 {
 		s.Pool = "gone"
 	}
@@ -163,11 +172,23 @@ func runOps(t *testing.T, data []byte) []string {
 		case 4:
 			mask = arg
 			what = fmt.Sprintf("pools %08b", mask)
+			descs := map[string]Service{}
+			for k, st := range a.services {
+				descs[k] = st.svc
+			}
 			var err error
 			released, err = a.SetPools(fuzzPools(mask))
 			trace = append(trace, fmt.Sprint(what, released, err))
 			if err != nil && !errors.Is(err, ErrInvalidPool) {
 				t.Fatalf("%s: %v", what, err)
+			}
+			// An address is released only when no pool the Service may use has it any more,
+			// never because the new pool skips it.
+			for _, r := range released {
+				svc := descs[r.Service]
+				if p := a.pools.poolOf(r.IP); p != nil && mayUse(p, &svc) == nil {
+					t.Fatalf("%s: released %s of %s, still an address of pool %s that it may use", what, r.IP, r.Service, p.Name)
+				}
 			}
 		case 5:
 			what = "restore"
@@ -231,6 +252,10 @@ func checkAssignResult(t *testing.T, svc *Service, res Result, err error, before
 		if want := rq.fams; FamilyOf(as.IP) != want[i] && len(res.Missing) == 0 {
 			t.Fatalf("assign %s: %v not in family order %v", svc.Key, res.Assigned, norm.Families)
 		}
+		// A new address (requested, shared or found) is one its pool hands out.
+		if _, had := before[pair{svc.Key, as.IP}]; !had && !a.pools.byName[as.Pool].handsOut(as.IP) {
+			t.Fatalf("assign %s: got %s, which pool %s skips", svc.Key, as.IP, as.Pool)
+		}
 	}
 }
 
@@ -283,6 +308,11 @@ func FuzzAllocator(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0})
 	f.Add([]byte{0, 0, 1, 1, 9, 0, 0, 1, 1, 2, 9, 0, 4, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0})
 	f.Add([]byte{4, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0x10, 0x22, 4, 0xff, 0, 0, 0, 0})
+	// vnet: a restored network address, then a sharer that must not get it.
+	f.Add([]byte{102, 0, 1, 1, 0, 0x44, 0, 1, 1, 2, 0, 0x44})
+	// vnet: the network address handed out with skipping off, kept when skipping comes back
+	// on and across a restore; the next Service gets the next address.
+	f.Add([]byte{4, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x44, 4, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x44})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		first := runOps(t, data)
 		if diff := cmp.Diff(first, runOps(t, data)); diff != "" {

@@ -41,6 +41,7 @@ func checkInvariants(a *Allocator) error {
 		}
 	}
 	perSpace := map[*space]uint64{}
+	perOutside := map[*space]uint64{}
 	for k, l := range a.multi {
 		if len(l) < 2 || a.ips[k] != l[0] {
 			return fmt.Errorf("address %s: %d holders listed, first %v", k, len(l), a.ips[k])
@@ -82,11 +83,19 @@ func checkInvariants(a *Allocator) error {
 			return fmt.Errorf("%s recorded in pool %s, found in %v", ip, pool.Name, p)
 		}
 		sp := pool.spaces[f]
-		o, ok := sp.offset(ip)
-		if !ok || !sp.taken.contains(o) || sp.addr(o) != ip {
-			return fmt.Errorf("%s not taken in the space of pool %s", ip, pool.Name)
+		if o, ok := sp.offset(ip); ok {
+			if !sp.taken.contains(o) || sp.addr(o) != ip {
+				return fmt.Errorf("%s not taken in the space of pool %s", ip, pool.Name)
+			}
+			perSpace[sp]++
+		} else {
+			// A skipped address, held since before the pool skipped it: in the pool's
+			// ranges (poolOf above) but outside the numbering.
+			if buggy := pool.AvoidBuggyIPs && isBuggy(ip); !buggy && !slices.Contains(pool.Skip, ip) {
+				return fmt.Errorf("%s is outside the numbering of pool %s but not skipped", ip, pool.Name)
+			}
+			perOutside[sp]++
 		}
-		perSpace[sp]++
 		if key != "" {
 			if _, found := slices.BinarySearchFunc(a.shared[key], ip, netip.Addr.Compare); !found {
 				return fmt.Errorf("%s missing from the index of sharing key %q", ip, key)
@@ -105,6 +114,9 @@ func checkInvariants(a *Allocator) error {
 	}
 	for _, p := range a.pools.sorted {
 		for _, sp := range p.spaces {
+			if sp.outside != perOutside[sp] {
+				return fmt.Errorf("pool %s %s: %d skipped addresses counted in use, %d held", p.Name, sp.family, sp.outside, perOutside[sp])
+			}
 			if err := checkSpace(sp, perSpace[sp]); err != nil {
 				return fmt.Errorf("pool %s %s: %w", p.Name, sp.family, err)
 			}
@@ -161,7 +173,13 @@ func checkSpace(sp *space, used uint64) error {
 	return nil
 }
 
-// recount counts the addresses of small pools one by one and compares with Counts.
+func isBuggy(ip netip.Addr) bool {
+	return ip.Is4() && (ip.As4()[3] == 0 || ip.As4()[3] == 255)
+}
+
+// recount counts the addresses of small pools one by one and compares with Counts: the size
+// is the addresses handed out plus the skipped addresses held, the assigned ones are those
+// held.
 func recount(a *Allocator, p *poolState) error {
 	var want PoolCounts
 	want.Pool = p.Name
@@ -174,12 +192,14 @@ func recount(a *Allocator, p *poolState) error {
 			fc = &want.IPv6
 		}
 		for ip := r.First; ; ip = ip.Next() {
-			buggy := ip.Is4() && (ip.As4()[3] == 0 || ip.As4()[3] == 255)
-			if !p.AvoidBuggyIPs || !buggy {
+			buggy := p.AvoidBuggyIPs && isBuggy(ip)
+			handedOut := !buggy && !slices.Contains(p.Skip, ip)
+			held := a.ips[addrKey(ip)] != nil
+			if handedOut || held {
 				fc.Size, _ = fc.Size.add(u128(1))
-				if a.ips[addrKey(ip)] != nil {
-					fc.Assigned, _ = fc.Assigned.add(u128(1))
-				}
+			}
+			if held {
+				fc.Assigned, _ = fc.Assigned.add(u128(1))
 			}
 			if ip == r.Last {
 				break

@@ -11,7 +11,8 @@ import (
 // poolState is a pool with its two address spaces.
 type poolState struct {
 	Pool
-	spaces [2]*space // by Family.index(); never nil, possibly empty
+	spaces [2]*space       // by Family.index(); never nil, possibly empty
+	skip   [2][]netip.Addr // Pool.Skip by Family.index(), sorted, without duplicates
 }
 
 // indexEntry maps one range to its pool, for finding the pool of an address.
@@ -57,10 +58,24 @@ func buildPools(pools []Pool) (*poolSet, error) {
 			f := FamilyOf(r.First)
 			byFam[f.index()] = append(byFam[f.index()], r)
 		}
+		p.Skip = slices.Clone(in.Skip)
+		for _, f := range []Family{IPv4, IPv6} {
+			slices.SortFunc(byFam[f.index()], func(x, y Range) int { return x.First.Compare(y.First) })
+		}
+		for _, a := range in.Skip {
+			if err := checkSkip(a, byFam); err != nil {
+				errs = append(errs, newErr(ErrInvalidPool, "pool %q: skipped address %s: %v", in.Name, a, err))
+				continue
+			}
+			f := FamilyOf(a).index()
+			p.skip[f] = append(p.skip[f], a)
+		}
 		for _, f := range []Family{IPv4, IPv6} {
 			rs := byFam[f.index()]
-			slices.SortFunc(rs, func(x, y Range) int { return x.First.Compare(y.First) })
-			sp, ok := newSpace(f, in.AvoidBuggyIPs, rs)
+			skip := p.skip[f.index()]
+			slices.SortFunc(skip, netip.Addr.Compare)
+			p.skip[f.index()] = slices.Compact(skip)
+			sp, ok := newSpace(f, in.AvoidBuggyIPs, rs, p.skip[f.index()])
 			if !ok {
 				errs = append(errs, newErr(ErrInvalidPool, "pool %q holds 2^128 IPv6 addresses, more than the allocator counts", in.Name))
 				sp = &space{family: f}
@@ -105,6 +120,35 @@ func buildPools(pools []Pool) (*poolSet, error) {
 		return nil, errors.Join(errs...)
 	}
 	return ps, nil
+}
+
+// checkSkip checks that a, an address of Pool.Skip, is in one of ranges (by family, sorted).
+func checkSkip(a netip.Addr, ranges [2][]Range) error {
+	switch {
+	case !a.IsValid():
+		return errors.New("is invalid (zero)")
+	case a.Zone() != "":
+		return errors.New("has an IPv6 zone")
+	case a.Is4In6():
+		return fmt.Errorf("is an IPv4-mapped IPv6 address: write it as %s", a.Unmap())
+	}
+	rs := ranges[FamilyOf(a).index()]
+	i, _ := slices.BinarySearchFunc(rs, a, func(r Range, a netip.Addr) int {
+		if r.First.Compare(a) <= 0 {
+			return -1
+		}
+		return 1
+	})
+	if i == 0 || rs[i-1].Last.Less(a) {
+		return errors.New("is not in the pool's ranges")
+	}
+	return nil
+}
+
+// skipped reports whether ip is in p.Skip.
+func (p *poolState) skipped(ip netip.Addr) bool {
+	_, found := slices.BinarySearchFunc(p.skip[FamilyOf(ip).index()], ip, netip.Addr.Compare)
+	return found
 }
 
 func checkRange(r Range) error {

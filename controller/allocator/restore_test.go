@@ -69,9 +69,16 @@ func TestReserve(t *testing.T) {
 			},
 		},
 		{
-			name: "buggy address and restricted pool",
+			name: "a restored buggy address is kept, a requested one refused",
 			steps: []step{
-				{op: "reserve", svc: Service{Key: "ns/a"}, ips: addrs("10.0.8.0"), err: ErrNotInPool, errMsg: "avoidBuggyIPs"},
+				{op: "reserve", svc: Service{Key: "ns/b"}, ips: addrs("10.0.8.0"), want: []string{"10.0.8.0@buggy"}},
+				{svc: Service{Key: "ns/b"}, want: []string{"10.0.8.0@buggy"}},
+				{svc: Service{Key: "ns/c", RequestedIPs: addrs("10.0.8.255")}, err: ErrNotInPool, errMsg: "10.0.8.255 is in a range of pool \"buggy\" but is never handed out: the pool has avoidBuggyIPs"},
+			},
+		},
+		{
+			name: "restricted pool",
+			steps: []step{
 				{op: "reserve", svc: Service{Key: "ns/a"}, ips: addrs("10.0.3.1"), err: ErrPoolNotAllowed, errMsg: `pool "r" may not serve ns/a`},
 				{op: "reserve", svc: Service{Key: "ns/a", Labels: map[string]string{"tier": "gold"}}, ips: addrs("10.0.3.1"), want: []string{"10.0.3.1@r"}},
 			},
@@ -117,11 +124,17 @@ func TestSetPools(t *testing.T) {
 			},
 		},
 		{
-			name: "turning on AvoidBuggyIPs releases .0 and .255",
+			name: "turning on AvoidBuggyIPs keeps .0 with its Service; once free it is skipped",
 			steps: []step{
 				{svc: Service{Key: "ns/a"}, want: []string{"10.0.0.0@a"}},
 				{svc: Service{Key: "ns/b"}, want: []string{"10.0.0.1@a"}},
-				{op: "pools", pools: []Pool{{Name: "a", Ranges: []Range{cidr("10.0.0.0/30")}, AutoAssign: true, AvoidBuggyIPs: true}}, rel: []string{"ns/a 10.0.0.0@a"}},
+				{op: "pools", svc: Service{Key: "ns/a"}, pools: []Pool{{Name: "a", Ranges: []Range{cidr("10.0.0.0/30")}, AutoAssign: true, AvoidBuggyIPs: true}},
+					want: []string{"10.0.0.0@a"}},
+				{svc: Service{Key: "ns/a"}, want: []string{"10.0.0.0@a"}},
+				{op: "release", svc: Service{Key: "ns/a"}, rel: []string{"ns/a 10.0.0.0@a"}},
+				{svc: Service{Key: "ns/c"}, want: []string{"10.0.0.2@a"}},
+				{svc: Service{Key: "ns/d"}, want: []string{"10.0.0.3@a"}},
+				{svc: Service{Key: "ns/e"}, err: ErrPoolFull},
 			},
 		},
 		{

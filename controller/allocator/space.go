@@ -6,18 +6,26 @@ import (
 )
 
 // space is the addresses of one family in one pool, numbered 0..size-1 ("offsets") across the
-// pool's ranges in address order, with the addresses skipped by AvoidBuggyIPs left out of the
-// numbering altogether. Offsets in use are kept as runs in an intervalSet.
+// pool's ranges in address order, with the addresses skipped by AvoidBuggyIPs or listed in
+// Pool.Skip left out of the numbering altogether. Offsets in use are kept as runs in an
+// intervalSet.
 //
 // Without AvoidBuggyIPs an address's "slot" is its integer value; with it, an IPv4 address
 // a.b.c.d (d in 1..254) has slot (a.b.c)*254 + d-1, so the usable addresses of a range form
-// one contiguous run of slots and the buggy addresses cost nothing to skip or to count.
+// one contiguous run of slots and the buggy addresses cost nothing to skip or to count. An
+// address of Pool.Skip cuts its range in two segments (or, at an end of the range, shortens
+// it), so skipped addresses cost one segment each, whatever the size of the range.
+//
+// A skipped address may still be held: a Service restored with it (Reserve) keeps it, and a
+// pool edit that starts skipping an address does not take it away. Such addresses are outside
+// the numbering, so the search never finds them; they are only counted, in outside.
 type space struct {
 	family     Family
 	avoidBuggy bool // only ever true for IPv4
 	segs       []segment
 	size       Uint128 // usable addresses
 	used       uint64  // offsets in use
+	outside    uint64  // skipped addresses in use
 	taken      intervalSet
 	// cursor is the offset where the search for a free address starts: just after the last
 	// address handed out automatically (next fit), so a released address is not reused at
@@ -30,29 +38,58 @@ type segment struct {
 	off, first, last Uint128
 }
 
-// newSpace builds the space of ranges, which must be of family f, sorted and disjoint. It
-// fails only when the pool would hold 2^128 addresses.
-func newSpace(f Family, avoidBuggy bool, ranges []Range) (*space, bool) {
+// maxU128 is 2^128-1.
+var maxU128 = Uint128{^uint64(0), ^uint64(0)}
+
+// newSpace builds the space of ranges, which must be of family f, sorted and disjoint, without
+// the addresses of skip, which must be of family f, sorted, and each inside one of ranges. It
+// fails only when the ranges hold 2^128 addresses (skipped ones included, so that the counts,
+// which include skipped addresses in use, cannot overflow either).
+func newSpace(f Family, avoidBuggy bool, ranges []Range, skip []netip.Addr) (*space, bool) {
 	s := &space{family: f, avoidBuggy: avoidBuggy && f == IPv4}
+	var total Uint128
+	i := 0
 	for _, r := range ranges {
-		first, last, ok := s.usable(r)
-		if !ok {
-			continue
-		}
-		fs, _ := s.slot(first)
-		ls, _ := s.slot(last)
-		n := ls.sub(fs)
-		if n == (Uint128{^uint64(0), ^uint64(0)}) {
-			return nil, false
-		}
-		s.segs = append(s.segs, segment{off: s.size, first: fs, last: ls})
+		n := addrValue(r.Last).sub(addrValue(r.First))
 		var carry bool
-		s.size, carry = s.size.add(n.inc())
-		if carry {
+		if total, carry = total.add(n); carry || total == maxU128 {
 			return nil, false
+		}
+		total = total.inc()
+		first, open := r.First, true
+		for i < len(skip) && skip[i].Compare(r.Last) <= 0 {
+			x := skip[i]
+			i++
+			if !open || x.Less(first) {
+				continue // a duplicate
+			}
+			if first.Less(x) {
+				s.addSegment(Range{First: first, Last: x.Prev()})
+			}
+			if x == r.Last {
+				open = false
+			} else {
+				first = x.Next()
+			}
+		}
+		if open {
+			s.addSegment(Range{First: first, Last: r.Last})
 		}
 	}
 	return s, true
+}
+
+// addSegment numbers the usable addresses of r after those numbered so far. The caller
+// guarantees that the space stays below 2^128 addresses.
+func (s *space) addSegment(r Range) {
+	first, last, ok := s.usable(r)
+	if !ok {
+		return
+	}
+	fs, _ := s.slot(first)
+	ls, _ := s.slot(last)
+	s.segs = append(s.segs, segment{off: s.size, first: fs, last: ls})
+	s.size, _ = s.size.add(ls.sub(fs).inc())
 }
 
 // usable returns the first and last address of r that are not skipped.
@@ -164,11 +201,16 @@ func (s *space) nextFree() (Uint128, bool) {
 	return c, true
 }
 
-// take marks a (a usable address of the space) in use; advance moves the cursor past it.
+// take marks a, an address of the pool's ranges that nobody holds, in use; advance moves the
+// cursor past it. A skipped address is only counted, in outside.
 func (s *space) take(a netip.Addr, advance bool) {
 	o, ok := s.offset(a)
 	if !ok {
-		panic("allocator: take of an address outside the space: " + a.String())
+		if advance {
+			panic("allocator: the search found an address outside the numbering: " + a.String())
+		}
+		s.outside++
+		return
 	}
 	if s.taken.add(o) {
 		s.used++
@@ -178,14 +220,22 @@ func (s *space) take(a netip.Addr, advance bool) {
 	}
 }
 
-// free marks a free.
+// free marks a, taken before, free. A skipped address leaves the counts and is skipped again.
 func (s *space) free(a netip.Addr) {
-	if o, ok := s.offset(a); ok && s.taken.remove(o) {
-		s.used--
+	o, ok := s.offset(a)
+	switch {
+	case ok:
+		if s.taken.remove(o) {
+			s.used--
+		}
+	case s.outside > 0:
+		s.outside--
 	}
 }
 
 func (s *space) counts() FamilyCounts {
 	u := u128(s.used)
-	return FamilyCounts{Size: s.size, Assigned: u, Available: s.size.sub(u)}
+	size, _ := s.size.add(u128(s.outside)) // cannot carry: see newSpace
+	assigned, _ := u.add(u128(s.outside))
+	return FamilyCounts{Size: size, Assigned: assigned, Available: s.size.sub(u)}
 }

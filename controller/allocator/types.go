@@ -143,6 +143,10 @@ type Pool struct {
 	AutoAssign bool
 	// AvoidBuggyIPs: never hand out IPv4 addresses ending in .0 or .255.
 	AvoidBuggyIPs bool
+	// Skip lists addresses of Ranges, in any order, that are not handed out: the reconciler
+	// lists the network and broadcast addresses of the pool's CIDRs here (for IPv6, the
+	// subnet-router anycast address). They cost nothing per address in the pool's size.
+	Skip []netip.Addr
 	// Restricted is true when the pool has a serviceAllocation. Restricted pools that select a
 	// Service are preferred to unrestricted ones, lowest Priority first.
 	Restricted bool
@@ -181,8 +185,11 @@ type PoolCounts struct {
 	IPv6 FamilyCounts
 }
 
-// FamilyCounts counts the addresses of one family in a pool. Size excludes addresses skipped
-// by AvoidBuggyIPs; an address shared by several Services counts once.
+// FamilyCounts counts the addresses of one family in a pool. Size is the number of addresses
+// the pool hands out, that is without those skipped by AvoidBuggyIPs or Skip, plus the skipped
+// addresses that Services hold nonetheless (see Reserve); Assigned counts every address held,
+// an address shared by several Services once; Available = Size - Assigned is the number of
+// addresses still free to hand out.
 type FamilyCounts struct {
 	Size, Assigned, Available Uint128
 }

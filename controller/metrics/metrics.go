@@ -58,7 +58,7 @@ func (m *Metrics) ConfigValid(valid bool) {
 
 var (
 	poolTotalDesc = prometheus.NewDesc("herald_pool_addresses_total",
-		"Addresses of the pool that can be handed out (without those skipped by avoidBuggyIPs).",
+		"Addresses of the pool that can be handed out (without the network and broadcast addresses of its CIDRs, unless allocateNetworkAndBroadcast, nor those skipped by avoidBuggyIPs), plus skipped addresses that Services still hold.",
 		[]string{"pool", "family"}, nil)
 	poolInUseDesc = prometheus.NewDesc("herald_pool_addresses_in_use",
 		"Addresses of the pool held by Services (a shared address counts once).",

@@ -87,12 +87,15 @@ func ToAllocatorService(svc *corev1.Service, nsLabels map[string]string) (*alloc
 
 // ToAllocatorPool translates a validated pool. Its Match evaluates the serviceAllocation: the
 // Service's namespace must be listed in namespaces or match one of namespaceSelectors (when either
-// is set), and the Service must match one of serviceSelectors (when set).
+// is set), and the Service must match one of serviceSelectors (when set). The pool's skipped
+// addresses (the network and broadcast addresses of its CIDRs, unless allocateNetworkAndBroadcast)
+// become the allocator's Skip: never handed out, but kept by a Service that holds one.
 func ToAllocatorPool(p *config.Pool) allocator.Pool {
 	out := allocator.Pool{
 		Name:          p.Name,
 		AutoAssign:    p.AutoAssign,
 		AvoidBuggyIPs: p.AvoidBuggyIPs,
+		Skip:          slices.Clone(p.Skip),
 	}
 	for _, r := range p.Ranges {
 		out.Ranges = append(out.Ranges, allocator.Range{First: r.First, Last: r.Last})
@@ -142,6 +145,11 @@ func poolFingerprint(cfg *config.Config) string {
 		fmt.Fprintf(&b, "%s auto=%t buggy=%t", p.Name, p.AutoAssign, p.AvoidBuggyIPs)
 		for _, r := range p.Ranges {
 			fmt.Fprintf(&b, " %s", r)
+		}
+		// Skip depends on how the entries are written ("192.0.2.0/24" or "192.0.2.0-192.0.2.255",
+		// which print alike above) and on allocateNetworkAndBroadcast.
+		for _, a := range p.Skip {
+			fmt.Fprintf(&b, " skip=%s", a)
 		}
 		if sa := p.Allocation; sa != nil {
 			fmt.Fprintf(&b, " prio=%d ns=%q", sa.Priority, sa.Namespaces)

@@ -161,9 +161,10 @@ func TestToAllocatorPool(t *testing.T) {
 		{First: netip.MustParseAddr("192.0.2.0"), Last: netip.MustParseAddr("192.0.2.255")},
 		{First: netip.MustParseAddr("2001:db8::"), Last: netip.MustParseAddr("2001:db8::ffff")},
 	}
-	p := &config.Pool{Name: "p", Ranges: ranges, AutoAssign: true, AvoidBuggyIPs: true,
+	skip := []netip.Addr{netip.MustParseAddr("192.0.2.0"), netip.MustParseAddr("192.0.2.255"), netip.MustParseAddr("2001:db8::")}
+	p := &config.Pool{Name: "p", Ranges: ranges, AutoAssign: true, AvoidBuggyIPs: true, Skip: skip,
 		Allocation: &config.ServiceAllocation{Priority: 3, Namespaces: []string{"a"}}}
-	want := allocator.Pool{Name: "p", AutoAssign: true, AvoidBuggyIPs: true, Restricted: true, Priority: 3,
+	want := allocator.Pool{Name: "p", AutoAssign: true, AvoidBuggyIPs: true, Restricted: true, Priority: 3, Skip: skip,
 		Ranges: []allocator.Range{{First: ranges[0].First, Last: ranges[0].Last}, {First: ranges[1].First, Last: ranges[1].Last}}}
 	got := service.ToAllocatorPool(p)
 	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{}), cmpopts.IgnoreFields(allocator.Pool{}, "Match")); diff != "" {
