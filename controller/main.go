@@ -23,6 +23,7 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/herald-lb/herald/controller/certs"
+	"github.com/herald-lb/herald/controller/confstatus"
 	"github.com/herald-lb/herald/controller/service"
 	"github.com/herald-lb/herald/controller/webhook"
 	"github.com/herald-lb/herald/internal/kube"
@@ -170,8 +171,17 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("addresses-restored", svc.ReadyCheck); err != nil {
+	// Readiness is the webhook's alone: a controller that waits for a valid configuration must
+	// still admit the objects that fix it.
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the readiness check: %w", err)
+	}
+	cs, err := confstatus.New(confstatus.Options{Namespace: o.namespace}, log.WithName("config-status"))
+	if err != nil {
+		return err
+	}
+	if err := cs.SetupWithManager(mgr); err != nil {
+		return err
 	}
 	if o.enableWebhook {
 		cm, err := certs.New(direct, certs.Options{
