@@ -58,7 +58,7 @@ func Conditions(objs []Object, p Problems) map[Ref]metav1.Condition {
 		switch {
 		case len(errs[ref]) > 0:
 			c.Status, c.Reason = metav1.ConditionFalse, v1beta1.ReasonInvalid
-			c.Message = message(fmt.Sprintf("%d problem(s); the object is not used until they are fixed: ", len(errs[ref])), errs[ref])
+			c.Message = message(fmt.Sprintf("%d problem(s) to fix: ", len(errs[ref])), errs[ref])
 			if len(warns[ref]) > 0 {
 				c.Message = message(c.Message+". Warnings: ", warns[ref])
 			}

@@ -38,12 +38,12 @@ func TestConditions(t *testing.T) {
 		{config.KindIPAddressPool, "a"}: {Type: v1beta1.ConditionValid, Status: metav1.ConditionTrue, Reason: v1beta1.ReasonValid,
 			Message: "No problem found.", ObservedGeneration: 3},
 		{config.KindL2Advertisement, "l2"}: {Type: v1beta1.ConditionValid, Status: metav1.ConditionFalse, Reason: v1beta1.ReasonInvalid,
-			Message:            `2 problem(s); the object is not used until they are fixed: spec.ipAddressPools[0] "gone": no IPAddressPool with this name; name an existing pool or create it; spec.interfaces[0]: is required`,
+			Message:            `2 problem(s) to fix: spec.ipAddressPools[0] "gone": no IPAddressPool with this name; name an existing pool or create it; spec.interfaces[0]: is required`,
 			ObservedGeneration: 1},
 		{config.KindBGPPeer, "tor"}: {Type: v1beta1.ConditionValid, Status: metav1.ConditionTrue, Reason: v1beta1.ReasonValidWithWarnings,
 			Message: `Valid, with warnings: spec.bfdProfile "slow": no BFDProfile with this name; BFD is off for this peer`, ObservedGeneration: 2},
 		{config.KindBGPAdvertisement, "both"}: {Type: v1beta1.ConditionValid, Status: metav1.ConditionFalse, Reason: v1beta1.ReasonInvalid,
-			Message:            `1 problem(s); the object is not used until they are fixed: spec.peers[0] "x": no BGPPeer with this name. Warnings: spec.communities[0] "east": unknown alias`,
+			Message:            `1 problem(s) to fix: spec.peers[0] "x": no BGPPeer with this name. Warnings: spec.communities[0] "east": unknown alias`,
 			ObservedGeneration: 4},
 	}
 	if diff := cmp.Diff(want, Conditions(objs, p)); diff != "" {
