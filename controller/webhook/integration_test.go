@@ -345,6 +345,24 @@ func TestWebhook(t *testing.T) {
 		create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "p4-password"}, StringData: map[string]string{"password": "x"}})
 		create(t, newPeer("p4", "198.51.100.4", func(s *v1beta1.BGPPeerSpec) { s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "p4-password"} }))
 	})
+	t.Run("password Secret the speakers cannot read", func(t *testing.T) {
+		create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "p5-password"}, StringData: map[string]string{"password": "x"}})
+		f := filepath.Join(t.TempDir(), "peer.yaml")
+		if err := os.WriteFile(f, []byte("apiVersion: herald.dev/v1beta1\nkind: BGPPeer\nmetadata: {name: p5, namespace: herald-system}\n"+
+			"spec: {myASN: 64512, peerASN: 64500, peerAddress: 198.51.100.5, passwordSecret: {name: p5-password}}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := env.Kubectl("create", "-f", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = env.Kubectl("delete", "-f", f, "--ignore-not-found") })
+		if !strings.Contains(out, "Warning:") || !strings.Contains(out, v1beta1.LabelSpeakerSecret) {
+			t.Errorf("no warning that the speakers cannot read the Secret:\n%s", out)
+		}
+		validCondition(t, &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "p5"}}, metav1.ConditionFalse,
+			`spec.passwordSecret.name "p5-password"`, "kubectl label secret -n herald-system p5-password "+v1beta1.LabelSpeakerSecret+"=true")
+	})
 	t.Run("same peer address twice", func(t *testing.T) {
 		err := env.Client.Create(ctx, newPeer("tor2", "198.51.100.1", nil))
 		refused(t, err, "BGPPeer herald-system/tor2: spec.peerAddress")
