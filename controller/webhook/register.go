@@ -61,14 +61,16 @@ func Register(mgr manager.Manager, o Options) error {
 
 // IndexServices adds IndexServiceIngress to a cache's field indexer.
 func IndexServices(ctx context.Context, fi client.FieldIndexer) error {
-	err := fi.IndexField(ctx, &corev1.Service{}, IndexServiceIngress, func(o client.Object) []string {
-		if svc, ok := o.(*corev1.Service); ok && hasIngressIP(svc) {
-			return []string{"true"}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := fi.IndexField(ctx, &corev1.Service{}, IndexServiceIngress, ServiceIngressIndex); err != nil {
 		return fmt.Errorf("indexing Services by ingress IP for the webhook: %w", err)
+	}
+	return nil
+}
+
+// ServiceIngressIndex is the index function of IndexServiceIngress.
+func ServiceIngressIndex(o client.Object) []string {
+	if svc, ok := o.(*corev1.Service); ok && hasIngressIP(svc) {
+		return []string{"true"}
 	}
 	return nil
 }
