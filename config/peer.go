@@ -123,7 +123,7 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 		case ref.Name == "":
 			r.errorf("spec.passwordSecret.name", "", "is required; name a Secret in namespace %q that holds the TCP MD5 password", o.Namespace)
 		case !ok:
-			r.errorf("spec.passwordSecret.name", ref.Name, "no Secret with this name in namespace %q; create it with the password under key %q, or remove passwordSecret", o.Namespace, key)
+			r.errorf("spec.passwordSecret.name", ref.Name, "no Secret with this name in namespace %q; create it with the password under key %q and the label %s=%s (the speakers read only Secrets with it), or remove passwordSecret", o.Namespace, key, v1beta1.LabelSpeakerSecret, v1beta1.LabelSpeakerSecretValue)
 		default:
 			if pw, ok := sec.Data[key]; ok {
 				peer.Password = string(pw)

@@ -230,8 +230,8 @@ func TestParsePeerErrors(t *testing.T) {
 					PasswordSecret: &v1beta1.SecretKeyReference{Name: "bgp", Key: "pass"}}},
 			},
 			want: []string{
-				`BGPPeer herald-system/a: spec.passwordSecret.name "missing": no Secret with this name in namespace "herald-system"; create it with the password under key "password", or remove passwordSecret`,
-				`BGPPeer herald-system/b: spec.passwordSecret.name "far": no Secret with this name in namespace "herald-system"; create it with the password under key "password", or remove passwordSecret`,
+				`BGPPeer herald-system/a: spec.passwordSecret.name "missing": no Secret with this name in namespace "herald-system"; create it with the password under key "password" and the label herald.dev/speaker-secret=true (the speakers read only Secrets with it), or remove passwordSecret`,
+				`BGPPeer herald-system/b: spec.passwordSecret.name "far": no Secret with this name in namespace "herald-system"; create it with the password under key "password" and the label herald.dev/speaker-secret=true (the speakers read only Secrets with it), or remove passwordSecret`,
 				`BGPPeer herald-system/c: spec.passwordSecret.key "pass": Secret herald-system/bgp has no such key (known: other, password); put the password under this key or name the right one`,
 			},
 		},

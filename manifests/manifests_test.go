@@ -196,7 +196,8 @@ func TestHelmValues(t *testing.T) {
 	objs := parse(t, helmTemplate(t,
 		"webhook.enabled=false", "lbClass=example.com/herald", "memberlist.key=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		"metrics.serviceMonitor.enabled=true", "logLevel=debug", "image.tag=v9.9.9", "image.repository=registry.example/herald",
-		"speaker.nodeSelector.role=edge", "createNamespace=false"))
+		"speaker.nodeSelector.role=edge", "createNamespace=false",
+		"metrics.readerServiceAccount.name=prometheus-k8s", "metrics.readerServiceAccount.namespace=monitoring"))
 	for _, gone := range []string{
 		"ValidatingWebhookConfiguration/<nil>/herald-validating-webhook",
 		"Service/herald-system/herald-webhook",
@@ -211,6 +212,7 @@ func TestHelmValues(t *testing.T) {
 		"ServiceMonitor/herald-system/herald-controller",
 		"ServiceMonitor/herald-system/herald-speaker",
 		"Service/herald-system/herald-speaker-metrics",
+		"ClusterRoleBinding/<nil>/herald-metrics-reader",
 	} {
 		if _, ok := objs[want]; !ok {
 			t.Errorf("%s not rendered", want)
@@ -327,23 +329,35 @@ func TestRBAC(t *testing.T) {
 		{"speaker reads EndpointSlices", "herald-speaker", []string{"list", "endpointslices.discovery.k8s.io", "-A"}, true},
 		{"speaker reads Nodes", "herald-speaker", []string{"list", "nodes"}, true},
 		{"speaker reads pools", "herald-speaker", []string{"list", "ipaddresspools.herald.dev", "-n", "herald-system"}, true},
+		{"speaker cannot read pools elsewhere", "herald-speaker", []string{"list", "ipaddresspools.herald.dev", "-n", "default"}, false},
 		{"speaker writes L2 status", "herald-speaker", []string{"create", "servicel2statuses.herald.dev", "-n", "herald-system"}, true},
 		{"speaker writes BGP status subresource", "herald-speaker", []string{"update", "servicebgpstatuses.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
 		{"speaker writes BGP session status", "herald-speaker", []string{"update", "bgpsessionstatuses.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
+		{"speaker cannot read status objects elsewhere", "herald-speaker", []string{"list", "servicel2statuses.herald.dev", "-n", "default"}, false},
+		{"speaker cannot read status objects cluster-wide", "herald-speaker", []string{"list", "bgpsessionstatuses.herald.dev", "-A"}, false},
+		{"speaker cannot write status objects elsewhere", "herald-speaker", []string{"create", "servicebgpstatuses.herald.dev", "-n", "default"}, false},
 		{"speaker creates events", "herald-speaker", []string{"create", "events", "-n", "default"}, true},
 		{"speaker reads the memberlist Secret", "herald-speaker", []string{"get", "secrets/herald-memberlist", "-n", "herald-system"}, true},
 		{"speaker reads BGP password Secrets in its namespace", "herald-speaker", []string{"list", "secrets", "-n", "herald-system"}, true},
 		{"speaker cannot read Secrets elsewhere", "herald-speaker", []string{"get", "secrets", "-n", "default"}, false},
 		{"speaker cannot write Secrets", "herald-speaker", []string{"update", "secrets/herald-memberlist", "-n", "herald-system"}, false},
 		{"speaker cannot write pools", "herald-speaker", []string{"update", "ipaddresspools.herald.dev", "-n", "herald-system"}, false},
+		{"speaker checks metrics clients", "herald-speaker", []string{"create", "tokenreviews.authentication.k8s.io"}, true},
+		{"speaker checks metrics clients' rights", "herald-speaker", []string{"create", "subjectaccessreviews.authorization.k8s.io"}, true},
 
-		{"controller updates Service status", "herald-controller", []string{"update", "services", "--subresource=status", "-n", "default"}, true},
-		{"controller patches Services", "herald-controller", []string{"patch", "services", "-n", "default"}, true},
+		{"controller patches Service status", "herald-controller", []string{"patch", "services", "--subresource=status", "-n", "default"}, true},
+		{"controller cannot update Service status", "herald-controller", []string{"update", "services", "--subresource=status", "-n", "default"}, false},
+		{"controller patches Services (the pool annotation)", "herald-controller", []string{"patch", "services", "-n", "default"}, true},
+		{"controller cannot update Services", "herald-controller", []string{"update", "services", "-n", "default"}, false},
 		{"controller cannot create Services", "herald-controller", []string{"create", "services", "-n", "default"}, false},
 		{"controller cannot delete Services", "herald-controller", []string{"delete", "services", "-n", "default"}, false},
 		{"controller reads namespaces", "herald-controller", []string{"list", "namespaces"}, true},
-		{"controller updates pool status", "herald-controller", []string{"update", "ipaddresspools.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
+		{"controller patches pool status", "herald-controller", []string{"patch", "ipaddresspools.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
+		{"controller patches advertisement conditions", "herald-controller", []string{"patch", "l2advertisements.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
+		{"controller patches peer conditions", "herald-controller", []string{"patch", "bgppeers.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
 		{"controller cannot update pools", "herald-controller", []string{"update", "ipaddresspools.herald.dev", "-n", "herald-system"}, false},
+		{"controller cannot read pools elsewhere", "herald-controller", []string{"list", "ipaddresspools.herald.dev", "-n", "default"}, false},
+		{"controller cannot write status elsewhere", "herald-controller", []string{"patch", "ipaddresspools.herald.dev", "--subresource=status", "-n", "default"}, false},
 		{"controller creates events", "herald-controller", []string{"create", "events", "-n", "default"}, true},
 		{"controller cannot read Secrets elsewhere", "herald-controller", []string{"get", "secrets", "-n", "default"}, false},
 		{"controller cannot list Secrets cluster-wide", "herald-controller", []string{"list", "secrets", "-A"}, false},
@@ -356,6 +370,7 @@ func TestRBAC(t *testing.T) {
 		{"controller patches its webhook configuration", "herald-controller", []string{"patch", "validatingwebhookconfigurations/herald-validating-webhook"}, true},
 		{"controller cannot patch other webhook configurations", "herald-controller", []string{"patch", "validatingwebhookconfigurations/other"}, false},
 		{"controller cannot write speaker status", "herald-controller", []string{"create", "servicel2statuses.herald.dev", "-n", "herald-system"}, false},
+		{"controller checks metrics clients", "herald-controller", []string{"create", "tokenreviews.authentication.k8s.io"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := canI(t, tc.sa, tc.args...); got != tc.want {

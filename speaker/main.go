@@ -5,22 +5,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/manager/signals"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/kube"
 	"github.com/herald-lb/herald/internal/logging"
 	"github.com/herald-lb/herald/internal/metrics"
@@ -29,6 +27,10 @@ import (
 	"github.com/herald-lb/herald/speaker/layer2"
 	"github.com/herald-lb/herald/speaker/members"
 )
+
+// defaultHealthPort serves /healthz and /readyz on the node's address only: kubelet probes a
+// host-network Pod at its Pod IP, which is the node's --host-ip ($POD_IP).
+const defaultHealthPort = 7475
 
 type options struct {
 	kubeconfig       string
@@ -41,6 +43,7 @@ type options struct {
 	memberlistSecret string
 	secretWait       time.Duration
 	metricsAddr      string
+	metricsSecure    bool
 	healthAddr       string
 	logLevel         string
 	kubeQPS          float64
@@ -63,7 +66,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.memberlistSecret, "memberlist-secret", "herald-memberlist", "Secret (in --namespace) holding the memberlist key under 'secretkey'; empty: unencrypted")
 	fs.DurationVar(&o.secretWait, "memberlist-secret-wait", 30*time.Second, "how long to wait for the memberlist Secret before running unencrypted")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":7474", "address of the Prometheus metrics endpoint; 0 disables it")
-	fs.StringVar(&o.healthAddr, "health-addr", ":7475", "address of /healthz and /readyz; 0 disables it")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to clients allowed to get the non-resource URL /metrics (bearer token checked with TokenReview and SubjectAccessReview); false: plain HTTP to anyone")
+	fs.StringVar(&o.healthAddr, "health-addr", "", "address of /healthz and /readyz; 0 disables it (default: --host-ip port 7475, the address kubelet probes on a host-network Pod; :7475 without --host-ip)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "queries per second to the API server")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "burst of queries to the API server")
@@ -84,11 +88,20 @@ func parseFlags(args []string) (options, error) {
 	if o.nodeName == "" {
 		return o, fmt.Errorf("--node-name (or $NODE_NAME) is required")
 	}
+	if o.healthAddr == "" {
+		o.healthAddr = ":" + strconv.Itoa(defaultHealthPort)
+		if o.hostIP.IsValid() {
+			o.healthAddr = netip.AddrPortFrom(o.hostIP, defaultHealthPort).String()
+		}
+	}
 	return o, nil
 }
 
 func main() {
 	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0) // the usage is printed already
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -112,18 +125,12 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	inNS := cache.ByObject{Namespaces: map[string]cache.Config{o.namespace: {}}}
 	mgr, err := manager.New(restCfg, manager.Options{
 		Scheme:                 scheme,
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: o.healthAddr,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: inNS, &v1beta1.IPAddressPool{}: inNS, &v1beta1.L2Advertisement{}: inNS,
-			&v1beta1.BGPAdvertisement{}: inNS, &v1beta1.BGPPeer{}: inNS, &v1beta1.BFDProfile{}: inNS,
-			&v1beta1.Community{}: inNS, &v1beta1.ServiceL2Status{}: inNS, &v1beta1.ServiceBGPStatus{}: inNS,
-			&v1beta1.BGPSessionStatus{}: inNS,
-		}},
+		Cache:                  agent.CacheOptions(o.namespace),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -135,7 +142,8 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	reg := metrics.NewRegistry()
-	if err := mgr.Add(metrics.Server{Addr: o.metricsAddr, Gatherer: reg}); err != nil {
+	if err := mgr.Add(metrics.Server{Addr: o.metricsAddr, Gatherer: reg, Secure: o.metricsSecure, Config: restCfg,
+		Log: logr.FromSlogHandler(log.Handler()).WithName("metrics")}); err != nil {
 		return err
 	}
 

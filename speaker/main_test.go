@@ -34,6 +34,28 @@ func TestParseFlags(t *testing.T) {
 				if o.nodeName != "n2" || o.hostIP != netip.MustParseAddr("2001:db8:1::12") {
 					t.Errorf("options = %+v", o)
 				}
+				if o.healthAddr != "[2001:db8:1::12]:7475" {
+					t.Errorf("health address %q, want the Pod IP (what kubelet probes) port 7475", o.healthAddr)
+				}
+				if !o.metricsSecure {
+					t.Error("metrics served without authentication by default")
+				}
+			},
+		},
+		{
+			name: "health on the host IP", args: []string{"--node-name=n1", "--host-ip=198.51.100.11"},
+			check: func(t *testing.T, o options) {
+				if o.healthAddr != "198.51.100.11:7475" {
+					t.Errorf("health address %q, want 198.51.100.11:7475", o.healthAddr)
+				}
+			},
+		},
+		{
+			name: "health without a host IP", args: []string{"--node-name=n1", "--metrics-secure=false"},
+			check: func(t *testing.T, o options) {
+				if o.healthAddr != ":7475" || o.metricsSecure {
+					t.Errorf("health address %q, secure metrics %t; want :7475 and false", o.healthAddr, o.metricsSecure)
+				}
 			},
 		},
 		{name: "bad host IP", args: []string{"--node-name=n1", "--host-ip=node-1"}, wantErr: true},

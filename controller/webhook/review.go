@@ -14,10 +14,6 @@ import (
 	"github.com/herald-lb/herald/config"
 )
 
-// AllocatedFromPoolAnnotation is written by the controller on a Service: the pool its
-// addresses come from.
-const AllocatedFromPoolAnnotation = "herald.dev/ip-allocated-from-pool"
-
 // Operation is what a request does to the object under review.
 type Operation string
 
@@ -76,13 +72,34 @@ type Subject struct {
 
 func (s Subject) String() string { return s.Kind + " " + s.Namespace + "/" + s.Name }
 
-// Review returns the problems a change brings: every error of config.Parse(after) about the
-// object under review (unless it is being deleted), and every other error of after that before
-// did not have. Problems that existed before the change and do not concern the object under
-// review are not held against it, so that a broken configuration (made with the webhook off) can
-// be repaired one object at a time. Errors are compared by kind, object, field and value, not by
-// message, since messages list the names that exist.
+// Review returns the problems that refuse a change: every error of config.Parse(after) about the
+// object under review, and every other error of after that before did not have. Problems that
+// existed before the change and do not concern the object under review are not held against it,
+// so that a broken configuration (made with the webhook off) can be repaired one object at a
+// time. Errors are compared by kind, object, field and value, not by message, since messages
+// list the names that exist.
+//
+// A delete is never refused for the configuration it leaves behind: deleting a whole
+// configuration in one command (kubectl delete -f) deletes a pool before the advertisement that
+// names it. DeleteWarnings says what such a delete leaves dangling, and the controller reports it
+// on the objects' Valid condition. What a delete really breaks, addresses in use, is Released's.
 func Review(before, after config.Snapshot, subject Subject, op Operation) config.Errors {
+	if op == Delete {
+		return nil
+	}
+	return newProblems(before, after, subject, true)
+}
+
+// DeleteWarnings returns the errors that deleting subject brings to the other objects of the
+// configuration (a pool that advertisements still name, a BFD profile that peers still use),
+// to be returned as admission warnings.
+func DeleteWarnings(before, after config.Snapshot, subject Subject) config.Errors {
+	return newProblems(before, after, subject, false)
+}
+
+// newProblems returns the errors of config.Parse(after) that before did not have, plus, when
+// own is set, every error about subject itself.
+func newProblems(before, after config.Snapshot, subject Subject, own bool) config.Errors {
 	_, errAfter := config.Parse(after)
 	if errAfter == nil {
 		return nil
@@ -95,8 +112,8 @@ func Review(before, after config.Snapshot, subject Subject, op Operation) config
 	}
 	var out config.Errors
 	for _, e := range fieldErrors(errAfter) {
-		own := e.Kind == subject.Kind && e.Name == subject.Name && e.Namespace == subject.Namespace
-		if (own && op != Delete) || !old[errorKey(e)] {
+		isOwn := e.Kind == subject.Kind && e.Name == subject.Name && e.Namespace == subject.Namespace
+		if (own && isOwn) || !old[errorKey(e)] {
 			out = append(out, e)
 		}
 	}
@@ -118,48 +135,98 @@ func errorKey(e *config.FieldError) string {
 // ServiceRef names a Service that holds addresses of a pool.
 type ServiceRef struct {
 	Namespace, Name string
-	// Why: the addresses of the pool it holds, or the allocation annotation.
+	// Why: the addresses it holds and why they would be released.
 	Why string
 }
 
 func (r ServiceRef) String() string { return r.Namespace + "/" + r.Name + " (" + r.Why + ")" }
 
-// PoolUsers returns the Services, sorted, that hold addresses of pool: those whose
-// status.loadBalancer.ingress IPs fall in the pool's addresses (only Services that inCharge
-// accepts, that is of Herald's load-balancer class), and those whose AllocatedFromPoolAnnotation
-// names the pool. Addresses of the pool that do not parse are ignored.
-func PoolUsers(pool *v1beta1.IPAddressPool, services []corev1.Service, inCharge func(*corev1.Service) bool) []ServiceRef {
-	var ranges []config.Range
-	for _, a := range pool.Spec.Addresses {
-		if r, err := config.ParseAddresses(a); err == nil {
-			ranges = append(ranges, r)
+// Released returns the Services, sorted, whose addresses changing pool from old to updated
+// releases; updated is nil when the pool is deleted. An address is released when old's ranges
+// hold it and updated's do not, when updated skips it (avoidBuggyIPs: IPv4 addresses ending in .0
+// or .255), or when updated's serviceAllocation no longer selects the Service that holds it, as
+// the controller's allocator decides. Only Services that inCharge accepts (Herald's
+// load-balancer class) count; nsLabels returns the labels of a namespace. Addresses of old that
+// do not parse are ignored, and an updated pool that is itself invalid releases nothing here
+// (Review refuses it).
+func Released(old, updated *v1beta1.IPAddressPool, services []corev1.Service, nsLabels func(string) map[string]string,
+	inCharge func(*corev1.Service) bool) []ServiceRef {
+	oldRanges := parseRanges(old.Spec.Addresses)
+	var next *config.Pool
+	if updated != nil {
+		cfg, err := config.Parse(config.Snapshot{Pools: []v1beta1.IPAddressPool{*updated}})
+		if err != nil {
+			return nil
 		}
+		next = cfg.Pools[updated.Name]
 	}
 	var out []ServiceRef
 	for i := range services {
 		svc := &services[i]
-		var held []string
-		if inCharge == nil || inCharge(svc) {
-			for _, ing := range svc.Status.LoadBalancer.Ingress {
-				ip, err := netip.ParseAddr(ing.IP)
-				if err != nil {
-					continue
-				}
-				if slices.ContainsFunc(ranges, func(r config.Range) bool { return r.Contains(ip.Unmap()) }) {
-					held = append(held, ip.String())
-				}
+		if inCharge != nil && !inCharge(svc) {
+			continue
+		}
+		var held, why []string
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			ip, err := netip.ParseAddr(ing.IP)
+			if err != nil {
+				continue
+			}
+			ip = ip.Unmap()
+			if !slices.ContainsFunc(oldRanges, func(r config.Range) bool { return r.Contains(ip) }) {
+				continue
+			}
+			reason := releaseReason(next, updated == nil, ip, svc, nsLabels)
+			if reason == "" {
+				continue
+			}
+			held = append(held, ip.String())
+			if !slices.Contains(why, reason) {
+				why = append(why, reason)
 			}
 		}
-		switch {
-		case len(held) > 0:
-			out = append(out, ServiceRef{Namespace: svc.Namespace, Name: svc.Name, Why: "holds " + strings.Join(held, ", ")})
-		case svc.Annotations[AllocatedFromPoolAnnotation] == pool.Name:
-			out = append(out, ServiceRef{Namespace: svc.Namespace, Name: svc.Name, Why: AllocatedFromPoolAnnotation + "=" + pool.Name})
+		if len(held) > 0 {
+			out = append(out, ServiceRef{Namespace: svc.Namespace, Name: svc.Name,
+				Why: "holds " + strings.Join(held, ", ") + ": " + strings.Join(why, "; ")})
 		}
 	}
 	slices.SortFunc(out, func(a, b ServiceRef) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
+	return out
+}
+
+// releaseReason says why the pool next (deleted when gone) no longer lets svc keep ip, an address
+// of the pool before the change; empty when it does.
+func releaseReason(next *config.Pool, gone bool, ip netip.Addr, svc *corev1.Service, nsLabels func(string) map[string]string) string {
+	switch {
+	case gone:
+		return "the pool is deleted"
+	case next == nil:
+		return ""
+	case !slices.ContainsFunc(next.Ranges, func(r config.Range) bool { return r.Contains(ip) }):
+		return "no longer in spec.addresses"
+	case next.AvoidBuggyIPs && ip.Is4() && (ip.As4()[3] == 0 || ip.As4()[3] == 255):
+		return "skipped by spec.avoidBuggyIPs"
+	}
+	var ns map[string]string
+	if nsLabels != nil {
+		ns = nsLabels(svc.Namespace)
+	}
+	if !next.Allocation.Selects(svc.Namespace, ns, svc.Labels) {
+		return "spec.serviceAllocation no longer selects the Service"
+	}
+	return ""
+}
+
+// parseRanges returns the ranges of the addresses that parse.
+func parseRanges(addrs []string) []config.Range {
+	var out []config.Range
+	for _, a := range addrs {
+		if r, err := config.ParseAddresses(a); err == nil {
+			out = append(out, r)
+		}
+	}
 	return out
 }
 

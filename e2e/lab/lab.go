@@ -528,6 +528,7 @@ func (l *Lab) SpeakerArgs(node NodeInfo) []string {
 		"--namespace", HeraldNamespace,
 		"--memberlist-port", "7946",
 		"--metrics-addr", net.JoinHostPort(host.String(), "7472"),
+		"--metrics-secure=false", // scraped over plain HTTP by the tests
 		"--health-addr", net.JoinHostPort(host.String(), "7473"),
 		"--log-level", l.opts.LogLevel,
 	}

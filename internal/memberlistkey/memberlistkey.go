@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/api/v1beta1"
 )
 
 // DataKey is the key of the Secret's data that holds the memberlist key.
@@ -25,8 +27,9 @@ const Size = 32
 var ErrBadKey = errors.New("no usable memberlist key")
 
 // EnsureSecret creates the Secret namespace/name with a random Size-byte key under DataKey when
-// no such Secret exists. An existing Secret is left as it is (an administrator may have set the
-// key) and only checked; it returns an error matching ErrBadKey when that key is unusable.
+// no such Secret exists, labelled v1beta1.LabelSpeakerSecret=true so that the speakers can read
+// it. An existing Secret keeps its key (an administrator may have set it), which is only checked
+// (an error matching ErrBadKey when it is unusable), and gets the label if it lacks it.
 // Concurrent callers are safe: the loser of a create race reads the winner's Secret.
 func EnsureSecret(ctx context.Context, c client.Client, namespace, name string) error {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
@@ -39,7 +42,8 @@ func EnsureSecret(ctx context.Context, c client.Client, namespace, name string) 
 		}
 		sec = corev1.Secret{Type: corev1.SecretTypeOpaque, Data: map[string][]byte{DataKey: k}}
 		sec.Namespace, sec.Name = namespace, name
-		sec.Labels = map[string]string{"app.kubernetes.io/name": "herald", "app.kubernetes.io/component": "speaker"}
+		sec.Labels = map[string]string{"app.kubernetes.io/name": "herald", "app.kubernetes.io/component": "speaker",
+			v1beta1.LabelSpeakerSecret: v1beta1.LabelSpeakerSecretValue}
 		err = c.Create(ctx, &sec)
 		if err == nil {
 			return nil
@@ -54,6 +58,24 @@ func EnsureSecret(ctx context.Context, c client.Client, namespace, name string) 
 	}
 	if _, err := FromSecret(&sec); err != nil {
 		return err
+	}
+	return labelForSpeakers(ctx, c, &sec)
+}
+
+// labelForSpeakers adds v1beta1.LabelSpeakerSecret to an existing Secret that lacks it (made by
+// an administrator or an older version), since the speakers read only Secrets with that label.
+func labelForSpeakers(ctx context.Context, c client.Client, sec *corev1.Secret) error {
+	if sec.Labels[v1beta1.LabelSpeakerSecret] == v1beta1.LabelSpeakerSecretValue {
+		return nil
+	}
+	orig := sec.DeepCopy()
+	if sec.Labels == nil {
+		sec.Labels = map[string]string{}
+	}
+	sec.Labels[v1beta1.LabelSpeakerSecret] = v1beta1.LabelSpeakerSecretValue
+	if err := c.Patch(ctx, sec, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("labelling Secret %s/%s %s=%s for the speakers: %w", sec.Namespace, sec.Name,
+			v1beta1.LabelSpeakerSecret, v1beta1.LabelSpeakerSecretValue, err)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/herald-lb/herald/api/v1beta1"
 )
 
 func TestEnsureSecretCreatesAndKeeps(t *testing.T) {
@@ -32,6 +34,25 @@ func TestEnsureSecretCreatesAndKeeps(t *testing.T) {
 	}
 	if string(again.Data[DataKey]) != string(k) {
 		t.Error("EnsureSecret replaced an existing key")
+	}
+	if again.Labels[v1beta1.LabelSpeakerSecret] != "true" {
+		t.Errorf("labels %v: the speakers cannot read the Secret without %s=true", again.Labels, v1beta1.LabelSpeakerSecret)
+	}
+}
+
+func TestEnsureSecretLabelsAnExistingSecretForTheSpeakers(t *testing.T) {
+	mine := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "m", Labels: map[string]string{"team": "net"}},
+		Data: map[string][]byte{DataKey: make([]byte, 32)}}
+	c := fake.NewClientBuilder().WithObjects(mine).Build()
+	if err := EnsureSecret(t.Context(), c, "ns", "m"); err != nil {
+		t.Fatal(err)
+	}
+	var got corev1.Secret
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: "ns", Name: "m"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Labels[v1beta1.LabelSpeakerSecret] != "true" || got.Labels["team"] != "net" {
+		t.Errorf("labels %v, want %s=true added to the others", got.Labels, v1beta1.LabelSpeakerSecret)
 	}
 }
 

@@ -166,6 +166,10 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	ghost := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "ghost-web", Namespace: hns,
 		Labels: map[string]string{LabelNode: "ghost", LabelServiceName: "web", LabelServiceNamespace: app}}}
 	mustCreate(ghost)
+	// A status object of this node named as an older speaker named it: the agent replaces it.
+	oldNamed := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: n1 + "-" + app + "-web", Namespace: hns,
+		Labels: map[string]string{LabelNode: n1, LabelServiceName: "web", LabelServiceNamespace: app}}}
+	mustCreate(oldNamed)
 
 	// The cache and the agent as the speaker runs them, with doubles for memberlist and the announcers.
 	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
@@ -206,7 +210,11 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			return false
 		}
 		st := l.Items[0].Status
-		return st.Node == n1 && st.ServiceName == "web" && st.ServiceNamespace == app && len(st.Interfaces) == 1
+		return l.Items[0].Name == statusName(n1, app+"/web") &&
+			st.Node == n1 && st.ServiceName == "web" && st.ServiceNamespace == app && len(st.Interfaces) == 1
+	})
+	eventually(t, "the ServiceL2Status named by the old scheme to be removed", func() bool {
+		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(oldNamed), &v1beta1.ServiceL2Status{}))
 	})
 	eventually(t, "the dead speaker's ServiceL2Status to be removed", func() bool {
 		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(ghost), &v1beta1.ServiceL2Status{}))
@@ -217,7 +225,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			return false
 		}
 		st := l.Items[0].Status
-		return l.Items[0].Name == n1+"-tor" && st.Node == n1 && st.Peer == "tor" && st.State == "Active" &&
+		return l.Items[0].Name == objectName(n1, "tor") && st.Node == n1 && st.Peer == "tor" && st.State == "Active" &&
 			strings.Contains(st.LastError, "MD5 password mismatch")
 	})
 	var events []string

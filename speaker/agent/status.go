@@ -41,20 +41,26 @@ type desired struct {
 	sweep map[string]bool
 }
 
-// statusName is a stable object name for a (node, Service "ns/name") pair, hashed when too long.
+// statusName is a stable object name for a (node, Service "ns/name") pair.
 func statusName(node, svcKey string) string {
 	ns, name, _ := strings.Cut(svcKey, "/")
 	return objectName(node, ns, name)
 }
 
-// objectName joins parts with "-" into an object name, shortened with a hash beyond 253 characters.
+// objectName names the status object of a tuple of names, such as (node, namespace, Service) or
+// (node, peer): the parts joined with "-" for people to read, then "-" and a hash of the tuple
+// itself, so that tuples whose joined text is the same (node a-b in namespace c, node a in
+// namespace b-c) get different names. The readable part is cut to keep the name within 253
+// characters. Objects named by an older scheme carry this node's label and are deleted as
+// unwanted by the next convergence.
 func objectName(parts ...string) string {
-	n := strings.Join(parts, "-")
-	if len(n) <= 253 {
-		return n
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	suffix := "-" + hex.EncodeToString(sum[:5])
+	readable := strings.Join(parts, "-")
+	if limit := 253 - len(suffix); len(readable) > limit {
+		readable = readable[:limit]
 	}
-	sum := sha256.Sum256([]byte(n))
-	return n[:200] + "-" + hex.EncodeToString(sum[:8])
+	return strings.TrimRight(readable, "-.") + suffix
 }
 
 func desiredStatus(p plan.Plan, node string, alive []string) desired {
