@@ -138,7 +138,7 @@ func TestValidatePeer(t *testing.T) {
 	}{
 		{"as given", func(*Peer) {}, id},
 		{"defaults (zero timers, no prefix limit)", func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 0 }, id},
-		{"keepalive up to the default hold time", func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 90 * time.Second }, id},
+		{"keepalive up to the default hold time", func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 90*time.Second }, id},
 		{"link-local with a zone", func(p *Peer) { p.Address = netip.MustParseAddr("fe80::1%eth0") }, id},
 		{"router ID of the peer", func(p *Peer) { p.RouterID = netip.MustParseAddr("198.51.100.11") }, netip.Addr{}},
 		{"password of 80 bytes", func(p *Peer) { p.Password = strings.Repeat("x", 80) }, id},
@@ -174,7 +174,7 @@ func TestValidatePeer(t *testing.T) {
 		{"hold time too short", func(p *Peer) { p.HoldTime = 2 * time.Second }, id, "holdTime 2s is below 3s"},
 		{"hold time beyond 16 bits", func(p *Peer) { p.HoldTime = maxTimer + time.Second }, id, "holdTime 18h12m16s"},
 		{"keepalive above hold", func(p *Peer) { p.KeepaliveTime = 5 * time.Second }, id, "keepaliveTime 5s is longer than holdTime 3s"},
-		{"keepalive above the default hold", func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 91 * time.Second }, id, "longer than holdTime 1m30s"},
+		{"keepalive above the default hold", func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 91*time.Second }, id, "longer than holdTime 1m30s"},
 		{"password too long", func(p *Peer) { p.Password = strings.Repeat("x", 81) }, id, "81 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
