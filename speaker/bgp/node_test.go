@@ -107,7 +107,7 @@ func runNode(in io.Reader, out io.Writer) int {
 	}
 	sp, err := New(Config{RouterID: cfg.RouterID, NodeIPv4: cfg.NodeIPv4, NodeIPv6: cfg.NodeIPv6,
 		PrefixLimitRestart: cfg.PrefixLimitRestart,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
+		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
