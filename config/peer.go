@@ -118,7 +118,7 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 			r.errorf("spec.routerID", s.RouterID, "a BGP router ID must be an IPv4 address, such as 198.51.100.10 (also for IPv6 sessions)")
 			peer.RouterID = netip.Addr{}
 		case !usableRouterID(id):
-			r.errorf("spec.routerID", s.RouterID, "is not a usable BGP identifier: 0.0.0.0 is invalid (RFC 6286) and routers refuse identifiers in 224.0.0.0/3 with a Bad BGP Identifier NOTIFICATION; use an address such as 198.51.100.10, or leave it empty for the node's own")
+			r.errorf("spec.routerID", s.RouterID, "is not a usable BGP identifier: 0.0.0.0 is invalid (RFC 6286), and routers that follow RFC 4271 (a unicast host address) answer an identifier in 224.0.0.0/3 with a Bad BGP Identifier NOTIFICATION; use an address such as 198.51.100.10, or leave it empty for the node's own")
 			peer.RouterID = netip.Addr{}
 		}
 	}
@@ -218,7 +218,8 @@ func unusableEndpoint(a netip.Addr) string {
 }
 
 // usableRouterID reports whether id can be a speaker's BGP identifier: an IPv4 address other than
-// 0.0.0.0 (RFC 6286) and outside 224.0.0.0/3, which routers such as FRR refuse.
+// 0.0.0.0 (RFC 6286) and outside 224.0.0.0/3 (multicast and reserved), which routers that follow
+// RFC 4271's "valid unicast host address" refuse. FRR 8.4 accepts them; others may not.
 func usableRouterID(id netip.Addr) bool {
 	return id.Is4() && !id.IsUnspecified() && id.As4()[0] < 224
 }

@@ -156,7 +156,7 @@ func TestParsePeerErrors(t *testing.T) {
 		return p
 	}
 	const useRouter = "use the router's unicast address, such as 198.51.100.1 or 2001:db8::1"
-	const badID = "is not a usable BGP identifier: 0.0.0.0 is invalid (RFC 6286) and routers refuse identifiers in 224.0.0.0/3 with a Bad BGP Identifier NOTIFICATION; use an address such as 198.51.100.10, or leave it empty for the node's own"
+	const badID = "is not a usable BGP identifier: 0.0.0.0 is invalid (RFC 6286), and routers that follow RFC 4271 (a unicast host address) answer an identifier in 224.0.0.0/3 with a Bad BGP Identifier NOTIFICATION; use an address such as 198.51.100.10, or leave it empty for the node's own"
 	tests := []struct {
 		name  string
 		peers []v1beta1.BGPPeer

@@ -76,7 +76,7 @@ type BGPPeerSpec struct {
 	// its IPv4 address, or on a node without IPv4 one derived from its IPv6 address.
 	// +kubebuilder:validation:MaxLength=15
 	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="routerID must be an IPv4 address such as 198.51.100.10"
-	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip(self).family() != 4 || !(ip(self).isUnspecified() || cidr('224.0.0.0/3').containsIP(self))",messageExpression="'routerID ' + self + ' is not a usable BGP identifier (0.0.0.0 and 224.0.0.0/3 are refused by routers); use an address such as 198.51.100.10'"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip(self).family() != 4 || !(ip(self).isUnspecified() || cidr('224.0.0.0/3').containsIP(self))",messageExpression="'routerID ' + self + ' is not a usable BGP identifier (0.0.0.0 is invalid, and routers that follow RFC 4271 refuse 224.0.0.0/3); use an address such as 198.51.100.10'"
 	// +optional
 	RouterID string `json:"routerID,omitempty"`
 

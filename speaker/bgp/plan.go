@@ -237,7 +237,8 @@ func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
 }
 
 // usableRouterID reports whether id can be a BGP identifier: an IPv4 address other than 0.0.0.0
-// (RFC 6286) and outside 224.0.0.0/3, which routers such as FRR refuse as Bad BGP Identifier.
+// (RFC 6286) and outside 224.0.0.0/3 (multicast and reserved), which routers that follow RFC 4271
+// ("a valid unicast host address") refuse as Bad BGP Identifier.
 func usableRouterID(id netip.Addr) bool {
 	return id.Is4() && !id.IsUnspecified() && id.As4()[0] < 224
 }

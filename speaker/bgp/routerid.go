@@ -15,8 +15,8 @@ import (
 // 16-byte IPv6 address (or its name), made a usable identifier: its first octet is mapped onto
 // 1-126 and 128-223, the other three octets are taken as they are. So it is stable across
 // restarts, differs between nodes (node addresses are unique; two of n nodes share one with a
-// probability of about n²/2^32.8, about 1 in 8,000 for 1,000 nodes), and is never 0.0.0.0,
-// loopback, multicast or reserved, which routers refuse. An operator who needs identifiers
+// probability of about n²/2^32.8, about 1 in 7,000 for 1,000 nodes), and is never 0.0.0.0,
+// loopback, multicast or reserved, which routers may refuse. An operator who needs identifiers
 // guaranteed distinct on IPv6-only nodes gives the nodes IPv4 addresses or sets them per node
 // group with BGPPeer routerID and nodeSelectors.
 func RouterID(nodeIPv4, nodeIPv6 netip.Addr, nodeName string) netip.Addr {
