@@ -254,11 +254,11 @@ func TestParseFullSnapshot(t *testing.T) {
 		Peers: map[string]*Peer{
 			"peer-a": {
 				Name: "peer-a", MyASN: 64512, PeerASN: 64512, Address: netip.MustParseAddr("198.51.100.1"), Port: 179,
-				HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: 10 * time.Second,
+				HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: 10 * time.Second, MaxPrefixes: 1000,
 			},
 			"peer-b": {
 				Name: "peer-b", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.2"), Port: 179,
-				HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: 10 * time.Second,
+				HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: 10 * time.Second, MaxPrefixes: 1000,
 				Password: "s3cret", BFDProfile: fast,
 			},
 		},

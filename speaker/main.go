@@ -181,7 +181,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer func() { _ = l2.Close() }()
-	routerID := v4
+	routerID := bgp.RouterID(v4, v6, o.nodeName)
 	speaker, err := bgp.New(bgp.Config{RouterID: routerID, NodeIPv4: v4, NodeIPv6: v6, Logger: log.With("component", "bgp"), Registerer: reg})
 	if err != nil {
 		return err
@@ -201,6 +201,6 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.Add(a); err != nil {
 		return err
 	}
-	log.Info("starting", "node", o.nodeName, "hostIP", addrs.Host, "namespace", o.namespace)
+	log.Info("starting", "node", o.nodeName, "hostIP", addrs.Host, "namespace", o.namespace, "bgpRouterID", routerID)
 	return mgr.Start(ctx)
 }

@@ -101,11 +101,14 @@ type BGPSessionStatusStatus struct {
 	// +optional
 	PeerAddress string `json:"peerAddress,omitempty"`
 	// State is the BGP finite-state-machine state: Idle, Connect, Active, OpenSent, OpenConfirm
-	// or Established.
+	// or Established; Refused when the speaker cannot use the BGPPeer's configuration and has
+	// no session for it (LastError says why; the other sessions are not affected).
 	// +optional
 	State string `json:"state,omitempty"`
 	// LastError says why the session is not established: the peer cannot be reached, refuses the
-	// connection, or (no TCP connection at all with a password set) a TCP MD5 password mismatch.
+	// connection, or (no TCP connection at all with a password set) a TCP MD5 password mismatch,
+	// the peer sent more prefixes than maxPrefixes, or the speaker refused the peer's
+	// configuration ("configuration refused: ...").
 	// +optional
 	LastError string `json:"lastError,omitempty"`
 	// EstablishedSince is when the session came up.

@@ -363,6 +363,17 @@ func TestWebhook(t *testing.T) {
 		validCondition(t, &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "p5"}}, metav1.ConditionFalse,
 			`spec.passwordSecret.name "p5-password"`, "kubectl label secret -n herald-system p5-password "+v1beta1.LabelSpeakerSecret+"=true")
 	})
+	t.Run("password longer than a TCP MD5 key", func(t *testing.T) {
+		create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "p7-password"}, StringData: map[string]string{"password": strings.Repeat("x", 81)}})
+		err := env.Client.Create(ctx, newPeer("p7", "198.51.100.7", func(s *v1beta1.BGPPeerSpec) { s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "p7-password"} }))
+		refused(t, err, "BGPPeer herald-system/p7: spec.passwordSecret", "81 bytes long", "at most 80 bytes")
+	})
+	t.Run("hold time below a millisecond off whole seconds (CEL sees milliseconds)", func(t *testing.T) {
+		err := env.Client.Create(ctx, newPeer("p6", "198.51.100.6", func(s *v1beta1.BGPPeerSpec) {
+			s.HoldTime = &metav1.Duration{Duration: 3000001 * time.Microsecond}
+		}))
+		refused(t, err, "BGPPeer herald-system/p6: spec.holdTime", "whole number of seconds")
+	})
 	t.Run("same peer address twice", func(t *testing.T) {
 		err := env.Client.Create(ctx, newPeer("tor2", "198.51.100.1", nil))
 		refused(t, err, "BGPPeer herald-system/tor2: spec.peerAddress")

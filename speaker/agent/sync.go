@@ -41,7 +41,7 @@ func (a *Agent) sync(ctx context.Context) {
 	if err := a.opts.L2.SetOwned(p.L2Owned); err != nil {
 		a.log.Warn("layer-2 announcer", "err", err)
 	}
-	if err := a.opts.BGP.SetPeers(ctx, a.bgpPeers(p.Peers)); err != nil {
+	if err := a.opts.BGP.SetPeers(ctx, bgpPeers(p.Peers)); err != nil {
 		a.log.Warn("BGP peers", "err", err)
 	}
 	if err := a.opts.BGP.SetRoutes(ctx, bgpRoutes(p.Routes)); err != nil {
@@ -217,8 +217,10 @@ func (a *Agent) config(ctx context.Context) (*config.Config, error) {
 	return cfg, nil
 }
 
-// bgpPeers converts the configured peers of this node for the BGP speaker.
-func (a *Agent) bgpPeers(peers []*config.Peer) []bgp.Peer {
+// bgpPeers converts the configured peers of this node for the BGP speaker. Every peer that
+// config.Parse accepts is one the speaker can use (a fuzz test checks it), so a BGPPeer the API
+// accepted never reaches the speaker as a peer it refuses.
+func bgpPeers(peers []*config.Peer) []bgp.Peer {
 	out := make([]bgp.Peer, 0, len(peers))
 	for _, p := range peers {
 		out = append(out, bgp.Peer{
@@ -226,6 +228,7 @@ func (a *Agent) bgpPeers(peers []*config.Peer) []bgp.Peer {
 			SourceAddress: p.SourceAddress, RouterID: p.RouterID,
 			HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
 			EBGPMultiHop: p.EBGPMultiHop, Password: p.Password, GracefulRestart: p.GracefulRestart,
+			MaxPrefixes: p.MaxPrefixes,
 		})
 	}
 	return out
