@@ -79,7 +79,7 @@ func TestAgentReportsRefusedPeer(t *testing.T) {
 		for _, o := range l.Items {
 			got[o.Name] = o.Status
 		}
-		edge, tor := got[node.Name+"-edge"], got[node.Name+"-tor"]
+		edge, tor := got[objectName(node.Name, "edge")], got[objectName(node.Name, "tor")]
 		return edge.State == StateRefused && edge.LastError == "configuration refused: "+refusal && tor.State == "Established"
 	})
 	var events []string

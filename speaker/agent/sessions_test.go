@@ -92,9 +92,9 @@ func TestSessionObjects(t *testing.T) {
 	})
 	sinceT := metav1.NewTime(since)
 	want := map[string]v1beta1.BGPSessionStatusStatus{
-		"n1-tor":  {Node: "n1", Peer: "tor", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, PrefixesAdvertised: 2},
-		"n1-edge": {Node: "n1", Peer: "edge", PeerAddress: "198.51.100.2", State: StateRefused, LastError: "configuration refused: bad hold time"},
-		"n1-kept": {Node: "n1", Peer: "kept", PeerAddress: "198.51.100.2", State: "Active",
+		objectName("n1", "tor"):  {Node: "n1", Peer: "tor", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, PrefixesAdvertised: 2},
+		objectName("n1", "edge"): {Node: "n1", Peer: "edge", PeerAddress: "198.51.100.2", State: StateRefused, LastError: "configuration refused: bad hold time"},
+		objectName("n1", "kept"): {Node: "n1", Peer: "kept", PeerAddress: "198.51.100.2", State: "Active",
 			LastError: "configuration refused: bad hold time; the session of the previous configuration goes on; session: no TCP connection"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
