@@ -338,7 +338,7 @@ func (a *Announcer) guardClaim(c seenClaim, now time.Time) {
 	}
 	if s.g.phase == phaseClear {
 		a.log.Info("Another station claims an owned address; confirming", "ip", c.IP, "interface", c.ifname,
-			"mac", c.MAC.String(), "node", gs.who(mac))
+			"mac", c.MAC.String(), "speaker", gs.who(mac))
 	}
 	s.g.saw(now, mac)
 	a.guardStep(key, s, now)
@@ -405,6 +405,7 @@ func (a *Announcer) guardsDue(now time.Time) time.Time {
 // guardStep steps a guard and carries out what it asks. a.mu must be held.
 func (a *Announcer) guardStep(key announcement, s *slot, now time.Time) {
 	gs := a.g
+	was := s.g.phase
 	res := s.g.step(now, gs.self, gs.who)
 	if res.probe {
 		a.guardProbe(key, s, now)
@@ -429,7 +430,14 @@ func (a *Announcer) guardStep(key announcement, s *slot, now time.Time) {
 		if r != nil {
 			r.mute(key.ip, false)
 			if _, ok := a.entries[key]; !ok {
-				a.log.Info("Taking over", "ip", key.ip, "interface", key.ifname, "after", s.g.phase.String())
+				why := "the other station is gone"
+				switch {
+				case was == phaseProbing:
+					why = "nobody answered the probes"
+				case s.g.inConflict():
+					why = "the rule between speakers keeps it here"
+				}
+				a.log.Info("Taking over", "ip", key.ip, "interface", key.ifname, "because", why)
 				p := &progress{takeover: now}
 				a.entries[key] = p
 				a.announce(key, r, p, now)
