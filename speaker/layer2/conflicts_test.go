@@ -401,4 +401,3 @@ func TestProbesArePaced(t *testing.T) {
 		}
 	})
 }
-

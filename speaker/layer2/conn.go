@@ -83,8 +83,8 @@ func arpFilter() []bpf.RawInstruction {
 	return mustAssemble([]bpf.Instruction{
 		bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.ETH_P_ARP, SkipTrue: 4},
-		bpf.LoadAbsolute{Off: 14 + 6, Size: 2}, // ARP operation
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 1, SkipTrue: 1},   // request
+		bpf.LoadAbsolute{Off: 14 + 6, Size: 2},                  // ARP operation
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 1, SkipTrue: 1},    // request
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 2, SkipTrue: 1}, // reply
 		bpf.RetConstant{Val: 0xffff},
 		bpf.RetConstant{Val: 0},
