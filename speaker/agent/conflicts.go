@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -51,6 +52,8 @@ type conflictState struct {
 	macs map[string]string
 	// reported are the conflicts reported with an event: "service|ip|interface|mac" -> action.
 	reported map[string]string
+	// deleted are this node's ServiceL2Status objects deleted since the last sync, by name.
+	deleted map[string]bool
 }
 
 // guard returns the announcer's conflict detection, nil when it has none.
@@ -103,7 +106,23 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 			g.SetPeerMACs(macs)
 		}
 	}
-	if _, err := inf.AddEventHandler(macLearner{learn}); err != nil {
+	// A status object of this node deleted by another speaker (one that sees this node as dead in a
+	// split brain sweeps it) is written again: see restoreStatus.
+	gone := func(obj any) {
+		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if st, ok := obj.(*v1beta1.ServiceL2Status); ok && st.Labels[LabelNode] == a.opts.NodeName && st.Namespace == a.opts.Namespace {
+			a.l2c.mu.Lock()
+			if a.l2c.deleted == nil {
+				a.l2c.deleted = map[string]bool{}
+			}
+			a.l2c.deleted[st.Name] = true
+			a.l2c.mu.Unlock()
+			a.Trigger()
+		}
+	}
+	if _, err := inf.AddEventHandler(macLearner{learn: learn, gone: gone}); err != nil {
 		return fmt.Errorf("watching ServiceL2Status for the speakers' MACs: %w", err)
 	}
 	return nil
@@ -120,11 +139,11 @@ func macList(macs map[string]string, node string) []string {
 	return out
 }
 
-type macLearner struct{ learn func(any) }
+type macLearner struct{ learn, gone func(any) }
 
 func (h macLearner) OnAdd(obj any, _ bool) { h.learn(obj) }
 func (h macLearner) OnUpdate(_, obj any)   { h.learn(obj) }
-func (h macLearner) OnDelete(any)          {}
+func (h macLearner) OnDelete(obj any)      { h.gone(obj) }
 
 // setL2Owned hands the plan's layer-2 addresses to the announcer. With conflict detection, the
 // addresses nobody has announced before (new to the plan, and of Services no ServiceL2Status
@@ -171,8 +190,8 @@ func (a *Agent) announcedBefore(ctx context.Context, svcs []string) bool {
 }
 
 // withConflicts adds to this node's ServiceL2Status objects the MAC of each interface and the
-// conflicts on the Service's addresses, and keeps the status objects of speakers that are in
-// conflict with this one (alive, answering, though not members: a split brain) from being swept.
+// conflicts on the Service's addresses. A speaker in conflict with another speaker is in a split
+// brain: its view of who is alive is wrong, so it removes no other speaker's status objects.
 func (a *Agent) withConflicts(d desired, p plan.Plan) desired {
 	g := a.guard()
 	if g == nil {
@@ -182,8 +201,8 @@ func (a *Agent) withConflicts(d desired, p plan.Plan) desired {
 	byIP := map[netip.Addr][]layer2.Conflict{}
 	for _, c := range g.Conflicts() {
 		byIP[c.IP] = append(byIP[c.IP], c)
-		if d.sweep != nil && c.Node != "" {
-			d.sweep[c.Node] = true
+		if c.Node != "" {
+			d.sweep = nil
 		}
 	}
 	ipsOf := map[string][]netip.Addr{}
@@ -209,7 +228,32 @@ func (a *Agent) withConflicts(d desired, p plan.Plan) desired {
 		}
 		d.l2[name] = st
 	}
+	a.restoreStatus(d)
 	return d
+}
+
+// restoreStatus makes the status writer write d again when one of this node's ServiceL2Status
+// objects that it wrote is gone: during a split brain the speakers on the other side see this
+// one as dead and remove its objects, conflict reports included, while it still watches the wire.
+func (a *Agent) restoreStatus(d desired) {
+	a.l2c.mu.Lock()
+	deleted := a.l2c.deleted
+	a.l2c.deleted = nil
+	a.l2c.mu.Unlock()
+	w := a.status
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.applied == nil {
+		return
+	}
+	for name := range deleted {
+		_, wrote := w.applied.l2[name]
+		if _, want := d.l2[name]; wrote && want {
+			a.log.Info("a ServiceL2Status of this node was removed by another speaker; writing it again", "name", name)
+			w.applied = nil
+			return
+		}
+	}
 }
 
 func conflictAction(c layer2.Conflict) string {

@@ -66,8 +66,8 @@ func (f *fakeGuard) setConflicts(c []layer2.Conflict) {
 
 // TestAgentReportsConflicts: the agent probes only addresses nobody announced before, learns the
 // other speakers' MACs from their ServiceL2Status, and reports the announcer's conflicts on
-// ServiceL2Status and as events; a speaker it is in conflict with (alive though not a member) keeps
-// its status objects until the conflict is over.
+// ServiceL2Status and as events. In conflict with another speaker (a split brain) it removes no
+// other speaker's status objects, and writes its own again when the other side removes them.
 func TestAgentReportsConflicts(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
@@ -201,6 +201,21 @@ func TestAgentReportsConflicts(t *testing.T) {
 	if err := c.Get(ctx, client.ObjectKeyFromObject(n2Status), &v1beta1.ServiceL2Status{}); err != nil {
 		t.Errorf("n2's ServiceL2Status during the conflict with n2: %v, want it kept", err)
 	}
+
+	// The other side of a split brain sees n1 as dead and removes its status objects: n1 writes
+	// them again.
+	var mine v1beta1.ServiceL2StatusList
+	if err := c.List(ctx, &mine, client.InNamespace(hns), client.MatchingLabels{LabelNode: n1, LabelServiceName: "old", LabelServiceNamespace: app}); err != nil || len(mine.Items) != 1 {
+		t.Fatalf("n1's status of old: %v, %d objects", err, len(mine.Items))
+	}
+	if err := c.Delete(ctx, &mine.Items[0]); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "n1's status of old written again after another speaker removed it", func() bool {
+		var o v1beta1.ServiceL2Status
+		return c.Get(ctx, client.ObjectKeyFromObject(&mine.Items[0]), &o) == nil && o.UID != mine.Items[0].UID &&
+			cmp.Equal(want["old"], o.Status.Conflicts)
+	})
 
 	// The conflicts end.
 	g.setConflicts(nil)
