@@ -153,11 +153,13 @@ type guards struct {
 	m     *conflictMetrics
 	peers map[string]string // hardware address (bytes as a string) -> Herald node
 
-	slots   map[announcement]*slot
-	evalQ   timerQueue // guard steps that are due by themselves
-	urgentQ timerQueue // probes of suspected and conflicting addresses, sent first
-	quietQ  timerQueue // probes of quiet addresses
-	bucket  tokenBucket
+	slots map[announcement]*slot
+	// conflicted are the slots whose guard is in a conflict, for Conflicts.
+	conflicted map[announcement]*slot
+	evalQ      timerQueue // guard steps that are due by themselves
+	urgentQ    timerQueue // probes of suspected and conflicting addresses, sent first
+	quietQ     timerQueue // probes of quiet addresses
+	bucket     tokenBucket
 
 	claims  chan seenClaim
 	changes chan struct{} // a Conflict appeared, changed or ended
@@ -187,12 +189,13 @@ func newGuards(cfg *ConflictConfig, reg prometheus.Registerer, log *slog.Logger)
 	}
 	return &guards{
 		self: cfg.Node, t: t, log: log, m: m, peers: map[string]string{},
-		slots:   map[announcement]*slot{},
-		bucket:  tokenBucket{rate: rate, burst: max(1, rate/10)},
-		claims:  make(chan seenClaim, 1024),
-		changes: make(chan struct{}, 1),
-		kick:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		slots:      map[announcement]*slot{},
+		conflicted: map[announcement]*slot{},
+		bucket:     tokenBucket{rate: rate, burst: max(1, rate/10)},
+		claims:     make(chan seenClaim, 1024),
+		changes:    make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
 	}, nil
 }
 
@@ -223,6 +226,7 @@ func (gs *guards) syncGuards(a *Announcer, want map[string]*[numFamilies]map[net
 			}
 			gs.count(s, "")
 			delete(gs.slots, key)
+			delete(gs.conflicted, key)
 		}
 	}
 	for name, fams := range want {
@@ -509,6 +513,9 @@ func (gs *guards) report(key announcement, s *slot) {
 	action := ""
 	if s.g.inConflict() {
 		action = conflictOf(key, s.g, nil, "").Action()
+		gs.conflicted[key] = s
+	} else {
+		delete(gs.conflicted, key)
 	}
 	gs.count(s, action)
 	gs.notify()
@@ -563,10 +570,7 @@ func (a *Announcer) Conflicts() []Conflict {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []Conflict
-	for key, s := range a.g.slots {
-		if !s.g.inConflict() {
-			continue
-		}
+	for key, s := range a.g.conflicted {
 		for mac := range s.g.stations {
 			out = append(out, conflictOf(key, s.g, net.HardwareAddr(mac), a.g.who(mac)))
 		}
@@ -610,10 +614,8 @@ func (a *Announcer) SetPeerMACs(macs map[string]string) {
 	defer a.mu.Unlock()
 	a.g.peers = peers
 	now := time.Now()
-	for key, s := range a.g.slots {
-		if s.g.inConflict() {
-			a.guardStep(key, s, now)
-		}
+	for key, s := range a.g.conflicted {
+		a.guardStep(key, s, now)
 	}
 }
 
