@@ -24,8 +24,10 @@ import (
 )
 
 // TestLayer2SplitBrain cuts one node's speaker off memberlist (TCP and UDP 7946 dropped in its
-// namespace; the layer-2 segment and the API server still work): it sees only itself and takes
-// over the Service's address, which the owner keeps answering. Within seconds the conflict is
+// namespace, to and from both other nodes: with three nodes, cutting only one pair is no split
+// brain, as memberlist's indirect probes go through the third; the layer-2 segment and the API
+// server still work): it sees only itself and takes over the Service's address, which the owner
+// keeps answering. Within seconds the conflict is
 // reported on ServiceL2Status, as a Warning event on the Service and by herald_layer2_conflicts;
 // the rule leaves the address to its owner, and the segment client sees one responder. Healed,
 // the speakers converge with one ServiceL2Status and one responder, and no conflict left.

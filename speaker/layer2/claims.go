@@ -1,6 +1,7 @@
 package layer2
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -41,6 +42,8 @@ func parseARPClaim(frame []byte, self net.HardwareAddr) (claim, error) {
 		return claim{}, fmt.Errorf("%w: ARP operation %d", errIgnored, p.Operation)
 	case !isUnicastMAC(p.SenderHardwareAddr):
 		return claim{}, fmt.Errorf("ARP sender %s: %w", p.SenderHardwareAddr, errNotUnicastMAC)
+	case bytes.Equal(p.SenderHardwareAddr, self):
+		return claim{}, fmt.Errorf("%w: ARP from this interface's own address", errIgnored)
 	case p.SenderIP.IsUnspecified() || p.SenderIP.IsMulticast() || p.SenderIP == ipv4Broadcast:
 		return claim{}, fmt.Errorf("%w: ARP from %s", errIgnored, p.SenderIP)
 	}
@@ -110,6 +113,9 @@ func parseNDPClaim(frame []byte, self net.HardwareAddr) (claim, error) {
 	}
 	if !isUnicastMAC(mac) {
 		return claim{}, fmt.Errorf("claim for %s at %s: %w", ip, mac, errNotUnicastMAC)
+	}
+	if bytes.Equal(mac, self) {
+		return claim{}, fmt.Errorf("%w: claim for %s at this interface's own address", errIgnored, ip)
 	}
 	return claim{IP: ip, MAC: mac}, nil
 }

@@ -88,6 +88,11 @@ func TestParseARPClaim(t *testing.T) {
 		},
 		{name: "probe claims nothing", frame: arpFrame(t, arp.OperationRequest, broadcast, otherMAC, netip.IPv4Unspecified(), lbIPv4), ignored: true},
 		{name: "our own", frame: arpFrame(t, arp.OperationReply, broadcast, selfMAC, lbIPv4, lbIPv4), ignored: true},
+		{name: "our address through another source", frame: func() []byte {
+			b := arpFrame(t, arp.OperationReply, broadcast, selfMAC, lbIPv4, lbIPv4)
+			copy(b[6:12], otherMAC) // Ethernet source
+			return b
+		}(), ignored: true},
 		{name: "unicast to someone else", frame: arpFrame(t, arp.OperationReply, clientMAC, otherMAC, lbIPv4, clientV4), ignored: true},
 		{name: "from broadcast address", frame: arpFrame(t, arp.OperationRequest, broadcast, otherMAC, ipv4Broadcast, lbIPv4), ignored: true},
 		{name: "multicast sender", frame: arpFrame(t, arp.OperationReply, broadcast, net.HardwareAddr{1, 0, 0x5e, 0, 0, 1}, lbIPv4, lbIPv4), bad: true},
@@ -163,6 +168,7 @@ func TestParseNDPClaim(t *testing.T) {
 		},
 		{name: "duplicate address detection claims nothing", frame: nsFrame(t, lbIPv6, nsOpts{src: netip.IPv6Unspecified(), noSLLA: true}), ignored: true},
 		{name: "our own", frame: naFrame(t, lbIPv6, naOpts{tlla: selfMAC, ethSource: selfMAC}), ignored: true},
+		{name: "our address in the option", frame: naFrame(t, lbIPv6, naOpts{tlla: selfMAC}), ignored: true},
 		{name: "hop limit 64", frame: naFrame(t, lbIPv6, naOpts{tlla: otherMAC, hopLimit: 64}), ignored: true},
 		{name: "code 1", frame: naFrame(t, lbIPv6, naOpts{tlla: otherMAC, code: 1}), ignored: true},
 		{name: "multicast target", frame: naFrame(t, netip.MustParseAddr("ff02::2"), naOpts{tlla: otherMAC}), ignored: true},
@@ -310,7 +316,7 @@ func FuzzParseNDPClaim(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !c.IP.Is6() || c.IP.Is4In6() || c.IP.IsUnspecified() || c.IP.IsMulticast() || c.IP.Zone() != "" || !isUnicastMAC(c.MAC) {
+		if !c.IP.Is6() || c.IP.Is4In6() || c.IP.IsUnspecified() || c.IP.IsMulticast() || c.IP.Zone() != "" || !isUnicastMAC(c.MAC) || c.MAC.String() == selfMAC.String() {
 			t.Fatalf("accepted claim %+v", c)
 		}
 	})

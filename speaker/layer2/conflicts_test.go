@@ -1,6 +1,7 @@
 package layer2
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 	"testing/synctest"
@@ -8,7 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/arp"
-	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -283,29 +283,42 @@ func TestAnnouncerConflictBetweenSpeakers(t *testing.T) {
 	}
 }
 
-// TestAnnouncerIgnoresItsOwnFrames: frames from the node's own MAC (on another interface of the same
-// segment) and from MACs named as this node's are no conflict.
+// TestAnnouncerIgnoresItsOwnFrames: the announcements of the node's other interface on the same
+// segment, and frames from MACs named as this node's, are no conflict.
 func TestAnnouncerIgnoresItsOwnFrames(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeNet()
-		a := newConflictAnnouncer(t, f, nil, "n1")
-		a.SetPeerMACs(map[string]string{otherMAC.String(): "n1"})
-		if err := a.SetOwned(map[netip.Addr][]string{lbIPv4: {"eth0"}}); err != nil {
+		eth1MAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x77}
+		conns := map[string]*layer2test.Conn{}
+		dial := func(name string) (*Link, error) {
+			mac := selfMAC
+			if name == "eth1" {
+				mac = eth1MAC
+			}
+			c := layer2test.NewConn()
+			conns[name] = c
+			return NewLink(&net.Interface{Name: name, Index: len(conns), MTU: 1500, HardwareAddr: mac}, c, nil)
+		}
+		a, err := NewAnnouncer(Config{Dial: dial, Conflicts: &ConflictConfig{Node: "n1"}})
+		if err != nil {
 			t.Fatal(err)
 		}
-		arpC, _ := f.conns("eth0")
+		defer a.Close()
+		a.SetPeerMACs(map[string]string{otherMAC.String(): "n1"})
+		if err := a.SetOwned(map[netip.Addr][]string{lbIPv4: {"eth0", "eth1"}}); err != nil {
+			t.Fatal(err)
+		}
 		for range 3 {
-			// From selfMAC but with another Ethernet source (as via a second interface of this node).
-			p, _ := arp.NewPacket(arp.OperationRequest, selfMAC, lbIPv4, zeroMAC, lbIPv4)
-			b, _ := p.MarshalBinary()
-			fr, _ := (&ethernet.Frame{Destination: broadcast, Source: clientMAC, EtherType: ethernet.EtherTypeARP, Payload: b}).MarshalBinary()
-			arpC.Deliver(fr)
-			arpC.Deliver(arpFrame(t, arp.OperationRequest, broadcast, otherMAC, lbIPv4, lbIPv4))
+			conns["eth0"].Deliver(arpFrame(t, arp.OperationRequest, broadcast, eth1MAC, lbIPv4, lbIPv4))
+			conns["eth1"].Deliver(arpFrame(t, arp.OperationRequest, broadcast, selfMAC, lbIPv4, lbIPv4))
+			conns["eth0"].Deliver(arpFrame(t, arp.OperationRequest, broadcast, otherMAC, lbIPv4, lbIPv4))
 			time.Sleep(DefaultConfirm)
 		}
 		synctest.Wait()
 		if c := a.Conflicts(); len(c) != 0 {
 			t.Errorf("Conflicts() = %+v, want none", c)
+		}
+		if diff := cmp.Diff(map[string]string{"eth0": selfMAC.String(), "eth1": eth1MAC.String()}, a.MACs()); diff != "" {
+			t.Errorf("MACs() (-want +got):\n%s", diff)
 		}
 	})
 }
