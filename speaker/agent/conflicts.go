@@ -326,6 +326,12 @@ func (a *Agent) conflictMessage(c layer2.Conflict) string {
 	splitBrain := fmt.Sprintf("%s is also announced by node %s (%s) on interface %s of node %s: the speakers of %s and %s do not see each other "+
 		"in memberlist (a split brain: check that TCP and UDP port 7946 pass between the nodes and that the speakers share the memberlist key)",
 		c.IP, c.Node, c.MAC, c.Interface, self, self, c.Node)
+	if slices.Contains(a.opts.Members.Members(), c.Node) {
+		// Both speakers see each other: node c.Node's host itself answers.
+		splitBrain = fmt.Sprintf("%s is also answered by node %s (%s) on interface %s of node %s, although the speakers see each other and %s's does not announce it: "+
+			"the address is configured on node %s (for example by kube-proxy in IPVS mode without strictARP)",
+			c.IP, c.Node, c.MAC, c.Interface, self, c.Node, c.Node)
+	}
 	if c.Answering {
 		return splitBrain + fmt.Sprintf("; node %s keeps answering, node %s stops", self, c.Node)
 	}
