@@ -32,10 +32,6 @@ const (
 	phaseConflict
 )
 
-func (p phase) String() string {
-	return [...]string{"probing", "clear", "suspect", "conflict"}[p]
-}
-
 // missLimit is how many probes in a row a station may leave unanswered before it counts as gone.
 const missLimit = 2
 
