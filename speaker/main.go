@@ -49,6 +49,7 @@ type options struct {
 	kubeQPS          float64
 	kubeBurst        int
 	l2Refresh        time.Duration
+	l2Conflicts      bool
 	resync           time.Duration
 	timers           members.Timers
 }
@@ -72,6 +73,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "queries per second to the API server")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "burst of queries to the API server")
 	fs.DurationVar(&o.l2Refresh, "l2-refresh-interval", layer2.DefaultRefresh, "how often owned IPs are announced again with gratuitous ARP/NDP")
+	fs.BoolVar(&o.l2Conflicts, "l2-conflict-detection", true, "detect other stations answering for owned layer-2 IPs (split brain, duplicate addresses), probe new IPs before announcing them, and yield as the conflict rules say")
 	fs.DurationVar(&o.resync, "resync", 10*time.Second, "full recomputation period, also for interface changes and re-joining speakers")
 	fs.DurationVar(&o.timers.ProbeInterval, "memberlist-probe-interval", o.timers.ProbeInterval, "memberlist failure detection: probe interval")
 	fs.DurationVar(&o.timers.ProbeTimeout, "memberlist-probe-timeout", o.timers.ProbeTimeout, "memberlist failure detection: probe timeout")
@@ -174,8 +176,12 @@ func run(ctx context.Context, o options) error {
 	}
 	defer func() { _ = ml.Shutdown() }()
 
+	var conflicts *layer2.ConflictConfig
+	if o.l2Conflicts {
+		conflicts = &layer2.ConflictConfig{Node: o.nodeName}
+	}
 	l2, err := layer2.NewAnnouncer(layer2.Config{
-		Logger: log.With("component", "layer2"), Registerer: reg, Refresh: o.l2Refresh,
+		Logger: log.With("component", "layer2"), Registerer: reg, Refresh: o.l2Refresh, Conflicts: conflicts,
 	})
 	if err != nil {
 		return err

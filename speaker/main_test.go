@@ -60,6 +60,18 @@ func TestParseFlags(t *testing.T) {
 		},
 		{name: "bad host IP", args: []string{"--node-name=n1", "--host-ip=node-1"}, wantErr: true},
 		{name: "bad POD_IP", env: map[string]string{"NODE_NAME": "n1", "POD_IP": "x"}, wantErr: true},
+		{name: "conflict detection on by default", args: []string{"--node-name=n1"},
+			check: func(t *testing.T, o options) {
+				if !o.l2Conflicts {
+					t.Error("l2Conflicts = false, want detection on by default")
+				}
+			}},
+		{name: "conflict detection can be turned off", args: []string{"--node-name=n1", "--l2-conflict-detection=false"},
+			check: func(t *testing.T, o options) {
+				if o.l2Conflicts {
+					t.Error("l2Conflicts = true after --l2-conflict-detection=false")
+				}
+			}},
 		{name: "timers are flags", args: []string{"--node-name=n1", "--memberlist-probe-interval=200ms", "--memberlist-suspicion-mult=5"},
 			check: func(t *testing.T, o options) {
 				if o.timers.ProbeInterval != 200*time.Millisecond || o.timers.SuspicionMult != 5 {

@@ -104,6 +104,8 @@ type Agent struct {
 	prevBGP    map[string]bool   // Services this node advertised over BGP at the last sync
 	warned     map[string]string // unannounced warnings emitted: "svc ip" -> reason
 	lastConfig string            // last configuration error reported
+
+	l2c conflictState // address conflicts (conflicts.go)
 }
 
 // nodeMeta is what each speaker publishes about its node through memberlist.
@@ -168,6 +170,9 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.watch(ctx); err != nil {
 		return err
 	}
+	if err := a.watchPeerMACs(ctx); err != nil {
+		return err
+	}
 	if !a.opts.Cache.WaitForCacheSync(ctx) {
 		return a.shutdown()
 	}
@@ -178,11 +183,13 @@ func (a *Agent) Start(ctx context.Context) error {
 	go a.watchSessions(ctx, 2*time.Second, 10*time.Second)
 	ticker := time.NewTicker(a.opts.Resync)
 	defer ticker.Stop()
+	conflicts := a.conflictChanges()
 	a.sync(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return a.shutdown()
+		case <-conflicts:
 		case <-a.trigger:
 		case <-a.opts.Members.Changes():
 		case <-ticker.C:

@@ -38,7 +38,7 @@ func (a *Agent) sync(ctx context.Context) {
 	p := plan.Compute(in)
 
 	// Announce first: nothing below may delay taking over or giving up an IP.
-	if err := a.opts.L2.SetOwned(p.L2Owned); err != nil {
+	if err := a.setL2Owned(ctx, p); err != nil {
 		a.log.Warn("layer-2 announcer", "err", err)
 	}
 	if err := a.opts.BGP.SetPeers(ctx, bgpPeers(p.Peers)); err != nil {
@@ -50,7 +50,8 @@ func (a *Agent) sync(ctx context.Context) {
 	a.metrics.syncSeconds.Observe(time.Since(start).Seconds())
 
 	a.events(p, in, svcByKey)
-	a.status.set(desiredStatus(p, a.opts.NodeName, a.opts.Members.Members()))
+	a.conflictEvents(p, svcByKey)
+	a.status.set(a.withConflicts(desiredStatus(p, a.opts.NodeName, a.opts.Members.Members()), p))
 }
 
 // inputs reads everything the plan needs from the cache.

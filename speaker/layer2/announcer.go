@@ -35,6 +35,9 @@ type Config struct {
 	Burst []time.Duration
 	// Refresh is how often an owned address is announced again after the burst. Zero: DefaultRefresh.
 	Refresh time.Duration
+	// Conflicts turns on duplicate address detection (see ConflictConfig). Nil: off; the
+	// Announcer only answers and announces.
+	Conflicts *ConflictConfig
 }
 
 // Announcer answers ARP and NDP for the addresses this node owns, on the interfaces it owns them on,
@@ -44,6 +47,7 @@ type Announcer struct {
 	dial  Dialer
 	sched schedule
 	m     *metrics
+	g     *guards // duplicate address detection; nil when off
 
 	mu      sync.Mutex
 	closed  bool
@@ -101,6 +105,12 @@ func NewAnnouncer(cfg Config) (*Announcer, error) {
 	if a.dial == nil {
 		a.dial = DialLink
 	}
+	if cfg.Conflicts != nil {
+		if a.g, err = newGuards(cfg.Conflicts, cfg.Registerer, cfg.Logger); err != nil {
+			return nil, err
+		}
+		go a.runGuards()
+	}
 	go a.run()
 	return a, nil
 }
@@ -114,6 +124,10 @@ func NewAnnouncer(cfg Config) (*Announcer, error) {
 // Errors (an interface that cannot be opened, an invalid address) are joined and returned; the rest
 // of the state is applied regardless, so the speaker can log and retry on its next reconcile.
 func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
+	return a.setOwned(owned, nil)
+}
+
+func (a *Announcer) setOwned(owned map[netip.Addr][]string, fresh map[netip.Addr]bool) error {
 	var errs []error
 	want := map[string]*[numFamilies]map[netip.Addr]struct{}{}
 	for ip, ifnames := range owned {
@@ -160,6 +174,8 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 		a.links[name] = l
 	}
 
+	a.g.syncGuards(a, want, fresh, time.Now())
+
 	// Apply the new sets, dropping what is lost before anything else happens.
 	for name, l := range a.links {
 		fams := want[name]
@@ -199,7 +215,7 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 			}
 			for _, ip := range sortedAddrs(ips) {
 				an := announcement{ip: ip, ifname: name}
-				if _, ok := a.entries[an]; ok {
+				if _, ok := a.entries[an]; ok || a.g.silent(an) {
 					continue
 				}
 				a.log.Info("Taking over", "ip", ip, "interface", name)
@@ -244,6 +260,9 @@ func (a *Announcer) Close() error {
 	a.mu.Unlock()
 	close(a.stop)
 	<-a.loopDone
+	if a.g != nil {
+		<-a.g.done
+	}
 	return errors.Join(errs...)
 }
 
@@ -269,6 +288,13 @@ func (a *Announcer) openLink(name string) (*link, error) {
 	}
 	if ln.NDP != nil {
 		l.resp[familyIPv6] = newResponder(familyIPv6, &ifi, ln.NDP, a.m, a.log)
+	}
+	if a.g != nil {
+		for _, r := range l.resp {
+			if r != nil {
+				r.claims = a.g.claims
+			}
+		}
 	}
 	for _, r := range l.resp {
 		if r != nil {

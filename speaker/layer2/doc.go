@@ -12,6 +12,13 @@
 // with github.com/mdlayher/ethernet, github.com/mdlayher/arp and github.com/mdlayher/ndp; only the
 // fixed 40-byte IPv6 header, which none of them writes, is encoded here.
 //
+// With Config.Conflicts the Announcer also detects duplicate addresses (conflicts.go, pure core in
+// guard.go): it watches the frames in which other stations claim an owned address (gratuitous ARP,
+// ARP replies, Neighbor Advertisements), probes owned addresses now and then, paced (RFC 5227 ARP
+// probes, duplicate address detection solicitations), probes an address nobody announced before
+// ahead of its first announcement, and settles a conflict: it yields to a host that is not a Herald
+// speaker, and between speakers both apply the same rule over their names (split brain).
+//
 // NDP uses packet sockets rather than an ICMPv6 socket because the owned addresses are normally not
 // assigned to the node: the kernel would not deliver unicast Neighbor Solicitations (neighbour
 // unreachability probes) for them to an ICMPv6 socket, and would not let us send from them.
