@@ -148,18 +148,10 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 		}
 		return s
 	}
-	// One ready endpoint, on no node in particular: enough for a Service of policy Cluster.
-	endpoint := func(svc string) {
-		mustCreate(&discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Name: svc + "-1", Namespace: app, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		})
-	}
 	svc("web", "198.51.100.105")
-	endpoint("web")
+	createReadyEndpoint(t, c, app, "web")
 	svc("dark", "198.51.100.161")
-	endpoint("dark")
+	createReadyEndpoint(t, c, app, "dark")
 	svc("idle", "198.51.100.106") // no endpoint: not announced
 
 	// A status object left by a speaker that died: the first live speaker removes it.
@@ -275,5 +267,19 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	j.mu.Unlock()
 	if !strings.HasPrefix(calls, "l2-empty") || !strings.Contains(calls, "leave") || !strings.Contains(calls, "bgp-shutdown") {
 		t.Errorf("shutdown calls = %q, want l2-empty first, then leave and bgp-shutdown", calls)
+	}
+}
+
+// createReadyEndpoint gives the Service one ready endpoint, on no node in particular: enough for a
+// Service of policy Cluster to be announced.
+func createReadyEndpoint(t *testing.T, c client.Client, ns, svc string) {
+	t.Helper()
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: svc + "-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}
+	if err := c.Create(t.Context(), es); err != nil {
+		t.Fatalf("creating EndpointSlice %s/%s: %v", ns, es.Name, err)
 	}
 }

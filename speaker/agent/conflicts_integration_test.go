@@ -103,6 +103,7 @@ func TestAgentReportsConflicts(t *testing.T) {
 		if err := c.Status().Update(ctx, s); err != nil {
 			t.Fatal(err)
 		}
+		createReadyEndpoint(t, c, app, name)
 	}
 	// n2 announced "old" before (n1 takes it over) and still answers for it: n1 does not see n2
 	// in memberlist (a split brain).
