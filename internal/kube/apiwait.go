@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -290,17 +291,25 @@ func HoldWhileUnreachable(cfg *rest.Config, log *slog.Logger) (*Gate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the API server's readiness prober: %w", err)
 	}
-	base, _, err := rest.DefaultServerUrlFor(probeCfg)
+	readyz, err := readyzURL(probeCfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating the API server's readiness prober: %w", err)
 	}
-	readyz := base.JoinPath("readyz").String()
-	g, err := NewGate(GateOptions{Probe: ReadyzProbe(hc, readyz), Server: base.Host, Logger: log})
+	g, err := NewGate(GateOptions{Probe: ReadyzProbe(hc, readyz.String()), Server: readyz.Host, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	cfg.Wrap(g.Wrap)
 	return g, nil
+}
+
+// readyzURL is the /readyz of cfg's API server, under the path prefix of its host if it has one.
+func readyzURL(cfg *rest.Config) (*url.URL, error) {
+	base, _, err := rest.DefaultServerUrlFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return base.JoinPath("readyz"), nil
 }
 
 // ReadyzProbe returns a probe that GETs url (an API server's /readyz) with hc: the API server is

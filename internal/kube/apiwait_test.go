@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -383,5 +385,28 @@ func TestReadyzProbe(t *testing.T) {
 	srv.down()
 	if err := ReadyzProbe(http.DefaultClient, srv.url("/readyz"))(t.Context()); err == nil {
 		t.Error("a probe of a stopped server succeeded")
+	}
+}
+
+func TestReadyzURL(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  rest.Config
+		want string
+	}{
+		{"URL", rest.Config{Host: "https://10.0.0.1:6443"}, "https://10.0.0.1:6443/readyz"},
+		{"host:port with a CA", rest.Config{Host: "10.0.0.1:6443", TLSClientConfig: rest.TLSClientConfig{CAData: []byte("x")}}, "https://10.0.0.1:6443/readyz"},
+		{"path prefix of a proxy", rest.Config{Host: "https://proxy.example/clusters/a/"}, "https://proxy.example/clusters/a/readyz"},
+		{"IPv6", rest.Config{Host: "https://[2001:db8::1]:6443"}, "https://[2001:db8::1]:6443/readyz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := readyzURL(&tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got.String()); diff != "" {
+				t.Errorf("readyz URL (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
