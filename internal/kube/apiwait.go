@@ -46,7 +46,7 @@ type GateOptions struct {
 	Jitter   float64
 	Timeout  time.Duration
 	// Clock drives the probe interval (the real clock when nil); tests inject a fake one.
-	Clock clock.WithTicker
+	Clock clock.Clock
 	// Server names the API server in logs and errors.
 	Server string
 	// Logger receives one message when the API server goes away and one when it is back.
@@ -69,13 +69,15 @@ type GateOptions struct {
 //     version the restarted API server has forgotten, get 410 Gone and make the reflector back off
 //     again after the outage; a held list resumes at once with fresh data.
 //
-// So every informer resumes within one probe interval of the API server being ready.
+// So every informer resumes within one probe interval of the API server being ready (or, after an
+// outage shorter than client-go's first backoff of 0.8-1.6 s, when that backoff ends). The cost: after
+// an outage every informer lists again, where client-go would have tried to resume its watch.
 type Gate struct {
 	probe    func(ctx context.Context) error
 	interval time.Duration
 	jitter   float64
 	timeout  time.Duration
-	clock    clock.WithTicker
+	clock    clock.Clock
 	server   string
 	log      *slog.Logger
 
