@@ -120,7 +120,8 @@ func main() {
 }
 
 func run(ctx context.Context, o options, log logr.Logger) error {
-	cfg, err := kube.RESTConfig(o.kubeconfig, float32(o.kubeAPIQPS), o.kubeAPIBurst, "herald-controller")
+	cfg, err := kube.RESTConfig(o.kubeconfig, float32(o.kubeAPIQPS), o.kubeAPIBurst, "herald-controller",
+		slog.New(logr.ToSlogHandler(log.WithName("kube"))))
 	if err != nil {
 		return err
 	}

@@ -123,7 +123,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	restCfg, err := kube.RESTConfig(o.kubeconfig, float32(o.kubeQPS), o.kubeBurst, "herald-speaker/"+o.nodeName)
+	restCfg, err := kube.RESTConfig(o.kubeconfig, float32(o.kubeQPS), o.kubeBurst, "herald-speaker/"+o.nodeName, log.With("component", "kube"))
 	if err != nil {
 		return err
 	}

@@ -96,6 +96,10 @@ type Lab struct {
 	mu       sync.Mutex
 	procs    map[string]*Proc
 	dnatLast map[string]string // node -> last applied nft script
+
+	apiServerBackend string   // host:port the lab's listener relays to (kube-apiserver on loopback)
+	apiServerCmd     []string // kube-apiserver's command line, kept by StopAPIServer
+	apiStopped       bool     // between StopAPIServer and StartAPIServer (under mu)
 }
 
 // ErrHeraldExited is wrapped by errors caused by a Herald process that ended on its own.
@@ -371,6 +375,7 @@ func (l *Lab) startAPIServer(ctx context.Context) error {
 		u = &url.URL{Host: env.Config.Host}
 	}
 	backend := u.Host
+	l.apiServerBackend = backend
 	if l.proxy, err = net.Listen("tcp", l.Plan.APIServerAddr.String()); err != nil {
 		return fmt.Errorf("listening for the lab on %s: %w", l.Plan.APIServerAddr, err)
 	}
