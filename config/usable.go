@@ -199,7 +199,7 @@ type conflict struct {
 // entrant is one object competing for a place in the Config.
 type entrant[V any] struct {
 	obj object
-	// cur is the current version, valid on its own when curOK.
+	// cur is the current version, as far as it parses; valid on its own when curOK.
 	cur   V
 	curOK bool
 	// last is the version in lastGood, when hasLast.
@@ -261,6 +261,13 @@ func place[V any](p *parser, kind string, es []entrant[V], equal func(a, b V) bo
 			out[i] = v
 			inForce = append(inForce, v)
 			delete(reserved, i)
+		}
+		if !e.curOK {
+			// Not used, but reported in full: its conflicts too, so that the webhook names
+			// every problem at once.
+			for _, c := range conflicts(e.cur, others(i)) {
+				r.errorf(c.field, c.value, "%s", c.reason)
+			}
 		}
 		if ranks[i].class == 0 && !e.curOK {
 			// Invalid now, in force before: its last version, which nothing placed yet

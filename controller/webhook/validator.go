@@ -80,7 +80,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	if err := v.addSecrets(ctx, &before, &after); err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	problems := Review(before, after, subject, op)
+	verdict := Check(before, after, subject, op)
 	var users []ServiceRef
 	if pool, ok := obj.(*v1beta1.IPAddressPool); ok && op == Delete {
 		var svcs corev1.ServiceList
@@ -89,10 +89,14 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 		}
 		users = PoolUsers(pool, svcs.Items, v.inCharge)
 	}
-	if len(problems) > 0 || len(users) > 0 {
-		return refusal(subject, op, problems, users)
+	warnings := make([]string, 0, len(verdict.Warnings))
+	for _, w := range verdict.Warnings {
+		warnings = append(warnings, w.Error())
 	}
-	return admission.Allowed("")
+	if len(verdict.Errors) > 0 || len(users) > 0 {
+		return refusal(subject, op, verdict.Errors, users).WithWarnings(warnings...)
+	}
+	return admission.Allowed("").WithWarnings(warnings...)
 }
 
 func (v *Validator) inCharge(svc *corev1.Service) bool {
