@@ -124,12 +124,12 @@ func (c *Controller) reportConfig(snap config.Snapshot, rep config.Report) {
 	var fresh []event
 	for _, e := range events {
 		reported[e.message] = true
-		if !c.reported[e.message] {
+		if !c.cfgEvents[e.message] {
 			fresh = append(fresh, e)
 		}
 	}
-	wasInvalid := len(c.reported) > 0
-	c.reported = reported
+	wasInvalid := len(c.cfgEvents) > 0
+	c.cfgEvents = reported
 	c.mu.Unlock()
 
 	switch {

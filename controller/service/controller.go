@@ -83,14 +83,14 @@ type Controller struct {
 	ready     atomic.Bool
 
 	// mu serialises every allocator call and guards the fields below.
-	mu       sync.Mutex
-	alloc    *allocator.Allocator // nil until restored
-	poolsFP  string               // fingerprint of the pools in force
-	pending  map[string]struct{}  // Services waiting for an address (or a family)
-	released map[string]releaseReport
-	lastCfg  *config.Config  // the configuration in force, the last good one for ParseUsable
-	unusable map[string]bool // pools of the cluster that are not in force (invalid, no last version)
-	reported map[string]bool // configuration problems reported by event, by message
+	mu        sync.Mutex
+	alloc     *allocator.Allocator // nil until restored
+	poolsFP   string               // fingerprint of the pools in force
+	pending   map[string]struct{}  // Services waiting for an address (or a family)
+	released  map[string]releaseReport
+	lastCfg   *config.Config  // the configuration in force, the last good one for ParseUsable
+	unusable  map[string]bool // pools of the cluster that are not in force (invalid, no last version)
+	cfgEvents map[string]bool // configuration problems reported by event, by message
 }
 
 // releaseReport is the last set of addresses a pool change released from one pool.
