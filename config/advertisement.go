@@ -25,7 +25,7 @@ func (p *parser) parseL2Advertisements(objs []*v1beta1.L2Advertisement) {
 		es = append(es, e)
 	}
 	equal := func(a, b *L2Advertisement) bool { return reflect.DeepEqual(a, b) }
-	placed := place(p, KindL2Advertisement, es, equal, noConflicts[*L2Advertisement])
+	placed := place(p, KindL2Advertisement, es, equal, newNoIndex[*L2Advertisement])
 	for i := range es { // objs are sorted by name
 		if v, ok := placed[i]; ok {
 			p.cfg.L2Advertisements = append(p.cfg.L2Advertisements, v)
@@ -127,7 +127,7 @@ func (p *parser) parseBGPAdvertisements(objs []*v1beta1.BGPAdvertisement) {
 		es = append(es, e)
 	}
 	equal := func(a, b *BGPAdvertisement) bool { return reflect.DeepEqual(a, b) }
-	placed := place(p, KindBGPAdvertisement, es, equal, noConflicts[*BGPAdvertisement])
+	placed := place(p, KindBGPAdvertisement, es, equal, newNoIndex[*BGPAdvertisement])
 
 	_, order := rankEntrants(es, equal)
 	var earlier []*BGPAdvertisement

@@ -69,7 +69,7 @@ func (p *parser) parseBFDProfiles(objs []*v1beta1.BFDProfile) {
 		es = append(es, e)
 	}
 	equal := func(a, b *BFDProfile) bool { return *a == *b }
-	for _, v := range place(p, KindBFDProfile, es, equal, noConflicts[*BFDProfile]) {
+	for _, v := range place(p, KindBFDProfile, es, equal, newNoIndex[*BFDProfile]) {
 		p.cfg.BFDProfiles[v.Name] = v
 	}
 }
@@ -86,10 +86,19 @@ func (p *parser) parsePeers(objs []*v1beta1.BGPPeer) {
 		es = append(es, e)
 	}
 	equal := func(a, b *Peer) bool { return reflect.DeepEqual(a, b) }
-	for _, v := range place(p, KindBGPPeer, es, equal, peerConflicts) {
+	for _, v := range place(p, KindBGPPeer, es, equal, newPeerIndex) {
 		p.cfg.Peers[v.Name] = v
 	}
 }
+
+// peerIndex holds the peers in force by address.
+type peerIndex map[netip.Addr][]*Peer
+
+func newPeerIndex() index[*Peer] { return peerIndex{} }
+
+func (x peerIndex) add(v *Peer) { x[v.Address] = append(x[v.Address], v) }
+
+func (x peerIndex) conflicts(v *Peer) []conflict { return peerConflicts(v, x[v.Address]) }
 
 // peerConflicts reports a peer in force with the same address on the same nodes: a speaker holds
 // one session per peer address.

@@ -81,7 +81,7 @@ func (p *parser) parsePools(objs []*v1beta1.IPAddressPool) {
 		es = append(es, e)
 	}
 	equal := func(a, b poolVersion) bool { return reflect.DeepEqual(a.pool, b.pool) }
-	for _, v := range place(p, KindIPAddressPool, es, equal, poolConflicts) {
+	for _, v := range place(p, KindIPAddressPool, es, equal, newPoolIndex) {
 		p.cfg.Pools[v.pool.Name] = v.pool
 	}
 }
@@ -95,28 +95,46 @@ func lastEntries(pool *Pool) []poolEntry {
 	return out
 }
 
-// poolConflicts returns an error for every entry of v that shares addresses with a pool in force.
-func poolConflicts(v poolVersion, inForce []poolVersion) []conflict {
+// poolIndex holds the address ranges of the pools in force, sorted; they never overlap.
+type poolIndex struct {
+	entries []poolEntry
+}
+
+func newPoolIndex() index[poolVersion] { return &poolIndex{} }
+
+func (x *poolIndex) add(v poolVersion) {
+	for _, e := range v.entries {
+		i, _ := slices.BinarySearchFunc(x.entries, e, func(a, b poolEntry) int { return compareRanges(a.r, b.r) })
+		x.entries = slices.Insert(x.entries, i, e)
+	}
+}
+
+// conflicts returns an error for every entry of v that shares addresses with a pool in force.
+func (x *poolIndex) conflicts(v poolVersion) []conflict {
 	const why = "an address may belong to one pool only; remove the common addresses from one of the pools"
 	var out []conflict
 	for _, e := range v.entries {
-		for _, other := range inForce {
-			for _, o := range other.entries {
-				common, ok := e.r.Intersect(o.r)
-				if !ok {
-					continue
-				}
-				field, value := fmt.Sprintf("spec.addresses[%d]", e.index), e.raw
-				if e.index < 0 {
-					field, value = "spec.addresses", e.r.String()
-				}
-				if o.index >= 0 {
-					out = append(out, conflict{field, value, fmt.Sprintf("overlaps IPAddressPool %s spec.addresses[%d] %q in %s; %s",
-						o.pool, o.index, o.raw, common, why)})
-				} else {
-					out = append(out, conflict{field, value, fmt.Sprintf("overlaps %s of IPAddressPool %s (its last valid version, in force) in %s; %s",
-						o.r, o.pool, common, why)})
-				}
+		// The ranges in force do not overlap each other, so those that end at or after e's
+		// first address and start at or before its last are exactly the overlapping ones.
+		start := sort.Search(len(x.entries), func(i int) bool { return x.entries[i].r.Last.Compare(e.r.First) >= 0 })
+		for _, o := range x.entries[start:] {
+			if o.r.First.Compare(e.r.Last) > 0 {
+				break
+			}
+			common, ok := e.r.Intersect(o.r)
+			if !ok {
+				continue
+			}
+			field, value := fmt.Sprintf("spec.addresses[%d]", e.index), e.raw
+			if e.index < 0 {
+				field, value = "spec.addresses", e.r.String()
+			}
+			if o.index >= 0 {
+				out = append(out, conflict{field, value, fmt.Sprintf("overlaps IPAddressPool %s spec.addresses[%d] %q in %s; %s",
+					o.pool, o.index, o.raw, common, why)})
+			} else {
+				out = append(out, conflict{field, value, fmt.Sprintf("overlaps %s of IPAddressPool %s (its last valid version, in force) in %s; %s",
+					o.r, o.pool, common, why)})
 			}
 		}
 	}

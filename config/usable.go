@@ -225,33 +225,51 @@ func rankEntrants[V any](es []entrant[V], equal func(a, b V) bool) ([]precedence
 	return ranks, order
 }
 
-// noConflicts is the conflicts function of the kinds whose objects never conflict.
-func noConflicts[V any](V, []V) []conflict { return nil }
+// index holds versions in force of one kind and finds the conflicts of another version with them.
+type index[V any] interface {
+	add(v V)
+	conflicts(v V) []conflict
+}
+
+// noIndex is the index of the kinds whose objects never conflict.
+type noIndex[V any] struct{}
+
+func (noIndex[V]) add(V)                  {}
+func (noIndex[V]) conflicts(V) []conflict { return nil }
+
+func newNoIndex[V any]() index[V] { return noIndex[V]{} }
 
 // place decides which version of each entrant is in force, following the ranking ParseUsable
-// documents, and records the conflicts and fates. conflicts returns the problems v has with the
-// versions in force so far. equal reports whether two versions are the same. The result holds
-// the version in force of each entrant, by index; an entrant left out is absent.
-func place[V any](p *parser, kind string, es []entrant[V], equal func(a, b V) bool, conflicts func(v V, inForce []V) []conflict) map[int]V {
+// documents, and records the conflicts and fates. newIndex returns an empty index of the kind;
+// equal reports whether two versions are the same. The result holds the version in force of
+// each entrant, by index; an entrant left out is absent.
+func place[V any](p *parser, kind string, es []entrant[V], equal func(a, b V) bool, newIndex func() index[V]) map[int]V {
 	ranks, order := rankEntrants(es, equal)
 
 	out := map[int]V{}
-	var inForce []V
-	// reserved holds the last versions of the edited objects not placed yet.
-	reserved := map[int]V{}
+	inForce := newIndex()
+	// reserved holds the last versions of the edited objects not placed yet (few: the edits of
+	// one snapshot), in the order of precedence.
+	var reserved []int
 	for _, i := range order {
 		if ranks[i].class == 1 {
-			reserved[i] = es[i].last
+			reserved = append(reserved, i)
 		}
 	}
-	others := func(except int) []V {
-		all := slices.Clone(inForce)
-		for _, j := range order { // deterministic order
-			if v, ok := reserved[j]; ok && j != except {
-				all = append(all, v)
+	// conflicts of v with the versions in force and, unless reserved is false, the reserved ones
+	// of the others.
+	conflicts := func(v V, self int, withReserved bool) []conflict {
+		cs := inForce.conflicts(v)
+		if withReserved && len(reserved) > 0 {
+			others := newIndex()
+			for _, j := range reserved {
+				if j != self {
+					others.add(es[j].last)
+				}
 			}
+			cs = append(cs, others.conflicts(v)...)
 		}
-		return all
+		return cs
 	}
 	for _, i := range order {
 		e := es[i]
@@ -259,20 +277,20 @@ func place[V any](p *parser, kind string, es []entrant[V], equal func(a, b V) bo
 		r := p.reporter(kind, e.obj)
 		accept := func(v V) {
 			out[i] = v
-			inForce = append(inForce, v)
-			delete(reserved, i)
+			inForce.add(v)
+			reserved = slices.DeleteFunc(reserved, func(j int) bool { return j == i })
 		}
 		if !e.curOK {
 			// Not used, but reported in full: its conflicts too, so that the webhook names
 			// every problem at once.
-			for _, c := range conflicts(e.cur, others(i)) {
+			for _, c := range conflicts(e.cur, i, true) {
 				r.errorf(c.field, c.value, "%s", c.reason)
 			}
 		}
 		if ranks[i].class == 0 && !e.curOK {
 			// Invalid now, in force before: its last version, which nothing placed yet
 			// conflicts with unless lastGood itself was inconsistent.
-			if len(conflicts(e.last, inForce)) == 0 {
+			if len(conflicts(e.last, i, false)) == 0 {
 				accept(e.last)
 				p.fates[ref] = FateLastGood
 			} else {
@@ -281,7 +299,7 @@ func place[V any](p *parser, kind string, es []entrant[V], equal func(a, b V) bo
 			continue
 		}
 		if e.curOK {
-			cs := conflicts(e.cur, others(i))
+			cs := conflicts(e.cur, i, true)
 			if len(cs) == 0 {
 				accept(e.cur)
 				continue
@@ -290,12 +308,12 @@ func place[V any](p *parser, kind string, es []entrant[V], equal func(a, b V) bo
 				r.errorf(c.field, c.value, "%s", c.reason)
 			}
 		}
-		if e.hasLast && len(conflicts(e.last, inForce)) == 0 {
+		if e.hasLast && len(conflicts(e.last, i, false)) == 0 {
 			accept(e.last)
 			p.fates[ref] = FateLastGood
 			continue
 		}
-		delete(reserved, i)
+		reserved = slices.DeleteFunc(reserved, func(j int) bool { return j == i })
 		p.fates[ref] = FateLeftOut
 	}
 	return out
