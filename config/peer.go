@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -54,24 +56,63 @@ func (p *parser) parseBFDProfile(o *v1beta1.BFDProfile) *BFDProfile {
 	}
 }
 
-func (p *parser) parsePeers(objs []*v1beta1.BGPPeer) {
+// parseBFDProfiles puts the usable BFD profiles in the Config: valid ones, and the last valid
+// version of invalid ones.
+func (p *parser) parseBFDProfiles(objs []*v1beta1.BFDProfile) {
+	es := make([]entrant[*BFDProfile], 0, len(objs))
 	for _, o := range objs {
-		p.cfg.Peers[o.Name] = p.parsePeer(o)
-	}
-	// A speaker holds one session per peer address: two peers with the same address must not
-	// be opened from the same node.
-	for i, a := range objs {
-		pa := p.cfg.Peers[a.Name]
-		for _, b := range objs[i+1:] {
-			pb := p.cfg.Peers[b.Name]
-			if !pa.Address.IsValid() || pa.Address != pb.Address || !selectorsMayOverlap(pa.NodeSelectors, pb.NodeSelectors) {
-				continue
-			}
-			const why = "a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes"
-			p.reporter(KindBGPPeer, b).errorf("spec.peerAddress", b.Spec.PeerAddress, "BGPPeer %s has the same peer address on the same nodes; %s", a.Name, why)
-			p.reporter(KindBGPPeer, a).errorf("spec.peerAddress", a.Spec.PeerAddress, "BGPPeer %s has the same peer address on the same nodes; %s", b.Name, why)
+		p.bfdNames = append(p.bfdNames, o.Name)
+		e := entrant[*BFDProfile]{obj: o}
+		e.curOK = p.clean(func() { e.cur = p.parseBFDProfile(o) })
+		if p.last != nil {
+			e.last, e.hasLast = p.last.BFDProfiles[o.Name], p.last.BFDProfiles[o.Name] != nil
 		}
+		es = append(es, e)
 	}
+	equal := func(a, b *BFDProfile) bool { return *a == *b }
+	for _, v := range place(p, KindBFDProfile, es, equal, newNoIndex[*BFDProfile]) {
+		p.cfg.BFDProfiles[v.Name] = v
+	}
+}
+
+func (p *parser) parsePeers(objs []*v1beta1.BGPPeer) {
+	es := make([]entrant[*Peer], 0, len(objs))
+	for _, o := range objs {
+		p.peerNames = append(p.peerNames, o.Name)
+		e := entrant[*Peer]{obj: o}
+		e.curOK = p.clean(func() { e.cur = p.parsePeer(o) })
+		if p.last != nil {
+			e.last, e.hasLast = p.last.Peers[o.Name], p.last.Peers[o.Name] != nil
+		}
+		es = append(es, e)
+	}
+	equal := func(a, b *Peer) bool { return reflect.DeepEqual(a, b) }
+	for _, v := range place(p, KindBGPPeer, es, equal, newPeerIndex) {
+		p.cfg.Peers[v.Name] = v
+	}
+}
+
+// peerIndex holds the peers in force by address.
+type peerIndex map[netip.Addr][]*Peer
+
+func newPeerIndex() index[*Peer] { return peerIndex{} }
+
+func (x peerIndex) add(v *Peer) { x[v.Address] = append(x[v.Address], v) }
+
+func (x peerIndex) conflicts(v *Peer) []conflict { return peerConflicts(v, x[v.Address]) }
+
+// peerConflicts reports a peer in force with the same address on the same nodes: a speaker holds
+// one session per peer address.
+func peerConflicts(v *Peer, inForce []*Peer) []conflict {
+	const why = "a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes"
+	var out []conflict
+	for _, o := range inForce {
+		if !v.Address.IsValid() || v.Address != o.Address || !selectorsMayOverlap(v.NodeSelectors, o.NodeSelectors) {
+			continue
+		}
+		out = append(out, conflict{"spec.peerAddress", v.Address.String(), fmt.Sprintf("BGPPeer %s has the same peer address on the same nodes; %s", o.Name, why)})
+	}
+	return out
 }
 
 func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
@@ -166,6 +207,8 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 	if s.BFDProfile != "" {
 		if bfd, ok := p.cfg.BFDProfiles[s.BFDProfile]; ok {
 			peer.BFDProfile = bfd
+		} else if slices.Contains(p.bfdNames, s.BFDProfile) {
+			r.errorf("spec.bfdProfile", s.BFDProfile, "BFDProfile %s is invalid (see its own errors) and has no earlier valid version; fix it or name another profile", s.BFDProfile)
 		} else {
 			r.errorf("spec.bfdProfile", s.BFDProfile, "no BFDProfile with this name (%s); create it or name an existing one", knownNames("BFDProfile", sortedKeys(p.cfg.BFDProfiles)))
 		}

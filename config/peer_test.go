@@ -374,7 +374,7 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "two sessions to one address from the same nodes",
+			name: "two sessions to one address from the same nodes: the later peer is reported",
 			peers: []v1beta1.BGPPeer{
 				bgpPeer("b", 64512, 64513, "198.51.100.1"),
 				bgpPeer("a", 64512, 64514, "198.51.100.1"),
@@ -386,7 +386,6 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 			want: []string{
 				`BGPPeer herald-system/b: spec.peerAddress "198.51.100.1": BGPPeer a has the same peer address on the same nodes; a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes`,
-				`BGPPeer herald-system/a: spec.peerAddress "198.51.100.1": BGPPeer b has the same peer address on the same nodes; a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes`,
 			},
 		},
 	}

@@ -1,8 +1,8 @@
 package confstatus
 
 import (
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,19 +29,13 @@ type Problems struct {
 	Warnings config.Errors
 }
 
-// Parse returns the problems of a snapshot. It is config.Parse's errors, plus
-// config.SecretsHiddenFromSpeakers (a password Secret the speakers cannot see breaks the peer on
-// every node, so it is an error here although config.Parse, which sees every Secret, accepts it).
-// When config.Parse reports warnings apart from errors, they go in Problems.Warnings.
+// Parse returns the problems of a snapshot: the errors and warnings of config.ParseUsable (read
+// as at start-up: conflicts are the newer object's), plus config.SecretsHiddenFromSpeakers (a
+// password Secret the speakers cannot see breaks the peer on every node, so it is an error here
+// although the configuration, which sees every Secret, accepts it).
 func Parse(s config.Snapshot) Problems {
-	var p Problems
-	if _, err := config.Parse(s); err != nil {
-		var es config.Errors
-		if !errors.As(err, &es) {
-			es = config.Errors{{Field: "(configuration)", Reason: err.Error()}}
-		}
-		p.Errors = append(p.Errors, es...)
-	}
+	_, rep := config.ParseUsable(s, nil)
+	p := Problems{Errors: slices.Clone(rep.Errors), Warnings: slices.Clone(rep.Warnings)}
 	p.Errors = append(p.Errors, config.SecretsHiddenFromSpeakers(s)...)
 	return p
 }

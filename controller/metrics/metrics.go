@@ -15,6 +15,7 @@ import (
 type Metrics struct {
 	allocationErrors *prometheus.CounterVec
 	configValid      prometheus.Gauge
+	invalidObjects   *prometheus.GaugeVec
 }
 
 // New registers the controller's metrics in reg. pools is called at every scrape for the address
@@ -30,12 +31,18 @@ func New(reg prometheus.Registerer, pools func() []allocator.PoolCounts) (*Metri
 		configValid: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "herald",
 			Name:      "config_valid",
-			Help:      "1 when the Herald configuration in the cluster is valid, 0 when the last good one is kept in force.",
+			Help:      "1 when every Herald configuration object in the cluster is valid, 0 while any is invalid (see herald_config_invalid_objects).",
 		}),
+		invalidObjects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "herald",
+			Name:      "config_invalid_objects",
+			Help:      "Herald configuration objects with at least one error, by kind. Each is left out, or kept at its last valid version; the others work.",
+		}, []string{"kind"}),
 	}
 	errs := []error{
 		reg.Register(m.allocationErrors),
 		reg.Register(m.configValid),
+		reg.Register(m.invalidObjects),
 		reg.Register(&poolCollector{counts: pools}),
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -53,6 +60,13 @@ func (m *Metrics) ConfigValid(valid bool) {
 		m.configValid.Set(1)
 	} else {
 		m.configValid.Set(0)
+	}
+}
+
+// InvalidObjects records the number of invalid configuration objects of each kind.
+func (m *Metrics) InvalidObjects(byKind map[string]int) {
+	for kind, n := range byKind {
+		m.invalidObjects.WithLabelValues(kind).Set(float64(n))
 	}
 }
 

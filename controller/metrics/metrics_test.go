@@ -21,6 +21,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.ConfigValid(false)
+	m.InvalidObjects(map[string]int{"BGPPeer": 1, "IPAddressPool": 0})
 	m.AllocationError("pool_full")
 	m.AllocationError("pool_full")
 	got := map[string]float64{}
@@ -38,12 +39,14 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	want := map[string]float64{
-		"herald_allocation_errors_total reason=pool_full": 2,
-		"herald_config_valid":                             0,
-		"herald_pool_addresses_in_use family=IPv4 pool=a": 3,
-		"herald_pool_addresses_in_use family=IPv6 pool=a": 1,
-		"herald_pool_addresses_total family=IPv4 pool=a":  254,
-		"herald_pool_addresses_total family=IPv6 pool=a":  18446744073709551616,
+		"herald_allocation_errors_total reason=pool_full":  2,
+		"herald_config_valid":                              0,
+		"herald_config_invalid_objects kind=BGPPeer":       1,
+		"herald_config_invalid_objects kind=IPAddressPool": 0,
+		"herald_pool_addresses_in_use family=IPv4 pool=a":  3,
+		"herald_pool_addresses_in_use family=IPv6 pool=a":  1,
+		"herald_pool_addresses_total family=IPv4 pool=a":   254,
+		"herald_pool_addresses_total family=IPv6 pool=a":   18446744073709551616,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)

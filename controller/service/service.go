@@ -24,6 +24,9 @@ type outcome struct {
 	assigned []allocator.Assignment
 	released []allocator.Assignment
 	err      error // allocation or translation error, reported as AllocationFailed
+	// heldFor names the pool, invalid and not in force, whose addresses the Service holds in
+	// its status: the Service is left as it is until the pool is usable.
+	heldFor string
 }
 
 // reconcileService brings one Service's addresses, status and annotation in line with the
@@ -57,6 +60,12 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	out, ok := c.allocate(&svc, nsLabels)
 	if !ok {
 		return reconcile.Result{}, nil // requeued once the addresses are restored
+	}
+	if out.heldFor != "" {
+		c.recorder.Eventf(&svc, corev1.EventTypeWarning, ReasonPoolNotInForce,
+			"Keeping %s in status: IPAddressPool %s is invalid and has no earlier valid version in force (see its events); the addresses are neither released nor reassigned until it is fixed",
+			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), out.heldFor)
+		return reconcile.Result{}, nil // requeued when the pools change
 	}
 	if len(out.released) > 0 {
 		c.recorder.Eventf(&svc, corev1.EventTypeNormal, ReasonIPReleased, "Released %s: %s", ips(out.released),
@@ -106,6 +115,13 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 		if _, err := c.alloc.Reserve(desc, statusIPs); err != nil {
 			c.log.V(1).Info("not keeping addresses from status", "service", key, "reason", err.Error())
 		}
+	}
+	if pool := svc.Annotations[AnnotationAllocatedFromPool]; c.unusable[pool] && len(statusIPs) > 0 && len(c.alloc.Assignments(key)) == 0 {
+		// The Service's addresses come from a pool that is not in force: after a restart with
+		// that pool invalid, its last valid version is unknown. Releasing or moving the
+		// addresses would take them from a working Service; keep them until the pool is fixed.
+		c.pending[key] = struct{}{}
+		return outcome{heldFor: pool}, true
 	}
 	var out outcome
 	if terr != nil {

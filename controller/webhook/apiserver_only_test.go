@@ -22,7 +22,9 @@ import (
 // the API server refuses on its own (OpenAPI schema and CEL rules of the CRDs) and which it
 // accepts, so that only the webhook (config.Parse) can refuse them. Every case is also checked
 // against config.Parse, which refuses all of them but one rule that only the CRD states (an
-// empty serviceAllocation): the webhook closes every gap the API server leaves.
+// empty serviceAllocation) and references to pools or peers that do not exist, which are
+// warnings (the webhook allows them with an admission warning, so that a configuration can be
+// created and deleted in any order): the webhook closes every gap the API server leaves.
 func TestAPIServerAloneWithoutWebhook(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
@@ -46,8 +48,8 @@ func TestAPIServerAloneWithoutWebhook(t *testing.T) {
 		name    string
 		obj     client.Object
 		celCaps bool // the API server alone refuses it
-		// cfgOK: config.Parse accepts it (a rule only the CRD has; the API server enforces it
-		// with or without the webhook).
+		// cfgOK: config.Parse accepts it (a rule only the CRD has, which the API server enforces
+		// with or without the webhook; or a dangling reference, a warning).
 		cfgOK bool
 	}{
 		{"pool: not a CIDR (192.0.2.300/24)", newPool("p1", "192.0.2.300/24"), true, false},
@@ -97,9 +99,9 @@ func TestAPIServerAloneWithoutWebhook(t *testing.T) {
 		{"bgpadv: unknown community alias", &v1beta1.BGPAdvertisement{ObjectMeta: meta("a3"), Spec: v1beta1.BGPAdvertisementSpec{Communities: []string{"no-such-alias"}}}, false, false},
 		{"bgpadv: aggregation shorter than the pool", &v1beta1.BGPAdvertisement{ObjectMeta: meta("a4"), Spec: v1beta1.BGPAdvertisementSpec{
 			IPAddressPools: []string{"existing"}, AggregationLength: ptr.To[int32](24)}}, false, false},
-		{"bgpadv: unknown peer", &v1beta1.BGPAdvertisement{ObjectMeta: meta("a5"), Spec: v1beta1.BGPAdvertisementSpec{Peers: []string{"nope"}}}, false, false},
+		{"bgpadv: unknown peer", &v1beta1.BGPAdvertisement{ObjectMeta: meta("a5"), Spec: v1beta1.BGPAdvertisementSpec{Peers: []string{"nope"}}}, false, true},
 		{"l2adv: interface eth0/1", &v1beta1.L2Advertisement{ObjectMeta: meta("l1"), Spec: v1beta1.L2AdvertisementSpec{Interfaces: []string{"eth0/1"}}}, true, false},
-		{"l2adv: unknown pool", &v1beta1.L2Advertisement{ObjectMeta: meta("l2"), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"nope"}}}, false, false},
+		{"l2adv: unknown pool", &v1beta1.L2Advertisement{ObjectMeta: meta("l2"), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"nope"}}}, false, true},
 	}
 	longPassword := corev1.Secret{ObjectMeta: meta("long-password"), Data: map[string][]byte{"password": []byte(strings.Repeat("x", 81))}}
 	base := config.Snapshot{Pools: []v1beta1.IPAddressPool{*existing}, Peers: []v1beta1.BGPPeer{*existingPeer}, Communities: []v1beta1.Community{*existingComm},

@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -277,12 +278,15 @@ func waitForIP(t *testing.T, svc *corev1.Service) string {
 // updatePool reads the pool, changes it with mod and writes it back.
 func updatePool(t *testing.T, name string, mod func(*v1beta1.IPAddressPool)) error {
 	t.Helper()
-	var p v1beta1.IPAddressPool
-	if err := env.Client.Get(t.Context(), types.NamespacedName{Namespace: heraldNS, Name: name}, &p); err != nil {
-		t.Fatal(err)
-	}
-	mod(&p)
-	return env.Client.Update(t.Context(), &p)
+	// The controller writes the pool's status meanwhile: retry on a conflict as kubectl edit would.
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var p v1beta1.IPAddressPool
+		if err := env.Client.Get(t.Context(), types.NamespacedName{Namespace: heraldNS, Name: name}, &p); err != nil {
+			return err
+		}
+		mod(&p)
+		return env.Client.Update(t.Context(), &p)
+	})
 }
 
 func create(t *testing.T, obj client.Object) {
@@ -318,7 +322,40 @@ func TestWebhook(t *testing.T) {
 	})
 	t.Run("every error of an object", func(t *testing.T) {
 		err := env.Client.Create(ctx, newPool("two", "198.51.100.64/30", "192.0.2.20-192.0.2.10"))
-		refused(t, err, "3 problem(s)", "herald-system/two: spec.addresses[0]", "herald-system/two: spec.addresses[1]", "herald-system/default: spec.addresses[0]")
+		refused(t, err, "2 problem(s)", "herald-system/two: spec.addresses[0]", "herald-system/two: spec.addresses[1]")
+		if strings.Contains(err.Error(), "herald-system/default:") {
+			t.Errorf("the pool in force is blamed for the new pool's overlap:\n%v", err)
+		}
+	})
+	t.Run("a whole configuration is created in any order and deleted in one command", func(t *testing.T) {
+		// The advertisements come before the pool and the peer they name.
+		f := filepath.Join(t.TempDir(), "config.yaml")
+		yaml := strings.Join([]string{
+			"apiVersion: herald.dev/v1beta1\nkind: L2Advertisement\nmetadata: {name: whole, namespace: herald-system}\nspec: {ipAddressPools: [whole]}",
+			"apiVersion: herald.dev/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: whole, namespace: herald-system}\nspec: {ipAddressPools: [whole], peers: [whole]}",
+			"apiVersion: herald.dev/v1beta1\nkind: IPAddressPool\nmetadata: {name: whole, namespace: herald-system}\nspec: {addresses: [203.0.113.64/28]}",
+			"apiVersion: herald.dev/v1beta1\nkind: BGPPeer\nmetadata: {name: whole, namespace: herald-system}\nspec: {myASN: 64512, peerASN: 64500, peerAddress: 198.51.100.9}",
+		}, "\n---\n") + "\n"
+		if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := env.Kubectl("create", "-f", f)
+		if err != nil {
+			t.Fatalf("creating the configuration in one command: %v", err)
+		}
+		if !strings.Contains(out, "Warning:") || !strings.Contains(out, `spec.ipAddressPools[0] "whole": no IPAddressPool with this name`) {
+			t.Errorf("no warning that the advertisement names a pool that does not exist yet:\n%s", out)
+		}
+		out, err = env.Kubectl("delete", "-f", f)
+		if err != nil {
+			t.Fatalf("deleting the configuration in one command: %v", err)
+		}
+		t.Logf("kubectl delete -f:\n%s", out)
+		for _, kind := range []string{"l2advertisement", "bgpadvertisement", "ipaddresspool", "bgppeer"} {
+			if got, err := env.Kubectl("get", kind, "whole", "-n", heraldNS, "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(got) != "" {
+				t.Errorf("%s whole still exists after kubectl delete -f (%q, %v)", kind, got, err)
+			}
+		}
 	})
 	t.Run("unknown community alias", func(t *testing.T) {
 		err := env.Client.Create(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "bad-community"},

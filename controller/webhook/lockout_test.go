@@ -180,10 +180,11 @@ func TestDeletingAWholeConfiguration(t *testing.T) {
 		if !strings.Contains(out, "L2Advertisement herald-system/whole-l2: spec.ipAddressPools[0]") {
 			t.Errorf("no warning naming the advertisement left dangling:\n%s", out)
 		}
+		// A dangling reference leaves the advertisement valid for what it can resolve: a warning.
 		validCondition(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "whole-l2"}},
-			metav1.ConditionFalse, `spec.ipAddressPools[0] "whole"`)
+			metav1.ConditionTrue, "Valid, with warnings", `spec.ipAddressPools[0] "whole"`)
 		validCondition(t, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "whole-bgp"}},
-			metav1.ConditionFalse, `spec.ipAddressPools[0] "whole"`)
+			metav1.ConditionTrue, "Valid, with warnings", `spec.ipAddressPools[0] "whole"`)
 		validCondition(t, &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "whole-peer"}}, metav1.ConditionTrue)
 		if _, err := env.Kubectl("delete", "-f", file, "--ignore-not-found"); err != nil {
 			t.Fatal(err)

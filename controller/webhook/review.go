@@ -72,60 +72,65 @@ type Subject struct {
 
 func (s Subject) String() string { return s.Kind + " " + s.Namespace + "/" + s.Name }
 
-// Review returns the problems that refuse a change: every error of config.Parse(after) about the
-// object under review, and every other error of after that before did not have. Problems that
-// existed before the change and do not concern the object under review are not held against it,
-// so that a broken configuration (made with the webhook off) can be repaired one object at a
-// time. Errors are compared by kind, object, field and value, not by message, since messages
-// list the names that exist.
+// Verdict is what a change brings to the configuration: the errors that refuse it, and the
+// warnings (references to pools or peers that do not exist) returned with it when it is allowed.
+type Verdict struct {
+	Errors   config.Errors
+	Warnings config.Errors
+}
+
+// Check returns the problems a change brings: every error and warning of the configuration after
+// the change about the object under review (unless it is being deleted), and every other one
+// that before did not have. Problems that existed before the change and do not concern the object
+// under review are not held against it, so that a broken configuration (made with the webhook
+// off, or by a Secret the webhook does not see) can be repaired one object at a time. Problems
+// are compared by kind, object, field and value, not by message, since messages list the names
+// that exist.
 //
-// A delete is never refused for the configuration it leaves behind: deleting a whole
-// configuration in one command (kubectl delete -f) deletes a pool before the advertisement that
-// names it. DeleteWarnings says what such a delete leaves dangling, and the controller reports it
-// on the objects' Valid condition. What a delete really breaks, addresses in use, is Released's.
-func Review(before, after config.Snapshot, subject Subject, op Operation) config.Errors {
+// The configuration after the change is read with config.ParseUsable, the objects in force
+// before the change as last good configuration: in a conflict between the object under review
+// and objects that were in force, the error is the changed object's, as the controller and the
+// speakers will see it. Dangling references are warnings, so that deleting a whole configuration
+// in one command, or creating a pool and its advertisement in any order, passes.
+//
+// A delete is never refused for the configuration it leaves behind (a BFD profile that peers
+// still use, say): what it breaks in the other objects comes back as warnings, and the controller
+// reports it on their Valid condition. What a delete really breaks, addresses in use, is
+// Released's.
+func Check(before, after config.Snapshot, subject Subject, op Operation) Verdict {
+	inForce, was := config.ParseUsable(before, nil)
+	_, now := config.ParseUsable(after, inForce)
+	v := Verdict{
+		Errors:   newProblems(was.Errors, now.Errors, subject, op),
+		Warnings: newProblems(was.Warnings, now.Warnings, subject, op),
+	}
 	if op == Delete {
-		return nil
+		v.Warnings = append(v.Errors, v.Warnings...)
+		v.Errors = nil
 	}
-	return newProblems(before, after, subject, true)
+	return v
 }
 
-// DeleteWarnings returns the errors that deleting subject brings to the other objects of the
-// configuration (a pool that advertisements still name, a BFD profile that peers still use),
-// to be returned as admission warnings.
-func DeleteWarnings(before, after config.Snapshot, subject Subject) config.Errors {
-	return newProblems(before, after, subject, false)
+// Review returns the errors of Check: the problems that refuse the change.
+func Review(before, after config.Snapshot, subject Subject, op Operation) config.Errors {
+	return Check(before, after, subject, op).Errors
 }
 
-// newProblems returns the errors of config.Parse(after) that before did not have, plus, when
-// own is set, every error about subject itself.
-func newProblems(before, after config.Snapshot, subject Subject, own bool) config.Errors {
-	_, errAfter := config.Parse(after)
-	if errAfter == nil {
-		return nil
-	}
+// newProblems returns the problems of after about the subject (unless deleted) and those before
+// did not have.
+func newProblems(before, after config.Errors, subject Subject, op Operation) config.Errors {
 	old := map[string]bool{}
-	if _, errBefore := config.Parse(before); errBefore != nil {
-		for _, e := range fieldErrors(errBefore) {
-			old[errorKey(e)] = true
-		}
+	for _, e := range before {
+		old[errorKey(e)] = true
 	}
 	var out config.Errors
-	for _, e := range fieldErrors(errAfter) {
-		isOwn := e.Kind == subject.Kind && e.Name == subject.Name && e.Namespace == subject.Namespace
-		if (own && isOwn) || !old[errorKey(e)] {
+	for _, e := range after {
+		own := e.Kind == subject.Kind && e.Name == subject.Name && e.Namespace == subject.Namespace
+		if (own && op != Delete) || !old[errorKey(e)] {
 			out = append(out, e)
 		}
 	}
 	return out
-}
-
-func fieldErrors(err error) config.Errors {
-	if es, ok := err.(config.Errors); ok { //nolint:errorlint // Parse returns config.Errors itself
-		return es
-	}
-	// Not expected: Parse returns config.Errors. Report it as one problem without a field.
-	return config.Errors{{Field: "(configuration)", Reason: err.Error()}}
 }
 
 func errorKey(e *config.FieldError) string {
@@ -241,4 +246,11 @@ func ReferencedSecrets(s config.Snapshot) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// DeleteWarnings returns what deleting subject breaks or leaves dangling in the other objects of
+// the configuration (a pool that advertisements still name, a BFD profile that peers still use),
+// to be returned as admission warnings.
+func DeleteWarnings(before, after config.Snapshot, subject Subject) config.Errors {
+	return Check(before, after, subject, Delete).Warnings
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -25,6 +26,26 @@ func peer(name, addr, bfd string) *v1beta1.BGPPeer {
 
 func bfd(name string) *v1beta1.BFDProfile {
 	return &v1beta1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+}
+
+func l2(name string, pools ...string) *v1beta1.L2Advertisement {
+	return &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: pools}}
+}
+
+func withPools(s config.Snapshot, pools ...*v1beta1.IPAddressPool) config.Snapshot {
+	s.Pools = slices.Clone(s.Pools)
+	for _, p := range pools {
+		s.Pools = append(s.Pools, *p)
+	}
+	return s
+}
+
+func withL2(s config.Snapshot, advs ...*v1beta1.L2Advertisement) config.Snapshot {
+	s.L2Advertisements = slices.Clone(s.L2Advertisements)
+	for _, a := range advs {
+		s.L2Advertisements = append(s.L2Advertisements, *a)
+	}
+	return s
 }
 
 func fields(es config.Errors) []string {
@@ -53,21 +74,30 @@ func TestReview(t *testing.T) {
 		obj    interface {
 			GetName() string
 		}
-		want []string
+		want     []string
+		warnings []string
 	}{
 		{name: "valid new pool", before: base, op: Create, obj: pool("b", "192.0.2.16/28")},
-		{name: "overlapping pool names both sides", before: base, op: Create, obj: pool("b", "192.0.2.8-192.0.2.20"),
-			want: []string{"IPAddressPool/b:spec.addresses[0]", "IPAddressPool/a:spec.addresses[0]"}},
+		{name: "overlapping pool: the new pool is refused, the one in force keeps working", before: base, op: Create, obj: pool("b", "192.0.2.8-192.0.2.20"),
+			want: []string{"IPAddressPool/b:spec.addresses[0]"}},
+		{name: "an edit into a newer pool's addresses is the edited pool's error", before: withPools(base, pool("z", "192.0.2.16/28")), op: Update, obj: pool("a", "192.0.2.0/24"),
+			want: []string{"IPAddressPool/a:spec.addresses[0]"}},
 		{name: "reversed range", before: base, op: Create, obj: pool("b", "192.0.2.30-192.0.2.20"),
 			want: []string{"IPAddressPool/b:spec.addresses[0]"}},
 		{name: "every error of the object", before: base, op: Update, obj: pool("a", "192.0.2.1/24", "x"),
 			want: []string{"IPAddressPool/a:spec.addresses[0]", "IPAddressPool/a:spec.addresses[1]"}},
-		{name: "deleting a referenced BFD profile is not refused (DeleteWarnings names the peer)", before: base, op: Delete, obj: bfd("fast")},
+		{name: "deleting a referenced BFD profile is not refused, the peer is named in a warning", before: base, op: Delete, obj: bfd("fast"),
+			warnings: []string{"BGPPeer/tor:spec.bfdProfile"}},
 		{name: "deleting an unreferenced pool", before: base, op: Delete, obj: pool("a")},
 		{name: "old problems elsewhere do not block", before: broken, op: Create, obj: pool("b", "192.0.2.16/28")},
 		{name: "old problems of the object itself do", before: broken, op: Update, obj: peer("tor", "198.51.100.1", "gone"),
 			want: []string{"BGPPeer/tor:spec.bfdProfile"}},
 		{name: "repairing the object", before: broken, op: Update, obj: peer("tor", "198.51.100.1", "")},
+		{name: "an advertisement of a pool that does not exist yet is a warning", before: base, op: Create, obj: l2("l2", "a", "later"),
+			warnings: []string{"L2Advertisement/l2:spec.ipAddressPools[1]"}},
+		{name: "deleting a pool an advertisement names is a warning", before: withL2(base, l2("l2", "a")), op: Delete, obj: pool("a"),
+			warnings: []string{"L2Advertisement/l2:spec.ipAddressPools[0]"}},
+		{name: "old warnings elsewhere are not repeated", before: withL2(base, l2("l2", "gone")), op: Create, obj: pool("b", "192.0.2.16/28")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			obj := tc.obj
@@ -80,14 +110,22 @@ func TestReview(t *testing.T) {
 				after, err = Apply(tc.before, tc.op, o)
 			case *v1beta1.BFDProfile:
 				after, err = Apply(tc.before, tc.op, o)
+			case *v1beta1.L2Advertisement:
+				after, err = Apply(tc.before, tc.op, o)
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			subject := Subject{Kind: kindOf(obj), Namespace: ns, Name: obj.GetName()}
-			got := fields(Review(tc.before, after, subject, tc.op))
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("Review (-want +got):\n%s", diff)
+			got := Check(tc.before, after, subject, tc.op)
+			if diff := cmp.Diff(tc.want, fields(got.Errors)); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.warnings, fields(got.Warnings)); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(got.Errors, Review(tc.before, after, subject, tc.op)); diff != "" {
+				t.Errorf("Review differs from Check's errors (-check +review):\n%s", diff)
 			}
 		})
 	}
@@ -101,6 +139,8 @@ func kindOf(o any) string {
 		return config.KindBGPPeer
 	case *v1beta1.BFDProfile:
 		return config.KindBFDProfile
+	case *v1beta1.L2Advertisement:
+		return config.KindL2Advertisement
 	}
 	return ""
 }

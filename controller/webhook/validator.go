@@ -83,13 +83,16 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	if err := v.addSecrets(ctx, &before, &after); err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	problems := Review(before, after, subject, op)
+	verdict := Check(before, after, subject, op)
 	var warnings []string
-	if op == Delete {
-		for _, e := range DeleteWarnings(before, after, subject) {
+	for _, e := range verdict.Warnings {
+		if op == Delete {
 			warnings = append(warnings, "after this delete: "+e.Error())
+		} else {
+			warnings = append(warnings, e.Error())
 		}
-	} else {
+	}
+	if op != Delete {
 		for _, e := range config.SecretsHiddenFromSpeakers(after) {
 			if e.Kind == subject.Kind && e.Name == subject.Name {
 				warnings = append(warnings, e.Error())
@@ -115,8 +118,8 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 			users = nil
 		}
 	}
-	if len(problems) > 0 || len(users) > 0 {
-		return refusal(subject, op, problems, users).WithWarnings(warnings...)
+	if len(verdict.Errors) > 0 || len(users) > 0 {
+		return refusal(subject, op, verdict.Errors, users).WithWarnings(warnings...)
 	}
 	return admission.Allowed("").WithWarnings(warnings...)
 }

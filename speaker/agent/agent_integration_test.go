@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -171,10 +172,11 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	j := &journal{members: []string{n1}}
 	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
 	rec := record.NewFakeRecorder(100)
+	reg := prometheus.NewRegistry()
 	a, err := New(Options{
 		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Recorder: rec, Members: fm,
 		L2: fakeL2{j}, BGP: fakeBGP{j}, Interfaces: func() ([]string, error) { return []string{"eth0"}, nil },
-		Resync: time.Hour,
+		Resync: time.Hour, Registerer: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -237,15 +239,18 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			strings.Contains(all, "Warning NotAnnounced 198.51.100.106 is assigned but not announced: "+plan.NoEndpointsReason)
 	})
 
-	// An invalid configuration keeps the last good one: the IP stays announced.
+	// An invalid pool (newer, overlapping the one in use) is left out: the IP stays announced.
+	// Checked after a sync that applied the configuration with the error, not merely read it.
 	mustCreate(&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "overlap", Namespace: hns}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.96/27"}}})
-	a.Trigger()
-	eventually(t, "the invalid config to be seen", func() bool { return a.lastConfigError() != "" })
+	eventually(t, "the invalid pool to be seen", func() bool {
+		return metricValue(t, reg, "herald_speaker_config_invalid_objects", "kind", "IPAddressPool") == 1
+	})
+	afterNextSync(t, a, reg)
 	j.mu.Lock()
 	kept := len(j.owned[ip]) == 1
 	j.mu.Unlock()
 	if !kept {
-		t.Fatalf("an invalid configuration dropped the announced IP")
+		t.Fatalf("an invalid pool dropped the announced IP")
 	}
 
 	// A dead owner loses the IP at once on the membership change: with only n2 alive, n1 must not answer.

@@ -14,7 +14,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/herald-lb/herald/config"
-	"github.com/herald-lb/herald/internal/kube"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/election"
 	"github.com/herald-lb/herald/speaker/plan"
@@ -186,36 +185,6 @@ func endpointsByService(items []discoveryv1.EndpointSlice) map[string]*endpoints
 		out[k].readyNodes = slices.Sorted(maps.Keys(set))
 	}
 	return out
-}
-
-// config parses the Herald objects; on error the last good configuration stays in force.
-func (a *Agent) config(ctx context.Context) (*config.Config, error) {
-	snap, err := kube.ReadSnapshot(ctx, a.opts.Cache, a.opts.Namespace, true)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := config.Parse(snap)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err != nil {
-		a.metrics.configValid.Set(0)
-		if msg := err.Error(); msg != a.lastConfig {
-			a.lastConfig = msg
-			a.log.Error("configuration is invalid; keeping the last good one", "err", err)
-		}
-		if a.cfg == nil {
-			// Nothing good yet: announce nothing rather than half a configuration.
-			return nil, nil
-		}
-		return a.cfg, nil
-	}
-	a.metrics.configValid.Set(1)
-	if a.lastConfig != "" {
-		a.log.Info("configuration is valid again")
-		a.lastConfig = ""
-	}
-	a.cfg = cfg
-	return cfg, nil
 }
 
 // bgpPeers converts the configured peers of this node for the BGP speaker. Every peer that
