@@ -94,6 +94,9 @@ func TestLayer2GracefulHandoverHasOneResponder(t *testing.T) {
 	must(t, err)
 	oldMAC, err := l.MAC(ctx, owner)
 	must(t, err)
+	// A new IP is probed for a moment before its owner answers it (address conflict detection).
+	_, err = l.WaitCurl(ctx, "l2client", ip, 80, func(b string) bool { return b == owner })
+	must(t, err)
 
 	// An ARP client whose socket lives in the segment client's namespace.
 	var c *arp.Client

@@ -123,7 +123,8 @@ func TestScopedErrorsSurviveRestarts(t *testing.T) {
 	allAnswer(t, "before the change")
 
 	// An extra peer with a password, working, then its Secret deleted.
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: lab.HeraldNamespace, Name: "extra-password"},
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: lab.HeraldNamespace, Name: "extra-password",
+		Labels: map[string]string{v1beta1.LabelSpeakerSecret: "true"}},
 		StringData: map[string]string{"password": "s3cret"}}
 	peer := &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: lab.HeraldNamespace, Name: "extra"},
 		Spec: v1beta1.BGPPeerSpec{MyASN: l.Plan.NodeASN, PeerASN: l.Plan.RouterASN, PeerAddress: "198.51.100.3",
