@@ -7,18 +7,18 @@
 //
 // The metadata is a JSON object of at most [MaxSize] bytes (memberlist's limit):
 //
-//	{"v":2,"ready":true,"ifaces":["eth0","vlan20"],"dflt":["eth0"]}
+//		{"v":2,"ready":true,"ifaces":["eth0","vlan20"],"dflt":["eth0"]}
 //
-//   - v: the format version, [Version]. Absent in the metadata of speakers from before readiness
-//     existed ("legacy").
-//   - ready: the speaker has a valid configuration, knows the other speakers (or knows it is
-//     alone) and has set up its responders. A speaker that is not ready publishes no interfaces.
-//   - ifaces: the interfaces the node can answer on now (up, and opened by its responders): its
-//     default interfaces and those the configuration's advertisements name. An advertisement that
-//     names interfaces may use the node when one of them is listed.
-//   - dflt: those of ifaces chosen by the default rule (the interfaces holding the node's
-//     addresses and those of its default routes). An advertisement that names no interface may
-//     use the node when this list is not empty.
+//	  - v: the format version, [Version]. Absent in the metadata of speakers from before readiness
+//	    existed ("legacy").
+//	  - ready: the speaker has a valid configuration, knows the other speakers (or knows it is
+//	    alone) and has set up its responders. A speaker that is not ready publishes no interfaces.
+//	  - ifaces: the interfaces the node can answer on now (up, and opened by its responders): its
+//	    default interfaces and those the configuration's advertisements name. An advertisement that
+//	    names interfaces may use the node when one of them is listed.
+//	  - dflt: those of ifaces chosen by the default rule (the interfaces holding the node's
+//	    addresses and those of its default routes). An advertisement that names no interface may
+//	    use the node when this list is not empty.
 //
 // The size is bounded whatever the host looks like: at most [MaxDefaults] default interfaces are
 // published, the others come from the configuration, and [Encode] drops what does not fit (and
