@@ -179,6 +179,7 @@ func New(opts Options) (*Agent, error) {
 		warned:    map[string]string{},
 	}
 	a.status = newStatusWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger)
+	a.status.alive = opts.Members.Members
 	a.rd.metrics = newReadyMetrics(opts.Registerer)
 	return a, nil
 }
@@ -224,6 +225,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		case <-a.opts.Members.Changes():
 		case <-ticker.C:
 			a.refreshInterfaces()
+			a.status.recheck()
 			// Re-joining a node whose speaker is down blocks until the join times out: never
 			// in this loop, which must react to membership changes at once.
 			if a.joining.CompareAndSwap(false, true) {

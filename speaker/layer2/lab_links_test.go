@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,19 +88,28 @@ func TestLabRoutedPodVethsAndLinkState(t *testing.T) {
 		t.Fatal(err)
 	}
 	nl := netlinkIn(t, node.ns)
-	h, err := nl.Scan()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cali, defaults int
-	for _, hl := range h.Links {
-		if strings.HasPrefix(hl.Name, "cali") && hl.Up && hl.Ethernet {
-			cali++
+	// The kernel reports a new veth's carrier a little later (linkwatch): poll until all are up.
+	var h Host
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if h, err = nl.Scan(); err != nil {
+			t.Fatal(err)
 		}
-	}
-	defaults = len(h.DefaultRoutes)
-	if cali != 300 || defaults != 1 {
-		t.Fatalf("scan sees %d up pod veths and %d default routes, want 300 and 1", cali, defaults)
+		cali := 0
+		for _, hl := range h.Links {
+			if strings.HasPrefix(hl.Name, "cali") && hl.Up && hl.Ethernet && slices.Contains(hl.Addrs, netip.MustParseAddr("10.22.0.1")) {
+				cali++
+			}
+		}
+		if cali == 300 && len(h.DefaultRoutes) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scan sees %d up pod veths with their address and %d default routes, want 300 and 1", cali, len(h.DefaultRoutes))
+		}
+		<-tick.C
 	}
 	nodeAddr := []netip.Addr{netip.MustParseAddr("198.51.100.1")}
 	want := Selection{Default: []Iface{{"eth0", 0}}}

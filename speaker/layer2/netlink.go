@@ -18,7 +18,7 @@ import (
 // for changes, over rtnetlink (github.com/vishvananda/netlink). It is safe for concurrent use.
 type Netlink struct {
 	ns netns.NsHandle // netns.None(): this process's namespace
-	h  *netlink.Handle
+	h  *netlink.Handle // for single requests (Index); dumps use a socket each
 }
 
 // OpenNetlink opens rtnetlink in the network namespace at nsPath (for example /run/netns/x), or in
@@ -57,23 +57,36 @@ func (n *Netlink) Close() error {
 const dumpRetries = 5
 
 // Scan reads a snapshot of the interfaces, their addresses and the default routes.
+//
+// Each attempt uses a socket of its own: the netlink library gives up on an interrupted dump
+// without reading the rest of it, and the kernel then refuses every later dump on that socket
+// (EBUSY).
 func (n *Netlink) Scan() (Host, error) {
 	var err error
 	for range dumpRetries {
 		var h Host
-		if h, err = n.scan(); !errors.Is(err, unix.EINTR) {
+		if h, err = n.scanOnce(); !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EBUSY) {
 			return h, err
 		}
 	}
 	return Host{}, err
 }
 
-func (n *Netlink) scan() (Host, error) {
-	links, err := n.h.LinkList()
+func (n *Netlink) scanOnce() (Host, error) {
+	nh, err := netlink.NewHandleAt(n.ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return Host{}, fmt.Errorf("opening rtnetlink: %w", err)
+	}
+	defer nh.Close()
+	return scan(nh)
+}
+
+func scan(nh *netlink.Handle) (Host, error) {
+	links, err := nh.LinkList()
 	if err != nil {
 		return Host{}, fmt.Errorf("listing interfaces: %w", err)
 	}
-	addrs, err := n.h.AddrList(nil, netlink.FAMILY_ALL)
+	addrs, err := nh.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return Host{}, fmt.Errorf("listing addresses: %w", err)
 	}
@@ -96,7 +109,7 @@ func (n *Netlink) scan() (Host, error) {
 		})
 	}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		routes, err := n.h.RouteList(nil, fam)
+		routes, err := nh.RouteList(nil, fam)
 		if err != nil {
 			return Host{}, fmt.Errorf("listing routes: %w", err)
 		}
