@@ -164,7 +164,9 @@ func newSecondSegment(t *testing.T, ctx context.Context, l *lab.Lab) *secondSegm
 	for _, n := range l.Nodes {
 		must(t, s.net.Veth(l.NS(n.Name), "eth1", s.sw, "p-"+n.Name, "br2"))
 	}
-	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: lab.HeraldNamespace} }
+	meta := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: lab.HeraldNamespace}
+	}
 	pool := &v1beta1.IPAddressPool{ObjectMeta: meta(s.pool), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.232-198.51.100.235"}}}
 	adv := &v1beta1.L2Advertisement{ObjectMeta: meta(s.adv), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{s.pool}, Interfaces: []string{"eth1"}}}
 	must(t, l.Client.Create(ctx, pool))

@@ -89,7 +89,11 @@ func (r *tape) snapshot() []string { r.mu.Lock(); defer r.mu.Unlock(); return sl
 // recMembers is memberlist as seen by the agent: the others publish legacy metadata (ready on eth0).
 type recMembers struct{ r *tape }
 
-func (m recMembers) Members() []string { m.r.mu.Lock(); defer m.r.mu.Unlock(); return slices.Clone(m.r.members) }
+func (m recMembers) Members() []string {
+	m.r.mu.Lock()
+	defer m.r.mu.Unlock()
+	return slices.Clone(m.r.members)
+}
 func (m recMembers) MemberMeta() map[string][]byte {
 	out := map[string][]byte{}
 	for _, n := range m.Members() {

@@ -17,7 +17,7 @@ import (
 // Netlink reads one network namespace's interfaces, addresses and default routes, and watches them
 // for changes, over rtnetlink (github.com/vishvananda/netlink). It is safe for concurrent use.
 type Netlink struct {
-	ns netns.NsHandle // netns.None(): this process's namespace
+	ns netns.NsHandle  // netns.None(): this process's namespace
 	h  *netlink.Handle // for single requests (Index); dumps use a socket each
 }
 
