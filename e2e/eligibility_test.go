@@ -115,7 +115,7 @@ func TestLayer2RollingRestart(t *testing.T) {
 		must(t, l.StopSpeaker(n.Name, syscall.SIGTERM))
 		must(t, l.StartSpeaker(n.Name))
 		must(t, withHerald(waitSpeakerReady(ctx, l, n.Name), l))
-		t.Logf("%s restarted, member and ready after %v", n.Name, time.Since(start).Round(time.Millisecond))
+		t.Logf("%s stopped at %s, restarted, member and ready after %v", n.Name, start.Format("15:04:05.000"), time.Since(start).Round(time.Millisecond))
 	}
 	// Let the last one take its IPs back before the probe ends.
 	settle := time.NewTimer(time.Second)

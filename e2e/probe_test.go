@@ -140,6 +140,25 @@ func (p *arpProbe) worstGap() (time.Duration, netip.Addr, time.Time) {
 	return worst, ip, at
 }
 
+// gaps returns every gap longer than min, per IP, for diagnosis.
+func (p *arpProbe) gaps(min time.Duration) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, a := range p.ips {
+		prev := probeReply{at: p.start}
+		for _, r := range append(slices.Clone(p.replies[a]), probeReply{at: p.last, mac: "end"}) {
+			if g := r.at.Sub(prev.at); g > min {
+				out = append(out, fmt.Sprintf("%s: %v from %s (%s) to %s (%s)", a, g.Round(time.Millisecond), prev.at.Format("15:04:05.000"), prev.mac, r.at.Format("15:04:05.000"), r.mac))
+			}
+			if r.at.After(prev.at) {
+				prev = r
+			}
+		}
+	}
+	return out
+}
+
 // macs returns the MACs that answered for ip, in order, with repeats collapsed.
 func (p *arpProbe) macs(ip netip.Addr) []string {
 	p.mu.Lock()
@@ -169,6 +188,9 @@ func (p *arpProbe) checkGaps(t *testing.T, what string) {
 	t.Helper()
 	worst, ip, at := p.worstGap()
 	t.Logf("%s: longest time without an ARP reply %v (%s, from %s)", what, worst, ip, at.Format("15:04:05.000"))
+	for _, g := range p.gaps(100 * time.Millisecond) {
+		t.Logf("  gap %s", g)
+	}
 	if worst > failoverTarget {
 		t.Errorf("%s: %s went unanswered for %v from %s, longer than the %v failover target (MACs that answered it: %v)",
 			what, ip, worst, at.Format("15:04:05.000"), failoverTarget, p.macs(ip))
