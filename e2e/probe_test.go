@@ -239,7 +239,10 @@ func waitSpeakerReady(ctx context.Context, l *lab.Lab, node string) error {
 		return err == nil && v == 1, nil
 	})
 	if err != nil {
-		return fmt.Errorf("the speaker of %s did not become ready (%v): %w", node, last, err)
+		if last != nil {
+			err = fmt.Errorf("%w (last error: %w)", err, last)
+		}
+		return fmt.Errorf("the speaker of %s did not become ready: %w", node, err)
 	}
 	return nil
 }

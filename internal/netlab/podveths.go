@@ -14,7 +14,7 @@ func Batch(ns string, cmds []string) error {
 	if err != nil {
 		return fmt.Errorf("writing an ip batch: %w", err)
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }()
 	if _, err := f.WriteString(strings.Join(cmds, "\n") + "\n"); err != nil {
 		f.Close()
 		return fmt.Errorf("writing an ip batch: %w", err)
