@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"golang.org/x/sys/unix"
 
 	"github.com/herald-lb/herald/e2e/lab"
 	"github.com/herald-lb/herald/internal/frr"
@@ -28,14 +32,20 @@ const failoverTarget = 500 * time.Millisecond
 
 // arpProbe asks for every IP with an ARP request every interval from one interface of a namespace,
 // and records when each is answered and by which MAC.
+//
+// It measures what a client would see, not its own scheduling: replies are stamped by the kernel
+// when they arrive (SO_TIMESTAMPNS), and a gap is counted from the first request sent after the
+// last reply, so a moment when the test process itself is not scheduled (on a busy machine) shows
+// neither as a late reply nor as a gap.
 type arpProbe struct {
-	c        *arp.Client
+	c        *arp.Client // sends the requests
+	fd       int         // packet socket receiving the replies, with kernel timestamps
 	ips      []netip.Addr
 	interval time.Duration
 
 	mu      sync.Mutex
 	start   time.Time
-	last    time.Time // last round of requests
+	sends   []time.Time // when each round of requests was sent
 	replies map[netip.Addr][]probeReply
 
 	stop, sent, read chan struct{}
@@ -49,33 +59,51 @@ type probeReply struct {
 // startARPProbe starts probing; Stop ends it (also called when the test ends).
 func startARPProbe(t *testing.T, ns, ifname string, ips []netip.Addr, interval time.Duration) *arpProbe {
 	t.Helper()
-	var c *arp.Client
+	p := &arpProbe{fd: -1, ips: slices.Clone(ips), interval: interval, replies: map[netip.Addr][]probeReply{},
+		stop: make(chan struct{}), sent: make(chan struct{}), read: make(chan struct{})}
 	must(t, netlab.Do(ns, func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
 		}
-		c, err = arp.Dial(ifi)
+		if p.c, err = arp.Dial(ifi); err != nil {
+			return err
+		}
+		p.fd, err = timestampedARPSocket(ifi.Index)
 		return err
 	}))
-	p := &arpProbe{c: c, ips: slices.Clone(ips), interval: interval, replies: map[netip.Addr][]probeReply{},
-		stop: make(chan struct{}), sent: make(chan struct{}), read: make(chan struct{})}
 	want := map[netip.Addr]bool{}
 	for _, ip := range ips {
 		want[ip] = true
 	}
 	go func() {
 		defer close(p.read)
+		buf, oob := make([]byte, 1500), make([]byte, 128)
 		for {
-			pkt, _, err := c.Read()
-			if err != nil {
-				return // closed, or the read deadline Stop sets
+			n, oobn, _, _, err := unix.Recvmsg(p.fd, buf, oob, 0)
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				select {
+				case <-p.stop:
+					return
+				default:
+					continue
+				}
 			}
-			if pkt.Operation != arp.OperationReply || !want[pkt.SenderIP] {
+			if err != nil {
+				return
+			}
+			var f ethernet.Frame
+			var pkt arp.Packet
+			if f.UnmarshalBinary(buf[:n]) != nil || f.EtherType != ethernet.EtherTypeARP || pkt.UnmarshalBinary(f.Payload) != nil ||
+				pkt.Operation != arp.OperationReply || !want[pkt.SenderIP] {
 				continue
 			}
+			at, ok := kernelTime(oob[:oobn])
+			if !ok {
+				at = time.Now()
+			}
 			p.mu.Lock()
-			p.replies[pkt.SenderIP] = append(p.replies[pkt.SenderIP], probeReply{at: time.Now(), mac: strings.ToUpper(pkt.SenderHardwareAddr.String())})
+			p.replies[pkt.SenderIP] = append(p.replies[pkt.SenderIP], probeReply{at: at, mac: strings.ToUpper(pkt.SenderHardwareAddr.String())})
 			p.mu.Unlock()
 		}
 	}()
@@ -85,11 +113,12 @@ func startARPProbe(t *testing.T, ns, ifname string, ips []netip.Addr, interval t
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
+			now := time.Now()
 			for _, ip := range p.ips {
-				_ = c.Request(ip)
+				_ = p.c.Request(ip)
 			}
 			p.mu.Lock()
-			p.last = time.Now()
+			p.sends = append(p.sends, now)
 			p.mu.Unlock()
 			select {
 			case <-p.stop:
@@ -102,6 +131,44 @@ func startARPProbe(t *testing.T, ns, ifname string, ips []netip.Addr, interval t
 	return p
 }
 
+// timestampedARPSocket opens a packet socket for ARP frames on an interface, whose frames carry
+// the kernel's receive time, with a short receive timeout so its reader can stop.
+func timestampedARPSocket(ifindex int) (int, error) {
+	proto := binary.BigEndian.Uint16(binary.NativeEndian.AppendUint16(nil, unix.ETH_P_ARP)) // network byte order
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(proto))
+	if err != nil {
+		return -1, fmt.Errorf("opening a packet socket: %w", err)
+	}
+	tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
+	for _, err := range []error{
+		unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifindex}),
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1),
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv),
+	} {
+		if err != nil {
+			_ = unix.Close(fd)
+			return -1, fmt.Errorf("setting up a packet socket: %w", err)
+		}
+	}
+	return fd, nil
+}
+
+// kernelTime returns the receive time in a SCM_TIMESTAMPNS control message.
+func kernelTime(oob []byte) (time.Time, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			return time.Unix(sec, nsec), true
+		}
+	}
+	return time.Time{}, false
+}
+
 // Stop ends the probe, waiting briefly for the replies to the last requests.
 func (p *arpProbe) Stop() {
 	select {
@@ -111,49 +178,79 @@ func (p *arpProbe) Stop() {
 	}
 	close(p.stop)
 	<-p.sent
-	_ = p.c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	<-p.read
+	wait := time.NewTimer(100 * time.Millisecond)
+	<-wait.C
+	<-p.read // ends within the socket's receive timeout
+	_ = unix.Close(p.fd)
 	_ = p.c.Close()
 }
 
-// worstGap returns, over every IP, the longest time without a reply between the start of the
-// probe and its last requests, and which IP and when. An IP never answered counts the whole run.
-func (p *arpProbe) worstGap() (time.Duration, netip.Addr, time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var (
-		worst time.Duration
-		ip    netip.Addr
-		at    time.Time
-	)
-	for _, a := range p.ips {
-		prev := p.start
-		for _, r := range append(slices.Clone(p.replies[a]), probeReply{at: p.last}) {
-			if g := r.at.Sub(prev); g > worst {
-				worst, ip, at = g, a, prev
-			}
-			if r.at.After(prev) {
-				prev = r.at
-			}
-		}
-	}
-	return worst, ip, at
+// unanswered is one stretch during which requests for an IP went unanswered: from the first
+// request after a reply (or the start) to the next reply (or the last request).
+type unanswered struct {
+	ip       netip.Addr
+	from, to time.Time
+	before   string // MAC of the reply before, "" at the start
+	after    string // MAC of the reply after, "end" when none came
 }
 
-// gaps returns every gap longer than min, per IP, for diagnosis.
-func (p *arpProbe) gaps(min time.Duration) []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []string
+func (u unanswered) length() time.Duration { return u.to.Sub(u.from) }
+
+// stretches returns every stretch of unanswered requests, per IP. p.mu must be held.
+func (p *arpProbe) stretches() []unanswered {
+	var out []unanswered
+	if len(p.sends) == 0 {
+		return nil
+	}
+	last := p.sends[len(p.sends)-1]
+	// firstSendAfter returns the first round sent after t, and false when none was.
+	firstSendAfter := func(t time.Time) (time.Time, bool) {
+		i, _ := slices.BinarySearchFunc(p.sends, t, func(s, t time.Time) int { return s.Compare(t) })
+		for i < len(p.sends) && !p.sends[i].After(t) {
+			i++
+		}
+		if i == len(p.sends) {
+			return time.Time{}, false
+		}
+		return p.sends[i], true
+	}
 	for _, a := range p.ips {
-		prev := probeReply{at: p.start}
-		for _, r := range append(slices.Clone(p.replies[a]), probeReply{at: p.last, mac: "end"}) {
-			if g := r.at.Sub(prev.at); g > min {
-				out = append(out, fmt.Sprintf("%s: %v from %s (%s) to %s (%s)", a, g.Round(time.Millisecond), prev.at.Format("15:04:05.000"), prev.mac, r.at.Format("15:04:05.000"), r.mac))
+		prev := probeReply{at: p.start.Add(-time.Nanosecond)}
+		for _, r := range append(slices.Clone(p.replies[a]), probeReply{at: last, mac: "end"}) {
+			if from, ok := firstSendAfter(prev.at); ok && from.Before(r.at) {
+				out = append(out, unanswered{ip: a, from: from, to: r.at, before: prev.mac, after: r.mac})
 			}
 			if r.at.After(prev.at) {
 				prev = r
 			}
+		}
+	}
+	return out
+}
+
+// worstGap returns the longest stretch during which requests for an IP went unanswered, which IP,
+// and when it began. An IP never answered counts the whole run.
+func (p *arpProbe) worstGap() (time.Duration, netip.Addr, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var worst unanswered
+	for _, u := range p.stretches() {
+		if u.length() > worst.length() {
+			worst = u
+		}
+	}
+	return worst.length(), worst.ip, worst.from
+}
+
+// gaps describes every stretch longer than min, for diagnosis.
+func (p *arpProbe) gaps(min time.Duration) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, u := range p.stretches() {
+		if u.length() > min {
+			out = append(out, fmt.Sprintf("%s: %v from %s (after %s) to %s (%s)", u.ip, u.length().Round(time.Millisecond),
+				u.from.Format("15:04:05.000"), u.before, u.to.Format("15:04:05.000"), u.after))
 		}
 	}
 	return out
