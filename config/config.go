@@ -83,7 +83,8 @@ type L2Advertisement struct {
 	Pools []string
 	// NodeSelectors: a node is selected when it matches any of them; every node when empty.
 	NodeSelectors []labels.Selector
-	// Interfaces to announce on; every suitable interface when empty.
+	// Interfaces to announce on; when empty, each node's default interfaces (those holding its
+	// addresses and those of its default routes, see package layer2).
 	Interfaces []string
 	// ServiceSelectors: a Service is covered when it matches any of them; every Service when empty.
 	ServiceSelectors []labels.Selector

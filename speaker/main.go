@@ -74,7 +74,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "burst of queries to the API server")
 	fs.DurationVar(&o.l2Refresh, "l2-refresh-interval", layer2.DefaultRefresh, "how often owned IPs are announced again with gratuitous ARP/NDP")
 	fs.BoolVar(&o.l2Conflicts, "l2-conflict-detection", true, "detect other stations answering for owned layer-2 IPs (split brain, duplicate addresses), probe new IPs before announcing them, and yield as the conflict rules say")
-	fs.DurationVar(&o.resync, "resync", 10*time.Second, "full recomputation period, also for interface changes and re-joining speakers")
+	fs.DurationVar(&o.resync, "resync", 10*time.Second, "full recomputation period, also for re-joining speakers (interface changes are seen at once through rtnetlink)")
 	fs.DurationVar(&o.timers.ProbeInterval, "memberlist-probe-interval", o.timers.ProbeInterval, "memberlist failure detection: probe interval")
 	fs.DurationVar(&o.timers.ProbeTimeout, "memberlist-probe-timeout", o.timers.ProbeTimeout, "memberlist failure detection: probe timeout")
 	fs.IntVar(&o.timers.SuspicionMult, "memberlist-suspicion-mult", o.timers.SuspicionMult, "memberlist failure detection: suspicion multiplier (probe intervals a suspect has to refute)")
@@ -180,8 +180,13 @@ func run(ctx context.Context, o options) error {
 	if o.l2Conflicts {
 		conflicts = &layer2.ConflictConfig{Node: o.nodeName}
 	}
+	links, err := layer2.OpenNetlink("")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = links.Close() }()
 	l2, err := layer2.NewAnnouncer(layer2.Config{
-		Logger: log.With("component", "layer2"), Registerer: reg, Refresh: o.l2Refresh, Conflicts: conflicts,
+		Logger: log.With("component", "layer2"), Registerer: reg, Refresh: o.l2Refresh, Conflicts: conflicts, Index: links.Index,
 	})
 	if err != nil {
 		return err
@@ -198,8 +203,8 @@ func run(ctx context.Context, o options) error {
 		MemberlistPort: o.memberlistPort,
 		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("herald-speaker"),
 		Members: ml, L2: l2, BGP: speaker,
-		Interfaces: layer2.UsableInterfaces,
-		Logger:     log.With("component", "agent"), Registerer: reg, Resync: o.resync,
+		Links:  links,
+		Logger: log.With("component", "agent"), Registerer: reg, Resync: o.resync,
 	})
 	if err != nil {
 		return err

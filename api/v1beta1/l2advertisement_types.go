@@ -19,7 +19,9 @@ type L2AdvertisementSpec struct {
 	// NodeSelectors limit the nodes that may announce; all nodes when empty.
 	// +optional
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
-	// Interfaces the announcements are made on; every suitable interface when empty.
+	// Interfaces the announcements are made on, wherever they sit (a node is elected only while
+	// one of them is up). When empty, each node answers on the interfaces holding its own
+	// addresses (its InternalIPs) and those of its default routes, never on pod interfaces.
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:Pattern=`^[^\s/:]{1,15}$`
 	// +listType=set

@@ -70,6 +70,8 @@ func (f fakeMembers) setAlive(names ...string) {
 
 type fakeL2 struct{ j *journal }
 
+func (f fakeL2) Prepare(names []string) ([]string, error) { return names, nil }
+
 func (f fakeL2) SetOwned(o map[netip.Addr][]string) error {
 	f.j.mu.Lock()
 	defer f.j.mu.Unlock()
@@ -175,7 +177,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a, err := New(Options{
 		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Recorder: rec, Members: fm,
-		L2: fakeL2{j}, BGP: fakeBGP{j}, Interfaces: func() ([]string, error) { return []string{"eth0"}, nil },
+		L2: fakeL2{j}, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour, Registerer: reg,
 	})
 	if err != nil {

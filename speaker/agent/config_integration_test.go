@@ -96,7 +96,7 @@ func runAgent(t *testing.T, node, hns string, l2 Layer2, b BGP, members Membersh
 	reg = prometheus.NewRegistry()
 	a, err = New(Options{
 		NodeName: node, Namespace: hns, Cache: ch, Client: env.Client, Recorder: record.NewFakeRecorder(100), Members: members,
-		L2: l2, BGP: b, Interfaces: func() ([]string, error) { return []string{"eth0"}, nil },
+		L2: l2, BGP: b, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour, Registerer: reg,
 	})
 	if err != nil {

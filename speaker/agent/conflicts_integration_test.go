@@ -135,7 +135,7 @@ func TestAgentReportsConflicts(t *testing.T) {
 	a, err := New(Options{
 		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Recorder: rec,
 		Members: fakeMembers{j: j, changes: make(chan struct{}, 8)},
-		L2:      g, BGP: fakeBGP{j}, Interfaces: func() ([]string, error) { return []string{"eth0"}, nil },
+		L2:      g, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	if err != nil {

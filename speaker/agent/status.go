@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -112,6 +113,10 @@ type statusWriter struct {
 	want     *desired
 	applied  *desired
 	kick     chan struct{}
+
+	// alive, when set, returns the speakers alive now: a sweep never removes the objects of one of
+	// them, even when the desired state it applies was computed before that speaker came back.
+	alive func() []string
 }
 
 func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
@@ -131,6 +136,15 @@ func (w *statusWriter) set(d desired) {
 	case w.kick <- struct{}{}:
 	default:
 	}
+}
+
+// recheck makes the next set apply even when the desired state did not change, so that an object
+// removed behind this writer's back (by a sweep racing with this speaker's restart) is written
+// again. The agent calls it at every resync.
+func (w *statusWriter) recheck() {
+	w.mu.Lock()
+	w.applied = nil
+	w.mu.Unlock()
 }
 
 // setSessions replaces the BGP session states to report, keeping the rest of the desired state.
@@ -225,7 +239,13 @@ func (w *statusWriter) apply(ctx context.Context, d desired) error {
 			}),
 	}
 	if d.sweep != nil {
-		errs = append(errs, w.sweepDead(ctx, d.sweep))
+		alive := maps.Clone(d.sweep)
+		if w.alive != nil {
+			for _, n := range w.alive() {
+				alive[n] = true
+			}
+		}
+		errs = append(errs, w.sweepDead(ctx, alive))
 	}
 	return errors.Join(errs...)
 }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -34,6 +33,7 @@ func (a *Agent) sync(ctx context.Context) {
 		a.log.Warn("reading the cluster state; keeping the current announcements", "err", err)
 		return
 	}
+	self := a.readyState(&in)
 	p := plan.Compute(in)
 
 	// Announce first: nothing below may delay taking over or giving up an IP.
@@ -46,6 +46,9 @@ func (a *Agent) sync(ctx context.Context) {
 	if err := a.opts.BGP.SetRoutes(ctx, bgpRoutes(p.Routes)); err != nil {
 		a.log.Warn("BGP routes", "err", err)
 	}
+	// Then tell the others what this node can do: after it stopped answering what it no longer
+	// can, before it answers anything new (publish asks for the computation that does).
+	a.publish(self)
 	a.metrics.syncSeconds.Observe(time.Since(start).Seconds())
 
 	a.events(p, in, svcByKey)
@@ -83,13 +86,11 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, map[string]*corev1.Serv
 				en.NetworkUnavailable = c.Status == corev1.ConditionTrue
 			}
 		}
-		var m nodeMeta
-		if raw, ok := metas[n.Name]; ok && len(raw) > 0 {
-			if err := json.Unmarshal(raw, &m); err != nil {
-				a.log.Debug("speaker metadata unreadable", "node", n.Name, "err", err)
-			}
+		if n.Name == a.opts.NodeName {
+			a.noteNode(&n) // its own state is filled in by readyState
+		} else {
+			a.gossiped(&en, metas[n.Name])
 		}
-		en.Interfaces = m.Interfaces
 		in.Nodes = append(in.Nodes, en)
 	}
 

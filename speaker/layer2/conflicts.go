@@ -153,9 +153,9 @@ type guards struct {
 	m     *conflictMetrics
 	peers map[string]string // hardware address (bytes as a string) -> Herald node
 
-	slots map[announcement]*slot
+	slots map[guardKey]*slot
 	// conflicted are the slots whose guard is in a conflict, for Conflicts.
-	conflicted map[announcement]*slot
+	conflicted map[guardKey]*slot
 	evalQ      timerQueue // guard steps that are due by themselves
 	urgentQ    timerQueue // probes of suspected and conflicting addresses, sent first
 	quietQ     timerQueue // probes of quiet addresses
@@ -189,8 +189,8 @@ func newGuards(cfg *ConflictConfig, reg prometheus.Registerer, log *slog.Logger)
 	}
 	return &guards{
 		self: cfg.Node, t: t, log: log, m: m, peers: map[string]string{},
-		slots:      map[announcement]*slot{},
-		conflicted: map[announcement]*slot{},
+		slots:      map[guardKey]*slot{},
+		conflicted: map[guardKey]*slot{},
 		bucket:     tokenBucket{rate: rate, burst: max(1, rate/10)},
 		claims:     make(chan seenClaim, 1024),
 		changes:    make(chan struct{}, 1),
@@ -233,7 +233,7 @@ func (gs *guards) syncGuards(a *Announcer, want map[string]*[numFamilies]map[net
 		for f, ips := range fams {
 			muted := map[netip.Addr]struct{}{}
 			for ip := range ips {
-				key := announcement{ip: ip, ifname: name}
+				key := guardKey{ip: ip, ifname: name}
 				s := gs.slots[key]
 				if s == nil {
 					s = &slot{g: newGuard(ip, fresh[ip], now, &gs.t), metricIf: name, metricFm: family(f).String()}
@@ -263,20 +263,47 @@ func (gs *guards) syncGuards(a *Announcer, want map[string]*[numFamilies]map[net
 
 // silent reports whether an owned address is not to be announced (yet): it is being probed, or
 // this node yields it. A nil receiver reports false.
-func (gs *guards) silent(an announcement) bool {
+func (gs *guards) silent(key guardKey) bool {
 	if gs == nil {
 		return false
 	}
-	s := gs.slots[an]
+	s := gs.slots[key]
 	return s != nil && !s.g.answering
 }
 
 // responder returns the responder of an interface for a family, nil if none is open.
 func (a *Announcer) responder(ifname string, f family) *responder {
-	if l := a.links[ifname]; l != nil {
+	if l := a.linkNamed(ifname); l != nil {
 		return l.resp[f]
 	}
 	return nil
+}
+
+// linkNamed returns the open link of an interface, nil if none. a.mu must be held.
+func (a *Announcer) linkNamed(ifname string) *link {
+	for _, l := range a.links {
+		if l.name == ifname {
+			return l
+		}
+	}
+	return nil
+}
+
+// guardKey is an owned address on an interface, by the interface's name: a conflict is about the
+// interface the operator knows, and outlives the interface being replaced.
+type guardKey struct {
+	ip     netip.Addr
+	ifname string
+}
+
+// entryKey is the announcement of a guarded address on the open link of its interface, false
+// when the interface has no open link. a.mu must be held.
+func (a *Announcer) entryKey(key guardKey) (announcement, bool) {
+	l := a.linkNamed(key.ifname)
+	if l == nil {
+		return announcement{}, false
+	}
+	return announcement{ip: key.ip, ifindex: l.index}, true
 }
 
 // ownMAC reports whether mac (bytes as a string) is the hardware address of one of this node's
@@ -334,7 +361,7 @@ func (a *Announcer) runGuards() {
 // guardClaim feeds a claim to its guard. a.mu must be held.
 func (a *Announcer) guardClaim(c seenClaim, now time.Time) {
 	gs := a.g
-	key := announcement{ip: c.IP, ifname: c.ifname}
+	key := guardKey{ip: c.IP, ifname: c.ifname}
 	s := gs.slots[key]
 	mac := string(c.MAC)
 	if s == nil || a.closed || a.ownMAC(mac) || (gs.self != "" && gs.who(mac) == gs.self) {
@@ -407,7 +434,7 @@ func (a *Announcer) guardsDue(now time.Time) time.Time {
 }
 
 // guardStep steps a guard and carries out what it asks. a.mu must be held.
-func (a *Announcer) guardStep(key announcement, s *slot, now time.Time) {
+func (a *Announcer) guardStep(key guardKey, s *slot, now time.Time) {
 	gs := a.g
 	was := s.g.phase
 	res := s.g.step(now, gs.self, gs.who)
@@ -415,25 +442,28 @@ func (a *Announcer) guardStep(key announcement, s *slot, now time.Time) {
 		a.guardProbe(key, s, now)
 	}
 	r := a.responder(key.ifname, familyOf(key.ip))
+	ek, linked := a.entryKey(key)
 	switch {
 	case res.stop:
 		if r != nil {
 			r.mute(key.ip, true)
 		}
-		delete(a.entries, key)
+		if linked {
+			delete(a.entries, ek)
+		}
 		a.log.Warn("Stopped answering: another station claims the address", "ip", key.ip, "interface", key.ifname,
 			"others", gs.describe(s.g))
 	case res.defend:
-		if p, ok := a.entries[key]; ok && r != nil {
+		if p, ok := a.entries[ek]; ok && linked && r != nil {
 			a.log.Info("Announcing again after a conflict", "ip", key.ip, "interface", key.ifname)
 			p.takeover, p.sent = now, 0
-			a.announce(key, r, p, now)
+			a.announce(ek, key.ifname, r, p, now)
 			a.kickAnnouncements()
 		}
 	case res.start:
-		if r != nil {
+		if r != nil && linked {
 			r.mute(key.ip, false)
-			if _, ok := a.entries[key]; !ok {
+			if _, ok := a.entries[ek]; !ok {
 				why := "the other station is gone"
 				switch {
 				case was == phaseProbing:
@@ -443,8 +473,8 @@ func (a *Announcer) guardStep(key announcement, s *slot, now time.Time) {
 				}
 				a.log.Info("Taking over", "ip", key.ip, "interface", key.ifname, "because", why)
 				p := &progress{takeover: now}
-				a.entries[key] = p
-				a.announce(key, r, p, now)
+				a.entries[ek] = p
+				a.announce(ek, key.ifname, r, p, now)
 				a.kickAnnouncements()
 			}
 		}
@@ -462,7 +492,7 @@ func (a *Announcer) kickAnnouncements() {
 }
 
 // guardProbe sends one probe for a guarded address. a.mu must be held.
-func (a *Announcer) guardProbe(key announcement, s *slot, now time.Time) {
+func (a *Announcer) guardProbe(key guardKey, s *slot, now time.Time) {
 	gs := a.g
 	if r := a.responder(key.ifname, familyOf(key.ip)); r != nil {
 		if err := r.probe(key.ip); err != nil {
@@ -476,7 +506,7 @@ func (a *Announcer) guardProbe(key announcement, s *slot, now time.Time) {
 }
 
 // reschedule queues the guard's next step and probe where they changed.
-func (gs *guards) reschedule(key announcement, s *slot) {
+func (gs *guards) reschedule(key guardKey, s *slot) {
 	if at := s.g.evalAt(); !at.Equal(s.evalAt) {
 		s.evalAt = at
 		s.evalGen++
@@ -498,7 +528,7 @@ func (gs *guards) reschedule(key announcement, s *slot) {
 }
 
 // report updates the metrics and tells the subscriber when what a report shows of the guard changed.
-func (gs *guards) report(key announcement, s *slot) {
+func (gs *guards) report(key guardKey, s *slot) {
 	sig := s.g.signature(gs.who)
 	if sig == s.signature {
 		return
@@ -556,7 +586,7 @@ func (gs *guards) describe(g *guard) string {
 	return strings.Join(parts, ", ")
 }
 
-func conflictOf(key announcement, g *guard, mac net.HardwareAddr, node string) Conflict {
+func conflictOf(key guardKey, g *guard, mac net.HardwareAddr, node string) Conflict {
 	return Conflict{IP: key.ip, Interface: key.ifname, MAC: mac, Node: node, Answering: g.answering,
 		NeverAnnounced: !g.announced, Since: g.since}
 }
@@ -624,10 +654,10 @@ func (a *Announcer) MACs() map[string]string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := map[string]string{}
-	for name, l := range a.links {
+	for _, l := range a.links {
 		for _, r := range l.resp {
 			if r != nil {
-				out[name] = r.hw.String()
+				out[l.name] = r.hw.String()
 			}
 		}
 	}
@@ -668,7 +698,7 @@ func newConflictMetrics(reg prometheus.Registerer) (*conflictMetrics, error) {
 // timerItem is a guard's timer in a queue; gen tells it from a later rescheduling.
 type timerItem struct {
 	at  time.Time
-	key announcement
+	key guardKey
 	gen uint64
 }
 

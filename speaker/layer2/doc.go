@@ -4,8 +4,14 @@
 //
 // The speaker drives an [Announcer] with the desired state ([Announcer.SetOwned]); the Announcer
 // opens one [Link] per interface it needs (two link-layer sockets: ARP, and IPv6 filtered to Neighbor
-// Solicitations) and closes it when no owned IP uses it any more. Which interfaces are suitable when
-// none is named is decided by the pure [SelectInterfaces].
+// Solicitations) and closes it when no owned IP uses it any more (and the speaker did not
+// [Announcer.Prepare] it). Sockets are keyed by interface index: an interface deleted and created
+// again under the same name is reopened on the next SetOwned or Prepare.
+//
+// Which interfaces a node answers on is decided by the pure [Select]: by default those holding the
+// node's addresses and those of its default routes (never a pod's veth), plus the interfaces the
+// operator names. [Netlink] reads the host's interfaces for it and reports changes to them
+// (rtnetlink), so the speaker re-selects on a link event rather than on a timer.
 //
 // Sockets are injected at the I/O boundary: [DialLink] opens real AF_PACKET sockets, [NewLink] wraps
 // any [Conn]/[GroupConn] (see package layer2test for in-memory doubles). Frames are encoded and decoded

@@ -165,7 +165,7 @@ func simulate(t *testing.T, ip netip.Addr, speakers []simSpeaker, hosts []simHos
 		if ns := g.signature(who); ns != sig[s.name] {
 			action := ""
 			if ns != "" {
-				action = conflictOf(announcement{}, g, nil, "").Action()
+				action = conflictOf(guardKey{}, g, nil, "").Action()
 			}
 			switch {
 			case action == "":

@@ -43,7 +43,8 @@ type Input struct {
 	Config *config.Config
 	// Self is this speaker's node name.
 	Self string
-	// Nodes are all nodes, with Alive from memberlist and Interfaces from the members' metadata.
+	// Nodes are all nodes, with Alive from memberlist and SpeakerReady and the interfaces from the
+	// members' metadata (for Self, from the speaker's own state).
 	Nodes    []election.Node
 	Services []Service
 }
@@ -219,7 +220,7 @@ func Compute(in Input) Plan {
 			}
 			reason := fmt.Sprintf("no L2Advertisement or BGPAdvertisement announces pool %q for this Service", pool.Name)
 			if covers(l2ads, pool.Name, s) || covers(bgpads, pool.Name, s) {
-				reason = fmt.Sprintf("an advertisement covers pool %q, but no node is eligible to announce %s (alive speaker, Ready, selected, not excluded, with a ready endpoint for Local traffic)", pool.Name, ip)
+				reason = fmt.Sprintf("an advertisement covers pool %q, but no node is eligible to announce %s (speaker alive and ready, Ready, selected, not excluded, interface up, with a ready endpoint for Local traffic)", pool.Name, ip)
 			}
 			p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: reason})
 		}
@@ -257,7 +258,8 @@ func markAnnounced(announced map[string]bool, svcs []election.Service, ads []ele
 }
 
 // l2Interfaces is the union, over the advertisements that cover the pool, select this node and one
-// of the Services, of the interfaces they allow among this node's usable ones.
+// of the Services, of the interfaces they allow: those they name among this node's Interfaces, or
+// this node's DefaultInterfaces when they name none.
 func l2Interfaces(ads []election.Advertisement, pool string, svcs []election.Service, self election.Node) []string {
 	set := map[string]bool{}
 	for _, a := range ads {
@@ -267,8 +269,14 @@ func l2Interfaces(ads []election.Advertisement, pool string, svcs []election.Ser
 		if !slices.ContainsFunc(svcs, func(s election.Service) bool { return selects(a.Services, s.Labels) }) {
 			continue
 		}
+		if len(a.Interfaces) == 0 {
+			for _, ifi := range self.DefaultInterfaces {
+				set[ifi] = true
+			}
+			continue
+		}
 		for _, ifi := range self.Interfaces {
-			if len(a.Interfaces) == 0 || slices.Contains(a.Interfaces, ifi) {
+			if slices.Contains(a.Interfaces, ifi) {
 				set[ifi] = true
 			}
 		}

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -55,10 +56,10 @@ func testConfig(t *testing.T) *config.Config {
 func nodes(alive ...string) []election.Node {
 	var ns []election.Node
 	for _, n := range []string{"n1", "n2", "n3"} {
-		node := election.Node{Name: n, Ready: true, Interfaces: []string{"eth0"}, Labels: map[string]string{"rack": "a"}}
+		node := election.Node{Name: n, Ready: true, Interfaces: []string{"eth0"}, DefaultInterfaces: []string{"eth0"}, Labels: map[string]string{"rack": "a"}}
 		for _, a := range alive {
 			if a == n {
-				node.Alive = true
+				node.Alive, node.SpeakerReady = true, true
 			}
 		}
 		if n == "n3" {
@@ -273,5 +274,59 @@ func TestServiceWithoutEndpointsIsNotAnnounced(t *testing.T) {
 				t.Errorf("announced over layer 2 by some node: %v, advertised over BGP: %v; want %v, %v", l2, routes, tt.wantL2, tt.wantR)
 			}
 		})
+	}
+}
+
+// TestLayer2WithoutNamedInterfacesUsesTheDefaultOnes: an advertisement that names no interface
+// answers on the node's default interfaces only, not on the interfaces that other advertisements
+// name; one that names interfaces answers on those.
+func TestLayer2WithoutNamedInterfacesUsesTheDefaultOnes(t *testing.T) {
+	s := config.Snapshot{
+		Pools: []v1beta1.IPAddressPool{
+			{ObjectMeta: meta("any", nil), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.100/30"}}},
+			{ObjectMeta: meta("vlan", nil), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.200/30"}}},
+		},
+		L2Advertisements: []v1beta1.L2Advertisement{
+			{ObjectMeta: meta("any", nil), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"any"}}},
+			{ObjectMeta: meta("vlan", nil), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"vlan"}, Interfaces: []string{"vlan20"}}},
+		},
+	}
+	c, err := config.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := election.Node{Name: "n1", Alive: true, SpeakerReady: true, Ready: true,
+		Interfaces: []string{"eth0", "vlan20"}, DefaultInterfaces: []string{"eth0"}}
+	anyIP, vlanIP := netip.MustParseAddr("198.51.100.101"), netip.MustParseAddr("198.51.100.201")
+	p := Compute(Input{Config: c, Self: "n1", Nodes: []election.Node{self}, Services: []Service{
+		{Key: "ns/any", IPs: []netip.Addr{anyIP}}, {Key: "ns/vlan", IPs: []netip.Addr{vlanIP}},
+	}})
+	want := map[netip.Addr][]string{anyIP: {"eth0"}, vlanIP: {"vlan20"}}
+	if diff := cmp.Diff(want, p.L2Owned, netipCmp); diff != "" {
+		t.Errorf("L2Owned (-want +got):\n%s", diff)
+	}
+}
+
+// TestSpeakerNotReadyIsNotElected: a live speaker that has not said it is ready gets no IP, and
+// the others take them all.
+func TestSpeakerNotReadyIsNotElected(t *testing.T) {
+	c := testConfig(t)
+	ns := nodes("n1", "n2", "n3")
+	ns[0].SpeakerReady = false
+	var svcs []Service
+	for i := range 20 {
+		svcs = append(svcs, Service{Key: fmt.Sprintf("ns/s%d", i), IPs: []netip.Addr{netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)})}})
+	}
+	p := Compute(Input{Config: c, Self: "n1", Nodes: ns, Services: svcs})
+	if len(p.L2Owned) != 0 {
+		t.Errorf("a speaker that is not ready owns %v", p.L2Owned)
+	}
+	if len(p.L2Owners) != 20 {
+		t.Fatalf("%d of 20 IPs have an owner, want all", len(p.L2Owners))
+	}
+	for ip, owner := range p.L2Owners {
+		if owner == "n1" {
+			t.Errorf("%s elected to n1, whose speaker is not ready", ip)
+		}
 	}
 }
