@@ -96,6 +96,8 @@ type Lab struct {
 	mu       sync.Mutex
 	procs    map[string]*Proc
 	dnatLast map[string]string // node -> last applied nft script
+	// cpuLimits are the speakers' CPU limits in millicores (LimitSpeakerCPU).
+	cpuLimits map[string]int
 }
 
 // ErrHeraldExited is wrapped by errors caused by a Herald process that ended on its own.
@@ -162,7 +164,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	l = &Lab{
 		Topo: topo, Plan: plan, opts: opts, log: opts.Log,
 		RunDir: filepath.Join(runRoot, strconv.Itoa(os.Getpid())), lock: lock,
-		ns: map[string]string{}, procs: map[string]*Proc{}, dnatLast: map[string]string{},
+		ns: map[string]string{}, procs: map[string]*Proc{}, dnatLast: map[string]string{}, cpuLimits: map[string]int{},
 	}
 	l.binDir = filepath.Join(l.RunDir, "bin")
 	if err := os.MkdirAll(filepath.Join(l.RunDir, "tmp"), 0o755); err != nil {
@@ -533,7 +535,8 @@ func (l *Lab) SpeakerArgs(node NodeInfo) []string {
 	}
 }
 
-// StartSpeaker starts (or restarts, after KillSpeaker) the speaker of a node in its namespace.
+// StartSpeaker starts (or restarts, after KillSpeaker) the speaker of a node in its namespace, in
+// its CPU-limit cgroup when LimitSpeakerCPU set one.
 func (l *Lab) StartSpeaker(node string) error {
 	n, ok := l.Node(node)
 	if !ok {
@@ -545,7 +548,11 @@ func (l *Lab) StartSpeaker(node string) error {
 			return fmt.Errorf("speaker of %s is still running (pid %d)", node, old.PID())
 		}
 	}
+	cg := l.speakerCgroup(node)
 	p, err := startProc(name, filepath.Join(l.RunDir, name+".log"), func(out *os.File) (*exec.Cmd, error) {
+		if cg != "" {
+			return startInCgroup(l.ns[node], cg, out, l.SpeakerArgs(n)...)
+		}
 		return l.net.Start(l.ns[node], out, out, l.SpeakerArgs(n)...)
 	})
 	if err != nil {
@@ -645,6 +652,9 @@ func (l *Lab) Close() error {
 		}()
 	}
 	wg.Wait()
+	if err := l.removeCgroups(); err != nil {
+		errs = append(errs, err)
+	}
 	if l.proxy != nil {
 		_ = l.proxy.Close()
 	}

@@ -1,0 +1,184 @@
+package members
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestBenchGossipRate measures what one member sends, counted at its transport (UDP datagrams
+// and their bytes, plus TCP bytes), in clusters of growing size on loopback, idle and in the
+// seconds after one member is killed (no Leave). With HERALD_BENCH=1 (make bench) it measures 3,
+// 50 and 200 members for 10 s each and prints BENCHJSON lines; otherwise 3 and 20 members for
+// 2 s, as a check.
+//
+// The bound it checks is what SWIM promises, independent of the cluster size: each member probes
+// one other per probe interval and acks the probes it receives (about one per interval), so it
+// sends about 2 datagrams per ProbeInterval, 3 at most; gossip rounds with nothing queued send
+// nothing. A kill adds a few messages (suspect, dead) that each member sends at most
+// RetransmitMult*ceil(log10(n+1)) times.
+//
+// The timers that set the traffic (probe and gossip intervals, gossip fan-out, retransmits,
+// push/pull) are the speaker's defaults. The deadlines that only decide when a silent member is
+// suspected (probe timeout, suspicion time) are relaxed (simTimers): here up to 200 members
+// share one process and the machine's few cores, so a member waits for the CPU far longer than
+// a speaker on its own node does, and false suspicions would measure the simulation's
+// scheduling instead of the protocol. False deaths during the measurement are counted and
+// reported.
+func TestBenchGossipRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs clusters of memberlist instances for seconds")
+	}
+	sizes, window := []int{3, 20}, 2*time.Second
+	bench := os.Getenv("HERALD_BENCH") == "1"
+	if bench {
+		sizes, window = []int{3, 50, 200}, 10*time.Second
+	}
+	timers := simTimers()
+	idleBound := 3 / timers.ProbeInterval.Seconds()
+	for _, n := range sizes {
+		t.Run(fmt.Sprintf("%d members", n), func(t *testing.T) {
+			ms := gossipCluster(t, n)
+			settle := time.NewTimer(window / 2) // join broadcasts and the first push/pulls drain
+			<-settle.C
+
+			gone := goneEvents(ms)
+			idle := rateOver(ms, window)
+			t.Logf("%d members idle: %.1f datagrams/s, %.0f UDP B/s, %.0f TCP B/s per member; %d false deaths seen meanwhile",
+				n, idle.pkts, idle.udpBytes, idle.tcpBytes, goneEvents(ms)-gone)
+
+			victim, rest := ms[len(ms)-1], ms[:len(ms)-1]
+			killed := time.Now()
+			if err := victim.Shutdown(); err != nil {
+				t.Fatalf("killing %s: %v", victim.name, err)
+			}
+			after := rateOver(rest, window)
+			var slow []string
+			for _, m := range rest {
+				if !lacks(victim.name)(m) {
+					slow = append(slow, m.name)
+				}
+			}
+			if len(slow) > 0 {
+				t.Errorf("%d members still list %s %s after it was killed", len(slow), victim.name, time.Since(killed))
+			}
+			t.Logf("%d members, %s after a kill: %.1f datagrams/s, %.0f UDP B/s, %.0f TCP B/s per member",
+				n, window, after.pkts, after.udpBytes, after.tcpBytes)
+
+			if idle.pkts > idleBound {
+				t.Errorf("idle: %.1f datagrams/s per member, want at most %.1f (3 per probe interval)", idle.pkts, idleBound)
+			}
+			retransmits := float64(timers.RetransmitMult) * math.Ceil(math.Log10(float64(n+1)))
+			killBound := idleBound + 4*retransmits/window.Seconds()
+			if after.pkts > killBound {
+				t.Errorf("after a kill: %.1f datagrams/s per member, want at most %.1f", after.pkts, killBound)
+			}
+			if bench {
+				benchLine(fmt.Sprintf("members_gossip_pkts_per_node_s_%d", n), idle.pkts, "pkts/s")
+				benchLine(fmt.Sprintf("members_gossip_bytes_per_node_s_%d", n), idle.udpBytes+idle.tcpBytes, "B/s")
+				benchLine(fmt.Sprintf("members_gossip_pkts_per_node_s_%d_after_kill", n), after.pkts, "pkts/s")
+				benchLine(fmt.Sprintf("members_gossip_bytes_per_node_s_%d_after_kill", n), after.udpBytes+after.tcpBytes, "B/s")
+			}
+		})
+	}
+}
+
+// gossipCluster starts n encrypted members with speaker-sized metadata, each joining the first,
+// and waits until every member lists all of them.
+func gossipCluster(t *testing.T, n int) []*testMember {
+	t.Helper()
+	meta := bytes.Repeat([]byte("m"), 64)
+	// No debug logs: hundreds of members in one process share the machine's cores, and the
+	// measurement is of the members, not of log formatting.
+	set := func(c *Config) {
+		c.SecretKey, c.Meta, c.Logger, c.Timers = keyA, meta, slog.New(slog.DiscardHandler), simTimers()
+	}
+	ms := []*testMember{startWith(t, "m000", 0, set)}
+	for i := 1; i < n; i++ {
+		ms = append(ms, startWith(t, fmt.Sprintf("m%03d", i), 0, set, ms[0]))
+	}
+	begin := time.Now()
+	deadline := time.NewTimer(30*time.Second + time.Duration(n)*100*time.Millisecond)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		behind := 0
+		for _, m := range ms {
+			if m.ml.NumMembers() != n {
+				behind++
+			}
+		}
+		if behind == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("%d of %d members do not list all %d after %s", behind, n, n, time.Since(begin))
+		}
+	}
+	t.Logf("%d members converged %s after the last joined", n, time.Since(begin))
+	return ms
+}
+
+// simTimers are DefaultTimers with the failure-detection deadlines relaxed (see
+// TestBenchGossipRate); every timer that sets how much is sent keeps its default.
+func simTimers() Timers {
+	t := DefaultTimers()
+	t.ProbeTimeout = t.ProbeInterval - 10*time.Millisecond
+	t.SuspicionMult = 8
+	return t
+}
+
+// goneEvents counts the Gone events all members have reported so far.
+func goneEvents(ms []*testMember) int {
+	n := 0
+	for _, m := range ms {
+		m.events.mu.Lock()
+		for _, ev := range m.events.events {
+			if ev.Kind == Gone {
+				n++
+			}
+		}
+		m.events.mu.Unlock()
+	}
+	return n
+}
+
+type rates struct{ pkts, udpBytes, tcpBytes float64 }
+
+// rateOver returns what the members sent per member and second during the next d.
+func rateOver(ms []*testMember, d time.Duration) rates {
+	sum := func() Traffic {
+		var s Traffic
+		for _, m := range ms {
+			tr := m.Traffic()
+			s.UDPPackets += tr.UDPPackets
+			s.UDPBytes += tr.UDPBytes
+			s.TCPBytes += tr.TCPBytes
+		}
+		return s
+	}
+	before, begin := sum(), time.Now()
+	end := time.NewTimer(d)
+	<-end.C
+	got, took := sum().Sub(before), time.Since(begin).Seconds()
+	per := float64(len(ms)) * took
+	return rates{pkts: float64(got.UDPPackets) / per, udpBytes: float64(got.UDPBytes) / per, tcpBytes: float64(got.TCPBytes) / per}
+}
+
+// benchLine prints one figure for hack/benchreport.
+func benchLine(name string, v float64, unit string) {
+	line, _ := json.Marshal(struct {
+		Name  string  `json:"name"`
+		Value float64 `json:"value"`
+		Unit  string  `json:"unit"`
+	}{name, math.Round(v*10) / 10, unit})
+	fmt.Printf("BENCHJSON %s\n", line)
+}
