@@ -132,7 +132,7 @@ func TestBenchSpeakerStorm(t *testing.T) {
 		coalesced := after.sum("herald_speaker_sync_events_coalesced_total") - before.sum("herald_speaker_sync_events_coalesced_total")
 		var cpuShare float64
 		for n, used := range cpuUsed {
-			cpuShare = max(cpuShare, (used - cpuBefore[n]).Seconds()/wall.Seconds())
+			cpuShare = max(cpuShare, (used-cpuBefore[n]).Seconds()/wall.Seconds())
 		}
 		throttled := throttledPeriods(t, l) - throttleBefore
 
