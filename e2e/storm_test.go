@@ -114,7 +114,7 @@ func TestBenchSpeakerStorm(t *testing.T) {
 		lastWrite := time.Now()
 		must(t, l.SetEndpoints(ctx, getService(t, ctx, l, ns, "marker"), []string{second}))
 		converge := waitAnswer(t, ctx, l, marker, second)
-		convergeMS := converge.Sub(lastWrite)
+		caughtUp := converge.Sub(lastWrite)
 
 		// Memberlist gives a suspected member up to 1.3 s to refute: watch that long after the
 		// burst before counting.
@@ -137,14 +137,14 @@ func TestBenchSpeakerStorm(t *testing.T) {
 		throttled := throttledPeriods(t, l) - throttleBefore
 
 		t.Logf("%d EndpointSlice updates in %s (%.0f/s); speakers caught up %s after the last one", done, took.Round(time.Millisecond),
-			float64(done)/took.Seconds(), convergeMS.Round(time.Millisecond))
+			float64(done)/took.Seconds(), caughtUp.Round(time.Millisecond))
 		t.Logf("speakers: %.0f recomputations (%.0f events coalesced), %.2f ms each on average; busiest speaker used %.2f CPU; %d throttled CFS periods",
 			syncs, coalesced, 1000*busy/max(syncs, 1), cpuShare, throttled)
 		t.Logf("%d requests to %s during the burst, %d failed, %d changes of the answering node", len(samples), watched[0], failures, changes)
 		reportValue(t, "speaker_storm_updates_per_s", float64(done)/took.Seconds(), "updates/s")
 		reportValue(t, "speaker_storm_false_deaths", float64(len(deaths)), "events")
 		reportValue(t, "speaker_storm_ip_moves", float64(len(moves)+changes), "moves")
-		report(t, "speaker_storm_converge_ms", convergeMS)
+		report(t, "speaker_storm_converge_ms", caughtUp)
 		reportValue(t, "speaker_storm_sync_mean_ms", 1000*busy/max(syncs, 1), "ms")
 		reportValue(t, "speaker_storm_syncs_per_speaker", syncs/float64(len(l.Nodes)), "syncs")
 		reportValue(t, "speaker_storm_speaker_cpu_max", cpuShare, "cores")
