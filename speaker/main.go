@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -209,6 +210,8 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.Add(a); err != nil {
 		return err
 	}
-	log.Info("starting", "node", o.nodeName, "hostIP", addrs.Host, "namespace", o.namespace)
+	// GOMAXPROCS follows the container's CPU limit (Go 1.25+: 2 under a 500m limit), so a busy
+	// speaker is throttled in short slices rather than frozen for most of each CFS period.
+	log.Info("starting", "node", o.nodeName, "hostIP", addrs.Host, "namespace", o.namespace, "gomaxprocs", runtime.GOMAXPROCS(0))
 	return mgr.Start(ctx)
 }

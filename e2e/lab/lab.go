@@ -203,7 +203,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	}
 	if !opts.NoHerald {
 		// The speakers' memberlist key, made with the helper the controller uses for it, so speakers
-		// never wait for it (they run unencrypted after --memberlist-secret-wait without it).
+		// never wait for it (they refuse to start without it after --memberlist-secret-wait).
 		if err := memberlistkey.EnsureSecret(ctx, l.Client, HeraldNamespace, MemberlistSecret); err != nil {
 			return nil, fmt.Errorf("creating the memberlist key: %w", err)
 		}
