@@ -53,9 +53,11 @@ func TestBenchSpeakerStorm(t *testing.T) {
 	}
 	l := requireHerald(t)
 	bench := os.Getenv("HERALD_BENCH") == "1"
-	updates, kills := 300, 1
+	// background EndpointSlices of other Services make each recomputation cost what it does in a
+	// cluster with a few hundred Services.
+	updates, kills, background := 300, 1, 500
 	if bench {
-		updates, kills = 2000, 3
+		updates, kills, background = 2000, 3, 1500
 	}
 	ctx := deadline(t, 20*time.Minute)
 	ns := newNamespace(t, l, "storm")
@@ -82,7 +84,7 @@ func TestBenchSpeakerStorm(t *testing.T) {
 	must(t, err)
 	t.Logf("owners before the storm: %v", owners)
 
-	st := newStorm(t, ctx, l, ns, names)
+	st := newStorm(t, ctx, l, ns, names, background)
 
 	for _, n := range l.Nodes {
 		must(t, l.LimitSpeakerCPU(n.Name, speakerCPULimit))
@@ -208,13 +210,52 @@ type storm struct {
 	done   atomic.Int64
 }
 
-func newStorm(t *testing.T, ctx context.Context, l *lab.Lab, ns string, services []string) *storm {
+func newStorm(t *testing.T, ctx context.Context, l *lab.Lab, ns string, services []string, background int) *storm {
 	t.Helper()
 	cfg := rest.CopyConfig(l.Env.Config)
 	cfg.QPS, cfg.Burst = 5000, 5000 // the burst is limited by the API server, not by the client
 	c, err := client.New(cfg, client.Options{Scheme: l.Client.Scheme()})
 	must(t, err)
 	s := &storm{t: t, ctx: ctx, c: c}
+	// The lab has no garbage collector: remove what the storm made when the test ends.
+	t.Cleanup(func() {
+		err := c.DeleteAllOf(context.WithoutCancel(ctx), &discoveryv1.EndpointSlice{}, client.InNamespace(ns),
+			client.MatchingLabels{discoveryv1.LabelManagedBy: "herald-e2e-storm"})
+		if err != nil {
+			t.Errorf("removing the storm's EndpointSlices: %v", err)
+		}
+	})
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 6 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= background || ctx.Err() != nil {
+					return
+				}
+				es := &discoveryv1.EndpointSlice{
+					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("bg-%d", i), Labels: map[string]string{
+						discoveryv1.LabelServiceName: fmt.Sprintf("bg-%d", i/2), discoveryv1.LabelManagedBy: "herald-e2e-storm",
+					}},
+					AddressType: discoveryv1.AddressTypeIPv4,
+					Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8080)}},
+				}
+				for k := range 5 {
+					n := l.Nodes[(i+k)%len(l.Nodes)]
+					es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+						Addresses: []string{fmt.Sprintf("10.%d.%d.%d", 100+k, i/250, i%250+1)}, NodeName: ptr.To(n.Name),
+						Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+					})
+				}
+				if err := c.Create(ctx, es); err != nil {
+					t.Errorf("creating background EndpointSlice %s: %v", es.Name, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 	for i, svc := range services {
 		for j := range 4 {
 			es := &discoveryv1.EndpointSlice{
