@@ -165,3 +165,18 @@ func TestNoKeyWarns(t *testing.T) {
 		t.Errorf("no warning about unencrypted gossip in:\n%s", buf)
 	}
 }
+
+// TestMemberlistConfig checks the memberlist settings that are decisions rather than timers.
+func TestMemberlistConfig(t *testing.T) {
+	m, err := New(Config{NodeName: "a", Logger: slog.New(slog.DiscardHandler), SecretKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.memberlistConfig()
+	if c.EnableCompression {
+		t.Errorf("compression is on: it costs CPU on every datagram and saves nothing on probes")
+	}
+	if c.Keyring == nil || !c.GossipVerifyIncoming || !c.GossipVerifyOutgoing {
+		t.Errorf("encryption not enforced both ways: keyring %v, verify in %v out %v", c.Keyring != nil, c.GossipVerifyIncoming, c.GossipVerifyOutgoing)
+	}
+}

@@ -179,6 +179,11 @@ func (m *Members) memberlistConfig() *memberlist.Config {
 	c.PushPullInterval = t.PushPullInterval
 	c.TCPTimeout = t.TCPTimeout
 	c.DeadNodeReclaimTime = t.DeadNodeReclaimTime
+	// No compression: memberlist compresses every datagram with a fresh LZW writer (a 64 KiB
+	// table each), which costs 40% of an idle member's CPU (measured: 8.7 vs 5.2 ms of CPU per
+	// second per member) and saves nothing on pings and acks. Compressed datagrams from other
+	// members are still understood.
+	c.EnableCompression = false
 	c.Events = &events{m: m}
 	c.Delegate = &delegate{m: m}
 	c.Logger = log.New(&logWriter{log: m.log}, "", 0)
