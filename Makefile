@@ -60,7 +60,7 @@ test-unit: ## Run the tests that need neither root nor an API server (others ski
 	go test -count=1 -short ./...
 
 ##@ Measurements
-BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/bgp/ ./e2e/
+BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/bgp/ ./speaker/members/ ./e2e/
 .PHONY: bench
 bench: deps kube-assets build ## Run the benchmarks; write bench/report.json and bench/REPORT.md.
 	mkdir -p bench

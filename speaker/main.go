@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -42,6 +43,7 @@ type options struct {
 	memberlistPort   int
 	memberlistSecret string
 	secretWait       time.Duration
+	allowUnencrypted bool
 	metricsAddr      string
 	metricsSecure    bool
 	healthAddr       string
@@ -64,8 +66,9 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.lbClass, "lb-class", "", "announce only Services of this spec.loadBalancerClass; empty: Services without a class")
 	fs.TextVar(&o.memberlistBind, "memberlist-bind", netip.Addr{}, "address memberlist listens on (default: --host-ip)")
 	fs.IntVar(&o.memberlistPort, "memberlist-port", members.DefaultPort, "memberlist TCP and UDP port")
-	fs.StringVar(&o.memberlistSecret, "memberlist-secret", "herald-memberlist", "Secret (in --namespace) holding the memberlist key under 'secretkey'; empty: unencrypted")
-	fs.DurationVar(&o.secretWait, "memberlist-secret-wait", 30*time.Second, "how long to wait for the memberlist Secret before running unencrypted")
+	fs.StringVar(&o.memberlistSecret, "memberlist-secret", "herald-memberlist", "Secret (in --namespace) holding the memberlist keys ('secretkey' primary, 'secretkey.*' secondary), watched for key rotation; empty: unencrypted, which needs --memberlist-allow-unencrypted")
+	fs.DurationVar(&o.secretWait, "memberlist-secret-wait", 30*time.Second, "how long to wait for the memberlist Secret to exist at start; then the speaker exits with an error (it never falls back to unencrypted gossip)")
+	fs.BoolVar(&o.allowUnencrypted, "memberlist-allow-unencrypted", false, "allow --memberlist-secret='' (gossip that anyone who reaches the memberlist port can read and forge)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":7474", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to clients allowed to get the non-resource URL /metrics (bearer token checked with TokenReview and SubjectAccessReview); false: plain HTTP to anyone")
 	fs.StringVar(&o.healthAddr, "health-addr", "", "address of /healthz and /readyz; 0 disables it (default: --host-ip port 7475, the address kubelet probes on a host-network Pod; :7475 without --host-ip)")
@@ -95,6 +98,9 @@ func parseFlags(args []string) (options, error) {
 		if o.hostIP.IsValid() {
 			o.healthAddr = netip.AddrPortFrom(o.hostIP, defaultHealthPort).String()
 		}
+	}
+	if o.memberlistSecret == "" && !o.allowUnencrypted {
+		return o, fmt.Errorf("--memberlist-secret is empty: memberlist would run unencrypted; name the key Secret, or add --memberlist-allow-unencrypted to allow it")
 	}
 	return o, nil
 }
@@ -159,17 +165,28 @@ func run(ctx context.Context, o options) error {
 	if o.memberlistBind.IsValid() {
 		bind = o.memberlistBind
 	}
-	key, err := agent.MemberlistKey(ctx, reader, o.namespace, o.memberlistSecret, o.secretWait, log)
+	keys, err := agent.MemberlistKeys(ctx, reader, agent.KeySource{
+		Namespace: o.namespace, Secret: o.memberlistSecret, Wait: o.secretWait, AllowUnencrypted: o.allowUnencrypted,
+	}, log)
 	if err != nil {
 		return err
 	}
 
 	ml, err := members.New(members.Config{
 		NodeName: o.nodeName, BindAddr: bind, BindPort: o.memberlistPort, AdvertiseAddr: addrs.Host,
-		SecretKey: key, Timers: o.timers, Logger: log.With("component", "members"),
+		SecretKey: keys.Primary, SecondaryKeys: keys.Secondary, Timers: o.timers, Logger: log.With("component", "members"),
+		Registerer: reg,
 	})
 	if err != nil {
 		return err
+	}
+	if len(keys.Primary) > 0 {
+		if err := mgr.Add(&agent.KeyWatcher{
+			Cache: mgr.GetCache(), Namespace: o.namespace, Secret: o.memberlistSecret, Keyring: ml,
+			Logger: log.With("component", "keyring"), Registerer: reg,
+		}); err != nil {
+			return err
+		}
 	}
 	if err := ml.Start(); err != nil {
 		return err
@@ -212,6 +229,8 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.Add(a); err != nil {
 		return err
 	}
-	log.Info("starting", "node", o.nodeName, "hostIP", addrs.Host, "namespace", o.namespace, "bgpRouterID", routerID)
+	// GOMAXPROCS follows the container's CPU limit (Go 1.25+: 2 under a 500m limit), so a busy
+	// speaker is throttled in short slices rather than frozen for most of each CFS period.
+	log.Info("starting", "node", o.nodeName, "hostIP", addrs.Host, "namespace", o.namespace, "bgpRouterID", routerID, "gomaxprocs", runtime.GOMAXPROCS(0))
 	return mgr.Start(ctx)
 }

@@ -58,6 +58,19 @@ func TestParseFlags(t *testing.T) {
 				}
 			},
 		},
+		{name: "unencrypted refused", args: []string{"--node-name=n1", "--memberlist-secret="}, wantErr: true},
+		{name: "unencrypted allowed explicitly", args: []string{"--node-name=n1", "--memberlist-secret=", "--memberlist-allow-unencrypted"},
+			check: func(t *testing.T, o options) {
+				if o.memberlistSecret != "" || !o.allowUnencrypted {
+					t.Errorf("options = %+v", o)
+				}
+			}},
+		{name: "key Secret by default", args: []string{"--node-name=n1"},
+			check: func(t *testing.T, o options) {
+				if o.memberlistSecret != "herald-memberlist" || o.allowUnencrypted {
+					t.Errorf("memberlist secret %q, allow unencrypted %v; want herald-memberlist, false", o.memberlistSecret, o.allowUnencrypted)
+				}
+			}},
 		{name: "bad host IP", args: []string{"--node-name=n1", "--host-ip=node-1"}, wantErr: true},
 		{name: "bad POD_IP", env: map[string]string{"NODE_NAME": "n1", "POD_IP": "x"}, wantErr: true},
 		{name: "conflict detection on by default", args: []string{"--node-name=n1"},

@@ -100,6 +100,8 @@ type Lab struct {
 	apiServerBackend string   // host:port the lab's listener relays to (kube-apiserver on loopback)
 	apiServerCmd     []string // kube-apiserver's command line, kept by StopAPIServer
 	apiStopped       bool     // between StopAPIServer and StartAPIServer (under mu)
+	// cpuLimits are the speakers' CPU limits in millicores (LimitSpeakerCPU).
+	cpuLimits map[string]int
 }
 
 // ErrHeraldExited is wrapped by errors caused by a Herald process that ended on its own.
@@ -166,7 +168,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	l = &Lab{
 		Topo: topo, Plan: plan, opts: opts, log: opts.Log,
 		RunDir: filepath.Join(runRoot, strconv.Itoa(os.Getpid())), lock: lock,
-		ns: map[string]string{}, procs: map[string]*Proc{}, dnatLast: map[string]string{},
+		ns: map[string]string{}, procs: map[string]*Proc{}, dnatLast: map[string]string{}, cpuLimits: map[string]int{},
 	}
 	l.binDir = filepath.Join(l.RunDir, "bin")
 	if err := os.MkdirAll(filepath.Join(l.RunDir, "tmp"), 0o755); err != nil {
@@ -205,7 +207,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	}
 	if !opts.NoHerald {
 		// The speakers' memberlist key, made with the helper the controller uses for it, so speakers
-		// never wait for it (they run unencrypted after --memberlist-secret-wait without it).
+		// never wait for it (they refuse to start without it after --memberlist-secret-wait).
 		if err := memberlistkey.EnsureSecret(ctx, l.Client, HeraldNamespace, MemberlistSecret); err != nil {
 			return nil, fmt.Errorf("creating the memberlist key: %w", err)
 		}
@@ -539,7 +541,8 @@ func (l *Lab) SpeakerArgs(node NodeInfo) []string {
 	}
 }
 
-// StartSpeaker starts (or restarts, after KillSpeaker) the speaker of a node in its namespace.
+// StartSpeaker starts (or restarts, after KillSpeaker) the speaker of a node in its namespace, in
+// its CPU-limit cgroup when LimitSpeakerCPU set one.
 func (l *Lab) StartSpeaker(node string) error {
 	n, ok := l.Node(node)
 	if !ok {
@@ -551,7 +554,11 @@ func (l *Lab) StartSpeaker(node string) error {
 			return fmt.Errorf("speaker of %s is still running (pid %d)", node, old.PID())
 		}
 	}
+	cg := l.speakerCgroup(node)
 	p, err := startProc(name, filepath.Join(l.RunDir, name+".log"), func(out *os.File) (*exec.Cmd, error) {
+		if cg != "" {
+			return startInCgroup(l.ns[node], cg, out, l.SpeakerArgs(n)...)
+		}
 		return l.net.Start(l.ns[node], out, out, l.SpeakerArgs(n)...)
 	})
 	if err != nil {
@@ -651,6 +658,9 @@ func (l *Lab) Close() error {
 		}()
 	}
 	wg.Wait()
+	if err := l.removeCgroups(); err != nil {
+		errs = append(errs, err)
+	}
 	if l.proxy != nil {
 		_ = l.proxy.Close()
 	}

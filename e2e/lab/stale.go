@@ -16,13 +16,19 @@ import (
 )
 
 // RemoveStale removes what interrupted runs left behind: network namespaces of dead processes
-// (netlab.RemoveStale), and every run folder runRoot/<pid> whose pid is gone, after killing the
+// (netlab.RemoveStale), the speakers' CPU-limit cgroups of dead runs (killing what is left in
+// them), and every run folder runRoot/<pid> whose pid is gone, after killing the
 // processes that still refer to that folder on their command line (etcd, kube-apiserver and the
 // controller run in the root namespace, so no namespace removal catches them).
 func RemoveStale(runRoot string) error {
 	var errs []error
 	if err := netlab.RemoveStale(); err != nil {
 		errs = append(errs, fmt.Errorf("removing stale namespaces: %w", err))
+	}
+	for _, pid := range staleCgroupRuns() {
+		if err := removeCgroupsOf(pid, true); err != nil {
+			errs = append(errs, fmt.Errorf("removing stale CPU cgroups: %w", err))
+		}
 	}
 	entries, err := os.ReadDir(runRoot)
 	if errors.Is(err, os.ErrNotExist) {

@@ -135,6 +135,7 @@ type Agent struct {
 	log     *slog.Logger
 	trigger chan struct{}
 	metrics *metrics
+	pace    *paceMetrics
 	status  *statusWriter
 
 	joining atomic.Bool // a background join is running
@@ -176,6 +177,7 @@ func New(opts Options) (*Agent, error) {
 		log:       opts.Logger,
 		trigger:   make(chan struct{}, 1),
 		metrics:   newMetrics(opts.Registerer),
+		pace:      newPaceMetrics(opts.Registerer),
 		prevOwned: map[string]bool{},
 		prevBGP:   map[string]bool{},
 		warned:    map[string]string{},
@@ -222,15 +224,37 @@ func (a *Agent) Start(ctx context.Context) error {
 	ticker := time.NewTicker(a.opts.Resync)
 	defer ticker.Stop()
 	conflicts := a.conflictChanges()
-	a.sync(ctx)
+	// Object changes are paced (see pacer): at most one recomputation per gap, the changes
+	// meanwhile coalesced into it. Membership changes re-elect at once.
+	pace := newPacer()
+	paced := time.NewTimer(time.Hour)
+	paced.Stop()
+	pending := false
+	a.pacedSync(ctx, pace, syncStart)
 	for {
+		cause := syncAPI
 		select {
 		case <-ctx.Done():
 			return a.shutdown()
 		case <-conflicts:
+			cause = syncConflicts
 		case <-a.trigger:
+			if pending {
+				a.pace.coalesced.Inc()
+				continue
+			}
+			if wait := pace.wait(time.Now()); wait > 0 {
+				pending = true
+				paced.Reset(wait)
+				a.pace.coalesced.Inc()
+				continue
+			}
+		case <-paced.C:
+			pending = false
 		case <-a.opts.Members.Changes():
+			cause = syncMembers
 		case <-ticker.C:
+			cause = syncResync
 			a.refreshInterfaces()
 			a.status.recheck()
 			// Re-joining a node whose speaker is down blocks until the join times out: never
@@ -239,8 +263,23 @@ func (a *Agent) Start(ctx context.Context) error {
 				go func() { defer a.joining.Store(false); a.join(ctx) }()
 			}
 		}
-		a.sync(ctx)
+		if pending && cause != syncAPI {
+			// This recomputation reads every change made so far: the paced one is not needed.
+			paced.Stop()
+			pending = false
+		}
+		a.pacedSync(ctx, pace, cause)
 	}
+}
+
+// pacedSync recomputes and records the cost with the pacer and the metrics.
+func (a *Agent) pacedSync(ctx context.Context, pace *pacer, cause string) {
+	start := time.Now()
+	a.sync(ctx)
+	end := time.Now()
+	pace.done(start, end)
+	a.pace.syncs.WithLabelValues(cause).Inc()
+	a.pace.busy.Add(end.Sub(start).Seconds())
 }
 
 // watch makes every relevant object change trigger a recomputation.
@@ -264,9 +303,17 @@ func (a *Agent) watch(ctx context.Context) error {
 
 type triggerHandler struct{ a *Agent }
 
-func (h triggerHandler) OnAdd(any, bool)   { h.a.Trigger() }
-func (h triggerHandler) OnUpdate(any, any) { h.a.Trigger() }
-func (h triggerHandler) OnDelete(any)      { h.a.Trigger() }
+func (h triggerHandler) OnAdd(any, bool) { h.a.Trigger() }
+func (h triggerHandler) OnDelete(any)    { h.a.Trigger() }
+
+// OnUpdate ignores updates that change nothing the speaker reads (see relevantUpdate).
+func (h triggerHandler) OnUpdate(old, new any) {
+	if !relevantUpdate(old, new) {
+		h.a.pace.skipped.Inc()
+		return
+	}
+	h.a.Trigger()
+}
 
 // shutdown stops answering first, then leaves the speakers' cluster while BGP routes are withdrawn:
 // the others take the layer-2 IPs over as soon as they hear of the leave, and by then this node no
