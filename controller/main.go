@@ -179,7 +179,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the readiness check: %w", err)
 	}
-	cs, err := confstatus.New(confstatus.Options{Namespace: o.namespace}, log.WithName("config-status"))
+	cs, err := confstatus.New(confstatus.Options{Namespace: o.namespace, Registry: reg}, log.WithName("config-status"))
 	if err != nil {
 		return err
 	}

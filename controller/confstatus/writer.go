@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -36,13 +37,16 @@ type Options struct {
 	Parse func(config.Snapshot) Problems
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
+	// Registry receives the writer's metrics (herald_config_objects_invalid); nil: none.
+	Registry prometheus.Registerer
 }
 
 // Writer keeps the Valid condition of the configuration objects of one namespace.
 type Writer struct {
-	opts   Options
-	log    logr.Logger
-	client client.Client
+	opts    Options
+	log     logr.Logger
+	client  client.Client
+	metrics *metrics
 }
 
 // New returns a Writer; SetupWithManager starts it with the manager.
@@ -53,7 +57,11 @@ func New(o Options, log logr.Logger) (*Writer, error) {
 	if o.Parse == nil {
 		o.Parse = Parse
 	}
-	return &Writer{opts: o, log: log}, nil
+	m, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{opts: o, log: log, metrics: m}, nil
 }
 
 // conditioned is a configuration object with conditions (every kind of api/v1beta1 but the
@@ -148,6 +156,7 @@ func (w *Writer) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.
 		infos[i] = Object{Kind: kindOf(o), Name: o.GetName(), Generation: o.GetGeneration()}
 	}
 	want := Conditions(infos, w.opts.Parse(snap))
+	w.metrics.set(InvalidByKind(want, Kinds))
 	var errs []error
 	conflict := false
 	for i, o := range objs {
