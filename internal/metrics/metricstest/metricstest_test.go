@@ -12,7 +12,7 @@ import (
 type silent struct{ d *prometheus.Desc }
 
 func (s silent) Describe(ch chan<- *prometheus.Desc) { ch <- s.d }
-func (silent) Collect(chan<- prometheus.Metric)       {}
+func (silent) Collect(chan<- prometheus.Metric)      {}
 
 func TestLintSeesVectorsWithoutSeries(t *testing.T) {
 	r := NewRegistry()
