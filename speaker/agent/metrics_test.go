@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/herald-lb/herald/internal/metrics/metricstest"
 	"github.com/herald-lb/herald/speaker/plan"
 )
 
@@ -57,5 +58,21 @@ func TestUnannouncedByCause(t *testing.T) {
 	m.setUnannounced(nil)
 	if got := testutil.ToFloat64(m.unannounced.WithLabelValues(causeNoAnnouncer)); got != 0 {
 		t.Errorf("after every IP is announced, no_announcer = %v, want 0", got)
+	}
+}
+
+func TestMetricsPassPromlint(t *testing.T) {
+	reg := metricstest.NewRegistry()
+	newMetrics(reg)
+	mfs, err := reg.Families()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := metricstest.Lint(mfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s", p)
 	}
 }
