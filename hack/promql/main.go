@@ -1,0 +1,78 @@
+// Command promql parses PromQL expressions with the Prometheus server's own parser and lists the
+// metrics each one selects. The manifests tests run it on every alerting rule and dashboard query.
+//
+// It is a module of its own (hack/promql/go.mod): github.com/prometheus/prometheus would raise
+// Herald's dependencies (mdlayher/socket, grpc) past what the speaker builds with.
+//
+// Input on stdin: a JSON array of expressions. Output on stdout: a JSON array, one object per
+// expression, {"expr", "error", "metrics"}; the exit status is 0 unless the input is unreadable.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// Result is what promql says about one expression.
+type Result struct {
+	Expr string `json:"expr"`
+	// Error is the parser's error, empty when the expression is valid.
+	Error string `json:"error,omitempty"`
+	// Metrics are the metric names the expression selects, sorted.
+	Metrics []string `json:"metrics,omitempty"`
+}
+
+func main() {
+	if err := run(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "promql:", err)
+		os.Exit(1)
+	}
+}
+
+func run(in io.Reader, out io.Writer) error {
+	var exprs []string
+	if err := json.NewDecoder(in).Decode(&exprs); err != nil {
+		return fmt.Errorf("reading a JSON array of expressions: %w", err)
+	}
+	results := make([]Result, 0, len(exprs))
+	for _, e := range exprs {
+		results = append(results, check(e))
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(results)
+}
+
+// check parses one expression and collects the metric names of its selectors.
+func check(expr string) Result {
+	r := Result{Expr: expr}
+	e, err := parser.ParseExpr(expr)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		vs, ok := n.(*parser.VectorSelector)
+		if !ok {
+			return nil
+		}
+		name := vs.Name
+		for _, m := range vs.LabelMatchers {
+			if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+				name = m.Value
+			}
+		}
+		if name != "" && !slices.Contains(r.Metrics, name) {
+			r.Metrics = append(r.Metrics, name)
+		}
+		return nil
+	})
+	slices.Sort(r.Metrics)
+	return r
+}
