@@ -112,9 +112,10 @@ IMAGE   ?= ghcr.io/herald-lb/herald:$(VERSION)
 GOARCH  ?= $(shell go env GOARCH)
 
 .PHONY: manifests
-manifests: generate ## Copy the generated CRDs into the Helm chart (manifests/helm/herald/crds).
+manifests: generate ## Copy the generated CRDs, the dashboard and the alerts into the Helm chart.
 	rm -f manifests/helm/herald/crds/*.yaml
 	cp manifests/crds/*.yaml manifests/helm/herald/crds/
+	cp manifests/monitoring/herald-dashboard.json manifests/monitoring/prometheusrule.yaml manifests/helm/herald/files/
 
 # verify also checks that the chart's CRDs match the generated ones.
 verify: manifests
