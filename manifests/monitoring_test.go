@@ -3,6 +3,7 @@ package manifests_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +45,22 @@ type promqlResult struct {
 	Metrics []string `json:"metrics"`
 }
 
+// promqlTool runs hack/promql (a module of its own) with args and stdin.
+func promqlTool(t *testing.T, stdin []byte, args ...string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"run", "."}, args...)...)
+	cmd.Dir = filepath.Join(root(t), "hack", "promql")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("hack/promql %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out, nil
+}
+
 // parsePromQL parses exprs with the Prometheus parser (hack/promql, a module of its own).
 func parsePromQL(t *testing.T, exprs []string) []promqlResult {
 	t.Helper()
@@ -51,15 +68,9 @@ func parsePromQL(t *testing.T, exprs []string) []promqlResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "run", ".")
-	cmd.Dir = filepath.Join(root(t), "hack", "promql")
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := promqlTool(t, in)
 	if err != nil {
-		t.Fatalf("hack/promql: %v\n%s", err, stderr.String())
+		t.Fatal(err)
 	}
 	var res []promqlResult
 	if err := json.Unmarshal(out, &res); err != nil {
@@ -196,6 +207,23 @@ func TestAlertRules(t *testing.T) {
 		t.Errorf("alerts (-want +got):\n%s", diff)
 	}
 	checkQueries(t, exprs)
+}
+
+// TestAlertRulesFire validates the rule groups as `promtool check rules` does and evaluates every
+// alert with the Prometheus rule engine on the series of prometheusrule_test.yaml (`promtool test
+// rules` format): each alert fires when it should, with the labels and annotations expected, and
+// not before its "for" has passed.
+func TestAlertRulesFire(t *testing.T) {
+	dir := filepath.Join(root(t), "manifests", "monitoring")
+	out, err := promqlTool(t, nil, "rules", filepath.Join(dir, "prometheusrule.yaml"), filepath.Join(dir, "prometheusrule_test.yaml"))
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line != "" {
+			t.Error(line)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // grafanaVarRE matches a dashboard variable in a query: $name, ${name} or ${name:format}.

@@ -4,8 +4,16 @@
 // It is a module of its own (hack/promql/go.mod): github.com/prometheus/prometheus would raise
 // Herald's dependencies (mdlayher/socket, grpc) past what the speaker builds with.
 //
-// Input on stdin: a JSON array of expressions. Output on stdout: a JSON array, one object per
+// Usage:
+//
+//	promql < exprs.json
+//	promql rules PROMETHEUSRULE.yaml TESTS.yaml
+//
+// The first reads a JSON array of expressions on stdin and writes a JSON array, one object per
 // expression, {"expr", "error", "metrics"}; the exit status is 0 unless the input is unreadable.
+// The second checks a PrometheusRule's groups as `promtool check rules` does and runs alerting
+// rule tests in the format of `promtool test rules` on them: one line per failure, exit status 1
+// when there is any.
 package main
 
 import (
@@ -29,6 +37,20 @@ type Result struct {
 }
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "rules" {
+		failures, err := checkRules(os.Args[2], os.Args[3])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "promql:", err)
+			os.Exit(2)
+		}
+		for _, f := range failures {
+			fmt.Println(f)
+		}
+		if len(failures) > 0 {
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "promql:", err)
 		os.Exit(1)
