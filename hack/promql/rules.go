@@ -126,7 +126,7 @@ func runRuleTest(groups *rulefmt.RuleGroups, tc ruleTest) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	start := time.Unix(0, 0).UTC()
 	app := st.Appender(context.Background())
 	for _, s := range tc.Series {
