@@ -68,7 +68,14 @@ func kubectl(t *testing.T) string {
 
 func run(t *testing.T, name string, args ...string) []byte {
 	t.Helper()
+	return runIn(t, "", name, args...)
+}
+
+// runIn runs a command in dir (empty: the working directory) and returns its standard output.
+func runIn(t *testing.T, dir, name string, args ...string) []byte {
+	t.Helper()
 	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -224,6 +231,9 @@ func TestHelmValues(t *testing.T) {
 			t.Errorf("controller Deployment lacks %q:\n%s", s, dep)
 		}
 	}
+	if cr, _ := yaml.Marshal(objs["ClusterRole/<nil>/herald-controller"]); bytes.Contains(cr, []byte("validatingwebhookconfigurations")) || !bytes.Contains(cr, []byte("services/status")) {
+		t.Errorf("without the webhook, the controller's ClusterRole must keep its rules but the one on webhook configurations:\n%s", cr)
+	}
 	ds, _ := yaml.Marshal(objs["DaemonSet/herald-system/herald-speaker"])
 	if !bytes.Contains(ds, []byte("role: edge")) {
 		t.Errorf("speaker DaemonSet lacks the nodeSelector role: edge:\n%s", ds)
@@ -236,6 +246,10 @@ func TestHelmValues(t *testing.T) {
 	spk, _ := yaml.Marshal(existing["DaemonSet/herald-system/herald-speaker"])
 	if !bytes.Contains(spk, []byte("--memberlist-secret=my-key")) {
 		t.Errorf("speaker DaemonSet does not read the existing Secret my-key:\n%s", spk)
+	}
+	role, _ := yaml.Marshal(existing["Role/herald-system/herald-controller"])
+	if !bytes.Contains(role, []byte("- my-key")) || bytes.Contains(role, []byte("herald-memberlist")) {
+		t.Errorf("the controller's Role must let it update the existing Secret my-key, not herald-memberlist:\n%s", role)
 	}
 }
 
