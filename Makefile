@@ -116,8 +116,8 @@ GOARCH  ?= $(shell go env GOARCH)
 
 .PHONY: manifests
 manifests: generate ## Copy the generated CRDs and RBAC roles, the dashboard and the alerts into the Helm chart.
-	rm -f manifests/helm/herald/crds/*.yaml
-	cp manifests/crds/*.yaml manifests/helm/herald/crds/
+	rm -f manifests/helm/herald/files/crds/*.yaml
+	cp manifests/crds/*.yaml manifests/helm/herald/files/crds/
 	cp manifests/monitoring/herald-dashboard.json manifests/monitoring/prometheusrule.yaml manifests/helm/herald/files/
 	for c in controller speaker metrics; do cp manifests/rbac/$$c/role.yaml manifests/helm/herald/files/rbac/$$c.yaml; done
 

@@ -158,11 +158,11 @@ func TestKustomizationListsEveryCRD(t *testing.T) {
 	}
 }
 
-// TestChartCRDsAreTheGeneratedOnes: the chart's crds/ is a copy that `make manifests` refreshes.
+// TestChartCRDsAreTheGeneratedOnes: the chart's files/crds is a copy that `make manifests` refreshes.
 func TestChartCRDsAreTheGeneratedOnes(t *testing.T) {
 	r := root(t)
 	gen, _ := filepath.Glob(filepath.Join(r, "manifests", "crds", "*.yaml"))
-	chart, _ := filepath.Glob(filepath.Join(r, "manifests", "helm", "herald", "crds", "*.yaml"))
+	chart, _ := filepath.Glob(filepath.Join(r, "manifests", "helm", "herald", "files", "crds", "*.yaml"))
 	base := func(ps []string) []string {
 		out := make([]string, len(ps))
 		for i, p := range ps {
@@ -175,19 +175,29 @@ func TestChartCRDsAreTheGeneratedOnes(t *testing.T) {
 	}
 	for _, g := range gen {
 		a, _ := os.ReadFile(g)
-		b, _ := os.ReadFile(filepath.Join(r, "manifests", "helm", "herald", "crds", filepath.Base(g)))
+		b, _ := os.ReadFile(filepath.Join(r, "manifests", "helm", "herald", "files", "crds", filepath.Base(g)))
 		if !bytes.Equal(a, b) {
-			t.Errorf("manifests/helm/herald/crds/%s differs from the generated CRD; run `make manifests`", filepath.Base(g))
+			t.Errorf("manifests/helm/herald/files/crds/%s differs from the generated CRD; run `make manifests`", filepath.Base(g))
 		}
 	}
 }
 
 // TestHelmMatchesKustomize: with default values the chart renders exactly the objects of the
-// kustomization: same kind/namespace/name set, same content (no label or annotation differences
-// are allowed).
+// kustomization: same kind/namespace/name set, same content. The only difference allowed is the
+// annotation helm.sh/resource-policy: keep on the CRDs (crds.keep), which every CRD must have.
 func TestHelmMatchesKustomize(t *testing.T) {
 	want := parse(t, kustomize(t))
 	got := parse(t, helmTemplate(t))
+	for k, o := range got {
+		if o["kind"] != "CustomResourceDefinition" {
+			continue
+		}
+		ann, _ := o["metadata"].(map[string]any)["annotations"].(map[string]any)
+		if ann["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("%s: no annotation helm.sh/resource-policy: keep (crds.keep is the default)", k)
+		}
+		delete(ann, "helm.sh/resource-policy")
+	}
 	if diff := cmp.Diff(keys(want), keys(got)); diff != "" {
 		t.Fatalf("objects differ (-kustomize +helm):\n%s", diff)
 	}
