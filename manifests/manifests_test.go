@@ -292,10 +292,43 @@ func TestKustomizationApplies(t *testing.T) {
 	}
 }
 
+var monitoringCRDsOnce sync.Once
+var monitoringCRDsErr error
+
+// installMonitoringCRDs installs the prometheus-operator's CRDs (testdata/prometheus-operator,
+// v0.86.1), so that PodMonitors, ServiceMonitors and PrometheusRules are checked by the server.
+func installMonitoringCRDs(t *testing.T) {
+	t.Helper()
+	testenv.Require(t, env)
+	monitoringCRDsOnce.Do(func() {
+		dir := filepath.Join(root(t), "manifests", "testdata", "prometheus-operator")
+		if _, monitoringCRDsErr = env.Kubectl("apply", "--server-side", "-f", dir); monitoringCRDsErr != nil {
+			return
+		}
+		_, monitoringCRDsErr = env.Kubectl("wait", "--for=condition=Established", "--timeout=30s",
+			"crd/podmonitors.monitoring.coreos.com", "crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com")
+	})
+	if monitoringCRDsErr != nil {
+		t.Fatalf("installing the prometheus-operator CRDs: %v", monitoringCRDsErr)
+	}
+}
+
+// dryRun has the API server check every object of a rendered stream (server-side apply, dry
+// run: admission, schemas, CEL, without persisting anything).
+func dryRun(t *testing.T, rendered []byte) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "rendered.yaml")
+	if err := os.WriteFile(f, rendered, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", f); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestHelmOutputApplies(t *testing.T) {
 	applyKustomization(t)
-	dir := t.TempDir()
-	def := filepath.Join(dir, "default.yaml")
+	def := filepath.Join(t.TempDir(), "default.yaml")
 	if err := os.WriteFile(def, helmTemplate(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -303,21 +336,40 @@ func TestHelmOutputApplies(t *testing.T) {
 	if _, err := env.Kubectl("apply", "--server-side", "-f", def); err != nil {
 		t.Fatal(err)
 	}
-	// Other values, into another namespace, checked by the server without persisting (the
-	// cluster-scoped objects would otherwise be rebound to that namespace). The ServiceMonitor
-	// CRD is not installed here, so metrics stay off.
-	alt := filepath.Join(dir, "alt.yaml")
-	out := helmTemplate(t, "namespace=herald-alt", "webhook.enabled=false", "lbClass=example.com/x",
-		"memberlist.key=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-	if err := os.WriteFile(alt, out, 0o600); err != nil {
-		t.Fatal(err)
+}
+
+// TestEveryRenderedObjectIsAccepted has the real API server check, by a server-side dry run,
+// every object the chart renders with every option on, with every option off, and the optional
+// monitoring kustomization (manifests/monitoring), each in a namespace of its own.
+func TestEveryRenderedObjectIsAccepted(t *testing.T) {
+	applyKustomization(t)
+	installMonitoringCRDs(t)
+	for _, tc := range []struct {
+		name string
+		set  []string
+	}{
+		{"everything on", []string{"namespace=herald-all", "lbClass=example.com/x",
+			"memberlist.key=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+			"metrics.serviceMonitor.enabled=true", "metrics.podMonitor.enabled=true", "metrics.prometheusRule.enabled=true",
+			"metrics.grafanaDashboard.enabled=true", "metrics.grafanaDashboard.annotations.grafana_folder=Networking",
+			"metrics.readerServiceAccount.name=prometheus", "metrics.readerServiceAccount.namespace=monitoring",
+			"networkPolicy.enabled=true", "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring",
+			"controller.replicas=2", "controller.priorityClassName=system-cluster-critical"}},
+		{"everything off", []string{"namespace=herald-none", "createNamespace=false", "webhook.enabled=false",
+			"crds.install=false", "controller.podDisruptionBudget.enabled=false", "speaker.priorityClassName=",
+			"metrics.serviceMonitor.enabled=true", "metrics.scraper.create=false", "networkPolicy.enabled=true"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := strings.TrimPrefix(tc.set[0], "namespace=")
+			if _, err := env.Kubectl("create", "namespace", ns); err != nil {
+				t.Fatal(err)
+			}
+			dryRun(t, helmTemplate(t, tc.set...))
+		})
 	}
-	if _, err := env.Kubectl("create", "namespace", "herald-alt"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Kubectl("apply", "--server-side", "--dry-run=server", "-f", alt); err != nil {
-		t.Fatal(err)
-	}
+	t.Run("manifests/monitoring", func(t *testing.T) {
+		dryRun(t, run(t, kubectl(t), "kustomize", filepath.Join(root(t), "manifests", "monitoring")))
+	})
 }
 
 // canI asks the API server whether the ServiceAccount may do verb on what (kubectl auth can-i
