@@ -53,6 +53,7 @@ verify: generate $(GOLANGCI_LINT) ## Regenerate and fail on any diff; gofmt, go 
 	@go mod tidy -diff >/dev/null || { go mod tidy -diff; echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 	go vet ./...
 	$(GOLANGCI_LINT) run ./...
+	cd hack/promql && GOWORK=off go mod tidy -diff >/dev/null && GOWORK=off go vet ./... && $(GOLANGCI_LINT) run --config ../../.golangci.yml ./...
 
 .PHONY: test
 test: deps kube-assets ## Install what the tests need and run every test this machine can run.
@@ -137,8 +138,9 @@ image: ## Build the OCI image tarball dist/herald-image.tar (IMAGE=...; no Docke
 	go run ./hack/mkimage --tag $(IMAGE) --arch $(GOARCH) \
 	  --controller dist/image/herald-controller --speaker dist/image/herald-speaker --out dist/herald-image.tar
 
-# The manifests tests render the Helm chart.
-test: $(HELM)
+# The manifests tests render the Helm chart and regenerate the RBAC roles (and run hack/promql,
+# a module of its own, with the go command).
+test: $(HELM) $(CONTROLLER_GEN)
 
 ##@ Lab
 .PHONY: demo

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"sigs.k8s.io/controller-runtime/pkg/cache/informertest"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -30,45 +31,84 @@ func (noMembers) Changes() <-chan struct{}            { return nil }
 func (noMembers) Join([]string) (int, error)          { return 0, nil }
 func (noMembers) Leave(time.Duration) error           { return nil }
 
-// binaryMetrics returns the name of every metric each binary exports, from registries wired as
-// controller/main.go and speaker/main.go wire theirs (the packages register their collectors
-// when they are constructed; nothing is started). Histograms also export name_bucket, name_sum
-// and name_count.
-func binaryMetrics(t *testing.T) map[string][]string {
+// controllerRegistry returns a registry wired as controller/main.go wires Herald's own (the
+// packages register their collectors when they are constructed; nothing is started).
+func controllerRegistry(t *testing.T) *metricstest.Registry {
 	t.Helper()
-	ctrl := metricstest.NewRegistry()
-	if _, err := service.New(service.Options{Namespace: "herald-system", Registry: ctrl}, logr.Discard()); err != nil {
+	reg := metricstest.NewRegistry()
+	if _, err := service.New(service.Options{Namespace: "herald-system", Registry: reg}, logr.Discard()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := confstatus.New(confstatus.Options{Namespace: "herald-system", Registry: ctrl}, logr.Discard()); err != nil {
+	if _, err := confstatus.New(confstatus.Options{Namespace: "herald-system", Registry: reg}, logr.Discard()); err != nil {
 		t.Fatal(err)
 	}
+	return reg
+}
 
-	spk := metricstest.NewRegistry()
-	l2, err := layer2.NewAnnouncer(layer2.Config{Registerer: spk, Conflicts: &layer2.ConflictConfig{Node: "n1"}})
+// speakerRegistry returns a registry wired as speaker/main.go wires its own, with the Go and
+// process collectors (internal/metrics.NewRegistry), and the BGP speaker it holds.
+func speakerRegistry(t *testing.T) (*metricstest.Registry, *bgp.Speaker) {
+	t.Helper()
+	reg := metricstest.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	l2, err := layer2.NewAnnouncer(layer2.Config{Registerer: reg, Conflicts: &layer2.ConflictConfig{Node: "n1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l2.Close() })
-	sp, err := bgp.New(bgp.Config{RouterID: netip.MustParseAddr("192.0.2.1"), Registerer: spk})
+	sp, err := bgp.New(bgp.Config{RouterID: netip.MustParseAddr("192.0.2.1"), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sp.Shutdown(context.Background()) })
 	if _, err := agent.New(agent.Options{NodeName: "n1", Namespace: "herald-system", Cache: &informertest.FakeInformers{},
-		Client: fake.NewClientBuilder().Build(), Members: noMembers{}, L2: l2, BGP: sp, Registerer: spk}); err != nil {
+		Client: fake.NewClientBuilder().Build(), Members: noMembers{}, L2: l2, BGP: sp, Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
+	return reg, sp
+}
 
+// binaryMetrics returns the name of every Herald metric each binary exports. Histograms also
+// export name_bucket, name_sum and name_count.
+func binaryMetrics(t *testing.T) map[string][]string {
+	t.Helper()
+	spk, _ := speakerRegistry(t)
 	out := map[string][]string{}
-	for bin, reg := range map[string]*metricstest.Registry{"herald-controller": ctrl, "herald-speaker": spk} {
+	for bin, reg := range map[string]*metricstest.Registry{"herald-controller": controllerRegistry(t), "herald-speaker": spk} {
 		names, err := reg.Described()
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[bin] = names
+		out[bin] = slices.DeleteFunc(names, func(n string) bool { return !strings.HasPrefix(n, "herald_") })
 	}
 	return out
+}
+
+// TestSpeakerRegistryPassesPromlint lints every metric of the speaker's registry as main wires
+// it (a BGP peer it refuses gives the session collector something to report, without traffic).
+// The controller's own registry is linted in controller/metrics and confstatus, and its binary's
+// /metrics in controller/webhook's tests.
+func TestSpeakerRegistryPassesPromlint(t *testing.T) {
+	reg, sp := speakerRegistry(t)
+	refused := bgp.Peer{Name: "refused", MyASN: 64512, PeerASN: 64500, Address: netip.MustParseAddr("127.0.0.1"),
+		HoldTime: 10 * time.Second, KeepaliveTime: 10 * time.Second / 3}
+	if err := sp.SetPeers(t.Context(), []bgp.Peer{refused}); err == nil {
+		t.Fatal("the BGP speaker accepted a fractional keepalive")
+	}
+	mfs, err := reg.Families()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := metricstest.Lint(mfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s", p)
+	}
+	if n := len(metricstest.Names(mfs)); n < 20 {
+		t.Errorf("only %d metrics linted: %v", n, metricstest.Names(mfs))
+	}
 }
 
 // knownMetric reports whether name is a metric of a Herald binary (or a histogram's series of
@@ -90,15 +130,27 @@ func knownMetric(bins map[string][]string, name string) bool {
 	return false
 }
 
+// TestBinaryMetricsAreHeralds: every metric the binaries' own packages export is named herald_*
+// (the Go and process collectors aside).
 func TestBinaryMetricsAreHeralds(t *testing.T) {
-	for bin, names := range binaryMetrics(t) {
-		if len(names) < 5 {
-			t.Errorf("%s exports only %v", bin, names)
+	spk, _ := speakerRegistry(t)
+	for bin, reg := range map[string]*metricstest.Registry{"herald-controller": controllerRegistry(t), "herald-speaker": spk} {
+		names, err := reg.Described()
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, n := range names {
-			if !strings.HasPrefix(n, "herald_") {
-				t.Errorf("%s exports %s, without the herald_ prefix", bin, n)
+		n := 0
+		for _, name := range names {
+			switch {
+			case strings.HasPrefix(name, "go_") || strings.HasPrefix(name, "process_"):
+			case strings.HasPrefix(name, "herald_"):
+				n++
+			default:
+				t.Errorf("%s exports %s, without the herald_ prefix", bin, name)
 			}
+		}
+		if n < 5 {
+			t.Errorf("%s exports only %v", bin, names)
 		}
 	}
 }
