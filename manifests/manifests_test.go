@@ -370,6 +370,32 @@ func TestEveryRenderedObjectIsAccepted(t *testing.T) {
 	t.Run("manifests/monitoring", func(t *testing.T) {
 		dryRun(t, run(t, kubectl(t), "kustomize", filepath.Join(root(t), "manifests", "monitoring")))
 	})
+	// The Pods themselves: the Priority admission plugin resolves the speaker's
+	// system-node-critical class (and would refuse it where it is not allowed).
+	t.Run("Pods", func(t *testing.T) {
+		objs := parse(t, kustomize(t))
+		for _, k := range []string{"DaemonSet/herald-system/herald-speaker", "Deployment/herald-system/herald-controller"} {
+			tmpl := objs[k]["spec"].(map[string]any)["template"].(map[string]any)
+			pod := map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{
+				"name": "dry-run-" + strings.ToLower(strings.Split(k, "/")[0]), "namespace": "herald-system",
+				"labels": tmpl["metadata"].(map[string]any)["labels"]}, "spec": tmpl["spec"]}
+			b, err := yaml.Marshal(pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := filepath.Join(t.TempDir(), "pod.yaml")
+			if err := os.WriteFile(f, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := env.Kubectl("create", "--dry-run=server", "-f", f, "-o", "yaml")
+			if err != nil {
+				t.Fatalf("a Pod of %s: %v", k, err)
+			}
+			if strings.Contains(k, "speaker") && !strings.Contains(out, "priority: 2000001000") {
+				t.Errorf("the speaker's Pod does not get system-node-critical's priority:\n%s", out)
+			}
+		}
+	})
 }
 
 // canI asks the API server whether the ServiceAccount may do verb on what (kubectl auth can-i
