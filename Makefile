@@ -35,21 +35,25 @@ build: ## Build bin/herald-controller and bin/herald-speaker.
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-speaker ./speaker
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRD YAML with controller-gen.
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, CRD YAML and RBAC roles (from +kubebuilder:rbac markers) with controller-gen.
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=manifests/crds
+	$(CONTROLLER_GEN) rbac:roleName=herald-controller paths=./controller/... output:rbac:artifacts:config=manifests/rbac/controller
+	$(CONTROLLER_GEN) rbac:roleName=herald-speaker paths=./speaker/... output:rbac:artifacts:config=manifests/rbac/speaker
+	$(CONTROLLER_GEN) rbac:roleName=herald-metrics-auth paths=./internal/metrics output:rbac:artifacts:config=manifests/rbac/metrics
 
 ##@ Checks
 .PHONY: verify
 verify: generate $(GOLANGCI_LINT) ## Regenerate and fail on any diff; gofmt, go vet and golangci-lint.
 	@if ! git diff --quiet -- api manifests; then git --no-pager diff --stat -- api manifests; \
 	  echo "generated files are out of date: run 'make generate' and commit the result"; exit 1; fi
-	@if [ -n "$$(git ls-files --others --exclude-standard -- api manifests/crds)" ]; then \
-	  git ls-files --others --exclude-standard -- api manifests/crds; echo "untracked generated files: commit them"; exit 1; fi
+	@if [ -n "$$(git ls-files --others --exclude-standard -- api manifests)" ]; then \
+	  git ls-files --others --exclude-standard -- api manifests; echo "untracked generated files: commit them"; exit 1; fi
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	@go mod tidy -diff >/dev/null || { go mod tidy -diff; echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 	go vet ./...
 	$(GOLANGCI_LINT) run ./...
+	cd hack/promql && GOWORK=off go mod tidy -diff >/dev/null && GOWORK=off go vet ./... && $(GOLANGCI_LINT) run --config ../../.golangci.yml ./...
 
 .PHONY: test
 test: deps kube-assets ## Install what the tests need and run every test this machine can run.
@@ -112,9 +116,11 @@ IMAGE   ?= ghcr.io/herald-lb/herald:$(VERSION)
 GOARCH  ?= $(shell go env GOARCH)
 
 .PHONY: manifests
-manifests: generate ## Copy the generated CRDs into the Helm chart (manifests/helm/herald/crds).
-	rm -f manifests/helm/herald/crds/*.yaml
-	cp manifests/crds/*.yaml manifests/helm/herald/crds/
+manifests: generate ## Copy the generated CRDs and RBAC roles, the dashboard and the alerts into the Helm chart.
+	rm -f manifests/helm/herald/files/crds/*.yaml
+	cp manifests/crds/*.yaml manifests/helm/herald/files/crds/
+	cp manifests/monitoring/herald-dashboard.json manifests/monitoring/prometheusrule.yaml manifests/helm/herald/files/
+	for c in controller speaker metrics; do cp manifests/rbac/$$c/role.yaml manifests/helm/herald/files/rbac/$$c.yaml; done
 
 # verify also checks that the chart's CRDs match the generated ones.
 verify: manifests
@@ -132,8 +138,9 @@ image: ## Build the OCI image tarball dist/herald-image.tar (IMAGE=...; no Docke
 	go run ./hack/mkimage --tag $(IMAGE) --arch $(GOARCH) \
 	  --controller dist/image/herald-controller --speaker dist/image/herald-speaker --out dist/herald-image.tar
 
-# The manifests tests render the Helm chart.
-test: $(HELM)
+# The manifests tests render the Helm chart and regenerate the RBAC roles (and run hack/promql,
+# a module of its own, with the go command).
+test: $(HELM) $(CONTROLLER_GEN)
 
 ##@ Lab
 .PHONY: demo

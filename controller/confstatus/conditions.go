@@ -104,3 +104,18 @@ func message(prefix string, es []*config.FieldError) string {
 	}
 	return s
 }
+
+// InvalidByKind counts the objects whose Valid condition is False, by kind; every kind of kinds
+// is in the result, with 0 when none of its objects is invalid.
+func InvalidByKind(conds map[Ref]metav1.Condition, kinds []string) map[string]int {
+	out := make(map[string]int, len(kinds))
+	for _, k := range kinds {
+		out[k] = 0
+	}
+	for ref, c := range conds {
+		if c.Status == metav1.ConditionFalse {
+			out[ref.Kind]++
+		}
+	}
+	return out
+}

@@ -46,8 +46,17 @@ func TestConditions(t *testing.T) {
 			Message:            `1 problem(s) to fix: spec.peers[0] "x": no BGPPeer with this name. Warnings: spec.communities[0] "east": unknown alias`,
 			ObservedGeneration: 4},
 	}
-	if diff := cmp.Diff(want, Conditions(objs, p)); diff != "" {
+	got := Conditions(objs, p)
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Conditions (-want +got):\n%s", diff)
+	}
+	// herald_config_invalid_objects: the objects with errors, by kind; warnings leave them valid.
+	wantInvalid := map[string]int{
+		config.KindIPAddressPool: 0, config.KindL2Advertisement: 1, config.KindBGPAdvertisement: 1,
+		config.KindBGPPeer: 0, config.KindBFDProfile: 0, config.KindCommunity: 0,
+	}
+	if diff := cmp.Diff(wantInvalid, InvalidByKind(got, Kinds)); diff != "" {
+		t.Errorf("InvalidByKind (-want +got):\n%s", diff)
 	}
 }
 

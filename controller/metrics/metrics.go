@@ -18,10 +18,26 @@ type Metrics struct {
 	invalidObjects   *prometheus.GaugeVec
 }
 
-// New registers the controller's metrics in reg. pools is called at every scrape for the address
-// counts of every pool (herald_pool_addresses_total and herald_pool_addresses_in_use); it must be
-// cheap and safe for concurrent use.
-func New(reg prometheus.Registerer, pools func() []allocator.PoolCounts) (*Metrics, error) {
+// Sources are read at every scrape; they must be cheap and safe for concurrent use.
+type Sources struct {
+	// Pools returns the address counts of every pool (herald_pool_addresses and
+	// herald_pool_addresses_in_use).
+	Pools func() []allocator.PoolCounts
+	// Pending returns the number of Services waiting for an address (herald_services_pending).
+	Pending func() int
+	// AllocationErrorReasons are the reason labels of herald_allocation_errors_total, which
+	// start at 0 so that increase() sees the first error of each.
+	AllocationErrorReasons []string
+}
+
+// New registers the controller's metrics in reg.
+func New(reg prometheus.Registerer, src Sources) (*Metrics, error) {
+	if src.Pools == nil {
+		src.Pools = func() []allocator.PoolCounts { return nil }
+	}
+	if src.Pending == nil {
+		src.Pending = func() int { return 0 }
+	}
 	m := &Metrics{
 		allocationErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "herald",
@@ -39,11 +55,20 @@ func New(reg prometheus.Registerer, pools func() []allocator.PoolCounts) (*Metri
 			Help:      "Herald configuration objects with at least one error, by kind. Each is left out, or kept at its last valid version; the others work.",
 		}, []string{"kind"}),
 	}
+	for _, r := range src.AllocationErrorReasons {
+		m.allocationErrors.WithLabelValues(r)
+	}
+	pending := src.Pending
 	errs := []error{
 		reg.Register(m.allocationErrors),
 		reg.Register(m.configValid),
 		reg.Register(m.invalidObjects),
-		reg.Register(&poolCollector{counts: pools}),
+		reg.Register(&poolCollector{counts: src.Pools}),
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "herald",
+			Name:      "services_pending",
+			Help:      "LoadBalancer Services waiting for an address (or for one of their families): the pool is full, the requested address is taken or in no pool, or no pool may serve them.",
+		}, func() float64 { return float64(pending()) })),
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
@@ -71,7 +96,9 @@ func (m *Metrics) InvalidObjects(byKind map[string]int) {
 }
 
 var (
-	poolTotalDesc = prometheus.NewDesc("herald_pool_addresses_total",
+	// herald_pool_addresses was herald_pool_addresses_total until v0.1: a gauge must not carry a
+	// counter's suffix (promlint).
+	poolTotalDesc = prometheus.NewDesc("herald_pool_addresses",
 		"Addresses of the pool that can be handed out (without the network and broadcast addresses of its CIDRs, unless allocateNetworkAndBroadcast, nor those skipped by avoidBuggyIPs), plus skipped addresses that Services still hold.",
 		[]string{"pool", "family"}, nil)
 	poolInUseDesc = prometheus.NewDesc("herald_pool_addresses_in_use",

@@ -119,7 +119,7 @@ func New(opts Options, log logr.Logger) (*Controller, error) {
 		pending:  map[string]struct{}{},
 		released: map[string]releaseReport{},
 	}
-	m, err := metrics.New(opts.Registry, c.PoolCounts)
+	m, err := metrics.New(opts.Registry, metrics.Sources{Pools: c.PoolCounts, Pending: c.pendingCount, AllocationErrorReasons: ErrorReasons()})
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +213,13 @@ func (c *Controller) PoolCounts() []allocator.PoolCounts {
 		return nil
 	}
 	return c.alloc.Counts()
+}
+
+// pendingCount returns the number of Services waiting for an address, for metrics.
+func (c *Controller) pendingCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
 }
 
 // servicesInNamespace maps a Namespace whose labels changed to the managed Services in it.

@@ -42,6 +42,9 @@ func TestAssignReleaseAndPending(t *testing.T) {
 	f.service("third")
 	f.waitEvent(f.ns, "third", service.ReasonAllocationFailed, "full")
 	f.waitPoolStatus("a", v1beta1.IPAddressPoolStatus{AssignedIPv4: "2", AvailableIPv4: "0", AssignedIPv6: "0", AvailableIPv6: "0"})
+	if v := f.gauge("herald_services_pending"); v != 1 {
+		t.Errorf("herald_services_pending = %v with the pool full, want 1", v)
+	}
 
 	// Deleting a Service frees its address for the pending one.
 	if err := f.c.Delete(context.Background(), s); err != nil {
@@ -50,6 +53,10 @@ func TestAssignReleaseAndPending(t *testing.T) {
 	if diff := cmp.Diff([]string{"198.51.100.10"}, f.waitIPs("third", 1)); diff != "" {
 		t.Errorf("pending Service's address after a delete (-want +got):\n%s", diff)
 	}
+	f.eventually("no Service pending", 10*time.Second, func() (bool, string) {
+		v := f.gauge("herald_services_pending")
+		return v == 0, fmt.Sprint("herald_services_pending ", v)
+	})
 }
 
 func TestTypeChangeReleasesAndClears(t *testing.T) {

@@ -107,8 +107,10 @@ func freePort(t *testing.T) int {
 type controllerProc struct {
 	cmd        *exec.Cmd
 	healthAddr string
-	logs       string
-	stopped    bool
+	// metricsAddr serves /metrics over plain HTTP.
+	metricsAddr string
+	logs        string
+	stopped     bool
 }
 
 // stop interrupts the controller and waits for it to exit.
@@ -143,10 +145,10 @@ func startWebhook(t *testing.T) *controllerProc {
 	})
 
 	// The controller binary serves the webhook, creates its certificate and patches the CA bundle.
-	p := &controllerProc{healthAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	p := &controllerProc{healthAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), metricsAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	p.cmd = exec.Command(controllerBinary(t), "--kubeconfig="+env.Kubeconfig, "--namespace="+heraldNS,
 		"--webhook-port="+strconv.Itoa(port), "--webhook-cert-dir="+certDir, "--webhook-config-name="+webhookName,
-		"--webhook-extra-hosts=127.0.0.1", "--metrics-addr=0", "--health-addr="+p.healthAddr)
+		"--webhook-extra-hosts=127.0.0.1", "--metrics-addr="+p.metricsAddr, "--metrics-secure=false", "--health-addr="+p.healthAddr)
 	logs, err := os.Create(filepath.Join(t.TempDir(), "controller.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,6 +67,51 @@ func validCondition(t *testing.T, obj client.Object, status metav1.ConditionStat
 	})
 }
 
+// waitMetrics waits until the controller's /metrics holds every want line.
+func waitMetrics(t *testing.T, p *controllerProc, want ...string) {
+	t.Helper()
+	eventually(t, 20*time.Second, func() error {
+		code, body, err := httpGet("http://" + p.metricsAddr + "/metrics")
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("/metrics = %d: %s", code, body)
+		}
+		lines := strings.Split(body, "\n")
+		for _, w := range want {
+			if !slices.Contains(lines, w) {
+				return fmt.Errorf("/metrics has no line %q", w)
+			}
+		}
+		return nil
+	})
+}
+
+// lintMetrics runs promlint over the binary's /metrics: Herald's own metrics must pass; problems
+// of the libraries' metrics (controller-runtime, client-go) are only logged.
+func lintMetrics(t *testing.T, p *controllerProc) {
+	t.Helper()
+	_, body, err := httpGet("http://" + p.metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatalf("linting /metrics: %v", err)
+	}
+	for _, pr := range problems {
+		if strings.HasPrefix(pr.Metric, "herald_") {
+			t.Errorf("promlint: %s: %s", pr.Metric, pr.Text)
+		} else {
+			t.Logf("promlint (not Herald's): %s: %s", pr.Metric, pr.Text)
+		}
+	}
+	if !strings.Contains(body, "# TYPE herald_pool_addresses gauge") {
+		t.Errorf("/metrics lacks herald_pool_addresses:\n%s", body)
+	}
+}
+
 // TestInvalidConfigurationDoesNotLockOperatorsOut starts the controller binary while the
 // configuration is invalid (two overlapping pools, made with the webhook off). The Pod must be
 // Ready at once (in a cluster, the webhook Service has no endpoint until then, and the webhook
@@ -89,6 +136,9 @@ func TestInvalidConfigurationDoesNotLockOperatorsOut(t *testing.T) {
 	})
 	validCondition(t, &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "second"}},
 		metav1.ConditionFalse, `spec.addresses[0] "198.51.100.8-198.51.100.20"`, "overlap")
+	// The binary's metrics say so too (the alerts HeraldConfigInvalid and HeraldConfigObjectsInvalid).
+	waitMetrics(t, p, `herald_config_valid 0`, `herald_config_invalid_objects{kind="IPAddressPool"} 1`,
+		`herald_config_invalid_objects{kind="BGPPeer"} 0`)
 
 	// The fix: move the second pool away.
 	if err := updatePool(t, "second", func(p *v1beta1.IPAddressPool) { p.Spec.Addresses = []string{"203.0.113.0/28"} }); err != nil {
@@ -96,6 +146,8 @@ func TestInvalidConfigurationDoesNotLockOperatorsOut(t *testing.T) {
 	}
 	validCondition(t, &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "second"}}, metav1.ConditionTrue)
 	validCondition(t, &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "first"}}, metav1.ConditionTrue)
+	waitMetrics(t, p, `herald_config_valid 1`, `herald_config_invalid_objects{kind="IPAddressPool"} 0`)
+	lintMetrics(t, p)
 	// And the controller works with it: a new Service gets an address.
 	ensureNamespace(t, "fixed")
 	svc := lbService("fixed", "web", map[string]string{"herald.dev/address-pool": "second"})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -240,6 +241,12 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			strings.Contains(all, `Warning NotAnnounced 198.51.100.161 is assigned but not announced: no L2Advertisement or BGPAdvertisement announces pool "dark"`) &&
 			strings.Contains(all, "Warning NotAnnounced 198.51.100.106 is assigned but not announced: "+plan.NoEndpointsReason)
 	})
+	// The only live speaker reports both unannounced IPs in its metrics, by cause.
+	for cause, want := range map[string]float64{causeNoAnnouncer: 1, causeNoEndpoints: 1} {
+		if got := testutil.ToFloat64(a.metrics.unannounced.WithLabelValues(cause)); got != want {
+			t.Errorf("herald_speaker_unannounced_ips{cause=%q} = %v, want %v", cause, got, want)
+		}
+	}
 
 	// An invalid pool (newer, overlapping the one in use) is left out: the IP stays announced.
 	// Checked after a sync that applied the configuration with the error, not merely read it.
@@ -262,7 +269,19 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 		defer j.mu.Unlock()
 		return len(j.owned) == 0
 	})
-	fm.setAlive(n1, n2)
+	// n2 dies in turn: n1 takes the IP over, and counts it.
+	if got := testutil.ToFloat64(a.metrics.takeovers); got != 0 {
+		t.Errorf("herald_speaker_layer2_takeovers_total = %v before any takeover, want 0", got)
+	}
+	fm.setAlive(n1)
+	eventually(t, "n1 to take 198.51.100.105 over from n2", func() bool {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return len(j.owned[ip]) == 1
+	})
+	if got := testutil.ToFloat64(a.metrics.takeovers); got != 1 {
+		t.Errorf("herald_speaker_layer2_takeovers_total = %v after taking one IP over, want 1", got)
+	}
 
 	// Shutdown: stop answering first, then leave.
 	stop()

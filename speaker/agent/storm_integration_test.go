@@ -153,6 +153,9 @@ func TestAgentPacesEventStorm(t *testing.T) {
 	busy := counterValue(t, a.pace.busy) - busyBefore
 	syncs := counterVecSum(t, a.pace.syncs) - syncsBefore
 	share := busy / took.Seconds()
+	for _, cause := range []string{syncAPI, syncMembers, syncResync, syncStart, syncConflicts} {
+		t.Logf("recomputations caused by %s: %v", cause, counterValue(t, a.pace.syncs.WithLabelValues(cause)))
+	}
 
 	// The speaker catches up with the API at once after the storm: a new Service that n1 wins is
 	// announced within the pacing cap.

@@ -35,6 +35,7 @@ func (a *Agent) sync(ctx context.Context) {
 	}
 	self := a.readyState(&in)
 	p := plan.Compute(in)
+	a.metrics.observeOwners(p, a.opts.NodeName)
 
 	// Announce first: nothing below may delay taking over or giving up an IP.
 	if err := a.setL2Owned(ctx, p); err != nil {
@@ -278,4 +279,5 @@ func (a *Agent) events(p plan.Plan, in plan.Input, svcs map[string]*corev1.Servi
 		}
 	}
 	a.warned = warned
+	a.metrics.setUnannounced(warned)
 }
