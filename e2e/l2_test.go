@@ -72,6 +72,9 @@ func TestLayer2(t *testing.T) {
 			}
 			// Back with three speakers: the IP may move back; still exactly one owner, and served.
 			must(t, l.StartSpeaker(owner))
+			// Wait until it is back and ready: it may win the IP back, and the next subtest must not
+			// start while that handover is still to come.
+			must(t, withHerald(waitSpeakersConverged(ctx, l), l))
 			final, err := waitL2Owner(ctx, l, ns, "web", "")
 			must(t, err)
 			_, err = l.WaitCurl(ctx, "l2client", ip, 80, func(b string) bool { return b == final })
