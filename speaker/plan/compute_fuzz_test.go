@@ -52,6 +52,7 @@ func randomInput(s *configtest.Source, cfg *config.Config) Input {
 				svc.ReadyEndpointNodes = append(svc.ReadyEndpointNodes, n.Name)
 			}
 		}
+		svc.NoEndpoints = s.Intn(6) == 0
 		in.Services = append(in.Services, svc)
 	}
 	return in

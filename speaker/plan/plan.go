@@ -6,11 +6,13 @@
 //
 // Every speaker computes the same plan for the same inputs, so the per-IP layer-2 owner chosen by
 // package election is the same everywhere.
+//
+// A plan is made of independent per-IP parts (Context.IP, see ip.go): a speaker keeps them and,
+// when a Service or its endpoints change, recomputes only the IPs of that Service.
 package plan
 
 import (
 	"cmp"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -117,128 +119,6 @@ func Matcher(sels []labels.Selector) election.LabelMatcher {
 
 func selects(m election.LabelMatcher, l map[string]string) bool { return m == nil || m(l) }
 
-// Compute returns the plan for in.
-func Compute(in Input) Plan {
-	p := Plan{L2Owned: map[netip.Addr][]string{}, L2Owners: map[netip.Addr]string{}}
-	if in.Config == nil {
-		return p
-	}
-	var self election.Node
-	for _, n := range in.Nodes {
-		if n.Name == in.Self {
-			self = n
-		}
-	}
-
-	l2ads := make([]election.Advertisement, 0, len(in.Config.L2Advertisements))
-	for _, a := range in.Config.L2Advertisements {
-		l2ads = append(l2ads, election.Advertisement{Name: a.Name, Pools: a.Pools, Nodes: Matcher(a.NodeSelectors), Services: Matcher(a.ServiceSelectors), Interfaces: a.Interfaces})
-	}
-	bgpads := make([]election.Advertisement, 0, len(in.Config.BGPAdvertisements))
-	for _, a := range in.Config.BGPAdvertisements {
-		bgpads = append(bgpads, election.Advertisement{Name: a.Name, Pools: a.Pools, Nodes: Matcher(a.NodeSelectors), Services: Matcher(a.ServiceSelectors)})
-	}
-
-	// The sessions this node keeps: peers whose node selectors match it.
-	selfPeers := map[string]bool{}
-	for _, name := range sortedKeys(in.Config.Peers) {
-		peer := in.Config.Peers[name]
-		if selects(Matcher(peer.NodeSelectors), self.Labels) {
-			p.Peers = append(p.Peers, peer)
-			selfPeers[name] = true
-		}
-	}
-
-	// Group the Services by IP: shared IPs are elected once for all of their Services. A Service
-	// without any usable endpoint is not announced (as MetalLB does): traffic to it would be
-	// dropped by kube-proxy anyway, and withdrawing lets routers and clients fail over elsewhere
-	// (another cluster announcing the same IP, a DNS health check). It takes part again as soon
-	// as an endpoint is ready, from the same owner, since ownership does not depend on it.
-	byIP := map[netip.Addr][]election.Service{}
-	for _, s := range in.Services {
-		for _, ip := range s.IPs {
-			if s.NoEndpoints {
-				p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: NoEndpointsReason})
-				continue
-			}
-			byIP[ip] = append(byIP[ip], election.Service{Key: s.Key, Labels: s.Labels, LocalTraffic: s.LocalTraffic, ReadyEndpointNodes: s.ReadyEndpointNodes})
-		}
-	}
-	ips := make([]netip.Addr, 0, len(byIP))
-	for ip := range byIP {
-		ips = append(ips, ip)
-	}
-	slices.SortFunc(ips, func(a, b netip.Addr) int { return a.Compare(b) })
-
-	routes := map[netip.Prefix]map[string]*routeAttrs{}
-	for _, ip := range ips {
-		svcs := byIP[ip]
-		pool := poolOf(in.Config, ip)
-		if pool == nil {
-			for _, s := range svcs {
-				p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: fmt.Sprintf("%s is in no IPAddressPool", ip)})
-			}
-			continue
-		}
-		announced := map[string]bool{}
-
-		l2in := election.Input{IP: ip, Pool: pool.Name, Services: svcs, Advertisements: l2ads, Nodes: in.Nodes}
-		if owner, ok := election.Layer2Owner(l2in); ok {
-			p.L2Owners[ip] = owner
-			markAnnounced(announced, svcs, l2ads, pool.Name)
-			if owner == in.Self {
-				ifaces := l2Interfaces(l2ads, pool.Name, svcs, self)
-				if len(ifaces) > 0 {
-					p.L2Owned[ip] = ifaces
-					for _, s := range svcs {
-						if covers(l2ads, pool.Name, s) {
-							p.L2 = append(p.L2, L2Assignment{Service: s.Key, IP: ip, Interfaces: ifaces})
-						}
-					}
-				}
-			}
-		}
-
-		bgpin := election.Input{IP: ip, Pool: pool.Name, Services: svcs, Advertisements: bgpads, Nodes: in.Nodes}
-		if announcers := election.BGPAnnouncers(bgpin); len(announcers) > 0 {
-			markAnnounced(announced, svcs, bgpads, pool.Name)
-			if slices.Contains(announcers, in.Self) {
-				peersOfIP := addRoutes(routes, in.Config, ip, pool.Name, svcs, self, selfPeers)
-				if len(peersOfIP) > 0 {
-					for _, s := range svcs {
-						if covers(bgpads, pool.Name, s) {
-							p.BGP = append(p.BGP, BGPAssignment{Service: s.Key, IP: ip, Peers: peersOfIP})
-						}
-					}
-				}
-			}
-		}
-
-		for _, s := range svcs {
-			if announced[s.Key] {
-				continue
-			}
-			reason := fmt.Sprintf("no L2Advertisement or BGPAdvertisement announces pool %q for this Service", pool.Name)
-			if covers(l2ads, pool.Name, s) || covers(bgpads, pool.Name, s) {
-				reason = fmt.Sprintf("an advertisement covers pool %q, but no node is eligible to announce %s (speaker alive and ready, Ready, selected, not excluded, interface up, with a ready endpoint for Local traffic)", pool.Name, ip)
-			}
-			p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: reason})
-		}
-	}
-	p.Routes = flattenRoutes(routes)
-	sortPlan(&p)
-	return p
-}
-
-func poolOf(c *config.Config, ip netip.Addr) *config.Pool {
-	for _, name := range c.PoolNames() {
-		if pool := c.Pools[name]; pool.Contains(ip) {
-			return pool
-		}
-	}
-	return nil
-}
-
 // covers reports whether some advertisement covers pool and selects the Service.
 func covers(ads []election.Advertisement, pool string, s election.Service) bool {
 	for _, a := range ads {
@@ -284,88 +164,6 @@ func l2Interfaces(ads []election.Advertisement, pool string, svcs []election.Ser
 	return sortedKeys(set)
 }
 
-type routeAttrs struct {
-	communities map[config.Community]bool
-	localPref   *uint32
-}
-
-// addRoutes adds the routes for ip from every BGP advertisement that covers its pool, selects this
-// node and one of its Services, and returns the peers ip goes to.
-func addRoutes(routes map[netip.Prefix]map[string]*routeAttrs, c *config.Config, ip netip.Addr, pool string, svcs []election.Service, self election.Node, selfPeers map[string]bool) []string {
-	peersOfIP := map[string]bool{}
-	for _, a := range c.BGPAdvertisements {
-		if !slices.Contains(a.Pools, pool) || !selects(Matcher(a.NodeSelectors), self.Labels) {
-			continue
-		}
-		sm := Matcher(a.ServiceSelectors)
-		if !slices.ContainsFunc(svcs, func(s election.Service) bool { return selects(sm, s.Labels) }) {
-			continue
-		}
-		bits := a.AggregationLength
-		if ip.Is6() {
-			bits = a.AggregationLengthV6
-		}
-		prefix, err := ip.Prefix(bits)
-		if err != nil {
-			continue // config.Parse bounds the lengths; unreachable with a validated config
-		}
-		byPeer := routes[prefix]
-		if byPeer == nil {
-			byPeer = map[string]*routeAttrs{}
-			routes[prefix] = byPeer
-		}
-		for _, peer := range a.Peers {
-			if !selfPeers[peer] {
-				continue
-			}
-			peersOfIP[peer] = true
-			attrs := byPeer[peer]
-			if attrs == nil {
-				attrs = &routeAttrs{communities: map[config.Community]bool{}}
-				byPeer[peer] = attrs
-			}
-			for _, cm := range a.Communities {
-				attrs.communities[cm] = true
-			}
-			if attrs.localPref == nil && a.LocalPref != nil {
-				lp := *a.LocalPref
-				attrs.localPref = &lp
-			}
-		}
-	}
-	return sortedKeys(peersOfIP)
-}
-
-// flattenRoutes emits one Route per prefix and distinct attribute set, listing the peers that get it.
-func flattenRoutes(routes map[netip.Prefix]map[string]*routeAttrs) []Route {
-	var out []Route
-	for prefix, byPeer := range routes {
-		groups := map[string]*Route{}
-		for _, peer := range sortedKeys(byPeer) {
-			attrs := byPeer[peer]
-			comms := make([]config.Community, 0, len(attrs.communities))
-			for cm := range attrs.communities {
-				comms = append(comms, cm)
-			}
-			slices.SortFunc(comms, func(a, b config.Community) int { return strings.Compare(a.String(), b.String()) })
-			key := fmt.Sprint(comms, attrs.localPref != nil)
-			if attrs.localPref != nil {
-				key += fmt.Sprint(*attrs.localPref)
-			}
-			r := groups[key]
-			if r == nil {
-				r = &Route{Prefix: prefix, Communities: comms, LocalPref: attrs.localPref}
-				groups[key] = r
-			}
-			r.Peers = append(r.Peers, peer)
-		}
-		for _, k := range sortedKeys(groups) {
-			out = append(out, *groups[k])
-		}
-	}
-	return out
-}
-
 func sortPlan(p *Plan) {
 	slices.SortFunc(p.L2, func(a, b L2Assignment) int {
 		return cmp.Or(strings.Compare(a.Service, b.Service), a.IP.Compare(b.IP))
@@ -388,4 +186,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// poolOf returns the pool of cfg that holds ip, nil when none does.
+func poolOf(cfg *config.Config, ip netip.Addr) *config.Pool {
+	return NewContext(cfg, "", nil).poolOf(ip)
 }
