@@ -28,7 +28,12 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m, testenv.Options{}, &env)) }
+// The service range holds the 10,000 Services of TestBenchSpeakerScale.
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, testenv.Options{ExtraFlags: map[string]string{
+		"service-cluster-ip-range": "10.0.0.0/16,fd00:10::/108",
+	}}, &env))
+}
 
 // journal records the calls of the test doubles in order.
 type journal struct {

@@ -1,0 +1,418 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/speaker/election"
+)
+
+// TestBenchSpeakerScale measures what one API event costs the speaker as the number of Services
+// grows, and how long it takes to catch up after a burst, against the real API server.
+//
+// Three nodes, all alive; the speaker under test is n1 and owns about a third of the IPs. Each
+// Service has one IP and one EndpointSlice with one ready endpoint. One event is an EndpointSlice
+// update that flips that endpoint's readiness, so the Service's IP is withdrawn or announced
+// again: a change the speaker must read, recompute and apply. The events are sent one at a time,
+// each after the previous one was applied, and the cost of an event is the time the speaker spent
+// recomputing and applying (herald_speaker_sync_busy_seconds_total) divided by the events; the
+// process CPU per event (the test's own client and the informers' decoding included) is reported
+// too. Then a burst of updates (5,000 at 10,000 Services) takes the endpoint of that many Services
+// away, and the time from the last update accepted by the API server to the speaker announcing
+// exactly the remaining IPs is the convergence time.
+//
+// make test runs 100 and 1,000 Services with a burst of 500; HERALD_BENCH=1 (make bench) runs 100,
+// 1,000 and 10,000 Services with a burst of 5,000 and prints BENCHJSON lines.
+func TestBenchSpeakerScale(t *testing.T) {
+	testenv.Require(t, env)
+	if testing.Short() {
+		t.Skip("creates thousands of objects")
+	}
+	bench := os.Getenv("HERALD_BENCH") == "1"
+	sizes, events, burst := []int{100, 1000}, 20, 500
+	if bench {
+		sizes, events, burst = []int{100, 1000, 10000}, 40, 5000
+	}
+	sc := newScaleCluster(t)
+	costs := map[int]float64{}
+	for _, n := range sizes {
+		sc.grow(t, n)
+		last := n == sizes[len(sizes)-1]
+		t.Run(fmt.Sprintf("%d services", n), func(t *testing.T) {
+			run := sc.startAgent(t)
+			cost, cpu := run.eventCost(t, sc, events)
+			costs[n] = cost
+			t.Logf("%d Services: %.0f µs of recomputing and applying per event, %.0f µs of process CPU per event", n, cost, cpu)
+			if bench {
+				benchLine(fmt.Sprintf("speaker_event_cost_us_%d", n), cost, "us")
+				benchLine(fmt.Sprintf("speaker_event_cpu_us_%d", n), cpu, "us")
+			}
+			if !last {
+				return
+			}
+			conv, took := run.burst(t, sc, burst)
+			t.Logf("burst of %d EndpointSlice updates at %d Services: sent in %s (%.0f/s); the speaker converged %s after the last one",
+				burst, n, took.Round(time.Millisecond), float64(burst)/took.Seconds(), conv.Round(time.Millisecond))
+			if bench {
+				benchLine(fmt.Sprintf("speaker_burst_%d_converge_ms", burst), float64(conv.Microseconds())/1000, "ms")
+			}
+			if conv > 2*time.Second {
+				t.Errorf("converged %s after a burst of %d updates at %d Services, want at most 2s", conv, burst, n)
+			}
+		})
+	}
+	small, large := sizes[0], sizes[len(sizes)-1]
+	// Flat: the cost of an event must not grow with the Services. A factor of 3 leaves room for
+	// the noise of a shared machine; a cost that grows with N is 10 or 100 times larger.
+	if costs[large] > 3*costs[small] {
+		t.Errorf("an event costs %.0f µs at %d Services and %.0f µs at %d: want it flat (at most 3 times)", costs[large], large, costs[small], small)
+	}
+}
+
+// scaleCluster is the API side of the scale test: nodes, a pool and Services with their slices.
+type scaleCluster struct {
+	hns, app string
+	nodes    []string
+	client   client.Client // with a high QPS, for the bulk work
+	ips      []netip.Addr
+	slices   []*discoveryv1.EndpointSlice
+	ready    []bool
+}
+
+func newScaleCluster(t *testing.T) *scaleCluster {
+	ctx := t.Context()
+	c := env.Client
+	sc := &scaleCluster{hns: env.NewNamespace(t, "herald"), app: env.NewNamespace(t, "app")}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		name := n + "-" + sc.hns
+		sc.nodes = append(sc.nodes, name)
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if err := c.Create(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Delete(context.WithoutCancel(ctx), node) })
+		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+		if err := c.Status().Update(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, o := range []client.Object{
+		&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: sc.hns}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"2001:db8:100::/112"}}},
+		&v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: sc.hns}, Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"l2"}}},
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = 5000, 5000
+	var err error
+	if sc.client, err = client.New(cfg, client.Options{Scheme: env.Scheme}); err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// parallel runs f(i) for i in [from, to) on 32 workers, failing the test on the first error.
+func parallel(t *testing.T, from, to int, f func(i int) error) {
+	t.Helper()
+	var next atomic.Int64
+	next.Store(int64(from))
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range 32 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= to || t.Context().Err() != nil {
+					return
+				}
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		t.Fatal(first)
+	}
+}
+
+// grow creates Services (with their IP in status) and EndpointSlices up to n.
+func (sc *scaleCluster) grow(t *testing.T, n int) {
+	from := len(sc.ips)
+	if n <= from {
+		return
+	}
+	begin := time.Now()
+	base := netip.MustParseAddr("2001:db8:100::").As16()
+	sc.ips = append(sc.ips, make([]netip.Addr, n-from)...)
+	sc.slices = append(sc.slices, make([]*discoveryv1.EndpointSlice, n-from)...)
+	sc.ready = append(sc.ready, make([]bool, n-from)...)
+	ctx := t.Context()
+	parallel(t, from, n, func(i int) error {
+		a := base
+		a[14], a[15] = byte((i+1)>>8), byte(i+1)
+		ip := netip.AddrFrom16(a)
+		name := fmt.Sprintf("s%05d", i)
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: sc.app}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: ptr.To(false),
+			Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
+		if err := sc.client.Create(ctx, s); err != nil {
+			return fmt.Errorf("creating Service %s: %w", name, err)
+		}
+		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip.String()}}
+		if err := sc.client.Status().Update(ctx, s); err != nil {
+			return fmt.Errorf("setting the IP of Service %s: %w", name, err)
+		}
+		es := &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: name + "-x", Namespace: sc.app, Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+			AddressType: discoveryv1.AddressTypeIPv6,
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"2001:db8:200::1"}, NodeName: ptr.To(sc.nodes[i%3]),
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		}
+		if err := sc.client.Create(ctx, es); err != nil {
+			return fmt.Errorf("creating EndpointSlice %s: %w", es.Name, err)
+		}
+		sc.ips[i], sc.slices[i], sc.ready[i] = ip, es, true
+		return nil
+	})
+	t.Logf("created %d Services with their EndpointSlices in %s", n-from, time.Since(begin).Round(time.Millisecond))
+}
+
+// expected returns the IPs n1 announces: those it wins among the live nodes, of Services with a
+// ready endpoint.
+func (sc *scaleCluster) expected() map[netip.Addr]bool {
+	want := map[netip.Addr]bool{}
+	for i, ip := range sc.ips {
+		if o, _ := election.Owner(ip, sc.nodes); o == sc.nodes[0] && sc.ready[i] {
+			want[ip] = true
+		}
+	}
+	return want
+}
+
+// setReady updates Service i's EndpointSlice so that its endpoint is ready or not.
+func (sc *scaleCluster) setReady(ctx context.Context, i int, ready bool) error {
+	es := sc.slices[i]
+	es.Endpoints[0].Conditions.Ready = ptr.To(ready)
+	if err := sc.client.Update(ctx, es); err != nil {
+		return fmt.Errorf("updating EndpointSlice %s: %w", es.Name, err)
+	}
+	sc.ready[i] = ready
+	return nil
+}
+
+// scaleRun is one agent started on the scale cluster, with a layer-2 double that reports every
+// change of what it announces.
+type scaleRun struct {
+	a  *Agent
+	l2 *notifyL2
+}
+
+func (sc *scaleCluster) startAgent(t *testing.T) *scaleRun {
+	t.Helper()
+	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &journal{members: sc.nodes}
+	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
+	l2 := newNotifyL2()
+	a, err := New(Options{
+		NodeName: sc.nodes[0], Namespace: sc.hns, Cache: ch, Client: env.Client, Recorder: record.NewFakeRecorder(100000),
+		Members: fm, L2: l2, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface), Resync: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(t.Context())
+	go func() { _ = ch.Start(actx) }()
+	done := make(chan error, 1)
+	go func() { done <- a.Start(actx) }()
+	t.Cleanup(func() { stop(); <-done })
+	begin := time.Now()
+	want := sc.expected()
+	l2.wait(t, fmt.Sprintf("n1 to announce its %d IPs", len(want)), 3*time.Minute, func(owned map[netip.Addr][]string) bool {
+		return sameKeys(owned, want)
+	})
+	t.Logf("the speaker announced its %d IPs %s after it started", len(want), time.Since(begin).Round(time.Millisecond))
+	return &scaleRun{a: a, l2: l2}
+}
+
+// eventCost sends events one at a time and returns the speaker's recompute-and-apply time and the
+// process CPU per event, in microseconds.
+func (r *scaleRun) eventCost(t *testing.T, sc *scaleCluster, events int) (cost, cpu float64) {
+	t.Helper()
+	var mine []int
+	for i, ip := range sc.ips {
+		if o, _ := election.Owner(ip, sc.nodes); o == sc.nodes[0] {
+			mine = append(mine, i)
+		}
+	}
+	busy0, cpu0 := counterValue(t, r.a.pace.busy), processCPU(t)
+	for k := range events {
+		i := mine[k%len(mine)]
+		ready := !sc.ready[i]
+		if err := sc.setReady(t.Context(), i, ready); err != nil {
+			t.Fatal(err)
+		}
+		ip := sc.ips[i]
+		r.l2.wait(t, fmt.Sprintf("event %d applied", k), 30*time.Second, func(owned map[netip.Addr][]string) bool {
+			_, ok := owned[ip]
+			return ok == ready
+		})
+	}
+	busy, used := counterValue(t, r.a.pace.busy)-busy0, processCPU(t)-cpu0
+	return 1e6 * busy / float64(events), float64(used.Microseconds()) / float64(events)
+}
+
+// burst takes the endpoint of n Services away as fast as the API server takes it and returns how
+// long after the last update the speaker announced exactly what remains, and how long sending
+// took.
+func (r *scaleRun) burst(t *testing.T, sc *scaleCluster, n int) (converge, took time.Duration) {
+	t.Helper()
+	var targets []int
+	for i := range sc.ips {
+		if sc.ready[i] && len(targets) < n {
+			targets = append(targets, i)
+		}
+	}
+	if len(targets) < n {
+		t.Fatalf("only %d Services have a ready endpoint, want %d for the burst", len(targets), n)
+	}
+	// Decide the expected state before sending: the workers flip sc.ready concurrently.
+	for _, i := range targets {
+		sc.ready[i] = false
+	}
+	want := sc.expected()
+	for _, i := range targets {
+		sc.ready[i] = true
+	}
+	begin := time.Now()
+	var mu sync.Mutex
+	parallel(t, 0, len(targets), func(k int) error {
+		i := targets[k]
+		es := sc.slices[i]
+		es.Endpoints[0].Conditions.Ready = ptr.To(false)
+		if err := sc.client.Update(t.Context(), es); err != nil {
+			return fmt.Errorf("updating EndpointSlice %s: %w", es.Name, err)
+		}
+		mu.Lock()
+		sc.ready[i] = false
+		mu.Unlock()
+		return nil
+	})
+	end := time.Now()
+	at := r.l2.wait(t, "the speaker to converge after the burst", time.Minute, func(owned map[netip.Addr][]string) bool {
+		return sameKeys(owned, want)
+	})
+	return max(0, at.Sub(end)), end.Sub(begin)
+}
+
+func sameKeys(owned map[netip.Addr][]string, want map[netip.Addr]bool) bool {
+	if len(owned) != len(want) {
+		return false
+	}
+	for ip := range owned {
+		if !want[ip] {
+			return false
+		}
+	}
+	return true
+}
+
+func processCPU(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// notifyL2 is a layer-2 double that keeps what the agent announces and records when it changed.
+type notifyL2 struct {
+	mu      sync.Mutex
+	owned   map[netip.Addr][]string
+	changed time.Time
+	kick    chan struct{}
+}
+
+func newNotifyL2() *notifyL2 {
+	return &notifyL2{owned: map[netip.Addr][]string{}, kick: make(chan struct{}, 1)}
+}
+
+func (f *notifyL2) Prepare(names []string) ([]string, error) { return names, nil }
+
+func (f *notifyL2) SetOwned(o map[netip.Addr][]string) error {
+	f.mu.Lock()
+	f.owned = make(map[netip.Addr][]string, len(o))
+	for ip, ifs := range o {
+		f.owned[ip] = ifs
+	}
+	f.changed = time.Now()
+	f.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+func (f *notifyL2) notify() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// wait waits until cond holds for what is announced, and returns when that state was applied.
+func (f *notifyL2) wait(t *testing.T, what string, timeout time.Duration, cond func(map[netip.Addr][]string) bool) time.Time {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		f.mu.Lock()
+		ok, at := cond(f.owned), f.changed
+		f.mu.Unlock()
+		if ok {
+			return at
+		}
+		select {
+		case <-f.kick:
+		case <-deadline.C:
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+	}
+}
+
+// benchLine prints one figure for hack/benchreport.
+func benchLine(name string, v float64, unit string) {
+	line, _ := json.Marshal(struct {
+		Name  string  `json:"name"`
+		Value float64 `json:"value"`
+		Unit  string  `json:"unit"`
+	}{name, math.Round(v*10) / 10, unit})
+	fmt.Printf("BENCHJSON %s\n", line)
+}
