@@ -55,6 +55,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -150,6 +151,11 @@ type Agent struct {
 	lastConfig string            // last configuration error reported
 
 	l2c conflictState // address conflicts (conflicts.go)
+
+	model  *model  // Services and endpoints from the informers (model.go)
+	eng    *engine // per-IP plans; the loop's goroutine only (engine.go)
+	synced []toolscache.ResourceEventHandlerRegistration
+	out    outputs // what was derived from the plans; the loop's goroutine only (apply.go)
 }
 
 // New checks opts and returns an Agent; Start runs it.
@@ -181,6 +187,9 @@ func New(opts Options) (*Agent, error) {
 		prevOwned: map[string]bool{},
 		prevBGP:   map[string]bool{},
 		warned:    map[string]string{},
+		model:     newModel(),
+		eng:       newEngine(),
+		out:       newOutputs(),
 	}
 	a.status = newStatusWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger)
 	a.status.alive = opts.Members.Members
@@ -195,8 +204,14 @@ func (a *Agent) lastConfigError() string {
 	return a.lastConfig
 }
 
-// Trigger asks for a recomputation soon. It never blocks.
+// Trigger asks for a recomputation of everything soon. It never blocks.
 func (a *Agent) Trigger() {
+	a.model.markFull()
+	a.signal()
+}
+
+// signal asks for a computation of what changed in the model. It never blocks.
+func (a *Agent) signal() {
 	select {
 	case a.trigger <- struct{}{}:
 	default:
@@ -213,6 +228,10 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	if !a.opts.Cache.WaitForCacheSync(ctx) {
+		return a.shutdown()
+	}
+	// The model is complete once the handlers have seen every object the informers listed.
+	if !toolscache.WaitForCacheSync(ctx.Done(), registrationsSynced(a.synced)...) {
 		return a.shutdown()
 	}
 	a.refreshInterfaces()
@@ -275,30 +294,47 @@ func (a *Agent) Start(ctx context.Context) error {
 // pacedSync recomputes and records the cost with the pacer and the metrics.
 func (a *Agent) pacedSync(ctx context.Context, pace *pacer, cause string) {
 	start := time.Now()
-	a.sync(ctx)
+	a.sync(ctx, cause)
 	end := time.Now()
 	pace.done(start, end)
 	a.pace.syncs.WithLabelValues(cause).Inc()
 	a.pace.busy.Add(end.Sub(start).Seconds())
 }
 
-// watch makes every relevant object change trigger a recomputation.
+// watch records Services and EndpointSlices in the model, each change of one making the IPs of
+// its Service recomputed, and makes every relevant change of the other objects recompute
+// everything.
 func (a *Agent) watch(ctx context.Context) error {
-	objs := []client.Object{
-		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{}, &corev1.Secret{},
-		&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{},
-		&v1beta1.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{},
+	handlers := []struct {
+		obj client.Object
+		h   toolscache.ResourceEventHandler
+	}{
+		{&corev1.Service{}, serviceHandler{a}}, {&discoveryv1.EndpointSlice{}, sliceHandler{a}},
+		{&corev1.Node{}, triggerHandler{a}}, {&corev1.Secret{}, triggerHandler{a}},
+		{&v1beta1.IPAddressPool{}, triggerHandler{a}}, {&v1beta1.L2Advertisement{}, triggerHandler{a}},
+		{&v1beta1.BGPAdvertisement{}, triggerHandler{a}}, {&v1beta1.BGPPeer{}, triggerHandler{a}},
+		{&v1beta1.BFDProfile{}, triggerHandler{a}}, {&v1beta1.Community{}, triggerHandler{a}},
 	}
-	for _, o := range objs {
-		inf, err := a.opts.Cache.GetInformer(ctx, o)
+	for _, o := range handlers {
+		inf, err := a.opts.Cache.GetInformer(ctx, o.obj)
 		if err != nil {
-			return fmt.Errorf("watching %T: %w", o, err)
+			return fmt.Errorf("watching %T: %w", o.obj, err)
 		}
-		if _, err := inf.AddEventHandler(triggerHandler{a}); err != nil {
-			return fmt.Errorf("watching %T: %w", o, err)
+		reg, err := inf.AddEventHandler(o.h)
+		if err != nil {
+			return fmt.Errorf("watching %T: %w", o.obj, err)
 		}
+		a.synced = append(a.synced, reg)
 	}
 	return nil
+}
+
+func registrationsSynced(regs []toolscache.ResourceEventHandlerRegistration) []toolscache.InformerSynced {
+	out := make([]toolscache.InformerSynced, 0, len(regs))
+	for _, r := range regs {
+		out = append(out, r.HasSynced)
+	}
+	return out
 }
 
 type triggerHandler struct{ a *Agent }

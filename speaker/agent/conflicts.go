@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/speaker/layer2"
@@ -54,6 +53,10 @@ type conflictState struct {
 	reported map[string]string
 	// deleted are this node's ServiceL2Status objects deleted since the last sync, by name.
 	deleted map[string]bool
+	// ownMACs and byIP are the announcer's MACs and conflicts as of the last full computation,
+	// for the status objects of the Services computed since (the loop's goroutine only).
+	ownMACs map[string]string
+	byIP    map[netip.Addr][]layer2.Conflict
 }
 
 // guard returns the announcer's conflict detection, nil when it has none.
@@ -82,28 +85,16 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 		return fmt.Errorf("watching ServiceL2Status for the speakers' MACs: %w", err)
 	}
 	learn := func(obj any) {
-		st, ok := obj.(*v1beta1.ServiceL2Status)
-		if !ok || st.Namespace != a.opts.Namespace || st.Status.Node == "" || st.Status.Node == a.opts.NodeName {
-			return
+		if st, ok := obj.(*v1beta1.ServiceL2Status); ok && st.Namespace == a.opts.Namespace && st.Status.Node != "" && st.Status.Node != a.opts.NodeName {
+			a.learnMACs(g, st)
 		}
-		c := &a.l2c
-		c.mu.Lock()
-		changed := false
-		for _, ifi := range st.Status.Interfaces {
-			if ifi.MAC == "" || c.macs[strings.ToLower(ifi.MAC)] == st.Status.Node {
-				continue
+	}
+	// The Services some ServiceL2Status names (announcedBefore) are counted in the model.
+	count := func(obj any, d int) {
+		if st, ok := obj.(*v1beta1.ServiceL2Status); ok && st.Namespace == a.opts.Namespace {
+			if ns, name := st.Labels[LabelServiceNamespace], st.Labels[LabelServiceName]; name != "" {
+				a.model.countStatus(objectKey(ns, name), d)
 			}
-			if c.macs == nil {
-				c.macs = map[string]string{}
-			}
-			c.macs[strings.ToLower(ifi.MAC)] = st.Status.Node
-			changed = true
-		}
-		macs := maps.Clone(c.macs)
-		c.mu.Unlock()
-		if changed {
-			a.log.Info("learnt the MACs of a speaker", "node", st.Status.Node, "macs", macList(macs, st.Status.Node))
-			g.SetPeerMACs(macs)
 		}
 	}
 	// A status object of this node deleted by another speaker (one that sees this node as dead in a
@@ -112,6 +103,7 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
+		count(obj, -1)
 		if st, ok := obj.(*v1beta1.ServiceL2Status); ok && st.Labels[LabelNode] == a.opts.NodeName && st.Namespace == a.opts.Namespace {
 			a.l2c.mu.Lock()
 			if a.l2c.deleted == nil {
@@ -122,10 +114,36 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 			a.Trigger()
 		}
 	}
-	if _, err := inf.AddEventHandler(macLearner{learn: learn, gone: gone}); err != nil {
+	reg, err := inf.AddEventHandler(macLearner{learn: learn, count: count, gone: gone})
+	if err != nil {
 		return fmt.Errorf("watching ServiceL2Status for the speakers' MACs: %w", err)
 	}
+	a.synced = append(a.synced, reg)
 	return nil
+}
+
+// learnMACs records the MACs another node's speaker reports in its ServiceL2Status and hands them
+// to the announcer when they are new.
+func (a *Agent) learnMACs(g Layer2Guard, st *v1beta1.ServiceL2Status) {
+	c := &a.l2c
+	c.mu.Lock()
+	changed := false
+	for _, ifi := range st.Status.Interfaces {
+		if ifi.MAC == "" || c.macs[strings.ToLower(ifi.MAC)] == st.Status.Node {
+			continue
+		}
+		if c.macs == nil {
+			c.macs = map[string]string{}
+		}
+		c.macs[strings.ToLower(ifi.MAC)] = st.Status.Node
+		changed = true
+	}
+	macs := maps.Clone(c.macs)
+	c.mu.Unlock()
+	if changed {
+		a.log.Info("learnt the MACs of a speaker", "node", st.Status.Node, "macs", macList(macs, st.Status.Node))
+		g.SetPeerMACs(macs)
+	}
 }
 
 func macList(macs map[string]string, node string) []string {
@@ -139,97 +157,65 @@ func macList(macs map[string]string, node string) []string {
 	return out
 }
 
-type macLearner struct{ learn, gone func(any) }
+type macLearner struct {
+	learn, gone func(any)
+	count       func(any, int)
+}
 
-func (h macLearner) OnAdd(obj any, _ bool) { h.learn(obj) }
+func (h macLearner) OnAdd(obj any, _ bool) { h.count(obj, 1); h.learn(obj) }
 func (h macLearner) OnUpdate(_, obj any)   { h.learn(obj) }
 func (h macLearner) OnDelete(obj any)      { h.gone(obj) }
 
-// setL2Owned hands the plan's layer-2 addresses to the announcer. With conflict detection, the
-// addresses nobody has announced before (new to the plan, and of Services no ServiceL2Status
-// names) are marked fresh: they are probed before their first announcement. Everything else is a
-// takeover and answered at once: a failover must never wait for a probe, and a dead owner does
-// not answer one anyway.
-func (a *Agent) setL2Owned(ctx context.Context, p plan.Plan) error {
-	g := a.guard()
-	if g == nil {
-		return a.opts.L2.SetOwned(p.L2Owned)
-	}
-	svcs := map[netip.Addr][]string{}
-	for _, as := range p.L2 {
-		svcs[as.IP] = append(svcs[as.IP], as.Service)
-	}
-	c := &a.l2c
-	c.mu.Lock()
-	fresh := map[netip.Addr]bool{}
-	for ip := range p.L2Owned {
-		if !c.seen[ip] && !a.announcedBefore(ctx, svcs[ip]) {
-			fresh[ip] = true
-		}
-	}
-	c.seen = make(map[netip.Addr]bool, len(p.L2Owners))
-	for ip := range p.L2Owners {
-		c.seen[ip] = true
-	}
-	c.mu.Unlock()
-	return g.SetOwnedFresh(p.L2Owned, fresh)
-}
-
-// announcedBefore reports whether a ServiceL2Status (of any node) names one of the Services, or
-// whether that cannot be told: an address is only probed when it is certainly new.
-func (a *Agent) announcedBefore(ctx context.Context, svcs []string) bool {
-	for _, key := range svcs {
-		ns, name, _ := strings.Cut(key, "/")
-		var l v1beta1.ServiceL2StatusList
-		if err := a.opts.Cache.List(ctx, &l, client.InNamespace(a.opts.Namespace),
-			client.MatchingLabels{LabelServiceNamespace: ns, LabelServiceName: name}); err != nil || len(l.Items) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // withConflicts adds to this node's ServiceL2Status objects the MAC of each interface and the
-// conflicts on the Service's addresses. A speaker in conflict with another speaker is in a split
-// brain: its view of who is alive is wrong, so it removes no other speaker's status objects.
-func (a *Agent) withConflicts(d desired, p plan.Plan) desired {
+// conflicts on the Service's addresses, as the announcer reports them now (and remembers both for
+// the Services computed until the next full computation). A speaker in conflict with another
+// speaker is in a split brain: its view of who is alive is wrong, so it removes no other speaker's
+// status objects.
+func (a *Agent) withConflicts(d desired) desired {
 	g := a.guard()
 	if g == nil {
 		return d
 	}
-	macs := g.MACs()
-	byIP := map[netip.Addr][]layer2.Conflict{}
-	for _, c := range g.Conflicts() {
-		byIP[c.IP] = append(byIP[c.IP], c)
-		if c.Node != "" {
+	c := &a.l2c
+	c.ownMACs = g.MACs()
+	c.byIP = map[netip.Addr][]layer2.Conflict{}
+	for _, cf := range g.Conflicts() {
+		c.byIP[cf.IP] = append(c.byIP[cf.IP], cf)
+		if cf.Node != "" {
 			d.sweep = nil
 		}
 	}
-	ipsOf := map[string][]netip.Addr{}
-	for _, as := range p.L2 {
-		ipsOf[as.Service] = append(ipsOf[as.Service], as.IP)
-	}
 	for name, st := range d.l2 {
-		st.Interfaces = slices.Clone(st.Interfaces)
-		for i := range st.Interfaces {
-			st.Interfaces[i].MAC = macs[st.Interfaces[i].Name]
-		}
-		st.Conflicts = nil
-		for _, ip := range ipsOf[st.ServiceNamespace+"/"+st.ServiceName] {
-			for _, c := range byIP[ip] {
-				if !slices.ContainsFunc(st.Interfaces, func(i v1beta1.InterfaceInfo) bool { return i.Name == c.Interface }) {
-					continue
-				}
-				st.Conflicts = append(st.Conflicts, v1beta1.L2Conflict{
-					IP: c.IP.String(), Interface: c.Interface, MAC: c.MAC.String(), Node: c.Node,
-					Action: conflictAction(c), Since: metav1.NewTime(c.Since.UTC().Truncate(time.Second)),
-				})
-			}
-		}
-		d.l2[name] = st
+		d.l2[name] = a.decorate(st, a.eng.l2Of(st.ServiceNamespace+"/"+st.ServiceName))
 	}
 	a.restoreStatus(d)
 	return d
+}
+
+// decorate adds to a ServiceL2Status the MAC of each interface and the conflicts on the Service's
+// addresses (as), as the last full computation saw them.
+func (a *Agent) decorate(st v1beta1.ServiceL2StatusStatus, as []plan.L2Assignment) v1beta1.ServiceL2StatusStatus {
+	if a.guard() == nil {
+		return st
+	}
+	c := &a.l2c
+	st.Interfaces = slices.Clone(st.Interfaces)
+	for i := range st.Interfaces {
+		st.Interfaces[i].MAC = c.ownMACs[st.Interfaces[i].Name]
+	}
+	st.Conflicts = nil
+	for _, x := range as {
+		for _, cf := range c.byIP[x.IP] {
+			if !slices.ContainsFunc(st.Interfaces, func(i v1beta1.InterfaceInfo) bool { return i.Name == cf.Interface }) {
+				continue
+			}
+			st.Conflicts = append(st.Conflicts, v1beta1.L2Conflict{
+				IP: cf.IP.String(), Interface: cf.Interface, MAC: cf.MAC.String(), Node: cf.Node,
+				Action: conflictAction(cf), Since: metav1.NewTime(cf.Since.UTC().Truncate(time.Second)),
+			})
+		}
+	}
+	return st
 }
 
 // restoreStatus makes the status writer write d again when one of this node's ServiceL2Status
@@ -269,28 +255,35 @@ func conflictAction(c layer2.Conflict) string {
 
 // conflictEvents reports each new conflict (or change of what this node does about it) as a
 // Warning event on the Services of the address, and its end as a Normal one.
-func (a *Agent) conflictEvents(p plan.Plan, svcs map[string]*corev1.Service) {
+func (a *Agent) conflictEvents() {
 	g := a.guard()
 	if g == nil {
 		return
 	}
-	svcsOf := map[netip.Addr][]string{}
-	for _, as := range p.L2 {
-		svcsOf[as.IP] = append(svcsOf[as.IP], as.Service)
+	svcsOf := func(ip netip.Addr) []string {
+		var out []string
+		for _, as := range a.eng.ips[ip].L2 {
+			out = append(out, as.Service)
+		}
+		return out
 	}
+	conflicts := g.Conflicts()
 	c := &a.l2c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(conflicts) == 0 && len(c.reported) == 0 {
+		return
+	}
 	now := map[string]string{}
-	for _, cf := range g.Conflicts() {
-		for _, key := range svcsOf[cf.IP] {
+	for _, cf := range conflicts {
+		for _, key := range svcsOf(cf.IP) {
 			id := strings.Join([]string{key, cf.IP.String(), cf.Interface, cf.MAC.String()}, "|")
 			action := conflictAction(cf)
 			now[id] = action
 			if c.reported[id] == action {
 				continue
 			}
-			if s := svcs[key]; s != nil {
+			if s := a.model.service(key); s != nil {
 				a.opts.Recorder.Event(s, corev1.EventTypeWarning, ReasonAddressConflict, a.conflictMessage(cf))
 			}
 		}
@@ -301,7 +294,7 @@ func (a *Agent) conflictEvents(p plan.Plan, svcs map[string]*corev1.Service) {
 		}
 		parts := strings.Split(id, "|")
 		ip, err := netip.ParseAddr(parts[1])
-		if s := svcs[parts[0]]; s != nil && err == nil && slices.Contains(svcsOf[ip], parts[0]) {
+		if s := a.model.service(parts[0]); s != nil && err == nil && slices.Contains(svcsOf(ip), parts[0]) {
 			a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonAddressConflictResolved,
 				"%s: the conflict with %s on interface %s of node %s is over; node %s answers for the address",
 				parts[1], parts[3], parts[2], a.opts.NodeName, a.opts.NodeName)

@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"net/netip"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-lb/herald/speaker/plan"
@@ -25,9 +23,6 @@ type metrics struct {
 	syncSeconds prometheus.Histogram
 	unannounced *prometheus.GaugeVec
 	takeovers   prometheus.Counter
-
-	// prevOwners are the layer-2 owners of the previous computation (sync's goroutine only).
-	prevOwners map[netip.Addr]string
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -68,24 +63,4 @@ func unannouncedCause(reason string) string {
 		return causeNoEndpoints
 	}
 	return causeNoAnnouncer
-}
-
-// observeOwners counts the takeovers of p and remembers its owners for the next computation.
-func (m *metrics) observeOwners(p plan.Plan, self string) {
-	m.takeovers.Add(float64(takeovers(m.prevOwners, p.L2Owners, p.L2Owned, self)))
-	m.prevOwners = p.L2Owners
-}
-
-// takeovers counts the IPs self answers for (owned) that another node owned in prev.
-func takeovers(prev, owners map[netip.Addr]string, owned map[netip.Addr][]string, self string) int {
-	n := 0
-	for ip := range owned {
-		if owners[ip] != self {
-			continue
-		}
-		if was, ok := prev[ip]; ok && was != self {
-			n++
-		}
-	}
-	return n
 }

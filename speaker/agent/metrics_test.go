@@ -10,34 +10,24 @@ import (
 	"github.com/herald-lb/herald/speaker/plan"
 )
 
-func TestTakeovers(t *testing.T) {
-	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+func TestTakenOver(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.1")
 	eth0 := []string{"eth0"}
 	tests := []struct {
-		name   string
-		prev   map[netip.Addr]string
-		owners map[netip.Addr]string
-		owned  map[netip.Addr][]string
-		want   int
+		name     string
+		old, new plan.IPPlan
+		want     bool
 	}{
-		{name: "first computation counts nothing", owners: map[netip.Addr]string{a: "n1"}, owned: map[netip.Addr][]string{a: eth0}},
-		{name: "kept", prev: map[netip.Addr]string{a: "n1"}, owners: map[netip.Addr]string{a: "n1"}, owned: map[netip.Addr][]string{a: eth0}},
-		{name: "new IP", prev: map[netip.Addr]string{}, owners: map[netip.Addr]string{a: "n1"}, owned: map[netip.Addr][]string{a: eth0}},
-		{
-			name:   "taken from n2, and another lost to n2",
-			prev:   map[netip.Addr]string{a: "n2", b: "n1"},
-			owners: map[netip.Addr]string{a: "n1", b: "n2"}, owned: map[netip.Addr][]string{a: eth0},
-			want: 1,
-		},
-		{
-			name: "owner without an interface does not answer", prev: map[netip.Addr]string{a: "n2"},
-			owners: map[netip.Addr]string{a: "n1"}, owned: map[netip.Addr][]string{},
-		},
+		{name: "first computation", new: plan.IPPlan{IP: ip, L2Owner: "n1", L2Interfaces: eth0}},
+		{name: "kept", old: plan.IPPlan{IP: ip, L2Owner: "n1", L2Interfaces: eth0}, new: plan.IPPlan{IP: ip, L2Owner: "n1", L2Interfaces: eth0}},
+		{name: "taken from n2", old: plan.IPPlan{IP: ip, L2Owner: "n2"}, new: plan.IPPlan{IP: ip, L2Owner: "n1", L2Interfaces: eth0}, want: true},
+		{name: "lost to n2", old: plan.IPPlan{IP: ip, L2Owner: "n1", L2Interfaces: eth0}, new: plan.IPPlan{IP: ip, L2Owner: "n2"}},
+		{name: "owner without an interface does not answer", old: plan.IPPlan{IP: ip, L2Owner: "n2"}, new: plan.IPPlan{IP: ip, L2Owner: "n1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := takeovers(tt.prev, tt.owners, tt.owned, "n1"); got != tt.want {
-				t.Errorf("takeovers = %d, want %d", got, tt.want)
+			if got := takenOver(tt.old, tt.new, "n1"); got != tt.want {
+				t.Errorf("takenOver = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -86,7 +86,17 @@ type paceMetrics struct {
 	busy      prometheus.Counter
 	coalesced prometheus.Counter
 	skipped   prometheus.Counter
+	// scope counts the computations by what they recomputed: every IP, or the IPs of the Services
+	// that changed; ips the IPs recomputed.
+	scope *prometheus.CounterVec
+	ips   prometheus.Counter
 }
+
+// Scopes of herald_speaker_computations_total.
+const (
+	scopeAll      = "all"
+	scopeServices = "services"
+)
 
 func newPaceMetrics(reg prometheus.Registerer) *paceMetrics {
 	m := &paceMetrics{
@@ -107,11 +117,22 @@ func newPaceMetrics(reg prometheus.Registerer) *paceMetrics {
 			Help: "Object updates ignored because they change nothing the speaker reads (address churn in EndpointSlices, Node heartbeats, resyncs).",
 		}),
 	}
+	m.scope = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_speaker_computations_total",
+		Help: "Recomputations by scope: all (every IP: configuration, Nodes, membership, interfaces, resync, start) or services (only the IPs of the Services and EndpointSlices that changed).",
+	}, []string{"scope"})
+	m.ips = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_speaker_recomputed_ips_total",
+		Help: "IPs whose plan was recomputed; over herald_speaker_computations_total, the IPs one computation costs.",
+	})
 	for _, c := range []string{syncAPI, syncMembers, syncResync, syncStart, syncConflicts} {
 		m.syncs.WithLabelValues(c)
 	}
+	for _, s := range []string{scopeAll, scopeServices} {
+		m.scope.WithLabelValues(s)
+	}
 	if reg != nil {
-		reg.MustRegister(m.syncs, m.busy, m.coalesced, m.skipped)
+		reg.MustRegister(m.syncs, m.busy, m.coalesced, m.skipped, m.scope, m.ips)
 	}
 	return m
 }

@@ -260,7 +260,40 @@ func (sc *scaleCluster) startAgent(t *testing.T) *scaleRun {
 		return sameKeys(owned, want)
 	})
 	t.Logf("the speaker announced its %d IPs %s after it started", len(want), time.Since(begin).Round(time.Millisecond))
-	return &scaleRun{a: a, l2: l2}
+	r := &scaleRun{a: a, l2: l2}
+	r.settle(t)
+	return r
+}
+
+// settle waits until the speaker has written its status objects and made its start-up
+// computations, so that the measurements that follow do not share the machine with them.
+func (r *scaleRun) settle(t *testing.T) {
+	t.Helper()
+	w := r.a.status
+	deadline := time.After(3 * time.Minute)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	computations := func() float64 { return counterVecSum(t, r.a.pace.scope) }
+	last, quiet := computations(), 0
+	for {
+		w.mu.Lock()
+		idle := w.cur != nil && w.applied != nil && !w.full && len(w.dirtyL2)+len(w.dirtyBGP) == 0
+		w.mu.Unlock()
+		// Settled: nothing left to write, and no computation for a few ticks (the start-up ones,
+		// after this node published that it is ready, are done).
+		if n := computations(); idle && n == last {
+			if quiet++; quiet >= 6 {
+				return
+			}
+		} else {
+			last, quiet = n, 0
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("the speaker did not finish writing its status objects within 3 minutes")
+		}
+	}
 }
 
 // eventCost sends events one at a time and returns the speaker's recompute-and-apply time and the
@@ -274,6 +307,19 @@ func (r *scaleRun) eventCost(t *testing.T, sc *scaleCluster, events int) (cost, 
 		}
 	}
 	busy0, cpu0 := counterValue(t, r.a.pace.busy), processCPU(t)
+	full0 := counterValue(t, r.a.pace.scope.WithLabelValues(scopeAll))
+	syncs0 := map[string]float64{}
+	for _, c := range []string{syncAPI, syncMembers, syncResync, syncStart, syncConflicts} {
+		syncs0[c] = counterValue(t, r.a.pace.syncs.WithLabelValues(c))
+	}
+	defer func() {
+		t.Logf("%v full computations", counterValue(t, r.a.pace.scope.WithLabelValues(scopeAll))-full0)
+		for _, c := range []string{syncAPI, syncMembers, syncResync, syncStart, syncConflicts} {
+			if n := counterValue(t, r.a.pace.syncs.WithLabelValues(c)) - syncs0[c]; n > 0 {
+				t.Logf("%v computations caused by %s", n, c)
+			}
+		}
+	}()
 	for k := range events {
 		i := mine[k%len(mine)]
 		ready := !sc.ready[i]
@@ -373,6 +419,22 @@ func (f *notifyL2) SetOwned(o map[netip.Addr][]string) error {
 	f.owned = make(map[netip.Addr][]string, len(o))
 	for ip, ifs := range o {
 		f.owned[ip] = ifs
+	}
+	f.changed = time.Now()
+	f.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+// UpdateOwned implements Layer2Updater, as package layer2's Announcer does.
+func (f *notifyL2) UpdateOwned(changed map[netip.Addr][]string, _ map[netip.Addr]bool) error {
+	f.mu.Lock()
+	for ip, ifs := range changed {
+		if len(ifs) == 0 {
+			delete(f.owned, ip)
+		} else {
+			f.owned[ip] = ifs
+		}
 	}
 	f.changed = time.Now()
 	f.mu.Unlock()

@@ -72,36 +72,60 @@ func desiredStatus(p plan.Plan, node string, alive []string) desired {
 			d.sweep[n] = true
 		}
 	}
+	l2 := map[string][]plan.L2Assignment{}
 	for _, as := range p.L2 {
-		ns, name, _ := strings.Cut(as.Service, "/")
-		key := statusName(node, as.Service)
-		st := d.l2[key]
-		st.Node, st.ServiceName, st.ServiceNamespace = node, name, ns
-		for _, ifi := range as.Interfaces {
-			if !slices.ContainsFunc(st.Interfaces, func(i v1beta1.InterfaceInfo) bool { return i.Name == ifi }) {
-				st.Interfaces = append(st.Interfaces, v1beta1.InterfaceInfo{Name: ifi})
-			}
-		}
-		d.l2[key] = st
+		l2[as.Service] = append(l2[as.Service], as)
 	}
+	for svc, as := range l2 {
+		d.l2[statusName(node, svc)] = l2Status(node, svc, as)
+	}
+	bgp := map[string][]plan.BGPAssignment{}
 	for _, as := range p.BGP {
-		ns, name, _ := strings.Cut(as.Service, "/")
-		key := statusName(node, as.Service)
-		st := d.bgp[key]
-		st.Node, st.ServiceName, st.ServiceNamespace = node, name, ns
-		for _, peer := range as.Peers {
-			if !slices.Contains(st.Peers, peer) {
-				st.Peers = append(st.Peers, peer)
-			}
-		}
-		slices.Sort(st.Peers)
-		d.bgp[key] = st
+		bgp[as.Service] = append(bgp[as.Service], as)
+	}
+	for svc, as := range bgp {
+		d.bgp[statusName(node, svc)] = bgpStatus(node, svc, as)
 	}
 	return d
 }
 
+// l2Status is the ServiceL2Status of a Service from its layer-2 assignments on node (by IP): the
+// interfaces it is answered on, without MACs and conflicts (see decorate).
+func l2Status(node, svc string, as []plan.L2Assignment) v1beta1.ServiceL2StatusStatus {
+	ns, name, _ := strings.Cut(svc, "/")
+	st := v1beta1.ServiceL2StatusStatus{Node: node, ServiceName: name, ServiceNamespace: ns}
+	for _, a := range as {
+		for _, ifi := range a.Interfaces {
+			if !slices.ContainsFunc(st.Interfaces, func(i v1beta1.InterfaceInfo) bool { return i.Name == ifi }) {
+				st.Interfaces = append(st.Interfaces, v1beta1.InterfaceInfo{Name: ifi})
+			}
+		}
+	}
+	return st
+}
+
+// bgpStatus is the ServiceBGPStatus of a Service from its BGP assignments on node.
+func bgpStatus(node, svc string, as []plan.BGPAssignment) v1beta1.ServiceBGPStatusStatus {
+	ns, name, _ := strings.Cut(svc, "/")
+	st := v1beta1.ServiceBGPStatusStatus{Node: node, ServiceName: name, ServiceNamespace: ns}
+	for _, a := range as {
+		for _, peer := range a.Peers {
+			if !slices.Contains(st.Peers, peer) {
+				st.Peers = append(st.Peers, peer)
+			}
+		}
+	}
+	slices.Sort(st.Peers)
+	return st
+}
+
 // statusWriter converges the status objects of this node towards the latest desired set in the
 // background, retrying while the API server is unreachable.
+//
+// A full computation hands it the whole desired set (set); it converges everything when that
+// differs from what it applied last, listing this node's objects (and, for the first live speaker,
+// sweeping those of dead ones). A computation of a few Services hands it their objects only
+// (put), and it converges those names alone, so its cost follows the changes, not the Services.
 type statusWriter struct {
 	c    client.Client
 	ns   string
@@ -110,9 +134,15 @@ type statusWriter struct {
 
 	mu       sync.Mutex
 	sessions map[string]v1beta1.BGPSessionStatusStatus
-	want     *desired
-	applied  *desired
-	kick     chan struct{}
+	// cur is the latest desired state; nil before the first set.
+	cur *desired
+	// applied is the state last converged; nil when unknown (the next set converges everything).
+	applied *desired
+	// full: the next run converges everything; dirty*: the names to converge otherwise.
+	full                bool
+	dirtyL2, dirtyBGP   map[string]bool
+	dirtySessions       bool
+	kick                chan struct{}
 
 	// alive, when set, returns the speakers alive now: a sweep never removes the objects of one of
 	// them, even when the desired state it applies was computed before that speaker came back.
@@ -120,22 +150,68 @@ type statusWriter struct {
 }
 
 func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
-	return &statusWriter{c: c, ns: ns, node: node, log: log, kick: make(chan struct{}, 1)}
+	return &statusWriter{c: c, ns: ns, node: node, log: log, kick: make(chan struct{}, 1),
+		dirtyL2: map[string]bool{}, dirtyBGP: map[string]bool{}}
 }
 
-func (w *statusWriter) set(d desired) {
-	w.mu.Lock()
-	d.sessions = w.sessions
-	if w.applied != nil && reflect.DeepEqual(*w.applied, d) {
-		w.mu.Unlock()
-		return
-	}
-	w.want = &d
-	w.mu.Unlock()
+func (w *statusWriter) wake() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
 	}
+}
+
+// set replaces the whole desired state (the writer keeps d's maps).
+func (w *statusWriter) set(d desired) {
+	w.mu.Lock()
+	d.sessions = w.sessions
+	w.cur = &d
+	if w.applied != nil && reflect.DeepEqual(*w.applied, d) {
+		w.mu.Unlock()
+		return
+	}
+	w.full = true
+	w.mu.Unlock()
+	w.wake()
+}
+
+// put changes the desired objects of the given names (nil: none wanted), keeping the rest.
+func (w *statusWriter) put(l2 map[string]*v1beta1.ServiceL2StatusStatus, bgp map[string]*v1beta1.ServiceBGPStatusStatus) {
+	w.mu.Lock()
+	if w.cur == nil {
+		// Nothing computed in full yet: the first set carries everything.
+		w.mu.Unlock()
+		return
+	}
+	changedL2 := putAll(w.cur.l2, l2, w.dirtyL2)
+	changedBGP := putAll(w.cur.bgp, bgp, w.dirtyBGP)
+	changed := changedL2 || changedBGP
+	w.mu.Unlock()
+	if changed {
+		w.wake()
+	}
+}
+
+// putAll applies changes to want and marks the names whose desired state differs from before.
+func putAll[S any](want map[string]S, changes map[string]*S, dirty map[string]bool) bool {
+	changed := false
+	for name, st := range changes {
+		old, had := want[name]
+		switch {
+		case st == nil && !had:
+			continue
+		case st == nil:
+			delete(want, name)
+		default:
+			if had && reflect.DeepEqual(old, *st) {
+				continue
+			}
+			want[name] = *st
+		}
+		dirty[name] = true
+		changed = true
+	}
+	return changed
 }
 
 // recheck makes the next set apply even when the desired state did not change, so that an object
@@ -155,24 +231,15 @@ func (w *statusWriter) setSessions(s map[string]v1beta1.BGPSessionStatusStatus) 
 		return
 	}
 	w.sessions = s
-	var d desired
-	switch {
-	case w.want != nil:
-		d = *w.want
-	case w.applied != nil:
-		d = *w.applied
-	default:
+	if w.cur == nil {
 		// Nothing computed yet: the first set carries the sessions along.
 		w.mu.Unlock()
 		return
 	}
-	d.sessions = s
-	w.want = &d
+	w.cur.sessions = s
+	w.dirtySessions = true
 	w.mu.Unlock()
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
+	w.wake()
 }
 
 func (w *statusWriter) run(ctx context.Context) {
@@ -185,26 +252,171 @@ func (w *statusWriter) run(ctx context.Context) {
 		case <-w.kick:
 		case <-retry.C:
 		}
-		w.mu.Lock()
-		d := w.want
-		w.mu.Unlock()
-		if d == nil {
-			continue
+		if err := w.step(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("writing ServiceL2Status/ServiceBGPStatus; retrying", "err", err)
+			retry.Reset(2 * time.Second)
 		}
-		if err := w.apply(ctx, *d); err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("writing ServiceL2Status/ServiceBGPStatus; retrying", "err", err)
-				retry.Reset(2 * time.Second)
+	}
+}
+
+// step converges what changed since the last step: everything after a set that changed the
+// desired state (or after a failure), the names put otherwise.
+func (w *statusWriter) step(ctx context.Context) error {
+	w.mu.Lock()
+	if w.cur == nil {
+		w.mu.Unlock()
+		return nil
+	}
+	if w.full || w.applied == nil {
+		d := w.cur.clone()
+		w.full, w.dirtySessions = false, false
+		clear(w.dirtyL2)
+		clear(w.dirtyBGP)
+		w.mu.Unlock()
+		if err := w.apply(ctx, d); err != nil {
+			w.mu.Lock()
+			w.full = true
+			w.mu.Unlock()
+			return err
+		}
+		w.mu.Lock()
+		w.applied = &d
+		w.mu.Unlock()
+		return nil
+	}
+	l2 := pending(w.cur.l2, w.dirtyL2)
+	bgp := pending(w.cur.bgp, w.dirtyBGP)
+	sessions := w.dirtySessions
+	var sess map[string]v1beta1.BGPSessionStatusStatus
+	if sessions {
+		sess = maps.Clone(w.cur.sessions)
+		w.dirtySessions = false
+	}
+	w.mu.Unlock()
+	if len(l2)+len(bgp) == 0 && !sessions {
+		return nil
+	}
+	errs := []error{
+		convergeNames(ctx, w, "ServiceL2Status", l2,
+			func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
+			func(st v1beta1.ServiceL2StatusStatus) map[string]string {
+				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
+			}),
+		convergeNames(ctx, w, "ServiceBGPStatus", bgp,
+			func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
+			func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
+				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
+			}),
+	}
+	if sessions {
+		var have v1beta1.BGPSessionStatusList
+		err := w.c.List(ctx, &have, client.InNamespace(w.ns), client.MatchingLabels{LabelNode: w.node})
+		if err == nil {
+			err = converge(ctx, w, "BGPSessionStatus", have.Items, sess,
+				func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
+				func(st v1beta1.BGPSessionStatusStatus) map[string]string {
+					return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
+				})
+		} else {
+			err = fmt.Errorf("listing BGPSessionStatus: %w", err)
+		}
+		errs = append(errs, err)
+	}
+	err := errors.Join(errs...)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.full = true
+		return err
+	}
+	if w.applied != nil {
+		noteApplied(w.applied.l2, l2)
+		noteApplied(w.applied.bgp, bgp)
+		if sessions {
+			w.applied.sessions = sess
+		}
+	}
+	return nil
+}
+
+// pending takes the dirty names with their desired state (nil: none wanted). w.mu must be held.
+func pending[S any](want map[string]S, dirty map[string]bool) map[string]*S {
+	out := make(map[string]*S, len(dirty))
+	for name := range dirty {
+		if st, ok := want[name]; ok {
+			out[name] = &st
+		} else {
+			out[name] = nil
+		}
+	}
+	clear(dirty)
+	return out
+}
+
+// noteApplied notes converged names in applied.
+func noteApplied[S any](applied map[string]S, done map[string]*S) {
+	for name, st := range done {
+		if st == nil {
+			delete(applied, name)
+		} else {
+			applied[name] = *st
+		}
+	}
+}
+
+func (d desired) clone() desired {
+	c := desired{l2: maps.Clone(d.l2), bgp: maps.Clone(d.bgp), sessions: maps.Clone(d.sessions), sweep: maps.Clone(d.sweep)}
+	if c.l2 == nil {
+		c.l2 = map[string]v1beta1.ServiceL2StatusStatus{}
+	}
+	if c.bgp == nil {
+		c.bgp = map[string]v1beta1.ServiceBGPStatusStatus{}
+	}
+	return c
+}
+
+// convergeNames makes the objects of the given names (of one kind, this node's) have the desired
+// status, creating or deleting them as needed.
+func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *statusWriter, kind string, want map[string]*S,
+	status func(P) *S, labels func(S) map[string]string) error {
+	var errs []error
+	for name, st := range want {
+		obj := P(new(T))
+		err := w.c.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: name}, obj)
+		switch {
+		case apierrors.IsNotFound(err):
+			if st == nil {
+				continue
+			}
+			obj = P(new(T))
+			obj.SetName(name)
+			obj.SetNamespace(w.ns)
+			obj.SetLabels(labels(*st))
+			if err := w.c.Create(ctx, obj); err != nil {
+				errs = append(errs, fmt.Errorf("creating %s %s: %w", kind, name, err))
+				continue
+			}
+		case err != nil:
+			errs = append(errs, fmt.Errorf("reading %s %s: %w", kind, name, err))
+			continue
+		case st == nil:
+			if obj.GetLabels()[LabelNode] != w.node {
+				continue // not this node's: never touched
+			}
+			if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, fmt.Errorf("deleting %s %s: %w", kind, name, err))
 			}
 			continue
 		}
-		w.mu.Lock()
-		w.applied = d
-		if w.want == d {
-			w.want = nil
+		if equality.Semantic.DeepEqual(*status(obj), *st) {
+			continue
 		}
-		w.mu.Unlock()
+		*status(obj) = *st
+		if err := w.c.Status().Update(ctx, obj); err != nil {
+			errs = append(errs, fmt.Errorf("updating %s %s: %w", kind, name, err))
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // apply converges this node's status objects of every kind towards d and, when d says so, removes

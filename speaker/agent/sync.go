@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,50 +23,68 @@ const (
 	ReasonInvalidConfig = "InvalidConfig"
 )
 
-// sync recomputes the plan from the cache and applies it.
-func (a *Agent) sync(ctx context.Context) {
+// sync recomputes what changed since the last computation and applies it: the IPs of the
+// Services that changed when only Services and EndpointSlices did (see model.go), every IP
+// otherwise.
+func (a *Agent) sync(ctx context.Context, cause string) {
 	start := time.Now()
-	in, svcByKey, err := a.inputs(ctx)
+	keys, full := a.model.take()
+	switch {
+	case full || cause != syncAPI || !a.eng.ready():
+		a.syncAll(ctx)
+	case len(keys) > 0:
+		a.syncServices(ctx, keys)
+	default:
+		return
+	}
+	a.metrics.syncSeconds.Observe(time.Since(start).Seconds())
+}
+
+// syncAll reads the configuration and the Nodes, recomputes every IP and applies what changed.
+func (a *Agent) syncAll(ctx context.Context) {
+	in, err := a.inputs(ctx)
 	if err != nil {
+		a.model.markFull()
 		a.log.Warn("reading the cluster state; keeping the current announcements", "err", err)
 		return
 	}
 	self := a.readyState(&in)
-	p := plan.Compute(in)
-	a.metrics.observeOwners(p, a.opts.NodeName)
+	ch := a.eng.full(plan.NewContext(in.Config, in.Self, in.Nodes), a.model.allPlanServices(a.handles))
+	a.pace.scope.WithLabelValues(scopeAll).Inc()
+	a.pace.ips.Add(float64(ch.recomputed))
 
 	// Announce first: nothing below may delay taking over or giving up an IP.
-	if err := a.setL2Owned(ctx, p); err != nil {
-		a.log.Warn("layer-2 announcer", "err", err)
-	}
-	if err := a.opts.BGP.SetPeers(ctx, bgpPeers(p.Peers)); err != nil {
-		a.log.Warn("BGP peers", "err", err)
-	}
-	if err := a.opts.BGP.SetRoutes(ctx, bgpRoutes(p.Routes)); err != nil {
-		a.log.Warn("BGP routes", "err", err)
-	}
+	a.announce(ctx, ch, true)
 	// Then tell the others what this node can do: after it stopped answering what it no longer
 	// can, before it answers anything new (publish asks for the computation that does).
 	a.publish(self)
-	a.metrics.syncSeconds.Observe(time.Since(start).Seconds())
-
-	a.events(p, in, svcByKey)
-	a.conflictEvents(p, svcByKey)
-	a.status.set(a.withConflicts(desiredStatus(p, a.opts.NodeName, a.opts.Members.Members()), p))
+	a.report(ch, true)
 }
 
-// inputs reads everything the plan needs from the cache.
-func (a *Agent) inputs(ctx context.Context) (plan.Input, map[string]*corev1.Service, error) {
+// syncServices recomputes the IPs of the Services with the given keys and applies what changed.
+func (a *Agent) syncServices(ctx context.Context, keys []string) {
+	ch := a.eng.update(a.model.planServices(keys, a.handles))
+	a.pace.scope.WithLabelValues(scopeServices).Inc()
+	a.pace.ips.Add(float64(ch.recomputed))
+	if len(ch.ips) == 0 && len(ch.services) == 0 {
+		return
+	}
+	a.announce(ctx, ch, false)
+	a.report(ch, false)
+}
+
+// inputs reads what every IP's plan depends on from the cache: the configuration and the nodes.
+func (a *Agent) inputs(ctx context.Context) (plan.Input, error) {
 	in := plan.Input{Self: a.opts.NodeName}
 	cfg, err := a.config(ctx)
 	if err != nil {
-		return in, nil, err
+		return in, err
 	}
 	in.Config = cfg
 
 	var nodes corev1.NodeList
 	if err := a.opts.Cache.List(ctx, &nodes); err != nil {
-		return in, nil, fmt.Errorf("listing nodes: %w", err)
+		return in, fmt.Errorf("listing nodes: %w", err)
 	}
 	alive := map[string]bool{}
 	members := a.opts.Members.Members()
@@ -94,44 +110,7 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, map[string]*corev1.Serv
 		}
 		in.Nodes = append(in.Nodes, en)
 	}
-
-	var svcs corev1.ServiceList
-	if err := a.opts.Cache.List(ctx, &svcs); err != nil {
-		return in, nil, fmt.Errorf("listing services: %w", err)
-	}
-	var slices discoveryv1.EndpointSliceList
-	if err := a.opts.Cache.List(ctx, &slices); err != nil {
-		return in, nil, fmt.Errorf("listing endpoint slices: %w", err)
-	}
-	eps := endpointsByService(slices.Items)
-	byKey := map[string]*corev1.Service{}
-	for i := range svcs.Items {
-		s := &svcs.Items[i]
-		if !a.handles(s) {
-			continue
-		}
-		ps := plan.Service{
-			Key:          s.Namespace + "/" + s.Name,
-			Labels:       s.Labels,
-			LocalTraffic: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-		}
-		for _, ing := range s.Status.LoadBalancer.Ingress {
-			if ip, err := netip.ParseAddr(ing.IP); err == nil {
-				ps.IPs = append(ps.IPs, ip)
-			}
-		}
-		if len(ps.IPs) == 0 {
-			continue
-		}
-		if e := eps[ps.Key]; e != nil {
-			ps.ReadyEndpointNodes, ps.NoEndpoints = e.readyNodes, !e.usable
-		} else {
-			ps.NoEndpoints = true
-		}
-		in.Services = append(in.Services, ps)
-		byKey[ps.Key] = s
-	}
-	return in, byKey, nil
+	return in, nil
 }
 
 // handles reports whether the Service is one this speaker announces.
@@ -159,28 +138,20 @@ type endpoints struct {
 func endpointsByService(items []discoveryv1.EndpointSlice) map[string]*endpoints {
 	sets := map[string]map[string]bool{}
 	out := map[string]*endpoints{}
-	for _, es := range items {
-		svc := es.Labels[discoveryv1.LabelServiceName]
-		if svc == "" {
+	for i := range items {
+		sum := summarize(&items[i])
+		if sum.svc == "" {
 			continue
 		}
-		key := es.Namespace + "/" + svc
-		e := out[key]
+		e := out[sum.svc]
 		if e == nil {
 			e = &endpoints{}
-			out[key] = e
-			sets[key] = map[string]bool{}
+			out[sum.svc] = e
+			sets[sum.svc] = map[string]bool{}
 		}
-		for _, ep := range es.Endpoints {
-			c := ep.Conditions
-			ready := c.Ready == nil || *c.Ready
-			if ready || (c.Serving != nil && *c.Serving) {
-				e.usable = true
-			}
-			if !ready || ep.NodeName == nil || *ep.NodeName == "" {
-				continue
-			}
-			sets[key][*ep.NodeName] = true
+		e.usable = e.usable || sum.usable
+		for _, n := range sum.nodes {
+			sets[sum.svc][n] = true
 		}
 	}
 	for k, set := range sets {
@@ -222,62 +193,3 @@ func bgpRoutes(routes []plan.Route) []bgp.Route {
 	return out
 }
 
-// events reports ownership changes and unannounced IPs on the Services. The new owner reports a
-// layer-2 takeover; an unannounced IP is reported by one speaker only, elected among the live ones.
-func (a *Agent) events(p plan.Plan, in plan.Input, svcs map[string]*corev1.Service) {
-	owned := map[string][]string{}
-	for _, as := range p.L2 {
-		owned[as.Service] = append(owned[as.Service], as.IP.String())
-	}
-	advertised := map[string][]string{}
-	for _, as := range p.BGP {
-		advertised[as.Service] = append(advertised[as.Service], as.IP.String())
-	}
-	alive := a.opts.Members.Members()
-
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for key, ips := range owned {
-		if !a.prevOwned[key] {
-			if s := svcs[key]; s != nil {
-				a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonNodeAssigned,
-					"announcing %s from node %s over layer 2", strings.Join(ips, ", "), a.opts.NodeName)
-			}
-		}
-	}
-	for key, ips := range advertised {
-		if !a.prevBGP[key] {
-			if s := svcs[key]; s != nil {
-				a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonNodeAssigned,
-					"advertising %s from node %s over BGP", strings.Join(ips, ", "), a.opts.NodeName)
-			}
-		}
-	}
-	a.prevOwned = map[string]bool{}
-	for k := range owned {
-		a.prevOwned[k] = true
-	}
-	a.prevBGP = map[string]bool{}
-	for k := range advertised {
-		a.prevBGP[k] = true
-	}
-	a.metrics.routes.Set(float64(len(p.Routes)))
-
-	warned := map[string]string{}
-	for _, u := range p.Unannounced {
-		if reporter, ok := election.Owner(u.IP, alive); !ok || reporter != a.opts.NodeName {
-			continue
-		}
-		id := u.Service + " " + u.IP.String()
-		warned[id] = u.Reason
-		if a.warned[id] == u.Reason {
-			continue
-		}
-		if s := svcs[u.Service]; s != nil {
-			a.opts.Recorder.Eventf(s, corev1.EventTypeWarning, ReasonNotAnnounced,
-				"%s is assigned but not announced: %s", u.IP, u.Reason)
-		}
-	}
-	a.warned = warned
-	a.metrics.setUnannounced(warned)
-}

@@ -1,0 +1,235 @@
+package agent
+
+import (
+	"context"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/speaker/election"
+	"github.com/herald-lb/herald/speaker/plan"
+)
+
+// Layer2Updater is a layer-2 announcer that takes changes rather than the complete owned set
+// (package layer2's Announcer implements it). When Options.L2 implements it, a computation that
+// changed a few IPs hands it those IPs only, so its cost does not grow with the IPs owned.
+type Layer2Updater interface {
+	// UpdateOwned changes the interfaces of the IPs in changed (nil or empty: no longer owned);
+	// the others stay as they are. fresh marks newly owned IPs nobody announced before (see
+	// Layer2Guard), ignored without conflict detection.
+	UpdateOwned(changed map[netip.Addr][]string, fresh map[netip.Addr]bool) error
+}
+
+// outputs is what the agent derived from the per-IP plans and handed on. The loop's goroutine
+// owns it.
+type outputs struct {
+	// l2Owned is what the layer-2 announcer was told to answer for.
+	l2Owned map[netip.Addr][]string
+}
+
+func newOutputs() outputs { return outputs{l2Owned: map[netip.Addr][]string{}} }
+
+// announce hands what changed to the layer-2 announcer and the BGP speaker. A full computation
+// hands them everything, which also retries what failed before.
+func (a *Agent) announce(ctx context.Context, ch changes, full bool) {
+	self := a.opts.NodeName
+	delta := map[netip.Addr][]string{}
+	fresh := map[netip.Addr]bool{}
+	guard := a.guard()
+	taken := 0
+	for _, c := range ch.ips {
+		if takenOver(c.old, c.new, self) {
+			taken++
+		}
+		if slices.Equal(c.old.L2Interfaces, c.new.L2Interfaces) {
+			continue
+		}
+		delta[c.ip] = c.new.L2Interfaces
+		if c.new.L2Interfaces == nil {
+			delete(a.out.l2Owned, c.ip)
+			continue
+		}
+		a.out.l2Owned[c.ip] = c.new.L2Interfaces
+		// An address nobody announced before (no node owned it in the last computation, and no
+		// ServiceL2Status names its Services) is probed before its first announcement. Anything
+		// else is a takeover and answered at once: a failover must never wait for a probe, and a
+		// dead owner does not answer one anyway.
+		if guard != nil && c.old.L2Interfaces == nil && c.old.L2Owner == "" && !a.announcedBefore(c.new.L2) {
+			fresh[c.ip] = true
+		}
+	}
+	a.metrics.takeovers.Add(float64(taken))
+	if err := a.setL2(delta, fresh, full); err != nil {
+		a.log.Warn("layer-2 announcer", "err", err)
+	}
+	if full {
+		if err := a.opts.BGP.SetPeers(ctx, bgpPeers(a.eng.ctx.Peers())); err != nil {
+			a.log.Warn("BGP peers", "err", err)
+		}
+	}
+	if full || ch.routes {
+		routes := a.eng.routes()
+		if err := a.opts.BGP.SetRoutes(ctx, bgpRoutes(routes)); err != nil {
+			a.log.Warn("BGP routes", "err", err)
+		}
+		a.metrics.routes.Set(float64(len(routes)))
+	}
+}
+
+// setL2 hands the layer-2 changes to the announcer: only delta when it takes changes and the
+// computation was not a full one, the complete owned set otherwise.
+func (a *Agent) setL2(delta map[netip.Addr][]string, fresh map[netip.Addr]bool, full bool) error {
+	if u, ok := a.opts.L2.(Layer2Updater); ok && !full {
+		if len(delta) == 0 {
+			return nil
+		}
+		return u.UpdateOwned(delta, fresh)
+	}
+	if !full && len(delta) == 0 {
+		return nil
+	}
+	owned := maps.Clone(a.out.l2Owned)
+	if g := a.guard(); g != nil {
+		return g.SetOwnedFresh(owned, fresh)
+	}
+	return a.opts.L2.SetOwned(owned)
+}
+
+// takenOver reports whether self answers for an IP that another node owned before.
+func takenOver(old, new plan.IPPlan, self string) bool {
+	return new.L2Interfaces != nil && new.L2Owner == self && old.L2Owner != "" && old.L2Owner != self
+}
+
+// announcedBefore reports whether a ServiceL2Status (of any node) names one of the Services: an
+// address is only probed when it is certainly new.
+func (a *Agent) announcedBefore(l2 []plan.L2Assignment) bool {
+	return slices.ContainsFunc(l2, func(as plan.L2Assignment) bool { return a.model.hasStatus(as.Service) })
+}
+
+// report tells people what changed: events on the Services (a node taking an IP, an IP nobody
+// announces), the unannounced-IP metrics, and this node's status objects.
+func (a *Agent) report(ch changes, full bool) {
+	a.events(ch)
+	a.warnings(ch, full)
+	a.conflictEvents()
+	if full {
+		a.status.set(a.withConflicts(desiredStatus(a.eng.plan(), a.opts.NodeName, a.opts.Members.Members())))
+		return
+	}
+	l2 := map[string]*v1beta1.ServiceL2StatusStatus{}
+	bgp := map[string]*v1beta1.ServiceBGPStatusStatus{}
+	for key := range ch.services {
+		name := statusName(a.opts.NodeName, key)
+		l2[name], bgp[name] = nil, nil
+		if as := a.eng.l2Of(key); len(as) > 0 {
+			st := a.decorate(l2Status(a.opts.NodeName, key, as), as)
+			l2[name] = &st
+		}
+		if as := a.eng.bgpOf(key); len(as) > 0 {
+			st := bgpStatus(a.opts.NodeName, key, as)
+			bgp[name] = &st
+		}
+	}
+	a.status.put(l2, bgp)
+}
+
+// events reports, for the Services whose assignments may have changed, this node starting to
+// announce them over layer 2 or BGP.
+func (a *Agent) events(ch changes) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, key := range slices.Sorted(maps.Keys(ch.services)) {
+		l2, bgp := a.eng.l2Of(key), a.eng.bgpOf(key)
+		if len(l2) > 0 && !a.prevOwned[key] {
+			if s := a.model.service(key); s != nil {
+				a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonNodeAssigned,
+					"announcing %s from node %s over layer 2", strings.Join(ipsOf(l2, func(as plan.L2Assignment) netip.Addr { return as.IP }), ", "), a.opts.NodeName)
+			}
+		}
+		if len(bgp) > 0 && !a.prevBGP[key] {
+			if s := a.model.service(key); s != nil {
+				a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonNodeAssigned,
+					"advertising %s from node %s over BGP", strings.Join(ipsOf(bgp, func(as plan.BGPAssignment) netip.Addr { return as.IP }), ", "), a.opts.NodeName)
+			}
+		}
+		setOrDelete(a.prevOwned, key, len(l2) > 0)
+		setOrDelete(a.prevBGP, key, len(bgp) > 0)
+	}
+}
+
+func ipsOf[T any](as []T, ip func(T) netip.Addr) []string {
+	out := make([]string, 0, len(as))
+	for _, x := range as {
+		out = append(out, ip(x).String())
+	}
+	return out
+}
+
+func setOrDelete(m map[string]bool, key string, v bool) {
+	if v {
+		m[key] = true
+	} else {
+		delete(m, key)
+	}
+}
+
+// warnings reports unannounced IPs as events, each by one speaker only, elected among the live
+// ones: after a full computation (the live speakers may have changed) for every IP, otherwise for
+// the IPs that changed.
+func (a *Agent) warnings(ch changes, full bool) {
+	alive := a.opts.Members.Members()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if full {
+		warned := map[string]string{}
+		for _, p := range a.eng.ips {
+			a.warnIP(p.IP, p.Unannounced, alive, a.warned, warned)
+		}
+		a.warned = warned
+		a.metrics.setUnannounced(warned)
+		return
+	}
+	for _, c := range ch.ips {
+		before := map[string]string{}
+		for _, u := range c.old.Unannounced {
+			id := u.Service + " " + u.IP.String()
+			if r, ok := a.warned[id]; ok {
+				before[id] = r
+				a.metrics.unannounced.WithLabelValues(unannouncedCause(r)).Dec()
+				delete(a.warned, id)
+			}
+		}
+		added := map[string]string{}
+		a.warnIP(c.ip, c.new.Unannounced, alive, before, added)
+		for id, r := range added {
+			a.warned[id] = r
+			a.metrics.unannounced.WithLabelValues(unannouncedCause(r)).Inc()
+		}
+	}
+}
+
+// warnIP records in warned the unannounced Services of ip this node reports, with an event for
+// each whose reason is not the one in before. a.mu must be held.
+func (a *Agent) warnIP(ip netip.Addr, unannounced []plan.Unannounced, alive []string, before, warned map[string]string) {
+	if len(unannounced) == 0 {
+		return
+	}
+	if reporter, ok := election.Owner(ip, alive); !ok || reporter != a.opts.NodeName {
+		return
+	}
+	for _, u := range unannounced {
+		id := u.Service + " " + u.IP.String()
+		warned[id] = u.Reason
+		if before[id] == u.Reason {
+			continue
+		}
+		if s := a.model.service(u.Service); s != nil {
+			a.opts.Recorder.Eventf(s, corev1.EventTypeWarning, ReasonNotAnnounced,
+				"%s is assigned but not announced: %s", u.IP, u.Reason)
+		}
+	}
+}

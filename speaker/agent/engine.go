@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"net/netip"
+	"reflect"
+	"slices"
+
+	"github.com/herald-lb/herald/speaker/plan"
+)
+
+// engine keeps the plan of every IP (package plan decides one IP at a time) and recomputes those
+// a change affects. It is not safe for concurrent use: the agent's loop owns it. It reads no
+// cache and does no I/O; the agent applies the changes it returns.
+type engine struct {
+	ctx  *plan.Context                 // nil before the first full computation
+	svcs map[string]plan.Service       // by key: every handled Service with an IP
+	byIP map[netip.Addr]map[string]bool // IP -> keys of the Services holding it
+	ips  map[netip.Addr]plan.IPPlan    // the plan of every IP some Service holds
+	// routed are the IPs whose plans have route shares.
+	routed map[netip.Addr]bool
+}
+
+// ipChange is the plan of one IP before and after a computation; a zero IPPlan (invalid IP) when
+// no Service held it.
+type ipChange struct {
+	ip       netip.Addr
+	old, new plan.IPPlan
+}
+
+// changes are what a computation changed.
+type changes struct {
+	ips []ipChange
+	// services are the keys of the Services whose assignments or reasons may have changed: those
+	// named by the old or new plans of the changed IPs, and those that changed themselves.
+	services map[string]bool
+	// routes is true when some route share changed.
+	routes bool
+	// recomputed counts the IPs decided again.
+	recomputed int
+}
+
+func newEngine() *engine {
+	return &engine{svcs: map[string]plan.Service{}, byIP: map[netip.Addr]map[string]bool{}, ips: map[netip.Addr]plan.IPPlan{}, routed: map[netip.Addr]bool{}}
+}
+
+// ready reports whether a full computation has been made.
+func (e *engine) ready() bool { return e.ctx != nil }
+
+// full recomputes every IP under a new context and set of Services.
+func (e *engine) full(ctx *plan.Context, svcs map[string]*plan.Service) changes {
+	e.ctx = ctx
+	ch := changes{services: map[string]bool{}}
+	for k := range e.svcs {
+		if svcs[k] == nil {
+			ch.services[k] = true
+		}
+	}
+	e.svcs = make(map[string]plan.Service, len(svcs))
+	e.byIP = make(map[netip.Addr]map[string]bool, len(svcs))
+	for k, s := range svcs {
+		if s == nil {
+			continue
+		}
+		e.svcs[k] = *s
+		for _, ip := range s.IPs {
+			e.hold(ip, k)
+		}
+	}
+	affected := make(map[netip.Addr]bool, len(e.ips)+len(e.byIP))
+	for ip := range e.ips {
+		affected[ip] = true
+	}
+	for ip := range e.byIP {
+		affected[ip] = true
+	}
+	e.recompute(affected, &ch)
+	return ch
+}
+
+// update recomputes the IPs of the given Services (nil: gone, not handled, or without an IP), old
+// and new.
+func (e *engine) update(svcs map[string]*plan.Service) changes {
+	ch := changes{services: map[string]bool{}}
+	affected := map[netip.Addr]bool{}
+	for k, s := range svcs {
+		old, had := e.svcs[k]
+		if !had && s == nil {
+			continue
+		}
+		if had && s != nil && reflect.DeepEqual(old, *s) {
+			continue
+		}
+		ch.services[k] = true
+		if had {
+			for _, ip := range old.IPs {
+				affected[ip] = true
+				e.release(ip, k)
+			}
+			delete(e.svcs, k)
+		}
+		if s != nil {
+			e.svcs[k] = *s
+			for _, ip := range s.IPs {
+				affected[ip] = true
+				e.hold(ip, k)
+			}
+		}
+	}
+	e.recompute(affected, &ch)
+	return ch
+}
+
+func (e *engine) hold(ip netip.Addr, key string) {
+	set := e.byIP[ip]
+	if set == nil {
+		set = map[string]bool{}
+		e.byIP[ip] = set
+	}
+	set[key] = true
+}
+
+func (e *engine) release(ip netip.Addr, key string) {
+	if set := e.byIP[ip]; set != nil {
+		delete(set, key)
+		if len(set) == 0 {
+			delete(e.byIP, ip)
+		}
+	}
+}
+
+// recompute decides the affected IPs again and records those whose plan changed.
+func (e *engine) recompute(affected map[netip.Addr]bool, ch *changes) {
+	ch.recomputed = len(affected)
+	for ip := range affected {
+		old := e.ips[ip]
+		var next plan.IPPlan
+		if keys := e.byIP[ip]; len(keys) > 0 {
+			svcs := make([]plan.Service, 0, len(keys))
+			for k := range keys {
+				svcs = append(svcs, e.svcs[k])
+			}
+			next = e.ctx.IP(ip, svcs)
+			e.ips[ip] = next
+		} else {
+			delete(e.ips, ip)
+		}
+		if len(next.Routes) > 0 {
+			e.routed[ip] = true
+		} else {
+			delete(e.routed, ip)
+		}
+		if reflect.DeepEqual(old, next) {
+			continue
+		}
+		ch.ips = append(ch.ips, ipChange{ip: ip, old: old, new: next})
+		if !reflect.DeepEqual(old.Routes, next.Routes) {
+			ch.routes = true
+		}
+		for _, p := range []plan.IPPlan{old, next} {
+			for _, as := range p.L2 {
+				ch.services[as.Service] = true
+			}
+			for _, as := range p.BGP {
+				ch.services[as.Service] = true
+			}
+			for _, u := range p.Unannounced {
+				ch.services[u.Service] = true
+			}
+		}
+	}
+	slices.SortFunc(ch.ips, func(a, b ipChange) int { return a.ip.Compare(b.ip) })
+}
+
+// routes returns this node's BGP routes: the route shares of every IP, merged.
+func (e *engine) routes() []plan.Route {
+	ips := make([]netip.Addr, 0, len(e.routed))
+	for ip := range e.routed {
+		ips = append(ips, ip)
+	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	var shares []plan.RouteShare
+	for _, ip := range ips {
+		shares = append(shares, e.ips[ip].Routes...)
+	}
+	return plan.FlattenRoutes(shares)
+}
+
+// l2Of returns the layer-2 assignments of a Service (its IPs this node answers for, with their
+// interfaces), by IP.
+func (e *engine) l2Of(key string) []plan.L2Assignment {
+	var out []plan.L2Assignment
+	for _, ip := range e.svcs[key].IPs {
+		for _, as := range e.ips[ip].L2 {
+			if as.Service == key {
+				out = append(out, as)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b plan.L2Assignment) int { return a.IP.Compare(b.IP) })
+	return slices.CompactFunc(out, func(a, b plan.L2Assignment) bool { return a.IP == b.IP })
+}
+
+// bgpOf returns the BGP assignments of a Service, by IP.
+func (e *engine) bgpOf(key string) []plan.BGPAssignment {
+	var out []plan.BGPAssignment
+	for _, ip := range e.svcs[key].IPs {
+		for _, as := range e.ips[ip].BGP {
+			if as.Service == key {
+				out = append(out, as)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b plan.BGPAssignment) int { return a.IP.Compare(b.IP) })
+	return slices.CompactFunc(out, func(a, b plan.BGPAssignment) bool { return a.IP == b.IP })
+}
+
+// plan assembles the whole plan (for tests and for what needs all of it at once).
+func (e *engine) plan() plan.Plan {
+	ips := make([]plan.IPPlan, 0, len(e.ips))
+	for _, p := range e.ips {
+		ips = append(ips, p)
+	}
+	ctx := e.ctx
+	if ctx == nil {
+		ctx = plan.NewContext(nil, "", nil)
+	}
+	return plan.Assemble(ctx, ips)
+}
