@@ -191,7 +191,7 @@ func (m *model) planServiceLocked(key string, handles func(*corev1.Service) bool
 		LocalTraffic: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 	}
 	for _, ing := range s.Status.LoadBalancer.Ingress {
-		if ip, err := netip.ParseAddr(ing.IP); err == nil {
+		if ip, err := netip.ParseAddr(ing.IP); err == nil && !slices.Contains(ps.IPs, ip) {
 			ps.IPs = append(ps.IPs, ip)
 		}
 	}

@@ -89,6 +89,10 @@ func TestBenchSpeakerScale(t *testing.T) {
 	}
 }
 
+// scaleClass is the load-balancer class of the scale test's Services: the agents of the other tests
+// (class "") leave them alone.
+const scaleClass = "herald.dev/scale-test"
+
 // scaleCluster is the API side of the scale test: nodes, a pool and Services with their slices.
 type scaleCluster struct {
 	hns, app string
@@ -179,7 +183,7 @@ func (sc *scaleCluster) grow(t *testing.T, n int) {
 		ip := netip.AddrFrom16(a)
 		name := fmt.Sprintf("s%05d", i)
 		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: sc.app}, Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: ptr.To(false),
+			Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: ptr.To(false), LoadBalancerClass: ptr.To(scaleClass),
 			Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
 		if err := sc.client.Create(ctx, s); err != nil {
 			return fmt.Errorf("creating Service %s: %w", name, err)
@@ -243,7 +247,7 @@ func (sc *scaleCluster) startAgent(t *testing.T) *scaleRun {
 	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
 	l2 := newNotifyL2()
 	a, err := New(Options{
-		NodeName: sc.nodes[0], Namespace: sc.hns, Cache: ch, Client: env.Client, Recorder: record.NewFakeRecorder(100000),
+		NodeName: sc.nodes[0], Namespace: sc.hns, LBClass: scaleClass, Cache: ch, Client: env.Client, Recorder: record.NewFakeRecorder(100000),
 		Members: fm, L2: l2, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface), Resync: time.Hour,
 	})
 	if err != nil {

@@ -1,0 +1,143 @@
+package agent
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/speaker/election"
+	"github.com/herald-lb/herald/speaker/plan"
+)
+
+var planCmp = cmp.Options{
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+}
+
+func engineConfig(t *testing.T) *config.Config {
+	t.Helper()
+	agg := int32(30)
+	cfg, err := config.Parse(config.Snapshot{
+		Pools: []v1beta1.IPAddressPool{
+			{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: "h"}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.0/27"}}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "bgp", Namespace: "h"}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.64/27"}}},
+		},
+		L2Advertisements: []v1beta1.L2Advertisement{{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: "h"},
+			Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"l2"}}}},
+		BGPAdvertisements: []v1beta1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "bgp", Namespace: "h"},
+			Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp"}, AggregationLength: &agg}}},
+		Peers: []v1beta1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "tor", Namespace: "h"},
+			Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.1"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestEngineMatchesCompute changes random Services one at a time, shared IPs, endpoints, IPs in no
+// pool and removals included, and checks after each change that the plan the engine keeps is the
+// plan Compute makes from scratch, and that only the IPs of the changed Service were recomputed.
+// Now and then the nodes change and everything is recomputed, as for a membership change.
+func TestEngineMatchesCompute(t *testing.T) {
+	cfg := engineConfig(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	names := []string{"n1", "n2", "n3", "n4"}
+	nodes := func() []election.Node {
+		var out []election.Node
+		for _, n := range names {
+			out = append(out, election.Node{Name: n, Alive: rng.IntN(5) != 0, SpeakerReady: true, Ready: true,
+				Interfaces: []string{"eth0"}, DefaultInterfaces: []string{"eth0"}})
+		}
+		return out
+	}
+	randomIP := func() netip.Addr {
+		switch rng.IntN(6) {
+		case 0:
+			return netip.MustParseAddr("203.0.113.5") // in no pool
+		case 1, 2:
+			return netip.AddrFrom4([4]byte{198, 51, 100, byte(64 + rng.IntN(8))})
+		default:
+			return netip.AddrFrom4([4]byte{198, 51, 100, byte(rng.IntN(12))}) // few: often shared
+		}
+	}
+	svcs := map[string]*plan.Service{}
+	for i := range 30 {
+		key := fmt.Sprintf("app/s%d", i)
+		svcs[key] = &plan.Service{Key: key, IPs: []netip.Addr{randomIP()}, ReadyEndpointNodes: []string{"n1", "n2"}}
+	}
+	ns := nodes()
+	e := newEngine()
+	e.full(plan.NewContext(cfg, "n1", ns), svcs)
+	var owned, routed, shared int
+	check := func(step string) {
+		t.Helper()
+		p := e.plan()
+		owned += len(p.L2Owned)
+		routed += len(p.Routes)
+		for _, keys := range e.byIP {
+			if len(keys) > 1 {
+				shared++
+			}
+		}
+		in := plan.Input{Config: cfg, Self: "n1", Nodes: ns}
+		for _, s := range svcs {
+			in.Services = append(in.Services, *s)
+		}
+		if diff := cmp.Diff(plan.Compute(in), e.plan(), planCmp); diff != "" {
+			t.Fatalf("%s: the engine's plan differs from Compute (-want +got):\n%s", step, diff)
+		}
+		if diff := cmp.Diff(plan.Compute(in).Routes, e.routes(), planCmp); diff != "" {
+			t.Fatalf("%s: the engine's routes differ from Compute (-want +got):\n%s", step, diff)
+		}
+	}
+	check("start")
+	for step := range 400 {
+		if step%50 == 49 {
+			ns = nodes()
+			e.full(plan.NewContext(cfg, "n1", ns), svcs)
+			check(fmt.Sprintf("step %d: nodes changed", step))
+			continue
+		}
+		key := fmt.Sprintf("app/s%d", rng.IntN(40))
+		old := svcs[key]
+		var next *plan.Service
+		if rng.IntN(5) != 0 {
+			next = &plan.Service{Key: key, IPs: []netip.Addr{randomIP()}, NoEndpoints: rng.IntN(4) == 0,
+				LocalTraffic: rng.IntN(3) == 0, ReadyEndpointNodes: []string{names[rng.IntN(4)]}}
+			if ip := randomIP(); rng.IntN(4) == 0 && ip != next.IPs[0] { // the model lists each IP once
+				next.IPs = append(next.IPs, ip)
+			}
+		}
+		if next == nil {
+			delete(svcs, key)
+		} else {
+			svcs[key] = next
+		}
+		ch := e.update(map[string]*plan.Service{key: next})
+		check(fmt.Sprintf("step %d: %s changed", step, key))
+		affected := map[netip.Addr]bool{}
+		for _, s := range []*plan.Service{old, next} {
+			if s != nil {
+				for _, ip := range s.IPs {
+					affected[ip] = true
+				}
+			}
+		}
+		if old != nil && next != nil && cmp.Equal(*old, *next, planCmp) {
+			affected = nil
+		}
+		if ch.recomputed != len(affected) {
+			t.Fatalf("step %d: %d IPs recomputed, want %d (those of %s)", step, ch.recomputed, len(affected), key)
+		}
+	}
+	if owned == 0 || routed == 0 || shared == 0 {
+		t.Errorf("the random changes did not exercise the plan: %d owned IPs, %d routes, %d shared IPs seen", owned, routed, shared)
+	}
+}
