@@ -156,6 +156,9 @@ type Agent struct {
 	eng    *engine // per-IP plans; the loop's goroutine only (engine.go)
 	synced []toolscache.ResourceEventHandlerRegistration
 	out    outputs // what was derived from the plans; the loop's goroutine only (apply.go)
+
+	// observeSync, when set (by tests), is told how long each computation took.
+	observeSync func(cause string, took time.Duration)
 }
 
 // New checks opts and returns an Agent; Start runs it.
@@ -297,6 +300,9 @@ func (a *Agent) pacedSync(ctx context.Context, pace *pacer, cause string) {
 	a.sync(ctx, cause)
 	end := time.Now()
 	pace.done(start, end)
+	if a.observeSync != nil {
+		a.observeSync(cause, end.Sub(start))
+	}
 	a.pace.syncs.WithLabelValues(cause).Inc()
 	a.pace.busy.Add(end.Sub(start).Seconds())
 }

@@ -111,7 +111,9 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 			}
 			a.l2c.deleted[st.Name] = true
 			a.l2c.mu.Unlock()
-			a.Trigger()
+			if a.status.wants(st.Name) { // not one this node removed itself
+				a.Trigger()
+			}
 		}
 	}
 	reg, err := inf.AddEventHandler(macLearner{learn: learn, count: count, gone: gone})

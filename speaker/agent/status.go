@@ -175,6 +175,17 @@ func (w *statusWriter) set(d desired) {
 	w.wake()
 }
 
+// wants reports whether the ServiceL2Status called name is desired now.
+func (w *statusWriter) wants(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cur == nil {
+		return false
+	}
+	_, ok := w.cur.l2[name]
+	return ok
+}
+
 // put changes the desired objects of the given names (nil: none wanted), keeping the rest.
 func (w *statusWriter) put(l2 map[string]*v1beta1.ServiceL2StatusStatus, bgp map[string]*v1beta1.ServiceBGPStatusStatus) {
 	w.mu.Lock()
