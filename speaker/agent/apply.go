@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/speaker/election"
+	"github.com/herald-lb/herald/speaker/layer2"
 	"github.com/herald-lb/herald/speaker/plan"
 )
 
@@ -233,3 +234,6 @@ func (a *Agent) warnIP(ip netip.Addr, unannounced []plan.Unannounced, alive []st
 		}
 	}
 }
+
+// The layer-2 announcer takes changes.
+var _ Layer2Updater = (*layer2.Announcer)(nil)

@@ -1,6 +1,7 @@
 package layer2
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,13 @@ type Config struct {
 	Burst []time.Duration
 	// Refresh is how often an owned address is announced again after the burst. Zero: DefaultRefresh.
 	Refresh time.Duration
+	// AnnounceRate bounds the gratuitous announcements per second over every address and
+	// interface (one announcement is two frames for IPv4, one for IPv6); AnnounceBurst of them
+	// may go out at once. A mass takeover announces every address once before any follow-up of
+	// the burst schedule, in the order taken over. Zero: DefaultAnnounceRate and
+	// DefaultAnnounceBurst.
+	AnnounceRate  float64
+	AnnounceBurst int
 	// Conflicts turns on duplicate address detection (see ConflictConfig). Nil: off; the
 	// Announcer only answers and announces.
 	Conflicts *ConflictConfig
@@ -47,6 +55,14 @@ type Config struct {
 	// taken as current.
 	Index func(name string) (int, error)
 }
+
+// Defaults of Config.AnnounceRate and Config.AnnounceBurst: 10,000 addresses taken over at once
+// are all announced within 0.6s, and the segment never sees more than 30,000 gratuitous frames a
+// second from one node, however many addresses move.
+const (
+	DefaultAnnounceRate  = 15000
+	DefaultAnnounceBurst = 1500
+)
 
 // Announcer answers ARP and NDP for the addresses this node owns, on the interfaces it owns them on,
 // and announces takeovers. It is safe for concurrent use; the speaker drives it with SetOwned.
@@ -63,8 +79,14 @@ type Announcer struct {
 	closed   bool
 	links    map[int]*link // by interface index
 	owned    map[string]*[numFamilies]map[netip.Addr]struct{}
+	ifsOf    map[netip.Addr][]string // the interfaces of each owned address (owned, by address)
 	prepared []string
 	entries  map[announcement]*progress
+	// first are the takeovers waiting for their first announcement, in order; due the later
+	// announcements by time; bucket paces both (first ones first).
+	first  []queued
+	due    dueHeap
+	bucket tokenBucket
 
 	kick     chan struct{}
 	stop     chan struct{}
@@ -90,6 +112,7 @@ type progress struct {
 	takeover time.Time
 	sent     int // announcements sent so far
 	next     time.Time
+	gen      uint64 // tells the current entry in the due queue from earlier ones
 }
 
 // NewAnnouncer returns an Announcer that owns nothing yet. Close releases it.
@@ -102,6 +125,16 @@ func NewAnnouncer(cfg Config) (*Announcer, error) {
 	if err != nil {
 		return nil, err
 	}
+	rate, burst := cfg.AnnounceRate, cfg.AnnounceBurst
+	if rate == 0 {
+		rate = DefaultAnnounceRate
+	}
+	if burst == 0 {
+		burst = DefaultAnnounceBurst
+	}
+	if rate < 0 || burst < 0 {
+		return nil, fmt.Errorf("%w: announce rate %v, burst %d", ErrInvalidSchedule, rate, burst)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,7 +145,9 @@ func NewAnnouncer(cfg Config) (*Announcer, error) {
 		m:        m,
 		links:    map[int]*link{},
 		owned:    map[string]*[numFamilies]map[netip.Addr]struct{}{},
+		ifsOf:    map[netip.Addr][]string{},
 		entries:  map[announcement]*progress{},
+		bucket:   tokenBucket{rate: rate, burst: float64(max(burst, 1))},
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
@@ -142,8 +177,10 @@ func NewAnnouncer(cfg Config) (*Announcer, error) {
 
 // SetOwned makes owned the complete desired state: each address this node owns, mapped to the
 // names of the interfaces to answer on (see Select). When it returns, addresses no longer owned (or
-// no longer on an interface) are not answered there any more, and every newly owned address has
-// been announced once; the follow-up announcements run in the background. Links are opened when
+// no longer on an interface) are not answered there any more, every newly owned address is
+// answered, and has been announced once unless the announcements are paced (more than
+// Config.AnnounceBurst at once): those go out in the background at Config.AnnounceRate, in order,
+// before any follow-up announcement. Links are opened when
 // first needed, and closed when no owned address uses them and Prepare did not ask for them. An
 // interface whose index changed since its link was opened (deleted and created again) is reopened,
 // and its addresses announced anew.
@@ -157,12 +194,16 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 func (a *Announcer) setOwned(owned map[netip.Addr][]string, fresh map[netip.Addr]bool) error {
 	var errs []error
 	want := map[string]*[numFamilies]map[netip.Addr]struct{}{}
+	ifsOf := make(map[netip.Addr][]string, len(owned))
 	for ip, ifnames := range owned {
-		if !ip.IsValid() || ip.Unmap().IsUnspecified() || ip.IsMulticast() {
+		if !validOwned(ip) {
 			errs = append(errs, fmt.Errorf("owning %s: %w", ip, ErrInvalidIP))
 			continue
 		}
 		ip = ip.Unmap().WithZone("")
+		if len(ifnames) > 0 {
+			ifsOf[ip] = uniqueNames(ifnames)
+		}
 		for _, name := range ifnames {
 			fams := want[name]
 			if fams == nil {
@@ -182,7 +223,7 @@ func (a *Announcer) setOwned(owned map[netip.Addr][]string, fresh map[netip.Addr
 	if a.closed {
 		return ErrClosed
 	}
-	a.owned = want
+	a.owned, a.ifsOf = want, ifsOf
 	_, openErrs, err := a.apply(fresh)
 	for name := range want {
 		errs = append(errs, openErrs[name])
@@ -316,12 +357,11 @@ func (a *Announcer) apply(fresh map[netip.Addr]bool) (map[string]*link, map[stri
 					continue
 				}
 				a.log.Info("Taking over", "ip", ip, "interface", name)
-				p := &progress{takeover: now}
-				a.entries[an] = p
-				a.announce(an, name, r, p, now)
+				a.takeOver(an, now)
 			}
 		}
 	}
+	a.sendFirst(now)
 
 	for idx, l := range a.links {
 		if open[l.name] != l {
@@ -440,21 +480,68 @@ func (a *Announcer) run() {
 	}
 }
 
-// announceDue sends what is due at now and returns when the next announcement is due (zero: none).
+// queued is a takeover waiting for its first announcement.
+type queued struct {
+	an announcement
+	p  *progress
+}
+
+// takeOver starts the announcements of an owned address: its first one is queued (sendFirst).
 // a.mu must be held.
-func (a *Announcer) announceDue(now time.Time) time.Time {
-	var next time.Time
-	for an, p := range a.entries {
-		if !p.next.After(now) {
-			if l := a.links[an.ifindex]; l != nil && l.resp[familyOf(an.ip)] != nil {
-				a.announce(an, l.name, l.resp[familyOf(an.ip)], p, now)
-			}
+func (a *Announcer) takeOver(an announcement, now time.Time) {
+	p := &progress{takeover: now}
+	a.entries[an] = p
+	a.first = append(a.first, queued{an: an, p: p})
+}
+
+// sendFirst sends the queued first announcements as far as the rate allows, and reports whether
+// it sent them all. a.mu must be held.
+func (a *Announcer) sendFirst(now time.Time) bool {
+	for len(a.first) > 0 {
+		q := a.first[0]
+		l := a.links[q.an.ifindex]
+		if a.entries[q.an] != q.p || q.p.sent > 0 || l == nil || l.resp[familyOf(q.an.ip)] == nil {
+			a.first = a.first[1:] // gone, or announced meanwhile (a conflict's defence)
+			continue
 		}
-		if next.IsZero() || p.next.Before(next) {
-			next = p.next
+		if !a.bucket.take(now) {
+			return false
 		}
+		a.first = a.first[1:]
+		q.p.takeover = now // the follow-ups count from the first announcement
+		a.announce(q.an, l.name, l.resp[familyOf(q.an.ip)], q.p, now)
 	}
-	return next
+	a.first = nil // let the backing array go
+	return true
+}
+
+// announceDue sends what is due at now, first announcements first, as far as the rate allows,
+// and returns when to come back (zero: nothing is scheduled). a.mu must be held.
+func (a *Announcer) announceDue(now time.Time) time.Time {
+	if !a.sendFirst(now) {
+		return a.bucket.nextToken(now)
+	}
+	for len(a.due) > 0 {
+		it := a.due[0]
+		if a.entries[it.an] != it.p || it.p.gen != it.gen {
+			heap.Pop(&a.due) // dropped or rescheduled
+			continue
+		}
+		if it.at.After(now) {
+			return it.at
+		}
+		l := a.links[it.an.ifindex]
+		if l == nil || l.resp[familyOf(it.an.ip)] == nil {
+			heap.Pop(&a.due)
+			continue
+		}
+		if !a.bucket.take(now) {
+			return a.bucket.nextToken(now)
+		}
+		heap.Pop(&a.due)
+		a.announce(it.an, l.name, l.resp[familyOf(it.an.ip)], it.p, now)
+	}
+	return time.Time{}
 }
 
 // announce sends one announcement and moves p to the next one due after now (skipping any that a
@@ -468,9 +555,43 @@ func (a *Announcer) announce(an announcement, ifname string, r *responder, p *pr
 	for p.sent++; ; p.sent++ {
 		p.next = p.takeover.Add(a.sched.at(p.sent))
 		if p.next.After(now) {
-			return
+			break
 		}
 	}
+	p.gen++
+	heap.Push(&a.due, dueItem{at: p.next, an: an, p: p, gen: p.gen})
+}
+
+// dueItem is a scheduled announcement; it is current while its entry is p and p.gen is gen.
+type dueItem struct {
+	at  time.Time
+	an  announcement
+	p   *progress
+	gen uint64
+}
+
+// dueHeap is a min-heap of scheduled announcements by time.
+type dueHeap []dueItem
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+func validOwned(ip netip.Addr) bool {
+	return ip.IsValid() && !ip.Unmap().IsUnspecified() && !ip.IsMulticast()
+}
+
+func uniqueNames(names []string) []string {
+	out := slices.Clone(names)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func has(set map[netip.Addr]struct{}, ip netip.Addr) bool {

@@ -225,8 +225,9 @@ func (r *responder) setOwned(ips map[netip.Addr]struct{}) error {
 			want[string(solicitedNodeMAC(ip))]++
 		}
 		if len(ips) > 0 && r.claims != nil {
-			// Advertisements that answer duplicate address detection go to all nodes.
-			want[string(allNodesMAC)]++
+			// Advertisements that answer duplicate address detection go to all nodes. Counted
+			// once per owned address, as add and remove count it.
+			want[string(allNodesMAC)] += len(ips)
 		}
 		for g := range want {
 			if r.joined[g] == 0 && r.groups != nil {
