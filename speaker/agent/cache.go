@@ -2,7 +2,10 @@ package agent
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,13 +21,75 @@ func SecretSelector() labels.Selector {
 
 // CacheOptions are the speaker's cache options: Herald's configuration and status objects of
 // namespace only, and of its Secrets only those SecretSelector selects. Services, EndpointSlices
-// and Nodes are cached cluster-wide.
+// and Nodes are cached cluster-wide, trimmed to what the speaker reads (see TrimService,
+// TrimEndpointSlice, TrimNode); every object loses its managedFields.
 func CacheOptions(namespace string) cache.Options {
 	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Secret{}:         {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
-		&v1beta1.IPAddressPool{}: inNS, &v1beta1.L2Advertisement{}: inNS, &v1beta1.BGPAdvertisement{}: inNS,
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: map[client.Object]cache.ByObject{
+		&corev1.Service{}:            {Transform: trim(TrimService)},
+		&discoveryv1.EndpointSlice{}: {Transform: trim(TrimEndpointSlice)},
+		&corev1.Node{}:               {Transform: trim(TrimNode)},
+		&corev1.Secret{}:             {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
+		&v1beta1.IPAddressPool{}:     inNS, &v1beta1.L2Advertisement{}: inNS, &v1beta1.BGPAdvertisement{}: inNS,
 		&v1beta1.BGPPeer{}: inNS, &v1beta1.BFDProfile{}: inNS, &v1beta1.Community{}: inNS,
 		&v1beta1.ServiceL2Status{}: inNS, &v1beta1.ServiceBGPStatus{}: inNS, &v1beta1.BGPSessionStatus{}: inNS,
 	}}
+}
+
+// What the speaker keeps of the objects it caches cluster-wide. A speaker runs on every node and
+// caches every Service, EndpointSlice and Node of the cluster: with 10,000 Services, the fields it
+// never reads (ports, selectors, cluster IPs, endpoint addresses, node images and capacity,
+// annotations and managedFields) would be most of its memory.
+
+// trim makes a cache transform of a function that trims one kind in place. Objects of other
+// types (a DeletedFinalStateUnknown tombstone) pass unchanged.
+func trim[T any](f func(*T)) toolscache.TransformFunc {
+	return func(in any) (any, error) {
+		if o, ok := in.(*T); ok {
+			f(o)
+		}
+		return in, nil
+	}
+}
+
+// trimMeta keeps the identity of an object (for events and cache keys), its labels and whether it
+// is being deleted.
+func trimMeta(m *metav1.ObjectMeta) {
+	*m = metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		Generation: m.Generation, Labels: m.Labels, DeletionTimestamp: m.DeletionTimestamp,
+	}
+}
+
+// TrimService keeps what the speaker reads of a Service: its type and class, its traffic policy
+// and the IPs in its status.
+func TrimService(s *corev1.Service) {
+	trimMeta(&s.ObjectMeta)
+	s.Spec = corev1.ServiceSpec{Type: s.Spec.Type, LoadBalancerClass: s.Spec.LoadBalancerClass, ExternalTrafficPolicy: s.Spec.ExternalTrafficPolicy}
+	ingress := make([]corev1.LoadBalancerIngress, 0, len(s.Status.LoadBalancer.Ingress))
+	for _, ing := range s.Status.LoadBalancer.Ingress {
+		ingress = append(ingress, corev1.LoadBalancerIngress{IP: ing.IP})
+	}
+	s.Status = corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: ingress}}
+}
+
+// TrimEndpointSlice keeps what the speaker reads of an EndpointSlice: the Service it belongs to
+// (a label) and, of each endpoint, its node and conditions.
+func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
+	trimMeta(&es.ObjectMeta)
+	es.Ports = nil
+	for i, ep := range es.Endpoints {
+		es.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: ep.Conditions}
+	}
+}
+
+// TrimNode keeps what the speaker reads of a Node: labels, spec, addresses and the conditions'
+// types and states.
+func TrimNode(n *corev1.Node) {
+	trimMeta(&n.ObjectMeta)
+	conds := make([]corev1.NodeCondition, 0, len(n.Status.Conditions))
+	for _, c := range n.Status.Conditions {
+		conds = append(conds, corev1.NodeCondition{Type: c.Type, Status: c.Status})
+	}
+	n.Status = corev1.NodeStatus{Addresses: n.Status.Addresses, Conditions: conds}
 }

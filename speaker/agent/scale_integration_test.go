@@ -246,7 +246,10 @@ type scaleRun struct {
 
 func (sc *scaleCluster) startAgent(t *testing.T) *scaleRun {
 	t.Helper()
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	// The cache as the speaker makes it (trimmed objects).
+	opts := CacheOptions(sc.hns)
+	opts.Scheme = env.Scheme
+	ch, err := cache.New(env.Config, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

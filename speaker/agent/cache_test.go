@@ -1,0 +1,71 @@
+package agent
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// The trimmed objects give the speaker exactly what the whole ones give: the plan's view of a
+// Service and its endpoints, and the views that decide whether an update matters.
+func TestTrimKeepsWhatTheSpeakerReads(t *testing.T) {
+	now := metav1.Now()
+	meta := metav1.ObjectMeta{Name: "web", Namespace: "app", UID: "u1", ResourceVersion: "7", Labels: map[string]string{"app": "web"},
+		Annotations: map[string]string{"big": string(make([]byte, 4096))}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+		Finalizers: []string{"f"}, OwnerReferences: []metav1.OwnerReference{{Name: "o"}}}
+	svc := &corev1.Service{ObjectMeta: meta, Spec: corev1.ServiceSpec{
+		Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: ptr.To("c"), ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+		Ports: []corev1.ServicePort{{Port: 80}}, Selector: map[string]string{"app": "web"}, ClusterIP: "10.0.0.1", HealthCheckNodePort: 31000,
+	}, Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{
+		{IP: "198.51.100.10", IPMode: ptr.To(corev1.LoadBalancerIPModeVIP), Ports: []corev1.PortStatus{{Port: 80}}}, {IP: "2001:db8::10"},
+	}}}}
+	es := &discoveryv1.EndpointSlice{ObjectMeta: *meta.DeepCopy(), AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"10.1.0.1"}, NodeName: ptr.To("n1"), Zone: ptr.To("z"), TargetRef: &corev1.ObjectReference{Name: "pod"},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)}},
+			{Addresses: []string{"10.1.0.2"}, NodeName: ptr.To("n2"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true)}},
+		}, Ports: []discoveryv1.EndpointPort{{Port: ptr.To(int32(8080))}}}
+	es.Name, es.Labels = "web-x", map[string]string{discoveryv1.LabelServiceName: "web"}
+	node := &corev1.Node{ObjectMeta: *meta.DeepCopy(), Spec: corev1.NodeSpec{PodCIDR: "10.2.0.0/24"}, Status: corev1.NodeStatus{
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "ok", LastHeartbeatTime: now}},
+		Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.51.100.11"}},
+		Images:     []corev1.ContainerImage{{Names: []string{"image"}, SizeBytes: 1}},
+		Capacity:   corev1.ResourceList{corev1.ResourceCPU: {}},
+	}}
+	node.Name = "n1"
+
+	handles := func(*corev1.Service) bool { return true }
+	plannedBy := func(s *corev1.Service, slices ...*discoveryv1.EndpointSlice) any {
+		m := newModel()
+		m.setService("app/web", s)
+		for _, e := range slices {
+			m.setSlice("app/"+e.Name, e)
+		}
+		return m.planServices([]string{"app/web"}, handles)["app/web"]
+	}
+	tsvc, tes, tnode := svc.DeepCopy(), es.DeepCopy(), node.DeepCopy()
+	TrimService(tsvc)
+	TrimEndpointSlice(tes)
+	TrimNode(tnode)
+	if diff := cmp.Diff(plannedBy(svc, es), plannedBy(tsvc, tes), planCmp); diff != "" {
+		t.Errorf("the plan's view of a trimmed Service (-whole +trimmed):\n%s", diff)
+	}
+	if diff := cmp.Diff(viewOfSlice(es), viewOfSlice(tes)); diff != "" {
+		t.Errorf("the view of a trimmed EndpointSlice (-whole +trimmed):\n%s", diff)
+	}
+	if diff := cmp.Diff(viewOfNode(node), viewOfNode(tnode)); diff != "" {
+		t.Errorf("the view of a trimmed Node (-whole +trimmed):\n%s", diff)
+	}
+	for name, o := range map[string]metav1.Object{"Service": tsvc, "EndpointSlice": tes, "Node": tnode} {
+		if len(o.GetAnnotations())+len(o.GetManagedFields())+len(o.GetFinalizers())+len(o.GetOwnerReferences()) > 0 || o.GetUID() == "" || o.GetResourceVersion() == "" {
+			t.Errorf("trimmed %s keeps metadata it does not need, or lost its identity: %+v", name, o)
+		}
+	}
+	if len(tsvc.Spec.Ports)+len(tes.Ports)+len(tnode.Status.Images) > 0 || tes.Endpoints[0].Addresses != nil || tnode.Status.Conditions[0].Message != "" {
+		t.Error("trimmed objects keep fields the speaker does not read")
+	}
+}
