@@ -12,10 +12,10 @@ import (
 // a change affects. It is not safe for concurrent use: the agent's loop owns it. It reads no
 // cache and does no I/O; the agent applies the changes it returns.
 type engine struct {
-	ctx  *plan.Context                 // nil before the first full computation
-	svcs map[string]plan.Service       // by key: every handled Service with an IP
+	ctx  *plan.Context                  // nil before the first full computation
+	svcs map[string]plan.Service        // by key: every handled Service with an IP
 	byIP map[netip.Addr]map[string]bool // IP -> keys of the Services holding it
-	ips  map[netip.Addr]plan.IPPlan    // the plan of every IP some Service holds
+	ips  map[netip.Addr]plan.IPPlan     // the plan of every IP some Service holds
 	// routed are the IPs whose plans have route shares.
 	routed map[netip.Addr]bool
 }

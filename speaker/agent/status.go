@@ -139,10 +139,10 @@ type statusWriter struct {
 	// applied is the state last converged; nil when unknown (the next set converges everything).
 	applied *desired
 	// full: the next run converges everything; dirty*: the names to converge otherwise.
-	full                bool
-	dirtyL2, dirtyBGP   map[string]bool
-	dirtySessions       bool
-	kick                chan struct{}
+	full              bool
+	dirtyL2, dirtyBGP map[string]bool
+	dirtySessions     bool
+	kick              chan struct{}
 
 	// alive, when set, returns the speakers alive now: a sweep never removes the objects of one of
 	// them, even when the desired state it applies was computed before that speaker came back.

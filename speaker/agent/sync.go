@@ -192,4 +192,3 @@ func bgpRoutes(routes []plan.Route) []bgp.Route {
 	}
 	return out
 }
-
