@@ -54,6 +54,10 @@ type options struct {
 	l2Conflicts      bool
 	resync           time.Duration
 	timers           members.Timers
+	// speakers sizes the memberlist timers (members.TimersFor); 0: the Nodes counted at start.
+	speakers int
+	// scaleTimers: the probe interval and timeout were not given, they follow the cluster size.
+	scaleTimers bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -82,6 +86,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.timers.ProbeTimeout, "memberlist-probe-timeout", o.timers.ProbeTimeout, "memberlist failure detection: probe timeout")
 	fs.IntVar(&o.timers.SuspicionMult, "memberlist-suspicion-mult", o.timers.SuspicionMult, "memberlist failure detection: suspicion multiplier (probe intervals a suspect has to refute)")
 	fs.DurationVar(&o.timers.GossipInterval, "memberlist-gossip-interval", o.timers.GossipInterval, "memberlist gossip interval")
+	fs.IntVar(&o.speakers, "memberlist-cluster-size", 0, "number of speakers the memberlist probe interval and timeout are sized for when they are not given (detection within 0.4s at any size: 70ms up to 25 speakers, 47ms at 200, 38ms at 1,000); 0: the Nodes counted at start")
 	if ip := os.Getenv("POD_IP"); ip != "" {
 		if err := o.hostIP.UnmarshalText([]byte(ip)); err != nil {
 			return o, fmt.Errorf("$POD_IP %q: %w", ip, err)
@@ -90,6 +95,12 @@ func parseFlags(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	o.scaleTimers = true
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "memberlist-probe-interval" || f.Name == "memberlist-probe-timeout" {
+			o.scaleTimers = false
+		}
+	})
 	if o.nodeName == "" {
 		return o, fmt.Errorf("--node-name (or $NODE_NAME) is required")
 	}
@@ -164,6 +175,17 @@ func run(ctx context.Context, o options) error {
 	bind := addrs.Host
 	if o.memberlistBind.IsValid() {
 		bind = o.memberlistBind
+	}
+	if o.scaleTimers {
+		n := o.speakers
+		if n == 0 {
+			if n, err = agent.NodeCount(ctx, reader); err != nil {
+				log.Warn("sizing the memberlist timers for a small cluster", "err", err)
+			}
+		}
+		t := members.TimersFor(n)
+		o.timers.ProbeInterval, o.timers.ProbeTimeout = t.ProbeInterval, t.ProbeTimeout
+		log.Info("memberlist timers sized for the cluster", "speakers", n, "probeInterval", t.ProbeInterval, "probeTimeout", t.ProbeTimeout)
 	}
 	keys, err := agent.MemberlistKeys(ctx, reader, agent.KeySource{
 		Namespace: o.namespace, Secret: o.memberlistSecret, Wait: o.secretWait, AllowUnencrypted: o.allowUnencrypted,

@@ -26,6 +26,9 @@ func TestParseFlags(t *testing.T) {
 				if o.timers.ProbeInterval != 70*time.Millisecond {
 					t.Errorf("default probe interval = %v, want the members package default", o.timers.ProbeInterval)
 				}
+				if !o.scaleTimers || o.speakers != 0 {
+					t.Errorf("timers not sized for the cluster by default (scale %t, speakers %d)", o.scaleTimers, o.speakers)
+				}
 			},
 		},
 		{
@@ -89,6 +92,9 @@ func TestParseFlags(t *testing.T) {
 			check: func(t *testing.T, o options) {
 				if o.timers.ProbeInterval != 200*time.Millisecond || o.timers.SuspicionMult != 5 {
 					t.Errorf("timers = %+v", o.timers)
+				}
+				if o.scaleTimers {
+					t.Error("a probe interval given on the command line is scaled with the cluster size")
 				}
 			}},
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -123,4 +124,15 @@ func NodeAddresses(ctx context.Context, c client.Reader, node string, hostIP net
 		return a, fmt.Errorf("node %s has no InternalIP and no --host-ip was given", node)
 	}
 	return a, nil
+}
+
+// NodeCount returns how many Nodes the cluster has, reading their metadata only: the speaker sizes
+// its memberlist timers by it (members.TimersFor).
+func NodeCount(ctx context.Context, c client.Reader) (int, error) {
+	var l metav1.PartialObjectMetadataList
+	l.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
+	if err := c.List(ctx, &l); err != nil {
+		return 0, fmt.Errorf("counting Nodes: %w", err)
+	}
+	return len(l.Items), nil
 }

@@ -2,7 +2,9 @@ package members
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -178,5 +180,33 @@ func TestMemberlistConfig(t *testing.T) {
 	}
 	if c.Keyring == nil || !c.GossipVerifyIncoming || !c.GossipVerifyOutgoing {
 		t.Errorf("encryption not enforced both ways: keyring %v, verify in %v out %v", c.Keyring != nil, c.GossipVerifyIncoming, c.GossipVerifyOutgoing)
+	}
+}
+
+func TestTimersFor(t *testing.T) {
+	tests := []struct {
+		n             int
+		interval      time.Duration
+		maxPktsPerSec float64
+	}{
+		{n: 0, interval: 70 * time.Millisecond}, {n: 3, interval: 70 * time.Millisecond}, {n: 20, interval: 70 * time.Millisecond},
+		{n: 50, interval: 60 * time.Millisecond}, {n: 200, interval: 47 * time.Millisecond}, {n: 1000, interval: 38 * time.Millisecond},
+		{n: 1_000_000, interval: 20 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.n), func(t *testing.T) {
+			got := TimersFor(tt.n)
+			if got.ProbeInterval != tt.interval || got.ProbeTimeout != tt.interval/2 {
+				t.Errorf("TimersFor(%d): probe interval %s, timeout %s; want %s and %s", tt.n, got.ProbeInterval, got.ProbeTimeout, tt.interval, tt.interval/2)
+			}
+			if err := got.validate(); err != nil {
+				t.Errorf("TimersFor(%d) is not valid: %v", tt.n, err)
+			}
+			// The detection estimate stays within the budget (or the interval is at its floor).
+			est := time.Duration((1.5 + float64(got.SuspicionMult)*max(1, math.Log10(float64(max(tt.n, 1))))) * float64(got.ProbeInterval))
+			if est > DetectionBudget+got.ProbeInterval && got.ProbeInterval > minProbeInterval {
+				t.Errorf("TimersFor(%d): detection estimate %s over the budget %s", tt.n, est, DetectionBudget)
+			}
+		})
 	}
 }

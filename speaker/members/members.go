@@ -80,8 +80,11 @@ type Members struct {
 	// keyMu serialises SetKeys.
 	keyMu sync.Mutex
 	// transport counts what memberlist sends; set by Start.
-	transport *countingTransport
+	transport trafficTransport
 	metrics   metrics
+	// newTransport opens the transport Start gives memberlist: newCountingTransport, or an
+	// in-memory network in the membership simulation (sim_test.go).
+	newTransport func(bindAddr string, port int, logger *log.Logger) (trafficTransport, error)
 }
 
 // New checks cfg and returns Members ready to Start. It opens no sockets.
@@ -95,6 +98,9 @@ func New(cfg Config) (*Members, error) {
 		log:     cfg.Logger.With("component", "members", "node", cfg.NodeName),
 		changes: make(chan struct{}, 1),
 		meta:    slices.Clone(cfg.Meta),
+		newTransport: func(bindAddr string, port int, logger *log.Logger) (trafficTransport, error) {
+			return newCountingTransport(bindAddr, port, logger)
+		},
 	}
 	if len(cfg.SecretKey) > 0 {
 		if m.keyring, err = newKeyring(cfg.SecretKey, cfg.SecondaryKeys); err != nil {
@@ -120,7 +126,7 @@ func (m *Members) Start() error {
 		return fmt.Errorf("starting members %s: already started", m.cfg.NodeName)
 	}
 	conf := m.memberlistConfig()
-	tr, err := newCountingTransport(conf.BindAddr, conf.BindPort, conf.Logger)
+	tr, err := m.newTransport(conf.BindAddr, conf.BindPort, conf.Logger)
 	if err != nil {
 		return fmt.Errorf("starting memberlist %s on %s: %w", m.cfg.NodeName,
 			netip.AddrPortFrom(m.cfg.BindAddr, uint16(m.cfg.BindPort)), err)

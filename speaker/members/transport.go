@@ -40,6 +40,12 @@ func (m *Members) Traffic() Traffic {
 	return tr.traffic()
 }
 
+// trafficTransport is a memberlist transport that counts what it sends.
+type trafficTransport interface {
+	memberlist.NodeAwareTransport
+	traffic() Traffic
+}
+
 // countingTransport is memberlist's own UDP/TCP transport with counters on everything sent.
 type countingTransport struct {
 	*memberlist.NetTransport
