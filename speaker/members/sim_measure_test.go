@@ -104,7 +104,9 @@ func simDetect(t *testing.T, n int, timers Timers, kills int, measureIdle bool) 
 	var r simDetection
 	synctest.Test(t, func(t *testing.T) {
 		net := newSimNet(uint64(n))
-		net.latency = func(rng *rand.Rand) time.Duration { return 100*time.Microsecond + time.Duration(rng.Int64N(int64(900*time.Microsecond))) }
+		net.latency = func(rng *rand.Rand) time.Duration {
+			return 100*time.Microsecond + time.Duration(rng.Int64N(int64(900*time.Microsecond)))
+		}
 		c := newSimCluster(t, n, timers, net)
 		defer c.shutdown()
 		// The joins' broadcasts drain and a push/pull round passes.
@@ -141,7 +143,9 @@ func simEndurance(t *testing.T, n int, d time.Duration, throttled bool, timers T
 	var r simEnduranceResult
 	synctest.Test(t, func(t *testing.T) {
 		net := newSimNet(uint64(n) + 11)
-		net.latency = func(rng *rand.Rand) time.Duration { return 100*time.Microsecond + time.Duration(rng.Int64N(int64(900*time.Microsecond))) }
+		net.latency = func(rng *rand.Rand) time.Duration {
+			return 100*time.Microsecond + time.Duration(rng.Int64N(int64(900*time.Microsecond)))
+		}
 		c := newSimCluster(t, n, timers, net)
 		defer c.shutdown()
 		time.Sleep(timers.PushPullInterval)

@@ -101,8 +101,8 @@ func (n *simNet) thawed(i int, t time.Time) time.Time {
 }
 
 func (e *simEndpoint) FinalAdvertiseAddr(string, int) (net.IP, int, error) { return e.ip, e.port, nil }
-func (e *simEndpoint) PacketCh() <-chan *memberlist.Packet                  { return e.packets }
-func (e *simEndpoint) StreamCh() <-chan net.Conn                            { return e.streams }
+func (e *simEndpoint) PacketCh() <-chan *memberlist.Packet                 { return e.packets }
+func (e *simEndpoint) StreamCh() <-chan net.Conn                           { return e.streams }
 
 func (e *simEndpoint) WriteTo(b []byte, addr string) (time.Time, error) {
 	return e.WriteToAddress(b, memberlist.Address{Addr: addr})
