@@ -103,6 +103,8 @@ type simDetection struct {
 func simDetect(t *testing.T, n int, timers Timers, kills int, measureIdle bool) simDetection {
 	var r simDetection
 	synctest.Test(t, func(t *testing.T) {
+		begin, wall := time.Now(), nowWall()
+		defer func() { t.Logf("%d members: simulated %s in %s", n, time.Since(begin).Round(time.Second), sinceWall(wall).Round(time.Millisecond)) }()
 		net := newSimNet(uint64(n))
 		net.latency = func(rng *rand.Rand) time.Duration {
 			return 100*time.Microsecond + time.Duration(rng.Int64N(int64(900*time.Microsecond)))
@@ -142,6 +144,8 @@ type simEnduranceResult struct {
 func simEndurance(t *testing.T, n int, d time.Duration, throttled bool, timers Timers) simEnduranceResult {
 	var r simEnduranceResult
 	synctest.Test(t, func(t *testing.T) {
+		begin, wall := time.Now(), nowWall()
+		defer func() { t.Logf("%d members: simulated %s in %s", n, time.Since(begin).Round(time.Second), sinceWall(wall).Round(time.Millisecond)) }()
 		net := newSimNet(uint64(n) + 11)
 		net.latency = func(rng *rand.Rand) time.Duration {
 			return 100*time.Microsecond + time.Duration(rng.Int64N(int64(900*time.Microsecond)))
