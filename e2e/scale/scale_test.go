@@ -112,9 +112,7 @@ func TestBenchScaleLab(t *testing.T) {
 	for k := range kills {
 		victim := l.Nodes[(1+k*(nodes/kills+1))%nodes].Name
 		moved := failover(t, ctx, l, probe, owners, victim, macs)
-		for _, d := range moved {
-			gaps = append(gaps, d)
-		}
+		gaps = append(gaps, moved...)
 		slices.Sort(moved)
 		t.Logf("kill %d: %s owned %d IPs; each answered from its new owner after %s (median), %s (worst)",
 			k+1, victim, len(moved), moved[len(moved)/2].Round(time.Millisecond), moved[len(moved)-1].Round(time.Millisecond))

@@ -42,9 +42,6 @@ type Layer2Guard interface {
 // conflictState is the agent's side of conflict detection.
 type conflictState struct {
 	mu sync.Mutex
-	// seen are the addresses that had a layer-2 owner in the last plan: an address new to the
-	// plan may be fresh, one that had an owner is a takeover.
-	seen map[netip.Addr]bool
 	// macs maps the MACs of other nodes' speakers to their node, as their ServiceL2Status objects
 	// showed them. Kept after the objects go: during a split brain each side may delete the
 	// other's status objects, while the MACs still tell a speaker from a foreign host.

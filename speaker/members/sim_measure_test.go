@@ -108,7 +108,9 @@ func simDetect(t *testing.T, n int, timers Timers, kills int, measureIdle bool) 
 	var r simDetection
 	synctest.Test(t, func(t *testing.T) {
 		begin, wall := time.Now(), nowWall()
-		defer func() { t.Logf("%d members: simulated %s in %s", n, time.Since(begin).Round(time.Second), sinceWall(wall).Round(time.Millisecond)) }()
+		defer func() {
+			t.Logf("%d members: simulated %s in %s", n, time.Since(begin).Round(time.Second), sinceWall(wall).Round(time.Millisecond))
+		}()
 		net := newSimNet(uint64(n))
 		net.latency = func(rng *rand.Rand) time.Duration {
 			return 100*time.Microsecond + time.Duration(rng.Int64N(int64(900*time.Microsecond)))
@@ -149,7 +151,9 @@ func simEndurance(t *testing.T, n int, d time.Duration, throttled bool, timers T
 	var r simEnduranceResult
 	synctest.Test(t, func(t *testing.T) {
 		begin, wall := time.Now(), nowWall()
-		defer func() { t.Logf("%d members: simulated %s in %s", n, time.Since(begin).Round(time.Second), sinceWall(wall).Round(time.Millisecond)) }()
+		defer func() {
+			t.Logf("%d members: simulated %s in %s", n, time.Since(begin).Round(time.Second), sinceWall(wall).Round(time.Millisecond))
+		}()
 		net := newSimNet(uint64(n) + 11)
 		net.latency = func(rng *rand.Rand) time.Duration {
 			return 100*time.Microsecond + time.Duration(rng.Int64N(int64(900*time.Microsecond)))

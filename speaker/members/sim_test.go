@@ -137,7 +137,7 @@ func (e *simEndpoint) WriteToAddress(b []byte, a memberlist.Address) (time.Time,
 		readAnyway := n.readWhileFrozen
 		n.mu.Unlock()
 		if t := n.thawed(dst.index, time.Now()); t.After(time.Now()) && !readAnyway {
-			time.AfterFunc(t.Sub(time.Now()), deliver)
+			time.AfterFunc(time.Until(t), deliver)
 			return
 		}
 		select {

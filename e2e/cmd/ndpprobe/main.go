@@ -63,7 +63,7 @@ func run(name string, interval, timeout time.Duration, old string, args []string
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", name, err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	var f ipv6.ICMPFilter
 	f.SetAll(true)
 	f.Accept(ipv6.ICMPTypeNeighborAdvertisement)
