@@ -290,6 +290,11 @@ func adNames(ads []*Advertisement, detail bool) []string {
 // (externalTrafficPolicy: Local)". Long lists are cut ("and 7 more"). It returns "" when a node
 // is eligible, and "no node" when there is none at all.
 func (e Explanation) Summary() string {
+	return e.SummaryWith(Reason.String)
+}
+
+// SummaryWith is Summary with the reasons said by text.
+func (e Explanation) SummaryWith(text func(Reason) string) string {
 	const maxNames, maxGroups = 4, 4
 	if len(e.Nodes) == 0 {
 		return "no node"
@@ -306,7 +311,7 @@ func (e Explanation) Summary() string {
 		}
 		parts := make([]string, 0, len(v.Reasons))
 		for _, r := range v.Reasons {
-			parts = append(parts, r.String())
+			parts = append(parts, text(r))
 		}
 		text := strings.Join(parts, " and ")
 		g := index[text]
