@@ -51,7 +51,7 @@ func (r StatusReport) WriteTable(w io.Writer, wide, detail bool) error {
 		if s.Pending != "" {
 			row := fmt.Sprintf("%s\t%s\t<pending>\t<none>\t<none>\t<none>\tPENDING", s.Namespace, s.Name)
 			if wide {
-				row += "\t\t\t"
+				row += "\t<none>\t<none>\t<none>"
 			}
 			fmt.Fprintln(tw, row)
 			problems = append(problems, fmt.Sprintf("%s/%s: pending: %s", s.Namespace, s.Name, s.Pending))

@@ -166,6 +166,9 @@ func decodeDocument(src string, data []byte) ([]Object, error) {
 	out := make([]Object, 0, len(list.Items))
 	for i := range list.Items {
 		item := &list.Items[i]
+		if item.GetKind() == "" || item.GetAPIVersion() == "" {
+			return nil, fmt.Errorf("%w: %s, item %d: not a Kubernetes object (apiVersion and kind are required)", ErrRead, src, i+1)
+		}
 		raw, err := item.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s, item %d: %w", ErrRead, src, i+1, err)
