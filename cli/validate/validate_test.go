@@ -127,7 +127,7 @@ stringData: {password: s3cret}
 			name:        "peer whose Secret is missing",
 			yaml:        "apiVersion: herald.dev/v1beta1\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {myASN: 64512, peerASN: 64500, peerAddress: 198.51.100.1, passwordSecret: {name: gone}}\n",
 			wantObjects: 1,
-			wantErrors:  []string{`config.yaml (document 1): BGPPeer herald-system/tor: spec.passwordSecret.name "gone": no Secret with this name in namespace "herald-system"; ` +
+			wantErrors: []string{`config.yaml (document 1): BGPPeer herald-system/tor: spec.passwordSecret.name "gone": no Secret with this name in namespace "herald-system"; ` +
 				`create it with the password under key "password" and the label herald.dev/speaker-secret=true (the speakers read only Secrets with it), or remove passwordSecret`},
 		},
 		{
