@@ -286,20 +286,29 @@ func (t *translator) pools(objs []*unstructured.Unstructured) {
 	}
 	for _, d := range ds {
 		addrs := make([]string, 0, len(d.spec.Addresses))
+		edges := false // a CIDR whose network or broadcast address Herald would skip
 		for i, a := range d.spec.Addresses {
+			pfx, err := netip.ParsePrefix(strings.TrimSpace(a))
+			if err != nil {
+				addrs = append(addrs, a)
+				continue
+			}
 			// MetalLB reads a CIDR with host bits set as its network; Herald wants it written so.
-			if pfx, err := netip.ParsePrefix(strings.TrimSpace(a)); err == nil && pfx != pfx.Masked() {
+			if pfx != pfx.Masked() {
 				t.note(Changed, d.name, fmt.Sprintf("spec.addresses[%d]", i), a, "written %s: MetalLB takes a CIDR with host bits set as its network, Herald wants the network address", pfx.Masked())
 				a = pfx.Masked().String()
 			}
+			edges = edges || len(config.NetworkAndBroadcast(pfx)) > 0
 			addrs = append(addrs, a)
 		}
 		p := v1beta1.IPAddressPool{TypeMeta: typeMeta(KindIPAddressPool), ObjectMeta: t.meta(d.o), Spec: v1beta1.IPAddressPoolSpec{
 			Addresses: addrs, AutoAssign: d.spec.AutoAssign, AvoidBuggyIPs: d.spec.AvoidBuggyIPs,
 			// MetalLB hands out every address of a CIDR, network and broadcast included.
-			AllocateNetworkAndBroadcast: true,
+			AllocateNetworkAndBroadcast: edges,
 		}}
-		t.note(Info, d.name, "spec.allocateNetworkAndBroadcast", "true", "set, because MetalLB hands out the network and broadcast addresses of a CIDR (Herald skips them by default); new Services get the same addresses as with MetalLB")
+		if edges {
+			t.note(Info, d.name, "spec.allocateNetworkAndBroadcast", "true", "set, because MetalLB hands out the network and broadcast addresses of a CIDR (Herald skips them by default); new Services get the same addresses as with MetalLB")
+		}
 		if sa := d.spec.ServiceAllocation; sa != nil {
 			hsa := &v1beta1.ServiceAllocation{Priority: int32(sa.Priority), Namespaces: sa.Namespaces, NamespaceSelectors: sa.NamespaceSelectors, ServiceSelectors: sa.ServiceSelectors}
 			if sa.Priority == 0 && maxPriority > 0 {

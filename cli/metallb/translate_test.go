@@ -179,7 +179,6 @@ metadata:
 spec:
   addresses:
   - 192.168.1.240-192.168.1.250
-  allocateNetworkAndBroadcast: true
 ---
 apiVersion: herald.dev/v1beta1
 kind: BGPPeer
