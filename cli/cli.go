@@ -81,12 +81,12 @@ func Run(ctx context.Context, args []string, streams Streams) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(streams.Err, "error:", ee.err)
+			_, _ = fmt.Fprintln(streams.Err, "error:", ee.err)
 		}
 		return ee.code
 	}
 	// Usage errors: unknown command or flag, wrong arguments.
-	fmt.Fprintf(streams.Err, "error: %v\nSee '%s --help'.\n", err, cmd.DisplayName())
+	_, _ = fmt.Fprintf(streams.Err, "error: %v\nSee '%s --help'.\n", err, cmd.DisplayName())
 	return ExitError
 }
 
@@ -156,8 +156,10 @@ func writeStructured(w io.Writer, format string, v any) error {
 		if err != nil {
 			return failure("encoding the report: %w", err)
 		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
+		if _, err := fmt.Fprintf(w, "%s\n", b); err != nil {
+			return failure("writing the report: %w", err)
+		}
+		return nil
 	case "yaml":
 		b, err := sigsyaml.Marshal(v)
 		if err != nil {

@@ -155,8 +155,8 @@ reported and left out (Herald ignores them). Other kinds are ignored.`,
 				if err := writeStructured(g.streams.Out, output, rep); err != nil {
 					return err
 				}
-			} else {
-				rep.WriteText(g.streams.Out)
+			} else if err := rep.WriteText(g.streams.Out); err != nil {
+				return failure("writing the report: %w", err)
 			}
 			if !rep.Valid() {
 				return problems()

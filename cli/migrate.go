@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -290,11 +291,12 @@ func addrList(ips []netip.Addr) string {
 
 // writeNotes reports the translation on w (stderr), one line each.
 func (m *migration) writeNotes(w io.Writer) {
+	var b strings.Builder
 	for _, n := range m.result.Notes {
-		fmt.Fprintln(w, n.String())
+		b.WriteString(n.String() + "\n")
 	}
 	for _, k := range m.keepErrors {
-		fmt.Fprintln(w, "error: "+k)
+		b.WriteString("error: " + k + "\n")
 	}
 	held := 0
 	for _, s := range m.in.Services {
@@ -302,9 +304,10 @@ func (m *migration) writeNotes(w io.Writer) {
 			held++
 		}
 	}
-	fmt.Fprintf(w, "%d MetalLB object(s) read, %d Herald object(s) and %d Secret(s) written, %d Service(s) annotated; %d Service(s) hold addresses, %d would not keep them; %d problem(s)\n",
+	b.WriteString(fmt.Sprintf("%d MetalLB object(s) read, %d Herald object(s) and %d Secret(s) written, %d Service(s) annotated; %d Service(s) hold addresses, %d would not keep them; %d problem(s)\n",
 		countMetalLB(m.in.Objects), len(m.result.Objects())-len(m.result.Config.Secrets), len(m.result.Config.Secrets), len(m.result.Services),
-		held, len(m.keepErrors), m.result.Problems()+len(m.keepErrors))
+		held, len(m.keepErrors), m.result.Problems()+len(m.keepErrors)))
+	_, _ = io.WriteString(w, b.String()) // stderr: nothing to do if it fails
 }
 
 func countMetalLB(objs []*unstructured.Unstructured) int {
@@ -335,10 +338,12 @@ func (m *migration) writeDryRun(w io.Writer, format string) error {
 	if err != nil {
 		return failure("%w", err)
 	}
-	fmt.Fprintln(w, "# Herald's configuration translated from MetalLB's by kubectl herald migrate-from-metallb.")
-	fmt.Fprintln(w, "# Apply with: kubectl apply --server-side -f FILE (the Services are partial: only the annotations are added).")
-	_, err = w.Write(b)
-	return err
+	header := "# Herald's configuration translated from MetalLB's by kubectl herald migrate-from-metallb.\n" +
+		"# Apply with: kubectl apply --server-side -f FILE (the Services are partial: only the annotations are added).\n"
+	if _, err := io.WriteString(w, header+string(b)); err != nil {
+		return failure("writing the manifests: %w", err)
+	}
+	return nil
 }
 
 // apply creates the Herald objects (referred-to objects first) and annotates the Services, with
@@ -370,7 +375,9 @@ func (m *migration) apply(ctx context.Context, c client.Client, out io.Writer) e
 			return failure("annotating Service %s/%s: %w", sc.Namespace, sc.Name, err)
 		}
 	}
-	fmt.Fprintf(out, "applied %d object(s) in namespace %s and annotated %d Service(s)\n", n, m.in.HeraldNamespace, len(m.result.Services))
+	if _, err := fmt.Fprintf(out, "applied %d object(s) in namespace %s and annotated %d Service(s)\n", n, m.in.HeraldNamespace, len(m.result.Services)); err != nil {
+		return failure("writing the summary: %w", err)
+	}
 	return nil
 }
 
@@ -389,4 +396,3 @@ func toUnstructured(o client.Object) (*unstructured.Unstructured, error) {
 	unstructured.RemoveNestedField(u.Object, "status")
 	return u, nil
 }
-

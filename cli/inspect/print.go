@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -15,6 +16,32 @@ func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 6, 4, 3, ' ', 0)
 }
 
+// printer writes formatted text and keeps the first error, so that a report is written with one
+// error check at the end.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}
+
+func (p *printer) println(args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintln(p.w, args...)
+	}
+}
+
+// flush flushes a table written through p.
+func (p *printer) flush(tw *tabwriter.Writer) {
+	if p.err == nil {
+		p.err = tw.Flush()
+	}
+}
+
 func none(s string) string {
 	if s == "" {
 		return "<none>"
@@ -26,26 +53,28 @@ func none(s string) string {
 // problems, one line each. wide adds the expected layer-2 owner, the BGP sessions and the
 // conflicts; detail adds, under each IP, every node with why it may or may not announce it.
 func (r StatusReport) WriteTable(w io.Writer, wide, detail bool) error {
+	p := &printer{w: w}
 	if !r.Config.Valid {
-		fmt.Fprintf(w, "The Herald configuration is invalid (%d problem(s)); the controller and the speakers keep their last valid one:\n", len(r.Config.Errors))
+		p.printf("The Herald configuration is invalid (%d problem(s)); the controller and the speakers keep their last valid one:\n", len(r.Config.Errors))
 		for _, e := range r.Config.Errors {
-			fmt.Fprintf(w, "  - %s\n", e)
+			p.printf("  - %s\n", e)
 		}
-		fmt.Fprintln(w)
+		p.println()
 	}
 	for _, warn := range r.Config.Warnings {
-		fmt.Fprintf(w, "Warning: %s\n", warn)
+		p.printf("Warning: %s\n", warn)
 	}
 	if len(r.Services) == 0 {
-		fmt.Fprintln(w, "No Services of type LoadBalancer handled by Herald found.")
-		return nil
+		p.println("No Services of type LoadBalancer handled by Herald found.")
+		return p.err
 	}
 	tw := newTable(w)
+	t := &printer{w: tw}
 	header := "NAMESPACE\tNAME\tIP\tPOOL\tMODE\tANNOUNCED BY\tSTATUS"
 	if wide {
 		header += "\tEXPECTED OWNER\tSESSIONS\tCONFLICTS"
 	}
-	fmt.Fprintln(tw, header)
+	t.println(header)
 	var problems []string
 	for _, s := range r.Services {
 		if s.Pending != "" {
@@ -53,7 +82,7 @@ func (r StatusReport) WriteTable(w io.Writer, wide, detail bool) error {
 			if wide {
 				row += "\t<none>\t<none>\t<none>"
 			}
-			fmt.Fprintln(tw, row)
+			t.println(row)
 			problems = append(problems, fmt.Sprintf("%s/%s: pending: %s", s.Namespace, s.Name, s.Pending))
 			continue
 		}
@@ -74,33 +103,32 @@ func (r StatusReport) WriteTable(w io.Writer, wide, detail bool) error {
 				}
 				row += fmt.Sprintf("\t%s\t%s\t%s", none(expected), none(sessions(ip)), none(conflicts(ip)))
 			}
-			fmt.Fprintln(tw, row)
+			t.println(row)
 			if ip.Problem != "" {
 				problems = append(problems, fmt.Sprintf("%s/%s %s: %s", s.Namespace, s.Name, ip.IP, ip.Problem))
 			}
 		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	p.err = cmp.Or(p.err, t.err)
+	p.flush(tw)
 	if len(problems) > 0 {
-		fmt.Fprintln(w)
-		for _, p := range problems {
-			fmt.Fprintln(w, p)
+		p.println()
+		for _, line := range problems {
+			p.println(line)
 		}
 	}
 	if detail {
 		for _, s := range r.Services {
 			for _, ip := range s.IPs {
-				writeDetail(w, s, ip)
+				writeDetail(p, s, ip)
 			}
 		}
 	}
-	return nil
+	return p.err
 }
 
 // writeDetail prints every node's verdict for one IP.
-func writeDetail(w io.Writer, s ServiceReport, ip IPReport) {
+func writeDetail(p *printer, s ServiceReport, ip IPReport) {
 	for _, m := range []struct {
 		name   string
 		nodes  []NodeReport
@@ -131,8 +159,9 @@ func writeDetail(w io.Writer, s ServiceReport, ip IPReport) {
 		if len(m.nodes) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n%s/%s %s, %s (pool %s):\n", s.Namespace, s.Name, ip.IP, m.name, none(ip.Pool))
-		tw := newTable(w)
+		p.printf("\n%s/%s %s, %s (pool %s):\n", s.Namespace, s.Name, ip.IP, m.name, none(ip.Pool))
+		tw := newTable(p.w)
+		t := &printer{w: tw}
 		for _, n := range m.nodes {
 			var verdict string
 			if n.Eligible {
@@ -147,9 +176,10 @@ func writeDetail(w io.Writer, s ServiceReport, ip IPReport) {
 			if a := m.active(n.Node); a != "" {
 				verdict += ", " + a
 			}
-			fmt.Fprintf(tw, "  %s\t%s\n", n.Node, verdict)
+			t.printf("  %s\t%s\n", n.Node, verdict)
 		}
-		_ = tw.Flush()
+		p.err = cmp.Or(p.err, t.err)
+		p.flush(tw)
 	}
 }
 
@@ -225,43 +255,47 @@ func conflicts(ip IPReport) string {
 
 // WriteTable prints the pools, one row per pool and family, then the pending Services.
 func (r PoolsReport) WriteTable(w io.Writer) error {
+	p := &printer{w: w}
 	if len(r.Pools) == 0 {
-		fmt.Fprintln(w, "No IPAddressPool found.")
+		p.println("No IPAddressPool found.")
 	} else {
 		tw := newTable(w)
-		fmt.Fprintln(tw, "NAME\tFAMILY\tADDRESSES\tAUTO ASSIGN\tSERVICES\tASSIGNED\tAVAILABLE\tVALID")
-		for _, p := range r.Pools {
-			if len(p.Families) == 0 {
-				fmt.Fprintf(tw, "%s\t<none>\t%s\t%t\t0\t<none>\t<none>\t%s\n", p.Name, none(strings.Join(p.Addresses, ",")), p.AutoAssign, none(p.Valid))
+		t := &printer{w: tw}
+		t.println("NAME\tFAMILY\tADDRESSES\tAUTO ASSIGN\tSERVICES\tASSIGNED\tAVAILABLE\tVALID")
+		for _, pool := range r.Pools {
+			if len(pool.Families) == 0 {
+				t.printf("%s\t<none>\t%s\t%t\t0\t<none>\t<none>\t%s\n", pool.Name, none(strings.Join(pool.Addresses, ",")), pool.AutoAssign, none(pool.Valid))
 			}
-			for _, f := range p.Families {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%d\t%s\t%s\t%s\n", p.Name, f.Family, none(familyAddresses(p.Addresses, f.Family)),
-					p.AutoAssign, f.Services, none(f.Assigned), none(f.Available), none(p.Valid))
+			for _, f := range pool.Families {
+				t.printf("%s\t%s\t%s\t%t\t%d\t%s\t%s\t%s\n", pool.Name, f.Family, none(familyAddresses(pool.Addresses, f.Family)),
+					pool.AutoAssign, f.Services, none(f.Assigned), none(f.Available), none(pool.Valid))
 			}
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		for _, p := range r.Pools {
-			if p.ValidMessage != "" {
-				fmt.Fprintf(w, "\nIPAddressPool %s is not valid: %s\n", p.Name, p.ValidMessage)
+		p.err = cmp.Or(p.err, t.err)
+		p.flush(tw)
+		for _, pool := range r.Pools {
+			if pool.ValidMessage != "" {
+				p.printf("\nIPAddressPool %s is not valid: %s\n", pool.Name, pool.ValidMessage)
 			}
 		}
 	}
 	if len(r.Pending) == 0 {
-		return nil
+		return p.err
 	}
-	fmt.Fprintf(w, "\n%d Service(s) waiting for an address:\n", len(r.Pending))
+	p.printf("\n%d Service(s) waiting for an address:\n", len(r.Pending))
 	tw := newTable(w)
-	fmt.Fprintln(tw, "NAMESPACE\tNAME\tPOOL\tREASON")
-	for _, p := range r.Pending {
-		pool := p.Pool
+	t := &printer{w: tw}
+	t.println("NAMESPACE\tNAME\tPOOL\tREASON")
+	for _, ps := range r.Pending {
+		pool := ps.Pool
 		if pool == "" {
 			pool = "<any>"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Namespace, p.Name, pool, p.Reason)
+		t.printf("%s\t%s\t%s\t%s\n", ps.Namespace, ps.Name, pool, ps.Reason)
 	}
-	return tw.Flush()
+	p.err = cmp.Or(p.err, t.err)
+	p.flush(tw)
+	return p.err
 }
 
 // familyAddresses keeps the entries of addrs of one family ("IPv4", "IPv6").

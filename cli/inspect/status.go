@@ -457,7 +457,7 @@ func (c *Cluster) knownOnly(e election.Explanation) election.Explanation {
 	for _, v := range e.Nodes {
 		var kept []election.Reason
 		for _, r := range v.Reasons {
-			if r.Cause.SpeakerOnly() && !(r.Cause == election.CauseNotMember && c.SpeakerPods != nil) {
+			if r.Cause.SpeakerOnly() && (r.Cause != election.CauseNotMember || c.SpeakerPods == nil) {
 				continue
 			}
 			kept = append(kept, r)

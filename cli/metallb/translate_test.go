@@ -51,8 +51,6 @@ func notes(r Result) []string {
 	return out
 }
 
-const migrated = "herald.dev/migrated-from"
-
 // The MetalLB objects come from MetalLB's documentation (configuration, advanced BGP, IP address
 // pool and layer-2 pages, v0.15).
 func TestTranslate(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -201,20 +202,23 @@ func decodeInto[T any, PT interface {
 }
 
 // WriteText prints the report for people: every problem on its own line, then a summary.
-func (r Report) WriteText(w interface{ Write([]byte) (int, error) }) {
+func (r Report) WriteText(w io.Writer) error {
+	var b strings.Builder
 	for _, p := range r.Errors {
-		fmt.Fprintf(w, "error: %s\n", p)
+		b.WriteString("error: " + p.String() + "\n")
 	}
 	for _, p := range r.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", p)
+		b.WriteString("warning: " + p.String() + "\n")
 	}
 	verdict := "valid"
 	if !r.Valid() {
 		verdict = fmt.Sprintf("invalid: %d error(s)", len(r.Errors))
 	}
-	fmt.Fprintf(w, "%d Herald object(s), %d Secret(s), %d other object(s) ignored: %s", r.Objects, r.Secrets, r.Ignored, verdict)
+	b.WriteString(fmt.Sprintf("%d Herald object(s), %d Secret(s), %d other object(s) ignored: %s", r.Objects, r.Secrets, r.Ignored, verdict))
 	if len(r.Warnings) > 0 {
-		fmt.Fprintf(w, ", %d warning(s)", len(r.Warnings))
+		b.WriteString(fmt.Sprintf(", %d warning(s)", len(r.Warnings)))
 	}
-	fmt.Fprintln(w)
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
 }

@@ -197,7 +197,9 @@ spec: {ipAddressPools: [default], aggregationLength: 24, peers: [missing], commu
 func TestWriteText(t *testing.T) {
 	r := Validate(decode(t, "apiVersion: herald.dev/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\nspec: {ipAddressPools: [nope]}\n"), Options{Namespace: "herald-system"})
 	var b bytes.Buffer
-	r.WriteText(&b)
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
 	want := `error: config.yaml (document 1): L2Advertisement herald-system/l2: spec.ipAddressPools[0] "nope": no IPAddressPool with this name (there is no IPAddressPool); name an existing pool or create it
 1 Herald object(s), 0 Secret(s), 0 other object(s) ignored: invalid: 1 error(s)
 `
