@@ -38,6 +38,7 @@ type migrateOptions struct {
 	namespace string
 	apply     bool
 	force     bool
+	layer2    bool
 }
 
 func newMigrateCommand(g *globals) *cobra.Command {
@@ -81,6 +82,7 @@ MetalLB's objects and annotations are left as they are.`,
 	fs.StringVar(&o.namespace, "metallb-namespace", metallb.DefaultNamespace, "Namespace MetalLB is installed in (it reads its configuration there only)")
 	fs.BoolVar(&o.apply, "apply", false, "Create the Herald objects and annotate the Services (default: print them)")
 	fs.BoolVar(&o.force, "force", false, "With --apply, apply even when settings are dropped or objects could not be translated")
+	fs.BoolVar(&o.layer2, "layer2", true, "Include the L2Advertisements; --layer2=false leaves them out, so that Herald's speakers can replace MetalLB's node by node over BGP while MetalLB still answers ARP/NDP (run again without it to hand layer 2 over)")
 	return cmd
 }
 
@@ -116,6 +118,9 @@ func (g *globals) migrate(ctx context.Context, o migrateOptions) error {
 		}
 	}
 	m := &migration{in: in, nsLabels: nsLabels, result: metallb.Translate(in)}
+	if !o.layer2 {
+		m.result.Config.L2Advertisements = nil
+	}
 	m.keepErrors = keepCheck(m.result, in.Services, nsLabels, g.lbClass)
 
 	found := m.result.Problems() + len(m.keepErrors)
@@ -349,6 +354,11 @@ func (m *migration) writeDryRun(w io.Writer, format string) error {
 // apply creates the Herald objects (referred-to objects first) and annotates the Services, with
 // server-side apply.
 func (m *migration) apply(ctx context.Context, c client.Client, out io.Writer) error {
+	ns := &corev1.Namespace{}
+	ns.Name = m.in.HeraldNamespace
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return failure("creating namespace %s: %w", ns.Name, err)
+	}
 	n := 0
 	for _, o := range m.result.Objects() {
 		obj, ok := o.(client.Object)

@@ -207,9 +207,17 @@ status:
 		t.Fatalf("the dry run created pools: %v %v", pools.Items, err)
 	}
 
+	// First without layer 2 (the node-by-node runbook), then all of it.
+	code, out, errOut = w.run(append(args, "--apply", "--layer2=false")...)
+	var l2ads v1beta1.L2AdvertisementList
+	_ = w.c.List(context.Background(), &l2ads, client.InNamespace(w.herald))
+	if code != cli.ExitOK || !strings.Contains(out, "applied 5 object(s) in namespace "+w.herald+" and annotated 3 Service(s)") || len(l2ads.Items) != 0 {
+		t.Fatalf("--apply --layer2=false: exit %d, %d L2Advertisements, stdout %q, stderr:\n%s", code, len(l2ads.Items), out, errOut)
+	}
 	code, out, errOut = w.run(append(args, "--apply")...)
-	if code != cli.ExitOK || !strings.Contains(out, "applied 6 object(s) in namespace "+w.herald+" and annotated 3 Service(s)") {
-		t.Fatalf("--apply: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	_ = w.c.List(context.Background(), &l2ads, client.InNamespace(w.herald))
+	if code != cli.ExitOK || !strings.Contains(out, "applied 6 object(s) in namespace "+w.herald+" and annotated 0 Service(s)") || len(l2ads.Items) != 1 { // annotated by the first run
+		t.Fatalf("--apply: exit %d, %d L2Advertisements, stdout %q, stderr:\n%s", code, len(l2ads.Items), out, errOut)
 	}
 	var sec corev1.Secret
 	if err := w.c.Get(context.Background(), client.ObjectKey{Namespace: w.herald, Name: "tor-auth"}, &sec); err != nil ||
