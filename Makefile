@@ -160,3 +160,19 @@ demo: deps kube-assets build ## Bring up the lab (namespaces, FRR, API server, H
 .PHONY: e2e
 e2e: deps kube-assets build ## Run the end-to-end tests in the lab (root; also part of `make test`).
 	HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 30m -v ./e2e/...
+
+##@ Migration from MetalLB
+METALLB_VERSION ?= v0.15.2
+METALLB_BINS := $(BIN)/metallb-controller-$(METALLB_VERSION) $(BIN)/metallb-speaker-$(METALLB_VERSION)
+
+.PHONY: metallb-assets
+metallb-assets: $(METALLB_BINS) ## Build MetalLB's controller and speaker from the Go module proxy (the migration e2e test runs them).
+
+$(METALLB_BINS):
+	GOBIN=$(BIN)/.tmp CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath \
+	  go.universe.tf/metallb/controller@$(METALLB_VERSION) go.universe.tf/metallb/speaker@$(METALLB_VERSION)
+	mv $(BIN)/.tmp/controller $(BIN)/metallb-controller-$(METALLB_VERSION)
+	mv $(BIN)/.tmp/speaker $(BIN)/metallb-speaker-$(METALLB_VERSION)
+
+# The e2e tests include the migration from MetalLB (e2e/migration).
+e2e: metallb-assets
