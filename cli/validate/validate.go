@@ -8,7 +8,6 @@ package validate
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -149,14 +148,6 @@ func Validate(objs []manifest.Object, opts Options) Report {
 
 func fromFieldError(fe *config.FieldError, source string) Problem {
 	return Problem{Source: source, Kind: fe.Kind, Namespace: fe.Namespace, Name: fe.Name, Field: fe.Field, Value: fe.Value, Message: fe.Error()}
-}
-
-func fieldErrors(err error) config.Errors {
-	var es config.Errors
-	if errors.As(err, &es) {
-		return es
-	}
-	return config.Errors{{Field: "(configuration)", Reason: err.Error()}}
 }
 
 var configKinds = []string{config.KindIPAddressPool, config.KindL2Advertisement, config.KindBGPAdvertisement,

@@ -168,7 +168,7 @@ func (c *Controller) foreignLocked(svc *corev1.Service, statusIPs []netip.Addr) 
 			return nil
 		}
 	}
-	if svc.Spec.LoadBalancerIP != "" { //nolint:staticcheck // the deprecated field is still a request
+	if svc.Spec.LoadBalancerIP != "" { // deprecated, but still a request
 		return nil
 	}
 	for _, ip := range statusIPs {
