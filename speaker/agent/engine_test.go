@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -52,8 +53,17 @@ func TestEngineMatchesCompute(t *testing.T) {
 	nodes := func() []election.Node {
 		var out []election.Node
 		for _, n := range names {
-			out = append(out, election.Node{Name: n, Alive: rng.IntN(5) != 0, SpeakerReady: true, Ready: true,
-				Interfaces: []string{"eth0"}, DefaultInterfaces: []string{"eth0"}})
+			// Now and then a speaker is not ready, or has no interface, or only one the default
+			// rule does not choose: the election's readiness and interface rules.
+			en := election.Node{Name: n, Alive: rng.IntN(5) != 0, SpeakerReady: rng.IntN(6) != 0, Ready: true,
+				Interfaces: []string{"eth0"}, DefaultInterfaces: []string{"eth0"}}
+			switch rng.IntN(12) {
+			case 0:
+				en.Interfaces, en.DefaultInterfaces = nil, nil
+			case 1:
+				en.Interfaces, en.DefaultInterfaces = []string{"eth9"}, nil
+			}
+			out = append(out, en)
 		}
 		return out
 	}
@@ -75,12 +85,17 @@ func TestEngineMatchesCompute(t *testing.T) {
 	ns := nodes()
 	e := newEngine()
 	e.full(plan.NewContext(cfg, "n1", ns), svcs)
-	var owned, routed, shared int
+	var owned, routed, shared, noEligible int
 	check := func(step string) {
 		t.Helper()
 		p := e.plan()
 		owned += len(p.L2Owned)
 		routed += len(p.Routes)
+		for _, u := range p.Unannounced {
+			if strings.HasPrefix(u.Reason, "no node is eligible") {
+				noEligible++
+			}
+		}
 		for _, keys := range e.byIP {
 			if len(keys) > 1 {
 				shared++
@@ -137,7 +152,8 @@ func TestEngineMatchesCompute(t *testing.T) {
 			t.Fatalf("step %d: %d IPs recomputed, want %d (those of %s)", step, ch.recomputed, len(affected), key)
 		}
 	}
-	if owned == 0 || routed == 0 || shared == 0 {
-		t.Errorf("the random changes did not exercise the plan: %d owned IPs, %d routes, %d shared IPs seen", owned, routed, shared)
+	t.Logf("seen: %d owned IPs, %d routes, %d shared IPs, %d IPs without an eligible node", owned, routed, shared, noEligible)
+	if owned == 0 || routed == 0 || shared == 0 || noEligible == 0 {
+		t.Errorf("the random changes did not exercise the plan: %d owned IPs, %d routes, %d shared IPs, %d IPs without an eligible node seen", owned, routed, shared, noEligible)
 	}
 }

@@ -54,21 +54,11 @@ func newModel() *model {
 func objectKey(namespace, name string) string { return namespace + "/" + name }
 
 func summarize(es *discoveryv1.EndpointSlice) sliceSummary {
-	s := sliceSummary{}
-	if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
-		s.svc = objectKey(es.Namespace, svc)
+	// The same reading of endpoints as the plan's (plan.EndpointsByService), one slice at a time.
+	for svc, e := range plan.EndpointsByService([]discoveryv1.EndpointSlice{*es}) {
+		return sliceSummary{svc: svc, usable: e.Usable, nodes: e.ReadyNodes}
 	}
-	for _, ep := range es.Endpoints {
-		c := ep.Conditions
-		ready := c.Ready == nil || *c.Ready
-		if ready || (c.Serving != nil && *c.Serving) {
-			s.usable = true
-		}
-		if ready && ep.NodeName != nil && *ep.NodeName != "" && !slices.Contains(s.nodes, *ep.NodeName) {
-			s.nodes = append(s.nodes, *ep.NodeName)
-		}
-	}
-	return s
+	return sliceSummary{}
 }
 
 // setService records a Service (nil: deleted) and marks it dirty.
@@ -185,31 +175,34 @@ func (m *model) planServiceLocked(key string, handles func(*corev1.Service) bool
 	if s == nil || !handles(s) {
 		return nil
 	}
-	ps := &plan.Service{
-		Key:          key,
-		Labels:       s.Labels,
-		LocalTraffic: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-	}
-	for _, ing := range s.Status.LoadBalancer.Ingress {
-		if ip, err := netip.ParseAddr(ing.IP); err == nil && !slices.Contains(ps.IPs, ip) {
-			ps.IPs = append(ps.IPs, ip)
+	// The endpoints of its slices, summarized per slice as the events came (the union of what
+	// plan.EndpointsByService reads of each).
+	var eps map[string]*plan.Endpoints
+	if set := m.bySvc[key]; len(set) > 0 {
+		e := &plan.Endpoints{}
+		var nodes []string
+		for sk := range set {
+			sum := m.slices[sk]
+			e.Usable = e.Usable || sum.usable
+			nodes = append(nodes, sum.nodes...)
 		}
+		slices.Sort(nodes)
+		e.ReadyNodes = slices.Compact(nodes)
+		eps = map[string]*plan.Endpoints{key: e}
 	}
-	if len(ps.IPs) == 0 {
+	ps, ok := plan.ServiceFromKube(s, eps)
+	if !ok {
 		return nil
 	}
-	ps.NoEndpoints = true
-	var nodes []string
-	for sk := range m.bySvc[key] {
-		sum := m.slices[sk]
-		if sum.usable {
-			ps.NoEndpoints = false
+	// An address listed twice in the status is one address of the Service.
+	var ips []netip.Addr
+	for _, ip := range ps.IPs {
+		if !slices.Contains(ips, ip) {
+			ips = append(ips, ip)
 		}
-		nodes = append(nodes, sum.nodes...)
 	}
-	slices.Sort(nodes)
-	ps.ReadyEndpointNodes = slices.Compact(nodes)
-	return ps
+	ps.IPs = ips
+	return &ps
 }
 
 // Informer event handlers of the model.

@@ -3,16 +3,12 @@ package agent
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/speaker/bgp"
-	"github.com/herald-lb/herald/speaker/election"
 	"github.com/herald-lb/herald/speaker/plan"
 )
 
@@ -94,15 +90,8 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, error) {
 	a.metrics.members.Set(float64(len(members)))
 	metas := a.opts.Members.MemberMeta()
 	for _, n := range nodes.Items {
-		en := election.Node{Name: n.Name, Labels: n.Labels, Alive: alive[n.Name]}
-		for _, c := range n.Status.Conditions {
-			switch c.Type {
-			case corev1.NodeReady:
-				en.Ready = c.Status == corev1.ConditionTrue
-			case corev1.NodeNetworkUnavailable:
-				en.NetworkUnavailable = c.Status == corev1.ConditionTrue
-			}
-		}
+		en := plan.NodeFromKube(&n)
+		en.Alive = alive[n.Name]
 		if n.Name == a.opts.NodeName {
 			a.noteNode(&n) // its own state is filled in by readyState
 		} else {
@@ -123,41 +112,6 @@ func (a *Agent) handles(s *corev1.Service) bool {
 		class = *s.Spec.LoadBalancerClass
 	}
 	return class == a.opts.LBClass
-}
-
-// endpoints is what the plan needs of a Service's EndpointSlices.
-type endpoints struct {
-	// readyNodes are the sorted nodes with a ready endpoint.
-	readyNodes []string
-	// usable is true when some endpoint, with or without a node, is ready, or serving while it
-	// terminates (kube-proxy falls back to those when no endpoint is ready).
-	usable bool
-}
-
-// endpointsByService maps "namespace/service" to its endpoints.
-func endpointsByService(items []discoveryv1.EndpointSlice) map[string]*endpoints {
-	sets := map[string]map[string]bool{}
-	out := map[string]*endpoints{}
-	for i := range items {
-		sum := summarize(&items[i])
-		if sum.svc == "" {
-			continue
-		}
-		e := out[sum.svc]
-		if e == nil {
-			e = &endpoints{}
-			out[sum.svc] = e
-			sets[sum.svc] = map[string]bool{}
-		}
-		e.usable = e.usable || sum.usable
-		for _, n := range sum.nodes {
-			sets[sum.svc][n] = true
-		}
-	}
-	for k, set := range sets {
-		out[k].readyNodes = slices.Sorted(maps.Keys(set))
-	}
-	return out
 }
 
 // bgpPeers converts the configured peers of this node for the BGP speaker. Every peer that

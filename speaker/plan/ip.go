@@ -174,7 +174,7 @@ func (c *Context) elect(p *IPPlan, svcs []election.Service) {
 		}
 		reason := fmt.Sprintf("no L2Advertisement or BGPAdvertisement announces pool %q for this Service", pool.Name)
 		if covers(c.l2ads, pool.Name, s) || covers(c.bgpads, pool.Name, s) {
-			reason = fmt.Sprintf("an advertisement covers pool %q, but no node is eligible to announce %s (speaker alive and ready, Ready, selected, not excluded, interface up, with a ready endpoint for Local traffic)", pool.Name, ip)
+			reason = NoEligibleNodeReason(ip, pool.Name, election.Explain(election.Layer2, l2in), election.Explain(election.BGP, bgpin))
 		}
 		p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: reason})
 	}
