@@ -65,7 +65,7 @@ test-unit: ## Run the tests that need neither root nor an API server (others ski
 	go test -count=1 -short ./...
 
 ##@ Measurements
-BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/bgp/ ./speaker/members/ ./e2e/
+BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/agent/ ./speaker/layer2/ ./speaker/bgp/ ./speaker/members/ ./e2e/ ./e2e/scale/
 .PHONY: bench
 bench: deps kube-assets build ## Run the benchmarks; write bench/report.json and bench/REPORT.md.
 	mkdir -p bench

@@ -129,8 +129,8 @@ func TestBenchScaleLab(t *testing.T) {
 		t.Errorf("layer-2 failover median %s at %d nodes and %d IPs, want at most 500ms", medianGap, nodes, ips)
 	}
 	if bench {
-		benchLine(fmt.Sprintf("l2_failover_%dnodes_%dips_median_ms", nodes, ips), ms(medianGap), "ms")
-		benchLine(fmt.Sprintf("l2_failover_%dnodes_%dips_worst_ms", nodes, ips), ms(worstGap), "ms")
+		benchLine(fmt.Sprintf("scale_l2_failover_%d_nodes_median_ms", nodes), ms(medianGap), "ms")
+		benchLine(fmt.Sprintf("scale_l2_failover_%d_nodes_worst_ms", nodes), ms(worstGap), "ms")
 	}
 
 	// Memory: every speaker caches every Service, EndpointSlice and ServiceL2Status.

@@ -78,7 +78,7 @@ func TestBenchSpeakerScale(t *testing.T) {
 			t.Logf("burst of %d EndpointSlice updates at %d Services: sent in %s (%.0f/s); the speaker converged %s after the last one",
 				burst, n, took.Round(time.Millisecond), float64(burst)/took.Seconds(), conv.Round(time.Millisecond))
 			if bench {
-				benchLine(fmt.Sprintf("speaker_burst_%d_converge_ms", burst), float64(conv.Microseconds())/1000, "ms")
+				benchLine(fmt.Sprintf("speaker_burst_converge_ms_%d", n), float64(conv.Microseconds())/1000, "ms")
 			}
 			if conv > 2*time.Second {
 				t.Errorf("converged %s after a burst of %d updates at %d Services, want at most 2s", conv, burst, n)

@@ -312,10 +312,10 @@ func TestMeasureLayer2Scale(t *testing.T) {
 		t.Errorf("%d frames in one second, want at most %d (the default rate and burst)", perSecond, limit)
 	}
 	if os.Getenv("HERALD_BENCH") == "1" {
-		benchLine("layer2_answer_ns_10", answer[10], "ns")
-		benchLine("layer2_answer_ns_10000", answer[10000], "ns")
-		benchLine("layer2_takeover_10000_announce_all_ms", float64(all.Microseconds())/1000, "ms")
-		benchLine("layer2_takeover_10000_peak_pkts_per_s", float64(perSecond), "pkts/s")
+		benchLine("l2_answer_ns_10", answer[10], "ns")
+		benchLine("l2_answer_ns_10000", answer[10000], "ns")
+		benchLine("l2_gratuitous_10000_all_announced_ms", float64(all.Microseconds())/1000, "ms")
+		benchLine("l2_gratuitous_10000_peak_pkts_per_s", float64(perSecond), "pkts/s")
 	}
 }
 
