@@ -57,8 +57,9 @@ type Config struct {
 }
 
 // Defaults of Config.AnnounceRate and Config.AnnounceBurst: 10,000 addresses taken over at once
-// are all announced within 0.6s, and the segment never sees more than 30,000 gratuitous frames a
-// second from one node, however many addresses move.
+// are all announced within 0.6s, and the segment never sees more than about 33,000 gratuitous
+// frames a second from one node (two per IPv4 address: the rate plus the burst), however many
+// addresses move.
 const (
 	DefaultAnnounceRate  = 15000
 	DefaultAnnounceBurst = 1500
