@@ -28,7 +28,8 @@ import (
 //
 // The network delivers each datagram after a latency and drops a share of them; streams (joins,
 // push/pull, fallback pings) are in-memory pipes. A killed member's transport goes silent at once
-// (as a host whose speaker was killed: its packets stop, connections are refused).
+// (as a host whose speaker was killed: its packets stop, its open connections end, new ones are
+// refused).
 //
 // The CPU is not simulated: processing takes no virtual time. What a CPU limit does to a speaker
 // is modelled instead as freezes: while a member is frozen (a CFS quota spent, a long GC pause),
@@ -65,6 +66,10 @@ type simEndpoint struct {
 	packets chan *memberlist.Packet
 	streams chan net.Conn
 	down    atomic.Bool
+	// conns are the ends of streams this member holds open: a killed process's sockets are
+	// closed by its kernel, so the other ends see the connection end at once.
+	connsMu sync.Mutex
+	conns   map[*countingPipe]bool
 
 	udpPackets, udpBytes, tcpStreams, tcpBytes atomic.Uint64
 }
@@ -73,7 +78,7 @@ var _ trafficTransport = (*simEndpoint)(nil)
 
 func (n *simNet) endpoint(index int, ip netip.Addr, port int) *simEndpoint {
 	e := &simEndpoint{net: n, index: index, addr: netip.AddrPortFrom(ip, uint16(port)).String(), ip: net.IP(ip.AsSlice()), port: port,
-		packets: make(chan *memberlist.Packet, 4096), streams: make(chan net.Conn, 64)}
+		packets: make(chan *memberlist.Packet, 4096), streams: make(chan net.Conn, 64), conns: map[*countingPipe]bool{}}
 	n.mu.Lock()
 	n.nodes[e.addr] = e
 	n.mu.Unlock()
@@ -170,21 +175,42 @@ func (e *simEndpoint) DialAddressTimeout(a memberlist.Address, timeout time.Dura
 		time.Sleep(at.Sub(now))
 	}
 	mine, theirs := net.Pipe()
+	their, my := dst.hold(theirs), e.hold(mine)
 	select {
-	case dst.streams <- &countingPipe{Conn: theirs, sent: &dst.tcpBytes}:
+	case dst.streams <- their:
 	case <-time.After(timeout):
-		_ = mine.Close()
-		_ = theirs.Close()
+		_ = my.Close()
+		_ = their.Close()
 		return nil, fmt.Errorf("dial %s: timeout", a.Addr)
 	}
-	return &countingPipe{Conn: mine, sent: &e.tcpBytes}, nil
+	if dst.down.Load() { // killed meanwhile: it never accepts
+		_ = their.Close()
+	}
+	return my, nil
+}
+
+// hold wraps one end of a stream that e holds.
+func (e *simEndpoint) hold(c net.Conn) *countingPipe {
+	p := &countingPipe{Conn: c, sent: &e.tcpBytes, owner: e}
+	e.connsMu.Lock()
+	e.conns[p] = true
+	e.connsMu.Unlock()
+	return p
 }
 
 var errRefused = errors.New("connection refused")
 
 type countingPipe struct {
 	net.Conn
-	sent *atomic.Uint64
+	sent  *atomic.Uint64
+	owner *simEndpoint
+}
+
+func (c *countingPipe) Close() error {
+	c.owner.connsMu.Lock()
+	delete(c.owner.conns, c)
+	c.owner.connsMu.Unlock()
+	return c.Conn.Close()
 }
 
 func (c *countingPipe) Write(b []byte) (int, error) {
@@ -195,6 +221,15 @@ func (c *countingPipe) Write(b []byte) (int, error) {
 
 func (e *simEndpoint) Shutdown() error {
 	e.down.Store(true)
+	e.connsMu.Lock()
+	conns := make([]*countingPipe, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.connsMu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
 	return nil
 }
 
@@ -325,7 +360,7 @@ func (c *simCluster) kill(i int) {
 	c.mu.Lock()
 	c.dead[simName(i)] = true
 	c.mu.Unlock()
-	c.eps[i].down.Store(true)
+	_ = c.eps[i].Shutdown()
 	_ = c.ms[i].Shutdown()
 }
 
