@@ -41,6 +41,7 @@ type options struct {
 	healthAddr    string
 	kubeAPIQPS    float64
 	kubeAPIBurst  int
+	workers       int
 	logLevel      slog.Level
 
 	enableWebhook      bool
@@ -62,8 +63,9 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":7472", "address of the Prometheus /metrics endpoint")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS to clients allowed to get the non-resource URL /metrics (bearer token checked with TokenReview and SubjectAccessReview); false: plain HTTP to anyone")
 	fs.StringVar(&o.healthAddr, "health-addr", ":7473", "address of the /healthz and /readyz endpoints")
-	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "queries per second the controller may send to the API server")
-	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "burst of queries above --kube-api-qps")
+	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 1000, "queries per second the controller may send to the API server; it writes twice per new Service (status and annotation) and nothing for an unchanged one, so this only needs to exceed twice the cluster's peak rate of Service creation")
+	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 2000, "burst of queries above --kube-api-qps")
+	fs.IntVar(&o.workers, "service-workers", service.DefaultServiceWorkers, "Services reconciled at once; each waits for its API writes, so this bounds the writes in flight (assignment rate = workers / (2 x write latency))")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.enableWebhook, "enable-webhook", true, "serve the validating webhook for Herald objects")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "port of the validating webhook")
@@ -94,6 +96,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.kubeAPIQPS <= 0 || o.kubeAPIBurst <= 0 {
 		return o, errors.New("--kube-api-qps and --kube-api-burst must be positive")
+	}
+	if o.workers <= 0 {
+		return o, fmt.Errorf("--service-workers %d: must be positive", o.workers)
 	}
 	if o.webhookPort <= 0 || o.webhookPort > 65535 {
 		return o, fmt.Errorf("--webhook-port %d: not a port", o.webhookPort)
@@ -161,7 +166,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	// Herald's own registry; controller-runtime's (workqueue, client, Go and process metrics)
 	// is served next to it.
 	reg := prometheus.NewRegistry()
-	svc, err := service.New(service.Options{Namespace: o.namespace, LBClass: o.lbClass, Registry: reg}, log.WithName("service"))
+	svc, err := service.New(service.Options{Namespace: o.namespace, LBClass: o.lbClass, Registry: reg, MaxConcurrentReconciles: o.workers}, log.WithName("service"))
 	if err != nil {
 		return err
 	}
@@ -212,7 +217,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	}
 
 	log.Info("starting herald-controller", "namespace", o.namespace, "lbClass", o.lbClass,
-		"kubeAPIQPS", o.kubeAPIQPS, "kubeAPIBurst", o.kubeAPIBurst, "webhook", o.enableWebhook)
+		"kubeAPIQPS", o.kubeAPIQPS, "kubeAPIBurst", o.kubeAPIBurst, "serviceWorkers", o.workers, "webhook", o.enableWebhook)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}

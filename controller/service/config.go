@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -182,7 +183,8 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 		return fmt.Errorf("creating the allocator: %w", err)
 	}
 	var svcs corev1.ServiceList
-	if err := c.client.List(ctx, &svcs); err != nil {
+	// Read-only: no copy of 10,000 Services from the cache.
+	if err := c.client.List(ctx, &svcs, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing Services to restore their addresses: %w", err)
 	}
 	nsLabels, err := c.namespaceLabels(ctx)
@@ -232,6 +234,10 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 func (c *Controller) afterRestore(cfg *config.Config) {
 	c.enqueuePending()
 	c.notifyPools(configPools(cfg)...)
+	// The caches' first List of every Service is the largest allocation the controller ever
+	// makes (twice the live heap at 10,000 Services): give that memory back to the system now
+	// rather than over the next minutes.
+	debug.FreeOSMemory()
 }
 
 // namespaceLabels returns the labels of every namespace, from the cache.

@@ -57,16 +57,25 @@ type Options struct {
 	Namespace string
 	// LBClass: empty handles Services without spec.loadBalancerClass, otherwise only that class.
 	LBClass string
-	// MaxConcurrentReconciles of the Service controller (default 8). Allocator calls are
-	// serialised anyway; more workers overlap the API writes.
+	// MaxConcurrentReconciles of the Service controller (default DefaultServiceWorkers).
+	// Allocator calls are serialised anyway (about a microsecond each); the workers overlap the
+	// API writes, so a burst is assigned at the pace the API server accepts writes.
 	MaxConcurrentReconciles int
 	// PoolStatusInterval is the least time between two writes of one pool's status (default 1s).
 	PoolStatusInterval time.Duration
+	// SummaryInterval is the least time between two IPAllocated events of one pool, each
+	// summarising the assignments since the last (default 10s).
+	SummaryInterval time.Duration
 	// Registry receives the controller's metrics.
 	Registry prometheus.Registerer
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
 }
+
+// DefaultServiceWorkers is the default number of Services reconciled at once: enough to keep
+// two writes per Service in flight for a burst of a few hundred Services per second on an API
+// server that answers a write in 100-300 ms under that load.
+const DefaultServiceWorkers = 64
 
 // Controller is the Service reconciler and the state its three controllers share.
 type Controller struct {
@@ -81,12 +90,14 @@ type Controller struct {
 	guard     staleGuard // Services
 	poolGuard staleGuard // IPAddressPools
 	ready     atomic.Bool
+	assigned  *assignLog // assignments not yet reported by a pool's IPAllocated event
 
 	// mu serialises every allocator call and guards the fields below.
 	mu        sync.Mutex
 	alloc     *allocator.Allocator // nil until restored
 	poolsFP   string               // fingerprint of the pools in force
 	pending   map[string]struct{}  // Services waiting for an address (or a family)
+	reported  map[string]string    // the last problem reported by event, per pending Service
 	released  map[string]releaseReport
 	lastCfg   *config.Config  // the configuration in force, the last good one for ParseUsable
 	unusable  map[string]bool // pools of the cluster that are not in force (invalid, no last version)
@@ -105,10 +116,13 @@ func New(opts Options, log logr.Logger) (*Controller, error) {
 		return nil, errors.New("options: Namespace is required")
 	}
 	if opts.MaxConcurrentReconciles <= 0 {
-		opts.MaxConcurrentReconciles = 8
+		opts.MaxConcurrentReconciles = DefaultServiceWorkers
 	}
 	if opts.PoolStatusInterval <= 0 {
 		opts.PoolStatusInterval = time.Second
+	}
+	if opts.SummaryInterval <= 0 {
+		opts.SummaryInterval = 10 * time.Second
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
@@ -117,7 +131,9 @@ func New(opts Options, log logr.Logger) (*Controller, error) {
 		opts:     opts,
 		log:      log,
 		pending:  map[string]struct{}{},
+		reported: map[string]string{},
 		released: map[string]releaseReport{},
+		assigned: newAssignLog(opts.SummaryInterval),
 	}
 	m, err := metrics.New(opts.Registry, metrics.Sources{Pools: c.PoolCounts, Pending: c.pendingCount, AllocationErrorReasons: ErrorReasons()})
 	if err != nil {
@@ -127,11 +143,12 @@ func New(opts Options, log logr.Logger) (*Controller, error) {
 	return c, nil
 }
 
-// CacheOptions restricts the Herald objects and Secrets to the Herald namespace and strips
-// managedFields, which the controller never reads (a third of a Service's size).
+// CacheOptions restricts the Herald objects and Secrets to the Herald namespace, strips
+// managedFields, which the controller never reads, and keeps of each Service only what the
+// controller and the webhook read (TrimService).
 func CacheOptions(namespace string) cache.Options {
 	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
-	by := map[client.Object]cache.ByObject{&corev1.Secret{}: inNS}
+	by := map[client.Object]cache.ByObject{&corev1.Secret{}: inNS, &corev1.Service{}: {Transform: TrimService}}
 	for _, o := range heraldKinds() {
 		by[o] = inNS
 	}

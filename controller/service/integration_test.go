@@ -35,7 +35,11 @@ func TestAssignReleaseAndPending(t *testing.T) {
 	if m := s.Status.LoadBalancer.Ingress[0].IPMode; m == nil || *m != corev1.LoadBalancerIPModeVIP {
 		t.Errorf("ipMode = %v, want VIP", m)
 	}
-	f.waitEvent(f.ns, "web", service.ReasonIPAllocated, "198.51.100.10", "pool a")
+	// Assignments are reported on the pool, not on each Service.
+	f.waitEvent(f.herald, "a", service.ReasonIPAllocated, "Assigned 1 address: 198.51.100.10 to "+f.ns+"/web")
+	if evs := f.events(f.ns, "web", service.ReasonIPAllocated); len(evs) > 0 {
+		t.Errorf("IPAllocated events on the Service: %q", evs)
+	}
 
 	f.service("second")
 	f.waitIPs("second", 1)

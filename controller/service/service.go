@@ -62,9 +62,11 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, nil // requeued once the addresses are restored
 	}
 	if out.heldFor != "" {
-		c.recorder.Eventf(&svc, corev1.EventTypeWarning, ReasonPoolNotInForce,
-			"Keeping %s in status: IPAddressPool %s is invalid and has no earlier valid version in force (see its events); the addresses are neither released nor reassigned until it is fixed",
+		msg := fmt.Sprintf("Keeping %s in status: IPAddressPool %s is invalid and has no earlier valid version in force (see its events); the addresses are neither released nor reassigned until it is fixed",
 			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), out.heldFor)
+		if c.firstReport(key, msg) {
+			c.recorder.Event(&svc, corev1.EventTypeWarning, ReasonPoolNotInForce, msg)
+		}
 		return reconcile.Result{}, nil // requeued when the pools change
 	}
 	if len(out.released) > 0 {
@@ -74,7 +76,11 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	}
 	if out.err != nil {
 		c.metrics.AllocationError(ErrorReason(out.err))
-		c.recorder.Event(&svc, corev1.EventTypeWarning, ReasonAllocationFailed, out.err.Error())
+		// A pending Service is retried whenever an address is freed or the pools change: it
+		// gets one event per distinct problem, not one per retry.
+		if c.firstReport(key, out.err.Error()) {
+			c.recorder.Event(&svc, corev1.EventTypeWarning, ReasonAllocationFailed, out.err.Error())
+		}
 	}
 	oldIPs := ingressIPs(svc.Status.LoadBalancer.Ingress)
 	if err := c.write(ctx, &svc, Ingress(out.assigned), PoolOf(out.assigned)); err != nil {
@@ -86,9 +92,9 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 			added = append(added, a)
 		}
 	}
-	if len(added) > 0 {
-		c.recorder.Eventf(&svc, corev1.EventTypeNormal, ReasonIPAllocated, "Assigned %s from pool %s", ips(added), PoolOf(added))
-	}
+	// Assignments are reported per pool (see assignLog), not per Service: a burst of Services
+	// costs each its status and annotation writes only.
+	c.assigned.add(added)
 	if len(added) > 0 || len(out.released) > 0 {
 		c.notifyPools(poolNames(added, out.released)...)
 	}
@@ -132,6 +138,7 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 		out.assigned, out.released, out.err = res.Assigned, res.Released, err
 		if err == nil && len(res.Missing) == 0 {
 			delete(c.pending, key)
+			delete(c.reported, key)
 			return out, true
 		}
 	}
@@ -139,11 +146,24 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 	return out, true
 }
 
+// firstReport reports whether msg is a problem not yet reported by event for the Service key,
+// and remembers it as reported.
+func (c *Controller) firstReport(key, msg string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reported[key] == msg {
+		return false
+	}
+	c.reported[key] = msg
+	return true
+}
+
 // forget releases a deleted Service's addresses and retries the pending Services if any were
 // freed. Nothing else is touched.
 func (c *Controller) forget(key string) {
 	c.mu.Lock()
 	delete(c.pending, key)
+	delete(c.reported, key)
 	var freed []allocator.Assignment
 	if c.alloc != nil {
 		freed = c.alloc.Release(key)
@@ -161,6 +181,7 @@ func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
 	key := Key(svc.Namespace, svc.Name)
 	c.mu.Lock()
 	delete(c.pending, key)
+	delete(c.reported, key)
 	var freed []allocator.Assignment
 	if c.alloc != nil {
 		freed = c.alloc.Release(key)
@@ -187,6 +208,10 @@ func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
 func (c *Controller) write(ctx context.Context, svc *corev1.Service, ingress []corev1.LoadBalancerIngress, pool string) error {
 	key := Key(svc.Namespace, svc.Name)
 	seen := []string{svc.ResourceVersion}
+	if IngressEqual(svc.Status.LoadBalancer.Ingress, ingress) && svc.Annotations[AnnotationAllocatedFromPool] == pool {
+		c.guard.wrote(key, seen, svc.ResourceVersion) // nothing to write: the usual case, allocate nothing
+		return nil
+	}
 	cur := svc.DeepCopy()
 	defer func() { c.guard.wrote(key, seen, cur.ResourceVersion) }()
 
