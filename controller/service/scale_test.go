@@ -147,7 +147,7 @@ func measureScale(t *testing.T, bin string, n int, last, bench bool) {
 	benchFigure(t, p+"creates_per_s", float64(n)/lastCreate.Sub(firstStart).Seconds(), "1/s")
 	benchFigure(t, p+"duration_ms", ms(burst), "ms")
 	for who := range pids {
-		benchFigure(t, p+who+"_cpu_cores", (cpu1[who] - cpu0[who]).Seconds()/burst.Seconds(), "cores")
+		benchFigure(t, p+who+"_cpu_cores", (cpu1[who]-cpu0[who]).Seconds()/burst.Seconds(), "cores")
 	}
 	benchFigure(t, p+"writes_per_service", perService, "writes")
 	rss, peak := r.memory(t)
