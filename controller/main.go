@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/go-logr/logr"
@@ -42,6 +43,7 @@ type options struct {
 	kubeAPIQPS    float64
 	kubeAPIBurst  int
 	workers       int
+	gcPercent     int
 	logLevel      slog.Level
 
 	enableWebhook      bool
@@ -65,6 +67,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.healthAddr, "health-addr", ":7473", "address of the /healthz and /readyz endpoints")
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 1000, "queries per second the controller may send to the API server; it writes twice per new Service (status and annotation) and nothing for an unchanged one, so this only needs to exceed twice the cluster's peak rate of Service creation")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 2000, "burst of queries above --kube-api-qps")
+	fs.IntVar(&o.gcPercent, "gc-percent", 50, "Go garbage collector target (GOGC): the heap grows this many percent over the live data between collections; 50 keeps the controller near its live data (about 25 MiB at 10,000 Services) for a little CPU. The GOGC environment variable, when set, wins")
 	fs.IntVar(&o.workers, "service-workers", service.DefaultServiceWorkers, "Services reconciled at once; each waits for its API writes, so this bounds the writes in flight (assignment rate = workers / (2 x write latency))")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.enableWebhook, "enable-webhook", true, "serve the validating webhook for Herald objects")
@@ -97,6 +100,9 @@ func parseFlags(args []string) (options, error) {
 	if o.kubeAPIQPS <= 0 || o.kubeAPIBurst <= 0 {
 		return o, errors.New("--kube-api-qps and --kube-api-burst must be positive")
 	}
+	if o.gcPercent <= 0 {
+		return o, fmt.Errorf("--gc-percent %d: must be positive", o.gcPercent)
+	}
 	if o.workers <= 0 {
 		return o, fmt.Errorf("--service-workers %d: must be positive", o.workers)
 	}
@@ -114,6 +120,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(o.gcPercent)
 	}
 	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
 	ctrl.SetLogger(log)
@@ -208,7 +217,10 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		if err := mgr.Add(cm); err != nil {
 			return err
 		}
-		if err := webhook.Register(mgr, webhook.Options{Namespace: o.namespace, LBClass: o.lbClass}); err != nil {
+		// The webhook reads Services from the controller's compact store, so that the manager's
+		// cache holds no second copy of them.
+		if err := webhook.Register(mgr, webhook.Options{Namespace: o.namespace, LBClass: o.lbClass,
+			Cache: svc.ServiceReader(mgr.GetCache(), webhook.IndexServiceIngress)}); err != nil {
 			return err
 		}
 		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {

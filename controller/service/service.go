@@ -33,11 +33,8 @@ type outcome struct {
 // allocator. It reads the Service from the cache and writes only what differs.
 func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	key := Key(req.Namespace, req.Name)
-	var svc corev1.Service
-	if err := c.client.Get(ctx, req.NamespacedName, &svc); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, fmt.Errorf("reading Service %s from the cache: %w", key, err)
-		}
+	svc, ok := c.services.get(key) // a copy of its own
+	if !ok {
 		c.guard.forget(key)
 		c.forget(key)
 		return reconcile.Result{}, nil
@@ -45,8 +42,8 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	if c.guard.stale(key, svc.ResourceVersion) {
 		return reconcile.Result{RequeueAfter: staleRecheck}, nil
 	}
-	if !Managed(&svc, c.opts.LBClass) {
-		return reconcile.Result{}, c.unmanage(ctx, &svc)
+	if !Managed(svc, c.opts.LBClass) {
+		return reconcile.Result{}, c.unmanage(ctx, svc)
 	}
 
 	var nsLabels map[string]string
@@ -57,7 +54,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, fmt.Errorf("reading namespace %s from the cache: %w", svc.Namespace, err)
 	}
 
-	out, ok := c.allocate(&svc, nsLabels)
+	out, ok := c.allocate(svc, nsLabels)
 	if !ok {
 		return reconcile.Result{}, nil // requeued once the addresses are restored
 	}
@@ -65,12 +62,12 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		msg := fmt.Sprintf("Keeping %s in status: IPAddressPool %s is invalid and has no earlier valid version in force (see its events); the addresses are neither released nor reassigned until it is fixed",
 			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), out.heldFor)
 		if c.firstReport(key, msg) {
-			c.recorder.Event(&svc, corev1.EventTypeWarning, ReasonPoolNotInForce, msg)
+			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonPoolNotInForce, msg)
 		}
 		return reconcile.Result{}, nil // requeued when the pools change
 	}
 	if len(out.released) > 0 {
-		c.recorder.Eventf(&svc, corev1.EventTypeNormal, ReasonIPReleased, "Released %s: %s", ips(out.released),
+		c.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonIPReleased, "Released %s: %s", ips(out.released),
 			"the Service's request, pool, families, ports or sharing key no longer allow it")
 		c.enqueuePending()
 	}
@@ -79,11 +76,11 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		// A pending Service is retried whenever an address is freed or the pools change: it
 		// gets one event per distinct problem, not one per retry.
 		if c.firstReport(key, out.err.Error()) {
-			c.recorder.Event(&svc, corev1.EventTypeWarning, ReasonAllocationFailed, out.err.Error())
+			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAllocationFailed, out.err.Error())
 		}
 	}
 	oldIPs := ingressIPs(svc.Status.LoadBalancer.Ingress)
-	if err := c.write(ctx, &svc, Ingress(out.assigned), PoolOf(out.assigned)); err != nil {
+	if err := c.write(ctx, svc, Ingress(out.assigned), PoolOf(out.assigned)); err != nil {
 		return reconcile.Result{}, err
 	}
 	var added []allocator.Assignment
