@@ -22,7 +22,9 @@ func TestNamespaceLabelsShared(t *testing.T) {
 			t.Fatalf("assigning %s: %v", key, err)
 		}
 	}
-	same := func(x, y map[string]string) bool { return reflect.ValueOf(x).UnsafePointer() == reflect.ValueOf(y).UnsafePointer() }
+	same := func(x, y map[string]string) bool {
+		return reflect.ValueOf(x).UnsafePointer() == reflect.ValueOf(y).UnsafePointer()
+	}
 
 	first := map[string]string{"team": "a"}
 	assign("ns/one", first)
