@@ -150,9 +150,7 @@ func measureScale(t *testing.T, bin string, n int, last, bench bool) {
 		benchFigure(t, p+who+"_cpu_cores", (cpu1[who]-cpu0[who]).Seconds()/burst.Seconds(), "cores")
 	}
 	benchFigure(t, p+"writes_per_service", perService, "writes")
-	rss, peak := r.memory(t)
-	benchFigure(t, fmt.Sprintf("controller_rss_%d_mib", n), rss, "MiB")
-	benchFigure(t, fmt.Sprintf("controller_rss_peak_%d_mib", n), peak, "MiB")
+	rss := r.memory(t, fmt.Sprintf("controller_rss_%d", n))
 	if last {
 		benchFigure(t, "controller_writes_per_service", perService, "writes")
 	}
@@ -197,9 +195,7 @@ func measureScale(t *testing.T, bin string, n int, last, bench bool) {
 	f.waitPoolStatus("bench", poolCounts(n+2))
 	writes = r.controllerWrites(mark)
 	benchFigure(t, fmt.Sprintf("controller_restart_%d_new_service_ms", n), ms(restart), "ms")
-	rss, peak = r.memory(t)
-	benchFigure(t, fmt.Sprintf("controller_restart_%d_rss_mib", n), rss, "MiB")
-	benchFigure(t, fmt.Sprintf("controller_restart_%d_rss_peak_mib", n), peak, "MiB")
+	rss = r.memory(t, fmt.Sprintf("controller_restart_%d_rss", n))
 	t.Logf("restart with %d assigned: new Service's address %v after the process started; writes %v", n+1, restart.Round(time.Millisecond), testenv.WriteSummary(writes))
 	if svcWrites := serviceWrites(writes, f.ns); len(svcWrites) != 1 || svcWrites["after-restart"] != 2 {
 		t.Errorf("Service writes after a restart with %d unchanged Services and one new: %v, want 2 to after-restart only", n+1, svcWrites)
@@ -414,14 +410,21 @@ func (r *scaleRun) waitQuiet(t *testing.T, minReconciles int) {
 	}
 }
 
-// memory returns the controller's RSS now and at its peak, in MiB.
-func (r *scaleRun) memory(t *testing.T) (rss, peak float64) {
+// memory reports the controller's resident memory under the names prefix_mib (VmRSS),
+// prefix_peak_mib, prefix_anon_mib (heap and stacks) and prefix_file_mib (the binary's pages), and
+// returns the RSS in MiB.
+func (r *scaleRun) memory(t *testing.T, prefix string) float64 {
 	t.Helper()
-	b, p, err := testenv.ProcessMemory(r.proc.cmd.Process.Pid)
+	m, err := testenv.ProcessMemory(r.proc.cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return float64(b) / (1 << 20), float64(p) / (1 << 20)
+	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+	benchFigure(t, prefix+"_mib", mib(m.RSS), "MiB")
+	benchFigure(t, prefix+"_peak_mib", mib(m.Peak), "MiB")
+	benchFigure(t, prefix+"_anon_mib", mib(m.Anon), "MiB")
+	benchFigure(t, prefix+"_file_mib", mib(m.File), "MiB")
+	return mib(m.RSS)
 }
 
 func cpuTimes(t *testing.T, pids map[string]int) map[string]time.Duration {

@@ -41,36 +41,42 @@ func ProcessCPU(pid int) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
-// ProcessMemory returns the resident set size of process pid now and at its peak (VmRSS and
-// VmHWM of /proc/PID/status), in bytes.
-func ProcessMemory(pid int) (rss, peak int64, err error) {
+// Memory is a process's resident memory, in bytes, from /proc/PID/status.
+type Memory struct {
+	RSS  int64 // VmRSS: resident now
+	Peak int64 // VmHWM: the most resident so far
+	Anon int64 // RssAnon: the process's own memory (heap, stacks)
+	File int64 // RssFile: mapped files resident, mostly the binary's code and read-only data
+}
+
+// ProcessMemory returns the resident memory of process pid.
+func ProcessMemory(pid int) (Memory, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, fmt.Errorf("reading the memory of process %d: %w", pid, err)
+		return Memory{}, fmt.Errorf("reading the memory of process %d: %w", pid, err)
 	}
+	var m Memory
+	fields := map[string]*int64{"VmRSS": &m.RSS, "VmHWM": &m.Peak, "RssAnon": &m.Anon, "RssFile": &m.File}
 	for _, l := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(l, ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
+		dst := fields[k]
+		if !ok || dst == nil {
 			continue
 		}
 		f := strings.Fields(v) // "12345 kB"
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, 0, fmt.Errorf("reading the memory of process %d: %s: %q", pid, k, v)
+			return Memory{}, fmt.Errorf("reading the memory of process %d: %s: %q", pid, k, v)
 		}
 		n, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("reading the memory of process %d: %w", pid, err)
+			return Memory{}, fmt.Errorf("reading the memory of process %d: %w", pid, err)
 		}
-		if k == "VmRSS" {
-			rss = n << 10
-		} else {
-			peak = n << 10
-		}
+		*dst = n << 10
 	}
-	if rss == 0 {
-		return 0, 0, fmt.Errorf("reading the memory of process %d: no VmRSS in /proc/%d/status", pid, pid)
+	if m.RSS == 0 {
+		return Memory{}, fmt.Errorf("reading the memory of process %d: no VmRSS in /proc/%d/status", pid, pid)
 	}
-	return rss, peak, nil
+	return m, nil
 }
 
 // childPIDs lists the processes whose parent is this process.
