@@ -440,28 +440,6 @@ func (w *writeCounter) count(part string) int {
 	return n
 }
 
-// summary counts the writes by method and kind of object ("PATCH services/status").
-func (w *writeCounter) summary() map[string]int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := map[string]int{}
-	for p, c := range w.byPath {
-		method, path, _ := strings.Cut(p, " ")
-		parts := strings.Split(strings.Trim(path, "/"), "/")
-		kind := ""
-		for i, part := range parts {
-			if part == "namespaces" && i+2 < len(parts) {
-				kind = strings.Join(parts[i+2:i+3], "")
-				if len(parts) > i+4 {
-					kind += "/" + parts[len(parts)-1]
-				}
-			}
-		}
-		out[method+" "+kind] += c
-	}
-	return out
-}
-
 func (w *writeCounter) paths() map[string]int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
