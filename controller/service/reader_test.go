@@ -2,16 +2,23 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/controller/webhook"
 )
 
@@ -71,4 +78,28 @@ func TestServiceReader(t *testing.T) {
 	if err := r.Get(ctx, client.ObjectKey{Name: f.ns}, &ns); err != nil || ns.Name != f.ns {
 		t.Errorf("Get of a Namespace through the fallback: %v %q", err, ns.Name)
 	}
+}
+
+// TestWebhookReadsTheStore: the webhook, reading Services through the controller's store as the
+// binary wires it, refuses to delete a pool whose address a Service holds and names the Service.
+func TestWebhookReadsTheStore(t *testing.T) {
+	f := newFixture(t)
+	pool := f.pool("a", []string{"198.51.100.60/32"})
+	f.start()
+	f.service("web")
+	f.waitIPs("web", 1)
+	v := webhook.NewValidator(env.Client, f.ctrl.ServiceReader(env.Client, webhook.IndexServiceIngress), f.herald, f.class)
+	old, err := json.Marshal(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		Kind:      metav1.GroupVersionKind{Group: v1beta1.GroupVersion.Group, Version: v1beta1.GroupVersion.Version, Kind: "IPAddressPool"},
+		Namespace: f.herald, Name: "a", Operation: admissionv1.Delete, OldObject: runtime.RawExtension{Raw: old},
+	}}
+	want := f.ns + "/web (holds 198.51.100.60: the pool is deleted)"
+	f.eventually("the delete is refused naming the Service", 10*time.Second, func() (bool, string) {
+		resp := v.Handle(context.Background(), req)
+		return !resp.Allowed && strings.Contains(resp.Result.Message, want), resp.Result.Message
+	})
 }
