@@ -30,9 +30,10 @@ help: ## List the targets.
 
 ##@ Build
 .PHONY: build
-build: ## Build bin/herald-controller and bin/herald-speaker.
+build: ## Build bin/herald-controller, bin/herald-speaker and bin/kubectl-herald (the kubectl plugin).
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-controller ./controller
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-speaker ./speaker
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kubectl-herald ./cmd/kubectl-herald
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, CRD YAML and RBAC roles (from +kubebuilder:rbac markers) with controller-gen.
@@ -108,7 +109,7 @@ $(HELM):
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the kube-apiserver cache in .cache/).
-	rm -rf $(BIN)/herald-controller $(BIN)/herald-speaker
+	rm -rf $(BIN)/herald-controller $(BIN)/herald-speaker $(BIN)/kubectl-herald
 
 ##@ Install
 VERSION ?= v0.1.0
@@ -135,8 +136,23 @@ image: ## Build the OCI image tarball dist/herald-image.tar (IMAGE=...; no Docke
 	mkdir -p dist/image
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags='-s -w' -o dist/image/herald-controller ./controller
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags='-s -w' -o dist/image/herald-speaker ./speaker
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags='-s -w' -o dist/image/kubectl-herald ./cmd/kubectl-herald
 	go run ./hack/mkimage --tag $(IMAGE) --arch $(GOARCH) \
-	  --controller dist/image/herald-controller --speaker dist/image/herald-speaker --out dist/herald-image.tar
+	  --controller dist/image/herald-controller --speaker dist/image/herald-speaker \
+	  --kubectl-herald dist/image/kubectl-herald --out dist/herald-image.tar
+
+# Platforms of the kubectl-herald release archives.
+PLUGIN_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+
+.PHONY: release-plugin
+release-plugin: ## Build the kubectl-herald release archives (dist/release/kubectl-herald_VERSION_OS_ARCH.tar.gz) and SHA256SUMS.
+	rm -rf dist/release && mkdir -p dist/release
+	for p in $(PLUGIN_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; ext=""; [ "$$os" = windows ] && ext=.exe; \
+	  d=dist/release/kubectl-herald_$(VERSION)_$${os}_$${arch}; mkdir -p $$d; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags='-s -w' -o $$d/kubectl-herald$$ext ./cmd/kubectl-herald; \
+	  tar -C $$d -czf $$d.tar.gz --owner=0 --group=0 --mtime=@0 . && rm -rf $$d; \
+	done
+	cd dist/release && sha256sum *.tar.gz > SHA256SUMS
 
 # The manifests tests render the Helm chart and regenerate the RBAC roles (and run hack/promql,
 # a module of its own, with the go command).
@@ -151,3 +167,19 @@ demo: deps kube-assets build ## Bring up the lab (namespaces, FRR, API server, H
 .PHONY: e2e
 e2e: deps kube-assets build ## Run the end-to-end tests in the lab (root; also part of `make test`).
 	HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 30m -v ./e2e/...
+
+##@ Migration from MetalLB
+METALLB_VERSION ?= v0.15.2
+METALLB_BINS := $(BIN)/metallb-controller-$(METALLB_VERSION) $(BIN)/metallb-speaker-$(METALLB_VERSION)
+
+.PHONY: metallb-assets
+metallb-assets: $(METALLB_BINS) ## Build MetalLB's controller and speaker from the Go module proxy (the migration e2e test runs them).
+
+$(METALLB_BINS):
+	GOBIN=$(BIN)/.tmp CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath \
+	  go.universe.tf/metallb/controller@$(METALLB_VERSION) go.universe.tf/metallb/speaker@$(METALLB_VERSION)
+	mv $(BIN)/.tmp/controller $(BIN)/metallb-controller-$(METALLB_VERSION)
+	mv $(BIN)/.tmp/speaker $(BIN)/metallb-speaker-$(METALLB_VERSION)
+
+# The e2e tests include the migration from MetalLB (e2e/migration).
+e2e: metallb-assets

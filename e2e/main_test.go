@@ -69,7 +69,7 @@ func requireLab(t *testing.T) *lab.Lab {
 	t.Helper()
 	lab.RequireMachine(t)
 	labOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute) // includes waiting for the other lab packages (they share one machine lock)
 		defer cancel()
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		l, err := lab.Start(ctx, lab.Options{Log: log})

@@ -44,6 +44,9 @@ const (
 	ReasonConfigurationWarning = "ConfigurationWarning"
 	// ReasonPoolNotInForce reports a Service left as it is because its pool is invalid.
 	ReasonPoolNotInForce = "PoolNotInForce"
+	// ReasonForeignAddress reports a Service left as it is because its status holds an address
+	// Herald did not assign and no pool holds.
+	ReasonForeignAddress = "ForeignAddress"
 	// ConditionAddressesReleased is the IPAddressPool condition that reports addresses
 	// released because the pool no longer covers them.
 	ConditionAddressesReleased = "AddressesReleased"

@@ -157,6 +157,9 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := removeHostIfaces(topo.HostIfaces(), 30*time.Second); err != nil {
+		return nil, fmt.Errorf("removing what an earlier lab left in the root namespace: %w", err)
+	}
 	routes, err := ReadHostRoutes()
 	if err != nil {
 		return nil, err
@@ -679,15 +682,10 @@ func (l *Lab) Close() error {
 			errs = append(errs, fmt.Errorf("removing namespaces: %w", err))
 		}
 	}
-	for _, ifc := range l.hostIfs {
-		// Normally gone with its peer's namespace.
-		if _, err := os.Stat(filepath.Join("/sys/class/net", ifc)); err == nil {
-			if _, err := run("ip", "link", "del", ifc); err != nil {
-				if _, serr := os.Stat(filepath.Join("/sys/class/net", ifc)); serr == nil {
-					errs = append(errs, err)
-				} // else: it went with the namespace meanwhile
-			}
-		}
+	// Normally gone with its peer's namespace, but only once the kernel has cleaned that up: wait
+	// for it, so that the next lab does not find this one's routes.
+	if err := removeHostIfaces(l.hostIfs, 30*time.Second); err != nil {
+		errs = append(errs, err)
 	}
 	l.bg.Wait()
 	if l.hadTMP {

@@ -134,3 +134,28 @@ func lockRuns(ctx context.Context, runRoot string, log *slog.Logger) (*os.File, 
 		}
 	}
 }
+
+// removeHostIfaces deletes the root-namespace interfaces named in ifcs and waits, up to wait, until
+// the kernel has let them go. Removing a namespace removes the host ends of its veths only later
+// (the kernel cleans namespaces up in the background), so a lab that has just ended can still have
+// its host interface, and that interface's routes, for a moment after it released the machine lock.
+// Whoever holds the lock owns these names, so whatever is left of them is stale.
+func removeHostIfaces(ifcs []string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var left []string
+		for _, ifc := range ifcs {
+			if _, err := os.Stat(filepath.Join("/sys/class/net", ifc)); err == nil {
+				left = append(left, ifc)
+				_, _ = run("ip", "link", "del", ifc) // fails when the kernel is already removing it
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("interfaces %v are still present %s after removing them (see `ip link`)", left, wait)
+		}
+		time.Sleep(50 * time.Millisecond) // the kernel gives no event to wait on here
+	}
+}

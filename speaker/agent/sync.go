@@ -3,9 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"maps"
-	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -103,30 +100,16 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, map[string]*corev1.Serv
 	if err := a.opts.Cache.List(ctx, &slices); err != nil {
 		return in, nil, fmt.Errorf("listing endpoint slices: %w", err)
 	}
-	eps := endpointsByService(slices.Items)
+	eps := plan.EndpointsByService(slices.Items)
 	byKey := map[string]*corev1.Service{}
 	for i := range svcs.Items {
 		s := &svcs.Items[i]
 		if !a.handles(s) {
 			continue
 		}
-		ps := plan.Service{
-			Key:          s.Namespace + "/" + s.Name,
-			Labels:       s.Labels,
-			LocalTraffic: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-		}
-		for _, ing := range s.Status.LoadBalancer.Ingress {
-			if ip, err := netip.ParseAddr(ing.IP); err == nil {
-				ps.IPs = append(ps.IPs, ip)
-			}
-		}
-		if len(ps.IPs) == 0 {
+		ps, ok := plan.ServiceFromKube(s, eps)
+		if !ok {
 			continue
-		}
-		if e := eps[ps.Key]; e != nil {
-			ps.ReadyEndpointNodes, ps.NoEndpoints = e.readyNodes, !e.usable
-		} else {
-			ps.NoEndpoints = true
 		}
 		in.Services = append(in.Services, ps)
 		byKey[ps.Key] = s
@@ -144,49 +127,6 @@ func (a *Agent) handles(s *corev1.Service) bool {
 		class = *s.Spec.LoadBalancerClass
 	}
 	return class == a.opts.LBClass
-}
-
-// endpoints is what the plan needs of a Service's EndpointSlices.
-type endpoints struct {
-	// readyNodes are the sorted nodes with a ready endpoint.
-	readyNodes []string
-	// usable is true when some endpoint, with or without a node, is ready, or serving while it
-	// terminates (kube-proxy falls back to those when no endpoint is ready).
-	usable bool
-}
-
-// endpointsByService maps "namespace/service" to its endpoints.
-func endpointsByService(items []discoveryv1.EndpointSlice) map[string]*endpoints {
-	sets := map[string]map[string]bool{}
-	out := map[string]*endpoints{}
-	for _, es := range items {
-		svc := es.Labels[discoveryv1.LabelServiceName]
-		if svc == "" {
-			continue
-		}
-		key := es.Namespace + "/" + svc
-		e := out[key]
-		if e == nil {
-			e = &endpoints{}
-			out[key] = e
-			sets[key] = map[string]bool{}
-		}
-		for _, ep := range es.Endpoints {
-			c := ep.Conditions
-			ready := c.Ready == nil || *c.Ready
-			if ready || (c.Serving != nil && *c.Serving) {
-				e.usable = true
-			}
-			if !ready || ep.NodeName == nil || *ep.NodeName == "" {
-				continue
-			}
-			sets[key][*ep.NodeName] = true
-		}
-	}
-	for k, set := range sets {
-		out[k].readyNodes = slices.Sorted(maps.Keys(set))
-	}
-	return out
 }
 
 // bgpPeers converts the configured peers of this node for the BGP speaker. Every peer that

@@ -22,7 +22,6 @@ package election
 
 import (
 	"net/netip"
-	"slices"
 )
 
 // ExcludeFromLBLabel is the well-known Node label that removes a node from the set of
@@ -148,77 +147,7 @@ type Input struct {
 // intersection is empty the IP is not announced; the controller only lets Local Services share
 // an IP when they select the same pods, so in practice the endpoint sets agree.
 func Eligible(mode Mode, in Input) []string {
-	type constraint struct {
-		ads       []*Advertisement
-		endpoints map[string]bool // nil unless Local
-	}
-	var constraints []constraint
-	for i := range in.Services {
-		svc := &in.Services[i]
-		var c constraint
-		for j := range in.Advertisements {
-			ad := &in.Advertisements[j]
-			if slices.Contains(ad.Pools, in.Pool) && ad.Services.matches(svc.Labels) {
-				c.ads = append(c.ads, ad)
-			}
-		}
-		if len(c.ads) == 0 {
-			continue // not announced in this mode: no constraint
-		}
-		if svc.LocalTraffic {
-			c.endpoints = make(map[string]bool, len(svc.ReadyEndpointNodes))
-			for _, n := range svc.ReadyEndpointNodes {
-				c.endpoints[n] = true
-			}
-		}
-		constraints = append(constraints, c)
-	}
-	if len(constraints) == 0 {
-		return nil
-	}
-
-	var out []string
-nodes:
-	for i := range in.Nodes {
-		node := &in.Nodes[i]
-		if !nodeUsable(node) {
-			continue
-		}
-		for _, c := range constraints {
-			if c.endpoints != nil && !c.endpoints[node.Name] {
-				continue nodes
-			}
-			if !slices.ContainsFunc(c.ads, func(ad *Advertisement) bool { return adSelects(mode, ad, node) }) {
-				continue nodes
-			}
-		}
-		out = append(out, node.Name)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// nodeUsable checks what depends on the node alone.
-func nodeUsable(n *Node) bool {
-	if n.Name == "" || !n.Alive || !n.SpeakerReady || !n.Ready || n.NetworkUnavailable {
-		return false
-	}
-	_, excluded := n.Labels[ExcludeFromLBLabel]
-	return !excluded
-}
-
-// adSelects reports whether ad lets node announce.
-func adSelects(mode Mode, ad *Advertisement, node *Node) bool {
-	if !ad.Nodes.matches(node.Labels) {
-		return false
-	}
-	if mode != Layer2 {
-		return true
-	}
-	if len(ad.Interfaces) == 0 {
-		return len(node.DefaultInterfaces) > 0
-	}
-	return slices.ContainsFunc(node.Interfaces, func(ifi string) bool { return slices.Contains(ad.Interfaces, ifi) })
+	return evaluate(mode, in, false).Eligible()
 }
 
 // Owner returns the node among eligible that owns ip: the one with the highest rendezvous

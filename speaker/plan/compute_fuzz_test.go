@@ -84,6 +84,12 @@ func FuzzCompute(f *testing.F) {
 		in := randomInput(configtest.NewSource(inBytes), cfg)
 		byNode := map[netip.Addr]string{}
 		var owners map[netip.Addr]string
+		elected := map[netip.Addr]string{}
+		for _, e := range Elections(in) {
+			if e.Layer2Owner != "" {
+				elected[e.IP] = e.Layer2Owner
+			}
+		}
 		for _, self := range in.Nodes {
 			in.Self = self.Name
 			p := Compute(in)
@@ -97,6 +103,9 @@ func FuzzCompute(f *testing.F) {
 				t.Fatalf("node %s: plan depends on the order of nodes and Services (-given +reversed):\n%s", self.Name, diff)
 			}
 
+			if diff := cmp.Diff(elected, p.L2Owners, planCmp); diff != "" {
+				t.Fatalf("node %s: Elections and Compute disagree on the layer-2 owners (-Elections +Compute):\n%s", self.Name, diff)
+			}
 			if owners == nil {
 				owners = p.L2Owners
 			} else if diff := cmp.Diff(owners, p.L2Owners, planCmp); diff != "" {

@@ -202,6 +202,101 @@ func TestUnannounced(t *testing.T) {
 	}
 }
 
+// An IP that an advertisement covers but no node may announce is reported with every node's
+// reasons, from the same election that decides the owners.
+func TestUnannouncedNoEligibleNode(t *testing.T) {
+	c := testConfig(t)
+	l2 := Service{Key: "ns/web", IPs: []netip.Addr{l2IP}}
+	bgp := Service{Key: "ns/api", IPs: []netip.Addr{bgpIP}, LocalTraffic: true, ReadyEndpointNodes: []string{"n3"}}
+	notReady := func(ns []election.Node, name string) []election.Node {
+		for i := range ns {
+			if ns[i].Name == name {
+				ns[i].Ready = false
+			}
+		}
+		return ns
+	}
+	tests := []struct {
+		name  string
+		nodes []election.Node
+		svcs  []Service
+		want  []Unannounced
+	}{
+		{
+			name: "layer 2: members missing, interfaces down",
+			nodes: func() []election.Node {
+				ns := nodes("n1", "n3")
+				ns[0].Ready = false
+				ns[2].Interfaces = []string{"eth1"}
+				return ns
+			}(),
+			svcs: []Service{l2},
+			want: []Unannounced{{Service: "ns/web", IP: l2IP, Reason: `no node is eligible to announce 198.51.100.105 of pool "l2" (layer 2: ` +
+				"n1: the Node is not Ready; n2: its speaker is not a live memberlist member; n3: none of the interfaces l2 allows is up on it (interfaces up: eth1))"}},
+		},
+		{
+			name:  "bgp: Local traffic, the node with the endpoint not Ready",
+			nodes: notReady(nodes("n1", "n2", "n3"), "n3"),
+			svcs:  []Service{bgp},
+			want: []Unannounced{{Service: "ns/api", IP: bgpIP, Reason: `no node is eligible to announce 198.51.100.193 of pool "bgp" (BGP: ` +
+				"n1, n2: no ready endpoint of ns/api on it (externalTrafficPolicy: Local); n3: the Node is not Ready)"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{Config: c, Self: "n1", Nodes: tt.nodes, Services: tt.svcs}
+			p := Compute(in)
+			if diff := cmp.Diff(tt.want, p.Unannounced, netipCmp); diff != "" {
+				t.Errorf("Unannounced (-want +got):\n%s", diff)
+			}
+			for _, e := range Elections(in) {
+				if len(e.Layer2.Eligible())+len(e.BGP.Eligible()) != 0 {
+					t.Errorf("Elections(%s): eligible nodes %v %v, want none", e.IP, e.Layer2.Eligible(), e.BGP.Eligible())
+				}
+			}
+		})
+	}
+}
+
+func TestElections(t *testing.T) {
+	c := testConfig(t)
+	stray := netip.MustParseAddr("198.51.100.250")
+	in := Input{Config: c, Self: "n1", Nodes: nodes("n1", "n2", "n3"), Services: []Service{
+		{Key: "ns/web", IPs: []netip.Addr{l2IP, l2IP6}},
+		{Key: "ns/dns", IPs: []netip.Addr{l2IP}},
+		{Key: "ns/api", IPs: []netip.Addr{bgpIP}},
+		{Key: "ns/stray", IPs: []netip.Addr{stray}},
+		{Key: "ns/empty", IPs: []netip.Addr{netip.MustParseAddr("198.51.100.106")}, NoEndpoints: true},
+	}}
+	p := Compute(in)
+	type summary struct {
+		IP                string
+		Pool              string
+		Services          []string
+		Owner             string
+		L2Covered, L2Elig []string
+		BGPElig           []string
+	}
+	var got []summary
+	for _, e := range Elections(in) {
+		got = append(got, summary{IP: e.IP.String(), Pool: e.Pool, Services: e.Services, Owner: e.Layer2Owner,
+			L2Covered: e.Layer2.Announced, L2Elig: e.Layer2.Eligible(), BGPElig: e.BGP.Eligible()})
+	}
+	all := []string{"n1", "n2", "n3"}
+	want := []summary{
+		{IP: "198.51.100.105", Pool: "l2", Services: []string{"ns/dns", "ns/web"}, Owner: p.L2Owners[l2IP], L2Covered: []string{"ns/dns", "ns/web"}, L2Elig: all},
+		{IP: "198.51.100.193", Pool: "bgp", Services: []string{"ns/api"}, BGPElig: all},
+		{IP: "198.51.100.250", Services: []string{"ns/stray"}},
+		{IP: "2001:db8:1::105", Pool: "l2", Services: []string{"ns/web"}, Owner: p.L2Owners[l2IP6], L2Covered: []string{"ns/web"}, L2Elig: all},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Elections (-want +got):\n%s", diff)
+	}
+	if want[0].Owner == "" || want[3].Owner == "" {
+		t.Errorf("Compute elected no owner: %v", p.L2Owners)
+	}
+}
+
 func TestNilConfigAnnouncesNothing(t *testing.T) {
 	p := Compute(Input{Self: "n1", Nodes: nodes("n1"), Services: []Service{{Key: "ns/a", IPs: []netip.Addr{l2IP}}}})
 	if len(p.L2Owned)+len(p.Routes)+len(p.Peers) != 0 {
