@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -47,7 +48,8 @@ const (
 // soon a new Service gets its address and that the 10,000 others are not written, and deletes one
 // Service to show that only its address is touched.
 //
-// make test runs it with 200 Services; make bench (HERALD_BENCH=1) with 1,000, 5,000 and 10,000.
+// make test runs it with 200 Services; make bench (HERALD_BENCH=1) with 1,000, 5,000 and 10,000;
+// HERALD_SCALE_SERVICES=n,m,... runs other sizes.
 // The figures of issue 15 it writes into bench/report.json, for N of each size:
 // controller_burst_N_lag_p50_ms and _lag_p99_ms (create returned -> address in status),
 // controller_burst_N_all_assigned_ms (last create returned -> last address in status),
@@ -62,6 +64,16 @@ func TestMeasureControllerScale(t *testing.T) {
 	bench := os.Getenv("HERALD_BENCH") == "1"
 	if bench {
 		sizes = []int{1000, 5000, 10000}
+	}
+	if v := os.Getenv("HERALD_SCALE_SERVICES"); v != "" { // e.g. 1000,2000: other sizes by hand
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				t.Fatalf("HERALD_SCALE_SERVICES=%q: want a comma-separated list of Service counts, such as 1000,5000", v)
+			}
+			sizes = append(sizes, n)
+		}
 	}
 	bin := buildController(t)
 	for i, n := range sizes {
