@@ -16,7 +16,8 @@ import (
 
 // TestPendingServiceReportedOnce: a Service waiting for a full pool is retried every time an
 // address is freed; it gets one AllocationFailed event, not one per retry, and assignments write
-// no event on the Services (the pool gets a summary).
+// no event on the Services (the pool gets a summary). An edit of the Service by its owner is
+// answered again.
 func TestPendingServiceReportedOnce(t *testing.T) {
 	f := newFixture(t)
 	f.pool("a", []string{"198.51.100.40/32"})
@@ -61,6 +62,26 @@ func TestPendingServiceReportedOnce(t *testing.T) {
 	if n := writes.count("/namespaces/" + f.ns + "/events"); n != 1 {
 		t.Errorf("%d event writes in the Services' namespace, want 1 (the first AllocationFailed): %v", n, writes.paths())
 	}
+
+	// An edit of the Service by its owner gets its answer, even when the problem is the same.
+	svc := f.get("waiting")
+	patch := client.MergeFrom(svc.DeepCopy())
+	svc.Labels = map[string]string{"edited": "yes"}
+	if err := f.c.Patch(context.Background(), svc, patch); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("the edited Service reported again", 20*time.Second, func() (bool, string) {
+		var list corev1.EventList
+		if err := f.c.List(context.Background(), &list, client.InNamespace(f.ns)); err != nil {
+			return false, err.Error()
+		}
+		for _, e := range list.Items {
+			if e.InvolvedObject.Name == "waiting" && e.Reason == service.ReasonAllocationFailed && e.Count == 2 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("events %v, want AllocationFailed on waiting counted twice", list.Items)
+	})
 }
 
 // counter returns the sum of a counter's series of the running controller, or -1.

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -67,7 +68,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		msg := fmt.Sprintf("Leaving %s in status untouched: Herald did not assign it and no IPAddressPool holds it (given by another load balancer, or before Herald's configuration was applied). "+
 			"Create a pool that holds it to let Herald take it over, or remove the status (or set %s) to get a new address",
 			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), AnnotationLoadBalancerIPs)
-		if c.firstReport(key, msg) {
+		if c.firstReport(svc, msg) {
 			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonForeignAddress, msg)
 		}
 		return reconcile.Result{}, nil // requeued when the pools change
@@ -75,7 +76,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	if out.heldFor != "" {
 		msg := fmt.Sprintf("Keeping %s in status: IPAddressPool %s is invalid and has no earlier valid version in force (see its events); the addresses are neither released nor reassigned until it is fixed",
 			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), out.heldFor)
-		if c.firstReport(key, msg) {
+		if c.firstReport(svc, msg) {
 			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonPoolNotInForce, msg)
 		}
 		return reconcile.Result{}, nil // requeued when the pools change
@@ -89,7 +90,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		c.metrics.AllocationError(ErrorReason(out.err))
 		// A pending Service is retried whenever an address is freed or the pools change: it
 		// gets one event per distinct problem, not one per retry.
-		if c.firstReport(key, out.err.Error()) {
+		if c.firstReport(svc, out.err.Error()) {
 			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAllocationFailed, out.err.Error())
 		}
 	}
@@ -161,16 +162,39 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 	return out, true
 }
 
-// firstReport reports whether msg is a problem not yet reported by event for the Service key,
-// and remembers it as reported.
-func (c *Controller) firstReport(key, msg string) bool {
+// firstReport reports whether msg is a problem not yet reported by event for the Service as its
+// owner last wrote it, and remembers it as reported. A pending Service retried because an address
+// was freed or the pools changed is not reported again for the same problem; one its owner changed
+// (spec, labels or annotations) is, so that each of the owner's edits gets its answer.
+func (c *Controller) firstReport(svc *corev1.Service, msg string) bool {
+	key := Key(svc.Namespace, svc.Name)
+	report := msg + "\n" + ownerState(svc)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.reported[key] == msg {
+	if c.reported[key] == report {
 		return false
 	}
-	c.reported[key] = msg
+	c.reported[key] = report
 	return true
+}
+
+// ownerState describes what the Service's owner writes: the spec (by its generation), the labels
+// and the annotations but the one the controller writes. The controller's own writes leave it
+// unchanged.
+func ownerState(svc *corev1.Service) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d", svc.Generation)
+	for _, m := range []map[string]string{svc.Labels, svc.Annotations} {
+		keys := slices.Sorted(maps.Keys(m))
+		for _, k := range keys {
+			if k == AnnotationAllocatedFromPool {
+				continue
+			}
+			fmt.Fprintf(&b, "\x00%s=%s", k, m[k])
+		}
+		b.WriteString("\x01")
+	}
+	return b.String()
 }
 
 // foreignLocked returns the addresses of the Service's status that Herald must leave alone: the
