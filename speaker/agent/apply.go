@@ -73,11 +73,11 @@ func (a *Agent) announce(ctx context.Context, ch changes, full bool) {
 		}
 	}
 	if full || ch.routes {
-		routes := a.eng.routes()
-		if err := a.opts.BGP.SetRoutes(ctx, bgpRoutes(routes)); err != nil {
+		routes, elsewhere := a.eng.routes()
+		if err := a.opts.BGP.SetRoutes(ctx, a.handOver(plan.Plan{Peers: a.eng.ctx.Peers(), Routes: routes, BGPElsewhere: elsewhere})); err != nil {
 			a.log.Warn("BGP routes", "err", err)
 		}
-		a.metrics.routes.Set(float64(len(routes)))
+		a.metrics.routes.Set(float64(advertisedPrefixes(routes)))
 	}
 }
 

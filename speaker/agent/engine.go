@@ -16,7 +16,7 @@ type engine struct {
 	svcs map[string]plan.Service        // by key: every handled Service with an IP
 	byIP map[netip.Addr]map[string]bool // IP -> keys of the Services holding it
 	ips  map[netip.Addr]plan.IPPlan     // the plan of every IP some Service holds
-	// routed are the IPs whose plans have route shares.
+	// routed are the IPs whose plans have routes, or prefixes other nodes advertise.
 	routed map[netip.Addr]bool
 }
 
@@ -144,7 +144,7 @@ func (e *engine) recompute(affected map[netip.Addr]bool, ch *changes) {
 		} else {
 			delete(e.ips, ip)
 		}
-		if len(next.Routes) > 0 {
+		if len(next.Routes) > 0 || len(next.Elsewhere) > 0 {
 			e.routed[ip] = true
 		} else {
 			delete(e.routed, ip)
@@ -153,7 +153,7 @@ func (e *engine) recompute(affected map[netip.Addr]bool, ch *changes) {
 			continue
 		}
 		ch.ips = append(ch.ips, ipChange{ip: ip, old: old, new: next})
-		if !reflect.DeepEqual(old.Routes, next.Routes) {
+		if !reflect.DeepEqual(old.Routes, next.Routes) || !reflect.DeepEqual(old.Elsewhere, next.Elsewhere) {
 			ch.routes = true
 		}
 		for _, p := range []plan.IPPlan{old, next} {
@@ -171,18 +171,19 @@ func (e *engine) recompute(affected map[netip.Addr]bool, ch *changes) {
 	slices.SortFunc(ch.ips, func(a, b ipChange) int { return a.ip.Compare(b.ip) })
 }
 
-// routes returns this node's BGP routes: the route shares of every IP, merged.
-func (e *engine) routes() []plan.Route {
-	ips := make([]netip.Addr, 0, len(e.routed))
+// routes returns this node's BGP route tables (the routes of every IP, merged) and the prefixes
+// other nodes advertise (plan.Plan's Routes and BGPElsewhere).
+func (e *engine) routes() (map[string][]plan.Route, map[netip.Prefix]bool) {
+	var routes []plan.PeerRoute
+	elsewhere := map[netip.Prefix]bool{}
 	for ip := range e.routed {
-		ips = append(ips, ip)
+		p := e.ips[ip]
+		routes = append(routes, p.Routes...)
+		for _, prefix := range p.Elsewhere {
+			elsewhere[prefix] = true
+		}
 	}
-	slices.SortFunc(ips, netip.Addr.Compare)
-	var shares []plan.RouteShare
-	for _, ip := range ips {
-		shares = append(shares, e.ips[ip].Routes...)
-	}
-	return plan.FlattenRoutes(shares)
+	return plan.RouteTables(routes), elsewhere
 }
 
 // l2Of returns the layer-2 assignments of a Service (its IPs this node answers for, with their

@@ -108,8 +108,13 @@ func TestEngineMatchesCompute(t *testing.T) {
 		if diff := cmp.Diff(plan.Compute(in), e.plan(), planCmp); diff != "" {
 			t.Fatalf("%s: the engine's plan differs from Compute (-want +got):\n%s", step, diff)
 		}
-		if diff := cmp.Diff(plan.Compute(in).Routes, e.routes(), planCmp); diff != "" {
+		routes, elsewhere := e.routes()
+		want := plan.Compute(in)
+		if diff := cmp.Diff(want.Routes, routes, planCmp); diff != "" {
 			t.Fatalf("%s: the engine's routes differ from Compute (-want +got):\n%s", step, diff)
+		}
+		if diff := cmp.Diff(want.BGPElsewhere, elsewhere, planCmp); diff != "" {
+			t.Fatalf("%s: the engine's prefixes advertised elsewhere differ from Compute (-want +got):\n%s", step, diff)
 		}
 	}
 	check("start")

@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -26,7 +28,8 @@ type Context struct {
 	pools     []*config.Pool // by name
 	l2ads     []election.Advertisement
 	bgpads    []election.Advertisement
-	bgpNodes  []election.LabelMatcher // node selectors of cfg.BGPAdvertisements, in order
+	l2ByName  map[string]*config.L2Advertisement
+	bgpByName map[string]*config.BGPAdvertisement
 	peers     []*config.Peer
 	selfPeers map[string]bool
 }
@@ -46,13 +49,14 @@ func NewContext(cfg *config.Config, self string, nodes []election.Node) *Context
 	for _, name := range cfg.PoolNames() {
 		c.pools = append(c.pools, cfg.Pools[name])
 	}
+	c.l2ads, c.bgpads = advertisements(cfg)
+	c.l2ByName = make(map[string]*config.L2Advertisement, len(cfg.L2Advertisements))
 	for _, a := range cfg.L2Advertisements {
-		c.l2ads = append(c.l2ads, election.Advertisement{Name: a.Name, Pools: a.Pools, Nodes: Matcher(a.NodeSelectors), Services: Matcher(a.ServiceSelectors), Interfaces: a.Interfaces})
+		c.l2ByName[a.Name] = a
 	}
+	c.bgpByName = make(map[string]*config.BGPAdvertisement, len(cfg.BGPAdvertisements))
 	for _, a := range cfg.BGPAdvertisements {
-		nodes := Matcher(a.NodeSelectors)
-		c.bgpads = append(c.bgpads, election.Advertisement{Name: a.Name, Pools: a.Pools, Nodes: nodes, Services: Matcher(a.ServiceSelectors)})
-		c.bgpNodes = append(c.bgpNodes, nodes)
+		c.bgpByName[a.Name] = a
 	}
 	// The sessions this node keeps: peers whose node selectors match it.
 	for _, name := range sortedKeys(cfg.Peers) {
@@ -68,13 +72,11 @@ func NewContext(cfg *config.Config, self string, nodes []election.Node) *Context
 // Peers returns the BGP sessions this node keeps, by name.
 func (c *Context) Peers() []*config.Peer { return c.peers }
 
-// RouteShare is what one advertisement makes this node send for one IP to one peer, before the
-// routes of IPs that aggregate into the same prefix are merged (FlattenRoutes).
-type RouteShare struct {
-	Prefix      netip.Prefix
-	Peer        string
-	Communities []config.Community
-	LocalPref   *uint32
+// PeerRoute is a route this node sends one peer for one IP; the routes of IPs that aggregate
+// into the same prefix are merged by MergeRoute when the plans are assembled.
+type PeerRoute struct {
+	Peer  string
+	Route Route
 }
 
 // IPPlan is the part of a plan that one IP decides.
@@ -87,8 +89,10 @@ type IPPlan struct {
 	// L2 and BGP list this node's assignments of IP, by Service.
 	L2  []L2Assignment
 	BGP []BGPAssignment
-	// Routes are this node's route shares for IP, in advertisement then peer order.
-	Routes []RouteShare
+	// Routes are this node's routes for IP, by peer then prefix.
+	Routes []PeerRoute
+	// Elsewhere are the prefixes other nodes advertise for IP over BGP (Plan.BGPElsewhere).
+	Elsewhere []netip.Prefix
 	// Unannounced lists the Services of IP that no node announces it for, by Service.
 	Unannounced []Unannounced
 }
@@ -132,11 +136,11 @@ func (c *Context) elect(p *IPPlan, svcs []election.Service) {
 	announced := map[string]bool{}
 
 	l2in := election.Input{IP: ip, Pool: pool.Name, Services: svcs, Advertisements: c.l2ads, Nodes: c.nodes}
-	if owner, ok := election.Layer2Owner(l2in); ok {
-		p.L2Owner = owner
+	if owner, ok := election.Layer2Admission(l2in); ok {
+		p.L2Owner = owner.Node
 		markAnnounced(announced, svcs, c.l2ads, pool.Name)
-		if owner == c.selfName {
-			if ifaces := l2Interfaces(c.l2ads, pool.Name, svcs, c.self); len(ifaces) > 0 {
+		if owner.Node == c.selfName {
+			if ifaces := l2Interfaces(c.l2ByName, owner.Advertisements, c.self); len(ifaces) > 0 {
 				p.L2Interfaces = ifaces
 				for _, s := range svcs {
 					if covers(c.l2ads, pool.Name, s) {
@@ -148,16 +152,26 @@ func (c *Context) elect(p *IPPlan, svcs []election.Service) {
 	}
 
 	bgpin := election.Input{IP: ip, Pool: pool.Name, Services: svcs, Advertisements: c.bgpads, Nodes: c.nodes}
-	if announcers := election.BGPAnnouncers(bgpin); len(announcers) > 0 {
+	if announcers := election.Admit(election.BGP, bgpin); len(announcers) > 0 {
 		markAnnounced(announced, svcs, c.bgpads, pool.Name)
-		if slices.Contains(announcers, c.selfName) {
-			p.Routes = c.routeShares(ip, pool.Name, svcs)
-			var peersOfIP []string
-			for _, r := range p.Routes {
-				peersOfIP = append(peersOfIP, r.Peer)
+		elsewhere := map[netip.Prefix]bool{}
+		for _, a := range announcers {
+			if a.Node != c.selfName {
+				addPrefixes(elsewhere, c.bgpByName, a.Advertisements, ip)
 			}
-			slices.Sort(peersOfIP)
-			peersOfIP = slices.Compact(peersOfIP)
+		}
+		p.Elsewhere = slices.SortedFunc(maps.Keys(elsewhere), comparePrefixes)
+		if i := slices.IndexFunc(announcers, func(a election.Admission) bool { return a.Node == c.selfName }); i >= 0 {
+			routes := map[string]map[netip.Prefix]Route{}
+			peersOfIP := addRoutes(routes, c.bgpByName, announcers[i].Advertisements, ip, c.selfPeers)
+			for peer, table := range routeTables(routes) {
+				for _, r := range table {
+					p.Routes = append(p.Routes, PeerRoute{Peer: peer, Route: r})
+				}
+			}
+			slices.SortFunc(p.Routes, func(a, b PeerRoute) int {
+				return cmp.Or(strings.Compare(a.Peer, b.Peer), comparePrefixes(a.Route.Prefix, b.Route.Prefix))
+			})
 			if len(peersOfIP) > 0 {
 				for _, s := range svcs {
 					if covers(c.bgpads, pool.Name, s) {
@@ -189,35 +203,6 @@ func (c *Context) poolOf(ip netip.Addr) *config.Pool {
 	return nil
 }
 
-// routeShares returns what every BGP advertisement that covers the pool, selects this node and one
-// of the Services, makes this node send for ip to each of its peers.
-func (c *Context) routeShares(ip netip.Addr, pool string, svcs []election.Service) []RouteShare {
-	var out []RouteShare
-	for i, a := range c.cfg.BGPAdvertisements {
-		if !slices.Contains(a.Pools, pool) || !selects(c.bgpNodes[i], c.self.Labels) {
-			continue
-		}
-		sm := c.bgpads[i].Services
-		if !slices.ContainsFunc(svcs, func(s election.Service) bool { return selects(sm, s.Labels) }) {
-			continue
-		}
-		bits := a.AggregationLength
-		if ip.Is6() {
-			bits = a.AggregationLengthV6
-		}
-		prefix, err := ip.Prefix(bits)
-		if err != nil {
-			continue // config.Parse bounds the lengths; unreachable with a validated config
-		}
-		for _, peer := range a.Peers {
-			if c.selfPeers[peer] {
-				out = append(out, RouteShare{Prefix: prefix, Peer: peer, Communities: a.Communities, LocalPref: a.LocalPref})
-			}
-		}
-	}
-	return out
-}
-
 func sortIPPlan(p *IPPlan) {
 	byService := func(a, b string) int { return strings.Compare(a, b) }
 	slices.SortStableFunc(p.L2, func(a, b L2Assignment) int { return byService(a.Service, b.Service) })
@@ -228,14 +213,14 @@ func sortIPPlan(p *IPPlan) {
 // Assemble puts the plans of single IPs (each IP once, in any order) together into the plan of
 // this node.
 func Assemble(c *Context, ips []IPPlan) Plan {
-	p := Plan{L2Owned: map[netip.Addr][]string{}, L2Owners: map[netip.Addr]string{}}
+	p := Plan{L2Owned: map[netip.Addr][]string{}, L2Owners: map[netip.Addr]string{}, BGPElsewhere: map[netip.Prefix]bool{}}
 	if c.cfg == nil {
 		return p
 	}
 	p.Peers = c.peers
 	sorted := slices.Clone(ips)
 	slices.SortFunc(sorted, func(a, b IPPlan) int { return a.IP.Compare(b.IP) })
-	var shares []RouteShare
+	var routes []PeerRoute
 	for _, ip := range sorted {
 		if ip.L2Owner != "" {
 			p.L2Owners[ip.IP] = ip.L2Owner
@@ -246,9 +231,12 @@ func Assemble(c *Context, ips []IPPlan) Plan {
 		p.L2 = append(p.L2, ip.L2...)
 		p.BGP = append(p.BGP, ip.BGP...)
 		p.Unannounced = append(p.Unannounced, ip.Unannounced...)
-		shares = append(shares, ip.Routes...)
+		routes = append(routes, ip.Routes...)
+		for _, prefix := range ip.Elsewhere {
+			p.BGPElsewhere[prefix] = true
+		}
 	}
-	p.Routes = FlattenRoutes(shares)
+	p.Routes = RouteTables(routes)
 	sortPlan(&p)
 	return p
 }
@@ -273,65 +261,25 @@ func Compute(in Input) Plan {
 	return Assemble(c, ips)
 }
 
-type routeAttrs struct {
-	communities map[config.Community]bool
-	localPref   *uint32
+// RouteTables merges the routes of several IPs (in any order: MergeRoute is commutative and
+// associative) into the route table of every peer, one Route per prefix, sorted by prefix.
+func RouteTables(routes []PeerRoute) map[string][]Route {
+	byPeer := map[string]map[netip.Prefix]Route{}
+	for _, pr := range routes {
+		table := byPeer[pr.Peer]
+		if table == nil {
+			table = map[netip.Prefix]Route{}
+			byPeer[pr.Peer] = table
+		}
+		if old, ok := table[pr.Route.Prefix]; ok {
+			table[pr.Route.Prefix] = MergeRoute(old, pr.Route)
+		} else {
+			table[pr.Route.Prefix] = pr.Route
+		}
+	}
+	return routeTables(byPeer)
 }
 
-// FlattenRoutes merges route shares (of IPs in ascending order, so that the first localPref of a
-// prefix and peer is the same on every node) into one Route per prefix and distinct attribute set,
-// listing the peers that get it, sorted by prefix.
-func FlattenRoutes(shares []RouteShare) []Route {
-	routes := map[netip.Prefix]map[string]*routeAttrs{}
-	for _, s := range shares {
-		byPeer := routes[s.Prefix]
-		if byPeer == nil {
-			byPeer = map[string]*routeAttrs{}
-			routes[s.Prefix] = byPeer
-		}
-		attrs := byPeer[s.Peer]
-		if attrs == nil {
-			attrs = &routeAttrs{communities: map[config.Community]bool{}}
-			byPeer[s.Peer] = attrs
-		}
-		for _, cm := range s.Communities {
-			attrs.communities[cm] = true
-		}
-		if attrs.localPref == nil && s.LocalPref != nil {
-			lp := *s.LocalPref
-			attrs.localPref = &lp
-		}
-	}
-	var out []Route
-	for prefix, byPeer := range routes {
-		groups := map[string]*Route{}
-		for _, peer := range sortedKeys(byPeer) {
-			attrs := byPeer[peer]
-			comms := make([]config.Community, 0, len(attrs.communities))
-			for cm := range attrs.communities {
-				comms = append(comms, cm)
-			}
-			slices.SortFunc(comms, func(a, b config.Community) int { return strings.Compare(a.String(), b.String()) })
-			key := fmt.Sprint(comms, attrs.localPref != nil)
-			if attrs.localPref != nil {
-				key += fmt.Sprint(*attrs.localPref)
-			}
-			r := groups[key]
-			if r == nil {
-				r = &Route{Prefix: prefix, Communities: comms, LocalPref: attrs.localPref}
-				groups[key] = r
-			}
-			r.Peers = append(r.Peers, peer)
-		}
-		for _, k := range sortedKeys(groups) {
-			out = append(out, *groups[k])
-		}
-	}
-	slices.SortStableFunc(out, func(a, b Route) int {
-		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
-			return c
-		}
-		return a.Prefix.Bits() - b.Prefix.Bits()
-	})
-	return out
+func comparePrefixes(a, b netip.Prefix) int {
+	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
 }

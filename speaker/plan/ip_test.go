@@ -39,7 +39,7 @@ func TestIPPlan(t *testing.T) {
 			svcs: []Service{{Key: "ns/r", IPs: []netip.Addr{bgp2}}},
 			want: IPPlan{IP: bgp2,
 				BGP:    []BGPAssignment{{Service: "ns/r", IP: bgp2, Peers: []string{"tor"}}},
-				Routes: []RouteShare{{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Peer: "tor", Communities: c.BGPAdvertisements[0].Communities, LocalPref: ptr(uint32(200))}}},
+				Routes: []PeerRoute{{Peer: "tor", Route: MergeRoute(Route{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: c.BGPAdvertisements[0].Communities, LocalPref: ptr(uint32(200))}, Route{Prefix: netip.MustParsePrefix("198.51.100.192/28")})}}},
 		},
 		{
 			name: "in no pool",
@@ -67,7 +67,7 @@ func TestAssembleMergesRoutesOfAPrefix(t *testing.T) {
 	pa := ctx.IP(a, []Service{{Key: "ns/a", IPs: []netip.Addr{a}}})
 	pb := ctx.IP(b, []Service{{Key: "ns/b", IPs: []netip.Addr{b}}})
 	got := Assemble(ctx, []IPPlan{pb, pa})
-	want := []Route{{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: c.BGPAdvertisements[0].Communities, LocalPref: ptr(uint32(200)), Peers: []string{"tor"}}}
+	want := map[string][]Route{"tor": {MergeRoute(Route{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: c.BGPAdvertisements[0].Communities, LocalPref: ptr(uint32(200))}, Route{Prefix: netip.MustParsePrefix("198.51.100.192/28")})}}
 	if diff := cmp.Diff(want, got.Routes, netipCmp); diff != "" {
 		t.Errorf("Routes (-want +got):\n%s", diff)
 	}

@@ -6,9 +6,6 @@
 //
 // Every speaker computes the same plan for the same inputs, so the per-IP layer-2 owner chosen by
 // package election is the same everywhere.
-//
-// A plan is made of independent per-IP parts (Context.IP, see ip.go): a speaker keeps them and,
-// when a Service or its endpoints change, recomputes only the IPs of that Service.
 package plan
 
 import (
@@ -66,12 +63,12 @@ type BGPAssignment struct {
 	Peers   []string
 }
 
-// Route is one prefix this node advertises, with its attributes, to the named peers.
+// Route is one prefix this node advertises to one peer, with its attributes.
 type Route struct {
-	Prefix      netip.Prefix
+	Prefix netip.Prefix
+	// Communities are sorted by their text and without duplicates.
 	Communities []config.Community
 	LocalPref   *uint32
-	Peers       []string
 }
 
 // NoEndpointsReason is the Unannounced reason of a Service without any ready endpoint.
@@ -94,10 +91,17 @@ type Plan struct {
 	L2 []L2Assignment
 	// Peers are the BGP sessions this node keeps, by name.
 	Peers []*config.Peer
-	// Routes are the BGP routes this node advertises, by prefix.
-	Routes []Route
+	// Routes is the route table of every peer this node advertises to, by peer name: one Route
+	// per prefix, sorted by prefix. Several advertisements of one prefix to one peer merge into
+	// one Route by the rule of MergeRoute.
+	Routes map[string][]Route
 	// BGP lists this node's BGP assignments, by Service then IP.
 	BGP []BGPAssignment
+	// BGPElsewhere holds the prefixes other nodes advertise over BGP. When this node stops
+	// advertising one of them, another node carries it on: the speaker withdraws it a moment
+	// later rather than at once, so that the router has the new next hop before it loses the
+	// old one (make-before-break).
+	BGPElsewhere map[netip.Prefix]bool
 	// Unannounced lists the IPs no advertisement covers, by Service then IP.
 	Unannounced []Unannounced
 }
@@ -244,16 +248,14 @@ func markAnnounced(announced map[string]bool, svcs []election.Service, ads []ele
 	}
 }
 
-// l2Interfaces is the union, over the advertisements that cover the pool, select this node and one
-// of the Services, of the interfaces they allow: those they name among this node's Interfaces, or
-// this node's DefaultInterfaces when they name none.
-func l2Interfaces(ads []election.Advertisement, pool string, svcs []election.Service, self election.Node) []string {
+// l2Interfaces is the union, over the advertisements that admitted this node (see
+// election.Admission), of the interfaces they allow: those they name among this node's
+// Interfaces, or this node's DefaultInterfaces when they name none.
+func l2Interfaces(ads map[string]*config.L2Advertisement, admitted []string, self election.Node) []string {
 	set := map[string]bool{}
-	for _, a := range ads {
-		if !slices.Contains(a.Pools, pool) || !selects(a.Nodes, self.Labels) {
-			continue
-		}
-		if !slices.ContainsFunc(svcs, func(s election.Service) bool { return selects(a.Services, s.Labels) }) {
+	for _, name := range admitted {
+		a := ads[name]
+		if a == nil {
 			continue
 		}
 		if len(a.Interfaces) == 0 {
@@ -271,6 +273,106 @@ func l2Interfaces(ads []election.Advertisement, pool string, svcs []election.Ser
 	return sortedKeys(set)
 }
 
+// addRoutes adds to routes, the route tables by peer, the routes for ip from every BGP
+// advertisement that admitted this node for it (see election.Admission), and returns the peers ip
+// goes to.
+func addRoutes(routes map[string]map[netip.Prefix]Route, ads map[string]*config.BGPAdvertisement, admitted []string, ip netip.Addr, selfPeers map[string]bool) []string {
+	peersOfIP := map[string]bool{}
+	for _, name := range admitted {
+		a := ads[name]
+		if a == nil {
+			continue
+		}
+		prefix, err := advertisedPrefix(a, ip)
+		if err != nil {
+			continue // config.Parse bounds the lengths; unreachable with a validated config
+		}
+		r := Route{Prefix: prefix, Communities: a.Communities, LocalPref: a.LocalPref}
+		for _, peer := range a.Peers {
+			if !selfPeers[peer] {
+				continue
+			}
+			peersOfIP[peer] = true
+			table := routes[peer]
+			if table == nil {
+				table = map[netip.Prefix]Route{}
+				routes[peer] = table
+			}
+			if old, ok := table[prefix]; ok {
+				table[prefix] = MergeRoute(old, r)
+			} else {
+				table[prefix] = MergeRoute(r, Route{Prefix: prefix})
+			}
+		}
+	}
+	return sortedKeys(peersOfIP)
+}
+
+// addPrefixes adds to set the prefixes that the advertisements a node was admitted by advertise
+// for ip.
+func addPrefixes(set map[netip.Prefix]bool, ads map[string]*config.BGPAdvertisement, admitted []string, ip netip.Addr) {
+	for _, name := range admitted {
+		if a := ads[name]; a != nil {
+			if prefix, err := advertisedPrefix(a, ip); err == nil {
+				set[prefix] = true
+			}
+		}
+	}
+}
+
+// advertisedPrefix is the prefix advertisement a advertises for ip: ip itself, or its aggregate.
+func advertisedPrefix(a *config.BGPAdvertisement, ip netip.Addr) (netip.Prefix, error) {
+	bits := a.AggregationLength
+	if ip.Is6() {
+		bits = a.AggregationLengthV6
+	}
+	return ip.Prefix(bits)
+}
+
+// MergeRoute is the one rule by which two advertisements of the same prefix to the same peer
+// from this node become one route: the communities (standard and large) are united, and the
+// highest localPref set by either wins (none when neither sets one). The rule is commutative and
+// associative, so the result does not depend on the order of the advertisements. config.Parse
+// refuses advertisements that could send one prefix to one peer with different localPrefs, so
+// the localPref part only matters as a defence; MergeRoute never modifies its arguments.
+func MergeRoute(a, b Route) Route {
+	out := Route{Prefix: a.Prefix}
+	seen := map[config.Community]bool{}
+	for _, c := range slices.Concat(a.Communities, b.Communities) {
+		if !seen[c] {
+			seen[c] = true
+			out.Communities = append(out.Communities, c)
+		}
+	}
+	slices.SortFunc(out.Communities, func(x, y config.Community) int { return strings.Compare(x.String(), y.String()) })
+	for _, lp := range []*uint32{a.LocalPref, b.LocalPref} {
+		if lp != nil && (out.LocalPref == nil || *lp > *out.LocalPref) {
+			v := *lp
+			out.LocalPref = &v
+		}
+	}
+	return out
+}
+
+// routeTables turns the routes by peer and prefix into sorted route tables.
+func routeTables(routes map[string]map[netip.Prefix]Route) map[string][]Route {
+	if len(routes) == 0 {
+		return nil
+	}
+	out := make(map[string][]Route, len(routes))
+	for peer, table := range routes {
+		rs := make([]Route, 0, len(table))
+		for _, r := range table {
+			rs = append(rs, r)
+		}
+		slices.SortFunc(rs, func(a, b Route) int {
+			return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+		})
+		out[peer] = rs
+	}
+	return out
+}
+
 func sortPlan(p *Plan) {
 	slices.SortFunc(p.L2, func(a, b L2Assignment) int {
 		return cmp.Or(strings.Compare(a.Service, b.Service), a.IP.Compare(b.IP))
@@ -280,9 +382,6 @@ func sortPlan(p *Plan) {
 	})
 	slices.SortFunc(p.Unannounced, func(a, b Unannounced) int {
 		return cmp.Or(strings.Compare(a.Service, b.Service), a.IP.Compare(b.IP))
-	})
-	slices.SortStableFunc(p.Routes, func(a, b Route) int {
-		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
 	})
 }
 
