@@ -19,7 +19,10 @@ GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM           := $(BIN)/helm-$(HELM_VERSION)
 
 # Debian packages the tests and the lab use (installed by `make deps` when missing).
-DEB_PACKAGES := etcd-server frr iproute2 iputils-ping iputils-arping ndisc6 tcpdump nftables curl procps
+# The cluster lab (e2e/cluster) adds containerd, runc, the CNI plugins, conntrack and iptables for
+# kube-proxy's iptables mode, and util-linux's nsenter/unshare.
+DEB_PACKAGES := etcd-server frr iproute2 iputils-ping iputils-arping ndisc6 tcpdump nftables curl procps \
+                containerd runc containernetworking-plugins conntrack iptables util-linux
 
 GO_TEST_FLAGS ?= -count=1 -timeout 45m
 
@@ -52,7 +55,7 @@ verify: generate $(GOLANGCI_LINT) ## Regenerate and fail on any diff; gofmt, go 
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: deps kube-assets ## Install what the tests need and run every test this machine can run.
+test: deps kube-assets cluster-assets ## Install what the tests need and run every test this machine can run.
 	HERALD_REQUIRE_APISERVER=1 go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
@@ -83,6 +86,14 @@ kube-assets: $(KUBE_ASSETS)/kube-apiserver $(KUBE_ASSETS)/etcd ## Build kube-api
 
 $(KUBE_ASSETS)/kube-apiserver:
 	KUBE_VERSION=$(KUBE_VERSION) hack/build-kube.sh $(KUBE_ASSETS)
+
+# The cluster lab's node and control-plane binaries, built like kube-apiserver (same version, cached).
+CLUSTER_BINARIES := kubelet kube-proxy kube-controller-manager kube-scheduler
+.PHONY: cluster-assets
+cluster-assets: kube-assets $(addprefix $(KUBE_ASSETS)/,$(CLUSTER_BINARIES)) ## Build kubelet, kube-proxy, kube-controller-manager, kube-scheduler (cached in .cache/).
+
+$(addprefix $(KUBE_ASSETS)/,$(CLUSTER_BINARIES)):
+	KUBE_VERSION=$(KUBE_VERSION) hack/build-kube.sh $(KUBE_ASSETS) $(CLUSTER_BINARIES)
 
 $(KUBE_ASSETS)/etcd: | deps
 	mkdir -p $(KUBE_ASSETS) && ln -sf "$$(command -v etcd)" $@
