@@ -58,6 +58,11 @@ type Options struct {
 	// NoHerald starts the lab without herald-controller and the speakers (for tests of the lab
 	// itself and for people who run them by hand).
 	NoHerald bool
+	// NetworkOnly starts only the network: namespaces, links, the nodes' exec lines and FRR, and
+	// fills Nodes without creating Node objects. No binaries are built and no API server,
+	// backends, DNAT rules or Herald processes start. It is for runners that bring their own
+	// Kubernetes (e2e/cluster); Client and Clientset are theirs to set.
+	NetworkOnly bool
 }
 
 // Lab is a running lab. Its methods are safe for concurrent use.
@@ -131,7 +136,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	if opts.Plan != nil {
 		plan = *opts.Plan
 	}
-	if _, err := testenv.AssetsDir(); err != nil {
+	if _, err := testenv.AssetsDir(); err != nil && !opts.NetworkOnly {
 		return nil, err
 	}
 	runRoot := RunRoot(opts.RepoRoot)
@@ -179,11 +184,20 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	if err := os.Setenv("TMPDIR", filepath.Join(l.RunDir, "tmp")); err != nil {
 		return nil, fmt.Errorf("setting TMPDIR: %w", err)
 	}
-	if err := l.build(ctx); err != nil {
-		return nil, err
+	if !opts.NetworkOnly {
+		if err := l.build(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.startNetwork(ctx); err != nil {
 		return nil, err
+	}
+	if opts.NetworkOnly {
+		if err := l.listNodes(); err != nil {
+			return nil, err
+		}
+		l.log.Info("lab network is up", "runDir", l.RunDir)
+		return l, nil
 	}
 	if err := l.startAPIServer(ctx); err != nil {
 		return nil, err
@@ -432,9 +446,8 @@ func (l *Lab) Kubectl(ctx context.Context, args ...string) (string, error) {
 // KubectlPath is the kubectl binary the lab uses.
 func (l *Lab) KubectlPath() string { return filepath.Join(l.Env.AssetsDir, "kubectl") }
 
-// createNodes creates a Node for every topology node with role "node", Ready, with its segment
-// addresses as InternalIPs.
-func (l *Lab) createNodes(ctx context.Context) error {
+// listNodes fills l.Nodes from the topology: every node with role "node" and its segment addresses.
+func (l *Lab) listNodes() error {
 	for _, name := range l.Topo.NodesWithRole(RoleNode) {
 		ni := NodeInfo{Name: name}
 		if p, ok := l.Topo.Addr(name, l.Plan.SegmentIface, true); ok {
@@ -444,6 +457,21 @@ func (l *Lab) createNodes(ctx context.Context) error {
 			ni.V6 = p.Addr()
 		}
 		l.Nodes = append(l.Nodes, ni)
+	}
+	if len(l.Nodes) == 0 {
+		return fmt.Errorf("%w: no node labelled %s=%s", ErrTopology, RoleLabel, RoleNode)
+	}
+	return nil
+}
+
+// createNodes creates a Node for every topology node with role "node", Ready, with its segment
+// addresses as InternalIPs.
+func (l *Lab) createNodes(ctx context.Context) error {
+	if err := l.listNodes(); err != nil {
+		return err
+	}
+	for _, ni := range l.Nodes {
+		name := ni.Name
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 			"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
 		}}}
@@ -464,9 +492,6 @@ func (l *Lab) createNodes(ctx context.Context) error {
 		if err := l.Client.Status().Update(ctx, node); err != nil {
 			return fmt.Errorf("setting the status of node %s: %w", name, err)
 		}
-	}
-	if len(l.Nodes) == 0 {
-		return fmt.Errorf("%w: no node labelled %s=%s", ErrTopology, RoleLabel, RoleNode)
 	}
 	return nil
 }

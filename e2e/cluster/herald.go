@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/e2e/lab"
+	"github.com/herald-lb/herald/internal/frr"
+)
+
+// Names of what manifests/ installs.
+const (
+	Namespace         = lab.HeraldNamespace
+	SpeakerDaemonSet  = "herald-speaker"
+	ControllerDeploy  = "herald-controller"
+	WebhookConfig     = "herald-validating-webhook"
+	WebhookService    = "herald-webhook"
+	SpeakerAccount    = "herald-speaker"
+	ControllerAccount = "herald-controller"
+	// HelmRelease is the release name of InstallHelm.
+	HelmRelease = "herald"
+)
+
+// InstallHerald installs Herald as a user does, with the administrator's kubeconfig, and waits
+// until the speakers run on every node, the controller is available and the webhook has its CA.
+func (c *Cluster) InstallHerald(ctx context.Context, how Install) error {
+	switch how {
+	case InstallKustomize:
+		if _, err := c.Kubectl(ctx, "apply", "--server-side", "-k", filepath.Join(c.opts.RepoRoot, "manifests")); err != nil {
+			return fmt.Errorf("installing Herald from manifests/: %w", err)
+		}
+	case InstallHelm:
+		helm := c.opts.Helm
+		if helm == "" {
+			helm = filepath.Join(c.opts.RepoRoot, "bin", "helm-"+HelmVersion)
+		}
+		if _, err := os.Stat(helm); err != nil {
+			return fmt.Errorf("installing Herald with helm: %w (run `make tools`)", err)
+		}
+		if _, err := run(ctx, helm, "--kubeconfig", c.AdminKubeconfig, "install", HelmRelease,
+			filepath.Join(c.opts.RepoRoot, "manifests", "helm", "herald")); err != nil {
+			return fmt.Errorf("installing Herald's chart: %w", err)
+		}
+	default:
+		return fmt.Errorf("unknown way to install Herald %q", how)
+	}
+	return c.WaitHerald(ctx, 3*time.Minute)
+}
+
+// HelmVersion is the helm the Makefile installs into bin/.
+const HelmVersion = "v3.22.0"
+
+// WaitHerald waits until the speaker DaemonSet is ready on every node with its current template,
+// the controller Deployment is available, and the webhook configuration carries a CA bundle.
+func (c *Cluster) WaitHerald(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	err := frr.Poll(ctx, 250*time.Millisecond, func() (bool, error) {
+		if err := c.Check(); err != nil {
+			return false, err
+		}
+		var ds appsv1.DaemonSet
+		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: SpeakerDaemonSet}, &ds); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		st := ds.Status
+		if ds.Generation != st.ObservedGeneration || st.DesiredNumberScheduled != int32(len(c.Nodes)) ||
+			st.NumberReady != st.DesiredNumberScheduled || st.UpdatedNumberScheduled != st.DesiredNumberScheduled || st.NumberUnavailable != 0 {
+			last = fmt.Sprintf("speakers: %d desired, %d ready, %d updated (%d nodes)", st.DesiredNumberScheduled, st.NumberReady, st.UpdatedNumberScheduled, len(c.Nodes))
+			return false, nil
+		}
+		var dep appsv1.Deployment
+		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: ControllerDeploy}, &dep); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		if dep.Generation != dep.Status.ObservedGeneration || dep.Status.AvailableReplicas < 1 || dep.Status.UpdatedReplicas < 1 {
+			last = fmt.Sprintf("controller: %d available", dep.Status.AvailableReplicas)
+			return false, nil
+		}
+		wh, err := c.Clientset.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, WebhookConfig, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		for _, w := range wh.Webhooks {
+			if len(w.ClientConfig.CABundle) == 0 {
+				last = "webhook " + w.Name + " has no caBundle yet"
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for Herald (%s): %w\n%s", last, err, c.PodSummary(context.WithoutCancel(ctx)))
+	}
+	return nil
+}
+
+// PodSummary lists Herald's pods with their phase and container states, for error messages.
+func (c *Cluster) PodSummary(ctx context.Context) string {
+	out, err := c.Kubectl(ctx, "get", "pods", "-A", "-o", "wide")
+	if err != nil {
+		return err.Error()
+	}
+	return out
+}
+
+// ApplyConfig creates Herald's lab configuration (the lab's pools, advertisements and peers)
+// through the webhook, retrying while the webhook cannot be reached yet.
+func (c *Cluster) ApplyConfig(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for _, o := range c.ConfigObjects() {
+		var last error
+		err := frr.Poll(ctx, 250*time.Millisecond, func() (bool, error) {
+			last = c.Client.Create(ctx, o.DeepCopyObject().(client.Object))
+			if apierrors.IsAlreadyExists(last) {
+				return true, nil
+			}
+			if apierrors.IsInvalid(last) || apierrors.IsForbidden(last) {
+				return false, last // the webhook answered: no use retrying
+			}
+			return last == nil, nil
+		})
+		if err != nil {
+			return fmt.Errorf("creating %T %s (last: %v): %w", o, o.GetName(), last, err)
+		}
+	}
+	return nil
+}
+
+// SpeakerPod returns the speaker pod running on node.
+func (c *Cluster) SpeakerPod(ctx context.Context, node string) (*corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := c.Client.List(ctx, &pods, client.InNamespace(Namespace), client.MatchingLabels{"app.kubernetes.io/component": "speaker"}); err != nil {
+		return nil, fmt.Errorf("listing speaker pods: %w", err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Spec.NodeName == node && p.DeletionTimestamp == nil {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no speaker pod on %s", errNotFound, node)
+}
+
+var errNotFound = errors.New("not found")
+
+// HeraldLogs returns the last n lines of every Herald pod's log (through the API server and the
+// kubelets, as `kubectl logs` does), for failure messages.
+func (c *Cluster) HeraldLogs(ctx context.Context, n int) string {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	out, err := c.Kubectl(ctx, "logs", "-n", Namespace, "-l", "app.kubernetes.io/name=herald", "--prefix", "--tail", fmt.Sprint(n), "--max-log-requests", "10")
+	if err != nil {
+		return "Herald's logs: " + err.Error()
+	}
+	return "Herald's logs:\n" + out
+}

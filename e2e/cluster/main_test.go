@@ -1,0 +1,104 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/herald-lb/herald/e2e/cluster"
+)
+
+var (
+	clusterOnce sync.Once
+	clusterMu   sync.Mutex
+	theCluster  *cluster.Cluster
+	clusterErr  error
+)
+
+func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+
+func runTests(m *testing.M) int {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "cluster: %v: removing the cluster\n", s)
+		closeCluster()
+		os.Exit(130)
+	}()
+	code := m.Run()
+	signal.Stop(sig)
+	closeCluster()
+	return code
+}
+
+func closeCluster() {
+	clusterMu.Lock()
+	defer clusterMu.Unlock()
+	if theCluster != nil {
+		if err := theCluster.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "cluster: removing the cluster:", err)
+		}
+		theCluster = nil
+	}
+}
+
+// requireCluster returns the package's cluster (Herald installed from manifests/ with the lab's
+// configuration), starting it on first use, or skips the test when this machine cannot run it.
+func requireCluster(t *testing.T) *cluster.Cluster {
+	t.Helper()
+	cluster.Require(t)
+	clusterOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		start := time.Now()
+		c, err := cluster.Start(ctx, cluster.Options{Log: log})
+		if err != nil {
+			clusterErr = err
+			return
+		}
+		fmt.Fprintf(os.Stderr, "cluster: up in %v: %v\n", time.Since(start).Round(time.Millisecond), c.Timings)
+		clusterMu.Lock()
+		theCluster = c
+		clusterMu.Unlock()
+	})
+	if clusterErr != nil {
+		t.Fatalf("starting the cluster: %v", clusterErr)
+	}
+	clusterMu.Lock()
+	defer clusterMu.Unlock()
+	if theCluster == nil {
+		t.Fatal("the cluster was removed (interrupted)")
+	}
+	c := theCluster
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pods:\n%s", c.PodSummary(context.Background()))
+		}
+	})
+	return c
+}
+
+// deadline returns a context that ends after d or with the test.
+func deadline(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
