@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -40,10 +44,7 @@ func (c *Cluster) InstallHerald(ctx context.Context, how Install) error {
 			return fmt.Errorf("installing Herald from manifests/: %w", err)
 		}
 	case InstallHelm:
-		helm := c.opts.Helm
-		if helm == "" {
-			helm = filepath.Join(c.opts.RepoRoot, "bin", "helm-"+HelmVersion)
-		}
+		helm := c.HelmPath()
 		if _, err := os.Stat(helm); err != nil {
 			return fmt.Errorf("installing Herald with helm: %w (run `make tools`)", err)
 		}
@@ -55,6 +56,14 @@ func (c *Cluster) InstallHerald(ctx context.Context, how Install) error {
 		return fmt.Errorf("unknown way to install Herald %q", how)
 	}
 	return c.WaitHerald(ctx, 3*time.Minute)
+}
+
+// HelmPath is the helm binary InstallHelm uses.
+func (c *Cluster) HelmPath() string {
+	if c.opts.Helm != "" {
+		return c.opts.Helm
+	}
+	return filepath.Join(c.opts.RepoRoot, "bin", "helm-"+HelmVersion)
 }
 
 // HelmVersion is the helm the Makefile installs into bin/.
@@ -169,4 +178,44 @@ func (c *Cluster) HeraldLogs(ctx context.Context, n int) string {
 		return "Herald's logs: " + err.Error()
 	}
 	return "Herald's logs:\n" + out
+}
+
+// SpeakerMetricsPort is the speakers' metrics port in manifests/ (--metrics-addr=:7474), on the
+// node addresses since the speaker runs with hostNetwork.
+const SpeakerMetricsPort = 7474
+
+// SpeakerMetrics returns the metrics page of node's speaker.
+func (c *Cluster) SpeakerMetrics(ctx context.Context, node string) (string, error) {
+	n := c.Node(node)
+	if n == nil {
+		return "", fmt.Errorf("no cluster node %q", node)
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	return lab.Get(ctx, hc, "http://"+net.JoinHostPort(n.V4.String(), strconv.Itoa(SpeakerMetricsPort))+"/metrics")
+}
+
+// WaitSpeakersConverged waits until every speaker counts all of them alive (herald_speaker_members).
+func (c *Cluster) WaitSpeakersConverged(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	want := fmt.Sprintf("herald_speaker_members %d\n", len(c.Nodes))
+	var last string
+	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+		for _, n := range c.Nodes {
+			body, err := c.SpeakerMetrics(ctx, n.Name)
+			if err != nil {
+				last = n.Name + ": " + err.Error()
+				return false, nil
+			}
+			if !strings.Contains(body+"\n", want) {
+				last = n.Name + " does not report " + strings.TrimSpace(want)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("speakers did not converge (%s): %w", last, err)
+	}
+	return nil
 }

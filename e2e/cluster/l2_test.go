@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -54,41 +55,79 @@ func TestLayer2(t *testing.T) {
 	}
 }
 
-// settledOwner waits until every speaker runs, the Service has exactly one owner and the segment
-// client reaches it, checks that the owner is the only node answering ARP/NDP for ip, and returns it.
+// settledOwner waits until every speaker runs, the Service has one owner that stays the owner
+// while the segment client checks who answers ARP/NDP for ip, and only the owner answers; it
+// returns that owner. A returning speaker may win the IP back meanwhile: then it checks again,
+// until the deadline.
 func settledOwner(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, name string, ip netip.Addr) string {
 	t.Helper()
 	must(t, c.WaitHerald(ctx, 2*time.Minute))
-	owner, err := waitL2Owner(ctx, c, ns, name, "")
-	must(t, err)
-	_, err = c.WaitCurl(ctx, "l2client", ip, 80, nil)
-	must(t, err)
-	// The owner may still change while a returning speaker rejoins: accept the owner once the
-	// status names it and only its MAC answers.
+	var last error
+	for ctx.Err() == nil {
+		must(t, c.WaitSpeakersConverged(ctx, time.Minute))
+		owner, err := waitL2Owner(ctx, c, ns, name, "")
+		must(t, err)
+		_, err = c.WaitCurl(ctx, "l2client", ip, 80, nil)
+		must(t, err)
+		if last = onlyOwnerAnswers(ctx, c, ip, owner); last != nil {
+			continue
+		}
+		// The client's neighbour entry names the owner, so its next requests depend on the owner.
+		if last = clientUsesOwner(ctx, c, ip, owner); last != nil {
+			continue
+		}
+		if now, err := waitL2Owner(ctx, c, ns, name, ""); err != nil || now != owner {
+			last = fmt.Errorf("the owner changed from %s to %s (%v) while checking who answers", owner, now, err)
+			continue
+		}
+		return owner
+	}
+	t.Fatalf("no settled owner of %s: %v", ip, last)
+	return ""
+}
+
+// onlyOwnerAnswers checks that only owner answers ARP (three requests) or NDP for ip.
+func onlyOwnerAnswers(ctx context.Context, c *cluster.Cluster, ip netip.Addr, owner string) error {
 	mac, err := c.MAC(ctx, owner)
-	must(t, err)
+	if err != nil {
+		return err
+	}
 	if ip.Is4() {
 		replies, err := c.ARPReplies(ctx, "l2client", ip, 3)
-		must(t, err)
+		if err != nil {
+			return err
+		}
 		for _, m := range replies {
 			if m != mac {
 				who, _ := c.NodeByMAC(ctx, m)
-				t.Errorf("ARP reply for %s from %s (%s): want replies only from the owner %s (%s)", ip, m, who, owner, mac)
+				return fmt.Errorf("ARP reply for %s from %s (%s): want replies only from the owner %s (%s)", ip, m, who, owner, mac)
 			}
 		}
-	} else {
-		c.FlushNeighbor(ctx, "l2client", ip)
-		got, err := c.NeighborMAC(ctx, "l2client", ip)
-		must(t, err)
-		if got != mac {
-			who, _ := c.NodeByMAC(ctx, got)
-			t.Errorf("l2client resolved %s to %s (%s), want the owner %s (%s)", ip, got, who, owner, mac)
+		if len(replies) < 3 {
+			return fmt.Errorf("%d ARP replies for %s to 3 requests", len(replies), ip)
 		}
+		return nil
 	}
-	if now, err := waitL2Owner(ctx, c, ns, name, ""); err != nil || now != owner {
-		t.Fatalf("owner changed from %s to %s (%v) while checking who answers", owner, now, err)
+	return clientUsesOwner(ctx, c, ip, owner)
+}
+
+// clientUsesOwner flushes the segment client's neighbour entry for ip, resolves it again (ARP or
+// NDP) and checks that it names owner's MAC.
+func clientUsesOwner(ctx context.Context, c *cluster.Cluster, ip netip.Addr, owner string) error {
+	mac, err := c.MAC(ctx, owner)
+	if err != nil {
+		return err
 	}
-	return owner
+	c.FlushNeighbor(ctx, "l2client", ip)
+	got, err := c.NeighborMAC(ctx, "l2client", ip)
+	if err != nil {
+		return err
+	}
+	if got != mac {
+		who, _ := c.NodeByMAC(ctx, got)
+		return fmt.Errorf("l2client resolved %s to %s (%s), want the owner %s (%s)", ip, got, who, owner, mac)
+	}
+	return nil
 }
 
 // l2Failover streams requests every 10 ms from the segment client to ip, makes owner stop
@@ -97,7 +136,8 @@ func settledOwner(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, nam
 // and a request succeeds, and returns the gap the client saw and the new owner.
 func l2Failover(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, name string, ip netip.Addr, owner, what string, act func() error) (time.Duration, string) {
 	t.Helper()
-	s := c.StartStream("l2client", lab.URL(ip, 80), 10*time.Millisecond, 300*time.Millisecond)
+	const timeout = 300 * time.Millisecond
+	s := c.StartStream("l2client", lab.URL(ip, 80), 10*time.Millisecond, timeout)
 	defer s.Stop()
 	if _, err := s.WaitSuccessAfter(ctx, time.Now(), nil); err != nil {
 		t.Fatalf("before %s: %v", what, err)
@@ -109,10 +149,16 @@ func l2Failover(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, name 
 	must(t, act())
 	next, err := waitL2Owner(ctx, c, ns, name, owner)
 	must(t, err)
-	if _, err := s.WaitSuccessAfter(ctx, t0, nil); err != nil {
+	ok, err := s.WaitSuccessAfter(ctx, t0, nil)
+	if err != nil {
 		t.Fatalf("after %s no request to %s succeeded: %v", what, ip, err)
 	}
 	unblock()
+	// Requests still in flight when the first one got through (sent to the old owner) fail only at
+	// their timeout: wait for them, or Stop would drop them and hide the gap.
+	if _, err := s.WaitSuccessAfter(ctx, ok.End.Add(timeout), nil); err != nil {
+		t.Fatalf("after %s requests to %s stopped succeeding: %v", what, ip, err)
+	}
 	samples := s.Stop()
 	gap := lab.Gap(samples, t0)
 	t.Logf("%s: %d requests, %d failed, gap %v", what, len(samples), lab.Failures(samples), gap)

@@ -14,11 +14,12 @@ import (
 	"github.com/herald-lb/herald/e2e/cluster"
 )
 
+// The package's cluster, shared by the tests, started on first use. A test that needs the machine
+// to itself closes it (closeCluster); the next test that needs it starts it again.
 var (
-	clusterOnce sync.Once
-	clusterMu   sync.Mutex
-	theCluster  *cluster.Cluster
-	clusterErr  error
+	clusterMu  sync.Mutex
+	theCluster *cluster.Cluster
+	clusterErr error
 )
 
 func TestMain(m *testing.M) { os.Exit(runTests(m)) }
@@ -54,7 +55,12 @@ func closeCluster() {
 func requireCluster(t *testing.T) *cluster.Cluster {
 	t.Helper()
 	cluster.Require(t)
-	clusterOnce.Do(func() {
+	clusterMu.Lock()
+	defer clusterMu.Unlock()
+	if clusterErr != nil {
+		t.Fatalf("starting the cluster failed before: %v", clusterErr)
+	}
+	if theCluster == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -62,20 +68,10 @@ func requireCluster(t *testing.T) *cluster.Cluster {
 		c, err := cluster.Start(ctx, cluster.Options{Log: log})
 		if err != nil {
 			clusterErr = err
-			return
+			t.Fatalf("starting the cluster: %v", err)
 		}
 		fmt.Fprintf(os.Stderr, "cluster: up in %v: %v\n", time.Since(start).Round(time.Millisecond), c.Timings)
-		clusterMu.Lock()
 		theCluster = c
-		clusterMu.Unlock()
-	})
-	if clusterErr != nil {
-		t.Fatalf("starting the cluster: %v", clusterErr)
-	}
-	clusterMu.Lock()
-	defer clusterMu.Unlock()
-	if theCluster == nil {
-		t.Fatal("the cluster was removed (interrupted)")
 	}
 	c := theCluster
 	if err := c.Check(); err != nil {

@@ -77,7 +77,11 @@ func TestRBACAsShipped(t *testing.T) {
 		{controller, "delete", "", "services", "", "default", false},
 		{controller, "update", "", "services", "", "default", false},
 	} {
-		name := fmt.Sprintf("%s %s %s/%s", strings.TrimPrefix(tc.user, "system:serviceaccount:"), tc.verb, tc.resource, tc.sub)
+		res := tc.resource
+		if tc.sub != "" {
+			res += "/" + tc.sub
+		}
+		name := fmt.Sprintf("%s %s %s", strings.TrimPrefix(tc.user, "system:serviceaccount:"+cluster.Namespace+":"), tc.verb, res)
 		t.Run(name, func(t *testing.T) {
 			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 				User:   tc.user,
