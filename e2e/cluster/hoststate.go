@@ -152,10 +152,22 @@ func SnapshotHost() (HostState, error) {
 // (a run's pid, as in hrld-<pid>-, or its run folder) or belongs to the cluster's programs or
 // paths. It returns one line per leftover.
 func (s HostState) Leftovers(before HostState, marks ...string) []string {
+	return s.diff(before, false, marks)
+}
+
+// Traces is Leftovers restricted to what mentions one of marks: the traces of one run while
+// other runs may be up.
+func (s HostState) Traces(before HostState, marks ...string) []string {
+	return s.diff(before, true, marks)
+}
+
+func (s HostState) diff(before HostState, strict bool, marks []string) []string {
 	var out []string
-	for k, v := range before.Sysctls {
-		if now, ok := s.Sysctls[k]; ok && now != v {
-			out = append(out, fmt.Sprintf("sysctl %s: %q, was %q", k, now, v))
+	if !strict {
+		for k, v := range before.Sysctls {
+			if now, ok := s.Sysctls[k]; ok && now != v {
+				out = append(out, fmt.Sprintf("sysctl %s: %q, was %q", k, now, v))
+			}
 		}
 	}
 	mentions := func(x string) bool {
@@ -177,7 +189,7 @@ func (s HostState) Leftovers(before HostState, marks ...string) []string {
 	added("cgroup", s.Cgroups, before.Cgroups, false)
 	added("netns", s.NetNS, before.NetNS, false)
 	added("link", s.Links, before.Links, false)
-	added("path", s.Paths, before.Paths, true)
+	added("path", s.Paths, before.Paths, !strict)
 	for pid, cmd := range s.Procs {
 		if _, ok := before.Procs[pid]; ok {
 			continue
@@ -185,7 +197,8 @@ func (s HostState) Leftovers(before HostState, marks ...string) []string {
 		// Other labs on the machine run their own etcd and kube-apiserver: only the node
 		// programs are the cluster's whatever their command line says.
 		prog, _, _ := strings.Cut(cmd, " ")
-		if slices.Contains(nodePrograms, filepath.Base(prog)) || strings.HasPrefix(prog, "/") && slices.Contains(nodePrograms, prog) || mentions(cmd) {
+		node := slices.Contains(nodePrograms, filepath.Base(prog)) || slices.Contains(nodePrograms, prog)
+		if (node && !strict) || mentions(cmd) {
 			out = append(out, fmt.Sprintf("process %d: %s", pid, cmd))
 		}
 	}

@@ -94,7 +94,7 @@ func TestKilledRunCleanedHelmAndNothingLeft(t *testing.T) {
 	mid, err := cluster.SnapshotHost()
 	must(t, err)
 	marks := []string{fmt.Sprintf("hrld-%d-", childPID), childDir}
-	if left := mid.Leftovers(before, marks...); len(left) < 10 {
+	if left := mid.Traces(before, marks...); len(left) < 10 {
 		t.Fatalf("the child run shows only %d traces on the host, want its namespaces, cgroups, processes: %v", len(left), left)
 	}
 	must(t, child.Process.Signal(syscall.SIGKILL))
@@ -118,7 +118,7 @@ func TestKilledRunCleanedHelmAndNothingLeft(t *testing.T) {
 	t.Logf("next run up in %v (helm install): %v", time.Since(start).Round(time.Millisecond), c.Timings)
 	now, err := cluster.SnapshotHost()
 	must(t, err)
-	if left := now.Leftovers(before, fmt.Sprintf("hrld-%d-", childPID), childDir, cluster.EtcdDir(childPID)); len(left) > 0 {
+	if left := now.Traces(before, fmt.Sprintf("hrld-%d-", childPID), childDir, cluster.EtcdDir(childPID)); len(left) > 0 {
 		t.Errorf("the killed run's traces survived the next run's start:\n%s", strings.Join(left, "\n"))
 	}
 	if _, err := os.Stat(childDir); err == nil {
