@@ -105,6 +105,21 @@ type Timing struct {
 	Duration time.Duration
 }
 
+func (t Timing) String() string { return fmt.Sprintf("%s %v", t.Phase, t.Duration.Round(time.Millisecond)) }
+
+// BringUp is how long Start took, without waiting for the machine lock.
+func (c *Cluster) BringUp() time.Duration {
+	var d time.Duration
+	for _, t := range c.Timings {
+		if t.Phase != lockPhase {
+			d += t.Duration
+		}
+	}
+	return d
+}
+
+const lockPhase = "wait for the machine lock"
+
 // APIServer is where the nodes and the host reach kube-apiserver.
 func (c *Cluster) APIServer() netip.AddrPort { return c.Plan.APIServerAddr }
 
@@ -145,12 +160,13 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	// The lab takes the machine lock, removes what dead runs left (their namespaces, processes
 	// and run folders) and builds the network and the router.
-	if err := phase("network", func() error {
-		c.Lab, err = lab.Start(ctx, lab.Options{RepoRoot: opts.RepoRoot, Topology: opts.Topology, Log: opts.Log, NetworkOnly: true})
-		return err
-	}); err != nil {
+	netStart := time.Now()
+	c.log.Info("cluster: network")
+	if c.Lab, err = lab.Start(ctx, lab.Options{RepoRoot: opts.RepoRoot, Topology: opts.Topology, Log: opts.Log, NetworkOnly: true}); err != nil {
 		return nil, err
 	}
+	c.Timings = append(c.Timings, Timing{Phase: lockPhase, Duration: c.LockWait},
+		Timing{Phase: "network", Duration: time.Since(netStart) - c.LockWait})
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, c.Close())

@@ -77,7 +77,9 @@ func TestKilledRunCleanedHelmAndNothingLeft(t *testing.T) {
 		for sc.Scan() {
 			if dir, ok := strings.CutPrefix(sc.Text(), "UP "); ok {
 				upc <- dir
+				continue
 			}
+			fmt.Fprintln(os.Stderr, "child:", sc.Text())
 		}
 		close(upc)
 	}()

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -240,4 +242,106 @@ func (c *Cluster) KillSpeaker(node string) error {
 		return fmt.Errorf("killing the speaker of %s (pid %d): %w", node, pids[0], err)
 	}
 	return nil
+}
+
+// SpeakerThrottling returns how long the speaker containers of all nodes have been held back by
+// their CPU limit (throttled_time of their cpu cgroups), so far.
+func (c *Cluster) SpeakerThrottling() (time.Duration, error) {
+	var total time.Duration
+	for _, n := range c.Nodes {
+		pids, err := c.SpeakerPIDs(n.Name)
+		if err != nil {
+			return 0, err
+		}
+		if len(pids) != 1 {
+			return 0, fmt.Errorf("want one speaker process in %s, found %v", n.Name, pids)
+		}
+		cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pids[0]))
+		if err != nil {
+			return 0, err
+		}
+		path := ""
+		for _, line := range strings.Split(string(cg), "\n") {
+			// hierarchy-id:controllers:path; cpu may share a hierarchy with cpuacct
+			f := strings.SplitN(line, ":", 3)
+			if len(f) == 3 && slices.Contains(strings.Split(f[1], ","), "cpu") {
+				path = f[2]
+			}
+		}
+		if path == "" {
+			return 0, fmt.Errorf("no cpu cgroup for the speaker of %s", n.Name)
+		}
+		stat, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", path, "cpu.stat"))
+		if err != nil {
+			return 0, fmt.Errorf("reading the speaker's cpu.stat on %s: %w", n.Name, err)
+		}
+		for _, line := range strings.Split(string(stat), "\n") {
+			if v, ok := strings.CutPrefix(line, "throttled_time "); ok {
+				ns, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				total += time.Duration(ns)
+			}
+		}
+	}
+	return total, nil
+}
+
+// EndpointStorm makes services LoadBalancer Services in namespace (IPv6, layer-2 pool,
+// externalTrafficPolicy Local, no selector) with one EndpointSlice each naming an endpoint on
+// every node, then writes those slices updates times, round robin, each time changing which
+// nodes' endpoints are ready: every write changes which nodes may announce the Service. It
+// returns the number of writes made.
+func (c *Cluster) EndpointStorm(ctx context.Context, namespace string, services, updates int) (int, error) {
+	policy := corev1.IPFamilyPolicySingleStack
+	eps := make([]*discoveryv1.EndpointSlice, services)
+	for i := range services {
+		name := fmt.Sprintf("storm-%d", i)
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: map[string]string{lab.AnnotationPool: lab.L2PoolName}},
+			Spec: corev1.ServiceSpec{
+				Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol}, IPFamilyPolicy: &policy,
+				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+				Ports:                 []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(BackendPort)}},
+			},
+		}
+		if err := c.Client.Create(ctx, svc); err != nil {
+			return 0, fmt.Errorf("creating service %s: %w", name, err)
+		}
+		es := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{
+				discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "herald-lab",
+			}},
+			AddressType: discoveryv1.AddressTypeIPv6,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(int32(BackendPort))}},
+		}
+		for j, n := range c.Nodes {
+			addr := n.PodV6.Addr().As16()
+			addr[15] = byte(0xf0 + i%16)
+			addr[14] = byte(j)
+			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+				Addresses:  []string{netip.AddrFrom16(addr).String()},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+				NodeName:   ptr.To(n.Name),
+			})
+		}
+		if err := c.Client.Create(ctx, es); err != nil {
+			return 0, fmt.Errorf("creating endpoint slice %s: %w", name, err)
+		}
+		eps[i] = es
+	}
+	done := 0
+	for k := range updates {
+		es := eps[k%services]
+		// Pattern k: node j's endpoint is ready when bit j of (k/services+1) is set, so at least
+		// one node is always ready and the set changes every round.
+		mask := k/services%7 + 1
+		for j := range es.Endpoints {
+			es.Endpoints[j].Conditions.Ready = ptr.To(mask&(1<<j) != 0)
+			es.Endpoints[j].Conditions.Serving = es.Endpoints[j].Conditions.Ready
+		}
+		if err := c.Client.Update(ctx, es); err != nil {
+			return done, fmt.Errorf("updating endpoint slice %s (write %d): %w", es.Name, k, err)
+		}
+		done++
+	}
+	return done, nil
 }

@@ -71,6 +71,8 @@ type Lab struct {
 	Plan Plan
 	// RunDir holds everything this run wrote.
 	RunDir string
+	// LockWait is how long Start waited for another lab on the machine to end.
+	LockWait time.Duration
 	// Router is FRR in the router node.
 	Router *frr.Router
 	// Env is the API server; Env.Client talks to it over loopback.
@@ -140,10 +142,12 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 		return nil, err
 	}
 	runRoot := RunRoot(opts.RepoRoot)
+	lockStart := time.Now()
 	lock, err := lockRuns(ctx, runRoot, opts.Log)
 	if err != nil {
 		return nil, err
 	}
+	lockWait := time.Since(lockStart)
 	defer func() {
 		if err != nil {
 			_ = lock.Close()
@@ -166,7 +170,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 
 	l = &Lab{
 		Topo: topo, Plan: plan, opts: opts, log: opts.Log,
-		RunDir: filepath.Join(runRoot, strconv.Itoa(os.Getpid())), lock: lock,
+		RunDir: filepath.Join(runRoot, strconv.Itoa(os.Getpid())), lock: lock, LockWait: lockWait,
 		ns: map[string]string{}, procs: map[string]*Proc{}, dnatLast: map[string]string{},
 	}
 	l.binDir = filepath.Join(l.RunDir, "bin")
