@@ -63,9 +63,9 @@ test-unit: ## Run the tests that need neither root nor an API server (others ski
 	go test -count=1 -short ./...
 
 ##@ Measurements
-BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/bgp/ ./e2e/
+BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/bgp/ ./e2e/ ./e2e/cluster/
 .PHONY: bench
-bench: deps kube-assets build ## Run the benchmarks; write bench/report.json and bench/REPORT.md.
+bench: deps kube-assets cluster-assets build $(HELM) ## Run the benchmarks; write bench/report.json and bench/REPORT.md.
 	mkdir -p bench
 	{ go test -count=1 -run '^$$' -bench . -benchmem ./controller/allocator/ ; \
 	  for p in $(BENCH_PKGS_MEASURE); do [ -d "$$p" ] || continue; \
@@ -152,6 +152,11 @@ demo: deps kube-assets build ## Bring up the lab (namespaces, FRR, API server, H
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-lab ./e2e/cmd/herald-lab
 	$(BIN)/herald-lab
 
+.PHONY: demo-cluster
+demo-cluster: deps kube-assets cluster-assets ## Bring up the cluster lab (real kubelets, containerd, kube-proxy; Herald from manifests/), show Herald at work, wait for Ctrl-C.
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-cluster ./e2e/cmd/herald-cluster
+	$(BIN)/herald-cluster
+
 .PHONY: e2e
-e2e: deps kube-assets build ## Run the end-to-end tests in the lab (root; also part of `make test`).
+e2e: deps kube-assets cluster-assets build $(HELM) ## Run the end-to-end tests in the process lab and the cluster lab (root; also part of `make test`).
 	HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 30m -v ./e2e/...

@@ -113,9 +113,46 @@ func (c *Cluster) WaitHerald(ctx context.Context, timeout time.Duration) error {
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for Herald (%s): %w\n%s", last, err, c.PodSummary(context.WithoutCancel(ctx)))
+		bg := context.WithoutCancel(ctx)
+		return fmt.Errorf("waiting for Herald (%s): %w\n%s\n%s\n%s", last, err, c.PodSummary(bg), c.HeraldLogs(bg, 20), c.CrashLogs(bg, 30))
 	}
 	return nil
+}
+
+// CrashLogs returns, for every Herald pod whose container has restarted, why it ended and the end
+// of the log of its previous run.
+func (c *Cluster) CrashLogs(ctx context.Context, n int) string {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var pods corev1.PodList
+	if err := c.Client.List(ctx, &pods, client.InNamespace(Namespace)); err != nil {
+		return "listing Herald's pods: " + err.Error()
+	}
+	var b strings.Builder
+	for _, p := range pods.Items {
+		for _, st := range p.Status.ContainerStatuses {
+			if st.RestartCount == 0 {
+				continue
+			}
+			if t := st.LastTerminationState.Terminated; t != nil {
+				fmt.Fprintf(&b, "==== %s/%s restarted %d times; last ended %s, exit code %d, signal %d: %s\n", p.Name, st.Name, st.RestartCount, t.Reason, t.ExitCode, t.Signal, t.Message)
+			}
+			out, err := c.Kubectl(ctx, "logs", "-n", Namespace, p.Name, "-c", st.Name, "--previous", "--tail", strconv.Itoa(n))
+			if err != nil {
+				out = err.Error()
+			}
+			b.WriteString(out)
+		}
+	}
+	var events corev1.EventList
+	if err := c.Client.List(ctx, &events, client.InNamespace(Namespace)); err == nil {
+		for _, e := range events.Items {
+			if e.Type == corev1.EventTypeWarning {
+				fmt.Fprintf(&b, "event %s %s/%s: %s: %s (x%d)\n", e.LastTimestamp.Format(time.TimeOnly), e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message, e.Count)
+			}
+		}
+	}
+	return b.String()
 }
 
 // PodSummary lists Herald's pods with their phase and container states, for error messages.

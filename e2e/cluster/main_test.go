@@ -79,7 +79,7 @@ func requireCluster(t *testing.T) *cluster.Cluster {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("pods:\n%s", c.PodSummary(context.Background()))
+			t.Logf("pods:\n%s\n%s", c.PodSummary(context.Background()), c.CrashLogs(context.Background(), 30))
 		}
 	})
 	return c
