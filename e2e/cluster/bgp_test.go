@@ -13,9 +13,9 @@ import (
 	"github.com/herald-lb/herald/e2e/lab"
 )
 
-// TestBGP covers BGP on the real cluster: every node's speaker peers with the router; a Service
-// with externalTrafficPolicy Cluster is routed by the router over all three nodes (ECMP) and the
-// client behind the router reaches its pods; a Service with externalTrafficPolicy Local is routed
+// TestBGP covers BGP on the real cluster: every node's speaker peers with the router over IPv4
+// and IPv6; a dual-stack Service with externalTrafficPolicy Cluster is routed by the router over
+// all three nodes (ECMP) in both families and the client behind the router reaches its pods; a Service with externalTrafficPolicy Local is routed
 // only via the nodes that run one of its ready pods, following the Deployment as it is scaled up
 // and down and as its pod moves to another node, and every reply comes from a pod on the node the
 // request entered.
@@ -29,11 +29,15 @@ func TestBGP(t *testing.T) {
 	all := []string{"n1", "n2", "n3"}
 
 	backend(t, ctx, c, cluster.Backend{Namespace: ns, Name: "web", Replicas: 3, OnePerNode: true})
-	ip := lbService(t, ctx, c, cluster.LBService{Namespace: ns, Name: "web", App: "web", Pool: lab.BGPPoolName, Families: []corev1.IPFamily{corev1.IPv4Protocol}}, 1)[0]
-	must(t, waitRoute(ctx, c, ip, nodeAddrs(c, true, all)))
-	body, err := c.WaitCurl(ctx, "extclient", ip, 80, nil)
-	must(t, err)
-	t.Logf("%s routed via %v; extclient answered by a pod on %s", ip, all, body)
+	dual := []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	ips := lbService(t, ctx, c, cluster.LBService{Namespace: ns, Name: "web", App: "web", Pool: lab.BGPPoolName, Families: dual}, 2)
+	for _, ip := range ips {
+		must(t, waitRoute(ctx, c, ip, nodeAddrs(c, ip.Is4(), all)))
+		body, err := c.WaitCurl(ctx, "extclient", ip, 80, nil)
+		must(t, err)
+		t.Logf("%s routed via %v; extclient answered by a pod on %s", ip, all, body)
+	}
+	ip := ips[0]
 
 	backend(t, ctx, c, cluster.Backend{Namespace: ns, Name: "local", Replicas: 1, OnePerNode: true})
 	local := lbService(t, ctx, c, cluster.LBService{Namespace: ns, Name: "local", App: "local", Pool: lab.BGPPoolName, Local: true}, 1)[0]

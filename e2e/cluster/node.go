@@ -556,3 +556,38 @@ func (n *Node) RemoveRoutedVeths(ctx context.Context) error {
 	}
 	return nil
 }
+
+// SetLink takes the node's segment link (its port on the lab's bridge) down or up again: the node
+// drops off the network as if its cable were pulled.
+func (c *Cluster) SetLink(ctx context.Context, node string, up bool) error {
+	bridge, port := "", ""
+	for _, l := range c.Topo.Links {
+		for _, pair := range [][2]lab.Endpoint{{l.A, l.B}, {l.B, l.A}} {
+			if pair[0].Node == node && pair[0].Iface == c.Plan.SegmentIface && c.Topo.Nodes[pair[1].Node].Kind == lab.KindBridge {
+				bridge, port = pair[1].Node, pair[1].Iface
+			}
+		}
+	}
+	if port == "" {
+		return fmt.Errorf("node %s has no link to the segment's bridge", node)
+	}
+	state := "down"
+	if up {
+		state = "up"
+	}
+	_, err := c.Exec(ctx, bridge, "ip", "link", "set", port, state)
+	return err
+}
+
+// RestartNode starts a node stopped with StopNode again (its folders, images and pod state are
+// kept, as on a rebooted machine) and waits until it is Ready.
+func (c *Cluster) RestartNode(ctx context.Context, name string) error {
+	n := c.Node(name)
+	if n == nil {
+		return fmt.Errorf("no cluster node %q", name)
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	return c.WaitNodesReady(ctx, 2*time.Minute)
+}

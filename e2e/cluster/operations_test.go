@@ -281,12 +281,14 @@ func steady(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, name, own
 // TestManyRoutedVethsPerNode gives every node 300 pods' worth of routed veths (the real pods plus
 // veths made by the CNI ptp plugin, each with its host end in the node and the pod end in a
 // namespace of the node) and checks Herald keeps working: the speakers stay members of one cluster,
-// a new layer-2 Service gets exactly one responder, and its IP fails over when the owner's speaker
-// is killed.
+// a new layer-2 Service gets exactly one responder, its IP fails over when the owner's speaker is
+// killed, and comes back to it once the speaker, restarted among all those veths, is eligible again.
 func TestManyRoutedVethsPerNode(t *testing.T) {
 	c := requireCluster(t)
 	ctx := deadline(t, 8*time.Minute)
 	const perNode = 300
+	// Pods of earlier tests that are still going away would take their veths with them.
+	must(t, c.WaitNoTerminatingPods(ctx))
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Nodes))
 	for i, n := range c.Nodes {
@@ -320,6 +322,11 @@ func TestManyRoutedVethsPerNode(t *testing.T) {
 		owner := settledOwner(t, ctx, c, ns, "web-"+strings.ToLower(famName(v4)), ip)
 		gap, next := l2Failover(t, ctx, c, ns, "web-"+strings.ToLower(famName(v4)), ip, owner, "speaker killed -9", func() error { return c.KillSpeaker(owner) })
 		t.Logf("%d veths per node: %s owned by %s, after kill -9 by %s (gap %v)", perNode, ip, owner, next, gap)
+		// The election is deterministic: once the restarted speaker, which started on a node with
+		// all those veths, is eligible again, it wins the IP back.
+		if final := settledOwner(t, ctx, c, ns, "web-"+strings.ToLower(famName(v4)), ip); final != owner {
+			t.Errorf("after the speaker of %s restarted among %d veths, %s stays on %s: the restarted speaker is not eligible", owner, perNode, ip, final)
+		}
 	}
 }
 

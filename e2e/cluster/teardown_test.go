@@ -51,8 +51,8 @@ func TestKilledRunChild(t *testing.T) {
 }
 
 // TestKilledRunCleanedHelmAndNothingLeft: a cluster run killed with SIGKILL while Herald and
-// backend pods run is cleaned up by the next run, which then installs Herald with `helm install`
-// of the chart and serves a layer-2 Service through it; after that run's Close nothing of either
+// backend pods run is cleaned up by the next run, which runs kube-proxy in iptables mode, installs
+// Herald with `helm install` of the chart and serves a layer-2 Service through it; after that run's Close nothing of either
 // run is left on the host: no process, mount, cgroup, namespace, link, etcd data, run folder,
 // default containerd/kubelet/CNI path, and no root-namespace sysctl changed.
 func TestKilledRunCleanedHelmAndNothingLeft(t *testing.T) {
@@ -107,7 +107,7 @@ func TestKilledRunCleanedHelmAndNothingLeft(t *testing.T) {
 	ctx := deadline(t, 12*time.Minute)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	start := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{Log: log, Install: cluster.InstallHelm})
+	c, err := cluster.Start(ctx, cluster.Options{Log: log, Install: cluster.InstallHelm, ProxyMode: cluster.ProxyIPTables})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,12 @@ func TestKilledRunCleanedHelmAndNothingLeft(t *testing.T) {
 			_ = c.Close()
 		}
 	})
-	t.Logf("next run up in %v (helm install): %v", time.Since(start).Round(time.Millisecond), c.Timings)
+	t.Logf("next run up in %v (helm install, kube-proxy in iptables mode): %v", time.Since(start).Round(time.Millisecond), c.Timings)
+	for _, n := range c.Nodes {
+		if out, err := c.Exec(ctx, n.Name, "iptables-save", "-t", "nat"); err != nil || !strings.Contains(out, "KUBE-SERVICES") {
+			t.Errorf("node %s has no kube-proxy iptables rules (%v):\n%s", n.Name, err, out)
+		}
+	}
 	now, err := cluster.SnapshotHost()
 	must(t, err)
 	if left := now.Traces(before, fmt.Sprintf("hrld-%d-", childPID), childDir, cluster.EtcdDir(childPID)); len(left) > 0 {
