@@ -517,30 +517,25 @@ func bulkNetworkConfig(i int) string {
 		`"ipam":{"type":"host-local","ranges":[[{"subnet":"10.245.%d.0/23"}]],"dataDir":"/var/lib/cni/bulk"}}`, 2*i)
 }
 
-// AddRoutedVeths makes the node carry n pods' worth of routed veths, counting the veths its pods
-// already have: for each missing one the CNI ptp plugin makes a veth whose host end stays in the
-// node, with a route to the pod end, which goes into a network namespace of its own inside the
-// node (one namespace per fake pod: ptp routes the same subnet in every pod). The namespaces live
-// in the node's /run: they go with the node. RemoveRoutedVeths removes them.
-func (n *Node) AddRoutedVeths(ctx context.Context, want int) error {
-	out, err := n.NodeExec(ctx, "ip", "-o", "link", "show", "type", "veth")
-	if err != nil {
-		return err
-	}
-	have := strings.Count(out, "\n")
+// AddRoutedVeths gives the node n more routed veths, on top of its pods': for each, the CNI ptp
+// plugin makes a veth whose host end stays in the node, with a route to the pod end, which goes
+// into a network namespace of its own inside the node (one namespace per fake pod: ptp routes the
+// same subnet in every pod). The namespaces live in the node's /run: they go with the node.
+// RemoveRoutedVeths removes them.
+func (n *Node) AddRoutedVeths(ctx context.Context, count int) error {
 	idx := slices.Index(n.c.Nodes, n) + 1
 	conf := filepath.Join(n.Dir, "bulk.conf")
 	if err := os.WriteFile(conf, []byte(bulkNetworkConfig(idx)), 0o644); err != nil {
 		return err
 	}
 	script := fmt.Sprintf(`set -eu
-for i in $(seq %d %d); do
+for i in $(seq 0 %d); do
   ns=bulk$i
   [ -e /run/netns/$ns ] && continue
   ip netns add $ns
   CNI_COMMAND=ADD CNI_CONTAINERID=bulk-$i CNI_NETNS=/run/netns/$ns CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni /usr/lib/cni/ptp < %q > /dev/null
 done
-`, have, want-1, conf)
+`, count-1, conf)
 	if _, err := n.NodeExec(ctx, "bash", "-c", script); err != nil {
 		return fmt.Errorf("adding routed veths to %s: %w", n.Name, err)
 	}
