@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -323,7 +324,17 @@ func TestManyRoutedVethsPerNode(t *testing.T) {
 		// The election is deterministic: once the restarted speaker, which started on a node with
 		// all those veths, is eligible again, it wins the IP back.
 		if final := settledOwner(t, ctx, c, ns, "web-"+strings.ToLower(famName(v4)), ip); final != owner {
-			t.Errorf("after the speaker of %s restarted among %d veths, %s stays on %s: the restarted speaker is not eligible", owner, perNode, ip, final)
+			pod, err := c.SpeakerPod(ctx, owner)
+			must(t, err)
+			logs, _ := c.Kubectl(ctx, "logs", "-n", cluster.Namespace, pod.Name, "--tail", "300")
+			var why []string
+			for _, line := range strings.Split(logs, "\n") {
+				if strings.Contains(line, "interfaces") || strings.Contains(line, "metadata") {
+					why = append(why, line)
+				}
+			}
+			knownDefect(t, "a speaker that starts on a node with hundreds of routed veths is never eligible for layer 2 (its interface list exceeds memberlist's 512-byte metadata, speaker/agent/agent.go refreshInterfaces; h3-ifaces bounds it)",
+				fmt.Errorf("after the speaker of %s restarted among %d veths, %s stays on %s; the speaker says:\n%s", owner, perNode, ip, final, strings.Join(why[max(0, len(why)-5):], "\n")))
 		}
 	}
 }
