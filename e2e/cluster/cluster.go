@@ -105,7 +105,9 @@ type Timing struct {
 	Duration time.Duration
 }
 
-func (t Timing) String() string { return fmt.Sprintf("%s %v", t.Phase, t.Duration.Round(time.Millisecond)) }
+func (t Timing) String() string {
+	return fmt.Sprintf("%s %v", t.Phase, t.Duration.Round(time.Millisecond))
+}
 
 // BringUp is how long Start took, without waiting for the machine lock.
 func (c *Cluster) BringUp() time.Duration {
@@ -232,7 +234,7 @@ func Available() error {
 var ErrUnavailable = errors.New("cluster lab unavailable")
 
 // ErrNoAssets means the Kubernetes binaries are not built.
-var ErrNoAssets = errors.New("Kubernetes binaries missing: run `make cluster-assets` (or `make test`)")
+var ErrNoAssets = errors.New("kubernetes binaries missing: run `make cluster-assets` (or `make test`)")
 
 // Binaries the cluster needs in the assets folder.
 var Binaries = []string{"kube-apiserver", "kubectl", "etcd", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"}

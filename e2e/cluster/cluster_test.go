@@ -137,7 +137,7 @@ func routeDev(ctx context.Context, c *cluster.Cluster, node string, ip netip.Add
 		Dev string `json:"dev"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r) == 0 {
-		return "", fmt.Errorf("no route to %s in %s: %v: %s", ip, node, err, out)
+		return "", fmt.Errorf("no route to %s in %s: %w: %s", ip, node, err, out)
 	}
 	return r[0].Dev, nil
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -163,8 +164,11 @@ func (d *demo) run() error {
 	}
 	d.step("kube-proxy's rules for the layer-2 IP on the node that owns it")
 	owners, err := c.L2Owners(ctx, d.ns, "web-l2")
-	if err != nil || len(owners) == 0 {
-		return fmt.Errorf("no owner of web-l2: %v", err)
+	if err != nil {
+		return err
+	}
+	if len(owners) == 0 {
+		return errors.New("no ServiceL2Status names an owner of web-l2")
 	}
 	out, err := c.Exec(ctx, owners[0], "nft", "list", "table", "ip", "kube-proxy")
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"testing"
 	"time"
 
@@ -104,11 +103,4 @@ func setUnschedulable(ctx context.Context, c *cluster.Cluster, node string, on b
 	patch := client.MergeFrom(n.DeepCopy())
 	n.Spec.Unschedulable = on
 	return c.Client.Patch(ctx, &n, patch)
-}
-
-func sameNodes(a, b []string) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(a, b)
 }

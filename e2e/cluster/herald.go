@@ -182,7 +182,7 @@ func (c *Cluster) ApplyConfig(ctx context.Context) error {
 			return last == nil, nil
 		})
 		if err != nil {
-			return fmt.Errorf("creating %T %s (last: %v): %w", o, o.GetName(), last, err)
+			return fmt.Errorf("creating %T %s (last: %w): %w", o, o.GetName(), last, err)
 		}
 	}
 	return nil
@@ -255,4 +255,24 @@ func (c *Cluster) WaitSpeakersConverged(ctx context.Context, timeout time.Durati
 		return fmt.Errorf("speakers did not converge (%s): %w", last, err)
 	}
 	return nil
+}
+
+// RecentEvents returns the last n events of the cluster, all namespaces, oldest first.
+func (c *Cluster) RecentEvents(ctx context.Context, n int) string {
+	out, err := c.Kubectl(ctx, "get", "events", "-A", "--sort-by=.lastTimestamp", "-o",
+		"custom-columns=LAST:.lastTimestamp,NS:.involvedObject.namespace,KIND:.involvedObject.kind,NAME:.involvedObject.name,REASON:.reason,MESSAGE:.message")
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	var keep []string
+	for _, l := range lines {
+		if !strings.Contains(l, "MissingClusterDNS") {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) > n {
+		keep = keep[len(keep)-n:]
+	}
+	return strings.Join(keep, "\n")
 }

@@ -77,7 +77,7 @@ func settledOwner(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, nam
 			continue
 		}
 		if now, err := waitL2Owner(ctx, c, ns, name, ""); err != nil || now != owner {
-			last = fmt.Errorf("the owner changed from %s to %s (%v) while checking who answers", owner, now, err)
+			last = fmt.Errorf("the owner changed from %s to %s (%w) while checking who answers", owner, now, err)
 			continue
 		}
 		return owner

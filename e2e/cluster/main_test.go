@@ -79,7 +79,7 @@ func requireCluster(t *testing.T) *cluster.Cluster {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("pods:\n%s\n%s", c.PodSummary(context.Background()), c.CrashLogs(context.Background(), 30))
+			t.Logf("pods:\n%s\n%s\nevents:\n%s", c.PodSummary(context.Background()), c.CrashLogs(context.Background(), 30), c.RecentEvents(context.Background(), 40))
 		}
 	})
 	return c

@@ -328,7 +328,7 @@ func (n *Node) startContainerd(ctx context.Context) error {
 		return last == nil, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for containerd of %s (last: %v): %w", n.Name, last, err)
+		return fmt.Errorf("waiting for containerd of %s (last: %w): %w", n.Name, last, err)
 	}
 	return nil
 }
@@ -370,7 +370,7 @@ func (n *Node) setPodCIDRs(ctx context.Context) error {
 		return last == nil, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for node %s to register (last: %v): %w", n.Name, last, err)
+		return fmt.Errorf("waiting for node %s to register (last: %w): %w", n.Name, last, err)
 	}
 	return nil
 }

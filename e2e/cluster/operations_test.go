@@ -91,10 +91,35 @@ func rollingUpdate(t *testing.T, ctx context.Context, c *cluster.Cluster, ns str
 	for i, s := range streams {
 		samples := s.Stop()
 		r := streamResult{name: names[i], total: len(samples), failed: lab.Failures(samples), worst: worstGap(samples), took: took}
-		t.Logf("%s: rolling update of %v, %d requests, %d failed, longest outage %v", r.name, took.Round(time.Millisecond), r.total, r.failed, r.worst)
+		t.Logf("%s: rolling update of %v, %d requests, %d failed, longest outage %v%s", r.name, took.Round(time.Millisecond), r.total, r.failed, r.worst, failureWindows(samples, start))
 		out = append(out, r)
 	}
 	return out
+}
+
+// failureWindows describes the runs of failed requests: when they started (from start), how many,
+// and their errors.
+func failureWindows(samples []lab.Sample, start time.Time) string {
+	var b strings.Builder
+	for i := 0; i < len(samples); {
+		if samples[i].Err == nil {
+			i++
+			continue
+		}
+		j := i
+		errs := map[string]int{}
+		for j < len(samples) && samples[j].Err != nil {
+			e := samples[j].Err.Error()
+			if k := strings.LastIndex(e, ": "); k >= 0 {
+				e = e[k+2:]
+			}
+			errs[e]++
+			j++
+		}
+		fmt.Fprintf(&b, "\n  from +%v: %d failed %v", samples[i].Start.Sub(start).Round(time.Millisecond), j-i, errs)
+		i = j
+	}
+	return b.String()
 }
 
 // worstGap is the longest time between two successful replies in which requests failed.
