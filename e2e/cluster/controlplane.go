@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -237,16 +236,4 @@ func (cp *controlPlane) stop() error {
 		return fmt.Errorf("removing etcd's data: %w", err)
 	}
 	return nil
-}
-
-// ControlPlaneLogs returns the last n lines of the control plane's logs.
-func (c *Cluster) ControlPlaneLogs(n int) string {
-	if c.cp == nil {
-		return ""
-	}
-	var b strings.Builder
-	for _, p := range c.cp.procs {
-		fmt.Fprintf(&b, "==== %s (%s)\n%s\n", p.Name, p.LogPath, p.Tail(n))
-	}
-	return b.String()
 }

@@ -49,28 +49,28 @@ func TestMeasureCluster(t *testing.T) {
 		must(t, err)
 		report(t, "cluster_idle_cpu_percent", 100*float64(u2.CPU-u1.CPU)/float64(window), "%")
 		report(t, "cluster_idle_memory_mib", float64(u2.RSS)/(1<<20), "MiB")
-		t.Logf("%d processes", u2.Procs)
+		t.Logf("%d processes; resident memory by program: %v", u2.Procs, u2.RSSByProgram)
 	})
 
 	for _, fc := range []struct {
-		name string
-		act  func(owner string) error
+		name, svc string
+		act       func(owner string) error
 	}{
-		{"pod_delete", func(owner string) error {
+		{"pod_delete", "l2-delete", func(owner string) error {
 			pod, err := c.SpeakerPod(ctx, owner)
 			if err != nil {
 				return err
 			}
 			return c.Client.Delete(ctx, pod)
 		}},
-		{"kill", func(owner string) error { return c.KillSpeaker(owner) }},
+		{"kill", "l2-kill", func(owner string) error { return c.KillSpeaker(owner) }},
 	} {
 		t.Run("l2 failover "+fc.name, func(t *testing.T) {
-			ip := lbService(t, ctx, c, cluster.LBService{Namespace: ns, Name: "l2-" + fc.name[:4], App: "web", Pool: lab.L2PoolName, Families: []corev1.IPFamily{corev1.IPv4Protocol}}, 1)[0]
+			ip := lbService(t, ctx, c, cluster.LBService{Namespace: ns, Name: fc.svc, App: "web", Pool: lab.L2PoolName, Families: []corev1.IPFamily{corev1.IPv4Protocol}}, 1)[0]
 			var gaps []time.Duration
 			for range failoverRuns {
-				owner := settledOwner(t, ctx, c, ns, "l2-"+fc.name[:4], ip)
-				gap, _ := l2Failover(t, ctx, c, ns, "l2-"+fc.name[:4], ip, owner, fc.name, func() error { return fc.act(owner) })
+				owner := settledOwner(t, ctx, c, ns, fc.svc, ip)
+				gap, _ := l2Failover(t, ctx, c, ns, fc.svc, ip, owner, fc.name, func() error { return fc.act(owner) })
 				gaps = append(gaps, gap)
 			}
 			t.Logf("%s: gaps %v", fc.name, gaps)

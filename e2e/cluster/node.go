@@ -301,17 +301,6 @@ func (n *Node) Proc(name string) *lab.Proc {
 	return n.procs[name]
 }
 
-// StopProc stops one of the node's programs: sig to its process group (nsenter and the program),
-// SIGKILL after grace.
-func (n *Node) StopProc(name string, sig syscall.Signal, grace time.Duration) {
-	p := n.Proc(name)
-	if p == nil {
-		return
-	}
-	_ = syscall.Kill(-p.PID(), sig)
-	p.Stop(sig, grace)
-}
-
 // startContainerd starts containerd and waits until it answers.
 func (n *Node) startContainerd(ctx context.Context) error {
 	if err := n.startProc("containerd", "containerd", "--config", filepath.Join(n.Dir, "containerd.toml")); err != nil {

@@ -18,6 +18,8 @@ type Usage struct {
 	RSS int64
 	// Procs is how many there are.
 	Procs int
+	// RSSByProgram is RSS in MiB by program name (the first word of /proc/<pid>/comm).
+	RSSByProgram map[string]int64
 }
 
 // clkTck is the kernel's USER_HZ, the unit of the times in /proc/<pid>/stat (100 on Linux).
@@ -29,6 +31,7 @@ func (c *Cluster) Usage() (Usage, error) {
 	type proc struct {
 		ppid       int
 		cpu, rssKB int64
+		comm       string
 	}
 	procs := map[int]proc{}
 	entries, err := os.ReadDir("/proc")
@@ -58,7 +61,11 @@ func (c *Cluster) Usage() (Usage, error) {
 		ut, _ := strconv.ParseInt(f[11], 10, 64)
 		st, _ := strconv.ParseInt(f[12], 10, 64)
 		rssPages, _ := strconv.ParseInt(f[21], 10, 64)
-		procs[pid] = proc{ppid: ppid, cpu: ut + st, rssKB: rssPages * int64(os.Getpagesize()) / 1024}
+		comm := ""
+		if j := strings.IndexByte(s, '('); j >= 0 && j < i {
+			comm = s[j+1 : i]
+		}
+		procs[pid] = proc{ppid: ppid, cpu: ut + st, rssKB: rssPages * int64(os.Getpagesize()) / 1024, comm: comm}
 	}
 	roots := map[int]bool{}
 	if c.cp != nil {
@@ -86,12 +93,13 @@ func (c *Cluster) Usage() (Usage, error) {
 		}
 		return false
 	}
-	var u Usage
+	u := Usage{RSSByProgram: map[string]int64{}}
 	for pid, p := range procs {
 		if in(pid) {
 			u.CPU += time.Duration(p.cpu) * time.Second / clkTck
 			u.RSS += p.rssKB * 1024
 			u.Procs++
+			u.RSSByProgram[p.comm] += p.rssKB / 1024
 		}
 	}
 	if u.Procs == 0 {

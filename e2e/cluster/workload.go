@@ -345,25 +345,3 @@ func (c *Cluster) EndpointStorm(ctx context.Context, namespace string, services,
 	}
 	return done, nil
 }
-
-// WaitNoTerminatingPods waits until no pod of the cluster is being deleted.
-func (c *Cluster) WaitNoTerminatingPods(ctx context.Context) error {
-	var last []string
-	err := frr.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
-		var pods corev1.PodList
-		if err := c.Client.List(ctx, &pods); err != nil {
-			return false, nil //nolint:nilerr // retried until the deadline
-		}
-		last = last[:0]
-		for _, p := range pods.Items {
-			if p.DeletionTimestamp != nil {
-				last = append(last, p.Namespace+"/"+p.Name)
-			}
-		}
-		return len(last) == 0, nil
-	})
-	if err != nil {
-		return fmt.Errorf("waiting for pods to finish terminating (%v): %w", last, err)
-	}
-	return nil
-}
