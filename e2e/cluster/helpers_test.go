@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -64,7 +65,8 @@ func lbService(t *testing.T, ctx context.Context, c *cluster.Cluster, s cluster.
 }
 
 // waitL2Owner waits until exactly one ServiceL2Status names a node other than not for the
-// Service, and returns that node.
+// Service, and returns that node. When it times out because no status names anyone while a node
+// answers for the Service's IP, the error wraps errStatusLost.
 func waitL2Owner(ctx context.Context, c *cluster.Cluster, ns, name, not string) (string, error) {
 	var last []string
 	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
@@ -76,9 +78,36 @@ func waitL2Owner(ctx context.Context, c *cluster.Cluster, ns, name, not string) 
 		return len(owners) == 1 && owners[0] != not, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("waiting for one ServiceL2Status of %s/%s naming a node other than %q (have %v): %w\n%s", ns, name, not, last, err, c.HeraldLogs(context.WithoutCancel(ctx), 30))
+		bg := context.WithoutCancel(ctx)
+		if len(last) == 0 {
+			if who := answering(bg, c, ns, name); who != "" {
+				err = fmt.Errorf("%w: %s answers for %s/%s: %w", errStatusLost, who, ns, name, err)
+			}
+		}
+		return "", fmt.Errorf("waiting for one ServiceL2Status of %s/%s naming a node other than %q (have %v): %w\n%s", ns, name, not, last, err, c.HeraldLogs(bg, 30))
 	}
 	return last[0], nil
+}
+
+// errStatusLost is the symptom of a Herald defect this suite found: a speaker's ServiceL2Status,
+// deleted by another speaker's sweep while memberlist counted it dead (a partition, or a false
+// failure detection under load), is never written again, since the speaker's status writer skips a
+// desired state equal to the one it applied (speaker/agent/status.go). The node keeps answering.
+var errStatusLost = errors.New("known defect: the owner's ServiceL2Status was deleted by another speaker's sweep and is never written again (speaker/agent/status.go statusWriter.set)")
+
+// answering returns the node whose MAC the segment client resolves the Service's first IP to, or "".
+func answering(ctx context.Context, c *cluster.Cluster, ns, name string) string {
+	ips, err := c.WaitIngress(ctx, ns, name, 1)
+	if err != nil || len(ips) == 0 {
+		return ""
+	}
+	c.FlushNeighbor(ctx, "l2client", ips[0])
+	mac, err := c.NeighborMAC(ctx, "l2client", ips[0])
+	if err != nil {
+		return ""
+	}
+	who, _ := c.NodeByMAC(ctx, mac)
+	return who
 }
 
 // waitRoute waits until the router's kernel route for addr goes exactly via hops.

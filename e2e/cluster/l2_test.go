@@ -65,7 +65,9 @@ func settledOwner(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, nam
 	var last error
 	for ctx.Err() == nil {
 		must(t, c.WaitSpeakersConverged(ctx, time.Minute))
-		owner, err := waitL2Owner(ctx, c, ns, name, "")
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		owner, err := waitL2Owner(wctx, c, ns, name, "")
+		cancel()
 		must(t, err)
 		_, err = c.WaitCurl(ctx, "l2client", ip, 80, nil)
 		must(t, err)
@@ -161,7 +163,7 @@ func l2Failover(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, name 
 	}
 	samples := s.Stop()
 	gap := lab.Gap(samples, t0)
-	t.Logf("%s: %d requests, %d failed, gap %v", what, len(samples), lab.Failures(samples), gap)
+	t.Logf("%s: %d requests, %d failed, gap %v%s", what, len(samples), lab.Failures(samples), gap, failureWindows(samples, t0))
 	if gap < 0 || gap > maxFailoverGap {
 		t.Errorf("%s: the client saw a gap of %v (-1: never recovered), want at most %v\n%s", what, gap, maxFailoverGap, c.HeraldLogs(ctx, 30))
 	}

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -94,6 +95,9 @@ func deadline(t *testing.T, d time.Duration) context.Context {
 
 func must(t *testing.T, err error) {
 	t.Helper()
+	if errors.Is(err, errStatusLost) {
+		knownDefect(t, "ServiceL2Status lost", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,10 +101,15 @@ func rollingUpdate(t *testing.T, ctx context.Context, c *cluster.Cluster, ns str
 // and their errors.
 func failureWindows(samples []lab.Sample, start time.Time) string {
 	var b strings.Builder
+	windows := 0
 	for i := 0; i < len(samples); {
 		if samples[i].Err == nil {
 			i++
 			continue
+		}
+		if windows++; windows > 10 {
+			fmt.Fprintf(&b, "\n  and more failures from +%v", samples[i].Start.Sub(start).Round(time.Millisecond))
+			break
 		}
 		j := i
 		errs := map[string]int{}
