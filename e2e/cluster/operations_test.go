@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -75,6 +76,7 @@ func rollingUpdate(t *testing.T, ctx context.Context, c *cluster.Cluster, ns str
 			s.Stop()
 		}
 	}()
+	routes := watchNextHops(ctx, c, bgp)
 	start := time.Now()
 	_, err = c.Kubectl(ctx, "-n", cluster.Namespace, "rollout", "restart", "daemonset/"+cluster.SpeakerDaemonSet)
 	must(t, err)
@@ -88,10 +90,14 @@ func rollingUpdate(t *testing.T, ctx context.Context, c *cluster.Cluster, ns str
 	}
 	took := time.Since(start)
 	var out []streamResult
+	hops := routes.stop(start)
 	for i, s := range streams {
 		samples := s.Stop()
 		r := streamResult{name: names[i], total: len(samples), failed: lab.Failures(samples), worst: worstGap(samples), took: took}
 		t.Logf("%s: rolling update of %v, %d requests, %d failed, longest outage %v%s", r.name, took.Round(time.Millisecond), r.total, r.failed, r.worst, failureWindows(samples, start))
+		if r.name == "bgp" && r.failed > 0 {
+			t.Logf("the router's next hops for %s:%s", bgp, hops)
+		}
 		out = append(out, r)
 	}
 	return out
@@ -123,6 +129,56 @@ func failureWindows(samples []lab.Sample, start time.Time) string {
 		}
 		fmt.Fprintf(&b, "\n  from +%v: %d failed %v", samples[i].Start.Sub(start).Round(time.Millisecond), j-i, errs)
 		i = j
+	}
+	return b.String()
+}
+
+// hopLog records the router's kernel next hops for a prefix every 20 ms.
+type hopLog struct {
+	mu     sync.Mutex
+	at     []time.Time
+	hops   []string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func watchNextHops(ctx context.Context, c *cluster.Cluster, ip netip.Addr) *hopLog {
+	ctx, cancel := context.WithCancel(ctx)
+	h := &hopLog{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			got, err := c.Router.KernelNextHops(ctx, lab.HostPrefix(ip))
+			cur := fmt.Sprint(got)
+			if err != nil {
+				cur = "error: " + err.Error()
+			}
+			h.mu.Lock()
+			if len(h.hops) == 0 || h.hops[len(h.hops)-1] != cur {
+				h.at, h.hops = append(h.at, time.Now()), append(h.hops, cur)
+			}
+			h.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return h
+}
+
+// stop ends the recording and describes the changes, times from start.
+func (h *hopLog) stop(start time.Time) string {
+	h.cancel()
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	for i := range h.hops {
+		fmt.Fprintf(&b, "\n  +%v %s", h.at[i].Sub(start).Round(time.Millisecond), h.hops[i])
 	}
 	return b.String()
 }
