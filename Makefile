@@ -33,26 +33,31 @@ help: ## List the targets.
 
 ##@ Build
 .PHONY: build
-build: ## Build bin/herald-controller and bin/herald-speaker.
+build: ## Build bin/herald-controller, bin/herald-speaker and bin/kubectl-herald (the kubectl plugin).
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-controller ./controller
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-speaker ./speaker
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kubectl-herald ./cmd/kubectl-herald
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRD YAML with controller-gen.
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, CRD YAML and RBAC roles (from +kubebuilder:rbac markers) with controller-gen.
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=manifests/crds
+	$(CONTROLLER_GEN) rbac:roleName=herald-controller paths=./controller/... output:rbac:artifacts:config=manifests/rbac/controller
+	$(CONTROLLER_GEN) rbac:roleName=herald-speaker paths=./speaker/... output:rbac:artifacts:config=manifests/rbac/speaker
+	$(CONTROLLER_GEN) rbac:roleName=herald-metrics-auth paths=./internal/metrics output:rbac:artifacts:config=manifests/rbac/metrics
 
 ##@ Checks
 .PHONY: verify
 verify: generate $(GOLANGCI_LINT) ## Regenerate and fail on any diff; gofmt, go vet and golangci-lint.
 	@if ! git diff --quiet -- api manifests; then git --no-pager diff --stat -- api manifests; \
 	  echo "generated files are out of date: run 'make generate' and commit the result"; exit 1; fi
-	@if [ -n "$$(git ls-files --others --exclude-standard -- api manifests/crds)" ]; then \
-	  git ls-files --others --exclude-standard -- api manifests/crds; echo "untracked generated files: commit them"; exit 1; fi
+	@if [ -n "$$(git ls-files --others --exclude-standard -- api manifests)" ]; then \
+	  git ls-files --others --exclude-standard -- api manifests; echo "untracked generated files: commit them"; exit 1; fi
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	@go mod tidy -diff >/dev/null || { go mod tidy -diff; echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 	go vet ./...
 	$(GOLANGCI_LINT) run ./...
+	cd hack/promql && GOWORK=off go mod tidy -diff >/dev/null && GOWORK=off go vet ./... && $(GOLANGCI_LINT) run --config ../../.golangci.yml ./...
 
 .PHONY: test
 test: deps kube-assets cluster-assets ## Install what the tests need and run every test this machine can run.
@@ -63,7 +68,7 @@ test-unit: ## Run the tests that need neither root nor an API server (others ski
 	go test -count=1 -short ./...
 
 ##@ Measurements
-BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/bgp/ ./e2e/ ./e2e/cluster/
+BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/bgp/ ./speaker/members/ ./e2e/ ./e2e/cluster/
 .PHONY: bench
 bench: deps kube-assets cluster-assets build $(HELM) ## Run the benchmarks; write bench/report.json and bench/REPORT.md.
 	mkdir -p bench
@@ -115,7 +120,7 @@ $(HELM):
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the kube-apiserver cache in .cache/).
-	rm -rf $(BIN)/herald-controller $(BIN)/herald-speaker
+	rm -rf $(BIN)/herald-controller $(BIN)/herald-speaker $(BIN)/kubectl-herald
 
 ##@ Install
 VERSION ?= v0.1.0
@@ -123,9 +128,11 @@ IMAGE   ?= ghcr.io/herald-lb/herald:$(VERSION)
 GOARCH  ?= $(shell go env GOARCH)
 
 .PHONY: manifests
-manifests: generate ## Copy the generated CRDs into the Helm chart (manifests/helm/herald/crds).
-	rm -f manifests/helm/herald/crds/*.yaml
-	cp manifests/crds/*.yaml manifests/helm/herald/crds/
+manifests: generate ## Copy the generated CRDs and RBAC roles, the dashboard and the alerts into the Helm chart.
+	rm -f manifests/helm/herald/files/crds/*.yaml
+	cp manifests/crds/*.yaml manifests/helm/herald/files/crds/
+	cp manifests/monitoring/herald-dashboard.json manifests/monitoring/prometheusrule.yaml manifests/helm/herald/files/
+	for c in controller speaker metrics; do cp manifests/rbac/$$c/role.yaml manifests/helm/herald/files/rbac/$$c.yaml; done
 
 # verify also checks that the chart's CRDs match the generated ones.
 verify: manifests
@@ -140,11 +147,27 @@ image: ## Build the OCI image tarball dist/herald-image.tar (IMAGE=...; no Docke
 	mkdir -p dist/image
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags='-s -w' -o dist/image/herald-controller ./controller
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags='-s -w' -o dist/image/herald-speaker ./speaker
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags='-s -w' -o dist/image/kubectl-herald ./cmd/kubectl-herald
 	go run ./hack/mkimage --tag $(IMAGE) --arch $(GOARCH) \
-	  --controller dist/image/herald-controller --speaker dist/image/herald-speaker --out dist/herald-image.tar
+	  --controller dist/image/herald-controller --speaker dist/image/herald-speaker \
+	  --kubectl-herald dist/image/kubectl-herald --out dist/herald-image.tar
 
-# The manifests tests render the Helm chart.
-test: $(HELM)
+# Platforms of the kubectl-herald release archives.
+PLUGIN_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+
+.PHONY: release-plugin
+release-plugin: ## Build the kubectl-herald release archives (dist/release/kubectl-herald_VERSION_OS_ARCH.tar.gz) and SHA256SUMS.
+	rm -rf dist/release && mkdir -p dist/release
+	for p in $(PLUGIN_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; ext=""; [ "$$os" = windows ] && ext=.exe; \
+	  d=dist/release/kubectl-herald_$(VERSION)_$${os}_$${arch}; mkdir -p $$d; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags='-s -w' -o $$d/kubectl-herald$$ext ./cmd/kubectl-herald; \
+	  tar -C $$d -czf $$d.tar.gz --owner=0 --group=0 --mtime=@0 . && rm -rf $$d; \
+	done
+	cd dist/release && sha256sum *.tar.gz > SHA256SUMS
+
+# The manifests tests render the Helm chart and regenerate the RBAC roles (and run hack/promql,
+# a module of its own, with the go command).
+test: $(HELM) $(CONTROLLER_GEN)
 
 ##@ Lab
 .PHONY: demo
@@ -160,3 +183,19 @@ demo-cluster: deps kube-assets cluster-assets ## Bring up the cluster lab (real 
 .PHONY: e2e
 e2e: deps kube-assets cluster-assets build $(HELM) ## Run the end-to-end tests in the process lab and the cluster lab (root; also part of `make test`).
 	HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 30m -v ./e2e/...
+
+##@ Migration from MetalLB
+METALLB_VERSION ?= v0.15.2
+METALLB_BINS := $(BIN)/metallb-controller-$(METALLB_VERSION) $(BIN)/metallb-speaker-$(METALLB_VERSION)
+
+.PHONY: metallb-assets
+metallb-assets: $(METALLB_BINS) ## Build MetalLB's controller and speaker from the Go module proxy (the migration e2e test runs them).
+
+$(METALLB_BINS):
+	GOBIN=$(BIN)/.tmp CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath \
+	  go.universe.tf/metallb/controller@$(METALLB_VERSION) go.universe.tf/metallb/speaker@$(METALLB_VERSION)
+	mv $(BIN)/.tmp/controller $(BIN)/metallb-controller-$(METALLB_VERSION)
+	mv $(BIN)/.tmp/speaker $(BIN)/metallb-speaker-$(METALLB_VERSION)
+
+# The e2e tests include the migration from MetalLB (e2e/migration).
+e2e: metallb-assets

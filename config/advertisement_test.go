@@ -80,25 +80,49 @@ func TestParseL2Advertisements(t *testing.T) {
 
 func TestParseL2AdvertisementErrors(t *testing.T) {
 	tests := []struct {
-		name  string
-		pools []v1beta1.IPAddressPool
-		spec  v1beta1.L2AdvertisementSpec
-		want  []string
+		name     string
+		pools    []v1beta1.IPAddressPool
+		spec     v1beta1.L2AdvertisementSpec
+		want     []string
+		warnings []string
+		// pools the advertisement covers
+		covers []string
 	}{
 		{
-			name:  "unknown pool",
-			pools: advPools(),
-			spec:  v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"gold", "bronze"}},
-			want: []string{
-				`L2Advertisement herald-system/adv: spec.ipAddressPools[1] "bronze": no IPAddressPool with this name (known: gold, plain, silver); name an existing pool or create it`,
+			name:   "unknown pool is a warning, the others are covered",
+			pools:  advPools(),
+			spec:   v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"gold", "bronze"}},
+			covers: []string{"gold"},
+			warnings: []string{
+				`L2Advertisement herald-system/adv: spec.ipAddressPools[1] "bronze": no IPAddressPool with this name (known: gold, plain, silver); the advertisement covers its other pools; name an existing pool or create it`,
 			},
 		},
 		{
 			name: "unknown pool when there are none",
 			spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"gold"}},
-			want: []string{
-				`L2Advertisement herald-system/adv: spec.ipAddressPools[0] "gold": no IPAddressPool with this name (there is no IPAddressPool); name an existing pool or create it`,
+			warnings: []string{
+				`L2Advertisement herald-system/adv: spec.ipAddressPools[0] "gold": no IPAddressPool with this name (there is no IPAddressPool); the advertisement covers its other pools; name an existing pool or create it`,
 			},
+		},
+		{
+			name:  "a pool selector that matches no pool is a warning",
+			pools: advPools(),
+			spec: v1beta1.L2AdvertisementSpec{IPAddressPoolSelectors: []metav1.LabelSelector{
+				{MatchLabels: map[string]string{"tier": "bronze"}}, {MatchLabels: map[string]string{"tier": "gold"}},
+			}},
+			covers: []string{"gold"},
+			warnings: []string{
+				`L2Advertisement herald-system/adv: spec.ipAddressPoolSelectors[0] "tier=bronze": matches no IPAddressPool (known: gold, plain, silver); label a pool to match it, or correct the selector`,
+			},
+		},
+		{
+			name:  "a pool that exists but is invalid is skipped without a warning",
+			pools: append(advPools(), ipPool("broken", "192.0.2.300/24")),
+			spec:  v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"broken", "plain"}},
+			want: []string{
+				`IPAddressPool herald-system/broken: spec.addresses[0] "192.0.2.300/24": not a valid CIDR or range; use a CIDR such as 192.0.2.0/24 or a range such as 192.0.2.10-192.0.2.20`,
+			},
+			covers: []string{"plain"},
 		},
 		{
 			name:  "bad interfaces and selectors",
@@ -120,12 +144,22 @@ func TestParseL2AdvertisementErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse(Snapshot{
+			cfg, rep := ParseUsable(Snapshot{
 				Pools:            tt.pools,
 				L2Advertisements: []v1beta1.L2Advertisement{{ObjectMeta: objectMeta("adv"), Spec: tt.spec}},
-			})
-			if diff := cmp.Diff(tt.want, errorLines(t, err)); diff != "" {
-				t.Errorf("Parse errors mismatch (-want +got):\n%s", diff)
+			}, nil)
+			if diff := cmp.Diff(tt.want, lines(rep.Errors)); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.warnings, lines(rep.Warnings)); diff != "" {
+				t.Errorf("warnings mismatch (-want +got):\n%s", diff)
+			}
+			var got []string
+			for _, a := range cfg.L2Advertisements {
+				got = append(got, a.Pools...)
+			}
+			if diff := cmp.Diff(tt.covers, got); diff != "" {
+				t.Errorf("covered pools mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -232,38 +266,49 @@ func TestParseBGPAdvertisements(t *testing.T) {
 
 func TestParseBGPAdvertisementErrors(t *testing.T) {
 	const hint = "use a standard community a:b with 16-bit parts such as 65000:100, or a large one large:a:b:c with 32-bit parts such as large:65000:1:2"
+	const narrowed = " (until then this advertisement does not advertise that pool)"
 	tests := []struct {
 		name        string
 		communities []v1beta1.Community
 		spec        v1beta1.BGPAdvertisementSpec
 		want        []string
+		warnings    []string
+		// fate of the advertisement, and the pools and peers of the one in force (nil: none)
+		fate         Fate
+		pools, peers []string
 	}{
 		{
-			name: "unknown pool and peer",
-			spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"bronze"}, Peers: []string{"router-a", "router-z"}},
-			want: []string{
-				`BGPAdvertisement herald-system/adv: spec.ipAddressPools[0] "bronze": no IPAddressPool with this name (known: gold, plain, silver); name an existing pool or create it`,
-				`BGPAdvertisement herald-system/adv: spec.peers[1] "router-z": no BGPPeer with this name (known: router-a, router-b); name an existing peer, or leave peers empty to advertise to every peer`,
+			name:  "unknown pool and peer are warnings, the rest is advertised",
+			spec:  v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"bronze", "gold"}, Peers: []string{"router-a", "router-z"}},
+			pools: []string{"gold"}, peers: []string{"router-a"},
+			warnings: []string{
+				`BGPAdvertisement herald-system/adv: spec.ipAddressPools[0] "bronze": no IPAddressPool with this name (known: gold, plain, silver); the advertisement covers its other pools; name an existing pool or create it`,
+				`BGPAdvertisement herald-system/adv: spec.peers[1] "router-z": no BGPPeer with this name (known: router-a, router-b); the advertisement goes to its other peers; name an existing peer, or leave peers empty to advertise to every peer`,
 			},
 		},
 		{
-			name: "aggregation shorter than a CIDR of a pool",
-			spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"gold"}, AggregationLength: ptr[int32](24), AggregationLengthV6: ptr[int32](64)},
+			name:  "aggregation shorter than a CIDR of a pool leaves that pool out",
+			spec:  v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"gold", "plain"}, AggregationLength: ptr[int32](24), AggregationLengthV6: ptr[int32](64)},
+			fate:  FateReduced,
+			pools: []string{"plain"}, peers: []string{"router-a", "router-b"},
 			want: []string{
-				`BGPAdvertisement herald-system/adv: spec.aggregationLength "24": is shorter than 192.0.2.0/26 of IPAddressPool gold, so the aggregate would cover addresses outside the pool; use 26 or more`,
-				`BGPAdvertisement herald-system/adv: spec.aggregationLengthV6 "64": is shorter than 2001:db8::/120 of IPAddressPool gold, so the aggregate would cover addresses outside the pool; use 120 or more`,
+				`BGPAdvertisement herald-system/adv: spec.aggregationLength "24": is shorter than 192.0.2.0/26 of IPAddressPool gold, so the aggregate would cover addresses outside the pool; use 26 or more` + narrowed,
+				`BGPAdvertisement herald-system/adv: spec.aggregationLengthV6 "64": is shorter than 2001:db8::/120 of IPAddressPool gold, so the aggregate would cover addresses outside the pool; use 120 or more` + narrowed,
 			},
 		},
 		{
-			name: "aggregation of a range is checked against its smallest CIDR",
-			spec: v1beta1.BGPAdvertisementSpec{AggregationLength: ptr[int32](30)},
+			name:  "aggregation of a range is checked against its smallest CIDR",
+			spec:  v1beta1.BGPAdvertisementSpec{AggregationLength: ptr[int32](30)},
+			fate:  FateReduced,
+			pools: []string{"gold", "plain"}, peers: []string{"router-a", "router-b"},
 			want: []string{
-				`BGPAdvertisement herald-system/adv: spec.aggregationLength "30": is shorter than 198.51.100.20/32 of IPAddressPool silver, so the aggregate would cover addresses outside the pool; use 32 or more`,
+				`BGPAdvertisement herald-system/adv: spec.aggregationLength "30": is shorter than 198.51.100.20/32 of IPAddressPool silver, so the aggregate would cover addresses outside the pool; use 32 or more` + narrowed,
 			},
 		},
 		{
 			name: "aggregation out of bounds",
 			spec: v1beta1.BGPAdvertisementSpec{AggregationLength: ptr[int32](33), AggregationLengthV6: ptr[int32](-1)},
+			fate: FateLeftOut,
 			want: []string{
 				`BGPAdvertisement herald-system/adv: spec.aggregationLength "33": must be between 0 and 32 (default 32)`,
 				`BGPAdvertisement herald-system/adv: spec.aggregationLengthV6 "-1": must be between 0 and 128 (default 128)`,
@@ -273,6 +318,7 @@ func TestParseBGPAdvertisementErrors(t *testing.T) {
 			name:        "unknown alias lists the known ones, bad literals",
 			communities: advCommunities(),
 			spec:        v1beta1.BGPAdvertisementSpec{Communities: []string{"no-export", "no-advertise", "65536:1", "large:1:2"}},
+			fate:        FateLeftOut,
 			want: []string{
 				`BGPAdvertisement herald-system/adv: spec.communities[1] "no-advertise": no Community object declares this alias (known: big, no-export); ` + hint + `, or declare the alias in a Community object`,
 				`BGPAdvertisement herald-system/adv: spec.communities[2] "65536:1": not a valid standard community; ` + hint,
@@ -282,6 +328,7 @@ func TestParseBGPAdvertisementErrors(t *testing.T) {
 		{
 			name: "unknown alias without any Community object",
 			spec: v1beta1.BGPAdvertisementSpec{Communities: []string{"no-export"}},
+			fate: FateLeftOut,
 			want: []string{
 				`BGPAdvertisement herald-system/adv: spec.communities[0] "no-export": no Community object declares this alias (there are no aliases); ` + hint + `, or declare the alias in a Community object`,
 			},
@@ -298,10 +345,10 @@ func TestParseBGPAdvertisementErrors(t *testing.T) {
 					{Name: "blackhole", Value: "64512:666"},
 				}}},
 			},
-			spec: v1beta1.BGPAdvertisementSpec{Communities: []string{"blackhole"}},
+			spec:  v1beta1.BGPAdvertisementSpec{Communities: []string{"blackhole"}},
+			pools: []string{"gold", "plain", "silver"}, peers: []string{"router-a", "router-b"},
 			want: []string{
-				`Community herald-system/b: spec.communities[0].name "blackhole": Community herald-system/a spec.communities[0] declares this alias as 64512:666, this one as 65535:666; an alias has one value, rename or remove one of them`,
-				`Community herald-system/a: spec.communities[0].name "blackhole": Community herald-system/b spec.communities[0] declares this alias as 65535:666, this one as 64512:666; an alias has one value, rename or remove one of them`,
+				`Community herald-system/b: spec.communities[0].name "blackhole": Community herald-system/a spec.communities[0] declares this alias as 64512:666, this one as 65535:666; an alias has one value and the earlier declaration is used, rename or remove one of them`,
 				`Community herald-system/b: spec.communities[1].name "Bad:Name": not a valid alias name; use 1 to 63 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, such as no-export-upstream`,
 				`Community herald-system/b: spec.communities[2].value "1:1:1": not a valid community; ` + hint,
 			},
@@ -309,14 +356,30 @@ func TestParseBGPAdvertisementErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse(Snapshot{
+			cfg, rep := ParseUsable(Snapshot{
 				Pools:             advPools(),
 				Peers:             advPeers(),
 				Communities:       tt.communities,
 				BGPAdvertisements: []v1beta1.BGPAdvertisement{{ObjectMeta: objectMeta("adv"), Spec: tt.spec}},
-			})
-			if diff := cmp.Diff(tt.want, errorLines(t, err)); diff != "" {
-				t.Errorf("Parse errors mismatch (-want +got):\n%s", diff)
+			}, nil)
+			if diff := cmp.Diff(tt.want, lines(rep.Errors)); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.warnings, lines(rep.Warnings)); diff != "" {
+				t.Errorf("warnings mismatch (-want +got):\n%s", diff)
+			}
+			if got := rep.Fates[ObjectRef{KindBGPAdvertisement, ns, "adv"}]; got != tt.fate {
+				t.Errorf("fate = %v, want %v", got, tt.fate)
+			}
+			var pools, peers []string
+			for _, a := range cfg.BGPAdvertisements {
+				pools, peers = a.Pools, a.Peers
+			}
+			if diff := cmp.Diff(tt.pools, pools); diff != "" {
+				t.Errorf("pools in force mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.peers, peers); diff != "" {
+				t.Errorf("peers in force mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -332,18 +395,17 @@ func TestParseBGPAdvertisementLocalPref(t *testing.T) {
 		}
 		return a
 	}
-	const why = "routes of the same prefix to the same peer from the same node need one localPref; use the same value, or separate the peers, nodes or services"
+	const why = "routes of the same prefix to the same peer from the same node need one localPref; use the same value, or separate the peers, nodes or services (until then this advertisement does not advertise those pools)"
 	tests := []struct {
 		name string
 		advs []v1beta1.BGPAdvertisement
 		want []string
 	}{
 		{
-			name: "same pool, peers and nodes: both advertisements are reported",
+			name: "same pool, peers and nodes: the later advertisement is reported",
 			advs: []v1beta1.BGPAdvertisement{adv("two", 200, nil), adv("one", 100, nil)},
 			want: []string{
 				`BGPAdvertisement herald-system/two: spec.localPref "200": disagrees with localPref 100 of BGPAdvertisement one, which advertises the same pools (gold) to the same peers (router-a, router-b); ` + why,
-				`BGPAdvertisement herald-system/one: spec.localPref "100": disagrees with localPref 200 of BGPAdvertisement two, which advertises the same pools (gold) to the same peers (router-a, router-b); ` + why,
 			},
 		},
 		{
@@ -356,7 +418,6 @@ func TestParseBGPAdvertisementLocalPref(t *testing.T) {
 			},
 			want: []string{
 				`BGPAdvertisement herald-system/two: spec.localPref "200": disagrees with localPref 100 of BGPAdvertisement one, which advertises the same pools (gold) to the same peers (router-a); ` + why,
-				`BGPAdvertisement herald-system/one: spec.localPref "100": disagrees with localPref 200 of BGPAdvertisement two, which advertises the same pools (gold) to the same peers (router-a); ` + why,
 			},
 		},
 		{

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,10 +67,17 @@ type alias struct {
 	index int
 }
 
-// parseCommunities collects the aliases of every Community object.
+// parseCommunities collects the aliases of every Community object. Each alias entry stands
+// alone: a bad one is left out, and one that gives an alias another value than an earlier-ranked
+// Community object (older creationTimestamp, then name) is an error of the later one only.
 func (p *parser) parseCommunities(objs []*v1beta1.Community) {
 	p.aliases = map[string]alias{}
-	for _, o := range objs {
+	ranked := slices.Clone(objs)
+	slices.SortFunc(ranked, func(a, b *v1beta1.Community) int {
+		return comparePrecedence(precedence{created: a.CreationTimestamp.Time, name: a.Name, ns: a.Namespace},
+			precedence{created: b.CreationTimestamp.Time, name: b.Name, ns: b.Namespace})
+	})
+	for _, o := range ranked {
 		r := p.reporter(KindCommunity, o)
 		for i, a := range o.Spec.Communities {
 			field := fmt.Sprintf("spec.communities[%d]", i)
@@ -90,13 +98,8 @@ func (p *parser) parseCommunities(objs []*v1beta1.Community) {
 			if prev.value == c {
 				continue
 			}
-			r.errorf(field+".name", a.Name, "Community %s spec.communities[%d] declares this alias as %s, this one as %s; an alias has one value, rename or remove one of them",
+			r.errorf(field+".name", a.Name, "Community %s spec.communities[%d] declares this alias as %s, this one as %s; an alias has one value and the earlier declaration is used, rename or remove one of them",
 				namespacedName(prev.owner), prev.index, prev.value, c)
-			if prev.owner != o {
-				p.reporter(KindCommunity, prev.owner).errorf(fmt.Sprintf("spec.communities[%d].name", prev.index), a.Name,
-					"Community %s spec.communities[%d] declares this alias as %s, this one as %s; an alias has one value, rename or remove one of them",
-					namespacedName(o), i, c, prev.value)
-			}
 		}
 	}
 }

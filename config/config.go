@@ -83,7 +83,8 @@ type L2Advertisement struct {
 	Pools []string
 	// NodeSelectors: a node is selected when it matches any of them; every node when empty.
 	NodeSelectors []labels.Selector
-	// Interfaces to announce on; every suitable interface when empty.
+	// Interfaces to announce on; when empty, each node's default interfaces (those holding its
+	// addresses and those of its default routes, see package layer2).
 	Interfaces []string
 	// ServiceSelectors: a Service is covered when it matches any of them; every Service when empty.
 	ServiceSelectors []labels.Selector
@@ -123,15 +124,19 @@ type Peer struct {
 	Address       netip.Addr
 	Port          uint16
 	SourceAddress netip.Addr // invalid (zero) when unset
+	// HoldTime, KeepaliveTime and ConnectTime are whole numbers of seconds, defaults filled in.
 	HoldTime      time.Duration
 	KeepaliveTime time.Duration
 	ConnectTime   time.Duration
-	RouterID      netip.Addr // invalid (zero) when unset: use the node's IPv4 address
+	RouterID      netip.Addr // invalid (zero) when unset: the node's own router ID
 	NodeSelectors []labels.Selector
 	// Password is the TCP MD5 password from the referenced Secret, empty when none.
 	Password        string
 	EBGPMultiHop    bool
 	GracefulRestart bool
+	// MaxPrefixes is the most prefixes accepted from the peer per address family before the
+	// session is closed (DefaultMaxPrefixes when the BGPPeer does not say).
+	MaxPrefixes uint32
 	// BFDProfile is nil when the peer names none.
 	BFDProfile *BFDProfile
 }

@@ -13,18 +13,53 @@ import (
 )
 
 // Parse validates a snapshot and translates it into a Config. It checks every object and
-// every rule that spans objects (overlapping pools, references to pools, peers, BFD profiles,
-// Secrets and community aliases), and returns all problems as Errors (which matches
-// ErrInvalid), with a nil Config. Parse does not modify the snapshot, and its result depends
-// only on the snapshot's content, not on the order of its slices.
+// every rule that spans objects (overlapping pools, peers with the same address, localPrefs,
+// references to BFD profiles, Secrets and community aliases), and returns all problems as
+// Errors (which matches ErrInvalid), with a nil Config. It is the strict form of ParseUsable
+// (with no last good configuration): the webhook uses it to refuse objects at the door, and
+// it fails exactly when ParseUsable reports an error. ParseUsable's warnings (references to
+// pools or peers that do not exist) do not make it fail; the Config then ignores them. Parse
+// does not modify the snapshot, and its result depends only on the snapshot's content, not on
+// the order of its slices.
 func Parse(s Snapshot) (*Config, error) {
+	cfg, rep := ParseUsable(s, nil)
+	if len(rep.Errors) > 0 {
+		return nil, rep.Errors
+	}
+	return cfg, nil
+}
+
+// parser holds the state of one ParseUsable call.
+type parser struct {
+	cfg   *Config
+	last  *Config // lastGood, nil at start-up
+	errs  Errors
+	warns Errors
+	fates map[ObjectRef]Fate
+
+	secrets map[string]*corev1.Secret // by namespace/name
+	// aliases are the community aliases in force, by name.
+	aliases map[string]alias
+	// poolNames, poolLabels, peerNames and bfdNames describe every object of the snapshot
+	// (sorted by name), usable or not, so that a reference to an unusable object is not also
+	// reported as a reference to a missing one. The Config holds the usable ones.
+	poolNames  []string
+	poolLabels map[string]labels.Set
+	peerNames  []string
+	bfdNames   []string
+}
+
+func newParser(s Snapshot, lastGood *Config) *parser {
 	p := &parser{
 		cfg: &Config{
 			Pools:       map[string]*Pool{},
 			Peers:       map[string]*Peer{},
 			BFDProfiles: map[string]*BFDProfile{},
 		},
-		secrets: map[string]*corev1.Secret{},
+		last:       lastGood,
+		fates:      map[ObjectRef]Fate{},
+		secrets:    map[string]*corev1.Secret{},
+		poolLabels: map[string]labels.Set{},
 	}
 	for i := range s.Secrets {
 		sec := &s.Secrets[i]
@@ -33,56 +68,14 @@ func Parse(s Snapshot) (*Config, error) {
 			p.secrets[key] = sec
 		}
 	}
-
-	bfds := uniqueByName(p, KindBFDProfile, s.BFDProfiles)
-	communities := uniqueByName(p, KindCommunity, s.Communities)
-	pools := uniqueByName(p, KindIPAddressPool, s.Pools)
-	peers := uniqueByName(p, KindBGPPeer, s.Peers)
-	l2s := uniqueByName(p, KindL2Advertisement, s.L2Advertisements)
-	bgps := uniqueByName(p, KindBGPAdvertisement, s.BGPAdvertisements)
-
-	for _, o := range bfds {
-		p.cfg.BFDProfiles[o.Name] = p.parseBFDProfile(o)
-	}
-	p.parseCommunities(communities)
-	p.parsePools(pools)
-	for _, o := range peers {
-		p.peerNames = append(p.peerNames, o.Name)
-	}
-	p.parsePeers(peers)
-	for _, o := range l2s {
-		p.cfg.L2Advertisements = append(p.cfg.L2Advertisements, p.parseL2Advertisement(o))
-	}
-	for _, o := range bgps {
-		p.cfg.BGPAdvertisements = append(p.cfg.BGPAdvertisements, p.parseBGPAdvertisement(o))
-	}
-	p.checkLocalPrefs(bgps)
-
-	if len(p.errs) > 0 {
-		return nil, p.errs
-	}
-	return p.cfg, nil
-}
-
-// parser holds the state of one Parse call.
-type parser struct {
-	cfg  *Config
-	errs Errors
-
-	secrets map[string]*corev1.Secret // by namespace/name
-	// aliases are the community aliases by name.
-	aliases map[string]alias
-	// poolNames and poolLabels describe every pool of the snapshot, valid or not, so that a
-	// reference to an invalid pool is not also reported as a reference to a missing one.
-	poolNames  []string
-	poolLabels map[string]labels.Set
-	peerNames  []string
+	return p
 }
 
 // object is what the parser needs of a Herald object.
 type object interface {
 	GetName() string
 	GetNamespace() string
+	GetCreationTimestamp() metav1.Time
 }
 
 // reporter records errors about one object.
@@ -97,14 +90,30 @@ func (p *parser) reporter(kind string, o object) reporter {
 
 // errorf records that field, holding value, is wrong for the formatted reason.
 func (r reporter) errorf(field, value, format string, args ...any) {
-	r.p.errs = append(r.p.errs, &FieldError{
+	r.p.errs = append(r.p.errs, r.fieldError(field, value, format, args...))
+}
+
+// warnf records that field, holding value, refers to nothing, for the formatted reason.
+func (r reporter) warnf(field, value, format string, args ...any) {
+	r.p.warns = append(r.p.warns, r.fieldError(field, value, format, args...))
+}
+
+func (r reporter) fieldError(field, value, format string, args ...any) *FieldError {
+	return &FieldError{
 		Kind:      r.kind,
 		Namespace: r.namespace,
 		Name:      r.name,
 		Field:     field,
 		Value:     value,
 		Reason:    fmt.Sprintf(format, args...),
-	})
+	}
+}
+
+// clean runs f and reports whether it recorded no error.
+func (p *parser) clean(f func()) bool {
+	n := len(p.errs)
+	f()
+	return len(p.errs) == n
 }
 
 // uniqueByName returns pointers to the items sorted by name (then namespace), reporting and
@@ -127,6 +136,7 @@ func uniqueByName[T any, PT interface {
 			p.reporter(kind, o).errorf("metadata.name", o.GetName(),
 				"%s %s has the same name; Herald configuration names must be unique, rename one of them",
 				kind, namespacedName(prev))
+			p.fates[ObjectRef{Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName()}] = FateLeftOut
 			continue
 		}
 		kept = append(kept, o)

@@ -39,6 +39,15 @@ func bgpPeer(name string, myASN, peerASN uint32, addr string) v1beta1.BGPPeer {
 
 func ptr[T any](v T) *T { return &v }
 
+// created gives an object a creationTimestamp of minute m of a fixed day.
+func created[T any, PT interface {
+	*T
+	SetCreationTimestamp(metav1.Time)
+}](o T, m int) T {
+	PT(&o).SetCreationTimestamp(metav1.NewTime(time.Date(2026, 1, 1, 0, m, 0, 0, time.UTC)))
+	return o
+}
+
 func selector(t *testing.T, s string) labels.Selector {
 	t.Helper()
 	sel, err := labels.Parse(s)
@@ -64,6 +73,15 @@ func errorLines(t *testing.T, err error) []string {
 		lines[i] = e.Error()
 	}
 	return lines
+}
+
+// lines returns the messages of es (nil when empty).
+func lines(es Errors) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Error())
+	}
+	return out
 }
 
 // mustParse parses s and fails the test on error.
@@ -254,11 +272,11 @@ func TestParseFullSnapshot(t *testing.T) {
 		Peers: map[string]*Peer{
 			"peer-a": {
 				Name: "peer-a", MyASN: 64512, PeerASN: 64512, Address: netip.MustParseAddr("198.51.100.1"), Port: 179,
-				HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: 10 * time.Second,
+				HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: 10 * time.Second, MaxPrefixes: 1000,
 			},
 			"peer-b": {
 				Name: "peer-b", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.2"), Port: 179,
-				HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: 10 * time.Second,
+				HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: 10 * time.Second, MaxPrefixes: 1000,
 				Password: "s3cret", BFDProfile: fast,
 			},
 		},
@@ -279,20 +297,32 @@ func TestParseFullSnapshot(t *testing.T) {
 }
 
 func TestParseFullSnapshotErrors(t *testing.T) {
-	_, err := Parse(fullSnapshot(true))
+	cfg, rep := ParseUsable(fullSnapshot(true), nil)
 	want := []string{
-		`IPAddressPool herald-system/pool-e: spec.addresses[0] "192.0.2.1/24": 192.0.2.1/24 has host bits set; did you mean 192.0.2.0/24?`,
 		`IPAddressPool herald-system/pool-d: spec.addresses[0] "192.0.2.8/29": overlaps IPAddressPool pool-a spec.addresses[0] "192.0.2.0/28" in 192.0.2.8/29; an address may belong to one pool only; remove the common addresses from one of the pools`,
-		`IPAddressPool herald-system/pool-a: spec.addresses[0] "192.0.2.0/28": overlaps IPAddressPool pool-d spec.addresses[0] "192.0.2.8/29" in 192.0.2.8/29; an address may belong to one pool only; remove the common addresses from one of the pools`,
+		`IPAddressPool herald-system/pool-e: spec.addresses[0] "192.0.2.1/24": 192.0.2.1/24 has host bits set; did you mean 192.0.2.0/24?`,
 		`BGPPeer herald-system/peer-c: spec.peerAddress "198.51.100.1": BGPPeer peer-a has the same peer address on the same nodes; a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes`,
-		`BGPPeer herald-system/peer-a: spec.peerAddress "198.51.100.1": BGPPeer peer-c has the same peer address on the same nodes; a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes`,
 		`BGPAdvertisement herald-system/bgp-c: spec.communities[0] "nope": no Community object declares this alias (known: big, blackhole); use a standard community a:b with 16-bit parts such as 65000:100, or a large one large:a:b:c with 32-bit parts such as large:65000:1:2, or declare the alias in a Community object`,
 		`BGPAdvertisement herald-system/bgp-c: spec.communities[1] "1:99999": not a valid standard community; use a standard community a:b with 16-bit parts such as 65000:100, or a large one large:a:b:c with 32-bit parts such as large:65000:1:2`,
-		`BGPAdvertisement herald-system/bgp-c: spec.localPref "200": disagrees with localPref 100 of BGPAdvertisement bgp-a, which advertises the same pools (pool-a, pool-b, pool-c, pool-d) to the same peers (peer-b); routes of the same prefix to the same peer from the same node need one localPref; use the same value, or separate the peers, nodes or services`,
-		`BGPAdvertisement herald-system/bgp-a: spec.localPref "100": disagrees with localPref 200 of BGPAdvertisement bgp-c, which advertises the same pools (pool-a, pool-b, pool-c, pool-d) to the same peers (peer-b); routes of the same prefix to the same peer from the same node need one localPref; use the same value, or separate the peers, nodes or services`,
 	}
-	if diff := cmp.Diff(want, errorLines(t, err)); diff != "" {
-		t.Errorf("Parse errors mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, lines(rep.Errors)); diff != "" {
+		t.Errorf("errors mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := Parse(fullSnapshot(true)); !errors.Is(err, ErrInvalid) || len(errorLines(t, err)) != len(want) {
+		t.Errorf("Parse error %v, want the %d errors of ParseUsable", err, len(want))
+	}
+	wantFates := map[ObjectRef]Fate{
+		{KindIPAddressPool, ns, "pool-d"}:   FateLeftOut,
+		{KindIPAddressPool, ns, "pool-e"}:   FateLeftOut,
+		{KindBGPPeer, ns, "peer-c"}:         FateLeftOut,
+		{KindBGPAdvertisement, ns, "bgp-c"}: FateLeftOut,
+	}
+	if diff := cmp.Diff(wantFates, rep.Fates); diff != "" {
+		t.Errorf("fates mismatch (-want +got):\n%s", diff)
+	}
+	// The rest is the valid configuration, untouched.
+	if diff := cmp.Diff(mustParse(t, fullSnapshot(false)), cfg, cmpOpts()); diff != "" {
+		t.Errorf("usable Config differs from the valid one (-want +got):\n%s", diff)
 	}
 }
 

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,6 +17,7 @@ const (
 	DefaultHoldTime            = 90 * time.Second
 	DefaultConnectTime         = 10 * time.Second
 	DefaultPasswordKey         = "password"
+	DefaultMaxPrefixes         = 1000
 	DefaultBFDInterval         = 300 * time.Millisecond
 	DefaultBFDDetectMultiplier = 3
 	DefaultBFDMinimumTTL       = 254
@@ -52,24 +56,63 @@ func (p *parser) parseBFDProfile(o *v1beta1.BFDProfile) *BFDProfile {
 	}
 }
 
-func (p *parser) parsePeers(objs []*v1beta1.BGPPeer) {
+// parseBFDProfiles puts the usable BFD profiles in the Config: valid ones, and the last valid
+// version of invalid ones.
+func (p *parser) parseBFDProfiles(objs []*v1beta1.BFDProfile) {
+	es := make([]entrant[*BFDProfile], 0, len(objs))
 	for _, o := range objs {
-		p.cfg.Peers[o.Name] = p.parsePeer(o)
-	}
-	// A speaker holds one session per peer address: two peers with the same address must not
-	// be opened from the same node.
-	for i, a := range objs {
-		pa := p.cfg.Peers[a.Name]
-		for _, b := range objs[i+1:] {
-			pb := p.cfg.Peers[b.Name]
-			if !pa.Address.IsValid() || pa.Address != pb.Address || !selectorsMayOverlap(pa.NodeSelectors, pb.NodeSelectors) {
-				continue
-			}
-			const why = "a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes"
-			p.reporter(KindBGPPeer, b).errorf("spec.peerAddress", b.Spec.PeerAddress, "BGPPeer %s has the same peer address on the same nodes; %s", a.Name, why)
-			p.reporter(KindBGPPeer, a).errorf("spec.peerAddress", a.Spec.PeerAddress, "BGPPeer %s has the same peer address on the same nodes; %s", b.Name, why)
+		p.bfdNames = append(p.bfdNames, o.Name)
+		e := entrant[*BFDProfile]{obj: o}
+		e.curOK = p.clean(func() { e.cur = p.parseBFDProfile(o) })
+		if p.last != nil {
+			e.last, e.hasLast = p.last.BFDProfiles[o.Name], p.last.BFDProfiles[o.Name] != nil
 		}
+		es = append(es, e)
 	}
+	equal := func(a, b *BFDProfile) bool { return *a == *b }
+	for _, v := range place(p, KindBFDProfile, es, equal, newNoIndex[*BFDProfile]) {
+		p.cfg.BFDProfiles[v.Name] = v
+	}
+}
+
+func (p *parser) parsePeers(objs []*v1beta1.BGPPeer) {
+	es := make([]entrant[*Peer], 0, len(objs))
+	for _, o := range objs {
+		p.peerNames = append(p.peerNames, o.Name)
+		e := entrant[*Peer]{obj: o}
+		e.curOK = p.clean(func() { e.cur = p.parsePeer(o) })
+		if p.last != nil {
+			e.last, e.hasLast = p.last.Peers[o.Name], p.last.Peers[o.Name] != nil
+		}
+		es = append(es, e)
+	}
+	equal := func(a, b *Peer) bool { return reflect.DeepEqual(a, b) }
+	for _, v := range place(p, KindBGPPeer, es, equal, newPeerIndex) {
+		p.cfg.Peers[v.Name] = v
+	}
+}
+
+// peerIndex holds the peers in force by address.
+type peerIndex map[netip.Addr][]*Peer
+
+func newPeerIndex() index[*Peer] { return peerIndex{} }
+
+func (x peerIndex) add(v *Peer) { x[v.Address] = append(x[v.Address], v) }
+
+func (x peerIndex) conflicts(v *Peer) []conflict { return peerConflicts(v, x[v.Address]) }
+
+// peerConflicts reports a peer in force with the same address on the same nodes: a speaker holds
+// one session per peer address.
+func peerConflicts(v *Peer, inForce []*Peer) []conflict {
+	const why = "a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes"
+	var out []conflict
+	for _, o := range inForce {
+		if !v.Address.IsValid() || v.Address != o.Address || !selectorsMayOverlap(v.NodeSelectors, o.NodeSelectors) {
+			continue
+		}
+		out = append(out, conflict{"spec.peerAddress", v.Address.String(), fmt.Sprintf("BGPPeer %s has the same peer address on the same nodes; %s", o.Name, why)})
+	}
+	return out
 }
 
 func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
@@ -82,6 +125,9 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 		Port:            s.PeerPort,
 		EBGPMultiHop:    s.EBGPMultiHop,
 		GracefulRestart: s.EnableGracefulRestart,
+	}
+	if o.Name == "" {
+		r.errorf("metadata.name", "", "is required; name the BGPPeer, such as tor-1 (BGPAdvertisements and session status refer to peers by name)")
 	}
 	if s.MyASN == 0 {
 		r.errorf("spec.myASN", "0", "an AS number must be between 1 and 4294967295, such as 64512")
@@ -96,22 +142,36 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 		r.errorf("spec.ebgpMultiHop", "true", "applies only to eBGP sessions, but myASN and peerASN are both %d (iBGP); remove ebgpMultiHop or correct the AS numbers", s.MyASN)
 	}
 
-	peer.Address = r.addr("spec.peerAddress", s.PeerAddress, true, "such as 198.51.100.1 or 2001:db8::1")
+	peer.Address = r.endpoint("spec.peerAddress", s.PeerAddress, true, "such as 198.51.100.1 or 2001:db8::1",
+		"use the router's unicast address, such as 198.51.100.1 or 2001:db8::1")
 	if s.SourceAddress != "" {
-		peer.SourceAddress = r.addr("spec.sourceAddress", s.SourceAddress, false, "such as 198.51.100.10 or 2001:db8::10")
+		peer.SourceAddress = r.endpoint("spec.sourceAddress", s.SourceAddress, false, "such as 198.51.100.10 or 2001:db8::10",
+			"use a unicast address of the nodes, such as 198.51.100.10 or 2001:db8::10, or leave it empty")
 		if peer.SourceAddress.IsValid() && peer.Address.IsValid() && peer.SourceAddress.Is4() != peer.Address.Is4() {
 			r.errorf("spec.sourceAddress", s.SourceAddress, "is not of the same IP family as peerAddress %s; use an %s address of the node", s.PeerAddress, family(peer.Address))
 		}
 	}
 	if s.RouterID != "" {
 		peer.RouterID = r.addr("spec.routerID", s.RouterID, false, "such as 198.51.100.10")
-		if peer.RouterID.IsValid() && !peer.RouterID.Is4() {
+		switch id := peer.RouterID; {
+		case !id.IsValid():
+		case !id.Is4():
 			r.errorf("spec.routerID", s.RouterID, "a BGP router ID must be an IPv4 address, such as 198.51.100.10 (also for IPv6 sessions)")
+			peer.RouterID = netip.Addr{}
+		case !usableRouterID(id):
+			r.errorf("spec.routerID", s.RouterID, "is not a usable BGP identifier: 0.0.0.0 is invalid (RFC 6286), and routers that follow RFC 4271 (a unicast host address) answer an identifier in 224.0.0.0/3 with a Bad BGP Identifier NOTIFICATION; use an address such as 198.51.100.10, or leave it empty for the node's own")
 			peer.RouterID = netip.Addr{}
 		}
 	}
 
 	peer.HoldTime, peer.KeepaliveTime, peer.ConnectTime = r.timers(s)
+	peer.MaxPrefixes = DefaultMaxPrefixes
+	if s.MaxPrefixes != nil {
+		if *s.MaxPrefixes == 0 {
+			r.errorf("spec.maxPrefixes", "0", "must be between 1 and 4294967295 (default %d): it is the most prefixes accepted from the router per address family before the session is closed", DefaultMaxPrefixes)
+		}
+		peer.MaxPrefixes = *s.MaxPrefixes
+	}
 	peer.NodeSelectors = r.selectors("spec.nodeSelectors", s.NodeSelectors)
 
 	if ref := s.PasswordSecret; ref != nil {
@@ -123,14 +183,23 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 		case ref.Name == "":
 			r.errorf("spec.passwordSecret.name", "", "is required; name a Secret in namespace %q that holds the TCP MD5 password", o.Namespace)
 		case !ok:
-			r.errorf("spec.passwordSecret.name", ref.Name, "no Secret with this name in namespace %q; create it with the password under key %q, or remove passwordSecret", o.Namespace, key)
+			r.errorf("spec.passwordSecret.name", ref.Name, "no Secret with this name in namespace %q; create it with the password under key %q and the label %s=%s (the speakers read only Secrets with it), or remove passwordSecret", o.Namespace, key, v1beta1.LabelSpeakerSecret, v1beta1.LabelSpeakerSecretValue)
 		default:
-			if pw, ok := sec.Data[key]; ok {
-				peer.Password = string(pw)
-			} else if pw, ok := sec.StringData[key]; ok {
-				peer.Password = pw
-			} else {
+			pw, found := sec.Data[key]
+			if !found {
+				var spw string
+				spw, found = sec.StringData[key]
+				pw = []byte(spw)
+			}
+			switch where := fmt.Sprintf("key %q of Secret %s/%s", key, o.Namespace, ref.Name); {
+			case !found:
 				r.errorf("spec.passwordSecret.key", key, "Secret %s/%s has no such key (%s); put the password under this key or name the right one", o.Namespace, ref.Name, knownNames("key", secretKeys(sec.Data, sec.StringData)))
+			case len(pw) == 0:
+				r.errorf("spec.passwordSecret", ref.Name, "the password in %s is empty, which would run the session without TCP MD5; put the password there, or remove passwordSecret", where)
+			case len(pw) > MaxPasswordLength:
+				r.errorf("spec.passwordSecret", ref.Name, "the password in %s is %d bytes long; a TCP MD5 key holds at most %d bytes (Linux TCP_MD5SIG_MAXKEYLEN), so no session could open; use a shorter password here and on the router", where, len(pw), MaxPasswordLength)
+			default:
+				peer.Password = string(pw)
 			}
 		}
 	}
@@ -138,11 +207,64 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 	if s.BFDProfile != "" {
 		if bfd, ok := p.cfg.BFDProfiles[s.BFDProfile]; ok {
 			peer.BFDProfile = bfd
+		} else if slices.Contains(p.bfdNames, s.BFDProfile) {
+			r.errorf("spec.bfdProfile", s.BFDProfile, "BFDProfile %s is invalid (see its own errors) and has no earlier valid version; fix it or name another profile", s.BFDProfile)
 		} else {
 			r.errorf("spec.bfdProfile", s.BFDProfile, "no BFDProfile with this name (%s); create it or name an existing one", knownNames("BFDProfile", sortedKeys(p.cfg.BFDProfiles)))
 		}
 	}
 	return peer
+}
+
+// endpoint parses an address field of a session's end (peerAddress, sourceAddress): a unicast
+// address a TCP connection can use. example shows a good value, fix says what to write instead.
+func (r reporter) endpoint(field, value string, required bool, example, fix string) netip.Addr {
+	a := r.addr(field, value, required, example)
+	if !a.IsValid() {
+		return a
+	}
+	if why := unusableEndpoint(a); why != "" {
+		r.errorf(field, value, "%s; %s", why, fix)
+		return netip.Addr{}
+	}
+	return a
+}
+
+// unusableEndpoint says why a cannot be an end of a BGP session (the peer's address or the
+// local address of the connection), or returns "" when it can. Link-local addresses are refused
+// because they need an interface (a zone), which a BGPPeer cannot name.
+func unusableEndpoint(a netip.Addr) string {
+	a4 := a.As16()
+	switch {
+	case !a.IsValid():
+		return "is not an IP address"
+	case a.Is4In6():
+		return "is an IPv4-mapped IPv6 address"
+	case a.Zone() != "":
+		return "has an IPv6 zone, which a BGPPeer cannot use"
+	case a.IsUnspecified():
+		return "is the unspecified address"
+	case a.IsLoopback():
+		return "is a loopback address, which never leaves the node"
+	case a.IsMulticast():
+		return "is a multicast address"
+	case a.IsLinkLocalUnicast():
+		return "is a link-local address, which needs an interface that a BGPPeer cannot name"
+	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "is the IPv4 broadcast address"
+	case a.Is4() && a4[12] == 0:
+		return "is in 0.0.0.0/8 (this host on this network), which cannot be connected to"
+	case a.Is4() && a4[12] >= 240:
+		return "is in the reserved range 240.0.0.0/4"
+	}
+	return ""
+}
+
+// usableRouterID reports whether id can be a speaker's BGP identifier: an IPv4 address other than
+// 0.0.0.0 (RFC 6286) and outside 224.0.0.0/3 (multicast and reserved), which routers that follow
+// RFC 4271's "valid unicast host address" refuse. FRR 8.4 accepts them; others may not.
+func usableRouterID(id netip.Addr) bool {
+	return id.Is4() && !id.IsUnspecified() && id.As4()[0] < 224
 }
 
 // addr parses an IP address field. An empty value is reported only when required.
@@ -174,33 +296,56 @@ func family(a netip.Addr) string {
 	return "IPv6"
 }
 
-// timers validates and defaults the hold, keepalive and connect times of a peer.
+// Bounds of a peer's timers. BGP carries the hold time in seconds in a 16-bit field (RFC 4271),
+// and the embedded GoBGP counts every timer in whole seconds.
+const (
+	MinHoldTime = 3 * time.Second
+	MaxTimer    = 65535 * time.Second
+)
+
+// MaxPasswordLength is the longest TCP MD5 key the kernel accepts (Linux TCP_MD5SIG_MAXKEYLEN).
+const MaxPasswordLength = 80
+
+// timers validates and defaults the hold, keepalive and connect times of a peer. Every result
+// is a whole number of seconds: the hold time from 3s to 65535s, the keepalive from 1s to the
+// hold time (floor(hold/3) by default), the connect time from 1s to 65535s.
+//
+// A hold time of 0 ("no keepalives" in RFC 4271) is refused: the embedded GoBGP v3 replaces a
+// configured 0 with 90 s, and with a negotiated 0 it sets every write deadline to "now", so no
+// such session could work.
 func (r reporter) timers(s *v1beta1.BGPPeerSpec) (hold, keepalive, connect time.Duration) {
 	hold = DefaultHoldTime
 	if s.HoldTime != nil {
 		hold = s.HoldTime.Duration
 		switch {
-		case hold != 0 && (hold < 3*time.Second || hold > 65535*time.Second):
-			r.errorf("spec.holdTime", s.HoldTime.Duration.String(), "must be 0s (no keepalives) or between 3s and 65535s (default 90s)")
+		case hold == 0:
+			r.errorf("spec.holdTime", "0s", "must be between 3s and 65535s (default 90s): a hold time of 0 (no keepalives) is not supported by the embedded GoBGP, which would run the session with 90s; use a hold time such as 90s, or remove holdTime")
+		case hold < MinHoldTime || hold > MaxTimer:
+			r.errorf("spec.holdTime", hold.String(), "must be between 3s and 65535s (default 90s)")
 		case hold%time.Second != 0:
-			r.errorf("spec.holdTime", s.HoldTime.Duration.String(), "must be a whole number of seconds (BGP carries it in seconds), such as 90s")
+			r.errorf("spec.holdTime", hold.String(), "must be a whole number of seconds (BGP carries it in seconds), such as %s", hold.Truncate(time.Second))
 		}
 	}
-	keepalive = hold / 3
+	keepalive = (hold / 3).Truncate(time.Second)
 	if s.KeepaliveTime != nil {
 		keepalive = s.KeepaliveTime.Duration
 		switch {
-		case keepalive < 0:
-			r.errorf("spec.keepaliveTime", keepalive.String(), "must not be negative; use a duration such as 30s, at most holdTime %s", hold)
+		case keepalive < time.Second:
+			r.errorf("spec.keepaliveTime", keepalive.String(), "must be at least 1s; use a whole number of seconds up to holdTime %s, or remove keepaliveTime for one third of holdTime (%s)", hold, (hold / 3).Truncate(time.Second))
 		case keepalive > hold:
 			r.errorf("spec.keepaliveTime", keepalive.String(), "must not be longer than holdTime %s; use at most %s (one third of holdTime is usual)", hold, hold)
+		case keepalive%time.Second != 0:
+			r.errorf("spec.keepaliveTime", keepalive.String(), "must be a whole number of seconds (BGP timers count seconds), such as %s", keepalive.Truncate(time.Second))
 		}
 	}
 	connect = DefaultConnectTime
 	if s.ConnectTime != nil {
 		connect = s.ConnectTime.Duration
-		if connect < time.Second || connect > 65535*time.Second {
+		switch {
+		case connect < time.Second || connect > MaxTimer:
 			r.errorf("spec.connectTime", connect.String(), "must be between 1s and 65535s (default 10s)")
+		case connect%time.Second != 0:
+			r.errorf("spec.connectTime", connect.String(), "must be a whole number of seconds (the speaker counts it in seconds), such as %s", connect.Truncate(time.Second))
 		}
 	}
 	return hold, keepalive, connect

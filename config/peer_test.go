@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +18,8 @@ func duration(d time.Duration) *metav1.Duration { return &metav1.Duration{Durati
 
 func peerSecrets() []corev1.Secret {
 	return []corev1.Secret{
-		{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bgp"}, Data: map[string][]byte{"password": []byte("pw1"), "other": []byte("pw2")}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bgp"}, Data: map[string][]byte{"password": []byte("pw1"), "other": []byte("pw2"),
+			"max": []byte(strings.Repeat("p", 80)), "long": []byte(strings.Repeat("p", 81)), "empty": {}}},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "elsewhere", Name: "far"}, Data: map[string][]byte{"password": []byte("x")}},
 	}
 }
@@ -32,7 +34,7 @@ func TestParsePeers(t *testing.T) {
 		return p
 	}
 	defaults := func(p *Peer) *Peer {
-		p.Port, p.HoldTime, p.KeepaliveTime, p.ConnectTime = 179, 90*time.Second, 30*time.Second, 10*time.Second
+		p.Port, p.HoldTime, p.KeepaliveTime, p.ConnectTime, p.MaxPrefixes = 179, 90*time.Second, 30*time.Second, 10*time.Second, 1000
 		return p
 	}
 	fast := &BFDProfile{Name: "fast", ReceiveInterval: 50 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, MinimumTTL: 254}
@@ -60,11 +62,12 @@ func TestParsePeers(t *testing.T) {
 				s.EBGPMultiHop = true
 				s.EnableGracefulRestart = true
 				s.BFDProfile = "fast"
+				s.MaxPrefixes = ptr[uint32](50)
 			}),
 			want: &Peer{
 				Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("2001:db8::1"), Port: 1179,
 				SourceAddress: netip.MustParseAddr("2001:db8::10"),
-				HoldTime:      30 * time.Second, KeepaliveTime: 5 * time.Second, ConnectTime: 2 * time.Second,
+				HoldTime:      30 * time.Second, KeepaliveTime: 5 * time.Second, ConnectTime: 2 * time.Second, MaxPrefixes: 50,
 				RouterID:      netip.MustParseAddr("198.51.100.10"),
 				NodeSelectors: []labels.Selector{selector(t, "rack=r1")},
 				Password:      "pw2", EBGPMultiHop: true, GracefulRestart: true, BFDProfile: fast,
@@ -78,31 +81,41 @@ func TestParsePeers(t *testing.T) {
 			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64512, Address: netip.MustParseAddr("198.51.100.1"), Password: "pw1"}),
 		},
 		{
-			name: "keepalive derived from hold time",
-			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.HoldTime = duration(9 * time.Second) }),
+			// The default keepalive is one third of the hold time rounded down to whole seconds:
+			// GoBGP counts seconds, and 10s/3 would be 3.333s.
+			name: "keepalive derived from hold time, whole seconds",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.HoldTime = duration(10 * time.Second) }),
 			want: &Peer{
 				Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), Port: 179,
-				HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 10 * time.Second,
+				HoldTime: 10 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 10 * time.Second, MaxPrefixes: 1000,
 			},
 		},
 		{
-			name: "hold time 0 means no keepalives",
-			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.HoldTime = duration(0) }),
+			name: "shortest hold time",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.HoldTime = duration(5 * time.Second) }),
 			want: &Peer{
 				Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), Port: 179,
-				ConnectTime: 10 * time.Second,
+				HoldTime: 5 * time.Second, KeepaliveTime: time.Second, ConnectTime: 10 * time.Second, MaxPrefixes: 1000,
 			},
 		},
 		{
-			name: "keepalive equal to hold time",
+			name: "keepalive equal to hold time, longest timers",
 			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) {
-				s.HoldTime = duration(3 * time.Second)
-				s.KeepaliveTime = duration(3 * time.Second)
+				s.HoldTime = duration(65535 * time.Second)
+				s.KeepaliveTime = duration(65535 * time.Second)
+				s.ConnectTime = duration(65535 * time.Second)
 			}),
 			want: &Peer{
 				Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), Port: 179,
-				HoldTime: 3 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 10 * time.Second,
+				HoldTime: 65535 * time.Second, KeepaliveTime: 65535 * time.Second, ConnectTime: 65535 * time.Second, MaxPrefixes: 1000,
 			},
+		},
+		{
+			name: "password of 80 bytes, unique-local IPv6 peer",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "fd00::1"), func(s *v1beta1.BGPPeerSpec) {
+				s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "bgp", Key: "max"}
+			}),
+			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("fd00::1"), Password: strings.Repeat("p", 80)}),
 		},
 	}
 	for _, tt := range tests {
@@ -121,6 +134,29 @@ func TestParsePeerErrors(t *testing.T) {
 		f(&p.Spec)
 		return []v1beta1.BGPPeer{p}
 	}
+	// Each helper gives the peer its own address, so that several fit in one snapshot.
+	var next byte
+	named := func(name string) v1beta1.BGPPeer {
+		next++
+		return bgpPeer(name, 64512, 64513, netip.AddrFrom4([4]byte{198, 51, 100, next}).String())
+	}
+	withKeepalive := func(name string, d time.Duration) v1beta1.BGPPeer {
+		p := named(name)
+		p.Spec.KeepaliveTime = duration(d)
+		return p
+	}
+	withRouterID := func(name, id string) v1beta1.BGPPeer {
+		p := named(name)
+		p.Spec.RouterID = id
+		return p
+	}
+	withPassword := func(name, key string) v1beta1.BGPPeer {
+		p := named(name)
+		p.Spec.PasswordSecret = &v1beta1.SecretKeyReference{Name: "bgp", Key: key}
+		return p
+	}
+	const useRouter = "use the router's unicast address, such as 198.51.100.1 or 2001:db8::1"
+	const badID = "is not a usable BGP identifier: 0.0.0.0 is invalid (RFC 6286), and routers that follow RFC 4271 (a unicast host address) answer an identifier in 224.0.0.0/3 with a Bad BGP Identifier NOTIFICATION; use an address such as 198.51.100.10, or leave it empty for the node's own"
 	tests := []struct {
 		name  string
 		peers []v1beta1.BGPPeer
@@ -186,7 +222,7 @@ func TestParsePeerErrors(t *testing.T) {
 				s.ConnectTime = duration(500 * time.Millisecond)
 			}),
 			want: []string{
-				`BGPPeer herald-system/p: spec.holdTime "2s": must be 0s (no keepalives) or between 3s and 65535s (default 90s)`,
+				`BGPPeer herald-system/p: spec.holdTime "2s": must be between 3s and 65535s (default 90s)`,
 				`BGPPeer herald-system/p: spec.keepaliveTime "3s": must not be longer than holdTime 2s; use at most 2s (one third of holdTime is usual)`,
 				`BGPPeer herald-system/p: spec.connectTime "500ms": must be between 1s and 65535s (default 10s)`,
 			},
@@ -195,21 +231,116 @@ func TestParsePeerErrors(t *testing.T) {
 			name:  "hold time too long",
 			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.HoldTime = duration(65536 * time.Second) }),
 			want: []string{
-				`BGPPeer herald-system/p: spec.holdTime "18h12m16s": must be 0s (no keepalives) or between 3s and 65535s (default 90s)`,
+				`BGPPeer herald-system/p: spec.holdTime "18h12m16s": must be between 3s and 65535s (default 90s)`,
 			},
 		},
 		{
 			name:  "hold time not whole seconds",
 			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.HoldTime = duration(4500 * time.Millisecond) }),
 			want: []string{
-				`BGPPeer herald-system/p: spec.holdTime "4.5s": must be a whole number of seconds (BGP carries it in seconds), such as 90s`,
+				`BGPPeer herald-system/p: spec.holdTime "4.5s": must be a whole number of seconds (BGP carries it in seconds), such as 4s`,
 			},
 		},
 		{
-			name:  "keepalive with hold time 0",
-			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.HoldTime = duration(0); s.KeepaliveTime = duration(time.Second) }),
+			// GoBGP v3 turns a configured hold time of 0 into 90s.
+			name:  "hold time 0",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.HoldTime = duration(0) }),
 			want: []string{
-				`BGPPeer herald-system/p: spec.keepaliveTime "1s": must not be longer than holdTime 0s; use at most 0s (one third of holdTime is usual)`,
+				`BGPPeer herald-system/p: spec.holdTime "0s": must be between 3s and 65535s (default 90s): a hold time of 0 (no keepalives) is not supported by the embedded GoBGP, which would run the session with 90s; use a hold time such as 90s, or remove holdTime`,
+			},
+		},
+		{
+			name:  "keepalive not whole seconds",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.KeepaliveTime = duration(2500 * time.Millisecond) }),
+			want: []string{
+				`BGPPeer herald-system/p: spec.keepaliveTime "2.5s": must be a whole number of seconds (BGP timers count seconds), such as 2s`,
+			},
+		},
+		{
+			name:  "keepalive 0 or below a second",
+			peers: []v1beta1.BGPPeer{withKeepalive("a", 0), withKeepalive("b", 999*time.Millisecond), withKeepalive("c", -time.Second)},
+			want: []string{
+				`BGPPeer herald-system/a: spec.keepaliveTime "0s": must be at least 1s; use a whole number of seconds up to holdTime 1m30s, or remove keepaliveTime for one third of holdTime (30s)`,
+				`BGPPeer herald-system/b: spec.keepaliveTime "999ms": must be at least 1s; use a whole number of seconds up to holdTime 1m30s, or remove keepaliveTime for one third of holdTime (30s)`,
+				`BGPPeer herald-system/c: spec.keepaliveTime "-1s": must be at least 1s; use a whole number of seconds up to holdTime 1m30s, or remove keepaliveTime for one third of holdTime (30s)`,
+			},
+		},
+		{
+			name:  "connect time not whole seconds",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.ConnectTime = duration(1500 * time.Millisecond) }),
+			want: []string{
+				`BGPPeer herald-system/p: spec.connectTime "1.5s": must be a whole number of seconds (the speaker counts it in seconds), such as 1s`,
+			},
+		},
+		{
+			name: "unusable peer addresses",
+			peers: []v1beta1.BGPPeer{
+				bgpPeer("a", 64512, 64513, "0.0.0.0"),
+				bgpPeer("b", 64512, 64513, "::"),
+				bgpPeer("c", 64512, 64513, "127.0.0.1"),
+				bgpPeer("d", 64512, 64513, "::1"),
+				bgpPeer("e", 64512, 64513, "224.0.0.5"),
+				bgpPeer("f", 64512, 64513, "ff02::5"),
+				bgpPeer("g", 64512, 64513, "169.254.0.1"),
+				bgpPeer("h", 64512, 64513, "fe80::1"),
+				bgpPeer("i", 64512, 64513, "255.255.255.255"),
+				bgpPeer("j", 64512, 64513, "0.1.2.3"),
+				bgpPeer("k", 64512, 64513, "240.0.0.1"),
+			},
+			want: []string{
+				`BGPPeer herald-system/a: spec.peerAddress "0.0.0.0": is the unspecified address; ` + useRouter,
+				`BGPPeer herald-system/b: spec.peerAddress "::": is the unspecified address; ` + useRouter,
+				`BGPPeer herald-system/c: spec.peerAddress "127.0.0.1": is a loopback address, which never leaves the node; ` + useRouter,
+				`BGPPeer herald-system/d: spec.peerAddress "::1": is a loopback address, which never leaves the node; ` + useRouter,
+				`BGPPeer herald-system/e: spec.peerAddress "224.0.0.5": is a multicast address; ` + useRouter,
+				`BGPPeer herald-system/f: spec.peerAddress "ff02::5": is a multicast address; ` + useRouter,
+				`BGPPeer herald-system/g: spec.peerAddress "169.254.0.1": is a link-local address, which needs an interface that a BGPPeer cannot name; ` + useRouter,
+				`BGPPeer herald-system/h: spec.peerAddress "fe80::1": is a link-local address, which needs an interface that a BGPPeer cannot name; ` + useRouter,
+				`BGPPeer herald-system/i: spec.peerAddress "255.255.255.255": is the IPv4 broadcast address; ` + useRouter,
+				`BGPPeer herald-system/j: spec.peerAddress "0.1.2.3": is in 0.0.0.0/8 (this host on this network), which cannot be connected to; ` + useRouter,
+				`BGPPeer herald-system/k: spec.peerAddress "240.0.0.1": is in the reserved range 240.0.0.0/4; ` + useRouter,
+			},
+		},
+		{
+			name:  "unusable source address",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.SourceAddress = "127.0.0.1" }),
+			want: []string{
+				`BGPPeer herald-system/p: spec.sourceAddress "127.0.0.1": is a loopback address, which never leaves the node; use a unicast address of the nodes, such as 198.51.100.10 or 2001:db8::10, or leave it empty`,
+			},
+		},
+		{
+			name: "unusable router IDs",
+			peers: []v1beta1.BGPPeer{
+				withRouterID("a", "0.0.0.0"), withRouterID("b", "224.0.0.1"), withRouterID("c", "255.255.255.255"),
+			},
+			want: []string{
+				`BGPPeer herald-system/a: spec.routerID "0.0.0.0": ` + badID,
+				`BGPPeer herald-system/b: spec.routerID "224.0.0.1": ` + badID,
+				`BGPPeer herald-system/c: spec.routerID "255.255.255.255": ` + badID,
+			},
+		},
+		{
+			name: "password too long or empty",
+			peers: []v1beta1.BGPPeer{
+				withPassword("a", "long"), withPassword("b", "empty"),
+			},
+			want: []string{
+				`BGPPeer herald-system/a: spec.passwordSecret "bgp": the password in key "long" of Secret herald-system/bgp is 81 bytes long; a TCP MD5 key holds at most 80 bytes (Linux TCP_MD5SIG_MAXKEYLEN), so no session could open; use a shorter password here and on the router`,
+				`BGPPeer herald-system/b: spec.passwordSecret "bgp": the password in key "empty" of Secret herald-system/bgp is empty, which would run the session without TCP MD5; put the password there, or remove passwordSecret`,
+			},
+		},
+		{
+			name:  "max prefixes 0",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.MaxPrefixes = ptr[uint32](0) }),
+			want: []string{
+				`BGPPeer herald-system/p: spec.maxPrefixes "0": must be between 1 and 4294967295 (default 1000): it is the most prefixes accepted from the router per address family before the session is closed`,
+			},
+		},
+		{
+			name:  "no name",
+			peers: []v1beta1.BGPPeer{bgpPeer("", 64512, 64513, "198.51.100.1")},
+			want: []string{
+				`BGPPeer herald-system/: metadata.name: is required; name the BGPPeer, such as tor-1 (BGPAdvertisements and session status refer to peers by name)`,
 			},
 		},
 		{
@@ -230,9 +361,9 @@ func TestParsePeerErrors(t *testing.T) {
 					PasswordSecret: &v1beta1.SecretKeyReference{Name: "bgp", Key: "pass"}}},
 			},
 			want: []string{
-				`BGPPeer herald-system/a: spec.passwordSecret.name "missing": no Secret with this name in namespace "herald-system"; create it with the password under key "password", or remove passwordSecret`,
-				`BGPPeer herald-system/b: spec.passwordSecret.name "far": no Secret with this name in namespace "herald-system"; create it with the password under key "password", or remove passwordSecret`,
-				`BGPPeer herald-system/c: spec.passwordSecret.key "pass": Secret herald-system/bgp has no such key (known: other, password); put the password under this key or name the right one`,
+				`BGPPeer herald-system/a: spec.passwordSecret.name "missing": no Secret with this name in namespace "herald-system"; create it with the password under key "password" and the label herald.dev/speaker-secret=true (the speakers read only Secrets with it), or remove passwordSecret`,
+				`BGPPeer herald-system/b: spec.passwordSecret.name "far": no Secret with this name in namespace "herald-system"; create it with the password under key "password" and the label herald.dev/speaker-secret=true (the speakers read only Secrets with it), or remove passwordSecret`,
+				`BGPPeer herald-system/c: spec.passwordSecret.key "pass": Secret herald-system/bgp has no such key (known: empty, long, max, other, password); put the password under this key or name the right one`,
 			},
 		},
 		{
@@ -243,7 +374,7 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "two sessions to one address from the same nodes",
+			name: "two sessions to one address from the same nodes: the later peer is reported",
 			peers: []v1beta1.BGPPeer{
 				bgpPeer("b", 64512, 64513, "198.51.100.1"),
 				bgpPeer("a", 64512, 64514, "198.51.100.1"),
@@ -255,7 +386,6 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 			want: []string{
 				`BGPPeer herald-system/b: spec.peerAddress "198.51.100.1": BGPPeer a has the same peer address on the same nodes; a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes`,
-				`BGPPeer herald-system/a: spec.peerAddress "198.51.100.1": BGPPeer b has the same peer address on the same nodes; a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes`,
 			},
 		},
 	}

@@ -23,6 +23,7 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/herald-lb/herald/controller/certs"
+	"github.com/herald-lb/herald/controller/confstatus"
 	"github.com/herald-lb/herald/controller/service"
 	"github.com/herald-lb/herald/controller/webhook"
 	"github.com/herald-lb/herald/internal/kube"
@@ -32,14 +33,15 @@ import (
 
 // options are the command-line flags. The install manifests use exactly these names.
 type options struct {
-	kubeconfig   string
-	namespace    string
-	lbClass      string
-	metricsAddr  string
-	healthAddr   string
-	kubeAPIQPS   float64
-	kubeAPIBurst int
-	logLevel     slog.Level
+	kubeconfig    string
+	namespace     string
+	lbClass       string
+	metricsAddr   string
+	metricsSecure bool
+	healthAddr    string
+	kubeAPIQPS    float64
+	kubeAPIBurst  int
+	logLevel      slog.Level
 
 	enableWebhook      bool
 	webhookPort        int
@@ -58,6 +60,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.namespace, "namespace", "herald-system", "namespace of the Herald objects (pools, advertisements, peers)")
 	fs.StringVar(&o.lbClass, "lb-class", "", "handle only Services with this spec.loadBalancerClass; when empty, only Services without one")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":7472", "address of the Prometheus /metrics endpoint")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS to clients allowed to get the non-resource URL /metrics (bearer token checked with TokenReview and SubjectAccessReview); false: plain HTTP to anyone")
 	fs.StringVar(&o.healthAddr, "health-addr", ":7473", "address of the /healthz and /readyz endpoints")
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "queries per second the controller may send to the API server")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "burst of queries above --kube-api-qps")
@@ -117,7 +120,8 @@ func main() {
 }
 
 func run(ctx context.Context, o options, log logr.Logger) error {
-	cfg, err := kube.RESTConfig(o.kubeconfig, float32(o.kubeAPIQPS), o.kubeAPIBurst, "herald-controller")
+	cfg, err := kube.RESTConfig(o.kubeconfig, float32(o.kubeAPIQPS), o.kubeAPIBurst, "herald-controller",
+		slog.New(logr.ToSlogHandler(log.WithName("kube"))))
 	if err != nil {
 		return err
 	}
@@ -164,14 +168,24 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err := svc.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := mgr.Add(metrics.Server{Addr: o.metricsAddr, Gatherer: prometheus.Gatherers{reg, ctrlmetrics.Registry}}); err != nil {
+	if err := mgr.Add(metrics.Server{Addr: o.metricsAddr, Gatherer: prometheus.Gatherers{reg, ctrlmetrics.Registry},
+		Secure: o.metricsSecure, Config: cfg, Log: log.WithName("metrics")}); err != nil {
 		return fmt.Errorf("adding the metrics server: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("addresses-restored", svc.ReadyCheck); err != nil {
+	// Readiness is the webhook's alone: a controller that waits for a valid configuration must
+	// still admit the objects that fix it.
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the readiness check: %w", err)
+	}
+	cs, err := confstatus.New(confstatus.Options{Namespace: o.namespace}, log.WithName("config-status"))
+	if err != nil {
+		return err
+	}
+	if err := cs.SetupWithManager(mgr); err != nil {
+		return err
 	}
 	if o.enableWebhook {
 		cm, err := certs.New(direct, certs.Options{

@@ -11,7 +11,7 @@ import (
 
 func TestParseFlags(t *testing.T) {
 	defaults := options{
-		namespace: "herald-system", metricsAddr: ":7472", healthAddr: ":7473",
+		namespace: "herald-system", metricsAddr: ":7472", metricsSecure: true, healthAddr: ":7473",
 		kubeAPIQPS: 200, kubeAPIBurst: 400, logLevel: slog.LevelInfo,
 		enableWebhook: true, webhookPort: 9443, webhookConfigName: "herald-validating-webhook",
 		webhookServiceName: "herald-webhook", memberlistSecret: "herald-memberlist",
@@ -36,6 +36,7 @@ func TestParseFlags(t *testing.T) {
 				o.leaderElect = true
 			},
 		},
+		{name: "plain HTTP metrics for a lab", args: []string{"--metrics-secure=false"}, want: func(o *options) { o.metricsSecure = false }},
 		{name: "bad log level", args: []string{"--log-level=loud"}, wantErr: true},
 		{name: "zero qps", args: []string{"--kube-api-qps=0"}, wantErr: true},
 		{name: "empty namespace", args: []string{"--namespace="}, wantErr: true},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,10 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 
+	// Each problem is checked once every speaker has read it and synced since (and the controller
+	// has finished the reconcile that reported it): checked earlier, a claim could not fail.
 	t.Run("overlapping pool", func(t *testing.T) {
+		must(t, waitSpeakersApplied(ctx, l, "herald_speaker_config_valid", 1))
 		pool := &v1beta1.IPAddressPool{
 			ObjectMeta: metav1.ObjectMeta{Namespace: lab.HeraldNamespace, Name: "overlap"},
 			Spec:       v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.115-198.51.100.125"}},
@@ -61,6 +65,7 @@ func TestBadInput(t *testing.T) {
 		msg, err := waitProblem(ctx, l, "IPAddressPool", lab.HeraldNamespace, []string{"overlap", lab.L2PoolName}, "overlap")
 		must(t, err)
 		t.Logf("reported: %s", msg)
+		must(t, waitSpeakersApplied(ctx, l, "herald_speaker_config_valid", 0))
 		stillServing(t)
 	})
 
@@ -72,6 +77,9 @@ func TestBadInput(t *testing.T) {
 		msg, err := waitProblem(ctx, l, "Service", ns, []string{"malformed"}, "loadBalancerIPs")
 		must(t, err)
 		t.Logf("reported: %s", msg)
+		// The event comes before the reconcile writes the status: make the controller reconcile
+		// the Service again and wait for that reconcile's event, so the first one has ended.
+		must(t, waitReconciledAgain(ctx, l, ns, "malformed", "loadBalancerIPs"))
 		var svc corev1.Service
 		must(t, l.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "malformed"}, &svc))
 		if ips := lab.IngressIPs(&svc); len(ips) > 0 {
@@ -81,6 +89,7 @@ func TestBadInput(t *testing.T) {
 	})
 
 	t.Run("BGPPeer with a missing Secret", func(t *testing.T) {
+		must(t, waitSpeakersApplied(ctx, l, "herald_speaker_config_valid", 1))
 		peer := &v1beta1.BGPPeer{
 			ObjectMeta: metav1.ObjectMeta{Namespace: lab.HeraldNamespace, Name: "no-secret"},
 			Spec: v1beta1.BGPPeerSpec{
@@ -93,8 +102,46 @@ func TestBadInput(t *testing.T) {
 		msg, err := waitProblem(ctx, l, "BGPPeer", lab.HeraldNamespace, []string{"no-secret"}, "missing-secret")
 		must(t, err)
 		t.Logf("reported: %s", msg)
+		must(t, waitSpeakersApplied(ctx, l, "herald_speaker_config_valid", 0))
 		stillServing(t)
 	})
+}
+
+// waitReconciledAgain makes the controller reconcile the Service once more (a label change) and
+// waits until the Warning event whose message contains want has been counted once more: that
+// reconcile reached its report, so the one before it has written everything it writes.
+func waitReconciledAgain(ctx context.Context, l *lab.Lab, ns, name, want string) error {
+	count := func() int32 {
+		evs, err := l.WarningEvents(ctx, "Service", ns, name)
+		if err != nil {
+			return -1
+		}
+		var n int32
+		for _, e := range evs {
+			if strings.Contains(e.Message, want) {
+				n += max(e.Count, 1)
+			}
+		}
+		return n
+	}
+	before := count()
+	var svc corev1.Service
+	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(svc.DeepCopy())
+	if svc.Labels == nil {
+		svc.Labels = map[string]string{}
+	}
+	svc.Labels["e2e-reconcile"] = strconv.FormatInt(time.Now().UnixNano(), 10)
+	if err := l.Client.Patch(ctx, &svc, patch); err != nil {
+		return fmt.Errorf("touching Service %s/%s: %w", ns, name, err)
+	}
+	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) { return count() > before, nil })
+	if err != nil {
+		return fmt.Errorf("no new event about %q on Service %s/%s after it changed (had %d): %w", want, ns, name, before, err)
+	}
+	return nil
 }
 
 // waitProblem waits until one of the named objects of kind has a Warning event, or (for pools) a

@@ -72,6 +72,9 @@ func TestLayer2(t *testing.T) {
 			}
 			// Back with three speakers: the IP may move back; still exactly one owner, and served.
 			must(t, l.StartSpeaker(owner))
+			// Wait until it is back and ready: it may win the IP back, and the next subtest must not
+			// start while that handover is still to come.
+			must(t, withHerald(waitSpeakersConverged(ctx, l), l))
 			final, err := waitL2Owner(ctx, l, ns, "web", "")
 			must(t, err)
 			_, err = l.WaitCurl(ctx, "l2client", ip, 80, func(b string) bool { return b == final })
@@ -93,6 +96,9 @@ func TestLayer2GracefulHandoverHasOneResponder(t *testing.T) {
 	owner, err := waitL2Owner(ctx, l, ns, "web", "")
 	must(t, err)
 	oldMAC, err := l.MAC(ctx, owner)
+	must(t, err)
+	// A new IP is probed for a moment before its owner answers it (address conflict detection).
+	_, err = l.WaitCurl(ctx, "l2client", ip, 80, func(b string) bool { return b == owner })
 	must(t, err)
 
 	// An ARP client whose socket lives in the segment client's namespace.

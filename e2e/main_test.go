@@ -69,7 +69,7 @@ func requireLab(t *testing.T) *lab.Lab {
 	t.Helper()
 	lab.RequireMachine(t)
 	labOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute) // includes waiting for the other lab packages (they share one machine lock)
 		defer cancel()
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		l, err := lab.Start(ctx, lab.Options{Log: log})
@@ -140,8 +140,8 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// waitSpeakersConverged waits until every speaker counts all of them as alive
-// (herald_speaker_members on its metrics endpoint).
+// waitSpeakersConverged waits until every speaker counts all of them as alive and tells the others
+// it is ready (herald_speaker_members and herald_speaker_ready on its metrics endpoint).
 func waitSpeakersConverged(ctx context.Context, l *lab.Lab) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -158,9 +158,11 @@ func waitSpeakersConverged(ctx context.Context, l *lab.Lab) error {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if !strings.Contains(string(body), want) {
-				last = n.Name + " does not report " + strings.TrimSpace(want)
-				return false, nil
+			for _, w := range []string{want, "herald_speaker_ready 1\n"} {
+				if !strings.Contains(string(body), w) {
+					last = n.Name + " does not report " + strings.TrimSpace(w)
+					return false, nil
+				}
 			}
 		}
 		return true, nil

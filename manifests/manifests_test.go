@@ -68,7 +68,14 @@ func kubectl(t *testing.T) string {
 
 func run(t *testing.T, name string, args ...string) []byte {
 	t.Helper()
+	return runIn(t, "", name, args...)
+}
+
+// runIn runs a command in dir (empty: the working directory) and returns its standard output.
+func runIn(t *testing.T, dir, name string, args ...string) []byte {
+	t.Helper()
 	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -151,11 +158,11 @@ func TestKustomizationListsEveryCRD(t *testing.T) {
 	}
 }
 
-// TestChartCRDsAreTheGeneratedOnes: the chart's crds/ is a copy that `make manifests` refreshes.
+// TestChartCRDsAreTheGeneratedOnes: the chart's files/crds is a copy that `make manifests` refreshes.
 func TestChartCRDsAreTheGeneratedOnes(t *testing.T) {
 	r := root(t)
 	gen, _ := filepath.Glob(filepath.Join(r, "manifests", "crds", "*.yaml"))
-	chart, _ := filepath.Glob(filepath.Join(r, "manifests", "helm", "herald", "crds", "*.yaml"))
+	chart, _ := filepath.Glob(filepath.Join(r, "manifests", "helm", "herald", "files", "crds", "*.yaml"))
 	base := func(ps []string) []string {
 		out := make([]string, len(ps))
 		for i, p := range ps {
@@ -168,19 +175,29 @@ func TestChartCRDsAreTheGeneratedOnes(t *testing.T) {
 	}
 	for _, g := range gen {
 		a, _ := os.ReadFile(g)
-		b, _ := os.ReadFile(filepath.Join(r, "manifests", "helm", "herald", "crds", filepath.Base(g)))
+		b, _ := os.ReadFile(filepath.Join(r, "manifests", "helm", "herald", "files", "crds", filepath.Base(g)))
 		if !bytes.Equal(a, b) {
-			t.Errorf("manifests/helm/herald/crds/%s differs from the generated CRD; run `make manifests`", filepath.Base(g))
+			t.Errorf("manifests/helm/herald/files/crds/%s differs from the generated CRD; run `make manifests`", filepath.Base(g))
 		}
 	}
 }
 
 // TestHelmMatchesKustomize: with default values the chart renders exactly the objects of the
-// kustomization: same kind/namespace/name set, same content (no label or annotation differences
-// are allowed).
+// kustomization: same kind/namespace/name set, same content. The only difference allowed is the
+// annotation helm.sh/resource-policy: keep on the CRDs (crds.keep), which every CRD must have.
 func TestHelmMatchesKustomize(t *testing.T) {
 	want := parse(t, kustomize(t))
 	got := parse(t, helmTemplate(t))
+	for k, o := range got {
+		if o["kind"] != "CustomResourceDefinition" {
+			continue
+		}
+		ann, _ := o["metadata"].(map[string]any)["annotations"].(map[string]any)
+		if ann["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("%s: no annotation helm.sh/resource-policy: keep (crds.keep is the default)", k)
+		}
+		delete(ann, "helm.sh/resource-policy")
+	}
 	if diff := cmp.Diff(keys(want), keys(got)); diff != "" {
 		t.Fatalf("objects differ (-kustomize +helm):\n%s", diff)
 	}
@@ -196,7 +213,8 @@ func TestHelmValues(t *testing.T) {
 	objs := parse(t, helmTemplate(t,
 		"webhook.enabled=false", "lbClass=example.com/herald", "memberlist.key=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		"metrics.serviceMonitor.enabled=true", "logLevel=debug", "image.tag=v9.9.9", "image.repository=registry.example/herald",
-		"speaker.nodeSelector.role=edge", "createNamespace=false"))
+		"speaker.nodeSelector.role=edge", "createNamespace=false",
+		"metrics.readerServiceAccount.name=prometheus-k8s", "metrics.readerServiceAccount.namespace=monitoring"))
 	for _, gone := range []string{
 		"ValidatingWebhookConfiguration/<nil>/herald-validating-webhook",
 		"Service/herald-system/herald-webhook",
@@ -211,6 +229,7 @@ func TestHelmValues(t *testing.T) {
 		"ServiceMonitor/herald-system/herald-controller",
 		"ServiceMonitor/herald-system/herald-speaker",
 		"Service/herald-system/herald-speaker-metrics",
+		"ClusterRoleBinding/<nil>/herald-metrics-reader",
 	} {
 		if _, ok := objs[want]; !ok {
 			t.Errorf("%s not rendered", want)
@@ -221,6 +240,9 @@ func TestHelmValues(t *testing.T) {
 		if !bytes.Contains(dep, []byte(s)) {
 			t.Errorf("controller Deployment lacks %q:\n%s", s, dep)
 		}
+	}
+	if cr, _ := yaml.Marshal(objs["ClusterRole/<nil>/herald-controller"]); bytes.Contains(cr, []byte("validatingwebhookconfigurations")) || !bytes.Contains(cr, []byte("services/status")) {
+		t.Errorf("without the webhook, the controller's ClusterRole must keep its rules but the one on webhook configurations:\n%s", cr)
 	}
 	ds, _ := yaml.Marshal(objs["DaemonSet/herald-system/herald-speaker"])
 	if !bytes.Contains(ds, []byte("role: edge")) {
@@ -234,6 +256,10 @@ func TestHelmValues(t *testing.T) {
 	spk, _ := yaml.Marshal(existing["DaemonSet/herald-system/herald-speaker"])
 	if !bytes.Contains(spk, []byte("--memberlist-secret=my-key")) {
 		t.Errorf("speaker DaemonSet does not read the existing Secret my-key:\n%s", spk)
+	}
+	role, _ := yaml.Marshal(existing["Role/herald-system/herald-controller"])
+	if !bytes.Contains(role, []byte("- my-key")) || bytes.Contains(role, []byte("herald-memberlist")) {
+		t.Errorf("the controller's Role must let it update the existing Secret my-key, not herald-memberlist:\n%s", role)
 	}
 }
 
@@ -266,10 +292,43 @@ func TestKustomizationApplies(t *testing.T) {
 	}
 }
 
+var monitoringCRDsOnce sync.Once
+var monitoringCRDsErr error
+
+// installMonitoringCRDs installs the prometheus-operator's CRDs (testdata/prometheus-operator,
+// v0.86.1), so that PodMonitors, ServiceMonitors and PrometheusRules are checked by the server.
+func installMonitoringCRDs(t *testing.T) {
+	t.Helper()
+	testenv.Require(t, env)
+	monitoringCRDsOnce.Do(func() {
+		dir := filepath.Join(root(t), "manifests", "testdata", "prometheus-operator")
+		if _, monitoringCRDsErr = env.Kubectl("apply", "--server-side", "-f", dir); monitoringCRDsErr != nil {
+			return
+		}
+		_, monitoringCRDsErr = env.Kubectl("wait", "--for=condition=Established", "--timeout=30s",
+			"crd/podmonitors.monitoring.coreos.com", "crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com")
+	})
+	if monitoringCRDsErr != nil {
+		t.Fatalf("installing the prometheus-operator CRDs: %v", monitoringCRDsErr)
+	}
+}
+
+// dryRun has the API server check every object of a rendered stream (server-side apply, dry
+// run: admission, schemas, CEL, without persisting anything).
+func dryRun(t *testing.T, rendered []byte) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "rendered.yaml")
+	if err := os.WriteFile(f, rendered, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", f); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestHelmOutputApplies(t *testing.T) {
 	applyKustomization(t)
-	dir := t.TempDir()
-	def := filepath.Join(dir, "default.yaml")
+	def := filepath.Join(t.TempDir(), "default.yaml")
 	if err := os.WriteFile(def, helmTemplate(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -277,21 +336,66 @@ func TestHelmOutputApplies(t *testing.T) {
 	if _, err := env.Kubectl("apply", "--server-side", "-f", def); err != nil {
 		t.Fatal(err)
 	}
-	// Other values, into another namespace, checked by the server without persisting (the
-	// cluster-scoped objects would otherwise be rebound to that namespace). The ServiceMonitor
-	// CRD is not installed here, so metrics stay off.
-	alt := filepath.Join(dir, "alt.yaml")
-	out := helmTemplate(t, "namespace=herald-alt", "webhook.enabled=false", "lbClass=example.com/x",
-		"memberlist.key=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-	if err := os.WriteFile(alt, out, 0o600); err != nil {
-		t.Fatal(err)
+}
+
+// TestEveryRenderedObjectIsAccepted has the real API server check, by a server-side dry run,
+// every object the chart renders with every option on, with every option off, and the optional
+// monitoring kustomization (manifests/monitoring), each in a namespace of its own.
+func TestEveryRenderedObjectIsAccepted(t *testing.T) {
+	applyKustomization(t)
+	installMonitoringCRDs(t)
+	for _, tc := range []struct {
+		name string
+		set  []string
+	}{
+		{"everything on", []string{"namespace=herald-all", "lbClass=example.com/x",
+			"memberlist.key=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+			"metrics.serviceMonitor.enabled=true", "metrics.podMonitor.enabled=true", "metrics.prometheusRule.enabled=true",
+			"metrics.grafanaDashboard.enabled=true", "metrics.grafanaDashboard.annotations.grafana_folder=Networking",
+			"metrics.readerServiceAccount.name=prometheus", "metrics.readerServiceAccount.namespace=monitoring",
+			"networkPolicy.enabled=true", "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring",
+			"controller.replicas=2", "controller.priorityClassName=system-cluster-critical"}},
+		{"everything off", []string{"namespace=herald-none", "createNamespace=false", "webhook.enabled=false",
+			"crds.install=false", "controller.podDisruptionBudget.enabled=false", "speaker.priorityClassName=",
+			"metrics.serviceMonitor.enabled=true", "metrics.scraper.create=false", "networkPolicy.enabled=true"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := strings.TrimPrefix(tc.set[0], "namespace=")
+			if _, err := env.Kubectl("create", "namespace", ns); err != nil {
+				t.Fatal(err)
+			}
+			dryRun(t, helmTemplate(t, tc.set...))
+		})
 	}
-	if _, err := env.Kubectl("create", "namespace", "herald-alt"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Kubectl("apply", "--server-side", "--dry-run=server", "-f", alt); err != nil {
-		t.Fatal(err)
-	}
+	t.Run("manifests/monitoring", func(t *testing.T) {
+		dryRun(t, run(t, kubectl(t), "kustomize", filepath.Join(root(t), "manifests", "monitoring")))
+	})
+	// The Pods themselves: the Priority admission plugin resolves the speaker's
+	// system-node-critical class (and would refuse it where it is not allowed).
+	t.Run("Pods", func(t *testing.T) {
+		objs := parse(t, kustomize(t))
+		for _, k := range []string{"DaemonSet/herald-system/herald-speaker", "Deployment/herald-system/herald-controller"} {
+			tmpl := objs[k]["spec"].(map[string]any)["template"].(map[string]any)
+			pod := map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{
+				"name": "dry-run-" + strings.ToLower(strings.Split(k, "/")[0]), "namespace": "herald-system",
+				"labels": tmpl["metadata"].(map[string]any)["labels"]}, "spec": tmpl["spec"]}
+			b, err := yaml.Marshal(pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := filepath.Join(t.TempDir(), "pod.yaml")
+			if err := os.WriteFile(f, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := env.Kubectl("create", "--dry-run=server", "-f", f, "-o", "yaml")
+			if err != nil {
+				t.Fatalf("a Pod of %s: %v", k, err)
+			}
+			if strings.Contains(k, "speaker") && !strings.Contains(out, "priority: 2000001000") {
+				t.Errorf("the speaker's Pod does not get system-node-critical's priority:\n%s", out)
+			}
+		}
+	})
 }
 
 // canI asks the API server whether the ServiceAccount may do verb on what (kubectl auth can-i
@@ -327,23 +431,35 @@ func TestRBAC(t *testing.T) {
 		{"speaker reads EndpointSlices", "herald-speaker", []string{"list", "endpointslices.discovery.k8s.io", "-A"}, true},
 		{"speaker reads Nodes", "herald-speaker", []string{"list", "nodes"}, true},
 		{"speaker reads pools", "herald-speaker", []string{"list", "ipaddresspools.herald.dev", "-n", "herald-system"}, true},
+		{"speaker cannot read pools elsewhere", "herald-speaker", []string{"list", "ipaddresspools.herald.dev", "-n", "default"}, false},
 		{"speaker writes L2 status", "herald-speaker", []string{"create", "servicel2statuses.herald.dev", "-n", "herald-system"}, true},
 		{"speaker writes BGP status subresource", "herald-speaker", []string{"update", "servicebgpstatuses.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
 		{"speaker writes BGP session status", "herald-speaker", []string{"update", "bgpsessionstatuses.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
+		{"speaker cannot read status objects elsewhere", "herald-speaker", []string{"list", "servicel2statuses.herald.dev", "-n", "default"}, false},
+		{"speaker cannot read status objects cluster-wide", "herald-speaker", []string{"list", "bgpsessionstatuses.herald.dev", "-A"}, false},
+		{"speaker cannot write status objects elsewhere", "herald-speaker", []string{"create", "servicebgpstatuses.herald.dev", "-n", "default"}, false},
 		{"speaker creates events", "herald-speaker", []string{"create", "events", "-n", "default"}, true},
 		{"speaker reads the memberlist Secret", "herald-speaker", []string{"get", "secrets/herald-memberlist", "-n", "herald-system"}, true},
 		{"speaker reads BGP password Secrets in its namespace", "herald-speaker", []string{"list", "secrets", "-n", "herald-system"}, true},
 		{"speaker cannot read Secrets elsewhere", "herald-speaker", []string{"get", "secrets", "-n", "default"}, false},
 		{"speaker cannot write Secrets", "herald-speaker", []string{"update", "secrets/herald-memberlist", "-n", "herald-system"}, false},
 		{"speaker cannot write pools", "herald-speaker", []string{"update", "ipaddresspools.herald.dev", "-n", "herald-system"}, false},
+		{"speaker checks metrics clients", "herald-speaker", []string{"create", "tokenreviews.authentication.k8s.io"}, true},
+		{"speaker checks metrics clients' rights", "herald-speaker", []string{"create", "subjectaccessreviews.authorization.k8s.io"}, true},
 
-		{"controller updates Service status", "herald-controller", []string{"update", "services", "--subresource=status", "-n", "default"}, true},
-		{"controller patches Services", "herald-controller", []string{"patch", "services", "-n", "default"}, true},
+		{"controller patches Service status", "herald-controller", []string{"patch", "services", "--subresource=status", "-n", "default"}, true},
+		{"controller cannot update Service status", "herald-controller", []string{"update", "services", "--subresource=status", "-n", "default"}, false},
+		{"controller patches Services (the pool annotation)", "herald-controller", []string{"patch", "services", "-n", "default"}, true},
+		{"controller cannot update Services", "herald-controller", []string{"update", "services", "-n", "default"}, false},
 		{"controller cannot create Services", "herald-controller", []string{"create", "services", "-n", "default"}, false},
 		{"controller cannot delete Services", "herald-controller", []string{"delete", "services", "-n", "default"}, false},
 		{"controller reads namespaces", "herald-controller", []string{"list", "namespaces"}, true},
-		{"controller updates pool status", "herald-controller", []string{"update", "ipaddresspools.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
+		{"controller patches pool status", "herald-controller", []string{"patch", "ipaddresspools.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
+		{"controller patches advertisement conditions", "herald-controller", []string{"patch", "l2advertisements.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
+		{"controller patches peer conditions", "herald-controller", []string{"patch", "bgppeers.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
 		{"controller cannot update pools", "herald-controller", []string{"update", "ipaddresspools.herald.dev", "-n", "herald-system"}, false},
+		{"controller cannot read pools elsewhere", "herald-controller", []string{"list", "ipaddresspools.herald.dev", "-n", "default"}, false},
+		{"controller cannot write status elsewhere", "herald-controller", []string{"patch", "ipaddresspools.herald.dev", "--subresource=status", "-n", "default"}, false},
 		{"controller creates events", "herald-controller", []string{"create", "events", "-n", "default"}, true},
 		{"controller cannot read Secrets elsewhere", "herald-controller", []string{"get", "secrets", "-n", "default"}, false},
 		{"controller cannot list Secrets cluster-wide", "herald-controller", []string{"list", "secrets", "-A"}, false},
@@ -356,6 +472,7 @@ func TestRBAC(t *testing.T) {
 		{"controller patches its webhook configuration", "herald-controller", []string{"patch", "validatingwebhookconfigurations/herald-validating-webhook"}, true},
 		{"controller cannot patch other webhook configurations", "herald-controller", []string{"patch", "validatingwebhookconfigurations/other"}, false},
 		{"controller cannot write speaker status", "herald-controller", []string{"create", "servicel2statuses.herald.dev", "-n", "herald-system"}, false},
+		{"controller checks metrics clients", "herald-controller", []string{"create", "tokenreviews.authentication.k8s.io"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := canI(t, tc.sa, tc.args...); got != tc.want {

@@ -5,22 +5,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/manager/signals"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/kube"
 	"github.com/herald-lb/herald/internal/logging"
 	"github.com/herald-lb/herald/internal/metrics"
@@ -29,6 +28,10 @@ import (
 	"github.com/herald-lb/herald/speaker/layer2"
 	"github.com/herald-lb/herald/speaker/members"
 )
+
+// defaultHealthPort serves /healthz and /readyz on the node's address only: kubelet probes a
+// host-network Pod at its Pod IP, which is the node's --host-ip ($POD_IP).
+const defaultHealthPort = 7475
 
 type options struct {
 	kubeconfig       string
@@ -40,12 +43,15 @@ type options struct {
 	memberlistPort   int
 	memberlistSecret string
 	secretWait       time.Duration
+	allowUnencrypted bool
 	metricsAddr      string
+	metricsSecure    bool
 	healthAddr       string
 	logLevel         string
 	kubeQPS          float64
 	kubeBurst        int
 	l2Refresh        time.Duration
+	l2Conflicts      bool
 	resync           time.Duration
 	timers           members.Timers
 }
@@ -60,15 +66,18 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.lbClass, "lb-class", "", "announce only Services of this spec.loadBalancerClass; empty: Services without a class")
 	fs.TextVar(&o.memberlistBind, "memberlist-bind", netip.Addr{}, "address memberlist listens on (default: --host-ip)")
 	fs.IntVar(&o.memberlistPort, "memberlist-port", members.DefaultPort, "memberlist TCP and UDP port")
-	fs.StringVar(&o.memberlistSecret, "memberlist-secret", "herald-memberlist", "Secret (in --namespace) holding the memberlist key under 'secretkey'; empty: unencrypted")
-	fs.DurationVar(&o.secretWait, "memberlist-secret-wait", 30*time.Second, "how long to wait for the memberlist Secret before running unencrypted")
+	fs.StringVar(&o.memberlistSecret, "memberlist-secret", "herald-memberlist", "Secret (in --namespace) holding the memberlist keys ('secretkey' primary, 'secretkey.*' secondary), watched for key rotation; empty: unencrypted, which needs --memberlist-allow-unencrypted")
+	fs.DurationVar(&o.secretWait, "memberlist-secret-wait", 30*time.Second, "how long to wait for the memberlist Secret to exist at start; then the speaker exits with an error (it never falls back to unencrypted gossip)")
+	fs.BoolVar(&o.allowUnencrypted, "memberlist-allow-unencrypted", false, "allow --memberlist-secret='' (gossip that anyone who reaches the memberlist port can read and forge)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":7474", "address of the Prometheus metrics endpoint; 0 disables it")
-	fs.StringVar(&o.healthAddr, "health-addr", ":7475", "address of /healthz and /readyz; 0 disables it")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to clients allowed to get the non-resource URL /metrics (bearer token checked with TokenReview and SubjectAccessReview); false: plain HTTP to anyone")
+	fs.StringVar(&o.healthAddr, "health-addr", "", "address of /healthz and /readyz; 0 disables it (default: --host-ip port 7475, the address kubelet probes on a host-network Pod; :7475 without --host-ip)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "queries per second to the API server")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "burst of queries to the API server")
 	fs.DurationVar(&o.l2Refresh, "l2-refresh-interval", layer2.DefaultRefresh, "how often owned IPs are announced again with gratuitous ARP/NDP")
-	fs.DurationVar(&o.resync, "resync", 10*time.Second, "full recomputation period, also for interface changes and re-joining speakers")
+	fs.BoolVar(&o.l2Conflicts, "l2-conflict-detection", true, "detect other stations answering for owned layer-2 IPs (split brain, duplicate addresses), probe new IPs before announcing them, and yield as the conflict rules say")
+	fs.DurationVar(&o.resync, "resync", 10*time.Second, "full recomputation period, also for re-joining speakers (interface changes are seen at once through rtnetlink)")
 	fs.DurationVar(&o.timers.ProbeInterval, "memberlist-probe-interval", o.timers.ProbeInterval, "memberlist failure detection: probe interval")
 	fs.DurationVar(&o.timers.ProbeTimeout, "memberlist-probe-timeout", o.timers.ProbeTimeout, "memberlist failure detection: probe timeout")
 	fs.IntVar(&o.timers.SuspicionMult, "memberlist-suspicion-mult", o.timers.SuspicionMult, "memberlist failure detection: suspicion multiplier (probe intervals a suspect has to refute)")
@@ -84,11 +93,23 @@ func parseFlags(args []string) (options, error) {
 	if o.nodeName == "" {
 		return o, fmt.Errorf("--node-name (or $NODE_NAME) is required")
 	}
+	if o.healthAddr == "" {
+		o.healthAddr = ":" + strconv.Itoa(defaultHealthPort)
+		if o.hostIP.IsValid() {
+			o.healthAddr = netip.AddrPortFrom(o.hostIP, defaultHealthPort).String()
+		}
+	}
+	if o.memberlistSecret == "" && !o.allowUnencrypted {
+		return o, fmt.Errorf("--memberlist-secret is empty: memberlist would run unencrypted; name the key Secret, or add --memberlist-allow-unencrypted to allow it")
+	}
 	return o, nil
 }
 
 func main() {
 	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0) // the usage is printed already
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -108,22 +129,16 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	restCfg, err := kube.RESTConfig(o.kubeconfig, float32(o.kubeQPS), o.kubeBurst, "herald-speaker/"+o.nodeName)
+	restCfg, err := kube.RESTConfig(o.kubeconfig, float32(o.kubeQPS), o.kubeBurst, "herald-speaker/"+o.nodeName, log.With("component", "kube"))
 	if err != nil {
 		return err
 	}
-	inNS := cache.ByObject{Namespaces: map[string]cache.Config{o.namespace: {}}}
 	mgr, err := manager.New(restCfg, manager.Options{
 		Scheme:                 scheme,
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: o.healthAddr,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: inNS, &v1beta1.IPAddressPool{}: inNS, &v1beta1.L2Advertisement{}: inNS,
-			&v1beta1.BGPAdvertisement{}: inNS, &v1beta1.BGPPeer{}: inNS, &v1beta1.BFDProfile{}: inNS,
-			&v1beta1.Community{}: inNS, &v1beta1.ServiceL2Status{}: inNS, &v1beta1.ServiceBGPStatus{}: inNS,
-			&v1beta1.BGPSessionStatus{}: inNS,
-		}},
+		Cache:                  agent.CacheOptions(o.namespace),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -135,7 +150,8 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	reg := metrics.NewRegistry()
-	if err := mgr.Add(metrics.Server{Addr: o.metricsAddr, Gatherer: reg}); err != nil {
+	if err := mgr.Add(metrics.Server{Addr: o.metricsAddr, Gatherer: reg, Secure: o.metricsSecure, Config: restCfg,
+		Log: logr.FromSlogHandler(log.Handler()).WithName("metrics")}); err != nil {
 		return err
 	}
 
@@ -149,31 +165,51 @@ func run(ctx context.Context, o options) error {
 	if o.memberlistBind.IsValid() {
 		bind = o.memberlistBind
 	}
-	key, err := agent.MemberlistKey(ctx, reader, o.namespace, o.memberlistSecret, o.secretWait, log)
+	keys, err := agent.MemberlistKeys(ctx, reader, agent.KeySource{
+		Namespace: o.namespace, Secret: o.memberlistSecret, Wait: o.secretWait, AllowUnencrypted: o.allowUnencrypted,
+	}, log)
 	if err != nil {
 		return err
 	}
 
 	ml, err := members.New(members.Config{
 		NodeName: o.nodeName, BindAddr: bind, BindPort: o.memberlistPort, AdvertiseAddr: addrs.Host,
-		SecretKey: key, Timers: o.timers, Logger: log.With("component", "members"),
+		SecretKey: keys.Primary, SecondaryKeys: keys.Secondary, Timers: o.timers, Logger: log.With("component", "members"),
+		Registerer: reg,
 	})
 	if err != nil {
 		return err
+	}
+	if len(keys.Primary) > 0 {
+		if err := mgr.Add(&agent.KeyWatcher{
+			Cache: mgr.GetCache(), Namespace: o.namespace, Secret: o.memberlistSecret, Keyring: ml,
+			Logger: log.With("component", "keyring"), Registerer: reg,
+		}); err != nil {
+			return err
+		}
 	}
 	if err := ml.Start(); err != nil {
 		return err
 	}
 	defer func() { _ = ml.Shutdown() }()
 
+	var conflicts *layer2.ConflictConfig
+	if o.l2Conflicts {
+		conflicts = &layer2.ConflictConfig{Node: o.nodeName}
+	}
+	links, err := layer2.OpenNetlink("")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = links.Close() }()
 	l2, err := layer2.NewAnnouncer(layer2.Config{
-		Logger: log.With("component", "layer2"), Registerer: reg, Refresh: o.l2Refresh,
+		Logger: log.With("component", "layer2"), Registerer: reg, Refresh: o.l2Refresh, Conflicts: conflicts, Index: links.Index,
 	})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = l2.Close() }()
-	routerID := v4
+	routerID := bgp.RouterID(v4, v6, o.nodeName)
 	speaker, err := bgp.New(bgp.Config{RouterID: routerID, NodeIPv4: v4, NodeIPv6: v6, Logger: log.With("component", "bgp"), Registerer: reg})
 	if err != nil {
 		return err
@@ -184,8 +220,8 @@ func run(ctx context.Context, o options) error {
 		MemberlistPort: o.memberlistPort,
 		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("herald-speaker"),
 		Members: ml, L2: l2, BGP: speaker,
-		Interfaces: layer2.UsableInterfaces,
-		Logger:     log.With("component", "agent"), Registerer: reg, Resync: o.resync,
+		Links:  links,
+		Logger: log.With("component", "agent"), Registerer: reg, Resync: o.resync,
 	})
 	if err != nil {
 		return err
@@ -193,6 +229,8 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.Add(a); err != nil {
 		return err
 	}
-	log.Info("starting", "node", o.nodeName, "hostIP", addrs.Host, "namespace", o.namespace)
+	// GOMAXPROCS follows the container's CPU limit (Go 1.25+: 2 under a 500m limit), so a busy
+	// speaker is throttled in short slices rather than frozen for most of each CFS period.
+	log.Info("starting", "node", o.nodeName, "hostIP", addrs.Host, "namespace", o.namespace, "bgpRouterID", routerID, "gomaxprocs", runtime.GOMAXPROCS(0))
 	return mgr.Start(ctx)
 }

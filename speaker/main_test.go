@@ -34,10 +34,57 @@ func TestParseFlags(t *testing.T) {
 				if o.nodeName != "n2" || o.hostIP != netip.MustParseAddr("2001:db8:1::12") {
 					t.Errorf("options = %+v", o)
 				}
+				if o.healthAddr != "[2001:db8:1::12]:7475" {
+					t.Errorf("health address %q, want the Pod IP (what kubelet probes) port 7475", o.healthAddr)
+				}
+				if !o.metricsSecure {
+					t.Error("metrics served without authentication by default")
+				}
 			},
 		},
+		{
+			name: "health on the host IP", args: []string{"--node-name=n1", "--host-ip=198.51.100.11"},
+			check: func(t *testing.T, o options) {
+				if o.healthAddr != "198.51.100.11:7475" {
+					t.Errorf("health address %q, want 198.51.100.11:7475", o.healthAddr)
+				}
+			},
+		},
+		{
+			name: "health without a host IP", args: []string{"--node-name=n1", "--metrics-secure=false"},
+			check: func(t *testing.T, o options) {
+				if o.healthAddr != ":7475" || o.metricsSecure {
+					t.Errorf("health address %q, secure metrics %t; want :7475 and false", o.healthAddr, o.metricsSecure)
+				}
+			},
+		},
+		{name: "unencrypted refused", args: []string{"--node-name=n1", "--memberlist-secret="}, wantErr: true},
+		{name: "unencrypted allowed explicitly", args: []string{"--node-name=n1", "--memberlist-secret=", "--memberlist-allow-unencrypted"},
+			check: func(t *testing.T, o options) {
+				if o.memberlistSecret != "" || !o.allowUnencrypted {
+					t.Errorf("options = %+v", o)
+				}
+			}},
+		{name: "key Secret by default", args: []string{"--node-name=n1"},
+			check: func(t *testing.T, o options) {
+				if o.memberlistSecret != "herald-memberlist" || o.allowUnencrypted {
+					t.Errorf("memberlist secret %q, allow unencrypted %v; want herald-memberlist, false", o.memberlistSecret, o.allowUnencrypted)
+				}
+			}},
 		{name: "bad host IP", args: []string{"--node-name=n1", "--host-ip=node-1"}, wantErr: true},
 		{name: "bad POD_IP", env: map[string]string{"NODE_NAME": "n1", "POD_IP": "x"}, wantErr: true},
+		{name: "conflict detection on by default", args: []string{"--node-name=n1"},
+			check: func(t *testing.T, o options) {
+				if !o.l2Conflicts {
+					t.Error("l2Conflicts = false, want detection on by default")
+				}
+			}},
+		{name: "conflict detection can be turned off", args: []string{"--node-name=n1", "--l2-conflict-detection=false"},
+			check: func(t *testing.T, o options) {
+				if o.l2Conflicts {
+					t.Error("l2Conflicts = true after --l2-conflict-detection=false")
+				}
+			}},
 		{name: "timers are flags", args: []string{"--node-name=n1", "--memberlist-probe-interval=200ms", "--memberlist-suspicion-mult=5"},
 			check: func(t *testing.T, o options) {
 				if o.timers.ProbeInterval != 200*time.Millisecond || o.timers.SuspicionMult != 5 {

@@ -36,16 +36,21 @@ type BFDProfileSpec struct {
 
 // BFDProfile is a named set of BFD timers for BGP sessions.
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=bfdprofile,categories=herald
 // +kubebuilder:printcolumn:name="Receive",type=integer,JSONPath=`.spec.receiveInterval`
 // +kubebuilder:printcolumn:name="Transmit",type=integer,JSONPath=`.spec.transmitInterval`
 // +kubebuilder:printcolumn:name="Multiplier",type=integer,JSONPath=`.spec.detectMultiplier`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BFDProfile struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec BFDProfileSpec `json:"spec,omitempty"`
+	// Status is written by the controller.
+	// +optional
+	Status ConfigurationStatus `json:"status,omitempty"`
 }
 
 // BFDProfileList is a list of BFDProfile.

@@ -53,15 +53,20 @@ type BGPAdvertisementSpec struct {
 
 // BGPAdvertisement advertises the addresses of some pools to BGP peers.
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=bgpadv,categories=herald
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipAddressPools`
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=`.spec.peers`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BGPAdvertisement struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec BGPAdvertisementSpec `json:"spec,omitempty"`
+	// Status is written by the controller.
+	// +optional
+	Status ConfigurationStatus `json:"status,omitempty"`
 }
 
 // BGPAdvertisementList is a list of BGPAdvertisement.

@@ -6,10 +6,8 @@ import (
 
 // BGPPeerSpec describes one BGP session that the speakers on the selected nodes open to a router.
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || self.myASN != self.peerASN",message="ebgpMultiHop applies only to eBGP sessions: myASN and peerASN are equal, so this is iBGP; remove ebgpMultiHop"
-// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress"
-// +kubebuilder:validation:XValidation:rule="!has(self.holdTime) || duration(self.holdTime) == duration('0s') || (duration(self.holdTime) >= duration('3s') && duration(self.holdTime) <= duration('65535s'))",message="holdTime must be 0s (no keepalives) or between 3s and 65535s"
-// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !has(self.holdTime) || duration(self.keepaliveTime) <= duration(self.holdTime)",message="keepaliveTime must not be longer than holdTime"
-// +kubebuilder:validation:XValidation:rule="!has(self.holdTime) || duration(self.holdTime).getMilliseconds() % 1000 == 0",message="holdTime must be a whole number of seconds, such as 90s (BGP counts it in seconds)"
+// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || duration(self.keepaliveTime) <= (has(self.holdTime) ? duration(self.holdTime) : duration('90s'))",messageExpression="'keepaliveTime ' + self.keepaliveTime + ' must not be longer than holdTime ' + (has(self.holdTime) ? self.holdTime : '90s (the default)') + '; use at most holdTime (one third of it is usual)'"
 type BGPPeerSpec struct {
 	// MyASN is the autonomous system number the speaker uses for this session.
 	// +kubebuilder:validation:Minimum=1
@@ -21,9 +19,11 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:Maximum=4294967295
 	PeerASN uint32 `json:"peerASN"`
 
-	// PeerAddress is the IPv4 or IPv6 address of the router.
+	// PeerAddress is the IPv4 or IPv6 unicast address of the router. Unspecified, loopback,
+	// link-local, multicast, broadcast, 0.0.0.0/8 and 240.0.0.0/4 addresses are refused.
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="peerAddress must be an IPv4 or IPv6 address such as 198.51.100.1 or 2001:db8::1"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || (ip(self).isGlobalUnicast() && (ip(self).family() == 6 || !(cidr('0.0.0.0/8').containsIP(self) || cidr('240.0.0.0/4').containsIP(self))))",messageExpression="'peerAddress ' + self + ' is not a unicast address a router can be reached at (unspecified, loopback, link-local, multicast, broadcast, 0.0.0.0/8 and 240.0.0.0/4 are refused); use the router address, such as 198.51.100.1 or 2001:db8::1'"
 	PeerAddress string `json:"peerAddress"`
 
 	// PeerPort is the router's TCP port.
@@ -33,37 +33,50 @@ type BGPPeerSpec struct {
 	// +optional
 	PeerPort uint16 `json:"peerPort,omitempty"`
 
-	// SourceAddress is the local address the session is opened from; chosen by the kernel when empty.
+	// SourceAddress is the local address the session is opened from; chosen by the kernel when
+	// empty. The same addresses as for peerAddress are refused.
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="sourceAddress must be an IPv4 or IPv6 address"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || (ip(self).isGlobalUnicast() && (ip(self).family() == 6 || !(cidr('0.0.0.0/8').containsIP(self) || cidr('240.0.0.0/4').containsIP(self))))",messageExpression="'sourceAddress ' + self + ' is not a unicast address a session can be opened from (unspecified, loopback, link-local, multicast, broadcast, 0.0.0.0/8 and 240.0.0.0/4 are refused); use an address of the nodes or leave it empty'"
 	// +optional
 	SourceAddress string `json:"sourceAddress,omitempty"`
 
-	// HoldTime is the BGP hold time: 0s, or 3s to 65535s. Default 90s.
+	// HoldTime is the BGP hold time, a whole number of seconds from 3s to 65535s. Default 90s.
+	// 0s (no keepalives) is refused: the embedded GoBGP v3 would run the session with 90s.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('3s') && duration(self) <= duration('65535s')",messageExpression="'holdTime ' + self + ' must be between 3s and 65535s (default 90s); 0s (no keepalives) is not supported'"
+	// +kubebuilder:validation:XValidation:rule="duration(self).getMilliseconds() % 1000 == 0",messageExpression="'holdTime ' + self + ' must be a whole number of seconds, such as 90s (BGP counts it in seconds)'"
 	// +optional
 	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
 
-	// KeepaliveTime is the interval between keepalives; one third of holdTime when empty.
+	// KeepaliveTime is the interval between keepalives, a whole number of seconds from 1s to
+	// holdTime; one third of holdTime rounded down to whole seconds when empty.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",messageExpression="'keepaliveTime ' + self + ' must be at least 1s; leave it empty for one third of holdTime'"
+	// +kubebuilder:validation:XValidation:rule="duration(self).getMilliseconds() % 1000 == 0",messageExpression="'keepaliveTime ' + self + ' must be a whole number of seconds, such as 30s (BGP counts it in seconds)'"
 	// +optional
 	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
 
-	// ConnectTime is how long to wait between attempts to open the session. Default 10s.
+	// ConnectTime is how long to wait between attempts to open the session, a whole number of
+	// seconds from 1s to 65535s. Default 10s.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('65535s')",message="connectTime must be between 1s and 65535s"
+	// +kubebuilder:validation:XValidation:rule="duration(self).getMilliseconds() % 1000 == 0",messageExpression="'connectTime ' + self + ' must be a whole number of seconds, such as 10s'"
 	// +optional
 	ConnectTime *metav1.Duration `json:"connectTime,omitempty"`
 
-	// RouterID is the BGP identifier, an IPv4 address; the node's IPv4 address when empty.
+	// RouterID is the BGP identifier, an IPv4 address other than 0.0.0.0 and outside
+	// 224.0.0.0/3. Every node selected by this peer uses it; when empty each node uses its own:
+	// its IPv4 address, or on a node without IPv4 one derived from its IPv6 address.
 	// +kubebuilder:validation:MaxLength=15
 	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="routerID must be an IPv4 address such as 198.51.100.10"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip(self).family() != 4 || !(ip(self).isUnspecified() || cidr('224.0.0.0/3').containsIP(self))",messageExpression="'routerID ' + self + ' is not a usable BGP identifier (0.0.0.0 is invalid, and routers that follow RFC 4271 refuse 224.0.0.0/3); use an address such as 198.51.100.10'"
 	// +optional
 	RouterID string `json:"routerID,omitempty"`
 
@@ -71,7 +84,8 @@ type BGPPeerSpec struct {
 	// +optional
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 
-	// PasswordSecret references a Secret in the peer's namespace whose key holds the TCP MD5 password.
+	// PasswordSecret references a Secret in the peer's namespace whose key holds the TCP MD5
+	// password: 1 to 80 bytes (the kernel's limit for TCP MD5 keys).
 	// +optional
 	PasswordSecret *SecretKeyReference `json:"passwordSecret,omitempty"`
 
@@ -82,6 +96,16 @@ type BGPPeerSpec struct {
 	// EnableGracefulRestart turns on BGP graceful restart for this session.
 	// +optional
 	EnableGracefulRestart bool `json:"enableGracefulRestart,omitempty"`
+
+	// MaxPrefixes is the most prefixes the speaker accepts from the router per address family
+	// (IPv4 and IPv6 unicast each) before it closes the session with a Cease NOTIFICATION
+	// "Maximum Number of Prefixes Reached" (RFC 4486). The speaker imports nothing, but it holds
+	// every received path until then, so this bounds its memory when a router sends a full
+	// table. The session is opened again after a minute. Default 1000.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	// +optional
+	MaxPrefixes *uint32 `json:"maxPrefixes,omitempty"`
 
 	// BFDProfile names a BFDProfile in the same namespace to run BFD on this session.
 	// +kubebuilder:validation:MaxLength=253
@@ -103,16 +127,21 @@ type SecretKeyReference struct {
 
 // BGPPeer is a router that speakers open BGP sessions to.
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=bgppeer,categories=herald
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.peerAddress`
 // +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=`.spec.myASN`
 // +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=`.spec.peerASN`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BGPPeer struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec BGPPeerSpec `json:"spec"`
+	// Status is written by the controller.
+	// +optional
+	Status ConfigurationStatus `json:"status,omitempty"`
 }
 
 // BGPPeerList is a list of BGPPeer.

@@ -28,13 +28,18 @@ type CommunityAlias struct {
 
 // Community holds named aliases for BGP community values.
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=herald
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Community struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec CommunitySpec `json:"spec,omitempty"`
+	// Status is written by the controller.
+	// +optional
+	Status ConfigurationStatus `json:"status,omitempty"`
 }
 
 // CommunityList is a list of Community.

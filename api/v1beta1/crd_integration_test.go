@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -122,7 +123,41 @@ spec: {addresses: ["pool"]}`, "each address must be a CIDR"},
 		{"CIDR with host bits", `kind: IPAddressPool
 spec: {addresses: ["192.0.2.5/24"]}`, "a CIDR must not have host bits set"},
 		{"hold time not whole seconds", `kind: BGPPeer
-spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: 3500ms}`, "holdTime must be a whole number of seconds"},
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: 3500ms}`, "holdTime 3500ms must be a whole number of seconds"},
+		{"hold time 0", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: 0s}`, "holdTime 0s must be between 3s and 65535s (default 90s); 0s (no keepalives) is not supported"},
+		{"keepalive not whole seconds", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, keepaliveTime: 2.5s}`, "keepaliveTime 2.5s must be a whole number of seconds"},
+		{"keepalive 0", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, keepaliveTime: 0s}`, "keepaliveTime 0s must be at least 1s"},
+		{"keepalive above the default hold time", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, keepaliveTime: 91s}`, "keepaliveTime 91s must not be longer than holdTime 90s (the default)"},
+		{"connect time not whole seconds", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, connectTime: 1500ms}`, "connectTime 1500ms must be a whole number of seconds"},
+		{"peer address unspecified", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 0.0.0.0}`, "peerAddress 0.0.0.0 is not a unicast address a router can be reached at"},
+		{"peer address loopback", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: "::1"}`, "peerAddress ::1 is not a unicast address"},
+		{"peer address link-local", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: "fe80::1"}`, "peerAddress fe80::1 is not a unicast address"},
+		{"peer address multicast", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 224.0.0.5}`, "peerAddress 224.0.0.5 is not a unicast address"},
+		{"peer address broadcast", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 255.255.255.255}`, "peerAddress 255.255.255.255 is not a unicast address"},
+		{"peer address in 0.0.0.0/8", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 0.1.2.3}`, "peerAddress 0.1.2.3 is not a unicast address"},
+		{"peer address in 240.0.0.0/4", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 240.0.0.1}`, "peerAddress 240.0.0.1 is not a unicast address"},
+		{"peer address IPv4-mapped", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: "::ffff:192.0.2.1"}`, "peerAddress must be an IPv4 or IPv6 address"},
+		{"source address loopback", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, sourceAddress: 127.0.0.1}`, "sourceAddress 127.0.0.1 is not a unicast address"},
+		{"router ID 0.0.0.0", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, routerID: 0.0.0.0}`, "routerID 0.0.0.0 is not a usable BGP identifier"},
+		{"router ID multicast", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, routerID: 224.0.0.1}`, "routerID 224.0.0.1 is not a usable BGP identifier"},
+		{"max prefixes 0", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, maxPrefixes: 0}`, "spec.maxPrefixes: Invalid value: 0"},
 		{"empty pool", `kind: IPAddressPool
 spec: {addresses: []}`, "spec.addresses: Invalid value: 0: spec.addresses in body should have at least 1 items"},
 		{"empty serviceAllocation", `kind: IPAddressPool
@@ -136,9 +171,9 @@ spec: {myASN: 64512, peerASN: 64500, peerAddress: router.example}`, "peerAddress
 		{"multihop on iBGP", `kind: BGPPeer
 spec: {myASN: 64512, peerASN: 64512, peerAddress: 192.0.2.1, ebgpMultiHop: true}`, "ebgpMultiHop applies only to eBGP"},
 		{"hold time 2s", `kind: BGPPeer
-spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: 2s}`, "holdTime must be 0s"},
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: 2s}`, "holdTime 2s must be between 3s and 65535s"},
 		{"keepalive above hold", `kind: BGPPeer
-spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: 9s, keepaliveTime: 10s}`, "keepaliveTime must not be longer than holdTime"},
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: 9s, keepaliveTime: 10s}`, "keepaliveTime 10s must not be longer than holdTime 9s"},
 		{"hold time not a duration", `kind: BGPPeer
 spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, holdTime: "90"}`, "spec.holdTime"},
 		{"router ID IPv6", `kind: BGPPeer
@@ -166,7 +201,7 @@ spec: {interfaces: ["eth0/1"]}`, "spec.interfaces[0]"},
 			}
 			u.SetAPIVersion("herald.dev/v1beta1")
 			u.SetNamespace(ns)
-			u.SetName("bad-" + strings.ToLower(u.GetKind()) + "-" + string(rune('a'+i)))
+			u.SetName("bad-" + strings.ToLower(u.GetKind()) + "-" + strconv.Itoa(i))
 			err := env.Client.Create(t.Context(), u)
 			if err == nil {
 				t.Fatalf("accepted; want rejection containing %q", tc.want)

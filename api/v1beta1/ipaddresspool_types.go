@@ -104,6 +104,7 @@ type IPAddressPoolStatus struct {
 // +kubebuilder:printcolumn:name="Available IPv4",type=string,JSONPath=`.status.availableIPv4`
 // +kubebuilder:printcolumn:name="Assigned IPv6",type=string,JSONPath=`.status.assignedIPv6`
 // +kubebuilder:printcolumn:name="Available IPv6",type=string,JSONPath=`.status.availableIPv6`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type IPAddressPool struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -19,7 +19,9 @@ type L2AdvertisementSpec struct {
 	// NodeSelectors limit the nodes that may announce; all nodes when empty.
 	// +optional
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
-	// Interfaces the announcements are made on; every suitable interface when empty.
+	// Interfaces the announcements are made on, wherever they sit (a node is elected only while
+	// one of them is up). When empty, each node answers on the interfaces holding its own
+	// addresses (its InternalIPs) and those of its default routes, never on pod interfaces.
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:Pattern=`^[^\s/:]{1,15}$`
 	// +listType=set
@@ -32,15 +34,20 @@ type L2AdvertisementSpec struct {
 
 // L2Advertisement announces the addresses of some pools over layer 2.
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=l2adv,categories=herald
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipAddressPools`
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.spec.interfaces`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type L2Advertisement struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec L2AdvertisementSpec `json:"spec,omitempty"`
+	// Status is written by the controller.
+	// +optional
+	Status ConfigurationStatus `json:"status,omitempty"`
 }
 
 // L2AdvertisementList is a list of L2Advertisement.

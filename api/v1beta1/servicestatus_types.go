@@ -18,13 +18,52 @@ type ServiceL2StatusStatus struct {
 	// Interfaces the node answers on.
 	// +optional
 	Interfaces []InterfaceInfo `json:"interfaces,omitempty"`
+	// Conflicts lists the Service's addresses that another station claims too, as this node sees
+	// them on its interfaces: another Herald speaker (a split brain: the speakers do not see each
+	// other in memberlist) or a host that is not a Herald speaker (a duplicate address).
+	// +optional
+	Conflicts []L2Conflict `json:"conflicts,omitempty"`
 }
 
 // InterfaceInfo names a network interface of a node.
 type InterfaceInfo struct {
 	// Name of the interface.
 	Name string `json:"name"`
+	// MAC is the interface's hardware address, the one the node answers with. Speakers learn
+	// each other's MACs from it, to tell a conflict with another speaker from one with a foreign
+	// host.
+	// +optional
+	MAC string `json:"mac,omitempty"`
 }
+
+// L2Conflict is an address of the Service that another station claims too, seen on one interface.
+type L2Conflict struct {
+	// IP is the address in conflict.
+	IP string `json:"ip"`
+	// Interface is where this node sees the other station.
+	Interface string `json:"interface"`
+	// MAC is the other station's hardware address.
+	MAC string `json:"mac"`
+	// Node is the Herald node the MAC belongs to; empty for a host that is not a Herald speaker.
+	// +optional
+	Node string `json:"node,omitempty"`
+	// Action is what this node does: Kept (it goes on answering; the other speaker must stop),
+	// Yielded (it stopped answering), or NotAnnounced (the address was taken before this node
+	// first announced it). A node that does not answer keeps checking, and answers once the
+	// other station is gone.
+	// +kubebuilder:validation:Enum=Kept;Yielded;NotAnnounced
+	Action string `json:"action"`
+	// Since is when the other station was first seen.
+	// +optional
+	Since metav1.Time `json:"since,omitempty"`
+}
+
+// Actions of an L2Conflict.
+const (
+	L2ConflictKept         = "Kept"
+	L2ConflictYielded      = "Yielded"
+	L2ConflictNotAnnounced = "NotAnnounced"
+)
 
 // ServiceL2Status is written by the speaker that owns a Service's addresses in layer-2 mode.
 // +kubebuilder:object:root=true
@@ -33,6 +72,7 @@ type InterfaceInfo struct {
 // +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.status.serviceName`
 // +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.status.serviceNamespace`
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.node`
+// +kubebuilder:printcolumn:name="Conflicts",type=string,JSONPath=`.status.conflicts[*].ip`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ServiceL2Status struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -101,11 +141,14 @@ type BGPSessionStatusStatus struct {
 	// +optional
 	PeerAddress string `json:"peerAddress,omitempty"`
 	// State is the BGP finite-state-machine state: Idle, Connect, Active, OpenSent, OpenConfirm
-	// or Established.
+	// or Established; Refused when the speaker cannot use the BGPPeer's configuration and has
+	// no session for it (LastError says why; the other sessions are not affected).
 	// +optional
 	State string `json:"state,omitempty"`
 	// LastError says why the session is not established: the peer cannot be reached, refuses the
-	// connection, or (no TCP connection at all with a password set) a TCP MD5 password mismatch.
+	// connection, or (no TCP connection at all with a password set) a TCP MD5 password mismatch,
+	// the peer sent more prefixes than maxPrefixes, or the speaker refused the peer's
+	// configuration ("configuration refused: ...").
 	// +optional
 	LastError string `json:"lastError,omitempty"`
 	// EstablishedSince is when the session came up.

@@ -299,6 +299,14 @@ func (a *Allocator) Assignments(key string) []Assignment {
 	return nil
 }
 
+// PoolOf returns the name of the pool whose ranges hold ip, and false when no pool does.
+func (a *Allocator) PoolOf(ip netip.Addr) (string, bool) {
+	if p := a.pools.poolOf(ip); p != nil {
+		return p.Name, true
+	}
+	return "", false
+}
+
 // Counts returns the address counts of every pool, sorted by pool name. It costs O(pools).
 func (a *Allocator) Counts() []PoolCounts {
 	out := make([]PoolCounts, 0, len(a.pools.sorted))

@@ -15,12 +15,29 @@ import (
 type Metrics struct {
 	allocationErrors *prometheus.CounterVec
 	configValid      prometheus.Gauge
+	invalidObjects   *prometheus.GaugeVec
 }
 
-// New registers the controller's metrics in reg. pools is called at every scrape for the address
-// counts of every pool (herald_pool_addresses_total and herald_pool_addresses_in_use); it must be
-// cheap and safe for concurrent use.
-func New(reg prometheus.Registerer, pools func() []allocator.PoolCounts) (*Metrics, error) {
+// Sources are read at every scrape; they must be cheap and safe for concurrent use.
+type Sources struct {
+	// Pools returns the address counts of every pool (herald_pool_addresses and
+	// herald_pool_addresses_in_use).
+	Pools func() []allocator.PoolCounts
+	// Pending returns the number of Services waiting for an address (herald_services_pending).
+	Pending func() int
+	// AllocationErrorReasons are the reason labels of herald_allocation_errors_total, which
+	// start at 0 so that increase() sees the first error of each.
+	AllocationErrorReasons []string
+}
+
+// New registers the controller's metrics in reg.
+func New(reg prometheus.Registerer, src Sources) (*Metrics, error) {
+	if src.Pools == nil {
+		src.Pools = func() []allocator.PoolCounts { return nil }
+	}
+	if src.Pending == nil {
+		src.Pending = func() int { return 0 }
+	}
 	m := &Metrics{
 		allocationErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "herald",
@@ -30,13 +47,28 @@ func New(reg prometheus.Registerer, pools func() []allocator.PoolCounts) (*Metri
 		configValid: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "herald",
 			Name:      "config_valid",
-			Help:      "1 when the Herald configuration in the cluster is valid, 0 when the last good one is kept in force.",
+			Help:      "1 when every Herald configuration object in the cluster is valid, 0 while any is invalid (see herald_config_invalid_objects).",
 		}),
+		invalidObjects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "herald",
+			Name:      "config_invalid_objects",
+			Help:      "Herald configuration objects with at least one error, by kind. Each is left out, or kept at its last valid version; the others work.",
+		}, []string{"kind"}),
 	}
+	for _, r := range src.AllocationErrorReasons {
+		m.allocationErrors.WithLabelValues(r)
+	}
+	pending := src.Pending
 	errs := []error{
 		reg.Register(m.allocationErrors),
 		reg.Register(m.configValid),
-		reg.Register(&poolCollector{counts: pools}),
+		reg.Register(m.invalidObjects),
+		reg.Register(&poolCollector{counts: src.Pools}),
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "herald",
+			Name:      "services_pending",
+			Help:      "LoadBalancer Services waiting for an address (or for one of their families): the pool is full, the requested address is taken or in no pool, or no pool may serve them.",
+		}, func() float64 { return float64(pending()) })),
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
@@ -56,8 +88,17 @@ func (m *Metrics) ConfigValid(valid bool) {
 	}
 }
 
+// InvalidObjects records the number of invalid configuration objects of each kind.
+func (m *Metrics) InvalidObjects(byKind map[string]int) {
+	for kind, n := range byKind {
+		m.invalidObjects.WithLabelValues(kind).Set(float64(n))
+	}
+}
+
 var (
-	poolTotalDesc = prometheus.NewDesc("herald_pool_addresses_total",
+	// herald_pool_addresses was herald_pool_addresses_total until v0.1: a gauge must not carry a
+	// counter's suffix (promlint).
+	poolTotalDesc = prometheus.NewDesc("herald_pool_addresses",
 		"Addresses of the pool that can be handed out (without the network and broadcast addresses of its CIDRs, unless allocateNetworkAndBroadcast, nor those skipped by avoidBuggyIPs), plus skipped addresses that Services still hold.",
 		[]string{"pool", "family"}, nil)
 	poolInUseDesc = prometheus.NewDesc("herald_pool_addresses_in_use",

@@ -22,25 +22,30 @@ import (
 // maxListedReleases bounds the addresses a release report lists by name.
 const maxListedReleases = 10
 
-// reconcileConfig rebuilds the configuration from the cache. A valid one replaces the pools in
-// force (restoring the Services' addresses first if that has not happened yet); an invalid one
-// is reported and changes nothing.
+// reconcileConfig rebuilds the configuration from the cache with config.ParseUsable: every valid
+// object is in force, an invalid one keeps its last valid version or, with none (at start-up, or a
+// new object), is left out. A bad peer, Secret or advertisement never stops allocation; an invalid
+// edit of a pool keeps the pool's last version, so its addresses stay. The usable pools replace
+// the pools in force (restoring the Services' addresses first if that has not happened yet), and
+// every problem is reported on its object and by metric.
 func (c *Controller) reconcileConfig(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
 	snap, err := c.snapshot(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	cfg, perr := config.Parse(snap)
-	if perr != nil {
-		c.reportInvalidConfig(snap, perr)
-		return reconcile.Result{}, nil // the next change of a Herald object retries
-	}
-	c.metrics.ConfigValid(true)
+	c.mu.Lock()
+	last := c.lastCfg
+	c.mu.Unlock()
+	cfg, rep := config.ParseUsable(snap, last)
+	c.reportConfig(snap, rep)
 
 	c.mu.Lock()
-	c.lastCfgEr = ""
+	c.unusable = unusablePools(snap, cfg)
 	if c.alloc == nil {
 		err := c.restoreLocked(ctx, cfg)
+		if err == nil {
+			c.lastCfg = cfg
+		}
 		c.mu.Unlock()
 		if err != nil {
 			return reconcile.Result{}, err
@@ -50,18 +55,19 @@ func (c *Controller) reconcileConfig(ctx context.Context, _ reconcile.Request) (
 	}
 	fp := poolFingerprint(cfg)
 	if fp == c.poolsFP {
+		c.lastCfg = cfg
 		c.mu.Unlock()
 		return reconcile.Result{}, nil
 	}
 	released, err := c.alloc.SetPools(ToAllocatorPools(cfg))
 	if err != nil {
-		// Parse accepted pools the allocator rejects: keep the pools in force, as for an
-		// invalid configuration.
+		// ParseUsable accepted pools the allocator rejects: keep the pools in force.
 		c.mu.Unlock()
 		c.metrics.ConfigValid(false)
-		c.log.Error(err, "the allocator rejected a valid configuration; keeping the last one in force")
+		c.log.Error(err, "the allocator rejected the usable configuration; keeping the pools in force")
 		return reconcile.Result{}, nil
 	}
+	c.lastCfg = cfg
 	c.poolsFP = fp
 	c.recordReleasesLocked(ctx, released)
 	c.mu.Unlock()
@@ -73,6 +79,18 @@ func (c *Controller) reconcileConfig(ctx context.Context, _ reconcile.Request) (
 	return reconcile.Result{}, nil
 }
 
+// unusablePools returns the pools of the snapshot that are not in force (invalid, with no last
+// valid version): the Services holding their addresses are left as they are until they are fixed.
+func unusablePools(snap config.Snapshot, cfg *config.Config) map[string]bool {
+	out := map[string]bool{}
+	for i := range snap.Pools {
+		if name := snap.Pools[i].Name; cfg.Pools[name] == nil {
+			out[name] = true
+		}
+	}
+	return out
+}
+
 // snapshot reads every Herald object of the Herald namespace, and its Secrets, from the cache.
 func (c *Controller) snapshot(ctx context.Context) (config.Snapshot, error) {
 	s, err := kube.ReadSnapshot(ctx, c.client, c.opts.Namespace, true)
@@ -82,30 +100,48 @@ func (c *Controller) snapshot(ctx context.Context) (config.Snapshot, error) {
 	return s, nil
 }
 
-// reportInvalidConfig sets the metric and, when the problems changed, puts a Warning event on
-// every offending object.
-func (c *Controller) reportInvalidConfig(snap config.Snapshot, perr error) {
-	c.metrics.ConfigValid(false)
+// reportConfig sets the metrics and puts a Warning event on every object with a problem it did
+// not report yet: the error (object, field, value and fix) and what the configuration keeps of
+// the object; warnings (dangling references) likewise.
+func (c *Controller) reportConfig(snap config.Snapshot, rep config.Report) {
+	c.metrics.ConfigValid(len(rep.Errors) == 0)
+	c.metrics.InvalidObjects(rep.InvalidObjects())
+
+	type event struct {
+		fe      *config.FieldError
+		reason  string
+		message string
+	}
+	var events []event
+	for _, fe := range rep.Errors {
+		events = append(events, event{fe, ReasonInvalidConfiguration, fe.Error() + "; " + rep.Fate(fe).Consequence()})
+	}
+	for _, fe := range rep.Warnings {
+		events = append(events, event{fe, ReasonConfigurationWarning, fe.Error()})
+	}
+	reported := make(map[string]bool, len(events))
 	c.mu.Lock()
-	same := perr.Error() == c.lastCfgEr
-	c.lastCfgEr = perr.Error()
-	inForce := c.alloc != nil
+	var fresh []event
+	for _, e := range events {
+		reported[e.message] = true
+		if !c.cfgEvents[e.message] {
+			fresh = append(fresh, e)
+		}
+	}
+	wasInvalid := len(c.cfgEvents) > 0
+	c.cfgEvents = reported
 	c.mu.Unlock()
-	if same {
-		return
+
+	switch {
+	case len(rep.Errors) > 0 && len(fresh) > 0:
+		c.log.Info("some Herald configuration objects are invalid; each is left out or kept at its last valid version, the others are in force",
+			"invalid", len(rep.Fates), "errors", rep.Errors.Error())
+	case len(rep.Errors) == 0 && len(rep.Warnings) == 0 && wasInvalid:
+		c.log.Info("the Herald configuration is valid again")
 	}
-	c.log.Info("the Herald configuration is invalid; keeping the last valid one in force", "error", perr.Error())
-	suffix := "; the last valid configuration stays in force"
-	if !inForce {
-		suffix = "; no valid configuration yet: no address is assigned or released until this is fixed"
-	}
-	var fes config.Errors
-	if !errors.As(perr, &fes) {
-		return
-	}
-	for _, fe := range fes {
-		if obj := findObject(snap, fe.Kind, fe.Name); obj != nil {
-			c.recorder.Event(obj, corev1.EventTypeWarning, ReasonInvalidConfiguration, fe.Error()+suffix)
+	for _, e := range fresh {
+		if obj := findObject(snap, e.fe.Kind, e.fe.Name); obj != nil {
+			c.recorder.Event(obj, corev1.EventTypeWarning, e.reason, e.message)
 		}
 	}
 }
@@ -157,7 +193,7 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 	slices.SortFunc(items, func(a, b corev1.Service) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
-	restored, failed := 0, 0
+	restored, failed, held := 0, 0, 0
 	for i := range items {
 		svc := &items[i]
 		if !Managed(svc, c.opts.LBClass) || len(svc.Status.LoadBalancer.Ingress) == 0 {
@@ -175,6 +211,10 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 			restored += len(res.Assigned)
 		}
 		if err := errors.Join(perr, rerr); err != nil {
+			if pool := svc.Annotations[AnnotationAllocatedFromPool]; c.unusable[pool] {
+				held++ // left as it is until its pool is usable (see allocate)
+				continue
+			}
 			failed++
 			c.recorder.Eventf(svc, corev1.EventTypeWarning, ReasonIPNotRestored,
 				"Could not keep the address in status after a restart: %v; the Service gets a valid address instead", err)
@@ -183,7 +223,8 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 	c.alloc = alloc
 	c.poolsFP = poolFingerprint(cfg)
 	c.ready.Store(true)
-	c.log.Info("restored addresses from Services' status", "services", len(items), "addresses", restored, "rejected", failed)
+	c.log.Info("restored addresses from Services' status", "services", len(items), "addresses", restored, "rejected", failed,
+		"held for pools not in force", held)
 	return nil
 }
 

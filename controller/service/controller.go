@@ -38,6 +38,13 @@ const (
 	ReasonAllocationFailed     = "AllocationFailed"
 	ReasonIPNotRestored        = "IPNotRestored"
 	ReasonInvalidConfiguration = "InvalidConfiguration"
+	// ReasonConfigurationWarning reports a reference to a pool or peer that does not exist.
+	ReasonConfigurationWarning = "ConfigurationWarning"
+	// ReasonPoolNotInForce reports a Service left as it is because its pool is invalid.
+	ReasonPoolNotInForce = "PoolNotInForce"
+	// ReasonForeignAddress reports a Service left as it is because its status holds an address
+	// Herald did not assign and no pool holds.
+	ReasonForeignAddress = "ForeignAddress"
 	// ConditionAddressesReleased is the IPAddressPool condition that reports addresses
 	// released because the pool no longer covers them.
 	ConditionAddressesReleased = "AddressesReleased"
@@ -45,7 +52,7 @@ const (
 
 // ErrNotReady is returned by the readiness check until the controller has restored the
 // addresses in the Services' status.
-var ErrNotReady = errors.New("addresses not restored yet (waiting for the cache or a valid configuration)")
+var ErrNotReady = errors.New("addresses not restored yet (waiting for the cache)")
 
 // Options configure the controller.
 type Options struct {
@@ -84,7 +91,9 @@ type Controller struct {
 	poolsFP   string               // fingerprint of the pools in force
 	pending   map[string]struct{}  // Services waiting for an address (or a family)
 	released  map[string]releaseReport
-	lastCfgEr string
+	lastCfg   *config.Config  // the configuration in force, the last good one for ParseUsable
+	unusable  map[string]bool // pools of the cluster that are not in force (invalid, no last version)
+	cfgEvents map[string]bool // configuration problems reported by event, by message
 }
 
 // releaseReport is the last set of addresses a pool change released from one pool.
@@ -113,7 +122,7 @@ func New(opts Options, log logr.Logger) (*Controller, error) {
 		pending:  map[string]struct{}{},
 		released: map[string]releaseReport{},
 	}
-	m, err := metrics.New(opts.Registry, c.PoolCounts)
+	m, err := metrics.New(opts.Registry, metrics.Sources{Pools: c.PoolCounts, Pending: c.pendingCount, AllocationErrorReasons: ErrorReasons()})
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +216,13 @@ func (c *Controller) PoolCounts() []allocator.PoolCounts {
 		return nil
 	}
 	return c.alloc.Counts()
+}
+
+// pendingCount returns the number of Services waiting for an address, for metrics.
+func (c *Controller) pendingCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
 }
 
 // servicesInNamespace maps a Namespace whose labels changed to the managed Services in it.

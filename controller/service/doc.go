@@ -8,10 +8,14 @@
 // Three controllers share one state:
 //
 //   - the config controller rebuilds config.Snapshot from the cache whenever a Herald object
-//     (or a Secret of the Herald namespace) changes, runs config.Parse, and on success hands the
-//     pools to the allocator (SetPools). An invalid configuration keeps the last good one in
-//     force, is reported with Warning events on the offending objects and the config_valid
-//     metric, and never drops an assignment;
+//     (or a Secret of the Herald namespace) changes, runs config.ParseUsable with the
+//     configuration in force as the last good one, and hands the usable pools to the allocator
+//     (SetPools). An invalid object disables only what depends on it: a bad peer, Secret or
+//     advertisement never stops allocation, an invalid edit of a pool keeps its last version (its
+//     addresses stay), a new invalid pool is not used. Problems are reported with Warning events
+//     on the offending objects and the config_valid and config_invalid_objects metrics, and never
+//     drop an assignment: after a restart, Services holding addresses of a pool that is invalid
+//     (no last version known) are left as they are until it is fixed;
 //   - the Service controller assigns and releases addresses, one Service at a time;
 //   - the pool status controller writes IPAddressPool status counts and the AddressesReleased
 //     condition, coalesced so that a burst of assignments writes each pool about once a second.

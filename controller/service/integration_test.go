@@ -42,6 +42,9 @@ func TestAssignReleaseAndPending(t *testing.T) {
 	f.service("third")
 	f.waitEvent(f.ns, "third", service.ReasonAllocationFailed, "full")
 	f.waitPoolStatus("a", v1beta1.IPAddressPoolStatus{AssignedIPv4: "2", AvailableIPv4: "0", AssignedIPv6: "0", AvailableIPv6: "0"})
+	if v := f.gauge("herald_services_pending"); v != 1 {
+		t.Errorf("herald_services_pending = %v with the pool full, want 1", v)
+	}
 
 	// Deleting a Service frees its address for the pending one.
 	if err := f.c.Delete(context.Background(), s); err != nil {
@@ -50,6 +53,10 @@ func TestAssignReleaseAndPending(t *testing.T) {
 	if diff := cmp.Diff([]string{"198.51.100.10"}, f.waitIPs("third", 1)); diff != "" {
 		t.Errorf("pending Service's address after a delete (-want +got):\n%s", diff)
 	}
+	f.eventually("no Service pending", 10*time.Second, func() (bool, string) {
+		v := f.gauge("herald_services_pending")
+		return v == 0, fmt.Sprint("herald_services_pending ", v)
+	})
 }
 
 func TestTypeChangeReleasesAndClears(t *testing.T) {
@@ -325,7 +332,7 @@ func TestInvalidConfigKeepsLastGood(t *testing.T) {
 	})
 	// An overlapping pool makes the configuration invalid.
 	f.pool("b", []string{"198.51.100.15-198.51.100.25"})
-	f.waitEvent(f.herald, "b", service.ReasonInvalidConfiguration, "overlaps", "last valid configuration")
+	f.waitEvent(f.herald, "b", service.ReasonInvalidConfiguration, "overlaps", "the object is not used until this is fixed")
 	f.eventually("config_valid is 0", 10*time.Second, func() (bool, string) {
 		v := f.gauge("herald_config_valid")
 		return v == 0, fmt.Sprint(v)
@@ -349,8 +356,9 @@ func TestInvalidConfigKeepsLastGood(t *testing.T) {
 }
 
 // TestRestoreFromStatus starts the controller on Services whose status already holds
-// addresses: a valid one is kept, an invalid one is reported and replaced, and nothing is
-// written for Services that are already right.
+// addresses: a valid one is kept and nothing is written for it; an address Herald never assigned
+// and no pool holds (another load balancer's, say) is left untouched and reported, and taken
+// over, unchanged, once a pool holds it.
 func TestRestoreFromStatus(t *testing.T) {
 	f := newFixture(t)
 	f.pool("a", []string{"198.51.100.10-198.51.100.19"})
@@ -368,7 +376,7 @@ func TestRestoreFromStatus(t *testing.T) {
 		}
 	}
 	setStatus("kept", "198.51.100.15")
-	setStatus("bogus", "203.0.113.1")
+	setStatus("foreign", "203.0.113.1")
 
 	writes := &writeCounter{}
 	f.startWithConfig(writes.wrap(env.Config))
@@ -377,17 +385,26 @@ func TestRestoreFromStatus(t *testing.T) {
 	if fresh[0] == "198.51.100.15" {
 		t.Errorf("a new Service got the address already in kept's status")
 	}
-	f.waitEvent(f.ns, "bogus", service.ReasonIPNotRestored, "203.0.113.1")
-	f.eventually("bogus gets a pool address", 20*time.Second, func() (bool, string) {
-		got := ingressIPs(f.get("bogus"))
-		return len(got) == 1 && strings.HasPrefix(got[0], "198.51.100.1"), fmt.Sprint(got)
-	})
+	f.waitEvent(f.ns, "foreign", service.ReasonForeignAddress, "203.0.113.1")
+	if diff := cmp.Diff([]string{"203.0.113.1"}, ingressIPs(f.get("foreign"))); diff != "" {
+		t.Errorf("foreign (-want +got):\n%s", diff)
+	}
 	if diff := cmp.Diff([]string{"198.51.100.15"}, ingressIPs(f.get("kept"))); diff != "" {
 		t.Errorf("kept (-want +got):\n%s", diff)
 	}
-	if n := writes.count(f.ns + "/services/kept"); n != 0 {
-		t.Errorf("%d API writes to a Service that needed none: %v", n, writes.paths())
+	for _, name := range []string{"kept", "foreign"} {
+		if n := writes.count(f.ns + "/services/" + name); n != 0 {
+			t.Errorf("%d API writes to Service %s, which needed none: %v", n, name, writes.paths())
+		}
 	}
+
+	// A pool that holds the foreign address: Herald takes it over as it is.
+	f.pool("b", []string{"203.0.113.0/28"})
+	f.eventually("foreign taken over by pool b", 20*time.Second, func() (bool, string) {
+		s := f.get("foreign")
+		got := ingressIPs(s)
+		return len(got) == 1 && got[0] == "203.0.113.1" && s.Annotations[service.AnnotationAllocatedFromPool] == "b", fmt.Sprint(got, s.Annotations)
+	})
 }
 
 // writeCounter counts the API requests that write, by path.

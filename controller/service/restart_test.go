@@ -60,7 +60,7 @@ func (f *fixture) runBinary(bin string, extra ...string) *controllerProcess {
 	f.t.Helper()
 	p := &controllerProcess{metricsAddr: freePort(f.t), healthAddr: freePort(f.t), done: make(chan error, 1)}
 	args := append([]string{"--kubeconfig", env.Kubeconfig, "--namespace", f.herald, "--lb-class", f.class,
-		"--metrics-addr", p.metricsAddr, "--health-addr", p.healthAddr, "--enable-webhook=false"}, extra...)
+		"--metrics-addr", p.metricsAddr, "--metrics-secure=false", "--health-addr", p.healthAddr, "--enable-webhook=false"}, extra...)
 	p.cmd = exec.Command(bin, args...)
 	logf, err := os.Create(filepath.Join(f.t.TempDir(), "controller.log"))
 	if err != nil {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,13 @@ type outcome struct {
 	assigned []allocator.Assignment
 	released []allocator.Assignment
 	err      error // allocation or translation error, reported as AllocationFailed
+	// heldFor names the pool, invalid and not in force, whose addresses the Service holds in
+	// its status: the Service is left as it is until the pool is usable.
+	heldFor string
+	// foreign lists addresses in the Service's status that Herald never assigned and no pool
+	// holds (given by another load balancer, or before Herald's configuration was applied): the
+	// Service is left as it is, so that its address never moves by accident.
+	foreign []netip.Addr
 }
 
 // reconcileService brings one Service's addresses, status and annotation in line with the
@@ -57,6 +65,19 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	out, ok := c.allocate(&svc, nsLabels)
 	if !ok {
 		return reconcile.Result{}, nil // requeued once the addresses are restored
+	}
+	if len(out.foreign) > 0 {
+		c.recorder.Eventf(&svc, corev1.EventTypeWarning, ReasonForeignAddress,
+			"Leaving %s in status untouched: Herald did not assign it and no IPAddressPool holds it (given by another load balancer, or before Herald's configuration was applied). "+
+				"Create a pool that holds it to let Herald take it over, or remove the status (or set %s) to get a new address",
+			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), AnnotationLoadBalancerIPs)
+		return reconcile.Result{}, nil // requeued when the pools change
+	}
+	if out.heldFor != "" {
+		c.recorder.Eventf(&svc, corev1.EventTypeWarning, ReasonPoolNotInForce,
+			"Keeping %s in status: IPAddressPool %s is invalid and has no earlier valid version in force (see its events); the addresses are neither released nor reassigned until it is fixed",
+			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), out.heldFor)
+		return reconcile.Result{}, nil // requeued when the pools change
 	}
 	if len(out.released) > 0 {
 		c.recorder.Eventf(&svc, corev1.EventTypeNormal, ReasonIPReleased, "Released %s: %s", ips(out.released),
@@ -107,6 +128,17 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 			c.log.V(1).Info("not keeping addresses from status", "service", key, "reason", err.Error())
 		}
 	}
+	if foreign := c.foreignLocked(svc, statusIPs); len(foreign) > 0 {
+		c.pending[key] = struct{}{}
+		return outcome{foreign: foreign}, true
+	}
+	if pool := svc.Annotations[AnnotationAllocatedFromPool]; c.unusable[pool] && len(statusIPs) > 0 && len(c.alloc.Assignments(key)) == 0 {
+		// The Service's addresses come from a pool that is not in force: after a restart with
+		// that pool invalid, its last valid version is unknown. Releasing or moving the
+		// addresses would take them from a working Service; keep them until the pool is fixed.
+		c.pending[key] = struct{}{}
+		return outcome{heldFor: pool}, true
+	}
 	var out outcome
 	if terr != nil {
 		// A malformed request changes nothing: the Service keeps what it holds.
@@ -121,6 +153,30 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 	}
 	c.pending[key] = struct{}{}
 	return out, true
+}
+
+// foreignLocked returns the addresses of the Service's status that Herald must leave alone: the
+// Service holds nothing in the allocator, Herald never wrote its pool annotation, it asks Herald
+// for nothing in particular (no pool or address annotation), and none of its status addresses is
+// in a pool. c.mu must be held.
+func (c *Controller) foreignLocked(svc *corev1.Service, statusIPs []netip.Addr) []netip.Addr {
+	if len(statusIPs) == 0 || len(c.alloc.Assignments(Key(svc.Namespace, svc.Name))) > 0 {
+		return nil
+	}
+	for _, a := range []string{AnnotationAllocatedFromPool, AnnotationAddressPool, AnnotationLoadBalancerIPs} {
+		if _, ok := svc.Annotations[a]; ok {
+			return nil
+		}
+	}
+	if svc.Spec.LoadBalancerIP != "" { // deprecated, but still a request
+		return nil
+	}
+	for _, ip := range statusIPs {
+		if _, ok := c.alloc.PoolOf(ip); ok {
+			return nil
+		}
+	}
+	return statusIPs
 }
 
 // forget releases a deleted Service's addresses and retries the pending Services if any were

@@ -232,23 +232,38 @@ func PoolOf(as []allocator.Assignment) string {
 	return as[0].Pool
 }
 
+// errorReasons are the herald_allocation_errors_total reason labels of the allocator's errors.
+var errorReasons = []struct {
+	err    error
+	reason string
+}{
+	{allocator.ErrPoolFull, "pool_full"},
+	{allocator.ErrNotInPool, "not_in_pool"},
+	{allocator.ErrSharingConflict, "sharing_conflict"},
+	{allocator.ErrInUse, "in_use"},
+	{allocator.ErrPoolNotAllowed, "pool_not_allowed"},
+	{allocator.ErrNoPool, "no_pool"},
+	{allocator.ErrInvalidRequest, "invalid_request"},
+}
+
+// otherReason is the reason label of an error that is none of the allocator's.
+const otherReason = "other"
+
 // ErrorReason is the herald_allocation_errors_total reason label for an allocator error.
 func ErrorReason(err error) string {
-	for _, r := range []struct {
-		err    error
-		reason string
-	}{
-		{allocator.ErrPoolFull, "pool_full"},
-		{allocator.ErrNotInPool, "not_in_pool"},
-		{allocator.ErrSharingConflict, "sharing_conflict"},
-		{allocator.ErrInUse, "in_use"},
-		{allocator.ErrPoolNotAllowed, "pool_not_allowed"},
-		{allocator.ErrNoPool, "no_pool"},
-		{allocator.ErrInvalidRequest, "invalid_request"},
-	} {
+	for _, r := range errorReasons {
 		if errors.Is(err, r.err) {
 			return r.reason
 		}
 	}
-	return "other"
+	return otherReason
+}
+
+// ErrorReasons lists every label ErrorReason returns.
+func ErrorReasons() []string {
+	out := make([]string, 0, len(errorReasons)+1)
+	for _, r := range errorReasons {
+		out = append(out, r.reason)
+	}
+	return append(out, otherReason)
 }

@@ -331,11 +331,17 @@ func TestErrorReason(t *testing.T) {
 		{fmt.Errorf("x: %w", allocator.ErrInvalidRequest), "invalid_request"},
 		{errors.New("boom"), "other"},
 	}
+	var want []string
 	for _, tc := range tests {
+		want = append(want, tc.want)
 		t.Run(tc.want, func(t *testing.T) {
 			if got := service.ErrorReason(tc.err); got != tc.want {
 				t.Errorf("ErrorReason(%v) = %q, want %q", tc.err, got, tc.want)
 			}
 		})
+	}
+	// The metric starts every reason at 0: ErrorReasons must list each one.
+	if diff := cmp.Diff(want, service.ErrorReasons()); diff != "" {
+		t.Errorf("ErrorReasons (-want +got):\n%s", diff)
 	}
 }

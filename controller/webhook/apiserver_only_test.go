@@ -7,6 +7,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -21,7 +22,9 @@ import (
 // the API server refuses on its own (OpenAPI schema and CEL rules of the CRDs) and which it
 // accepts, so that only the webhook (config.Parse) can refuse them. Every case is also checked
 // against config.Parse, which refuses all of them but one rule that only the CRD states (an
-// empty serviceAllocation): the webhook closes every gap the API server leaves.
+// empty serviceAllocation) and references to pools or peers that do not exist, which are
+// warnings (the webhook allows them with an admission warning, so that a configuration can be
+// created and deleted in any order): the webhook closes every gap the API server leaves.
 func TestAPIServerAloneWithoutWebhook(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
@@ -45,8 +48,8 @@ func TestAPIServerAloneWithoutWebhook(t *testing.T) {
 		name    string
 		obj     client.Object
 		celCaps bool // the API server alone refuses it
-		// cfgOK: config.Parse accepts it (a rule only the CRD has; the API server enforces it
-		// with or without the webhook).
+		// cfgOK: config.Parse accepts it (a rule only the CRD has, which the API server enforces
+		// with or without the webhook; or a dangling reference, a warning).
 		cfgOK bool
 	}{
 		{"pool: not a CIDR (192.0.2.300/24)", newPool("p1", "192.0.2.300/24"), true, false},
@@ -71,6 +74,21 @@ func TestAPIServerAloneWithoutWebhook(t *testing.T) {
 			s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "nope"}
 		}), false, false},
 		{"peer: same address as another peer", newPeer("b10", "198.51.100.1", nil), false, false},
+		{"peer: holdTime 0s", newPeer("b11", "198.51.100.21", func(s *v1beta1.BGPPeerSpec) { s.HoldTime = dur(0) }), true, false},
+		// CEL sees whole milliseconds only; config.Parse refuses the rest.
+		{"peer: holdTime 3000001us (not whole seconds, below a millisecond)", newPeer("b12", "198.51.100.22", func(s *v1beta1.BGPPeerSpec) { s.HoldTime = dur(3000001 * time.Microsecond) }), false, false},
+		{"peer: keepaliveTime 2.5s", newPeer("b13", "198.51.100.23", func(s *v1beta1.BGPPeerSpec) { s.KeepaliveTime = dur(2500 * time.Millisecond) }), true, false},
+		{"peer: keepaliveTime 91s above the default holdTime", newPeer("b14", "198.51.100.24", func(s *v1beta1.BGPPeerSpec) { s.KeepaliveTime = dur(91 * time.Second) }), true, false},
+		{"peer: connectTime 1500ms", newPeer("b15", "198.51.100.25", func(s *v1beta1.BGPPeerSpec) { s.ConnectTime = dur(1500 * time.Millisecond) }), true, false},
+		{"peer: peerAddress 0.0.0.0", newPeer("b16", "0.0.0.0", nil), true, false},
+		{"peer: peerAddress 127.0.0.1", newPeer("b17", "127.0.0.1", nil), true, false},
+		{"peer: peerAddress fe80::1", newPeer("b18", "fe80::1", nil), true, false},
+		{"peer: routerID 0.0.0.0", newPeer("b19", "198.51.100.29", func(s *v1beta1.BGPPeerSpec) { s.RouterID = "0.0.0.0" }), true, false},
+		{"peer: maxPrefixes 0", newPeer("b20", "198.51.100.30", func(s *v1beta1.BGPPeerSpec) { s.MaxPrefixes = ptr.To[uint32](0) }), true, false},
+		// Secrets have no schema: only config.Parse sees the password.
+		{"peer: password of 81 bytes", newPeer("b21", "198.51.100.31", func(s *v1beta1.BGPPeerSpec) {
+			s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "long-password"}
+		}), false, false},
 		{"bfd: receiveInterval 5", &v1beta1.BFDProfile{ObjectMeta: meta("f1"), Spec: v1beta1.BFDProfileSpec{ReceiveInterval: ptr.To[uint32](5)}}, true, false},
 		{"community: value 65536:1", &v1beta1.Community{ObjectMeta: meta("c1"), Spec: v1beta1.CommunitySpec{
 			Communities: []v1beta1.CommunityAlias{{Name: "x", Value: "65536:1"}}}}, true, false},
@@ -81,11 +99,13 @@ func TestAPIServerAloneWithoutWebhook(t *testing.T) {
 		{"bgpadv: unknown community alias", &v1beta1.BGPAdvertisement{ObjectMeta: meta("a3"), Spec: v1beta1.BGPAdvertisementSpec{Communities: []string{"no-such-alias"}}}, false, false},
 		{"bgpadv: aggregation shorter than the pool", &v1beta1.BGPAdvertisement{ObjectMeta: meta("a4"), Spec: v1beta1.BGPAdvertisementSpec{
 			IPAddressPools: []string{"existing"}, AggregationLength: ptr.To[int32](24)}}, false, false},
-		{"bgpadv: unknown peer", &v1beta1.BGPAdvertisement{ObjectMeta: meta("a5"), Spec: v1beta1.BGPAdvertisementSpec{Peers: []string{"nope"}}}, false, false},
+		{"bgpadv: unknown peer", &v1beta1.BGPAdvertisement{ObjectMeta: meta("a5"), Spec: v1beta1.BGPAdvertisementSpec{Peers: []string{"nope"}}}, false, true},
 		{"l2adv: interface eth0/1", &v1beta1.L2Advertisement{ObjectMeta: meta("l1"), Spec: v1beta1.L2AdvertisementSpec{Interfaces: []string{"eth0/1"}}}, true, false},
-		{"l2adv: unknown pool", &v1beta1.L2Advertisement{ObjectMeta: meta("l2"), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"nope"}}}, false, false},
+		{"l2adv: unknown pool", &v1beta1.L2Advertisement{ObjectMeta: meta("l2"), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"nope"}}}, false, true},
 	}
-	base := config.Snapshot{Pools: []v1beta1.IPAddressPool{*existing}, Peers: []v1beta1.BGPPeer{*existingPeer}, Communities: []v1beta1.Community{*existingComm}}
+	longPassword := corev1.Secret{ObjectMeta: meta("long-password"), Data: map[string][]byte{"password": []byte(strings.Repeat("x", 81))}}
+	base := config.Snapshot{Pools: []v1beta1.IPAddressPool{*existing}, Peers: []v1beta1.BGPPeer{*existingPeer}, Communities: []v1beta1.Community{*existingComm},
+		Secrets: []corev1.Secret{longPassword}}
 	var refusedByAPI, acceptedByAPI []string
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

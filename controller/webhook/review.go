@@ -14,10 +14,6 @@ import (
 	"github.com/herald-lb/herald/config"
 )
 
-// AllocatedFromPoolAnnotation is written by the controller on a Service: the pool its
-// addresses come from.
-const AllocatedFromPoolAnnotation = "herald.dev/ip-allocated-from-pool"
-
 // Operation is what a request does to the object under review.
 type Operation string
 
@@ -76,39 +72,65 @@ type Subject struct {
 
 func (s Subject) String() string { return s.Kind + " " + s.Namespace + "/" + s.Name }
 
-// Review returns the problems a change brings: every error of config.Parse(after) about the
-// object under review (unless it is being deleted), and every other error of after that before
-// did not have. Problems that existed before the change and do not concern the object under
-// review are not held against it, so that a broken configuration (made with the webhook off) can
-// be repaired one object at a time. Errors are compared by kind, object, field and value, not by
-// message, since messages list the names that exist.
-func Review(before, after config.Snapshot, subject Subject, op Operation) config.Errors {
-	_, errAfter := config.Parse(after)
-	if errAfter == nil {
-		return nil
+// Verdict is what a change brings to the configuration: the errors that refuse it, and the
+// warnings (references to pools or peers that do not exist) returned with it when it is allowed.
+type Verdict struct {
+	Errors   config.Errors
+	Warnings config.Errors
+}
+
+// Check returns the problems a change brings: every error and warning of the configuration after
+// the change about the object under review (unless it is being deleted), and every other one
+// that before did not have. Problems that existed before the change and do not concern the object
+// under review are not held against it, so that a broken configuration (made with the webhook
+// off, or by a Secret the webhook does not see) can be repaired one object at a time. Problems
+// are compared by kind, object, field and value, not by message, since messages list the names
+// that exist.
+//
+// The configuration after the change is read with config.ParseUsable, the objects in force
+// before the change as last good configuration: in a conflict between the object under review
+// and objects that were in force, the error is the changed object's, as the controller and the
+// speakers will see it. Dangling references are warnings, so that deleting a whole configuration
+// in one command, or creating a pool and its advertisement in any order, passes.
+//
+// A delete is never refused for the configuration it leaves behind (a BFD profile that peers
+// still use, say): what it breaks in the other objects comes back as warnings, and the controller
+// reports it on their Valid condition. What a delete really breaks, addresses in use, is
+// Released's.
+func Check(before, after config.Snapshot, subject Subject, op Operation) Verdict {
+	inForce, was := config.ParseUsable(before, nil)
+	_, now := config.ParseUsable(after, inForce)
+	v := Verdict{
+		Errors:   newProblems(was.Errors, now.Errors, subject, op),
+		Warnings: newProblems(was.Warnings, now.Warnings, subject, op),
 	}
+	if op == Delete {
+		v.Warnings = append(v.Errors, v.Warnings...)
+		v.Errors = nil
+	}
+	return v
+}
+
+// Review returns the errors of Check: the problems that refuse the change.
+func Review(before, after config.Snapshot, subject Subject, op Operation) config.Errors {
+	return Check(before, after, subject, op).Errors
+}
+
+// newProblems returns the problems of after about the subject (unless deleted) and those before
+// did not have.
+func newProblems(before, after config.Errors, subject Subject, op Operation) config.Errors {
 	old := map[string]bool{}
-	if _, errBefore := config.Parse(before); errBefore != nil {
-		for _, e := range fieldErrors(errBefore) {
-			old[errorKey(e)] = true
-		}
+	for _, e := range before {
+		old[errorKey(e)] = true
 	}
 	var out config.Errors
-	for _, e := range fieldErrors(errAfter) {
+	for _, e := range after {
 		own := e.Kind == subject.Kind && e.Name == subject.Name && e.Namespace == subject.Namespace
 		if (own && op != Delete) || !old[errorKey(e)] {
 			out = append(out, e)
 		}
 	}
 	return out
-}
-
-func fieldErrors(err error) config.Errors {
-	if es, ok := err.(config.Errors); ok { //nolint:errorlint // Parse returns config.Errors itself
-		return es
-	}
-	// Not expected: Parse returns config.Errors. Report it as one problem without a field.
-	return config.Errors{{Field: "(configuration)", Reason: err.Error()}}
 }
 
 func errorKey(e *config.FieldError) string {
@@ -118,48 +140,98 @@ func errorKey(e *config.FieldError) string {
 // ServiceRef names a Service that holds addresses of a pool.
 type ServiceRef struct {
 	Namespace, Name string
-	// Why: the addresses of the pool it holds, or the allocation annotation.
+	// Why: the addresses it holds and why they would be released.
 	Why string
 }
 
 func (r ServiceRef) String() string { return r.Namespace + "/" + r.Name + " (" + r.Why + ")" }
 
-// PoolUsers returns the Services, sorted, that hold addresses of pool: those whose
-// status.loadBalancer.ingress IPs fall in the pool's addresses (only Services that inCharge
-// accepts, that is of Herald's load-balancer class), and those whose AllocatedFromPoolAnnotation
-// names the pool. Addresses of the pool that do not parse are ignored.
-func PoolUsers(pool *v1beta1.IPAddressPool, services []corev1.Service, inCharge func(*corev1.Service) bool) []ServiceRef {
-	var ranges []config.Range
-	for _, a := range pool.Spec.Addresses {
-		if r, err := config.ParseAddresses(a); err == nil {
-			ranges = append(ranges, r)
+// Released returns the Services, sorted, whose addresses changing pool from old to updated
+// releases; updated is nil when the pool is deleted. An address is released when old's ranges
+// hold it and updated's do not, when updated skips it (avoidBuggyIPs: IPv4 addresses ending in .0
+// or .255), or when updated's serviceAllocation no longer selects the Service that holds it, as
+// the controller's allocator decides. Only Services that inCharge accepts (Herald's
+// load-balancer class) count; nsLabels returns the labels of a namespace. Addresses of old that
+// do not parse are ignored, and an updated pool that is itself invalid releases nothing here
+// (Review refuses it).
+func Released(old, updated *v1beta1.IPAddressPool, services []corev1.Service, nsLabels func(string) map[string]string,
+	inCharge func(*corev1.Service) bool) []ServiceRef {
+	oldRanges := parseRanges(old.Spec.Addresses)
+	var next *config.Pool
+	if updated != nil {
+		cfg, err := config.Parse(config.Snapshot{Pools: []v1beta1.IPAddressPool{*updated}})
+		if err != nil {
+			return nil
 		}
+		next = cfg.Pools[updated.Name]
 	}
 	var out []ServiceRef
 	for i := range services {
 		svc := &services[i]
-		var held []string
-		if inCharge == nil || inCharge(svc) {
-			for _, ing := range svc.Status.LoadBalancer.Ingress {
-				ip, err := netip.ParseAddr(ing.IP)
-				if err != nil {
-					continue
-				}
-				if slices.ContainsFunc(ranges, func(r config.Range) bool { return r.Contains(ip.Unmap()) }) {
-					held = append(held, ip.String())
-				}
+		if inCharge != nil && !inCharge(svc) {
+			continue
+		}
+		var held, why []string
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			ip, err := netip.ParseAddr(ing.IP)
+			if err != nil {
+				continue
+			}
+			ip = ip.Unmap()
+			if !slices.ContainsFunc(oldRanges, func(r config.Range) bool { return r.Contains(ip) }) {
+				continue
+			}
+			reason := releaseReason(next, updated == nil, ip, svc, nsLabels)
+			if reason == "" {
+				continue
+			}
+			held = append(held, ip.String())
+			if !slices.Contains(why, reason) {
+				why = append(why, reason)
 			}
 		}
-		switch {
-		case len(held) > 0:
-			out = append(out, ServiceRef{Namespace: svc.Namespace, Name: svc.Name, Why: "holds " + strings.Join(held, ", ")})
-		case svc.Annotations[AllocatedFromPoolAnnotation] == pool.Name:
-			out = append(out, ServiceRef{Namespace: svc.Namespace, Name: svc.Name, Why: AllocatedFromPoolAnnotation + "=" + pool.Name})
+		if len(held) > 0 {
+			out = append(out, ServiceRef{Namespace: svc.Namespace, Name: svc.Name,
+				Why: "holds " + strings.Join(held, ", ") + ": " + strings.Join(why, "; ")})
 		}
 	}
 	slices.SortFunc(out, func(a, b ServiceRef) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
+	return out
+}
+
+// releaseReason says why the pool next (deleted when gone) no longer lets svc keep ip, an address
+// of the pool before the change; empty when it does.
+func releaseReason(next *config.Pool, gone bool, ip netip.Addr, svc *corev1.Service, nsLabels func(string) map[string]string) string {
+	switch {
+	case gone:
+		return "the pool is deleted"
+	case next == nil:
+		return ""
+	case !slices.ContainsFunc(next.Ranges, func(r config.Range) bool { return r.Contains(ip) }):
+		return "no longer in spec.addresses"
+	case next.AvoidBuggyIPs && ip.Is4() && (ip.As4()[3] == 0 || ip.As4()[3] == 255):
+		return "skipped by spec.avoidBuggyIPs"
+	}
+	var ns map[string]string
+	if nsLabels != nil {
+		ns = nsLabels(svc.Namespace)
+	}
+	if !next.Allocation.Selects(svc.Namespace, ns, svc.Labels) {
+		return "spec.serviceAllocation no longer selects the Service"
+	}
+	return ""
+}
+
+// parseRanges returns the ranges of the addresses that parse.
+func parseRanges(addrs []string) []config.Range {
+	var out []config.Range
+	for _, a := range addrs {
+		if r, err := config.ParseAddresses(a); err == nil {
+			out = append(out, r)
+		}
+	}
 	return out
 }
 
@@ -174,4 +246,11 @@ func ReferencedSecrets(s config.Snapshot) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// DeleteWarnings returns what deleting subject breaks or leaves dangling in the other objects of
+// the configuration (a pool that advertisements still name, a BFD profile that peers still use),
+// to be returned as admission warnings.
+func DeleteWarnings(before, after config.Snapshot, subject Subject) config.Errors {
+	return Check(before, after, subject, Delete).Warnings
 }

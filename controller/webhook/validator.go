@@ -21,19 +21,22 @@ import (
 	"github.com/herald-lb/herald/internal/kube"
 )
 
-// Validator is the admission handler. It reads the current Herald objects, the Secrets that
-// peers reference, Services (when a pool is deleted) and the Herald namespace through Reader.
+// Validator is the admission handler. It reads the current Herald objects and the Secrets that
+// peers reference through reader (namespaced, uncached by default), and Services and Namespaces
+// through cache (cluster-wide, from memory).
 type Validator struct {
 	reader    client.Reader
+	cache     client.Reader
 	namespace string
 	lbClass   string
 }
 
 // NewValidator returns a Validator for the Herald objects of namespace. lbClass is the
-// controller's --lb-class: when a pool is deleted, only Services of that load-balancer class
-// (of no class when lbClass is empty) count as holding its addresses by their status.
-func NewValidator(r client.Reader, namespace, lbClass string) *Validator {
-	return &Validator{reader: r, namespace: namespace, lbClass: lbClass}
+// controller's --lb-class: when a pool changes, only Services of that load-balancer class (of no
+// class when lbClass is empty) count as holding its addresses. cache must serve the field index
+// IndexServiceIngress on Services (see IndexServices).
+func NewValidator(reader, cache client.Reader, namespace, lbClass string) *Validator {
+	return &Validator{reader: reader, cache: cache, namespace: namespace, lbClass: lbClass}
 }
 
 var _ admission.Handler = (*Validator)(nil)
@@ -80,19 +83,68 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	if err := v.addSecrets(ctx, &before, &after); err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	problems := Review(before, after, subject, op)
-	var users []ServiceRef
-	if pool, ok := obj.(*v1beta1.IPAddressPool); ok && op == Delete {
-		var svcs corev1.ServiceList
-		if err := v.reader.List(ctx, &svcs); err != nil {
-			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("listing Services to check the pool is unused: %w", err))
+	verdict := Check(before, after, subject, op)
+	var warnings []string
+	for _, e := range verdict.Warnings {
+		if op == Delete {
+			warnings = append(warnings, "after this delete: "+e.Error())
+		} else {
+			warnings = append(warnings, e.Error())
 		}
-		users = PoolUsers(pool, svcs.Items, v.inCharge)
 	}
-	if len(problems) > 0 || len(users) > 0 {
-		return refusal(subject, op, problems, users)
+	if op != Delete {
+		for _, e := range config.SecretsHiddenFromSpeakers(after) {
+			if e.Kind == subject.Kind && e.Name == subject.Name {
+				warnings = append(warnings, e.Error())
+			}
+		}
 	}
-	return admission.Allowed("")
+	var users []ServiceRef
+	if pool, ok := obj.(*v1beta1.IPAddressPool); ok && op != Create {
+		old, updated := pool, (*v1beta1.IPAddressPool)(nil)
+		if op == Update {
+			if old, err = decodeOldPool(req); err != nil {
+				return admission.Errored(http.StatusBadRequest, err)
+			}
+			updated = pool
+		}
+		if users, err = v.released(ctx, old, updated); err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		if len(users) > 0 && pool.Annotations[v1beta1.AnnotationAllowReleaseOfInUseIPs] == "true" {
+			for _, u := range users {
+				warnings = append(warnings, fmt.Sprintf("%s=true: Service %s loses its address", v1beta1.AnnotationAllowReleaseOfInUseIPs, u))
+			}
+			users = nil
+		}
+	}
+	if len(verdict.Errors) > 0 || len(users) > 0 {
+		return refusal(subject, op, verdict.Errors, users).WithWarnings(warnings...)
+	}
+	return admission.Allowed("").WithWarnings(warnings...)
+}
+
+// released lists, from the cache, the Services whose addresses the change of pool old to
+// updated (nil: deleted) releases.
+func (v *Validator) released(ctx context.Context, old, updated *v1beta1.IPAddressPool) ([]ServiceRef, error) {
+	var svcs corev1.ServiceList
+	if err := v.cache.List(ctx, &svcs, client.MatchingFields{IndexServiceIngress: "true"}); err != nil {
+		return nil, fmt.Errorf("listing the Services that hold addresses: %w", err)
+	}
+	nsLabels := map[string]map[string]string{}
+	labelsOf := func(name string) map[string]string {
+		if l, ok := nsLabels[name]; ok {
+			return l
+		}
+		var ns corev1.Namespace
+		if err := v.cache.Get(ctx, types.NamespacedName{Name: name}, &ns); err == nil {
+			nsLabels[name] = ns.Labels
+		} else {
+			nsLabels[name] = nil
+		}
+		return nsLabels[name]
+	}
+	return Released(old, updated, svcs.Items, labelsOf, v.inCharge), nil
 }
 
 func (v *Validator) inCharge(svc *corev1.Service) bool {
@@ -140,9 +192,18 @@ func decode(req admission.Request) (client.Object, error) {
 	return obj, nil
 }
 
+// decodeOldPool returns the pool as it was before an UPDATE.
+func decodeOldPool(req admission.Request) (*v1beta1.IPAddressPool, error) {
+	var old v1beta1.IPAddressPool
+	if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
+		return nil, fmt.Errorf("decoding the old IPAddressPool %s/%s: %w", req.Namespace, req.Name, err)
+	}
+	return &old, nil
+}
+
 func (v *Validator) namespaceTerminating(ctx context.Context) (bool, error) {
 	var ns corev1.Namespace
-	if err := v.reader.Get(ctx, types.NamespacedName{Name: v.namespace}, &ns); err != nil {
+	if err := v.cache.Get(ctx, types.NamespacedName{Name: v.namespace}, &ns); err != nil {
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
@@ -181,14 +242,15 @@ func (v *Validator) addSecrets(ctx context.Context, before, after *config.Snapsh
 	return nil
 }
 
-// refusal refuses a change with every problem and every Service that holds addresses of a pool
-// being deleted, one per line, and as status causes.
+// refusal refuses a change with every problem and every Service whose addresses it would
+// release, one per line, and as status causes.
 func refusal(subject Subject, op Operation, problems config.Errors, users []ServiceRef) admission.Response {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s refused:", strings.ToLower(string(op)), subject)
 	causes := make([]metav1.StatusCause, 0, len(problems)+len(users))
 	if len(users) > 0 {
-		fmt.Fprintf(&b, "\n%d Service(s) still hold addresses of the pool; delete them, change their type, or move them to another pool first:", len(users))
+		fmt.Fprintf(&b, "\n%d Service(s) hold addresses this change would release; delete them, change their type or move them to another pool first, "+
+			"or confirm the release with the annotation %s: \"true\" on the pool:", len(users), v1beta1.AnnotationAllowReleaseOfInUseIPs)
 		for _, u := range users {
 			b.WriteString("\n- Service " + u.String())
 			causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec.addresses", Message: "in use by Service " + u.String()})

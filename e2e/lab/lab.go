@@ -103,6 +103,12 @@ type Lab struct {
 	mu       sync.Mutex
 	procs    map[string]*Proc
 	dnatLast map[string]string // node -> last applied nft script
+
+	apiServerBackend string   // host:port the lab's listener relays to (kube-apiserver on loopback)
+	apiServerCmd     []string // kube-apiserver's command line, kept by StopAPIServer
+	apiStopped       bool     // between StopAPIServer and StartAPIServer (under mu)
+	// cpuLimits are the speakers' CPU limits in millicores (LimitSpeakerCPU).
+	cpuLimits map[string]int
 }
 
 // ErrHeraldExited is wrapped by errors caused by a Herald process that ended on its own.
@@ -160,6 +166,9 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := removeHostIfaces(topo.HostIfaces(), 30*time.Second); err != nil {
+		return nil, fmt.Errorf("removing what an earlier lab left in the root namespace: %w", err)
+	}
 	routes, err := ReadHostRoutes()
 	if err != nil {
 		return nil, err
@@ -171,7 +180,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	l = &Lab{
 		Topo: topo, Plan: plan, opts: opts, log: opts.Log,
 		RunDir: filepath.Join(runRoot, strconv.Itoa(os.Getpid())), lock: lock, LockWait: lockWait,
-		ns: map[string]string{}, procs: map[string]*Proc{}, dnatLast: map[string]string{},
+		ns: map[string]string{}, procs: map[string]*Proc{}, dnatLast: map[string]string{}, cpuLimits: map[string]int{},
 	}
 	l.binDir = filepath.Join(l.RunDir, "bin")
 	if err := os.MkdirAll(filepath.Join(l.RunDir, "tmp"), 0o755); err != nil {
@@ -219,7 +228,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	}
 	if !opts.NoHerald {
 		// The speakers' memberlist key, made with the helper the controller uses for it, so speakers
-		// never wait for it (they run unencrypted after --memberlist-secret-wait without it).
+		// never wait for it (they refuse to start without it after --memberlist-secret-wait).
 		if err := memberlistkey.EnsureSecret(ctx, l.Client, HeraldNamespace, MemberlistSecret); err != nil {
 			return nil, fmt.Errorf("creating the memberlist key: %w", err)
 		}
@@ -389,6 +398,7 @@ func (l *Lab) startAPIServer(ctx context.Context) error {
 		u = &url.URL{Host: env.Config.Host}
 	}
 	backend := u.Host
+	l.apiServerBackend = backend
 	if l.proxy, err = net.Listen("tcp", l.Plan.APIServerAddr.String()); err != nil {
 		return fmt.Errorf("listening for the lab on %s: %w", l.Plan.APIServerAddr, err)
 	}
@@ -557,12 +567,14 @@ func (l *Lab) SpeakerArgs(node NodeInfo) []string {
 		"--namespace", HeraldNamespace,
 		"--memberlist-port", "7946",
 		"--metrics-addr", net.JoinHostPort(host.String(), "7472"),
+		"--metrics-secure=false", // scraped over plain HTTP by the tests
 		"--health-addr", net.JoinHostPort(host.String(), "7473"),
 		"--log-level", l.opts.LogLevel,
 	}
 }
 
-// StartSpeaker starts (or restarts, after KillSpeaker) the speaker of a node in its namespace.
+// StartSpeaker starts (or restarts, after KillSpeaker) the speaker of a node in its namespace, in
+// its CPU-limit cgroup when LimitSpeakerCPU set one.
 func (l *Lab) StartSpeaker(node string) error {
 	n, ok := l.Node(node)
 	if !ok {
@@ -574,7 +586,11 @@ func (l *Lab) StartSpeaker(node string) error {
 			return fmt.Errorf("speaker of %s is still running (pid %d)", node, old.PID())
 		}
 	}
+	cg := l.speakerCgroup(node)
 	p, err := startProc(name, filepath.Join(l.RunDir, name+".log"), func(out *os.File) (*exec.Cmd, error) {
+		if cg != "" {
+			return startInCgroup(l.ns[node], cg, out, l.SpeakerArgs(n)...)
+		}
 		return l.net.Start(l.ns[node], out, out, l.SpeakerArgs(n)...)
 	})
 	if err != nil {
@@ -674,6 +690,9 @@ func (l *Lab) Close() error {
 		}()
 	}
 	wg.Wait()
+	if err := l.removeCgroups(); err != nil {
+		errs = append(errs, err)
+	}
 	if l.proxy != nil {
 		_ = l.proxy.Close()
 	}
@@ -692,15 +711,10 @@ func (l *Lab) Close() error {
 			errs = append(errs, fmt.Errorf("removing namespaces: %w", err))
 		}
 	}
-	for _, ifc := range l.hostIfs {
-		// Normally gone with its peer's namespace.
-		if _, err := os.Stat(filepath.Join("/sys/class/net", ifc)); err == nil {
-			if _, err := run("ip", "link", "del", ifc); err != nil {
-				if _, serr := os.Stat(filepath.Join("/sys/class/net", ifc)); serr == nil {
-					errs = append(errs, err)
-				} // else: it went with the namespace meanwhile
-			}
-		}
+	// Normally gone with its peer's namespace, but only once the kernel has cleaned that up: wait
+	// for it, so that the next lab does not find this one's routes.
+	if err := removeHostIfaces(l.hostIfs, 30*time.Second); err != nil {
+		errs = append(errs, err)
 	}
 	l.bg.Wait()
 	if l.hadTMP {

@@ -16,13 +16,19 @@ import (
 )
 
 // RemoveStale removes what interrupted runs left behind: network namespaces of dead processes
-// (netlab.RemoveStale), and every run folder runRoot/<pid> whose pid is gone, after killing the
+// (netlab.RemoveStale), the speakers' CPU-limit cgroups of dead runs (killing what is left in
+// them), and every run folder runRoot/<pid> whose pid is gone, after killing the
 // processes that still refer to that folder on their command line (etcd, kube-apiserver and the
 // controller run in the root namespace, so no namespace removal catches them).
 func RemoveStale(runRoot string) error {
 	var errs []error
 	if err := netlab.RemoveStale(); err != nil {
 		errs = append(errs, fmt.Errorf("removing stale namespaces: %w", err))
+	}
+	for _, pid := range staleCgroupRuns() {
+		if err := removeCgroupsOf(pid, true); err != nil {
+			errs = append(errs, fmt.Errorf("removing stale CPU cgroups: %w", err))
+		}
 	}
 	entries, err := os.ReadDir(runRoot)
 	if errors.Is(err, os.ErrNotExist) {
@@ -126,5 +132,30 @@ func lockRuns(ctx context.Context, runRoot string, log *slog.Logger) (*os.File, 
 			return nil, fmt.Errorf("waiting for another lab on this machine to end (lock %s): %w", f.Name(), ctx.Err())
 		case <-t.C:
 		}
+	}
+}
+
+// removeHostIfaces deletes the root-namespace interfaces named in ifcs and waits, up to wait, until
+// the kernel has let them go. Removing a namespace removes the host ends of its veths only later
+// (the kernel cleans namespaces up in the background), so a lab that has just ended can still have
+// its host interface, and that interface's routes, for a moment after it released the machine lock.
+// Whoever holds the lock owns these names, so whatever is left of them is stale.
+func removeHostIfaces(ifcs []string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var left []string
+		for _, ifc := range ifcs {
+			if _, err := os.Stat(filepath.Join("/sys/class/net", ifc)); err == nil {
+				left = append(left, ifc)
+				_, _ = run("ip", "link", "del", ifc) // fails when the kernel is already removing it
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("interfaces %v are still present %s after removing them (see `ip link`)", left, wait)
+		}
+		time.Sleep(50 * time.Millisecond) // the kernel gives no event to wait on here
 	}
 }

@@ -62,3 +62,45 @@ func TestRemoveStale(t *testing.T) {
 		t.Errorf("the process referring to the stale folder was not killed")
 	}
 }
+
+// TestRemoveHostIfacesAfterNamespace makes a veth whose host end carries a route and whose other end
+// lives in a namespace, removes the namespace (the kernel then removes the host end only later), and
+// checks that removeHostIfaces returns only once the interface and its route are gone: the next lab
+// checks the host's routes right after.
+func TestRemoveHostIfacesAfterNamespace(t *testing.T) {
+	if err := netlab.Available(); err != nil {
+		t.Skip(err)
+	}
+	ns := netlab.NSName("hostif")
+	ifc := "hrldt" + strconv.Itoa(os.Getpid()%100000)
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+		_ = exec.Command("ip", "link", "del", ifc).Run()
+	})
+	for _, args := range [][]string{
+		{"ip", "netns", "add", ns},
+		{"ip", "link", "add", ifc, "type", "veth", "peer", "name", "p0", "netns", ns},
+		{"ip", "addr", "add", "198.51.100.250/31", "dev", ifc},
+		{"ip", "link", "set", ifc, "up"},
+		{"ip", "netns", "del", ns},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	if err := removeHostIfaces([]string{ifc}, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join("/sys/class/net", ifc)); err == nil {
+		t.Errorf("%s still exists", ifc)
+	}
+	routes, err := ReadHostRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		if r.Dev == ifc {
+			t.Errorf("route %v dev %s is still there", r.Dst, ifc)
+		}
+	}
+}

@@ -15,7 +15,11 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/herald-lb/herald/internal/kube"
 )
 
 // startBackends starts labbackend in every node namespace, listening on no port until the DNAT
@@ -38,9 +42,19 @@ func (l *Lab) startBackends() error {
 func (l *Lab) portsFile(node string) string { return filepath.Join(l.RunDir, node+".ports") }
 
 // startDNATSync watches Services and EndpointSlices and, on every change, recomputes each node's
-// DNAT rules and backend ports (level-triggered: one pass over the informers' caches).
+// DNAT rules and backend ports (level-triggered: one pass over the informers' caches). Its client
+// waits for the API server like Herald's do (kube.HoldWhileUnreachable), so the lab's stand-in for
+// kube-proxy resumes at once after StopAPIServer and StartAPIServer.
 func (l *Lab) startDNATSync(ctx context.Context) error {
-	f := informers.NewSharedInformerFactory(l.Clientset, 0)
+	cfg := rest.CopyConfig(l.Env.Config)
+	if _, err := kube.HoldWhileUnreachable(cfg, l.log.With("component", "dnat-sync")); err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("creating the DNAT sync's client: %w", err)
+	}
+	f := informers.NewSharedInformerFactory(cs, 0)
 	svcInf := f.Core().V1().Services()
 	epInf := f.Discovery().V1().EndpointSlices()
 	kick := make(chan struct{}, 1)

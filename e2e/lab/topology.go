@@ -225,3 +225,18 @@ func (t *Topology) Subnets() []netip.Prefix {
 	})
 	return slices.Compact(out)
 }
+
+// HostIfaces returns the interfaces the topology makes in the root namespace (the host ends of its
+// links), sorted.
+func (t *Topology) HostIfaces() []string {
+	var out []string
+	for _, l := range t.Links {
+		for _, e := range []Endpoint{l.A, l.B} {
+			if t.Nodes[e.Node].Kind == KindHost {
+				out = append(out, e.Iface)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -19,6 +19,9 @@ func TestShippedTopology(t *testing.T) {
 	if got, want := topo.NodesWithRole(RoleNode), []string{"n1", "n2", "n3"}; !slices.Equal(got, want) {
 		t.Errorf("nodes = %v, want %v", got, want)
 	}
+	if got := topo.HostIfaces(); !slices.Equal(got, []string{"hrld-ctl"}) {
+		t.Errorf("host interfaces = %v, want [hrld-ctl]", got)
+	}
 	if got := topo.NodesWithRole(RoleRouter); !slices.Equal(got, []string{"rt"}) {
 		t.Errorf("routers = %v, want [rt]", got)
 	}

@@ -22,6 +22,8 @@ const NonRoot = "65532:65532"
 
 type options struct {
 	tag, controller, speaker, out, arch, version string
+	// plugin is the kubectl-herald binary; optional.
+	plugin string
 }
 
 // epoch is the time stamp of every file and of the image, so builds are reproducible.
@@ -53,7 +55,7 @@ func run(o options) error {
 
 // build assembles the image from the two binaries.
 func build(o options) (v1.Image, error) {
-	layerTar, err := rootfs(o.controller, o.speaker)
+	layerTar, err := rootfs(o.controller, o.speaker, o.plugin)
 	if err != nil {
 		return nil, err
 	}
@@ -97,8 +99,9 @@ func build(o options) (v1.Image, error) {
 	return img, nil
 }
 
-// rootfs returns the layer's uncompressed tar: the binaries, the user database and /tmp.
-func rootfs(controller, speaker string) ([]byte, error) {
+// rootfs returns the layer's uncompressed tar: the binaries, the user database and /tmp. plugin
+// (kubectl-herald) is left out when empty.
+func rootfs(controller, speaker, plugin string) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dir := func(name string, mode int64) error {
@@ -128,6 +131,13 @@ func rootfs(controller, speaker string) ([]byte, error) {
 		func() error { return dir("tmp/", 0o1777) },
 		func() error { return file("herald-controller", 0o755, ctl) },
 		func() error { return file("herald-speaker", 0o755, spk) },
+	}
+	if plugin != "" {
+		kh, err := os.ReadFile(plugin)
+		if err != nil {
+			return nil, fmt.Errorf("reading the kubectl-herald binary: %w", err)
+		}
+		steps = append(steps, func() error { return file("kubectl-herald", 0o755, kh) })
 	}
 	for _, s := range steps {
 		if err := s(); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,16 +20,19 @@ import (
 // layer holding both binaries.
 func TestTarball(t *testing.T) {
 	dir := t.TempDir()
-	ctl, spk := filepath.Join(dir, "c"), filepath.Join(dir, "s")
+	ctl, spk, kh := filepath.Join(dir, "c"), filepath.Join(dir, "s"), filepath.Join(dir, "k")
 	if err := os.WriteFile(ctl, []byte("controller-binary"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(spk, []byte("speaker-binary"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(kh, []byte("plugin-binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "img.tar")
 	const tag = "ghcr.io/herald-lb/herald:v0.1.0"
-	if err := run(options{tag: tag, controller: ctl, speaker: spk, out: out, arch: "amd64"}); err != nil {
+	if err := run(options{tag: tag, controller: ctl, speaker: spk, plugin: kh, out: out, arch: "amd64"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -97,7 +101,7 @@ func TestTarball(t *testing.T) {
 		}
 		data, _ := io.ReadAll(lr)
 		files[h.Name] = string(data)
-		if h.Name == "herald-speaker" || h.Name == "herald-controller" {
+		if h.Name == "herald-speaker" || h.Name == "herald-controller" || h.Name == "kubectl-herald" {
 			if h.Mode&0o111 == 0 {
 				t.Errorf("%s is not executable (mode %o)", h.Name, h.Mode)
 			}
@@ -106,6 +110,9 @@ func TestTarball(t *testing.T) {
 	if files["herald-controller"] != "controller-binary" || files["herald-speaker"] != "speaker-binary" {
 		t.Errorf("layer binaries: controller %q speaker %q", files["herald-controller"], files["herald-speaker"])
 	}
+	if files["kubectl-herald"] != "plugin-binary" {
+		t.Errorf("layer kubectl-herald: %q", files["kubectl-herald"])
+	}
 	if _, ok := files["etc/passwd"]; !ok {
 		t.Error("layer has no etc/passwd")
 	}
@@ -113,5 +120,38 @@ func TestTarball(t *testing.T) {
 		if n == "bin/sh" || filepath.Base(n) == "sh" {
 			t.Errorf("layer has a shell: %s", n)
 		}
+	}
+}
+
+// The kubectl plugin is optional.
+func TestRootfsWithoutPlugin(t *testing.T) {
+	dir := t.TempDir()
+	ctl, spk := filepath.Join(dir, "c"), filepath.Join(dir, "s")
+	for _, p := range []string{ctl, spk} {
+		if err := os.WriteFile(p, []byte("x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	layer, err := rootfs(ctl, spk, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(bytes.NewReader(layer))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+	if slices.Contains(names, "kubectl-herald") || !slices.Contains(names, "herald-speaker") {
+		t.Errorf("layer files %v: want the speaker and no kubectl-herald", names)
+	}
+	if _, err := rootfs(ctl, spk, filepath.Join(dir, "missing")); err == nil {
+		t.Error("rootfs with a missing plugin binary: no error")
 	}
 }

@@ -262,6 +262,17 @@ func (r *Router) Vtysh(ctx context.Context, cmds ...string) (string, error) {
 	return r.vtysh(ctx, "bgpd", cmds...)
 }
 
+// VtyshFile applies the configuration commands of a file to bgpd (vtysh -f), for changes too
+// large for command-line arguments, such as thousands of networks.
+func (r *Router) VtyshFile(ctx context.Context, file string) (string, error) {
+	cmd := exec.CommandContext(ctx, "vtysh", "--vty_socket", r.dir, "--config_dir", r.dir, "-d", "bgpd", "-f", file)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("vtysh -f %s: %w: %s", file, err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
 // VtyshDaemon runs commands in the vtysh of one daemon ("bgpd", "bfdd", "zebra").
 func (r *Router) VtyshDaemon(ctx context.Context, daemon string, cmds ...string) (string, error) {
 	return r.vtysh(ctx, daemon, cmds...)

@@ -32,6 +32,16 @@ type Neighbor struct {
 	ConnectionsDropped     int `json:"connectionsDropped"`
 	// LastResetDueTo is FRR's reason for the last reset.
 	LastResetDueTo string `json:"lastResetDueTo"`
+	// LastNotificationReason is the last NOTIFICATION exchanged, as FRR names it
+	// ("Cease/Administrative Shutdown"), and LastErrorCodeSubcode its code and subcode in hex
+	// ("0602"). LastResetDueTo says whether it was received or sent.
+	LastNotificationReason string `json:"lastNotificationReason"`
+	LastErrorCodeSubcode   string `json:"lastErrorCodeSubcode"`
+	// LastShutdownDescription is the Administrative Shutdown communication (RFC 9003) of the
+	// last Cease NOTIFICATION received.
+	LastShutdownDescription string `json:"lastShutdownDescription"`
+	// RemoteRouterID is the neighbor's BGP identifier.
+	RemoteRouterID string `json:"remoteRouterId"`
 	// HoldTimeMsecs is the negotiated hold time.
 	HoldTimeMsecs int `json:"bgpTimerHoldTimeMsecs"`
 	Messages      struct {

@@ -1,9 +1,12 @@
 // Package kube holds the Kubernetes client setup both binaries share: the scheme with the built-in
-// and Herald types, and the REST configuration from a kubeconfig path or the in-cluster environment.
+// and Herald types, the REST configuration from a kubeconfig path or the in-cluster environment, and
+// the Gate that makes every client of a process wait for an unreachable API server and resume
+// within a probe interval of it being ready again.
 package kube
 
 import (
 	"fmt"
+	"log/slog"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -26,8 +29,9 @@ func Scheme() (*runtime.Scheme, error) {
 }
 
 // RESTConfig loads the kubeconfig at path, or the in-cluster configuration when path is empty,
-// and applies the client rate limits.
-func RESTConfig(path string, qps float32, burst int, userAgent string) (*rest.Config, error) {
+// applies the client rate limits and puts every client made from it behind one Gate (see
+// HoldWhileUnreachable), which logs to log.
+func RESTConfig(path string, qps float32, burst int, userAgent string, log *slog.Logger) (*rest.Config, error) {
 	var (
 		cfg *rest.Config
 		err error
@@ -44,5 +48,8 @@ func RESTConfig(path string, qps float32, burst int, userAgent string) (*rest.Co
 		}
 	}
 	cfg.QPS, cfg.Burst, cfg.UserAgent = qps, burst, userAgent
+	if _, err := HoldWhileUnreachable(cfg, log); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }

@@ -1,19 +1,33 @@
 // Package metrics serves a binary's Prometheus registry over HTTP. Each binary builds its own
 // registry and injects it into the packages that export metrics; nothing registers globally.
+//
+// By default the endpoint is HTTPS and answers only clients that present a bearer token the API
+// server accepts (TokenReview) and that may get the non-resource URL /metrics
+// (SubjectAccessReview), with controller-runtime's authentication and authorization filter, as
+// kube-rbac-proxy did and MetalLB v0.16 does. The speaker runs on the host network, so its
+// metrics are reachable from anywhere the node is.
 package metrics
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/rest"
+	certutil "k8s.io/client-go/util/cert"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 )
+
+// Path is where the metrics are served.
+const Path = "/metrics"
 
 // NewRegistry returns a registry with the Go runtime and process collectors.
 func NewRegistry() *prometheus.Registry {
@@ -26,6 +40,14 @@ func NewRegistry() *prometheus.Registry {
 type Server struct {
 	Addr     string
 	Gatherer prometheus.Gatherer
+	// Secure serves HTTPS (a self-signed certificate made at start) to authenticated and
+	// authorized clients only, checked with the API server at Config. When false, plain HTTP
+	// to anyone (a lab, or a node network nobody else reaches).
+	Secure bool
+	// Config reaches the API server for TokenReviews and SubjectAccessReviews (Secure only).
+	Config *rest.Config
+	// Log receives authentication and authorization failures (Secure only).
+	Log logr.Logger
 }
 
 // Start listens on Addr and serves until ctx ends. An empty Addr or "0" serves nothing.
@@ -34,11 +56,23 @@ func (s Server) Start(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	handler, err := s.handler()
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	mux.Handle(Path, handler)
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("metrics server on %s: %w", s.Addr, err)
+	}
+	if s.Secure {
+		cfg, err := selfSignedTLS()
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, cfg)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -51,6 +85,46 @@ func (s Server) Start(ctx context.Context) error {
 		return fmt.Errorf("metrics server on %s: %w", s.Addr, err)
 	}
 	return nil
+}
+
+// handler returns the promhttp handler, behind the authentication and authorization filter when
+// Secure.
+func (s Server) handler() (http.Handler, error) {
+	h := promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})
+	if !s.Secure {
+		return h, nil
+	}
+	if s.Config == nil {
+		return nil, errors.New("metrics server: Secure needs the API server's Config to check clients")
+	}
+	hc, err := rest.HTTPClientFor(s.Config)
+	if err != nil {
+		return nil, fmt.Errorf("metrics server: API client for TokenReviews: %w", err)
+	}
+	filter, err := filters.WithAuthenticationAndAuthorization(s.Config, hc)
+	if err != nil {
+		return nil, fmt.Errorf("metrics server: authentication and authorization filter: %w", err)
+	}
+	fh, err := filter(s.Log, h)
+	if err != nil {
+		return nil, fmt.Errorf("metrics server: authentication and authorization filter: %w", err)
+	}
+	return fh, nil
+}
+
+// selfSignedTLS makes a TLS configuration with a new self-signed certificate. Scrapers do not
+// verify it (Prometheus: tlsConfig.insecureSkipVerify); the bearer token authenticates them, TLS
+// keeps the token off the wire.
+func selfSignedTLS() (*tls.Config, error) {
+	cert, key, err := certutil.GenerateSelfSignedCertKeyWithFixtures("localhost", []net.IP{{127, 0, 0, 1}}, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("metrics server: self-signed certificate: %w", err)
+	}
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("metrics server: self-signed certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // NeedLeaderElection is false: every replica serves its own metrics.

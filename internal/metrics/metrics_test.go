@@ -53,3 +53,10 @@ func TestServerServesRegistry(t *testing.T) {
 		t.Errorf("Start returned %v after cancel", err)
 	}
 }
+
+func TestSecureServerNeedsTheAPIServer(t *testing.T) {
+	err := Server{Addr: "127.0.0.1:0", Gatherer: NewRegistry(), Secure: true}.Start(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "Config") {
+		t.Fatalf("Start without Config = %v, want an error naming Config", err)
+	}
+}

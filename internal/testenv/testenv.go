@@ -50,6 +50,8 @@ type Env struct {
 type Options struct {
 	// ExtraFlags are added to kube-apiserver's command line ("name" -> value).
 	ExtraFlags map[string]string
+	// WithoutCRDs starts the API server without Herald's CRDs (for a test that installs them).
+	WithoutCRDs bool
 }
 
 // RepoRoot finds the repository root from the working directory (the folder with go.mod).
@@ -120,6 +122,9 @@ func Start(opts Options) (*Env, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "manifests", "crds")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
+	}
+	if opts.WithoutCRDs {
+		env.CRDDirectoryPaths = nil
 	}
 	api := env.ControlPlane.GetAPIServer()
 	args := api.Configure()

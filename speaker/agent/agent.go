@@ -6,16 +6,48 @@
 // Liveness comes from memberlist, not from the API server: when the API server is unreachable the
 // cache keeps its last state, so the speaker keeps announcing what it announced; status writes are
 // retried in the background and never hold up an announcement.
+//
+// # Eligibility: a node is elected only when it can answer
+//
+// Being alive in memberlist is not enough to be handed IPs. Each speaker gossips its readiness in
+// its memberlist metadata (package nodemeta), and election counts a node only when it says it is
+// ready. A speaker says so once it has a valid configuration, knows the other speakers (see
+// below) and, for layer 2, has opened its responders on the interfaces it selected (package
+// layer2's rule: the interfaces holding the node's addresses and default routes, plus those the
+// L2Advertisements name); it publishes only the interfaces that are up and open. It stops saying so
+// when that no longer holds: an interface that goes down or disappears leaves the list at once
+// (rtnetlink reports it), and a node with none left is not elected for layer 2.
+//
+// Changes are ordered so that an IP never has two responders: a speaker that becomes able to
+// answer publishes that first and answers only in its next computation, after the update went out
+// (the previous owner stops answering when it hears of it); a speaker that becomes unable stops
+// answering first and publishes after. The gap in between is the time gossip takes to reach the
+// others, tens of milliseconds.
+//
+// # Joining
+//
+// A starting speaker contacts the speakers of every Node in the background, in parallel, and never
+// holds its first computation on those dials (a NotReady Node's speaker can take the whole TCP
+// timeout to fail). It must not answer for any IP before it knows the others, or it would elect
+// itself for everything and answer alongside the real owners; so it counts as ready only once one
+// of these holds: a speaker answered its join (memberlist's push/pull hands over the full member
+// list, metadata included), another speaker contacted it, there is nobody to contact, every dial
+// failed (it is alone), or JoinTimeout passed (it goes on with what it knows, and says so). Until
+// then it publishes that it is not ready, and the others keep its share of the IPs.
+//
+// # Mixed versions
+//
+// Speakers from before readiness publish only their interface list; they are read as ready when
+// they list one, as they count themselves, and a speaker that is not ready publishes no interfaces,
+// so old speakers do not elect it either (see package nodemeta).
 package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +62,7 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/speaker/bgp"
+	"github.com/herald-lb/herald/speaker/layer2"
 )
 
 // Membership is what the agent needs of memberlist (package members implements it).
@@ -45,6 +78,15 @@ type Membership interface {
 // Layer2 is the ARP/NDP announcer (package layer2 implements it).
 type Layer2 interface {
 	SetOwned(owned map[netip.Addr][]string) error
+	// Prepare keeps the named interfaces open and returns those it could open.
+	Prepare(names []string) ([]string, error)
+}
+
+// Links reads this node's network interfaces and reports changes to them (layer2.Netlink
+// implements it).
+type Links interface {
+	Scan() (layer2.Host, error)
+	Watch(ctx context.Context, changed func()) error
 }
 
 // BGP is the BGP speaker (package bgp implements it).
@@ -73,17 +115,17 @@ type Options struct {
 	Members  Membership
 	L2       Layer2
 	BGP      BGP
-	// Interfaces lists this node's interfaces usable for layer-2 announcements.
-	Interfaces func() ([]string, error)
+	// Links reads this node's interfaces for layer 2; nil: the node answers on no interface.
+	Links Links
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Resync is how often the agent recomputes even without a change (default 10s); it also
-	// checks the interfaces and re-joins missing members at that pace.
+	// rescans the interfaces (changes are normally seen at once through Links.Watch) and re-joins
+	// missing members at that pace.
 	Resync time.Duration
-	// JoinTimeout bounds the wait for memberlist to merge the other speakers before the first
-	// announcement (default 3s); a speaker that announced before knowing the others could answer
-	// alongside the real owner.
+	// JoinTimeout bounds how long a starting speaker waits to know the other speakers before it
+	// says it is ready (default 3s); see "Joining" in the package documentation.
 	JoinTimeout time.Duration
 }
 
@@ -93,22 +135,21 @@ type Agent struct {
 	log     *slog.Logger
 	trigger chan struct{}
 	metrics *metrics
+	pace    *paceMetrics
 	status  *statusWriter
 
 	joining atomic.Bool // a background join is running
 
+	rd readiness // interfaces, join state and what this node published (ready.go)
+
 	mu         sync.Mutex
-	cfg        *config.Config // last good configuration
-	meta       nodeMeta
+	cfg        *config.Config    // last good configuration
 	prevOwned  map[string]bool   // Services this node announced over layer 2 at the last sync
 	prevBGP    map[string]bool   // Services this node advertised over BGP at the last sync
 	warned     map[string]string // unannounced warnings emitted: "svc ip" -> reason
 	lastConfig string            // last configuration error reported
-}
 
-// nodeMeta is what each speaker publishes about its node through memberlist.
-type nodeMeta struct {
-	Interfaces []string `json:"ifaces"`
+	l2c conflictState // address conflicts (conflicts.go)
 }
 
 // New checks opts and returns an Agent; Start runs it.
@@ -128,9 +169,6 @@ func New(opts Options) (*Agent, error) {
 	if opts.JoinTimeout <= 0 {
 		opts.JoinTimeout = 3 * time.Second
 	}
-	if opts.Interfaces == nil {
-		opts.Interfaces = func() ([]string, error) { return nil, nil }
-	}
 	if opts.Recorder == nil {
 		opts.Recorder = &record.FakeRecorder{}
 	}
@@ -139,11 +177,14 @@ func New(opts Options) (*Agent, error) {
 		log:       opts.Logger,
 		trigger:   make(chan struct{}, 1),
 		metrics:   newMetrics(opts.Registerer),
+		pace:      newPaceMetrics(opts.Registerer),
 		prevOwned: map[string]bool{},
 		prevBGP:   map[string]bool{},
 		warned:    map[string]string{},
 	}
 	a.status = newStatusWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger)
+	a.status.alive = opts.Members.Members
+	a.rd.metrics = newReadyMetrics(opts.Registerer)
 	return a, nil
 }
 
@@ -168,33 +209,77 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.watch(ctx); err != nil {
 		return err
 	}
+	if err := a.watchPeerMACs(ctx); err != nil {
+		return err
+	}
 	if !a.opts.Cache.WaitForCacheSync(ctx) {
 		return a.shutdown()
 	}
 	a.refreshInterfaces()
-	a.join(ctx)
+	a.joinInBackground(ctx)
+	go a.watchLinks(ctx)
 
 	go a.status.run(ctx)
 	go a.watchSessions(ctx, 2*time.Second, 10*time.Second)
 	ticker := time.NewTicker(a.opts.Resync)
 	defer ticker.Stop()
-	a.sync(ctx)
+	conflicts := a.conflictChanges()
+	// Object changes are paced (see pacer): at most one recomputation per gap, the changes
+	// meanwhile coalesced into it. Membership changes re-elect at once.
+	pace := newPacer()
+	paced := time.NewTimer(time.Hour)
+	paced.Stop()
+	pending := false
+	a.pacedSync(ctx, pace, syncStart)
 	for {
+		cause := syncAPI
 		select {
 		case <-ctx.Done():
 			return a.shutdown()
+		case <-conflicts:
+			cause = syncConflicts
 		case <-a.trigger:
+			if pending {
+				a.pace.coalesced.Inc()
+				continue
+			}
+			if wait := pace.wait(time.Now()); wait > 0 {
+				pending = true
+				paced.Reset(wait)
+				a.pace.coalesced.Inc()
+				continue
+			}
+		case <-paced.C:
+			pending = false
 		case <-a.opts.Members.Changes():
+			cause = syncMembers
 		case <-ticker.C:
+			cause = syncResync
 			a.refreshInterfaces()
+			a.status.recheck()
 			// Re-joining a node whose speaker is down blocks until the join times out: never
 			// in this loop, which must react to membership changes at once.
 			if a.joining.CompareAndSwap(false, true) {
 				go func() { defer a.joining.Store(false); a.join(ctx) }()
 			}
 		}
-		a.sync(ctx)
+		if pending && cause != syncAPI {
+			// This recomputation reads every change made so far: the paced one is not needed.
+			paced.Stop()
+			pending = false
+		}
+		a.pacedSync(ctx, pace, cause)
 	}
+}
+
+// pacedSync recomputes and records the cost with the pacer and the metrics.
+func (a *Agent) pacedSync(ctx context.Context, pace *pacer, cause string) {
+	start := time.Now()
+	a.sync(ctx)
+	end := time.Now()
+	pace.done(start, end)
+	a.pace.syncs.WithLabelValues(cause).Inc()
+	a.pace.busy.Add(end.Sub(start).Seconds())
 }
 
 // watch makes every relevant object change trigger a recomputation.
@@ -218,75 +303,16 @@ func (a *Agent) watch(ctx context.Context) error {
 
 type triggerHandler struct{ a *Agent }
 
-func (h triggerHandler) OnAdd(any, bool)   { h.a.Trigger() }
-func (h triggerHandler) OnUpdate(any, any) { h.a.Trigger() }
-func (h triggerHandler) OnDelete(any)      { h.a.Trigger() }
+func (h triggerHandler) OnAdd(any, bool) { h.a.Trigger() }
+func (h triggerHandler) OnDelete(any)    { h.a.Trigger() }
 
-// refreshInterfaces publishes this node's usable interfaces when they change.
-func (a *Agent) refreshInterfaces() {
-	ifaces, err := a.opts.Interfaces()
-	if err != nil {
-		a.log.Warn("listing interfaces", "err", err)
-	}
-	a.mu.Lock()
-	same := slices.Equal(ifaces, a.meta.Interfaces)
-	a.meta.Interfaces = ifaces
-	meta := a.meta
-	a.mu.Unlock()
-	if same && ifaces != nil {
+// OnUpdate ignores updates that change nothing the speaker reads (see relevantUpdate).
+func (h triggerHandler) OnUpdate(old, new any) {
+	if !relevantUpdate(old, new) {
+		h.a.pace.skipped.Inc()
 		return
 	}
-	b, err := json.Marshal(meta)
-	if err != nil {
-		return
-	}
-	if err := a.opts.Members.SetMeta(b, time.Second); err != nil {
-		a.log.Warn("publishing interfaces to the other speakers", "err", err)
-	}
-}
-
-// join contacts the speakers of Nodes that are not members yet.
-func (a *Agent) join(ctx context.Context) {
-	var nodes corev1.NodeList
-	if err := a.opts.Cache.List(ctx, &nodes); err != nil {
-		a.log.Warn("listing nodes to join their speakers", "err", err)
-		return
-	}
-	members := map[string]bool{}
-	for _, m := range a.opts.Members.Members() {
-		members[m] = true
-	}
-	var addrs []string
-	for _, n := range nodes.Items {
-		if members[n.Name] || n.Name == a.opts.NodeName {
-			continue
-		}
-		for _, addr := range n.Status.Addresses {
-			if addr.Type != corev1.NodeInternalIP {
-				continue
-			}
-			if ip, err := netip.ParseAddr(addr.Address); err == nil {
-				addrs = append(addrs, netip.AddrPortFrom(ip, uint16(a.opts.MemberlistPort)).String())
-				break
-			}
-		}
-	}
-	if len(addrs) == 0 {
-		return
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if n, err := a.opts.Members.Join(addrs); err != nil {
-			a.log.Debug("joining speakers", "peers", addrs, "reached", n, "err", err)
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(a.opts.JoinTimeout):
-		a.log.Warn("joining the other speakers is taking long; announcing with the members known so far", "peers", addrs)
-	case <-ctx.Done():
-	}
+	h.a.Trigger()
 }
 
 // shutdown stops answering first, then leaves the speakers' cluster while BGP routes are withdrawn:

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -68,6 +70,8 @@ func (f fakeMembers) setAlive(names ...string) {
 }
 
 type fakeL2 struct{ j *journal }
+
+func (f fakeL2) Prepare(names []string) ([]string, error) { return names, nil }
 
 func (f fakeL2) SetOwned(o map[netip.Addr][]string) error {
 	f.j.mu.Lock()
@@ -148,24 +152,20 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 		}
 		return s
 	}
-	// One ready endpoint, on no node in particular: enough for a Service of policy Cluster.
-	endpoint := func(svc string) {
-		mustCreate(&discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Name: svc + "-1", Namespace: app, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		})
-	}
 	svc("web", "198.51.100.105")
-	endpoint("web")
+	createReadyEndpoint(t, c, app, "web")
 	svc("dark", "198.51.100.161")
-	endpoint("dark")
+	createReadyEndpoint(t, c, app, "dark")
 	svc("idle", "198.51.100.106") // no endpoint: not announced
 
 	// A status object left by a speaker that died: the first live speaker removes it.
 	ghost := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "ghost-web", Namespace: hns,
 		Labels: map[string]string{LabelNode: "ghost", LabelServiceName: "web", LabelServiceNamespace: app}}}
 	mustCreate(ghost)
+	// A status object of this node named as an older speaker named it: the agent replaces it.
+	oldNamed := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: n1 + "-" + app + "-web", Namespace: hns,
+		Labels: map[string]string{LabelNode: n1, LabelServiceName: "web", LabelServiceNamespace: app}}}
+	mustCreate(oldNamed)
 
 	// The cache and the agent as the speaker runs them, with doubles for memberlist and the announcers.
 	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
@@ -175,10 +175,11 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	j := &journal{members: []string{n1}}
 	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
 	rec := record.NewFakeRecorder(100)
+	reg := prometheus.NewRegistry()
 	a, err := New(Options{
 		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Recorder: rec, Members: fm,
-		L2: fakeL2{j}, BGP: fakeBGP{j}, Interfaces: func() ([]string, error) { return []string{"eth0"}, nil },
-		Resync: time.Hour,
+		L2: fakeL2{j}, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface),
+		Resync: time.Hour, Registerer: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +207,11 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			return false
 		}
 		st := l.Items[0].Status
-		return st.Node == n1 && st.ServiceName == "web" && st.ServiceNamespace == app && len(st.Interfaces) == 1
+		return l.Items[0].Name == statusName(n1, app+"/web") &&
+			st.Node == n1 && st.ServiceName == "web" && st.ServiceNamespace == app && len(st.Interfaces) == 1
+	})
+	eventually(t, "the ServiceL2Status named by the old scheme to be removed", func() bool {
+		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(oldNamed), &v1beta1.ServiceL2Status{}))
 	})
 	eventually(t, "the dead speaker's ServiceL2Status to be removed", func() bool {
 		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(ghost), &v1beta1.ServiceL2Status{}))
@@ -217,7 +222,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			return false
 		}
 		st := l.Items[0].Status
-		return l.Items[0].Name == n1+"-tor" && st.Node == n1 && st.Peer == "tor" && st.State == "Active" &&
+		return l.Items[0].Name == objectName(n1, "tor") && st.Node == n1 && st.Peer == "tor" && st.State == "Active" &&
 			strings.Contains(st.LastError, "MD5 password mismatch")
 	})
 	var events []string
@@ -236,16 +241,25 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			strings.Contains(all, `Warning NotAnnounced 198.51.100.161 is assigned but not announced: no L2Advertisement or BGPAdvertisement announces pool "dark"`) &&
 			strings.Contains(all, "Warning NotAnnounced 198.51.100.106 is assigned but not announced: "+plan.NoEndpointsReason)
 	})
+	// The only live speaker reports both unannounced IPs in its metrics, by cause.
+	for cause, want := range map[string]float64{causeNoAnnouncer: 1, causeNoEndpoints: 1} {
+		if got := testutil.ToFloat64(a.metrics.unannounced.WithLabelValues(cause)); got != want {
+			t.Errorf("herald_speaker_unannounced_ips{cause=%q} = %v, want %v", cause, got, want)
+		}
+	}
 
-	// An invalid configuration keeps the last good one: the IP stays announced.
+	// An invalid pool (newer, overlapping the one in use) is left out: the IP stays announced.
+	// Checked after a sync that applied the configuration with the error, not merely read it.
 	mustCreate(&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "overlap", Namespace: hns}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.96/27"}}})
-	a.Trigger()
-	eventually(t, "the invalid config to be seen", func() bool { return a.lastConfigError() != "" })
+	eventually(t, "the invalid pool to be seen", func() bool {
+		return metricValue(t, reg, "herald_speaker_config_invalid_objects", "kind", "IPAddressPool") == 1
+	})
+	afterNextSync(t, a, reg)
 	j.mu.Lock()
 	kept := len(j.owned[ip]) == 1
 	j.mu.Unlock()
 	if !kept {
-		t.Fatalf("an invalid configuration dropped the announced IP")
+		t.Fatalf("an invalid pool dropped the announced IP")
 	}
 
 	// A dead owner loses the IP at once on the membership change: with only n2 alive, n1 must not answer.
@@ -255,7 +269,19 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 		defer j.mu.Unlock()
 		return len(j.owned) == 0
 	})
-	fm.setAlive(n1, n2)
+	// n2 dies in turn: n1 takes the IP over, and counts it.
+	if got := testutil.ToFloat64(a.metrics.takeovers); got != 0 {
+		t.Errorf("herald_speaker_layer2_takeovers_total = %v before any takeover, want 0", got)
+	}
+	fm.setAlive(n1)
+	eventually(t, "n1 to take 198.51.100.105 over from n2", func() bool {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return len(j.owned[ip]) == 1
+	})
+	if got := testutil.ToFloat64(a.metrics.takeovers); got != 1 {
+		t.Errorf("herald_speaker_layer2_takeovers_total = %v after taking one IP over, want 1", got)
+	}
 
 	// Shutdown: stop answering first, then leave.
 	stop()
@@ -267,5 +293,19 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	j.mu.Unlock()
 	if !strings.HasPrefix(calls, "l2-empty") || !strings.Contains(calls, "leave") || !strings.Contains(calls, "bgp-shutdown") {
 		t.Errorf("shutdown calls = %q, want l2-empty first, then leave and bgp-shutdown", calls)
+	}
+}
+
+// createReadyEndpoint gives the Service one ready endpoint, on no node in particular: enough for a
+// Service of policy Cluster to be announced.
+func createReadyEndpoint(t *testing.T, c client.Client, ns, svc string) {
+	t.Helper()
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: svc + "-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}
+	if err := c.Create(t.Context(), es); err != nil {
+		t.Fatalf("creating EndpointSlice %s/%s: %v", ns, es.Name, err)
 	}
 }

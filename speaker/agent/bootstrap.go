@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -14,34 +15,62 @@ import (
 	"github.com/herald-lb/herald/internal/memberlistkey"
 )
 
-// MemberlistKey reads the memberlist encryption key from the named Secret. The controller creates
-// that Secret on a fresh install, so a missing Secret is waited for up to wait; after that the
-// speaker runs unencrypted and says so. An empty name means unencrypted on purpose.
-func MemberlistKey(ctx context.Context, c client.Reader, ns, name string, wait time.Duration, log *slog.Logger) ([]byte, error) {
-	if name == "" {
-		log.Warn("memberlist traffic is NOT encrypted: no --memberlist-secret given")
-		return nil, nil
+// ErrUnencryptedRefused is returned by MemberlistKeys when no key is configured and running
+// without encryption was not explicitly allowed.
+var ErrUnencryptedRefused = errors.New("refusing to run memberlist unencrypted")
+
+// KeySource says where the memberlist keys come from.
+type KeySource struct {
+	// Namespace and Secret name the Secret holding the keys (package memberlistkey's format).
+	// An empty Secret means no encryption, which AllowUnencrypted must then allow.
+	Namespace, Secret string
+	// Wait bounds the wait for a Secret that does not exist yet (the controller creates it on a
+	// fresh install). After it the speaker fails: it never falls back to unencrypted gossip.
+	Wait time.Duration
+	// AllowUnencrypted allows an empty Secret name, that is gossip anyone on the network can read
+	// and forge.
+	AllowUnencrypted bool
+}
+
+// MemberlistKeys reads the memberlist keys at start. A missing or unusable Secret is an error
+// once Wait has passed, naming the Secret and the fix: a speaker that ran unencrypted beside
+// encrypted ones would split the cluster (each side electing owners for every IP).
+func MemberlistKeys(ctx context.Context, c client.Reader, src KeySource, log *slog.Logger) (memberlistkey.Keys, error) {
+	if src.Secret == "" {
+		if !src.AllowUnencrypted {
+			return memberlistkey.Keys{}, fmt.Errorf("%w: no memberlist Secret is configured; name one with --memberlist-secret "+
+				"(the controller creates it), or pass --memberlist-allow-unencrypted to run without encryption on purpose", ErrUnencryptedRefused)
+		}
+		log.Warn("memberlist traffic is NOT encrypted (--memberlist-allow-unencrypted and no --memberlist-secret)")
+		return memberlistkey.Keys{}, nil
 	}
-	deadline := time.Now().Add(wait)
+	key := client.ObjectKey{Namespace: src.Namespace, Name: src.Secret}
+	deadline := time.Now().Add(src.Wait)
+	logged := false
 	for {
 		var s corev1.Secret
-		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s)
-		switch {
-		case err == nil:
-			key, err := memberlistkey.FromSecret(&s)
+		err := c.Get(ctx, key, &s)
+		if err == nil {
+			keys, err := memberlistkey.KeysFromSecret(&s)
 			if err != nil {
-				return nil, fmt.Errorf("secret %s/%s: %w", ns, name, err)
+				return memberlistkey.Keys{}, fmt.Errorf("reading the memberlist keys: %w", err)
 			}
-			return key, nil
-		case apierrors.IsNotFound(err) && time.Now().After(deadline):
-			log.Warn("memberlist traffic is NOT encrypted: the key Secret does not exist", "secret", ns+"/"+name)
-			return nil, nil
-		case !apierrors.IsNotFound(err) && time.Now().After(deadline):
-			return nil, fmt.Errorf("reading memberlist key from secret %s/%s: %w", ns, name, err)
+			return keys, nil
+		}
+		if time.Now().After(deadline) {
+			if apierrors.IsNotFound(err) {
+				return memberlistkey.Keys{}, fmt.Errorf("%w: the memberlist key Secret %s does not exist after waiting %s "+
+					"(herald-controller creates it at its first start; is it running, with the same --memberlist-secret?)", ErrUnencryptedRefused, key, src.Wait)
+			}
+			return memberlistkey.Keys{}, fmt.Errorf("reading the memberlist key Secret %s: %w", key, err)
+		}
+		if !logged {
+			log.Info("waiting for the memberlist key Secret", "secret", key.String(), "err", err, "upTo", src.Wait)
+			logged = true
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return memberlistkey.Keys{}, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}

@@ -17,7 +17,14 @@ import (
 const (
 	ReasonSessionUp   = "SessionEstablished"
 	ReasonSessionDown = "SessionDown"
+	// ReasonPeerRefused: the speaker cannot use the BGPPeer's configuration; the other peers'
+	// sessions are not affected.
+	ReasonPeerRefused = "PeerRefused"
 )
+
+// StateRefused is the BGPSessionStatus state of a peer whose configuration the speaker refused
+// and that has no session.
+const StateRefused = "Refused"
 
 // sessionEvent is one change worth telling an operator about.
 type sessionEvent struct {
@@ -39,6 +46,7 @@ type sessionTracker struct {
 type sessionReport struct {
 	state    bgp.State
 	reported string // last reason reported while down
+	refused  string // last configuration error reported
 	since    time.Time
 }
 
@@ -55,6 +63,17 @@ func (t *sessionTracker) update(now time.Time, statuses []bgp.PeerStatus) []sess
 		if r == nil {
 			r = &sessionReport{state: bgp.StateUnknown, since: now}
 			t.last[st.Name] = r
+		}
+		if st.ConfigError != r.refused {
+			r.refused = st.ConfigError
+			if st.ConfigError != "" {
+				out = append(out, sessionEvent{st.Name, corev1.EventTypeWarning, ReasonPeerRefused,
+					fmt.Sprintf("node %s: cannot use this BGPPeer's configuration; the other sessions are not affected: %s", t.node, st.ConfigError)})
+			}
+		}
+		if st.ConfigError != "" && st.State == bgp.StateUnknown {
+			// No session: the refusal is the news, not the missing session.
+			continue
 		}
 		up := st.State == bgp.StateEstablished
 		switch {
@@ -129,6 +148,15 @@ func sessionObjects(node string, statuses []bgp.PeerStatus) map[string]v1beta1.B
 		o := v1beta1.BGPSessionStatusStatus{
 			Node: node, Peer: st.Name, PeerAddress: st.Address.String(), State: st.State.String(),
 			LastError: st.LastError, PrefixesAdvertised: int32(st.PrefixesAdvertised),
+		}
+		if st.ConfigError != "" {
+			o.LastError = "configuration refused: " + st.ConfigError
+			if st.LastError != "" {
+				o.LastError += "; session: " + st.LastError
+			}
+			if st.State == bgp.StateUnknown {
+				o.State = StateRefused
+			}
 		}
 		if !st.EstablishedSince.IsZero() {
 			since := metav1.NewTime(st.EstablishedSince.Truncate(time.Second))

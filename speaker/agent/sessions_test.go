@@ -7,7 +7,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/speaker/bgp"
 )
 
@@ -45,5 +47,57 @@ func TestSessionTracker(t *testing.T) {
 	}
 	if len(tr.last) != 0 {
 		t.Errorf("tracker still remembers %v after the peer was removed", tr.last)
+	}
+}
+
+// TestSessionTrackerRefusedPeer: a refused peer configuration is reported at once, once per
+// distinct reason, without the "not established" warnings of a session that does not exist.
+func TestSessionTrackerRefusedPeer(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	addr := netip.MustParseAddr("198.51.100.2")
+	refused := `invalid BGP peer: peer "edge": TCP MD5 password of 81 bytes is longer than 80 bytes`
+	st := func(state bgp.State, cfgErr string) []bgp.PeerStatus {
+		return []bgp.PeerStatus{{Name: "edge", Address: addr, State: state, ConfigError: cfgErr}}
+	}
+	tr := newSessionTracker("n1", 10*time.Second)
+	steps := []struct {
+		name string
+		at   time.Duration
+		in   []bgp.PeerStatus
+		want []sessionEvent
+	}{
+		{name: "refused: reported at once", at: 0, in: st(bgp.StateUnknown, refused), want: []sessionEvent{{
+			"edge", corev1.EventTypeWarning, ReasonPeerRefused, "node n1: cannot use this BGPPeer's configuration; the other sessions are not affected: " + refused}}},
+		{name: "still refused past grace: quiet", at: 30 * time.Second, in: st(bgp.StateUnknown, refused)},
+		{name: "accepted and up", at: 31 * time.Second, in: st(bgp.StateEstablished, ""), want: []sessionEvent{{
+			"edge", corev1.EventTypeNormal, ReasonSessionUp, "node n1: session to 198.51.100.2 established"}}},
+		{name: "refused again, the old session goes on", at: 32 * time.Second, in: st(bgp.StateEstablished, refused), want: []sessionEvent{{
+			"edge", corev1.EventTypeWarning, ReasonPeerRefused, "node n1: cannot use this BGPPeer's configuration; the other sessions are not affected: " + refused}}},
+	}
+	for _, s := range steps {
+		got := tr.update(t0.Add(s.at), s.in)
+		if diff := cmp.Diff(s.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", s.name, diff)
+		}
+	}
+}
+
+func TestSessionObjects(t *testing.T) {
+	addr := netip.MustParseAddr("198.51.100.2")
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	got := sessionObjects("n1", []bgp.PeerStatus{
+		{Name: "tor", Address: addr, State: bgp.StateEstablished, EstablishedSince: since, PrefixesAdvertised: 2},
+		{Name: "edge", Address: addr, State: bgp.StateUnknown, ConfigError: "bad hold time"},
+		{Name: "kept", Address: addr, State: bgp.StateActive, LastError: "no TCP connection", ConfigError: "bad hold time; the session of the previous configuration goes on"},
+	})
+	sinceT := metav1.NewTime(since)
+	want := map[string]v1beta1.BGPSessionStatusStatus{
+		objectName("n1", "tor"):  {Node: "n1", Peer: "tor", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, PrefixesAdvertised: 2},
+		objectName("n1", "edge"): {Node: "n1", Peer: "edge", PeerAddress: "198.51.100.2", State: StateRefused, LastError: "configuration refused: bad hold time"},
+		objectName("n1", "kept"): {Node: "n1", Peer: "kept", PeerAddress: "198.51.100.2", State: "Active",
+			LastError: "configuration refused: bad hold time; the session of the previous configuration goes on; session: no TCP connection"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("sessionObjects (-want +got):\n%s", diff)
 	}
 }

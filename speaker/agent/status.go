@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -41,20 +42,26 @@ type desired struct {
 	sweep map[string]bool
 }
 
-// statusName is a stable object name for a (node, Service "ns/name") pair, hashed when too long.
+// statusName is a stable object name for a (node, Service "ns/name") pair.
 func statusName(node, svcKey string) string {
 	ns, name, _ := strings.Cut(svcKey, "/")
 	return objectName(node, ns, name)
 }
 
-// objectName joins parts with "-" into an object name, shortened with a hash beyond 253 characters.
+// objectName names the status object of a tuple of names, such as (node, namespace, Service) or
+// (node, peer): the parts joined with "-" for people to read, then "-" and a hash of the tuple
+// itself, so that tuples whose joined text is the same (node a-b in namespace c, node a in
+// namespace b-c) get different names. The readable part is cut to keep the name within 253
+// characters. Objects named by an older scheme carry this node's label and are deleted as
+// unwanted by the next convergence.
 func objectName(parts ...string) string {
-	n := strings.Join(parts, "-")
-	if len(n) <= 253 {
-		return n
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	suffix := "-" + hex.EncodeToString(sum[:5])
+	readable := strings.Join(parts, "-")
+	if limit := 253 - len(suffix); len(readable) > limit {
+		readable = readable[:limit]
 	}
-	sum := sha256.Sum256([]byte(n))
-	return n[:200] + "-" + hex.EncodeToString(sum[:8])
+	return strings.TrimRight(readable, "-.") + suffix
 }
 
 func desiredStatus(p plan.Plan, node string, alive []string) desired {
@@ -106,6 +113,10 @@ type statusWriter struct {
 	want     *desired
 	applied  *desired
 	kick     chan struct{}
+
+	// alive, when set, returns the speakers alive now: a sweep never removes the objects of one of
+	// them, even when the desired state it applies was computed before that speaker came back.
+	alive func() []string
 }
 
 func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
@@ -125,6 +136,15 @@ func (w *statusWriter) set(d desired) {
 	case w.kick <- struct{}{}:
 	default:
 	}
+}
+
+// recheck makes the next set apply even when the desired state did not change, so that an object
+// removed behind this writer's back (by a sweep racing with this speaker's restart) is written
+// again. The agent calls it at every resync.
+func (w *statusWriter) recheck() {
+	w.mu.Lock()
+	w.applied = nil
+	w.mu.Unlock()
 }
 
 // setSessions replaces the BGP session states to report, keeping the rest of the desired state.
@@ -219,7 +239,13 @@ func (w *statusWriter) apply(ctx context.Context, d desired) error {
 			}),
 	}
 	if d.sweep != nil {
-		errs = append(errs, w.sweepDead(ctx, d.sweep))
+		alive := maps.Clone(d.sweep)
+		if w.alive != nil {
+			for _, n := range w.alive() {
+				alive[n] = true
+			}
+		}
+		errs = append(errs, w.sweepDead(ctx, alive))
 	}
 	return errors.Join(errs...)
 }

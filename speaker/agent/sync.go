@@ -2,11 +2,7 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"maps"
-	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,7 +10,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/herald-lb/herald/config"
-	"github.com/herald-lb/herald/internal/kube"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/election"
 	"github.com/herald-lb/herald/speaker/plan"
@@ -35,22 +30,28 @@ func (a *Agent) sync(ctx context.Context) {
 		a.log.Warn("reading the cluster state; keeping the current announcements", "err", err)
 		return
 	}
+	self := a.readyState(&in)
 	p := plan.Compute(in)
+	a.metrics.observeOwners(p, a.opts.NodeName)
 
 	// Announce first: nothing below may delay taking over or giving up an IP.
-	if err := a.opts.L2.SetOwned(p.L2Owned); err != nil {
+	if err := a.setL2Owned(ctx, p); err != nil {
 		a.log.Warn("layer-2 announcer", "err", err)
 	}
-	if err := a.opts.BGP.SetPeers(ctx, a.bgpPeers(p.Peers)); err != nil {
+	if err := a.opts.BGP.SetPeers(ctx, bgpPeers(p.Peers)); err != nil {
 		a.log.Warn("BGP peers", "err", err)
 	}
 	if err := a.opts.BGP.SetRoutes(ctx, bgpRoutes(p.Routes)); err != nil {
 		a.log.Warn("BGP routes", "err", err)
 	}
+	// Then tell the others what this node can do: after it stopped answering what it no longer
+	// can, before it answers anything new (publish asks for the computation that does).
+	a.publish(self)
 	a.metrics.syncSeconds.Observe(time.Since(start).Seconds())
 
 	a.events(p, in, svcByKey)
-	a.status.set(desiredStatus(p, a.opts.NodeName, a.opts.Members.Members()))
+	a.conflictEvents(p, svcByKey)
+	a.status.set(a.withConflicts(desiredStatus(p, a.opts.NodeName, a.opts.Members.Members()), p))
 }
 
 // inputs reads everything the plan needs from the cache.
@@ -83,13 +84,11 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, map[string]*corev1.Serv
 				en.NetworkUnavailable = c.Status == corev1.ConditionTrue
 			}
 		}
-		var m nodeMeta
-		if raw, ok := metas[n.Name]; ok && len(raw) > 0 {
-			if err := json.Unmarshal(raw, &m); err != nil {
-				a.log.Debug("speaker metadata unreadable", "node", n.Name, "err", err)
-			}
+		if n.Name == a.opts.NodeName {
+			a.noteNode(&n) // its own state is filled in by readyState
+		} else {
+			a.gossiped(&en, metas[n.Name])
 		}
-		en.Interfaces = m.Interfaces
 		in.Nodes = append(in.Nodes, en)
 	}
 
@@ -101,30 +100,16 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, map[string]*corev1.Serv
 	if err := a.opts.Cache.List(ctx, &slices); err != nil {
 		return in, nil, fmt.Errorf("listing endpoint slices: %w", err)
 	}
-	eps := endpointsByService(slices.Items)
+	eps := plan.EndpointsByService(slices.Items)
 	byKey := map[string]*corev1.Service{}
 	for i := range svcs.Items {
 		s := &svcs.Items[i]
 		if !a.handles(s) {
 			continue
 		}
-		ps := plan.Service{
-			Key:          s.Namespace + "/" + s.Name,
-			Labels:       s.Labels,
-			LocalTraffic: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-		}
-		for _, ing := range s.Status.LoadBalancer.Ingress {
-			if ip, err := netip.ParseAddr(ing.IP); err == nil {
-				ps.IPs = append(ps.IPs, ip)
-			}
-		}
-		if len(ps.IPs) == 0 {
+		ps, ok := plan.ServiceFromKube(s, eps)
+		if !ok {
 			continue
-		}
-		if e := eps[ps.Key]; e != nil {
-			ps.ReadyEndpointNodes, ps.NoEndpoints = e.readyNodes, !e.usable
-		} else {
-			ps.NoEndpoints = true
 		}
 		in.Services = append(in.Services, ps)
 		byKey[ps.Key] = s
@@ -144,81 +129,10 @@ func (a *Agent) handles(s *corev1.Service) bool {
 	return class == a.opts.LBClass
 }
 
-// endpoints is what the plan needs of a Service's EndpointSlices.
-type endpoints struct {
-	// readyNodes are the sorted nodes with a ready endpoint.
-	readyNodes []string
-	// usable is true when some endpoint, with or without a node, is ready, or serving while it
-	// terminates (kube-proxy falls back to those when no endpoint is ready).
-	usable bool
-}
-
-// endpointsByService maps "namespace/service" to its endpoints.
-func endpointsByService(items []discoveryv1.EndpointSlice) map[string]*endpoints {
-	sets := map[string]map[string]bool{}
-	out := map[string]*endpoints{}
-	for _, es := range items {
-		svc := es.Labels[discoveryv1.LabelServiceName]
-		if svc == "" {
-			continue
-		}
-		key := es.Namespace + "/" + svc
-		e := out[key]
-		if e == nil {
-			e = &endpoints{}
-			out[key] = e
-			sets[key] = map[string]bool{}
-		}
-		for _, ep := range es.Endpoints {
-			c := ep.Conditions
-			ready := c.Ready == nil || *c.Ready
-			if ready || (c.Serving != nil && *c.Serving) {
-				e.usable = true
-			}
-			if !ready || ep.NodeName == nil || *ep.NodeName == "" {
-				continue
-			}
-			sets[key][*ep.NodeName] = true
-		}
-	}
-	for k, set := range sets {
-		out[k].readyNodes = slices.Sorted(maps.Keys(set))
-	}
-	return out
-}
-
-// config parses the Herald objects; on error the last good configuration stays in force.
-func (a *Agent) config(ctx context.Context) (*config.Config, error) {
-	snap, err := kube.ReadSnapshot(ctx, a.opts.Cache, a.opts.Namespace, true)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := config.Parse(snap)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err != nil {
-		a.metrics.configValid.Set(0)
-		if msg := err.Error(); msg != a.lastConfig {
-			a.lastConfig = msg
-			a.log.Error("configuration is invalid; keeping the last good one", "err", err)
-		}
-		if a.cfg == nil {
-			// Nothing good yet: announce nothing rather than half a configuration.
-			return nil, nil
-		}
-		return a.cfg, nil
-	}
-	a.metrics.configValid.Set(1)
-	if a.lastConfig != "" {
-		a.log.Info("configuration is valid again")
-		a.lastConfig = ""
-	}
-	a.cfg = cfg
-	return cfg, nil
-}
-
-// bgpPeers converts the configured peers of this node for the BGP speaker.
-func (a *Agent) bgpPeers(peers []*config.Peer) []bgp.Peer {
+// bgpPeers converts the configured peers of this node for the BGP speaker. Every peer that
+// config.Parse accepts is one the speaker can use (a fuzz test checks it), so a BGPPeer the API
+// accepted never reaches the speaker as a peer it refuses.
+func bgpPeers(peers []*config.Peer) []bgp.Peer {
 	out := make([]bgp.Peer, 0, len(peers))
 	for _, p := range peers {
 		out = append(out, bgp.Peer{
@@ -226,6 +140,7 @@ func (a *Agent) bgpPeers(peers []*config.Peer) []bgp.Peer {
 			SourceAddress: p.SourceAddress, RouterID: p.RouterID,
 			HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
 			EBGPMultiHop: p.EBGPMultiHop, Password: p.Password, GracefulRestart: p.GracefulRestart,
+			MaxPrefixes: p.MaxPrefixes,
 		})
 	}
 	return out
@@ -304,4 +219,5 @@ func (a *Agent) events(p plan.Plan, in plan.Input, svcs map[string]*corev1.Servi
 		}
 	}
 	a.warned = warned
+	a.metrics.setUnannounced(warned)
 }

@@ -5,8 +5,8 @@ import "github.com/prometheus/client_golang/prometheus"
 // collector exports the speaker's sessions as metrics, read from Status at scrape time so that
 // the numbers are GoBGP's own and nothing is kept twice.
 type collector struct {
-	s                        *Speaker
-	up, prefixes, updateSent *prometheus.Desc
+	s                                 *Speaker
+	up, prefixes, updateSent, refused *prometheus.Desc
 }
 
 func newCollector(s *Speaker) *collector {
@@ -16,6 +16,7 @@ func newCollector(s *Speaker) *collector {
 		up:         prometheus.NewDesc("herald_bgp_session_up", "1 when the BGP session to the peer is Established, else 0.", labels, nil),
 		prefixes:   prometheus.NewDesc("herald_bgp_prefixes_advertised", "Prefixes in the Adj-RIB-Out of the session to the peer.", labels, nil),
 		updateSent: prometheus.NewDesc("herald_bgp_updates_sent_total", "BGP UPDATE messages sent to the peer by the current session process.", labels, nil),
+		refused:    prometheus.NewDesc("herald_bgp_peer_refused", "1 when the speaker cannot use the peer's configuration (it has no session, or keeps the one of its previous configuration), else 0.", labels, nil),
 	}
 }
 
@@ -23,6 +24,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.up
 	ch <- c.prefixes
 	ch <- c.updateSent
+	ch <- c.refused
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -34,5 +36,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, st.Name)
 		ch <- prometheus.MustNewConstMetric(c.prefixes, prometheus.GaugeValue, float64(st.PrefixesAdvertised), st.Name)
 		ch <- prometheus.MustNewConstMetric(c.updateSent, prometheus.CounterValue, float64(st.UpdatesSent), st.Name)
+		refused := 0.0
+		if st.ConfigError != "" {
+			refused = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.GaugeValue, refused, st.Name)
 	}
 }

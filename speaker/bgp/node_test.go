@@ -16,7 +16,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -39,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // nodeRequest is one line a test sends to a node process.
 type nodeRequest struct {
-	Op     string  // "peers", "routes", "status", "imported", "shutdown"
+	Op     string  // "peers", "routes", "status", "imported", "mem", "shutdown"
 	Peers  []Peer  `json:",omitempty"`
 	Routes []Route `json:",omitempty"`
 }
@@ -49,12 +53,50 @@ type nodeResponse struct {
 	Error    string       `json:",omitempty"`
 	Status   []PeerStatus `json:",omitempty"`
 	Imported int          `json:",omitempty"`
+	Mem      *nodeMem     `json:",omitempty"`
+}
+
+// nodeMem is the memory a node process uses, after a garbage collection.
+type nodeMem struct {
+	// HeapInuse is the Go heap in use (runtime.MemStats.HeapInuse), in bytes.
+	HeapInuse uint64
+	// RSS is the process's resident set size (VmRSS), in bytes.
+	RSS uint64
+}
+
+// memNow collects garbage, returns freed memory to the OS and reads the process's memory use.
+func memNow() (*nodeMem, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil, err
+	}
+	m := &nodeMem{HeapInuse: ms.HeapInuse}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" && f[2] == "kB" {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("reading VmRSS: %w", err)
+			}
+			m.RSS = kb * 1024
+		}
+	}
+	return m, nil
+}
+
+// nodeConfig is the node process's configuration, passed in the environment.
+type nodeConfig struct {
+	RouterID, NodeIPv4, NodeIPv6 netip.Addr
+	PrefixLimitRestart           time.Duration
 }
 
 // runNode is the node process: a Speaker configured from the environment, driven by stdin.
 // SIGTERM shuts the speaker down (withdraw, Cease) and exits, as the real speaker does.
 func runNode(in io.Reader, out io.Writer) int {
-	var cfg struct{ RouterID, NodeIPv4, NodeIPv6 netip.Addr }
+	var cfg nodeConfig
 	if err := json.Unmarshal([]byte(os.Getenv(nodeEnv)), &cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "node config:", err)
 		return 2
@@ -64,7 +106,8 @@ func runNode(in io.Reader, out io.Writer) int {
 		level = slog.LevelDebug
 	}
 	sp, err := New(Config{RouterID: cfg.RouterID, NodeIPv4: cfg.NodeIPv4, NodeIPv6: cfg.NodeIPv6,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
+		PrefixLimitRestart: cfg.PrefixLimitRestart,
+		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -101,6 +144,8 @@ func runNode(in io.Reader, out io.Writer) int {
 				resp.Status = sp.Status()
 			case "imported":
 				resp.Imported, err = sp.importedPaths(ctx)
+			case "mem":
+				resp.Mem, err = memNow()
 			case "shutdown":
 				err = sp.Shutdown(ctx)
 			default:
@@ -132,6 +177,7 @@ func (s *Speaker) importedPaths(ctx context.Context) (int, error) {
 			err := ss.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: f}, func(d *api.Destination) {
 				for _, p := range d.Paths {
 					if p.NeighborIp != "" && p.NeighborIp != "<nil>" {
+						fmt.Fprintf(os.Stderr, "imported path of session %s: %v\n", ss.peer.Name, p)
 						n++
 					}
 				}
@@ -156,9 +202,11 @@ type node struct {
 	exited chan struct{}
 }
 
-func startNode(t testing.TB, l *netlab.Lab, name, ns string, v4, v6 netip.Addr) *node {
+// startNode starts a node process in ns. Its router ID is chosen as the speaker's main does
+// (RouterID): the IPv4 address, or one derived from the IPv6 address on an IPv6-only node.
+func startNode(t testing.TB, l *netlab.Lab, name, ns string, v4, v6 netip.Addr, opts labOptions) *node {
 	t.Helper()
-	cfg, _ := json.Marshal(map[string]netip.Addr{"RouterID": v4, "NodeIPv4": v4, "NodeIPv6": v6})
+	cfg, _ := json.Marshal(nodeConfig{RouterID: RouterID(v4, v6, name), NodeIPv4: v4, NodeIPv6: v6, PrefixLimitRestart: opts.PrefixLimitRestart})
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -276,9 +324,23 @@ var (
 	routerV6 = netip.MustParseAddr("2001:db8::1")
 )
 
+// labOptions change how newLabWith builds the lab.
+type labOptions struct {
+	// V6Only gives the nodes no IPv4 address.
+	V6Only bool
+	// PrefixLimitRestart is the nodes' Config.PrefixLimitRestart.
+	PrefixLimitRestart time.Duration
+}
+
 // newLab builds the namespaces, starts FRR with cfg (ASN and router ID filled in when zero)
 // and starts n node processes.
 func newLab(t *testing.T, n int, cfg frr.Config) *lab {
+	t.Helper()
+	return newLabWith(t, n, cfg, labOptions{})
+}
+
+// newLabWith is newLab with options.
+func newLabWith(t *testing.T, n int, cfg frr.Config, opts labOptions) *lab {
 	t.Helper()
 	if err := frr.Available(); err != nil {
 		t.Skip(err)
@@ -298,6 +360,9 @@ func newLab(t *testing.T, n int, cfg frr.Config) *lab {
 		must(err)
 		must(l.Veth(ns, "eth0", sw, "p-"+short, "br0"))
 		for _, a := range []string{v4, v6} {
+			if a == "" {
+				continue
+			}
 			_, err := l.Exec(ns, "ip", "addr", "add", a, "dev", "eth0")
 			must(err)
 		}
@@ -308,8 +373,12 @@ func newLab(t *testing.T, n int, cfg frr.Config) *lab {
 	for i := 1; i <= n; i++ {
 		v4 := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})
 		v6 := netip.MustParseAddr(fmt.Sprintf("2001:db8::%d", 10+i))
-		ns := host(fmt.Sprintf("n%d", i), v4.String()+"/24", v6.String()+"/64")
-		lb.nodes = append(lb.nodes, startNode(t, l, fmt.Sprintf("n%d", i), ns, v4, v6))
+		v4cidr := v4.String() + "/24"
+		if opts.V6Only {
+			v4, v4cidr = netip.Addr{}, ""
+		}
+		ns := host(fmt.Sprintf("n%d", i), v4cidr, v6.String()+"/64")
+		lb.nodes = append(lb.nodes, startNode(t, l, fmt.Sprintf("n%d", i), ns, v4, v6, opts))
 	}
 	if cfg.ASN == 0 {
 		cfg.ASN = 64500

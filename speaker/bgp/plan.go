@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -176,51 +177,68 @@ func diffPeers(have map[string]Peer, want []Peer) peerDiff {
 	return d
 }
 
-// validatePeers checks what GoBGP would reject or silently misuse.
-func validatePeers(peers []Peer, defaultRouterID netip.Addr) error {
-	var errs []error
-	names := map[string]bool{}
-	for _, p := range peers {
-		bad := func(format string, args ...any) {
-			errs = append(errs, fmt.Errorf("%w: peer %q: %s", ErrInvalidPeer, p.Name, fmt.Sprintf(format, args...)))
-		}
-		switch {
-		case p.Name == "":
-			bad("empty name")
-		case names[p.Name]:
-			bad("duplicate name")
-		}
-		names[p.Name] = true
-		if p.MyASN == 0 || p.PeerASN == 0 {
-			bad("myASN %d and peerASN %d must not be 0", p.MyASN, p.PeerASN)
-		}
-		if !p.Address.IsValid() || p.Address.IsUnspecified() {
-			bad("address %v is not a usable address", p.Address)
-		}
-		if p.SourceAddress.IsValid() && p.SourceAddress.Unmap().Is4() != p.Address.Unmap().Is4() {
-			bad("source address %v is not of the family of address %v", p.SourceAddress, p.Address)
-		}
-		id := p.RouterID
-		if !id.IsValid() {
-			id = defaultRouterID
-		}
-		if !id.Unmap().Is4() {
-			bad("router ID %v is not an IPv4 address (set Peer.RouterID or Config.RouterID)", id)
-		}
-		for _, t := range []struct {
-			name string
-			d    time.Duration
-		}{{"holdTime", p.HoldTime}, {"keepaliveTime", p.KeepaliveTime}, {"connectTime", p.ConnectTime}} {
-			if t.d < 0 || t.d%time.Second != 0 {
-				bad("%s %v is not a whole, non-negative number of seconds", t.name, t.d)
-			}
-		}
-		if p.HoldTime != 0 && p.HoldTime < 3*time.Second {
-			bad("holdTime %v is below 3s (RFC 4271)", p.HoldTime)
-		}
-		if p.HoldTime != 0 && p.KeepaliveTime > p.HoldTime {
-			bad("keepaliveTime %v is longer than holdTime %v", p.KeepaliveTime, p.HoldTime)
+// maxTimer is the longest hold, keepalive and connect time: BGP carries the hold time in 16 bits.
+const maxTimer = 65535 * time.Second
+
+// maxPasswordLength is the longest TCP MD5 key the kernel accepts (TCP_MD5SIG_MAXKEYLEN).
+const maxPasswordLength = 80
+
+// ValidatePeer checks one Peer for what GoBGP would reject or silently misuse; defaultRouterID
+// is Config.RouterID. SetPeers skips a Peer it refuses and runs the others. The Herald
+// configuration (package config) refuses every such BGPPeer already, at the door; this is the
+// adapter's own defence, and a test checks that the two never disagree.
+func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	if p.Name == "" {
+		bad("empty name")
+	}
+	if p.MyASN == 0 || p.PeerASN == 0 {
+		bad("myASN %d and peerASN %d must not be 0", p.MyASN, p.PeerASN)
+	}
+	addr := p.Address.Unmap()
+	switch {
+	case !addr.IsValid() || addr.IsUnspecified() || addr.IsMulticast():
+		bad("address %v is not a unicast address", p.Address)
+	case addr.IsLinkLocalUnicast() && addr.Zone() == "":
+		bad("address %v is link-local but names no interface (zone)", p.Address)
+	}
+	if p.SourceAddress.IsValid() && p.SourceAddress.Unmap().Is4() != addr.Is4() {
+		bad("source address %v is not of the family of address %v", p.SourceAddress, p.Address)
+	}
+	id := p.RouterID
+	if !id.IsValid() {
+		id = defaultRouterID
+	}
+	if !usableRouterID(id.Unmap()) {
+		bad("router ID %v is not an IPv4 address other than 0.0.0.0 and outside 224.0.0.0/3 (set Peer.RouterID or Config.RouterID)", id)
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"holdTime", p.HoldTime}, {"keepaliveTime", p.KeepaliveTime}, {"connectTime", p.ConnectTime}} {
+		if t.d < 0 || t.d > maxTimer || t.d%time.Second != 0 {
+			bad("%s %v is not a whole number of seconds from 0 to 65535", t.name, t.d)
 		}
 	}
-	return errors.Join(errs...)
+	if p.HoldTime != 0 && p.HoldTime < 3*time.Second {
+		bad("holdTime %v is below 3s (RFC 4271)", p.HoldTime)
+	}
+	if hold := p.holdTime(); p.KeepaliveTime > hold {
+		bad("keepaliveTime %v is longer than holdTime %v", p.KeepaliveTime, hold)
+	}
+	if n := len(p.Password); n > maxPasswordLength {
+		bad("TCP MD5 password of %d bytes is longer than %d bytes", n, maxPasswordLength)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: peer %q: %s", ErrInvalidPeer, p.Name, strings.Join(errs, "; "))
+}
+
+// usableRouterID reports whether id can be a BGP identifier: an IPv4 address other than 0.0.0.0
+// (RFC 6286) and outside 224.0.0.0/3 (multicast and reserved), which routers that follow RFC 4271
+// ("a valid unicast host address") refuse as Bad BGP Identifier.
+func usableRouterID(id netip.Addr) bool {
+	return id.Is4() && !id.IsUnspecified() && id.As4()[0] < 224
 }

@@ -2,8 +2,10 @@ package bgp
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,38 +127,64 @@ func TestDiffPeers(t *testing.T) {
 	}
 }
 
-func TestValidatePeers(t *testing.T) {
+func TestValidatePeer(t *testing.T) {
 	ok := Peer{Name: "a", MyASN: 64512, PeerASN: 64500, Address: netip.MustParseAddr("198.51.100.1"),
 		HoldTime: 3 * time.Second, KeepaliveTime: time.Second}
 	id := netip.MustParseAddr("198.51.100.10")
-	if err := validatePeers([]Peer{ok}, id); err != nil {
-		t.Fatalf("valid peer: %v", err)
-	}
 	for _, tc := range []struct {
 		name string
 		mod  func(*Peer)
 		id   netip.Addr
 	}{
-		{"no name", func(p *Peer) { p.Name = "" }, id},
-		{"no ASN", func(p *Peer) { p.PeerASN = 0 }, id},
-		{"no address", func(p *Peer) { p.Address = netip.Addr{} }, id},
-		{"source of other family", func(p *Peer) { p.SourceAddress = netip.MustParseAddr("2001:db8::1") }, id},
-		{"no router ID", func(p *Peer) {}, netip.Addr{}},
-		{"IPv6 router ID", func(p *Peer) { p.RouterID = netip.MustParseAddr("2001:db8::1") }, id},
-		{"fractional seconds", func(p *Peer) { p.ConnectTime = 1500 * time.Millisecond }, id},
-		{"hold time too short", func(p *Peer) { p.HoldTime = 2 * time.Second }, id},
-		{"keepalive above hold", func(p *Peer) { p.KeepaliveTime = 5 * time.Second }, id},
+		{"as given", func(*Peer) {}, id},
+		{"defaults (zero timers, no prefix limit)", func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 0 }, id},
+		{"keepalive up to the default hold time", func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 90*time.Second }, id},
+		{"link-local with a zone", func(p *Peer) { p.Address = netip.MustParseAddr("fe80::1%eth0") }, id},
+		{"router ID of the peer", func(p *Peer) { p.RouterID = netip.MustParseAddr("198.51.100.11") }, netip.Addr{}},
+		{"password of 80 bytes", func(p *Peer) { p.Password = strings.Repeat("x", 80) }, id},
+		{"longest timers", func(p *Peer) { p.HoldTime, p.KeepaliveTime, p.ConnectTime = maxTimer, maxTimer, maxTimer }, id},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := ok
 			tc.mod(&p)
-			if err := validatePeers([]Peer{p}, tc.id); !errors.Is(err, ErrInvalidPeer) {
-				t.Errorf("validatePeers = %v, want ErrInvalidPeer", err)
+			if err := ValidatePeer(p, tc.id); err != nil {
+				t.Errorf("ValidatePeer = %v, want nil", err)
 			}
 		})
 	}
-	if err := validatePeers([]Peer{ok, ok}, id); !errors.Is(err, ErrInvalidPeer) {
-		t.Errorf("duplicate names: %v, want ErrInvalidPeer", err)
+	for _, tc := range []struct {
+		name string
+		mod  func(*Peer)
+		id   netip.Addr
+		want string
+	}{
+		{"no name", func(p *Peer) { p.Name = "" }, id, "empty name"},
+		{"no ASN", func(p *Peer) { p.PeerASN = 0 }, id, "peerASN 0 must not be 0"},
+		{"no address", func(p *Peer) { p.Address = netip.Addr{} }, id, "is not a unicast address"},
+		{"unspecified address", func(p *Peer) { p.Address = netip.MustParseAddr("0.0.0.0") }, id, "0.0.0.0 is not a unicast address"},
+		{"multicast address", func(p *Peer) { p.Address = netip.MustParseAddr("ff02::1") }, id, "ff02::1 is not a unicast address"},
+		{"link-local without a zone", func(p *Peer) { p.Address = netip.MustParseAddr("fe80::1") }, id, "names no interface"},
+		{"source of other family", func(p *Peer) { p.SourceAddress = netip.MustParseAddr("2001:db8::1") }, id, "not of the family"},
+		{"no router ID", func(*Peer) {}, netip.Addr{}, "router ID invalid IP"},
+		{"IPv6 router ID", func(p *Peer) { p.RouterID = netip.MustParseAddr("2001:db8::1") }, id, "router ID 2001:db8::1"},
+		{"router ID 0.0.0.0", func(p *Peer) { p.RouterID = netip.MustParseAddr("0.0.0.0") }, id, "router ID 0.0.0.0"},
+		{"multicast router ID", func(p *Peer) {}, netip.MustParseAddr("224.0.0.1"), "router ID 224.0.0.1"},
+		{"fractional connect time", func(p *Peer) { p.ConnectTime = 1500 * time.Millisecond }, id, "connectTime 1.5s is not a whole number"},
+		{"fractional keepalive", func(p *Peer) { p.HoldTime, p.KeepaliveTime = 10*time.Second, 3333*time.Millisecond }, id, "keepaliveTime 3.333s"},
+		{"hold time too short", func(p *Peer) { p.HoldTime = 2 * time.Second }, id, "holdTime 2s is below 3s"},
+		{"hold time beyond 16 bits", func(p *Peer) { p.HoldTime = maxTimer + time.Second }, id, "holdTime 18h12m16s"},
+		{"keepalive above hold", func(p *Peer) { p.KeepaliveTime = 5 * time.Second }, id, "keepaliveTime 5s is longer than holdTime 3s"},
+		{"keepalive above the default hold", func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 91*time.Second }, id, "longer than holdTime 1m30s"},
+		{"password too long", func(p *Peer) { p.Password = strings.Repeat("x", 81) }, id, "81 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ok
+			tc.mod(&p)
+			err := ValidatePeer(p, tc.id)
+			if !errors.Is(err, ErrInvalidPeer) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), fmt.Sprintf("peer %q", p.Name)) {
+				t.Errorf("ValidatePeer = %v, want ErrInvalidPeer naming the peer and saying %q", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -20,6 +20,34 @@ var (
 
 func (p Peer) ibgp() bool { return p.MyASN == p.PeerASN }
 
+// defaultHoldTime is the hold time of a Peer that sets none (GoBGP's and RFC 4271's 90 s).
+const defaultHoldTime = 90 * time.Second
+
+// holdTime is p's hold time, defaultHoldTime when zero.
+func (p Peer) holdTime() time.Duration {
+	if p.HoldTime == 0 {
+		return defaultHoldTime
+	}
+	return p.HoldTime
+}
+
+// keepaliveTime is p's keepalive interval; when zero, one third of the hold time rounded down to
+// whole seconds. The adapter fills it in itself: GoBGP's own default is a fraction of a second
+// off (hold/3 as a float) and it would count a sub-second keepalive as 0.
+func (p Peer) keepaliveTime() time.Duration {
+	if p.KeepaliveTime == 0 {
+		return (p.holdTime() / 3).Truncate(time.Second)
+	}
+	return p.KeepaliveTime
+}
+
+func (p Peer) maxPrefixes() uint32 {
+	if p.MaxPrefixes == 0 {
+		return DefaultMaxPrefixes
+	}
+	return p.MaxPrefixes
+}
+
 func (p Peer) routerID(def netip.Addr) netip.Addr {
 	if p.RouterID.IsValid() {
 		return p.RouterID.Unmap()
@@ -37,8 +65,8 @@ func toAPIGlobal(p Peer, defaultRouterID netip.Addr) *api.Global {
 	}
 }
 
-// toAPIPeer translates p into GoBGP's neighbor configuration: both unicast families enabled,
-// timers, transport, TCP MD5, multihop and graceful restart.
+// toAPIPeer translates p into GoBGP's neighbor configuration: both unicast families enabled, each
+// with the prefix limit, timers, transport, TCP MD5, multihop and graceful restart.
 func toAPIPeer(p Peer) *api.Peer {
 	port := uint32(p.Port)
 	if port == 0 {
@@ -55,8 +83,8 @@ func toAPIPeer(p Peer) *api.Peer {
 		Transport: &api.Transport{RemotePort: port},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			ConnectRetry:           seconds(p.ConnectTime),
-			HoldTime:               seconds(p.HoldTime),
-			KeepaliveInterval:      seconds(p.KeepaliveTime),
+			HoldTime:               seconds(p.holdTime()),
+			KeepaliveInterval:      seconds(p.keepaliveTime()),
 			IdleHoldTimeAfterReset: seconds(p.ConnectTime),
 		}},
 	}
@@ -67,7 +95,10 @@ func toAPIPeer(p Peer) *api.Peer {
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
 	}
 	for _, f := range []*api.Family{familyIPv4, familyIPv6} {
-		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}}
+		af := &api.AfiSafi{
+			Config:       &api.AfiSafiConfig{Family: f, Enabled: true},
+			PrefixLimits: &api.PrefixLimit{Family: f, MaxPrefixes: p.maxPrefixes()},
+		}
 		if p.GracefulRestart {
 			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 		}

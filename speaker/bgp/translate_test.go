@@ -19,7 +19,7 @@ func TestToAPIPeer(t *testing.T) {
 		Name: "r1", MyASN: 64512, PeerASN: 64500,
 		Address: netip.MustParseAddr("2001:db8::1"), SourceAddress: netip.MustParseAddr("2001:db8::11"),
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 2 * time.Second,
-		EBGPMultiHop: true, Password: "pw", GracefulRestart: true,
+		EBGPMultiHop: true, Password: "pw", GracefulRestart: true, MaxPrefixes: 50,
 	}
 	gr := &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 	want := &api.Peer{
@@ -29,8 +29,10 @@ func TestToAPIPeer(t *testing.T) {
 		EbgpMultihop:    &api.EbgpMultihop{Enabled: true, MultihopTtl: 255},
 		GracefulRestart: &api.GracefulRestart{Enabled: true, RestartTime: gracefulRestartTime},
 		AfiSafis: []*api.AfiSafi{
-			{Config: &api.AfiSafiConfig{Family: familyIPv4, Enabled: true}, MpGracefulRestart: gr},
-			{Config: &api.AfiSafiConfig{Family: familyIPv6, Enabled: true}, MpGracefulRestart: gr},
+			{Config: &api.AfiSafiConfig{Family: familyIPv4, Enabled: true}, MpGracefulRestart: gr,
+				PrefixLimits: &api.PrefixLimit{Family: familyIPv4, MaxPrefixes: 50}},
+			{Config: &api.AfiSafiConfig{Family: familyIPv6, Enabled: true}, MpGracefulRestart: gr,
+				PrefixLimits: &api.PrefixLimit{Family: familyIPv6, MaxPrefixes: 50}},
 		},
 	}
 	if diff := cmp.Diff(want, toAPIPeer(p), protocmp.Transform()); diff != "" {
@@ -45,6 +47,36 @@ func TestToAPIPeer(t *testing.T) {
 	}
 	if g := toAPIGlobal(p, netip.MustParseAddr("198.51.100.10")); g.Asn != 64512 || g.RouterId != "198.51.100.10" || g.ListenPort != -1 {
 		t.Errorf("toAPIGlobal = %v, want AS 64512, router ID 198.51.100.10, no listener", g)
+	}
+}
+
+// TestToAPIPeerDefaults: the adapter fills in every timer and the prefix limit itself, in whole
+// seconds, so GoBGP's own defaults (a keepalive of hold/3 as a fraction of a second, no prefix
+// limit) never apply.
+func TestToAPIPeerDefaults(t *testing.T) {
+	addr := netip.MustParseAddr("198.51.100.1")
+	for _, tc := range []struct {
+		name            string
+		hold, keepalive time.Duration
+		wantHold        uint64
+		wantKeepalive   uint64
+	}{
+		{"nothing set", 0, 0, 90, 30},
+		{"hold 10s: keepalive 3s, not 3.333s", 10 * time.Second, 0, 10, 3},
+		{"hold 5s: keepalive 1s", 5 * time.Second, 0, 5, 1},
+		{"keepalive given", 10 * time.Second, 5 * time.Second, 10, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := toAPIPeer(Peer{Name: "r", MyASN: 1, PeerASN: 2, Address: addr, HoldTime: tc.hold, KeepaliveTime: tc.keepalive})
+			if c := got.Timers.Config; c.HoldTime != tc.wantHold || c.KeepaliveInterval != tc.wantKeepalive {
+				t.Errorf("hold %d s, keepalive %d s; want %d s and %d s", c.HoldTime, c.KeepaliveInterval, tc.wantHold, tc.wantKeepalive)
+			}
+			for _, af := range got.AfiSafis {
+				if af.PrefixLimits.GetMaxPrefixes() != DefaultMaxPrefixes {
+					t.Errorf("prefix limit of %v = %d, want %d", af.Config.Family, af.PrefixLimits.GetMaxPrefixes(), DefaultMaxPrefixes)
+				}
+			}
+		})
 	}
 }
 

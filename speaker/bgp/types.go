@@ -23,7 +23,9 @@ type Peer struct {
 	// RouterID of the speaker on this session; Config.RouterID when zero.
 	RouterID netip.Addr
 	// HoldTime, KeepaliveTime and ConnectTime (connect retry, also the wait after a session
-	// reset) in whole seconds; GoBGP's defaults (90 s, 30 s, 120 s) when zero.
+	// reset) in whole seconds. When zero: 90 s, one third of the hold time rounded down to whole
+	// seconds, and GoBGP's 120 s. A hold time of 0 (no keepalives) cannot be asked for: GoBGP v3
+	// runs such a session with 90 s.
 	HoldTime, KeepaliveTime, ConnectTime time.Duration
 	// EBGPMultiHop sends with TTL 255 so the peer may be more than one hop away.
 	EBGPMultiHop bool
@@ -31,7 +33,16 @@ type Peer struct {
 	Password string
 	// GracefulRestart advertises the graceful restart capability (RFC 4724) for both families.
 	GracefulRestart bool
+	// MaxPrefixes is the most prefixes accepted from the peer per address family; more close
+	// the session with a Cease NOTIFICATION (Maximum Number of Prefixes Reached), and it opens
+	// again after Config.PrefixLimitRestart. DefaultMaxPrefixes when 0. The speaker imports
+	// nothing, but GoBGP keeps every received path until its import policy rejects it, so the
+	// limit bounds the memory a peer can make the speaker use.
+	MaxPrefixes uint32
 }
+
+// DefaultMaxPrefixes is the prefix limit of a Peer that sets none.
+const DefaultMaxPrefixes = 1000
 
 // Route is a prefix to advertise and the attributes to send with it.
 type Route struct {
@@ -110,6 +121,11 @@ type PeerStatus struct {
 	PrefixesAdvertised int
 	// UpdatesSent counts UPDATE messages sent on the session.
 	UpdatesSent uint64
+	// ConfigError is set when the speaker cannot use the peer's latest configuration and says
+	// why. The peer then has no session (State is StateUnknown), or, when an earlier
+	// configuration of it was in use, that session goes on unchanged. Other peers are never
+	// affected.
+	ConfigError string
 }
 
 var (

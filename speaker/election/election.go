@@ -2,8 +2,9 @@
 //
 // It owns two decisions and nothing else:
 //
-//   - eligibility: from plain facts about the nodes (alive in memberlist, Ready, not
-//     NetworkUnavailable, not excluded by label, interfaces up), the advertisements (pools,
+//   - eligibility: from plain facts about the nodes (alive in memberlist, its speaker ready to
+//     answer, Ready, not NetworkUnavailable, not excluded by label, interfaces up), the
+//     advertisements (pools,
 //     node and service selectors as predicates over label maps, interfaces) and the Services
 //     sharing the IP (labels, traffic policy, nodes with ready endpoints), which nodes may
 //     announce the IP;
@@ -21,7 +22,6 @@ package election
 
 import (
 	"net/netip"
-	"slices"
 )
 
 // ExcludeFromLBLabel is the well-known Node label that removes a node from the set of
@@ -65,14 +65,25 @@ type Node struct {
 	Labels map[string]string
 	// Alive is true when memberlist counts the node's speaker as a live member.
 	Alive bool
+	// SpeakerReady is true when the node's speaker says, in the state it gossips, that it can
+	// answer: it has a valid configuration, knows the other speakers and has set up its
+	// responders. A live speaker that is not ready (starting, or without a usable configuration)
+	// is never elected, so no IP is handed to a node that would not answer for it.
+	SpeakerReady bool
 	// Ready is the Node's Ready condition being True.
 	Ready bool
 	// NetworkUnavailable is the Node's NetworkUnavailable condition being True.
 	NetworkUnavailable bool
-	// Interfaces names the node's interfaces that are up and usable for layer 2
-	// announcements. Every speaker must see the same list for a node (for example published
-	// through memberlist metadata), or speakers may disagree on the owner. Ignored in BGP mode.
+	// Interfaces names the node's interfaces that are up and open for layer 2 announcements:
+	// its default interfaces and those that advertisements name. An advertisement that names
+	// interfaces may use the node when one of them is listed. Every speaker must see the same
+	// lists for a node (they are published through memberlist metadata), or speakers may
+	// disagree on the owner. Ignored in BGP mode.
 	Interfaces []string
+	// DefaultInterfaces names those of Interfaces chosen by the default rule (the node's own
+	// addresses and default routes): an advertisement that names no interface answers on them,
+	// and may use the node when there is one. Ignored in BGP mode.
+	DefaultInterfaces []string
 }
 
 // Advertisement is an L2Advertisement or BGPAdvertisement reduced to what the election uses.
@@ -118,15 +129,16 @@ type Input struct {
 // Eligible returns the names of the nodes that may announce in.IP in the given mode, sorted
 // and without duplicates.
 //
-// A node is eligible when it is alive in memberlist, Ready, not NetworkUnavailable, not
-// labelled ExcludeFromLBLabel, and it can serve every announced Service of the IP:
+// A node is eligible when it is alive in memberlist, its speaker is ready, it is Ready, not
+// NetworkUnavailable, not labelled ExcludeFromLBLabel, and it can serve every announced Service
+// of the IP:
 //
 //   - a Service is announced when at least one advertisement covers in.Pool and selects the
 //     Service. Services no advertisement announces put no constraint on the nodes (they are
 //     simply not announced in this mode); when no Service is announced no node is eligible;
 //   - for each announced Service, some advertisement that announces it must select the node
-//     and, in Layer2 mode, allow one of the node's Interfaces (any, when the advertisement
-//     names none, but the node must have at least one interface up);
+//     and, in Layer2 mode, allow one of the node's Interfaces (when the advertisement names
+//     none, the node must have one of its DefaultInterfaces up);
 //   - for each announced Service with LocalTraffic, the node must have a ready endpoint.
 //
 // With a shared IP the result is therefore the intersection over the Services. One node has
@@ -135,77 +147,7 @@ type Input struct {
 // intersection is empty the IP is not announced; the controller only lets Local Services share
 // an IP when they select the same pods, so in practice the endpoint sets agree.
 func Eligible(mode Mode, in Input) []string {
-	type constraint struct {
-		ads       []*Advertisement
-		endpoints map[string]bool // nil unless Local
-	}
-	var constraints []constraint
-	for i := range in.Services {
-		svc := &in.Services[i]
-		var c constraint
-		for j := range in.Advertisements {
-			ad := &in.Advertisements[j]
-			if slices.Contains(ad.Pools, in.Pool) && ad.Services.matches(svc.Labels) {
-				c.ads = append(c.ads, ad)
-			}
-		}
-		if len(c.ads) == 0 {
-			continue // not announced in this mode: no constraint
-		}
-		if svc.LocalTraffic {
-			c.endpoints = make(map[string]bool, len(svc.ReadyEndpointNodes))
-			for _, n := range svc.ReadyEndpointNodes {
-				c.endpoints[n] = true
-			}
-		}
-		constraints = append(constraints, c)
-	}
-	if len(constraints) == 0 {
-		return nil
-	}
-
-	var out []string
-nodes:
-	for i := range in.Nodes {
-		node := &in.Nodes[i]
-		if !nodeUsable(node) {
-			continue
-		}
-		for _, c := range constraints {
-			if c.endpoints != nil && !c.endpoints[node.Name] {
-				continue nodes
-			}
-			if !slices.ContainsFunc(c.ads, func(ad *Advertisement) bool { return adSelects(mode, ad, node) }) {
-				continue nodes
-			}
-		}
-		out = append(out, node.Name)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// nodeUsable checks what depends on the node alone.
-func nodeUsable(n *Node) bool {
-	if n.Name == "" || !n.Alive || !n.Ready || n.NetworkUnavailable {
-		return false
-	}
-	_, excluded := n.Labels[ExcludeFromLBLabel]
-	return !excluded
-}
-
-// adSelects reports whether ad lets node announce.
-func adSelects(mode Mode, ad *Advertisement, node *Node) bool {
-	if !ad.Nodes.matches(node.Labels) {
-		return false
-	}
-	if mode != Layer2 {
-		return true
-	}
-	if len(ad.Interfaces) == 0 {
-		return len(node.Interfaces) > 0
-	}
-	return slices.ContainsFunc(node.Interfaces, func(ifi string) bool { return slices.Contains(ad.Interfaces, ifi) })
+	return evaluate(mode, in, false).Eligible()
 }
 
 // Owner returns the node among eligible that owns ip: the one with the highest rendezvous

@@ -7,13 +7,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// node returns a healthy node with one interface up and the given labels.
+// node returns a healthy node, its speaker ready, with one (default) interface up and the given
+// labels.
 func node(name string, labels ...string) Node {
 	l := map[string]string{}
 	for i := 0; i+1 < len(labels); i += 2 {
 		l[labels[i]] = labels[i+1]
 	}
-	return Node{Name: name, Labels: l, Alive: true, Ready: true, Interfaces: []string{"eth0"}}
+	return Node{Name: name, Labels: l, Alive: true, SpeakerReady: true, Ready: true,
+		Interfaces: []string{"eth0"}, DefaultInterfaces: []string{"eth0"}}
 }
 
 func with(n Node, f func(*Node)) Node {
@@ -60,6 +62,18 @@ func TestEligible(t *testing.T) {
 			name: "not alive in memberlist", mode: Layer2,
 			services: []Service{svc}, ads: allPools,
 			nodes: []Node{node("n1"), with(node("n2"), func(n *Node) { n.Alive = false })},
+			want:  []string{"n1"},
+		},
+		{
+			name: "alive but its speaker not ready", mode: Layer2,
+			services: []Service{svc}, ads: allPools,
+			nodes: []Node{node("n1"), with(node("n2"), func(n *Node) { n.SpeakerReady = false })},
+			want:  []string{"n1"},
+		},
+		{
+			name: "bgp: alive but its speaker not ready", mode: BGP,
+			services: []Service{svc}, ads: allPools,
+			nodes: []Node{node("n1"), with(node("n2"), func(n *Node) { n.SpeakerReady = false })},
 			want:  []string{"n1"},
 		},
 		{
@@ -135,7 +149,13 @@ func TestEligible(t *testing.T) {
 		{
 			name: "layer2 needs an interface up", mode: Layer2,
 			services: []Service{svc}, ads: allPools,
-			nodes: []Node{node("n1"), with(node("n2"), func(n *Node) { n.Interfaces = nil })},
+			nodes: []Node{node("n1"), with(node("n2"), func(n *Node) { n.Interfaces, n.DefaultInterfaces = nil, nil })},
+			want:  []string{"n1"},
+		},
+		{
+			name: "layer2 without named interfaces needs a default interface up", mode: Layer2,
+			services: []Service{svc}, ads: allPools,
+			nodes: []Node{node("n1"), with(node("n2"), func(n *Node) { n.Interfaces, n.DefaultInterfaces = []string{"vlan20"}, nil })},
 			want:  []string{"n1"},
 		},
 		{
@@ -145,7 +165,7 @@ func TestEligible(t *testing.T) {
 			nodes: []Node{
 				node("n1"),
 				with(node("n2"), func(n *Node) { n.Interfaces = []string{"eth0", "vlan20"} }),
-				with(node("n3"), func(n *Node) { n.Interfaces = []string{"vlan10"} }),
+				with(node("n3"), func(n *Node) { n.Interfaces, n.DefaultInterfaces = []string{"vlan10"}, nil }),
 			},
 			want: []string{"n2", "n3"},
 		},

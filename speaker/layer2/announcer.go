@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -35,6 +36,16 @@ type Config struct {
 	Burst []time.Duration
 	// Refresh is how often an owned address is announced again after the burst. Zero: DefaultRefresh.
 	Refresh time.Duration
+	// Conflicts turns on duplicate address detection (see ConflictConfig). Nil: off; the
+	// Announcer only answers and announces.
+	Conflicts *ConflictConfig
+	// Index returns the current index of the named interface (Netlink.Index does). The Announcer
+	// keys its sockets by interface index and checks the index on every SetOwned and Prepare, so
+	// an interface deleted and created again under the same name (netplan, a VLAN or bond being
+	// re-applied, flannel.1) is reopened rather than served through a dead socket. Nil: with the
+	// default Dial, net.InterfaceByName; with another Dial, the index a Link was opened with is
+	// taken as current.
+	Index func(name string) (int, error)
 }
 
 // Announcer answers ARP and NDP for the addresses this node owns, on the interfaces it owns them on,
@@ -44,11 +55,16 @@ type Announcer struct {
 	dial  Dialer
 	sched schedule
 	m     *metrics
+	g     *guards // duplicate address detection; nil when off
 
-	mu      sync.Mutex
-	closed  bool
-	links   map[string]*link
-	entries map[announcement]*progress
+	index func(name string) (int, error) // nil: trust the index a Link was opened with
+
+	mu       sync.Mutex
+	closed   bool
+	links    map[int]*link // by interface index
+	owned    map[string]*[numFamilies]map[netip.Addr]struct{}
+	prepared []string
+	entries  map[announcement]*progress
 
 	kick     chan struct{}
 	stop     chan struct{}
@@ -57,14 +73,16 @@ type Announcer struct {
 
 // link is an open Link and its responders, indexed by family (nil: no socket for that family).
 type link struct {
-	name string
-	resp [numFamilies]*responder
+	name  string
+	index int
+	resp  [numFamilies]*responder
 }
 
-// announcement is one owned address on one interface.
+// announcement is one owned address on one interface (by index: a recreated interface announces
+// anew).
 type announcement struct {
-	ip     netip.Addr
-	ifname string
+	ip      netip.Addr
+	ifindex int
 }
 
 // progress is where an announcement is in its schedule.
@@ -92,28 +110,51 @@ func NewAnnouncer(cfg Config) (*Announcer, error) {
 		dial:     cfg.Dial,
 		sched:    sched,
 		m:        m,
-		links:    map[string]*link{},
+		links:    map[int]*link{},
+		owned:    map[string]*[numFamilies]map[netip.Addr]struct{}{},
 		entries:  map[announcement]*progress{},
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
+	a.index = cfg.Index
 	if a.dial == nil {
 		a.dial = DialLink
+		if a.index == nil {
+			a.index = func(name string) (int, error) {
+				ifi, err := net.InterfaceByName(name)
+				if err != nil {
+					return 0, fmt.Errorf("looking up interface %q: %w", name, err)
+				}
+				return ifi.Index, nil
+			}
+		}
+	}
+	if cfg.Conflicts != nil {
+		if a.g, err = newGuards(cfg.Conflicts, cfg.Registerer, cfg.Logger); err != nil {
+			return nil, err
+		}
+		go a.runGuards()
 	}
 	go a.run()
 	return a, nil
 }
 
 // SetOwned makes owned the complete desired state: each address this node owns, mapped to the
-// names of the interfaces to answer on (see SelectInterfaces). When it returns, addresses no longer
-// owned (or no longer on an interface) are not answered there any more, and every newly owned
-// address has been announced once; the follow-up announcements run in the background. Links are
-// opened when first needed and closed when no owned address uses them.
+// names of the interfaces to answer on (see Select). When it returns, addresses no longer owned (or
+// no longer on an interface) are not answered there any more, and every newly owned address has
+// been announced once; the follow-up announcements run in the background. Links are opened when
+// first needed, and closed when no owned address uses them and Prepare did not ask for them. An
+// interface whose index changed since its link was opened (deleted and created again) is reopened,
+// and its addresses announced anew.
 //
 // Errors (an interface that cannot be opened, an invalid address) are joined and returned; the rest
 // of the state is applied regardless, so the speaker can log and retry on its next reconcile.
 func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
+	return a.setOwned(owned, nil)
+}
+
+func (a *Announcer) setOwned(owned map[netip.Addr][]string, fresh map[netip.Addr]bool) error {
 	var errs []error
 	want := map[string]*[numFamilies]map[netip.Addr]struct{}{}
 	for ip, ifnames := range owned {
@@ -141,28 +182,99 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 	if a.closed {
 		return ErrClosed
 	}
+	a.owned = want
+	_, openErrs, err := a.apply(fresh)
+	for name := range want {
+		errs = append(errs, openErrs[name])
+	}
+	return errors.Join(append(errs, err)...)
+}
 
-	names := make([]string, 0, len(want))
+// Prepare keeps the links of the named interfaces open, whether or not an owned address uses them
+// yet, and returns the names whose links are open (with their current index): the interfaces this
+// node can answer on now. The speaker calls it with the interfaces it selected, before it says it
+// can answer, so that a takeover never waits for a socket and an interface that cannot be opened
+// (missing, not Ethernet, no CAP_NET_RAW) is known before the node is elected. Each call replaces
+// the previous set; errors name the interfaces that could not be opened.
+func (a *Announcer) Prepare(names []string) ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, ErrClosed
+	}
+	a.prepared = slices.Clone(names)
+	open, openErrs, err := a.apply(nil)
+	var ok []string
+	errs := []error{err}
+	for _, n := range names {
+		if open[n] != nil && !slices.Contains(ok, n) {
+			ok = append(ok, n)
+		}
+		errs = append(errs, openErrs[n])
+	}
+	slices.Sort(ok)
+	return ok, errors.Join(errs...)
+}
+
+// apply brings the links, responders and announcements in line with a.owned and a.prepared. It
+// returns the open link of every wanted name, the errors of the names that could not be opened,
+// and the other errors. Addresses in fresh (newly owned, never announced by anyone) are probed
+// before their first announcement when conflict detection is on. a.mu must be held.
+func (a *Announcer) apply(fresh map[netip.Addr]bool) (map[string]*link, map[string]error, error) {
+	var errs []error
+	openErrs := map[string]error{}
+	want := a.owned
+	names := make([]string, 0, len(want)+len(a.prepared))
 	for name := range want {
 		names = append(names, name)
 	}
+	names = append(names, a.prepared...)
 	slices.Sort(names)
+	names = slices.Compact(names)
+
+	// The open link of each wanted name, reopened when its interface has a new index.
+	byName := map[string]*link{}
+	for _, l := range a.links {
+		byName[l.name] = l
+	}
+	open := map[string]*link{}
 	for _, name := range names {
-		if _, ok := a.links[name]; ok {
-			continue
+		l := byName[name]
+		if a.index != nil {
+			idx, err := a.index(name)
+			if err != nil {
+				openErrs[name] = fmt.Errorf("opening link %s: %w", name, err)
+				continue
+			}
+			if l != nil && l.index != idx {
+				a.log.Info("Interface was replaced; reopening it", "interface", name, "oldIndex", l.index, "index", idx)
+				l = nil
+			}
 		}
-		l, err := a.openLink(name)
-		if err != nil {
-			errs = append(errs, err)
-			delete(want, name)
-			continue
+		if l == nil {
+			var err error
+			if l, err = a.openLink(name); err != nil {
+				openErrs[name] = err
+				continue
+			}
+			if old := a.links[l.index]; old != nil && old != byName[name] {
+				// The index was reused by another interface: the old link is dead.
+				errs = append(errs, a.closeLink(old))
+			}
+			a.links[l.index] = l
 		}
-		a.links[name] = l
+		open[name] = l
 	}
 
-	// Apply the new sets, dropping what is lost before anything else happens.
-	for name, l := range a.links {
-		fams := want[name]
+	a.g.syncGuards(a, want, fresh, time.Now())
+
+	// Apply the new sets, dropping what is lost before anything else happens. A link that is not
+	// the open one of its name (replaced, or not wanted) owns nothing.
+	for _, l := range a.links {
+		var fams *[numFamilies]map[netip.Addr]struct{}
+		if open[l.name] == l {
+			fams = want[l.name]
+		}
 		for f, r := range l.resp {
 			var ips map[netip.Addr]struct{}
 			if fams != nil {
@@ -170,7 +282,7 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 			}
 			if r == nil {
 				if len(ips) > 0 {
-					errs = append(errs, fmt.Errorf("answering for %d %s addresses on %s: %w", len(ips), family(f), name, ErrNoSocket))
+					errs = append(errs, fmt.Errorf("answering for %d %s addresses on %s: %w", len(ips), family(f), l.name, ErrNoSocket))
 				}
 				continue
 			}
@@ -182,13 +294,14 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 
 	// Forget announcements that are no longer wanted, announce new ones at once.
 	for an := range a.entries {
-		if fams := want[an.ifname]; fams == nil || !has(fams[familyOf(an.ip)], an.ip) {
+		l := a.links[an.ifindex]
+		if l == nil || open[l.name] != l || want[l.name] == nil || !has(want[l.name][familyOf(an.ip)], an.ip) {
 			delete(a.entries, an)
 		}
 	}
 	now := time.Now()
 	for _, name := range names {
-		l, fams := a.links[name], want[name]
+		l, fams := open[name], want[name]
 		if l == nil || fams == nil {
 			continue
 		}
@@ -198,25 +311,22 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 				continue
 			}
 			for _, ip := range sortedAddrs(ips) {
-				an := announcement{ip: ip, ifname: name}
-				if _, ok := a.entries[an]; ok {
+				an := announcement{ip: ip, ifindex: l.index}
+				if _, ok := a.entries[an]; ok || a.g.silent(guardKey{ip: ip, ifname: name}) {
 					continue
 				}
 				a.log.Info("Taking over", "ip", ip, "interface", name)
 				p := &progress{takeover: now}
 				a.entries[an] = p
-				a.announce(an, r, p, now)
+				a.announce(an, name, r, p, now)
 			}
 		}
 	}
 
-	for name, l := range a.links {
-		if want[name] == nil {
-			if err := l.close(); err != nil {
-				errs = append(errs, err)
-			}
-			delete(a.links, name)
-			a.log.Info("Closed link", "interface", name)
+	for idx, l := range a.links {
+		if open[l.name] != l {
+			errs = append(errs, a.closeLink(l))
+			delete(a.links, idx)
 		}
 	}
 
@@ -224,7 +334,13 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 	case a.kick <- struct{}{}:
 	default:
 	}
-	return errors.Join(errs...)
+	return open, openErrs, errors.Join(errs...)
+}
+
+func (a *Announcer) closeLink(l *link) error {
+	err := l.close()
+	a.log.Info("Closed link", "interface", l.name, "index", l.index)
+	return err
 }
 
 // Close stops answering and announcing everywhere and closes every socket.
@@ -236,14 +352,17 @@ func (a *Announcer) Close() error {
 	}
 	a.closed = true
 	var errs []error
-	for name, l := range a.links {
+	for idx, l := range a.links {
 		errs = append(errs, l.close())
-		delete(a.links, name)
+		delete(a.links, idx)
 	}
 	clear(a.entries)
 	a.mu.Unlock()
 	close(a.stop)
 	<-a.loopDone
+	if a.g != nil {
+		<-a.g.done
+	}
 	return errors.Join(errs...)
 }
 
@@ -263,19 +382,26 @@ func (a *Announcer) openLink(name string) (*link, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
-	l := &link{name: name}
+	l := &link{name: name, index: ifi.Index}
 	if ln.ARP != nil {
 		l.resp[familyIPv4] = newResponder(familyIPv4, &ifi, ln.ARP, a.m, a.log)
 	}
 	if ln.NDP != nil {
 		l.resp[familyIPv6] = newResponder(familyIPv6, &ifi, ln.NDP, a.m, a.log)
 	}
+	if a.g != nil {
+		for _, r := range l.resp {
+			if r != nil {
+				r.claims = a.g.claims
+			}
+		}
+	}
 	for _, r := range l.resp {
 		if r != nil {
 			go r.serve()
 		}
 	}
-	a.log.Info("Opened link", "interface", name, "mac", ifi.HardwareAddr.String())
+	a.log.Info("Opened link", "interface", name, "index", ifi.Index, "mac", ifi.HardwareAddr.String())
 	return l, nil
 }
 
@@ -320,8 +446,8 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 	var next time.Time
 	for an, p := range a.entries {
 		if !p.next.After(now) {
-			if l := a.links[an.ifname]; l != nil && l.resp[familyOf(an.ip)] != nil {
-				a.announce(an, l.resp[familyOf(an.ip)], p, now)
+			if l := a.links[an.ifindex]; l != nil && l.resp[familyOf(an.ip)] != nil {
+				a.announce(an, l.name, l.resp[familyOf(an.ip)], p, now)
 			}
 		}
 		if next.IsZero() || p.next.Before(next) {
@@ -333,11 +459,11 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 
 // announce sends one announcement and moves p to the next one due after now (skipping any that a
 // stalled process missed, rather than sending them in a burst).
-func (a *Announcer) announce(an announcement, r *responder, p *progress, now time.Time) {
+func (a *Announcer) announce(an announcement, ifname string, r *responder, p *progress, now time.Time) {
 	if err := r.announce(an.ip); err != nil {
-		a.log.Error("Announcing", "ip", an.ip, "interface", an.ifname, "err", err)
+		a.log.Error("Announcing", "ip", an.ip, "interface", ifname, "err", err)
 	} else {
-		a.log.Debug("Announced", "ip", an.ip, "interface", an.ifname, "n", p.sent)
+		a.log.Debug("Announced", "ip", an.ip, "interface", ifname, "n", p.sent)
 	}
 	for p.sent++; ; p.sent++ {
 		p.next = p.takeover.Add(a.sched.at(p.sent))

@@ -52,8 +52,10 @@ func NewLink(ifi *net.Interface, arp Conn, ndp GroupConn) (*Link, error) {
 	return &Link{Interface: *ifi, ARP: arp, NDP: ndp}, nil
 }
 
-// DialLink opens the two AF_PACKET sockets of the named interface: one for ARP requests, one for
-// IPv6 frames carrying ICMPv6 Neighbor Solicitations (both narrowed by a BPF filter in the kernel).
+// DialLink opens the two AF_PACKET sockets of the named interface: one for ARP requests and replies,
+// one for IPv6 frames carrying ICMPv6 Neighbor Solicitations and Advertisements (both narrowed by a
+// BPF filter in the kernel). Replies and advertisements are what other stations claim: duplicate
+// address detection watches them.
 // It needs CAP_NET_RAW, and opens the sockets in the calling thread's network namespace.
 func DialLink(name string) (*Link, error) {
 	ifi, err := net.InterfaceByName(name)
@@ -63,11 +65,11 @@ func DialLink(name string) (*Link, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("using interface %q: %w", name, ErrNoHardwareAddr)
 	}
-	arpConn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, &packet.Config{Filter: arpRequestFilter()})
+	arpConn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, &packet.Config{Filter: arpFilter()})
 	if err != nil {
 		return nil, fmt.Errorf("opening ARP socket on %q: %w", name, err)
 	}
-	ndpConn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_IPV6, &packet.Config{Filter: neighborSolicitationFilter()})
+	ndpConn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_IPV6, &packet.Config{Filter: neighborDiscoveryFilter()})
 	if err != nil {
 		_ = arpConn.Close()
 		return nil, fmt.Errorf("opening NDP socket on %q: %w", name, err)
@@ -75,29 +77,32 @@ func DialLink(name string) (*Link, error) {
 	return NewLink(ifi, arpConn, &packetGroupConn{Conn: ndpConn, ifindex: ifi.Index})
 }
 
-// arpRequestFilter accepts ARP requests (Ethernet, IPv4) and drops every other frame in the kernel.
-func arpRequestFilter() []bpf.RawInstruction {
+// arpFilter accepts ARP requests and replies (Ethernet, IPv4) and drops every other frame in the
+// kernel.
+func arpFilter() []bpf.RawInstruction {
 	return mustAssemble([]bpf.Instruction{
 		bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.ETH_P_ARP, SkipTrue: 3},
-		bpf.LoadAbsolute{Off: 14 + 6, Size: 2}, // ARP operation
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 1, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.ETH_P_ARP, SkipTrue: 4},
+		bpf.LoadAbsolute{Off: 14 + 6, Size: 2},                  // ARP operation
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 1, SkipTrue: 1},    // request
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 2, SkipTrue: 1}, // reply
 		bpf.RetConstant{Val: 0xffff},
 		bpf.RetConstant{Val: 0},
 	})
 }
 
-// neighborSolicitationFilter accepts IPv6 frames whose next header is ICMPv6 and whose ICMPv6 type
-// is Neighbor Solicitation (135). Solicitations behind extension headers are not seen; senders do
-// not use them.
-func neighborSolicitationFilter() []bpf.RawInstruction {
+// neighborDiscoveryFilter accepts IPv6 frames whose next header is ICMPv6 and whose ICMPv6 type is
+// Neighbor Solicitation (135) or Neighbor Advertisement (136). Messages behind extension headers
+// are not seen; senders do not use them.
+func neighborDiscoveryFilter() []bpf.RawInstruction {
 	return mustAssemble([]bpf.Instruction{
 		bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.ETH_P_IPV6, SkipTrue: 5},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.ETH_P_IPV6, SkipTrue: 6},
 		bpf.LoadAbsolute{Off: 14 + 6, Size: 1}, // IPv6 next header
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_ICMPV6, SkipTrue: 3},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_ICMPV6, SkipTrue: 4},
 		bpf.LoadAbsolute{Off: 14 + 40, Size: 1}, // ICMPv6 type
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 135, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 135, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 136, SkipTrue: 1},
 		bpf.RetConstant{Val: 0xffff},
 		bpf.RetConstant{Val: 0},
 	})

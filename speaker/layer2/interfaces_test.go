@@ -1,134 +1,84 @@
 package layer2
 
 import (
-	"errors"
-	"net"
-	"os"
-	"path/filepath"
-	"strings"
+	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-// topoTable is a LinkTopology read from a table.
-type topoTable map[string]struct{ master, brport bool }
-
-func (tt topoTable) HasMaster(name string) (bool, error)    { return tt[name].master, nil }
-func (tt topoTable) IsBridgePort(name string) (bool, error) { return tt[name].brport, nil }
-
-func TestSelectInterfaces(t *testing.T) {
-	mac := func(b byte) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, 0, b} }
-	up := net.FlagUp | net.FlagBroadcast | net.FlagMulticast
-	ifaces := []net.Interface{
-		{Name: "lo", Flags: net.FlagUp | net.FlagLoopback},
-		{Name: "eth0", Flags: up, HardwareAddr: mac(1)},
-		{Name: "eth1", Flags: net.FlagBroadcast, HardwareAddr: mac(2)}, // down
-		{Name: "bond0", Flags: up, HardwareAddr: mac(3)},
-		{Name: "ens1", Flags: up, HardwareAddr: mac(3)}, // bond slave
-		{Name: "br0", Flags: up, HardwareAddr: mac(4)},
-		{Name: "veth1234", Flags: up, HardwareAddr: mac(5)}, // port of br0
-		{Name: "wg0", Flags: up | net.FlagPointToPoint},     // no MAC
-		{Name: "ib0", Flags: up, HardwareAddr: make(net.HardwareAddr, 20)},
+func TestSelect(t *testing.T) {
+	a := netip.MustParseAddr
+	nodeV4, nodeV6 := a("198.51.100.11"), a("2001:db8:1::11")
+	up := func(idx int, name string, addrs ...netip.Addr) HostLink {
+		return HostLink{Index: idx, Name: name, Up: true, Ethernet: true, Addrs: addrs}
 	}
-	topo := topoTable{
-		"ens1":     {master: true},
-		"veth1234": {master: true, brport: true},
-		"odd":      {brport: true},
+	lo := HostLink{Index: 1, Name: "lo", Up: true, Loopback: true, Addrs: []netip.Addr{a("127.0.0.1")}}
+	// A node of a routed CNI: 300 pod veths whose host ends hold the ptp plugin's gateway address
+	// and a route to their pod, none in a bridge.
+	routed := Host{Links: []HostLink{lo, up(2, "eth0", nodeV4, nodeV6)}, DefaultRoutes: []int{2, 2}}
+	for i := range 300 {
+		routed.Links = append(routed.Links, up(10+i, fmt.Sprintf("cali%011x", i), a("10.22.0.1")))
 	}
 	tests := []struct {
-		name     string
-		named    []string
-		ifaces   []net.Interface
-		want     []string
-		notFound bool
+		name  string
+		host  Host
+		addrs []netip.Addr
+		named []string
+		want  Selection
 	}{
-		{name: "all suitable", ifaces: ifaces, want: []string{"eth0", "bond0", "br0"}},
-		{name: "named, in interface order", named: []string{"br0", "eth0"}, ifaces: ifaces, want: []string{"eth0", "br0"}},
-		{name: "named bridge port is the operator's choice", named: []string{"veth1234"}, ifaces: ifaces, want: []string{"veth1234"}},
-		{name: "named missing", named: []string{"eth0", "eth9"}, ifaces: ifaces, want: []string{"eth0"}, notFound: true},
-		{name: "named down", named: []string{"eth1"}, ifaces: ifaces, notFound: true},
-		{name: "named loopback", named: []string{"lo"}, ifaces: ifaces, notFound: true},
-		{name: "bridge port without master link", ifaces: []net.Interface{{Name: "odd", Flags: up, HardwareAddr: mac(9)}}},
-		{name: "nothing", ifaces: nil},
+		{name: "the interface holding the node address", addrs: []netip.Addr{nodeV4},
+			host: Host{Links: []HostLink{lo, up(2, "eth0", nodeV4), up(3, "eth1")}},
+			want: Selection{Default: []Iface{{"eth0", 2}}}},
+		{name: "routed pod veths are never chosen", addrs: []netip.Addr{nodeV4, nodeV6}, host: routed,
+			want: Selection{Default: []Iface{{"eth0", 2}}}},
+		{name: "the default route's interface", addrs: []netip.Addr{nodeV4},
+			host: Host{Links: []HostLink{up(2, "eth0"), up(3, "bond0"), up(4, "mgmt0", nodeV4)}, DefaultRoutes: []int{3}},
+			want: Selection{Default: []Iface{{"bond0", 3}, {"mgmt0", 4}}}},
+		{name: "multipath default route", host: Host{Links: []HostLink{up(2, "eth0"), up(3, "eth1")}, DefaultRoutes: []int{3, 2}},
+			want: Selection{Default: []Iface{{"eth0", 2}, {"eth1", 3}}}},
+		{name: "a bridge holding the address, not its ports", addrs: []netip.Addr{nodeV6},
+			host: Host{Links: []HostLink{up(2, "eth0"), up(3, "br0", nodeV6), up(4, "veth1234")}},
+			want: Selection{Default: []Iface{{"br0", 3}}}},
+		{name: "the IPv6 node address only", addrs: []netip.Addr{nodeV6},
+			host: Host{Links: []HostLink{up(2, "eth0", nodeV4), up(3, "eth1", nodeV6)}},
+			want: Selection{Default: []Iface{{"eth1", 3}}}},
+		{name: "IPv4-mapped node address", addrs: []netip.Addr{a("::ffff:198.51.100.11")},
+			host: Host{Links: []HostLink{up(2, "eth0", nodeV4)}},
+			want: Selection{Default: []Iface{{"eth0", 2}}}},
+		{name: "no carrier: not selected", addrs: []netip.Addr{nodeV4},
+			host: Host{Links: []HostLink{{Index: 2, Name: "eth0", Ethernet: true, Addrs: []netip.Addr{nodeV4}}}, DefaultRoutes: []int{2}}},
+		{name: "not Ethernet or loopback: not selected", addrs: []netip.Addr{nodeV4, a("127.0.0.1")},
+			host: Host{Links: []HostLink{lo, {Index: 5, Name: "wg0", Up: true, Addrs: []netip.Addr{nodeV4}}}, DefaultRoutes: []int{5}}},
+		{name: "no node address, no default route", host: Host{Links: []HostLink{up(2, "eth0")}}},
+		{name: "named, wherever they are", addrs: []netip.Addr{nodeV4}, named: []string{"eth1", "cali00000000000", "eth0"},
+			host: Host{Links: []HostLink{up(2, "eth0", nodeV4), up(3, "eth1"), up(4, "cali00000000000")}},
+			want: Selection{Default: []Iface{{"eth0", 2}}, Named: []Iface{{"cali00000000000", 4}, {"eth0", 2}, {"eth1", 3}}}},
+		{name: "named but down, missing or loopback", addrs: []netip.Addr{nodeV4}, named: []string{"eth1", "eth9", "lo"},
+			host: Host{Links: []HostLink{lo, up(2, "eth0", nodeV4), {Index: 3, Name: "eth1", Ethernet: true}}},
+			want: Selection{Default: []Iface{{"eth0", 2}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := SelectInterfaces(tt.named, tt.ifaces, topo)
-			if errors.Is(err, ErrInterfaceNotFound) != tt.notFound || (err != nil && !tt.notFound) {
-				t.Errorf("SelectInterfaces error = %v, want ErrInterfaceNotFound: %v", err, tt.notFound)
-			}
+			got := Select(tt.host, tt.addrs, tt.named)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("SelectInterfaces (-want +got):\n%s", diff)
+				t.Errorf("Select (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
-func TestSysFS(t *testing.T) {
-	root := t.TempDir()
-	for _, p := range []string{"eth0", "br0/bridge", "veth1/brport", "ens1"} {
-		if err := os.MkdirAll(filepath.Join(root, p), 0o755); err != nil {
-			t.Fatal(err)
-		}
+func TestSelectionNames(t *testing.T) {
+	s := Selection{Default: []Iface{{"eth0", 2}}, Named: []Iface{{"eth0", 2}, {"vlan20", 7}}}
+	if diff := cmp.Diff([]string{"eth0", "vlan20"}, s.Names()); diff != "" {
+		t.Errorf("Names (-want +got):\n%s", diff)
 	}
-	for _, l := range []struct{ from, to string }{{"veth1/master", "../br0"}, {"ens1/master", "../bond0"}} {
-		if err := os.Symlink(l.to, filepath.Join(root, l.from)); err != nil {
-			t.Fatal(err)
-		}
+	if diff := cmp.Diff([]string{"eth0"}, s.DefaultNames()); diff != "" {
+		t.Errorf("DefaultNames (-want +got):\n%s", diff)
 	}
-	fs := SysFS{Root: root}
-	type got struct{ Master, Port bool }
-	for name, want := range map[string]got{
-		"eth0": {}, "br0": {}, "veth1": {Master: true, Port: true}, "ens1": {Master: true}, "gone": {},
-	} {
-		m, err := fs.HasMaster(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := fs.IsBridgePort(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, got{m, p}); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", name, diff)
-		}
+	moved := Selection{Default: []Iface{{"eth0", 9}}, Named: s.Named}
+	if !s.Equal(s) || s.Equal(moved) {
+		t.Errorf("Equal: a selection must equal itself and differ when an interface got a new index")
 	}
-	if _, err := fs.HasMaster("../etc"); err == nil {
-		t.Error("HasMaster(../etc) succeeded, want an error for a name that is a path")
-	}
-}
-
-// FuzzSelectInterfaces checks that selection never panics and only ever returns usable interfaces
-// that exist, at most once each.
-func FuzzSelectInterfaces(f *testing.F) {
-	f.Add("eth0", uint8(net.FlagUp), true, false, false, "")
-	f.Add("br0", uint8(net.FlagUp|net.FlagBroadcast), true, true, true, "br0")
-	f.Add("lo", uint8(net.FlagUp|net.FlagLoopback), false, false, false, "lo,eth0")
-	f.Add("eth9", uint8(net.FlagUp), true, false, false, "")
-	f.Fuzz(func(t *testing.T, name string, flags uint8, hasMAC, master, brport bool, named string) {
-		ifi := net.Interface{Name: name, Flags: net.Flags(flags)}
-		if hasMAC {
-			ifi.HardwareAddr = net.HardwareAddr{2, 0, 0, 0, 0, 1}
-		}
-		ifaces := []net.Interface{ifi, {Name: "eth9", Flags: net.FlagUp, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 2}}}
-		var names []string
-		if named != "" {
-			names = strings.Split(named, ",")
-		}
-		got, _ := SelectInterfaces(names, ifaces, topoTable{name: {master: master, brport: brport}})
-		seen := map[string]bool{}
-		for _, n := range got {
-			if seen[n] {
-				t.Fatalf("%q selected twice: %v", n, got)
-			}
-			seen[n] = true
-			if n == name && (!hasMAC || ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0) && n != "eth9" {
-				t.Fatalf("unusable %+v selected", ifi)
-			}
-			if n != name && n != "eth9" {
-				t.Fatalf("selected %q, which does not exist", n)
-			}
-		}
-	})
 }

@@ -60,6 +60,13 @@ type responder struct {
 	mu     sync.RWMutex
 	owned  map[netip.Addr]struct{}
 	joined map[string]int // NDP: solicited-node group MAC -> owned addresses in it
+	// muted are owned addresses not answered nor announced (yet): being probed before their first
+	// announcement, or yielded to another station (conflicts.go).
+	muted map[netip.Addr]struct{}
+
+	// claims, when not nil, receives what other stations claim of the owned addresses (set once,
+	// before serve starts, when duplicate address detection is on).
+	claims chan<- seenClaim
 
 	closing atomic.Bool
 	stop    chan struct{}
@@ -112,6 +119,9 @@ func (r *responder) serve() {
 
 // handle answers one received frame if it asks for an owned address.
 func (r *responder) handle(frame []byte) {
+	if r.claims != nil {
+		r.watch(frame)
+	}
 	var (
 		target, asker netip.Addr
 		reply         func() ([]byte, error)
@@ -142,7 +152,7 @@ func (r *responder) handle(frame []byte) {
 
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if _, ok := r.owned[target]; !ok {
+	if !r.answers(target) {
 		return
 	}
 	b, err := reply()
@@ -178,7 +188,7 @@ func (r *responder) write(frame []byte, dst net.HardwareAddr) error {
 func (r *responder) announce(ip netip.Addr) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if _, ok := r.owned[ip]; !ok {
+	if !r.answers(ip) {
 		return nil
 	}
 	var frames [][]byte
@@ -213,6 +223,10 @@ func (r *responder) setOwned(ips map[netip.Addr]struct{}) error {
 	if r.fam == familyIPv6 {
 		for ip := range ips {
 			want[string(solicitedNodeMAC(ip))]++
+		}
+		if len(ips) > 0 && r.claims != nil {
+			// Advertisements that answer duplicate address detection go to all nodes.
+			want[string(allNodesMAC)]++
 		}
 		for g := range want {
 			if r.joined[g] == 0 && r.groups != nil {
@@ -263,6 +277,83 @@ func (r *responder) close() error {
 	r.ownedGauge.Set(0)
 	if err != nil {
 		return fmt.Errorf("closing %s socket on %s: %w", r.fam, r.ifname, err)
+	}
+	return nil
+}
+
+// answers reports whether ip is answered here: owned and not muted. r.mu must be held.
+func (r *responder) answers(ip netip.Addr) bool {
+	if _, ok := r.owned[ip]; !ok {
+		return false
+	}
+	_, muted := r.muted[ip]
+	return !muted
+}
+
+// setMuted replaces the set of owned addresses not to answer.
+func (r *responder) setMuted(ips map[netip.Addr]struct{}) {
+	r.mu.Lock()
+	r.muted = ips
+	r.mu.Unlock()
+}
+
+// mute stops (on) or resumes (off) answering for one address.
+func (r *responder) mute(ip netip.Addr, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !on {
+		delete(r.muted, ip)
+		return
+	}
+	if r.muted == nil {
+		r.muted = map[netip.Addr]struct{}{}
+	}
+	r.muted[ip] = struct{}{}
+}
+
+// watch passes on a claim another station makes in frame for an owned address. It never blocks:
+// when the Announcer is behind, the claim is dropped (a station in conflict claims again).
+func (r *responder) watch(frame []byte) {
+	parse := parseARPClaim
+	if r.fam == familyIPv6 {
+		parse = parseNDPClaim
+	}
+	c, err := parse(frame, r.hw)
+	if err != nil {
+		return
+	}
+	r.mu.RLock()
+	_, ok := r.owned[c.IP]
+	r.mu.RUnlock()
+	if !ok {
+		return
+	}
+	select {
+	case r.claims <- seenClaim{ifname: r.ifname, claim: c}:
+	default:
+	}
+}
+
+// probe asks whether another station has ip: an RFC 5227 ARP probe, or a duplicate address
+// detection solicitation. An owner answers it to this interface (ARP) or to all nodes (NDP).
+func (r *responder) probe(ip netip.Addr) error {
+	var (
+		b   []byte
+		dst net.HardwareAddr
+		err error
+	)
+	if r.fam == familyIPv4 {
+		b, err = arpProbe(ip, r.hw)
+		dst = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	} else {
+		b, dst, err = dadSolicitation(ip, r.hw)
+	}
+	if err != nil {
+		r.errs.Inc()
+		return err
+	}
+	if err := r.write(b, dst); err != nil {
+		return fmt.Errorf("probing %s: %w", ip, err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultPort is the TCP and UDP port speakers gossip on when Config.BindPort is zero.
@@ -43,8 +44,14 @@ type Config struct {
 	// may be among them.
 	Join []string
 	// SecretKey, 16, 24 or 32 bytes, selects AES-128/192/256 encryption of all gossip. Members
-	// with different keys cannot talk to each other. Empty runs unencrypted, with a warning.
+	// with different keys cannot talk to each other. Empty runs unencrypted, with a warning, and
+	// then keys cannot be added later (SetKeys returns ErrNotEncrypted).
 	SecretKey []byte
+	// SecondaryKeys are further keys accepted on incoming gossip but never used to send: the
+	// keyring of a key rotation (see SetKeys). Only used with a SecretKey.
+	SecondaryKeys [][]byte
+	// Registerer, when set, receives the members' metrics (gossip sent, keyring, local health).
+	Registerer prometheus.Registerer
 	// Meta is this member's initial metadata (at most 512 bytes), seen by the others through
 	// MemberMeta; SetMeta changes it.
 	Meta []byte
@@ -229,6 +236,14 @@ func (c Config) normalize() (Config, error) {
 	if len(c.SecretKey) > 0 {
 		if err := memberlist.ValidateKey(c.SecretKey); err != nil {
 			errs = append(errs, fmt.Errorf("SecretKey of %d bytes: %w", len(c.SecretKey), err))
+		}
+	}
+	if len(c.SecondaryKeys) > 0 && len(c.SecretKey) == 0 {
+		errs = append(errs, errors.New("SecondaryKeys given without a SecretKey: a keyring needs a primary key"))
+	}
+	for i, k := range c.SecondaryKeys {
+		if err := memberlist.ValidateKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("SecondaryKeys[%d] of %d bytes: %w", i, len(k), err))
 		}
 	}
 	if len(c.Meta) > memberlist.MetaMaxSize {

@@ -28,6 +28,19 @@ func TestConfigNormalize(t *testing.T) {
 		{name: "no logger", cfg: valid(func(c *Config) { c.Logger = nil }), wantErr: "no Logger given"},
 		{name: "AES-128 key", cfg: valid(func(c *Config) { c.SecretKey = make([]byte, 16) })},
 		{name: "bad key length", cfg: valid(func(c *Config) { c.SecretKey = make([]byte, 20) }), wantErr: "SecretKey of 20 bytes"},
+		{name: "keyring", cfg: valid(func(c *Config) { c.SecretKey, c.SecondaryKeys = make([]byte, 32), [][]byte{make([]byte, 16)} })},
+		{
+			name:    "secondary keys without a primary",
+			cfg:     valid(func(c *Config) { c.SecondaryKeys = [][]byte{make([]byte, 32)} }),
+			wantErr: "SecondaryKeys given without a SecretKey",
+		},
+		{
+			name: "bad secondary key length",
+			cfg: valid(func(c *Config) {
+				c.SecretKey, c.SecondaryKeys = make([]byte, 32), [][]byte{make([]byte, 32), make([]byte, 7)}
+			}),
+			wantErr: "SecondaryKeys[1] of 7 bytes",
+		},
 		{name: "bad port", cfg: valid(func(c *Config) { c.BindPort = 70000 }), wantErr: "BindPort 70000"},
 		{name: "meta too long", cfg: valid(func(c *Config) { c.Meta = make([]byte, 600) }), wantErr: "metadata is 600 bytes"},
 		{name: "join host name", cfg: valid(func(c *Config) { c.Join = []string{"node-2"} }), wantErr: `peer address "node-2"`},
@@ -150,5 +163,20 @@ func TestNoKeyWarns(t *testing.T) {
 	defer m.Shutdown()
 	if !strings.Contains(buf.String(), "level=WARN") || !strings.Contains(buf.String(), "NOT encrypted") {
 		t.Errorf("no warning about unencrypted gossip in:\n%s", buf)
+	}
+}
+
+// TestMemberlistConfig checks the memberlist settings that are decisions rather than timers.
+func TestMemberlistConfig(t *testing.T) {
+	m, err := New(Config{NodeName: "a", Logger: slog.New(slog.DiscardHandler), SecretKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.memberlistConfig()
+	if c.EnableCompression {
+		t.Errorf("compression is on: it costs CPU on every datagram and saves nothing on probes")
+	}
+	if c.Keyring == nil || !c.GossipVerifyIncoming || !c.GossipVerifyOutgoing {
+		t.Errorf("encryption not enforced both ways: keyring %v, verify in %v out %v", c.Keyring != nil, c.GossipVerifyIncoming, c.GossipVerifyOutgoing)
 	}
 }

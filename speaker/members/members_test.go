@@ -105,6 +105,12 @@ func freePort(t *testing.T) int {
 // start starts a member on 127.0.0.1 on a free port (port 0) or the given port, joining join.
 func start(t *testing.T, name string, port int, key []byte, join ...*testMember) *testMember {
 	t.Helper()
+	return startWith(t, name, port, func(c *Config) { c.SecretKey = key }, join...)
+}
+
+// startWith is start with a Config changed by set before New.
+func startWith(t *testing.T, name string, port int, set func(*Config), join ...*testMember) *testMember {
+	t.Helper()
 	var addrs []string
 	for _, j := range join {
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", j.port))
@@ -116,15 +122,16 @@ func start(t *testing.T, name string, port int, key []byte, join ...*testMember)
 			port = freePort(t)
 		}
 		events := &eventLog{}
-		m, err := New(Config{
-			NodeName:  name,
-			BindAddr:  netip.MustParseAddr("127.0.0.1"),
-			BindPort:  port,
-			Join:      addrs,
-			SecretKey: key,
-			Logger:    testLogger(t),
-			Notify:    events.add,
-		})
+		cfg := Config{
+			NodeName: name,
+			BindAddr: netip.MustParseAddr("127.0.0.1"),
+			BindPort: port,
+			Join:     addrs,
+			Logger:   testLogger(t),
+			Notify:   events.add,
+		}
+		set(&cfg)
+		m, err := New(cfg)
 		if err != nil {
 			t.Fatalf("New(%s): %v", name, err)
 		}

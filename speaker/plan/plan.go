@@ -43,7 +43,8 @@ type Input struct {
 	Config *config.Config
 	// Self is this speaker's node name.
 	Self string
-	// Nodes are all nodes, with Alive from memberlist and Interfaces from the members' metadata.
+	// Nodes are all nodes, with Alive from memberlist and SpeakerReady and the interfaces from the
+	// members' metadata (for Self, from the speaker's own state).
 	Nodes    []election.Node
 	Services []Service
 }
@@ -129,14 +130,7 @@ func Compute(in Input) Plan {
 		}
 	}
 
-	l2ads := make([]election.Advertisement, 0, len(in.Config.L2Advertisements))
-	for _, a := range in.Config.L2Advertisements {
-		l2ads = append(l2ads, election.Advertisement{Name: a.Name, Pools: a.Pools, Nodes: Matcher(a.NodeSelectors), Services: Matcher(a.ServiceSelectors), Interfaces: a.Interfaces})
-	}
-	bgpads := make([]election.Advertisement, 0, len(in.Config.BGPAdvertisements))
-	for _, a := range in.Config.BGPAdvertisements {
-		bgpads = append(bgpads, election.Advertisement{Name: a.Name, Pools: a.Pools, Nodes: Matcher(a.NodeSelectors), Services: Matcher(a.ServiceSelectors)})
-	}
+	l2ads, bgpads := advertisements(in.Config)
 
 	// The sessions this node keeps: peers whose node selectors match it.
 	selfPeers := map[string]bool{}
@@ -148,26 +142,10 @@ func Compute(in Input) Plan {
 		}
 	}
 
-	// Group the Services by IP: shared IPs are elected once for all of their Services. A Service
-	// without any usable endpoint is not announced (as MetalLB does): traffic to it would be
-	// dropped by kube-proxy anyway, and withdrawing lets routers and clients fail over elsewhere
-	// (another cluster announcing the same IP, a DNS health check). It takes part again as soon
-	// as an endpoint is ready, from the same owner, since ownership does not depend on it.
-	byIP := map[netip.Addr][]election.Service{}
-	for _, s := range in.Services {
-		for _, ip := range s.IPs {
-			if s.NoEndpoints {
-				p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: NoEndpointsReason})
-				continue
-			}
-			byIP[ip] = append(byIP[ip], election.Service{Key: s.Key, Labels: s.Labels, LocalTraffic: s.LocalTraffic, ReadyEndpointNodes: s.ReadyEndpointNodes})
-		}
-	}
-	ips := make([]netip.Addr, 0, len(byIP))
-	for ip := range byIP {
-		ips = append(ips, ip)
-	}
-	slices.SortFunc(ips, func(a, b netip.Addr) int { return a.Compare(b) })
+	// Group the Services by IP (see groupByIP for the Services without endpoints).
+	byIP, ips := groupByIP(in.Services, func(s Service, ip netip.Addr) {
+		p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: NoEndpointsReason})
+	})
 
 	routes := map[netip.Prefix]map[string]*routeAttrs{}
 	for _, ip := range ips {
@@ -219,7 +197,7 @@ func Compute(in Input) Plan {
 			}
 			reason := fmt.Sprintf("no L2Advertisement or BGPAdvertisement announces pool %q for this Service", pool.Name)
 			if covers(l2ads, pool.Name, s) || covers(bgpads, pool.Name, s) {
-				reason = fmt.Sprintf("an advertisement covers pool %q, but no node is eligible to announce %s (alive speaker, Ready, selected, not excluded, with a ready endpoint for Local traffic)", pool.Name, ip)
+				reason = NoEligibleNodeReason(ip, pool.Name, election.Explain(election.Layer2, l2in), election.Explain(election.BGP, bgpin))
 			}
 			p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: reason})
 		}
@@ -227,6 +205,103 @@ func Compute(in Input) Plan {
 	p.Routes = flattenRoutes(routes)
 	sortPlan(&p)
 	return p
+}
+
+// NoEligibleNodeReason is the Unannounced reason of an IP that an advertisement covers but no
+// node may announce: the per-node reasons of the elections (see election.Explanation.Summary)
+// of the modes whose advertisements cover the IP's Services.
+func NoEligibleNodeReason(ip netip.Addr, pool string, l2, bgp election.Explanation) string {
+	var parts []string
+	for _, e := range []struct {
+		name string
+		exp  election.Explanation
+	}{{"layer 2", l2}, {"BGP", bgp}} {
+		if len(e.exp.Announced) > 0 {
+			parts = append(parts, e.name+": "+e.exp.Summary())
+		}
+	}
+	return fmt.Sprintf("no node is eligible to announce %s of pool %q (%s)", ip, pool, strings.Join(parts, "; "))
+}
+
+// Election is how one IP is elected, in both modes, as Compute elects it.
+type Election struct {
+	IP netip.Addr
+	// Pool is the IP's pool; empty when no pool holds the IP (it is then not announced).
+	Pool string
+	// Services holds the IP ("namespace/name", sorted); Services without any ready endpoint are
+	// left out, as Compute leaves them out.
+	Services []string
+	// Layer2 and BGP explain the election of each mode, node by node.
+	Layer2, BGP election.Explanation
+	// Layer2Owner is the node that answers ARP/NDP for IP; empty when none.
+	Layer2Owner string
+}
+
+// Elections returns the election of every IP that Compute elects, sorted by IP: the same
+// inputs, the same rules, with every node's reasons. A client that knows only part of the
+// inputs (not memberlist) uses it to say why an IP is not announced.
+func Elections(in Input) []Election {
+	if in.Config == nil {
+		return nil
+	}
+	l2ads, bgpads := advertisements(in.Config)
+	byIP, ips := groupByIP(in.Services, func(Service, netip.Addr) {})
+	out := make([]Election, 0, len(ips))
+	for _, ip := range ips {
+		svcs := byIP[ip]
+		e := Election{IP: ip}
+		for _, s := range svcs {
+			e.Services = append(e.Services, s.Key)
+		}
+		slices.Sort(e.Services)
+		if pool := poolOf(in.Config, ip); pool != nil {
+			e.Pool = pool.Name
+			l2in := election.Input{IP: ip, Pool: pool.Name, Services: svcs, Advertisements: l2ads, Nodes: in.Nodes}
+			e.Layer2 = election.Explain(election.Layer2, l2in)
+			e.Layer2Owner, _ = election.Owner(ip, e.Layer2.Eligible())
+			e.BGP = election.Explain(election.BGP, election.Input{IP: ip, Pool: pool.Name, Services: svcs, Advertisements: bgpads, Nodes: in.Nodes})
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// advertisements reduces the configuration's advertisements to what the election uses.
+func advertisements(c *config.Config) (l2, bgp []election.Advertisement) {
+	l2 = make([]election.Advertisement, 0, len(c.L2Advertisements))
+	for _, a := range c.L2Advertisements {
+		l2 = append(l2, election.Advertisement{Name: a.Name, Pools: a.Pools, Nodes: Matcher(a.NodeSelectors), Services: Matcher(a.ServiceSelectors), Interfaces: a.Interfaces})
+	}
+	bgp = make([]election.Advertisement, 0, len(c.BGPAdvertisements))
+	for _, a := range c.BGPAdvertisements {
+		bgp = append(bgp, election.Advertisement{Name: a.Name, Pools: a.Pools, Nodes: Matcher(a.NodeSelectors), Services: Matcher(a.ServiceSelectors)})
+	}
+	return l2, bgp
+}
+
+// groupByIP groups the Services by IP, sorted: shared IPs are elected once for all of their
+// Services. A Service without any usable endpoint is not announced (as MetalLB does): traffic
+// to it would be dropped by kube-proxy anyway, and withdrawing lets routers and clients fail
+// over elsewhere (another cluster announcing the same IP, a DNS health check). It is left out,
+// and noEndpoints is called for each of its IPs; it takes part again as soon as an endpoint is
+// ready, from the same owner, since ownership does not depend on it.
+func groupByIP(services []Service, noEndpoints func(Service, netip.Addr)) (map[netip.Addr][]election.Service, []netip.Addr) {
+	byIP := map[netip.Addr][]election.Service{}
+	for _, s := range services {
+		for _, ip := range s.IPs {
+			if s.NoEndpoints {
+				noEndpoints(s, ip)
+				continue
+			}
+			byIP[ip] = append(byIP[ip], election.Service{Key: s.Key, Labels: s.Labels, LocalTraffic: s.LocalTraffic, ReadyEndpointNodes: s.ReadyEndpointNodes})
+		}
+	}
+	ips := make([]netip.Addr, 0, len(byIP))
+	for ip := range byIP {
+		ips = append(ips, ip)
+	}
+	slices.SortFunc(ips, func(a, b netip.Addr) int { return a.Compare(b) })
+	return byIP, ips
 }
 
 func poolOf(c *config.Config, ip netip.Addr) *config.Pool {
@@ -257,7 +332,8 @@ func markAnnounced(announced map[string]bool, svcs []election.Service, ads []ele
 }
 
 // l2Interfaces is the union, over the advertisements that cover the pool, select this node and one
-// of the Services, of the interfaces they allow among this node's usable ones.
+// of the Services, of the interfaces they allow: those they name among this node's Interfaces, or
+// this node's DefaultInterfaces when they name none.
 func l2Interfaces(ads []election.Advertisement, pool string, svcs []election.Service, self election.Node) []string {
 	set := map[string]bool{}
 	for _, a := range ads {
@@ -267,8 +343,14 @@ func l2Interfaces(ads []election.Advertisement, pool string, svcs []election.Ser
 		if !slices.ContainsFunc(svcs, func(s election.Service) bool { return selects(a.Services, s.Labels) }) {
 			continue
 		}
+		if len(a.Interfaces) == 0 {
+			for _, ifi := range self.DefaultInterfaces {
+				set[ifi] = true
+			}
+			continue
+		}
 		for _, ifi := range self.Interfaces {
-			if len(a.Interfaces) == 0 || slices.Contains(a.Interfaces, ifi) {
+			if slices.Contains(a.Interfaces, ifi) {
 				set[ifi] = true
 			}
 		}

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -55,10 +56,10 @@ func testConfig(t *testing.T) *config.Config {
 func nodes(alive ...string) []election.Node {
 	var ns []election.Node
 	for _, n := range []string{"n1", "n2", "n3"} {
-		node := election.Node{Name: n, Ready: true, Interfaces: []string{"eth0"}, Labels: map[string]string{"rack": "a"}}
+		node := election.Node{Name: n, Ready: true, Interfaces: []string{"eth0"}, DefaultInterfaces: []string{"eth0"}, Labels: map[string]string{"rack": "a"}}
 		for _, a := range alive {
 			if a == n {
-				node.Alive = true
+				node.Alive, node.SpeakerReady = true, true
 			}
 		}
 		if n == "n3" {
@@ -201,6 +202,101 @@ func TestUnannounced(t *testing.T) {
 	}
 }
 
+// An IP that an advertisement covers but no node may announce is reported with every node's
+// reasons, from the same election that decides the owners.
+func TestUnannouncedNoEligibleNode(t *testing.T) {
+	c := testConfig(t)
+	l2 := Service{Key: "ns/web", IPs: []netip.Addr{l2IP}}
+	bgp := Service{Key: "ns/api", IPs: []netip.Addr{bgpIP}, LocalTraffic: true, ReadyEndpointNodes: []string{"n3"}}
+	notReady := func(ns []election.Node, name string) []election.Node {
+		for i := range ns {
+			if ns[i].Name == name {
+				ns[i].Ready = false
+			}
+		}
+		return ns
+	}
+	tests := []struct {
+		name  string
+		nodes []election.Node
+		svcs  []Service
+		want  []Unannounced
+	}{
+		{
+			name: "layer 2: members missing, interfaces down",
+			nodes: func() []election.Node {
+				ns := nodes("n1", "n3")
+				ns[0].Ready = false
+				ns[2].Interfaces = []string{"eth1"}
+				return ns
+			}(),
+			svcs: []Service{l2},
+			want: []Unannounced{{Service: "ns/web", IP: l2IP, Reason: `no node is eligible to announce 198.51.100.105 of pool "l2" (layer 2: ` +
+				"n1: the Node is not Ready; n2: its speaker is not a live memberlist member; n3: none of the interfaces l2 allows is up on it (interfaces up: eth1))"}},
+		},
+		{
+			name:  "bgp: Local traffic, the node with the endpoint not Ready",
+			nodes: notReady(nodes("n1", "n2", "n3"), "n3"),
+			svcs:  []Service{bgp},
+			want: []Unannounced{{Service: "ns/api", IP: bgpIP, Reason: `no node is eligible to announce 198.51.100.193 of pool "bgp" (BGP: ` +
+				"n1, n2: no ready endpoint of ns/api on it (externalTrafficPolicy: Local); n3: the Node is not Ready)"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{Config: c, Self: "n1", Nodes: tt.nodes, Services: tt.svcs}
+			p := Compute(in)
+			if diff := cmp.Diff(tt.want, p.Unannounced, netipCmp); diff != "" {
+				t.Errorf("Unannounced (-want +got):\n%s", diff)
+			}
+			for _, e := range Elections(in) {
+				if len(e.Layer2.Eligible())+len(e.BGP.Eligible()) != 0 {
+					t.Errorf("Elections(%s): eligible nodes %v %v, want none", e.IP, e.Layer2.Eligible(), e.BGP.Eligible())
+				}
+			}
+		})
+	}
+}
+
+func TestElections(t *testing.T) {
+	c := testConfig(t)
+	stray := netip.MustParseAddr("198.51.100.250")
+	in := Input{Config: c, Self: "n1", Nodes: nodes("n1", "n2", "n3"), Services: []Service{
+		{Key: "ns/web", IPs: []netip.Addr{l2IP, l2IP6}},
+		{Key: "ns/dns", IPs: []netip.Addr{l2IP}},
+		{Key: "ns/api", IPs: []netip.Addr{bgpIP}},
+		{Key: "ns/stray", IPs: []netip.Addr{stray}},
+		{Key: "ns/empty", IPs: []netip.Addr{netip.MustParseAddr("198.51.100.106")}, NoEndpoints: true},
+	}}
+	p := Compute(in)
+	type summary struct {
+		IP                string
+		Pool              string
+		Services          []string
+		Owner             string
+		L2Covered, L2Elig []string
+		BGPElig           []string
+	}
+	var got []summary
+	for _, e := range Elections(in) {
+		got = append(got, summary{IP: e.IP.String(), Pool: e.Pool, Services: e.Services, Owner: e.Layer2Owner,
+			L2Covered: e.Layer2.Announced, L2Elig: e.Layer2.Eligible(), BGPElig: e.BGP.Eligible()})
+	}
+	all := []string{"n1", "n2", "n3"}
+	want := []summary{
+		{IP: "198.51.100.105", Pool: "l2", Services: []string{"ns/dns", "ns/web"}, Owner: p.L2Owners[l2IP], L2Covered: []string{"ns/dns", "ns/web"}, L2Elig: all},
+		{IP: "198.51.100.193", Pool: "bgp", Services: []string{"ns/api"}, BGPElig: all},
+		{IP: "198.51.100.250", Services: []string{"ns/stray"}},
+		{IP: "2001:db8:1::105", Pool: "l2", Services: []string{"ns/web"}, Owner: p.L2Owners[l2IP6], L2Covered: []string{"ns/web"}, L2Elig: all},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Elections (-want +got):\n%s", diff)
+	}
+	if want[0].Owner == "" || want[3].Owner == "" {
+		t.Errorf("Compute elected no owner: %v", p.L2Owners)
+	}
+}
+
 func TestNilConfigAnnouncesNothing(t *testing.T) {
 	p := Compute(Input{Self: "n1", Nodes: nodes("n1"), Services: []Service{{Key: "ns/a", IPs: []netip.Addr{l2IP}}}})
 	if len(p.L2Owned)+len(p.Routes)+len(p.Peers) != 0 {
@@ -273,5 +369,59 @@ func TestServiceWithoutEndpointsIsNotAnnounced(t *testing.T) {
 				t.Errorf("announced over layer 2 by some node: %v, advertised over BGP: %v; want %v, %v", l2, routes, tt.wantL2, tt.wantR)
 			}
 		})
+	}
+}
+
+// TestLayer2WithoutNamedInterfacesUsesTheDefaultOnes: an advertisement that names no interface
+// answers on the node's default interfaces only, not on the interfaces that other advertisements
+// name; one that names interfaces answers on those.
+func TestLayer2WithoutNamedInterfacesUsesTheDefaultOnes(t *testing.T) {
+	s := config.Snapshot{
+		Pools: []v1beta1.IPAddressPool{
+			{ObjectMeta: meta("any", nil), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.100/30"}}},
+			{ObjectMeta: meta("vlan", nil), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.200/30"}}},
+		},
+		L2Advertisements: []v1beta1.L2Advertisement{
+			{ObjectMeta: meta("any", nil), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"any"}}},
+			{ObjectMeta: meta("vlan", nil), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"vlan"}, Interfaces: []string{"vlan20"}}},
+		},
+	}
+	c, err := config.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := election.Node{Name: "n1", Alive: true, SpeakerReady: true, Ready: true,
+		Interfaces: []string{"eth0", "vlan20"}, DefaultInterfaces: []string{"eth0"}}
+	anyIP, vlanIP := netip.MustParseAddr("198.51.100.101"), netip.MustParseAddr("198.51.100.201")
+	p := Compute(Input{Config: c, Self: "n1", Nodes: []election.Node{self}, Services: []Service{
+		{Key: "ns/any", IPs: []netip.Addr{anyIP}}, {Key: "ns/vlan", IPs: []netip.Addr{vlanIP}},
+	}})
+	want := map[netip.Addr][]string{anyIP: {"eth0"}, vlanIP: {"vlan20"}}
+	if diff := cmp.Diff(want, p.L2Owned, netipCmp); diff != "" {
+		t.Errorf("L2Owned (-want +got):\n%s", diff)
+	}
+}
+
+// TestSpeakerNotReadyIsNotElected: a live speaker that has not said it is ready gets no IP, and
+// the others take them all.
+func TestSpeakerNotReadyIsNotElected(t *testing.T) {
+	c := testConfig(t)
+	ns := nodes("n1", "n2", "n3")
+	ns[0].SpeakerReady = false
+	var svcs []Service
+	for i := range 20 {
+		svcs = append(svcs, Service{Key: fmt.Sprintf("ns/s%d", i), IPs: []netip.Addr{netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)})}})
+	}
+	p := Compute(Input{Config: c, Self: "n1", Nodes: ns, Services: svcs})
+	if len(p.L2Owned) != 0 {
+		t.Errorf("a speaker that is not ready owns %v", p.L2Owned)
+	}
+	if len(p.L2Owners) != 20 {
+		t.Fatalf("%d of 20 IPs have an owner, want all", len(p.L2Owners))
+	}
+	for ip, owner := range p.L2Owners {
+		if owner == "n1" {
+			t.Errorf("%s elected to n1, whose speaker is not ready", ip)
+		}
 	}
 }

@@ -1,0 +1,223 @@
+package manifests_test
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/memberlistkey"
+	"github.com/herald-lb/herald/internal/metrics"
+	"github.com/herald-lb/herald/speaker/agent"
+)
+
+// as returns the environment's REST configuration acting as a ServiceAccount of herald-system,
+// so that what a binary does with it is checked against the installed RBAC.
+func as(sa string) *rest.Config {
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:herald-system:" + sa,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:herald-system", "system:authenticated"},
+	}
+	return cfg
+}
+
+func createOrKeep(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := env.Client.Create(t.Context(), obj); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), obj) })
+}
+
+// TestSpeakerReadsOnlyLabelledSecrets runs the speaker's cache, with the speaker's cache options
+// and as its ServiceAccount, and lists the Secrets of herald-system: the memberlist key (made by
+// the controller's code) and a labelled BGP password are there, the webhook's CA key and an
+// unlabelled password are not.
+func TestSpeakerReadsOnlyLabelledSecrets(t *testing.T) {
+	applyKustomization(t)
+	ctx := t.Context()
+	if err := memberlistkey.EnsureSecret(ctx, env.Client, "herald-system", "herald-memberlist"); err != nil {
+		t.Fatal(err)
+	}
+	speakerLabel := map[string]string{v1beta1.LabelSpeakerSecret: v1beta1.LabelSpeakerSecretValue}
+	for _, s := range []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "herald-webhook-cert"}, Data: map[string][]byte{"ca.key": []byte("k")}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "tor-password", Labels: speakerLabel}, Data: map[string][]byte{"password": []byte("p")}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "unlabelled-password"}, Data: map[string][]byte{"password": []byte("p")}},
+	} {
+		createOrKeep(t, s)
+	}
+
+	opts := agent.CacheOptions("herald-system")
+	opts.Scheme = env.Scheme
+	c, err := cache.New(as("herald-speaker"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = c.Start(cctx) }()
+	var list corev1.SecretList
+	waitUp(t, func() error { return c.List(ctx, &list, client.InNamespace("herald-system")) })
+	var got []string
+	for _, s := range list.Items {
+		got = append(got, s.Name)
+	}
+	for _, want := range []string{"herald-memberlist", "tor-password"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("the speaker does not see Secret %s (sees %v)", want, got)
+		}
+	}
+	for _, hidden := range []string{"herald-webhook-cert", "unlabelled-password"} {
+		if slices.Contains(got, hidden) {
+			t.Errorf("the speaker reads Secret %s, which lacks %s=true", hidden, v1beta1.LabelSpeakerSecret)
+		}
+	}
+}
+
+// TestMetricsNeedAnAuthorizedToken serves metrics as each binary does (checking clients with
+// the API server as the binary's ServiceAccount): no token gets 401, a token without get on
+// /metrics 403, a token of a ServiceAccount bound to herald-metrics-reader 200 and the metrics.
+func TestMetricsNeedAnAuthorizedToken(t *testing.T) {
+	applyKustomization(t)
+	ctx := t.Context()
+	createOrKeep(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "monitoring"}})
+	for _, sa := range []string{"prometheus", "nosy"} {
+		createOrKeep(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "monitoring", Name: sa}})
+	}
+	createOrKeep(t, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "prometheus-herald-metrics"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "herald-metrics-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "monitoring", Name: "prometheus"}}})
+	token := func(sa string) string {
+		out, err := env.Kubectl("create", "token", sa, "-n", "monitoring")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	promToken, nosyToken := token("prometheus"), token("nosy")
+
+	for _, binary := range []string{"herald-controller", "herald-speaker"} {
+		t.Run(binary, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			c := prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_test_scrapes_total", Help: "test"})
+			reg.MustRegister(c)
+			c.Add(7)
+			addr := freeAddr(t)
+			sctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				done <- metrics.Server{Addr: addr, Gatherer: reg, Secure: true, Config: as(binary), Log: logr.Discard()}.Start(sctx)
+			}()
+			t.Cleanup(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("metrics server: %v", err)
+				}
+			})
+
+			hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the server's self-signed certificate
+			scrape := func(tok string) (int, string, error) {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+metrics.Path, nil)
+				if err != nil {
+					return 0, "", err
+				}
+				if tok != "" {
+					req.Header.Set("Authorization", "Bearer "+tok)
+				}
+				resp, err := hc.Do(req)
+				if err != nil {
+					return 0, "", err
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(body), nil
+			}
+			waitUp(t, func() error { _, _, err := scrape(""); return err })
+
+			for _, tc := range []struct {
+				name  string
+				token string
+				want  []int
+			}{
+				{"no token", "", []int{http.StatusUnauthorized}},
+				// controller-runtime's filter answers 500 when the TokenReview carries an error,
+				// as it does for a malformed token: refused either way.
+				{"a token the API server does not know", "not-a-token", []int{http.StatusUnauthorized, http.StatusInternalServerError}},
+				{"a ServiceAccount without get on /metrics", nosyToken, []int{http.StatusForbidden}},
+				{"a ServiceAccount bound to herald-metrics-reader", promToken, []int{http.StatusOK}},
+			} {
+				code, body, err := scrape(tc.token)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				if !slices.Contains(tc.want, code) {
+					t.Errorf("%s: %d, want %v: %.200s", tc.name, code, tc.want, body)
+				}
+				if tc.want[0] == http.StatusOK && !strings.Contains(body, "herald_test_scrapes_total 7") {
+					t.Errorf("%s: the metrics are missing:\n%.500s", tc.name, body)
+				}
+				if tc.want[0] != http.StatusOK && strings.Contains(body, "herald_test_scrapes_total") {
+					t.Errorf("%s: metrics served to a client that may not read them", tc.name)
+				}
+			}
+			// Plain HTTP gets nothing either.
+			if resp, err := hc.Get("http://" + addr + metrics.Path); err == nil { //nolint:noctx // bounded by the client timeout
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if strings.Contains(string(body), "herald_test_scrapes_total") {
+					t.Error("metrics served over plain HTTP")
+				}
+			}
+		})
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// waitUp polls f every 50ms until it succeeds, for at most 10s.
+func waitUp(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %v", err)
+		}
+		<-tick.C
+	}
+}

@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/speaker/bgp"
+)
+
+// refusingBGP is a BGP speaker with one Established session and one peer whose configuration it
+// refused, as bgp.Speaker reports them.
+type refusingBGP struct{ fakeBGP }
+
+const refusal = `invalid BGP peer: peer "edge": TCP MD5 password of 81 bytes is longer than 80 bytes`
+
+func (refusingBGP) Status() []bgp.PeerStatus {
+	return []bgp.PeerStatus{
+		{Name: "edge", Address: netip.MustParseAddr("198.51.100.2"), State: bgp.StateUnknown, ConfigError: refusal},
+		{Name: "tor", Address: netip.MustParseAddr("198.51.100.1"), State: bgp.StateEstablished, EstablishedSince: time.Now()},
+	}
+}
+
+// TestAgentReportsRefusedPeer: a peer the BGP speaker refused is reported on the API server: its
+// BGPSessionStatus says Refused and why, and the BGPPeer gets a Warning event; the good session
+// is reported as Established beside it.
+func TestAgentReportsRefusedPeer(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	c := env.Client
+	hns := env.NewNamespace(t, "herald")
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1-" + hns}}
+	if err := c.Create(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*v1beta1.BGPPeer{
+		{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: hns}, Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.2"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "tor", Namespace: hns}, Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.1"}},
+	} {
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &journal{members: []string{node.Name}}
+	rec := record.NewFakeRecorder(100)
+	a, err := New(Options{
+		NodeName: node.Name, Namespace: hns, Cache: ch, Client: c, Recorder: rec,
+		Members: fakeMembers{j: j, changes: make(chan struct{}, 8)}, L2: fakeL2{j}, BGP: refusingBGP{fakeBGP{j}},
+		Resync: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = ch.Start(actx) }()
+	go func() { _ = a.Start(actx) }()
+
+	eventually(t, "BGPSessionStatus of edge saying Refused and why, beside tor Established", func() bool {
+		var l v1beta1.BGPSessionStatusList
+		if err := c.List(ctx, &l, client.InNamespace(hns)); err != nil || len(l.Items) != 2 {
+			return false
+		}
+		got := map[string]v1beta1.BGPSessionStatusStatus{}
+		for _, o := range l.Items {
+			got[o.Name] = o.Status
+		}
+		edge, tor := got[objectName(node.Name, "edge")], got[objectName(node.Name, "tor")]
+		return edge.State == StateRefused && edge.LastError == "configuration refused: "+refusal && tor.State == "Established"
+	})
+	var events []string
+	eventually(t, "a Warning event PeerRefused", func() bool {
+		for {
+			select {
+			case e := <-rec.Events:
+				events = append(events, e)
+				continue
+			default:
+			}
+			break
+		}
+		return strings.Contains(strings.Join(events, "\n"),
+			"Warning PeerRefused node "+node.Name+": cannot use this BGPPeer's configuration; the other sessions are not affected: "+refusal)
+	})
+}

@@ -1,0 +1,183 @@
+package nodemeta
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/memberlist"
+
+	"github.com/herald-lb/herald/internal/archtest"
+)
+
+func TestImports(t *testing.T) {
+	archtest.CheckDeps(t, "github.com/herald-lb/herald/speaker/nodemeta", "k8s.io", "sigs.k8s.io",
+		"github.com/osrg/gobgp", "github.com/hashicorp/memberlist", "github.com/mdlayher", "github.com/vishvananda")
+	archtest.CheckImports(t, "github.com/herald-lb/herald/speaker/nodemeta", "net", "os", "syscall", "unsafe")
+}
+
+func TestMaxSizeIsMemberlists(t *testing.T) {
+	if MaxSize != memberlist.MetaMaxSize {
+		t.Errorf("MaxSize = %d, memberlist.MetaMaxSize = %d", MaxSize, memberlist.MetaMaxSize)
+	}
+}
+
+func TestEncode(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        Meta
+		want      string
+		truncated bool
+	}{
+		{name: "not ready", in: Meta{}, want: `{"v":2}`},
+		{name: "not ready publishes no interfaces", in: Meta{Interfaces: []string{"eth0"}, Defaults: []string{"eth0"}}, want: `{"v":2}`},
+		{name: "ready, one default", in: Meta{Ready: true, Interfaces: []string{"eth0"}, Defaults: []string{"eth0"}},
+			want: `{"v":2,"ready":true,"ifaces":["eth0"],"dflt":["eth0"]}`},
+		{name: "ready, no interface", in: Meta{Ready: true}, want: `{"v":2,"ready":true}`},
+		{name: "sorted and deduplicated", in: Meta{Ready: true, Interfaces: []string{"vlan20", "eth0", "eth0"}, Defaults: []string{"eth0"}},
+			want: `{"v":2,"ready":true,"ifaces":["eth0","vlan20"],"dflt":["eth0"]}`},
+		{name: "a default that is not an interface is dropped", in: Meta{Ready: true, Interfaces: []string{"eth1"}, Defaults: []string{"eth0"}},
+			want: `{"v":2,"ready":true,"ifaces":["eth1"]}`},
+		{name: "invalid names are dropped", in: Meta{Ready: true, Interfaces: []string{"eth0", "a/b", "", "x y", "sixteen-chars-xx"}, Defaults: []string{"eth0"}},
+			want: `{"v":2,"ready":true,"ifaces":["eth0"],"dflt":["eth0"]}`, truncated: true},
+		{name: "at most four defaults", in: Meta{Ready: true, Interfaces: []string{"a", "b", "c", "d", "e"}, Defaults: []string{"a", "b", "c", "d", "e"}},
+			want: `{"v":2,"ready":true,"ifaces":["a","b","c","d","e"],"dflt":["a","b","c","d"]}`, truncated: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Encode(tt.in)
+			if errors.Is(err, ErrTruncated) != tt.truncated || (err != nil && !tt.truncated) {
+				t.Errorf("Encode error = %v, want truncated: %v", err, tt.truncated)
+			}
+			if diff := cmp.Diff(tt.want, string(got)); diff != "" {
+				t.Errorf("Encode (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEncodeBounded: whatever the node reports (here 300 interface names, as many as routed pod
+// veths on a busy node), the metadata stays within memberlist's limit, keeps the default
+// interfaces, and says what it left out.
+func TestEncodeBounded(t *testing.T) {
+	var names []string
+	for i := range 300 {
+		names = append(names, fmt.Sprintf("cali%011x", i))
+	}
+	m := Meta{Ready: true, Interfaces: append(names, "eth0"), Defaults: []string{"eth0"}}
+	b, err := Encode(m)
+	if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), "no room left") {
+		t.Errorf("Encode error = %v, want ErrTruncated naming what had no room", err)
+	}
+	if len(b) > MaxSize {
+		t.Fatalf("Encode: %d bytes, more than %d", len(b), MaxSize)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatalf("Decode(Encode): %v", err)
+	}
+	if !got.Ready || len(got.Defaults) != 1 || got.Defaults[0] != "eth0" || len(got.Interfaces) < 20 {
+		t.Errorf("Decode(Encode) = ready %v, defaults %v, %d interfaces; want ready, [eth0], and the interfaces that fit", got.Ready, got.Defaults, len(got.Interfaces))
+	}
+}
+
+func TestDecode(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    Meta
+		invalid bool
+	}{
+		{name: "nothing published yet", in: ``, want: Meta{}},
+		{name: "current", in: `{"v":2,"ready":true,"ifaces":["vlan20","eth0"],"dflt":["eth0"]}`,
+			want: Meta{Version: 2, Ready: true, Interfaces: []string{"eth0", "vlan20"}, Defaults: []string{"eth0"}}},
+		{name: "current, not ready: interfaces ignored", in: `{"v":2,"ifaces":["eth0"],"dflt":["eth0"]}`, want: Meta{Version: 2}},
+		{name: "later version, unknown keys", in: `{"v":3,"ready":true,"ifaces":["eth0"],"dflt":["eth0"],"new":[1,2]}`,
+			want: Meta{Version: 3, Ready: true, Interfaces: []string{"eth0"}, Defaults: []string{"eth0"}}},
+		{name: "legacy with interfaces", in: `{"ifaces":["eth0","br0"]}`,
+			want: Meta{Ready: true, Interfaces: []string{"br0", "eth0"}, Defaults: []string{"br0", "eth0"}}},
+		{name: "legacy without interfaces", in: `{"ifaces":null}`, want: Meta{}},
+		{name: "legacy empty object", in: `{}`, want: Meta{}},
+		{name: "default not among interfaces", in: `{"v":2,"ready":true,"ifaces":["eth1"],"dflt":["eth0"]}`, invalid: true},
+		{name: "version 1 never existed", in: `{"v":1,"ready":true}`, invalid: true},
+		{name: "negative version", in: `{"v":-1}`, invalid: true},
+		{name: "not JSON", in: `eth0,eth1`, invalid: true},
+		{name: "wrong type", in: `{"ifaces":"eth0"}`, invalid: true},
+		{name: "bad name", in: `{"ifaces":["../x"]}`, invalid: true},
+		{name: "too long", in: `{"ifaces":["` + strings.Repeat("a", 600) + `"]}`, invalid: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Decode([]byte(tt.in))
+			if errors.Is(err, ErrInvalid) != tt.invalid || (err != nil && !tt.invalid) {
+				t.Fatalf("Decode error = %v, want invalid: %v", err, tt.invalid)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Decode (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// FuzzDecode: Decode never panics; what it accepts is canonical, encodes within MaxSize, and
+// decodes again to the same (except the version, which Encode sets).
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{``, `{}`, `{"ifaces":["eth0"]}`, `{"v":2,"ready":true,"ifaces":["eth0","vlan20"],"dflt":["eth0"]}`,
+		`{"v":2,"ready":false}`, `{"v":9,"ready":true,"ifaces":["a"],"dflt":["a"],"x":{}}`, `{"ifaces":["a","a","b"]}`, `null`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Decode(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Decode error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if !m.Ready && (len(m.Interfaces) > 0 || len(m.Defaults) > 0) {
+			t.Fatalf("Decode(%q) = %+v: interfaces on a node that is not ready", b, m)
+		}
+		for _, d := range m.Defaults {
+			if !strings.Contains(strings.Join(m.Interfaces, "\x00")+"\x00", d+"\x00") {
+				t.Fatalf("Decode(%q) = %+v: default %q not among the interfaces", b, m, d)
+			}
+		}
+		enc, err := Encode(m)
+		if len(enc) > MaxSize {
+			t.Fatalf("Encode(%+v) = %d bytes", m, len(enc))
+		}
+		if err != nil {
+			return // truncated: legacy metadata with more than MaxDefaults interfaces
+		}
+		again, err := Decode(enc)
+		if err != nil {
+			t.Fatalf("Decode(Encode(%+v)) = %v", m, err)
+		}
+		if !again.Equal(m) || again.Version != Version {
+			t.Fatalf("round trip of %q: %+v, then %+v", b, m, again)
+		}
+	})
+}
+
+// FuzzEncode: whatever the node reports, the metadata stays within MaxSize and decodes.
+func FuzzEncode(f *testing.F) {
+	f.Add(true, "eth0,vlan20", "eth0")
+	f.Add(true, strings.Repeat("cali0123456789a,", 200), "eth0,br0,bond0,eth1,eth2")
+	f.Add(false, "eth0", "eth0")
+	f.Fuzz(func(t *testing.T, ready bool, ifaces, defaults string) {
+		m := Meta{Ready: ready, Interfaces: strings.Split(ifaces, ","), Defaults: strings.Split(defaults, ",")}
+		b, _ := Encode(m)
+		if len(b) > MaxSize {
+			t.Fatalf("Encode: %d bytes", len(b))
+		}
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatalf("Decode(Encode(%+v)) = %v (%s)", m, err, b)
+		}
+		if got.Ready != ready || len(got.Defaults) > MaxDefaults {
+			t.Fatalf("Decode(Encode(%+v)) = %+v", m, got)
+		}
+	})
+}
