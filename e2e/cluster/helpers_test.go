@@ -89,11 +89,11 @@ func waitL2Owner(ctx context.Context, c *cluster.Cluster, ns, name, not string) 
 	return last[0], nil
 }
 
-// errStatusLost is the symptom of a Herald defect this suite found: a speaker's ServiceL2Status,
-// deleted by another speaker's sweep while memberlist counted it dead (a partition, or a false
-// failure detection under load), is never written again, since the speaker's status writer skips a
-// desired state equal to the one it applied (speaker/agent/status.go). The node keeps answering.
-var errStatusLost = errors.New("known defect: the owner's ServiceL2Status was deleted by another speaker's sweep and is never written again (speaker/agent/status.go statusWriter.set)")
+// errStatusLost names a symptom this suite once found: a node answers for the IP but no
+// ServiceL2Status names it (a status deleted by another speaker's sweep while memberlist counted
+// its speaker dead, and never written again). The speaker now rewrites its status at every resync
+// (speaker/agent/status.go statusWriter.recheck), so this is a failure like any other.
+var errStatusLost = errors.New("a node answers for the IP but no ServiceL2Status names it")
 
 // answering returns the node whose MAC the segment client resolves the Service's first IP to, or "".
 func answering(ctx context.Context, c *cluster.Cluster, ns, name string) string {

@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -95,9 +94,6 @@ func deadline(t *testing.T, d time.Duration) context.Context {
 
 func must(t *testing.T, err error) {
 	t.Helper()
-	if errors.Is(err, errStatusLost) {
-		knownDefect(t, "ServiceL2Status lost", err)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}

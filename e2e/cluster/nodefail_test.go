@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -13,17 +12,6 @@ import (
 	"github.com/herald-lb/herald/e2e/lab"
 	"github.com/herald-lb/herald/internal/frr"
 )
-
-// knownDefect marks a check that fails because of a Herald defect this suite found and reported
-// but that is not fixed yet: the test ends as skipped with the defect's description, unless
-// HERALD_STRICT_KNOWN_DEFECTS=1, which makes it fail. Remove the call once the defect is fixed.
-func knownDefect(t *testing.T, defect string, err error) {
-	t.Helper()
-	if os.Getenv("HERALD_STRICT_KNOWN_DEFECTS") == "1" {
-		t.Fatalf("%s: %v", defect, err)
-	}
-	t.Skipf("KNOWN DEFECT (set HERALD_STRICT_KNOWN_DEFECTS=1 to fail): %s: %v", defect, err)
-}
 
 // TestLayer2NodeFailures: the owner of a layer-2 IP (externalTrafficPolicy Local, a pod on every
 // node, so the nodes that stay up serve it locally) fails in two ways, and each time another node
@@ -47,8 +35,7 @@ func TestLayer2NodeFailures(t *testing.T) {
 		t.Logf("link of %s down: %s moved to %s, client gap %v", owner, ip, next, gap)
 		must(t, c.SetLink(ctx, owner, true))
 		must(t, c.WaitSpeakersConverged(ctx, time.Minute))
-		// The node back on the segment: exactly one node answers, and ServiceL2Status names it
-		// (settledOwner reports the lost-status defect as such).
+		// The node back on the segment: exactly one node answers, and ServiceL2Status names it.
 		settledOwner(t, ctx, c, ns, "link", ip)
 	})
 
