@@ -61,7 +61,7 @@ func requireCluster(t *testing.T) *cluster.Cluster {
 		t.Fatalf("starting the cluster failed before: %v", clusterErr)
 	}
 	if theCluster == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), lockedStart) // includes waiting for the other lab packages (one machine lock)
 		defer cancel()
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		start := time.Now()
@@ -84,6 +84,10 @@ func requireCluster(t *testing.T) *cluster.Cluster {
 	})
 	return c
 }
+
+// lockedStart bounds a cluster's start, which includes waiting for the machine lock while the other
+// lab packages (e2e, e2e/migration) run beside this one in go test.
+const lockedStart = 40 * time.Minute
 
 // deadline returns a context that ends after d or with the test.
 func deadline(t *testing.T, d time.Duration) context.Context {

@@ -33,7 +33,7 @@ func TestKilledRunChild(t *testing.T) {
 	if os.Getenv(childEnv) == "" {
 		t.Skip("helper process of TestKilledRunCleanedHelmAndNothingLeft")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), lockedStart)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	c, err := cluster.Start(ctx, cluster.Options{Log: log})
@@ -90,7 +90,7 @@ func TestKilledRunCleanedHelmAndNothingLeft(t *testing.T) {
 			t.Fatal("the child run ended before its cluster was up")
 		}
 		childDir = d
-	case <-time.After(12 * time.Minute):
+	case <-time.After(lockedStart):
 		t.Fatal("the child run's cluster did not come up")
 	}
 	mid, err := cluster.SnapshotHost()
@@ -104,7 +104,7 @@ func TestKilledRunCleanedHelmAndNothingLeft(t *testing.T) {
 	t.Logf("killed the run %d (%s) with its cluster up", childPID, childDir)
 
 	// The next run removes what it left, and installs Herald with helm.
-	ctx := deadline(t, 12*time.Minute)
+	ctx := deadline(t, lockedStart)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	start := time.Now()
 	c, err := cluster.Start(ctx, cluster.Options{Log: log, Install: cluster.InstallHelm, ProxyMode: cluster.ProxyIPTables})
