@@ -97,6 +97,9 @@ type Cluster struct {
 	mu      sync.Mutex
 	closed  bool
 	cgroups []string // cgroup names made by this run
+	// scrapeToken is MetricsScraper's token (metricsToken).
+	scrapeMu    sync.Mutex
+	scrapeToken string
 }
 
 // Timing is how long one phase of the bring-up took.

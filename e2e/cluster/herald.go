@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -227,8 +229,61 @@ func (c *Cluster) SpeakerMetrics(ctx context.Context, node string) (string, erro
 	if n == nil {
 		return "", fmt.Errorf("no cluster node %q", node)
 	}
-	hc := &http.Client{Timeout: 2 * time.Second}
-	return lab.Get(ctx, hc, "http://"+net.JoinHostPort(n.V4.String(), strconv.Itoa(SpeakerMetricsPort))+"/metrics")
+	token, err := c.metricsToken(ctx)
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+net.JoinHostPort(n.V4.String(), strconv.Itoa(SpeakerMetricsPort))+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := metricsHTTP.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("reading the metrics of %s's speaker: %w", node, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("reading the metrics of %s's speaker: %w", node, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("reading the metrics of %s's speaker: %s: %s", node, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// metricsHTTP reads the speakers' /metrics, served over HTTPS with a self-signed certificate.
+var metricsHTTP = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the speakers' self-signed serving certificate; the test checks authorization, not the server
+}}
+
+// MetricsScraper is the ServiceAccount (namespace default) the tests read metrics as: it is bound
+// to the ClusterRole herald-metrics-reader that manifests/ and the chart ship, as an operator binds
+// Prometheus' ServiceAccount.
+const MetricsScraper = "herald-e2e-metrics"
+
+// metricsToken returns a token of MetricsScraper, creating the account and its binding on first use.
+func (c *Cluster) metricsToken(ctx context.Context) (string, error) {
+	c.scrapeMu.Lock()
+	defer c.scrapeMu.Unlock()
+	if c.scrapeToken != "" {
+		return c.scrapeToken, nil
+	}
+	for _, args := range [][]string{
+		{"create", "serviceaccount", "-n", "default", MetricsScraper},
+		{"create", "clusterrolebinding", MetricsScraper, "--clusterrole=herald-metrics-reader", "--serviceaccount=default:" + MetricsScraper},
+	} {
+		if out, err := c.Kubectl(ctx, args...); err != nil && !strings.Contains(out+err.Error(), "AlreadyExists") {
+			return "", fmt.Errorf("making the metrics scraper's account (kubectl %s): %w", strings.Join(args, " "), err)
+		}
+	}
+	out, err := c.Kubectl(ctx, "create", "token", "-n", "default", MetricsScraper, "--duration=2h")
+	if err != nil {
+		return "", fmt.Errorf("getting a token of %s: %w", MetricsScraper, err)
+	}
+	c.scrapeToken = strings.TrimSpace(out)
+	return c.scrapeToken, nil
 }
 
 // WaitSpeakersConverged waits until every speaker counts all of them alive (herald_speaker_members).
