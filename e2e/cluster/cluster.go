@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -329,6 +330,12 @@ func (c *Cluster) setClients() error {
 		return fmt.Errorf("reading %s: %w", c.AdminKubeconfig, err)
 	}
 	cfg.QPS, cfg.Burst = 100, 200
+	// Certificates in memory: with file names, client-go watches the files and logs an error every
+	// few seconds once Close has removed the run folder.
+	if err := rest.LoadTLSFiles(cfg); err != nil {
+		return fmt.Errorf("reading the certificates of %s: %w", c.AdminKubeconfig, err)
+	}
+	cfg.CertFile, cfg.KeyFile, cfg.CAFile = "", "", ""
 	cl, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
 		return fmt.Errorf("creating a client: %w", err)
