@@ -310,9 +310,8 @@ const MaxPasswordLength = 80
 // is a whole number of seconds: the hold time from 3s to 65535s, the keepalive from 1s to the
 // hold time (floor(hold/3) by default), the connect time from 1s to 65535s.
 //
-// A hold time of 0 ("no keepalives" in RFC 4271) is refused: the embedded GoBGP v3 replaces a
-// configured 0 with 90 s, and with a negotiated 0 it sets every write deadline to "now", so no
-// such session could work.
+// A hold time of 0 ("no keepalives" in RFC 4271) is refused: the embedded GoBGP (v4, as v3 did)
+// replaces a configured 0 with 90 s, so the session would not run with the hold time asked for.
 func (r reporter) timers(s *v1beta1.BGPPeerSpec) (hold, keepalive, connect time.Duration) {
 	hold = DefaultHoldTime
 	if s.HoldTime != nil {

@@ -242,7 +242,7 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 		},
 		{
-			// GoBGP v3 turns a configured hold time of 0 into 90s.
+			// GoBGP turns a configured hold time of 0 into 90s.
 			name:  "hold time 0",
 			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.HoldTime = duration(0) }),
 			want: []string{

@@ -20,8 +20,11 @@ import (
 // the segment client, median and worst of failoverRuns runs each; the owner also stops serving the
 // IP at that moment, as a failed node would, since otherwise its kernel keeps answering on the
 // client's cached ARP entry and no gap shows), BGP withdrawal after SIGTERM and
-// kill -9 (until the next hop leaves the router's kernel table), and the time from creating a
-// Service to the first successful request. Each figure is printed as a BENCHJSON line.
+// kill -9 (until the next hop leaves the router's kernel table), the time from creating a
+// Service to the first successful request, the time from a new BGPPeer (with its pool and a
+// Service) to the route at the router, and the time an externalTrafficPolicy Local endpoint's
+// move takes to move the router's next hop (make-before-break checked). Each figure is printed as
+// a BENCHJSON line.
 func TestMeasureLab(t *testing.T) {
 	if os.Getenv("HERALD_BENCH") != "1" {
 		t.Skip("measurement: set HERALD_BENCH=1 (make bench)")
@@ -85,6 +88,18 @@ func TestMeasureLab(t *testing.T) {
 			ds = append(ds, seen.Sub(got))
 		}
 		report(t, "bgp_service_ip_to_kernel_route_ms", median(ds))
+	})
+
+	t.Run("bgp new peer to route", func(t *testing.T) {
+		ds := measureNewPeer(t, ctx, l)
+		report(t, "bgp_new_peer_to_route_ms", median(ds))
+		report(t, "bgp_new_peer_to_route_max_ms", slices.Max(ds))
+	})
+
+	t.Run("bgp local endpoint move", func(t *testing.T) {
+		ds := measureLocalMove(t, ctx, l)
+		report(t, "bgp_local_endpoint_move_ms", median(ds))
+		report(t, "bgp_local_endpoint_move_max_ms", slices.Max(ds))
 	})
 
 	t.Run("bgp withdraw", func(t *testing.T) {

@@ -42,7 +42,7 @@ type BGPPeerSpec struct {
 	SourceAddress string `json:"sourceAddress,omitempty"`
 
 	// HoldTime is the BGP hold time, a whole number of seconds from 3s to 65535s. Default 90s.
-	// 0s (no keepalives) is refused: the embedded GoBGP v3 would run the session with 90s.
+	// 0s (no keepalives) is refused: the embedded GoBGP would run the session with 90s.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`

@@ -22,6 +22,10 @@ type Allocator struct {
 	multi map[Uint128][]*serviceState
 	// shared lists, per sharing key, the addresses held under it, sorted.
 	shared map[string][]netip.Addr
+	// nsLabels holds one copy of the labels of each namespace that had a Service here, shared
+	// by the descriptions of its Services: a cluster has thousands of Services in a few
+	// namespaces, and a copy per Service was a third of the allocator's memory.
+	nsLabels map[string]map[string]string
 
 	// Buffers and spare objects that keep Services coming and going from feeding the
 	// garbage collector, whose cost grows with the number of addresses held.
@@ -715,9 +719,27 @@ func (a *Allocator) normalize(in *Service) (*Service, request, error) {
 	if err != nil {
 		return nil, rq, err
 	}
+	svc.NamespaceLabels = a.namespaceLabels(svc.Namespace, svc.NamespaceLabels)
 	a.scratch = svc
 	a.ports, a.fams = svc.Ports[:0], svc.Families[:0]
 	return &a.scratch, rq, nil
+}
+
+// namespaceLabels returns the allocator's copy of labels, the labels of namespace ns: the copy
+// it holds when they are the same, or a new one that replaces it. Nothing changes the copies.
+func (a *Allocator) namespaceLabels(ns string, labels map[string]string) map[string]string {
+	if labels == nil {
+		return nil
+	}
+	if cur, ok := a.nsLabels[ns]; ok && maps.Equal(cur, labels) {
+		return cur
+	}
+	c := maps.Clone(labels)
+	if a.nsLabels == nil {
+		a.nsLabels = map[string]map[string]string{}
+	}
+	a.nsLabels[ns] = c
+	return c
 }
 
 // store registers st when it holds an address and forgets it otherwise.

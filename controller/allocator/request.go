@@ -87,9 +87,15 @@ func (r *request) wants(f Family) bool { return slices.Contains(r.fams, f) }
 
 // normalize validates in and returns a copy of it, with the protocol of every port filled in
 // and Families resolved, and what it asks for.
-func normalize(in *Service) (Service, request, error) { return normalizeInto(in, nil, nil) }
+func normalize(in *Service) (Service, request, error) {
+	svc, rq, err := normalizeInto(in, nil, nil)
+	svc.NamespaceLabels = maps.Clone(svc.NamespaceLabels)
+	return svc, rq, err
+}
 
-// normalizeInto is normalize writing the copy's Ports and Families into the given buffers.
+// normalizeInto is normalize writing the copy's Ports and Families into the given buffers. The
+// copy's NamespaceLabels are in's: the caller copies them (the Allocator shares one copy per
+// namespace).
 func normalizeInto(in *Service, ports []Port, famBuf []Family) (Service, request, error) {
 	if in == nil {
 		return Service{}, request{}, invalidf("nil Service")
@@ -98,7 +104,6 @@ func normalizeInto(in *Service, ports []Port, famBuf []Family) (Service, request
 		return Service{}, request{}, invalidf("Service has an empty key: want namespace/name")
 	}
 	svc := *in
-	svc.NamespaceLabels = maps.Clone(in.NamespaceLabels)
 	svc.Labels = maps.Clone(in.Labels)
 	svc.RequestedIPs = slices.Clone(in.RequestedIPs)
 	svc.Ports = ports[:0]

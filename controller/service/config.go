@@ -73,7 +73,7 @@ func (c *Controller) reconcileConfig(ctx context.Context, _ reconcile.Request) (
 	c.mu.Unlock()
 
 	c.log.Info("address pools changed", "pools", len(cfg.Pools), "released", len(released))
-	c.reportReleases(ctx, released)
+	c.reportReleases(released)
 	c.enqueuePending()
 	c.notifyPools(configPools(cfg)...)
 	return reconcile.Result{}, nil
@@ -181,24 +181,23 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 	if err != nil {
 		return fmt.Errorf("creating the allocator: %w", err)
 	}
-	var svcs corev1.ServiceList
-	if err := c.client.List(ctx, &svcs); err != nil {
+	if err := c.services.waitSynced(ctx); err != nil {
 		return fmt.Errorf("listing Services to restore their addresses: %w", err)
 	}
 	nsLabels, err := c.namespaceLabels(ctx)
 	if err != nil {
 		return err
 	}
-	items := svcs.Items
-	slices.SortFunc(items, func(a, b corev1.Service) int {
+	views := c.services.views("")
+	slices.SortFunc(views, func(a, b *serviceView) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	restored, failed, held := 0, 0, 0
-	for i := range items {
-		svc := &items[i]
-		if !Managed(svc, c.opts.LBClass) || len(svc.Status.LoadBalancer.Ingress) == 0 {
+	for _, v := range views {
+		if !v.managed(c.opts.LBClass) || len(v.ingress) == 0 {
 			continue
 		}
+		svc := v.service()
 		ips, perr := StatusIPs(svc)
 		desc, _ := ToAllocatorService(svc, nsLabels[svc.Namespace]) // a partial description still holds the addresses
 		if desc == nil {
@@ -223,7 +222,7 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 	c.alloc = alloc
 	c.poolsFP = poolFingerprint(cfg)
 	c.ready.Store(true)
-	c.log.Info("restored addresses from Services' status", "services", len(items), "addresses", restored, "rejected", failed,
+	c.log.Info("restored addresses from Services' status", "services", len(views), "addresses", restored, "rejected", failed,
 		"held for pools not in force", held)
 	return nil
 }
@@ -278,12 +277,11 @@ func (c *Controller) recordReleasesLocked(ctx context.Context, released []alloca
 
 // reportReleases puts an event on every Service whose address a pool change released and
 // requeues it.
-func (c *Controller) reportReleases(ctx context.Context, released []allocator.Assignment) {
+func (c *Controller) reportReleases(released []allocator.Assignment) {
 	for _, a := range released {
 		req := requestFor(a.Service)
-		var svc corev1.Service
-		if err := c.client.Get(ctx, req.NamespacedName, &svc); err == nil {
-			c.recorder.Eventf(&svc, corev1.EventTypeWarning, ReasonIPReleased,
+		if svc, ok := c.services.get(a.Service); ok {
+			c.recorder.Eventf(svc, corev1.EventTypeWarning, ReasonIPReleased,
 				"Released %s: pool %s no longer covers it or no longer allows this Service; a new address is assigned if a pool allows", a.IP, a.Pool)
 		}
 		c.svcQueue.add(req)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -60,22 +62,32 @@ type Options struct {
 	Namespace string
 	// LBClass: empty handles Services without spec.loadBalancerClass, otherwise only that class.
 	LBClass string
-	// MaxConcurrentReconciles of the Service controller (default 8). Allocator calls are
-	// serialised anyway; more workers overlap the API writes.
+	// MaxConcurrentReconciles of the Service controller (default DefaultServiceWorkers).
+	// Allocator calls are serialised anyway (about a microsecond each); the workers overlap the
+	// API writes, so a burst is assigned at the pace the API server accepts writes.
 	MaxConcurrentReconciles int
 	// PoolStatusInterval is the least time between two writes of one pool's status (default 1s).
 	PoolStatusInterval time.Duration
+	// SummaryInterval is the least time between two IPAllocated events of one pool, each
+	// summarising the assignments since the last (default 10s).
+	SummaryInterval time.Duration
 	// Registry receives the controller's metrics.
 	Registry prometheus.Registerer
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
 }
 
+// DefaultServiceWorkers is the default number of Services reconciled at once: enough to keep
+// two writes per Service in flight for a burst of a few hundred Services per second on an API
+// server that answers a write in 100-300 ms under that load.
+const DefaultServiceWorkers = 64
+
 // Controller is the Service reconciler and the state its three controllers share.
 type Controller struct {
 	opts     Options
 	log      logr.Logger
-	client   client.Client // reads from the manager's cache
+	client   client.Client // reads from the manager's cache (never Services: see services)
+	services *serviceStore // the Services, compact
 	recorder record.EventRecorder
 	metrics  *metrics.Metrics
 
@@ -84,12 +96,14 @@ type Controller struct {
 	guard     staleGuard // Services
 	poolGuard staleGuard // IPAddressPools
 	ready     atomic.Bool
+	assigned  *assignLog // assignments not yet reported by a pool's IPAllocated event
 
 	// mu serialises every allocator call and guards the fields below.
 	mu        sync.Mutex
 	alloc     *allocator.Allocator // nil until restored
 	poolsFP   string               // fingerprint of the pools in force
 	pending   map[string]struct{}  // Services waiting for an address (or a family)
+	reported  map[string]string    // the last problem reported by event, per pending Service
 	released  map[string]releaseReport
 	lastCfg   *config.Config  // the configuration in force, the last good one for ParseUsable
 	unusable  map[string]bool // pools of the cluster that are not in force (invalid, no last version)
@@ -108,10 +122,13 @@ func New(opts Options, log logr.Logger) (*Controller, error) {
 		return nil, errors.New("options: Namespace is required")
 	}
 	if opts.MaxConcurrentReconciles <= 0 {
-		opts.MaxConcurrentReconciles = 8
+		opts.MaxConcurrentReconciles = DefaultServiceWorkers
 	}
 	if opts.PoolStatusInterval <= 0 {
 		opts.PoolStatusInterval = time.Second
+	}
+	if opts.SummaryInterval <= 0 {
+		opts.SummaryInterval = 10 * time.Second
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
@@ -120,7 +137,9 @@ func New(opts Options, log logr.Logger) (*Controller, error) {
 		opts:     opts,
 		log:      log,
 		pending:  map[string]struct{}{},
+		reported: map[string]string{},
 		released: map[string]releaseReport{},
+		assigned: newAssignLog(opts.SummaryInterval),
 	}
 	m, err := metrics.New(opts.Registry, metrics.Sources{Pools: c.PoolCounts, Pending: c.pendingCount, AllocationErrorReasons: ErrorReasons()})
 	if err != nil {
@@ -130,11 +149,12 @@ func New(opts Options, log logr.Logger) (*Controller, error) {
 	return c, nil
 }
 
-// CacheOptions restricts the Herald objects and Secrets to the Herald namespace and strips
-// managedFields, which the controller never reads (a third of a Service's size).
+// CacheOptions restricts the Herald objects and Secrets to the Herald namespace, strips
+// managedFields, which the controller never reads, and keeps of each Service only what the
+// controller and the webhook read (TrimService).
 func CacheOptions(namespace string) cache.Options {
 	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
-	by := map[client.Object]cache.ByObject{&corev1.Secret{}: inNS}
+	by := map[client.Object]cache.ByObject{&corev1.Secret{}: inNS, &corev1.Service{}: {Transform: TrimService}}
 	for _, o := range heraldKinds() {
 		by[o] = inNS
 	}
@@ -153,6 +173,14 @@ func heraldKinds() []client.Object {
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	c.client = mgr.GetClient()
 	c.recorder = mgr.GetEventRecorderFor("herald-controller")
+	store, err := newServiceStore(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	c.services = store
+	if err := mgr.Add(store); err != nil {
+		return fmt.Errorf("adding the Service cache: %w", err)
+	}
 	skip := &c.opts.SkipNameValidation
 
 	configKey := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.opts.Namespace, Name: "config"}}
@@ -176,8 +204,8 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("setting up the config controller: %w", err)
 	}
 
-	err := ctrl.NewControllerManagedBy(mgr).Named("herald-service").
-		For(&corev1.Service{}).
+	err = ctrl.NewControllerManagedBy(mgr).Named("herald-service").
+		WatchesRawSource(&source.Informer{Informer: store.informer, Handler: &handler.EnqueueRequestForObject{}}).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.servicesInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(c.svcQueue.source()).
@@ -197,7 +225,31 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return fmt.Errorf("setting up the pool status controller: %w", err)
 	}
+	if err := mgr.Add(manager.RunnableFunc(c.releaseStartupMemory)); err != nil {
+		return fmt.Errorf("adding the start-up memory release: %w", err)
+	}
 	return nil
+}
+
+// releaseStartupMemory gives the memory of the start-up back to the system once the addresses
+// are restored and the Service queue has been worked through. The first List of every Service
+// and the reconcile of each make the controller's largest heap (twice its live data at 10,000
+// Services); the garbage collector would keep a heap sized for that peak until its next cycle,
+// which an idle controller may not run for a long time.
+func (c *Controller) releaseStartupMemory(ctx context.Context) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if c.ready.Load() && c.svcQueue.len() == 0 {
+			debug.FreeOSMemory()
+			return nil
+		}
+	}
 }
 
 // ReadyCheck is a healthz.Checker: ready once the addresses in the Services' status are restored.
@@ -226,16 +278,11 @@ func (c *Controller) pendingCount() int {
 }
 
 // servicesInNamespace maps a Namespace whose labels changed to the managed Services in it.
-func (c *Controller) servicesInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
-	var list corev1.ServiceList
-	if err := c.client.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
-		c.log.Error(err, "listing Services of a namespace whose labels changed", "namespace", ns.GetName())
-		return nil
-	}
+func (c *Controller) servicesInNamespace(_ context.Context, ns client.Object) []reconcile.Request {
 	var out []reconcile.Request
-	for i := range list.Items {
-		if Managed(&list.Items[i], c.opts.LBClass) {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	for _, v := range c.services.views(ns.GetName()) {
+		if v.managed(c.opts.LBClass) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Name}})
 		}
 	}
 	return out

@@ -3,7 +3,13 @@
 // serviceAllocation selectors, corev1.Service -> allocator.Service), the single mutex that
 // serialises allocator calls, and every write the controller makes: Service
 // status.loadBalancer.ingress (ipMode VIP), the herald.dev/ip-allocated-from-pool annotation,
-// events, and IPAddressPool status.
+// events, and IPAddressPool status. A Service's assignment costs those two writes and nothing
+// else: assignments are reported by one IPAllocated event per pool per SummaryInterval (not one
+// per Service), and a pending Service gets one event per distinct problem, not one per retry.
+//
+// The Services are kept in the package's own compact store (a client-go informer keeping what
+// TrimService keeps, in about a third of the memory), not in the manager's cache; the webhook reads
+// them through ServiceReader.
 //
 // Three controllers share one state:
 //
@@ -20,7 +26,7 @@
 //   - the pool status controller writes IPAddressPool status counts and the AddressesReleased
 //     condition, coalesced so that a burst of assignments writes each pool about once a second.
 //
-// Before anything new is assigned, the state is initialised once from the synced informer cache:
+// Before anything new is assigned, the state is initialised once from the synced Service store:
 // every address found in the status of the Services the controller handles is reserved (in
 // Service key order), so a restart, even after kill -9 in the middle of a burst, never moves or
 // duplicates an address. Reconciles are level-triggered and idempotent: they read the Service from

@@ -35,7 +35,11 @@ func TestAssignReleaseAndPending(t *testing.T) {
 	if m := s.Status.LoadBalancer.Ingress[0].IPMode; m == nil || *m != corev1.LoadBalancerIPModeVIP {
 		t.Errorf("ipMode = %v, want VIP", m)
 	}
-	f.waitEvent(f.ns, "web", service.ReasonIPAllocated, "198.51.100.10", "pool a")
+	// Assignments are reported on the pool, not on each Service.
+	f.waitEvent(f.herald, "a", service.ReasonIPAllocated, "Assigned 1 address: 198.51.100.10 to "+f.ns+"/web")
+	if evs := f.events(f.ns, "web", service.ReasonIPAllocated); len(evs) > 0 {
+		t.Errorf("IPAllocated events on the Service: %q", evs)
+	}
 
 	f.service("second")
 	f.waitIPs("second", 1)
@@ -444,28 +448,6 @@ func (w *writeCounter) count(part string) int {
 		}
 	}
 	return n
-}
-
-// summary counts the writes by method and kind of object ("PATCH services/status").
-func (w *writeCounter) summary() map[string]int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := map[string]int{}
-	for p, c := range w.byPath {
-		method, path, _ := strings.Cut(p, " ")
-		parts := strings.Split(strings.Trim(path, "/"), "/")
-		kind := ""
-		for i, part := range parts {
-			if part == "namespaces" && i+2 < len(parts) {
-				kind = strings.Join(parts[i+2:i+3], "")
-				if len(parts) > i+4 {
-					kind += "/" + parts[len(parts)-1]
-				}
-			}
-		}
-		out[method+" "+kind] += c
-	}
-	return out
 }
 
 func (w *writeCounter) paths() map[string]int {

@@ -3,7 +3,9 @@ package service
 import (
 	"context"
 	"fmt"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -16,19 +18,31 @@ import (
 )
 
 // reconcilePoolStatus writes a pool's address counts and its AddressesReleased condition when
-// they differ from what the API server holds. Notifications from Service reconciles reach it
-// delayed by PoolStatusInterval and coalesced, so a burst writes each pool about once a second.
+// they differ from what the API server holds, and its IPAllocated event summarising the
+// assignments since the last one. Notifications from Service reconciles reach it delayed by
+// PoolStatusInterval and coalesced, so a burst of assignments writes each pool's status about
+// once a second, and one event per SummaryInterval.
 func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var pool v1beta1.IPAddressPool
 	if err := c.client.Get(ctx, req.NamespacedName, &pool); err != nil {
 		if apierrors.IsNotFound(err) {
+			c.assigned.forget(req.Name)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading IPAddressPool %s from the cache: %w", req.NamespacedName, err)
 	}
+	var result reconcile.Result
+	msg, wait := c.assigned.take(req.Name, time.Now())
+	if msg != "" {
+		c.recorder.Event(&pool, corev1.EventTypeNormal, ReasonIPAllocated, msg)
+	}
+	result.RequeueAfter = wait
 	key := req.Name
 	if c.poolGuard.stale(key, pool.ResourceVersion) {
-		return reconcile.Result{RequeueAfter: staleRecheck}, nil
+		if wait == 0 || wait > staleRecheck {
+			result.RequeueAfter = staleRecheck
+		}
+		return result, nil
 	}
 	c.mu.Lock()
 	var counts allocator.PoolCounts
@@ -39,7 +53,7 @@ func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Requ
 	report, hasReport := c.released[req.Name]
 	c.mu.Unlock()
 	if !ok {
-		return reconcile.Result{}, nil // not in force (yet): an invalid pool keeps its last status
+		return result, nil // not in force (yet): an invalid pool keeps its last status
 	}
 
 	want := pool.Status.DeepCopy()
@@ -57,7 +71,7 @@ func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Requ
 		})
 	}
 	if equality.Semantic.DeepEqual(*want, pool.Status) {
-		return reconcile.Result{}, nil
+		return result, nil
 	}
 	orig := pool.DeepCopy()
 	pool.Status = *want
@@ -68,5 +82,5 @@ func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Requ
 		return reconcile.Result{}, fmt.Errorf("writing status of IPAddressPool %s: %w", req.NamespacedName, err)
 	}
 	c.poolGuard.wrote(key, []string{orig.ResourceVersion}, pool.ResourceVersion)
-	return reconcile.Result{}, nil
+	return result, nil
 }

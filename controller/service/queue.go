@@ -36,6 +36,15 @@ func (r *queueRef) add(reqs ...reconcile.Request) {
 	}
 }
 
+// len returns the number of requests waiting, or -1 before the controller starts.
+func (r *queueRef) len() int {
+	q := r.q.Load()
+	if q == nil {
+		return -1
+	}
+	return (*q).Len()
+}
+
 // addAfter adds req after d; a request already waiting keeps its earlier time, which is what
 // coalesces a burst of notifications into one reconcile.
 func (r *queueRef) addAfter(req reconcile.Request, d time.Duration) {

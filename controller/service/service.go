@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -38,11 +39,8 @@ type outcome struct {
 // allocator. It reads the Service from the cache and writes only what differs.
 func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	key := Key(req.Namespace, req.Name)
-	var svc corev1.Service
-	if err := c.client.Get(ctx, req.NamespacedName, &svc); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, fmt.Errorf("reading Service %s from the cache: %w", key, err)
-		}
+	svc, ok := c.services.get(key) // a copy of its own
+	if !ok {
 		c.guard.forget(key)
 		c.forget(key)
 		return reconcile.Result{}, nil
@@ -50,8 +48,8 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	if c.guard.stale(key, svc.ResourceVersion) {
 		return reconcile.Result{RequeueAfter: staleRecheck}, nil
 	}
-	if !Managed(&svc, c.opts.LBClass) {
-		return reconcile.Result{}, c.unmanage(ctx, &svc)
+	if !Managed(svc, c.opts.LBClass) {
+		return reconcile.Result{}, c.unmanage(ctx, svc)
 	}
 
 	var nsLabels map[string]string
@@ -62,34 +60,42 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, fmt.Errorf("reading namespace %s from the cache: %w", svc.Namespace, err)
 	}
 
-	out, ok := c.allocate(&svc, nsLabels)
+	out, ok := c.allocate(svc, nsLabels)
 	if !ok {
 		return reconcile.Result{}, nil // requeued once the addresses are restored
 	}
 	if len(out.foreign) > 0 {
-		c.recorder.Eventf(&svc, corev1.EventTypeWarning, ReasonForeignAddress,
-			"Leaving %s in status untouched: Herald did not assign it and no IPAddressPool holds it (given by another load balancer, or before Herald's configuration was applied). "+
-				"Create a pool that holds it to let Herald take it over, or remove the status (or set %s) to get a new address",
+		msg := fmt.Sprintf("Leaving %s in status untouched: Herald did not assign it and no IPAddressPool holds it (given by another load balancer, or before Herald's configuration was applied). "+
+			"Create a pool that holds it to let Herald take it over, or remove the status (or set %s) to get a new address",
 			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), AnnotationLoadBalancerIPs)
+		if c.firstReport(svc, msg) {
+			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonForeignAddress, msg)
+		}
 		return reconcile.Result{}, nil // requeued when the pools change
 	}
 	if out.heldFor != "" {
-		c.recorder.Eventf(&svc, corev1.EventTypeWarning, ReasonPoolNotInForce,
-			"Keeping %s in status: IPAddressPool %s is invalid and has no earlier valid version in force (see its events); the addresses are neither released nor reassigned until it is fixed",
+		msg := fmt.Sprintf("Keeping %s in status: IPAddressPool %s is invalid and has no earlier valid version in force (see its events); the addresses are neither released nor reassigned until it is fixed",
 			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), out.heldFor)
+		if c.firstReport(svc, msg) {
+			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonPoolNotInForce, msg)
+		}
 		return reconcile.Result{}, nil // requeued when the pools change
 	}
 	if len(out.released) > 0 {
-		c.recorder.Eventf(&svc, corev1.EventTypeNormal, ReasonIPReleased, "Released %s: %s", ips(out.released),
+		c.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonIPReleased, "Released %s: %s", ips(out.released),
 			"the Service's request, pool, families, ports or sharing key no longer allow it")
 		c.enqueuePending()
 	}
 	if out.err != nil {
 		c.metrics.AllocationError(ErrorReason(out.err))
-		c.recorder.Event(&svc, corev1.EventTypeWarning, ReasonAllocationFailed, out.err.Error())
+		// A pending Service is retried whenever an address is freed or the pools change: it
+		// gets one event per distinct problem, not one per retry.
+		if c.firstReport(svc, out.err.Error()) {
+			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAllocationFailed, out.err.Error())
+		}
 	}
 	oldIPs := ingressIPs(svc.Status.LoadBalancer.Ingress)
-	if err := c.write(ctx, &svc, Ingress(out.assigned), PoolOf(out.assigned)); err != nil {
+	if err := c.write(ctx, svc, Ingress(out.assigned), PoolOf(out.assigned)); err != nil {
 		return reconcile.Result{}, err
 	}
 	var added []allocator.Assignment
@@ -98,9 +104,9 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 			added = append(added, a)
 		}
 	}
-	if len(added) > 0 {
-		c.recorder.Eventf(&svc, corev1.EventTypeNormal, ReasonIPAllocated, "Assigned %s from pool %s", ips(added), PoolOf(added))
-	}
+	// Assignments are reported per pool (see assignLog), not per Service: a burst of Services
+	// costs each its status and annotation writes only.
+	c.assigned.add(added)
 	if len(added) > 0 || len(out.released) > 0 {
 		c.notifyPools(poolNames(added, out.released)...)
 	}
@@ -148,11 +154,47 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 		out.assigned, out.released, out.err = res.Assigned, res.Released, err
 		if err == nil && len(res.Missing) == 0 {
 			delete(c.pending, key)
+			delete(c.reported, key)
 			return out, true
 		}
 	}
 	c.pending[key] = struct{}{}
 	return out, true
+}
+
+// firstReport reports whether msg is a problem not yet reported by event for the Service as its
+// owner last wrote it, and remembers it as reported. A pending Service retried because an address
+// was freed or the pools changed is not reported again for the same problem; one its owner changed
+// (spec, labels or annotations) is, so that each of the owner's edits gets its answer.
+func (c *Controller) firstReport(svc *corev1.Service, msg string) bool {
+	key := Key(svc.Namespace, svc.Name)
+	report := msg + "\n" + ownerState(svc)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reported[key] == report {
+		return false
+	}
+	c.reported[key] = report
+	return true
+}
+
+// ownerState describes what the Service's owner writes: the spec (by its generation), the labels
+// and the annotations but the one the controller writes. The controller's own writes leave it
+// unchanged.
+func ownerState(svc *corev1.Service) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d", svc.Generation)
+	for _, m := range []map[string]string{svc.Labels, svc.Annotations} {
+		keys := slices.Sorted(maps.Keys(m))
+		for _, k := range keys {
+			if k == AnnotationAllocatedFromPool {
+				continue
+			}
+			fmt.Fprintf(&b, "\x00%s=%s", k, m[k])
+		}
+		b.WriteString("\x01")
+	}
+	return b.String()
 }
 
 // foreignLocked returns the addresses of the Service's status that Herald must leave alone: the
@@ -184,6 +226,7 @@ func (c *Controller) foreignLocked(svc *corev1.Service, statusIPs []netip.Addr) 
 func (c *Controller) forget(key string) {
 	c.mu.Lock()
 	delete(c.pending, key)
+	delete(c.reported, key)
 	var freed []allocator.Assignment
 	if c.alloc != nil {
 		freed = c.alloc.Release(key)
@@ -201,6 +244,7 @@ func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
 	key := Key(svc.Namespace, svc.Name)
 	c.mu.Lock()
 	delete(c.pending, key)
+	delete(c.reported, key)
 	var freed []allocator.Assignment
 	if c.alloc != nil {
 		freed = c.alloc.Release(key)
@@ -227,6 +271,10 @@ func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
 func (c *Controller) write(ctx context.Context, svc *corev1.Service, ingress []corev1.LoadBalancerIngress, pool string) error {
 	key := Key(svc.Namespace, svc.Name)
 	seen := []string{svc.ResourceVersion}
+	if IngressEqual(svc.Status.LoadBalancer.Ingress, ingress) && svc.Annotations[AnnotationAllocatedFromPool] == pool {
+		c.guard.wrote(key, seen, svc.ResourceVersion) // nothing to write: the usual case, allocate nothing
+		return nil
+	}
 	cur := svc.DeepCopy()
 	defer func() { c.guard.wrote(key, seen, cur.ResourceVersion) }()
 

@@ -128,3 +128,33 @@ func matches(path string, prefixes []string) bool {
 	}
 	return false
 }
+
+// CheckOnlyImportedBy fails t for every package matched by pattern (anything `go list` accepts,
+// such as "github.com/herald-lb/herald/...") that imports directly, in its code or its tests, a
+// package whose path is one of forbidden or lies below one of them, unless the package is one of
+// allowed. It enforces rules such as "only speaker/bgp uses GoBGP": packages that import an
+// allowed package still depend on the library, but none of its types can appear in their code.
+func CheckOnlyImportedBy(t testing.TB, pattern string, forbidden []string, allowed ...string) {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}", pattern)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Errorf("archtest: listing the imports of %s: go list: %v: %s", pattern, err, strings.TrimSpace(stderr.String()))
+		return
+	}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || slices.Contains(allowed, f[0]) {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, imp := range f[1:] {
+			if matches(imp, forbidden) && !seen[imp] {
+				seen[imp] = true
+				t.Errorf("%s imports %s; only %s may", f[0], imp, strings.Join(allowed, ", "))
+			}
+		}
+	}
+}

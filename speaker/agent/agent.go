@@ -92,8 +92,11 @@ type Links interface {
 // BGP is the BGP speaker (package bgp implements it).
 type BGP interface {
 	SetPeers(ctx context.Context, peers []bgp.Peer) error
-	SetRoutes(ctx context.Context, routes []bgp.Route) error
+	SetRoutes(ctx context.Context, routes bgp.Routes) error
 	Status() []bgp.PeerStatus
+	// Changes delivers a value soon after Status may report something new (a session's state
+	// changed); several changes may come as one.
+	Changes() <-chan struct{}
 	Shutdown(ctx context.Context) error
 }
 
@@ -148,6 +151,11 @@ type Agent struct {
 	prevBGP    map[string]bool   // Services this node advertised over BGP at the last sync
 	warned     map[string]string // unannounced warnings emitted: "svc ip" -> reason
 	lastConfig string            // last configuration error reported
+	// bgpApplied are the route tables last given to the BGP speaker; bgpPending the deadlines
+	// of the routes kept for a handover (handover.go), and handoverTimer the sync that ends them.
+	bgpApplied    bgp.Routes
+	bgpPending    map[routeKey]time.Time
+	handoverTimer *time.Timer
 
 	l2c conflictState // address conflicts (conflicts.go)
 }
@@ -173,14 +181,15 @@ func New(opts Options) (*Agent, error) {
 		opts.Recorder = &record.FakeRecorder{}
 	}
 	a := &Agent{
-		opts:      opts,
-		log:       opts.Logger,
-		trigger:   make(chan struct{}, 1),
-		metrics:   newMetrics(opts.Registerer),
-		pace:      newPaceMetrics(opts.Registerer),
-		prevOwned: map[string]bool{},
-		prevBGP:   map[string]bool{},
-		warned:    map[string]string{},
+		opts:       opts,
+		log:        opts.Logger,
+		trigger:    make(chan struct{}, 1),
+		metrics:    newMetrics(opts.Registerer),
+		pace:       newPaceMetrics(opts.Registerer),
+		prevOwned:  map[string]bool{},
+		prevBGP:    map[string]bool{},
+		warned:     map[string]string{},
+		bgpPending: map[routeKey]time.Time{},
 	}
 	a.status = newStatusWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger)
 	a.status.alive = opts.Members.Members
@@ -220,7 +229,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	go a.watchLinks(ctx)
 
 	go a.status.run(ctx)
-	go a.watchSessions(ctx, 2*time.Second, 10*time.Second)
+	go a.watchSessions(ctx, sessionRecheck, sessionGrace)
 	ticker := time.NewTicker(a.opts.Resync)
 	defer ticker.Stop()
 	conflicts := a.conflictChanges()
@@ -320,6 +329,11 @@ func (h triggerHandler) OnUpdate(old, new any) {
 // longer answers, so there is never a moment with two responders.
 func (a *Agent) shutdown() error {
 	start := time.Now()
+	a.mu.Lock()
+	if a.handoverTimer != nil {
+		a.handoverTimer.Stop()
+	}
+	a.mu.Unlock()
 	errL2 := a.opts.L2.SetOwned(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

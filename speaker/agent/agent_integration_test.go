@@ -35,7 +35,7 @@ type journal struct {
 	mu      sync.Mutex
 	calls   []string
 	owned   map[netip.Addr][]string
-	routes  []bgp.Route
+	routes  bgp.Routes
 	members []string
 }
 
@@ -86,7 +86,7 @@ func (f fakeL2) SetOwned(o map[netip.Addr][]string) error {
 type fakeBGP struct{ j *journal }
 
 func (f fakeBGP) SetPeers(context.Context, []bgp.Peer) error { return nil }
-func (f fakeBGP) SetRoutes(_ context.Context, r []bgp.Route) error {
+func (f fakeBGP) SetRoutes(_ context.Context, r bgp.Routes) error {
 	f.j.mu.Lock()
 	f.j.routes = r
 	f.j.mu.Unlock()
@@ -96,6 +96,7 @@ func (f fakeBGP) Status() []bgp.PeerStatus {
 	return []bgp.PeerStatus{{Name: "tor", Address: netip.MustParseAddr("198.51.100.1"), State: bgp.StateActive,
 		LastError: "no TCP connection: i/o timeout (peer unreachable, not accepting BGP, or TCP MD5 password mismatch)"}}
 }
+func (f fakeBGP) Changes() <-chan struct{}       { return nil }
 func (f fakeBGP) Shutdown(context.Context) error { f.j.add("bgp-shutdown"); return nil }
 
 // eventually polls cond every 20ms until it holds, failing the test after 15s.

@@ -36,9 +36,10 @@ func (b *peersBGP) SetPeers(_ context.Context, p []bgp.Peer) error {
 	b.peers = slices.Clone(p)
 	return nil
 }
-func (b *peersBGP) SetRoutes(context.Context, []bgp.Route) error { return nil }
-func (b *peersBGP) Status() []bgp.PeerStatus                     { return nil }
-func (b *peersBGP) Shutdown(context.Context) error               { return nil }
+func (b *peersBGP) SetRoutes(context.Context, bgp.Routes) error { return nil }
+func (b *peersBGP) Status() []bgp.PeerStatus                    { return nil }
+func (b *peersBGP) Changes() <-chan struct{}                    { return nil }
+func (b *peersBGP) Shutdown(context.Context) error              { return nil }
 
 // last returns the number of SetPeers calls and the peers of the last one, "name:password" each.
 func (b *peersBGP) last() (int, []string) {

@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		configValid: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_speaker_config_valid", Help: "1 when every Herald configuration object the speaker read was valid, 0 while any is invalid (see herald_speaker_config_invalid_objects)."}),
 		badObjects:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "herald_speaker_config_invalid_objects", Help: "Herald configuration objects with at least one error, by kind. Each is left out, or kept at its last valid version; the others work."}, []string{"kind"}),
 		members:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_speaker_members", Help: "Speakers this one counts as alive in memberlist, itself included."}),
-		routes:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_speaker_bgp_routes", Help: "BGP routes this node advertises."}),
+		routes:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_speaker_bgp_routes", Help: "Prefixes this node advertises over BGP (to one peer or more)."}),
 		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_speaker_sync_seconds", Help: "Time to recompute and apply the node's announcements.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		unannounced: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "herald_speaker_unannounced_ips",
 			Help: "Assigned IPs of Services (one per Service and IP) that no node announces, counted by the one speaker elected to report each (sum over the speakers), by cause: no_endpoints (withdrawn on purpose until an endpoint is ready), no_announcer (no advertisement covers the pool, the IP is in no pool, or no node is eligible; the NotAnnounced event on the Service says which)."},

@@ -34,6 +34,16 @@ type sessionEvent struct {
 	Message string
 }
 
+// Timing of the session reports.
+const (
+	// sessionGrace is how long a session may stay down before it is reported (a session that
+	// is connecting is not news).
+	sessionGrace = 10 * time.Second
+	// sessionRecheck is how often the sessions are read without a change notification from the
+	// BGP speaker, as a safety net; state changes are reported as they happen.
+	sessionRecheck = 30 * time.Second
+)
+
 // sessionTracker turns successive bgp.Status snapshots into events: a session coming up, going
 // down, or staying down for longer than grace with a new reason (a connection attempt that fails
 // the same way again is not news).
@@ -41,6 +51,8 @@ type sessionTracker struct {
 	node  string
 	grace time.Duration
 	last  map[string]*sessionReport
+	// due is the earliest time a session that is down becomes reportable, zero when none waits.
+	due time.Time
 }
 
 type sessionReport struct {
@@ -56,6 +68,7 @@ func newSessionTracker(node string, grace time.Duration) *sessionTracker {
 
 func (t *sessionTracker) update(now time.Time, statuses []bgp.PeerStatus) []sessionEvent {
 	var out []sessionEvent
+	t.due = time.Time{}
 	seen := map[string]bool{}
 	for _, st := range statuses {
 		seen[st.Name] = true
@@ -92,7 +105,13 @@ func (t *sessionTracker) update(now time.Time, statuses []bgp.PeerStatus) []sess
 			r.reported = st.LastError
 		case !up:
 			r.state = st.State
-			if now.Sub(r.since) < t.grace || st.LastError == r.reported {
+			if st.LastError == r.reported {
+				continue
+			}
+			if at := r.since.Add(t.grace); now.Before(at) {
+				if t.due.IsZero() || at.Before(t.due) {
+					t.due = at
+				}
 				continue
 			}
 			r.reported = st.LastError
@@ -112,31 +131,42 @@ func (t *sessionTracker) update(now time.Time, statuses []bgp.PeerStatus) []sess
 	return out
 }
 
-// watchSessions reports BGP session changes in the log and as events on the BGPPeer, so an
-// unreachable peer or a wrong password shows in `kubectl describe bgppeer` as well as in the
-// herald_bgp_session_up metric.
-func (a *Agent) watchSessions(ctx context.Context, every, grace time.Duration) {
+// watchSessions reports BGP session changes in BGPSessionStatus objects, in the log and as events
+// on the BGPPeer, so an unreachable peer or a wrong password shows in `kubectl describe bgppeer`
+// as well as in the herald_bgp_session_up metric. It reads the sessions when the BGP speaker
+// signals a change (a session's FSM changed state), when a session that is down becomes
+// reportable (grace), and every recheck as a safety net: a state change reaches the status
+// writer at once, not at the next tick.
+func (a *Agent) watchSessions(ctx context.Context, recheck, grace time.Duration) {
 	tr := newSessionTracker(a.opts.NodeName, grace)
-	t := time.NewTicker(every)
-	defer t.Stop()
+	safety := time.NewTicker(recheck)
+	defer safety.Stop()
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
 	for {
+		statuses := a.opts.BGP.Status()
+		a.status.setSessions(sessionObjects(a.opts.NodeName, statuses))
+		for _, ev := range tr.update(time.Now(), statuses) {
+			if ev.Type == corev1.EventTypeWarning {
+				a.log.Warn("BGP session", "peer", ev.Peer, "msg", ev.Message)
+			} else {
+				a.log.Info("BGP session", "peer", ev.Peer, "msg", ev.Message)
+			}
+			var p v1beta1.BGPPeer
+			if err := a.opts.Cache.Get(ctx, client.ObjectKey{Namespace: a.opts.Namespace, Name: ev.Peer}, &p); err == nil {
+				a.opts.Recorder.Event(&p, ev.Type, ev.Reason, ev.Message)
+			}
+		}
+		due.Stop()
+		if !tr.due.IsZero() {
+			due.Reset(time.Until(tr.due))
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			statuses := a.opts.BGP.Status()
-			a.status.setSessions(sessionObjects(a.opts.NodeName, statuses))
-			for _, ev := range tr.update(now, statuses) {
-				if ev.Type == corev1.EventTypeWarning {
-					a.log.Warn("BGP session", "peer", ev.Peer, "msg", ev.Message)
-				} else {
-					a.log.Info("BGP session", "peer", ev.Peer, "msg", ev.Message)
-				}
-				var p v1beta1.BGPPeer
-				if err := a.opts.Cache.Get(ctx, client.ObjectKey{Namespace: a.opts.Namespace, Name: ev.Peer}, &p); err == nil {
-					a.opts.Recorder.Event(&p, ev.Type, ev.Reason, ev.Message)
-				}
-			}
+		case <-a.opts.BGP.Changes():
+		case <-due.C:
+		case <-safety.C:
 		}
 	}
 }

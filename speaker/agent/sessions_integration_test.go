@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,4 +97,97 @@ func TestAgentReportsRefusedPeer(t *testing.T) {
 		return strings.Contains(strings.Join(events, "\n"),
 			"Warning PeerRefused node "+node.Name+": cannot use this BGPPeer's configuration; the other sessions are not affected: "+refusal)
 	})
+}
+
+// flippingBGP is a BGP speaker whose one session changes state when the test says so, and which
+// signals the change as bgp.Speaker does (Changes).
+type flippingBGP struct {
+	fakeBGP
+	mu      sync.Mutex
+	state   bgp.State
+	changes chan struct{}
+}
+
+func (f *flippingBGP) Status() []bgp.PeerStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return []bgp.PeerStatus{{Name: "tor", Address: netip.MustParseAddr("198.51.100.1"), State: f.state}}
+}
+
+func (f *flippingBGP) Changes() <-chan struct{} { return f.changes }
+
+func (f *flippingBGP) set(s bgp.State) {
+	f.mu.Lock()
+	f.state = s
+	f.mu.Unlock()
+	select {
+	case f.changes <- struct{}{}:
+	default:
+	}
+}
+
+// TestAgentSessionStatusFollowsFSM: when the BGP speaker signals a session's state change, the
+// node's BGPSessionStatus shows the new state on the API server within 100 ms (the agent used to
+// read the sessions every 2 s).
+func TestAgentSessionStatusFollowsFSM(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	c := env.Client
+	hns := env.NewNamespace(t, "herald")
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1-" + hns}}
+	if err := c.Create(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	peer := &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "tor", Namespace: hns}, Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.1"}}
+	if err := c.Create(ctx, peer); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &journal{members: []string{node.Name}}
+	fb := &flippingBGP{fakeBGP: fakeBGP{j}, state: bgp.StateActive, changes: make(chan struct{}, 1)}
+	a, err := New(Options{
+		NodeName: node.Name, Namespace: hns, Cache: ch, Client: c, Recorder: record.NewFakeRecorder(100),
+		Members: fakeMembers{j: j, changes: make(chan struct{}, 8)}, L2: fakeL2{j}, BGP: fb, Resync: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = ch.Start(actx) }()
+	go func() { _ = a.Start(actx) }()
+
+	name := objectName(node.Name, "tor")
+	stateOnServer := func() string {
+		var o v1beta1.BGPSessionStatus
+		if err := c.Get(ctx, client.ObjectKey{Namespace: hns, Name: name}, &o); err != nil {
+			return ""
+		}
+		return o.Status.State
+	}
+	eventually(t, "BGPSessionStatus of tor saying Active", func() bool { return stateOnServer() == "Active" })
+
+	var took []time.Duration
+	poll := time.NewTicker(2 * time.Millisecond)
+	defer poll.Stop()
+	for i, s := range []bgp.State{bgp.StateEstablished, bgp.StateIdle, bgp.StateEstablished, bgp.StateActive, bgp.StateEstablished} {
+		start := time.Now()
+		fb.set(s)
+		for stateOnServer() != s.String() {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("change %d to %s: BGPSessionStatus still says %q after 5 s", i, s, stateOnServer())
+			}
+			<-poll.C
+		}
+		took = append(took, time.Since(start))
+	}
+	t.Logf("FSM change to BGPSessionStatus on the API server: %v", took)
+	for i, d := range took {
+		if d > 100*time.Millisecond {
+			t.Errorf("change %d reached the API server after %v, want within 100 ms", i, d)
+		}
+	}
 }

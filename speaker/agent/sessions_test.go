@@ -44,6 +44,10 @@ func TestSessionTracker(t *testing.T) {
 		if diff := cmp.Diff(s.want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", s.name, diff)
 		}
+		// Until the first report, the tracker asks to be called again when the grace ends.
+		if wantDue := s.at < 10*time.Second; wantDue != tr.due.Equal(t0.Add(10*time.Second)) {
+			t.Errorf("%s: due %v, want the end of the grace period: %v", s.name, tr.due, wantDue)
+		}
 	}
 	if len(tr.last) != 0 {
 		t.Errorf("tracker still remembers %v after the peer was removed", tr.last)

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -41,7 +42,7 @@ func (a *Agent) sync(ctx context.Context) {
 	if err := a.opts.BGP.SetPeers(ctx, bgpPeers(p.Peers)); err != nil {
 		a.log.Warn("BGP peers", "err", err)
 	}
-	if err := a.opts.BGP.SetRoutes(ctx, bgpRoutes(p.Routes)); err != nil {
+	if err := a.opts.BGP.SetRoutes(ctx, a.handOver(p)); err != nil {
 		a.log.Warn("BGP routes", "err", err)
 	}
 	// Then tell the others what this node can do: after it stopped answering what it no longer
@@ -146,20 +147,57 @@ func bgpPeers(peers []*config.Peer) []bgp.Peer {
 	return out
 }
 
-func bgpRoutes(routes []plan.Route) []bgp.Route {
-	out := make([]bgp.Route, 0, len(routes))
-	for _, r := range routes {
-		br := bgp.Route{Prefix: r.Prefix, LocalPref: r.LocalPref, Peers: r.Peers}
-		for _, c := range r.Communities {
-			if c.Large {
-				br.LargeCommunities = append(br.LargeCommunities, c.LargeValue)
-			} else {
-				br.Communities = append(br.Communities, c.Value)
+// bgpRoutes converts the plan's route table of each peer for the BGP speaker.
+func bgpRoutes(tables map[string][]plan.Route) bgp.Routes {
+	out := make(bgp.Routes, len(tables))
+	for peer, routes := range tables {
+		rs := make([]bgp.Route, 0, len(routes))
+		for _, r := range routes {
+			br := bgp.Route{Prefix: r.Prefix, LocalPref: r.LocalPref}
+			for _, c := range r.Communities {
+				if c.Large {
+					br.LargeCommunities = append(br.LargeCommunities, c.LargeValue)
+				} else {
+					br.Communities = append(br.Communities, c.Value)
+				}
 			}
+			rs = append(rs, br)
 		}
-		out = append(out, br)
+		out[peer] = rs
 	}
 	return out
+}
+
+// handOver returns the route tables of p for the BGP speaker, with the routes that other nodes
+// take over kept for handoverDelay (holdWithdrawals), and schedules the sync that withdraws them.
+func (a *Agent) handOver(p plan.Plan) bgp.Routes {
+	peers := make(map[string]bool, len(p.Peers))
+	for _, peer := range p.Peers {
+		peers[peer.Name] = true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	routes, next := holdWithdrawals(a.bgpApplied, bgpRoutes(p.Routes), peers, p.BGPElsewhere, a.bgpPending, time.Now(), handoverDelay)
+	a.bgpApplied = routes
+	if !next.IsZero() {
+		if a.handoverTimer == nil {
+			a.handoverTimer = time.AfterFunc(time.Until(next), a.Trigger)
+		} else {
+			a.handoverTimer.Reset(time.Until(next))
+		}
+	}
+	return routes
+}
+
+// advertisedPrefixes counts the distinct prefixes of the plan's route tables.
+func advertisedPrefixes(tables map[string][]plan.Route) int {
+	set := map[netip.Prefix]bool{}
+	for _, routes := range tables {
+		for _, r := range routes {
+			set[r.Prefix] = true
+		}
+	}
+	return len(set)
 }
 
 // events reports ownership changes and unannounced IPs on the Services. The new owner reports a
@@ -201,7 +239,7 @@ func (a *Agent) events(p plan.Plan, in plan.Input, svcs map[string]*corev1.Servi
 	for k := range advertised {
 		a.prevBGP[k] = true
 	}
-	a.metrics.routes.Set(float64(len(p.Routes)))
+	a.metrics.routes.Set(float64(advertisedPrefixes(p.Routes)))
 
 	warned := map[string]string{}
 	for _, u := range p.Unannounced {

@@ -1,25 +1,47 @@
 // Package bgp is the speaker's BGP adapter: it keeps BGP sessions to the configured peers and
-// advertises the service prefixes the speaker decided to announce, with their communities, large
-// communities and local preference. It embeds GoBGP (github.com/osrg/gobgp/v3) and is the only
-// package that imports it; no GoBGP type appears in its API.
+// advertises to each peer exactly the routes of its table, with their communities, large
+// communities and local preference. It embeds GoBGP (github.com/osrg/gobgp/v4) and is the only
+// package that imports it (internal/archtest enforces it); no GoBGP type appears in its API.
 //
 // Design:
 //
-//   - One GoBGP server per peer. Routes differ per peer (a BGPAdvertisement names its peers)
-//     and GoBGP v3 has per-neighbor export policies only for route-server clients, which do not
-//     prepend their AS. A server per peer gives each peer its own RIB holding exactly the routes
-//     meant for it, its own ASN and router ID, and isolation: changing or removing a peer stops
-//     only that server. The servers never listen (ListenPort -1): the speaker always opens the
-//     TCP connection, so peers must accept it (e.g. FRR `bgp listen range`, or static neighbors).
+//   - One GoBGP server per node, or rather per local AS and router ID (Peer.MyASN,
+//     Peer.RouterID): sessions are neighbours of it and come and go with AddPeer/DeletePeer. A
+//     GoBGP server holds one neighbour per address, so a second session to the same address
+//     (another port, another local AS) goes to a second server of the same AS and router ID.
+//     A server starts with its first session and stops with its last; Shutdown stops them all.
+//     There is no pool of idle servers and nothing is left running (a test counts goroutines).
+//     The servers never listen (ListenPort -1): the speaker always opens the TCP connection, so
+//     peers must accept it (e.g. FRR `bgp listen range`, or static neighbours). GoBGP v4.8.0
+//     waits 1.5-2 s (0.75-1.0 x its constant 2 s minimum connect-retry interval, whatever the
+//     neighbour's timers) before its first connection attempt to a new neighbour, so a new
+//     session is established about 2 s after SetPeers (TestNewSessionRouteTime reports it).
+//   - Per-neighbour export policy (export.go): a server's RIB holds each prefix one of its peers
+//     is sent, once and without attributes; one global export policy has per-neighbour statements
+//     (neighbour set, prefix set of one attribute group) that accept exactly the peer's prefixes
+//     and set their attributes; everything else is rejected. GoBGP v4 assigns policies to single
+//     neighbours only for route-server clients, which do not prepend their AS, hence the
+//     neighbour sets.
+//   - The plan decides, the adapter applies: SetRoutes takes one route table per peer (package
+//     plan merges several advertisements of a prefix into one route); the adapter checks it
+//     (each prefix once per peer) and applies only differences: prefixes leaving a server's RIB
+//     are deleted (withdrawn from the peers that had them), the export policy is replaced,
+//     prefixes new to the RIB are added (sent to the peers that want them), and peers whose
+//     routes changed otherwise get a soft reset out. No route change resets a session.
 //   - Diff-based and per peer: SetPeers restarts only the sessions whose Peer changed; a Peer it
 //     cannot use (ValidatePeer, or GoBGP refusing it) is skipped and reported in Status
 //     (ConfigError) and by the herald_bgp_peer_refused metric, keeping the session of its previous
-//     configuration if it had one, and never stops another peer. SetRoutes computes per peer the
-//     prefixes and attributes wanted and sends only differences with AddPath (which replaces a
-//     prefix's path, i.e. one UPDATE with new attributes) and DeletePath. No route change resets
-//     a session.
+//     configuration if it had one, and never stops another peer.
+//   - Session state from GoBGP's event watch: each server's WatchEvent delivers peer state
+//     changes as they happen; Status reports them and Changes signals them, so the speaker's
+//     BGPSessionStatus follows the FSM without polling. Why a session is down comes from the same
+//     events (NOTIFICATION sent or received with its code and subcode, hold timer expired, the
+//     connection closed, the prefix limit). GoBGP reports failed TCP connects in no event, so
+//     while a session is not Established the adapter checks the connection itself (diagnose.go):
+//     refused, no answer (unreachable, or a TCP MD5 mismatch), no route. GoBGP's own logs go to
+//     the injected logger at Debug; nothing reads their text.
 //   - Timers are whole seconds and filled in here (hold 90 s, keepalive floor(hold/3)), never left
-//     to GoBGP's defaults; a hold time of 0 cannot be configured (GoBGP v3 turns it into 90 s).
+//     to GoBGP's defaults; a hold time of 0 cannot be configured.
 //   - A prefix limit per peer and family (Peer.MaxPrefixes, GoBGP's PrefixLimit): GoBGP keeps
 //     every received path in the Adj-RIB-In before the import policy rejects it, so without a
 //     limit a router sending a full table could exhaust the speaker's memory. Beyond the limit
@@ -30,13 +52,15 @@
 //   - Both ipv4-unicast and ipv6-unicast are enabled on every session. A route of the session's
 //     family leaves its next hop unspecified, so GoBGP uses the session's local address; a route
 //     of the other family carries the node's address of that family (Config.NodeIPv4/NodeIPv6).
-//   - LOCAL_PREF is only attached for iBGP peers (MyASN == PeerASN).
-//   - Shutdown (and removing or changing a peer) first withdraws every route, then closes the
-//     session with a Cease NOTIFICATION "Administrative Shutdown" carrying why (RFC 9003), queued
-//     after the withdrawals, and returns when GoBGP has sent it and closed the connection.
+//   - LOCAL_PREF is only sent to iBGP peers (MyASN == PeerASN).
+//   - Shutdown (and removing or changing a peer) first withdraws the session's routes, waits until
+//     GoBGP has written the withdrawals, then closes the session with a Cease NOTIFICATION
+//     "Administrative Shutdown" carrying why (RFC 9003), and returns when the session is closed.
 //   - Router ID: RouterID gives each node its own, also without IPv4 (derived from the IPv6
 //     address).
-//   - PeerStatus.LastError comes from GoBGP's log messages for the session (failed connects,
-//     NOTIFICATIONs, resets), which the adapter's logger observes before forwarding them to
-//     the injected slog logger. Metrics are read from GoBGP at scrape time.
+//   - Metrics (herald_bgp_*) are read from Status at scrape time, counters from GoBGP.
+//
+// Adding per-peer features: a field of Peer is part of the session's identity (a change restarts
+// that session only) and is translated in toAPIPeer; what GoBGP configures per server rather than
+// per neighbour belongs in serverKey, so that peers that differ in it get their own server.
 package bgp

@@ -66,7 +66,7 @@ func TestLabRefusedPeerKeepsOthers(t *testing.T) {
 	bad := ebgpPeer("bad", routerV6)
 	bad.HoldTime, bad.KeepaliveTime = 10*time.Second, 10*time.Second/3
 
-	n.setRoutes(Route{Prefix: vip4, Peers: []string{"good", "bad"}})
+	n.setRoutes(labRoute{Prefix: vip4, Peers: []string{"good", "bad"}})
 	if e := n.trySetPeers(good, bad); !strings.Contains(e, `peer "bad"`) || strings.Contains(e, `peer "good"`) {
 		t.Errorf("SetPeers error = %q, want one naming peer bad only", e)
 	}
@@ -109,7 +109,7 @@ func TestLabGracefulStop(t *testing.T) {
 	n1, n2 := lb.nodes[0], lb.nodes[1]
 	for _, n := range lb.nodes {
 		n.setPeers(ebgpPeer("r4", routerV4))
-		n.setRoutes(Route{Prefix: vip4})
+		n.setRoutes(labRoute{Prefix: vip4})
 	}
 	lb.waitHops(t, ctx, vip4, hops(lb.nodes, false))
 
@@ -172,7 +172,7 @@ func TestLabPrefixLimit(t *testing.T) {
 	defer cancel()
 	n1, n2 := lb.nodes[0], lb.nodes[1]
 	n1.setPeers(ebgpPeer("r4", routerV4), ebgpPeer("r6", routerV6))
-	n1.setRoutes(Route{Prefix: vip4, Peers: []string{"r4"}}, Route{Prefix: vip6, Peers: []string{"r6"}})
+	n1.setRoutes(labRoute{Prefix: vip4, Peers: []string{"r4"}}, labRoute{Prefix: vip6, Peers: []string{"r6"}})
 	unlimited := ebgpPeer("r4", routerV4)
 	unlimited.MaxPrefixes = 1 << 30
 	n2.setPeers(unlimited)
@@ -264,7 +264,7 @@ func TestLabIPv6OnlyRouterIDs(t *testing.T) {
 	defer cancel()
 	for _, n := range lb.nodes {
 		n.setPeers(ebgpPeer("r6", routerV6))
-		n.setRoutes(Route{Prefix: vip6})
+		n.setRoutes(labRoute{Prefix: vip6})
 	}
 	lb.waitHops(t, ctx, vip6, hops(lb.nodes, true))
 	ids := map[string]string{}

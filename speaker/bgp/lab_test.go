@@ -33,7 +33,7 @@ func TestLabECMP(t *testing.T) {
 	// n1 has an IPv4 and an IPv6 session; n2 and n3 an IPv4 one.
 	n1.setPeers(ebgpPeer("r4", routerV4), ebgpPeer("r6", routerV6))
 	for _, n := range lb.nodes {
-		route := []Route{{Prefix: vip4, Peers: []string{"r4"}}, {Prefix: vip6, Peers: []string{"r4"}}}
+		route := []labRoute{{Prefix: vip4, Peers: []string{"r4"}}, {Prefix: vip6, Peers: []string{"r4"}}}
 		if n != n1 {
 			n.setPeers(ebgpPeer("r4", routerV4))
 		}
@@ -60,23 +60,23 @@ func TestLabECMP(t *testing.T) {
 		n3.setRoutes()
 		lb.waitHops(t, ctx, vip4, hops(lb.nodes[:2], false))
 		lb.waitHops(t, ctx, vip6, hops(lb.nodes[:2], true))
-		n3.setRoutes(Route{Prefix: vip4}, Route{Prefix: vip6})
+		n3.setRoutes(labRoute{Prefix: vip4}, labRoute{Prefix: vip6})
 		lb.waitHops(t, ctx, vip4, hops(lb.nodes, false))
 	})
 
 	t.Run("aggregation", func(t *testing.T) {
 		agg4, agg6 := netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:5::/120")
-		n2.setRoutes(Route{Prefix: vip4}, Route{Prefix: vip6}, Route{Prefix: agg4}, Route{Prefix: agg6})
+		n2.setRoutes(labRoute{Prefix: vip4}, labRoute{Prefix: vip6}, labRoute{Prefix: agg4}, labRoute{Prefix: agg6})
 		lb.waitHops(t, ctx, agg4, []netip.Addr{n2.v4})
 		lb.waitHops(t, ctx, agg6, []netip.Addr{n2.v6})
-		n2.setRoutes(Route{Prefix: vip4}, Route{Prefix: vip6})
+		n2.setRoutes(labRoute{Prefix: vip4}, labRoute{Prefix: vip6})
 		lb.waitHops(t, ctx, agg4, nil)
 	})
 
 	t.Run("communities change without session reset", func(t *testing.T) {
 		before, beforeAt := lb.neighbor(t, ctx, n1.v4), time.Now()
-		n1.setRoutes(Route{Prefix: vip4, Peers: []string{"r4"}, Communities: []uint32{64512<<16 | 100, 65535<<16 | 65281},
-			LargeCommunities: [][3]uint32{{64512, 1, 2}}, LocalPref: u32(300)}, Route{Prefix: vip6, Peers: []string{"r4"}})
+		n1.setRoutes(labRoute{Prefix: vip4, Peers: []string{"r4"}, Communities: []uint32{64512<<16 | 100, 65535<<16 | 65281},
+			LargeCommunities: [][3]uint32{{64512, 1, 2}}, LocalPref: u32(300)}, labRoute{Prefix: vip6, Peers: []string{"r4"}})
 		var got frr.Path
 		err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
 			paths, err := lb.router.Paths(ctx, vip4)
@@ -188,8 +188,8 @@ func TestLabIBGPLocalPref(t *testing.T) {
 	p := ebgpPeer("r", routerV4)
 	p.PeerASN = 64512
 	n.setPeers(p)
-	n.setRoutes(Route{Prefix: vip4, LocalPref: u32(150), Communities: []uint32{64512<<16 | 7}},
-		Route{Prefix: vip6, LocalPref: u32(120)})
+	n.setRoutes(labRoute{Prefix: vip4, LocalPref: u32(150), Communities: []uint32{64512<<16 | 7}},
+		labRoute{Prefix: vip6, LocalPref: u32(120)})
 	lb.waitHops(t, ctx, vip4, []netip.Addr{n.v4})
 	lb.waitHops(t, ctx, vip6, []netip.Addr{n.v6})
 	for prefix, want := range map[netip.Prefix]uint32{vip4: 150, vip6: 120} {
@@ -219,8 +219,8 @@ func TestLabMD5(t *testing.T) {
 	good.Password, bad.Password = "right-secret", "wrong-secret"
 	lb.nodes[0].setPeers(good)
 	lb.nodes[1].setPeers(bad)
-	lb.nodes[0].setRoutes(Route{Prefix: vip4})
-	lb.nodes[1].setRoutes(Route{Prefix: vip4})
+	lb.nodes[0].setRoutes(labRoute{Prefix: vip4})
+	lb.nodes[1].setRoutes(labRoute{Prefix: vip4})
 	lb.waitHops(t, ctx, vip4, []netip.Addr{lb.nodes[0].v4})
 	if st := lb.nodes[0].status("r"); st.State != StateEstablished {
 		t.Errorf("right password: status %+v, want Established", st)

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,7 +27,9 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	gobgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
 	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/netlab"
@@ -43,9 +46,37 @@ func TestMain(m *testing.M) {
 
 // nodeRequest is one line a test sends to a node process.
 type nodeRequest struct {
-	Op     string  // "peers", "routes", "status", "imported", "mem", "shutdown"
-	Peers  []Peer  `json:",omitempty"`
-	Routes []Route `json:",omitempty"`
+	Op     string     // "peers", "routes", "status", "imported", "mem", "shutdown"
+	Peers  []Peer     `json:",omitempty"`
+	Routes []labRoute `json:",omitempty"`
+}
+
+// labRoute is how the lab tests write a route: a Route with the peers it goes to, every peer of
+// the node when none. The node process turns them into the route tables SetRoutes takes, again
+// whenever its peers change.
+type labRoute struct {
+	Prefix           netip.Prefix
+	Communities      []uint32
+	LargeCommunities [][3]uint32
+	LocalPref        *uint32
+	Peers            []string
+}
+
+// labTables makes the route tables of peers from routes.
+func labTables(peers []Peer, routes []labRoute) Routes {
+	out := Routes{}
+	for _, r := range routes {
+		to := r.Peers
+		if len(to) == 0 {
+			for _, p := range peers {
+				to = append(to, p.Name)
+			}
+		}
+		for _, name := range to {
+			out[name] = append(out[name], Route{Prefix: r.Prefix, Communities: r.Communities, LargeCommunities: r.LargeCommunities, LocalPref: r.LocalPref})
+		}
+	}
+	return out
 }
 
 // nodeResponse is the node's answer to one request.
@@ -125,6 +156,8 @@ func runNode(in io.Reader, out io.Writer) int {
 		}
 		os.Exit(0)
 	}()
+	var peers []Peer
+	var routes []labRoute
 	enc := json.NewEncoder(out)
 	sc := bufio.NewScanner(in)
 	sc.Buffer(nil, 1<<20)
@@ -137,13 +170,15 @@ func runNode(in io.Reader, out io.Writer) int {
 		if err == nil {
 			switch req.Op {
 			case "peers":
-				err = sp.SetPeers(ctx, req.Peers)
+				peers = req.Peers
+				err = errors.Join(sp.SetPeers(ctx, peers), sp.SetRoutes(ctx, labTables(peers, routes)))
 			case "routes":
-				err = sp.SetRoutes(ctx, req.Routes)
+				routes = req.Routes
+				err = sp.SetRoutes(ctx, labTables(peers, routes))
 			case "status":
 				resp.Status = sp.Status()
 			case "imported":
-				resp.Imported, err = sp.importedPaths(ctx)
+				resp.Imported, err = sp.importedPaths()
 			case "mem":
 				resp.Mem, err = memNow()
 			case "shutdown":
@@ -167,17 +202,17 @@ func runNode(in io.Reader, out io.Writer) int {
 	return 0
 }
 
-// importedPaths counts the paths in the sessions' RIBs that came from peers (must stay 0).
-func (s *Speaker) importedPaths(ctx context.Context) (int, error) {
+// importedPaths counts the paths in the servers' RIBs that came from peers (must stay 0).
+func (s *Speaker) importedPaths() (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for _, ss := range s.sessions {
-		for _, f := range []*api.Family{familyIPv4, familyIPv6} {
-			err := ss.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: f}, func(d *api.Destination) {
-				for _, p := range d.Paths {
-					if p.NeighborIp != "" && p.NeighborIp != "<nil>" {
-						fmt.Fprintf(os.Stderr, "imported path of session %s: %v\n", ss.peer.Name, p)
+	for _, sv := range s.servers {
+		for _, f := range []gobgp.Family{gobgp.RF_IPv4_UC, gobgp.RF_IPv6_UC} {
+			err := sv.bgp.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: f}, func(prefix gobgp.NLRI, paths []*apiutil.Path) {
+				for _, p := range paths {
+					if p.PeerAddress.IsValid() && !p.PeerAddress.IsUnspecified() {
+						fmt.Fprintf(os.Stderr, "imported path of server %v: %v from %v\n", sv.key, prefix, p.PeerAddress)
 						n++
 					}
 				}
@@ -282,7 +317,7 @@ func (n *node) setPeers(peers ...Peer) {
 	}
 }
 
-func (n *node) setRoutes(routes ...Route) {
+func (n *node) setRoutes(routes ...labRoute) {
 	n.t.Helper()
 	if r := n.call(nodeRequest{Op: "routes", Routes: routes}); r.Error != "" {
 		n.t.Fatalf("node %s: SetRoutes: %s", n.name, r.Error)

@@ -25,19 +25,6 @@ func (a attrs) equal(b attrs) bool {
 	return slices.Equal(a.communities, b.communities) && slices.Equal(a.large, b.large)
 }
 
-// merge adds b's communities to a's; the higher local preference wins.
-func (a attrs) merge(b attrs) attrs {
-	out := attrs{
-		communities: append(slices.Clone(a.communities), b.communities...),
-		large:       append(slices.Clone(a.large), b.large...),
-		localPref:   a.localPref,
-	}
-	if b.localPref != nil && (out.localPref == nil || *b.localPref > *out.localPref) {
-		out.localPref = b.localPref
-	}
-	return out.normalise()
-}
-
 func (a attrs) normalise() attrs {
 	a.communities = slices.Clone(a.communities)
 	slices.Sort(a.communities)
@@ -60,40 +47,58 @@ func (a attrs) normalise() attrs {
 	return a
 }
 
-// ribs is what each peer (by name) should have advertised.
-type ribs map[string]map[netip.Prefix]attrs
+// table is what one peer is sent: its prefixes with their attributes.
+type table map[netip.Prefix]attrs
 
-// desired computes what every peer in names should advertise from routes. Several routes for
-// the same prefix and peer are merged: their communities are united and the highest local
-// preference wins.
-func desired(names []string, routes []Route) (ribs, error) {
-	out := make(ribs, len(names))
-	for _, n := range names {
-		out[n] = map[netip.Prefix]attrs{}
+func (t table) equal(u table) bool {
+	if len(t) != len(u) {
+		return false
 	}
+	for p, a := range t {
+		if b, ok := u[p]; !ok || !a.equal(b) {
+			return false
+		}
+	}
+	return true
+}
+
+// tablesFrom validates and normalises the route tables given to SetRoutes. The speaker only
+// diffs and applies: a prefix listed twice in one peer's table is an error (the first is kept),
+// as is an invalid prefix (skipped); both wrap ErrInvalidRoute.
+func tablesFrom(routes Routes) (map[string]table, error) {
+	out := make(map[string]table, len(routes))
 	var errs []error
-	for _, r := range routes {
-		p, ok := normalisePrefix(r.Prefix)
-		if !ok {
-			errs = append(errs, fmt.Errorf("%w: prefix %v is not valid", ErrInvalidRoute, r.Prefix))
-			continue
-		}
-		a := attrs{communities: r.Communities, large: r.LargeCommunities, localPref: r.LocalPref}.normalise()
-		targets := r.Peers
-		if len(targets) == 0 {
-			targets = names
-		}
-		for _, n := range targets {
-			rib, ok := out[n]
+	for _, name := range sortedNames(routes) {
+		t := table{}
+		for _, r := range routes[name] {
+			p, ok := normalisePrefix(r.Prefix)
 			if !ok {
+				errs = append(errs, fmt.Errorf("%w: peer %q: prefix %v is not valid", ErrInvalidRoute, name, r.Prefix))
 				continue
 			}
-			if old, ok := rib[p]; ok {
-				rib[p] = old.merge(a)
-			} else {
-				rib[p] = a
+			if _, dup := t[p]; dup {
+				errs = append(errs, fmt.Errorf("%w: peer %q: prefix %v is listed twice; the first is advertised", ErrInvalidRoute, name, p))
+				continue
 			}
+			t[p] = attrs{communities: r.Communities, large: r.LargeCommunities, localPref: r.LocalPref}.normalise()
 		}
+		out[name] = t
+	}
+	return out, errors.Join(errs...)
+}
+
+// sendable returns the part of t that can go over the session to p: a route of the other family
+// than the session's needs the node's address of the route's family as its next hop, and is left
+// out (with an error wrapping ErrNoNextHop) when the node has none.
+func sendable(t table, p Peer, nodeIPv4, nodeIPv6 netip.Addr) (table, error) {
+	out := make(table, len(t))
+	var errs []error
+	for _, prefix := range sortedPrefixes(t) {
+		if _, err := nextHopFor(prefix, p, nodeIPv4, nodeIPv6); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[prefix] = t[prefix]
 	}
 	return out, errors.Join(errs...)
 }
@@ -113,35 +118,101 @@ func normalisePrefix(p netip.Prefix) (netip.Prefix, bool) {
 	return netip.PrefixFrom(addr.WithZone(""), bits).Masked(), true
 }
 
-// routeDiff is what to change in one peer's Adj-RIB-Out.
-type routeDiff struct {
-	// add holds new prefixes and prefixes whose attributes changed.
-	add map[netip.Prefix]attrs
-	// del holds prefixes to withdraw.
+// ribChange is how one GoBGP server goes from the tables its peers have to the tables they
+// want. The server's RIB holds each prefix any of its peers is sent once, without attributes;
+// its export policy gives each peer its own prefixes and attributes (see export.go).
+type ribChange struct {
+	// add are the prefixes entering the RIB: AddPath after the new export policy is in place
+	// sends them to exactly the peers that want them.
+	add []netip.Prefix
+	// del are the prefixes leaving the RIB: DeletePath before the export policy changes
+	// withdraws them from exactly the peers that had them.
 	del []netip.Prefix
+	// reset names the peers whose routes change on prefixes that stay in the RIB (a prefix
+	// added to or removed from their table, or new attributes): the new export policy reaches
+	// them by a soft reset out, which sends the changes and withdraws what the policy no longer
+	// gives them.
+	reset []string
 }
 
-func (d routeDiff) empty() bool { return len(d.add) == 0 && len(d.del) == 0 }
+func (c ribChange) empty() bool { return len(c.add) == 0 && len(c.del) == 0 && len(c.reset) == 0 }
 
-// diffRoutes says how to go from have to want.
-func diffRoutes(have, want map[netip.Prefix]attrs) routeDiff {
-	d := routeDiff{add: map[netip.Prefix]attrs{}}
-	for p, a := range want {
-		if old, ok := have[p]; !ok || !old.equal(a) {
-			d.add[p] = a
+// planRIB computes the ribChange from have to want, the tables of one server's peers by name;
+// before holds the prefixes in the server's RIB.
+func planRIB(before map[netip.Prefix]bool, have, want map[string]table) ribChange {
+	after := ribOf(want)
+	var c ribChange
+	for p := range after {
+		if !before[p] {
+			c.add = append(c.add, p)
 		}
 	}
-	for p := range have {
-		if _, ok := want[p]; !ok {
-			d.del = append(d.del, p)
+	for p := range before {
+		if !after[p] {
+			c.del = append(c.del, p)
 		}
 	}
-	slices.SortFunc(d.del, comparePrefix)
-	return d
+	slices.SortFunc(c.add, comparePrefix)
+	slices.SortFunc(c.del, comparePrefix)
+	names := map[string]bool{}
+	for n := range have {
+		names[n] = true
+	}
+	for n := range want {
+		names[n] = true
+	}
+	for _, n := range sortedNames(names) {
+		h, w := have[n], want[n]
+		changed := false
+		for p, a := range w {
+			if b, ok := h[p]; before[p] && (!ok || !a.equal(b)) {
+				changed = true
+				break
+			}
+		}
+		for p := range h {
+			if _, ok := w[p]; !ok && after[p] {
+				changed = true
+				break
+			}
+		}
+		if changed {
+			c.reset = append(c.reset, n)
+		}
+	}
+	return c
+}
+
+func ribOf(tables map[string]table) map[netip.Prefix]bool {
+	out := map[netip.Prefix]bool{}
+	for _, t := range tables {
+		for p := range t {
+			out[p] = true
+		}
+	}
+	return out
 }
 
 func comparePrefix(a, b netip.Prefix) int {
 	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+}
+
+func sortedPrefixes[V any](m map[netip.Prefix]V) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, comparePrefix)
+	return out
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // peerDiff is how to go from one set of peers to another, by name.

@@ -16,95 +16,110 @@ func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func u32(v uint32) *uint32      { return &v }
 
 var cmpOpts = []cmp.Option{
-	cmp.AllowUnexported(attrs{}, routeDiff{}, peerDiff{}),
+	cmp.AllowUnexported(attrs{}, ribChange{}, peerDiff{}),
 	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 }
 
-func TestDesired(t *testing.T) {
+func TestTablesFrom(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		peers   []string
-		routes  []Route
-		want    ribs
-		wantErr error
+		routes  Routes
+		want    map[string]table
+		wantErr string
 	}{{
-		name:   "empty peers list means every peer",
-		peers:  []string{"a", "b"},
-		routes: []Route{{Prefix: pfx("198.51.100.10/32"), Communities: []uint32{2, 1, 2}}},
-		want: ribs{
-			"a": {pfx("198.51.100.10/32"): {communities: []uint32{1, 2}}},
-			"b": {pfx("198.51.100.10/32"): {communities: []uint32{1, 2}}},
+		name: "attributes normalised, peers kept apart",
+		routes: Routes{
+			"a": {{Prefix: pfx("198.51.100.10/32"), Communities: []uint32{2, 1, 2}, LargeCommunities: [][3]uint32{{1, 2, 3}, {1, 1, 9}, {1, 2, 3}}}},
+			"b": {{Prefix: pfx("198.51.100.10/32"), LocalPref: u32(0)}, {Prefix: pfx("2001:db8::10/128")}},
+		},
+		want: map[string]table{
+			"a": {pfx("198.51.100.10/32"): {communities: []uint32{1, 2}, large: [][3]uint32{{1, 1, 9}, {1, 2, 3}}}},
+			"b": {pfx("198.51.100.10/32"): {localPref: u32(0)}, pfx("2001:db8::10/128"): {}},
 		},
 	}, {
-		name:  "routes go to the named peers only, unknown names ignored",
-		peers: []string{"a", "b"},
-		routes: []Route{
-			{Prefix: pfx("198.51.100.10/32"), Peers: []string{"b", "gone"}},
-			{Prefix: pfx("2001:db8::10/128"), Peers: []string{"a"}},
-		},
-		want: ribs{
-			"a": {pfx("2001:db8::10/128"): {}},
-			"b": {pfx("198.51.100.10/32"): {}},
-		},
+		name:   "prefix masked, IPv4-mapped prefix becomes IPv4",
+		routes: Routes{"a": {{Prefix: pfx("198.51.100.7/24")}, {Prefix: pfx("::ffff:198.51.100.9/128")}}},
+		want:   map[string]table{"a": {pfx("198.51.100.0/24"): {}, pfx("198.51.100.9/32"): {}}},
 	}, {
-		name:  "same prefix for one peer is merged, highest localPref wins",
-		peers: []string{"a"},
-		routes: []Route{
-			{Prefix: pfx("198.51.100.0/24"), Communities: []uint32{5}, LocalPref: u32(50), LargeCommunities: [][3]uint32{{1, 2, 3}}},
-			{Prefix: pfx("198.51.100.7/24"), Communities: []uint32{4, 5}, LocalPref: u32(200), LargeCommunities: [][3]uint32{{1, 2, 3}, {1, 1, 9}}},
-			{Prefix: pfx("198.51.100.0/24"), LocalPref: u32(100)},
-		},
-		want: ribs{"a": {pfx("198.51.100.0/24"): {
-			communities: []uint32{4, 5}, large: [][3]uint32{{1, 1, 9}, {1, 2, 3}}, localPref: u32(200),
-		}}},
-	}, {
-		name:   "IPv4-mapped prefix becomes IPv4",
-		peers:  []string{"a"},
-		routes: []Route{{Prefix: pfx("::ffff:198.51.100.9/128")}},
-		want:   ribs{"a": {pfx("198.51.100.9/32"): {}}},
+		name:    "a prefix twice for one peer: the first is kept, the error says so",
+		routes:  Routes{"a": {{Prefix: pfx("198.51.100.0/24"), Communities: []uint32{1}}, {Prefix: pfx("198.51.100.0/24"), Communities: []uint32{2}}}},
+		want:    map[string]table{"a": {pfx("198.51.100.0/24"): {communities: []uint32{1}}}},
+		wantErr: `invalid BGP route: peer "a": prefix 198.51.100.0/24 is listed twice; the first is advertised`,
 	}, {
 		name:    "invalid prefix is reported, others kept",
-		peers:   []string{"a"},
-		routes:  []Route{{}, {Prefix: pfx("2001:db8::/120")}},
-		want:    ribs{"a": {pfx("2001:db8::/120"): {}}},
-		wantErr: ErrInvalidRoute,
+		routes:  Routes{"a": {{}, {Prefix: pfx("2001:db8::/120")}}},
+		want:    map[string]table{"a": {pfx("2001:db8::/120"): {}}},
+		wantErr: `invalid BGP route: peer "a": prefix invalid Prefix is not valid`,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := desired(tc.peers, tc.routes)
-			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
-				t.Fatalf("desired error = %v, want %v", err, tc.wantErr)
+			got, err := tablesFrom(tc.routes)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr || !errors.Is(err, ErrInvalidRoute)) {
+				t.Fatalf("tablesFrom error = %v, want %q", err, tc.wantErr)
 			}
 			if diff := cmp.Diff(tc.want, got, cmpOpts...); diff != "" {
-				t.Errorf("desired (-want +got):\n%s", diff)
+				t.Errorf("tablesFrom (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
-func TestDiffRoutes(t *testing.T) {
-	a1 := attrs{communities: []uint32{1}}
-	a2 := attrs{communities: []uint32{2}}
-	lp := attrs{localPref: u32(10)}
+func TestSendable(t *testing.T) {
+	v4 := Peer{Name: "v4", Address: netip.MustParseAddr("198.51.100.1")}
+	tbl := table{pfx("198.51.100.10/32"): {}, pfx("2001:db8::10/128"): {communities: []uint32{1}}}
+	got, err := sendable(tbl, v4, netip.Addr{}, netip.MustParseAddr("2001:db8::11"))
+	if err != nil || !got.equal(tbl) {
+		t.Errorf("with a node IPv6 address: %v, %v; want every route", got, err)
+	}
+	got, err = sendable(tbl, v4, netip.Addr{}, netip.Addr{})
+	if !errors.Is(err, ErrNoNextHop) || !got.equal(table{pfx("198.51.100.10/32"): {}}) {
+		t.Errorf("without a node IPv6 address: %v, %v; want the IPv4 route and ErrNoNextHop", got, err)
+	}
+}
+
+func TestPlanRIB(t *testing.T) {
+	p1, p2, p3 := pfx("198.51.100.1/32"), pfx("198.51.100.2/32"), pfx("2001:db8::3/128")
+	c1, c2 := attrs{communities: []uint32{1}}, attrs{communities: []uint32{2}}
+	rib := func(ps ...netip.Prefix) map[netip.Prefix]bool {
+		m := map[netip.Prefix]bool{}
+		for _, p := range ps {
+			m[p] = true
+		}
+		return m
+	}
 	for _, tc := range []struct {
 		name       string
-		have, want map[netip.Prefix]attrs
-		diff       routeDiff
+		rib        map[netip.Prefix]bool
+		have, want map[string]table
+		change     ribChange
 	}{
-		{"nothing", nil, nil, routeDiff{add: map[netip.Prefix]attrs{}}},
-		{"add", nil, map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a1},
-			routeDiff{add: map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a1}}},
-		{"unchanged", map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a1}, map[netip.Prefix]attrs{pfx("198.51.100.1/32"): {communities: []uint32{1}}},
-			routeDiff{add: map[netip.Prefix]attrs{}}},
-		{"attributes changed", map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a1, pfx("198.51.100.2/32"): {}},
-			map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a2, pfx("198.51.100.2/32"): lp},
-			routeDiff{add: map[netip.Prefix]attrs{pfx("198.51.100.1/32"): a2, pfx("198.51.100.2/32"): lp}}},
-		{"withdraw sorted", map[netip.Prefix]attrs{pfx("2001:db8::1/128"): a1, pfx("198.51.100.2/32"): a1, pfx("198.51.100.1/32"): a1}, nil,
-			routeDiff{add: map[netip.Prefix]attrs{}, del: []netip.Prefix{pfx("198.51.100.1/32"), pfx("198.51.100.2/32"), pfx("2001:db8::1/128")}}},
+		{"nothing", rib(), nil, nil, ribChange{}},
+		{"unchanged", rib(p1), map[string]table{"a": {p1: c1}}, map[string]table{"a": {p1: {communities: []uint32{1}}}}, ribChange{}},
+		{"new prefix: added to the RIB, no reset",
+			rib(p1), map[string]table{"a": {p1: c1}}, map[string]table{"a": {p1: c1, p2: c1}, "b": {p2: c2}},
+			ribChange{add: []netip.Prefix{p2}}},
+		{"last peer drops a prefix: deleted from the RIB, no reset",
+			rib(p1, p2), map[string]table{"a": {p1: c1, p2: c1}}, map[string]table{"a": {p1: c1}},
+			ribChange{del: []netip.Prefix{p2}}},
+		{"one of two peers drops a prefix: that peer is reset",
+			rib(p1), map[string]table{"a": {p1: c1}, "b": {p1: c1}}, map[string]table{"a": {p1: c1}, "b": {}},
+			ribChange{reset: []string{"b"}}},
+		{"a peer gets a prefix already in the RIB: reset",
+			rib(p1), map[string]table{"a": {p1: c1}}, map[string]table{"a": {p1: c1}, "b": {p1: c2}},
+			ribChange{reset: []string{"b"}}},
+		{"attributes change: reset only that peer",
+			rib(p1, p3), map[string]table{"a": {p1: c1, p3: c1}, "b": {p1: c1}}, map[string]table{"a": {p1: c1, p3: c2}, "b": {p1: c1}},
+			ribChange{reset: []string{"a"}}},
+		{"RIB holds a prefix no table had: deleted",
+			rib(p1, p2), map[string]table{"a": {p1: c1}}, map[string]table{"a": {p1: c1}},
+			ribChange{del: []netip.Prefix{p2}}},
+		{"everything withdrawn",
+			rib(p1, p3), map[string]table{"a": {p1: c1, p3: c1}, "b": {p1: c2}}, map[string]table{"a": nil, "b": nil},
+			ribChange{del: []netip.Prefix{p1, p3}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.diff, diffRoutes(tc.have, tc.want), cmpOpts...); diff != "" {
-				t.Errorf("diffRoutes (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tc.change, planRIB(tc.rib, tc.have, tc.want), cmpOpts...); diff != "" {
+				t.Errorf("planRIB (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -12,8 +12,7 @@ import (
 	"sync"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,15 +25,15 @@ type Config struct {
 	// session of the other family (IPv6 routes over an IPv4 session and vice versa); routes of
 	// the session's own family use the session's local address.
 	NodeIPv4, NodeIPv6 netip.Addr
-	// Logger receives the speaker's and GoBGP's logs (GoBGP's at Debug); nil discards them.
+	// Logger receives the speaker's logs, and GoBGP's at Debug; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the speaker's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// PrefixLimitRestart is how long a session closed because the peer sent more than
 	// Peer.MaxPrefixes stays closed before it is opened again; DefaultPrefixLimitRestart when 0.
 	PrefixLimitRestart time.Duration
-	// StopTimeout bounds the wait for a session's Cease NOTIFICATION to be sent when the
-	// session is stopped; DefaultStopTimeout when 0.
+	// StopTimeout bounds the wait for a session's withdrawals and Cease NOTIFICATION to be sent
+	// when the session is stopped; DefaultStopTimeout when 0.
 	StopTimeout time.Duration
 }
 
@@ -55,36 +54,22 @@ const (
 // Speaker keeps BGP sessions to a set of peers and advertises routes on them. It is safe for
 // concurrent use.
 type Speaker struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	changes chan struct{}
 
-	mu       sync.Mutex
+	// mu serialises the changes: SetPeers, SetRoutes, Shutdown.
+	mu      sync.Mutex
+	servers map[serverKey]*server
+	want    map[string]table // route tables by peer name, from SetRoutes
+	shut    bool
+
+	// regMu guards the maps Status reads; changed only while mu is held.
+	regMu    sync.RWMutex
 	sessions map[string]*session
 	// refused holds the peers of the last SetPeers that the speaker could not use, by name,
 	// with the reason.
 	refused map[string]refusal
-	routes  []Route
-	// idle holds stopped GoBGP servers for reuse: GoBGP v3's Serve loop cannot be ended, so a
-	// server is kept and restarted rather than leaked.
-	idle []pooled
-	shut bool
-}
-
-// pooled is a GoBGP server with its logger.
-type pooled struct {
-	srv *server.BgpServer
-	log *swapLogger
-}
-
-// session is one peer's GoBGP server and what was advertised on it.
-type session struct {
-	peer Peer
-	pooled
-	plog *sessionLog
-	adv  map[netip.Prefix]attrs
-	// stop ends the session's watch of GoBGP's peer events (and a pending restart after the
-	// prefix limit).
-	stop context.CancelFunc
 }
 
 // refusal is a peer SetPeers could not use and why.
@@ -93,7 +78,8 @@ type refusal struct {
 	err  error
 }
 
-// New returns a Speaker without peers or routes.
+// New returns a Speaker without peers or routes. It starts nothing: GoBGP servers start with the
+// first session that needs them and stop with the last.
 func New(cfg Config) (*Speaker, error) {
 	if cfg.RouterID.IsValid() && !cfg.RouterID.Unmap().Is4() {
 		return nil, fmt.Errorf("%w: router ID %v is not an IPv4 address", ErrInvalidPeer, cfg.RouterID)
@@ -104,6 +90,7 @@ func New(cfg Config) (*Speaker, error) {
 	if cfg.NodeIPv6.IsValid() && (!cfg.NodeIPv6.Is6() || cfg.NodeIPv6.Is4In6()) {
 		return nil, fmt.Errorf("node IPv6 address %v is not IPv6", cfg.NodeIPv6)
 	}
+	cfg.NodeIPv4 = cfg.NodeIPv4.Unmap()
 	l := cfg.Logger
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
@@ -114,13 +101,26 @@ func New(cfg Config) (*Speaker, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
 	}
-	s := &Speaker{cfg: cfg, log: l, sessions: map[string]*session{}, refused: map[string]refusal{}}
+	s := &Speaker{cfg: cfg, log: l, changes: make(chan struct{}, 1), servers: map[serverKey]*server{},
+		want: map[string]table{}, sessions: map[string]*session{}, refused: map[string]refusal{}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
 			return nil, fmt.Errorf("registering BGP metrics: %w", err)
 		}
 	}
 	return s, nil
+}
+
+// Changes delivers a value soon after anything Status reports may have changed: a session's
+// state (from GoBGP's peer events, as they happen), its last error, its configuration or its
+// routes. Several changes may come as one value; the channel is never closed.
+func (s *Speaker) Changes() <-chan struct{} { return s.changes }
+
+func (s *Speaker) notify() {
+	select {
+	case s.changes <- struct{}{}:
+	default:
+	}
 }
 
 // SetPeers makes the speaker's sessions those of peers, each peer on its own: new peers get a
@@ -139,6 +139,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	if s.shut {
 		return ErrShutdown
 	}
+	defer s.notify()
 	refused := map[string]refusal{}
 	var errs []error
 	usable := make([]Peer, 0, len(peers))
@@ -161,7 +162,8 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	}
 	// A refused peer keeps the session of its previous configuration, if it has one: bad input
 	// never takes down a session that works.
-	for name, r := range refused {
+	for _, name := range sortedNames(refused) {
+		r := refused[name]
 		if ss, ok := s.sessions[name]; ok {
 			s.log.Warn("BGP peer configuration refused; keeping the session of its previous configuration", "peer", name, "err", r.err)
 			usable = append(usable, ss.peer)
@@ -176,232 +178,227 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	d := diffPeers(have, usable)
 	for _, n := range d.stop {
 		errs = append(errs, s.stopSession(ctx, s.sessions[n], commRemoved))
-		delete(s.sessions, n)
 	}
 	for _, p := range d.restart {
 		s.log.Info("restarting BGP session: peer configuration changed", "peer", p.Name)
 		errs = append(errs, s.stopSession(ctx, s.sessions[p.Name], commChanged))
-		delete(s.sessions, p.Name)
 	}
 	for _, p := range append(d.restart, d.start...) {
-		ss, err := s.startSession(ctx, p)
-		if err != nil {
+		if err := s.startSession(ctx, p); err != nil {
 			// Retried at the next SetPeers: the peer has no session, so it is new again.
 			errs = append(errs, err)
 			refused[p.Name] = refusal{peer: p, err: err}
-			continue
 		}
-		s.sessions[p.Name] = ss
 	}
+	s.regMu.Lock()
 	s.refused = refused
-	errs = append(errs, s.syncRoutes(ctx))
+	s.regMu.Unlock()
 	return errors.Join(errs...)
 }
 
-// SetRoutes makes routes the advertised routes. Only the difference to what is advertised is
-// sent (UPDATEs with new attributes, or withdrawals); no session is reset.
-func (s *Speaker) SetRoutes(ctx context.Context, routes []Route) error {
+// SetRoutes makes routes the advertised routes: each configured peer is sent exactly the routes
+// of its table. Only the difference to what is advertised is sent (UPDATEs with new attributes,
+// or withdrawals); no session is reset. Routes that cannot be sent are reported in the error
+// (wrapping ErrInvalidRoute or ErrNoNextHop) and the others are applied.
+func (s *Speaker) SetRoutes(ctx context.Context, routes Routes) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shut {
 		return ErrShutdown
 	}
-	s.routes = slices.Clone(routes)
-	return s.syncRoutes(ctx)
-}
-
-// syncRoutes brings every session's advertisements to what s.routes asks for. Callers hold mu.
-func (s *Speaker) syncRoutes(ctx context.Context) error {
-	names := make([]string, 0, len(s.sessions))
-	for n := range s.sessions {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	want, err := desired(names, s.routes)
+	defer s.notify()
+	want, err := tablesFrom(routes)
+	s.want = want
 	errs := []error{err}
-	for _, n := range names {
-		ss := s.sessions[n]
-		d := diffRoutes(ss.adv, want[n])
-		if d.empty() {
-			continue
-		}
-		errs = append(errs, ss.apply(ctx, d, s.cfg))
+	for _, k := range s.serverKeys() {
+		errs = append(errs, s.applyServer(ctx, s.servers[k], nil))
 	}
 	return errors.Join(errs...)
 }
 
-// apply sends one session's route changes to its GoBGP server.
-func (ss *session) apply(ctx context.Context, d routeDiff, cfg Config) error {
+func (s *Speaker) serverKeys() []serverKey {
+	keys := slices.Collect(maps.Keys(s.servers))
+	slices.SortFunc(keys, func(a, b serverKey) int {
+		if c := a.routerID.Compare(b.routerID); c != 0 {
+			return c
+		}
+		if a.asn != b.asn {
+			return int(a.asn) - int(b.asn)
+		}
+		return a.slot - b.slot
+	})
+	return keys
+}
+
+// applyServer brings one server to the routes its sessions want; override replaces the tables
+// of the sessions it names. Callers hold mu.
+func (s *Speaker) applyServer(ctx context.Context, sv *server, override map[string]table) error {
+	want := make(map[string]table, len(sv.sessions))
 	var errs []error
-	for _, p := range d.del {
-		path, err := toAPIPath(p, ss.adv[p], ss.nextHop(p, cfg), ss.peer.ibgp())
-		if err == nil {
-			err = ss.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Path: path})
+	for _, name := range sortedNames(sv.sessions) {
+		t, ok := override[name]
+		if !ok {
+			t = s.want[name]
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("withdrawing %v from peer %s: %w", p, ss.peer.Name, err))
-			continue
-		}
-		delete(ss.adv, p)
+		t, err := sendable(t, sv.sessions[name].peer, s.cfg.NodeIPv4, s.cfg.NodeIPv6)
+		errs = append(errs, err)
+		want[name] = t
 	}
-	prefixes := make([]netip.Prefix, 0, len(d.add))
-	for p := range d.add {
-		prefixes = append(prefixes, p)
-	}
-	slices.SortFunc(prefixes, comparePrefix)
-	for _, p := range prefixes {
-		a := d.add[p]
-		nh, err := nextHopFor(p, ss.peer, cfg.NodeIPv4, cfg.NodeIPv6)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		path, err := toAPIPath(p, a, nh, ss.peer.ibgp())
-		if err == nil {
-			// A path for a prefix already advertised replaces it: the peer gets one UPDATE with
-			// the new attributes.
-			_, err = ss.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("advertising %v to peer %s: %w", p, ss.peer.Name, err))
-			continue
-		}
-		ss.adv[p] = a
+	if err := sv.apply(ctx, want, s.cfg.NodeIPv4, s.cfg.NodeIPv6); err != nil {
+		errs = append(errs, fmt.Errorf("BGP server (%v): %w", sv.key, err))
 	}
 	return errors.Join(errs...)
 }
 
-func (ss *session) nextHop(p netip.Prefix, cfg Config) netip.Addr {
-	nh, _ := nextHopFor(p, ss.peer, cfg.NodeIPv4, cfg.NodeIPv6)
-	return nh
-}
-
-// startSession starts (or restarts an idle) GoBGP server for p: no listener, imports rejected,
-// and p as its only neighbor. Callers hold mu.
-func (s *Speaker) startSession(ctx context.Context, p Peer) (*session, error) {
-	lg := newSessionLog(s.log, p)
-	var pl pooled
-	if n := len(s.idle); n > 0 {
-		pl, s.idle = s.idle[n-1], s.idle[:n-1]
-	} else {
-		pl.log = &swapLogger{}
-		pl.log.cur.Store(lg)
-		pl.srv = server.NewBgpServer(server.LoggerOption(pl.log))
-		go pl.srv.Serve()
+// serverFor returns the server that is to carry a session to p, starting it when needed.
+// Callers hold mu.
+func (s *Speaker) serverFor(ctx context.Context, p Peer) (*server, error) {
+	k := serverKey{asn: p.MyASN, routerID: p.routerID(s.cfg.RouterID)}
+	for ; ; k.slot++ {
+		sv, ok := s.servers[k]
+		if !ok {
+			break
+		}
+		if !sv.hasAddress(p.Address) {
+			return sv, nil
+		}
 	}
-	pl.log.cur.Store(lg)
-	srv := pl.srv
-	ss := &session{peer: p, pooled: pl, plog: lg, adv: map[netip.Prefix]attrs{}}
-	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: toAPIGlobal(p, s.cfg.RouterID)}); err != nil {
-		s.idle = append(s.idle, pl)
-		return nil, fmt.Errorf("starting BGP for peer %s: %w", p.Name, err)
-	}
-	// The speaker is not a router: whatever peers send is never imported into its RIB.
-	err := srv.SetPolicies(ctx, importPolicy())
+	sv, err := startServer(ctx, k, s.log)
 	if err != nil {
-		err = fmt.Errorf("rejecting imports from peer %s: %w", p.Name, err)
-	} else if err = srv.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p)}); err != nil {
-		err = fmt.Errorf("adding peer %s (%v): %w", p.Name, p.Address, err)
-	}
-	if err != nil {
-		_ = srv.StopBgp(context.WithoutCancel(ctx), &api.StopBgpRequest{})
-		s.idle = append(s.idle, pl)
 		return nil, err
 	}
-	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	ss.stop = stop
-	if err := s.watchPrefixLimit(wctx, ss); err != nil {
-		s.log.Warn("watching the BGP session for its prefix limit; a session closed by the limit stays closed", "peer", p.Name, "err", err)
-	}
-	s.log.Info("BGP session configured", "peer", p.Name, "address", p.Address, "myASN", p.MyASN, "peerASN", p.PeerASN, "maxPrefixes", p.maxPrefixes())
-	return ss, nil
+	s.servers[k] = sv
+	s.log.Debug("GoBGP server started", "server", k.String())
+	return sv, nil
 }
 
-// watchPrefixLimit follows GoBGP's peer events of ss until ctx ends. When GoBGP closed the session
-// because the peer sent more than its prefix limit (GoBGP then keeps it administratively down), it
-// records why and opens the session again after Config.PrefixLimitRestart.
-func (s *Speaker) watchPrefixLimit(ctx context.Context, ss *session) error {
-	var mu sync.Mutex
-	var pending *time.Timer
-	context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if pending != nil {
-			pending.Stop()
+// stopServerIfIdle stops sv when it carries no session any more: there is no pool of idle
+// servers. Callers hold mu.
+func (s *Speaker) stopServerIfIdle(sv *server) {
+	if len(sv.sessions) > 0 {
+		return
+	}
+	sv.stop()
+	delete(s.servers, sv.key)
+	s.log.Debug("GoBGP server stopped", "server", sv.key.String())
+}
+
+// startSession adds a session to p on its server, with its routes in the export policy before
+// the neighbour exists, so that it is sent them as soon as it is established. Callers hold mu.
+func (s *Speaker) startSession(ctx context.Context, p Peer) error {
+	sv, err := s.serverFor(ctx, p)
+	if err != nil {
+		return fmt.Errorf("%w: peer %q: %w", ErrInvalidPeer, p.Name, err)
+	}
+	ss := newSession(s, sv, p)
+	sv.register(ss)
+	err = s.applyServer(ctx, sv, nil)
+	if err != nil {
+		s.log.Warn("advertising on a new BGP session", "peer", p.Name, "err", err)
+	}
+	if err := sv.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p)}); err != nil {
+		ss.close()
+		sv.unregister(ss)
+		if err := s.applyServer(ctx, sv, nil); err != nil {
+			s.log.Warn("removing the routes of a BGP peer GoBGP refused", "peer", p.Name, "err", err)
 		}
-	})
-	return ss.srv.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
-		pe := r.GetPeer()
-		st := pe.GetPeer().GetState()
-		if pe.GetType() != api.WatchEventResponse_PeerEvent_STATE || st.GetAdminState() != api.PeerState_PFX_CT {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if ctx.Err() != nil || pending != nil {
-			return
-		}
-		ss.plog.setLastError(fmt.Sprintf("the peer sent more than %d prefixes of one address family (maxPrefixes): session closed with a Cease NOTIFICATION (maximum number of prefixes reached); it opens again in %s",
-			ss.peer.maxPrefixes(), s.cfg.PrefixLimitRestart))
-		ss.plog.log.Warn("BGP peer exceeded its prefix limit; session closed", "maxPrefixes", ss.peer.maxPrefixes(), "reopenIn", s.cfg.PrefixLimitRestart)
-		pending = time.AfterFunc(s.cfg.PrefixLimitRestart, func() {
-			mu.Lock()
-			pending = nil
-			mu.Unlock()
-			if ctx.Err() != nil {
-				return
-			}
-			if err := ss.srv.EnablePeer(ctx, &api.EnablePeerRequest{Address: ss.peer.Address.Unmap().String()}); err != nil && ctx.Err() == nil {
-				ss.plog.log.Warn("opening the BGP session again after its prefix limit", "err", err)
-			}
-		})
-	})
-}
-
-// stopSession closes one session as Shutdown closes them all: withdraw, Cease, close. Callers
-// hold mu.
-func (s *Speaker) stopSession(ctx context.Context, ss *session, why string) error {
-	err := errors.Join(s.withdrawAll(ctx, ss), s.cease(ctx, ss, why))
-	ss.waitClosed(ctx, s.cfg.StopTimeout)
-	return errors.Join(err, s.release(ctx, ss))
-}
-
-// withdrawAll withdraws every route the session advertised. GoBGP queues the withdrawals on the
-// session before anything sent after them, such as the Cease NOTIFICATION.
-func (s *Speaker) withdrawAll(ctx context.Context, ss *session) error {
-	del := make([]netip.Prefix, 0, len(ss.adv))
-	for p := range ss.adv {
-		del = append(del, p)
+		s.stopServerIfIdle(sv)
+		return fmt.Errorf("%w: peer %q: GoBGP refused it: %w", ErrInvalidPeer, p.Name, err)
 	}
-	if len(del) == 0 {
-		return nil
-	}
-	slices.SortFunc(del, comparePrefix)
-	return ss.apply(ctx, routeDiff{del: del}, s.cfg)
-}
-
-// cease asks GoBGP to close the session with a Cease NOTIFICATION "Administrative Shutdown"
-// carrying why (RFC 9003), after what is queued on it (the withdrawals), and to keep it closed.
-func (s *Speaker) cease(ctx context.Context, ss *session, why string) error {
-	if err := ss.srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: ss.peer.Address.Unmap().String(), Communication: why}); err != nil {
-		return fmt.Errorf("closing the BGP session to %s: %w", ss.peer.Name, err)
-	}
+	ss.startChecks()
+	s.regMu.Lock()
+	s.sessions[p.Name] = ss
+	s.regMu.Unlock()
+	s.log.Info("BGP session configured", "peer", p.Name, "address", p.Address, "myASN", p.MyASN, "peerASN", p.PeerASN,
+		"maxPrefixes", p.maxPrefixes(), "server", sv.key.String())
 	return nil
 }
 
-// waitClosed waits, at most timeout, until the session is no longer Established, that is until
-// GoBGP has sent the NOTIFICATION and closed the connection.
-func (ss *session) waitClosed(ctx context.Context, timeout time.Duration) {
+// stopSession closes one session gracefully, as Shutdown closes them all: its routes are
+// withdrawn, then a Cease NOTIFICATION "Administrative Shutdown" carrying why is sent once the
+// withdrawals are on the wire, then the neighbour is deleted; the other sessions of the server
+// are not touched. Callers hold mu.
+func (s *Speaker) stopSession(ctx context.Context, ss *session, why string) error {
+	sv := ss.srv
+	errs := []error{s.withdraw(ctx, sv, []*session{ss})}
+	errs = append(errs, s.cease(ctx, sv, []*session{ss}, why))
+	ss.close()
+	if err := sv.bgp.DeletePeer(context.WithoutCancel(ctx), &api.DeletePeerRequest{Address: ss.peer.neighborAddress()}); err != nil {
+		errs = append(errs, fmt.Errorf("deleting BGP peer %s: %w", ss.peer.Name, err))
+	}
+	sv.unregister(ss)
+	s.regMu.Lock()
+	delete(s.sessions, ss.peer.Name)
+	s.regMu.Unlock()
+	s.stopServerIfIdle(sv)
+	s.log.Info("BGP session stopped", "peer", ss.peer.Name, "why", why)
+	return errors.Join(errs...)
+}
+
+// withdraw withdraws every route of the given sessions of sv and waits, at most StopTimeout,
+// until GoBGP has written the withdrawals to the Established ones. Callers hold mu.
+func (s *Speaker) withdraw(ctx context.Context, sv *server, sessions []*session) error {
+	before, _ := sv.counters(ctx, false)
+	override := map[string]table{}
+	var sent []*session
+	for _, ss := range sessions {
+		override[ss.peer.Name] = nil
+		if len(ss.adv) > 0 && ss.established() {
+			sent = append(sent, ss)
+		}
+	}
+	err := s.applyServer(ctx, sv, override)
+	if len(sent) > 0 {
+		sv.waitWritten(ctx, sent, before, s.cfg.StopTimeout)
+	}
+	return err
+}
+
+// cease closes the given sessions of sv with a Cease NOTIFICATION "Administrative Shutdown"
+// carrying why (RFC 9003) and waits, at most StopTimeout, until they are no longer Established.
+func (s *Speaker) cease(ctx context.Context, sv *server, sessions []*session, why string) error {
+	var errs []error
+	for _, ss := range sessions {
+		if err := sv.bgp.DisablePeer(ctx, &api.DisablePeerRequest{Address: ss.peer.neighborAddress(), Communication: why}); err != nil {
+			errs = append(errs, fmt.Errorf("closing the BGP session to %s: %w", ss.peer.Name, err))
+		}
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StopTimeout)
+	defer cancel()
+	for _, ss := range sessions {
+		ss.waitDown(wctx)
+	}
+	return errors.Join(errs...)
+}
+
+// waitWritten waits until GoBGP has written what is queued for the given sessions: each has sent
+// an UPDATE since before, and no more for a moment. GoBGP writes a NOTIFICATION directly on the
+// connection, past its queue of UPDATEs, so a Cease sent before would overtake the withdrawals.
+func (sv *server) waitWritten(ctx context.Context, sessions []*session, before map[netip.Addr]counters, timeout time.Duration) {
+	const quiet = 10 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	t := time.NewTicker(5 * time.Millisecond)
+	last := map[netip.Addr]uint64{}
+	lastChange := time.Now()
+	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
 	for {
-		established := false
-		err := ss.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-			established = p.GetState().GetSessionState() == api.PeerState_ESTABLISHED
-		})
-		if err != nil || !established {
+		now, err := sv.counters(ctx, false)
+		if err != nil {
+			return
+		}
+		done := true
+		for _, ss := range sessions {
+			a := ss.peer.Address.Unmap()
+			n := now[a].updatesSent
+			if n != last[a] {
+				last[a], lastChange = n, time.Now()
+			}
+			if n <= before[a].updatesSent {
+				done = false
+			}
+		}
+		if done && time.Since(lastChange) >= quiet {
 			return
 		}
 		select {
@@ -412,32 +409,29 @@ func (ss *session) waitClosed(ctx context.Context, timeout time.Duration) {
 	}
 }
 
-// release stops the session's GoBGP server and keeps it for reuse. Callers hold mu.
-func (s *Speaker) release(ctx context.Context, ss *session) error {
-	ss.stop()
-	var err error
-	// StopBgp deletes the neighbor (a session still up would get a Cease "Peer De-configured")
-	// and waits for the session's goroutines; it must run to the end even when ctx is done.
-	if e := ss.srv.StopBgp(context.WithoutCancel(ctx), &api.StopBgpRequest{}); e != nil {
-		err = fmt.Errorf("stopping BGP session to %s: %w", ss.peer.Name, e)
-	}
-	s.idle = append(s.idle, ss.pooled)
-	s.log.Info("BGP session stopped", "peer", ss.peer.Name)
-	return err
-}
-
 // Status returns the state of every session, sorted by peer name.
 func (s *Speaker) Status() []PeerStatus {
-	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for _, ss := range s.sessions {
-		sessions = append(sessions, ss)
-	}
+	s.regMu.RLock()
+	sessions := slices.Collect(maps.Values(s.sessions))
 	refused := maps.Clone(s.refused)
-	s.mu.Unlock()
+	s.regMu.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	byServer := map[*server]map[netip.Addr]counters{}
 	out := make([]PeerStatus, 0, len(sessions)+len(refused))
 	for _, ss := range sessions {
 		st := ss.status()
+		c, ok := byServer[ss.srv]
+		if !ok {
+			var err error
+			c, err = ss.srv.counters(ctx, true)
+			if err != nil && st.LastError == "" && st.State != StateEstablished {
+				st.LastError = fmt.Sprintf("reading session state: %v", err)
+			}
+			byServer[ss.srv] = c
+		}
+		st.UpdatesSent = c[ss.peer.Address.Unmap()].updatesSent
+		st.PrefixesAdvertised = c[ss.peer.Address.Unmap()].advertised
 		if r, ok := refused[st.Name]; ok {
 			st.ConfigError = r.err.Error() + "; the session of the previous configuration goes on"
 			delete(refused, st.Name)
@@ -451,40 +445,10 @@ func (s *Speaker) Status() []PeerStatus {
 	return out
 }
 
-func (ss *session) status() PeerStatus {
-	st := PeerStatus{Name: ss.peer.Name, Address: ss.peer.Address, LastError: ss.plog.lastError()}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := ss.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
-		if p.State == nil {
-			return
-		}
-		st.State = fromAPIState(p.State.SessionState)
-		if m := p.State.Messages; m != nil && m.Sent != nil {
-			st.UpdatesSent = m.Sent.Update
-		}
-		for _, af := range p.AfiSafis {
-			if af.State != nil {
-				st.PrefixesAdvertised += int(af.State.Advertised)
-			}
-		}
-		if st.State == StateEstablished && p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
-			st.EstablishedSince = p.Timers.State.Uptime.AsTime()
-		}
-	})
-	if err != nil && st.LastError == "" {
-		st.LastError = fmt.Sprintf("reading session state: %v", err)
-	}
-	if st.State == StateEstablished {
-		st.LastError = ""
-	}
-	return st
-}
-
 // Shutdown withdraws every route and then closes every session with a Cease NOTIFICATION
 // "Administrative Shutdown" (communication "Herald speaker stopping"), so peers stop forwarding to
-// this node before it exits. It returns when all sessions are closed; later calls return
-// ErrShutdown.
+// this node before it exits, and stops every GoBGP server. It returns when all sessions are
+// closed; later calls return ErrShutdown.
 func (s *Speaker) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -492,39 +456,32 @@ func (s *Speaker) Shutdown(ctx context.Context) error {
 		return ErrShutdown
 	}
 	s.shut = true
-	names := make([]string, 0, len(s.sessions))
-	for n := range s.sessions {
-		names = append(names, n)
-	}
-	slices.Sort(names)
+	defer s.notify()
 	// Withdraw first everywhere, then close: the withdrawals reach every peer at about the
 	// same time, and a peer with graceful restart does not keep the routes as stale.
-	var errs []error
-	for _, n := range names {
-		errs = append(errs, s.withdrawAll(ctx, s.sessions[n]))
-	}
-	for _, n := range names {
-		errs = append(errs, s.cease(ctx, s.sessions[n], commShutdown))
-	}
 	var wg sync.WaitGroup
-	for _, n := range names {
-		ss := s.sessions[n]
-		wg.Go(func() { ss.waitClosed(ctx, s.cfg.StopTimeout) })
-	}
-	wg.Wait()
-	stopErrs := make([]error, len(names))
-	for i, n := range names {
-		ss := s.sessions[n]
-		ss.stop()
+	errs := make([]error, len(s.servers))
+	n := 0
+	for _, k := range s.serverKeys() {
+		sv := s.servers[k]
+		sessions := slices.Collect(maps.Values(sv.sessions))
+		i := n
+		n++
 		wg.Go(func() {
-			if err := ss.srv.StopBgp(context.WithoutCancel(ctx), &api.StopBgpRequest{}); err != nil {
-				stopErrs[i] = fmt.Errorf("stopping BGP session to %s: %w", n, err)
+			errs[i] = errors.Join(s.withdraw(ctx, sv, sessions), s.cease(ctx, sv, sessions, commShutdown))
+			for _, ss := range sessions {
+				ss.close()
 			}
+			sv.stop()
 		})
 	}
 	wg.Wait()
+	count := len(s.sessions)
+	s.servers = map[serverKey]*server{}
+	s.regMu.Lock()
 	s.sessions = map[string]*session{}
 	s.refused = map[string]refusal{}
-	s.log.Info("BGP speaker shut down", "sessions", len(names))
-	return errors.Join(append(errs, stopErrs...)...)
+	s.regMu.Unlock()
+	s.log.Info("BGP speaker shut down", "sessions", count)
+	return errors.Join(errs...)
 }

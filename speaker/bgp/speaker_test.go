@@ -29,7 +29,7 @@ func TestSpeakerLocal(t *testing.T) {
 	if err := s.SetPeers(ctx, []Peer{p}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetRoutes(ctx, []Route{{Prefix: pfx("198.51.100.100/32")}, {Prefix: pfx("2001:db8:5::/120")}}); err == nil || !errors.Is(err, ErrNoNextHop) {
+	if err := s.SetRoutes(ctx, Routes{"lo": {{Prefix: pfx("198.51.100.100/32")}, {Prefix: pfx("2001:db8:5::/120")}}}); err == nil || !errors.Is(err, ErrNoNextHop) {
 		t.Errorf("IPv6 route over an IPv4 session without a node IPv6 address: %v, want ErrNoNextHop", err)
 	}
 	var st PeerStatus

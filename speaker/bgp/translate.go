@@ -5,9 +5,9 @@ import (
 	"net/netip"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	gobgp "github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	gobgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 // gracefulRestartTime is the restart time advertised with the graceful restart capability.
@@ -20,7 +20,7 @@ var (
 
 func (p Peer) ibgp() bool { return p.MyASN == p.PeerASN }
 
-// defaultHoldTime is the hold time of a Peer that sets none (GoBGP's and RFC 4271's 90 s).
+// defaultHoldTime is the hold time of a Peer that sets none (RFC 4271's suggestion, 90 s).
 const defaultHoldTime = 90 * time.Second
 
 // holdTime is p's hold time, defaultHoldTime when zero.
@@ -55,14 +55,13 @@ func (p Peer) routerID(def netip.Addr) netip.Addr {
 	return def.Unmap()
 }
 
-// toAPIGlobal is the GoBGP global configuration of the server that carries peer p's session:
-// the peer's AS and router ID, and no listening socket (the speaker always connects).
-func toAPIGlobal(p Peer, defaultRouterID netip.Addr) *api.Global {
-	return &api.Global{
-		Asn:        p.MyASN,
-		RouterId:   p.routerID(defaultRouterID).String(),
-		ListenPort: -1,
-	}
+// neighborAddress is the address GoBGP knows the peer by.
+func (p Peer) neighborAddress() string { return p.Address.Unmap().String() }
+
+// toAPIGlobal is the GoBGP global configuration of a server: its AS and router ID, and no
+// listening socket (the speaker always connects).
+func toAPIGlobal(k serverKey) *api.Global {
+	return &api.Global{Asn: k.asn, RouterId: k.routerID.String(), ListenPort: -1}
 }
 
 // toAPIPeer translates p into GoBGP's neighbor configuration: both unicast families enabled, each
@@ -74,7 +73,7 @@ func toAPIPeer(p Peer) *api.Peer {
 	}
 	ap := &api.Peer{
 		Conf: &api.PeerConf{
-			NeighborAddress: p.Address.Unmap().String(),
+			NeighborAddress: p.neighborAddress(),
 			PeerAsn:         p.PeerASN,
 			LocalAsn:        p.MyASN,
 			AuthPassword:    p.Password,
@@ -112,53 +111,32 @@ func toAPIPeer(p Peer) *api.Peer {
 
 func seconds(d time.Duration) uint64 { return uint64(d / time.Second) }
 
-// toAPIPath builds the GoBGP path that advertises prefix with a to one peer. nextHop is the
-// explicit next hop for a route of the other family than the session's; when it is zero the
-// next hop is left unspecified and GoBGP uses the session's local address. localPref is only
-// attached when ibgp is true.
-func toAPIPath(prefix netip.Prefix, a attrs, nextHop netip.Addr, ibgp bool) (*api.Path, error) {
-	addr := prefix.Addr()
-	var nlri gobgp.AddrPrefixInterface
-	pattrs := []gobgp.PathAttributeInterface{gobgp.NewPathAttributeOrigin(gobgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
-	if addr.Is4() {
-		nh := "0.0.0.0"
-		if nextHop.IsValid() {
-			if !nextHop.Unmap().Is4() {
-				return nil, fmt.Errorf("next hop %v for %v: %w", nextHop, prefix, ErrNoNextHop)
-			}
-			nh = nextHop.Unmap().String()
-		}
-		nlri = gobgp.NewIPAddrPrefix(uint8(prefix.Bits()), addr.String())
-		pattrs = append(pattrs, gobgp.NewPathAttributeNextHop(nh))
-	} else {
-		nh := "::"
-		if nextHop.IsValid() {
-			if !nextHop.Is6() || nextHop.Is4In6() {
-				return nil, fmt.Errorf("next hop %v for %v: %w", nextHop, prefix, ErrNoNextHop)
-			}
-			nh = nextHop.String()
-		}
-		nlri = gobgp.NewIPv6AddrPrefix(uint8(prefix.Bits()), addr.String())
-		pattrs = append(pattrs, gobgp.NewPathAttributeMpReachNLRI(nh, []gobgp.AddrPrefixInterface{nlri}))
-	}
-	if len(a.communities) > 0 {
-		pattrs = append(pattrs, gobgp.NewPathAttributeCommunities(a.communities))
-	}
-	if len(a.large) > 0 {
-		var lcs []*gobgp.LargeCommunity
-		for _, l := range a.large {
-			lcs = append(lcs, gobgp.NewLargeCommunity(l[0], l[1], l[2]))
-		}
-		pattrs = append(pattrs, gobgp.NewPathAttributeLargeCommunities(lcs))
-	}
-	if ibgp && a.localPref != nil {
-		pattrs = append(pattrs, gobgp.NewPathAttributeLocalPref(*a.localPref))
-	}
-	path, err := apiutil.NewPath(nlri, false, pattrs, time.Now())
+// ribPath is the path a server's RIB holds for prefix: origin IGP, the unspecified next hop of
+// the prefix's family (GoBGP sends the session's local address, or the export policy sets the
+// node's address, see serverPolicies) and LOCAL_PREF 0 (replaced by the export policy for iBGP
+// peers, stripped for eBGP peers). Communities are set per peer by the export policy.
+func ribPath(prefix netip.Prefix, withdraw bool) (*apiutil.Path, error) {
+	nlri, err := gobgp.NewIPAddrPrefix(prefix)
 	if err != nil {
-		return nil, fmt.Errorf("encoding path for %v: %w", prefix, err)
+		return nil, fmt.Errorf("encoding prefix %v: %w", prefix, err)
 	}
-	return path, nil
+	pattrs := []gobgp.PathAttributeInterface{gobgp.NewPathAttributeOrigin(gobgp.BGP_ORIGIN_ATTR_TYPE_IGP), gobgp.NewPathAttributeLocalPref(0)}
+	family := gobgp.RF_IPv4_UC
+	if prefix.Addr().Is4() {
+		nh, err := gobgp.NewPathAttributeNextHop(netip.IPv4Unspecified())
+		if err != nil {
+			return nil, fmt.Errorf("encoding the next hop of %v: %w", prefix, err)
+		}
+		pattrs = append(pattrs, nh)
+	} else {
+		family = gobgp.RF_IPv6_UC
+		mp, err := gobgp.NewPathAttributeMpReachNLRI(family, []gobgp.PathNLRI{{NLRI: nlri}}, netip.IPv6Unspecified())
+		if err != nil {
+			return nil, fmt.Errorf("encoding the next hop of %v: %w", prefix, err)
+		}
+		pattrs = append(pattrs, mp)
+	}
+	return &apiutil.Path{Family: family, Nlri: nlri, Attrs: pattrs, Withdrawal: withdraw, Age: time.Now().Unix()}, nil
 }
 
 // nextHopFor returns the explicit next hop a route needs on a session to peer: zero when the
@@ -177,46 +155,21 @@ func nextHopFor(prefix netip.Prefix, peer Peer, nodeIPv4, nodeIPv6 netip.Addr) (
 	return netip.Addr{}, fmt.Errorf("advertising %v over the session to %s (%v): %w", prefix, peer.Name, peer.Address, ErrNoNextHop)
 }
 
-func fromAPIState(s api.PeerState_SessionState) State {
+func fromFSMState(s gobgp.FSMState) State {
 	switch s {
-	case api.PeerState_IDLE:
+	case gobgp.BGP_FSM_IDLE:
 		return StateIdle
-	case api.PeerState_CONNECT:
+	case gobgp.BGP_FSM_CONNECT:
 		return StateConnect
-	case api.PeerState_ACTIVE:
+	case gobgp.BGP_FSM_ACTIVE:
 		return StateActive
-	case api.PeerState_OPENSENT:
+	case gobgp.BGP_FSM_OPENSENT:
 		return StateOpenSent
-	case api.PeerState_OPENCONFIRM:
+	case gobgp.BGP_FSM_OPENCONFIRM:
 		return StateOpenConfirm
-	case api.PeerState_ESTABLISHED:
+	case gobgp.BGP_FSM_ESTABLISHED:
 		return StateEstablished
 	default:
 		return StateUnknown
-	}
-}
-
-// importPolicyName names the import policy of every session's server.
-const importPolicyName = "herald-import-local-only"
-
-// importPolicy accepts into the RIB only the paths the speaker adds itself (GoBGP runs local
-// paths through the global import policy too) and rejects everything peers send: the speaker
-// is not a router.
-func importPolicy() *api.SetPoliciesRequest {
-	return &api.SetPoliciesRequest{
-		Policies: []*api.Policy{{
-			Name: importPolicyName,
-			Statements: []*api.Statement{{
-				Name:       "accept-local",
-				Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
-				Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
-			}},
-		}},
-		Assignments: []*api.PolicyAssignment{{
-			Name:          "global",
-			Direction:     api.PolicyDirection_IMPORT,
-			Policies:      []*api.Policy{{Name: importPolicyName}},
-			DefaultAction: api.RouteAction_REJECT,
-		}},
 	}
 }

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	gobgp "github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	gobgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
@@ -45,7 +45,7 @@ func TestToAPIPeer(t *testing.T) {
 	if got.EbgpMultihop != nil || got.Transport.RemotePort != 1179 || got.GracefulRestart != nil {
 		t.Errorf("iBGP peer = %v, want no multihop, no graceful restart, port 1179", got)
 	}
-	if g := toAPIGlobal(p, netip.MustParseAddr("198.51.100.10")); g.Asn != 64512 || g.RouterId != "198.51.100.10" || g.ListenPort != -1 {
+	if g := toAPIGlobal(serverKey{asn: 64512, routerID: netip.MustParseAddr("198.51.100.10")}); g.Asn != 64512 || g.RouterId != "198.51.100.10" || g.ListenPort != -1 {
 		t.Errorf("toAPIGlobal = %v, want AS 64512, router ID 198.51.100.10, no listener", g)
 	}
 }
@@ -80,19 +80,11 @@ func TestToAPIPeerDefaults(t *testing.T) {
 	}
 }
 
-// pathAttrs decodes what toAPIPath produced into readable strings.
-func pathAttrs(t *testing.T, p *api.Path) (string, []string) {
+// pathAttrs decodes a path into readable strings.
+func pathAttrs(t *testing.T, p *apiutil.Path) (string, []string) {
 	t.Helper()
-	nlri, err := apiutil.GetNativeNlri(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	as, err := apiutil.GetNativePathAttributes(p)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, a := range as {
+	for _, a := range p.Attrs {
 		switch a := a.(type) {
 		case *gobgp.PathAttributeMpReachNLRI:
 			out = append(out, "mp-nexthop:"+a.Nexthop.String())
@@ -100,44 +92,34 @@ func pathAttrs(t *testing.T, p *api.Path) (string, []string) {
 			out = append(out, strings.ReplaceAll(a.String(), " ", ""))
 		}
 	}
-	return nlri.String(), out
+	return p.Nlri.String(), out
 }
 
-func TestToAPIPath(t *testing.T) {
-	a := attrs{communities: []uint32{64512<<16 | 100}, large: [][3]uint32{{64512, 1, 2}}, localPref: u32(150)}
+// TestRIBPath: the RIB holds each prefix without attributes of its own, with the unspecified
+// next hop of its family, which GoBGP replaces by the session's local address (or the export
+// policy by the node's address), and LOCAL_PREF 0 (see serverPolicies).
+func TestRIBPath(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		prefix   string
-		nextHop  netip.Addr
-		ibgp     bool
-		wantNLRI string
-		want     []string
+		prefix string
+		want   []string
 	}{
-		{"IPv4 eBGP: no local pref, next hop left to GoBGP", "198.51.100.100/32", netip.Addr{}, false, "198.51.100.100/32",
-			[]string{"{Origin:i}", "{Nexthop:0.0.0.0}", "{Communities:64512:100}", "{LargeCommunity:[64512:1:2]}"}},
-		{"IPv4 iBGP carries local pref", "198.51.100.0/24", netip.Addr{}, true, "198.51.100.0/24",
-			[]string{"{Origin:i}", "{Nexthop:0.0.0.0}", "{Communities:64512:100}", "{LargeCommunity:[64512:1:2]}", "{LocalPref:150}"}},
-		{"IPv6 over IPv4 session with node address", "2001:db8:5::/120", netip.MustParseAddr("2001:db8::11"), false, "2001:db8:5::/120",
-			[]string{"{Origin:i}", "mp-nexthop:2001:db8::11", "{Communities:64512:100}", "{LargeCommunity:[64512:1:2]}"}},
-		{"IPv4 over IPv6 session with node address", "198.51.100.100/32", netip.MustParseAddr("198.51.100.11"), false, "198.51.100.100/32",
-			[]string{"{Origin:i}", "{Nexthop:198.51.100.11}", "{Communities:64512:100}", "{LargeCommunity:[64512:1:2]}"}},
+		{"198.51.100.100/32", []string{"{Origin:i}", "{LocalPref:0}", "{Nexthop:0.0.0.0}"}},
+		{"2001:db8:5::/120", []string{"{Origin:i}", "{LocalPref:0}", "mp-nexthop:::"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p, err := toAPIPath(pfx(tc.prefix), a, tc.nextHop, tc.ibgp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nlri, got := pathAttrs(t, p)
-			if nlri != tc.wantNLRI {
-				t.Errorf("NLRI = %s, want %s", nlri, tc.wantNLRI)
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("attributes (-want +got):\n%s", diff)
-			}
-		})
+		p, err := ribPath(pfx(tc.prefix), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nlri, got := pathAttrs(t, p)
+		if nlri != tc.prefix || p.Withdrawal {
+			t.Errorf("path of %s: NLRI %s, withdrawal %v", tc.prefix, nlri, p.Withdrawal)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("attributes of %s (-want +got):\n%s", tc.prefix, diff)
+		}
 	}
-	if _, err := toAPIPath(pfx("198.51.100.1/32"), attrs{}, netip.MustParseAddr("2001:db8::1"), false); !errors.Is(err, ErrNoNextHop) {
-		t.Errorf("IPv4 route with IPv6 next hop: %v, want ErrNoNextHop", err)
+	if p, err := ribPath(pfx("198.51.100.100/32"), true); err != nil || !p.Withdrawal {
+		t.Errorf("withdrawal path = %+v, %v", p, err)
 	}
 }
 
@@ -167,29 +149,3 @@ func TestNextHopFor(t *testing.T) {
 		})
 	}
 }
-
-func TestSessionLogLastError(t *testing.T) {
-	l := newSessionLog(discardLogger(), Peer{Name: "p", Password: "x"})
-	l.Debug("failed to connect", map[string]any{"Error": timeoutErr{}})
-	if got := l.lastError(); !strings.Contains(got, "TCP MD5 password mismatch") {
-		t.Errorf("last error after a connect timeout with a password = %q", got)
-	}
-	l.Info("Peer Up", nil)
-	if got := l.lastError(); got != "" {
-		t.Errorf("last error after Peer Up = %q, want none", got)
-	}
-	l.Info("Peer Down", map[string]any{"Reason": "hold-timer-expired"})
-	if got := l.lastError(); got != "session went down: hold-timer-expired" {
-		t.Errorf("last error after Peer Down = %q", got)
-	}
-	l.Debug("state changed", map[string]any{"old": "BGP_FSM_OPENSENT", "new": "BGP_FSM_IDLE", "reason": "notification-received code 2"})
-	if got := l.lastError(); got != "session failed in OpenSent: notification-received code 2" {
-		t.Errorf("last error after a failed OPEN = %q", got)
-	}
-}
-
-type timeoutErr struct{}
-
-func (timeoutErr) Error() string   { return "dial tcp 198.51.100.1:179: i/o timeout" }
-func (timeoutErr) Timeout() bool   { return true }
-func (timeoutErr) Temporary() bool { return true }

@@ -20,12 +20,13 @@ type Peer struct {
 	Port uint16
 	// SourceAddress is the local address of the TCP connection; chosen by the kernel when zero.
 	SourceAddress netip.Addr
-	// RouterID of the speaker on this session; Config.RouterID when zero.
+	// RouterID of the speaker on this session; Config.RouterID when zero. Sessions with the same
+	// MyASN and router ID share one GoBGP server.
 	RouterID netip.Addr
 	// HoldTime, KeepaliveTime and ConnectTime (connect retry, also the wait after a session
 	// reset) in whole seconds. When zero: 90 s, one third of the hold time rounded down to whole
-	// seconds, and GoBGP's 120 s. A hold time of 0 (no keepalives) cannot be asked for: GoBGP v3
-	// runs such a session with 90 s.
+	// seconds, and GoBGP's 120 s. A hold time of 0 (no keepalives) cannot be asked for: the
+	// adapter fills in 90 s.
 	HoldTime, KeepaliveTime, ConnectTime time.Duration
 	// EBGPMultiHop sends with TTL 255 so the peer may be more than one hop away.
 	EBGPMultiHop bool
@@ -44,7 +45,7 @@ type Peer struct {
 // DefaultMaxPrefixes is the prefix limit of a Peer that sets none.
 const DefaultMaxPrefixes = 1000
 
-// Route is a prefix to advertise and the attributes to send with it.
+// Route is a prefix to advertise to one peer and the attributes to send with it.
 type Route struct {
 	// Prefix to advertise: a service IP as /32 or /128, or an aggregate of it.
 	Prefix netip.Prefix
@@ -52,12 +53,15 @@ type Route struct {
 	Communities []uint32
 	// LargeCommunities are RFC 8092 communities (global administrator, local 1, local 2).
 	LargeCommunities [][3]uint32
-	// LocalPref is sent to iBGP peers only; nil sends GoBGP's default (100) to them.
+	// LocalPref is sent to iBGP peers only; nil sends the default, 100, to them.
 	LocalPref *uint32
-	// Peers names the peers to advertise to; every configured peer when empty. Names of peers
-	// that are not configured are ignored, so routes may be set before their peers.
-	Peers []string
 }
+
+// Routes are the route tables of the peers, by peer name: each peer is sent exactly the routes
+// of its table, with their attributes. A table holds each prefix once (the caller merges several
+// advertisements of a prefix; package plan does). Tables of peers that are not configured are
+// kept, so routes may be set before their peers.
+type Routes map[string][]Route
 
 // State is the state of a BGP session (RFC 4271, section 8.2.2).
 type State int
@@ -115,7 +119,9 @@ type PeerStatus struct {
 	// EstablishedSince is when the session came up; zero when it is not Established.
 	EstablishedSince time.Time
 	// LastError says why the session is not (or was not) up, e.g. that the TCP connection timed
-	// out or which NOTIFICATION was exchanged. It is cleared when the session is established.
+	// out or which NOTIFICATION was exchanged. It is cleared when the session is established. It
+	// comes from GoBGP's peer events and, while the session cannot connect, from the speaker's
+	// own connection check (see diagnose.go).
 	LastError string
 	// PrefixesAdvertised is the number of prefixes in the session's Adj-RIB-Out.
 	PrefixesAdvertised int

@@ -22,6 +22,8 @@ package election
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 )
 
 // ExcludeFromLBLabel is the well-known Node label that removes a node from the set of
@@ -150,6 +152,67 @@ func Eligible(mode Mode, in Input) []string {
 	return evaluate(mode, in, false).Eligible()
 }
 
+// Admission is one eligible node and what admitted it.
+type Admission struct {
+	Node string
+	// Advertisements names, in the order of Input.Advertisements and without duplicates, every
+	// advertisement that covers the pool, announces at least one of the IP's Services and
+	// selects the node (in Layer2 mode, also allowing one of its interfaces, see Eligible).
+	// Callers take the attributes of the announcement (interfaces, communities, peers) from
+	// these advertisements and need not evaluate any selector again.
+	Advertisements []string
+}
+
+// Admit returns the nodes Eligible returns, sorted by name and without duplicates, each with the
+// advertisements that admitted it. When a name appears more than once in in.Nodes, the
+// advertisements are those selecting any of its eligible copies.
+func Admit(mode Mode, in Input) []Admission {
+	constraints, _, _ := constraintsOf(in, false)
+	if len(constraints) == 0 {
+		return nil
+	}
+	announcing := make([]bool, len(in.Advertisements)) // announces at least one Service
+	for j := range in.Advertisements {
+		ad := &in.Advertisements[j]
+		for _, c := range constraints {
+			if slices.Contains(c.ads, ad) {
+				announcing[j] = true
+				break
+			}
+		}
+	}
+	admitting := map[string][]bool{} // eligible node name: admitting advertisements by index
+	for i := range in.Nodes {
+		node := &in.Nodes[i]
+		if node.Name == "" || len(judge(mode, node, constraints, false)) > 0 {
+			continue
+		}
+		set := admitting[node.Name]
+		if set == nil {
+			set = make([]bool, len(in.Advertisements))
+			admitting[node.Name] = set
+		}
+		for j := range in.Advertisements {
+			ad := &in.Advertisements[j]
+			if announcing[j] && ad.Nodes.matches(node.Labels) && (mode != Layer2 || allowsInterface(ad, node)) {
+				set[j] = true
+			}
+		}
+	}
+	out := make([]Admission, 0, len(admitting))
+	for name, set := range admitting {
+		a := Admission{Node: name}
+		for j, ok := range set {
+			if ok && !slices.Contains(a.Advertisements, in.Advertisements[j].Name) {
+				a.Advertisements = append(a.Advertisements, in.Advertisements[j].Name)
+			}
+		}
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b Admission) int { return strings.Compare(a.Node, b.Node) })
+	return out
+}
+
 // Owner returns the node among eligible that owns ip: the one with the highest rendezvous
 // weight for ip, ties broken by the smaller name. The order of eligible and duplicates in it
 // do not matter. It returns false when eligible has no non-empty name.
@@ -181,4 +244,19 @@ func Layer2Owner(in Input) (string, bool) {
 // nodes, which for a Local Service means only the nodes with a ready endpoint.
 func BGPAnnouncers(in Input) []string {
 	return Eligible(BGP, in)
+}
+
+// Layer2Admission returns the single node that answers ARP/NDP for in.IP with the
+// advertisements that admitted it, and false when no node is eligible.
+func Layer2Admission(in Input) (Admission, bool) {
+	adm := Admit(Layer2, in)
+	names := make([]string, 0, len(adm))
+	for _, a := range adm {
+		names = append(names, a.Node)
+	}
+	owner, ok := Owner(in.IP, names)
+	if !ok {
+		return Admission{}, false
+	}
+	return adm[slices.IndexFunc(adm, func(a Admission) bool { return a.Node == owner })], true
 }

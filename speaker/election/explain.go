@@ -139,11 +139,9 @@ type constraint struct {
 	endpoints map[string]bool // nil unless Local
 }
 
-// evaluate is the election. With detail false it stops at a node's first reason and leaves the
-// reasons without details (Eligible only needs to know whether there is one).
-func evaluate(mode Mode, in Input, detail bool) Explanation {
-	e := Explanation{Mode: mode}
-	var constraints []constraint
+// constraintsOf returns what the announced Services of in ask of the nodes, sorted by Service,
+// and (with detail) the announced and the not covered Services, sorted.
+func constraintsOf(in Input, detail bool) (constraints []constraint, announced, notCovered []string) {
 	for i := range in.Services {
 		svc := &in.Services[i]
 		c := constraint{service: svc.Key}
@@ -156,7 +154,7 @@ func evaluate(mode Mode, in Input, detail bool) Explanation {
 		if len(c.ads) == 0 {
 			// Not announced in this mode: no constraint.
 			if detail {
-				e.NotCovered = append(e.NotCovered, svc.Key)
+				notCovered = append(notCovered, svc.Key)
 			}
 			continue
 		}
@@ -168,15 +166,24 @@ func evaluate(mode Mode, in Input, detail bool) Explanation {
 		}
 		constraints = append(constraints, c)
 		if detail {
-			e.Announced = append(e.Announced, svc.Key)
+			announced = append(announced, svc.Key)
 		}
 	}
 	// Reasons come in the order of the Services, whatever the order of in.Services.
 	slices.SortStableFunc(constraints, func(a, b constraint) int { return strings.Compare(a.service, b.service) })
-	slices.Sort(e.Announced)
-	e.Announced = slices.Compact(e.Announced)
-	slices.Sort(e.NotCovered)
-	e.NotCovered = slices.Compact(e.NotCovered)
+	slices.Sort(announced)
+	announced = slices.Compact(announced)
+	slices.Sort(notCovered)
+	notCovered = slices.Compact(notCovered)
+	return constraints, announced, notCovered
+}
+
+// evaluate is the election. With detail false it stops at a node's first reason and leaves the
+// reasons without details (Eligible only needs to know whether there is one).
+func evaluate(mode Mode, in Input, detail bool) Explanation {
+	e := Explanation{Mode: mode}
+	var constraints []constraint
+	constraints, e.Announced, e.NotCovered = constraintsOf(in, detail)
 	if len(constraints) == 0 {
 		return e
 	}

@@ -1,12 +1,14 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/herald-lb/herald/config"
@@ -57,10 +59,10 @@ func randomInput(s *configtest.Source, cfg *config.Config) Input {
 	return in
 }
 
-var planCmp = cmp.Options{
-	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
-	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
-	cmp.Comparer(func(a, b labels.Selector) bool { return a.String() == b.String() }),
+var planCmp = gocmp.Options{
+	gocmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	gocmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+	gocmp.Comparer(func(a, b labels.Selector) bool { return a.String() == b.String() }),
 }
 
 // FuzzCompute computes the plans of every node for random configurations, nodes and Services.
@@ -99,16 +101,16 @@ func FuzzCompute(f *testing.F) {
 			slices.Reverse(shuffled.Nodes)
 			shuffled.Services = slices.Clone(in.Services)
 			slices.Reverse(shuffled.Services)
-			if diff := cmp.Diff(p, Compute(shuffled), planCmp); diff != "" {
+			if diff := gocmp.Diff(p, Compute(shuffled), planCmp); diff != "" {
 				t.Fatalf("node %s: plan depends on the order of nodes and Services (-given +reversed):\n%s", self.Name, diff)
 			}
 
-			if diff := cmp.Diff(elected, p.L2Owners, planCmp); diff != "" {
+			if diff := gocmp.Diff(elected, p.L2Owners, planCmp); diff != "" {
 				t.Fatalf("node %s: Elections and Compute disagree on the layer-2 owners (-Elections +Compute):\n%s", self.Name, diff)
 			}
 			if owners == nil {
 				owners = p.L2Owners
-			} else if diff := cmp.Diff(owners, p.L2Owners, planCmp); diff != "" {
+			} else if diff := gocmp.Diff(owners, p.L2Owners, planCmp); diff != "" {
 				t.Fatalf("nodes disagree on the layer-2 owners (-first node +%s):\n%s", self.Name, diff)
 			}
 			for ip := range p.L2Owned {
@@ -140,11 +142,21 @@ func FuzzCompute(f *testing.F) {
 			for _, peer := range p.Peers {
 				peers[peer.Name] = true
 			}
-			for _, r := range p.Routes {
-				checkInPool(t, cfg, r.Prefix.Addr())
-				for _, name := range r.Peers {
-					if !peers[name] {
-						t.Fatalf("route %v goes to peer %q, which this node (%s) has no session with", r.Prefix, name, self.Name)
+			for name, table := range p.Routes {
+				if !peers[name] {
+					t.Fatalf("routes %v go to peer %q, which this node (%s) has no session with", table, name, self.Name)
+				}
+				if len(table) == 0 {
+					t.Fatalf("peer %q has an empty route table; peers without routes have none", name)
+				}
+				for i, r := range table {
+					checkInPool(t, cfg, r.Prefix.Addr())
+					if prev := table[max(i-1, 0)].Prefix; i > 0 && cmp.Or(prev.Addr().Compare(r.Prefix.Addr()), prev.Bits()-r.Prefix.Bits()) >= 0 {
+						t.Fatalf("route table of peer %q is not sorted by prefix or lists %v twice: %v", name, r.Prefix, table)
+					}
+					if !slices.IsSortedFunc(r.Communities, func(a, b config.Community) int { return strings.Compare(a.String(), b.String()) }) ||
+						len(slices.Compact(slices.Clone(r.Communities))) != len(r.Communities) {
+						t.Fatalf("communities of %v to peer %q are not sorted or repeat: %v", r.Prefix, name, r.Communities)
 					}
 				}
 			}

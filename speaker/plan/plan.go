@@ -63,12 +63,12 @@ type BGPAssignment struct {
 	Peers   []string
 }
 
-// Route is one prefix this node advertises, with its attributes, to the named peers.
+// Route is one prefix this node advertises to one peer, with its attributes.
 type Route struct {
-	Prefix      netip.Prefix
+	Prefix netip.Prefix
+	// Communities are sorted by their text and without duplicates.
 	Communities []config.Community
 	LocalPref   *uint32
-	Peers       []string
 }
 
 // NoEndpointsReason is the Unannounced reason of a Service without any ready endpoint.
@@ -91,10 +91,17 @@ type Plan struct {
 	L2 []L2Assignment
 	// Peers are the BGP sessions this node keeps, by name.
 	Peers []*config.Peer
-	// Routes are the BGP routes this node advertises, by prefix.
-	Routes []Route
+	// Routes is the route table of every peer this node advertises to, by peer name: one Route
+	// per prefix, sorted by prefix. Several advertisements of one prefix to one peer merge into
+	// one Route by the rule of MergeRoute.
+	Routes map[string][]Route
 	// BGP lists this node's BGP assignments, by Service then IP.
 	BGP []BGPAssignment
+	// BGPElsewhere holds the prefixes other nodes advertise over BGP. When this node stops
+	// advertising one of them, another node carries it on: the speaker withdraws it a moment
+	// later rather than at once, so that the router has the new next hop before it loses the
+	// old one (make-before-break).
+	BGPElsewhere map[netip.Prefix]bool
 	// Unannounced lists the IPs no advertisement covers, by Service then IP.
 	Unannounced []Unannounced
 }
@@ -119,7 +126,7 @@ func selects(m election.LabelMatcher, l map[string]string) bool { return m == ni
 
 // Compute returns the plan for in.
 func Compute(in Input) Plan {
-	p := Plan{L2Owned: map[netip.Addr][]string{}, L2Owners: map[netip.Addr]string{}}
+	p := Plan{L2Owned: map[netip.Addr][]string{}, L2Owners: map[netip.Addr]string{}, BGPElsewhere: map[netip.Prefix]bool{}}
 	if in.Config == nil {
 		return p
 	}
@@ -147,7 +154,15 @@ func Compute(in Input) Plan {
 		p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: NoEndpointsReason})
 	})
 
-	routes := map[netip.Prefix]map[string]*routeAttrs{}
+	l2ByName := make(map[string]*config.L2Advertisement, len(in.Config.L2Advertisements))
+	for _, a := range in.Config.L2Advertisements {
+		l2ByName[a.Name] = a
+	}
+	bgpByName := make(map[string]*config.BGPAdvertisement, len(in.Config.BGPAdvertisements))
+	for _, a := range in.Config.BGPAdvertisements {
+		bgpByName[a.Name] = a
+	}
+	routes := map[string]map[netip.Prefix]Route{}
 	for _, ip := range ips {
 		svcs := byIP[ip]
 		pool := poolOf(in.Config, ip)
@@ -160,11 +175,11 @@ func Compute(in Input) Plan {
 		announced := map[string]bool{}
 
 		l2in := election.Input{IP: ip, Pool: pool.Name, Services: svcs, Advertisements: l2ads, Nodes: in.Nodes}
-		if owner, ok := election.Layer2Owner(l2in); ok {
-			p.L2Owners[ip] = owner
+		if owner, ok := election.Layer2Admission(l2in); ok {
+			p.L2Owners[ip] = owner.Node
 			markAnnounced(announced, svcs, l2ads, pool.Name)
-			if owner == in.Self {
-				ifaces := l2Interfaces(l2ads, pool.Name, svcs, self)
+			if owner.Node == in.Self {
+				ifaces := l2Interfaces(l2ByName, owner.Advertisements, self)
 				if len(ifaces) > 0 {
 					p.L2Owned[ip] = ifaces
 					for _, s := range svcs {
@@ -177,10 +192,15 @@ func Compute(in Input) Plan {
 		}
 
 		bgpin := election.Input{IP: ip, Pool: pool.Name, Services: svcs, Advertisements: bgpads, Nodes: in.Nodes}
-		if announcers := election.BGPAnnouncers(bgpin); len(announcers) > 0 {
+		if announcers := election.Admit(election.BGP, bgpin); len(announcers) > 0 {
 			markAnnounced(announced, svcs, bgpads, pool.Name)
-			if slices.Contains(announcers, in.Self) {
-				peersOfIP := addRoutes(routes, in.Config, ip, pool.Name, svcs, self, selfPeers)
+			for _, a := range announcers {
+				if a.Node != in.Self {
+					addPrefixes(p.BGPElsewhere, bgpByName, a.Advertisements, ip)
+				}
+			}
+			if i := slices.IndexFunc(announcers, func(a election.Admission) bool { return a.Node == in.Self }); i >= 0 {
+				peersOfIP := addRoutes(routes, bgpByName, announcers[i].Advertisements, ip, selfPeers)
 				if len(peersOfIP) > 0 {
 					for _, s := range svcs {
 						if covers(bgpads, pool.Name, s) {
@@ -202,7 +222,7 @@ func Compute(in Input) Plan {
 			p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: reason})
 		}
 	}
-	p.Routes = flattenRoutes(routes)
+	p.Routes = routeTables(routes)
 	sortPlan(&p)
 	return p
 }
@@ -331,16 +351,14 @@ func markAnnounced(announced map[string]bool, svcs []election.Service, ads []ele
 	}
 }
 
-// l2Interfaces is the union, over the advertisements that cover the pool, select this node and one
-// of the Services, of the interfaces they allow: those they name among this node's Interfaces, or
-// this node's DefaultInterfaces when they name none.
-func l2Interfaces(ads []election.Advertisement, pool string, svcs []election.Service, self election.Node) []string {
+// l2Interfaces is the union, over the advertisements that admitted this node (see
+// election.Admission), of the interfaces they allow: those they name among this node's
+// Interfaces, or this node's DefaultInterfaces when they name none.
+func l2Interfaces(ads map[string]*config.L2Advertisement, admitted []string, self election.Node) []string {
 	set := map[string]bool{}
-	for _, a := range ads {
-		if !slices.Contains(a.Pools, pool) || !selects(a.Nodes, self.Labels) {
-			continue
-		}
-		if !slices.ContainsFunc(svcs, func(s election.Service) bool { return selects(a.Services, s.Labels) }) {
+	for _, name := range admitted {
+		a := ads[name]
+		if a == nil {
 			continue
 		}
 		if len(a.Interfaces) == 0 {
@@ -358,84 +376,102 @@ func l2Interfaces(ads []election.Advertisement, pool string, svcs []election.Ser
 	return sortedKeys(set)
 }
 
-type routeAttrs struct {
-	communities map[config.Community]bool
-	localPref   *uint32
-}
-
-// addRoutes adds the routes for ip from every BGP advertisement that covers its pool, selects this
-// node and one of its Services, and returns the peers ip goes to.
-func addRoutes(routes map[netip.Prefix]map[string]*routeAttrs, c *config.Config, ip netip.Addr, pool string, svcs []election.Service, self election.Node, selfPeers map[string]bool) []string {
+// addRoutes adds to routes, the route tables by peer, the routes for ip from every BGP
+// advertisement that admitted this node for it (see election.Admission), and returns the peers ip
+// goes to.
+func addRoutes(routes map[string]map[netip.Prefix]Route, ads map[string]*config.BGPAdvertisement, admitted []string, ip netip.Addr, selfPeers map[string]bool) []string {
 	peersOfIP := map[string]bool{}
-	for _, a := range c.BGPAdvertisements {
-		if !slices.Contains(a.Pools, pool) || !selects(Matcher(a.NodeSelectors), self.Labels) {
+	for _, name := range admitted {
+		a := ads[name]
+		if a == nil {
 			continue
 		}
-		sm := Matcher(a.ServiceSelectors)
-		if !slices.ContainsFunc(svcs, func(s election.Service) bool { return selects(sm, s.Labels) }) {
-			continue
-		}
-		bits := a.AggregationLength
-		if ip.Is6() {
-			bits = a.AggregationLengthV6
-		}
-		prefix, err := ip.Prefix(bits)
+		prefix, err := advertisedPrefix(a, ip)
 		if err != nil {
 			continue // config.Parse bounds the lengths; unreachable with a validated config
 		}
-		byPeer := routes[prefix]
-		if byPeer == nil {
-			byPeer = map[string]*routeAttrs{}
-			routes[prefix] = byPeer
-		}
+		r := Route{Prefix: prefix, Communities: a.Communities, LocalPref: a.LocalPref}
 		for _, peer := range a.Peers {
 			if !selfPeers[peer] {
 				continue
 			}
 			peersOfIP[peer] = true
-			attrs := byPeer[peer]
-			if attrs == nil {
-				attrs = &routeAttrs{communities: map[config.Community]bool{}}
-				byPeer[peer] = attrs
+			table := routes[peer]
+			if table == nil {
+				table = map[netip.Prefix]Route{}
+				routes[peer] = table
 			}
-			for _, cm := range a.Communities {
-				attrs.communities[cm] = true
-			}
-			if attrs.localPref == nil && a.LocalPref != nil {
-				lp := *a.LocalPref
-				attrs.localPref = &lp
+			if old, ok := table[prefix]; ok {
+				table[prefix] = MergeRoute(old, r)
+			} else {
+				table[prefix] = MergeRoute(r, Route{Prefix: prefix})
 			}
 		}
 	}
 	return sortedKeys(peersOfIP)
 }
 
-// flattenRoutes emits one Route per prefix and distinct attribute set, listing the peers that get it.
-func flattenRoutes(routes map[netip.Prefix]map[string]*routeAttrs) []Route {
-	var out []Route
-	for prefix, byPeer := range routes {
-		groups := map[string]*Route{}
-		for _, peer := range sortedKeys(byPeer) {
-			attrs := byPeer[peer]
-			comms := make([]config.Community, 0, len(attrs.communities))
-			for cm := range attrs.communities {
-				comms = append(comms, cm)
+// addPrefixes adds to set the prefixes that the advertisements a node was admitted by advertise
+// for ip.
+func addPrefixes(set map[netip.Prefix]bool, ads map[string]*config.BGPAdvertisement, admitted []string, ip netip.Addr) {
+	for _, name := range admitted {
+		if a := ads[name]; a != nil {
+			if prefix, err := advertisedPrefix(a, ip); err == nil {
+				set[prefix] = true
 			}
-			slices.SortFunc(comms, func(a, b config.Community) int { return strings.Compare(a.String(), b.String()) })
-			key := fmt.Sprint(comms, attrs.localPref != nil)
-			if attrs.localPref != nil {
-				key += fmt.Sprint(*attrs.localPref)
-			}
-			r := groups[key]
-			if r == nil {
-				r = &Route{Prefix: prefix, Communities: comms, LocalPref: attrs.localPref}
-				groups[key] = r
-			}
-			r.Peers = append(r.Peers, peer)
 		}
-		for _, k := range sortedKeys(groups) {
-			out = append(out, *groups[k])
+	}
+}
+
+// advertisedPrefix is the prefix advertisement a advertises for ip: ip itself, or its aggregate.
+func advertisedPrefix(a *config.BGPAdvertisement, ip netip.Addr) (netip.Prefix, error) {
+	bits := a.AggregationLength
+	if ip.Is6() {
+		bits = a.AggregationLengthV6
+	}
+	return ip.Prefix(bits)
+}
+
+// MergeRoute is the one rule by which two advertisements of the same prefix to the same peer
+// from this node become one route: the communities (standard and large) are united, and the
+// highest localPref set by either wins (none when neither sets one). The rule is commutative and
+// associative, so the result does not depend on the order of the advertisements. config.Parse
+// refuses advertisements that could send one prefix to one peer with different localPrefs, so
+// the localPref part only matters as a defence; MergeRoute never modifies its arguments.
+func MergeRoute(a, b Route) Route {
+	out := Route{Prefix: a.Prefix}
+	seen := map[config.Community]bool{}
+	for _, c := range slices.Concat(a.Communities, b.Communities) {
+		if !seen[c] {
+			seen[c] = true
+			out.Communities = append(out.Communities, c)
 		}
+	}
+	slices.SortFunc(out.Communities, func(x, y config.Community) int { return strings.Compare(x.String(), y.String()) })
+	for _, lp := range []*uint32{a.LocalPref, b.LocalPref} {
+		if lp != nil && (out.LocalPref == nil || *lp > *out.LocalPref) {
+			v := *lp
+			out.LocalPref = &v
+		}
+	}
+	return out
+}
+
+// routeTables turns the routes by peer and prefix into sorted route tables.
+func routeTables(routes map[string]map[netip.Prefix]Route) map[string][]Route {
+	if len(routes) == 0 {
+		return nil
+	}
+	out := make(map[string][]Route, len(routes))
+	for peer, table := range routes {
+		rs := make([]Route, 0, len(table))
+		for _, r := range table {
+			rs = append(rs, r)
+		}
+		slices.SortFunc(rs, func(a, b Route) int {
+			return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+		})
+		out[peer] = rs
 	}
 	return out
 }
@@ -449,9 +485,6 @@ func sortPlan(p *Plan) {
 	})
 	slices.SortFunc(p.Unannounced, func(a, b Unannounced) int {
 		return cmp.Or(strings.Compare(a.Service, b.Service), a.IP.Compare(b.IP))
-	})
-	slices.SortStableFunc(p.Routes, func(a, b Route) int {
-		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
 	})
 }
 

@@ -139,19 +139,20 @@ func TestBGPRoutesAndPeers(t *testing.T) {
 		self      string
 		svc       []Service
 		wantPeers []string
-		want      []Route
+		want      map[string][]Route
 	}{
 		{
 			name: "rack a node: tor only, aggregated with attributes", self: "n1", svc: svcs,
 			wantPeers: []string{"tor"},
-			want: []Route{{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: []config.Community{{Value: 64512<<16 | 100}},
-				LocalPref: ptr(uint32(200)), Peers: []string{"tor"}}},
+			want: map[string][]Route{"tor": {{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: []config.Community{{Value: 64512<<16 | 100}},
+				LocalPref: ptr(uint32(200))}}},
 		},
 		{
 			name: "rack b node: both peers", self: "n3", svc: svcs,
 			wantPeers: []string{"rack-b", "tor"},
-			want: []Route{{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: []config.Community{{Value: 64512<<16 | 100}},
-				LocalPref: ptr(uint32(200)), Peers: []string{"rack-b", "tor"}}},
+			want: map[string][]Route{"tor": {{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: []config.Community{{Value: 64512<<16 | 100}},
+				LocalPref: ptr(uint32(200))}}, "rack-b": {{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: []config.Community{{Value: 64512<<16 | 100}},
+				LocalPref: ptr(uint32(200))}}},
 		},
 		{
 			name: "local traffic without an endpoint here: no route", self: "n1",
@@ -162,8 +163,8 @@ func TestBGPRoutesAndPeers(t *testing.T) {
 			name: "local traffic with an endpoint here", self: "n2",
 			svc:       []Service{{Key: "ns/api", IPs: []netip.Addr{bgpIP}, LocalTraffic: true, ReadyEndpointNodes: []string{"n2"}}},
 			wantPeers: []string{"tor"},
-			want: []Route{{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: []config.Community{{Value: 64512<<16 | 100}},
-				LocalPref: ptr(uint32(200)), Peers: []string{"tor"}}},
+			want: map[string][]Route{"tor": {{Prefix: netip.MustParsePrefix("198.51.100.192/28"), Communities: []config.Community{{Value: 64512<<16 | 100}},
+				LocalPref: ptr(uint32(200))}}},
 		},
 	}
 	for _, tc := range tests {
@@ -367,6 +368,118 @@ func TestServiceWithoutEndpointsIsNotAnnounced(t *testing.T) {
 			}
 			if l2 != tt.wantL2 || routes != tt.wantR {
 				t.Errorf("announced over layer 2 by some node: %v, advertised over BGP: %v; want %v, %v", l2, routes, tt.wantL2, tt.wantR)
+			}
+		})
+	}
+}
+
+// TestMergeRoute: the one merge rule of a prefix advertised to one peer by several
+// advertisements: communities united, the highest localPref wins; the order does not matter.
+func TestMergeRoute(t *testing.T) {
+	p := netip.MustParsePrefix("198.51.100.0/24")
+	c1, c2 := config.Community{Value: 1}, config.Community{Value: 64512<<16 | 7}
+	large := config.Community{Large: true, LargeValue: [3]uint32{64512, 1, 2}}
+	tests := []struct {
+		name string
+		a, b Route
+		want Route
+	}{
+		{"communities united, sorted, once each",
+			Route{Prefix: p, Communities: []config.Community{c2, c1}}, Route{Prefix: p, Communities: []config.Community{large, c1}},
+			Route{Prefix: p, Communities: []config.Community{c1, c2, large}}},
+		{"highest localPref wins", Route{Prefix: p, LocalPref: ptr(uint32(50))}, Route{Prefix: p, LocalPref: ptr(uint32(200))},
+			Route{Prefix: p, LocalPref: ptr(uint32(200))}},
+		{"a set localPref beats none", Route{Prefix: p}, Route{Prefix: p, LocalPref: ptr(uint32(0))},
+			Route{Prefix: p, LocalPref: ptr(uint32(0))}},
+		{"nothing set", Route{Prefix: p}, Route{Prefix: p}, Route{Prefix: p}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, MergeRoute(tc.a, tc.b), netipCmp); diff != "" {
+				t.Errorf("MergeRoute(a, b) (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.want, MergeRoute(tc.b, tc.a), netipCmp); diff != "" {
+				t.Errorf("MergeRoute(b, a) (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBGPRoutesMergePerPeer: two advertisements of one pool reach the same peer with different
+// communities; each peer's table holds one route per prefix, merged by MergeRoute, and a peer
+// named by one advertisement only gets that advertisement's attributes.
+func TestBGPRoutesMergePerPeer(t *testing.T) {
+	s := config.Snapshot{
+		Pools: []v1beta1.IPAddressPool{{ObjectMeta: meta("bgp", nil), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.192/28"}}}},
+		BGPAdvertisements: []v1beta1.BGPAdvertisement{
+			{ObjectMeta: meta("to-both", nil), Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp"}, Peers: []string{"tor", "edge"},
+				Communities: []string{"64512:1"}, LocalPref: ptr(uint32(150))}},
+			{ObjectMeta: meta("to-tor", nil), Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp"}, Peers: []string{"tor"},
+				Communities: []string{"64512:2", "64512:1"}, LocalPref: ptr(uint32(150))}},
+			{ObjectMeta: meta("rack-b-only", nil), Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp"}, Peers: []string{"edge"},
+				Communities: []string{"64512:3"}, NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "b"}}}}},
+		},
+		Peers: []v1beta1.BGPPeer{
+			{ObjectMeta: meta("tor", nil), Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: "198.51.100.1"}},
+			{ObjectMeta: meta("edge", nil), Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.2"}},
+		},
+	}
+	c, err := config.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := netip.MustParsePrefix("198.51.100.193/32")
+	comm := func(vs ...uint32) []config.Community {
+		var out []config.Community
+		for _, v := range vs {
+			out = append(out, config.Community{Value: 64512<<16 | v})
+		}
+		return out
+	}
+	svcs := []Service{{Key: "ns/api", IPs: []netip.Addr{bgpIP}}}
+	for _, tc := range []struct {
+		self string
+		want map[string][]Route
+	}{
+		{"n1", map[string][]Route{
+			"tor":  {{Prefix: host, Communities: comm(1, 2), LocalPref: ptr(uint32(150))}},
+			"edge": {{Prefix: host, Communities: comm(1), LocalPref: ptr(uint32(150))}},
+		}},
+		{"n3", map[string][]Route{
+			"tor":  {{Prefix: host, Communities: comm(1, 2), LocalPref: ptr(uint32(150))}},
+			"edge": {{Prefix: host, Communities: comm(1, 3), LocalPref: ptr(uint32(150))}},
+		}},
+	} {
+		p := Compute(Input{Config: c, Self: tc.self, Nodes: nodes("n1", "n2", "n3"), Services: svcs})
+		if diff := cmp.Diff(tc.want, p.Routes, netipCmp); diff != "" {
+			t.Errorf("%s: routes (-want +got):\n%s", tc.self, diff)
+		}
+	}
+}
+
+// TestBGPElsewhere: a node knows which prefixes other nodes advertise, so that it can hand a
+// prefix over (make-before-break) rather than withdraw the only route.
+func TestBGPElsewhere(t *testing.T) {
+	c := testConfig(t)
+	agg := netip.MustParsePrefix("198.51.100.192/28")
+	local := func(nodes ...string) []Service {
+		return []Service{{Key: "ns/api", IPs: []netip.Addr{bgpIP}, LocalTraffic: true, ReadyEndpointNodes: nodes}}
+	}
+	for _, tc := range []struct {
+		name string
+		self string
+		svcs []Service
+		want map[netip.Prefix]bool
+	}{
+		{"endpoint here and on n2", "n1", local("n1", "n2"), map[netip.Prefix]bool{agg: true}},
+		{"endpoint only here", "n1", local("n1"), map[netip.Prefix]bool{}},
+		{"endpoint moved away from here", "n1", local("n2"), map[netip.Prefix]bool{agg: true}},
+		{"nobody announces", "n1", local(), map[netip.Prefix]bool{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Compute(Input{Config: c, Self: tc.self, Nodes: nodes("n1", "n2", "n3"), Services: tc.svcs})
+			if diff := cmp.Diff(tc.want, p.BGPElsewhere, netipCmp); diff != "" {
+				t.Errorf("BGPElsewhere (-want +got):\n%s", diff)
 			}
 		})
 	}
