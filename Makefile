@@ -19,7 +19,10 @@ GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM           := $(BIN)/helm-$(HELM_VERSION)
 
 # Debian packages the tests and the lab use (installed by `make deps` when missing).
-DEB_PACKAGES := etcd-server frr iproute2 iputils-ping iputils-arping ndisc6 tcpdump nftables curl procps
+# The cluster lab (e2e/cluster) adds containerd, runc, the CNI plugins, conntrack and iptables for
+# kube-proxy's iptables mode, and util-linux's nsenter/unshare.
+DEB_PACKAGES := etcd-server frr iproute2 iputils-ping iputils-arping ndisc6 tcpdump nftables curl procps \
+                containerd runc containernetworking-plugins conntrack iptables util-linux
 
 GO_TEST_FLAGS ?= -count=1 -timeout 45m
 
@@ -57,7 +60,7 @@ verify: generate $(GOLANGCI_LINT) ## Regenerate and fail on any diff; gofmt, go 
 	cd hack/promql && GOWORK=off go mod tidy -diff >/dev/null && GOWORK=off go vet ./... && $(GOLANGCI_LINT) run --allow-serial-runners --config ../../.golangci.yml ./...
 
 .PHONY: test
-test: deps kube-assets ## Install what the tests need and run every test this machine can run.
+test: deps kube-assets cluster-assets ## Install what the tests need and run every test this machine can run.
 	HERALD_REQUIRE_APISERVER=1 go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
@@ -65,9 +68,9 @@ test-unit: ## Run the tests that need neither root nor an API server (others ski
 	go test -count=1 -short ./...
 
 ##@ Measurements
-BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/agent/ ./speaker/layer2/ ./speaker/bgp/ ./speaker/members/ ./e2e/ ./e2e/scale/
+BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/agent/ ./speaker/layer2/ ./speaker/bgp/ ./speaker/members/ ./e2e/ ./e2e/scale/ ./e2e/cluster/
 .PHONY: bench
-bench: deps kube-assets build ## Run the benchmarks; write bench/report.json and bench/REPORT.md.
+bench: deps kube-assets cluster-assets build $(HELM) ## Run the benchmarks; write bench/report.json and bench/REPORT.md.
 	mkdir -p bench
 	{ go test -count=1 -run '^$$' -bench . -benchmem ./controller/allocator/ ; \
 	  for p in $(BENCH_PKGS_MEASURE); do [ -d "$$p" ] || continue; \
@@ -88,6 +91,14 @@ kube-assets: $(KUBE_ASSETS)/kube-apiserver $(KUBE_ASSETS)/etcd ## Build kube-api
 
 $(KUBE_ASSETS)/kube-apiserver:
 	KUBE_VERSION=$(KUBE_VERSION) hack/build-kube.sh $(KUBE_ASSETS)
+
+# The cluster lab's node and control-plane binaries, built like kube-apiserver (same version, cached).
+CLUSTER_BINARIES := kubelet kube-proxy kube-controller-manager kube-scheduler
+.PHONY: cluster-assets
+cluster-assets: kube-assets $(addprefix $(KUBE_ASSETS)/,$(CLUSTER_BINARIES)) ## Build kubelet, kube-proxy, kube-controller-manager, kube-scheduler (cached in .cache/).
+
+$(addprefix $(KUBE_ASSETS)/,$(CLUSTER_BINARIES)):
+	KUBE_VERSION=$(KUBE_VERSION) hack/build-kube.sh $(KUBE_ASSETS) $(CLUSTER_BINARIES)
 
 $(KUBE_ASSETS)/etcd: | deps
 	mkdir -p $(KUBE_ASSETS) && ln -sf "$$(command -v etcd)" $@
@@ -164,8 +175,13 @@ demo: deps kube-assets build ## Bring up the lab (namespaces, FRR, API server, H
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-lab ./e2e/cmd/herald-lab
 	$(BIN)/herald-lab
 
+.PHONY: demo-cluster
+demo-cluster: deps kube-assets cluster-assets ## Bring up the cluster lab (real kubelets, containerd, kube-proxy; Herald from manifests/), show Herald at work, wait for Ctrl-C.
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-cluster ./e2e/cmd/herald-cluster
+	$(BIN)/herald-cluster
+
 .PHONY: e2e
-e2e: deps kube-assets build ## Run the end-to-end tests in the lab (root; also part of `make test`).
+e2e: deps kube-assets cluster-assets build $(HELM) ## Run the end-to-end tests in the process lab and the cluster lab (root; also part of `make test`).
 	HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 30m -v ./e2e/...
 
 ##@ Migration from MetalLB

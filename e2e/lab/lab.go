@@ -58,6 +58,11 @@ type Options struct {
 	// NoHerald starts the lab without herald-controller and the speakers (for tests of the lab
 	// itself and for people who run them by hand).
 	NoHerald bool
+	// NetworkOnly starts only the network: namespaces, links, the nodes' exec lines and FRR, and
+	// fills Nodes without creating Node objects. No binaries are built and no API server,
+	// backends, DNAT rules or Herald processes start. It is for runners that bring their own
+	// Kubernetes (e2e/cluster); Client and Clientset are theirs to set.
+	NetworkOnly bool
 }
 
 // Lab is a running lab. Its methods are safe for concurrent use.
@@ -66,6 +71,8 @@ type Lab struct {
 	Plan Plan
 	// RunDir holds everything this run wrote.
 	RunDir string
+	// LockWait is how long Start waited for another lab on the machine to end.
+	LockWait time.Duration
 	// Router is FRR in the router node.
 	Router *frr.Router
 	// Env is the API server; Env.Client talks to it over loopback.
@@ -137,14 +144,16 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	if opts.Plan != nil {
 		plan = *opts.Plan
 	}
-	if _, err := testenv.AssetsDir(); err != nil {
+	if _, err := testenv.AssetsDir(); err != nil && !opts.NetworkOnly {
 		return nil, err
 	}
 	runRoot := RunRoot(opts.RepoRoot)
+	lockStart := time.Now()
 	lock, err := lockRuns(ctx, runRoot, opts.Log)
 	if err != nil {
 		return nil, err
 	}
+	lockWait := time.Since(lockStart)
 	defer func() {
 		if err != nil {
 			_ = lock.Close()
@@ -170,7 +179,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 
 	l = &Lab{
 		Topo: topo, Plan: plan, opts: opts, log: opts.Log,
-		RunDir: filepath.Join(runRoot, strconv.Itoa(os.Getpid())), lock: lock,
+		RunDir: filepath.Join(runRoot, strconv.Itoa(os.Getpid())), lock: lock, LockWait: lockWait,
 		ns: map[string]string{}, procs: map[string]*Proc{}, dnatLast: map[string]string{}, cpuLimits: map[string]int{},
 	}
 	l.binDir = filepath.Join(l.RunDir, "bin")
@@ -188,11 +197,20 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	if err := os.Setenv("TMPDIR", filepath.Join(l.RunDir, "tmp")); err != nil {
 		return nil, fmt.Errorf("setting TMPDIR: %w", err)
 	}
-	if err := l.build(ctx); err != nil {
-		return nil, err
+	if !opts.NetworkOnly {
+		if err := l.build(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.startNetwork(ctx); err != nil {
 		return nil, err
+	}
+	if opts.NetworkOnly {
+		if err := l.listNodes(); err != nil {
+			return nil, err
+		}
+		l.log.Info("lab network is up", "runDir", l.RunDir)
+		return l, nil
 	}
 	if err := l.startAPIServer(ctx); err != nil {
 		return nil, err
@@ -442,9 +460,8 @@ func (l *Lab) Kubectl(ctx context.Context, args ...string) (string, error) {
 // KubectlPath is the kubectl binary the lab uses.
 func (l *Lab) KubectlPath() string { return filepath.Join(l.Env.AssetsDir, "kubectl") }
 
-// createNodes creates a Node for every topology node with role "node", Ready, with its segment
-// addresses as InternalIPs.
-func (l *Lab) createNodes(ctx context.Context) error {
+// listNodes fills l.Nodes from the topology: every node with role "node" and its segment addresses.
+func (l *Lab) listNodes() error {
 	for _, name := range l.Topo.NodesWithRole(RoleNode) {
 		ni := NodeInfo{Name: name}
 		if p, ok := l.Topo.Addr(name, l.Plan.SegmentIface, true); ok {
@@ -454,6 +471,21 @@ func (l *Lab) createNodes(ctx context.Context) error {
 			ni.V6 = p.Addr()
 		}
 		l.Nodes = append(l.Nodes, ni)
+	}
+	if len(l.Nodes) == 0 {
+		return fmt.Errorf("%w: no node labelled %s=%s", ErrTopology, RoleLabel, RoleNode)
+	}
+	return nil
+}
+
+// createNodes creates a Node for every topology node with role "node", Ready, with its segment
+// addresses as InternalIPs.
+func (l *Lab) createNodes(ctx context.Context) error {
+	if err := l.listNodes(); err != nil {
+		return err
+	}
+	for _, ni := range l.Nodes {
+		name := ni.Name
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 			"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
 		}}}
@@ -474,9 +506,6 @@ func (l *Lab) createNodes(ctx context.Context) error {
 		if err := l.Client.Status().Update(ctx, node); err != nil {
 			return fmt.Errorf("setting the status of node %s: %w", name, err)
 		}
-	}
-	if len(l.Nodes) == 0 {
-		return fmt.Errorf("%w: no node labelled %s=%s", ErrTopology, RoleLabel, RoleNode)
 	}
 	return nil
 }

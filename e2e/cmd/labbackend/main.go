@@ -1,7 +1,11 @@
-// Command labbackend is the backend of every Service in Herald's lab. One runs in each node
-// namespace, where it stands in for the Service's pods: it answers every HTTP request with the
-// node's name, so a reply says which node carried the request. It listens on the node ports
-// listed in a file (one per line), which the lab runner rewrites before sending SIGHUP.
+// Command labbackend is the backend of every Service in Herald's lab. In the process lab one runs
+// in each node namespace, where it stands in for the Service's pods: it answers every HTTP request
+// with the node's name, so a reply says which node carried the request. It listens on the node
+// ports listed in a file (one per line), which the lab runner rewrites before sending SIGHUP.
+//
+// In the cluster lab (e2e/cluster) it is the program of the backend image: a Deployment's pods
+// run it with -listen (fixed addresses) instead of -ports-file, -name set to the node the pod
+// runs on and -pod to the pod's name, which it returns in the X-Herald-Pod header.
 package main
 
 import (
@@ -22,17 +26,21 @@ import (
 
 type options struct {
 	name      string
+	pod       string
 	portsFile string
+	listen    string
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.name, "name", "", "node name to answer with")
+	flag.StringVar(&o.pod, "pod", "", "pod name to return in the X-Herald-Pod header (optional)")
 	flag.StringVar(&o.portsFile, "ports-file", "", "file with the TCP ports to listen on, one per line; re-read on SIGHUP")
+	flag.StringVar(&o.listen, "listen", "", "comma-separated addresses to listen on (host:port), instead of -ports-file")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if o.name == "" || o.portsFile == "" {
-		fmt.Fprintln(os.Stderr, "labbackend: -name and -ports-file are required")
+	if o.name == "" || (o.portsFile == "") == (o.listen == "") {
+		fmt.Fprintln(os.Stderr, "labbackend: -name and one of -ports-file and -listen are required")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -46,8 +54,14 @@ func main() {
 func run(ctx context.Context, o options, log *slog.Logger) error {
 	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
+		if o.pod != "" {
+			w.Header().Set("X-Herald-Pod", o.pod)
+		}
 		_, _ = fmt.Fprintln(w, o.name)
 	})
+	if o.listen != "" {
+		return serveFixed(ctx, strings.Split(o.listen, ","), handler, log)
+	}
 	servers := map[int]*http.Server{}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -106,4 +120,32 @@ func readPorts(path string) (map[int]bool, error) {
 		out[p] = true
 	}
 	return out, nil
+}
+
+// serveFixed serves handler on every address until ctx ends.
+func serveFixed(ctx context.Context, addrs []string, handler http.Handler, log *slog.Logger) error {
+	var servers []*http.Server
+	errc := make(chan error, len(addrs))
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", strings.TrimSpace(a))
+		if err != nil {
+			for _, s := range servers {
+				_ = s.Close()
+			}
+			return fmt.Errorf("listening on %s: %w", a, err)
+		}
+		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go func() { errc <- srv.Serve(ln) }()
+		log.Info("listening", "addr", ln.Addr().String())
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		log.Error("serving", "err", err)
+	}
+	for _, s := range servers {
+		_ = s.Close()
+	}
+	return nil
 }

@@ -1,0 +1,135 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/e2e/cluster"
+	"github.com/herald-lb/herald/internal/frr"
+)
+
+func famName(v4 bool) string {
+	if v4 {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+func family(v4 bool) corev1.IPFamily {
+	if v4 {
+		return corev1.IPv4Protocol
+	}
+	return corev1.IPv6Protocol
+}
+
+// newNamespace makes a Kubernetes namespace for one test, deleted when it ends.
+func newNamespace(t *testing.T, c *cluster.Cluster, prefix string) string {
+	t.Helper()
+	ns, err := c.NewNamespace(t.Context(), prefix)
+	must(t, err)
+	t.Cleanup(func() {
+		var n corev1.Namespace
+		n.Name = ns
+		_ = c.Client.Delete(context.Background(), &n)
+	})
+	return ns
+}
+
+// backend creates a Deployment of backends and waits until its pods are ready; it returns the
+// nodes they run on.
+func backend(t *testing.T, ctx context.Context, c *cluster.Cluster, b cluster.Backend) []string {
+	t.Helper()
+	_, err := c.CreateBackend(ctx, b)
+	must(t, err)
+	nodes, err := c.WaitReadyPods(ctx, b.Namespace, b.Name, int(b.Replicas))
+	must(t, err)
+	return nodes
+}
+
+// lbService creates a LoadBalancer Service and waits for its n IPs.
+func lbService(t *testing.T, ctx context.Context, c *cluster.Cluster, s cluster.LBService, n int) []netip.Addr {
+	t.Helper()
+	svc, err := c.CreateLBService(ctx, s)
+	must(t, err)
+	t.Cleanup(func() { _ = c.Client.Delete(context.Background(), svc) })
+	ips, err := c.WaitIngress(ctx, s.Namespace, s.Name, n)
+	must(t, err)
+	return ips
+}
+
+// waitL2Owner waits until exactly one ServiceL2Status names a node other than not for the
+// Service, and returns that node. When it times out because no status names anyone while a node
+// answers for the Service's IP, the error wraps errStatusLost.
+func waitL2Owner(ctx context.Context, c *cluster.Cluster, ns, name, not string) (string, error) {
+	var last []string
+	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		owners, err := c.L2Owners(ctx, ns, name)
+		if err != nil {
+			return false, nil //nolint:nilerr // retried until the deadline
+		}
+		last = owners
+		return len(owners) == 1 && owners[0] != not, nil
+	})
+	if err != nil {
+		bg := context.WithoutCancel(ctx)
+		if len(last) == 0 {
+			if who := answering(bg, c, ns, name); who != "" {
+				err = fmt.Errorf("%w: %s answers for %s/%s: %w", errStatusLost, who, ns, name, err)
+			}
+		}
+		return "", fmt.Errorf("waiting for one ServiceL2Status of %s/%s naming a node other than %q (have %v): %w\n%s", ns, name, not, last, err, c.HeraldLogs(bg, 30))
+	}
+	return last[0], nil
+}
+
+// errStatusLost names a symptom this suite once found: a node answers for the IP but no
+// ServiceL2Status names it (a status deleted by another speaker's sweep while memberlist counted
+// its speaker dead, and never written again). The speaker now rewrites its status at every resync
+// (speaker/agent/status.go statusWriter.recheck), so this is a failure like any other.
+var errStatusLost = errors.New("a node answers for the IP but no ServiceL2Status names it")
+
+// answering returns the node whose MAC the segment client resolves the Service's first IP to, or "".
+func answering(ctx context.Context, c *cluster.Cluster, ns, name string) string {
+	ips, err := c.WaitIngress(ctx, ns, name, 1)
+	if err != nil || len(ips) == 0 {
+		return ""
+	}
+	c.FlushNeighbor(ctx, "l2client", ips[0])
+	mac, err := c.NeighborMAC(ctx, "l2client", ips[0])
+	if err != nil {
+		return ""
+	}
+	who, _ := c.NodeByMAC(ctx, mac)
+	return who
+}
+
+// waitRoute waits until the router's kernel route for addr goes exactly via hops.
+func waitRoute(ctx context.Context, c *cluster.Cluster, addr netip.Addr, hops []netip.Addr) error {
+	if _, err := c.Router.WaitKernelNextHops(ctx, netip.PrefixFrom(addr, addr.BitLen()), hops, 20*time.Millisecond); err != nil {
+		return fmt.Errorf("%w\n%s", err, c.HeraldLogs(context.WithoutCancel(ctx), 30))
+	}
+	return nil
+}
+
+// nodeAddrs returns the v4 (or v6) addresses of the named nodes, sorted.
+func nodeAddrs(c *cluster.Cluster, v4 bool, names []string) []netip.Addr {
+	return c.NodeAddrs(v4, names...)
+}
+
+// setUnschedulable cordons or uncordons a node.
+func setUnschedulable(ctx context.Context, c *cluster.Cluster, node string, on bool) error {
+	var n corev1.Node
+	if err := c.Client.Get(ctx, client.ObjectKey{Name: node}, &n); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(n.DeepCopy())
+	n.Spec.Unschedulable = on
+	return c.Client.Patch(ctx, &n, patch)
+}

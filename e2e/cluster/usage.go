@@ -1,0 +1,109 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Usage is the resources the cluster's processes use: every control-plane process and every
+// process of the nodes (containerd, shims, kubelet, kube-proxy, containers).
+type Usage struct {
+	// CPU is the processor time they have used (user + system) up to the snapshot.
+	CPU time.Duration
+	// RSS is their resident memory at the snapshot.
+	RSS int64
+	// Procs is how many there are.
+	Procs int
+	// RSSByProgram is RSS in MiB by program name (the first word of /proc/<pid>/comm).
+	RSSByProgram map[string]int64
+}
+
+// clkTck is the kernel's USER_HZ, the unit of the times in /proc/<pid>/stat (100 on Linux).
+const clkTck = 100
+
+// Usage sums the resources of the cluster's processes now. Processes that came and went between
+// two snapshots are missed, so it suits an idle cluster.
+func (c *Cluster) Usage() (Usage, error) {
+	type proc struct {
+		ppid       int
+		cpu, rssKB int64
+		comm       string
+	}
+	procs := map[int]proc{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return Usage{}, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15) ... ; comm may hold spaces
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 22 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		rssPages, _ := strconv.ParseInt(f[21], 10, 64)
+		comm := ""
+		if j := strings.IndexByte(s, '('); j >= 0 && j < i {
+			comm = s[j+1 : i]
+		}
+		procs[pid] = proc{ppid: ppid, cpu: ut + st, rssKB: rssPages * int64(os.Getpagesize()) / 1024, comm: comm}
+	}
+	roots := map[int]bool{}
+	if c.cp != nil {
+		for _, p := range c.cp.procs {
+			roots[p.PID()] = true
+		}
+	}
+	for _, n := range c.Nodes {
+		if pid := n.PID1(); pid > 0 {
+			roots[pid] = true
+		}
+		n.mu.Lock()
+		for _, p := range n.procs {
+			roots[p.PID()] = true // nsenter, parent of the program
+		}
+		n.mu.Unlock()
+	}
+	// Every descendant of a root.
+	in := func(pid int) bool {
+		for hops := 0; pid > 1 && hops < 64; hops++ {
+			if roots[pid] {
+				return true
+			}
+			pid = procs[pid].ppid
+		}
+		return false
+	}
+	u := Usage{RSSByProgram: map[string]int64{}}
+	for pid, p := range procs {
+		if in(pid) {
+			u.CPU += time.Duration(p.cpu) * time.Second / clkTck
+			u.RSS += p.rssKB * 1024
+			u.Procs++
+			u.RSSByProgram[p.comm] += p.rssKB / 1024
+		}
+	}
+	if u.Procs == 0 {
+		return u, fmt.Errorf("no process of the cluster found")
+	}
+	return u, nil
+}
