@@ -171,14 +171,17 @@ test: $(HELM) $(CONTROLLER_GEN)
 
 ##@ Lab
 .PHONY: demo
-demo: deps kube-assets build ## Bring up the lab (namespaces, FRR, API server, Herald), show Herald at work, wait for Ctrl-C.
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-lab ./e2e/cmd/herald-lab
-	$(BIN)/herald-lab
-
-.PHONY: demo-cluster
-demo-cluster: deps kube-assets cluster-assets ## Bring up the cluster lab (real kubelets, containerd, kube-proxy; Herald from manifests/), show Herald at work, wait for Ctrl-C.
+demo: deps kube-assets cluster-assets ## Bring up the cluster lab (real kubelets, containerd, kube-proxy; Herald from manifests/), show Herald at work, wait for Ctrl-C.
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-cluster ./e2e/cmd/herald-cluster
 	$(BIN)/herald-cluster
+
+.PHONY: demo-cluster
+demo-cluster: demo ## The same as demo.
+
+.PHONY: demo-process
+demo-process: deps kube-assets build ## Bring up the fast process lab (namespaces, FRR, API server, Herald as processes), show Herald at work, wait for Ctrl-C.
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/herald-lab ./e2e/cmd/herald-lab
+	$(BIN)/herald-lab
 
 .PHONY: e2e
 e2e: deps kube-assets cluster-assets build $(HELM) ## Run the end-to-end tests in the process lab and the cluster lab (root; also part of `make test`).
