@@ -212,12 +212,8 @@ func (s *Session) Receive(p Packet, now time.Time) Output {
 	if p.YourDiscriminator != 0 && p.YourDiscriminator != s.localDiscr {
 		return out
 	}
-	if s.remoteDiscr != 0 && p.MyDiscriminator != s.remoteDiscr && s.state != StateDown {
-		// Another system (or a restarted peer) while the session is bound: only a Down session
-		// learns a new peer.
-		return out
-	}
 	wasPeriodic := s.periodic()
+	learned := s.remoteDiscr != p.MyDiscriminator
 	s.remoteDiscr = p.MyDiscriminator
 	s.remoteState = p.State
 	s.remoteDmd = p.Demand
@@ -252,10 +248,10 @@ func (s *Session) Receive(p Packet, now time.Time) Output {
 		reply.Poll, reply.Final = false, true
 		out.Send = append(out.Send, reply)
 	}
-	// A state change is sent at once (it speeds up the three-way handshake and tells the peer
-	// of a failure); otherwise packets keep their period, which changes with the peer's Required
+	// A state change, or a peer (discriminator) new to the session, is answered at once (it
+	// speeds up the three-way handshake and tells the peer of a failure); otherwise packets keep their period, which changes with the peer's Required
 	// Min RX Interval at the next transmission.
-	if out.Changed && s.periodic() || !wasPeriodic && s.periodic() {
+	if (out.Changed || learned || !wasPeriodic) && s.periodic() && s.state != StateAdminDown {
 		out.Send = append(out.Send, s.packet())
 		s.schedule(now)
 	} else if !s.periodic() {

@@ -124,6 +124,18 @@ func TestSession(t *testing.T) {
 			),
 		},
 		{
+			// FRR replaces its session (new discriminator) when it learns the local address.
+			name: "the peer's session is replaced during the handshake",
+			cfg:  profile,
+			steps: []step{
+				{at: 0, want: Output{Send: []Packet{sent(StateDown, 0, time.Second)}}},
+				{at: 10 * ms, rx: fromPeer(StateDown, 0), want: Output{Changed: true, State: StateInit, Send: []Packet{sent(StateInit, peer, time.Second)}}},
+				{at: 20 * ms, rx: fromPeer(StateDown, 0, func(p *Packet) { p.MyDiscriminator = 0x3333 }), want: Output{Send: []Packet{sent(StateInit, 0x3333, time.Second)}}},
+				{at: 30 * ms, rx: fromPeer(StateUp, local, func(p *Packet) { p.MyDiscriminator = 0x3333 }), want: Output{Changed: true, State: StateUp,
+					Send: []Packet{sent(StateUp, 0x3333, 300*ms, poll)}}},
+			},
+		},
+		{
 			name: "passive: silent until the peer speaks",
 			cfg:  Config{DesiredMinTx: 300 * ms, RequiredMinRx: 300 * ms, DetectMult: 3, Passive: true},
 			steps: []step{
@@ -137,9 +149,8 @@ func TestSession(t *testing.T) {
 			name: "packets not for the session are ignored",
 			cfg:  profile,
 			steps: append(append([]step{}, handshake...),
-				step{at: 30 * ms, rx: fromPeer(StateUp, 0), want: Output{}},                                                  // Up without Your Discriminator
-				step{at: 40 * ms, rx: fromPeer(StateDown, 0x9999), want: Output{}},                                           // someone else's
-				step{at: 50 * ms, rx: fromPeer(StateDown, local, func(p *Packet) { p.MyDiscriminator = 5 }), want: Output{}}, // another system
+				step{at: 30 * ms, rx: fromPeer(StateUp, 0), want: Output{}},        // Up without Your Discriminator
+				step{at: 40 * ms, rx: fromPeer(StateDown, 0x9999), want: Output{}}, // someone else's
 			),
 		},
 		{

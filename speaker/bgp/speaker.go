@@ -57,6 +57,7 @@ type Speaker struct {
 	cfg     Config
 	log     *slog.Logger
 	changes chan struct{}
+	bfd     *bfdEndpoint
 
 	// mu serialises the changes: SetPeers, SetRoutes, Shutdown.
 	mu      sync.Mutex
@@ -101,7 +102,7 @@ func New(cfg Config) (*Speaker, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
 	}
-	s := &Speaker{cfg: cfg, log: l, changes: make(chan struct{}, 1), servers: map[serverKey]*server{},
+	s := &Speaker{cfg: cfg, log: l, changes: make(chan struct{}, 1), servers: map[serverKey]*server{}, bfd: newBFDEndpoint(l),
 		want: map[string]table{}, sessions: map[string]*session{}, refused: map[string]refusal{}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
@@ -306,11 +307,12 @@ func (s *Speaker) startSession(ctx context.Context, p Peer) error {
 		return fmt.Errorf("%w: peer %q: GoBGP refused it: %w", ErrInvalidPeer, p.Name, err)
 	}
 	ss.startChecks()
+	ss.startBFD(s.bfd)
 	s.regMu.Lock()
 	s.sessions[p.Name] = ss
 	s.regMu.Unlock()
 	s.log.Info("BGP session configured", "peer", p.Name, "address", p.Address, "myASN", p.MyASN, "peerASN", p.PeerASN,
-		"maxPrefixes", p.maxPrefixes(), "server", sv.key.String())
+		"maxPrefixes", p.maxPrefixes(), "bfd", p.BFD.Enabled, "server", sv.key.String())
 	return nil
 }
 
