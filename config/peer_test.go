@@ -378,7 +378,7 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "BFD on a multi-hop session",
+			name:  "BFD on a multi-hop session",
 			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.BFDProfile, s.EBGPMultiHop = "fast", true }),
 			want: []string{
 				`BGPPeer herald-system/p: spec.bfdProfile "fast": BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only; remove bfdProfile, or ebgpMultiHop if the router is one hop away`,
