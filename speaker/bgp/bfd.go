@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,8 +43,9 @@ func (b BFD) config() bfd.Config {
 // bfdEndpoint is the speaker's BFD: the listeners and the sessions they feed.
 type bfdEndpoint struct {
 	log *slog.Logger
-	// listen opens the listener of a family (IPv4 when is4); replaced in tests.
-	listen func(is4 bool) (bfdListener, error)
+	// port is the UDP port the listeners bind, peerPort the one packets are sent to; both
+	// bfdPort but in tests.
+	port, peerPort int
 
 	mu        sync.Mutex
 	listeners map[bool]bfdListener // by is4
@@ -57,7 +60,7 @@ type bfdListener interface {
 }
 
 func newBFDEndpoint(log *slog.Logger) *bfdEndpoint {
-	return &bfdEndpoint{log: log, listen: listenBFD, listeners: map[bool]bfdListener{},
+	return &bfdEndpoint{log: log, port: bfdPort, peerPort: bfdPort, listeners: map[bool]bfdListener{},
 		byDiscr: map[uint32]*bfdLink{}, byAddr: map[netip.Addr]*bfdLink{}}
 }
 
@@ -91,9 +94,9 @@ func (ep *bfdEndpoint) open(p Peer, log *slog.Logger, onChange func(st bfd.State
 	}
 	is4 := addr.Is4()
 	if ep.listeners[is4] == nil {
-		l, err := ep.listen(is4)
+		l, err := listenBFD(is4, ep.port)
 		if err != nil {
-			return nil, fmt.Errorf("listening for BFD on UDP port %d: %w", bfdPort, err)
+			return nil, fmt.Errorf("listening for BFD on UDP port %d: %w", ep.port, err)
 		}
 		ep.listeners[is4] = l
 		go ep.serve(l)
@@ -114,7 +117,7 @@ func (ep *bfdEndpoint) open(p Peer, log *slog.Logger, onChange func(st bfd.State
 		return nil, err
 	}
 	l := &bfdLink{ep: ep, peer: key, conn: conn, discr: discr, log: log, onChange: onChange,
-		dst:  &net.UDPAddr{IP: addr.AsSlice(), Zone: addr.Zone(), Port: bfdPort},
+		dst:  &net.UDPAddr{IP: addr.AsSlice(), Zone: addr.Zone(), Port: ep.peerPort},
 		rx:   make(chan bfd.Packet, bfdRxQueueSize),
 		stop: make(chan struct{}), stopped: make(chan struct{}), state: bfd.StateDown}
 	ep.byDiscr[discr], ep.byAddr[key] = l, l
@@ -142,7 +145,10 @@ func (ep *bfdEndpoint) serve(l bfdListener) {
 	for {
 		n, src, ttl, err := l.ReadFrom(buf)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			ep.mu.Lock()
+			open := slices.Contains(slices.Collect(maps.Values(ep.listeners)), l)
+			ep.mu.Unlock()
+			if !open || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
@@ -265,10 +271,11 @@ func bfdSender(src netip.Addr, is4 bool) (*net.UDPConn, error) {
 	return nil, fmt.Errorf("opening a BFD socket with a source port from %d-%d: %w", bfdSrcPortMin, bfdSrcPortMax, err)
 }
 
-// listenBFD opens the listener of a family on UDP port 3784, with the TTL of received packets.
-func listenBFD(is4 bool) (bfdListener, error) {
+// listenBFD opens the listener of a family on the UDP port (3784), with the TTL of received
+// packets.
+func listenBFD(is4 bool, port int) (bfdListener, error) {
 	if is4 {
-		c, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", bfdPort))
+		c, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
 		if err != nil {
 			return nil, err
 		}
@@ -279,7 +286,7 @@ func listenBFD(is4 bool) (bfdListener, error) {
 		}
 		return listener4{pc}, nil
 	}
-	c, err := net.ListenPacket("udp6", fmt.Sprintf("[::]:%d", bfdPort))
+	c, err := net.ListenPacket("udp6", fmt.Sprintf("[::]:%d", port))
 	if err != nil {
 		return nil, err
 	}
