@@ -14,6 +14,8 @@ import (
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-lb/herald/speaker/bfd"
 )
 
 // Config is the node-wide configuration of a Speaker.
@@ -441,7 +443,11 @@ func (s *Speaker) Status() []PeerStatus {
 		out = append(out, st)
 	}
 	for name, r := range refused {
-		out = append(out, PeerStatus{Name: name, Address: r.peer.Address, State: StateUnknown, ConfigError: r.err.Error()})
+		st := PeerStatus{Name: name, Address: r.peer.Address, State: StateUnknown, ConfigError: r.err.Error()}
+		if r.peer.BFD.Enabled {
+			st.BFD = bfd.StateDown.String() // asked for, not running
+		}
+		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
