@@ -243,3 +243,34 @@ func MeasureBFD(t *testing.T, runs int) []Measurement {
 		{Name: "bgp_holdtime_failover_ms", Value: without, Unit: "ms"},
 	}
 }
+
+// TestLabBFDIPv6 checks BFD over an IPv6 session (the IPv6 listener, hop limit 255) against
+// bfdd.
+func TestLabBFDIPv6(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lb := newLab(t, 1, frr.Config{
+		BFD:         true,
+		BFDProfiles: []frr.BFDProfile{{Name: "fast", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}},
+		Groups: []frr.PeerGroup{{Name: "bfd6", ListenRanges: []netip.Prefix{netip.MustParsePrefix("2001:db8::/64")},
+			KeepaliveTime: time.Second, HoldTime: 3 * time.Second, BFD: true, BFDProfile: "fast"}},
+	})
+	n := lb.nodes[0]
+	p := ebgpPeer("r6", routerV6)
+	p.BFD = bfdProfile300
+	n.setPeers(p)
+	n.setRoutes(labRoute{Prefix: vip6})
+	lb.waitHops(t, ctx, vip6, []netip.Addr{n.v6})
+	var got frr.BFDPeer
+	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		peers, err := lb.router.BFDPeers(ctx)
+		got = peers[n.v6]
+		return got.Status == "up", err
+	})
+	if err != nil {
+		t.Fatalf("bfdd's session with %v is %+v, want up: %v", n.v6, got, err)
+	}
+	if st := n.status("r6"); st.BFD != "Up" {
+		t.Errorf("status = %+v, want BFD Up", st)
+	}
+}
