@@ -141,13 +141,12 @@ type Peer struct {
 	BFDProfile *BFDProfile
 }
 
-// BFDProfile is a validated BFDProfile with defaults filled in.
+// BFDProfile is a validated BFDProfile with defaults filled in. Its fields are all the speaker's
+// BFD honours; Parse refuses a BFDProfile with echoMode or minimumTtl.
 type BFDProfile struct {
 	Name             string
 	ReceiveInterval  time.Duration
 	TransmitInterval time.Duration
 	DetectMultiplier uint32
-	EchoMode         bool
 	PassiveMode      bool
-	MinimumTTL       uint32
 }

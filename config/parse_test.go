@@ -247,8 +247,8 @@ func TestParseDoesNotModifySnapshot(t *testing.T) {
 
 func TestParseFullSnapshot(t *testing.T) {
 	cfg := mustParse(t, fullSnapshot(false))
-	fast := &BFDProfile{Name: "fast", ReceiveInterval: DefaultBFDInterval, TransmitInterval: DefaultBFDInterval, DetectMultiplier: 3, MinimumTTL: 254}
-	slow := &BFDProfile{Name: "slow", ReceiveInterval: DefaultBFDInterval, TransmitInterval: DefaultBFDInterval, DetectMultiplier: 3, MinimumTTL: 254}
+	fast := &BFDProfile{Name: "fast", ReceiveInterval: DefaultBFDInterval, TransmitInterval: DefaultBFDInterval, DetectMultiplier: 3}
+	slow := &BFDProfile{Name: "slow", ReceiveInterval: DefaultBFDInterval, TransmitInterval: DefaultBFDInterval, DetectMultiplier: 3}
 	want := &Config{
 		Pools: map[string]*Pool{
 			"pool-a": {Name: "pool-a", AutoAssign: true, Ranges: []Range{rng("192.0.2.0", "192.0.2.15"), rng("2001:db8::", "2001:db8::ff")},

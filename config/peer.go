@@ -20,7 +20,6 @@ const (
 	DefaultMaxPrefixes         = 1000
 	DefaultBFDInterval         = 300 * time.Millisecond
 	DefaultBFDDetectMultiplier = 3
-	DefaultBFDMinimumTTL       = 254
 	DefaultAggregationLength   = 32
 	DefaultAggregationLengthV6 = 128
 )
@@ -45,16 +44,29 @@ func (p *parser) parseBFDProfile(o *v1beta1.BFDProfile) *BFDProfile {
 		}
 		return *v
 	}
+	// What the speaker's BFD cannot do is refused here, never accepted and ignored.
+	if o.Spec.EchoMode {
+		r.errorf("spec.echoMode", "true", "%s; remove echoMode (or set it to false)", ErrBFDEcho)
+	}
+	if o.Spec.MinimumTTL != nil {
+		r.errorf("spec.minimumTtl", strconv.FormatUint(uint64(*o.Spec.MinimumTTL), 10), "%s; remove minimumTtl", ErrBFDMinimumTTL)
+	}
 	return &BFDProfile{
 		Name:             o.Name,
 		ReceiveInterval:  interval("spec.receiveInterval", o.Spec.ReceiveInterval),
 		TransmitInterval: interval("spec.transmitInterval", o.Spec.TransmitInterval),
 		DetectMultiplier: bounded("spec.detectMultiplier", o.Spec.DetectMultiplier, DefaultBFDDetectMultiplier, 2, 255),
-		EchoMode:         o.Spec.EchoMode,
 		PassiveMode:      o.Spec.PassiveMode,
-		MinimumTTL:       bounded("spec.minimumTtl", o.Spec.MinimumTTL, DefaultBFDMinimumTTL, 1, 254),
 	}
 }
+
+// Why BFDProfile and BGPPeer fields that Herald's BFD cannot honour are refused (the same texts
+// are in the CRDs' CEL rules).
+const (
+	ErrBFDEcho       = "the BFD echo function is not supported: Herald runs BFD in asynchronous mode only"
+	ErrBFDMinimumTTL = "multi-hop BFD is not supported, so there is no minimum TTL to set: Herald runs single-hop BFD (RFC 5881), which accepts only packets sent with TTL 255"
+	ErrBFDMultiHop   = "BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only"
+)
 
 // parseBFDProfiles puts the usable BFD profiles in the Config: valid ones, and the last valid
 // version of invalid ones.
@@ -204,7 +216,9 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 		}
 	}
 
-	if s.BFDProfile != "" {
+	if s.BFDProfile != "" && s.EBGPMultiHop {
+		r.errorf("spec.bfdProfile", s.BFDProfile, "%s; remove bfdProfile, or ebgpMultiHop if the router is one hop away", ErrBFDMultiHop)
+	} else if s.BFDProfile != "" {
 		if bfd, ok := p.cfg.BFDProfiles[s.BFDProfile]; ok {
 			peer.BFDProfile = bfd
 		} else if slices.Contains(p.bfdNames, s.BFDProfile) {

@@ -37,7 +37,7 @@ func TestParsePeers(t *testing.T) {
 		p.Port, p.HoldTime, p.KeepaliveTime, p.ConnectTime, p.MaxPrefixes = 179, 90*time.Second, 30*time.Second, 10*time.Second, 1000
 		return p
 	}
-	fast := &BFDProfile{Name: "fast", ReceiveInterval: 50 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, MinimumTTL: 254}
+	fast := &BFDProfile{Name: "fast", ReceiveInterval: 50 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}
 	tests := []struct {
 		name string
 		peer v1beta1.BGPPeer
@@ -59,7 +59,6 @@ func TestParsePeers(t *testing.T) {
 				s.RouterID = "198.51.100.10"
 				s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "r1"}}}
 				s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "bgp", Key: "other"}
-				s.EBGPMultiHop = true
 				s.EnableGracefulRestart = true
 				s.BFDProfile = "fast"
 				s.MaxPrefixes = ptr[uint32](50)
@@ -70,8 +69,13 @@ func TestParsePeers(t *testing.T) {
 				HoldTime:      30 * time.Second, KeepaliveTime: 5 * time.Second, ConnectTime: 2 * time.Second, MaxPrefixes: 50,
 				RouterID:      netip.MustParseAddr("198.51.100.10"),
 				NodeSelectors: []labels.Selector{selector(t, "rack=r1")},
-				Password:      "pw2", EBGPMultiHop: true, GracefulRestart: true, BFDProfile: fast,
+				Password:      "pw2", GracefulRestart: true, BFDProfile: fast,
 			},
+		},
+		{
+			name: "multi-hop",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.EBGPMultiHop = true }),
+			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), EBGPMultiHop: true}),
 		},
 		{
 			name: "password under the default key",
@@ -374,6 +378,13 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 		},
 		{
+			name:  "BFD on a multi-hop session",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.BFDProfile, s.EBGPMultiHop = "fast", true }),
+			want: []string{
+				`BGPPeer herald-system/p: spec.bfdProfile "fast": BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only; remove bfdProfile, or ebgpMultiHop if the router is one hop away`,
+			},
+		},
+		{
 			name: "two sessions to one address from the same nodes: the later peer is reported",
 			peers: []v1beta1.BGPPeer{
 				bgpPeer("b", 64512, 64513, "198.51.100.1"),
@@ -408,27 +419,32 @@ func TestParseBFDProfiles(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: &BFDProfile{Name: "bfd", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, MinimumTTL: 254},
+			want: &BFDProfile{Name: "bfd", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3},
 		},
 		{
 			name: "everything set",
 			spec: v1beta1.BFDProfileSpec{
-				ReceiveInterval: ptr[uint32](10), TransmitInterval: ptr[uint32](60000), DetectMultiplier: ptr[uint32](255),
-				EchoMode: true, PassiveMode: true, MinimumTTL: ptr[uint32](1),
+				ReceiveInterval: ptr[uint32](10), TransmitInterval: ptr[uint32](60000), DetectMultiplier: ptr[uint32](255), PassiveMode: true,
 			},
-			want: &BFDProfile{Name: "bfd", ReceiveInterval: 10 * time.Millisecond, TransmitInterval: time.Minute, DetectMultiplier: 255,
-				EchoMode: true, PassiveMode: true, MinimumTTL: 1},
+			want: &BFDProfile{Name: "bfd", ReceiveInterval: 10 * time.Millisecond, TransmitInterval: time.Minute, DetectMultiplier: 255, PassiveMode: true},
+		},
+		{
+			name: "echo mode and minimum TTL are refused, not ignored",
+			spec: v1beta1.BFDProfileSpec{EchoMode: true, MinimumTTL: ptr[uint32](254)},
+			wantErr: []string{
+				`BFDProfile herald-system/bfd: spec.echoMode "true": the BFD echo function is not supported: Herald runs BFD in asynchronous mode only; remove echoMode (or set it to false)`,
+				`BFDProfile herald-system/bfd: spec.minimumTtl "254": multi-hop BFD is not supported, so there is no minimum TTL to set: Herald runs single-hop BFD (RFC 5881), which accepts only packets sent with TTL 255; remove minimumTtl`,
+			},
 		},
 		{
 			name: "out of bounds",
 			spec: v1beta1.BFDProfileSpec{
-				ReceiveInterval: ptr[uint32](9), TransmitInterval: ptr[uint32](60001), DetectMultiplier: ptr[uint32](1), MinimumTTL: ptr[uint32](255),
+				ReceiveInterval: ptr[uint32](9), TransmitInterval: ptr[uint32](60001), DetectMultiplier: ptr[uint32](1),
 			},
 			wantErr: []string{
 				`BFDProfile herald-system/bfd: spec.receiveInterval "9": must be between 10 and 60000 milliseconds (default 300)`,
 				`BFDProfile herald-system/bfd: spec.transmitInterval "60001": must be between 10 and 60000 milliseconds (default 300)`,
 				`BFDProfile herald-system/bfd: spec.detectMultiplier "1": must be between 2 and 255 (default 3)`,
-				`BFDProfile herald-system/bfd: spec.minimumTtl "255": must be between 1 and 254 (default 254)`,
 			},
 		},
 	}

@@ -5,6 +5,7 @@ import (
 )
 
 // BGPPeerSpec describes one BGP session that the speakers on the selected nodes open to a router.
+// +kubebuilder:validation:XValidation:rule="!has(self.bfdProfile) || size(self.bfdProfile) == 0 || !has(self.ebgpMultiHop) || !self.ebgpMultiHop",message="BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only; remove bfdProfile, or ebgpMultiHop if the router is one hop away"
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || self.myASN != self.peerASN",message="ebgpMultiHop applies only to eBGP sessions: myASN and peerASN are equal, so this is iBGP; remove ebgpMultiHop"
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || duration(self.keepaliveTime) <= (has(self.holdTime) ? duration(self.holdTime) : duration('90s'))",messageExpression="'keepaliveTime ' + self.keepaliveTime + ' must not be longer than holdTime ' + (has(self.holdTime) ? self.holdTime : '90s (the default)') + '; use at most holdTime (one third of it is usual)'"

@@ -190,6 +190,12 @@ spec: {aggregationLength: 33}`, "spec.aggregationLength: Invalid value: 33"},
 spec: {communities: [{name: x, value: "1:2:3"}]}`, "value must be a standard community"},
 		{"BFD multiplier 1", `kind: BFDProfile
 spec: {detectMultiplier: 1}`, "spec.detectMultiplier: Invalid value: 1"},
+		{"BFD echo mode", `kind: BFDProfile
+spec: {echoMode: true}`, "the BFD echo function is not supported"},
+		{"BFD minimum TTL", `kind: BFDProfile
+spec: {minimumTtl: 254}`, "multi-hop BFD is not supported, so there is no minimum TTL to set"},
+		{"BFD on a multi-hop session", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, ebgpMultiHop: true, bfdProfile: fast}`, "BFD on a multi-hop session (ebgpMultiHop: true) is not supported"},
 		{"interface with slash", `kind: L2Advertisement
 spec: {interfaces: ["eth0/1"]}`, "spec.interfaces[0]"},
 	}

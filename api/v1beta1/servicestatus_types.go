@@ -157,6 +157,11 @@ type BGPSessionStatusStatus struct {
 	// PrefixesAdvertised is the number of prefixes sent to the peer.
 	// +optional
 	PrefixesAdvertised int32 `json:"prefixesAdvertised,omitempty"`
+	// BFD is the state of the session's BFD when the BGPPeer names a bfdProfile: Up, Down, Init
+	// or AdminDown (the peer stopped BFD), or Error when BFD cannot run (LastError says why).
+	// When BFD goes from Up to Down the BGP session is closed at once.
+	// +optional
+	BFD string `json:"bfd,omitempty"`
 }
 
 // BGPSessionStatus is written by each speaker for each of its BGP sessions, so that
@@ -168,6 +173,7 @@ type BGPSessionStatusStatus struct {
 // +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.status.peer`
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.peerAddress`
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="BFD",type=string,JSONPath=`.status.bfd`
 // +kubebuilder:printcolumn:name="Error",type=string,JSONPath=`.status.lastError`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BGPSessionStatus struct {

@@ -356,9 +356,15 @@ func (t *translator) bfdProfile(o *unstructured.Unstructured) {
 		return
 	}
 	p := v1beta1.BFDProfile{TypeMeta: typeMeta(KindBFDProfile), ObjectMeta: t.meta(o), Spec: v1beta1.BFDProfileSpec{
-		ReceiveInterval: spec.ReceiveInterval, TransmitInterval: spec.TransmitInterval, DetectMultiplier: spec.DetectMultiplier, MinimumTTL: spec.MinimumTTL,
-		EchoMode: spec.EchoMode != nil && *spec.EchoMode, PassiveMode: spec.PassiveMode != nil && *spec.PassiveMode,
+		ReceiveInterval: spec.ReceiveInterval, TransmitInterval: spec.TransmitInterval, DetectMultiplier: spec.DetectMultiplier,
+		PassiveMode: spec.PassiveMode != nil && *spec.PassiveMode,
 	}}
+	if spec.EchoMode != nil && *spec.EchoMode {
+		t.note(Dropped, subject, "spec.echoMode", "true", "Herald's BFD has no echo function (asynchronous mode only); left out")
+	}
+	if spec.MinimumTTL != nil {
+		t.note(Dropped, subject, "spec.minimumTtl", fmt.Sprint(*spec.MinimumTTL), "Herald runs single-hop BFD only, which accepts only TTL 255; left out")
+	}
 	if spec.EchoInterval != nil {
 		t.note(Dropped, subject, "spec.echoInterval", fmt.Sprint(*spec.EchoInterval), "Herald's BFDProfile has no echo interval; left out")
 	}

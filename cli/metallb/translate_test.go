@@ -623,8 +623,7 @@ metadata:
     herald.dev/migrated-from: metallb.io/v1beta1 BFDProfile metallb-system/echo
   name: echo
   namespace: herald-system
-spec:
-  echoMode: true
+spec: {}
 ---
 apiVersion: herald.dev/v1beta1
 kind: IPAddressPool
@@ -653,6 +652,7 @@ spec:
 `,
 			wantNotes: []string{
 				`error: IPAddressPool metallb-system/future: apiVersion "metallb.io/v1beta3": this version of MetalLB's API is not known to the translation (v1beta1, v1beta2 are); not translated`,
+				`dropped: BFDProfile metallb-system/echo: spec.echoMode "true": Herald's BFD has no echo function (asynchronous mode only); left out`,
 				`dropped: BFDProfile metallb-system/echo: spec.echoInterval "60": Herald's BFDProfile has no echo interval; left out`,
 				`dropped: IPAddressPool metallb-system/dual: spec.someFutureField: not a field this translation knows (a MetalLB newer than v0.15?); left out`,
 				`error: BGPPeer metallb-system/dynamic: spec.dynamicASN "external": Herald needs the router's AS number: set peerASN to it (equal to myASN for internal); not translated`,

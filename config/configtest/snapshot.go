@@ -222,7 +222,12 @@ func RandomSnapshot(b []byte) config.Snapshot {
 			return &v
 		}
 		o.Spec = v1beta1.BFDProfileSpec{ReceiveInterval: u32(10, 300, 60000), TransmitInterval: u32(10, 300, 60000),
-			DetectMultiplier: u32(2, 3, 255), EchoMode: s.Bool(), PassiveMode: s.Bool(), MinimumTTL: u32(1, 254)}
+			DetectMultiplier: u32(2, 3, 255), PassiveMode: s.Bool()}
+		// Echo mode and a minimum TTL are refused (Herald's BFD cannot honour them).
+		o.Spec.EchoMode = s.Bad(16)
+		if s.Bad(16) {
+			o.Spec.MinimumTTL = u32(1, 254)
+		}
 		snap.BFDProfiles = append(snap.BFDProfiles, o)
 		bfds = append(bfds, o.Name)
 	}

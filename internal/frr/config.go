@@ -28,6 +28,55 @@ type Config struct {
 	Extra []string
 	// BFD also starts bfdd, so BFD sessions can be configured (`vtysh -c 'show bfd peers'`).
 	BFD bool
+	// BFDProfiles are written into bfdd's configuration (they need BFD); peer groups name them.
+	BFDProfiles []BFDProfile
+}
+
+// BFDProfile is one bfdd `profile`: the timers of the BFD sessions that name it.
+type BFDProfile struct {
+	// Name of the profile (letters, digits, '-' and '_').
+	Name string
+	// ReceiveInterval and TransmitInterval in whole milliseconds; FRR's 300 ms when 0.
+	ReceiveInterval, TransmitInterval time.Duration
+	// DetectMultiplier; FRR's 3 when 0.
+	DetectMultiplier int
+	// Passive makes bfdd wait for the peer's first packet.
+	Passive bool
+}
+
+// RenderBFD returns bfdd's configuration file for c.
+func (c Config) RenderBFD() (string, error) {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("hostname %s", c.hostname())
+	w("debug bfd peer")
+	w("debug bfd network")
+	if len(c.BFDProfiles) == 0 {
+		return b.String(), nil
+	}
+	w("bfd")
+	for _, p := range c.BFDProfiles {
+		if p.Name == "" || strings.ContainsAny(p.Name, " \t\n!") {
+			return "", fmt.Errorf("%w: BFD profile name %q", ErrInvalidConfig, p.Name)
+		}
+		w(" profile %s", p.Name)
+		if p.ReceiveInterval > 0 {
+			w("  receive-interval %d", p.ReceiveInterval.Milliseconds())
+		}
+		if p.TransmitInterval > 0 {
+			w("  transmit-interval %d", p.TransmitInterval.Milliseconds())
+		}
+		if p.DetectMultiplier > 0 {
+			w("  detect-multiplier %d", p.DetectMultiplier)
+		}
+		if p.Passive {
+			w("  passive-mode")
+		}
+		w(" exit")
+	}
+	w("exit")
+	w("!")
+	return b.String(), nil
 }
 
 // PeerGroup is one FRR peer-group: dynamic neighbors accepted from ListenRanges and/or static
@@ -50,6 +99,10 @@ type PeerGroup struct {
 	ConnectTime time.Duration
 	// Passive makes FRR wait for the peers to connect (`passive`).
 	Passive bool
+	// BFD runs BFD with the group's peers (`neighbor G bfd`), with the named BFD profile when
+	// BFDProfile is set (Config.BFD must be set for bfdd to run).
+	BFD        bool
+	BFDProfile string
 }
 
 // ErrInvalidConfig is wrapped by every error Render returns.
@@ -106,6 +159,12 @@ func (c Config) Render() (string, error) {
 		}
 		if g.Passive {
 			w(" neighbor %s passive", g.Name)
+		}
+		if g.BFD {
+			w(" neighbor %s bfd", g.Name)
+			if g.BFDProfile != "" {
+				w(" neighbor %s bfd profile %s", g.Name, g.BFDProfile)
+			}
 		}
 		for _, p := range g.ListenRanges {
 			w(" bgp listen range %s peer-group %s", p.Masked(), g.Name)

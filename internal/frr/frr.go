@@ -73,6 +73,10 @@ func Start(ctx context.Context, ns string, cfg Config) (r *Router, err error) {
 	if err != nil {
 		return nil, err
 	}
+	bfdConf, err := cfg.RenderBFD()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "herald-frr-")
 	if err != nil {
 		return nil, fmt.Errorf("creating FRR directory: %w", err)
@@ -92,7 +96,7 @@ func Start(ctx context.Context, ns string, cfg Config) (r *Router, err error) {
 	files := map[string]string{
 		"zebra.conf": "hostname " + cfg.hostname() + "\n",
 		"bgpd.conf":  conf,
-		"bfdd.conf":  "hostname " + cfg.hostname() + "\n",
+		"bfdd.conf":  bfdConf,
 		// vtysh reads vtysh.conf from its own config directory; an empty one keeps it quiet.
 		"vtysh.conf": "",
 	}

@@ -83,6 +83,65 @@ exit
 	}
 }
 
+func TestRenderBFD(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		want    string
+		wantErr string
+	}{
+		{name: "no profiles", cfg: Config{Hostname: "r1"}, want: "hostname r1\ndebug bfd peer\ndebug bfd network\n"},
+		{
+			name: "profiles",
+			cfg: Config{Hostname: "r1", BFDProfiles: []BFDProfile{
+				{Name: "fast", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 5, Passive: true},
+				{Name: "defaults"},
+			}},
+			want: `hostname r1
+debug bfd peer
+debug bfd network
+bfd
+ profile fast
+  receive-interval 300
+  transmit-interval 100
+  detect-multiplier 5
+  passive-mode
+ exit
+ profile defaults
+ exit
+exit
+!
+`,
+		},
+		{name: "bad name", cfg: Config{BFDProfiles: []BFDProfile{{Name: "a b"}}}, wantErr: "BFD profile name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.cfg.RenderBFD()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("RenderBFD error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("RenderBFD (-want +got):\n%s", diff)
+			}
+		})
+	}
+	g := Config{ASN: 1, RouterID: netip.MustParseAddr("198.51.100.1"), Groups: []PeerGroup{{Name: "g", BFD: true, BFDProfile: "fast"}}}
+	conf, err := g.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(conf, " neighbor g bfd\n neighbor g bfd profile fast\n") {
+		t.Errorf("bgpd configuration of a group with BFD lacks `neighbor g bfd` and its profile:\n%s", conf)
+	}
+}
+
 func TestRenderErrors(t *testing.T) {
 	id := netip.MustParseAddr("198.51.100.1")
 	for _, tc := range []struct {

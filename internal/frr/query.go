@@ -266,3 +266,38 @@ func (r *Router) WaitEstablished(ctx context.Context, n int) (map[netip.Addr]Nei
 	}
 	return last, nil
 }
+
+// BFDPeer is what bfdd says about one BFD session (`show bfd peers json`).
+type BFDPeer struct {
+	Peer             netip.Addr `json:"peer"`
+	Local            string     `json:"local"`
+	Multihop         bool       `json:"multihop"`
+	Passive          bool       `json:"passive-mode"`
+	Status           string     `json:"status"` // "up", "down", "init", "shutdown"
+	Diagnostic       string     `json:"diagnostic"`
+	RemoteDiagnostic string     `json:"remote-diagnostic"`
+	// Intervals in milliseconds: this router's and those the peer advertises.
+	ReceiveInterval        int `json:"receive-interval"`
+	TransmitInterval       int `json:"transmit-interval"`
+	DetectMultiplier       int `json:"detect-multiplier"`
+	RemoteReceiveInterval  int `json:"remote-receive-interval"`
+	RemoteTransmitInterval int `json:"remote-transmit-interval"`
+	RemoteDetectMultiplier int `json:"remote-detect-multiplier"`
+}
+
+// BFDPeers returns bfdd's BFD sessions (Config.BFD must be set), keyed by peer address.
+func (r *Router) BFDPeers(ctx context.Context) (map[netip.Addr]BFDPeer, error) {
+	out, err := r.VtyshDaemon(ctx, "bfdd", "show bfd peers json")
+	if err != nil {
+		return nil, err
+	}
+	var peers []BFDPeer
+	if err := json.Unmarshal([]byte(out), &peers); err != nil {
+		return nil, fmt.Errorf("parsing bfdd's peers: %w", err)
+	}
+	m := make(map[netip.Addr]BFDPeer, len(peers))
+	for _, p := range peers {
+		m[p.Peer] = p
+	}
+	return m, nil
+}

@@ -177,7 +177,14 @@ func sessionObjects(node string, statuses []bgp.PeerStatus) map[string]v1beta1.B
 	for _, st := range statuses {
 		o := v1beta1.BGPSessionStatusStatus{
 			Node: node, Peer: st.Name, PeerAddress: st.Address.String(), State: st.State.String(),
-			LastError: st.LastError, PrefixesAdvertised: int32(st.PrefixesAdvertised),
+			LastError: st.LastError, PrefixesAdvertised: int32(st.PrefixesAdvertised), BFD: st.BFD,
+		}
+		if st.BFDError != "" {
+			o.BFD = "Error"
+			if o.LastError != "" {
+				o.LastError += "; "
+			}
+			o.LastError += "BFD does not run: " + st.BFDError
 		}
 		if st.ConfigError != "" {
 			o.LastError = "configuration refused: " + st.ConfigError

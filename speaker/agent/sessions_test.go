@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/speaker/bgp"
 )
 
@@ -93,6 +94,8 @@ func TestSessionObjects(t *testing.T) {
 		{Name: "tor", Address: addr, State: bgp.StateEstablished, EstablishedSince: since, PrefixesAdvertised: 2},
 		{Name: "edge", Address: addr, State: bgp.StateUnknown, ConfigError: "bad hold time"},
 		{Name: "kept", Address: addr, State: bgp.StateActive, LastError: "no TCP connection", ConfigError: "bad hold time; the session of the previous configuration goes on"},
+		{Name: "bfd", Address: addr, State: bgp.StateEstablished, EstablishedSince: since, BFD: "Up"},
+		{Name: "nobfd", Address: addr, State: bgp.StateEstablished, EstablishedSince: since, BFDError: "listening for BFD on UDP port 3784: address already in use"},
 	})
 	sinceT := metav1.NewTime(since)
 	want := map[string]v1beta1.BGPSessionStatusStatus{
@@ -100,8 +103,34 @@ func TestSessionObjects(t *testing.T) {
 		objectName("n1", "edge"): {Node: "n1", Peer: "edge", PeerAddress: "198.51.100.2", State: StateRefused, LastError: "configuration refused: bad hold time"},
 		objectName("n1", "kept"): {Node: "n1", Peer: "kept", PeerAddress: "198.51.100.2", State: "Active",
 			LastError: "configuration refused: bad hold time; the session of the previous configuration goes on; session: no TCP connection"},
+		objectName("n1", "bfd"): {Node: "n1", Peer: "bfd", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, BFD: "Up"},
+		objectName("n1", "nobfd"): {Node: "n1", Peer: "nobfd", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, BFD: "Error",
+			LastError: "BFD does not run: listening for BFD on UDP port 3784: address already in use"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("sessionObjects (-want +got):\n%s", diff)
+	}
+}
+
+func TestBGPPeersBFD(t *testing.T) {
+	tests := []struct {
+		name string
+		bfd  *config.BFDProfile
+		want bgp.BFD
+	}{
+		{name: "no profile", want: bgp.BFD{}},
+		{
+			name: "profile",
+			bfd:  &config.BFDProfile{Name: "fast", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 5, PassiveMode: true},
+			want: bgp.BFD{Enabled: true, ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 5, Passive: true},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := bgpPeers([]*config.Peer{{Name: "p", MyASN: 1, PeerASN: 2, Address: netip.MustParseAddr("198.51.100.1"), BFDProfile: tt.bfd}})
+			if diff := cmp.Diff(tt.want, got[0].BFD); diff != "" {
+				t.Errorf("BFD (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -126,10 +126,19 @@ func bgpPeers(peers []*config.Peer) []bgp.Peer {
 			SourceAddress: p.SourceAddress, RouterID: p.RouterID,
 			HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
 			EBGPMultiHop: p.EBGPMultiHop, Password: p.Password, GracefulRestart: p.GracefulRestart,
-			MaxPrefixes: p.MaxPrefixes,
+			MaxPrefixes: p.MaxPrefixes, BFD: bgpBFD(p.BFDProfile),
 		})
 	}
 	return out
+}
+
+// bgpBFD converts a peer's BFD profile (nil: no BFD) for the BGP speaker.
+func bgpBFD(p *config.BFDProfile) bgp.BFD {
+	if p == nil {
+		return bgp.BFD{}
+	}
+	return bgp.BFD{Enabled: true, ReceiveInterval: p.ReceiveInterval, TransmitInterval: p.TransmitInterval,
+		DetectMultiplier: uint8(min(p.DetectMultiplier, 255)), Passive: p.PassiveMode}
 }
 
 // bgpRoutes converts the plan's route table of each peer for the BGP speaker.

@@ -58,6 +58,18 @@
 //     "Administrative Shutdown" carrying why (RFC 9003), and returns when the session is closed.
 //   - Router ID: RouterID gives each node its own, also without IPv4 (derived from the IPv6
 //     address).
+//   - BFD (bfd.go) for peers with Peer.BFD: Herald's own (package speaker/bfd, which says why
+//     not GoBGP's), single hop (RFC 5881). One UDP 3784 listener per address family serves the
+//     whole speaker, whatever the number of GoBGP servers; each session sends from its own
+//     socket (source port 49152-65535, TTL 255) and accepts only packets with TTL 255 from its
+//     peer's address. When BFD goes from Up to Down because the path failed (detection time
+//     expired, or the peer said Down), an Established BGP session is closed at once with a Cease
+//     NOTIFICATION (Administrative Reset, "BFD: path to the peer down") and reconnects as after
+//     any reset; it is not held down until BFD is Up, because a router with dynamic neighbours
+//     (FRR's `bgp listen range`) runs BFD with the node only while the BGP session exists. A
+//     peer that takes BFD AdminDown is no failure (RFC 5882). Stopping a session sends AdminDown.
+//     Status reports the BFD state (PeerStatus.BFD) and a BFD that cannot run (BFDError: its
+//     socket; the BGP session then runs without BFD); herald_bgp_bfd_up exports it.
 //   - Metrics (herald_bgp_*) are read from Status at scrape time, counters from GoBGP.
 //
 // Adding per-peer features: a field of Peer is part of the session's identity (a change restarts

@@ -351,6 +351,7 @@ type lab struct {
 	net    *netlab.Lab
 	router *frr.Router
 	rns    string
+	sw     string // the bridge's namespace; node n's port is p-<n.name>
 	nodes  []*node
 }
 
@@ -403,7 +404,7 @@ func newLabWith(t *testing.T, n int, cfg frr.Config, opts labOptions) *lab {
 		}
 		return ns
 	}
-	lb := &lab{net: l}
+	lb := &lab{net: l, sw: sw}
 	lb.rns = host("r", routerV4.String()+"/24", routerV6.String()+"/64")
 	for i := 1; i <= n; i++ {
 		v4 := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})

@@ -2,12 +2,15 @@ package bgp
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
+
+	"github.com/herald-lb/herald/speaker/bfd"
 )
 
 // session is one peer's neighbour on its server and what the speaker knows of it. Its state and
@@ -36,6 +39,14 @@ type session struct {
 	check   *time.Timer // next connection check
 	reopen  *time.Timer // reopening after the prefix limit
 	closed  bool
+
+	// bfd is the session's BFD, nil without BFD (or when its sockets could not be opened:
+	// bfdErr says why). bfdDown is true from BFD declaring the path down until the BGP session
+	// is Established again; bfdMsg says so, and stays its last error meanwhile.
+	bfd     *bfdLink
+	bfdErr  string
+	bfdDown bool
+	bfdMsg  string
 }
 
 func newSession(s *Speaker, sv *server, p Peer) *session {
@@ -59,10 +70,14 @@ func (ss *session) onEvent(ev peerEvent) {
 		if prev != StateEstablished {
 			ss.since = ev.at
 		}
+		ss.bfdDown = false
 	} else {
 		ss.since = time.Time{}
 	}
 	if msg, ok := explain(prev, ev, ss.peer, ss.sp.cfg.PrefixLimitRestart); ok {
+		if ss.bfdDown && ev.state != StateEstablished {
+			msg = ss.bfdMsg
+		}
 		ss.lastErr = msg
 	}
 	switch {
@@ -138,7 +153,7 @@ func (ss *session) runCheck() {
 	if ss.closed || ss.state == StateEstablished {
 		return
 	}
-	if msg != connectOK || ss.lastErr == "" || strings.HasPrefix(ss.lastErr, "no TCP connection") {
+	if !ss.bfdDown && (msg != connectOK || ss.lastErr == "" || strings.HasPrefix(ss.lastErr, "no TCP connection")) {
 		if msg != ss.lastErr {
 			ss.lastErr = msg
 			ss.log.Debug("BGP session cannot connect", "reason", msg)
@@ -172,12 +187,74 @@ func (ss *session) waitDown(ctx context.Context) {
 	}
 }
 
-// close stops what the session runs of its own (checks, reopening) and ignores later events.
+// startBFD starts the session's BFD when its peer asks for it. A BFD that cannot run (its
+// socket) leaves the BGP session running without it and is reported in Status.
+func (ss *session) startBFD(ep *bfdEndpoint) {
+	if !ss.peer.BFD.Enabled {
+		return
+	}
+	link, err := ep.open(ss.peer, ss.log, ss.onBFD)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if err != nil {
+		ss.bfdErr = err.Error()
+		ss.log.Warn("BFD cannot run; the BGP session runs without it", "err", err)
+		return
+	}
+	ss.bfd = link
+}
+
+// onBFD acts on a change of the session's BFD state (on the BFD session's goroutine): when BFD
+// declares the path down, the BGP session is closed at once with a Cease NOTIFICATION
+// (Administrative Reset, "BFD: path to the peer down"); it reconnects as BGP does after a reset
+// (after the connect time), and BFD goes on trying meanwhile. It is not held down until BFD is
+// Up: a router with dynamic neighbours (FRR's `bgp listen range`) runs BFD with the node only
+// while the BGP session exists, so holding BGP until BFD is Up would never end. A peer that
+// takes BFD administratively down is no failure (RFC 5882).
+func (ss *session) onBFD(_ bfd.State, failure bool, diag bfd.Diag) {
+	if !failure {
+		ss.sp.notify()
+		return
+	}
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	up := ss.state == StateEstablished
+	if !up {
+		// Nothing to close; GoBGP would keep the NOTIFICATION for the next session and close
+		// that one as soon as it is established.
+		ss.mu.Unlock()
+		ss.sp.notify()
+		return
+	}
+	ss.bfdDown = true
+	ss.bfdMsg = fmt.Sprintf("BFD declared the path to the peer down (%s); the BGP session was closed at once", diag)
+	ss.mu.Unlock()
+	ss.log.Warn("BFD declared the path down; closing the BGP session", "diagnostic", diag)
+	ctx, cancel := bfdContext()
+	defer cancel()
+	err := ss.srv.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: ss.peer.neighborAddress(), Communication: "BFD: path to the peer down"})
+	if err != nil {
+		ss.log.Warn("closing the BGP session after BFD declared the path down", "err", err)
+	}
+	ss.sp.notify()
+}
+
+// close stops what the session runs of its own (checks, reopening, BFD, which tells the peer it
+// goes AdminDown) and ignores later events.
 func (ss *session) close() {
 	ss.cancel()
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
 	ss.closed = true
+	link := ss.bfd
+	ss.mu.Unlock()
+	if link != nil {
+		link.close() // its goroutine may be waiting for ss.mu in onBFD
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	for _, t := range []*time.Timer{ss.check, ss.reopen} {
 		if t != nil {
 			t.Stop()
@@ -192,5 +269,9 @@ func (ss *session) status() PeerStatus {
 	if st.State == StateEstablished {
 		st.LastError = ""
 	}
+	if ss.bfd != nil {
+		st.BFD = ss.bfd.State().String()
+	}
+	st.BFDError = ss.bfdErr
 	return st
 }

@@ -14,6 +14,8 @@ import (
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-lb/herald/speaker/bfd"
 )
 
 // Config is the node-wide configuration of a Speaker.
@@ -57,6 +59,7 @@ type Speaker struct {
 	cfg     Config
 	log     *slog.Logger
 	changes chan struct{}
+	bfd     *bfdEndpoint
 
 	// mu serialises the changes: SetPeers, SetRoutes, Shutdown.
 	mu      sync.Mutex
@@ -101,7 +104,7 @@ func New(cfg Config) (*Speaker, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
 	}
-	s := &Speaker{cfg: cfg, log: l, changes: make(chan struct{}, 1), servers: map[serverKey]*server{},
+	s := &Speaker{cfg: cfg, log: l, changes: make(chan struct{}, 1), servers: map[serverKey]*server{}, bfd: newBFDEndpoint(l),
 		want: map[string]table{}, sessions: map[string]*session{}, refused: map[string]refusal{}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
@@ -306,11 +309,12 @@ func (s *Speaker) startSession(ctx context.Context, p Peer) error {
 		return fmt.Errorf("%w: peer %q: GoBGP refused it: %w", ErrInvalidPeer, p.Name, err)
 	}
 	ss.startChecks()
+	ss.startBFD(s.bfd)
 	s.regMu.Lock()
 	s.sessions[p.Name] = ss
 	s.regMu.Unlock()
 	s.log.Info("BGP session configured", "peer", p.Name, "address", p.Address, "myASN", p.MyASN, "peerASN", p.PeerASN,
-		"maxPrefixes", p.maxPrefixes(), "server", sv.key.String())
+		"maxPrefixes", p.maxPrefixes(), "bfd", p.BFD.Enabled, "server", sv.key.String())
 	return nil
 }
 
@@ -439,7 +443,11 @@ func (s *Speaker) Status() []PeerStatus {
 		out = append(out, st)
 	}
 	for name, r := range refused {
-		out = append(out, PeerStatus{Name: name, Address: r.peer.Address, State: StateUnknown, ConfigError: r.err.Error()})
+		st := PeerStatus{Name: name, Address: r.peer.Address, State: StateUnknown, ConfigError: r.err.Error()}
+		if r.peer.BFD.Enabled {
+			st.BFD = bfd.StateDown.String() // asked for, not running
+		}
+		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out

@@ -40,6 +40,24 @@ type Peer struct {
 	// nothing, but GoBGP keeps every received path until its import policy rejects it, so the
 	// limit bounds the memory a peer can make the speaker use.
 	MaxPrefixes uint32
+	// BFD runs BFD (RFC 5880, single hop as RFC 5881) with the peer when BFD.Enabled: when BFD
+	// declares the path down, the BGP session is closed at once and held down until BFD is Up
+	// again.
+	BFD BFD
+}
+
+// BFD is the BFD configuration of a session (a BFDProfile).
+type BFD struct {
+	Enabled bool
+	// ReceiveInterval is the shortest interval between packets the speaker accepts to receive,
+	// TransmitInterval the interval at which it wants to send once the session is Up (at most one
+	// packet a second until then), both whole milliseconds from 10 ms to 60 s.
+	ReceiveInterval, TransmitInterval time.Duration
+	// DetectMultiplier is how many of the peer's intervals may pass without a packet before
+	// the path counts as down (2 to 255).
+	DetectMultiplier uint8
+	// Passive sends nothing until the peer has sent a packet.
+	Passive bool
 }
 
 // DefaultMaxPrefixes is the prefix limit of a Peer that sets none.
@@ -132,6 +150,12 @@ type PeerStatus struct {
 	// configuration of it was in use, that session goes on unchanged. Other peers are never
 	// affected.
 	ConfigError string
+	// BFD is the state of the session's BFD: Down, Init, Up or AdminDown; empty when the peer
+	// runs no BFD.
+	BFD string
+	// BFDError says why BFD does not run (its socket could not be opened); the BGP session
+	// runs without it.
+	BFDError string
 }
 
 var (

@@ -1,0 +1,276 @@
+package bgp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/herald-lb/herald/internal/frr"
+)
+
+// bfdProfile300 is the BFD profile of the lab: 300 ms x 3, as on the router.
+var bfdProfile300 = BFD{Enabled: true, ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}
+
+// bfdLabConfig is FRR with bfdd: node 1 (198.51.100.11) peers in a group with BFD (profile
+// 300 ms x 3), node 2 (198.51.100.12) in one without. Both have hold time 3 s.
+func bfdLabConfig() frr.Config {
+	group := func(name, from string, bfd bool) frr.PeerGroup {
+		g := frr.PeerGroup{Name: name, ListenRanges: []netip.Prefix{netip.MustParsePrefix(from)}, KeepaliveTime: time.Second, HoldTime: 3 * time.Second, BFD: bfd}
+		if bfd {
+			g.BFDProfile = "fast"
+		}
+		return g
+	}
+	return frr.Config{
+		BFD:         true,
+		BFDProfiles: []frr.BFDProfile{{Name: "fast", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}},
+		Groups:      []frr.PeerGroup{group("bfd", "198.51.100.11/32", true), group("nobfd", "198.51.100.12/32", false)},
+	}
+}
+
+// bfdLab starts the lab of bfdLabConfig with routes to vip4 from both nodes, node 1 with BFD,
+// and waits until BFD is Up on both sides.
+func bfdLab(t *testing.T, ctx context.Context, profile BFD) *lab {
+	t.Helper()
+	lb := newLab(t, 2, bfdLabConfig())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("bfdd log:\n%s", lb.router.Log("bfdd"))
+		}
+	})
+	n1, n2 := lb.nodes[0], lb.nodes[1]
+	p1 := ebgpPeer("r4", routerV4)
+	p1.BFD = profile
+	n1.setPeers(p1)
+	n2.setPeers(ebgpPeer("r4", routerV4))
+	for _, n := range lb.nodes {
+		n.setRoutes(labRoute{Prefix: vip4})
+	}
+	lb.waitHops(t, ctx, vip4, hops(lb.nodes, false))
+	lb.waitBFD(t, ctx, n1, "up")
+	return lb
+}
+
+// waitBFD waits until bfdd's session with n has the status want ("up", "down", ...).
+func (lb *lab) waitBFD(t testing.TB, ctx context.Context, n *node, want string) frr.BFDPeer {
+	t.Helper()
+	var got frr.BFDPeer
+	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		peers, err := lb.router.BFDPeers(ctx)
+		got = peers[n.v4]
+		return got.Status == want, err
+	})
+	if err != nil {
+		t.Fatalf("bfdd's session with %s is %+v, want status %q: %v", n.name, got, want, err)
+	}
+	return got
+}
+
+// setLink takes n's link (its port on the bridge) down or up: a dead host, as the router sees
+// it. It sets the link state with one netlink request from the test process (no `ip netns exec`,
+// whose start-up would blur the moment of the cut) and returns when the link changed.
+func (lb *lab) setLink(t testing.TB, n *node, up bool) time.Time {
+	t.Helper()
+	nsh, err := netns.GetFromName(lb.sw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName("p-" + n.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := h.LinkSetDown
+	if up {
+		set = h.LinkSetUp
+	}
+	at := time.Now()
+	if err := set(link); err != nil {
+		t.Fatalf("setting the link of %s up=%v: %v", n.name, up, err)
+	}
+	return at
+}
+
+// linkFailover takes n's link down and returns how long the router took to remove n's next hop
+// of vip4 (leaving the other nodes'), then brings the link back and waits for the next hop to
+// return.
+func (lb *lab) linkFailover(t testing.TB, ctx context.Context, n *node) time.Duration {
+	t.Helper()
+	var others []*node
+	for _, o := range lb.nodes {
+		if o != n {
+			others = append(others, o)
+		}
+	}
+	start := lb.setLink(t, n, false)
+	gone := lb.waitHops(t, ctx, vip4, hops(others, false))
+	lb.setLink(t, n, true)
+	lb.waitHops(t, ctx, vip4, hops(lb.nodes, false))
+	return gone.Sub(start)
+}
+
+// TestLabBFD checks BFD against FRR's bfdd with 300 ms x 3 on both sides: the session comes up
+// with the profile's timers, its state shows in the status; when the node's link goes down (or
+// its speaker freezes), the router removes the node's next hop in under a second, while a node
+// without BFD is removed only when the hold time (3 s) expires; the speaker closes its BGP
+// session when BFD declares the path down, and both come back with the link.
+func TestLabBFD(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lb := bfdLab(t, ctx, bfdProfile300)
+	n1, n2 := lb.nodes[0], lb.nodes[1]
+
+	bp := lb.waitBFD(t, ctx, n1, "up")
+	if bp.RemoteReceiveInterval != 300 || bp.RemoteTransmitInterval != 300 || bp.RemoteDetectMultiplier != 3 || bp.Multihop {
+		t.Errorf("bfdd sees the speaker's session as %+v, want single hop, 300 ms x 3", bp)
+	}
+	if st := n1.status("r4"); st.BFD != "Up" || st.BFDError != "" || st.State != StateEstablished {
+		t.Errorf("n1 status = %+v, want Established with BFD Up", st)
+	}
+	if st := n2.status("r4"); st.BFD != "" {
+		t.Errorf("n2 (no BFD) status = %+v, want no BFD state", st)
+	}
+
+	t.Run("link down: next hop removed by BFD in under 1 s", func(t *testing.T) {
+		start := lb.setLink(t, n1, false)
+		gone := lb.waitHops(t, ctx, vip4, []netip.Addr{n2.v4})
+		d := gone.Sub(start)
+		t.Logf("BFD failover: %v", d)
+		if d >= time.Second {
+			t.Errorf("next hop of n1 left %v after its link went down, want under 1 s (300 ms x 3)", d)
+		}
+		// The speaker noticed too, and holds its BGP session down.
+		var st PeerStatus
+		err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+			st = n1.status("r4")
+			return st.BFD == "Down" && st.State != StateEstablished && strings.Contains(st.LastError, "BFD declared the path to the peer down"), nil
+		})
+		if err != nil {
+			t.Errorf("n1 status while its link is down = %+v, want BFD Down and the session down because of it: %v", st, err)
+		}
+		lb.setLink(t, n1, true)
+		lb.waitBFD(t, ctx, n1, "up")
+		lb.waitHops(t, ctx, vip4, hops(lb.nodes, false))
+		if st := n1.status("r4"); st.BFD != "Up" || st.State != StateEstablished || st.LastError != "" {
+			t.Errorf("n1 status after its link came back = %+v, want Established, BFD Up, no error", st)
+		}
+	})
+
+	t.Run("frozen speaker: next hop removed by BFD in under 1 s", func(t *testing.T) {
+		start := time.Now()
+		if err := n1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		gone := lb.waitHops(t, ctx, vip4, []netip.Addr{n2.v4})
+		if err := n1.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		if d := gone.Sub(start); d >= time.Second {
+			t.Errorf("next hop of frozen n1 left after %v, want under 1 s", d)
+		}
+		lb.waitBFD(t, ctx, n1, "up")
+		lb.waitHops(t, ctx, vip4, hops(lb.nodes, false))
+	})
+
+	t.Run("without BFD the hold time decides", func(t *testing.T) {
+		d := lb.linkFailover(t, ctx, n2)
+		t.Logf("failover without BFD: %v", d)
+		if d < 2*time.Second {
+			t.Errorf("next hop of n2 (no BFD) left %v after its link went down, want the hold time (3 s)", d)
+		}
+	})
+}
+
+// TestLabBFDPassive checks that a passive speaker's BFD session comes up with an active router.
+func TestLabBFDPassive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	passive := bfdProfile300
+	passive.Passive = true
+	lb := bfdLab(t, ctx, passive)
+	if st := lb.nodes[0].status("r4"); st.BFD != "Up" {
+		t.Errorf("passive n1 status = %+v, want BFD Up", st)
+	}
+}
+
+// TestMeasureBFD measures, against FRR's bfdd with 300 ms x 3 on both sides, the time from a
+// node's link going down to the router removing the node's next hop: with BFD (median and
+// worst of 7 runs) and, for comparison, without BFD (hold time 3 s, one run). It runs only with
+// HERALD_BENCH=1 and prints one JSON line per measurement on stdout.
+func TestMeasureBFD(t *testing.T) {
+	if os.Getenv("HERALD_BENCH") != "1" {
+		t.Skip("set HERALD_BENCH=1 to measure")
+	}
+	for _, m := range MeasureBFD(t, 7) {
+		b, _ := json.Marshal(m)
+		fmt.Println("BENCHJSON " + string(b))
+	}
+}
+
+// MeasureBFD returns the failover figures of TestMeasureBFD; runs is the number of BFD runs.
+func MeasureBFD(t *testing.T, runs int) []Measurement {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	lb := bfdLab(t, ctx, bfdProfile300)
+	n1, n2 := lb.nodes[0], lb.nodes[1]
+	var withBFD []float64
+	for range runs {
+		lb.waitBFD(t, ctx, n1, "up")
+		d := lb.linkFailover(t, ctx, n1)
+		withBFD = append(withBFD, float64(d.Microseconds())/1000)
+	}
+	slices.Sort(withBFD)
+	t.Logf("failover with BFD (ms): %v", withBFD)
+	without := float64(lb.linkFailover(t, ctx, n2).Microseconds()) / 1000
+	return []Measurement{
+		{Name: "bgp_bfd_failover_ms", Value: withBFD[len(withBFD)/2], Unit: "ms"},
+		{Name: "bgp_bfd_failover_max_ms", Value: withBFD[len(withBFD)-1], Unit: "ms"},
+		{Name: "bgp_holdtime_failover_ms", Value: without, Unit: "ms"},
+	}
+}
+
+// TestLabBFDIPv6 checks BFD over an IPv6 session (the IPv6 listener, hop limit 255) against
+// bfdd.
+func TestLabBFDIPv6(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lb := newLab(t, 1, frr.Config{
+		BFD:         true,
+		BFDProfiles: []frr.BFDProfile{{Name: "fast", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}},
+		Groups: []frr.PeerGroup{{Name: "bfd6", ListenRanges: []netip.Prefix{netip.MustParsePrefix("2001:db8::/64")},
+			KeepaliveTime: time.Second, HoldTime: 3 * time.Second, BFD: true, BFDProfile: "fast"}},
+	})
+	n := lb.nodes[0]
+	p := ebgpPeer("r6", routerV6)
+	p.BFD = bfdProfile300
+	n.setPeers(p)
+	n.setRoutes(labRoute{Prefix: vip6})
+	lb.waitHops(t, ctx, vip6, []netip.Addr{n.v6})
+	var got frr.BFDPeer
+	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		peers, err := lb.router.BFDPeers(ctx)
+		got = peers[n.v6]
+		return got.Status == "up", err
+	})
+	if err != nil {
+		t.Fatalf("bfdd's session with %v is %+v, want up: %v", n.v6, got, err)
+	}
+	if st := n.status("r6"); st.BFD != "Up" {
+		t.Errorf("status = %+v, want BFD Up", st)
+	}
+}
