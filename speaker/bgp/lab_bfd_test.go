@@ -146,13 +146,15 @@ func TestLabBFD(t *testing.T) {
 		t.Errorf("n2 (no BFD) status = %+v, want no BFD state", st)
 	}
 
-	t.Run("link down: next hop removed by BFD in under 1 s", func(t *testing.T) {
+	// The time itself (about 0.9 s with 300 ms x 3) is measured by TestMeasureBFD for make bench;
+	// here BFD only has to beat the 3 s hold time clearly, so that a loaded machine cannot fail it.
+	t.Run("link down: next hop removed by BFD before the hold time", func(t *testing.T) {
 		start := lb.setLink(t, n1, false)
 		gone := lb.waitHops(t, ctx, vip4, []netip.Addr{n2.v4})
 		d := gone.Sub(start)
 		t.Logf("BFD failover: %v", d)
-		if d >= time.Second {
-			t.Errorf("next hop of n1 left %v after its link went down, want under 1 s (300 ms x 3)", d)
+		if d >= 1500*time.Millisecond {
+			t.Errorf("next hop of n1 left %v after its link went down, want BFD's detection (300 ms x 3), well under the 3 s hold time", d)
 		}
 		// The speaker noticed too, and holds its BGP session down.
 		var st PeerStatus
@@ -171,7 +173,7 @@ func TestLabBFD(t *testing.T) {
 		}
 	})
 
-	t.Run("frozen speaker: next hop removed by BFD in under 1 s", func(t *testing.T) {
+	t.Run("frozen speaker: next hop removed by BFD before the hold time", func(t *testing.T) {
 		start := time.Now()
 		if err := n1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
@@ -180,8 +182,8 @@ func TestLabBFD(t *testing.T) {
 		if err := n1.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
-		if d := gone.Sub(start); d >= time.Second {
-			t.Errorf("next hop of frozen n1 left after %v, want under 1 s", d)
+		if d := gone.Sub(start); d >= 1500*time.Millisecond {
+			t.Errorf("next hop of frozen n1 left after %v, want BFD's detection (300 ms x 3), well under the 3 s hold time", d)
 		}
 		lb.waitBFD(t, ctx, n1, "up")
 		lb.waitHops(t, ctx, vip4, hops(lb.nodes, false))
