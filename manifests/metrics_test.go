@@ -88,7 +88,12 @@ func TestSpeakerRegistryPassesPromlint(t *testing.T) {
 	reg, sp := speakerRegistry(t)
 	refused := bgp.Peer{Name: "refused", MyASN: 64512, PeerASN: 64500, Address: netip.MustParseAddr("127.0.0.1"),
 		HoldTime: 10 * time.Second, KeepaliveTime: 10 * time.Second / 3}
-	if err := sp.SetPeers(t.Context(), []bgp.Peer{refused}); err == nil {
+	// A passive BFD peer on loopback gives the BFD gauge a series; passive, it sends nothing, and
+	// the test ends long before GoBGP's first connection attempt.
+	withBFD := bgp.Peer{Name: "with-bfd", MyASN: 64512, PeerASN: 64500, Address: netip.MustParseAddr("127.0.0.1"),
+		HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second,
+		BFD: bgp.BFD{Enabled: true, ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, Passive: true}}
+	if err := sp.SetPeers(t.Context(), []bgp.Peer{refused, withBFD}); err == nil {
 		t.Fatal("the BGP speaker accepted a fractional keepalive")
 	}
 	mfs, err := reg.Families()

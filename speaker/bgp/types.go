@@ -41,8 +41,8 @@ type Peer struct {
 	// limit bounds the memory a peer can make the speaker use.
 	MaxPrefixes uint32
 	// BFD runs BFD (RFC 5880, single hop as RFC 5881) with the peer when BFD.Enabled: when BFD
-	// declares the path down, the BGP session is closed at once and held down until BFD is Up
-	// again.
+	// declares the path down, an Established BGP session is closed at once and reconnects as after
+	// any reset.
 	BFD BFD
 }
 
