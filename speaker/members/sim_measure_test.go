@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,6 +45,17 @@ func TestBenchMembershipSimulation(t *testing.T) {
 	sizes, kills, endurance, enduranceN := []int{3, 50}, 10, time.Minute, 50
 	if bench {
 		sizes, endurance, enduranceN = []int{3, 50, 200, 1000}, 10*time.Minute, 200
+	}
+	// HERALD_SIM_SIZES=3,50,200 chooses the sizes (the 1,000-member run is the longest of make bench).
+	if v := os.Getenv("HERALD_SIM_SIZES"); v != "" {
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 2 {
+				t.Fatalf("HERALD_SIM_SIZES=%q: want member counts of at least 2, comma-separated", v)
+			}
+			sizes = append(sizes, n)
+		}
 	}
 	for _, n := range sizes {
 		t.Run(fmt.Sprintf("%d members", n), func(t *testing.T) {
