@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -150,6 +151,24 @@ func run(in, outDir string) error {
 	b.WriteString("| name | value | unit |\n|---|---:|---|\n")
 	for _, m := range ms {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", m.Name, strconv.FormatFloat(m.Value, 'f', -1, 64), m.Unit)
+	}
+	// Goals from the issues (bench/goals.tsv) and the hand-written causes of the gaps
+	// (bench/NOTES.md) follow the figures when they exist.
+	if gf, err := os.Open(filepath.Join(outDir, "goals.tsv")); err == nil {
+		goals, err := parseGoals(gf)
+		gf.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", gf.Name(), err)
+		}
+		renderGoals(&b, judge(ms, goals))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if notes, err := os.ReadFile(filepath.Join(outDir, "NOTES.md")); err == nil {
+		b.WriteString("\n")
+		b.Write(notes)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return os.WriteFile(filepath.Join(outDir, "REPORT.md"), []byte(b.String()), 0o644)
 }

@@ -65,3 +65,58 @@ func TestParseRejectsBadJSON(t *testing.T) {
 		t.Fatal("want an error for a truncated BENCHJSON line")
 	}
 }
+
+func TestJudge(t *testing.T) {
+	ms := []Metric{{"a_ms", 400, "ms"}, {"b", 3, "count"}, {"c", 0, "deaths"}}
+	goals := []Goal{
+		{Name: "a_ms", Op: "<=", Target: 500, Text: "a"},
+		{Name: "a_ms", Op: "<=", Target: 300, Text: "a tight"},
+		{Name: "b", Op: ">=", Target: 4, Text: "b"},
+		{Name: "c", Op: "==", Target: 0, Text: "c"},
+		{Name: "missing", Op: "<=", Target: 1, Text: "m"},
+	}
+	var got []bool
+	var measured []bool
+	for _, v := range judge(ms, goals) {
+		got = append(got, v.Met)
+		measured = append(measured, v.Measured != nil)
+	}
+	if diff := cmp.Diff([]bool{true, false, false, true, false}, got); diff != "" {
+		t.Errorf("met (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]bool{true, true, true, true, false}, measured); diff != "" {
+		t.Errorf("measured (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseGoals(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []Goal
+		wantErr string
+	}{
+		{name: "goals and comments", in: "# comment\n\nx_ms\t<=\t500\tx under 0.5 s (issue 15)\n",
+			want: []Goal{{Name: "x_ms", Op: "<=", Target: 500, Text: "x under 0.5 s (issue 15)"}}},
+		{name: "bad operator", in: "x\t<\t1\tt\n", wantErr: "operator"},
+		{name: "bad target", in: "x\t<=\tten\tt\n", wantErr: "target"},
+		{name: "missing field", in: "x\t<=\t1\n", wantErr: "4 tab-separated"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseGoals(strings.NewReader(tc.in))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
