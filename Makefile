@@ -72,10 +72,13 @@ BENCH_PKGS_MEASURE ?= ./controller/service/ ./speaker/agent/ ./speaker/layer2/ .
 .PHONY: bench
 bench: deps kube-assets cluster-assets build $(HELM) ## Run the benchmarks; write bench/report.json and bench/REPORT.md.
 	mkdir -p bench
-	{ go test -count=1 -run '^$$' -bench . -benchmem ./controller/allocator/ ; \
+	{ go test -count=1 -run '^$$' -bench . -benchmem ./controller/allocator/ || echo "BENCH-FAILED ./controller/allocator/"; \
 	  for p in $(BENCH_PKGS_MEASURE); do [ -d "$$p" ] || continue; \
-	    HERALD_BENCH=1 HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 60m -run 'Measure|^TestBench' -v $$p ; done ; } 2>&1 | tee bench/raw.txt
+	    HERALD_BENCH=1 HERALD_REQUIRE_APISERVER=1 go test -count=1 -timeout 60m -run 'Measure|^TestBench' -v $$p || echo "BENCH-FAILED $$p"; done ; } 2>&1 | tee bench/raw.txt
 	go run ./hack/benchreport -in bench/raw.txt -out bench
+	@# A failed measurement (a goal asserted by its test, or a broken run) fails make bench, after
+	@# every other package has run and the report is written.
+	@if grep -q '^BENCH-FAILED' bench/raw.txt; then grep '^BENCH-FAILED' bench/raw.txt; exit 1; fi
 
 ##@ Dependencies
 .PHONY: deps
