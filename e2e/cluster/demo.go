@@ -15,7 +15,7 @@ import (
 	"github.com/herald-lb/herald/internal/frr"
 )
 
-// Demo shows Herald at work on the cluster, step by step, on w (`make demo-cluster`): the nodes
+// Demo shows Herald at work on the cluster, step by step, on w (`make demo`): the nodes
 // and Herald's pods, a Deployment of backends, a dual-stack Service announced over layer 2 and
 // one over BGP, who announces them, curl through each IP from the segment client and from behind
 // the router, and the router's ECMP routes. It leaves the Deployment and Services in place and

@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// TestDemo runs `make demo-cluster`'s demo on the cluster: every step succeeds, the curl steps
+// TestDemo runs `make demo`'s demo on the cluster: every step succeeds, the curl steps
 // show replies from the backend pods (node names), the router's routes have a next hop per node,
 // and the hints name the cluster's kubeconfig.
 func TestDemo(t *testing.T) {

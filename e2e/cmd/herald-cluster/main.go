@@ -1,4 +1,4 @@
-// Command herald-cluster is `make demo-cluster`: it brings up the cluster lab (package
+// Command herald-cluster is `make demo`: it brings up the cluster lab (package
 // e2e/cluster: a real Kubernetes cluster in network namespaces with containerd, kubelet and
 // kube-proxy per node, Herald installed from manifests/ or its Helm chart), shows Herald at work
 // on it (pods answering through a layer-2 and a BGP Service IP), prints how to poke at it and

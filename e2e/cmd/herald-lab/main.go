@@ -1,4 +1,4 @@
-// Command herald-lab is `make demo`: it brings up Herald's lab (package e2e/lab: network
+// Command herald-lab is `make demo-process`: it brings up Herald's lab (package e2e/lab: network
 // namespaces, FRR, a real API server, herald-controller and one herald-speaker per node), gives
 // Herald a configuration and two Services, one announced over layer 2 and one over BGP, and shows
 // step by step what happened: the Services' external IPs, which nodes announce them, curl through

@@ -13,7 +13,7 @@ import (
 	"github.com/herald-lb/herald/internal/testenv"
 )
 
-// TestDemo runs `make demo`'s program non-interactively (--exit-after-demo) as its own process and
+// TestDemo runs `make demo-process`'s program non-interactively (--exit-after-demo) as its own process and
 // checks that every step succeeded and that it left nothing behind.
 func TestDemo(t *testing.T) {
 	lab.RequireMachine(t)
