@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,12 +36,65 @@ func newNamespace(t *testing.T, c *cluster.Cluster, prefix string) string {
 	t.Helper()
 	ns, err := c.NewNamespace(t.Context(), prefix)
 	must(t, err)
+	gone := recordPodRemovals(t.Context(), c, ns)
 	t.Cleanup(func() {
+		if removed := gone(); t.Failed() && len(removed) > 0 {
+			t.Logf("pods of %s removed while the test ran:\n%s", ns, strings.Join(removed, "\n"))
+		}
 		var n corev1.Namespace
 		n.Name = ns
 		_ = c.Client.Delete(context.Background(), &n)
 	})
 	return ns
+}
+
+// recordPodRemovals notes, until the returned function is called, every pod of ns that gets a
+// deletion timestamp or a terminal phase: its node and why (the DisruptionTarget condition names
+// the taint manager, the pod GC, preemption or the eviction API). A test that sees an IP move
+// logs them, so a pod removed by something outside the test is named instead of guessed at.
+func recordPodRemovals(ctx context.Context, c *cluster.Cluster, ns string) func() []string {
+	ctx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	var out []string
+	seen := map[string]bool{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var pods corev1.PodList
+			if err := c.Client.List(ctx, &pods, client.InNamespace(ns)); err == nil {
+				for _, p := range pods.Items {
+					if seen[p.Name] || (p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodFailed && p.Status.Phase != corev1.PodSucceeded) {
+						continue
+					}
+					seen[p.Name] = true
+					why := "no DisruptionTarget condition"
+					for _, cond := range p.Status.Conditions {
+						if cond.Type == corev1.DisruptionTarget {
+							why = cond.Reason + ": " + cond.Message
+						}
+					}
+					mu.Lock()
+					out = append(out, fmt.Sprintf("  %s %s on %s phase %s reason %q: %s", time.Now().Format("15:04:05.000"), p.Name, p.Spec.NodeName, p.Status.Phase, p.Status.Reason, why))
+					mu.Unlock()
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() []string {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return out
+	}
 }
 
 // backend creates a Deployment of backends and waits until its pods are ready; it returns the
