@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/herald-lb/herald/api/v1beta1"
-	"github.com/herald-lb/herald/internal/archtest"
 )
 
 const ns = "herald-system"
@@ -324,17 +323,4 @@ func TestParseFullSnapshotErrors(t *testing.T) {
 	if diff := cmp.Diff(mustParse(t, fullSnapshot(false)), cfg, cmpOpts()); diff != "" {
 		t.Errorf("usable Config differs from the valid one (-want +got):\n%s", diff)
 	}
-}
-
-func TestPackageImportsArePure(t *testing.T) {
-	const pkg = "github.com/herald-lb/herald/config"
-	archtest.CheckDeps(t, pkg,
-		"k8s.io/client-go",
-		"sigs.k8s.io/controller-runtime",
-		"github.com/osrg/gobgp",
-		"github.com/hashicorp/memberlist",
-		"github.com/mdlayher",
-	)
-	// Dependencies such as apimachinery use net and os; config's own code must not.
-	archtest.CheckImports(t, pkg, "net", "os", "os/exec", "syscall", "time/tzdata", "log", "log/slog", "math/rand", "math/rand/v2")
 }

@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/herald-lb/herald/internal/archtest"
 )
 
 func TestParseRequestedIPs(t *testing.T) {
@@ -72,13 +70,4 @@ func FuzzParseRequestedIPs(f *testing.F) {
 			t.Fatalf("parsed addresses %v rejected: %v", ips, err)
 		}
 	})
-}
-
-// TestImports keeps the package pure: standard library only, and no networking or OS access.
-// TestImports: the allocator is pure, standard library only: no Kubernetes, no sockets, no files.
-func TestImports(t *testing.T) {
-	const pkg = "github.com/herald-lb/herald/controller/allocator"
-	archtest.CheckDeps(t, pkg, "k8s.io", "sigs.k8s.io", "github.com/osrg/gobgp",
-		"github.com/hashicorp/memberlist", "github.com/mdlayher", "github.com/herald-lb/herald/config")
-	archtest.CheckImports(t, pkg, "net", "os", "os/exec", "syscall", "unsafe", "net/http", "time", "math/rand")
 }

@@ -89,11 +89,6 @@ func TestCheckDepsUnknownPackage(t *testing.T) {
 	}
 }
 
-func TestPackageImportsArePure(t *testing.T) {
-	// archtest is test-only tooling; it must not drag the heavy modules into the tests that use it.
-	CheckDeps(t, self, "k8s.io", "sigs.k8s.io", "github.com/osrg/gobgp", "github.com/hashicorp/memberlist", "github.com/mdlayher")
-}
-
 func TestCheckOnlyImportedBy(t *testing.T) {
 	r := &recorder{TB: t}
 	CheckOnlyImportedBy(r, self, []string{"os/exec"}, "example.com/other")
@@ -106,10 +101,4 @@ func TestCheckOnlyImportedBy(t *testing.T) {
 	if len(r.errs) != 0 {
 		t.Errorf("CheckOnlyImportedBy of an allowed package: %q, want no error", r.errs)
 	}
-}
-
-// TestGoBGPOnlyInSpeakerBGP: GoBGP is used by speaker/bgp only, behind Herald's own types; no
-// other package of the module, code or tests, imports it.
-func TestGoBGPOnlyInSpeakerBGP(t *testing.T) {
-	CheckOnlyImportedBy(t, "github.com/herald-lb/herald/...", []string{"github.com/osrg/gobgp"}, "github.com/herald-lb/herald/speaker/bgp")
 }

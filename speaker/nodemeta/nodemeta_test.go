@@ -8,15 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/memberlist"
-
-	"github.com/herald-lb/herald/internal/archtest"
 )
-
-func TestImports(t *testing.T) {
-	archtest.CheckDeps(t, "github.com/herald-lb/herald/speaker/nodemeta", "k8s.io", "sigs.k8s.io",
-		"github.com/osrg/gobgp", "github.com/hashicorp/memberlist", "github.com/mdlayher", "github.com/vishvananda")
-	archtest.CheckImports(t, "github.com/herald-lb/herald/speaker/nodemeta", "net", "os", "syscall", "unsafe")
-}
 
 func TestMaxSizeIsMemberlists(t *testing.T) {
 	if MaxSize != memberlist.MetaMaxSize {
