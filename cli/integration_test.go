@@ -215,11 +215,11 @@ func TestStatusAndPools(t *testing.T) {
 	// web: layer 2, answered by n2. api: BGP, Local, its only endpoint on the NotReady n3.
 	// dark: a pool no advertisement covers. big: asks for an address outside every pool.
 	w.service("web")
-	w.service("api", annotate(service.AnnotationAddressPool, "bgp"), func(s *corev1.Service) {
+	w.service("api", annotate(v1beta1.AnnotationAddressPool, "bgp"), func(s *corev1.Service) {
 		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	})
-	w.service("dark", annotate(service.AnnotationAddressPool, "dark"))
-	w.service("big", annotate(service.AnnotationLoadBalancerIPs, "203.0.113.7"))
+	w.service("dark", annotate(v1beta1.AnnotationAddressPool, "dark"))
+	w.service("big", annotate(v1beta1.AnnotationLoadBalancerIPs, "203.0.113.7"))
 	w.endpoints("web", n1)
 	w.endpoints("api", n3)
 	w.endpoints("dark", n1)

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/cli/manifest"
 	"github.com/herald-lb/herald/cli/metallb"
 	"github.com/herald-lb/herald/config"
@@ -255,7 +256,7 @@ func keepCheck(r metallb.Result, services []corev1.Service, nsLabels map[string]
 	var out []string
 	for i := range svcs {
 		s := svcs[i].DeepCopy()
-		if !service.Managed(s, lbClass) || len(s.Status.LoadBalancer.Ingress) == 0 {
+		if !v1beta1.ManagedService(s, lbClass) || len(s.Status.LoadBalancer.Ingress) == 0 {
 			continue
 		}
 		if set := changes[s.Namespace+"/"+s.Name]; len(set) > 0 {
@@ -264,7 +265,7 @@ func keepCheck(r metallb.Result, services []corev1.Service, nsLabels map[string]
 			}
 			maps.Copy(s.Annotations, set)
 		}
-		ips, perr := service.StatusIPs(s)
+		ips, perr := v1beta1.IngressIPs(s)
 		desc, _ := service.ToAllocatorService(s, nsLabels[s.Namespace])
 		if desc == nil {
 			continue
@@ -305,7 +306,7 @@ func (m *migration) writeNotes(w io.Writer) {
 	}
 	held := 0
 	for _, s := range m.in.Services {
-		if service.Managed(&s, m.in.LBClass) && len(s.Status.LoadBalancer.Ingress) > 0 {
+		if v1beta1.ManagedService(&s, m.in.LBClass) && len(s.Status.LoadBalancer.Ingress) > 0 {
 			held++
 		}
 	}

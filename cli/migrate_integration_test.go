@@ -19,7 +19,6 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/cli"
 	"github.com/herald-lb/herald/cli/manifest"
-	"github.com/herald-lb/herald/controller/service"
 )
 
 var installMetalLB sync.Once
@@ -229,7 +228,7 @@ status:
 		peer.Spec.HoldTime == nil || peer.Spec.HoldTime.Duration.String() != "9s" || peer.Spec.PasswordSecret.Name != "tor-auth" {
 		t.Errorf("BGPPeer tor: %v %+v", err, peer.Spec)
 	}
-	if _, ann := w.serviceState("api"); ann[service.AnnotationAddressPool] != "bgp-pool" || ann[service.AnnotationLoadBalancerIPs] != "198.51.100.205" {
+	if _, ann := w.serviceState("api"); ann[v1beta1.AnnotationAddressPool] != "bgp-pool" || ann[v1beta1.AnnotationLoadBalancerIPs] != "198.51.100.205" {
 		t.Errorf("api annotations: %v", ann)
 	}
 	// Applying again changes nothing and succeeds (server-side apply).
@@ -251,14 +250,14 @@ status:
 	for name, ips := range before {
 		w.eventually("herald-controller annotates "+name, func() bool {
 			_, ann := w.serviceState(name)
-			return ann[service.AnnotationAllocatedFromPool] != ""
+			return ann[v1beta1.AnnotationAllocatedFromPool] != ""
 		})
 		got, ann := w.serviceState(name)
 		if strings.Join(got, ",") != strings.Join(ips, ",") {
 			t.Errorf("Service %s: IPs %v after Herald took over, want %v", name, got, ips)
 		}
-		if name == "api" && ann[service.AnnotationAllocatedFromPool] != "bgp-pool" || name != "api" && ann[service.AnnotationAllocatedFromPool] != "l2-pool" {
-			t.Errorf("Service %s allocated from %q", name, ann[service.AnnotationAllocatedFromPool])
+		if name == "api" && ann[v1beta1.AnnotationAllocatedFromPool] != "bgp-pool" || name != "api" && ann[v1beta1.AnnotationAllocatedFromPool] != "l2-pool" {
+			t.Errorf("Service %s allocated from %q", name, ann[v1beta1.AnnotationAllocatedFromPool])
 		}
 	}
 }

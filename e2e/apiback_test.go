@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
 	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/netlab"
@@ -132,7 +133,7 @@ func apiServerComesBack(t *testing.T, ctx context.Context, l *lab.Lab) apiBack {
 	replies, err := watchARP(wctx, l, "l2client", ip)
 	must(t, err)
 	svc, err := l.CreateService(wctx, lab.ServiceSpec{Namespace: ns, Name: "after", Pool: lab.L2PoolName,
-		Annotations: map[string]string{lab.AnnotationIPs: ip.String()}})
+		Annotations: map[string]string{v1beta1.AnnotationLoadBalancerIPs: ip.String()}})
 	must(t, err)
 	t.Cleanup(func() { _ = l.Client.Delete(context.WithoutCancel(ctx), svc) })
 
@@ -190,7 +191,7 @@ func freeL2IP(ctx context.Context, l *lab.Lab) (netip.Addr, error) {
 		for _, a := range lab.IngressIPs(&s) {
 			used[a] = true
 		}
-		for _, f := range strings.Split(s.Annotations[lab.AnnotationIPs], ",") {
+		for _, f := range strings.Split(s.Annotations[v1beta1.AnnotationLoadBalancerIPs], ",") {
 			if a, err := netip.ParseAddr(strings.TrimSpace(f)); err == nil {
 				used[a] = true
 			}

@@ -72,7 +72,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("malformed annotation", func(t *testing.T) {
 		service(t, ctx, l, lab.ServiceSpec{
 			Namespace: ns, Name: "malformed", Pool: lab.L2PoolName,
-			Annotations: map[string]string{lab.AnnotationIPs: "198.51.100.300"},
+			Annotations: map[string]string{v1beta1.AnnotationLoadBalancerIPs: "198.51.100.300"},
 		}, 0)
 		msg, err := waitProblem(ctx, l, "Service", ns, []string{"malformed"}, "loadBalancerIPs")
 		must(t, err)

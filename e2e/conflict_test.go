@@ -110,7 +110,7 @@ func TestLayer2ForeignHost(t *testing.T) {
 	t.Cleanup(func() { delAddr(context.WithoutCancel(ctx), l, "l2client", ip) })
 
 	got := service(t, ctx, l, lab.ServiceSpec{Namespace: ns, Name: "web", Pool: lab.L2PoolName,
-		Annotations: map[string]string{lab.AnnotationIPs: ip.String()}}, 1)
+		Annotations: map[string]string{v1beta1.AnnotationLoadBalancerIPs: ip.String()}}, 1)
 	if got[0] != ip {
 		t.Fatalf("Service got %v, want the requested %v", got, ip)
 	}

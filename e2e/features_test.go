@@ -22,7 +22,7 @@ func TestRequestedIP(t *testing.T) {
 	ns := newNamespace(t, l, "requested")
 	want := netip.MustParseAddr("198.51.100.110")
 	ips := service(t, ctx, l, lab.ServiceSpec{
-		Namespace: ns, Name: "web", Pool: lab.L2PoolName, Annotations: map[string]string{lab.AnnotationIPs: want.String()},
+		Namespace: ns, Name: "web", Pool: lab.L2PoolName, Annotations: map[string]string{v1beta1.AnnotationLoadBalancerIPs: want.String()},
 	}, 1)
 	if ips[0] != want {
 		t.Fatalf("Service got %v, want the requested %v", ips, want)
@@ -38,7 +38,7 @@ func TestSharedIP(t *testing.T) {
 	ctx := deadline(t, time.Minute)
 	ns := newNamespace(t, l, "shared")
 	want := netip.MustParseAddr("198.51.100.111")
-	ann := map[string]string{lab.AnnotationIPs: want.String(), lab.AnnotationShared: "web"}
+	ann := map[string]string{v1beta1.AnnotationLoadBalancerIPs: want.String(), v1beta1.AnnotationAllowSharedIP: "web"}
 	a := service(t, ctx, l, lab.ServiceSpec{Namespace: ns, Name: "web-a", Pool: lab.L2PoolName, Port: 80, Annotations: ann}, 1)
 	b := service(t, ctx, l, lab.ServiceSpec{Namespace: ns, Name: "web-b", Pool: lab.L2PoolName, Port: 8081, Annotations: ann}, 1)
 	if a[0] != want || b[0] != want {

@@ -4,6 +4,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// Annotations on Services. The first three are the user's requests; the controller writes the
+// last.
+const (
+	// AnnotationAddressPool asks for a pool by name.
+	AnnotationAddressPool = "herald.dev/address-pool"
+	// AnnotationLoadBalancerIPs asks for addresses (comma-separated, at most one per family).
+	AnnotationLoadBalancerIPs = "herald.dev/loadBalancerIPs"
+	// AnnotationAllowSharedIP is the sharing key: Services with the same key may share an address.
+	AnnotationAllowSharedIP = "herald.dev/allow-shared-ip"
+	// AnnotationAllocatedFromPool is written by the controller: the pool of the Service's addresses.
+	AnnotationAllocatedFromPool = "herald.dev/ip-allocated-from-pool"
+)
+
 // AnnotationAllowReleaseOfInUseIPs, set to "true" on an IPAddressPool, confirms a change that
 // releases addresses Services hold: deleting the pool, shrinking its addresses under them, or
 // narrowing its serviceAllocation so that a Service holding one of its addresses is no longer

@@ -93,15 +93,7 @@ func SpeakerPodFromKube(p *corev1.Pod) SpeakerPod {
 }
 
 // handles reports whether Herald (with c.LBClass) handles svc.
-func (c *Cluster) handles(svc *corev1.Service) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return c.LBClass == ""
-	}
-	return *svc.Spec.LoadBalancerClass == c.LBClass
-}
+func (c *Cluster) handles(svc *corev1.Service) bool { return v1beta1.ManagedService(svc, c.LBClass) }
 
 // latestEvent returns the newest event with one of the reasons about the Service, or nil.
 func (c *Cluster) latestEvent(svc *corev1.Service, reasons ...string) *corev1.Event {

@@ -13,9 +13,6 @@ import (
 	"github.com/herald-lb/herald/config"
 )
 
-// AnnotationAddressPool is the Service annotation that asks for a pool by name.
-const AnnotationAddressPool = "herald.dev/address-pool"
-
 // PoolsReport is the answer of kubectl herald pools.
 type PoolsReport struct {
 	Pools []PoolReport `json:"pools"`
@@ -70,14 +67,11 @@ func Pools(c *Cluster) PoolsReport {
 		if !c.handles(s) {
 			continue
 		}
-		n := 0
-		for _, ing := range s.Status.LoadBalancer.Ingress {
-			if ip, err := netip.ParseAddr(ing.IP); err == nil {
-				ips = append(ips, held{ip: ip, key: s.Namespace + "/" + s.Name})
-				n++
-			}
+		addrs, _ := v1beta1.IngressIPs(s)
+		for _, ip := range addrs {
+			ips = append(ips, held{ip: ip, key: s.Namespace + "/" + s.Name})
 		}
-		if n == 0 {
+		if len(addrs) == 0 {
 			pending = append(pending, s)
 		}
 	}
@@ -127,7 +121,7 @@ func Pools(c *Cluster) PoolsReport {
 	sortServices(pending)
 	for _, s := range pending {
 		r.Pending = append(r.Pending, PendingService{Namespace: s.Namespace, Name: s.Name,
-			Pool: strings.TrimSpace(s.Annotations[AnnotationAddressPool]), Reason: c.pendingReason(s)})
+			Pool: strings.TrimSpace(s.Annotations[v1beta1.AnnotationAddressPool]), Reason: c.pendingReason(s)})
 		r.Problems++
 	}
 	return r

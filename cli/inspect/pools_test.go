@@ -22,7 +22,7 @@ func TestPools(t *testing.T) {
 		c.Snapshot.Pools[2].Status.Conditions = []metav1.Condition{{Type: v1beta1.ConditionValid, Status: metav1.ConditionFalse,
 			Message: `spec.addresses[0] "198.51.100.160/28": overlaps IPAddressPool x`}}
 		big := service("big")
-		big.Annotations = map[string]string{AnnotationAddressPool: "l2"}
+		big.Annotations = map[string]string{v1beta1.AnnotationAddressPool: "l2"}
 		other := service("other")
 		other.Spec.LoadBalancerClass = ptr.To("example.com/lb")
 		c.Services = []corev1.Service{service("web", "198.51.100.101", "2001:db8:1::5"), service("web2", "198.51.100.102"), big, service("any"), other}

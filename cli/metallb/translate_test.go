@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/cli/manifest"
 )
 
@@ -846,4 +847,18 @@ func FuzzTranslate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHeraldAnnotationsAreTheAPIs: the annotations the translation writes are the ones Herald reads.
+func TestHeraldAnnotationsAreTheAPIs(t *testing.T) {
+	for got, want := range map[string]string{
+		heraldPrefix + annAddressPool: v1beta1.AnnotationAddressPool,
+		heraldPrefix + annLBIPs:       v1beta1.AnnotationLoadBalancerIPs,
+		heraldPrefix + annSharedIP:    v1beta1.AnnotationAllowSharedIP,
+		heraldPrefix + annFromPool:    v1beta1.AnnotationAllocatedFromPool,
+	} {
+		if got != want {
+			t.Errorf("translated annotation %q, Herald reads %q", got, want)
+		}
+	}
 }

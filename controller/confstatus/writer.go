@@ -65,10 +65,11 @@ type conditioned interface {
 }
 
 func kinds() []conditioned {
-	return []conditioned{
-		&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{},
-		&v1beta1.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{},
+	var out []conditioned
+	for _, o := range kube.ConfigKinds() {
+		out = append(out, o.(conditioned)) // every configuration kind has the Valid condition
 	}
+	return out
 }
 
 // SetupWithManager registers the writer: any change of a configuration object or a Secret of

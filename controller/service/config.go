@@ -198,7 +198,7 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 			continue
 		}
 		svc := v.service()
-		ips, perr := StatusIPs(svc)
+		ips, perr := v1beta1.IngressIPs(svc)
 		desc, _ := ToAllocatorService(svc, nsLabels[svc.Namespace]) // a partial description still holds the addresses
 		if desc == nil {
 			continue
@@ -210,7 +210,7 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 			restored += len(res.Assigned)
 		}
 		if err := errors.Join(perr, rerr); err != nil {
-			if pool := svc.Annotations[AnnotationAllocatedFromPool]; c.unusable[pool] {
+			if pool := svc.Annotations[v1beta1.AnnotationAllocatedFromPool]; c.unusable[pool] {
 				held++ // left as it is until its pool is usable (see allocate)
 				continue
 			}

@@ -31,6 +31,7 @@ import (
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/controller/allocator"
 	"github.com/herald-lb/herald/controller/metrics"
+	"github.com/herald-lb/herald/internal/kube"
 )
 
 // Event reasons the controller uses.
@@ -162,12 +163,7 @@ func CacheOptions(namespace string) cache.Options {
 }
 
 // heraldKinds are the kinds that make up the configuration.
-func heraldKinds() []client.Object {
-	return []client.Object{
-		&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{},
-		&v1beta1.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{},
-	}
-}
+func heraldKinds() []client.Object { return kube.ConfigKinds() }
 
 // SetupWithManager registers the config, Service and pool status controllers.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {

@@ -26,7 +26,7 @@ func TestPendingServiceReportedOnce(t *testing.T) {
 	f.startWithConfig(writes.wrap(env.Config))
 	f.service("holder")
 	f.waitIPs("holder", 1)
-	f.service("waiting", svcAnnotation(service.AnnotationAddressPool, "a"))
+	f.service("waiting", svcAnnotation(v1beta1.AnnotationAddressPool, "a"))
 	f.waitEvent(f.ns, "waiting", service.ReasonAllocationFailed, `pool "a" is full`)
 	errs := f.counter("herald_allocation_errors_total")
 
@@ -35,7 +35,7 @@ func TestPendingServiceReportedOnce(t *testing.T) {
 	const rounds = 3
 	for i := range rounds {
 		name := fmt.Sprintf("other-%d", i)
-		f.service(name, svcAnnotation(service.AnnotationAddressPool, "b"))
+		f.service(name, svcAnnotation(v1beta1.AnnotationAddressPool, "b"))
 		f.waitIPs(name, 1)
 		if err := f.c.Delete(context.Background(), f.get(name)); err != nil {
 			t.Fatal(err)

@@ -224,7 +224,7 @@ func (f *fixture) waitIPs(name string, n int) []string {
 func (f *fixture) waitPoolAnnotation(name, want string) {
 	f.t.Helper()
 	f.eventually(fmt.Sprintf("Service %s annotated with pool %q", name, want), 20*time.Second, func() (bool, string) {
-		got := f.get(name).Annotations[service.AnnotationAllocatedFromPool]
+		got := f.get(name).Annotations[v1beta1.AnnotationAllocatedFromPool]
 		return got == want, got
 	})
 }

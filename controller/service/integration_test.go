@@ -80,7 +80,7 @@ func TestTypeChangeReleasesAndClears(t *testing.T) {
 	}
 	f.eventually("status and annotation cleared", 20*time.Second, func() (bool, string) {
 		s := f.get("web")
-		_, annotated := s.Annotations[service.AnnotationAllocatedFromPool]
+		_, annotated := s.Annotations[v1beta1.AnnotationAllocatedFromPool]
 		return len(s.Status.LoadBalancer.Ingress) == 0 && !annotated, fmt.Sprint(ingressIPs(s), s.Annotations)
 	})
 	f.waitPoolStatus("a", v1beta1.IPAddressPoolStatus{AssignedIPv4: "0", AvailableIPv4: "1", AssignedIPv6: "0", AvailableIPv6: "0"})
@@ -130,10 +130,10 @@ func TestRequestedIPs(t *testing.T) {
 	f.pool("a", []string{"198.51.100.0/24", "2001:db8::/64"})
 	f.start()
 	f.service("spec", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "198.51.100.77" })
-	f.service("annotation", svcAnnotation(service.AnnotationLoadBalancerIPs, "198.51.100.78"))
+	f.service("annotation", svcAnnotation(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.78"))
 	f.service("both", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "198.51.100.79" },
-		svcAnnotation(service.AnnotationLoadBalancerIPs, "198.51.100.80"))
-	f.service("outside", svcAnnotation(service.AnnotationLoadBalancerIPs, "203.0.113.5"))
+		svcAnnotation(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.80"))
+	f.service("outside", svcAnnotation(v1beta1.AnnotationLoadBalancerIPs, "203.0.113.5"))
 	if diff := cmp.Diff([]string{"198.51.100.77"}, f.waitIPs("spec", 1)); diff != "" {
 		t.Errorf("spec.loadBalancerIP (-want +got):\n%s", diff)
 	}
@@ -153,7 +153,7 @@ func TestSharing(t *testing.T) {
 	f := newFixture(t)
 	f.pool("a", []string{"198.51.100.0/24"})
 	f.start()
-	shared := svcAnnotation(service.AnnotationAllowSharedIP, "k")
+	shared := svcAnnotation(v1beta1.AnnotationAllowSharedIP, "k")
 	f.service("http", shared, svcPorts(80))
 	f.service("dns", shared, svcPorts(53))
 	a := f.waitIPs("http", 1)
@@ -180,7 +180,7 @@ func TestDualStack(t *testing.T) {
 		t.Errorf("RequireDualStack [IPv6, IPv4] got %v, want the IPv6 address first", ips)
 	}
 	prefer := f.service("prefer", svcDualStack(corev1.IPFamilyPolicyPreferDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol),
-		svcAnnotation(service.AnnotationAddressPool, "v4only"))
+		svcAnnotation(v1beta1.AnnotationAddressPool, "v4only"))
 	first := f.waitIPs(prefer.Name, 1)
 	if !strings.HasPrefix(first[0], "203.0.113.") {
 		t.Fatalf("PreferDualStack from an IPv4-only pool got %v", first)
@@ -228,12 +228,12 @@ func TestSelectorsAndPriority(t *testing.T) {
 		for _, n := range []string{"plain", "golden", "later", "latest"} {
 			var s corev1.Service
 			if f.c.Get(context.Background(), client.ObjectKey{Namespace: f.ns, Name: n}, &s) == nil {
-				out[n] = s.Annotations[service.AnnotationAllocatedFromPool]
+				out[n] = s.Annotations[v1beta1.AnnotationAllocatedFromPool]
 			}
 		}
 		var s corev1.Service
 		_ = f.c.Get(context.Background(), client.ObjectKeyFromObject(elsewhere), &s)
-		out["elsewhere"] = s.Annotations[service.AnnotationAllocatedFromPool]
+		out["elsewhere"] = s.Annotations[v1beta1.AnnotationAllocatedFromPool]
 		return out
 	}
 	f.eventually("pools chosen by selectors and priority", 20*time.Second, func() (bool, string) {
@@ -242,7 +242,7 @@ func TestSelectorsAndPriority(t *testing.T) {
 	})
 
 	// "later" asks for the blue pool, which its namespace may not use yet.
-	f.service("later", svcAnnotation(service.AnnotationAddressPool, "blue"))
+	f.service("later", svcAnnotation(v1beta1.AnnotationAddressPool, "blue"))
 	f.waitEvent(f.ns, "later", service.ReasonAllocationFailed, "blue")
 	// Labelling the namespace requeues its Services: "later" gets its address, and blue
 	// (priority 0) now comes first for new Services; existing ones keep their addresses.
@@ -373,7 +373,7 @@ func TestRestoreFromStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		if name == "kept" {
-			s.Annotations = map[string]string{service.AnnotationAllocatedFromPool: "a"}
+			s.Annotations = map[string]string{v1beta1.AnnotationAllocatedFromPool: "a"}
 			if err := f.c.Update(context.Background(), s); err != nil {
 				t.Fatal(err)
 			}
@@ -407,7 +407,7 @@ func TestRestoreFromStatus(t *testing.T) {
 	f.eventually("foreign taken over by pool b", 20*time.Second, func() (bool, string) {
 		s := f.get("foreign")
 		got := ingressIPs(s)
-		return len(got) == 1 && got[0] == "203.0.113.1" && s.Annotations[service.AnnotationAllocatedFromPool] == "b", fmt.Sprint(got, s.Annotations)
+		return len(got) == 1 && got[0] == "203.0.113.1" && s.Annotations[v1beta1.AnnotationAllocatedFromPool] == "b", fmt.Sprint(got, s.Annotations)
 	})
 }
 

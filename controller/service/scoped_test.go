@@ -108,7 +108,7 @@ func TestErrorsAreScopedToTheirObject(t *testing.T) {
 	f.pool("c", []string{"203.0.113.10-203.0.113.19"})
 	f.waitEvent(f.herald, "b", service.ReasonInvalidConfiguration, "of IPAddressPool a (its last valid version, in force)", "the object is not used until this is fixed")
 	f.waitMetrics(0, map[string]float64{"BGPPeer": 1, "IPAddressPool": 2})
-	f.service("web3", svcAnnotation(service.AnnotationAddressPool, "c"))
+	f.service("web3", svcAnnotation(v1beta1.AnnotationAddressPool, "c"))
 	if got := f.waitIPs("web3", 1); !inRange(got, "203.0.113.", 10, 19) {
 		t.Errorf("web3 got %v, want an address of the new pool c", got)
 	}
@@ -144,7 +144,7 @@ func TestRestartWithInvalidPool(t *testing.T) {
 	f.pool("a", []string{"198.51.100.10-198.51.100.19"})
 	f.pool("c", []string{"203.0.113.10-203.0.113.19"})
 	stop := f.start()
-	f.service("web", svcAnnotation(service.AnnotationAddressPool, "a"))
+	f.service("web", svcAnnotation(v1beta1.AnnotationAddressPool, "a"))
 	web := f.waitIPs("web", 1)
 	f.waitPoolAnnotation("web", "a")
 	stop()

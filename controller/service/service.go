@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/controller/allocator"
 )
 
@@ -48,7 +49,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	if c.guard.stale(key, svc.ResourceVersion) {
 		return reconcile.Result{RequeueAfter: staleRecheck}, nil
 	}
-	if !Managed(svc, c.opts.LBClass) {
+	if !v1beta1.ManagedService(svc, c.opts.LBClass) {
 		return reconcile.Result{}, c.unmanage(ctx, svc)
 	}
 
@@ -67,7 +68,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	if len(out.foreign) > 0 {
 		msg := fmt.Sprintf("Leaving %s in status untouched: Herald did not assign it and no IPAddressPool holds it (given by another load balancer, or before Herald's configuration was applied). "+
 			"Create a pool that holds it to let Herald take it over, or remove the status (or set %s) to get a new address",
-			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), AnnotationLoadBalancerIPs)
+			strings.Join(ingressIPs(svc.Status.LoadBalancer.Ingress), ", "), v1beta1.AnnotationLoadBalancerIPs)
 		if c.firstReport(svc, msg) {
 			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonForeignAddress, msg)
 		}
@@ -118,7 +119,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (outcome, bool) {
 	key := Key(svc.Namespace, svc.Name)
 	desc, terr := ToAllocatorService(svc, nsLabels)
-	statusIPs, _ := StatusIPs(svc)
+	statusIPs, _ := v1beta1.IngressIPs(svc)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -138,7 +139,7 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 		c.pending[key] = struct{}{}
 		return outcome{foreign: foreign}, true
 	}
-	if pool := svc.Annotations[AnnotationAllocatedFromPool]; c.unusable[pool] && len(statusIPs) > 0 && len(c.alloc.Assignments(key)) == 0 {
+	if pool := svc.Annotations[v1beta1.AnnotationAllocatedFromPool]; c.unusable[pool] && len(statusIPs) > 0 && len(c.alloc.Assignments(key)) == 0 {
 		// The Service's addresses come from a pool that is not in force: after a restart with
 		// that pool invalid, its last valid version is unknown. Releasing or moving the
 		// addresses would take them from a working Service; keep them until the pool is fixed.
@@ -187,7 +188,7 @@ func ownerState(svc *corev1.Service) string {
 	for _, m := range []map[string]string{svc.Labels, svc.Annotations} {
 		keys := slices.Sorted(maps.Keys(m))
 		for _, k := range keys {
-			if k == AnnotationAllocatedFromPool {
+			if k == v1beta1.AnnotationAllocatedFromPool {
 				continue
 			}
 			fmt.Fprintf(&b, "\x00%s=%s", k, m[k])
@@ -205,7 +206,7 @@ func (c *Controller) foreignLocked(svc *corev1.Service, statusIPs []netip.Addr) 
 	if len(statusIPs) == 0 || len(c.alloc.Assignments(Key(svc.Namespace, svc.Name))) > 0 {
 		return nil
 	}
-	for _, a := range []string{AnnotationAllocatedFromPool, AnnotationAddressPool, AnnotationLoadBalancerIPs} {
+	for _, a := range []string{v1beta1.AnnotationAllocatedFromPool, v1beta1.AnnotationAddressPool, v1beta1.AnnotationLoadBalancerIPs} {
 		if _, ok := svc.Annotations[a]; ok {
 			return nil
 		}
@@ -253,7 +254,7 @@ func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
 	// A Service of type LoadBalancer that the controller does not hold belongs to another
 	// load-balancer implementation (or another Herald class): never touch it. One that is no
 	// longer a LoadBalancer keeps nobody's address: clear what Herald wrote.
-	_, annotated := svc.Annotations[AnnotationAllocatedFromPool]
+	_, annotated := svc.Annotations[v1beta1.AnnotationAllocatedFromPool]
 	notLB := svc.Spec.Type != corev1.ServiceTypeLoadBalancer
 	if len(freed) == 0 && (!annotated || !notLB) {
 		return nil
@@ -271,7 +272,7 @@ func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
 func (c *Controller) write(ctx context.Context, svc *corev1.Service, ingress []corev1.LoadBalancerIngress, pool string) error {
 	key := Key(svc.Namespace, svc.Name)
 	seen := []string{svc.ResourceVersion}
-	if IngressEqual(svc.Status.LoadBalancer.Ingress, ingress) && svc.Annotations[AnnotationAllocatedFromPool] == pool {
+	if IngressEqual(svc.Status.LoadBalancer.Ingress, ingress) && svc.Annotations[v1beta1.AnnotationAllocatedFromPool] == pool {
 		c.guard.wrote(key, seen, svc.ResourceVersion) // nothing to write: the usual case, allocate nothing
 		return nil
 	}
@@ -289,21 +290,21 @@ func (c *Controller) write(ctx context.Context, svc *corev1.Service, ingress []c
 		}
 		seen = append(seen, cur.ResourceVersion)
 	}
-	if cur.Annotations[AnnotationAllocatedFromPool] != pool {
+	if cur.Annotations[v1beta1.AnnotationAllocatedFromPool] != pool {
 		orig := cur.DeepCopy()
 		if pool == "" {
-			delete(cur.Annotations, AnnotationAllocatedFromPool)
+			delete(cur.Annotations, v1beta1.AnnotationAllocatedFromPool)
 		} else {
 			if cur.Annotations == nil {
 				cur.Annotations = map[string]string{}
 			}
-			cur.Annotations[AnnotationAllocatedFromPool] = pool
+			cur.Annotations[v1beta1.AnnotationAllocatedFromPool] = pool
 		}
 		if err := c.client.Patch(ctx, cur, client.MergeFrom(orig)); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil
 			}
-			return fmt.Errorf("writing annotation %s of %s: %w", AnnotationAllocatedFromPool, key, err)
+			return fmt.Errorf("writing annotation %s of %s: %w", v1beta1.AnnotationAllocatedFromPool, key, err)
 		}
 	}
 	return nil

@@ -93,7 +93,7 @@ func TestNetworkAddressKeptAcrossUpgrade(t *testing.T) {
 		if name == "anycast" {
 			mods = append(mods, ipv6)
 		}
-		s := f.service(name, append(mods, svcAnnotation(service.AnnotationAllocatedFromPool, "a"))...)
+		s := f.service(name, append(mods, svcAnnotation(v1beta1.AnnotationAllocatedFromPool, "a"))...)
 		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: held[name], IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)}}
 		if err := f.c.Status().Update(context.Background(), s); err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestNetworkAddressKeptAcrossUpgrade(t *testing.T) {
 	}
 	f.service("third")
 	f.waitEvent(f.ns, "third", service.ReasonAllocationFailed, `pool "a" is full: 4 of 4 IPv4 addresses in use`)
-	f.service("asks", svcAnnotation(service.AnnotationLoadBalancerIPs, "2001:db8:5::"), ipv6)
+	f.service("asks", svcAnnotation(v1beta1.AnnotationLoadBalancerIPs, "2001:db8:5::"), ipv6)
 	f.waitEvent(f.ns, "asks", service.ReasonAllocationFailed, "2001:db8:5:: is the subnet-router anycast address", "spec.allocateNetworkAndBroadcast")
 	// Size counts the held network and broadcast addresses: assigned + available = size.
 	f.waitPoolStatus("a", v1beta1.IPAddressPoolStatus{AssignedIPv4: "4", AvailableIPv4: "0", AssignedIPv6: "2", AvailableIPv6: "2"})

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/herald-lb/herald/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -18,7 +19,7 @@ func TestServiceView(t *testing.T) {
 			Name: "web", Namespace: "shop", UID: "u-1", ResourceVersion: "42", Generation: 3,
 			Labels: map[string]string{"app": "web"},
 			Annotations: map[string]string{
-				AnnotationAddressPool: "public", AnnotationAllocatedFromPool: "public", AnnotationAllowSharedIP: "",
+				v1beta1.AnnotationAddressPool: "public", v1beta1.AnnotationAllocatedFromPool: "public", v1beta1.AnnotationAllowSharedIP: "",
 				"kubectl.kubernetes.io/last-applied-configuration": "{}",
 			},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
@@ -80,7 +81,7 @@ func TestServiceView(t *testing.T) {
 			if diff := cmp.Diff(want, v.(*serviceView).service()); diff != "" {
 				t.Errorf("changing a copy changed the view (-want +got):\n%s", diff)
 			}
-			if m, w := v.(*serviceView).managed("herald.dev/x"), Managed(in, "herald.dev/x"); m != w {
+			if m, w := v.(*serviceView).managed("herald.dev/x"), v1beta1.ManagedService(in, "herald.dev/x"); m != w {
 				t.Errorf("managed = %t, Managed = %t", m, w)
 			}
 		})
@@ -94,7 +95,7 @@ func FuzzServiceView(f *testing.F) {
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, ak, av, families string, port int32, proto, ip string) {
 		s := &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", Labels: map[string]string{k1: v1},
-				Annotations: map[string]string{ak: av, AnnotationAllocatedFromPool: av}},
+				Annotations: map[string]string{ak: av, v1beta1.AnnotationAllocatedFromPool: av}},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{k1: v1, k2: v2},
 				Ports: []corev1.ServicePort{{Port: port, Protocol: corev1.Protocol(proto)}}},
 		}

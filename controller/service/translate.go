@@ -3,40 +3,16 @@ package service
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/controller/allocator"
 )
-
-// Annotations on Services.
-const (
-	// AnnotationAddressPool asks for a pool by name.
-	AnnotationAddressPool = "herald.dev/address-pool"
-	// AnnotationLoadBalancerIPs asks for addresses (comma-separated, at most one per family).
-	AnnotationLoadBalancerIPs = "herald.dev/loadBalancerIPs"
-	// AnnotationAllowSharedIP is the sharing key: Services with the same key may share an address.
-	AnnotationAllowSharedIP = "herald.dev/allow-shared-ip"
-	// AnnotationAllocatedFromPool is written by the controller: the pool of the Service's addresses.
-	AnnotationAllocatedFromPool = "herald.dev/ip-allocated-from-pool"
-)
-
-// Managed reports whether the controller handles svc: a Service of type LoadBalancer whose
-// spec.loadBalancerClass is unset when lbClass is empty, or equal to lbClass otherwise.
-func Managed(svc *corev1.Service, lbClass string) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return lbClass == ""
-	}
-	return *svc.Spec.LoadBalancerClass == lbClass
-}
 
 // Key returns the allocator's key of a Service, "namespace/name".
 func Key(namespace, name string) string { return namespace + "/" + name }
@@ -51,8 +27,8 @@ func ToAllocatorService(svc *corev1.Service, nsLabels map[string]string) (*alloc
 		Namespace:                  svc.Namespace,
 		NamespaceLabels:            nsLabels,
 		Labels:                     svc.Labels,
-		Pool:                       strings.TrimSpace(svc.Annotations[AnnotationAddressPool]),
-		SharingKey:                 strings.TrimSpace(svc.Annotations[AnnotationAllowSharedIP]),
+		Pool:                       strings.TrimSpace(svc.Annotations[v1beta1.AnnotationAddressPool]),
+		SharingKey:                 strings.TrimSpace(svc.Annotations[v1beta1.AnnotationAllowSharedIP]),
 		ExternalTrafficPolicyLocal: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 		FamilyPolicy:               allocator.SingleStack,
 	}
@@ -74,7 +50,7 @@ func ToAllocatorService(svc *corev1.Service, nsLabels map[string]string) (*alloc
 		}
 		out.Families = append(out.Families, fam)
 	}
-	ips, err := allocator.ParseRequestedIPs(svc.Spec.LoadBalancerIP, svc.Annotations[AnnotationLoadBalancerIPs])
+	ips, err := allocator.ParseRequestedIPs(svc.Spec.LoadBalancerIP, svc.Annotations[v1beta1.AnnotationLoadBalancerIPs])
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -163,28 +139,6 @@ func poolFingerprint(cfg *config.Config) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
-}
-
-// StatusIPs returns the addresses in svc's status.loadBalancer.ingress, in order and without
-// duplicates, and an error for every entry that is not an IP address (hostnames included).
-func StatusIPs(svc *corev1.Service) ([]netip.Addr, error) {
-	var ips []netip.Addr
-	var errs []error
-	for i, in := range svc.Status.LoadBalancer.Ingress {
-		if in.IP == "" {
-			errs = append(errs, fmt.Errorf("status.loadBalancer.ingress[%d] has no ip (hostname %q)", i, in.Hostname))
-			continue
-		}
-		ip, err := netip.ParseAddr(in.IP)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("status.loadBalancer.ingress[%d].ip %q: %w", i, in.IP, err))
-			continue
-		}
-		if !slices.Contains(ips, ip) {
-			ips = append(ips, ip)
-		}
-	}
-	return ips, errors.Join(errs...)
 }
 
 // Ingress is the status.loadBalancer.ingress the controller writes for the given assignments:

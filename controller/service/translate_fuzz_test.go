@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/config/configtest"
 	"github.com/herald-lb/herald/controller/allocator"
@@ -31,8 +32,8 @@ func FuzzToAllocator(f *testing.F) {
 		selector string, local bool, cfgBytes []byte) {
 		svc := &corev1.Service{}
 		svc.Namespace, svc.Name = ns, name
-		svc.Annotations = map[string]string{service.AnnotationAddressPool: pool, service.AnnotationLoadBalancerIPs: lbIPs,
-			service.AnnotationAllowSharedIP: shared}
+		svc.Annotations = map[string]string{v1beta1.AnnotationAddressPool: pool, v1beta1.AnnotationLoadBalancerIPs: lbIPs,
+			v1beta1.AnnotationAllowSharedIP: shared}
 		svc.Labels = map[string]string{"app": "web"}
 		svc.Spec.Type = corev1.ServiceTypeLoadBalancer
 		svc.Spec.LoadBalancerIP = lbIP
@@ -81,7 +82,7 @@ func FuzzToAllocator(f *testing.F) {
 			as = append(as, allocator.Assignment{Service: out.Key, IP: ip, Pool: "p"})
 		}
 		svc.Status.LoadBalancer.Ingress = service.Ingress(as)
-		back, err := service.StatusIPs(svc)
+		back, err := v1beta1.IngressIPs(svc)
 		if err != nil || !cmp.Equal(back, out.RequestedIPs, cmpopts.EquateComparable(netip.Addr{}), cmpopts.EquateEmpty()) {
 			t.Fatalf("StatusIPs(Ingress(%v)) = %v, %v", out.RequestedIPs, back, err)
 		}

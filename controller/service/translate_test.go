@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/controller/allocator"
 	"github.com/herald-lb/herald/controller/service"
@@ -32,30 +33,6 @@ func lbService(mods ...func(*corev1.Service)) *corev1.Service {
 		m(s)
 	}
 	return s
-}
-
-func TestManaged(t *testing.T) {
-	tests := []struct {
-		name    string
-		svc     *corev1.Service
-		lbClass string
-		want    bool
-	}{
-		{name: "no class, no flag", svc: lbService(), want: true},
-		{name: "no class, flag", svc: lbService(), lbClass: "x.io/lb"},
-		{name: "class, no flag", svc: lbService(func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr.To("x.io/lb") })},
-		{name: "class equal to flag", svc: lbService(func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr.To("x.io/lb") }), lbClass: "x.io/lb", want: true},
-		{name: "other class", svc: lbService(func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr.To("y.io/lb") }), lbClass: "x.io/lb"},
-		{name: "ClusterIP", svc: lbService(func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeClusterIP })},
-		{name: "NodePort", svc: lbService(func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort })},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := service.Managed(tc.svc, tc.lbClass); got != tc.want {
-				t.Errorf("Managed = %t, want %t", got, tc.want)
-			}
-		})
-	}
 }
 
 func TestToAllocatorService(t *testing.T) {
@@ -98,8 +75,8 @@ func TestToAllocatorService(t *testing.T) {
 		},
 		{
 			name: "annotations: pool, sharing key, requested addresses",
-			svc: lbService(ann(service.AnnotationAddressPool, "gold", service.AnnotationAllowSharedIP, "k",
-				service.AnnotationLoadBalancerIPs, "192.0.2.7, 2001:db8::7")),
+			svc: lbService(ann(v1beta1.AnnotationAddressPool, "gold", v1beta1.AnnotationAllowSharedIP, "k",
+				v1beta1.AnnotationLoadBalancerIPs, "192.0.2.7, 2001:db8::7")),
 			want: with(func(s *allocator.Service) {
 				s.Pool, s.SharingKey = "gold", "k"
 				s.RequestedIPs = []netip.Addr{netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8::7")}
@@ -118,13 +95,13 @@ func TestToAllocatorService(t *testing.T) {
 		},
 		{
 			name:    "both spec.loadBalancerIP and the annotation",
-			svc:     lbService(func(s *corev1.Service) { s.Spec.LoadBalancerIP = "192.0.2.9" }, ann(service.AnnotationLoadBalancerIPs, "192.0.2.8")),
+			svc:     lbService(func(s *corev1.Service) { s.Spec.LoadBalancerIP = "192.0.2.9" }, ann(v1beta1.AnnotationLoadBalancerIPs, "192.0.2.8")),
 			want:    &base, // a partial description that still holds the Service's addresses
 			wantErr: allocator.ErrInvalidRequest,
 		},
 		{
 			name:    "malformed annotation",
-			svc:     lbService(ann(service.AnnotationLoadBalancerIPs, "192.0.2.300")),
+			svc:     lbService(ann(v1beta1.AnnotationLoadBalancerIPs, "192.0.2.300")),
 			want:    &base,
 			wantErr: allocator.ErrInvalidRequest,
 		},
@@ -221,57 +198,6 @@ func TestPoolMatch(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestStatusIPs(t *testing.T) {
-	in := func(ips ...string) *corev1.Service {
-		s := lbService()
-		for _, ip := range ips {
-			s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
-		}
-		return s
-	}
-	tests := []struct {
-		name    string
-		svc     *corev1.Service
-		want    []netip.Addr
-		wantErr bool
-	}{
-		{name: "empty", svc: in()},
-		{name: "two families", svc: in("192.0.2.1", "2001:db8::1"), want: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}},
-		{name: "duplicate", svc: in("192.0.2.1", "192.0.2.1"), want: []netip.Addr{netip.MustParseAddr("192.0.2.1")}},
-		{name: "garbage kept apart", svc: in("nope", "192.0.2.1"), want: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, wantErr: true},
-		{name: "hostname", svc: in(""), wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := service.StatusIPs(tc.svc)
-			if (err != nil) != tc.wantErr {
-				t.Errorf("error = %v, want error %t", err, tc.wantErr)
-			}
-			if diff := cmp.Diff(tc.want, got, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func FuzzStatusIPs(f *testing.F) {
-	for _, s := range []string{"192.0.2.1", "2001:db8::1", "", "x", "::ffff:1.2.3.4", "fe80::1%eth0"} {
-		f.Add(s, s)
-	}
-	f.Fuzz(func(t *testing.T, a, b string) {
-		s := lbService()
-		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: a}, {IP: b}}
-		ips, _ := service.StatusIPs(s)
-		seen := map[netip.Addr]bool{}
-		for _, ip := range ips {
-			if !ip.IsValid() || seen[ip] {
-				t.Fatalf("StatusIPs(%q, %q) = %v: invalid or duplicate address", a, b, ips)
-			}
-			seen[ip] = true
-		}
-	})
 }
 
 func TestIngressEqual(t *testing.T) {

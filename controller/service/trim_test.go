@@ -25,8 +25,8 @@ func fullService() *corev1.Service {
 			Name: "web", Namespace: "shop", UID: "u-1", ResourceVersion: "42", Generation: 3,
 			Labels: map[string]string{"app": "web"},
 			Annotations: map[string]string{
-				service.AnnotationAddressPool:                      "public",
-				service.AnnotationAllocatedFromPool:                "public",
+				v1beta1.AnnotationAddressPool:                      "public",
+				v1beta1.AnnotationAllocatedFromPool:                "public",
 				"kubectl.kubernetes.io/last-applied-configuration": `{"a very":"long copy of the object"}`,
 				"example.com/owner":                                "team-a",
 			},
@@ -60,7 +60,7 @@ func TestTrimService(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "web", Namespace: "shop", UID: "u-1", ResourceVersion: "42", Generation: 3,
 			Labels:      map[string]string{"app": "web"},
-			Annotations: map[string]string{service.AnnotationAddressPool: "public", service.AnnotationAllocatedFromPool: "public"},
+			Annotations: map[string]string{v1beta1.AnnotationAddressPool: "public", v1beta1.AnnotationAllocatedFromPool: "public"},
 		},
 		Spec: corev1.ServiceSpec{
 			Type:                  corev1.ServiceTypeLoadBalancer,
@@ -86,7 +86,7 @@ func TestTrimService(t *testing.T) {
 	}
 	// What the controller reads is the same from the trimmed Service as from the full one.
 	for _, s := range []*corev1.Service{in, got.(*corev1.Service)} {
-		if !service.Managed(s, "herald.dev/x") {
+		if !v1beta1.ManagedService(s, "herald.dev/x") {
 			t.Errorf("Managed(%s) = false", s.ResourceVersion)
 		}
 	}
@@ -136,7 +136,7 @@ func TestTrimmedWritesKeepTheRest(t *testing.T) {
 		s = s.DeepCopy()
 		s.ResourceVersion, s.ManagedFields = "", nil
 		s.Status = corev1.ServiceStatus{}
-		delete(s.Annotations, service.AnnotationAllocatedFromPool)
+		delete(s.Annotations, v1beta1.AnnotationAllocatedFromPool)
 		return s
 	}
 	if diff := cmp.Diff(strip(before), strip(after)); diff != "" {
@@ -152,7 +152,7 @@ func TestTrimmedWritesKeepTheRest(t *testing.T) {
 	}
 	f.eventually("status and annotation cleared", 20*time.Second, func() (bool, string) {
 		s := f.get("web")
-		_, annotated := s.Annotations[service.AnnotationAllocatedFromPool]
+		_, annotated := s.Annotations[v1beta1.AnnotationAllocatedFromPool]
 		return len(s.Status.LoadBalancer.Ingress) == 0 && !annotated, ingressIPsString(s)
 	})
 	if diff := cmp.Diff(strip(before), strip(f.get("web"))); diff != "" {
@@ -171,5 +171,5 @@ func (f *fixture) getPool(name string) client.Object {
 
 func ingressIPsString(s *corev1.Service) string {
 	b, _ := json.Marshal(s.Status.LoadBalancer.Ingress)
-	return string(b) + " " + s.Annotations[service.AnnotationAllocatedFromPool]
+	return string(b) + " " + s.Annotations[v1beta1.AnnotationAllocatedFromPool]
 }

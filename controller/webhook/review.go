@@ -172,11 +172,8 @@ func Released(old, updated *v1beta1.IPAddressPool, services []corev1.Service, ns
 			continue
 		}
 		var held, why []string
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			ip, err := netip.ParseAddr(ing.IP)
-			if err != nil {
-				continue
-			}
+		addrs, _ := v1beta1.IngressIPs(svc) // an entry that is no address holds nothing
+		for _, ip := range addrs {
 			ip = ip.Unmap()
 			if !slices.ContainsFunc(oldRanges, func(r config.Range) bool { return r.Contains(ip) }) {
 				continue

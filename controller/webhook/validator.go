@@ -147,31 +147,13 @@ func (v *Validator) released(ctx context.Context, old, updated *v1beta1.IPAddres
 	return Released(old, updated, svcs.Items, labelsOf, v.inCharge), nil
 }
 
-func (v *Validator) inCharge(svc *corev1.Service) bool {
-	if svc.Spec.LoadBalancerClass == nil {
-		return v.lbClass == ""
-	}
-	return *svc.Spec.LoadBalancerClass == v.lbClass
-}
+func (v *Validator) inCharge(svc *corev1.Service) bool { return v1beta1.ManagedService(svc, v.lbClass) }
 
 // decode returns the object under review: the new object, or the old one on DELETE. It returns
 // nil, nil for Herald kinds that are not configuration (the status kinds).
 func decode(req admission.Request) (client.Object, error) {
-	var obj client.Object
-	switch req.Kind.Kind {
-	case config.KindIPAddressPool:
-		obj = &v1beta1.IPAddressPool{}
-	case config.KindL2Advertisement:
-		obj = &v1beta1.L2Advertisement{}
-	case config.KindBGPAdvertisement:
-		obj = &v1beta1.BGPAdvertisement{}
-	case config.KindBGPPeer:
-		obj = &v1beta1.BGPPeer{}
-	case config.KindBFDProfile:
-		obj = &v1beta1.BFDProfile{}
-	case config.KindCommunity:
-		obj = &v1beta1.Community{}
-	default:
+	obj := kube.NewConfigObject(req.Kind.Kind)
+	if obj == nil {
 		return nil, nil
 	}
 	raw := req.Object.Raw

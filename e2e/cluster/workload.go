@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
 	"github.com/herald-lb/herald/internal/frr"
 )
@@ -181,7 +182,7 @@ func (c *Cluster) CreateLBService(ctx context.Context, s LBService) (*corev1.Ser
 		},
 	}
 	if s.Pool != "" {
-		svc.Annotations[lab.AnnotationPool] = s.Pool
+		svc.Annotations[v1beta1.AnnotationAddressPool] = s.Pool
 	}
 	if s.Local {
 		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
@@ -296,7 +297,7 @@ func (c *Cluster) EndpointStorm(ctx context.Context, namespace string, services,
 	for i := range services {
 		name := fmt.Sprintf("storm-%d", i)
 		svc := &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: map[string]string{lab.AnnotationPool: lab.L2PoolName}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: map[string]string{v1beta1.AnnotationAddressPool: lab.L2PoolName}},
 			Spec: corev1.ServiceSpec{
 				Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol}, IPFamilyPolicy: &policy,
 				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,

@@ -20,14 +20,6 @@ import (
 	"github.com/herald-lb/herald/internal/frr"
 )
 
-// Annotations Herald reads on Services.
-const (
-	AnnotationPool     = "herald.dev/address-pool"
-	AnnotationIPs      = "herald.dev/loadBalancerIPs"
-	AnnotationShared   = "herald.dev/allow-shared-ip"
-	AnnotationFromPool = "herald.dev/ip-allocated-from-pool"
-)
-
 // RouterAddrs returns the router's segment addresses (IPv4 first).
 func (l *Lab) RouterAddrs() []netip.Addr {
 	var out []netip.Addr
@@ -125,7 +117,7 @@ func (l *Lab) CreateService(ctx context.Context, s ServiceSpec) (*corev1.Service
 		ann[k] = v
 	}
 	if s.Pool != "" {
-		ann[AnnotationPool] = s.Pool
+		ann[v1beta1.AnnotationAddressPool] = s.Pool
 	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, Annotations: ann, Labels: s.Labels},

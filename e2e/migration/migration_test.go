@@ -363,7 +363,7 @@ func TestMigrateFromMetalLB(t *testing.T) {
 			if err := l.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: svc.name}, &s); err != nil {
 				return false, nil //nolint:nilerr // retried until the deadline
 			}
-			return s.Annotations[lab.AnnotationFromPool] == svc.pool, nil
+			return s.Annotations[v1beta1.AnnotationAllocatedFromPool] == svc.pool, nil
 		})
 		if err != nil {
 			t.Fatalf("herald-controller did not take %s over: %v", svc.name, err)

@@ -328,7 +328,7 @@ func createServices(ctx context.Context, l *lab.Lab, c client.Client, from, to i
 				name := serviceName(i)
 				single := corev1.IPFamilyPolicySingleStack
 				s := &corev1.Service{
-					ObjectMeta: metav1.ObjectMeta{Namespace: "scale", Name: name, Annotations: map[string]string{lab.AnnotationPool: lab.L2PoolName}},
+					ObjectMeta: metav1.ObjectMeta{Namespace: "scale", Name: name, Annotations: map[string]string{v1beta1.AnnotationAddressPool: lab.L2PoolName}},
 					Spec: corev1.ServiceSpec{
 						Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol}, IPFamilyPolicy: &single,
 						AllocateLoadBalancerNodePorts: ptr.To(false), Selector: map[string]string{"app": name},

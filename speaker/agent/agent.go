@@ -60,8 +60,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/internal/kube"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/layer2"
 )
@@ -320,15 +320,16 @@ func (a *Agent) pacedSync(ctx context.Context, pace *pacer, cause string) {
 // its Service recomputed, and makes every relevant change of the other objects recompute
 // everything.
 func (a *Agent) watch(ctx context.Context) error {
-	handlers := []struct {
+	type watched struct {
 		obj client.Object
 		h   toolscache.ResourceEventHandler
-	}{
+	}
+	handlers := []watched{
 		{&corev1.Service{}, serviceHandler{a}}, {&discoveryv1.EndpointSlice{}, sliceHandler{a}},
 		{&corev1.Node{}, triggerHandler{a}}, {&corev1.Secret{}, triggerHandler{a}},
-		{&v1beta1.IPAddressPool{}, triggerHandler{a}}, {&v1beta1.L2Advertisement{}, triggerHandler{a}},
-		{&v1beta1.BGPAdvertisement{}, triggerHandler{a}}, {&v1beta1.BGPPeer{}, triggerHandler{a}},
-		{&v1beta1.BFDProfile{}, triggerHandler{a}}, {&v1beta1.Community{}, triggerHandler{a}},
+	}
+	for _, o := range kube.ConfigKinds() {
+		handlers = append(handlers, watched{o, triggerHandler{a}})
 	}
 	for _, o := range handlers {
 		inf, err := a.opts.Cache.GetInformer(ctx, o.obj)

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube"
 )
 
 // SecretSelector selects the Secrets the speaker reads: those labelled
@@ -25,15 +26,17 @@ func SecretSelector() labels.Selector {
 // TrimEndpointSlice, TrimNode); every object loses its managedFields.
 func CacheOptions(namespace string) cache.Options {
 	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
-	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: map[client.Object]cache.ByObject{
+	by := map[client.Object]cache.ByObject{
 		&corev1.Service{}:            {Transform: trim(TrimService)},
 		&discoveryv1.EndpointSlice{}: {Transform: trim(TrimEndpointSlice)},
 		&corev1.Node{}:               {Transform: trim(TrimNode)},
 		&corev1.Secret{}:             {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
-		&v1beta1.IPAddressPool{}:     inNS, &v1beta1.L2Advertisement{}: inNS, &v1beta1.BGPAdvertisement{}: inNS,
-		&v1beta1.BGPPeer{}: inNS, &v1beta1.BFDProfile{}: inNS, &v1beta1.Community{}: inNS,
-		&v1beta1.ServiceL2Status{}: inNS, &v1beta1.ServiceBGPStatus{}: inNS, &v1beta1.BGPSessionStatus{}: inNS,
-	}}
+		&v1beta1.ServiceL2Status{}:   inNS, &v1beta1.ServiceBGPStatus{}: inNS, &v1beta1.BGPSessionStatus{}: inNS,
+	}
+	for _, o := range kube.ConfigKinds() {
+		by[o] = inNS
+	}
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: by}
 }
 
 // What the speaker keeps of the objects it caches cluster-wide. A speaker runs on every node and

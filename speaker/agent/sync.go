@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/plan"
@@ -104,16 +105,7 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, error) {
 }
 
 // handles reports whether the Service is one this speaker announces.
-func (a *Agent) handles(s *corev1.Service) bool {
-	if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	class := ""
-	if s.Spec.LoadBalancerClass != nil {
-		class = *s.Spec.LoadBalancerClass
-	}
-	return class == a.opts.LBClass
-}
+func (a *Agent) handles(s *corev1.Service) bool { return v1beta1.ManagedService(s, a.opts.LBClass) }
 
 // bgpPeers converts the configured peers of this node for the BGP speaker. Every peer that
 // config.Parse accepts is one the speaker can use (a fuzz test checks it), so a BGPPeer the API

@@ -2,12 +2,12 @@ package plan
 
 import (
 	"maps"
-	"net/netip"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/speaker/election"
 )
 
@@ -66,11 +66,7 @@ func ServiceFromKube(s *corev1.Service, eps map[string]*Endpoints) (Service, boo
 		Labels:       s.Labels,
 		LocalTraffic: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 	}
-	for _, ing := range s.Status.LoadBalancer.Ingress {
-		if ip, err := netip.ParseAddr(ing.IP); err == nil {
-			ps.IPs = append(ps.IPs, ip)
-		}
-	}
+	ps.IPs, _ = v1beta1.IngressIPs(s) // an entry that is no address is skipped; the controller reports it
 	if len(ps.IPs) == 0 {
 		return ps, false
 	}
