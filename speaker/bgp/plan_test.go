@@ -179,7 +179,9 @@ func TestValidatePeer(t *testing.T) {
 		{"no ASN", func(p *Peer) { p.MyASN = 0 }, id, "myASN 0 must not be 0"},
 		{"VRF not a device name", func(p *Peer) { p.VRF = "red/blue" }, id, `VRF "red/blue" is not a Linux device name`},
 		{"VRF name too long", func(p *Peer) { p.VRF = "sixteen-chars-xx" }, id, `VRF "sixteen-chars-xx" is not a Linux device name`},
-		{"BFD in a VRF", func(p *Peer) { p.VRF, p.BFD = "red", BFD{Enabled: true, ReceiveInterval: time.Second, TransmitInterval: time.Second, DetectMultiplier: 3} }, id,
+		{"BFD in a VRF", func(p *Peer) {
+			p.VRF, p.BFD = "red", BFD{Enabled: true, ReceiveInterval: time.Second, TransmitInterval: time.Second, DetectMultiplier: 3}
+		}, id,
 			"BFD on a session in a VRF is not supported"},
 		{"no address", func(p *Peer) { p.Address = netip.Addr{} }, id, "is not a unicast address"},
 		{"unspecified address", func(p *Peer) { p.Address = netip.MustParseAddr("0.0.0.0") }, id, "0.0.0.0 is not a unicast address"},
