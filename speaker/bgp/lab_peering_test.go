@@ -89,3 +89,70 @@ func TestLabLocalAndDynamicASN(t *testing.T) {
 		t.Errorf("FRR's session with n2 is Established again: %+v", nb)
 	}
 }
+
+// TestLabVRFBinding: a Peer's VRF binds its TCP connection to that device (SO_BINDTODEVICE), as
+// it binds it to a Linux VRF device in production. This kernel has no VRF driver
+// (CONFIG_NET_VRF), so the test binds to plain devices, which the kernel treats the same way for
+// the socket: bound to the node's eth0, the interface towards FRR, the session comes up and its
+// route reaches FRR; bound to a device that exists but does not lead to the router, it never
+// connects; bound to a device the node does not have, it never connects either, and the status
+// says so. The other sessions are not affected.
+func TestLabVRFBinding(t *testing.T) {
+	lb := newLab(t, 1, frr.Config{Groups: nodeGroups()})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n := lb.nodes[0]
+	// side0 is up, with an address, but leads nowhere near the router.
+	for _, args := range [][]string{
+		{"ip", "link", "add", "side0", "type", "veth", "peer", "name", "side1"},
+		{"ip", "addr", "add", "192.0.2.250/30", "dev", "side0"},
+		{"ip", "link", "set", "side0", "up"},
+		{"ip", "link", "set", "side1", "up"},
+	} {
+		if out, err := lb.net.Exec(n.ns, args...); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	if out, err := lb.net.Exec(n.ns, "ip", "-o", "link", "show", "side0"); err != nil || !strings.Contains(string(out), "side0") {
+		t.Fatalf("side0 was not created: %v: %s", err, out)
+	}
+
+	onEth0 := ebgpPeer("eth0", routerV4)
+	onEth0.VRF = "eth0"
+	onSide := ebgpPeer("side0", routerV6)
+	onSide.VRF = "side0"
+	n.setPeers(onEth0, onSide)
+	n.setRoutes(labRoute{Prefix: vip4, Peers: []string{"eth0"}}, labRoute{Prefix: vip6, Peers: []string{"side0"}})
+	lb.waitHops(t, ctx, vip4, []netip.Addr{n.v4})
+	if st := n.status("eth0"); st.State != StateEstablished {
+		t.Errorf("status of the session bound to eth0 = %+v, want Established", st)
+	}
+	var st PeerStatus
+	if err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		st = n.status("side0")
+		return strings.HasPrefix(st.LastError, "no TCP connection"), nil
+	}); err != nil {
+		t.Errorf("status of the session bound to side0 = %+v, want no TCP connection and why: %v", st, err)
+	}
+	t.Logf("bound to side0: %s", st.LastError)
+	if nb := lb.neighbor(t, ctx, n.v6); nb.Established() {
+		t.Errorf("FRR established the session bound to side0: %+v", nb)
+	}
+
+	// A device the node does not have: the session never connects, and the status says why.
+	missing := ebgpPeer("side0", routerV6)
+	missing.VRF = "red"
+	n.setPeers(onEth0, missing)
+	if err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		st = n.status("side0")
+		return strings.Contains(st.LastError, "no such device"), nil
+	}); err != nil {
+		t.Errorf("status of the session in VRF red (no such device) = %+v, want why: %v", st, err)
+	}
+	t.Logf("in VRF red: %s", st.LastError)
+	if st := n.status("eth0"); st.State != StateEstablished {
+		t.Errorf("status of the session bound to eth0 = %+v, want Established", st)
+	}
+	lb.waitHops(t, ctx, vip4, []netip.Addr{n.v4})
+	lb.waitHops(t, ctx, vip6, nil)
+}
