@@ -333,13 +333,13 @@ spec: {addresses: [192.0.2.0/24]}
 ---
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
-metadata: {name: vrf-peer, namespace: metallb-system}
-spec: {myASN: 64512, peerASN: 64512, peerAddress: 192.0.2.254, vrf: red}
+metadata: {name: unnumbered, namespace: metallb-system}
+spec: {myASN: 64512, peerASN: 64512, interface: eth1}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := w.run("migrate-from-metallb", "-f", dir, "--server", "https://127.0.0.1:1")
-	if code != cli.ExitProblems || !strings.Contains(errOut, `error: BGPPeer metallb-system/vrf-peer: spec.vrf "red"`) || !strings.Contains(out, "kind: IPAddressPool") {
+	if code != cli.ExitProblems || !strings.Contains(errOut, `error: BGPPeer metallb-system/unnumbered: spec.interface "eth1"`) || !strings.Contains(out, "kind: IPAddressPool") {
 		t.Errorf("from files: exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }

@@ -118,9 +118,13 @@ type Community struct {
 
 // Peer is a validated BGPPeer.
 type Peer struct {
-	Name          string
-	MyASN         uint32
-	PeerASN       uint32
+	Name  string
+	MyASN uint32
+	// PeerASN is the router's AS number; myASN for dynamicASN internal, 0 for dynamicASN
+	// external (any AS number but MyASN).
+	PeerASN uint32
+	// DynamicASN is empty when the BGPPeer pins peerASN.
+	DynamicASN    v1beta1.DynamicASN
 	Address       netip.Addr
 	Port          uint16
 	SourceAddress netip.Addr // invalid (zero) when unset
@@ -139,6 +143,8 @@ type Peer struct {
 	MaxPrefixes uint32
 	// BFDProfile is nil when the peer names none.
 	BFDProfile *BFDProfile
+	// VRF is the name of the nodes' VRF device the session runs in; the default VRF when empty.
+	VRF string
 }
 
 // BFDProfile is a validated BFDProfile with defaults filled in. Its fields are all the speaker's

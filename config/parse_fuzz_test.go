@@ -4,12 +4,14 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/config/configtest"
 )
@@ -128,8 +130,11 @@ func checkPeer(t *testing.T, name string, p *config.Peer) {
 	switch {
 	case p.Name != name || name == "":
 		t.Fatalf("peer %q named %q", name, p.Name)
-	case p.MyASN == 0 || p.PeerASN == 0:
-		t.Fatalf("peer %s: ASNs %d, %d", name, p.MyASN, p.PeerASN)
+	case p.MyASN == 0 || (p.PeerASN == 0) != (p.DynamicASN == v1beta1.DynamicASNExternal) ||
+		p.DynamicASN == v1beta1.DynamicASNInternal && p.PeerASN != p.MyASN:
+		t.Fatalf("peer %s: ASNs %d, %d, dynamic %q", name, p.MyASN, p.PeerASN, p.DynamicASN)
+	case p.VRF != "" && (len(p.VRF) > 15 || strings.ContainsAny(p.VRF, "/: \t") || p.VRF[0] == '.' || p.VRF[0] == '-' || p.BFDProfile != nil):
+		t.Fatalf("peer %s: VRF %q, BFD %v", name, p.VRF, p.BFDProfile)
 	case !p.Address.IsValid() || !p.Address.IsGlobalUnicast() || p.Address.Is4In6() || p.Address.Zone() != "":
 		t.Fatalf("peer %s: address %v", name, p.Address)
 	case p.SourceAddress.IsValid() && (!p.SourceAddress.IsGlobalUnicast() || p.SourceAddress.Is4() != p.Address.Is4()):

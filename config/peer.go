@@ -66,6 +66,7 @@ const (
 	ErrBFDEcho       = "the BFD echo function is not supported: Herald runs BFD in asynchronous mode only"
 	ErrBFDMinimumTTL = "multi-hop BFD is not supported, so there is no minimum TTL to set: Herald runs single-hop BFD (RFC 5881), which accepts only packets sent with TTL 255"
 	ErrBFDMultiHop   = "BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only"
+	ErrBFDVRF        = "BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF"
 )
 
 // parseBFDProfiles puts the usable BFD profiles in the Config: valid ones, and the last valid
@@ -111,6 +112,42 @@ func newPeerIndex() index[*Peer] { return peerIndex{} }
 
 func (x peerIndex) add(v *Peer) { x[v.Address] = append(x[v.Address], v) }
 
+// peerASN validates the router's AS number, pinned (peerASN) or dynamic (dynamicASN), into peer:
+// dynamicASN internal is peerASN = myASN; external leaves PeerASN 0 (any AS but myASN).
+func (r reporter) peerASN(s *v1beta1.BGPPeerSpec, peer *Peer) {
+	switch {
+	case s.DynamicASN == "" && s.PeerASN == 0:
+		r.errorf("spec.peerASN", "0", "is required (or dynamicASN): set the router's AS number, such as 64500, or dynamicASN internal (the router is in myASN) or external (any other AS)")
+	case s.DynamicASN == "":
+	case s.PeerASN != 0:
+		r.errorf("spec.dynamicASN", string(s.DynamicASN), "set either peerASN (%d) or dynamicASN, not both; remove one", s.PeerASN)
+	case s.DynamicASN == v1beta1.DynamicASNInternal:
+		peer.DynamicASN, peer.PeerASN = s.DynamicASN, s.MyASN
+	case s.DynamicASN == v1beta1.DynamicASNExternal:
+		peer.DynamicASN = s.DynamicASN
+	default:
+		r.errorf("spec.dynamicASN", string(s.DynamicASN), "must be internal (the router is in myASN) or external (any AS number but myASN)")
+	}
+}
+
+// validDeviceName reports whether name can be a Linux network device's name (dev_valid_name):
+// 1 to 15 bytes, no '/', ':' or white space, not "." or ".."; Herald asks for letters, digits,
+// '_', '.' and '-', starting with a letter or digit, as the CRD's rule does.
+func validDeviceName(name string) bool {
+	if len(name) == 0 || len(name) > 15 {
+		return false
+	}
+	for i, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func (x peerIndex) conflicts(v *Peer) []conflict { return peerConflicts(v, x[v.Address]) }
 
 // peerConflicts reports a peer in force with the same address on the same nodes: a speaker holds
@@ -119,7 +156,7 @@ func peerConflicts(v *Peer, inForce []*Peer) []conflict {
 	const why = "a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes"
 	var out []conflict
 	for _, o := range inForce {
-		if !v.Address.IsValid() || v.Address != o.Address || !selectorsMayOverlap(v.NodeSelectors, o.NodeSelectors) {
+		if !v.Address.IsValid() || v.Address != o.Address || v.VRF != o.VRF || !selectorsMayOverlap(v.NodeSelectors, o.NodeSelectors) {
 			continue
 		}
 		out = append(out, conflict{"spec.peerAddress", v.Address.String(), fmt.Sprintf("BGPPeer %s has the same peer address on the same nodes; %s", o.Name, why)})
@@ -144,14 +181,23 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 	if s.MyASN == 0 {
 		r.errorf("spec.myASN", "0", "an AS number must be between 1 and 4294967295, such as 64512")
 	}
-	if s.PeerASN == 0 {
-		r.errorf("spec.peerASN", "0", "an AS number must be between 1 and 4294967295, such as 64512")
-	}
+	r.peerASN(s, peer)
 	if peer.Port == 0 {
 		peer.Port = DefaultPeerPort
 	}
-	if s.EBGPMultiHop && s.MyASN == s.PeerASN {
+	switch {
+	case !s.EBGPMultiHop:
+	case s.DynamicASN == v1beta1.DynamicASNInternal && s.PeerASN == 0:
+		r.errorf("spec.ebgpMultiHop", "true", "applies only to eBGP sessions, but dynamicASN internal makes this iBGP (AS %d); remove ebgpMultiHop or use dynamicASN external", s.MyASN)
+	case s.PeerASN != 0 && s.MyASN == s.PeerASN:
 		r.errorf("spec.ebgpMultiHop", "true", "applies only to eBGP sessions, but myASN and peerASN are both %d (iBGP); remove ebgpMultiHop or correct the AS numbers", s.MyASN)
+	}
+	if s.VRF != "" {
+		if validDeviceName(s.VRF) {
+			peer.VRF = s.VRF
+		} else {
+			r.errorf("spec.vrf", s.VRF, "is not a Linux device name: use up to 15 letters, digits, '_', '.' and '-', starting with a letter or digit, such as red (the VRF device on the nodes)")
+		}
 	}
 
 	peer.Address = r.endpoint("spec.peerAddress", s.PeerAddress, true, "such as 198.51.100.1 or 2001:db8::1",
@@ -218,6 +264,8 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 
 	if s.BFDProfile != "" && s.EBGPMultiHop {
 		r.errorf("spec.bfdProfile", s.BFDProfile, "%s; remove bfdProfile, or ebgpMultiHop if the router is one hop away", ErrBFDMultiHop)
+	} else if s.BFDProfile != "" && s.VRF != "" {
+		r.errorf("spec.bfdProfile", s.BFDProfile, "%s; remove bfdProfile, or vrf", ErrBFDVRF)
 	} else if s.BFDProfile != "" {
 		if bfd, ok := p.cfg.BFDProfiles[s.BFDProfile]; ok {
 			peer.BFDProfile = bfd

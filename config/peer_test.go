@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -115,6 +116,25 @@ func TestParsePeers(t *testing.T) {
 			},
 		},
 		{
+			// internal pins the router's AS to myASN: the same session as peerASN = myASN.
+			name: "dynamic ASN internal",
+			peer: withSpec(bgpPeer("p", 64512, 0, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.DynamicASN = v1beta1.DynamicASNInternal }),
+			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64512, DynamicASN: v1beta1.DynamicASNInternal, Address: netip.MustParseAddr("198.51.100.1")}),
+		},
+		{
+			name: "dynamic ASN external, multi-hop",
+			peer: withSpec(bgpPeer("p", 64512, 0, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) {
+				s.DynamicASN = v1beta1.DynamicASNExternal
+				s.EBGPMultiHop = true
+			}),
+			want: defaults(&Peer{Name: "p", MyASN: 64512, DynamicASN: v1beta1.DynamicASNExternal, Address: netip.MustParseAddr("198.51.100.1"), EBGPMultiHop: true}),
+		},
+		{
+			name: "VRF",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.VRF = "red-1.x_y" }),
+			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), VRF: "red-1.x_y"}),
+		},
+		{
 			name: "password of 80 bytes, unique-local IPv6 peer",
 			peer: withSpec(bgpPeer("p", 64512, 64513, "fd00::1"), func(s *v1beta1.BGPPeerSpec) {
 				s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "bgp", Key: "max"}
@@ -171,7 +191,59 @@ func TestParsePeerErrors(t *testing.T) {
 			peers: []v1beta1.BGPPeer{bgpPeer("p", 0, 0, "198.51.100.1")},
 			want: []string{
 				`BGPPeer herald-system/p: spec.myASN "0": an AS number must be between 1 and 4294967295, such as 64512`,
-				`BGPPeer herald-system/p: spec.peerASN "0": an AS number must be between 1 and 4294967295, such as 64512`,
+				`BGPPeer herald-system/p: spec.peerASN "0": is required (or dynamicASN): set the router's AS number, such as 64500, or dynamicASN internal (the router is in myASN) or external (any other AS)`,
+			},
+		},
+		{
+			name: "peerASN and dynamicASN: none, both, unknown",
+			peers: []v1beta1.BGPPeer{
+				bgpPeer("none", 64512, 0, "198.51.100.1"),
+				func() v1beta1.BGPPeer {
+					p := bgpPeer("both", 64512, 64513, "198.51.100.2")
+					p.Spec.DynamicASN = v1beta1.DynamicASNExternal
+					return p
+				}(),
+				func() v1beta1.BGPPeer {
+					p := bgpPeer("unknown", 64512, 0, "198.51.100.3")
+					p.Spec.DynamicASN = "any"
+					return p
+				}(),
+			},
+			want: []string{
+				`BGPPeer herald-system/both: spec.dynamicASN "external": set either peerASN (64513) or dynamicASN, not both; remove one`,
+				`BGPPeer herald-system/none: spec.peerASN "0": is required (or dynamicASN): set the router's AS number, such as 64500, or dynamicASN internal (the router is in myASN) or external (any other AS)`,
+				`BGPPeer herald-system/unknown: spec.dynamicASN "any": must be internal (the router is in myASN) or external (any AS number but myASN)`,
+			},
+		},
+		{
+			name: "ebgpMultiHop on dynamic internal",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) {
+				s.PeerASN, s.DynamicASN, s.EBGPMultiHop = 0, v1beta1.DynamicASNInternal, true
+			}),
+			want: []string{
+				`BGPPeer herald-system/p: spec.ebgpMultiHop "true": applies only to eBGP sessions, but dynamicASN internal makes this iBGP (AS 64512); remove ebgpMultiHop or use dynamicASN external`,
+			},
+		},
+		{
+			name: "VRF names, BFD in a VRF",
+			peers: func() []v1beta1.BGPPeer {
+				var out []v1beta1.BGPPeer
+				for i, v := range []string{"-red", "red/blue", "sixteen-chars-xx", "..", "ok"} {
+					p := named(fmt.Sprintf("v%d", i))
+					p.Spec.VRF = v
+					if v == "ok" {
+						p.Spec.BFDProfile = "fast"
+					}
+					out = append(out, p)
+				}
+				return out
+			}(),
+			want: []string{
+				`BGPPeer herald-system/v0: spec.vrf "-red": is not a Linux device name: use up to 15 letters, digits, '_', '.' and '-', starting with a letter or digit, such as red (the VRF device on the nodes)`,
+				`BGPPeer herald-system/v1: spec.vrf "red/blue": is not a Linux device name: use up to 15 letters, digits, '_', '.' and '-', starting with a letter or digit, such as red (the VRF device on the nodes)`,
+				`BGPPeer herald-system/v2: spec.vrf "sixteen-chars-xx": is not a Linux device name: use up to 15 letters, digits, '_', '.' and '-', starting with a letter or digit, such as red (the VRF device on the nodes)`,
+				`BGPPeer herald-system/v3: spec.vrf "..": is not a Linux device name: use up to 15 letters, digits, '_', '.' and '-', starting with a letter or digit, such as red (the VRF device on the nodes)`,
+				`BGPPeer herald-system/v4: spec.bfdProfile "fast": BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF; remove bfdProfile, or vrf`,
 			},
 		},
 		{
@@ -394,6 +466,9 @@ func TestParsePeerErrors(t *testing.T) {
 					NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "r1"}}}}},
 				{ObjectMeta: objectMeta("d"), Spec: v1beta1.BGPPeerSpec{MyASN: 1, PeerASN: 2, PeerAddress: "198.51.100.2",
 					NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "r2"}}}}},
+				// The same address in two VRFs (and the default one): three routers, allowed.
+				{ObjectMeta: objectMeta("e"), Spec: v1beta1.BGPPeerSpec{MyASN: 1, PeerASN: 2, PeerAddress: "198.51.100.1", VRF: "red"}},
+				{ObjectMeta: objectMeta("f"), Spec: v1beta1.BGPPeerSpec{MyASN: 1, PeerASN: 2, PeerAddress: "198.51.100.1", VRF: "blue"}},
 			},
 			want: []string{
 				`BGPPeer herald-system/b: spec.peerAddress "198.51.100.1": BGPPeer a has the same peer address on the same nodes; a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes`,

@@ -6,7 +6,9 @@ import (
 
 // BGPPeerSpec describes one BGP session that the speakers on the selected nodes open to a router.
 // +kubebuilder:validation:XValidation:rule="!has(self.bfdProfile) || size(self.bfdProfile) == 0 || !has(self.ebgpMultiHop) || !self.ebgpMultiHop",message="BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only; remove bfdProfile, or ebgpMultiHop if the router is one hop away"
-// +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || self.myASN != self.peerASN",message="ebgpMultiHop applies only to eBGP sessions: myASN and peerASN are equal, so this is iBGP; remove ebgpMultiHop"
+// +kubebuilder:validation:XValidation:rule="has(self.peerASN) != has(self.dynamicASN)",message="set exactly one of peerASN (the router's AS number, such as 64500) and dynamicASN (internal or external, when the router's AS number is not pinned)"
+// +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) ? self.myASN != self.peerASN : (!has(self.dynamicASN) || self.dynamicASN != 'internal'))",message="ebgpMultiHop applies only to eBGP sessions: myASN and peerASN are equal (or dynamicASN is internal), so this is iBGP; remove ebgpMultiHop"
+// +kubebuilder:validation:XValidation:rule="!has(self.vrf) || size(self.vrf) == 0 || !has(self.bfdProfile) || size(self.bfdProfile) == 0",message="BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF; remove bfdProfile, or vrf"
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || duration(self.keepaliveTime) <= (has(self.holdTime) ? duration(self.holdTime) : duration('90s'))",messageExpression="'keepaliveTime ' + self.keepaliveTime + ' must not be longer than holdTime ' + (has(self.holdTime) ? self.holdTime : '90s (the default)') + '; use at most holdTime (one third of it is usual)'"
 type BGPPeerSpec struct {
@@ -15,10 +17,20 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:Maximum=4294967295
 	MyASN uint32 `json:"myASN"`
 
-	// PeerASN is the autonomous system number of the router. Equal to myASN means iBGP.
+	// PeerASN is the autonomous system number of the router. Equal to myASN means iBGP. Set
+	// exactly one of peerASN and dynamicASN.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
-	PeerASN uint32 `json:"peerASN"`
+	// +optional
+	PeerASN uint32 `json:"peerASN,omitempty"`
+
+	// DynamicASN accepts the router's AS number without pinning it, for routers whose AS
+	// number differs per rack or changes: "internal" accepts only myASN (iBGP), "external"
+	// any AS number other than myASN (eBGP). A router answering with myASN on an external
+	// session is closed again and reported. Set exactly one of peerASN and dynamicASN.
+	// +kubebuilder:validation:Enum=internal;external
+	// +optional
+	DynamicASN DynamicASN `json:"dynamicASN,omitempty"`
 
 	// PeerAddress is the IPv4 or IPv6 unicast address of the router. Unspecified, loopback,
 	// link-local, multicast, broadcast, 0.0.0.0/8 and 240.0.0.0/4 addresses are refused.
@@ -112,7 +124,27 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	BFDProfile string `json:"bfdProfile,omitempty"`
+
+	// VRF is the name of the Linux VRF device on the nodes that the session runs in: its TCP
+	// connection is bound to that device (SO_BINDTODEVICE), so it uses the VRF's routing table
+	// and addresses. The default VRF when empty. A node without this device reports the session
+	// as not connecting and keeps its other sessions.
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9][A-Za-z0-9_.-]*$')",messageExpression="'vrf ' + self + ' is not a Linux device name: up to 15 letters, digits, underscores, dots and dashes, starting with a letter or digit, such as red'"
+	// +optional
+	VRF string `json:"vrf,omitempty"`
 }
+
+// DynamicASN is how a BGPPeer without peerASN accepts the router's AS number.
+type DynamicASN string
+
+// DynamicASN values.
+const (
+	// DynamicASNInternal accepts the router when its AS number is myASN (iBGP).
+	DynamicASNInternal DynamicASN = "internal"
+	// DynamicASNExternal accepts the router when its AS number is not myASN (eBGP).
+	DynamicASNExternal DynamicASN = "external"
+)
 
 // SecretKeyReference names a key of a Secret in the referring object's namespace.
 type SecretKeyReference struct {
@@ -133,6 +165,8 @@ type SecretKeyReference struct {
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.peerAddress`
 // +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=`.spec.myASN`
 // +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=`.spec.peerASN`
+// +kubebuilder:printcolumn:name="Dynamic ASN",type=string,JSONPath=`.spec.dynamicASN`,priority=1
+// +kubebuilder:printcolumn:name="VRF",type=string,JSONPath=`.spec.vrf`,priority=1
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BGPPeer struct {

@@ -196,6 +196,20 @@ spec: {echoMode: true}`, "the BFD echo function is not supported"},
 spec: {minimumTtl: 254}`, "multi-hop BFD is not supported, so there is no minimum TTL to set"},
 		{"BFD on a multi-hop session", `kind: BGPPeer
 spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, ebgpMultiHop: true, bfdProfile: fast}`, "BFD on a multi-hop session (ebgpMultiHop: true) is not supported"},
+		{"no peer AS", `kind: BGPPeer
+spec: {myASN: 64512, peerAddress: 192.0.2.1}`, "set exactly one of peerASN (the router's AS number, such as 64500) and dynamicASN"},
+		{"peer AS and dynamic AS", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, dynamicASN: external, peerAddress: 192.0.2.1}`, "set exactly one of peerASN"},
+		{"dynamic AS unknown", `kind: BGPPeer
+spec: {myASN: 64512, dynamicASN: any, peerAddress: 192.0.2.1}`, `spec.dynamicASN: Unsupported value: "any"`},
+		{"multihop on dynamic internal", `kind: BGPPeer
+spec: {myASN: 64512, dynamicASN: internal, peerAddress: 192.0.2.1, ebgpMultiHop: true}`, "ebgpMultiHop applies only to eBGP"},
+		{"VRF not a device name", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, vrf: "red/blue"}`, "vrf red/blue is not a Linux device name"},
+		{"VRF name too long", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, vrf: "sixteen-chars-xx"}`, "spec.vrf: Too long"},
+		{"BFD in a VRF", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, vrf: red, bfdProfile: fast}`, "BFD on a session in a VRF is not supported"},
 		{"interface with slash", `kind: L2Advertisement
 spec: {interfaces: ["eth0/1"]}`, "spec.interfaces[0]"},
 	}

@@ -393,22 +393,18 @@ func (t *translator) peer(o *unstructured.Unstructured, dualStack bool) {
 		return
 	}
 	switch {
-	case spec.DynamicASN != "" && spec.PeerASN == 0:
-		t.note(Error, subject, "spec.dynamicASN", spec.DynamicASN, "Herald needs the router's AS number: set peerASN to it (equal to myASN for internal); not translated")
-		return
 	case spec.Interface != "" && spec.PeerAddress == "":
 		t.note(Error, subject, "spec.interface", spec.Interface, "unnumbered BGP (a session over an interface, without a peer address) has no Herald equivalent; peer with the router's address instead; not translated")
-		return
-	case spec.VRF != "":
-		t.note(Error, subject, "spec.vrf", spec.VRF, "Herald opens sessions in the default VRF only; a session in VRF %s has no equivalent; not translated", spec.VRF)
 		return
 	}
 	p := v1beta1.BGPPeer{TypeMeta: typeMeta(KindBGPPeer), ObjectMeta: t.meta(o), Spec: v1beta1.BGPPeerSpec{
 		MyASN: spec.MyASN, PeerASN: spec.PeerASN, PeerAddress: spec.PeerAddress, PeerPort: spec.PeerPort, SourceAddress: spec.SourceAddress,
 		KeepaliveTime: spec.KeepaliveTime, ConnectTime: spec.ConnectTime, RouterID: spec.RouterID, NodeSelectors: spec.NodeSelectors,
-		EBGPMultiHop: spec.EBGPMultiHop, EnableGracefulRestart: spec.EnableGracefulRestart, BFDProfile: spec.BFDProfile,
+		EBGPMultiHop: spec.EBGPMultiHop, EnableGracefulRestart: spec.EnableGracefulRestart, BFDProfile: spec.BFDProfile, VRF: spec.VRF,
 	}}
-	if spec.DynamicASN != "" {
+	if spec.DynamicASN != "" && spec.PeerASN == 0 {
+		p.Spec.DynamicASN = v1beta1.DynamicASN(spec.DynamicASN)
+	} else if spec.DynamicASN != "" {
 		t.note(Dropped, subject, "spec.dynamicASN", spec.DynamicASN, "Herald checks the router's AS number against peerASN (%d); dynamicASN is left out", spec.PeerASN)
 	}
 	if spec.Interface != "" {
@@ -425,7 +421,10 @@ func (t *translator) peer(o *unstructured.Unstructured, dualStack bool) {
 	if k := spec.KeepaliveTime; k != nil && k.Duration == 0 {
 		p.Spec.KeepaliveTime = nil
 	}
-	if spec.BFDProfile != "" {
+	if spec.BFDProfile != "" && spec.VRF != "" {
+		p.Spec.BFDProfile = ""
+		t.note(Dropped, subject, "spec.bfdProfile", spec.BFDProfile, "Herald runs no BFD on a session in a VRF (%s): this session runs without BFD", spec.VRF)
+	} else if spec.BFDProfile != "" {
 		t.note(Dropped, subject, "spec.bfdProfile", spec.BFDProfile, "Herald validates BFD profiles, but its speaker runs no BFD yet: this session runs without BFD")
 	}
 	if spec.DisableMP {

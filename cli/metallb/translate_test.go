@@ -569,7 +569,7 @@ spec:
 			},
 		},
 		{
-			name: "what has no equivalent (docs: VRF; CRD fields dynamicASN, interface, echoInterval, dualStackAddressFamily)",
+			name: "what has no equivalent (CRD fields interface, echoInterval, dualStackAddressFamily); dynamicASN and vrf translated",
 			metallb: `
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -643,6 +643,32 @@ apiVersion: herald.dev/v1beta1
 kind: BGPPeer
 metadata:
   annotations:
+    herald.dev/migrated-from: metallb.io/v1beta2 BGPPeer metallb-system/dynamic
+  name: dynamic
+  namespace: herald-system
+spec:
+  dynamicASN: external
+  myASN: 64512
+  peerAddress: 172.30.0.4
+---
+apiVersion: herald.dev/v1beta1
+kind: BGPPeer
+metadata:
+  annotations:
+    herald.dev/migrated-from: metallb.io/v1beta2 BGPPeer metallb-system/example
+  name: example
+  namespace: herald-system
+spec:
+  myASN: 64512
+  peerASN: 64512
+  peerAddress: 172.30.0.3
+  peerPort: 179
+  vrf: red
+---
+apiVersion: herald.dev/v1beta1
+kind: BGPPeer
+metadata:
+  annotations:
     herald.dev/migrated-from: metallb.io/v1beta2 BGPPeer metallb-system/mp
   name: mp
   namespace: herald-system
@@ -656,8 +682,8 @@ spec:
 				`dropped: BFDProfile metallb-system/echo: spec.echoMode "true": Herald's BFD has no echo function (asynchronous mode only); left out`,
 				`dropped: BFDProfile metallb-system/echo: spec.echoInterval "60": Herald's BFDProfile has no echo interval; left out`,
 				`dropped: IPAddressPool metallb-system/dual: spec.someFutureField: not a field this translation knows (a MetalLB newer than v0.15?); left out`,
-				`error: BGPPeer metallb-system/dynamic: spec.dynamicASN "external": Herald needs the router's AS number: set peerASN to it (equal to myASN for internal); not translated`,
-				`error: BGPPeer metallb-system/example: spec.vrf "red": Herald opens sessions in the default VRF only; a session in VRF red has no equivalent; not translated`,
+				`changed: BGPPeer metallb-system/dynamic: spec.dualStackAddressFamily "false": Herald enables IPv4 and IPv6 unicast on every session (as MetalLB's dualStackAddressFamily: true): this session carries the routes of both families`,
+				`changed: BGPPeer metallb-system/example: spec.dualStackAddressFamily "false": Herald enables IPv4 and IPv6 unicast on every session (as MetalLB's dualStackAddressFamily: true): this session carries the routes of both families`,
 				`changed: BGPPeer metallb-system/mp: spec.disableMP "true": Herald runs one session per peer address with both IPv4 and IPv6 unicast enabled; there is no separate session per family`,
 				`changed: BGPPeer metallb-system/mp: spec.dualStackAddressFamily "false": Herald enables IPv4 and IPv6 unicast on every session (as MetalLB's dualStackAddressFamily: true): this session carries the routes of both families`,
 				`error: BGPPeer metallb-system/unnumbered: spec.interface "eth1": unnumbered BGP (a session over an interface, without a peer address) has no Herald equivalent; peer with the router's address instead; not translated`,

@@ -349,7 +349,16 @@ func randomPeer(s *Source, i int, secrets, bfds []string) v1beta1.BGPPeer {
 	if s.Bool() {
 		o.Spec.PeerASN = o.Spec.MyASN // iBGP
 	}
-	o.Spec.EBGPMultiHop = o.Spec.MyASN != o.Spec.PeerASN && s.Bool() || s.Bad(16)
+	if s.Intn(4) == 0 { // the router's AS not pinned
+		o.Spec.DynamicASN = v1beta1.DynamicASN(s.Choose([]string{"internal", "external"}, []string{"any", ""}))
+		if !s.Bad(8) {
+			o.Spec.PeerASN = 0
+		}
+	}
+	o.Spec.EBGPMultiHop = o.Spec.MyASN != o.Spec.PeerASN && o.Spec.DynamicASN != v1beta1.DynamicASNInternal && s.Bool() || s.Bad(16)
+	if s.Intn(4) == 0 {
+		o.Spec.VRF = s.Choose([]string{"red", "vrf-blue.10"}, []string{"-x", "a/b", "sixteen-chars-xx", ".."})
+	}
 	if s.Bool() {
 		o.Spec.PeerPort = uint16(s.Uint32())
 	}

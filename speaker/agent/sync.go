@@ -118,7 +118,7 @@ func bgpPeers(peers []*config.Peer) []bgp.Peer {
 			SourceAddress: p.SourceAddress, RouterID: p.RouterID,
 			HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
 			EBGPMultiHop: p.EBGPMultiHop, Password: p.Password, GracefulRestart: p.GracefulRestart,
-			MaxPrefixes: p.MaxPrefixes, BFD: bgpBFD(p.BFDProfile),
+			MaxPrefixes: p.MaxPrefixes, BFD: bgpBFD(p.BFDProfile), VRF: p.VRF,
 		})
 	}
 	return out

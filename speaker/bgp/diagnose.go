@@ -74,7 +74,7 @@ func describeConnectError(err error, password bool) string {
 }
 
 // dialControl sets on the check's socket what GoBGP sets on its own: the TCP MD5 key for the
-// peer's address and the TTL (1 for a single-hop eBGP peer, 255 with multihop).
+// peer's address, the TTL (1 for a single-hop eBGP peer, 255 with multihop) and the VRF device.
 func dialControl(p Peer) func(network, address string, c syscall.RawConn) error {
 	return func(_, _ string, c syscall.RawConn) error {
 		var sockErr error
@@ -84,8 +84,17 @@ func dialControl(p Peer) func(network, address string, c syscall.RawConn) error 
 					return
 				}
 			}
+			if p.VRF != "" {
+				if sockErr = os.NewSyscallError("setsockopt SO_BINDTODEVICE "+p.VRF, unix.BindToDevice(int(fd), p.VRF)); sockErr != nil {
+					return
+				}
+			}
 			ttl := 0
-			if !p.ibgp() {
+			switch {
+			case p.PeerASN == 0 && p.EBGPMultiHop: // GoBGP: TTL security without a minimum
+				ttl = 255
+			case p.PeerASN == 0: // GoBGP sets no TTL for a peer of any AS
+			case !p.ibgp():
 				ttl = 1
 				if p.EBGPMultiHop {
 					ttl = 255

@@ -70,6 +70,14 @@
 //     peer that takes BFD AdminDown is no failure (RFC 5882). Stopping a session sends AdminDown.
 //     Status reports the BFD state (PeerStatus.BFD) and a BFD that cannot run (BFDError: its
 //     socket; the BGP session then runs without BFD); herald_bgp_bfd_up exports it.
+//   - Local AS per peer (Peer.MyASN): peers of another local AS get their own server (serverKey),
+//     whose global AS is theirs; GoBGP's per-neighbour LocalAsn is set to the same value.
+//   - A router AS that is not pinned (dynamic.go): PeerASN 0 is GoBGP's peer AS 0 (any AS; the
+//     session's type follows the OPEN), and the adapter closes a session that comes up with a
+//     router in the speaker's own AS, because BGPPeer dynamicASN external promises eBGP.
+//     dynamicASN internal is PeerASN = MyASN, which GoBGP checks itself.
+//   - VRF (vrf.go): the session's TCP connection is bound to the VRF device (GoBGP's
+//     Transport.BindInterface); no BFD in a VRF.
 //   - Metrics (herald_bgp_*) are read from Status at scrape time, counters from GoBGP.
 //
 // Adding per-peer features: a field of Peer is part of the session's identity (a change restarts

@@ -18,11 +18,13 @@ type peerEvent struct {
 	// "notification-received cease/administrative shutdown".
 	message string
 	at      time.Time
+	// peerASN is the AS the peer named in its OPEN (on Established).
+	peerASN uint32
 }
 
 func fromAPIEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Time) peerEvent {
 	st := ev.Peer.State
-	return peerEvent{state: fromFSMState(st.SessionState), admin: st.AdminState, reason: st.DisconnectReason, message: st.DisconnectMessage, at: at}
+	return peerEvent{state: fromFSMState(st.SessionState), admin: st.AdminState, reason: st.DisconnectReason, message: st.DisconnectMessage, at: at, peerASN: st.PeerASN}
 }
 
 // explain says how an event changes a session's LastError: the new text and true, or false when

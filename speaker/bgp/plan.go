@@ -264,8 +264,14 @@ func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
 	if p.Name == "" {
 		bad("empty name")
 	}
-	if p.MyASN == 0 || p.PeerASN == 0 {
-		bad("myASN %d and peerASN %d must not be 0", p.MyASN, p.PeerASN)
+	if p.MyASN == 0 {
+		bad("myASN 0 must not be 0")
+	}
+	if p.VRF != "" && !validDeviceName(p.VRF) {
+		bad("VRF %q is not a Linux device name (1 to 15 letters, digits, '_', '.' and '-', starting with a letter or digit)", p.VRF)
+	}
+	if p.VRF != "" && p.BFD.Enabled {
+		bad("BFD on a session in a VRF is not supported: the speaker's BFD sockets live in the default VRF")
 	}
 	addr := p.Address.Unmap()
 	switch {

@@ -158,6 +158,8 @@ func TestValidatePeer(t *testing.T) {
 		{"router ID of the peer", func(p *Peer) { p.RouterID = netip.MustParseAddr("198.51.100.11") }, netip.Addr{}},
 		{"password of 80 bytes", func(p *Peer) { p.Password = strings.Repeat("x", 80) }, id},
 		{"longest timers", func(p *Peer) { p.HoldTime, p.KeepaliveTime, p.ConnectTime = maxTimer, maxTimer, maxTimer }, id},
+		{"any external AS (dynamicASN external)", func(p *Peer) { p.PeerASN = 0 }, id},
+		{"VRF", func(p *Peer) { p.VRF = "red-1.x_y" }, id},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := ok
@@ -174,7 +176,13 @@ func TestValidatePeer(t *testing.T) {
 		want string
 	}{
 		{"no name", func(p *Peer) { p.Name = "" }, id, "empty name"},
-		{"no ASN", func(p *Peer) { p.PeerASN = 0 }, id, "peerASN 0 must not be 0"},
+		{"no ASN", func(p *Peer) { p.MyASN = 0 }, id, "myASN 0 must not be 0"},
+		{"VRF not a device name", func(p *Peer) { p.VRF = "red/blue" }, id, `VRF "red/blue" is not a Linux device name`},
+		{"VRF name too long", func(p *Peer) { p.VRF = "sixteen-chars-xx" }, id, `VRF "sixteen-chars-xx" is not a Linux device name`},
+		{"BFD in a VRF", func(p *Peer) {
+			p.VRF, p.BFD = "red", BFD{Enabled: true, ReceiveInterval: time.Second, TransmitInterval: time.Second, DetectMultiplier: 3}
+		}, id,
+			"BFD on a session in a VRF is not supported"},
 		{"no address", func(p *Peer) { p.Address = netip.Addr{} }, id, "is not a unicast address"},
 		{"unspecified address", func(p *Peer) { p.Address = netip.MustParseAddr("0.0.0.0") }, id, "0.0.0.0 is not a unicast address"},
 		{"multicast address", func(p *Peer) { p.Address = netip.MustParseAddr("ff02::1") }, id, "ff02::1 is not a unicast address"},

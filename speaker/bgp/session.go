@@ -47,6 +47,9 @@ type session struct {
 	bfdErr  string
 	bfdDown bool
 	bfdMsg  string
+	// sameAS says why the session was closed after it came up with a router in the speaker's
+	// own AS (dynamic.go); it stays its last error until it is Established again.
+	sameAS string
 }
 
 func newSession(s *Speaker, sv *server, p Peer) *session {
@@ -79,6 +82,14 @@ func (ss *session) onEvent(ev peerEvent) {
 			msg = ss.bfdMsg
 		}
 		ss.lastErr = msg
+	}
+	if why := sameASRefused(ss.peer, ev.peerASN); ev.state == StateEstablished && why != "" {
+		ss.sameAS = fmt.Sprintf(why, ss.sp.cfg.PrefixLimitRestart)
+		go ss.closeSameAS(ss.sameAS)
+	} else if ev.state == StateEstablished {
+		ss.sameAS = ""
+	} else if ss.sameAS != "" {
+		ss.lastErr = ss.sameAS
 	}
 	switch {
 	case ev.state == StateEstablished && prev != StateEstablished:

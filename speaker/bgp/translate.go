@@ -90,8 +90,16 @@ func toAPIPeer(p Peer) *api.Peer {
 	if p.SourceAddress.IsValid() {
 		ap.Transport.LocalAddress = p.SourceAddress.Unmap().String()
 	}
-	if p.EBGPMultiHop && !p.ibgp() {
+	switch {
+	case p.EBGPMultiHop && p.PeerASN == 0:
+		// GoBGP sets no TTL on a neighbour of peer AS 0 (ebgp-multihop included); TTL security
+		// without a minimum TTL sends with TTL 255 and checks nothing.
+		ap.TtlSecurity = &api.TtlSecurity{Enabled: true}
+	case p.EBGPMultiHop && !p.ibgp():
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	}
+	if p.VRF != "" {
+		ap.Transport.BindInterface = p.VRF
 	}
 	for _, f := range []*api.Family{familyIPv4, familyIPv6} {
 		af := &api.AfiSafi{

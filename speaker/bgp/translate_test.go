@@ -50,6 +50,53 @@ func TestToAPIPeer(t *testing.T) {
 	}
 }
 
+// TestToAPIPeerDynamicASNAndVRF: a peer in any AS but the speaker's (PeerASN 0) is a GoBGP
+// neighbour with peer AS 0, whose ASN negotiation GoBGP skips; GoBGP then ignores the multihop
+// TTL, so multihop is asked for as TTL security without a minimum TTL (TTL 255 on the
+// connection). A VRF binds the connection to the VRF device.
+func TestToAPIPeerDynamicASNAndVRF(t *testing.T) {
+	base := Peer{Name: "r", MyASN: 64512, Address: netip.MustParseAddr("198.51.100.1")}
+	af := func(f *api.Family) *api.AfiSafi {
+		return &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}, PrefixLimits: &api.PrefixLimit{Family: f, MaxPrefixes: DefaultMaxPrefixes}}
+	}
+	want := func(f func(*api.Peer)) *api.Peer {
+		ap := &api.Peer{
+			Conf:      &api.PeerConf{NeighborAddress: "198.51.100.1", LocalAsn: 64512, Description: "r"},
+			Transport: &api.Transport{RemotePort: 179},
+			Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: 90, KeepaliveInterval: 30}},
+			AfiSafis:  []*api.AfiSafi{af(familyIPv4), af(familyIPv6)},
+		}
+		f(ap)
+		return ap
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*Peer)
+		want *api.Peer
+	}{
+		{"any external AS", func(*Peer) {}, want(func(*api.Peer) {})},
+		{"any external AS, multihop", func(p *Peer) { p.EBGPMultiHop = true }, want(func(ap *api.Peer) {
+			ap.TtlSecurity = &api.TtlSecurity{Enabled: true}
+		})},
+		{"pinned AS, multihop", func(p *Peer) { p.PeerASN, p.EBGPMultiHop = 64500, true }, want(func(ap *api.Peer) {
+			ap.Conf.PeerAsn = 64500
+			ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+		})},
+		{"VRF", func(p *Peer) { p.PeerASN, p.VRF = 64500, "red" }, want(func(ap *api.Peer) {
+			ap.Conf.PeerAsn = 64500
+			ap.Transport.BindInterface = "red"
+		})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base
+			tc.mod(&p)
+			if diff := cmp.Diff(tc.want, toAPIPeer(p), protocmp.Transform()); diff != "" {
+				t.Errorf("toAPIPeer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestToAPIPeerDefaults: the adapter fills in every timer and the prefix limit itself, in whole
 // seconds, so GoBGP's own defaults (a keepalive of hold/3 as a fraction of a second, no prefix
 // limit) never apply.

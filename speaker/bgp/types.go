@@ -12,7 +12,9 @@ type Peer struct {
 	// Name identifies the peer (the BGPPeer's name); Routes refer to peers by it.
 	Name string
 	// MyASN is the speaker's AS on this session; PeerASN the peer's. Equal ASNs make the
-	// session iBGP, different ones eBGP.
+	// session iBGP, different ones eBGP. PeerASN 0 accepts any AS but MyASN (BGPPeer
+	// dynamicASN external): the session is eBGP, and one that comes up with a peer in MyASN is
+	// closed at once and reported (see dynamic.go).
 	MyASN, PeerASN uint32
 	// Address of the peer, IPv4 or IPv6.
 	Address netip.Addr
@@ -44,6 +46,9 @@ type Peer struct {
 	// declares the path down, an Established BGP session is closed at once and reconnects as after
 	// any reset.
 	BFD BFD
+	// VRF is the Linux VRF device the session's TCP connection is bound to (SO_BINDTODEVICE);
+	// the default VRF when empty. BFD does not run in a VRF.
+	VRF string
 }
 
 // BFD is the BFD configuration of a session (a BFDProfile).
