@@ -138,7 +138,8 @@ func runNode(in io.Reader, out io.Writer) int {
 		level = slog.LevelDebug
 	}
 	sp, err := New(Config{RouterID: cfg.RouterID, NodeIPv4: cfg.NodeIPv4, NodeIPv6: cfg.NodeIPv6,
-		PrefixLimitRestart: cfg.PrefixLimitRestart, ListenPort: cfg.ListenPort,
+		PrefixLimitRestart: cfg.PrefixLimitRestart,
+		ListenPort:         cfg.ListenPort,
 		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
