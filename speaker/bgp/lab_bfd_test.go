@@ -213,8 +213,9 @@ func TestLabBFDPassive(t *testing.T) {
 
 // TestMeasureBFD measures, against FRR's bfdd with 300 ms x 3 on both sides, the time from a
 // node's link going down to the router removing the node's next hop: with BFD (median and
-// worst of 11 runs, each cut at a random moment of the packet stream) and, for comparison, without BFD (hold time 3 s, one run). It runs only with
-// HERALD_BENCH=1 and prints one JSON line per measurement on stdout.
+// worst of 11 runs, each cut at a random moment of the packet stream, waitCutPhase) and, for
+// comparison, without BFD (hold time 3 s, one run). It runs only with HERALD_BENCH=1 and prints
+// one JSON line per measurement on stdout.
 func TestMeasureBFD(t *testing.T) {
 	if os.Getenv("HERALD_BENCH") != "1" {
 		t.Skip("set HERALD_BENCH=1 to measure")
