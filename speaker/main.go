@@ -58,6 +58,8 @@ type options struct {
 	speakers int
 	// scaleTimers: the probe interval and timeout were not given, they follow the cluster size.
 	scaleTimers bool
+	// bgpListenPort is bgp.Config.ListenPort.
+	bgpListenPort int
 }
 
 func parseFlags(args []string) (options, error) {
@@ -77,6 +79,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to clients allowed to get the non-resource URL /metrics (bearer token checked with TokenReview and SubjectAccessReview); false: plain HTTP to anyone")
 	fs.StringVar(&o.healthAddr, "health-addr", "", "address of /healthz and /readyz; 0 disables it (default: --host-ip port 7475, the address kubelet probes on a host-network Pod; :7475 without --host-ip)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.IntVar(&o.bgpListenPort, "bgp-listen-port", 0, "accept BGP connections on this TCP port (179; needs CAP_NET_BIND_SERVICE) on the node's addresses only, so a router with the node as a neighbour opens new sessions at its next attempt instead of waiting for the speaker's first (1.5-2 s); 0: connect only")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "queries per second to the API server")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "burst of queries to the API server")
 	fs.DurationVar(&o.l2Refresh, "l2-refresh-interval", layer2.DefaultRefresh, "how often owned IPs are announced again with gratuitous ARP/NDP")
@@ -232,7 +235,7 @@ func run(ctx context.Context, o options) error {
 	}
 	defer func() { _ = l2.Close() }()
 	routerID := bgp.RouterID(v4, v6, o.nodeName)
-	speaker, err := bgp.New(bgp.Config{RouterID: routerID, NodeIPv4: v4, NodeIPv6: v6, Logger: log.With("component", "bgp"), Registerer: reg})
+	speaker, err := bgp.New(bgp.Config{RouterID: routerID, NodeIPv4: v4, NodeIPv6: v6, Logger: log.With("component", "bgp"), Registerer: reg, ListenPort: o.bgpListenPort})
 	if err != nil {
 		return err
 	}

@@ -11,11 +11,14 @@
 //     (another port, another local AS) goes to a second server of the same AS and router ID.
 //     A server starts with its first session and stops with its last; Shutdown stops them all.
 //     There is no pool of idle servers and nothing is left running (a test counts goroutines).
-//     The servers never listen (ListenPort -1): the speaker always opens the TCP connection, so
-//     peers must accept it (e.g. FRR `bgp listen range`, or static neighbours). GoBGP v4.8.0
-//     waits 1.5-2 s (0.75-1.0 x its constant 2 s minimum connect-retry interval, whatever the
-//     neighbour's timers) before its first connection attempt to a new neighbour, so a new
-//     session is established about 2 s after SetPeers (TestNewSessionRouteTime reports it).
+//     The speaker opens the TCP connection, so peers must accept it (e.g. FRR `bgp listen
+//     range`, or static neighbours). GoBGP v4.8.0 waits 1.5-2 s (0.75-1.0 x its constant 2 s
+//     minimum connect-retry interval, whatever the neighbour's timers) before its first
+//     connection attempt to a new neighbour, so a new session is established about 2 s after
+//     SetPeers (TestNewSessionRouteTime reports it). With Config.ListenPort the first server
+//     also listens on the node's addresses (listen.go), and a router with the node as a static
+//     neighbour opens the session at its next attempt (TestLabListenNewSession); without it the
+//     servers never listen (ListenPort -1).
 //   - Per-neighbour export policy (export.go): a server's RIB holds each prefix one of its peers
 //     is sent, once and without attributes; one global export policy has per-neighbour statements
 //     (neighbour set, prefix set of one attribute group) that accept exactly the peer's prefixes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"slices"
@@ -212,13 +213,14 @@ func TestLabBFDPassive(t *testing.T) {
 
 // TestMeasureBFD measures, against FRR's bfdd with 300 ms x 3 on both sides, the time from a
 // node's link going down to the router removing the node's next hop: with BFD (median and
-// worst of 7 runs) and, for comparison, without BFD (hold time 3 s, one run). It runs only with
-// HERALD_BENCH=1 and prints one JSON line per measurement on stdout.
+// worst of 11 runs, each cut at a random moment of the packet stream, waitCutPhase) and, for
+// comparison, without BFD (hold time 3 s, one run). It runs only with HERALD_BENCH=1 and prints
+// one JSON line per measurement on stdout.
 func TestMeasureBFD(t *testing.T) {
 	if os.Getenv("HERALD_BENCH") != "1" {
 		t.Skip("set HERALD_BENCH=1 to measure")
 	}
-	for _, m := range MeasureBFD(t, 7) {
+	for _, m := range MeasureBFD(t, 11) {
 		b, _ := json.Marshal(m)
 		fmt.Println("BENCHJSON " + string(b))
 	}
@@ -233,6 +235,7 @@ func MeasureBFD(t *testing.T, runs int) []Measurement {
 	var withBFD []float64
 	for range runs {
 		lb.waitBFD(t, ctx, n1, "up")
+		waitCutPhase(t, ctx)
 		d := lb.linkFailover(t, ctx, n1)
 		withBFD = append(withBFD, float64(d.Microseconds())/1000)
 	}
@@ -243,6 +246,25 @@ func MeasureBFD(t *testing.T, runs int) []Measurement {
 		{Name: "bgp_bfd_failover_ms", Value: withBFD[len(withBFD)/2], Unit: "ms"},
 		{Name: "bgp_bfd_failover_max_ms", Value: withBFD[len(withBFD)-1], Unit: "ms"},
 		{Name: "bgp_holdtime_failover_ms", Value: without, Unit: "ms"},
+	}
+}
+
+// waitCutPhase waits, after bfdd reported the session Up, until a moment of the session's packet
+// stream chosen at random: 1 s, for both sides' Poll Sequences to end and the 300 ms intervals to
+// rule, and a random part of one transmit interval. bfdd declares the node down 300 ms x 3 after
+// the last packet it received, so the failover time depends on where in the interval the link
+// fails. bfdd reports Up on a packet of the speaker, and the poll that sees it returns a few tens
+// of milliseconds later: a cut right then falls just after a packet in every run (the worst phase,
+// about 970 ms here), where a real link fails at a moment that has nothing to do with the packets.
+func waitCutPhase(t testing.TB, ctx context.Context) {
+	t.Helper()
+	d := time.Second + rand.N(bfdProfile300.TransmitInterval)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		t.Fatalf("waiting %v before cutting the link: %v", d, ctx.Err())
+	case <-timer.C:
 	}
 }
 

@@ -122,6 +122,7 @@ func memNow() (*nodeMem, error) {
 type nodeConfig struct {
 	RouterID, NodeIPv4, NodeIPv6 netip.Addr
 	PrefixLimitRestart           time.Duration
+	ListenPort                   int
 }
 
 // runNode is the node process: a Speaker configured from the environment, driven by stdin.
@@ -138,6 +139,7 @@ func runNode(in io.Reader, out io.Writer) int {
 	}
 	sp, err := New(Config{RouterID: cfg.RouterID, NodeIPv4: cfg.NodeIPv4, NodeIPv6: cfg.NodeIPv6,
 		PrefixLimitRestart: cfg.PrefixLimitRestart,
+		ListenPort:         cfg.ListenPort,
 		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -241,7 +243,7 @@ type node struct {
 // (RouterID): the IPv4 address, or one derived from the IPv6 address on an IPv6-only node.
 func startNode(t testing.TB, l *netlab.Lab, name, ns string, v4, v6 netip.Addr, opts labOptions) *node {
 	t.Helper()
-	cfg, _ := json.Marshal(nodeConfig{RouterID: RouterID(v4, v6, name), NodeIPv4: v4, NodeIPv6: v6, PrefixLimitRestart: opts.PrefixLimitRestart})
+	cfg, _ := json.Marshal(nodeConfig{RouterID: RouterID(v4, v6, name), NodeIPv4: v4, NodeIPv6: v6, PrefixLimitRestart: opts.PrefixLimitRestart, ListenPort: opts.ListenPort})
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -366,6 +368,8 @@ type labOptions struct {
 	V6Only bool
 	// PrefixLimitRestart is the nodes' Config.PrefixLimitRestart.
 	PrefixLimitRestart time.Duration
+	// ListenPort is the nodes' Config.ListenPort.
+	ListenPort int
 }
 
 // newLab builds the namespaces, starts FRR with cfg (ASN and router ID filled in when zero)

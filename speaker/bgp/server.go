@@ -32,6 +32,7 @@ func (k serverKey) String() string {
 // and attributes (serverPolicies).
 type server struct {
 	key       serverKey
+	listen    listen // where it accepts connections (listen.go)
 	bgp       *gobgpserver.BgpServer
 	stopWatch context.CancelFunc
 
@@ -45,18 +46,19 @@ type server struct {
 	policy   *api.SetPoliciesRequest
 }
 
-// startServer starts a GoBGP server for k: its loop, no listener, the policies, and the watch of
-// its peer events. Stop ends all of it.
-func startServer(ctx context.Context, k serverKey, log *slog.Logger) (*server, error) {
+// startServer starts a GoBGP server for k: its loop, its listener at l (none when l.port is 0),
+// the policies, and the watch of its peer events. Stop ends all of it.
+func startServer(ctx context.Context, k serverKey, l listen, log *slog.Logger) (*server, error) {
 	sv := &server{
 		key:      k,
+		listen:   l,
 		bgp:      gobgpserver.NewBgpServer(gobgpserver.LoggerOption(newGoBGPLogger(log.With("server", k.String())), nil)),
 		byAddr:   map[netip.Addr]*session{},
 		sessions: map[string]*session{},
 		rib:      map[netip.Prefix]bool{},
 	}
 	go sv.bgp.Serve()
-	err := sv.bgp.StartBgp(ctx, &api.StartBgpRequest{Global: toAPIGlobal(k)})
+	err := sv.bgp.StartBgp(ctx, &api.StartBgpRequest{Global: toAPIGlobal(k, l)})
 	if err != nil {
 		sv.bgp.Stop()
 		return nil, fmt.Errorf("starting the GoBGP server for %v: %w", k, err)

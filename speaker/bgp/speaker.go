@@ -37,6 +37,11 @@ type Config struct {
 	// StopTimeout bounds the wait for a session's withdrawals and Cease NOTIFICATION to be sent
 	// when the session is stopped; DefaultStopTimeout when 0.
 	StopTimeout time.Duration
+	// ListenPort, when not 0, makes the speaker accept BGP connections from its peers on this
+	// TCP port (179 for routers) on NodeIPv4 and NodeIPv6 only: a router that has the node as a
+	// neighbour then opens a new session at its next attempt, where the speaker's own first
+	// attempt comes 1.5-2 s after the peer is added (listen.go). 0 accepts none (the default).
+	ListenPort int
 }
 
 // Defaults of Config.
@@ -92,6 +97,9 @@ func New(cfg Config) (*Speaker, error) {
 	}
 	if cfg.NodeIPv6.IsValid() && (!cfg.NodeIPv6.Is6() || cfg.NodeIPv6.Is4In6()) {
 		return nil, fmt.Errorf("node IPv6 address %v is not IPv6", cfg.NodeIPv6)
+	}
+	if err := validListenPort(cfg.ListenPort); err != nil {
+		return nil, err
 	}
 	cfg.NodeIPv4 = cfg.NodeIPv4.Unmap()
 	l := cfg.Logger
@@ -266,7 +274,13 @@ func (s *Speaker) serverFor(ctx context.Context, p Peer) (*server, error) {
 			return sv, nil
 		}
 	}
-	sv, err := startServer(ctx, k, s.log)
+	l := s.listenFor()
+	sv, err := startServer(ctx, k, l, s.log)
+	if err != nil && l.port != 0 {
+		// The port may be another daemon's: connect only, as without ListenPort.
+		s.log.Warn("cannot accept BGP connections; the sessions of this server are opened by the speaker only", "server", k.String(), "port", l.port, "addresses", l.addrs, "err", err)
+		sv, err = startServer(ctx, k, listen{}, s.log)
+	}
 	if err != nil {
 		return nil, err
 	}

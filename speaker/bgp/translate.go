@@ -58,10 +58,17 @@ func (p Peer) routerID(def netip.Addr) netip.Addr {
 // neighborAddress is the address GoBGP knows the peer by.
 func (p Peer) neighborAddress() string { return p.Address.Unmap().String() }
 
-// toAPIGlobal is the GoBGP global configuration of a server: its AS and router ID, and no
-// listening socket (the speaker always connects).
-func toAPIGlobal(k serverKey) *api.Global {
-	return &api.Global{Asn: k.asn, RouterId: k.routerID.String(), ListenPort: -1}
+// toAPIGlobal is the GoBGP global configuration of a server: its AS and router ID, and its
+// listening socket at l, none when l.port is 0 (the speaker connects).
+func toAPIGlobal(k serverKey, l listen) *api.Global {
+	g := &api.Global{Asn: k.asn, RouterId: k.routerID.String(), ListenPort: -1}
+	if l.port != 0 {
+		g.ListenPort = l.port
+		for _, a := range l.addrs {
+			g.ListenAddresses = append(g.ListenAddresses, a.String())
+		}
+	}
+	return g
 }
 
 // toAPIPeer translates p into GoBGP's neighbor configuration: both unicast families enabled, each

@@ -3,6 +3,7 @@ package bgp
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +46,13 @@ func TestToAPIPeer(t *testing.T) {
 	if got.EbgpMultihop != nil || got.Transport.RemotePort != 1179 || got.GracefulRestart != nil {
 		t.Errorf("iBGP peer = %v, want no multihop, no graceful restart, port 1179", got)
 	}
-	if g := toAPIGlobal(serverKey{asn: 64512, routerID: netip.MustParseAddr("198.51.100.10")}); g.Asn != 64512 || g.RouterId != "198.51.100.10" || g.ListenPort != -1 {
+	k := serverKey{asn: 64512, routerID: netip.MustParseAddr("198.51.100.10")}
+	if g := toAPIGlobal(k, listen{}); g.Asn != 64512 || g.RouterId != "198.51.100.10" || g.ListenPort != -1 || len(g.ListenAddresses) != 0 {
 		t.Errorf("toAPIGlobal = %v, want AS 64512, router ID 198.51.100.10, no listener", g)
+	}
+	l := listen{port: 179, addrs: []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("2001:db8::11")}}
+	if g := toAPIGlobal(k, l); g.ListenPort != 179 || !slices.Equal(g.ListenAddresses, []string{"198.51.100.11", "2001:db8::11"}) {
+		t.Errorf("toAPIGlobal with a listener = %v, want port 179 on 198.51.100.11 and 2001:db8::11 only", g)
 	}
 }
 
