@@ -424,8 +424,9 @@ func (t *translator) peer(o *unstructured.Unstructured, dualStack bool) {
 	if spec.BFDProfile != "" && spec.VRF != "" {
 		p.Spec.BFDProfile = ""
 		t.note(Dropped, subject, "spec.bfdProfile", spec.BFDProfile, "Herald runs no BFD on a session in a VRF (%s): this session runs without BFD", spec.VRF)
-	} else if spec.BFDProfile != "" {
-		t.note(Dropped, subject, "spec.bfdProfile", spec.BFDProfile, "Herald validates BFD profiles, but its speaker runs no BFD yet: this session runs without BFD")
+	} else if spec.BFDProfile != "" && spec.EBGPMultiHop {
+		p.Spec.BFDProfile = ""
+		t.note(Dropped, subject, "spec.bfdProfile", spec.BFDProfile, "Herald runs single-hop BFD only and this peer is multi-hop (ebgpMultiHop): this session runs without BFD")
 	}
 	if spec.DisableMP {
 		t.note(Changed, subject, "spec.disableMP", "true", "Herald runs one session per peer address with both IPv4 and IPv6 unicast enabled; there is no separate session per family")

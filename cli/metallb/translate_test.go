@@ -1,6 +1,8 @@
 package metallb
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -201,7 +203,6 @@ metadata:
   namespace: herald-system
 spec: {}
 `,
-			wantNotes: []string{`dropped: BGPPeer metallb-system/peersample: spec.bfdProfile "testbfdprofile": Herald validates BFD profiles, but its speaker runs no BFD yet: this session runs without BFD`},
 		},
 		{
 			name: "advanced BGP: aggregation, localPref, communities, aliases, node selectors, port, source (docs)",
@@ -885,6 +886,34 @@ func TestHeraldAnnotationsAreTheAPIs(t *testing.T) {
 	} {
 		if got != want {
 			t.Errorf("translated annotation %q, Herald reads %q", got, want)
+		}
+	}
+}
+
+// TestBFDProfileKeptOnlyOnSingleHopPeers: Herald runs single-hop BFD, so a BFD profile on a
+// multi-hop peer is dropped (with a note), and kept on the others.
+func TestBFDProfileKeptOnlyOnSingleHopPeers(t *testing.T) {
+	for _, multihop := range []bool{false, true} {
+		r := Translate(input(t, fmt.Sprintf(`
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast, namespace: metallb-system}
+spec: {receiveInterval: 300, transmitInterval: 300}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: p, namespace: metallb-system}
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 172.30.0.3, bfdProfile: fast, ebgpMultiHop: %t}
+`, multihop)))
+		if len(r.Config.Peers) != 1 {
+			t.Fatalf("multihop %t: %d peers translated, want 1 (notes %v)", multihop, len(r.Config.Peers), notes(r))
+		}
+		got := r.Config.Peers[0].Spec.BFDProfile
+		if want := map[bool]string{false: "fast", true: ""}[multihop]; got != want {
+			t.Errorf("multihop %t: bfdProfile %q, want %q (notes %v)", multihop, got, want, notes(r))
+		}
+		if dropped := slices.ContainsFunc(notes(r), func(n string) bool { return strings.Contains(n, "spec.bfdProfile") }); dropped != multihop {
+			t.Errorf("multihop %t: notes %v", multihop, notes(r))
 		}
 	}
 }
