@@ -69,9 +69,9 @@ type Speaker struct {
 	mu sync.Mutex
 	// hadSession names the peers that had a session since the speaker was created.
 	hadSession map[string]bool
-	servers map[serverKey]*server
-	want    map[string]table // route tables by peer name, from SetRoutes
-	shut    bool
+	servers    map[serverKey]*server
+	want       map[string]table // route tables by peer name, from SetRoutes
+	shut       bool
 
 	// regMu guards the maps Status reads; changed only while mu is held.
 	regMu    sync.RWMutex
