@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -71,10 +72,20 @@ func TestMeasureBGPRestartLosesNothing(t *testing.T) {
 
 	if n := count("bgp_rolling_restart_failed_requests", func() {
 		for _, node := range []string{"n1", "n2", "n3"} {
+			// Graceful restart: the router's route keeps the node's next hop throughout.
+			watch, err := l.Router.WatchKernelRoutes(ctx)
+			must(t, err)
 			must(t, l.StopSpeaker(node, syscall.SIGKILL))
 			must(t, l.StartSpeaker(node))
 			waitSessions(t, ctx, l)
 			must(t, waitRoute(ctx, l, ip, all))
+			watch.Stop()
+			hop := l.NodeAddrs(true, node)[0]
+			for ev := range watch.Events() {
+				if ev.Prefix == lab.HostPrefix(ip) && !slices.Contains(ev.Hops, hop) {
+					t.Errorf("while the speaker of %s restarted, the router's route for %v lost its next hop %v: %+v", node, ip, hop, ev)
+				}
+			}
 		}
 		settle(ctx)
 	}); n != 0 {
