@@ -135,9 +135,12 @@ type Peer struct {
 	RouterID      netip.Addr // invalid (zero) when unset: the node's own router ID
 	NodeSelectors []labels.Selector
 	// Password is the TCP MD5 password from the referenced Secret, empty when none.
-	Password        string
-	EBGPMultiHop    bool
-	GracefulRestart bool
+	Password     string
+	EBGPMultiHop bool
+	// GracefulRestart is on unless the BGPPeer turns it off; GracefulRestartTime is its restart
+	// time, whole seconds (DefaultGracefulRestartTime when the BGPPeer does not say).
+	GracefulRestart     bool
+	GracefulRestartTime time.Duration
 	// MaxPrefixes is the most prefixes accepted from the peer per address family before the
 	// session is closed (DefaultMaxPrefixes when the BGPPeer does not say).
 	MaxPrefixes uint32

@@ -272,10 +272,12 @@ func TestParseFullSnapshot(t *testing.T) {
 			"peer-a": {
 				Name: "peer-a", MyASN: 64512, PeerASN: 64512, Address: netip.MustParseAddr("198.51.100.1"), Port: 179,
 				HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: 10 * time.Second, MaxPrefixes: 1000,
+				GracefulRestart: true, GracefulRestartTime: 120 * time.Second,
 			},
 			"peer-b": {
 				Name: "peer-b", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.2"), Port: 179,
 				HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, ConnectTime: 10 * time.Second, MaxPrefixes: 1000,
+				GracefulRestart: true, GracefulRestartTime: 120 * time.Second,
 				Password: "s3cret", BFDProfile: fast,
 			},
 		},

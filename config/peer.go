@@ -16,6 +16,8 @@ const (
 	DefaultPeerPort            = 179
 	DefaultHoldTime            = 90 * time.Second
 	DefaultConnectTime         = 10 * time.Second
+	DefaultGracefulRestartTime = 120 * time.Second
+	MaxGracefulRestartTime     = 4095 * time.Second
 	DefaultPasswordKey         = "password"
 	DefaultMaxPrefixes         = 1000
 	DefaultBFDInterval         = 300 * time.Millisecond
@@ -173,7 +175,7 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 		PeerASN:         s.PeerASN,
 		Port:            s.PeerPort,
 		EBGPMultiHop:    s.EBGPMultiHop,
-		GracefulRestart: s.EnableGracefulRestart,
+		GracefulRestart: s.EnableGracefulRestart == nil || *s.EnableGracefulRestart,
 	}
 	if o.Name == "" {
 		r.errorf("metadata.name", "", "is required; name the BGPPeer, such as tor-1 (BGPAdvertisements and session status refer to peers by name)")
@@ -223,6 +225,7 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 	}
 
 	peer.HoldTime, peer.KeepaliveTime, peer.ConnectTime = r.timers(s)
+	peer.GracefulRestartTime = r.gracefulRestartTime(s, peer.GracefulRestart)
 	peer.MaxPrefixes = DefaultMaxPrefixes
 	if s.MaxPrefixes != nil {
 		if *s.MaxPrefixes == 0 {
@@ -410,6 +413,30 @@ func (r reporter) timers(s *v1beta1.BGPPeerSpec) (hold, keepalive, connect time.
 		}
 	}
 	return hold, keepalive, connect
+}
+
+// gracefulRestartTime validates and defaults the graceful restart time of a peer: a whole number
+// of seconds from 1s to 4095s, zero when graceful restart is off.
+func (r reporter) gracefulRestartTime(s *v1beta1.BGPPeerSpec, on bool) time.Duration {
+	if s.GracefulRestartTime == nil {
+		if !on {
+			return 0
+		}
+		return DefaultGracefulRestartTime
+	}
+	d := s.GracefulRestartTime.Duration
+	switch {
+	case !on:
+		r.errorf("spec.gracefulRestartTime", d.String(), "applies only with graceful restart, and enableGracefulRestart is false; remove gracefulRestartTime, or enableGracefulRestart")
+		return 0
+	case d < time.Second || d > MaxGracefulRestartTime:
+		r.errorf("spec.gracefulRestartTime", d.String(), "must be between 1s and 4095s (RFC 4724 carries it in 12 bits of seconds); default 120s")
+	case d%time.Second != 0:
+		r.errorf("spec.gracefulRestartTime", d.String(), "must be a whole number of seconds (BGP carries it in seconds), such as %s", d.Truncate(time.Second))
+	default:
+		return d
+	}
+	return DefaultGracefulRestartTime
 }
 
 // secretKeys returns the keys of a Secret's data, sorted.

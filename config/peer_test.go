@@ -36,6 +36,7 @@ func TestParsePeers(t *testing.T) {
 	}
 	defaults := func(p *Peer) *Peer {
 		p.Port, p.HoldTime, p.KeepaliveTime, p.ConnectTime, p.MaxPrefixes = 179, 90*time.Second, 30*time.Second, 10*time.Second, 1000
+		p.GracefulRestart, p.GracefulRestartTime = true, 120*time.Second
 		return p
 	}
 	fast := &BFDProfile{Name: "fast", ReceiveInterval: 50 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}
@@ -60,7 +61,8 @@ func TestParsePeers(t *testing.T) {
 				s.RouterID = "198.51.100.10"
 				s.NodeSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "r1"}}}
 				s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "bgp", Key: "other"}
-				s.EnableGracefulRestart = true
+				s.EnableGracefulRestart = ptr(true)
+				s.GracefulRestartTime = duration(30 * time.Second)
 				s.BFDProfile = "fast"
 				s.MaxPrefixes = ptr[uint32](50)
 			}),
@@ -70,8 +72,22 @@ func TestParsePeers(t *testing.T) {
 				HoldTime:      30 * time.Second, KeepaliveTime: 5 * time.Second, ConnectTime: 2 * time.Second, MaxPrefixes: 50,
 				RouterID:      netip.MustParseAddr("198.51.100.10"),
 				NodeSelectors: []labels.Selector{selector(t, "rack=r1")},
-				Password:      "pw2", GracefulRestart: true, BFDProfile: fast,
+				Password:      "pw2", GracefulRestart: true, GracefulRestartTime: 30 * time.Second, BFDProfile: fast,
 			},
+		},
+		{
+			name: "graceful restart off",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.EnableGracefulRestart = ptr(false) }),
+			want: func() *Peer {
+				p := defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1")})
+				p.GracefulRestart, p.GracefulRestartTime = false, 0
+				return p
+			}(),
+		},
+		{
+			name: "graceful restart explicitly on, restart time default",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.EnableGracefulRestart = ptr(true) }),
+			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1")}),
 		},
 		{
 			name: "multi-hop",
@@ -93,6 +109,7 @@ func TestParsePeers(t *testing.T) {
 			want: &Peer{
 				Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), Port: 179,
 				HoldTime: 10 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 10 * time.Second, MaxPrefixes: 1000,
+				GracefulRestart: true, GracefulRestartTime: 120 * time.Second,
 			},
 		},
 		{
@@ -101,6 +118,7 @@ func TestParsePeers(t *testing.T) {
 			want: &Peer{
 				Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), Port: 179,
 				HoldTime: 5 * time.Second, KeepaliveTime: time.Second, ConnectTime: 10 * time.Second, MaxPrefixes: 1000,
+				GracefulRestart: true, GracefulRestartTime: 120 * time.Second,
 			},
 		},
 		{
@@ -113,6 +131,7 @@ func TestParsePeers(t *testing.T) {
 			want: &Peer{
 				Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), Port: 179,
 				HoldTime: 65535 * time.Second, KeepaliveTime: 65535 * time.Second, ConnectTime: 65535 * time.Second, MaxPrefixes: 1000,
+				GracefulRestart: true, GracefulRestartTime: 120 * time.Second,
 			},
 		},
 		{
@@ -301,6 +320,30 @@ func TestParsePeerErrors(t *testing.T) {
 				`BGPPeer herald-system/p: spec.holdTime "2s": must be between 3s and 65535s (default 90s)`,
 				`BGPPeer herald-system/p: spec.keepaliveTime "3s": must not be longer than holdTime 2s; use at most 2s (one third of holdTime is usual)`,
 				`BGPPeer herald-system/p: spec.connectTime "500ms": must be between 1s and 65535s (default 10s)`,
+			},
+		},
+		{
+			name:  "graceful restart time too long",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.GracefulRestartTime = duration(4096 * time.Second) }),
+			want: []string{
+				`BGPPeer herald-system/p: spec.gracefulRestartTime "1h8m16s": must be between 1s and 4095s (RFC 4724 carries it in 12 bits of seconds); default 120s`,
+			},
+		},
+		{
+			name:  "graceful restart time not whole seconds",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.GracefulRestartTime = duration(1500 * time.Millisecond) }),
+			want: []string{
+				`BGPPeer herald-system/p: spec.gracefulRestartTime "1.5s": must be a whole number of seconds (BGP carries it in seconds), such as 1s`,
+			},
+		},
+		{
+			name: "graceful restart time without graceful restart",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) {
+				s.EnableGracefulRestart = ptr(false)
+				s.GracefulRestartTime = duration(30 * time.Second)
+			}),
+			want: []string{
+				`BGPPeer herald-system/p: spec.gracefulRestartTime "30s": applies only with graceful restart, and enableGracefulRestart is false; remove gracefulRestartTime, or enableGracefulRestart`,
 			},
 		},
 		{

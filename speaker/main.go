@@ -36,6 +36,7 @@ const defaultHealthPort = 7475
 type options struct {
 	kubeconfig       string
 	nodeName         string
+	podName          string
 	hostIP           netip.Addr
 	namespace        string
 	lbClass          string
@@ -67,6 +68,7 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("herald-speaker", flag.ContinueOnError)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of the Node this speaker runs on (default $NODE_NAME)")
+	fs.StringVar(&o.podName, "pod-name", os.Getenv("POD_NAME"), "name of this speaker's Pod in --namespace (default $POD_NAME); on SIGTERM the speaker reads it and its DaemonSet to tell a rolling update (BGP routes kept through graceful restart) from the node going away (routes withdrawn first); empty: always withdraw")
 	fs.TextVar(&o.hostIP, "host-ip", netip.Addr{}, "this node's IP, for memberlist and BGP (default $POD_IP, else the Node's InternalIP)")
 	fs.StringVar(&o.namespace, "namespace", "herald-system", "namespace of Herald's configuration and status objects")
 	fs.StringVar(&o.lbClass, "lb-class", "", "announce only Services of this spec.loadBalancerClass; empty: Services without a class")
@@ -244,6 +246,7 @@ func run(ctx context.Context, o options) error {
 		NodeName: o.nodeName, Namespace: o.namespace, LBClass: o.lbClass, NodeIPv4: v4, NodeIPv6: v6,
 		MemberlistPort: o.memberlistPort,
 		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("herald-speaker"),
+		Reader: reader, PodName: o.podName,
 		Members: ml, L2: l2, BGP: speaker,
 		Links:  links,
 		Logger: log.With("component", "agent"), Registerer: reg, Resync: o.resync,

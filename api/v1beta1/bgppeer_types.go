@@ -9,6 +9,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="has(self.peerASN) != has(self.dynamicASN)",message="set exactly one of peerASN (the router's AS number, such as 64500) and dynamicASN (internal or external, when the router's AS number is not pinned)"
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) ? self.myASN != self.peerASN : (!has(self.dynamicASN) || self.dynamicASN != 'internal'))",message="ebgpMultiHop applies only to eBGP sessions: myASN and peerASN are equal (or dynamicASN is internal), so this is iBGP; remove ebgpMultiHop"
 // +kubebuilder:validation:XValidation:rule="!has(self.vrf) || size(self.vrf) == 0 || !has(self.bfdProfile) || size(self.bfdProfile) == 0",message="BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF; remove bfdProfile, or vrf"
+// +kubebuilder:validation:XValidation:rule="!has(self.gracefulRestartTime) || !has(self.enableGracefulRestart) || self.enableGracefulRestart",message="gracefulRestartTime applies only with graceful restart: enableGracefulRestart is false; remove gracefulRestartTime, or enableGracefulRestart"
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || duration(self.keepaliveTime) <= (has(self.holdTime) ? duration(self.holdTime) : duration('90s'))",messageExpression="'keepaliveTime ' + self.keepaliveTime + ' must not be longer than holdTime ' + (has(self.holdTime) ? self.holdTime : '90s (the default)') + '; use at most holdTime (one third of it is usual)'"
 type BGPPeerSpec struct {
@@ -106,9 +107,25 @@ type BGPPeerSpec struct {
 	// +optional
 	EBGPMultiHop bool `json:"ebgpMultiHop,omitempty"`
 
-	// EnableGracefulRestart turns on BGP graceful restart for this session.
+	// EnableGracefulRestart turns BGP graceful restart (RFC 4724) on or off for this session; on
+	// when not set. With it, a speaker that restarts (the DaemonSet's rolling update, or a crash)
+	// keeps the router forwarding to its node for gracefulRestartTime, until the new speaker has
+	// sent its routes again (End-of-RIB); a speaker that does not come back has its routes removed
+	// by the router when that time expires. A node that goes away (drained, deleted, the speaker
+	// removed from it) withdraws its routes before closing the session either way.
 	// +optional
-	EnableGracefulRestart bool `json:"enableGracefulRestart,omitempty"`
+	EnableGracefulRestart *bool `json:"enableGracefulRestart,omitempty"`
+
+	// GracefulRestartTime is how long the router keeps this node's routes after the session ends
+	// without a NOTIFICATION, a whole number of seconds from 1s to 4095s (the capability carries
+	// 12 bits). Default 120s.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('4095s')",messageExpression="'gracefulRestartTime ' + self + ' must be between 1s and 4095s (RFC 4724 carries it in 12 bits of seconds); default 120s'"
+	// +kubebuilder:validation:XValidation:rule="duration(self).getMilliseconds() % 1000 == 0",messageExpression="'gracefulRestartTime ' + self + ' must be a whole number of seconds, such as 120s'"
+	// +optional
+	GracefulRestartTime *metav1.Duration `json:"gracefulRestartTime,omitempty"`
 
 	// MaxPrefixes is the most prefixes the speaker accepts from the router per address family
 	// (IPv4 and IPv6 unicast each) before it closes the session with a Cease NOTIFICATION

@@ -106,6 +106,31 @@ func TestSamplesAreAccepted(t *testing.T) {
 	}
 }
 
+// TestGracefulRestartShapes: BGPPeers of before (enableGracefulRestart true, false or unset)
+// stay valid, with a restart time or without.
+func TestGracefulRestartShapes(t *testing.T) {
+	testenv.Require(t, env)
+	ns := env.NewNamespace(t, "crd-gr")
+	for i, spec := range []string{
+		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1}`,
+		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, enableGracefulRestart: true}`,
+		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, enableGracefulRestart: false}`,
+		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulRestartTime: 30s}`,
+		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, enableGracefulRestart: true, gracefulRestartTime: 4095s}`,
+	} {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte("kind: BGPPeer\nspec: "+spec), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetAPIVersion("herald.dev/v1beta1")
+		u.SetNamespace(ns)
+		u.SetName("gr-" + strconv.Itoa(i))
+		if err := env.Client.Create(t.Context(), u); err != nil {
+			t.Errorf("spec %s rejected: %v", spec, err)
+		}
+	}
+}
+
 func TestInvalidObjectsAreRejected(t *testing.T) {
 	testenv.Require(t, env)
 	ns := env.NewNamespace(t, "crd-invalid")
@@ -210,6 +235,12 @@ spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, vrf: "red/blue"}`, 
 spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, vrf: "sixteen-chars-xx"}`, "spec.vrf: Too long"},
 		{"BFD in a VRF", `kind: BGPPeer
 spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, vrf: red, bfdProfile: fast}`, "BFD on a session in a VRF is not supported"},
+		{"graceful restart time too long", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulRestartTime: 4096s}`, "gracefulRestartTime 4096s must be between 1s and 4095s"},
+		{"graceful restart time not whole seconds", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulRestartTime: 1500ms}`, "gracefulRestartTime 1500ms must be a whole number of seconds"},
+		{"graceful restart time with graceful restart off", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, enableGracefulRestart: false, gracefulRestartTime: 30s}`, "gracefulRestartTime applies only with graceful restart"},
 		{"interface with slash", `kind: L2Advertisement
 spec: {interfaces: ["eth0/1"]}`, "spec.interfaces[0]"},
 	}

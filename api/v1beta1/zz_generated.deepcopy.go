@@ -317,6 +317,16 @@ func (in *BGPPeerSpec) DeepCopyInto(out *BGPPeerSpec) {
 		*out = new(SecretKeyReference)
 		**out = **in
 	}
+	if in.EnableGracefulRestart != nil {
+		in, out := &in.EnableGracefulRestart, &out.EnableGracefulRestart
+		*out = new(bool)
+		**out = **in
+	}
+	if in.GracefulRestartTime != nil {
+		in, out := &in.GracefulRestartTime, &out.GracefulRestartTime
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.MaxPrefixes != nil {
 		in, out := &in.MaxPrefixes, &out.MaxPrefixes
 		*out = new(uint32)

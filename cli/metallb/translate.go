@@ -400,7 +400,11 @@ func (t *translator) peer(o *unstructured.Unstructured, dualStack bool) {
 	p := v1beta1.BGPPeer{TypeMeta: typeMeta(KindBGPPeer), ObjectMeta: t.meta(o), Spec: v1beta1.BGPPeerSpec{
 		MyASN: spec.MyASN, PeerASN: spec.PeerASN, PeerAddress: spec.PeerAddress, PeerPort: spec.PeerPort, SourceAddress: spec.SourceAddress,
 		KeepaliveTime: spec.KeepaliveTime, ConnectTime: spec.ConnectTime, RouterID: spec.RouterID, NodeSelectors: spec.NodeSelectors,
-		EBGPMultiHop: spec.EBGPMultiHop, EnableGracefulRestart: spec.EnableGracefulRestart, BFDProfile: spec.BFDProfile, VRF: spec.VRF,
+		EBGPMultiHop: spec.EBGPMultiHop, BFDProfile: spec.BFDProfile, VRF: spec.VRF,
+		// MetalLB's graceful restart is off unless asked for; Herald's is on unless turned off,
+		// and a translated peer gets Herald's default (the router keeps the node's routes
+		// through a speaker restart; a node that goes away still withdraws them first).
+		EnableGracefulRestart: enableGracefulRestart(spec.EnableGracefulRestart),
 	}}
 	if spec.DynamicASN != "" && spec.PeerASN == 0 {
 		p.Spec.DynamicASN = v1beta1.DynamicASN(spec.DynamicASN)
@@ -565,4 +569,13 @@ func (r Result) Objects() []any {
 		out = append(out, &c.BGPAdvertisements[i])
 	}
 	return out
+}
+
+// enableGracefulRestart is Herald's enableGracefulRestart for MetalLB's: true stays true, and
+// unset (false) leaves Herald's default, on.
+func enableGracefulRestart(on bool) *bool {
+	if !on {
+		return nil
+	}
+	return &on
 }

@@ -345,7 +345,7 @@ func randomPeer(s *Source, i int, secrets, bfds []string) v1beta1.BGPPeer {
 	}
 	good := []string{fmt.Sprintf("198.51.100.%d", i+1), fmt.Sprintf("2001:db8::%x", i+1), fmt.Sprintf("fd00::%x", i+1)}
 	o.Spec = v1beta1.BGPPeerSpec{MyASN: asn(), PeerASN: asn(), PeerAddress: s.Choose(good, badPeerAddresses),
-		EnableGracefulRestart: s.Bool()}
+		EnableGracefulRestart: []*bool{nil, new(true), new(false)}[s.Intn(3)]}
 	if s.Bool() {
 		o.Spec.PeerASN = o.Spec.MyASN // iBGP
 	}

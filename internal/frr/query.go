@@ -99,6 +99,8 @@ type Path struct {
 	LocalPref *uint32
 	Best      bool
 	Multipath bool
+	// Stale is set while bgpd keeps the path through the peer's graceful restart (RFC 4724).
+	Stale bool
 }
 
 type jsonPath struct {
@@ -116,6 +118,7 @@ type jsonPath struct {
 		Overall bool `json:"overall"`
 	} `json:"bestpath"`
 	Multipath bool `json:"multipath"`
+	Stale     bool `json:"stale"`
 	NextHops  []struct {
 		IP string `json:"ip"`
 	} `json:"nexthops"`
@@ -146,7 +149,7 @@ func (r *Router) Paths(ctx context.Context, prefix netip.Prefix) ([]Path, error)
 func convertPaths(in []jsonPath) []Path {
 	var out []Path
 	for _, jp := range in {
-		p := Path{ASPath: jp.ASPath.String, LocalPref: jp.LocPrf, Multipath: jp.Multipath}
+		p := Path{ASPath: jp.ASPath.String, LocalPref: jp.LocPrf, Multipath: jp.Multipath, Stale: jp.Stale}
 		p.Peer, _ = netip.ParseAddr(jp.Peer.PeerID)
 		if jp.Bestpath != nil {
 			p.Best = jp.Bestpath.Overall

@@ -98,7 +98,11 @@ type BGP interface {
 	// Changes delivers a value soon after Status may report something new (a session's state
 	// changed); several changes may come as one.
 	Changes() <-chan struct{}
+	// Shutdown withdraws every route, then closes the sessions: the node goes away.
 	Shutdown(ctx context.Context) error
+	// StopForRestart closes the sessions with graceful restart without withdrawing: a new
+	// speaker is about to start on this node (leave.go).
+	StopForRestart(ctx context.Context) error
 }
 
 // Options configure an Agent.
@@ -113,8 +117,13 @@ type Options struct {
 	// MemberlistPort is the port speakers gossip on, to join the other nodes' speakers.
 	MemberlistPort int
 
-	Cache    cache.Cache
-	Client   client.Client
+	Cache  cache.Cache
+	Client client.Client
+	// Reader reads without the cache (the Pod and DaemonSet that tell a restart from a stop for
+	// good, leave.go); nil: the speaker always stops for good.
+	Reader client.Reader
+	// PodName is this speaker's Pod in Namespace; empty: unknown (stops are for good).
+	PodName  string
 	Recorder record.EventRecorder
 	Members  Membership
 	L2       Layer2
@@ -381,7 +390,16 @@ func (a *Agent) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	bgpDone := make(chan error, 1)
-	go func() { bgpDone <- a.opts.BGP.Shutdown(ctx) }()
+	restart, why := decideStop(a.readStopFacts(ctx))
+	go func() {
+		if restart {
+			a.log.Info("stopping for a restart: BGP routes kept at the routers for the graceful restart time", "why", why)
+			bgpDone <- a.opts.BGP.StopForRestart(ctx)
+			return
+		}
+		a.log.Info("stopping for good: withdrawing BGP routes before closing the sessions", "why", why)
+		bgpDone <- a.opts.BGP.Shutdown(ctx)
+	}()
 	errLeave := a.opts.Members.Leave(time.Second)
 	errBGP := <-bgpDone
 	if errors.Is(errBGP, bgp.ErrShutdown) {

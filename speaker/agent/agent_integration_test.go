@@ -101,8 +101,9 @@ func (f fakeBGP) Status() []bgp.PeerStatus {
 	return []bgp.PeerStatus{{Name: "tor", Address: netip.MustParseAddr("198.51.100.1"), State: bgp.StateActive,
 		LastError: "no TCP connection: i/o timeout (peer unreachable, not accepting BGP, or TCP MD5 password mismatch)"}}
 }
-func (f fakeBGP) Changes() <-chan struct{}       { return nil }
-func (f fakeBGP) Shutdown(context.Context) error { f.j.add("bgp-shutdown"); return nil }
+func (f fakeBGP) Changes() <-chan struct{}             { return nil }
+func (f fakeBGP) Shutdown(context.Context) error       { f.j.add("bgp-shutdown"); return nil }
+func (f fakeBGP) StopForRestart(context.Context) error { f.j.add("bgp-stop-for-restart"); return nil }
 
 // eventually polls cond every 20ms until it holds, failing the test after 15s.
 func eventually(t *testing.T, what string, cond func() bool) {

@@ -40,6 +40,7 @@ func (b *peersBGP) SetRoutes(context.Context, bgp.Routes) error { return nil }
 func (b *peersBGP) Status() []bgp.PeerStatus                    { return nil }
 func (b *peersBGP) Changes() <-chan struct{}                    { return nil }
 func (b *peersBGP) Shutdown(context.Context) error              { return nil }
+func (b *peersBGP) StopForRestart(context.Context) error        { return nil }
 
 // last returns the number of SetPeers calls and the peers of the last one, "name:password" each.
 func (b *peersBGP) last() (int, []string) {

@@ -56,7 +56,7 @@ func FuzzConfiguredPeersAreUsable(f *testing.F) {
 		peer := v1beta1.BGPPeer{
 			ObjectMeta: metav1.ObjectMeta{Namespace: configtest.Namespace, Name: "fuzzed"},
 			Spec: v1beta1.BGPPeerSpec{MyASN: myASN, PeerASN: peerASN, PeerAddress: addr, SourceAddress: src,
-				RouterID: routerID, PeerPort: port, EBGPMultiHop: set&32 != 0, EnableGracefulRestart: set&64 != 0},
+				RouterID: routerID, PeerPort: port, EBGPMultiHop: set&32 != 0, EnableGracefulRestart: new(set&64 != 0)},
 		}
 		if set&1 != 0 {
 			peer.Spec.HoldTime = &metav1.Duration{Duration: time.Duration(hold)}

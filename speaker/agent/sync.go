@@ -117,7 +117,7 @@ func bgpPeers(peers []*config.Peer) []bgp.Peer {
 			Name: p.Name, MyASN: p.MyASN, PeerASN: p.PeerASN, Address: p.Address, Port: p.Port,
 			SourceAddress: p.SourceAddress, RouterID: p.RouterID,
 			HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
-			EBGPMultiHop: p.EBGPMultiHop, Password: p.Password, GracefulRestart: p.GracefulRestart,
+			EBGPMultiHop: p.EBGPMultiHop, Password: p.Password, GracefulRestart: p.GracefulRestart, RestartTime: p.GracefulRestartTime,
 			MaxPrefixes: p.MaxPrefixes, BFD: bgpBFD(p.BFDProfile), VRF: p.VRF,
 		})
 	}

@@ -59,6 +59,10 @@
 //   - Shutdown (and removing or changing a peer) first withdraws the session's routes, waits until
 //     GoBGP has written the withdrawals, then closes the session with a Cease NOTIFICATION
 //     "Administrative Shutdown" carrying why (RFC 9003), and returns when the session is closed.
+//   - Graceful restart (restart.go): StopForRestart ends sessions with Peer.GracefulRestart
+//     without withdrawing and without a NOTIFICATION, so the router keeps the node's routes for
+//     Peer.RestartTime; a new speaker's first sessions (within the restart time of its start) set
+//     the Restart State bit and send End-of-RIB after their routes.
 //   - Router ID: RouterID gives each node its own, also without IPv4 (derived from the IPv6
 //     address).
 //   - BFD (bfd.go) for peers with Peer.BFD: Herald's own (package speaker/bfd, which says why

@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 
 // nodeRequest is one line a test sends to a node process.
 type nodeRequest struct {
-	Op     string     // "peers", "routes", "status", "imported", "mem", "shutdown"
+	Op     string     // "peers", "routes", "status", "imported", "mem", "shutdown", "restart"
 	Peers  []Peer     `json:",omitempty"`
 	Routes []labRoute `json:",omitempty"`
 }
@@ -185,6 +185,12 @@ func runNode(in io.Reader, out io.Writer) int {
 				resp.Mem, err = memNow()
 			case "shutdown":
 				err = sp.Shutdown(ctx)
+			case "restart": // as the speaker stops for a rolling update: no withdrawal, then exit
+				err = sp.StopForRestart(ctx)
+				if err == nil {
+					_ = enc.Encode(resp)
+					os.Exit(0)
+				}
 			default:
 				err = fmt.Errorf("unknown op %q", req.Op)
 			}

@@ -304,6 +304,9 @@ func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
 	if hold := p.holdTime(); p.KeepaliveTime > hold {
 		bad("keepaliveTime %v is longer than holdTime %v", p.KeepaliveTime, hold)
 	}
+	if p.RestartTime < 0 || p.RestartTime > MaxRestartTime || p.RestartTime%time.Second != 0 {
+		bad("graceful restart time %v is not a whole number of seconds from 0 to 4095 (RFC 4724)", p.RestartTime)
+	}
 	if n := len(p.Password); n > maxPasswordLength {
 		bad("TCP MD5 password of %d bytes is longer than %d bytes", n, maxPasswordLength)
 	}

@@ -66,11 +66,17 @@ type Speaker struct {
 	changes chan struct{}
 	bfd     *bfdEndpoint
 
-	// mu serialises the changes: SetPeers, SetRoutes, Shutdown.
-	mu      sync.Mutex
-	servers map[serverKey]*server
-	want    map[string]table // route tables by peer name, from SetRoutes
-	shut    bool
+	// started is when the speaker was created: until a peer's restart time has passed since, the
+	// router may still hold routes of the previous speaker process (see restarting).
+	started time.Time
+
+	// mu serialises the changes: SetPeers, SetRoutes, Shutdown, StopForRestart.
+	mu sync.Mutex
+	// hadSession names the peers that had a session since the speaker was created.
+	hadSession map[string]bool
+	servers    map[serverKey]*server
+	want       map[string]table // route tables by peer name, from SetRoutes
+	shut       bool
 
 	// regMu guards the maps Status reads; changed only while mu is held.
 	regMu    sync.RWMutex
@@ -113,6 +119,7 @@ func New(cfg Config) (*Speaker, error) {
 		cfg.StopTimeout = DefaultStopTimeout
 	}
 	s := &Speaker{cfg: cfg, log: l, changes: make(chan struct{}, 1), servers: map[serverKey]*server{}, bfd: newBFDEndpoint(l),
+		started: time.Now(), hadSession: map[string]bool{},
 		want: map[string]table{}, sessions: map[string]*session{}, refused: map[string]refusal{}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
@@ -313,7 +320,8 @@ func (s *Speaker) startSession(ctx context.Context, p Peer) error {
 	if err != nil {
 		s.log.Warn("advertising on a new BGP session", "peer", p.Name, "err", err)
 	}
-	if err := sv.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p)}); err != nil {
+	restarting := s.restarting(p, time.Now())
+	if err := sv.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, restarting)}); err != nil {
 		ss.close()
 		sv.unregister(ss)
 		if err := s.applyServer(ctx, sv, nil); err != nil {
@@ -322,13 +330,14 @@ func (s *Speaker) startSession(ctx context.Context, p Peer) error {
 		s.stopServerIfIdle(sv)
 		return fmt.Errorf("%w: peer %q: GoBGP refused it: %w", ErrInvalidPeer, p.Name, err)
 	}
+	s.hadSession[p.Name] = true
 	ss.startChecks()
 	ss.startBFD(s.bfd)
 	s.regMu.Lock()
 	s.sessions[p.Name] = ss
 	s.regMu.Unlock()
 	s.log.Info("BGP session configured", "peer", p.Name, "address", p.Address, "myASN", p.MyASN, "peerASN", p.PeerASN,
-		"maxPrefixes", p.maxPrefixes(), "bfd", p.BFD.Enabled, "server", sv.key.String())
+		"maxPrefixes", p.maxPrefixes(), "bfd", p.BFD.Enabled, "gracefulRestart", p.GracefulRestart, "restarting", restarting, "server", sv.key.String())
 	return nil
 }
 

@@ -10,8 +10,19 @@ import (
 	gobgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
-// gracefulRestartTime is the restart time advertised with the graceful restart capability.
-const gracefulRestartTime = 120
+// DefaultRestartTime is the graceful restart time of a Peer that sets none.
+const DefaultRestartTime = 120 * time.Second
+
+// MaxRestartTime is the longest restart time the capability can carry (12 bits of seconds).
+const MaxRestartTime = 4095 * time.Second
+
+// restartTime is p's graceful restart time, DefaultRestartTime when zero.
+func (p Peer) restartTime() time.Duration {
+	if p.RestartTime == 0 {
+		return DefaultRestartTime
+	}
+	return p.RestartTime
+}
 
 var (
 	familyIPv4 = &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
@@ -72,8 +83,13 @@ func toAPIGlobal(k serverKey, l listen) *api.Global {
 }
 
 // toAPIPeer translates p into GoBGP's neighbor configuration: both unicast families enabled, each
-// with the prefix limit, timers, transport, TCP MD5, multihop and graceful restart.
-func toAPIPeer(p Peer) *api.Peer {
+// with the prefix limit, timers, transport, TCP MD5, multihop and graceful restart. restarting
+// sets the Restart State bit and the Forwarding State bits of the graceful restart capability
+// (RFC 4724): the router may still hold this node's routes of the previous speaker process, and
+// keeps them, stale, until this session's End-of-RIB. GoBGP sends the routes and the End-of-RIB
+// at once after the session is established (no deferral: the speaker imports nothing, so it has
+// no route selection to defer).
+func toAPIPeer(p Peer, restarting bool) *api.Peer {
 	port := uint32(p.Port)
 	if port == 0 {
 		port = 179
@@ -119,7 +135,7 @@ func toAPIPeer(p Peer) *api.Peer {
 		ap.AfiSafis = append(ap.AfiSafis, af)
 	}
 	if p.GracefulRestart {
-		ap.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: gracefulRestartTime}
+		ap.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(seconds(p.restartTime())), LocalRestarting: restarting}
 	}
 	return ap
 }

@@ -28,7 +28,7 @@ func TestToAPIPeer(t *testing.T) {
 		Transport:       &api.Transport{RemotePort: 179, LocalAddress: "2001:db8::11"},
 		Timers:          &api.Timers{Config: &api.TimersConfig{ConnectRetry: 2, HoldTime: 9, KeepaliveInterval: 3, IdleHoldTimeAfterReset: 2}},
 		EbgpMultihop:    &api.EbgpMultihop{Enabled: true, MultihopTtl: 255},
-		GracefulRestart: &api.GracefulRestart{Enabled: true, RestartTime: gracefulRestartTime},
+		GracefulRestart: &api.GracefulRestart{Enabled: true, RestartTime: 120},
 		AfiSafis: []*api.AfiSafi{
 			{Config: &api.AfiSafiConfig{Family: familyIPv4, Enabled: true}, MpGracefulRestart: gr,
 				PrefixLimits: &api.PrefixLimit{Family: familyIPv4, MaxPrefixes: 50}},
@@ -36,13 +36,13 @@ func TestToAPIPeer(t *testing.T) {
 				PrefixLimits: &api.PrefixLimit{Family: familyIPv6, MaxPrefixes: 50}},
 		},
 	}
-	if diff := cmp.Diff(want, toAPIPeer(p), protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(want, toAPIPeer(p, false), protocmp.Transform()); diff != "" {
 		t.Errorf("toAPIPeer (-want +got):\n%s", diff)
 	}
 
 	// iBGP: no multihop (TTL is not limited for iBGP), port kept.
 	p = Peer{Name: "i", MyASN: 64512, PeerASN: 64512, Address: netip.MustParseAddr("198.51.100.1"), Port: 1179, EBGPMultiHop: true}
-	got := toAPIPeer(p)
+	got := toAPIPeer(p, false)
 	if got.EbgpMultihop != nil || got.Transport.RemotePort != 1179 || got.GracefulRestart != nil {
 		t.Errorf("iBGP peer = %v, want no multihop, no graceful restart, port 1179", got)
 	}
@@ -103,6 +103,42 @@ func TestToAPIPeerDynamicASNAndVRF(t *testing.T) {
 	}
 }
 
+// TestToAPIPeerGracefulRestart: the restart time and the Restart State bit of the graceful restart
+// capability (RFC 4724), and nothing of it when graceful restart is off.
+func TestToAPIPeerGracefulRestart(t *testing.T) {
+	base := Peer{Name: "r", MyASN: 64512, PeerASN: 64500, Address: netip.MustParseAddr("198.51.100.1")}
+	with := func(gr bool, rt time.Duration) Peer {
+		p := base
+		p.GracefulRestart, p.RestartTime = gr, rt
+		return p
+	}
+	for _, tc := range []struct {
+		name       string
+		peer       Peer
+		restarting bool
+		want       *api.GracefulRestart // nil: no capability, and no per-family graceful restart
+	}{
+		{"off", with(false, 0), false, nil},
+		{"off, restarting ignored", with(false, 30*time.Second), true, nil},
+		{"on, default restart time", with(true, 0), false, &api.GracefulRestart{Enabled: true, RestartTime: 120}},
+		{"on, restart time 30s", with(true, 30*time.Second), false, &api.GracefulRestart{Enabled: true, RestartTime: 30}},
+		{"on, longest restart time", with(true, MaxRestartTime), false, &api.GracefulRestart{Enabled: true, RestartTime: 4095}},
+		{"on, restarting: R and F bits", with(true, 0), true, &api.GracefulRestart{Enabled: true, RestartTime: 120, LocalRestarting: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := toAPIPeer(tc.peer, tc.restarting)
+			if diff := cmp.Diff(tc.want, got.GracefulRestart, protocmp.Transform()); diff != "" {
+				t.Errorf("graceful restart (-want +got):\n%s", diff)
+			}
+			for _, af := range got.AfiSafis {
+				if on := af.GetMpGracefulRestart().GetConfig().GetEnabled(); on != (tc.want != nil) {
+					t.Errorf("graceful restart of %v enabled = %v, want %v", af.Config.Family, on, tc.want != nil)
+				}
+			}
+		})
+	}
+}
+
 // TestToAPIPeerDefaults: the adapter fills in every timer and the prefix limit itself, in whole
 // seconds, so GoBGP's own defaults (a keepalive of hold/3 as a fraction of a second, no prefix
 // limit) never apply.
@@ -120,7 +156,7 @@ func TestToAPIPeerDefaults(t *testing.T) {
 		{"keepalive given", 10 * time.Second, 5 * time.Second, 10, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := toAPIPeer(Peer{Name: "r", MyASN: 1, PeerASN: 2, Address: addr, HoldTime: tc.hold, KeepaliveTime: tc.keepalive})
+			got := toAPIPeer(Peer{Name: "r", MyASN: 1, PeerASN: 2, Address: addr, HoldTime: tc.hold, KeepaliveTime: tc.keepalive}, false)
 			if c := got.Timers.Config; c.HoldTime != tc.wantHold || c.KeepaliveInterval != tc.wantKeepalive {
 				t.Errorf("hold %d s, keepalive %d s; want %d s and %d s", c.HoldTime, c.KeepaliveInterval, tc.wantHold, tc.wantKeepalive)
 			}

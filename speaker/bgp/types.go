@@ -34,8 +34,14 @@ type Peer struct {
 	EBGPMultiHop bool
 	// Password enables TCP MD5 (RFC 2385) with this password when not empty.
 	Password string
-	// GracefulRestart advertises the graceful restart capability (RFC 4724) for both families.
+	// GracefulRestart advertises the graceful restart capability (RFC 4724) for both families:
+	// the peer keeps the speaker's routes for RestartTime when the session ends without a
+	// NOTIFICATION (the speaker process died, or StopForRestart), until the next speaker's
+	// End-of-RIB.
 	GracefulRestart bool
+	// RestartTime is the restart time advertised with graceful restart, whole seconds up to
+	// 4095 s; DefaultRestartTime when 0.
+	RestartTime time.Duration
 	// MaxPrefixes is the most prefixes accepted from the peer per address family; more close
 	// the session with a Cease NOTIFICATION (Maximum Number of Prefixes Reached), and it opens
 	// again after Config.PrefixLimitRestart. DefaultMaxPrefixes when 0. The speaker imports
