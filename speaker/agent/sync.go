@@ -28,7 +28,7 @@ func (a *Agent) sync(ctx context.Context, cause string) {
 	keys, full := a.model.take()
 	switch {
 	case full || cause != syncAPI || !a.eng.ready():
-		a.syncAll(ctx)
+		a.syncAll(ctx, cause)
 	case len(keys) > 0:
 		a.syncServices(ctx, keys)
 	default:
@@ -38,7 +38,9 @@ func (a *Agent) sync(ctx context.Context, cause string) {
 }
 
 // syncAll reads the configuration and the Nodes, recomputes every IP and applies what changed.
-func (a *Agent) syncAll(ctx context.Context) {
+// A recomputation caused by a membership change is logged with its timings: it is a failover.
+func (a *Agent) syncAll(ctx context.Context, cause string) {
+	start := time.Now()
 	in, err := a.inputs(ctx)
 	if err != nil {
 		a.model.markFull()
@@ -50,12 +52,25 @@ func (a *Agent) syncAll(ctx context.Context) {
 	a.pace.scope.WithLabelValues(scopeAll).Inc()
 	a.pace.ips.Add(float64(ch.recomputed))
 
+	planned := time.Now()
+
 	// Announce first: nothing below may delay taking over or giving up an IP.
-	a.announce(ctx, ch, true)
+	taken := a.announce(ctx, ch, true)
+	announced := time.Now()
 	// Then tell the others what this node can do: after it stopped answering what it no longer
 	// can, before it answers anything new (publish asks for the computation that does).
 	a.publish(self)
 	a.report(ch, true)
+	if cause == syncMembers {
+		alive := 0
+		for _, n := range in.Nodes {
+			if n.Alive {
+				alive++
+			}
+		}
+		a.log.Info("re-elected after a membership change", "alive", alive, "changedIPs", len(ch.ips),
+			"takenOver", taken, "plan", planned.Sub(start), "announce", announced.Sub(planned), "took", time.Since(start))
+	}
 }
 
 // syncServices recomputes the IPs of the Services with the given keys and applies what changed.
