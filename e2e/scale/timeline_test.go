@@ -240,7 +240,7 @@ func (r *failoverRun) describe(st failoverSteps, newOwner map[string]string) str
 	for n, e := range st.reelected {
 		if owners[n] {
 			reelected = append(reelected, e.at)
-			costs = append(costs, fmt.Sprintf("%s plan %s announce %s took %s", n, e.dur("plan"), e.dur("announce"), e.dur("took")))
+			costs = append(costs, fmt.Sprintf("%s takeover %s plan %s announce %s took %s", n, e.dur("takeover"), e.dur("plan"), e.dur("announce"), e.dur("took")))
 		}
 	}
 	line("re-elected (new owners)", reelected)

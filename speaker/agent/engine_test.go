@@ -196,3 +196,70 @@ func BenchmarkEngineFull(b *testing.B) {
 		e.full(plan.NewContext(cfg, "n2", ns), svcs)
 	}
 }
+
+// TestEngineTakesOverOrphansFirst: on a failover, the IPs of the dead owner are found from the
+// kept plans and re-elected alone (and only they), with the new owners a full computation gives
+// them; the full computation that follows then changes nothing more for them.
+func TestEngineTakesOverOrphansFirst(t *testing.T) {
+	cfg := engineConfig(t)
+	alive := func(dead string) []election.Node {
+		var out []election.Node
+		for _, n := range []string{"n1", "n2", "n3", "n4"} {
+			out = append(out, election.Node{Name: n, Alive: n != dead, SpeakerReady: true, Ready: true,
+				Interfaces: []string{"eth0"}, DefaultInterfaces: []string{"eth0"}})
+		}
+		return out
+	}
+	svcs := map[string]*plan.Service{}
+	for i := range 24 {
+		key := fmt.Sprintf("app/s%d", i)
+		svcs[key] = &plan.Service{Key: key, IPs: []netip.Addr{netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})}}
+	}
+	for _, self := range []string{"n1", "n2", "n3"} {
+		t.Run(self, func(t *testing.T) {
+			e := newEngine()
+			e.full(plan.NewContext(cfg, self, alive("")), svcs)
+			wantOrphans := map[netip.Addr]bool{}
+			for ip, p := range e.ips {
+				if p.L2Owner == "n4" {
+					wantOrphans[ip] = true
+				}
+			}
+			if len(wantOrphans) == 0 {
+				t.Fatal("n4 owns nothing: the test proves nothing")
+			}
+			orphans := e.orphaned(map[string]bool{"n4": true})
+			if diff := cmp.Diff(wantOrphans, orphans); diff != "" {
+				t.Fatalf("orphaned (-want +got):\n%s", diff)
+			}
+			ctx := plan.NewContext(cfg, self, alive("n4"))
+			first := e.takeOver(ctx, orphans)
+			if first.recomputed != len(orphans) {
+				t.Errorf("the takeover recomputed %d IPs, want only the %d orphans", first.recomputed, len(orphans))
+			}
+			var mine []netip.Addr
+			for _, c := range first.ips {
+				if !orphans[c.ip] || c.old.L2Owner != "n4" || c.new.L2Owner == "n4" || c.new.L2Owner == "" {
+					t.Errorf("takeover change %s: owner %q -> %q, want an orphan moved off n4", c.ip, c.old.L2Owner, c.new.L2Owner)
+				}
+				if c.new.L2Owner == self {
+					mine = append(mine, c.ip)
+				}
+			}
+			rest := e.full(ctx, svcs)
+			for _, c := range rest.ips {
+				if orphans[c.ip] {
+					t.Errorf("the full computation changed orphan %s again (%q -> %q)", c.ip, c.old.L2Owner, c.new.L2Owner)
+				}
+			}
+			in := plan.Input{Config: cfg, Self: self, Nodes: alive("n4")}
+			for _, s := range svcs {
+				in.Services = append(in.Services, *s)
+			}
+			if diff := cmp.Diff(plan.Compute(in), e.plan(), planCmp); diff != "" {
+				t.Fatalf("after the takeover and the full computation the plan differs from Compute (-want +got):\n%s", diff)
+			}
+			t.Logf("%s took over %d of n4's %d IPs", self, len(mine), len(orphans))
+		})
+	}
+}
