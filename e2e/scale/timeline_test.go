@@ -135,6 +135,9 @@ type failoverSteps struct {
 	gone              map[string]time.Time // by survivor: "member gone"
 	reelected         map[string]logEvent  // by survivor: the first re-election after gone
 	takeover          map[string]time.Time // by IP: "Taking over" on its new owner
+	// others counts the declarations of other members gone meanwhile (false deaths, unless the
+	// logs read reach past the window).
+	others int
 }
 
 // steps reads the victim's failover from the survivors' log events.
@@ -158,6 +161,8 @@ func steps(victim string, events []logEvent, newOwner map[string]string) failove
 			}
 		case e.msg == "member gone" && e.str("member") == victim:
 			first(st.gone, e.node, e.at)
+		case e.msg == "member gone":
+			st.others++
 		case e.msg == "re-elected after a membership change":
 			if g, ok := st.gone[e.node]; ok && !e.at.Before(g) {
 				if _, done := st.reelected[e.node]; !done {
@@ -281,6 +286,7 @@ func (r *failoverRun) describe(st failoverSteps, newOwner map[string]string) str
 	if len(costs) > 0 {
 		fmt.Fprintf(&b, "  re-election cost: %s\n", strings.Join(costs, "; "))
 	}
+	fmt.Fprintf(&b, "  other members declared gone by survivors since the kill (false deaths): %d\n", st.others)
 	fmt.Fprintf(&b, "  CPU from the kill to the last answer (%s): machine %.0f%% busy (of %d cores); survivors throttled by their quota in %d of %d CFS periods (%s held back in all, %s at most one node)\n",
 		r.cpu.wall.Round(time.Millisecond), 100*r.cpu.busy, r.cpu.cores, r.cpu.throttled, r.cpu.periods, r.cpu.throttledTime.Round(time.Millisecond), r.cpu.maxThrottled.Round(time.Millisecond))
 	return b.String()
@@ -348,4 +354,29 @@ func (s cpuSample) since(before cpuSample) cpuDelta {
 		d.maxThrottled = max(d.maxThrottled, tt)
 	}
 	return d
+}
+
+// falseDeaths counts, over every speaker's log, the members declared gone ("member gone") that
+// were not killed in the 5 seconds before, and all declarations.
+func falseDeaths(l *lab.Lab, killed map[string][]time.Time) (falseN, all int) {
+	for _, n := range l.Nodes {
+		p := l.Proc("speaker-" + n.Name)
+		if p == nil {
+			continue
+		}
+		evs, err := readEvents(p.LogPath, n.Name, time.Time{})
+		if err != nil {
+			continue
+		}
+		for _, e := range evs {
+			if e.msg != "member gone" {
+				continue
+			}
+			all++
+			if !slices.ContainsFunc(killed[e.str("member")], func(k time.Time) bool { return !e.at.Before(k) && e.at.Sub(k) < 5*time.Second }) {
+				falseN++
+			}
+		}
+	}
+	return falseN, all
 }
