@@ -35,8 +35,9 @@ type outputs struct {
 func newOutputs() outputs { return outputs{l2Owned: map[netip.Addr][]string{}} }
 
 // announce hands what changed to the layer-2 announcer and the BGP speaker. A full computation
-// hands them everything, which also retries what failed before.
-func (a *Agent) announce(ctx context.Context, ch changes, full bool) {
+// hands them everything, which also retries what failed before. It returns how many IPs this node
+// took over from another.
+func (a *Agent) announce(ctx context.Context, ch changes, full bool) int {
 	self := a.opts.NodeName
 	delta := map[netip.Addr][]string{}
 	fresh := map[netip.Addr]bool{}
@@ -79,6 +80,7 @@ func (a *Agent) announce(ctx context.Context, ch changes, full bool) {
 		}
 		a.metrics.routes.Set(float64(advertisedPrefixes(routes)))
 	}
+	return taken
 }
 
 // setL2 hands the layer-2 changes to the announcer: only delta when it takes changes and the

@@ -110,6 +110,43 @@ func (e *engine) update(svcs map[string]*plan.Service) changes {
 	return ch
 }
 
+// orphaned returns the IPs whose layer-2 owner, in the last computation, is one of gone: the IPs a
+// failover moves. It reads the kept plans only, so it costs a map lookup per IP.
+func (e *engine) orphaned(gone map[string]bool) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	if len(gone) == 0 {
+		return out
+	}
+	for ip, p := range e.ips {
+		if p.L2Owner != "" && gone[p.L2Owner] {
+			out[ip] = true
+		}
+	}
+	return out
+}
+
+// takeOver decides the given IPs again under a new context, ahead of the full computation that
+// must follow under the same context: on a failover, the IPs of the dead owner are taken over
+// before the other IPs are re-elected, so that their outage does not wait for work that moves
+// nothing.
+func (e *engine) takeOver(ctx *plan.Context, ips map[netip.Addr]bool) changes {
+	e.ctx = ctx
+	ch := changes{services: map[string]bool{}}
+	e.recompute(ips, &ch)
+	return ch
+}
+
+// merge adds the changes of an earlier computation (takeOver) to ch, for reporting.
+func (ch *changes) merge(earlier changes) {
+	ch.ips = append(ch.ips, earlier.ips...)
+	slices.SortFunc(ch.ips, func(a, b ipChange) int { return a.ip.Compare(b.ip) })
+	for k := range earlier.services {
+		ch.services[k] = true
+	}
+	ch.routes = ch.routes || earlier.routes
+	ch.recomputed += earlier.recomputed
+}
+
 func (e *engine) hold(ip netip.Addr, key string) {
 	set := e.byIP[ip]
 	if set == nil {

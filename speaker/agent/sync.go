@@ -29,7 +29,7 @@ func (a *Agent) sync(ctx context.Context, cause string) {
 	keys, full := a.model.take()
 	switch {
 	case full || cause != syncAPI || !a.eng.ready():
-		a.syncAll(ctx)
+		a.syncAll(ctx, cause)
 	case len(keys) > 0:
 		a.syncServices(ctx, keys)
 	default:
@@ -39,7 +39,9 @@ func (a *Agent) sync(ctx context.Context, cause string) {
 }
 
 // syncAll reads the configuration and the Nodes, recomputes every IP and applies what changed.
-func (a *Agent) syncAll(ctx context.Context) {
+// A recomputation caused by a membership change is logged with its timings: it is a failover.
+func (a *Agent) syncAll(ctx context.Context, cause string) {
+	start := time.Now()
 	in, err := a.inputs(ctx)
 	if err != nil {
 		a.model.markFull()
@@ -47,16 +49,52 @@ func (a *Agent) syncAll(ctx context.Context) {
 		return
 	}
 	self := a.readyState(&in)
-	ch := a.eng.full(plan.NewContext(in.Config, in.Self, in.Nodes), a.model.allPlanServices(a.handles))
+	pctx := plan.NewContext(in.Config, in.Self, in.Nodes)
+	// A failover: the IPs whose owner is no longer a live, ready speaker are re-elected and
+	// handed to the announcer first, so that their outage does not wait for the re-election of
+	// every other IP (which moves none of them). Every survivor of a large cluster re-elects at
+	// the same moment, so that work competes for the CPU with the takeover.
+	var first changes
+	taken := 0
+	if cause == syncMembers && a.eng.ready() {
+		gone := map[string]bool{}
+		for _, n := range in.Nodes {
+			if !n.Alive || !n.SpeakerReady {
+				gone[n.Name] = true
+			}
+		}
+		if orphans := a.eng.orphaned(gone); len(orphans) > 0 {
+			first = a.eng.takeOver(pctx, orphans)
+			taken = a.announce(ctx, first, false)
+		}
+	}
+	tookOver := time.Now()
+	ch := a.eng.full(pctx, a.model.allPlanServices(a.handles))
 	a.pace.scope.WithLabelValues(scopeAll).Inc()
-	a.pace.ips.Add(float64(ch.recomputed))
+	a.pace.ips.Add(float64(ch.recomputed + first.recomputed))
+	planned := time.Now()
 
 	// Announce first: nothing below may delay taking over or giving up an IP.
-	a.announce(ctx, ch, true)
+	taken += a.announce(ctx, ch, true)
+	announced := time.Now()
+	if first.services != nil {
+		ch.merge(first)
+	}
 	// Then tell the others what this node can do: after it stopped answering what it no longer
 	// can, before it answers anything new (publish asks for the computation that does).
 	a.publish(self)
 	a.report(ch, true)
+	if cause == syncMembers {
+		alive := 0
+		for _, n := range in.Nodes {
+			if n.Alive {
+				alive++
+			}
+		}
+		a.log.Info("re-elected after a membership change", "alive", alive, "changedIPs", len(ch.ips),
+			"takenOver", taken, "takeover", tookOver.Sub(start), "plan", planned.Sub(tookOver),
+			"announce", announced.Sub(planned), "took", time.Since(start))
+	}
 }
 
 // syncServices recomputes the IPs of the Services with the given keys and applies what changed.

@@ -1,7 +1,9 @@
 package election
 
 import (
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -120,5 +122,66 @@ func TestLayer2Admission(t *testing.T) {
 	in.Nodes = nil
 	if a, ok := Layer2Admission(in); ok {
 		t.Errorf("Layer2Admission without nodes = %+v, want none", a)
+	}
+}
+
+// TestLayer2AdmissionIsAdmitsOwner: on random clusters (selectors, interfaces, local traffic,
+// shared IPs, duplicate names), Layer2Admission is exactly the Admission of Admit(Layer2) for the
+// Owner among the admitted nodes.
+func TestLayer2AdmissionIsAdmitsOwner(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	pick := func(vals ...string) string { return vals[rng.IntN(len(vals))] }
+	for i := range 2000 {
+		var nodes []Node
+		for range rng.IntN(8) {
+			n := node(pick("n1", "n2", "n3", "n4", "n5", "n6"), "zone", pick("a", "b"))
+			n.Alive, n.SpeakerReady = rng.IntN(6) != 0, rng.IntN(6) != 0
+			switch rng.IntN(4) {
+			case 0:
+				n.Interfaces, n.DefaultInterfaces = []string{"eth1"}, nil
+			case 1:
+				n.Interfaces, n.DefaultInterfaces = nil, nil
+			}
+			nodes = append(nodes, n)
+		}
+		var ads []Advertisement
+		for range 1 + rng.IntN(3) {
+			ad := Advertisement{Name: pick("a", "b", "c"), Pools: []string{pick("pool", "other")}}
+			if rng.IntN(2) == 0 {
+				ad.Nodes = labelIs("zone", pick("a", "b"))
+			}
+			if rng.IntN(3) == 0 {
+				ad.Services = labelIs("app", pick("web", "db"))
+			}
+			if rng.IntN(3) == 0 {
+				ad.Interfaces = []string{pick("eth0", "eth1")}
+			}
+			ads = append(ads, ad)
+		}
+		var svcs []Service
+		for range 1 + rng.IntN(2) {
+			s := Service{Key: "ns/" + pick("web", "db"), Labels: map[string]string{"app": pick("web", "db")}}
+			if rng.IntN(3) == 0 {
+				s.LocalTraffic, s.ReadyEndpointNodes = true, []string{pick("n1", "n2", "n3"), pick("n4", "n5", "n6")}
+			}
+			svcs = append(svcs, s)
+		}
+		in := Input{IP: netip.AddrFrom4([4]byte{192, 0, 2, byte(rng.IntN(256))}), Pool: "pool", Services: svcs, Advertisements: ads, Nodes: nodes}
+		adm := Admit(Layer2, in)
+		var names []string
+		for _, a := range adm {
+			names = append(names, a.Node)
+		}
+		var want *Admission
+		if owner, ok := Owner(in.IP, names); ok {
+			want = &adm[slices.IndexFunc(adm, func(a Admission) bool { return a.Node == owner })]
+		}
+		var got *Admission
+		if a, ok := Layer2Admission(in); ok {
+			got = &a
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("case %d: Layer2Admission differs from Admit's owner (-want +got):\n%s\ninput: %+v", i, diff, in)
+		}
 	}
 }

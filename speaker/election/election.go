@@ -247,16 +247,47 @@ func BGPAnnouncers(in Input) []string {
 }
 
 // Layer2Admission returns the single node that answers ARP/NDP for in.IP with the
-// advertisements that admitted it, and false when no node is eligible.
+// advertisements that admitted it, and false when no node is eligible: the Admission of the
+// Owner among Admit(Layer2, in). It judges each node once and gathers advertisements for the
+// owner only, so that re-electing every IP of a large cluster stays cheap (a failover re-elects
+// them all on every speaker at the same moment).
 func Layer2Admission(in Input) (Admission, bool) {
-	adm := Admit(Layer2, in)
-	names := make([]string, 0, len(adm))
-	for _, a := range adm {
-		names = append(names, a.Node)
-	}
-	owner, ok := Owner(in.IP, names)
-	if !ok {
+	constraints, _, _ := constraintsOf(in, false)
+	if len(constraints) == 0 {
 		return Admission{}, false
 	}
-	return adm[slices.IndexFunc(adm, func(a Admission) bool { return a.Node == owner })], true
+	var (
+		best  string
+		bestW uint64
+		found bool
+	)
+	eligible := make([]bool, len(in.Nodes))
+	for i := range in.Nodes {
+		node := &in.Nodes[i]
+		if node.Name == "" || len(judge(Layer2, node, constraints, false)) > 0 {
+			continue
+		}
+		eligible[i] = true
+		if w := weight(node.Name, in.IP); !found || w > bestW || (w == bestW && node.Name < best) {
+			best, bestW, found = node.Name, w, true
+		}
+	}
+	if !found {
+		return Admission{}, false
+	}
+	a := Admission{Node: best}
+	for j := range in.Advertisements {
+		ad := &in.Advertisements[j]
+		if slices.Contains(a.Advertisements, ad.Name) || !slices.ContainsFunc(constraints, func(c constraint) bool { return slices.Contains(c.ads, ad) }) {
+			continue
+		}
+		for i := range in.Nodes {
+			node := &in.Nodes[i]
+			if eligible[i] && node.Name == best && ad.Nodes.matches(node.Labels) && allowsInterface(ad, node) {
+				a.Advertisements = append(a.Advertisements, ad.Name)
+				break
+			}
+		}
+	}
+	return a, true
 }

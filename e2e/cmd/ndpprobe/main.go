@@ -1,6 +1,7 @@
 // Command ndpprobe asks, over and over, who has each of the given IPv6 addresses (Neighbor
 // Solicitations to their solicited-node groups on one interface) and prints every Neighbor
-// Advertisement for one of them, solicited or not, as "<unix nanoseconds> <address> <MAC>". It
+// Advertisement for one of them, solicited or not, as "<unix nanoseconds> <address> <MAC> <s|u>"
+// (s: an answer to a solicitation, u: unsolicited, a gratuitous announcement). It
 // stops asking for an address once a station other than --old has answered for it, and exits when
 // every address has such an answer (status 0) or at --timeout (status 1); with --for it asks for
 // every address for that long instead, and exits 0. The lab's scale test runs it in the segment
@@ -93,7 +94,11 @@ func run(name string, interval, timeout time.Duration, old string, args []string
 			mu.Lock()
 			_, asked := pending[na.TargetAddress]
 			if asked {
-				fmt.Printf("%d %s %s\n", now.UnixNano(), na.TargetAddress, mac)
+				kind := "u"
+				if na.Solicited {
+					kind = "s"
+				}
+				fmt.Printf("%d %s %s %s\n", now.UnixNano(), na.TargetAddress, mac, kind)
 				if mac != "" && mac != oldMAC && pending[na.TargetAddress] {
 					pending[na.TargetAddress] = false
 					if !anyPending(pending) {
