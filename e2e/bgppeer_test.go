@@ -84,11 +84,34 @@ func TestBGPPeerNeverStopsOthers(t *testing.T) {
 	waitSessions(t, ctx, l)
 	must(t, waitRoute(ctx, l, ip, all))
 
-	// A speaker restarted with the peer in the configuration comes back with BGP.
+	// A speaker restarted with the peer in the configuration comes back with BGP. (With graceful
+	// restart, the default, the router keeps n3's route, stale, while n3's session is down.)
 	restartSpeakerAfter(t, l, "n3")
 	must(t, l.StopSpeaker("n3", syscall.SIGKILL))
-	must(t, waitRoute(ctx, l, ip, l.NodeAddrs(true, "n1", "n2")))
+	n3 := l.NodeAddrs(true, "n3")[0]
+	err = frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		nbs, err := l.Router.Neighbors(ctx)
+		return err == nil && !nbs[n3].Established(), nil
+	})
+	if err != nil {
+		t.Fatalf("the router still has an established session with the killed speaker of n3: %v", err)
+	}
 	must(t, l.StartSpeaker("n3"))
-	must(t, waitRoute(ctx, l, ip, all))
 	waitSessions(t, ctx, l)
+	must(t, waitRoute(ctx, l, ip, all))
+	err = frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		paths, err := l.Router.Paths(ctx, lab.HostPrefix(ip))
+		if err != nil {
+			return false, nil //nolint:nilerr // retried until the deadline
+		}
+		for _, p := range paths {
+			if p.Stale {
+				return false, nil
+			}
+		}
+		return len(paths) == len(all), nil
+	})
+	if err != nil {
+		t.Fatalf("the router's paths for %s are not all fresh after n3's speaker came back: %v", ip, err)
+	}
 }

@@ -19,8 +19,8 @@ import (
 // failover after kill -9 and SIGTERM of the owner's speaker (the gap in a stream of requests from
 // the segment client, median and worst of failoverRuns runs each; the owner also stops serving the
 // IP at that moment, as a failed node would, since otherwise its kernel keeps answering on the
-// client's cached ARP entry and no gap shows), BGP withdrawal after SIGTERM and
-// kill -9 (until the next hop leaves the router's kernel table), the time from creating a
+// client's cached ARP entry and no gap shows), BGP withdrawal after SIGTERM (until the next hop
+// leaves the router's kernel table; after kill -9 graceful restart keeps it, see gr_test.go), the time from creating a
 // Service to the first successful request, the time from a new BGPPeer (with its pool and a
 // Service) to the route at the router, and the time an externalTrafficPolicy Local endpoint's
 // move takes to move the router's next hop (make-before-break checked). Each figure is printed as
@@ -112,7 +112,7 @@ func TestMeasureLab(t *testing.T) {
 		for _, c := range []struct {
 			name string
 			sig  syscall.Signal
-		}{{"sigterm", syscall.SIGTERM}, {"kill", syscall.SIGKILL}} {
+		}{{"sigterm", syscall.SIGTERM}} { // after kill -9 graceful restart keeps the route (bgp_kill_failed_requests)
 			p := l.Proc("speaker-" + victim)
 			start := time.Now()
 			must(t, p.Signal(c.sig))

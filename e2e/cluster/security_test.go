@@ -72,6 +72,12 @@ func TestRBACAsShipped(t *testing.T) {
 		{speaker, "watch", "", "services", "", "", true},
 		{speaker, "list", "discovery.k8s.io", "endpointslices", "", "", true},
 		{speaker, "create", "herald.dev", "servicel2statuses", "", cluster.Namespace, true},
+		// On SIGTERM the speaker reads its own Pod and DaemonSet to tell a restart from going away.
+		{speaker, "get", "", "pods", "", cluster.Namespace, true},
+		{speaker, "list", "", "pods", "", cluster.Namespace, false},
+		{speaker, "get", "", "pods", "", "default", false},
+		{speaker, "get", "apps", "daemonsets", "", cluster.Namespace, true},
+		{speaker, "update", "apps", "daemonsets", "", cluster.Namespace, false},
 		{controller, "patch", "", "services", "status", "default", true},
 		{controller, "update", "", "services", "status", "default", false},
 		{controller, "create", "", "services", "", "default", false},

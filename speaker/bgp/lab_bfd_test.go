@@ -40,7 +40,7 @@ func bfdLabConfig() frr.Config {
 }
 
 // bfdLab starts the lab of bfdLabConfig with routes to vip4 from both nodes, node 1 with BFD,
-// and waits until BFD is Up on both sides.
+// both with graceful restart (the default), and waits until BFD is Up on both sides.
 func bfdLab(t *testing.T, ctx context.Context, profile BFD) *lab {
 	t.Helper()
 	lb := newLab(t, 2, bfdLabConfig())
@@ -50,10 +50,13 @@ func bfdLab(t *testing.T, ctx context.Context, profile BFD) *lab {
 		}
 	})
 	n1, n2 := lb.nodes[0], lb.nodes[1]
-	p1 := ebgpPeer("r4", routerV4)
+	// Graceful restart is on, as for every BGPPeer that does not turn it off: a path that BFD
+	// (or the hold time) declares down must still be removed at once, not kept for the restart time.
+	p1, p2 := ebgpPeer("r4", routerV4), ebgpPeer("r4", routerV4)
+	p1.GracefulRestart, p2.GracefulRestart = true, true
 	p1.BFD = profile
 	n1.setPeers(p1)
-	n2.setPeers(ebgpPeer("r4", routerV4))
+	n2.setPeers(p2)
 	for _, n := range lb.nodes {
 		n.setRoutes(labRoute{Prefix: vip4})
 	}

@@ -96,7 +96,7 @@ func TestToAPIPeerDynamicASNAndVRF(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := base
 			tc.mod(&p)
-			if diff := cmp.Diff(tc.want, toAPIPeer(p), protocmp.Transform()); diff != "" {
+			if diff := cmp.Diff(tc.want, toAPIPeer(p, false), protocmp.Transform()); diff != "" {
 				t.Errorf("toAPIPeer (-want +got):\n%s", diff)
 			}
 		})
