@@ -1,0 +1,310 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testenv"
+)
+
+// TestBenchSpeakerRSS measures the resident memory of one real herald-speaker process, built as
+// the image builds it (-trimpath -ldflags='-s -w'), with the flags of the DaemonSet, against the
+// real API server holding n LoadBalancer Services with their IPs and EndpointSlices. The speaker
+// runs in a network namespace of its own (a veth to an empty segment), reaches the API server
+// through a forwarder on its loopback, and is the only live speaker: it owns every layer-2 IP, so
+// it announces all n and writes the n ServiceL2Status objects the speakers of a cluster write for
+// n Services between them. Its memory is read from /proc/PID/status once it has written them and
+// its CPU use has settled.
+//
+// make test runs 500 Services and reports the figures without asserting them; HERALD_BENCH=1 (make
+// bench) runs 10,000 and prints speaker_rss_10000_mib (VmRSS), _anon_mib (RssAnon: heap and
+// stacks), _file_mib (RssFile: the binary's pages) and _peak_mib (VmHWM); the goal of issue 15 (at
+// most 80 MiB) is judged in bench/REPORT.md. HERALD_RSS_SERVICES=n runs another size.
+func TestBenchSpeakerRSS(t *testing.T) {
+	testenv.Require(t, env)
+	if testing.Short() {
+		t.Skip("builds and runs the speaker binary")
+	}
+	if err := netlab.Available(); err != nil {
+		t.Skipf("the speaker runs in a network namespace: %v", err)
+	}
+	bench := os.Getenv("HERALD_BENCH") == "1"
+	n := 500
+	if bench {
+		n = 10000
+	}
+	if v := os.Getenv("HERALD_RSS_SERVICES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 65000 {
+			t.Fatalf("HERALD_RSS_SERVICES=%q: want a number of Services from 1 to 65000", v)
+		}
+	}
+	bin := buildSpeaker(t)
+	sc := newScaleCluster(t)
+	t.Cleanup(func() { sc.deleteAll(t) })
+	sc.grow(t, n)
+
+	lab := netlab.ForTest(t)
+	ns, err := lab.AddNS("rss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg, err := lab.AddNS("rss-seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Veth(ns, "eth0", seg, "eth0", ""); err != nil {
+		t.Fatal(err)
+	}
+	const hostIP = "192.0.2.11"
+	for _, args := range [][]string{
+		{"ip", "addr", "add", hostIP + "/24", "dev", "eth0"},
+		// The layer-2 IPs of the scale cluster (2001:db8:100::/112) are on this segment.
+		{"ip", "-6", "addr", "add", "2001:db8:100::1:11/96", "dev", "eth0", "nodad"},
+	} {
+		if out, err := lab.Exec(ns, args...); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	kubeconfig := forwardAPIServer(t, ns)
+
+	logPath := filepath.Join(t.TempDir(), "speaker.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	node := sc.nodes[0]
+	cmd, err := lab.Start(ns, logFile, logFile, bin,
+		"--kubeconfig", kubeconfig, "--node-name", node, "--host-ip", hostIP, "--namespace", sc.hns,
+		"--lb-class", scaleClass, "--memberlist-secret=", "--memberlist-allow-unencrypted",
+		"--metrics-addr", hostIP+":7472", "--metrics-secure=false", "--health-addr", hostIP+":7473", "--log-level", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("speaker log (last 3000 bytes):\n%s", tail(string(b), 3000))
+		}
+	})
+	pid := cmd.Process.Pid // ip netns exec execs the speaker: same process
+
+	begin := time.Now()
+	written := 0
+	err = wait.PollUntilContextTimeout(t.Context(), time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if done, _ := exited(pid); done {
+			return false, errors.New("the speaker exited")
+		}
+		var l v1beta1.ServiceL2StatusList
+		if err := env.Client.List(ctx, &l, client.InNamespace(sc.hns), client.MatchingLabels{LabelNode: node}); err != nil {
+			return false, nil
+		}
+		written = len(l.Items)
+		return written == n, nil
+	})
+	if err != nil {
+		t.Fatalf("the speaker wrote %d of %d ServiceL2Status objects within 10 minutes: %v", written, n, err)
+	}
+	t.Logf("the speaker wrote its %d ServiceL2Status objects %s after it started", n, time.Since(begin).Round(time.Millisecond))
+	settleCPU(t, pid)
+	m, err := testenv.ProcessMemory(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+	t.Logf("speaker memory at %d Services (one live speaker owning every IP): VmRSS %.1f MiB (RssAnon %.1f, RssFile %.1f), VmHWM %.1f MiB",
+		n, mib(m.RSS), mib(m.Anon), mib(m.File), mib(m.Peak))
+	if m.RSS <= m.File || m.Anon == 0 {
+		t.Errorf("implausible memory figures for pid %d: %+v", pid, m)
+	}
+	if bench {
+		p := fmt.Sprintf("speaker_rss_%d", n)
+		benchLine(p+"_mib", mib(m.RSS), "MiB")
+		benchLine(p+"_anon_mib", mib(m.Anon), "MiB")
+		benchLine(p+"_file_mib", mib(m.File), "MiB")
+		benchLine(p+"_peak_mib", mib(m.Peak), "MiB")
+	}
+}
+
+// buildSpeaker builds herald-speaker as the image does.
+func buildSpeaker(t *testing.T) string {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "herald-speaker")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./speaker")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the speaker: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// forwardAPIServer listens on the loopback of namespace ns, forwards every connection to the test
+// API server, and returns a kubeconfig that reaches it from ns. The API server's certificate names
+// 127.0.0.1, so only the port changes.
+func forwardAPIServer(t *testing.T, ns string) string {
+	t.Helper()
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	var ln net.Listener
+	if err := netlab.Do(ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatalf("listening in %s: %v", ns, err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			for _, p := range [][2]net.Conn{{in, out}, {out, in}} {
+				wg.Go(func() {
+					_, _ = io.Copy(p[0], p[1])
+					_ = p[0].Close()
+					_ = p[1].Close()
+				})
+			}
+		}
+	})
+	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range kc.Clusters {
+		c.Server = "https://" + ln.Addr().String()
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// settleCPU waits until process pid has used less than 5% of a core over three seconds: the
+// start-up work (lists, the first computations, the status writes, the paced announcements) is
+// done and its memory is what it holds at rest.
+func settleCPU(t *testing.T, pid int) {
+	t.Helper()
+	last, err := testenv.ProcessCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const window = 3 * time.Second
+	err = wait.PollUntilContextTimeout(t.Context(), window, 5*time.Minute, false, func(context.Context) (bool, error) {
+		now, err := testenv.ProcessCPU(pid)
+		if err != nil {
+			return false, err
+		}
+		used := now - last
+		last = now
+		return used < window/20, nil
+	})
+	if err != nil {
+		t.Fatalf("the speaker's CPU use did not settle within 5 minutes: %v", err)
+	}
+}
+
+// exited reports whether process pid is gone (or a zombie).
+func exited(pid int) (bool, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true, err
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i > 0 && len(s) > i+2 {
+		return s[i+2] == 'Z', nil
+	}
+	return false, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// deleteAll deletes the scale cluster's Services and EndpointSlices, so that later tests' caches
+// do not hold them (the test API server has no namespace controller).
+func (sc *scaleCluster) deleteAll(t *testing.T) {
+	ctx := context.WithoutCancel(t.Context())
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan client.Object)
+	for range 32 {
+		wg.Go(func() {
+			for o := range work {
+				if err := client.IgnoreNotFound(sc.client.Delete(ctx, o)); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range sc.ips {
+		if sc.slices[i] == nil {
+			continue
+		}
+		work <- sc.slices[i]
+		s := &corev1.Service{}
+		s.Name, s.Namespace = strings.TrimSuffix(sc.slices[i].Name, "-x"), sc.app
+		work <- s
+	}
+	close(work)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Errorf("deleting the scale Services: %v (and %d more)", errs[0], len(errs)-1)
+	}
+}
