@@ -129,10 +129,10 @@ func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	argv := append([]string{bin}, args...)
-	if len(extra) > 0 {
-		argv = append(append([]string{"env"}, extra...), argv...)
-	}
+	// gctrace: the runtime prints the live heap after each collection (read below); it changes
+	// nothing else.
+	argv := append(append([]string{"env", "GODEBUG=gctrace=1"}, extra...), bin)
+	argv = append(argv, args...)
 	cmd, err := lab.Start(ns, logFile, logFile, argv...)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,22 @@ func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra
 	if err != nil {
 		t.Fatal(err)
 	}
+	if b, err := os.ReadFile(logPath); err == nil {
+		t.Logf("the speaker's last collection: %s", lastGC(string(b)))
+	}
 	return m
+}
+
+// lastGC returns the last gctrace line of a log ("gc 12 @3.4s 1%: ... 30->31->15 MB, 32 MB goal,
+// ...": heap at the start and end of the collection, live heap after it, next goal).
+func lastGC(log string) string {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "gc ") && strings.Contains(lines[i], "MB goal") {
+			return lines[i]
+		}
+	}
+	return "none logged"
 }
 
 // buildSpeaker builds herald-speaker as the image does.
