@@ -153,7 +153,7 @@ func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra
 
 	begin := time.Now()
 	written := 0
-	err = wait.PollUntilContextTimeout(t.Context(), time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(t.Context(), time.Second, 20*time.Minute, true, func(ctx context.Context) (bool, error) {
 		if done, _ := exited(pid); done {
 			return false, errors.New("the speaker exited")
 		}
@@ -165,7 +165,7 @@ func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra
 		return written == n, nil
 	})
 	if err != nil {
-		t.Fatalf("the speaker wrote %d of %d ServiceL2Status objects within 10 minutes: %v", written, n, err)
+		t.Fatalf("the speaker wrote %d of %d ServiceL2Status objects within 20 minutes: %v", written, n, err)
 	}
 	t.Logf("the speaker wrote its %d ServiceL2Status objects %s after it started", n, time.Since(begin).Round(time.Millisecond))
 	settleCPU(t, pid)
