@@ -28,8 +28,9 @@ import (
 )
 
 // TestBenchSpeakerRSS measures the resident memory of one real herald-speaker process, built as
-// the image builds it (-trimpath -ldflags='-s -w'), with the flags of the DaemonSet, against the
-// real API server holding n LoadBalancer Services with their IPs and EndpointSlices. The speaker
+// the image builds it (-trimpath -ldflags='-s -w'), with the DaemonSet's defaults (memberlist
+// unencrypted: it is alone), against the real API server holding n LoadBalancer Services with
+// their IPs and EndpointSlices. The speaker
 // runs in a network namespace of its own (a veth to an empty segment), reaches the API server
 // through a forwarder on its loopback, and is the only live speaker: it owns every layer-2 IP, so
 // it announces all n and writes the n ServiceL2Status objects the speakers of a cluster write for
