@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -54,6 +55,7 @@ type options struct {
 	l2Refresh        time.Duration
 	l2Conflicts      bool
 	resync           time.Duration
+	gcPercent        int
 	timers           members.Timers
 	// speakers sizes the memberlist timers (members.TimersFor); 0: the Nodes counted at start.
 	speakers int
@@ -86,6 +88,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "burst of queries to the API server")
 	fs.DurationVar(&o.l2Refresh, "l2-refresh-interval", layer2.DefaultRefresh, "how often owned IPs are announced again with gratuitous ARP/NDP")
 	fs.BoolVar(&o.l2Conflicts, "l2-conflict-detection", true, "detect other stations answering for owned layer-2 IPs (split brain, duplicate addresses), probe new IPs before announcing them, and yield as the conflict rules say")
+	fs.IntVar(&o.gcPercent, "gc-percent", 50, "Go garbage collector target (GOGC): the heap grows this many percent over the live data between collections; 50 keeps the speaker near its live data for a little CPU. The GOGC environment variable, when set, wins")
 	fs.DurationVar(&o.resync, "resync", 10*time.Second, "full recomputation period, also for re-joining speakers (interface changes are seen at once through rtnetlink)")
 	fs.DurationVar(&o.timers.ProbeInterval, "memberlist-probe-interval", o.timers.ProbeInterval, "memberlist failure detection: probe interval")
 	fs.DurationVar(&o.timers.ProbeTimeout, "memberlist-probe-timeout", o.timers.ProbeTimeout, "memberlist failure detection: probe timeout")
@@ -115,6 +118,9 @@ func parseFlags(args []string) (options, error) {
 			o.healthAddr = netip.AddrPortFrom(o.hostIP, defaultHealthPort).String()
 		}
 	}
+	if o.gcPercent <= 0 {
+		return o, fmt.Errorf("--gc-percent %d: must be positive", o.gcPercent)
+	}
 	if o.memberlistSecret == "" && !o.allowUnencrypted {
 		return o, fmt.Errorf("--memberlist-secret is empty: memberlist would run unencrypted; name the key Secret, or add --memberlist-allow-unencrypted to allow it")
 	}
@@ -129,6 +135,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(o.gcPercent)
 	}
 	if err := run(signals.SetupSignalHandler(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "herald-speaker:", err)

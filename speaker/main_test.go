@@ -74,6 +74,19 @@ func TestParseFlags(t *testing.T) {
 					t.Errorf("memberlist secret %q, allow unencrypted %v; want herald-memberlist, false", o.memberlistSecret, o.allowUnencrypted)
 				}
 			}},
+		{name: "gc percent 50 by default", args: []string{"--node-name=n1"},
+			check: func(t *testing.T, o options) {
+				if o.gcPercent != 50 {
+					t.Errorf("gcPercent = %d, want 50", o.gcPercent)
+				}
+			}},
+		{name: "gc percent is a flag", args: []string{"--node-name=n1", "--gc-percent=100"},
+			check: func(t *testing.T, o options) {
+				if o.gcPercent != 100 {
+					t.Errorf("gcPercent = %d, want 100", o.gcPercent)
+				}
+			}},
+		{name: "zero gc percent", args: []string{"--node-name=n1", "--gc-percent=0"}, wantErr: true},
 		{name: "bad host IP", args: []string{"--node-name=n1", "--host-ip=node-1"}, wantErr: true},
 		{name: "bad POD_IP", env: map[string]string{"NODE_NAME": "n1", "POD_IP": "x"}, wantErr: true},
 		{name: "conflict detection on by default", args: []string{"--node-name=n1"},

@@ -184,10 +184,11 @@ func TestBenchScaleLab(t *testing.T) {
 	slices.Sort(hwm)
 	t.Logf("speaker memory at %d Services: resident %.1f MiB (median), %.1f MiB (most); peak %.1f MiB (most)",
 		services, rss[len(rss)/2], rss[len(rss)-1], hwm[len(hwm)-1])
-	// The goal (at most 80 MiB) is judged in bench/REPORT.md, like the failover time.
+	// The goal (at most 80 MiB, speaker_rss_N_mib) is measured on one speaker by
+	// speaker/agent's TestBenchSpeakerRSS; these are the lab's, under other names.
 	if bench {
-		benchLine(fmt.Sprintf("speaker_rss_%d_mib", services), rss[len(rss)-1], "MiB")
-		benchLine(fmt.Sprintf("speaker_rss_peak_%d_mib", services), hwm[len(hwm)-1], "MiB")
+		benchLine(fmt.Sprintf("scale_lab_speaker_rss_%d_mib", services), rss[len(rss)-1], "MiB")
+		benchLine(fmt.Sprintf("scale_lab_speaker_rss_peak_%d_mib", services), hwm[len(hwm)-1], "MiB")
 	}
 }
 

@@ -189,11 +189,10 @@ func (sc *scaleCluster) grow(t *testing.T, n int) {
 		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: sc.app}, Spec: corev1.ServiceSpec{
 			Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: ptr.To(false), LoadBalancerClass: ptr.To(scaleClass),
 			Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
-		if err := sc.client.Create(ctx, s); err != nil {
+		if err := createRetrying(ctx, sc.client, s); err != nil {
 			return fmt.Errorf("creating Service %s: %w", name, err)
 		}
-		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip.String()}}
-		if err := sc.client.Status().Update(ctx, s); err != nil {
+		if err := setIngressRetrying(ctx, sc.client, s, ip.String()); err != nil {
 			return fmt.Errorf("setting the IP of Service %s: %w", name, err)
 		}
 		es := &discoveryv1.EndpointSlice{
@@ -202,7 +201,7 @@ func (sc *scaleCluster) grow(t *testing.T, n int) {
 			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"2001:db8:200::1"}, NodeName: ptr.To(sc.nodes[i%3]),
 				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
 		}
-		if err := sc.client.Create(ctx, es); err != nil {
+		if err := createRetrying(ctx, sc.client, es); err != nil {
 			return fmt.Errorf("creating EndpointSlice %s: %w", es.Name, err)
 		}
 		sc.ips[i], sc.slices[i], sc.ready[i] = ip, es, true
