@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/netdev"
 )
 
 // Defaults applied by Parse.
@@ -132,24 +133,6 @@ func (r reporter) peerASN(s *v1beta1.BGPPeerSpec, peer *Peer) {
 	}
 }
 
-// validDeviceName reports whether name can be a Linux network device's name (dev_valid_name):
-// 1 to 15 bytes, no '/', ':' or white space, not "." or ".."; Herald asks for letters, digits,
-// '_', '.' and '-', starting with a letter or digit, as the CRD's rule does.
-func validDeviceName(name string) bool {
-	if len(name) == 0 || len(name) > 15 {
-		return false
-	}
-	for i, c := range name {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 func (x peerIndex) conflicts(v *Peer) []conflict { return peerConflicts(v, x[v.Address]) }
 
 // peerConflicts reports a peer in force with the same address on the same nodes: a speaker holds
@@ -195,7 +178,7 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 		r.errorf("spec.ebgpMultiHop", "true", "applies only to eBGP sessions, but myASN and peerASN are both %d (iBGP); remove ebgpMultiHop or correct the AS numbers", s.MyASN)
 	}
 	if s.VRF != "" {
-		if validDeviceName(s.VRF) {
+		if netdev.ValidName(s.VRF) {
 			peer.VRF = s.VRF
 		} else {
 			r.errorf("spec.vrf", s.VRF, "is not a Linux device name: use up to 15 letters, digits, '_', '.' and '-', starting with a letter or digit, such as red (the VRF device on the nodes)")

@@ -371,45 +371,39 @@ func TestExcludeLabelAndDrainMoveIPsWithoutFlapping(t *testing.T) {
 // waits for the new owner to be one of the new pod nodes and returns it.
 func steadyWhilePodsStay(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, name, owner string, podNodes []string, d time.Duration) string {
 	t.Helper()
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		owners, err := c.L2Owners(ctx, ns, name)
-		must(t, err)
-		if len(owners) != 1 || owners[0] != owner {
-			now, err := c.ReadyPodNodes(ctx, ns, name)
-			must(t, err)
-			if slices.Equal(sorted(now), sorted(podNodes)) {
-				t.Fatalf("%s/%s: owners %v, want %s to stay the owner (its pods stayed on %v)", ns, name, owners, owner, podNodes)
-			}
-			t.Logf("%s/%s: the pods moved from %v to %v under the test (not by it); the owner follows them", ns, name, podNodes, now)
-			next, err := waitL2Owner(ctx, c, ns, name, owner)
-			must(t, err)
-			return next
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal(ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
+	owners, changed := ownerChange(t, ctx, c, ns, name, owner, d)
+	if !changed {
+		return owner
 	}
-	return owner
-}
-
-func sorted(s []string) []string {
-	s = slices.Clone(s)
-	slices.Sort(s)
-	return s
+	now, err := c.ReadyPodNodes(ctx, ns, name)
+	must(t, err)
+	if slices.Equal(slices.Sorted(slices.Values(now)), slices.Sorted(slices.Values(podNodes))) {
+		t.Fatalf("%s/%s: owners %v, want %s to stay the owner (its pods stayed on %v)", ns, name, owners, owner, podNodes)
+	}
+	t.Logf("%s/%s: the pods moved from %v to %v under the test (not by it); the owner follows them", ns, name, podNodes, now)
+	next, err := waitL2Owner(ctx, c, ns, name, owner)
+	must(t, err)
+	return next
 }
 
 // steady checks that the owner stays owner for d.
 func steady(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, name, owner string, d time.Duration) {
+	t.Helper()
+	if owners, changed := ownerChange(t, ctx, c, ns, name, owner, d); changed {
+		t.Fatalf("%s/%s: owners %v, want %s to stay the owner", ns, name, owners, owner)
+	}
+}
+
+// ownerChange reads the layer-2 owners of ns/name every 50 ms for d and returns the first that
+// are not exactly owner, and true; false when owner stayed the only owner.
+func ownerChange(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, name, owner string, d time.Duration) ([]string, bool) {
 	t.Helper()
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
 		owners, err := c.L2Owners(ctx, ns, name)
 		must(t, err)
 		if len(owners) != 1 || owners[0] != owner {
-			t.Fatalf("%s/%s: owners %v, want %s to stay the owner", ns, name, owners, owner)
+			return owners, true
 		}
 		select {
 		case <-ctx.Done():
@@ -417,6 +411,7 @@ func steady(t *testing.T, ctx context.Context, c *cluster.Cluster, ns, name, own
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	return nil, false
 }
 
 // TestManyRoutedVethsPerNode gives every node 300 pods' worth of routed veths (made by the CNI ptp

@@ -390,8 +390,10 @@ func (a *Agent) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	bgpDone := make(chan error, 1)
-	restart, why := decideStop(a.readStopFacts(ctx))
 	go func() {
+		// Reading what decides the stop (up to stopTimeout) concerns BGP only: memberlist leaves
+		// meanwhile, so layer-2 IPs move as soon as on any stop.
+		restart, why := decideStop(a.readStopFacts(ctx))
 		if restart {
 			a.log.Info("stopping for a restart: BGP routes kept at the routers for the graceful restart time", "why", why)
 			bgpDone <- a.opts.BGP.StopForRestart(ctx)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/herald-lb/herald/internal/netdev"
 )
 
 // attrs are the path attributes Herald sets on one advertised prefix, normalised (sorted, no
@@ -267,7 +269,7 @@ func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
 	if p.MyASN == 0 {
 		bad("myASN 0 must not be 0")
 	}
-	if p.VRF != "" && !validDeviceName(p.VRF) {
+	if p.VRF != "" && !netdev.ValidName(p.VRF) {
 		bad("VRF %q is not a Linux device name (1 to 15 letters, digits, '_', '.' and '-', starting with a letter or digit)", p.VRF)
 	}
 	if p.VRF != "" && p.BFD.Enabled {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
@@ -43,46 +41,30 @@ func (s *Speaker) restarting(p Peer, now time.Time) bool {
 // AdminDown, which the router does not take for a failure. Every GoBGP server is stopped; later
 // calls return ErrShutdown.
 func (s *Speaker) StopForRestart(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shut {
-		return ErrShutdown
-	}
-	s.shut = true
-	defer s.notify()
-	var wg sync.WaitGroup
-	errs := make([]error, len(s.servers))
-	kept := 0
-	for i, k := range s.serverKeys() {
-		sv := s.servers[k]
+	var kept atomic.Int64
+	_, stopped, err := s.stopAll(func(sv *server, sessions []*session) error {
 		var plain []*session
-		for _, ss := range sv.sessions {
-			if !ss.peer.GracefulRestart {
-				plain = append(plain, ss)
+		for _, ss := range sessions {
+			if ss.peer.GracefulRestart {
+				kept.Add(1)
 			} else {
-				kept++
+				plain = append(plain, ss)
 			}
 		}
-		wg.Go(func() {
-			var e []error
-			if len(plain) > 0 {
-				e = append(e, s.withdraw(ctx, sv, plain), s.cease(ctx, sv, plain, commShutdown))
-			}
-			e = append(e, sv.stopKeepingRoutes(ctx))
-			for _, ss := range slices.Collect(maps.Values(sv.sessions)) {
-				ss.close()
-			}
-			errs[i] = errors.Join(e...)
-		})
+		var e []error
+		if len(plain) > 0 {
+			e = append(e, s.withdraw(ctx, sv, plain), s.cease(ctx, sv, plain, commShutdown))
+		}
+		e = append(e, sv.stopKeepingRoutes(ctx))
+		for _, ss := range sessions {
+			ss.close()
+		}
+		return errors.Join(e...)
+	})
+	if stopped {
+		s.log.Info("BGP speaker stopped for a restart; routers keep this node's routes for the restart time", "sessionsKept", kept.Load())
 	}
-	wg.Wait()
-	s.servers = map[serverKey]*server{}
-	s.regMu.Lock()
-	s.sessions = map[string]*session{}
-	s.refused = map[string]refusal{}
-	s.regMu.Unlock()
-	s.log.Info("BGP speaker stopped for a restart; routers keep this node's routes for the restart time", "sessionsKept", kept)
-	return errors.Join(errs...)
+	return err
 }
 
 // stopKeepingRoutes stops the server as stop does, except that sessions that negotiated graceful

@@ -481,30 +481,40 @@ func (s *Speaker) Status() []PeerStatus {
 // this node before it exits, and stops every GoBGP server. It returns when all sessions are
 // closed; later calls return ErrShutdown.
 func (s *Speaker) Shutdown(ctx context.Context) error {
+	// Withdraw first everywhere, then close: the withdrawals reach every peer at about the
+	// same time, and a peer with graceful restart does not keep the routes as stale.
+	count, stopped, err := s.stopAll(func(sv *server, sessions []*session) error {
+		err := errors.Join(s.withdraw(ctx, sv, sessions), s.cease(ctx, sv, sessions, commShutdown))
+		for _, ss := range sessions {
+			ss.close()
+		}
+		sv.stop()
+		return err
+	})
+	if stopped {
+		s.log.Info("BGP speaker shut down", "sessions", count)
+	}
+	return err
+}
+
+// stopAll marks the speaker shut and runs stop on every GoBGP server at once, with the server's
+// sessions; then it forgets every server and session. It returns how many sessions there were,
+// whether it stopped anything, and the errors of stop joined; ErrShutdown when the speaker was
+// already shut.
+func (s *Speaker) stopAll(stop func(sv *server, sessions []*session) error) (int, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shut {
-		return ErrShutdown
+		return 0, false, ErrShutdown
 	}
 	s.shut = true
 	defer s.notify()
-	// Withdraw first everywhere, then close: the withdrawals reach every peer at about the
-	// same time, and a peer with graceful restart does not keep the routes as stale.
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.servers))
-	n := 0
-	for _, k := range s.serverKeys() {
+	for i, k := range s.serverKeys() {
 		sv := s.servers[k]
 		sessions := slices.Collect(maps.Values(sv.sessions))
-		i := n
-		n++
-		wg.Go(func() {
-			errs[i] = errors.Join(s.withdraw(ctx, sv, sessions), s.cease(ctx, sv, sessions, commShutdown))
-			for _, ss := range sessions {
-				ss.close()
-			}
-			sv.stop()
-		})
+		wg.Go(func() { errs[i] = stop(sv, sessions) })
 	}
 	wg.Wait()
 	count := len(s.sessions)
@@ -513,6 +523,5 @@ func (s *Speaker) Shutdown(ctx context.Context) error {
 	s.sessions = map[string]*session{}
 	s.refused = map[string]refusal{}
 	s.regMu.Unlock()
-	s.log.Info("BGP speaker shut down", "sessions", count)
-	return errors.Join(errs...)
+	return count, true, errors.Join(errs...)
 }

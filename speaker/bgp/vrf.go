@@ -9,21 +9,3 @@ package bgp
 // other address family than the session's carry the node's address as next hop (Config.NodeIPv4,
 // NodeIPv6), which the VRF must be able to reach. BFD does not run in a VRF (ValidatePeer
 // refuses it): the speaker's BFD sockets live in the default VRF.
-
-// validDeviceName reports whether name can be a Linux network device's name, as the BGPPeer's
-// vrf field allows: 1 to 15 bytes of letters, digits, '_', '.' and '-', starting with a letter or
-// digit.
-func validDeviceName(name string) bool {
-	if len(name) == 0 || len(name) > 15 {
-		return false
-	}
-	for i, c := range name {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}

@@ -226,12 +226,17 @@ func Owner(ip netip.Addr, eligible []string) (string, bool) {
 		if n == "" {
 			continue
 		}
-		w := weight(n, ip)
-		if !found || w > bestW || (w == bestW && n < best) {
+		if w := weight(n, ip); !found || outranks(n, w, best, bestW) {
 			best, bestW, found = n, w, true
 		}
 	}
 	return best, found
+}
+
+// outranks reports whether node with weight w wins the IP over best with weight bestW: the higher
+// weight wins, and the smaller name on a tie. Owner and Layer2Admission rank with it alone.
+func outranks(node string, w uint64, best string, bestW uint64) bool {
+	return w > bestW || (w == bestW && node < best)
 }
 
 // Layer2Owner returns the single node that answers ARP/NDP for in.IP, and false when no node
@@ -268,7 +273,7 @@ func Layer2Admission(in Input) (Admission, bool) {
 			continue
 		}
 		eligible[i] = true
-		if w := weight(node.Name, in.IP); !found || w > bestW || (w == bestW && node.Name < best) {
+		if w := weight(node.Name, in.IP); !found || outranks(node.Name, w, best, bestW) {
 			best, bestW, found = node.Name, w, true
 		}
 	}
