@@ -346,3 +346,32 @@ func (c *Cluster) EndpointStorm(ctx context.Context, namespace string, services,
 	}
 	return done, nil
 }
+
+// WaitEndpointNodes waits until the EndpointSlices of Service namespace/name have ready endpoints
+// on exactly the given nodes: a pod is ready before kube-controller-manager writes it into a slice,
+// and Herald elects the owner of an externalTrafficPolicy Local IP from the slices.
+func (c *Cluster) WaitEndpointNodes(ctx context.Context, namespace, name string, nodes []string) error {
+	want := slices.Sorted(slices.Values(nodes))
+	var last []string
+	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		var list discoveryv1.EndpointSliceList
+		if err := c.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
+			return false, nil
+		}
+		last = last[:0]
+		for _, s := range list.Items {
+			for _, ep := range s.Endpoints {
+				if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+					last = append(last, *ep.NodeName)
+				}
+			}
+		}
+		slices.Sort(last)
+		last = slices.Compact(last)
+		return slices.Equal(last, want), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for ready endpoints of %s/%s on %v (on %v): %w", namespace, name, want, last, err)
+	}
+	return nil
+}

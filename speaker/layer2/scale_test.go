@@ -243,74 +243,12 @@ func TestMeasureLayer2Scale(t *testing.T) {
 	}
 
 	const n = 10000
-	conn := newDiscardConn(true)
-	a, err := NewAnnouncer(Config{Dial: func(name string) (*Link, error) {
-		return NewLink(&net.Interface{Name: name, Index: 1, MTU: 1500, HardwareAddr: selfMAC}, conn, nil)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = a.Close() }()
-	owned := make(map[netip.Addr][]string, n)
-	base := netip.MustParseAddr("198.51.100.0").As4()
-	for i := range n {
-		b := base
-		b[1], b[2], b[3] = byte(18+i>>16), byte(i>>8), byte(i) // 198.18.0.0/15: benchmarking range
-		owned[netip.AddrFrom4(b)] = []string{"eth0"}
-	}
-	start := time.Now()
-	if err := a.SetOwned(owned); err != nil {
-		t.Fatal(err)
-	}
-	returned := time.Since(start)
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	var all time.Duration
-	for all == 0 {
-		conn.mu.Lock()
-		if len(conn.targets) == n {
-			var last time.Time
-			for _, at := range conn.targets {
-				if at.After(last) {
-					last = at
-				}
-			}
-			all = last.Sub(start)
-		}
-		conn.mu.Unlock()
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("not every address was announced within 10s")
-		}
-	}
-	// Let the follow-ups run for a while: the peak may come from them.
-	time.Sleep(time.Second)
-	conn.mu.Lock()
-	peak := func(window time.Duration) int {
-		most := 0
-		for i, j := 0, 0; j < len(conn.byTime); j++ {
-			for conn.byTime[j].Sub(conn.byTime[i]) >= window {
-				i++
-			}
-			most = max(most, j-i+1)
-		}
-		return most
-	}
-	perSecond, per100ms := peak(time.Second), peak(100*time.Millisecond)
-	frames := conn.frames
-	conn.mu.Unlock()
-	t.Logf("takeover of %d addresses: SetOwned returned after %s, every address announced %s after the start; %d frames in %s, at most %d in any second, %d in any 100ms",
-		n, returned.Round(time.Millisecond), all.Round(time.Millisecond), frames, time.Since(start).Round(time.Millisecond), perSecond, per100ms)
-	if all > time.Second {
-		t.Errorf("every address announced %s after the takeover, want within 1s", all)
-	}
-	// Two frames per IPv4 announcement, at most the burst and a second's worth of the rate in any
-	// second; 1% more for the time between a batch's tokens and its frames' timestamps here.
-	if limit := 2 * (DefaultAnnounceRate + DefaultAnnounceBurst) * 101 / 100; perSecond > limit {
-		t.Errorf("%d frames in one second, want at most %d (the default rate and burst)", perSecond, limit)
-	}
+	to := massTakeover(t, n)
+	t.Logf("takeover of %d addresses: SetOwned returned after %s, every address announced %s after the start; %d frames, at most %d in any second, %d in any 100ms",
+		n, to.returned.Round(time.Millisecond), to.all.Round(time.Millisecond), to.frames, to.perSecond, to.per100ms)
+	// These are wall-clock figures on a shared machine: they are reported (bench/REPORT.md judges
+	// them), and TestTakeoverPacing asserts the same bounds on the announcer's own clock.
+	all, perSecond := to.all, to.perSecond
 	if os.Getenv("HERALD_BENCH") == "1" {
 		benchLine("l2_answer_ns_10", answer[10], "ns")
 		benchLine("l2_answer_ns_10000", answer[10000], "ns")
@@ -371,4 +309,97 @@ func benchLine(name string, v float64, unit string) {
 		Unit  string  `json:"unit"`
 	}{name, math.Round(v*10) / 10, unit})
 	fmt.Printf("BENCHJSON %s\n", line)
+}
+
+// takeoverFigures is what massTakeover measured.
+type takeoverFigures struct {
+	returned, all       time.Duration // SetOwned's return; the last address's first announcement
+	frames              int
+	perSecond, per100ms int // the most frames written in any window of that length
+}
+
+// massTakeover takes over n IPv4 addresses at once with the default pacing over a socket double
+// that timestamps every frame, waits until each address was announced, lets the burst schedule's
+// follow-ups run for another second, and returns the figures. Inside a synctest bubble the
+// timestamps are the announcer's own clock.
+func massTakeover(t *testing.T, n int) takeoverFigures {
+	t.Helper()
+	conn := newDiscardConn(true)
+	a, err := NewAnnouncer(Config{Dial: func(name string) (*Link, error) {
+		return NewLink(&net.Interface{Name: name, Index: 1, MTU: 1500, HardwareAddr: selfMAC}, conn, nil)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = a.Close() }()
+	owned := make(map[netip.Addr][]string, n)
+	base := netip.MustParseAddr("198.51.100.0").As4()
+	for i := range n {
+		b := base
+		b[1], b[2], b[3] = byte(18+i>>16), byte(i>>8), byte(i) // 198.18.0.0/15: benchmarking range
+		owned[netip.AddrFrom4(b)] = []string{"eth0"}
+	}
+	start := time.Now()
+	if err := a.SetOwned(owned); err != nil {
+		t.Fatal(err)
+	}
+	var to takeoverFigures
+	to.returned = time.Since(start)
+	deadline := time.Now().Add(10 * time.Second)
+	for to.all == 0 {
+		conn.mu.Lock()
+		if len(conn.targets) == n {
+			var last time.Time
+			for _, at := range conn.targets {
+				if at.After(last) {
+					last = at
+				}
+			}
+			to.all = last.Sub(start)
+		}
+		conn.mu.Unlock()
+		if to.all == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("not every address was announced within 10s")
+			}
+			time.Sleep(5 * time.Millisecond) // polling with a deadline
+		}
+	}
+	// Let the follow-ups run for a while: the peak may come from them.
+	time.Sleep(time.Second)
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	peak := func(window time.Duration) int {
+		most := 0
+		for i, j := 0, 0; j < len(conn.byTime); j++ {
+			for conn.byTime[j].Sub(conn.byTime[i]) >= window {
+				i++
+			}
+			most = max(most, j-i+1)
+		}
+		return most
+	}
+	to.perSecond, to.per100ms = peak(time.Second), peak(100*time.Millisecond)
+	to.frames = conn.frames
+	return to
+}
+
+// TestTakeoverPacing takes over 10,000 addresses on a fake clock (a synctest bubble), where a
+// frame's timestamp is the time its token was taken: every address is announced within a second,
+// and no second carries more than the burst plus a second's worth of the rate (two frames per
+// IPv4 announcement).
+func TestTakeoverPacing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		to := massTakeover(t, 10000)
+		t.Logf("every address announced %s after the start; %d frames, at most %d in any second", to.all, to.frames, to.perSecond)
+		if to.all > time.Second {
+			t.Errorf("every address announced %s after the takeover, want within 1s", to.all)
+		}
+		if limit := 2 * (DefaultAnnounceRate + DefaultAnnounceBurst); to.perSecond > limit {
+			t.Errorf("%d frames in one second, want at most %d (the default rate and burst)", to.perSecond, limit)
+		}
+		if to.frames < 2*10000 {
+			t.Errorf("%d frames for 10,000 addresses, want at least two each", to.frames)
+		}
+	})
 }
