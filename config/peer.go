@@ -24,12 +24,12 @@ const (
 	DefaultGracefulShutdownTime = 5 * time.Second
 	MinGracefulShutdownTime     = time.Second
 	MaxGracefulShutdownTime     = time.Minute
-	DefaultPasswordKey         = "password"
-	DefaultMaxPrefixes         = 1000
-	DefaultBFDInterval         = 300 * time.Millisecond
-	DefaultBFDDetectMultiplier = 3
-	DefaultAggregationLength   = 32
-	DefaultAggregationLengthV6 = 128
+	DefaultPasswordKey          = "password"
+	DefaultMaxPrefixes          = 1000
+	DefaultBFDInterval          = 300 * time.Millisecond
+	DefaultBFDDetectMultiplier  = 3
+	DefaultAggregationLength    = 32
+	DefaultAggregationLengthV6  = 128
 )
 
 func (p *parser) parseBFDProfile(o *v1beta1.BFDProfile) *BFDProfile {

@@ -368,7 +368,7 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "graceful shutdown time without graceful shutdown",
+			name:  "graceful shutdown time without graceful shutdown",
 			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.GracefulShutdownTime = duration(10 * time.Second) }),
 			want: []string{
 				`BGPPeer herald-system/p: spec.gracefulShutdownTime "10s": applies only with gracefulShutdown: true; set gracefulShutdown: true, or remove gracefulShutdownTime`,
