@@ -251,6 +251,28 @@ func diffPeers(have map[string]Peer, want []Peer) peerDiff {
 // maxTimer is the longest hold, keepalive and connect time: BGP carries the hold time in 16 bits.
 const maxTimer = 65535 * time.Second
 
+// MaxGracefulShutdown is the longest Peer.GracefulShutdown: the speaker's Pod has to stop
+// within its termination grace period.
+const MaxGracefulShutdown = time.Minute
+
+// communityGracefulShutdown is the well-known GRACEFUL_SHUTDOWN community 65535:0 (RFC 8326).
+const communityGracefulShutdown = 65535<<16 | 0
+
+// gracefulShutdownTable returns t with the GRACEFUL_SHUTDOWN community added to every route and,
+// for an iBGP peer, LOCAL_PREF 0 (RFC 8326, section 4: the initiator may lower LOCAL_PREF itself
+// where it sets it); t is not changed.
+func gracefulShutdownTable(t table, ibgp bool) table {
+	out := make(table, len(t))
+	for p, a := range t {
+		a.communities = append(slices.Clone(a.communities), communityGracefulShutdown)
+		if ibgp {
+			a.localPref = new(uint32)
+		}
+		out[p] = a.normalise()
+	}
+	return out
+}
+
 // maxPasswordLength is the longest TCP MD5 key the kernel accepts (TCP_MD5SIG_MAXKEYLEN).
 const maxPasswordLength = 80
 
@@ -306,6 +328,9 @@ func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
 	}
 	if p.RestartTime < 0 || p.RestartTime > MaxRestartTime || p.RestartTime%time.Second != 0 {
 		bad("graceful restart time %v is not a whole number of seconds from 0 to 4095 (RFC 4724)", p.RestartTime)
+	}
+	if p.GracefulShutdown < 0 || p.GracefulShutdown > MaxGracefulShutdown {
+		bad("graceful shutdown time %v is not from 0 to %v", p.GracefulShutdown, MaxGracefulShutdown)
 	}
 	if n := len(p.Password); n > maxPasswordLength {
 		bad("TCP MD5 password of %d bytes is longer than %d bytes", n, maxPasswordLength)

@@ -24,6 +24,9 @@ type session struct {
 	created time.Time
 	// adv is what the export policy gives the peer; owned by Speaker.mu.
 	adv table
+	// added is set once GoBGP has the neighbour (AddPeer succeeded); owned by Speaker.mu. Before,
+	// there is nothing to send it: it gets what the export policy gives it when it comes up.
+	added bool
 
 	// ctx ends when the session is closed; it stops the connection check and the reopening
 	// after the prefix limit.

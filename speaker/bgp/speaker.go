@@ -330,6 +330,7 @@ func (s *Speaker) startSession(ctx context.Context, p Peer) error {
 		s.stopServerIfIdle(sv)
 		return fmt.Errorf("%w: peer %q: GoBGP refused it: %w", ErrInvalidPeer, p.Name, err)
 	}
+	ss.added = true
 	s.hadSession[p.Name] = true
 	ss.startChecks()
 	ss.startBFD(s.bfd)
@@ -489,7 +490,9 @@ func (s *Speaker) Shutdown(ctx context.Context) error {
 	s.shut = true
 	defer s.notify()
 	// Withdraw first everywhere, then close: the withdrawals reach every peer at about the
-	// same time, and a peer with graceful restart does not keep the routes as stale.
+	// same time, and a peer with graceful restart does not keep the routes as stale. Peers
+	// with graceful shutdown get their routes with the GRACEFUL_SHUTDOWN community first.
+	wait := s.gracefulShutdownWait(ctx)
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.servers))
 	n := 0
@@ -499,7 +502,7 @@ func (s *Speaker) Shutdown(ctx context.Context) error {
 		i := n
 		n++
 		wg.Go(func() {
-			errs[i] = errors.Join(s.withdraw(ctx, sv, sessions), s.cease(ctx, sv, sessions, commShutdown))
+			errs[i] = s.shutdownServer(ctx, sv, sessions, wait)
 			for _, ss := range sessions {
 				ss.close()
 			}
@@ -514,5 +517,82 @@ func (s *Speaker) Shutdown(ctx context.Context) error {
 	s.refused = map[string]refusal{}
 	s.regMu.Unlock()
 	s.log.Info("BGP speaker shut down", "sessions", count)
+	return errors.Join(errs...)
+}
+
+// gracefulShutdownWait is how long Shutdown keeps the routes of a session with GracefulShutdown
+// advertised with the GRACEFUL_SHUTDOWN community: the session's GracefulShutdown, but never so
+// long that ctx ends before the withdrawals and the Cease (StopTimeout each) are sent. Callers
+// hold mu.
+func (s *Speaker) gracefulShutdownWait(ctx context.Context) func(Peer) time.Duration {
+	limit := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		limit = max(time.Until(dl)-2*s.cfg.StopTimeout, 0)
+	}
+	return func(p Peer) time.Duration {
+		if limit >= 0 && p.GracefulShutdown > limit {
+			s.log.Warn("shortening the BGP graceful shutdown time to stop in time", "peer", p.Name, "gracefulShutdown", p.GracefulShutdown, "shortenedTo", limit)
+			return limit
+		}
+		return p.GracefulShutdown
+	}
+}
+
+// shutdownServer stops the given sessions of sv for good (RFC 8326 where a peer asks for it):
+//  1. sessions with GracefulShutdown that are Established and advertise routes are sent them again
+//     with the GRACEFUL_SHUTDOWN community (gracefulShutdownTable); the routes of the others are
+//     withdrawn, and those sessions closed, at the same time;
+//  2. after the longest graceful shutdown time of the first (wait), their routes are withdrawn
+//     and they are closed.
+//
+// Callers hold mu.
+func (s *Speaker) shutdownServer(ctx context.Context, sv *server, sessions []*session, wait func(Peer) time.Duration) error {
+	var gshut, now []*session
+	var longest time.Duration
+	for _, ss := range sessions {
+		if ss.peer.GracefulShutdown > 0 && len(ss.adv) > 0 && ss.established() {
+			gshut = append(gshut, ss)
+			longest = max(longest, wait(ss.peer))
+			continue
+		}
+		now = append(now, ss)
+	}
+	if len(gshut) == 0 {
+		return errors.Join(s.withdraw(ctx, sv, sessions), s.cease(ctx, sv, sessions, commShutdown))
+	}
+	before, _ := sv.counters(ctx, false)
+	override := map[string]table{}
+	for _, ss := range gshut {
+		override[ss.peer.Name] = gracefulShutdownTable(ss.adv, ss.peer.ibgp())
+	}
+	var sent []*session
+	for _, ss := range now {
+		override[ss.peer.Name] = nil
+		if len(ss.adv) > 0 && ss.established() {
+			sent = append(sent, ss)
+		}
+	}
+	errs := []error{s.applyServer(ctx, sv, override)}
+	sv.waitWritten(ctx, append(sent, gshut...), before, s.cfg.StopTimeout)
+	since := time.Now()
+	names := make([]string, 0, len(gshut))
+	for _, ss := range gshut {
+		names = append(names, ss.peer.Name)
+	}
+	s.log.Info("BGP graceful shutdown: routes sent with the GRACEFUL_SHUTDOWN community; withdrawing them after the graceful shutdown time",
+		"peers", names, "gracefulShutdown", longest)
+	if len(now) > 0 {
+		errs = append(errs, s.cease(ctx, sv, now, commShutdown))
+	}
+	if d := longest - time.Since(since); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	// Withdraw for all sessions: those of the others stay withdrawn, only the first have any.
+	errs = append(errs, s.withdraw(ctx, sv, sessions), s.cease(ctx, sv, gshut, commShutdown))
 	return errors.Join(errs...)
 }
