@@ -255,8 +255,9 @@ const maxTimer = 65535 * time.Second
 // within its termination grace period.
 const MaxGracefulShutdown = time.Minute
 
-// communityGracefulShutdown is the well-known GRACEFUL_SHUTDOWN community 65535:0 (RFC 8326).
-const communityGracefulShutdown = 65535<<16 | 0
+// communityGracefulShutdown is the well-known GRACEFUL_SHUTDOWN community 65535:0 (RFC 8326),
+// high<<16 | low.
+const communityGracefulShutdown = 65535 << 16
 
 // gracefulShutdownTable returns t with the GRACEFUL_SHUTDOWN community added to every route and,
 // for an iBGP peer, LOCAL_PREF 0 (RFC 8326, section 4: the initiator may lower LOCAL_PREF itself
