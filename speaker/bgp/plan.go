@@ -218,9 +218,18 @@ func sortedNames[V any](m map[string]V) []string {
 // peerDiff is how to go from one set of peers to another, by name.
 type peerDiff struct {
 	// start holds peers that are new; restart peers whose configuration changed (their session
-	// is reset); stop names peers that are gone. Each is sorted by name.
-	start, restart []Peer
-	stop           []string
+	// is reset); update peers of which only what matters when the speaker stops changed (the
+	// graceful shutdown time: their session goes on); stop names peers that are gone. Each is
+	// sorted by name.
+	start, restart, update []Peer
+	stop                   []string
+}
+
+// sessionConfig is what of p the session runs with: everything but the graceful shutdown time,
+// which only Shutdown reads.
+func sessionConfig(p Peer) Peer {
+	p.GracefulShutdown = 0
+	return p
 }
 
 func diffPeers(have map[string]Peer, want []Peer) peerDiff {
@@ -232,8 +241,10 @@ func diffPeers(have map[string]Peer, want []Peer) peerDiff {
 		switch {
 		case !ok:
 			d.start = append(d.start, p)
-		case old != p:
+		case sessionConfig(old) != sessionConfig(p):
 			d.restart = append(d.restart, p)
+		case old != p:
+			d.update = append(d.update, p)
 		}
 	}
 	for n := range have {
@@ -244,6 +255,7 @@ func diffPeers(have map[string]Peer, want []Peer) peerDiff {
 	byName := func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) }
 	slices.SortFunc(d.start, byName)
 	slices.SortFunc(d.restart, byName)
+	slices.SortFunc(d.update, byName)
 	slices.Sort(d.stop)
 	return d
 }

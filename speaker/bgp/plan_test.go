@@ -140,6 +140,14 @@ func TestDiffPeers(t *testing.T) {
 	if d := diffPeers(have, []Peer{c, b, a}); len(d.start)+len(d.restart)+len(d.stop) != 0 {
 		t.Errorf("diffPeers of the same peers = %+v, want nothing to do", d)
 	}
+	// The graceful shutdown time only matters when the speaker stops: changed without a reset.
+	a2 := a
+	a2.GracefulShutdown = 5 * time.Second
+	got = diffPeers(have, []Peer{a2, b, c})
+	want = peerDiff{update: []Peer{a2}}
+	if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
+		t.Errorf("diffPeers of a changed graceful shutdown time (-want +got):\n%s", diff)
+	}
 }
 
 func TestValidatePeer(t *testing.T) {

@@ -272,7 +272,7 @@ func TestSpeakerGracefulShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a, b, c := ra.peer("a"), rb.peer("b"), rc.peer("c")
-	a.GracefulShutdown, b.GracefulShutdown = gshut, gshut
+	b.GracefulShutdown = gshut // a gets it later, without a session reset
 	vip := pfx("203.0.113.21/32")
 	routes := Routes{
 		"a": {{Prefix: vip, Communities: []uint32{64512<<16 | 1}}},
@@ -288,6 +288,18 @@ func TestSpeakerGracefulShutdown(t *testing.T) {
 	ra.waitReceived(t, map[string]string{"203.0.113.21/32": "via 127.0.0.1 communities 64512:1"})
 	rb.waitReceived(t, map[string]string{"203.0.113.21/32": "via 127.0.0.1 localpref 200"})
 	rc.waitReceived(t, map[string]string{"203.0.113.21/32": "via 127.0.0.1"})
+	s.mu.Lock()
+	sessA := s.sessions["a"]
+	s.mu.Unlock()
+	a.GracefulShutdown = gshut
+	if err := s.SetPeers(ctx, []Peer{a, b, c}); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	if s.sessions["a"] != sessA {
+		t.Errorf("session a was restarted by a change of its graceful shutdown time")
+	}
+	s.mu.Unlock()
 	// What the speaker counts as advertised decides what it waits for; a session added after
 	// another holding the same prefix counts its route too.
 	s.mu.Lock()

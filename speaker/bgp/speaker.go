@@ -144,7 +144,8 @@ func (s *Speaker) notify() {
 // SetPeers makes the speaker's sessions those of peers, each peer on its own: new peers get a
 // session; a peer whose configuration changed has its session (and only its session) restarted;
 // removed peers are closed (routes withdrawn, then a Cease NOTIFICATION "Administrative
-// Shutdown"). Sessions of unchanged peers are not touched. The routes last given to SetRoutes are
+// Shutdown"). Sessions of unchanged peers are not touched, nor those of peers of which only the
+// graceful shutdown time changed. The routes last given to SetRoutes are
 // advertised on new sessions.
 //
 // A peer the speaker cannot use (ValidatePeer refuses it, or GoBGP refuses to start its session)
@@ -184,14 +185,14 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		r := refused[name]
 		if ss, ok := s.sessions[name]; ok {
 			s.log.Warn("BGP peer configuration refused; keeping the session of its previous configuration", "peer", name, "err", r.err)
-			usable = append(usable, ss.peer)
+			usable = append(usable, ss.config())
 		} else {
 			s.log.Warn("BGP peer configuration refused; no session for it, the other peers are not affected", "peer", name, "err", r.err)
 		}
 	}
 	have := make(map[string]Peer, len(s.sessions))
 	for n, ss := range s.sessions {
-		have[n] = ss.peer
+		have[n] = ss.config()
 	}
 	d := diffPeers(have, usable)
 	for _, n := range d.stop {
@@ -200,6 +201,10 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	for _, p := range d.restart {
 		s.log.Info("restarting BGP session: peer configuration changed", "peer", p.Name)
 		errs = append(errs, s.stopSession(ctx, s.sessions[p.Name], commChanged))
+	}
+	for _, p := range d.update {
+		s.log.Info("BGP graceful shutdown time changed; the session goes on", "peer", p.Name, "gracefulShutdown", p.GracefulShutdown)
+		s.sessions[p.Name].gshut = p.GracefulShutdown
 	}
 	for _, p := range append(d.restart, d.start...) {
 		if err := s.startSession(ctx, p); err != nil {
@@ -550,9 +555,9 @@ func (s *Speaker) shutdownServer(ctx context.Context, sv *server, sessions []*se
 	var gshut, now []*session
 	var longest time.Duration
 	for _, ss := range sessions {
-		if ss.peer.GracefulShutdown > 0 && len(ss.adv) > 0 && ss.established() {
+		if p := ss.config(); p.GracefulShutdown > 0 && len(ss.adv) > 0 && ss.established() {
 			gshut = append(gshut, ss)
-			longest = max(longest, wait(ss.peer))
+			longest = max(longest, wait(p))
 			continue
 		}
 		now = append(now, ss)
