@@ -133,8 +133,8 @@ type BGPPeerSpec struct {
 	// GRACEFUL_SHUTDOWN community 65535:0 (RFC 8326), and LOCAL_PREF 0 on iBGP sessions, wait
 	// gracefulShutdownTime so that the router moves traffic to other paths while this node still
 	// forwards, and only then withdraw them and close the session. The router must lower the
-	// preference of paths carrying 65535:0 (FRR: a route-map matching it that sets local-preference
-	// 0; FRR does not by default). Off when not set: routes are withdrawn at once.
+	// preference of eBGP paths carrying 65535:0 (FRR does it by itself, setting local preference
+	// 0; other routers may need a policy for it). Off when not set: routes are withdrawn at once.
 	// +optional
 	GracefulShutdown bool `json:"gracefulShutdown,omitempty"`
 
