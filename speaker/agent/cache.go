@@ -20,21 +20,30 @@ func SecretSelector() labels.Selector {
 	return labels.SelectorFromSet(labels.Set{v1beta1.LabelSpeakerSecret: v1beta1.LabelSpeakerSecretValue})
 }
 
-// CacheOptions are the speaker's cache options: Herald's configuration and status objects of
-// namespace only, and of its Secrets only those SecretSelector selects. Services, EndpointSlices
-// and Nodes are cached cluster-wide, trimmed to what the speaker reads (see TrimService,
-// TrimEndpointSlice, TrimNode); every object loses its managedFields.
-func CacheOptions(namespace string) cache.Options {
-	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
+// CacheOptions are the cache options of the speaker of node: Herald's configuration and status
+// objects of namespace only, and of its Secrets only those SecretSelector selects. Services,
+// EndpointSlices and Nodes are cached cluster-wide, trimmed to what the speaker reads (see
+// TrimService, TrimEndpointSlice, TrimNode), and so are the status objects of other nodes
+// (TrimPeerStatus); every object loses its managedFields.
+func CacheOptions(namespace, node string) cache.Options {
+	inNS := func(tf toolscache.TransformFunc) cache.ByObject {
+		return cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}, Transform: tf}
+	}
+	peer := func(in any) (any, error) {
+		if o, ok := in.(client.Object); ok {
+			TrimPeerStatus(o, node)
+		}
+		return in, nil
+	}
 	by := map[client.Object]cache.ByObject{
 		&corev1.Service{}:            {Transform: trim(TrimService)},
 		&discoveryv1.EndpointSlice{}: {Transform: trim(TrimEndpointSlice)},
 		&corev1.Node{}:               {Transform: trim(TrimNode)},
 		&corev1.Secret{}:             {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
-		&v1beta1.ServiceL2Status{}:   inNS, &v1beta1.ServiceBGPStatus{}: inNS, &v1beta1.BGPSessionStatus{}: inNS,
+		&v1beta1.ServiceL2Status{}:   inNS(peer), &v1beta1.ServiceBGPStatus{}: inNS(peer), &v1beta1.BGPSessionStatus{}: inNS(peer),
 	}
 	for _, o := range kube.ConfigKinds() {
-		by[o] = inNS
+		by[o] = inNS(nil)
 	}
 	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: by}
 }
@@ -83,6 +92,35 @@ func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
 	es.Ports = nil
 	for i, ep := range es.Endpoints {
 		es.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: ep.Conditions}
+	}
+}
+
+// TrimPeerStatus trims a status object (ServiceL2Status, ServiceBGPStatus, BGPSessionStatus)
+// that another node's speaker wrote to what this one reads of it: its identity and labels (the
+// node and Service it names, for the sweep of dead nodes' objects and for announcedBefore) and,
+// of a ServiceL2Status, the node and the MACs of its interfaces (learnMACs). The objects of node
+// itself stay whole: its status writer compares them with what it wants. With 10,000 Services
+// the other nodes' objects are most of the status objects a speaker caches.
+func TrimPeerStatus(o client.Object, node string) {
+	if o.GetLabels()[LabelNode] == node {
+		return
+	}
+	switch st := o.(type) {
+	case *v1beta1.ServiceL2Status:
+		trimMeta(&st.ObjectMeta)
+		ifs := make([]v1beta1.InterfaceInfo, 0, len(st.Status.Interfaces))
+		for _, ifi := range st.Status.Interfaces {
+			if ifi.MAC != "" {
+				ifs = append(ifs, v1beta1.InterfaceInfo{MAC: ifi.MAC})
+			}
+		}
+		st.Status = v1beta1.ServiceL2StatusStatus{Node: st.Status.Node, Interfaces: ifs}
+	case *v1beta1.ServiceBGPStatus:
+		trimMeta(&st.ObjectMeta)
+		st.Status = v1beta1.ServiceBGPStatusStatus{}
+	case *v1beta1.BGPSessionStatus:
+		trimMeta(&st.ObjectMeta)
+		st.Status = v1beta1.BGPSessionStatusStatus{}
 	}
 }
 

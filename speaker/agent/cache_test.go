@@ -8,6 +8,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/api/v1beta1"
 )
 
 // The trimmed objects give the speaker exactly what the whole ones give: the plan's view of a
@@ -67,5 +70,51 @@ func TestTrimKeepsWhatTheSpeakerReads(t *testing.T) {
 	}
 	if len(tsvc.Spec.Ports)+len(tes.Ports)+len(tnode.Status.Images) > 0 || tes.Endpoints[0].Addresses != nil || tnode.Status.Conditions[0].Message != "" {
 		t.Error("trimmed objects keep fields the speaker does not read")
+	}
+}
+
+// Another node's status objects keep what the speaker reads of them (labels, node, MACs); this
+// node's stay whole, for its status writer to compare with what it wants.
+func TestTrimPeerStatus(t *testing.T) {
+	meta := func(node string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: "s-" + node, Namespace: "herald", UID: "u", ResourceVersion: "3",
+			Labels:      map[string]string{LabelNode: node, LabelServiceName: "web", LabelServiceNamespace: "app"},
+			Annotations: map[string]string{"a": "b"}, Finalizers: []string{"f"}}
+	}
+	l2 := func(node string) *v1beta1.ServiceL2Status {
+		return &v1beta1.ServiceL2Status{ObjectMeta: meta(node), Status: v1beta1.ServiceL2StatusStatus{
+			Node: node, ServiceName: "web", ServiceNamespace: "app",
+			Interfaces: []v1beta1.InterfaceInfo{{Name: "eth0", MAC: "02:00:00:00:00:02"}, {Name: "eth1"}},
+			Conflicts:  []v1beta1.L2Conflict{{IP: "192.0.2.1", Interface: "eth0", MAC: "02:00:00:00:00:09"}},
+		}}
+	}
+	bgp := func(node string) *v1beta1.ServiceBGPStatus {
+		return &v1beta1.ServiceBGPStatus{ObjectMeta: meta(node), Status: v1beta1.ServiceBGPStatusStatus{
+			Node: node, ServiceName: "web", ServiceNamespace: "app", Peers: []string{"tor"}}}
+	}
+	sess := func(node string) *v1beta1.BGPSessionStatus {
+		return &v1beta1.BGPSessionStatus{ObjectMeta: meta(node), Status: v1beta1.BGPSessionStatusStatus{Node: node, Peer: "tor"}}
+	}
+	trimmedMeta := metav1.ObjectMeta{Name: "s-n2", Namespace: "herald", UID: "u", ResourceVersion: "3",
+		Labels: map[string]string{LabelNode: "n2", LabelServiceName: "web", LabelServiceNamespace: "app"}}
+	tests := []struct {
+		name     string
+		obj, want client.Object
+	}{
+		{name: "own ServiceL2Status stays whole", obj: l2("n1"), want: l2("n1")},
+		{name: "own ServiceBGPStatus stays whole", obj: bgp("n1"), want: bgp("n1")},
+		{name: "own BGPSessionStatus stays whole", obj: sess("n1"), want: sess("n1")},
+		{name: "peer ServiceL2Status keeps node and MACs", obj: l2("n2"), want: &v1beta1.ServiceL2Status{ObjectMeta: trimmedMeta,
+			Status: v1beta1.ServiceL2StatusStatus{Node: "n2", Interfaces: []v1beta1.InterfaceInfo{{MAC: "02:00:00:00:00:02"}}}}},
+		{name: "peer ServiceBGPStatus keeps its identity", obj: bgp("n2"), want: &v1beta1.ServiceBGPStatus{ObjectMeta: trimmedMeta}},
+		{name: "peer BGPSessionStatus keeps its identity", obj: sess("n2"), want: &v1beta1.BGPSessionStatus{ObjectMeta: trimmedMeta}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			TrimPeerStatus(tc.obj, "n1")
+			if diff := cmp.Diff(tc.want, tc.obj); diff != "" {
+				t.Errorf("trimmed object (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
