@@ -98,7 +98,7 @@ func TestTrimPeerStatus(t *testing.T) {
 	trimmedMeta := metav1.ObjectMeta{Name: "s-n2", Namespace: "herald", UID: "u", ResourceVersion: "3",
 		Labels: map[string]string{LabelNode: "n2", LabelServiceName: "web", LabelServiceNamespace: "app"}}
 	tests := []struct {
-		name     string
+		name      string
 		obj, want client.Object
 	}{
 		{name: "own ServiceL2Status stays whole", obj: l2("n1"), want: l2("n1")},

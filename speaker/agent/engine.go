@@ -12,12 +12,12 @@ import (
 // a change affects. It is not safe for concurrent use: the agent's loop owns it. It reads no
 // cache and does no I/O; the agent applies the changes it returns.
 type engine struct {
-	ctx  *plan.Context                  // nil before the first full computation
-	svcs map[string]plan.Service        // by key: every handled Service with an IP
+	ctx  *plan.Context           // nil before the first full computation
+	svcs map[string]plan.Service // by key: every handled Service with an IP
 	// byIP lists the keys of the Services holding each IP: almost always one, so a slice (a map
 	// per IP would cost some 200 bytes more for each of 10,000 IPs).
 	byIP map[netip.Addr][]string
-	ips  map[netip.Addr]plan.IPPlan     // the plan of every IP some Service holds
+	ips  map[netip.Addr]plan.IPPlan // the plan of every IP some Service holds
 	// routed are the IPs whose plans have routes, or prefixes other nodes advertise.
 	routed map[netip.Addr]bool
 }
