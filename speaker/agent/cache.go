@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"unique"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,12 +67,40 @@ func trim[T any](f func(*T)) toolscache.TransformFunc {
 }
 
 // trimMeta keeps the identity of an object (for events and cache keys), its labels and whether it
-// is being deleted.
+// is being deleted. Its namespace and label keys are interned (see internMeta).
 func trimMeta(m *metav1.ObjectMeta) {
 	*m = metav1.ObjectMeta{
 		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
 		Generation: m.Generation, Labels: m.Labels, DeletionTimestamp: m.DeletionTimestamp,
 	}
+	internMeta(m)
+}
+
+// intern returns the one copy of s that every cached object shares. The decoder gives each object
+// its own copy of every string; a namespace, a label key or a node name is the same in thousands
+// of objects. Only strings that repeat are interned (names and UIDs would only add to the table).
+func intern(s string) string {
+	if s == "" {
+		return s
+	}
+	return unique.Make(s).Value()
+}
+
+// internMeta interns an object's namespace and label keys, and the values of the labels that
+// name a node or a namespace.
+func internMeta(m *metav1.ObjectMeta) {
+	m.Namespace = intern(m.Namespace)
+	if len(m.Labels) == 0 {
+		return
+	}
+	labels := make(map[string]string, len(m.Labels))
+	for k, v := range m.Labels {
+		if k == LabelNode || k == LabelServiceNamespace {
+			v = intern(v)
+		}
+		labels[intern(k)] = v
+	}
+	m.Labels = labels
 }
 
 // TrimService keeps what the speaker reads of a Service: its type and class, its traffic policy
@@ -91,6 +121,9 @@ func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
 	trimMeta(&es.ObjectMeta)
 	es.Ports = nil
 	for i, ep := range es.Endpoints {
+		if ep.NodeName != nil {
+			*ep.NodeName = intern(*ep.NodeName)
+		}
 		es.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: ep.Conditions}
 	}
 }
@@ -99,10 +132,12 @@ func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
 // that another node's speaker wrote to what this one reads of it: its identity and labels (the
 // node and Service it names, for the sweep of dead nodes' objects and for announcedBefore) and,
 // of a ServiceL2Status, the node and the MACs of its interfaces (learnMACs). The objects of node
-// itself stay whole: its status writer compares them with what it wants. With 10,000 Services
+// itself stay whole, their repeated strings interned: its status writer compares them with what
+// it wants. With 10,000 Services
 // the other nodes' objects are most of the status objects a speaker caches.
 func TrimPeerStatus(o client.Object, node string) {
 	if o.GetLabels()[LabelNode] == node {
+		internStatus(o)
 		return
 	}
 	switch st := o.(type) {
@@ -121,6 +156,35 @@ func TrimPeerStatus(o client.Object, node string) {
 	case *v1beta1.BGPSessionStatus:
 		trimMeta(&st.ObjectMeta)
 		st.Status = v1beta1.BGPSessionStatusStatus{}
+	}
+}
+
+// internStatus interns the strings of one of this node's status objects that repeat from object
+// to object (namespace, label keys, node, the Service's namespace); the Service's name in its
+// status shares the label's. The content does not change.
+func internStatus(o client.Object) {
+	switch st := o.(type) {
+	case *v1beta1.ServiceL2Status:
+		internMeta(&st.ObjectMeta)
+		st.Status.Node, st.Status.ServiceNamespace = intern(st.Status.Node), intern(st.Status.ServiceNamespace)
+		if name := st.Labels[LabelServiceName]; name == st.Status.ServiceName {
+			st.Status.ServiceName = name
+		}
+		for i := range st.Status.Interfaces {
+			st.Status.Interfaces[i].Name = intern(st.Status.Interfaces[i].Name)
+			st.Status.Interfaces[i].MAC = intern(st.Status.Interfaces[i].MAC)
+		}
+	case *v1beta1.ServiceBGPStatus:
+		internMeta(&st.ObjectMeta)
+		st.Status.Node, st.Status.ServiceNamespace = intern(st.Status.Node), intern(st.Status.ServiceNamespace)
+		if name := st.Labels[LabelServiceName]; name == st.Status.ServiceName {
+			st.Status.ServiceName = name
+		}
+		for i := range st.Status.Peers {
+			st.Status.Peers[i] = intern(st.Status.Peers[i])
+		}
+	case *v1beta1.BGPSessionStatus:
+		internMeta(&st.ObjectMeta)
 	}
 }
 

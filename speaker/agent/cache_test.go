@@ -2,6 +2,7 @@ package agent
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -117,4 +118,51 @@ func TestTrimPeerStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Trimmed objects share one copy of the strings that repeat from object to object (namespace,
+// label keys, node names), and keep their content.
+func TestTrimInternsRepeatedStrings(t *testing.T) {
+	slice := func() *discoveryv1.EndpointSlice {
+		// Strings built at run time, as the decoder builds them: each object has its own copy.
+		ns, key, node := string([]byte("app")), string([]byte(discoveryv1.LabelServiceName)), string([]byte("n1"))
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-x", Namespace: ns, Labels: map[string]string{key: "web"}},
+			Endpoints: []discoveryv1.Endpoint{{NodeName: &node, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}}
+	}
+	l2 := func() *v1beta1.ServiceL2Status {
+		node, ns := string([]byte("n1")), string([]byte("app"))
+		return &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: string([]byte("herald")),
+			Labels: map[string]string{string([]byte(LabelNode)): node, LabelServiceName: "web", LabelServiceNamespace: ns}},
+			Status: v1beta1.ServiceL2StatusStatus{Node: string([]byte("n1")), ServiceName: string([]byte("web")), ServiceNamespace: string([]byte("app"))}}
+	}
+	a, b := slice(), slice()
+	want := slice()
+	TrimEndpointSlice(a)
+	TrimEndpointSlice(b)
+	if diff := cmp.Diff(viewOfSlice(want), viewOfSlice(a)); diff != "" {
+		t.Errorf("the view of an interned slice (-want +got):\n%s", diff)
+	}
+	same := func(what, x, y string) {
+		t.Helper()
+		if unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s: two copies of %q, want one shared", what, x)
+		}
+	}
+	same("namespace", a.Namespace, b.Namespace)
+	same("endpoint node", *a.Endpoints[0].NodeName, *b.Endpoints[0].NodeName)
+	for k := range a.Labels {
+		for k2 := range b.Labels {
+			same("label key", k, k2)
+		}
+	}
+	x, y, wantL2 := l2(), l2(), l2()
+	TrimPeerStatus(x, "n1") // this node's own: whole, interned
+	TrimPeerStatus(y, "n1")
+	if diff := cmp.Diff(wantL2, x); diff != "" {
+		t.Errorf("own ServiceL2Status changed (-want +got):\n%s", diff)
+	}
+	same("status node", x.Status.Node, y.Status.Node)
+	same("status node and label", x.Status.Node, x.Labels[LabelNode])
+	same("Service namespace", x.Status.ServiceNamespace, y.Status.ServiceNamespace)
+	same("Service name in status and label", x.Status.ServiceName, x.Labels[LabelServiceName])
 }
