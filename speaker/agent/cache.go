@@ -107,7 +107,11 @@ func internMeta(m *metav1.ObjectMeta) {
 // and the IPs in its status.
 func TrimService(s *corev1.Service) {
 	trimMeta(&s.ObjectMeta)
-	s.Spec = corev1.ServiceSpec{Type: s.Spec.Type, LoadBalancerClass: s.Spec.LoadBalancerClass, ExternalTrafficPolicy: s.Spec.ExternalTrafficPolicy}
+	if c := s.Spec.LoadBalancerClass; c != nil {
+		*c = intern(*c)
+	}
+	s.Spec = corev1.ServiceSpec{Type: corev1.ServiceType(intern(string(s.Spec.Type))), LoadBalancerClass: s.Spec.LoadBalancerClass,
+		ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicy(intern(string(s.Spec.ExternalTrafficPolicy)))}
 	ingress := make([]corev1.LoadBalancerIngress, 0, len(s.Status.LoadBalancer.Ingress))
 	for _, ing := range s.Status.LoadBalancer.Ingress {
 		ingress = append(ingress, corev1.LoadBalancerIngress{IP: ing.IP})
@@ -119,6 +123,7 @@ func TrimService(s *corev1.Service) {
 // (a label) and, of each endpoint, its node and conditions.
 func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
 	trimMeta(&es.ObjectMeta)
+	es.AddressType = discoveryv1.AddressType(intern(string(es.AddressType)))
 	es.Ports = nil
 	for i, ep := range es.Endpoints {
 		if ep.NodeName != nil {

@@ -127,7 +127,8 @@ func TestTrimInternsRepeatedStrings(t *testing.T) {
 		// Strings built at run time, as the decoder builds them: each object has its own copy.
 		ns, key, node := string([]byte("app")), string([]byte(discoveryv1.LabelServiceName)), string([]byte("n1"))
 		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-x", Namespace: ns, Labels: map[string]string{key: "web"}},
-			Endpoints: []discoveryv1.Endpoint{{NodeName: &node, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}}
+			AddressType: discoveryv1.AddressType(string([]byte("IPv4"))),
+			Endpoints:   []discoveryv1.Endpoint{{NodeName: &node, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}}
 	}
 	l2 := func() *v1beta1.ServiceL2Status {
 		node, ns := string([]byte("n1")), string([]byte("app"))
@@ -149,12 +150,27 @@ func TestTrimInternsRepeatedStrings(t *testing.T) {
 		}
 	}
 	same("namespace", a.Namespace, b.Namespace)
+	same("address type", string(a.AddressType), string(b.AddressType))
 	same("endpoint node", *a.Endpoints[0].NodeName, *b.Endpoints[0].NodeName)
 	for k := range a.Labels {
 		for k2 := range b.Labels {
 			same("label key", k, k2)
 		}
 	}
+	svc := func() *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "app"}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceType(string([]byte("LoadBalancer"))), LoadBalancerClass: ptr.To(string([]byte("herald.dev/c"))),
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicy(string([]byte("Cluster")))}}
+	}
+	s1, s2, wantSvc := svc(), svc(), svc()
+	TrimService(s1)
+	TrimService(s2)
+	if diff := cmp.Diff(wantSvc.Spec, s1.Spec); diff != "" {
+		t.Errorf("interned Service spec (-want +got):\n%s", diff)
+	}
+	same("Service type", string(s1.Spec.Type), string(s2.Spec.Type))
+	same("load-balancer class", *s1.Spec.LoadBalancerClass, *s2.Spec.LoadBalancerClass)
+	same("traffic policy", string(s1.Spec.ExternalTrafficPolicy), string(s2.Spec.ExternalTrafficPolicy))
 	x, y, wantL2 := l2(), l2(), l2()
 	TrimPeerStatus(x, "n1") // this node's own: whole, interned
 	TrimPeerStatus(y, "n1")
