@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"slices"
 	"unique"
 
 	corev1 "k8s.io/api/core/v1"
@@ -120,17 +121,30 @@ func TrimService(s *corev1.Service) {
 }
 
 // TrimEndpointSlice keeps what the speaker reads of an EndpointSlice: the Service it belongs to
-// (a label) and, of each endpoint, its node and conditions.
+// (a label) and, of each endpoint, its node and conditions, once for each different node and
+// conditions (a slice of 100 endpoints on 10 nodes keeps about 10).
 func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
 	trimMeta(&es.ObjectMeta)
 	es.AddressType = discoveryv1.AddressType(intern(string(es.AddressType)))
 	es.Ports = nil
-	for i, ep := range es.Endpoints {
+	seen := make(map[endpointView]bool, len(es.Endpoints))
+	kept := make([]discoveryv1.Endpoint, 0, len(es.Endpoints))
+	for _, ep := range es.Endpoints {
+		v := endpointView{Ready: tri(ep.Conditions.Ready), Serving: tri(ep.Conditions.Serving), Terminating: tri(ep.Conditions.Terminating)}
 		if ep.NodeName != nil {
 			*ep.NodeName = intern(*ep.NodeName)
+			v.Node = *ep.NodeName
 		}
-		es.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: ep.Conditions}
+		if seen[v] {
+			continue
+		}
+		seen[v] = true
+		kept = append(kept, discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: ep.Conditions})
 	}
+	if len(kept) == 0 {
+		kept = nil
+	}
+	es.Endpoints = slices.Clip(kept)
 }
 
 // TrimPeerStatus trims a status object (ServiceL2Status, ServiceBGPStatus, BGPSessionStatus)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"testing"
 	"unsafe"
 
@@ -181,4 +182,37 @@ func TestTrimInternsRepeatedStrings(t *testing.T) {
 	same("status node and label", x.Status.Node, x.Labels[LabelNode])
 	same("Service namespace", x.Status.ServiceNamespace, y.Status.ServiceNamespace)
 	same("Service name in status and label", x.Status.ServiceName, x.Labels[LabelServiceName])
+}
+
+// A slice of many endpoints on a few nodes keeps one endpoint for each node and conditions: the
+// same view and the same plan as the whole slice, at a fraction of its size.
+func TestTrimEndpointSliceKeepsOneEndpointPerNodeAndConditions(t *testing.T) {
+	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-x", Namespace: "app", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}}}
+	for i := range 100 {
+		node := []string{"n1", "n2", "n3"}[i%3]
+		c := discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)}
+		switch {
+		case i%10 == 0: // terminating and still serving
+			c = discoveryv1.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
+		case i == 7: // no node
+			c.Ready = ptr.To(false)
+		}
+		ep := discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.1.0.%d", i)}, Conditions: c}
+		if i != 7 {
+			ep.NodeName = ptr.To(node)
+		}
+		es.Endpoints = append(es.Endpoints, ep)
+	}
+	trimmed := es.DeepCopy()
+	TrimEndpointSlice(trimmed)
+	if diff := cmp.Diff(viewOfSlice(es), viewOfSlice(trimmed)); diff != "" {
+		t.Errorf("the view of the trimmed slice (-whole +trimmed):\n%s", diff)
+	}
+	if diff := cmp.Diff(summarize(es), summarize(trimmed), cmp.AllowUnexported(sliceSummary{})); diff != "" {
+		t.Errorf("the plan's summary of the trimmed slice (-whole +trimmed):\n%s", diff)
+	}
+	// n1, n2, n3 ready; n1, n2, n3 terminating; the endpoint without a node.
+	if got := len(trimmed.Endpoints); got != 7 {
+		t.Errorf("the trimmed slice keeps %d endpoints, want 7: %+v", got, trimmed.Endpoints)
+	}
 }
