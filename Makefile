@@ -6,8 +6,15 @@ SHELL := /usr/bin/env bash
 ROOT           := $(CURDIR)
 BIN            := $(ROOT)/bin
 CACHE          := $(ROOT)/.cache
-KUBE_VERSION   ?= v1.33.13
-KUBE_ASSETS    := $(CACHE)/kube/$(KUBE_VERSION)
+# The Kubernetes versions the tests run against (the client libraries' versions are in go.mod).
+# KUBE_VERSION: `make test` (every package), the labs and the cluster lab's kubelets.
+# KUBE_VERSION_LATEST: a second pass of the API server tests (test-apiserver-latest), with the etcd
+# release that Kubernetes version is tested with (Debian's etcd-server 3.4 is older than it supports).
+KUBE_VERSION        ?= v1.33.13
+KUBE_ASSETS         := $(CACHE)/kube/$(KUBE_VERSION)
+KUBE_VERSION_LATEST ?= v1.36.3
+ETCD_VERSION_LATEST ?= v3.6.8
+KUBE_ASSETS_LATEST  := $(CACHE)/kube/$(KUBE_VERSION_LATEST)
 export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
 
 # Pinned tools, installed into ./bin with the version in the name.
@@ -60,8 +67,18 @@ verify: generate $(GOLANGCI_LINT) ## Regenerate and fail on any diff; gofmt, go 
 	cd hack/promql && GOWORK=off go mod tidy -diff >/dev/null && GOWORK=off go vet ./... && $(GOLANGCI_LINT) run --allow-serial-runners --config ../../.golangci.yml ./...
 
 .PHONY: test
-test: deps kube-assets cluster-assets ## Install what the tests need and run every test this machine can run.
-	HERALD_REQUIRE_APISERVER=1 go test $(GO_TEST_FLAGS) ./...
+test: deps kube-assets kube-assets-latest cluster-assets ## Install what the tests need and run every test this machine can run, then the API server tests against KUBE_VERSION_LATEST.
+	rc=0; HERALD_REQUIRE_APISERVER=1 HERALD_KUBE_VERSION=$(KUBE_VERSION) go test $(GO_TEST_FLAGS) ./... || rc=$$?; \
+	  $(MAKE) --no-print-directory test-apiserver-latest || rc=1; exit $$rc
+
+# The packages whose tests start a kube-apiserver through internal/testenv, without the labs (e2e/...).
+APISERVER_TEST_PKGS = $(shell go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | \
+  awk '$$1 !~ /\/e2e(\/|$$)/ { for (i = 2; i <= NF; i++) if ($$i ~ /\/internal\/testenv$$/) { print $$1; break } }')
+
+.PHONY: test-apiserver-latest
+test-apiserver-latest: kube-assets-latest ## Run the API server tests (APISERVER_TEST_PKGS) against kube-apiserver KUBE_VERSION_LATEST.
+	KUBEBUILDER_ASSETS=$(KUBE_ASSETS_LATEST) HERALD_REQUIRE_APISERVER=1 HERALD_KUBE_VERSION=$(KUBE_VERSION_LATEST) \
+	  go test $(GO_TEST_FLAGS) $(APISERVER_TEST_PKGS)
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need neither root nor an API server (others skip).
@@ -105,6 +122,15 @@ $(addprefix $(KUBE_ASSETS)/,$(CLUSTER_BINARIES)):
 
 $(KUBE_ASSETS)/etcd: | deps
 	mkdir -p $(KUBE_ASSETS) && ln -sf "$$(command -v etcd)" $@
+
+.PHONY: kube-assets-latest
+kube-assets-latest: $(KUBE_ASSETS_LATEST)/kube-apiserver $(KUBE_ASSETS_LATEST)/etcd ## Build kube-apiserver, kubectl and etcd for KUBE_VERSION_LATEST (cached in .cache/).
+
+$(KUBE_ASSETS_LATEST)/kube-apiserver:
+	KUBE_VERSION=$(KUBE_VERSION_LATEST) hack/build-kube.sh $(KUBE_ASSETS_LATEST)
+
+$(KUBE_ASSETS_LATEST)/etcd:
+	ETCD_VERSION=$(ETCD_VERSION_LATEST) hack/build-etcd.sh $@
 
 .PHONY: tools
 tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) $(HELM) ## Install the pinned tools into ./bin.

@@ -370,7 +370,7 @@ func (m *migration) apply(ctx context.Context, c client.Client, out io.Writer) e
 		if err != nil {
 			return failure("%w", err)
 		}
-		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 			return failure("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 		}
 		n++
@@ -382,7 +382,7 @@ func (m *migration) apply(ctx context.Context, c client.Client, out io.Writer) e
 		u.SetNamespace(sc.Namespace)
 		u.SetName(sc.Name)
 		u.SetAnnotations(sc.Annotations)
-		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner(fieldManager)); err != nil {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager)); err != nil {
 			return failure("annotating Service %s/%s: %w", sc.Namespace, sc.Name, err)
 		}
 	}

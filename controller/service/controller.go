@@ -168,7 +168,9 @@ func heraldKinds() []client.Object { return kube.ConfigKinds() }
 // SetupWithManager registers the config, Service and pool status controllers.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	c.client = mgr.GetClient()
-	c.recorder = mgr.GetEventRecorderFor("herald-controller")
+	// Events stay core/v1 Events (RBAC, kubectl describe, the tests read them) until the recorders
+	// move to the events.k8s.io/v1 API (mgr.GetEventRecorder).
+	c.recorder = mgr.GetEventRecorderFor("herald-controller") //nolint:staticcheck // SA1019: see above
 	store, err := newServiceStore(mgr.GetConfig())
 	if err != nil {
 		return err

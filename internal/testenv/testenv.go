@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,8 +24,14 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 )
 
-// KubeVersion is the kube-apiserver version the tests run against.
+// KubeVersion is the kube-apiserver version the tests run against when KUBEBUILDER_ASSETS is not
+// set (the Makefile's KUBE_VERSION; `make test` also runs the API server tests against
+// KUBE_VERSION_LATEST).
 const KubeVersion = "v1.33.13"
+
+// VersionEnv names the environment variable with the kube-apiserver version the tests must run
+// against (the Makefile sets it for each pass): Start fails when the API server reports another.
+const VersionEnv = "HERALD_KUBE_VERSION"
 
 // ServiceCIDRs are the API server's service ranges: one IPv4 and one IPv6, so dual-stack Services work.
 const ServiceCIDRs = "10.0.0.0/24,fd00:10::/108"
@@ -41,6 +48,8 @@ type Env struct {
 	Kubeconfig string
 	// AssetsDir holds kube-apiserver, etcd and kubectl.
 	AssetsDir string
+	// ServerVersion is the version the API server reports (e.g. "v1.36.3").
+	ServerVersion string
 
 	env *envtest.Environment
 	dir string
@@ -142,6 +151,14 @@ func Start(opts Options) (*Env, error) {
 		_ = e.Stop()
 		return nil, err
 	}
+	if e.ServerVersion, err = serverVersion(cfg); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
+	if err := checkVersion(e.ServerVersion, os.Getenv(VersionEnv), assets); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
 	user, err := env.AddUser(envtest.User{Name: "herald-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		_ = e.Stop()
@@ -158,6 +175,28 @@ func Start(opts Options) (*Env, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// serverVersion asks the API server for its version.
+func serverVersion(cfg *rest.Config) (string, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return "", fmt.Errorf("asking kube-apiserver for its version: %w", err)
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return "", fmt.Errorf("asking kube-apiserver for its version: %w", err)
+	}
+	return v.GitVersion, nil
+}
+
+// checkVersion fails when want is set and the API server started from assets reports another version.
+func checkVersion(got, want, assets string) error {
+	if want == "" || got == want {
+		return nil
+	}
+	return fmt.Errorf("kube-apiserver in %s reports version %q, but %s=%s: point KUBEBUILDER_ASSETS at .cache/kube/%s (make kube-assets KUBE_VERSION=%s)",
+		assets, got, VersionEnv, want, want, want)
 }
 
 // Stop stops the API server and etcd and removes their files.
