@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/e2e/cluster"
+	"github.com/herald-lb/herald/internal/testenv"
 )
 
 // TestClusterNodesAndPodNetwork checks the cluster is what it claims to be: three Ready nodes
@@ -48,8 +50,8 @@ func TestClusterNodesAndPodNetwork(t *testing.T) {
 		if want := []string{n.PodV4.String(), n.PodV6.String()}; !slices.Equal(node.Spec.PodCIDRs, want) {
 			t.Errorf("node %s podCIDRs %v, want %v", n.Name, node.Spec.PodCIDRs, want)
 		}
-		if v := node.Status.NodeInfo.KubeletVersion; v != "v1.33.13" {
-			t.Errorf("node %s kubelet version %q", n.Name, v)
+		if v, want := node.Status.NodeInfo.KubeletVersion, wantKubeVersion(); v != want {
+			t.Errorf("node %s kubelet version %q, want %q", n.Name, v, want)
 		}
 		if !strings.HasPrefix(node.Status.NodeInfo.ContainerRuntimeVersion, "containerd://") {
 			t.Errorf("node %s runtime %q, want containerd", n.Name, node.Status.NodeInfo.ContainerRuntimeVersion)
@@ -140,4 +142,13 @@ func routeDev(ctx context.Context, c *cluster.Cluster, node string, ip netip.Add
 		return "", fmt.Errorf("no route to %s in %s: %w: %s", ip, node, err, out)
 	}
 	return r[0].Dev, nil
+}
+
+// wantKubeVersion is the version the cluster lab's binaries are built at: the Makefile's
+// KUBE_VERSION (passed as HERALD_KUBE_VERSION), else testenv's default.
+func wantKubeVersion() string {
+	if v := os.Getenv(testenv.VersionEnv); v != "" {
+		return v
+	}
+	return testenv.KubeVersion
 }
