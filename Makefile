@@ -124,9 +124,10 @@ $(KUBE_ASSETS)/etcd: | deps
 	mkdir -p $(KUBE_ASSETS) && ln -sf "$$(command -v etcd)" $@
 
 .PHONY: kube-assets-latest
-kube-assets-latest: $(KUBE_ASSETS_LATEST)/kube-apiserver $(KUBE_ASSETS_LATEST)/etcd ## Build kube-apiserver, kubectl and etcd for KUBE_VERSION_LATEST (cached in .cache/).
+kube-assets-latest: $(KUBE_ASSETS_LATEST)/kube-apiserver $(KUBE_ASSETS_LATEST)/kubectl $(KUBE_ASSETS_LATEST)/etcd ## Build kube-apiserver, kubectl and etcd for KUBE_VERSION_LATEST (cached in .cache/).
 
-$(KUBE_ASSETS_LATEST)/kube-apiserver:
+# build-kube.sh builds whichever of the two is missing.
+$(KUBE_ASSETS_LATEST)/kube-apiserver $(KUBE_ASSETS_LATEST)/kubectl:
 	KUBE_VERSION=$(KUBE_VERSION_LATEST) hack/build-kube.sh $(KUBE_ASSETS_LATEST)
 
 $(KUBE_ASSETS_LATEST)/etcd:
