@@ -141,6 +141,11 @@ type Peer struct {
 	// time, whole seconds (DefaultGracefulRestartTime when the BGPPeer does not say).
 	GracefulRestart     bool
 	GracefulRestartTime time.Duration
+	// GracefulShutdown sends the routes with the GRACEFUL_SHUTDOWN community (RFC 8326) for
+	// GracefulShutdownTime (DefaultGracefulShutdownTime when the BGPPeer does not say) before
+	// withdrawing them when the speaker stops for good; GracefulShutdownTime is 0 when it is off.
+	GracefulShutdown     bool
+	GracefulShutdownTime time.Duration
 	// MaxPrefixes is the most prefixes accepted from the peer per address family before the
 	// session is closed (DefaultMaxPrefixes when the BGPPeer does not say).
 	MaxPrefixes uint32

@@ -19,12 +19,18 @@ const (
 	DefaultConnectTime         = 10 * time.Second
 	DefaultGracefulRestartTime = 120 * time.Second
 	MaxGracefulRestartTime     = 4095 * time.Second
-	DefaultPasswordKey         = "password"
-	DefaultMaxPrefixes         = 1000
-	DefaultBFDInterval         = 300 * time.Millisecond
-	DefaultBFDDetectMultiplier = 3
-	DefaultAggregationLength   = 32
-	DefaultAggregationLengthV6 = 128
+	// DefaultGracefulShutdownTime is how long a BGPPeer with gracefulShutdown advertises its
+	// routes with the GRACEFUL_SHUTDOWN community before they are withdrawn, unless it says;
+	// between MinGracefulShutdownTime and MaxGracefulShutdownTime.
+	DefaultGracefulShutdownTime = 5 * time.Second
+	MinGracefulShutdownTime     = time.Second
+	MaxGracefulShutdownTime     = time.Minute
+	DefaultPasswordKey          = "password"
+	DefaultMaxPrefixes          = 1000
+	DefaultBFDInterval          = 300 * time.Millisecond
+	DefaultBFDDetectMultiplier  = 3
+	DefaultAggregationLength    = 32
+	DefaultAggregationLengthV6  = 128
 )
 
 func (p *parser) parseBFDProfile(o *v1beta1.BFDProfile) *BFDProfile {
@@ -209,6 +215,7 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 
 	peer.HoldTime, peer.KeepaliveTime, peer.ConnectTime = r.timers(s)
 	peer.GracefulRestartTime = r.gracefulRestartTime(s, peer.GracefulRestart)
+	peer.GracefulShutdown, peer.GracefulShutdownTime = r.gracefulShutdown(s)
 	peer.MaxPrefixes = DefaultMaxPrefixes
 	if s.MaxPrefixes != nil {
 		if *s.MaxPrefixes == 0 {
@@ -420,6 +427,28 @@ func (r reporter) gracefulRestartTime(s *v1beta1.BGPPeerSpec, on bool) time.Dura
 		return d
 	}
 	return DefaultGracefulRestartTime
+}
+
+// gracefulShutdown validates and defaults the graceful shutdown settings of a peer: whether it is
+// on, and for how long the routes carry the GRACEFUL_SHUTDOWN community (0 when off).
+func (r reporter) gracefulShutdown(s *v1beta1.BGPPeerSpec) (bool, time.Duration) {
+	if s.GracefulShutdownTime == nil {
+		if !s.GracefulShutdown {
+			return false, 0
+		}
+		return true, DefaultGracefulShutdownTime
+	}
+	d := s.GracefulShutdownTime.Duration
+	switch {
+	case !s.GracefulShutdown:
+		r.errorf("spec.gracefulShutdownTime", d.String(), "applies only with gracefulShutdown: true; set gracefulShutdown: true, or remove gracefulShutdownTime")
+		return false, 0
+	case d < MinGracefulShutdownTime || d > MaxGracefulShutdownTime:
+		r.errorf("spec.gracefulShutdownTime", d.String(), "must be between %s and %s (default %s): how long the routes carry the GRACEFUL_SHUTDOWN community before they are withdrawn",
+			MinGracefulShutdownTime, MaxGracefulShutdownTime, DefaultGracefulShutdownTime)
+		return true, DefaultGracefulShutdownTime
+	}
+	return true, d
 }
 
 // secretKeys returns the keys of a Secret's data, sorted.

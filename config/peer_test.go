@@ -90,6 +90,27 @@ func TestParsePeers(t *testing.T) {
 			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1")}),
 		},
 		{
+			name: "graceful shutdown, default time",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.GracefulShutdown = true }),
+			want: func() *Peer {
+				p := defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1")})
+				p.GracefulShutdown, p.GracefulShutdownTime = true, 5*time.Second
+				return p
+			}(),
+		},
+		{
+			name: "graceful shutdown with its time",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) {
+				s.GracefulShutdown = true
+				s.GracefulShutdownTime = duration(1500 * time.Millisecond)
+			}),
+			want: func() *Peer {
+				p := defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1")})
+				p.GracefulShutdown, p.GracefulShutdownTime = true, 1500*time.Millisecond
+				return p
+			}(),
+		},
+		{
 			name: "multi-hop",
 			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.EBGPMultiHop = true }),
 			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), EBGPMultiHop: true}),
@@ -344,6 +365,33 @@ func TestParsePeerErrors(t *testing.T) {
 			}),
 			want: []string{
 				`BGPPeer herald-system/p: spec.gracefulRestartTime "30s": applies only with graceful restart, and enableGracefulRestart is false; remove gracefulRestartTime, or enableGracefulRestart`,
+			},
+		},
+		{
+			name:  "graceful shutdown time without graceful shutdown",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.GracefulShutdownTime = duration(10 * time.Second) }),
+			want: []string{
+				`BGPPeer herald-system/p: spec.gracefulShutdownTime "10s": applies only with gracefulShutdown: true; set gracefulShutdown: true, or remove gracefulShutdownTime`,
+			},
+		},
+		{
+			name: "graceful shutdown time too short",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) {
+				s.GracefulShutdown = true
+				s.GracefulShutdownTime = duration(500 * time.Millisecond)
+			}),
+			want: []string{
+				`BGPPeer herald-system/p: spec.gracefulShutdownTime "500ms": must be between 1s and 1m0s (default 5s): how long the routes carry the GRACEFUL_SHUTDOWN community before they are withdrawn`,
+			},
+		},
+		{
+			name: "graceful shutdown time too long",
+			peers: peer(func(s *v1beta1.BGPPeerSpec) {
+				s.GracefulShutdown = true
+				s.GracefulShutdownTime = duration(61 * time.Second)
+			}),
+			want: []string{
+				`BGPPeer herald-system/p: spec.gracefulShutdownTime "1m1s": must be between 1s and 1m0s (default 5s): how long the routes carry the GRACEFUL_SHUTDOWN community before they are withdrawn`,
 			},
 		},
 		{

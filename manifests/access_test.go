@@ -65,7 +65,7 @@ func TestSpeakerReadsOnlyLabelledSecrets(t *testing.T) {
 		createOrKeep(t, s)
 	}
 
-	opts := agent.CacheOptions("herald-system")
+	opts := agent.CacheOptions("herald-system", "n1")
 	opts.Scheme = env.Scheme
 	c, err := cache.New(as("herald-speaker"), opts)
 	if err != nil {

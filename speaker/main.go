@@ -163,7 +163,7 @@ func run(ctx context.Context, o options) error {
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: o.healthAddr,
-		Cache:                  agent.CacheOptions(o.namespace),
+		Cache:                  agent.CacheOptions(o.namespace, o.nodeName),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)

@@ -10,6 +10,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) ? self.myASN != self.peerASN : (!has(self.dynamicASN) || self.dynamicASN != 'internal'))",message="ebgpMultiHop applies only to eBGP sessions: myASN and peerASN are equal (or dynamicASN is internal), so this is iBGP; remove ebgpMultiHop"
 // +kubebuilder:validation:XValidation:rule="!has(self.vrf) || size(self.vrf) == 0 || !has(self.bfdProfile) || size(self.bfdProfile) == 0",message="BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF; remove bfdProfile, or vrf"
 // +kubebuilder:validation:XValidation:rule="!has(self.gracefulRestartTime) || !has(self.enableGracefulRestart) || self.enableGracefulRestart",message="gracefulRestartTime applies only with graceful restart: enableGracefulRestart is false; remove gracefulRestartTime, or enableGracefulRestart"
+// +kubebuilder:validation:XValidation:rule="!has(self.gracefulShutdownTime) || (has(self.gracefulShutdown) && self.gracefulShutdown)",message="gracefulShutdownTime applies only with gracefulShutdown: true; set gracefulShutdown: true, or remove gracefulShutdownTime"
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || duration(self.keepaliveTime) <= (has(self.holdTime) ? duration(self.holdTime) : duration('90s'))",messageExpression="'keepaliveTime ' + self.keepaliveTime + ' must not be longer than holdTime ' + (has(self.holdTime) ? self.holdTime : '90s (the default)') + '; use at most holdTime (one third of it is usual)'"
 type BGPPeerSpec struct {
@@ -126,6 +127,26 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self).getMilliseconds() % 1000 == 0",messageExpression="'gracefulRestartTime ' + self + ' must be a whole number of seconds, such as 120s'"
 	// +optional
 	GracefulRestartTime *metav1.Duration `json:"gracefulRestartTime,omitempty"`
+
+	// GracefulShutdown makes a speaker that stops for good (the node drained, deleted, or the
+	// speaker removed from it; not a restart) first send its routes again with the
+	// GRACEFUL_SHUTDOWN community 65535:0 (RFC 8326), and LOCAL_PREF 0 on iBGP sessions, wait
+	// gracefulShutdownTime so that the router moves traffic to other paths while this node still
+	// forwards, and only then withdraw them and close the session. The router must lower the
+	// preference of eBGP paths carrying 65535:0 (FRR does it by itself, setting local preference
+	// 0; other routers may need a policy for it). Off when not set: routes are withdrawn at once.
+	// +optional
+	GracefulShutdown bool `json:"gracefulShutdown,omitempty"`
+
+	// GracefulShutdownTime is how long a speaker stopping for good advertises its routes with the
+	// GRACEFUL_SHUTDOWN community before withdrawing them, from 1s to 60s. Default 5s. The
+	// speaker Pod's terminationGracePeriodSeconds must leave room for it (about 5s more).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('60s')",messageExpression="'gracefulShutdownTime ' + self + ' must be between 1s and 60s (default 5s)'"
+	// +optional
+	GracefulShutdownTime *metav1.Duration `json:"gracefulShutdownTime,omitempty"`
 
 	// MaxPrefixes is the most prefixes the speaker accepts from the router per address family
 	// (IPv4 and IPv6 unicast each) before it closes the session with a Cease NOTIFICATION

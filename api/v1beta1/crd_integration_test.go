@@ -107,7 +107,7 @@ func TestSamplesAreAccepted(t *testing.T) {
 }
 
 // TestGracefulRestartShapes: BGPPeers of before (enableGracefulRestart true, false or unset)
-// stay valid, with a restart time or without.
+// stay valid, with a restart time or without, and so do the graceful shutdown settings.
 func TestGracefulRestartShapes(t *testing.T) {
 	testenv.Require(t, env)
 	ns := env.NewNamespace(t, "crd-gr")
@@ -117,6 +117,10 @@ func TestGracefulRestartShapes(t *testing.T) {
 		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, enableGracefulRestart: false}`,
 		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulRestartTime: 30s}`,
 		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, enableGracefulRestart: true, gracefulRestartTime: 4095s}`,
+		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true}`,
+		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: false}`,
+		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 1s}`,
+		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 60s}`,
 	} {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte("kind: BGPPeer\nspec: "+spec), &u.Object); err != nil {
@@ -241,6 +245,12 @@ spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulRestartTime
 spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulRestartTime: 1500ms}`, "gracefulRestartTime 1500ms must be a whole number of seconds"},
 		{"graceful restart time with graceful restart off", `kind: BGPPeer
 spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, enableGracefulRestart: false, gracefulRestartTime: 30s}`, "gracefulRestartTime applies only with graceful restart"},
+		{"graceful shutdown time without graceful shutdown", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdownTime: 10s}`, "gracefulShutdownTime applies only with gracefulShutdown: true"},
+		{"graceful shutdown time too long", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 61s}`, "gracefulShutdownTime 61s must be between 1s and 60s"},
+		{"graceful shutdown time too short", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 500ms}`, "gracefulShutdownTime 500ms must be between 1s and 60s"},
 		{"interface with slash", `kind: L2Advertisement
 spec: {interfaces: ["eth0/1"]}`, "spec.interfaces[0]"},
 	}

@@ -327,6 +327,11 @@ func (in *BGPPeerSpec) DeepCopyInto(out *BGPPeerSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.GracefulShutdownTime != nil {
+		in, out := &in.GracefulShutdownTime, &out.GracefulShutdownTime
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.MaxPrefixes != nil {
 		in, out := &in.MaxPrefixes, &out.MaxPrefixes
 		*out = new(uint32)

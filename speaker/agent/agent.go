@@ -387,7 +387,11 @@ func (a *Agent) shutdown() error {
 	}
 	a.mu.Unlock()
 	errL2 := a.opts.L2.SetOwned(nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	var peers []*config.Peer
+	if a.eng.ready() {
+		peers = a.eng.ctx.Peers()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout(peers))
 	defer cancel()
 	bgpDone := make(chan error, 1)
 	go func() {

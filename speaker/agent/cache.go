@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"slices"
+	"unique"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,21 +23,30 @@ func SecretSelector() labels.Selector {
 	return labels.SelectorFromSet(labels.Set{v1beta1.LabelSpeakerSecret: v1beta1.LabelSpeakerSecretValue})
 }
 
-// CacheOptions are the speaker's cache options: Herald's configuration and status objects of
-// namespace only, and of its Secrets only those SecretSelector selects. Services, EndpointSlices
-// and Nodes are cached cluster-wide, trimmed to what the speaker reads (see TrimService,
-// TrimEndpointSlice, TrimNode); every object loses its managedFields.
-func CacheOptions(namespace string) cache.Options {
-	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
+// CacheOptions are the cache options of the speaker of node: Herald's configuration and status
+// objects of namespace only, and of its Secrets only those SecretSelector selects. Services,
+// EndpointSlices and Nodes are cached cluster-wide, trimmed to what the speaker reads (see
+// TrimService, TrimEndpointSlice, TrimNode), and so are the status objects of other nodes
+// (TrimPeerStatus); every object loses its managedFields.
+func CacheOptions(namespace, node string) cache.Options {
+	inNS := func(tf toolscache.TransformFunc) cache.ByObject {
+		return cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}, Transform: tf}
+	}
+	peer := func(in any) (any, error) {
+		if o, ok := in.(client.Object); ok {
+			TrimPeerStatus(o, node)
+		}
+		return in, nil
+	}
 	by := map[client.Object]cache.ByObject{
 		&corev1.Service{}:            {Transform: trim(TrimService)},
 		&discoveryv1.EndpointSlice{}: {Transform: trim(TrimEndpointSlice)},
 		&corev1.Node{}:               {Transform: trim(TrimNode)},
 		&corev1.Secret{}:             {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
-		&v1beta1.ServiceL2Status{}:   inNS, &v1beta1.ServiceBGPStatus{}: inNS, &v1beta1.BGPSessionStatus{}: inNS,
+		&v1beta1.ServiceL2Status{}:   inNS(peer), &v1beta1.ServiceBGPStatus{}: inNS(peer), &v1beta1.BGPSessionStatus{}: inNS(peer),
 	}
 	for _, o := range kube.ConfigKinds() {
-		by[o] = inNS
+		by[o] = inNS(nil)
 	}
 	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: by}
 }
@@ -56,19 +68,51 @@ func trim[T any](f func(*T)) toolscache.TransformFunc {
 }
 
 // trimMeta keeps the identity of an object (for events and cache keys), its labels and whether it
-// is being deleted.
+// is being deleted. Its namespace and label keys are interned (see internMeta).
 func trimMeta(m *metav1.ObjectMeta) {
 	*m = metav1.ObjectMeta{
 		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
 		Generation: m.Generation, Labels: m.Labels, DeletionTimestamp: m.DeletionTimestamp,
 	}
+	internMeta(m)
+}
+
+// intern returns the one copy of s that every cached object shares. The decoder gives each object
+// its own copy of every string; a namespace, a label key or a node name is the same in thousands
+// of objects. Only strings that repeat are interned (names and UIDs would only add to the table).
+func intern(s string) string {
+	if s == "" {
+		return s
+	}
+	return unique.Make(s).Value()
+}
+
+// internMeta interns an object's namespace and label keys, and the values of the labels that
+// name a node or a namespace.
+func internMeta(m *metav1.ObjectMeta) {
+	m.Namespace = intern(m.Namespace)
+	if len(m.Labels) == 0 {
+		return
+	}
+	labels := make(map[string]string, len(m.Labels))
+	for k, v := range m.Labels {
+		if k == LabelNode || k == LabelServiceNamespace {
+			v = intern(v)
+		}
+		labels[intern(k)] = v
+	}
+	m.Labels = labels
 }
 
 // TrimService keeps what the speaker reads of a Service: its type and class, its traffic policy
 // and the IPs in its status.
 func TrimService(s *corev1.Service) {
 	trimMeta(&s.ObjectMeta)
-	s.Spec = corev1.ServiceSpec{Type: s.Spec.Type, LoadBalancerClass: s.Spec.LoadBalancerClass, ExternalTrafficPolicy: s.Spec.ExternalTrafficPolicy}
+	if c := s.Spec.LoadBalancerClass; c != nil {
+		*c = intern(*c)
+	}
+	s.Spec = corev1.ServiceSpec{Type: corev1.ServiceType(intern(string(s.Spec.Type))), LoadBalancerClass: s.Spec.LoadBalancerClass,
+		ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicy(intern(string(s.Spec.ExternalTrafficPolicy)))}
 	ingress := make([]corev1.LoadBalancerIngress, 0, len(s.Status.LoadBalancer.Ingress))
 	for _, ing := range s.Status.LoadBalancer.Ingress {
 		ingress = append(ingress, corev1.LoadBalancerIngress{IP: ing.IP})
@@ -77,12 +121,89 @@ func TrimService(s *corev1.Service) {
 }
 
 // TrimEndpointSlice keeps what the speaker reads of an EndpointSlice: the Service it belongs to
-// (a label) and, of each endpoint, its node and conditions.
+// (a label) and, of each endpoint, its node and conditions, once for each different node and
+// conditions (a slice of 100 endpoints on 10 nodes keeps about 10).
 func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
 	trimMeta(&es.ObjectMeta)
+	es.AddressType = discoveryv1.AddressType(intern(string(es.AddressType)))
 	es.Ports = nil
-	for i, ep := range es.Endpoints {
-		es.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: ep.Conditions}
+	seen := make(map[endpointView]bool, len(es.Endpoints))
+	kept := make([]discoveryv1.Endpoint, 0, len(es.Endpoints))
+	for _, ep := range es.Endpoints {
+		v := endpointView{Ready: tri(ep.Conditions.Ready), Serving: tri(ep.Conditions.Serving), Terminating: tri(ep.Conditions.Terminating)}
+		if ep.NodeName != nil {
+			*ep.NodeName = intern(*ep.NodeName)
+			v.Node = *ep.NodeName
+		}
+		if seen[v] {
+			continue
+		}
+		seen[v] = true
+		kept = append(kept, discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: ep.Conditions})
+	}
+	if len(kept) == 0 {
+		kept = nil
+	}
+	es.Endpoints = slices.Clip(kept)
+}
+
+// TrimPeerStatus trims a status object (ServiceL2Status, ServiceBGPStatus, BGPSessionStatus)
+// that another node's speaker wrote to what this one reads of it: its identity and labels (the
+// node and Service it names, for the sweep of dead nodes' objects and for announcedBefore) and,
+// of a ServiceL2Status, the node and the MACs of its interfaces (learnMACs). The objects of node
+// itself stay whole, their repeated strings interned: its status writer compares them with what
+// it wants. With 10,000 Services
+// the other nodes' objects are most of the status objects a speaker caches.
+func TrimPeerStatus(o client.Object, node string) {
+	if o.GetLabels()[LabelNode] == node {
+		internStatus(o)
+		return
+	}
+	switch st := o.(type) {
+	case *v1beta1.ServiceL2Status:
+		trimMeta(&st.ObjectMeta)
+		ifs := make([]v1beta1.InterfaceInfo, 0, len(st.Status.Interfaces))
+		for _, ifi := range st.Status.Interfaces {
+			if ifi.MAC != "" {
+				ifs = append(ifs, v1beta1.InterfaceInfo{MAC: ifi.MAC})
+			}
+		}
+		st.Status = v1beta1.ServiceL2StatusStatus{Node: st.Status.Node, Interfaces: ifs}
+	case *v1beta1.ServiceBGPStatus:
+		trimMeta(&st.ObjectMeta)
+		st.Status = v1beta1.ServiceBGPStatusStatus{}
+	case *v1beta1.BGPSessionStatus:
+		trimMeta(&st.ObjectMeta)
+		st.Status = v1beta1.BGPSessionStatusStatus{}
+	}
+}
+
+// internStatus interns the strings of one of this node's status objects that repeat from object
+// to object (namespace, label keys, node, the Service's namespace); the Service's name in its
+// status shares the label's. The content does not change.
+func internStatus(o client.Object) {
+	switch st := o.(type) {
+	case *v1beta1.ServiceL2Status:
+		internMeta(&st.ObjectMeta)
+		st.Status.Node, st.Status.ServiceNamespace = intern(st.Status.Node), intern(st.Status.ServiceNamespace)
+		if name := st.Labels[LabelServiceName]; name == st.Status.ServiceName {
+			st.Status.ServiceName = name
+		}
+		for i := range st.Status.Interfaces {
+			st.Status.Interfaces[i].Name = intern(st.Status.Interfaces[i].Name)
+			st.Status.Interfaces[i].MAC = intern(st.Status.Interfaces[i].MAC)
+		}
+	case *v1beta1.ServiceBGPStatus:
+		internMeta(&st.ObjectMeta)
+		st.Status.Node, st.Status.ServiceNamespace = intern(st.Status.Node), intern(st.Status.ServiceNamespace)
+		if name := st.Labels[LabelServiceName]; name == st.Status.ServiceName {
+			st.Status.ServiceName = name
+		}
+		for i := range st.Status.Peers {
+			st.Status.Peers[i] = intern(st.Status.Peers[i])
+		}
+	case *v1beta1.BGPSessionStatus:
+		internMeta(&st.ObjectMeta)
 	}
 }
 

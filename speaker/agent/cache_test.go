@@ -1,13 +1,18 @@
 package agent
 
 import (
+	"fmt"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/api/v1beta1"
 )
 
 // The trimmed objects give the speaker exactly what the whole ones give: the plan's view of a
@@ -67,5 +72,147 @@ func TestTrimKeepsWhatTheSpeakerReads(t *testing.T) {
 	}
 	if len(tsvc.Spec.Ports)+len(tes.Ports)+len(tnode.Status.Images) > 0 || tes.Endpoints[0].Addresses != nil || tnode.Status.Conditions[0].Message != "" {
 		t.Error("trimmed objects keep fields the speaker does not read")
+	}
+}
+
+// Another node's status objects keep what the speaker reads of them (labels, node, MACs); this
+// node's stay whole, for its status writer to compare with what it wants.
+func TestTrimPeerStatus(t *testing.T) {
+	meta := func(node string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: "s-" + node, Namespace: "herald", UID: "u", ResourceVersion: "3",
+			Labels:      map[string]string{LabelNode: node, LabelServiceName: "web", LabelServiceNamespace: "app"},
+			Annotations: map[string]string{"a": "b"}, Finalizers: []string{"f"}}
+	}
+	l2 := func(node string) *v1beta1.ServiceL2Status {
+		return &v1beta1.ServiceL2Status{ObjectMeta: meta(node), Status: v1beta1.ServiceL2StatusStatus{
+			Node: node, ServiceName: "web", ServiceNamespace: "app",
+			Interfaces: []v1beta1.InterfaceInfo{{Name: "eth0", MAC: "02:00:00:00:00:02"}, {Name: "eth1"}},
+			Conflicts:  []v1beta1.L2Conflict{{IP: "192.0.2.1", Interface: "eth0", MAC: "02:00:00:00:00:09"}},
+		}}
+	}
+	bgp := func(node string) *v1beta1.ServiceBGPStatus {
+		return &v1beta1.ServiceBGPStatus{ObjectMeta: meta(node), Status: v1beta1.ServiceBGPStatusStatus{
+			Node: node, ServiceName: "web", ServiceNamespace: "app", Peers: []string{"tor"}}}
+	}
+	sess := func(node string) *v1beta1.BGPSessionStatus {
+		return &v1beta1.BGPSessionStatus{ObjectMeta: meta(node), Status: v1beta1.BGPSessionStatusStatus{Node: node, Peer: "tor"}}
+	}
+	trimmedMeta := metav1.ObjectMeta{Name: "s-n2", Namespace: "herald", UID: "u", ResourceVersion: "3",
+		Labels: map[string]string{LabelNode: "n2", LabelServiceName: "web", LabelServiceNamespace: "app"}}
+	tests := []struct {
+		name      string
+		obj, want client.Object
+	}{
+		{name: "own ServiceL2Status stays whole", obj: l2("n1"), want: l2("n1")},
+		{name: "own ServiceBGPStatus stays whole", obj: bgp("n1"), want: bgp("n1")},
+		{name: "own BGPSessionStatus stays whole", obj: sess("n1"), want: sess("n1")},
+		{name: "peer ServiceL2Status keeps node and MACs", obj: l2("n2"), want: &v1beta1.ServiceL2Status{ObjectMeta: trimmedMeta,
+			Status: v1beta1.ServiceL2StatusStatus{Node: "n2", Interfaces: []v1beta1.InterfaceInfo{{MAC: "02:00:00:00:00:02"}}}}},
+		{name: "peer ServiceBGPStatus keeps its identity", obj: bgp("n2"), want: &v1beta1.ServiceBGPStatus{ObjectMeta: trimmedMeta}},
+		{name: "peer BGPSessionStatus keeps its identity", obj: sess("n2"), want: &v1beta1.BGPSessionStatus{ObjectMeta: trimmedMeta}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			TrimPeerStatus(tc.obj, "n1")
+			if diff := cmp.Diff(tc.want, tc.obj); diff != "" {
+				t.Errorf("trimmed object (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// Trimmed objects share one copy of the strings that repeat from object to object (namespace,
+// label keys, node names), and keep their content.
+func TestTrimInternsRepeatedStrings(t *testing.T) {
+	slice := func() *discoveryv1.EndpointSlice {
+		// Strings built at run time, as the decoder builds them: each object has its own copy.
+		ns, key, node := string([]byte("app")), string([]byte(discoveryv1.LabelServiceName)), string([]byte("n1"))
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-x", Namespace: ns, Labels: map[string]string{key: "web"}},
+			AddressType: discoveryv1.AddressType(string([]byte("IPv4"))),
+			Endpoints:   []discoveryv1.Endpoint{{NodeName: &node, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}}
+	}
+	l2 := func() *v1beta1.ServiceL2Status {
+		node, ns := string([]byte("n1")), string([]byte("app"))
+		return &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: string([]byte("herald")),
+			Labels: map[string]string{string([]byte(LabelNode)): node, LabelServiceName: "web", LabelServiceNamespace: ns}},
+			Status: v1beta1.ServiceL2StatusStatus{Node: string([]byte("n1")), ServiceName: string([]byte("web")), ServiceNamespace: string([]byte("app"))}}
+	}
+	a, b := slice(), slice()
+	want := slice()
+	TrimEndpointSlice(a)
+	TrimEndpointSlice(b)
+	if diff := cmp.Diff(viewOfSlice(want), viewOfSlice(a)); diff != "" {
+		t.Errorf("the view of an interned slice (-want +got):\n%s", diff)
+	}
+	same := func(what, x, y string) {
+		t.Helper()
+		if unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s: two copies of %q, want one shared", what, x)
+		}
+	}
+	same("namespace", a.Namespace, b.Namespace)
+	same("address type", string(a.AddressType), string(b.AddressType))
+	same("endpoint node", *a.Endpoints[0].NodeName, *b.Endpoints[0].NodeName)
+	for k := range a.Labels {
+		for k2 := range b.Labels {
+			same("label key", k, k2)
+		}
+	}
+	svc := func() *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "app"}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceType(string([]byte("LoadBalancer"))), LoadBalancerClass: ptr.To(string([]byte("herald.dev/c"))),
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicy(string([]byte("Cluster")))}}
+	}
+	s1, s2, wantSvc := svc(), svc(), svc()
+	TrimService(s1)
+	TrimService(s2)
+	if diff := cmp.Diff(wantSvc.Spec, s1.Spec); diff != "" {
+		t.Errorf("interned Service spec (-want +got):\n%s", diff)
+	}
+	same("Service type", string(s1.Spec.Type), string(s2.Spec.Type))
+	same("load-balancer class", *s1.Spec.LoadBalancerClass, *s2.Spec.LoadBalancerClass)
+	same("traffic policy", string(s1.Spec.ExternalTrafficPolicy), string(s2.Spec.ExternalTrafficPolicy))
+	x, y, wantL2 := l2(), l2(), l2()
+	TrimPeerStatus(x, "n1") // this node's own: whole, interned
+	TrimPeerStatus(y, "n1")
+	if diff := cmp.Diff(wantL2, x); diff != "" {
+		t.Errorf("own ServiceL2Status changed (-want +got):\n%s", diff)
+	}
+	same("status node", x.Status.Node, y.Status.Node)
+	same("status node and label", x.Status.Node, x.Labels[LabelNode])
+	same("Service namespace", x.Status.ServiceNamespace, y.Status.ServiceNamespace)
+	same("Service name in status and label", x.Status.ServiceName, x.Labels[LabelServiceName])
+}
+
+// A slice of many endpoints on a few nodes keeps one endpoint for each node and conditions: the
+// same view and the same plan as the whole slice, at a fraction of its size.
+func TestTrimEndpointSliceKeepsOneEndpointPerNodeAndConditions(t *testing.T) {
+	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-x", Namespace: "app", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}}}
+	for i := range 100 {
+		node := []string{"n1", "n2", "n3"}[i%3]
+		c := discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)}
+		switch {
+		case i%10 == 0: // terminating and still serving
+			c = discoveryv1.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
+		case i == 7: // no node
+			c.Ready = ptr.To(false)
+		}
+		ep := discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.1.0.%d", i)}, Conditions: c}
+		if i != 7 {
+			ep.NodeName = ptr.To(node)
+		}
+		es.Endpoints = append(es.Endpoints, ep)
+	}
+	trimmed := es.DeepCopy()
+	TrimEndpointSlice(trimmed)
+	if diff := cmp.Diff(viewOfSlice(es), viewOfSlice(trimmed)); diff != "" {
+		t.Errorf("the view of the trimmed slice (-whole +trimmed):\n%s", diff)
+	}
+	if diff := cmp.Diff(summarize(es), summarize(trimmed), cmp.AllowUnexported(sliceSummary{})); diff != "" {
+		t.Errorf("the plan's summary of the trimmed slice (-whole +trimmed):\n%s", diff)
+	}
+	// n1, n2, n3 ready; n1, n2, n3 terminating; the endpoint without a node.
+	if got := len(trimmed.Endpoints); got != 7 {
+		t.Errorf("the trimmed slice keeps %d endpoints, want 7: %+v", got, trimmed.Endpoints)
 	}
 }

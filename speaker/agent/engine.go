@@ -12,10 +12,12 @@ import (
 // a change affects. It is not safe for concurrent use: the agent's loop owns it. It reads no
 // cache and does no I/O; the agent applies the changes it returns.
 type engine struct {
-	ctx  *plan.Context                  // nil before the first full computation
-	svcs map[string]plan.Service        // by key: every handled Service with an IP
-	byIP map[netip.Addr]map[string]bool // IP -> keys of the Services holding it
-	ips  map[netip.Addr]plan.IPPlan     // the plan of every IP some Service holds
+	ctx  *plan.Context           // nil before the first full computation
+	svcs map[string]plan.Service // by key: every handled Service with an IP
+	// byIP lists the keys of the Services holding each IP: almost always one, so a slice (a map
+	// per IP would cost some 200 bytes more for each of 10,000 IPs).
+	byIP map[netip.Addr][]string
+	ips  map[netip.Addr]plan.IPPlan // the plan of every IP some Service holds
 	// routed are the IPs whose plans have routes, or prefixes other nodes advertise.
 	routed map[netip.Addr]bool
 }
@@ -40,7 +42,7 @@ type changes struct {
 }
 
 func newEngine() *engine {
-	return &engine{svcs: map[string]plan.Service{}, byIP: map[netip.Addr]map[string]bool{}, ips: map[netip.Addr]plan.IPPlan{}, routed: map[netip.Addr]bool{}}
+	return &engine{svcs: map[string]plan.Service{}, byIP: map[netip.Addr][]string{}, ips: map[netip.Addr]plan.IPPlan{}, routed: map[netip.Addr]bool{}}
 }
 
 // ready reports whether a full computation has been made.
@@ -56,7 +58,7 @@ func (e *engine) full(ctx *plan.Context, svcs map[string]*plan.Service) changes 
 		}
 	}
 	e.svcs = make(map[string]plan.Service, len(svcs))
-	e.byIP = make(map[netip.Addr]map[string]bool, len(svcs))
+	e.byIP = make(map[netip.Addr][]string, len(svcs))
 	for k, s := range svcs {
 		if s == nil {
 			continue
@@ -148,21 +150,23 @@ func (ch *changes) merge(earlier changes) {
 }
 
 func (e *engine) hold(ip netip.Addr, key string) {
-	set := e.byIP[ip]
-	if set == nil {
-		set = map[string]bool{}
-		e.byIP[ip] = set
+	keys := e.byIP[ip]
+	if !slices.Contains(keys, key) {
+		e.byIP[ip] = append(keys, key)
 	}
-	set[key] = true
 }
 
 func (e *engine) release(ip netip.Addr, key string) {
-	if set := e.byIP[ip]; set != nil {
-		delete(set, key)
-		if len(set) == 0 {
-			delete(e.byIP, ip)
-		}
+	keys := e.byIP[ip]
+	i := slices.Index(keys, key)
+	if i < 0 {
+		return
 	}
+	if len(keys) == 1 {
+		delete(e.byIP, ip)
+		return
+	}
+	e.byIP[ip] = slices.Delete(keys, i, i+1)
 }
 
 // recompute decides the affected IPs again and records those whose plan changed.
@@ -173,7 +177,7 @@ func (e *engine) recompute(affected map[netip.Addr]bool, ch *changes) {
 		var next plan.IPPlan
 		if keys := e.byIP[ip]; len(keys) > 0 {
 			svcs := make([]plan.Service, 0, len(keys))
-			for k := range keys {
+			for _, k := range keys {
 				svcs = append(svcs, e.svcs[k])
 			}
 			next = e.ctx.IP(ip, svcs)

@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/config"
 )
 
 // When the speaker is asked to stop (SIGTERM), it either stops for a restart or for good:
@@ -88,6 +90,23 @@ func decideStop(f stopFacts) (restart bool, why string) {
 			f.Pod.Name, f.DaemonSet.Name, gen, f.DaemonSet.Generation)
 	}
 	return false, fmt.Sprintf("Pod %s is of the current template of DaemonSet %s: no replacement is known to come", f.Pod.Name, f.DaemonSet.Name)
+}
+
+// baseShutdownTimeout bounds the whole stop: the reads below, the withdrawals and the Cease
+// NOTIFICATIONs.
+const baseShutdownTimeout = 5 * time.Second
+
+// shutdownTimeout bounds the stop of a speaker with peers: baseShutdownTimeout, plus the longest
+// graceful shutdown time of its peers, during which a stop for good keeps their routes advertised
+// with the GRACEFUL_SHUTDOWN community before withdrawing them.
+func shutdownTimeout(peers []*config.Peer) time.Duration {
+	var longest time.Duration
+	for _, p := range peers {
+		if p.GracefulShutdown {
+			longest = max(longest, p.GracefulShutdownTime)
+		}
+	}
+	return baseShutdownTimeout + longest
 }
 
 // stopTimeout bounds the reads that decide how the speaker stops.

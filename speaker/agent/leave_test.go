@@ -4,10 +4,13 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-lb/herald/config"
 )
 
 func TestDecideStop(t *testing.T) {
@@ -59,6 +62,32 @@ func TestDecideStop(t *testing.T) {
 			restart, why := decideStop(tc.facts)
 			if restart != tc.wantRestart || !strings.Contains(why, tc.wantWhy) {
 				t.Errorf("decideStop = %v, %q; want %v, containing %q", restart, why, tc.wantRestart, tc.wantWhy)
+			}
+		})
+	}
+}
+
+// TestShutdownTimeout: a stop for good leaves the BGP speaker the longest graceful shutdown time
+// of the node's peers on top of the usual bound, so the routes with the GRACEFUL_SHUTDOWN
+// community are still withdrawn and the sessions closed before the deadline.
+func TestShutdownTimeout(t *testing.T) {
+	tests := []struct {
+		name  string
+		peers []*config.Peer
+		want  time.Duration
+	}{
+		{name: "no peers", want: baseShutdownTimeout},
+		{name: "no graceful shutdown", peers: []*config.Peer{{Name: "a"}}, want: baseShutdownTimeout},
+		{name: "the longest graceful shutdown time", peers: []*config.Peer{
+			{Name: "a", GracefulShutdown: true, GracefulShutdownTime: 5 * time.Second},
+			{Name: "b", GracefulShutdown: true, GracefulShutdownTime: 20 * time.Second},
+			{Name: "c"},
+		}, want: baseShutdownTimeout + 20*time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := shutdownTimeout(tt.peers); got != tt.want {
+				t.Errorf("shutdownTimeout = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -30,7 +30,9 @@ type model struct {
 	mu     sync.Mutex
 	svcs   map[string]*corev1.Service // by "namespace/name"; the informer's objects, never modified
 	slices map[string]sliceSummary    // by "namespace/name" of the slice
-	bySvc  map[string]map[string]bool // Service key -> its slices' keys
+	// bySvc lists the keys of each Service's slices: one or a few, so a slice rather than a map
+	// (a map per Service would cost some 200 bytes more for each of 10,000 Services).
+	bySvc map[string][]string
 	// statusOf counts the ServiceL2Status objects (of any node) that name each Service.
 	statusOf map[string]int
 	dirty    map[string]bool // Services changed since the last take
@@ -47,7 +49,7 @@ type sliceSummary struct {
 }
 
 func newModel() *model {
-	return &model{svcs: map[string]*corev1.Service{}, slices: map[string]sliceSummary{}, bySvc: map[string]map[string]bool{},
+	return &model{svcs: map[string]*corev1.Service{}, slices: map[string]sliceSummary{}, bySvc: map[string][]string{},
 		statusOf: map[string]int{}, dirty: map[string]bool{}}
 }
 
@@ -79,11 +81,10 @@ func (m *model) setSlice(key string, es *discoveryv1.EndpointSlice) {
 	defer m.mu.Unlock()
 	if old, ok := m.slices[key]; ok && old.svc != "" {
 		m.dirty[old.svc] = true
-		if set := m.bySvc[old.svc]; set != nil {
-			delete(set, key)
-			if len(set) == 0 {
-				delete(m.bySvc, old.svc)
-			}
+		if keys := slices.DeleteFunc(m.bySvc[old.svc], func(k string) bool { return k == key }); len(keys) == 0 {
+			delete(m.bySvc, old.svc)
+		} else {
+			m.bySvc[old.svc] = keys
 		}
 	}
 	if es == nil {
@@ -96,12 +97,7 @@ func (m *model) setSlice(key string, es *discoveryv1.EndpointSlice) {
 		return
 	}
 	m.dirty[s.svc] = true
-	set := m.bySvc[s.svc]
-	if set == nil {
-		set = map[string]bool{}
-		m.bySvc[s.svc] = set
-	}
-	set[key] = true
+	m.bySvc[s.svc] = append(m.bySvc[s.svc], key)
 }
 
 // countStatus adds d to the ServiceL2Status objects that name the Service key.
@@ -178,10 +174,10 @@ func (m *model) planServiceLocked(key string, handles func(*corev1.Service) bool
 	// The endpoints of its slices, summarized per slice as the events came (the union of what
 	// plan.EndpointsByService reads of each).
 	var eps map[string]*plan.Endpoints
-	if set := m.bySvc[key]; len(set) > 0 {
+	if keys := m.bySvc[key]; len(keys) > 0 {
 		e := &plan.Endpoints{}
 		var nodes []string
-		for sk := range set {
+		for _, sk := range keys {
 			sum := m.slices[sk]
 			e.Usable = e.Usable || sum.usable
 			nodes = append(nodes, sum.nodes...)
@@ -194,6 +190,7 @@ func (m *model) planServiceLocked(key string, handles func(*corev1.Service) bool
 	if !ok {
 		return nil
 	}
+	ps.Key = key // the model's string, not a copy of it for every Service
 	// An address listed twice in the status is one address of the Service.
 	var ips []netip.Addr
 	for _, ip := range ps.IPs {

@@ -46,7 +46,7 @@ func FuzzConfiguredPeersAreUsable(f *testing.F) {
 		{myASN: 64512, peerASN: 64500, addr: "2001:db8::1", hold: 0, set: 1, nodeV6: v6},
 		{myASN: 64512, peerASN: 64500, addr: "198.51.100.1", set: 16, password: make([]byte, 81), nodeV4: v4},
 		{myASN: 64512, peerASN: 64500, addr: "198.51.100.1", src: "198.51.100.11", routerID: "198.51.100.11", port: 1179,
-			hold: 9 * s, keep: 3 * s, connect: 2 * s, set: 127, password: []byte("pw"), maxPrefixes: 10, nodeV4: v4, nodeV6: v6},
+			hold: 9 * s, keep: 3 * s, connect: 2 * s, set: 255, password: []byte("pw"), maxPrefixes: 10, nodeV4: v4, nodeV6: v6},
 	} {
 		f.Add(sd.myASN, sd.peerASN, sd.addr, sd.src, sd.routerID, sd.port, sd.hold, sd.keep, sd.connect, sd.set,
 			sd.password, sd.maxPrefixes, sd.nodeV4, sd.nodeV6, sd.more)
@@ -69,6 +69,10 @@ func FuzzConfiguredPeersAreUsable(f *testing.F) {
 		}
 		if set&8 != 0 {
 			peer.Spec.MaxPrefixes = &maxPrefixes
+		}
+		if set&128 != 0 {
+			peer.Spec.GracefulShutdown = true
+			peer.Spec.GracefulShutdownTime = &metav1.Duration{Duration: time.Duration(keep)}
 		}
 		snap := config.Snapshot{Peers: []v1beta1.BGPPeer{peer}}
 		if set&16 != 0 {

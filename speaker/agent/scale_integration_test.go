@@ -246,7 +246,7 @@ type scaleRun struct {
 func (sc *scaleCluster) startAgent(t *testing.T) *scaleRun {
 	t.Helper()
 	// The cache as the speaker makes it (trimmed objects).
-	opts := CacheOptions(sc.hns)
+	opts := CacheOptions(sc.hns, sc.nodes[0])
 	opts.Scheme = env.Scheme
 	ch, err := cache.New(env.Config, opts)
 	if err != nil {

@@ -134,3 +134,24 @@ func TestBGPPeersBFD(t *testing.T) {
 		})
 	}
 }
+
+func TestBGPPeersGracefulShutdown(t *testing.T) {
+	tests := []struct {
+		name string
+		peer config.Peer
+		want time.Duration
+	}{
+		{name: "off", want: 0},
+		{name: "on", peer: config.Peer{GracefulShutdown: true, GracefulShutdownTime: 7 * time.Second}, want: 7 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.peer
+			p.Name, p.MyASN, p.PeerASN, p.Address = "p", 1, 2, netip.MustParseAddr("198.51.100.1")
+			got := bgpPeers([]*config.Peer{&p})
+			if diff := cmp.Diff(tt.want, got[0].GracefulShutdown); diff != "" {
+				t.Errorf("GracefulShutdown (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

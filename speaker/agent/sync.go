@@ -156,7 +156,7 @@ func bgpPeers(peers []*config.Peer) []bgp.Peer {
 			SourceAddress: p.SourceAddress, RouterID: p.RouterID,
 			HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
 			EBGPMultiHop: p.EBGPMultiHop, Password: p.Password, GracefulRestart: p.GracefulRestart, RestartTime: p.GracefulRestartTime,
-			MaxPrefixes: p.MaxPrefixes, BFD: bgpBFD(p.BFDProfile), VRF: p.VRF,
+			MaxPrefixes: p.MaxPrefixes, BFD: bgpBFD(p.BFDProfile), VRF: p.VRF, GracefulShutdown: p.GracefulShutdownTime,
 		})
 	}
 	return out

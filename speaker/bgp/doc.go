@@ -59,6 +59,10 @@
 //   - Shutdown (and removing or changing a peer) first withdraws the session's routes, waits until
 //     GoBGP has written the withdrawals, then closes the session with a Cease NOTIFICATION
 //     "Administrative Shutdown" carrying why (RFC 9003), and returns when the session is closed.
+//   - Graceful shutdown (RFC 8326): Shutdown first sends the routes of an Established session with
+//     Peer.GracefulShutdown again with the GRACEFUL_SHUTDOWN community 65535:0 (and LOCAL_PREF 0
+//     over iBGP) and keeps them so for that time (shortened so that ctx does not end before the
+//     withdrawals), then withdraws and closes as above; the other sessions withdraw at once.
 //   - Graceful restart (restart.go): StopForRestart ends sessions with Peer.GracefulRestart
 //     without withdrawing and without a NOTIFICATION, so the router keeps the node's routes for
 //     Peer.RestartTime; a new speaker's first sessions (within the restart time of its start) set

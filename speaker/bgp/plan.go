@@ -220,9 +220,18 @@ func sortedNames[V any](m map[string]V) []string {
 // peerDiff is how to go from one set of peers to another, by name.
 type peerDiff struct {
 	// start holds peers that are new; restart peers whose configuration changed (their session
-	// is reset); stop names peers that are gone. Each is sorted by name.
-	start, restart []Peer
-	stop           []string
+	// is reset); update peers of which only what matters when the speaker stops changed (the
+	// graceful shutdown time: their session goes on); stop names peers that are gone. Each is
+	// sorted by name.
+	start, restart, update []Peer
+	stop                   []string
+}
+
+// sessionConfig is what of p the session runs with: everything but the graceful shutdown time,
+// which only Shutdown reads.
+func sessionConfig(p Peer) Peer {
+	p.GracefulShutdown = 0
+	return p
 }
 
 func diffPeers(have map[string]Peer, want []Peer) peerDiff {
@@ -234,8 +243,10 @@ func diffPeers(have map[string]Peer, want []Peer) peerDiff {
 		switch {
 		case !ok:
 			d.start = append(d.start, p)
-		case old != p:
+		case sessionConfig(old) != sessionConfig(p):
 			d.restart = append(d.restart, p)
+		case old != p:
+			d.update = append(d.update, p)
 		}
 	}
 	for n := range have {
@@ -246,12 +257,36 @@ func diffPeers(have map[string]Peer, want []Peer) peerDiff {
 	byName := func(a, b Peer) int { return cmp.Compare(a.Name, b.Name) }
 	slices.SortFunc(d.start, byName)
 	slices.SortFunc(d.restart, byName)
+	slices.SortFunc(d.update, byName)
 	slices.Sort(d.stop)
 	return d
 }
 
 // maxTimer is the longest hold, keepalive and connect time: BGP carries the hold time in 16 bits.
 const maxTimer = 65535 * time.Second
+
+// MaxGracefulShutdown is the longest Peer.GracefulShutdown: the speaker's Pod has to stop
+// within its termination grace period.
+const MaxGracefulShutdown = time.Minute
+
+// communityGracefulShutdown is the well-known GRACEFUL_SHUTDOWN community 65535:0 (RFC 8326),
+// high<<16 | low.
+const communityGracefulShutdown = 65535 << 16
+
+// gracefulShutdownTable returns t with the GRACEFUL_SHUTDOWN community added to every route and,
+// for an iBGP peer, LOCAL_PREF 0 (RFC 8326, section 4: the initiator may lower LOCAL_PREF itself
+// where it sets it); t is not changed.
+func gracefulShutdownTable(t table, ibgp bool) table {
+	out := make(table, len(t))
+	for p, a := range t {
+		a.communities = append(slices.Clone(a.communities), communityGracefulShutdown)
+		if ibgp {
+			a.localPref = new(uint32)
+		}
+		out[p] = a.normalise()
+	}
+	return out
+}
 
 // maxPasswordLength is the longest TCP MD5 key the kernel accepts (TCP_MD5SIG_MAXKEYLEN).
 const maxPasswordLength = 80
@@ -308,6 +343,9 @@ func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
 	}
 	if p.RestartTime < 0 || p.RestartTime > MaxRestartTime || p.RestartTime%time.Second != 0 {
 		bad("graceful restart time %v is not a whole number of seconds from 0 to 4095 (RFC 4724)", p.RestartTime)
+	}
+	if p.GracefulShutdown < 0 || p.GracefulShutdown > MaxGracefulShutdown {
+		bad("graceful shutdown time %v is not from 0 to %v", p.GracefulShutdown, MaxGracefulShutdown)
 	}
 	if n := len(p.Password); n > maxPasswordLength {
 		bad("TCP MD5 password of %d bytes is longer than %d bytes", n, maxPasswordLength)

@@ -140,6 +140,14 @@ func TestDiffPeers(t *testing.T) {
 	if d := diffPeers(have, []Peer{c, b, a}); len(d.start)+len(d.restart)+len(d.stop) != 0 {
 		t.Errorf("diffPeers of the same peers = %+v, want nothing to do", d)
 	}
+	// The graceful shutdown time only matters when the speaker stops: changed without a reset.
+	a2 := a
+	a2.GracefulShutdown = 5 * time.Second
+	got = diffPeers(have, []Peer{a2, b, c})
+	want = peerDiff{update: []Peer{a2}}
+	if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
+		t.Errorf("diffPeers of a changed graceful shutdown time (-want +got):\n%s", diff)
+	}
 }
 
 func TestValidatePeer(t *testing.T) {
@@ -160,6 +168,7 @@ func TestValidatePeer(t *testing.T) {
 		{"longest timers", func(p *Peer) { p.HoldTime, p.KeepaliveTime, p.ConnectTime = maxTimer, maxTimer, maxTimer }, id},
 		{"any external AS (dynamicASN external)", func(p *Peer) { p.PeerASN = 0 }, id},
 		{"VRF", func(p *Peer) { p.VRF = "red-1.x_y" }, id},
+		{"graceful shutdown", func(p *Peer) { p.GracefulShutdown = MaxGracefulShutdown }, id},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := ok
@@ -198,6 +207,8 @@ func TestValidatePeer(t *testing.T) {
 		{"hold time beyond 16 bits", func(p *Peer) { p.HoldTime = maxTimer + time.Second }, id, "holdTime 18h12m16s"},
 		{"keepalive above hold", func(p *Peer) { p.KeepaliveTime = 5 * time.Second }, id, "keepaliveTime 5s is longer than holdTime 3s"},
 		{"keepalive above the default hold", func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 91*time.Second }, id, "longer than holdTime 1m30s"},
+		{"graceful shutdown time negative", func(p *Peer) { p.GracefulShutdown = -time.Second }, id, "graceful shutdown time -1s is not from 0 to 1m0s"},
+		{"graceful shutdown time too long", func(p *Peer) { p.GracefulShutdown = MaxGracefulShutdown + time.Second }, id, "graceful shutdown time 1m1s is not from 0 to 1m0s"},
 		{"password too long", func(p *Peer) { p.Password = strings.Repeat("x", 81) }, id, "81 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,3 +223,44 @@ func TestValidatePeer(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestGracefulShutdownTable: every route keeps its attributes and gains the GRACEFUL_SHUTDOWN
+// community 65535:0 (RFC 8326) once; towards iBGP peers LOCAL_PREF becomes 0 as well.
+func TestGracefulShutdownTable(t *testing.T) {
+	in := table{
+		pfx("198.51.100.10/32"): {communities: []uint32{64512<<16 | 1}, localPref: u32(200)},
+		pfx("198.51.100.11/32"): {communities: []uint32{communityGracefulShutdown}, large: [][3]uint32{{1, 2, 3}}},
+		pfx("2001:db8::10/128"): {},
+	}
+	for _, tc := range []struct {
+		name string
+		ibgp bool
+		want table
+	}{{
+		name: "eBGP: community added, LOCAL_PREF kept (not sent to eBGP peers anyway)",
+		want: table{
+			pfx("198.51.100.10/32"): {communities: []uint32{64512<<16 | 1, communityGracefulShutdown}, localPref: u32(200)},
+			pfx("198.51.100.11/32"): {communities: []uint32{communityGracefulShutdown}, large: [][3]uint32{{1, 2, 3}}},
+			pfx("2001:db8::10/128"): {communities: []uint32{communityGracefulShutdown}},
+		},
+	}, {
+		name: "iBGP: community added and LOCAL_PREF 0",
+		ibgp: true,
+		want: table{
+			pfx("198.51.100.10/32"): {communities: []uint32{64512<<16 | 1, communityGracefulShutdown}, localPref: u32(0)},
+			pfx("198.51.100.11/32"): {communities: []uint32{communityGracefulShutdown}, large: [][3]uint32{{1, 2, 3}}, localPref: u32(0)},
+			pfx("2001:db8::10/128"): {communities: []uint32{communityGracefulShutdown}, localPref: u32(0)},
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := fmt.Sprint(in)
+			got := gracefulShutdownTable(in, tc.ibgp)
+			if diff := cmp.Diff(tc.want, got, cmpOpts...); diff != "" {
+				t.Errorf("gracefulShutdownTable (-want +got):\n%s", diff)
+			}
+			if after := fmt.Sprint(in); after != before {
+				t.Errorf("gracefulShutdownTable changed its input: %s, was %s", after, before)
+			}
+		})
+	}
+}

@@ -142,7 +142,8 @@ func (sv *server) hasAddress(addr netip.Addr) bool {
 //  4. peers whose routes change on prefixes that stay get a soft reset out, which sends them
 //     their new attributes and withdraws what the policy no longer gives them.
 //
-// No session is reset. On success every session's adv is its table.
+// No session is reset. On success every session's adv is its table (also of a session whose
+// neighbour GoBGP does not have yet: it is sent its table when it comes up).
 func (sv *server) apply(ctx context.Context, want map[string]table, nodeIPv4, nodeIPv6 netip.Addr) error {
 	have := make(map[string]table, len(sv.sessions))
 	peers := make([]exportPeer, 0, len(sv.sessions))
@@ -189,7 +190,9 @@ func (sv *server) apply(ctx context.Context, want map[string]table, nodeIPv4, no
 	var errs []error
 	for _, name := range ch.reset {
 		ss := sv.sessions[name]
-		if ss == nil {
+		if ss == nil || !ss.added {
+			// A session being added has the new policy before GoBGP has its neighbour: no
+			// reset to send (it would fail, and leave every session's adv behind).
 			continue
 		}
 		err := sv.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: ss.peer.neighborAddress(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT})

@@ -254,3 +254,106 @@ func TestNewSessionRouteTime(t *testing.T) {
 	r.waitReceived(t, map[string]string{"203.0.113.9/32": "via 127.0.0.1"})
 	t.Logf("bgp_new_session_to_route_ms %d (new session to its route at the router, GoBGP's first connect wait included)", time.Since(start).Milliseconds())
 }
+
+// TestSpeakerGracefulShutdown: Shutdown first sends the routes of peers with GracefulShutdown
+// again with the GRACEFUL_SHUTDOWN community 65535:0 (and LOCAL_PREF 0 over iBGP), keeps them so
+// for the peer's graceful shutdown time, and only then withdraws them and closes the session; a
+// peer without it has its routes withdrawn at once, as before.
+func TestSpeakerGracefulShutdown(t *testing.T) {
+	const gshut = 1500 * time.Millisecond
+	ra := newTestRouter(t, netip.MustParseAddr("127.0.0.12"), 64500) // eBGP, graceful shutdown
+	rb := newTestRouter(t, netip.MustParseAddr("127.0.0.13"), 64512) // iBGP, graceful shutdown
+	rc := newTestRouter(t, netip.MustParseAddr("127.0.0.14"), 64500) // eBGP, without
+	s, err := New(Config{RouterID: netip.MustParseAddr("198.51.100.10"), Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, c := ra.peer("a"), rb.peer("b"), rc.peer("c")
+	b.GracefulShutdown = gshut // a gets it later, without a session reset
+	vip := pfx("203.0.113.21/32")
+	routes := Routes{
+		"a": {{Prefix: vip, Communities: []uint32{64512<<16 | 1}}},
+		"b": {{Prefix: vip, LocalPref: u32(200)}},
+		"c": {{Prefix: vip}},
+	}
+	if err := s.SetRoutes(ctx, routes); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPeers(ctx, []Peer{a, b, c}); err != nil {
+		t.Fatal(err)
+	}
+	ra.waitReceived(t, map[string]string{"203.0.113.21/32": "via 127.0.0.1 communities 64512:1"})
+	rb.waitReceived(t, map[string]string{"203.0.113.21/32": "via 127.0.0.1 localpref 200"})
+	rc.waitReceived(t, map[string]string{"203.0.113.21/32": "via 127.0.0.1"})
+	s.mu.Lock()
+	sessA := s.sessions["a"]
+	s.mu.Unlock()
+	a.GracefulShutdown = gshut
+	if err := s.SetPeers(ctx, []Peer{a, b, c}); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	if s.sessions["a"] != sessA {
+		t.Errorf("session a was restarted by a change of its graceful shutdown time")
+	}
+	s.mu.Unlock()
+	// What the speaker counts as advertised decides what it waits for; a session added after
+	// another holding the same prefix counts its route too.
+	s.mu.Lock()
+	for _, n := range []string{"a", "b", "c"} {
+		if got := len(s.sessions[n].adv); got != 1 {
+			t.Errorf("session %s counts %d routes advertised, want 1", n, got)
+		}
+	}
+	s.mu.Unlock()
+
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(ctx) }()
+	wantA := map[string]string{"203.0.113.21/32": "via 127.0.0.1 communities 64512:1,65535:0"}
+	wantB := map[string]string{"203.0.113.21/32": "via 127.0.0.1 communities 65535:0 localpref 0"}
+	sawA, sawB, sawCGone := false, false, false
+	var lastA, lastB, lastC map[string]string
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var shutErr error
+	var took time.Duration
+wait:
+	for {
+		lastA, lastB, lastC = ra.received(t), rb.received(t), rc.received(t)
+		select {
+		case shutErr = <-done:
+			took = time.Since(start)
+			break wait
+		default:
+		}
+		// Seen while Shutdown has not returned: before the withdrawal.
+		sawA = sawA || mapsEqual(lastA, wantA)
+		sawB = sawB || mapsEqual(lastB, wantB)
+		sawCGone = sawCGone || (len(lastC) == 0 && (sawA || mapsEqual(lastA, wantA)))
+		<-tick.C
+	}
+	if shutErr != nil {
+		t.Errorf("Shutdown: %v", shutErr)
+	}
+	if !sawA {
+		t.Errorf("eBGP router never held %v before the withdrawal (last %v)", wantA, lastA)
+	}
+	if !sawB {
+		t.Errorf("iBGP router never held %v before the withdrawal (last %v)", wantB, lastB)
+	}
+	if !sawCGone {
+		t.Errorf("router of the peer without graceful shutdown still held %v while the others had the GRACEFUL_SHUTDOWN routes; want it withdrawn at once", lastC)
+	}
+	if took < gshut {
+		t.Errorf("Shutdown returned after %v, before the graceful shutdown time %v", took, gshut)
+	}
+	for _, r := range []*testRouter{ra, rb, rc} {
+		if got := r.received(t); len(got) != 0 {
+			t.Errorf("router %v still holds %v after Shutdown", r.addr, got)
+		}
+	}
+}

@@ -24,6 +24,12 @@ type session struct {
 	created time.Time
 	// adv is what the export policy gives the peer; owned by Speaker.mu.
 	adv table
+	// gshut is the peer's graceful shutdown time, which may change while the session goes on
+	// (peer.GracefulShutdown is the one it started with); owned by Speaker.mu.
+	gshut time.Duration
+	// added is set once GoBGP has the neighbour (AddPeer succeeded); owned by Speaker.mu. Before,
+	// there is nothing to send it: it gets what the export policy gives it when it comes up.
+	added bool
 
 	// ctx ends when the session is closed; it stops the connection check and the reopening
 	// after the prefix limit.
@@ -54,7 +60,7 @@ type session struct {
 
 func newSession(s *Speaker, sv *server, p Peer) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &session{peer: p, srv: sv, sp: s, log: s.log.With("peer", p.Name, "address", p.Address.String()),
+	return &session{peer: p, gshut: p.GracefulShutdown, srv: sv, sp: s, log: s.log.With("peer", p.Name, "address", p.Address.String()),
 		created: time.Now(), adv: table{}, ctx: ctx, cancel: cancel, state: StateIdle, changed: make(chan struct{})}
 }
 
@@ -285,4 +291,12 @@ func (ss *session) status() PeerStatus {
 	}
 	st.BFDError = ss.bfdErr
 	return st
+}
+
+// config is the session's peer as last configured, with its current graceful shutdown time.
+// Callers hold Speaker.mu.
+func (ss *session) config() Peer {
+	p := ss.peer
+	p.GracefulShutdown = ss.gshut
+	return p
 }

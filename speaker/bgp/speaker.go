@@ -144,7 +144,8 @@ func (s *Speaker) notify() {
 // SetPeers makes the speaker's sessions those of peers, each peer on its own: new peers get a
 // session; a peer whose configuration changed has its session (and only its session) restarted;
 // removed peers are closed (routes withdrawn, then a Cease NOTIFICATION "Administrative
-// Shutdown"). Sessions of unchanged peers are not touched. The routes last given to SetRoutes are
+// Shutdown"). Sessions of unchanged peers are not touched, nor those of peers of which only the
+// graceful shutdown time changed. The routes last given to SetRoutes are
 // advertised on new sessions.
 //
 // A peer the speaker cannot use (ValidatePeer refuses it, or GoBGP refuses to start its session)
@@ -184,14 +185,14 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		r := refused[name]
 		if ss, ok := s.sessions[name]; ok {
 			s.log.Warn("BGP peer configuration refused; keeping the session of its previous configuration", "peer", name, "err", r.err)
-			usable = append(usable, ss.peer)
+			usable = append(usable, ss.config())
 		} else {
 			s.log.Warn("BGP peer configuration refused; no session for it, the other peers are not affected", "peer", name, "err", r.err)
 		}
 	}
 	have := make(map[string]Peer, len(s.sessions))
 	for n, ss := range s.sessions {
-		have[n] = ss.peer
+		have[n] = ss.config()
 	}
 	d := diffPeers(have, usable)
 	for _, n := range d.stop {
@@ -200,6 +201,10 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	for _, p := range d.restart {
 		s.log.Info("restarting BGP session: peer configuration changed", "peer", p.Name)
 		errs = append(errs, s.stopSession(ctx, s.sessions[p.Name], commChanged))
+	}
+	for _, p := range d.update {
+		s.log.Info("BGP graceful shutdown time changed; the session goes on", "peer", p.Name, "gracefulShutdown", p.GracefulShutdown)
+		s.sessions[p.Name].gshut = p.GracefulShutdown
 	}
 	for _, p := range append(d.restart, d.start...) {
 		if err := s.startSession(ctx, p); err != nil {
@@ -330,6 +335,7 @@ func (s *Speaker) startSession(ctx context.Context, p Peer) error {
 		s.stopServerIfIdle(sv)
 		return fmt.Errorf("%w: peer %q: GoBGP refused it: %w", ErrInvalidPeer, p.Name, err)
 	}
+	ss.added = true
 	s.hadSession[p.Name] = true
 	ss.startChecks()
 	ss.startBFD(s.bfd)
@@ -482,9 +488,11 @@ func (s *Speaker) Status() []PeerStatus {
 // closed; later calls return ErrShutdown.
 func (s *Speaker) Shutdown(ctx context.Context) error {
 	// Withdraw first everywhere, then close: the withdrawals reach every peer at about the
-	// same time, and a peer with graceful restart does not keep the routes as stale.
+	// same time, and a peer with graceful restart does not keep the routes as stale. Peers
+	// with graceful shutdown get their routes with the GRACEFUL_SHUTDOWN community first.
+	wait := s.gracefulShutdownWait(ctx)
 	count, stopped, err := s.stopAll(func(sv *server, sessions []*session) error {
-		err := errors.Join(s.withdraw(ctx, sv, sessions), s.cease(ctx, sv, sessions, commShutdown))
+		err := s.shutdownServer(ctx, sv, sessions, wait)
 		for _, ss := range sessions {
 			ss.close()
 		}
@@ -524,4 +532,81 @@ func (s *Speaker) stopAll(stop func(sv *server, sessions []*session) error) (int
 	s.refused = map[string]refusal{}
 	s.regMu.Unlock()
 	return count, true, errors.Join(errs...)
+}
+
+// gracefulShutdownWait is how long Shutdown keeps the routes of a session with GracefulShutdown
+// advertised with the GRACEFUL_SHUTDOWN community: the session's GracefulShutdown, but never so
+// long that ctx ends before the withdrawals and the Cease (StopTimeout each) are sent. It reads
+// only the speaker's fixed configuration.
+func (s *Speaker) gracefulShutdownWait(ctx context.Context) func(Peer) time.Duration {
+	limit := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		limit = max(time.Until(dl)-2*s.cfg.StopTimeout, 0)
+	}
+	return func(p Peer) time.Duration {
+		if limit >= 0 && p.GracefulShutdown > limit {
+			s.log.Warn("shortening the BGP graceful shutdown time to stop in time", "peer", p.Name, "gracefulShutdown", p.GracefulShutdown, "shortenedTo", limit)
+			return limit
+		}
+		return p.GracefulShutdown
+	}
+}
+
+// shutdownServer stops the given sessions of sv for good (RFC 8326 where a peer asks for it):
+//  1. sessions with GracefulShutdown that are Established and advertise routes are sent them again
+//     with the GRACEFUL_SHUTDOWN community (gracefulShutdownTable); the routes of the others are
+//     withdrawn, and those sessions closed, at the same time;
+//  2. after the longest graceful shutdown time of the first (wait), their routes are withdrawn
+//     and they are closed.
+//
+// Callers hold mu.
+func (s *Speaker) shutdownServer(ctx context.Context, sv *server, sessions []*session, wait func(Peer) time.Duration) error {
+	var gshut, now []*session
+	var longest time.Duration
+	for _, ss := range sessions {
+		if p := ss.config(); p.GracefulShutdown > 0 && len(ss.adv) > 0 && ss.established() {
+			gshut = append(gshut, ss)
+			longest = max(longest, wait(p))
+			continue
+		}
+		now = append(now, ss)
+	}
+	if len(gshut) == 0 {
+		return errors.Join(s.withdraw(ctx, sv, sessions), s.cease(ctx, sv, sessions, commShutdown))
+	}
+	before, _ := sv.counters(ctx, false)
+	override := map[string]table{}
+	for _, ss := range gshut {
+		override[ss.peer.Name] = gracefulShutdownTable(ss.adv, ss.peer.ibgp())
+	}
+	var sent []*session
+	for _, ss := range now {
+		override[ss.peer.Name] = nil
+		if len(ss.adv) > 0 && ss.established() {
+			sent = append(sent, ss)
+		}
+	}
+	errs := []error{s.applyServer(ctx, sv, override)}
+	sv.waitWritten(ctx, append(sent, gshut...), before, s.cfg.StopTimeout)
+	since := time.Now()
+	names := make([]string, 0, len(gshut))
+	for _, ss := range gshut {
+		names = append(names, ss.peer.Name)
+	}
+	s.log.Info("BGP graceful shutdown: routes sent with the GRACEFUL_SHUTDOWN community; withdrawing them after the graceful shutdown time",
+		"peers", names, "gracefulShutdown", longest)
+	if len(now) > 0 {
+		errs = append(errs, s.cease(ctx, sv, now, commShutdown))
+	}
+	if d := longest - time.Since(since); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	// Withdraw for all sessions: those of the others stay withdrawn, only the first have any.
+	errs = append(errs, s.withdraw(ctx, sv, sessions), s.cease(ctx, sv, gshut, commShutdown))
+	return errors.Join(errs...)
 }

@@ -52,6 +52,13 @@ type Peer struct {
 	// declares the path down, an Established BGP session is closed at once and reconnects as after
 	// any reset.
 	BFD BFD
+	// GracefulShutdown, when not 0, makes Shutdown (a stop for good) first send the session's
+	// routes again with the GRACEFUL_SHUTDOWN community 65535:0 (RFC 8326), and LOCAL_PREF 0 on
+	// an iBGP session, and keep them so for this long, so that the peer moves traffic to other
+	// paths while this node still forwards; only then are they withdrawn and the session closed.
+	// Up to MaxGracefulShutdown. 0: Shutdown withdraws at once. Peers removed by SetPeers, and
+	// StopForRestart, do not use it.
+	GracefulShutdown time.Duration
 	// VRF is the Linux VRF device the session's TCP connection is bound to (SO_BINDTODEVICE);
 	// the default VRF when empty. BFD does not run in a VRF.
 	VRF string

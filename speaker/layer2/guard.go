@@ -65,7 +65,8 @@ type guard struct {
 	// announced is whether this node has answered for the address since it came to own it.
 	announced bool
 	// stations are the other stations claiming the address, by hardware address (as a string of
-	// its bytes).
+	// its bytes); nil until one does (most addresses are never claimed by another station, and a
+	// speaker may guard 10,000).
 	stations map[string]*station
 	// preSent counts the probes sent in phaseProbing.
 	preSent int
@@ -84,7 +85,7 @@ type guard struct {
 // is probed before it is answered; any other (a takeover) is answered at once and checked after
 // FirstCheck, by when an owner that is in fact alive (a split brain) has answered.
 func newGuard(ip netip.Addr, fresh bool, now time.Time, t *guardTiming) *guard {
-	g := &guard{ip: ip, t: t, since: now, stations: map[string]*station{}, backoff: t.Recheck}
+	g := &guard{ip: ip, t: t, since: now, backoff: t.Recheck}
 	if fresh {
 		g.phase = phaseProbing
 		return g
@@ -111,6 +112,9 @@ type stepResult struct {
 func (g *guard) saw(now time.Time, mac string) {
 	st := g.stations[mac]
 	if st == nil {
+		if g.stations == nil {
+			g.stations = map[string]*station{}
+		}
 		st = &station{}
 		g.stations[mac] = st
 	}
