@@ -128,14 +128,8 @@ func (d *demo) run() error {
 		}
 	}
 	d.Step("The router's ECMP routes to web-bgp: one next hop per node")
-	for _, ip := range bgpips {
-		fam := "-4"
-		if ip.Is6() {
-			fam = "-6"
-		}
-		if err := d.Show("rt", "ip", fam, "route", "show", lab.HostPrefix(ip).String()); err != nil {
-			return err
-		}
+	if err := d.ShowRoutes("rt", bgpips); err != nil {
+		return err
 	}
 	d.Step("kube-proxy's rules for the layer-2 IP on the node that owns it")
 	owners, err := c.L2Owners(ctx, d.ns, "web-l2")

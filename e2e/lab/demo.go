@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 )
 
@@ -44,4 +45,18 @@ func (n *Narrator) Show(node string, args ...string) error {
 		n.Printf("\n")
 	}
 	return err
+}
+
+// ShowRoutes shows the kernel's route to each of ips in a node.
+func (n *Narrator) ShowRoutes(node string, ips []netip.Addr) error {
+	for _, ip := range ips {
+		fam := "-4"
+		if ip.Is6() {
+			fam = "-6"
+		}
+		if err := n.Show(node, "ip", fam, "route", "show", HostPrefix(ip).String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -190,14 +190,8 @@ func (d *demo) run() error {
 	}
 
 	d.Step("The router's ECMP routes to web-bgp: one next hop per node (kernel table, then FRR)")
-	for _, ip := range bgpips {
-		fam := "-4"
-		if ip.Is6() {
-			fam = "-6"
-		}
-		if err := d.Show("rt", "ip", fam, "route", "show", lab.HostPrefix(ip).String()); err != nil {
-			return err
-		}
+	if err := d.ShowRoutes("rt", bgpips); err != nil {
+		return err
 	}
 	afi := "ipv4"
 	d.Printf("[rt]$ vtysh -c 'show bgp %s unicast %s'\n", afi, bgpips[0])
