@@ -545,28 +545,21 @@ func ptrValue(p *string) string {
 // Objects returns the Herald objects and Secrets of the result, in the order to create them:
 // Secrets, BFD profiles, communities, pools, peers, advertisements.
 func (r Result) Objects() []any {
-	var out []any
 	c := r.Config
-	for i := range c.Secrets {
-		out = append(out, &c.Secrets[i])
-	}
-	for i := range c.BFDProfiles {
-		out = append(out, &c.BFDProfiles[i])
-	}
-	for i := range c.Communities {
-		out = append(out, &c.Communities[i])
-	}
-	for i := range c.Pools {
-		out = append(out, &c.Pools[i])
-	}
-	for i := range c.Peers {
-		out = append(out, &c.Peers[i])
-	}
-	for i := range c.L2Advertisements {
-		out = append(out, &c.L2Advertisements[i])
-	}
-	for i := range c.BGPAdvertisements {
-		out = append(out, &c.BGPAdvertisements[i])
+	var out []any
+	out = appendPointers(out, c.Secrets)
+	out = appendPointers(out, c.BFDProfiles)
+	out = appendPointers(out, c.Communities)
+	out = appendPointers(out, c.Pools)
+	out = appendPointers(out, c.Peers)
+	out = appendPointers(out, c.L2Advertisements)
+	return appendPointers(out, c.BGPAdvertisements)
+}
+
+// appendPointers appends a pointer to each of items to out.
+func appendPointers[T any](out []any, items []T) []any {
+	for i := range items {
+		out = append(out, &items[i])
 	}
 	return out
 }

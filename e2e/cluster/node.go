@@ -221,7 +221,7 @@ func (n *Node) Start(ctx context.Context) error {
 func (n *Node) startInit(ctx context.Context) error {
 	ready := filepath.Join(n.Dir, "ready")
 	_ = os.Remove(ready)
-	p, err := lab.StartProc("init-"+n.Name, filepath.Join(n.Dir, "init.log"), hostCommand(
+	p, err := lab.StartProc("init-"+n.Name, filepath.Join(n.Dir, "init.log"), lab.RootCommand(
 		"nsenter", "--net=/run/netns/"+n.NetNS, "--",
 		"unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
 		"--", "bash", filepath.Join(n.Dir, "init.sh"),
@@ -284,7 +284,7 @@ func (n *Node) NodeExec(ctx context.Context, args ...string) (string, error) {
 
 // startProc starts a long-running program inside the node, logging to <node>/<name>.log.
 func (n *Node) startProc(name, bin string, args ...string) error {
-	p, err := lab.StartProc(name+"-"+n.Name, filepath.Join(n.Dir, name+".log"), hostCommand(append(append(n.enter(), bin), args...)...))
+	p, err := lab.StartProc(name+"-"+n.Name, filepath.Join(n.Dir, name+".log"), lab.RootCommand(append(append(n.enter(), bin), args...)...))
 	if err != nil {
 		return err
 	}

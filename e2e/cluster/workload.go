@@ -163,14 +163,7 @@ type LBService struct {
 
 // CreateLBService creates the Service, port 80 to the backends' port.
 func (c *Cluster) CreateLBService(ctx context.Context, s LBService) (*corev1.Service, error) {
-	fams := s.Families
-	if len(fams) == 0 {
-		fams = []corev1.IPFamily{corev1.IPv4Protocol}
-	}
-	policy := corev1.IPFamilyPolicySingleStack
-	if len(fams) > 1 {
-		policy = corev1.IPFamilyPolicyRequireDualStack
-	}
+	fams, policy := lab.FamilyPolicy(s.Families)
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, Annotations: map[string]string{}},
 		Spec: corev1.ServiceSpec{

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -84,9 +83,7 @@ func (l *Lab) StartAPIServer() error {
 			return fmt.Errorf("kube-apiserver is still running (pid %d)", p.PID())
 		}
 	}
-	p, err := startProc(apiServerProc, filepath.Join(l.RunDir, "kube-apiserver.log"), func(out *os.File) (*exec.Cmd, error) {
-		return rootCommand(out, l.apiServerCmd...)
-	})
+	p, err := startProc(apiServerProc, filepath.Join(l.RunDir, "kube-apiserver.log"), RootCommand(l.apiServerCmd...))
 	if err != nil {
 		return err
 	}

@@ -98,9 +98,9 @@ type ServiceSpec struct {
 	LoadBalancerClass string
 }
 
-// CreateService creates the Service and its EndpointSlices.
-func (l *Lab) CreateService(ctx context.Context, s ServiceSpec) (*corev1.Service, error) {
-	fams := s.Families
+// FamilyPolicy returns the IP families of a Service (IPv4 when fams is empty) and its IP family
+// policy: SingleStack for one family, RequireDualStack for two.
+func FamilyPolicy(fams []corev1.IPFamily) ([]corev1.IPFamily, corev1.IPFamilyPolicy) {
 	if len(fams) == 0 {
 		fams = []corev1.IPFamily{corev1.IPv4Protocol}
 	}
@@ -108,6 +108,12 @@ func (l *Lab) CreateService(ctx context.Context, s ServiceSpec) (*corev1.Service
 	if len(fams) > 1 {
 		policy = corev1.IPFamilyPolicyRequireDualStack
 	}
+	return fams, policy
+}
+
+// CreateService creates the Service and its EndpointSlices.
+func (l *Lab) CreateService(ctx context.Context, s ServiceSpec) (*corev1.Service, error) {
+	fams, policy := FamilyPolicy(s.Families)
 	port := s.Port
 	if port == 0 {
 		port = 80

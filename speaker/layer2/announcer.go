@@ -1,7 +1,6 @@
 package layer2
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,7 +85,7 @@ type Announcer struct {
 	// first are the takeovers waiting for their first announcement, in order; due the later
 	// announcements by time; bucket paces both (first ones first).
 	first  []queued
-	due    dueHeap
+	due    timerQueue[dueItem]
 	bucket tokenBucket
 
 	kick     chan struct{}
@@ -459,26 +458,7 @@ func (l *link) close() error {
 // run sends the scheduled announcements until Close.
 func (a *Announcer) run() {
 	defer close(a.loopDone)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		a.mu.Lock()
-		next := a.announceDue(time.Now())
-		a.mu.Unlock()
-		var due <-chan time.Time
-		if !next.IsZero() {
-			timer.Reset(time.Until(next))
-			due = timer.C
-		}
-		select {
-		case <-due:
-		case <-a.kick:
-		case <-a.stop:
-			timer.Stop()
-			return
-		}
-		timer.Stop()
-	}
+	a.pace(a.announceDue, a.kick, nil)
 }
 
 // queued is a takeover waiting for its first announcement.
@@ -522,10 +502,13 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 	if !a.sendFirst(now) {
 		return a.bucket.nextToken(now)
 	}
-	for len(a.due) > 0 {
-		it := a.due[0]
+	for {
+		it, ok := a.due.peek()
+		if !ok {
+			break
+		}
 		if a.entries[it.an] != it.p || it.p.gen != it.gen {
-			heap.Pop(&a.due) // dropped or rescheduled
+			a.due.pop() // dropped or rescheduled
 			continue
 		}
 		if it.at.After(now) {
@@ -533,13 +516,13 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 		}
 		l := a.links[it.an.ifindex]
 		if l == nil || l.resp[familyOf(it.an.ip)] == nil {
-			heap.Pop(&a.due)
+			a.due.pop()
 			continue
 		}
 		if !a.bucket.take(now) {
 			return a.bucket.nextToken(now)
 		}
-		heap.Pop(&a.due)
+		a.due.pop()
 		a.announce(it.an, l.name, l.resp[familyOf(it.an.ip)], it.p, now)
 	}
 	return time.Time{}
@@ -560,7 +543,7 @@ func (a *Announcer) announce(an announcement, ifname string, r *responder, p *pr
 		}
 	}
 	p.gen++
-	heap.Push(&a.due, dueItem{at: p.next, an: an, p: p, gen: p.gen})
+	a.due.add(dueItem{at: p.next, an: an, p: p, gen: p.gen})
 }
 
 // dueItem is a scheduled announcement; it is current while its entry is p and p.gen is gen.
@@ -571,19 +554,7 @@ type dueItem struct {
 	gen uint64
 }
 
-// dueHeap is a min-heap of scheduled announcements by time.
-type dueHeap []dueItem
-
-func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
-}
+func (it dueItem) when() time.Time { return it.at }
 
 func validOwned(ip netip.Addr) bool {
 	return ip.IsValid() && !ip.Unmap().IsUnspecified() && !ip.IsMulticast()
