@@ -1,6 +1,8 @@
 package allocator
 
 import (
+	"github.com/herald-lb/herald/controller/allocator/ipset"
+
 	"fmt"
 	"net/netip"
 )
@@ -116,13 +118,13 @@ func PrefixRange(p netip.Prefix) Range {
 	var mask Uint128
 	switch {
 	case hostBits >= 128:
-		mask = Uint128{^uint64(0), ^uint64(0)}
+		mask = Uint128{Hi: ^uint64(0), Lo: ^uint64(0)}
 	case hostBits >= 64:
-		mask = Uint128{1<<(hostBits-64) - 1, ^uint64(0)}
+		mask = Uint128{Hi: 1<<(hostBits-64) - 1, Lo: ^uint64(0)}
 	default:
-		mask = Uint128{0, 1<<hostBits - 1}
+		mask = Uint128{Hi: 0, Lo: 1<<hostBits - 1}
 	}
-	return Range{First: first, Last: valueAddr(Uint128{v.Hi | mask.Hi, v.Lo | mask.Lo}, f)}
+	return Range{First: first, Last: valueAddr(Uint128{Hi: v.Hi | mask.Hi, Lo: v.Lo | mask.Lo}, f)}
 }
 
 func (r Range) String() string {
@@ -193,3 +195,6 @@ type PoolCounts struct {
 type FamilyCounts struct {
 	Size, Assigned, Available Uint128
 }
+
+// Uint128 is an unsigned 128-bit integer: address counts (see PoolCounts).
+type Uint128 = ipset.Uint128
