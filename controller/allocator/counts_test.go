@@ -148,16 +148,6 @@ func TestSpaceMapping(t *testing.T) {
 }
 
 func TestSmallHelpers(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want Family
-		err  bool
-	}{{"IPv4", IPv4, false}, {"IPv6", IPv6, false}, {"ipv4", 0, true}} {
-		got, err := ParseFamily(tc.in)
-		if got != tc.want || (err != nil) != tc.err {
-			t.Errorf("ParseFamily(%q) = %v, %v", tc.in, got, err)
-		}
-	}
 	if s := Family(9).String(); s != "Family(9)" {
 		t.Errorf("Family(9) = %s", s)
 	}

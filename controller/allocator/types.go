@@ -46,17 +46,6 @@ func FamilyOf(a netip.Addr) Family {
 	return IPv6
 }
 
-// ParseFamily converts a Kubernetes ipFamilies entry ("IPv4" or "IPv6").
-func ParseFamily(s string) (Family, error) {
-	switch s {
-	case "IPv4":
-		return IPv4, nil
-	case "IPv6":
-		return IPv6, nil
-	}
-	return 0, invalidf("unknown IP family %q: want IPv4 or IPv6", s)
-}
-
 // FamilyPolicy is a Service's spec.ipFamilyPolicy.
 type FamilyPolicy string
 
@@ -84,12 +73,12 @@ type Service struct {
 	Namespace       string
 	NamespaceLabels map[string]string
 	Labels          map[string]string
-	// Pool is the pool requested with the herald.dev/address-pool annotation, or empty.
+	// Pool is the pool the Service asks for by name, or empty.
 	Pool string
-	// RequestedIPs are the addresses the Service asks for, at most one per family; see
-	// ParseRequestedIPs. Empty means any address.
+	// RequestedIPs are the addresses the Service asks for, at most one per family.
+	// Empty means any address.
 	RequestedIPs []netip.Addr
-	// SharingKey is the herald.dev/allow-shared-ip annotation, or empty for no sharing.
+	// SharingKey is the key under which the Service shares its addresses, or empty for no sharing.
 	SharingKey string
 	Ports      []Port
 	// ExternalTrafficPolicyLocal is true for externalTrafficPolicy: Local.

@@ -209,7 +209,7 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 			res, rerr = alloc.Reserve(desc, ips)
 			restored += len(res.Assigned)
 		}
-		if err := errors.Join(perr, rerr); err != nil {
+		if err := errors.Join(perr, AllocationError(rerr)); err != nil {
 			if pool := svc.Annotations[v1beta1.AnnotationAllocatedFromPool]; c.unusable[pool] {
 				held++ // left as it is until its pool is usable (see allocate)
 				continue

@@ -132,7 +132,7 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 		// The status holds addresses the allocator does not know for this Service (written
 		// after the restore listed it, or before a type change and back): keep them if valid.
 		if _, err := c.alloc.Reserve(desc, statusIPs); err != nil {
-			c.log.V(1).Info("not keeping addresses from status", "service", key, "reason", err.Error())
+			c.log.V(1).Info("not keeping addresses from status", "service", key, "reason", AllocationError(err).Error())
 		}
 	}
 	if foreign := c.foreignLocked(svc, statusIPs); len(foreign) > 0 {
@@ -152,7 +152,7 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 		out.assigned, out.err = c.alloc.Assignments(key), terr
 	} else {
 		res, err := c.alloc.Assign(desc)
-		out.assigned, out.released, out.err = res.Assigned, res.Released, err
+		out.assigned, out.released, out.err = res.Assigned, res.Released, AllocationError(err)
 		if err == nil && len(res.Missing) == 0 {
 			delete(c.pending, key)
 			delete(c.reported, key)
