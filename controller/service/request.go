@@ -117,4 +117,3 @@ type annotatedError struct {
 
 func (e *annotatedError) Error() string { return e.msg }
 func (e *annotatedError) Unwrap() error { return e.err }
-
