@@ -168,15 +168,7 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 // was freed or the pools changed is not reported again for the same problem; one its owner changed
 // (spec, labels or annotations) is, so that each of the owner's edits gets its answer.
 func (c *Controller) firstReport(svc *corev1.Service, msg string) bool {
-	key := Key(svc.Namespace, svc.Name)
-	report := msg + "\n" + ownerState(svc)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.reported[key] == report {
-		return false
-	}
-	c.reported[key] = report
-	return true
+	return c.allocState.firstReport(Key(svc.Namespace, svc.Name), msg+"\n"+ownerState(svc))
 }
 
 // ownerState describes what the Service's owner writes: the spec (by its generation), the labels
@@ -225,14 +217,7 @@ func (c *Controller) foreignLocked(svc *corev1.Service, statusIPs []netip.Addr) 
 // forget releases a deleted Service's addresses and retries the pending Services if any were
 // freed. Nothing else is touched.
 func (c *Controller) forget(key string) {
-	c.mu.Lock()
-	delete(c.pending, key)
-	delete(c.reported, key)
-	var freed []allocator.Assignment
-	if c.alloc != nil {
-		freed = c.alloc.Release(key)
-	}
-	c.mu.Unlock()
+	freed := c.release(key)
 	if len(freed) > 0 {
 		c.enqueuePending()
 		c.notifyPools(poolNames(freed)...)
@@ -242,15 +227,7 @@ func (c *Controller) forget(key string) {
 // unmanage handles a Service the controller does not (or no longer) handle: it frees what the
 // allocator holds for it and clears the status and annotation the controller wrote.
 func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
-	key := Key(svc.Namespace, svc.Name)
-	c.mu.Lock()
-	delete(c.pending, key)
-	delete(c.reported, key)
-	var freed []allocator.Assignment
-	if c.alloc != nil {
-		freed = c.alloc.Release(key)
-	}
-	c.mu.Unlock()
+	freed := c.release(Key(svc.Namespace, svc.Name))
 	// A Service of type LoadBalancer that the controller does not hold belongs to another
 	// load-balancer implementation (or another Herald class): never touch it. One that is no
 	// longer a LoadBalancer keeps nobody's address: clear what Herald wrote.
