@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -87,7 +86,6 @@ const DefaultServiceWorkers = 64
 // manager, with what they share: the clients, the queues and the allocation state (allocState).
 type Controller struct {
 	opts     Options
-	log      logr.Logger
 	client   client.Client // reads from the manager's cache (never Services: see services)
 	services *serviceStore // the Services, compact
 	recorder record.EventRecorder
@@ -103,8 +101,10 @@ type Controller struct {
 	allocState // the allocator and what the three reconcilers share, under one mutex
 }
 
-// New returns a Controller and registers its metrics in opts.Registry.
-func New(opts Options, log logr.Logger) (*Controller, error) {
+// New returns a Controller and registers its metrics in opts.Registry. The reconcilers log
+// through the logger controller-runtime puts in each reconcile's context (the manager's, with
+// the controller's name and the reconcile ID).
+func New(opts Options) (*Controller, error) {
 	if opts.Namespace == "" {
 		return nil, errors.New("options: Namespace is required")
 	}
@@ -122,7 +122,6 @@ func New(opts Options, log logr.Logger) (*Controller, error) {
 	}
 	c := &Controller{
 		opts:       opts,
-		log:        log,
 		assigned:   newAssignLog(opts.SummaryInterval),
 		allocState: newAllocState(),
 	}

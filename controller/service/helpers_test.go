@@ -73,7 +73,7 @@ func (f *fixture) startWithConfig(base *rest.Config, mods ...func(*service.Optio
 	}
 	f.registry = prometheus.NewRegistry()
 	opts.Registry = f.registry
-	c, err := service.New(opts, logr.Discard())
+	c, err := service.New(opts)
 	if err != nil {
 		f.t.Fatalf("service.New: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -61,7 +62,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, fmt.Errorf("reading namespace %s from the cache: %w", svc.Namespace, err)
 	}
 
-	out, ok := c.allocate(svc, nsLabels)
+	out, ok := c.allocate(ctx, svc, nsLabels)
 	if !ok {
 		return reconcile.Result{}, nil // requeued once the addresses are restored
 	}
@@ -116,7 +117,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 
 // allocate asks the allocator for svc's addresses. It reports false when the addresses in the
 // Services' status are not restored yet; the Service is then pending.
-func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (outcome, bool) {
+func (c *Controller) allocate(ctx context.Context, svc *corev1.Service, nsLabels map[string]string) (outcome, bool) {
 	key := Key(svc.Namespace, svc.Name)
 	desc, terr := ToAllocatorService(svc, nsLabels)
 	statusIPs, _ := v1beta1.IngressIPs(svc)
@@ -132,7 +133,7 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 		// The status holds addresses the allocator does not know for this Service (written
 		// after the restore listed it, or before a type change and back): keep them if valid.
 		if _, err := c.alloc.Reserve(desc, statusIPs); err != nil {
-			c.log.V(1).Info("not keeping addresses from status", "service", key, "reason", AllocationError(err).Error())
+			ctrl.LoggerFrom(ctx).V(1).Info("not keeping addresses from status", "service", key, "reason", AllocationError(err).Error())
 		}
 	}
 	if foreign := c.foreignLocked(svc, statusIPs); len(foreign) > 0 {
