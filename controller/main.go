@@ -175,7 +175,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	// Herald's own registry; controller-runtime's (workqueue, client, Go and process metrics)
 	// is served next to it.
 	reg := prometheus.NewRegistry()
-	svc, err := service.New(service.Options{Namespace: o.namespace, LBClass: o.lbClass, Registry: reg, MaxConcurrentReconciles: o.workers}, log.WithName("service"))
+	svc, err := service.New(service.Options{Namespace: o.namespace, LBClass: o.lbClass, Registry: reg, MaxConcurrentReconciles: o.workers})
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,9 @@ func TestPureCores(t *testing.T) {
 	}{
 		{pkg: "config", imports: []string{"time/tzdata", "log", "log/slog", "math/rand", "math/rand/v2"}},
 		// The allocator is standard library only: it does not even know the configuration's types.
-		{pkg: "controller/allocator", deps: []string{"k8s.io", "sigs.k8s.io", mod + "config"}, imports: []string{"time", "math/rand"}},
+		{pkg: "controller/allocator", deps: []string{"k8s.io", "sigs.k8s.io", mod + "config", mod + "api"}, imports: []string{"time", "math/rand"}},
+		// The allocator's arithmetic (Uint128, the interval set) knows nothing of pools or Services.
+		{pkg: "controller/allocator/ipset", deps: []string{"k8s.io", "sigs.k8s.io", mod}, imports: []string{"time", "math/rand"}},
 		{pkg: "speaker/election", deps: []string{"k8s.io", "sigs.k8s.io"}},
 		{pkg: "speaker/plan", deps: []string{mod + "speaker/bgp", mod + "speaker/layer2"}},
 		{pkg: "speaker/bfd", deps: []string{"k8s.io", "sigs.k8s.io", "golang.org/x/net"}},
