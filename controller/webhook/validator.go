@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -27,6 +27,7 @@ import (
 type Validator struct {
 	reader    client.Reader
 	cache     client.Reader
+	decoder   admission.Decoder
 	namespace string
 	lbClass   string
 }
@@ -34,9 +35,10 @@ type Validator struct {
 // NewValidator returns a Validator for the Herald objects of namespace. lbClass is the
 // controller's --lb-class: when a pool changes, only Services of that load-balancer class (of no
 // class when lbClass is empty) count as holding its addresses. cache must serve the field index
-// IndexServiceIngress on Services (see IndexServices).
-func NewValidator(reader, cache client.Reader, namespace, lbClass string) *Validator {
-	return &Validator{reader: reader, cache: cache, namespace: namespace, lbClass: lbClass}
+// IndexServiceIngress on Services (see IndexServices). scheme must hold the Herald kinds: the
+// objects under review are decoded with it.
+func NewValidator(reader, cache client.Reader, scheme *runtime.Scheme, namespace, lbClass string) *Validator {
+	return &Validator{reader: reader, cache: cache, decoder: admission.NewDecoder(scheme), namespace: namespace, lbClass: lbClass}
 }
 
 var _ admission.Handler = (*Validator)(nil)
@@ -46,7 +48,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	if req.Kind.Group != v1beta1.GroupVersion.Group {
 		return admission.Allowed("not a Herald object")
 	}
-	obj, err := decode(req)
+	obj, err := v.decode(req)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
@@ -103,7 +105,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	if pool, ok := obj.(*v1beta1.IPAddressPool); ok && op != Create {
 		old, updated := pool, (*v1beta1.IPAddressPool)(nil)
 		if op == Update {
-			if old, err = decodeOldPool(req); err != nil {
+			if old, err = v.decodeOldPool(req); err != nil {
 				return admission.Errored(http.StatusBadRequest, err)
 			}
 			updated = pool
@@ -151,16 +153,16 @@ func (v *Validator) inCharge(svc *corev1.Service) bool { return v1beta1.ManagedS
 
 // decode returns the object under review: the new object, or the old one on DELETE. It returns
 // nil, nil for Herald kinds that are not configuration (the status kinds).
-func decode(req admission.Request) (client.Object, error) {
+func (v *Validator) decode(req admission.Request) (client.Object, error) {
 	obj := kube.NewConfigObject(req.Kind.Kind)
 	if obj == nil {
 		return nil, nil
 	}
-	raw := req.Object.Raw
+	raw := req.Object
 	if req.Operation == admissionv1.Delete {
-		raw = req.OldObject.Raw
+		raw = req.OldObject
 	}
-	if len(raw) == 0 {
+	if len(raw.Raw) == 0 {
 		if req.Operation != admissionv1.Delete {
 			return nil, fmt.Errorf("decoding %s %s/%s: the request has no object", req.Kind.Kind, req.Namespace, req.Name)
 		}
@@ -168,16 +170,16 @@ func decode(req admission.Request) (client.Object, error) {
 		obj.SetName(req.Name)
 		return obj, nil
 	}
-	if err := json.Unmarshal(raw, obj); err != nil {
+	if err := v.decoder.DecodeRaw(raw, obj); err != nil {
 		return nil, fmt.Errorf("decoding %s %s/%s: %w", req.Kind.Kind, req.Namespace, req.Name, err)
 	}
 	return obj, nil
 }
 
 // decodeOldPool returns the pool as it was before an UPDATE.
-func decodeOldPool(req admission.Request) (*v1beta1.IPAddressPool, error) {
+func (v *Validator) decodeOldPool(req admission.Request) (*v1beta1.IPAddressPool, error) {
 	var old v1beta1.IPAddressPool
-	if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
+	if err := v.decoder.DecodeRaw(req.OldObject, &old); err != nil {
 		return nil, fmt.Errorf("decoding the old IPAddressPool %s/%s: %w", req.Namespace, req.Name, err)
 	}
 	return &old, nil

@@ -76,7 +76,7 @@ func TestValidatorReadsServicesFromTheCache(t *testing.T) {
 	cache := fake.NewClientBuilder().WithScheme(scheme).
 		WithObjects(web, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}).
 		WithIndex(&corev1.Service{}, IndexServiceIngress, ServiceIngressIndex).Build()
-	v := NewValidator(noServiceLists{Reader: apiServer, t: t}, cache, ns, "")
+	v := NewValidator(noServiceLists{Reader: apiServer, t: t}, cache, scheme, ns, "")
 
 	resp := v.Handle(t.Context(), request(t, admissionv1.Delete, nil, inUse))
 	if resp.Allowed || !strings.Contains(resp.Result.Message, "apps/web (holds 192.0.2.5: the pool is deleted)") {
@@ -92,5 +92,20 @@ func TestValidatorReadsServicesFromTheCache(t *testing.T) {
 	resp = v.Handle(t.Context(), request(t, admissionv1.Update, shrunk, inUse))
 	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "apps/web") {
 		t.Errorf("confirmed shrink: allowed=%t warnings %q", resp.Allowed, resp.Warnings)
+	}
+}
+
+func TestValidatorRejectsUndecodableObject(t *testing.T) {
+	scheme, err := kube.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	v := NewValidator(c, c, scheme, ns, "")
+	req := request(t, admissionv1.Create, pool("a", "192.0.2.0/28"), nil)
+	req.Object.Raw = []byte(`{"apiVersion":"herald.dev/v1beta1","kind":"IPAddressPool","spec":{"addresses":"not a list"}}`)
+	resp := v.Handle(t.Context(), req)
+	if resp.Allowed || resp.Result.Code != 400 || !strings.Contains(resp.Result.Message, "decoding IPAddressPool "+ns+"/a") {
+		t.Errorf("undecodable object: allowed=%t %v, want a 400 naming the object", resp.Allowed, resp.Result)
 	}
 }
