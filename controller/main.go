@@ -144,7 +144,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		return err
 	}
 	// Uncached client for what must happen before the manager starts.
-	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	direct, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return fmt.Errorf("creating the API client: %w", err)
 	}

@@ -16,10 +16,10 @@ import (
 
 	"github.com/mdlayher/arp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/netlab"
 )
 
@@ -74,7 +74,7 @@ func TestLayer2SplitBrain(t *testing.T) {
 	// Healed: one status naming the owner, no conflict reported, one responder.
 	must(t, l.HealMemberlist(ctx, isolated))
 	must(t, withHerald(waitSpeakersConverged(ctx, l), l))
-	err = frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		cs, err := l2StatusConflicts(ctx, l, ns, "web")
 		return err == nil && len(cs) == 0, nil
 	})
@@ -115,7 +115,7 @@ func TestLayer2ForeignHost(t *testing.T) {
 		t.Fatalf("Service got %v, want the requested %v", got, ip)
 	}
 	var msg string
-	err = frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		evs, err := l.WarningEvents(ctx, "Service", ns, "web")
 		if err != nil {
 			return false, nil //nolint:nilerr // retried until the deadline
@@ -133,7 +133,7 @@ func TestLayer2ForeignHost(t *testing.T) {
 		t.Errorf("event %q: want it to name the host %s, say it is not a Herald speaker and that the address is not announced", msg, hostMAC)
 	}
 	var cs []nodeConflict
-	err = frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		cs, err = l2StatusConflicts(ctx, l, ns, "web")
 		return err == nil && len(cs) > 0, nil
 	})
@@ -186,7 +186,7 @@ func TestMeasureL2Conflict(t *testing.T) {
 		ds = append(ds, r.status)
 		must(t, l.HealMemberlist(ctx, isolated))
 		must(t, withHerald(waitSpeakersConverged(ctx, l), l))
-		err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 			cs, err := l2StatusConflicts(ctx, l, ns, "web")
 			return err == nil && len(cs) == 0, nil
 		})
@@ -226,7 +226,7 @@ func splitBrain(t *testing.T, ctx context.Context, l *lab.Lab, ns, svc string, i
 	start := time.Now()
 	must(t, l.IsolateMemberlist(ctx, isolated))
 	var r splitReport
-	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		at := time.Since(start)
 		if r.status == 0 {
 			if cs, err := l2StatusConflicts(ctx, l, ns, svc); err == nil && len(cs) > 0 {

@@ -23,12 +23,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // speakerCPULimit is the speaker's CPU limit in the DaemonSet (manifests/speaker.yaml), in
@@ -319,7 +319,7 @@ func (s *storm) run(n int) int {
 
 // waitProgress waits until the running burst has made n updates.
 func (s *storm) waitProgress(ctx context.Context, n int) error {
-	return frr.Poll(ctx, 5*time.Millisecond, func() (bool, error) { return s.done.Load() >= int64(n), nil })
+	return wait.PollUntilContextCancel(ctx, 5*time.Millisecond, true, func(context.Context) (bool, error) { return s.done.Load() >= int64(n), nil })
 }
 
 func getService(t *testing.T, ctx context.Context, l *lab.Lab, ns, name string) *corev1.Service {
@@ -335,7 +335,7 @@ func waitAnswer(t *testing.T, ctx context.Context, l *lab.Lab, ip netip.Addr, no
 	t.Helper()
 	hc := l.HTTPClient("l2client", 200*time.Millisecond)
 	var at time.Time
-	err := frr.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 		body, err := lab.Get(ctx, hc, lab.URL(ip, 80))
 		at = time.Now()
 		return err == nil && body == node, nil

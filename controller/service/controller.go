@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -272,13 +273,13 @@ func (c *Controller) notifyPools(names ...string) {
 	}
 }
 
+// requestFor returns the request of a "namespace/name" key (the controller's keys of Services).
 func requestFor(key string) reconcile.Request {
-	for i := range len(key) {
-		if key[i] == '/' {
-			return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: key[:i], Name: key[i+1:]}}
-		}
+	ns, name, err := toolscache.SplitMetaNamespaceKey(key)
+	if err != nil { // not a key the controller makes; the reconcile finds no such object
+		name = key
 	}
-	return reconcile.Request{NamespacedName: types.NamespacedName{Name: key}}
+	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
 }
 
 // poolNames returns the pools of the given assignments.

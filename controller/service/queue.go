@@ -13,6 +13,11 @@ import (
 // queueRef gives one controller's work queue to the others: its source only records the queue
 // when the controller starts. Adds before that are dropped, which is safe because a starting
 // controller lists every object of its kind anyway.
+//
+// controller-runtime's source.Channel does not do this job: a send on its channel blocks while
+// the controller has not started (or its buffer is full), and the callers send from reconciles
+// and allocator callbacks that must not wait; it has no AddAfter, which coalesces a burst of
+// pool status updates into one; and it hides the queue, whose length releaseStartupMemory reads.
 type queueRef struct {
 	q atomic.Pointer[workqueue.TypedRateLimitingInterface[reconcile.Request]]
 }

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // controlPlane is etcd, kube-apiserver, kube-controller-manager and kube-scheduler, on the host.
@@ -191,7 +191,7 @@ func (c *Cluster) waitAPIServer(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var last string
-	err = frr.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
 		if err := c.cp.check(); err != nil {
 			return false, err
 		}

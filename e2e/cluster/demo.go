@@ -10,9 +10,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // Demo shows Herald at work on the cluster, step by step, on w (`make demo`): the nodes
@@ -88,7 +88,7 @@ func (d *demo) run() error {
 			return err
 		}
 	}
-	if err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		o, err := c.L2Owners(ctx, d.ns, "web-l2")
 		b, err2 := c.BGPNodes(ctx, d.ns, "web-bgp")
 		return err == nil && err2 == nil && len(o) >= 1 && len(b) == len(c.Nodes), nil

@@ -13,11 +13,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // RouterAddrs returns the router's segment addresses (IPv4 first).
@@ -231,7 +231,7 @@ func IngressIPs(svc *corev1.Service) []netip.Addr {
 // WaitIngress waits until the Service has n load-balancer IPs and returns them (IPv4 first).
 func (l *Lab) WaitIngress(ctx context.Context, namespace, name string, n int) ([]netip.Addr, error) {
 	var last []netip.Addr
-	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		var svc corev1.Service
 		if err := l.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &svc); err != nil {
 			return false, nil //nolint:nilerr // keep polling until the deadline

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Neighbor is what FRR says about one BGP neighbor (`show bgp neighbors json`).
@@ -222,7 +224,7 @@ func (r *Router) WaitKernelNextHops(ctx context.Context, prefix netip.Prefix, wa
 	slices.SortFunc(want, netip.Addr.Compare)
 	var last []netip.Addr
 	var seen time.Time
-	err := Poll(ctx, interval, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, interval, true, func(context.Context) (bool, error) {
 		got, err := r.KernelNextHops(ctx, prefix)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -242,7 +244,7 @@ func (r *Router) WaitKernelNextHops(ctx context.Context, prefix netip.Prefix, wa
 // WaitEstablished polls until n neighbors are Established and returns them.
 func (r *Router) WaitEstablished(ctx context.Context, n int) (map[netip.Addr]Neighbor, error) {
 	var last map[netip.Addr]Neighbor
-	err := Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		ns, err := r.Neighbors(ctx)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -10,8 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestSpeakerLocal drives a Speaker in this process against a closed port on the loopback
@@ -33,7 +32,7 @@ func TestSpeakerLocal(t *testing.T) {
 		t.Errorf("IPv6 route over an IPv4 session without a node IPv6 address: %v, want ErrNoNextHop", err)
 	}
 	var st PeerStatus
-	if err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	if err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		st = s.Status()[0]
 		return strings.Contains(st.LastError, "connection refused"), nil
 	}); err != nil {

@@ -23,9 +23,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 type options struct {
@@ -210,7 +210,7 @@ func waitRoute(ctx context.Context, l *lab.Lab, ip netip.Addr) error {
 
 func waitFor(ctx context.Context, cond func() ([]string, bool)) ([]string, error) {
 	var last []string
-	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		var ok bool
 		last, ok = cond()
 		return ok, nil
