@@ -197,7 +197,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		n := o.speakers
 		if n == 0 {
 			if n, err = agent.NodeCount(ctx, reader); err != nil {
-				log.Warn("sizing the memberlist timers for a small cluster", "err", err)
+				log.Warn("sizing the memberlist timers for a small cluster", "error", err)
 			}
 		}
 		t := members.TimersFor(n)

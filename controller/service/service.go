@@ -132,7 +132,7 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 		// The status holds addresses the allocator does not know for this Service (written
 		// after the restore listed it, or before a type change and back): keep them if valid.
 		if _, err := c.alloc.Reserve(desc, statusIPs); err != nil {
-			c.log.V(1).Info("not keeping addresses from status", "service", key, "reason", err.Error())
+			c.log.V(1).Info("not keeping addresses from status", "service", key, "error", err)
 		}
 	}
 	if foreign := c.foreignLocked(svc, statusIPs); len(foreign) > 0 {

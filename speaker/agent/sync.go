@@ -45,7 +45,7 @@ func (a *Agent) syncAll(ctx context.Context, cause string) {
 	in, err := a.inputs(ctx)
 	if err != nil {
 		a.model.markFull()
-		a.log.Warn("reading the cluster state; keeping the current announcements", "err", err)
+		a.log.Warn("reading the cluster state; keeping the current announcements", "error", err)
 		return
 	}
 	self := a.readyState(&in)

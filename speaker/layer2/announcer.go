@@ -549,7 +549,7 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 // stalled process missed, rather than sending them in a burst).
 func (a *Announcer) announce(an announcement, ifname string, r *responder, p *progress, now time.Time) {
 	if err := r.announce(an.ip); err != nil {
-		a.log.Error("Announcing", "ip", an.ip, "interface", ifname, "err", err)
+		a.log.Error("Announcing", "ip", an.ip, "interface", ifname, "error", err)
 	} else {
 		a.log.Debug("Announced", "ip", an.ip, "interface", ifname, "n", p.sent)
 	}

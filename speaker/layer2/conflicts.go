@@ -496,7 +496,7 @@ func (a *Announcer) guardProbe(key guardKey, s *slot, now time.Time) {
 	gs := a.g
 	if r := a.responder(key.ifname, familyOf(key.ip)); r != nil {
 		if err := r.probe(key.ip); err != nil {
-			a.log.Error("Probing", "ip", key.ip, "interface", key.ifname, "err", err)
+			a.log.Error("Probing", "ip", key.ip, "interface", key.ifname, "error", err)
 		} else {
 			gs.m.probes.WithLabelValues(s.metricIf, s.metricFm).Inc()
 		}

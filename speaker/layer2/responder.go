@@ -105,7 +105,7 @@ func (r *responder) serve() {
 				return
 			}
 			r.errs.Inc()
-			r.log.Error("Reading frame", "err", err)
+			r.log.Error("Reading frame", "error", err)
 			select {
 			case <-time.After(readRetry):
 			case <-r.stop:
@@ -158,11 +158,11 @@ func (r *responder) handle(frame []byte) {
 	b, err := reply()
 	if err != nil {
 		r.errs.Inc()
-		r.log.Error("Building reply", "ip", target, "asker", asker, "err", err)
+		r.log.Error("Building reply", "ip", target, "asker", asker, "error", err)
 		return
 	}
 	if err := r.write(b, dst); err != nil {
-		r.log.Error("Sending reply", "ip", target, "asker", asker, "err", err)
+		r.log.Error("Sending reply", "ip", target, "asker", asker, "error", err)
 		return
 	}
 	r.replies.Inc()
@@ -173,7 +173,7 @@ func (r *responder) logIgnored(err error) {
 	if errors.Is(err, errIgnored) {
 		return
 	}
-	r.log.Debug("Dropping malformed frame", "reason", err.Error())
+	r.log.Debug("Dropping malformed frame", "error", err)
 }
 
 func (r *responder) write(frame []byte, dst net.HardwareAddr) error {
