@@ -17,7 +17,8 @@ import (
 )
 
 // ErrorKey is the key of an error value in every record. logr's Error (and with it klog's ErrorS
-// and controller-runtime's Error) writes its error under "err"; the handler renames it.
+// and controller-runtime's Error) writes its error under "err", GoBGP under "Error" or "Err"; the
+// handler renames those keys.
 const ErrorKey = "error"
 
 // Formats of --log-format.
@@ -86,9 +87,10 @@ func New(w io.Writer, o Options) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, ho)), nil
 }
 
-// renameErr writes logr's error key under ErrorKey.
+// renameErr writes the libraries' error keys under ErrorKey.
 func renameErr(_ []string, a slog.Attr) slog.Attr {
-	if a.Key == "err" {
+	switch a.Key {
+	case "err", "Err", "Error":
 		a.Key = ErrorKey
 	}
 	return a

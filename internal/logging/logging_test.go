@@ -75,9 +75,12 @@ func TestNew(t *testing.T) {
 			if got := strings.Contains(buf.String(), "hidden-or-not"); got != tc.debugShown {
 				t.Errorf("debug line shown = %v, want %v", got, tc.debugShown)
 			}
-			log.Info("shown", "err", errors.New("boom"))
-			if !strings.Contains(buf.String(), tc.wantLine) {
-				t.Errorf("output %q lacks %q", buf.String(), tc.wantLine)
+			for _, key := range []string{"err", "Err", "Error", "error"} {
+				buf.Reset()
+				log.Info("shown", key, errors.New("boom"))
+				if !strings.Contains(buf.String(), tc.wantLine) {
+					t.Errorf("output %q of key %q lacks %q", buf.String(), key, tc.wantLine)
+				}
 			}
 		})
 	}
