@@ -40,7 +40,7 @@ const speakerCPULimit = 500
 // server, each one a change the speakers must read (an endpoint's readiness flips; which nodes
 // serve each Service does not change, so no IP has a reason to move). It checks that no live
 // speaker is declared dead ("member gone" in any speaker's log), that no layer-2 IP changes owner
-// ("Taking over" in any speaker's log) and that a client's requests to an IP are all answered,
+// ("taking over" in any speaker's log) and that a client's requests to an IP are all answered,
 // then that the speakers caught up (a last update moves a Local Service's only endpoint to another
 // node: the time until that node answers for its IP). Then, during more bursts, it kills the
 // owner of an IP with SIGKILL: the IP must fail over within the 0.5 s target (median).
@@ -373,7 +373,7 @@ func speakerLogOffsets(t *testing.T, l *lab.Lab) map[string]int64 {
 	return out
 }
 
-// scanSpeakerLogs returns the "member gone" lines and the "Taking over" lines for one of ips that
+// scanSpeakerLogs returns the "member gone" lines and the "taking over" lines for one of ips that
 // the speakers logged after the offsets.
 func scanSpeakerLogs(t *testing.T, l *lab.Lab, offsets map[string]int64, ips []netip.Addr) (deaths, moves []string) {
 	t.Helper()
@@ -394,7 +394,7 @@ func scanSpeakerLogs(t *testing.T, l *lab.Lab, offsets map[string]int64, ips []n
 			switch {
 			case strings.Contains(line, "member gone"):
 				deaths = append(deaths, n.Name+": "+line)
-			case strings.Contains(line, "Taking over") && ipRE.MatchString(line):
+			case strings.Contains(line, "taking over") && ipRE.MatchString(line):
 				moves = append(moves, n.Name+": "+line)
 			}
 		}

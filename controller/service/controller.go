@@ -33,20 +33,20 @@ import (
 	"github.com/herald-lb/herald/internal/kube"
 )
 
-// Event reasons the controller uses.
+// Event reasons the controller uses (defined, and described, in api/v1beta1).
 const (
-	ReasonIPAllocated          = "IPAllocated"
-	ReasonIPReleased           = "IPReleased"
-	ReasonAllocationFailed     = "AllocationFailed"
-	ReasonIPNotRestored        = "IPNotRestored"
-	ReasonInvalidConfiguration = "InvalidConfiguration"
+	ReasonIPAllocated          = v1beta1.EventReasonIPAllocated
+	ReasonIPReleased           = v1beta1.EventReasonIPReleased
+	ReasonAllocationFailed     = v1beta1.EventReasonAllocationFailed
+	ReasonIPNotRestored        = v1beta1.EventReasonIPNotRestored
+	ReasonInvalidConfiguration = v1beta1.EventReasonInvalidConfiguration
 	// ReasonConfigurationWarning reports a reference to a pool or peer that does not exist.
-	ReasonConfigurationWarning = "ConfigurationWarning"
+	ReasonConfigurationWarning = v1beta1.EventReasonConfigurationWarning
 	// ReasonPoolNotInForce reports a Service left as it is because its pool is invalid.
-	ReasonPoolNotInForce = "PoolNotInForce"
+	ReasonPoolNotInForce = v1beta1.EventReasonPoolNotInForce
 	// ReasonForeignAddress reports a Service left as it is because its status holds an address
 	// Herald did not assign and no pool holds.
-	ReasonForeignAddress = "ForeignAddress"
+	ReasonForeignAddress = v1beta1.EventReasonForeignAddress
 	// ConditionAddressesReleased is the IPAddressPool condition that reports addresses
 	// released because the pool no longer covers them.
 	ConditionAddressesReleased = "AddressesReleased"

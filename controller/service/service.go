@@ -123,7 +123,7 @@ func (c *Controller) allocate(ctx context.Context, svc *corev1.Service, nsLabels
 		// The status holds addresses the allocator does not know for this Service (written
 		// after the restore listed it, or before a type change and back): keep them if valid.
 		if _, err := c.alloc.Reserve(desc, statusIPs); err != nil {
-			ctrl.LoggerFrom(ctx).V(1).Info("not keeping addresses from status", "service", key, "reason", AllocationError(err).Error())
+			ctrl.LoggerFrom(ctx).V(1).Info("not keeping addresses from status", "service", key, "error", AllocationError(err))
 		}
 	}
 	if foreign := c.foreignLocked(svc, statusIPs); len(foreign) > 0 {

@@ -228,7 +228,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			strings.Contains(st.LastError, "MD5 password mismatch")
 	})
 	var events []string
-	eventually(t, "nodeAssigned and NotAnnounced events", func() bool {
+	eventually(t, "NodeAssigned and NotAnnounced events", func() bool {
 		for {
 			select {
 			case e := <-rec.Events:
@@ -239,7 +239,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			break
 		}
 		all := strings.Join(events, "\n")
-		return strings.Contains(all, "Normal nodeAssigned announcing 198.51.100.105 from node "+n1) &&
+		return strings.Contains(all, "Normal NodeAssigned announcing 198.51.100.105 from node "+n1) &&
 			strings.Contains(all, `Warning NotAnnounced 198.51.100.161 is assigned but not announced: no L2Advertisement or BGPAdvertisement announces pool "dark"`) &&
 			strings.Contains(all, "Warning NotAnnounced 198.51.100.106 is assigned but not announced: "+plan.NoEndpointsReason)
 	})

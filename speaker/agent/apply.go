@@ -66,17 +66,17 @@ func (a *Agent) announce(ctx context.Context, ch changes, full bool) int {
 	}
 	a.metrics.takeovers.Add(float64(taken))
 	if err := a.setL2(delta, fresh, full); err != nil {
-		a.log.Warn("layer-2 announcer", "err", err)
+		a.log.Warn("layer-2 announcer", "error", err)
 	}
 	if full {
 		if err := a.opts.BGP.SetPeers(ctx, bgpPeers(a.eng.ctx.Peers())); err != nil {
-			a.log.Warn("BGP peers", "err", err)
+			a.log.Warn("BGP peers", "error", err)
 		}
 	}
 	if full || ch.routes {
 		routes, elsewhere := a.eng.routes()
 		if err := a.opts.BGP.SetRoutes(ctx, a.handOver(plan.Plan{Peers: a.eng.ctx.Peers(), Routes: routes, BGPElsewhere: elsewhere})); err != nil {
-			a.log.Warn("BGP routes", "err", err)
+			a.log.Warn("BGP routes", "error", err)
 		}
 		a.metrics.routes.Set(float64(advertisedPrefixes(routes)))
 	}

@@ -21,8 +21,8 @@ import (
 
 // Event reasons of address conflicts on Services.
 const (
-	ReasonAddressConflict         = "AddressConflict"
-	ReasonAddressConflictResolved = "AddressConflictResolved"
+	ReasonAddressConflict         = v1beta1.EventReasonAddressConflict
+	ReasonAddressConflictResolved = v1beta1.EventReasonAddressConflictResolved
 )
 
 // Layer2Guard is what the agent uses of a layer-2 announcer that detects address conflicts

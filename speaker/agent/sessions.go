@@ -15,11 +15,11 @@ import (
 
 // Event reasons for BGP sessions, reported on the BGPPeer.
 const (
-	ReasonSessionUp   = "SessionEstablished"
-	ReasonSessionDown = "SessionDown"
+	ReasonSessionUp   = v1beta1.EventReasonSessionEstablished
+	ReasonSessionDown = v1beta1.EventReasonSessionDown
 	// ReasonPeerRefused: the speaker cannot use the BGPPeer's configuration; the other peers'
 	// sessions are not affected.
-	ReasonPeerRefused = "PeerRefused"
+	ReasonPeerRefused = v1beta1.EventReasonPeerRefused
 )
 
 // StateRefused is the BGPSessionStatus state of a peer whose configuration the speaker refused

@@ -264,7 +264,7 @@ func (w *statusWriter) run(ctx context.Context) {
 		case <-retry.C:
 		}
 		if err := w.step(ctx); err != nil && ctx.Err() == nil {
-			w.log.Warn("writing ServiceL2Status/ServiceBGPStatus; retrying", "err", err)
+			w.log.Warn("writing ServiceL2Status/ServiceBGPStatus; retrying", "error", err)
 			retry.Reset(2 * time.Second)
 		}
 	}

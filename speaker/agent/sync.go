@@ -14,11 +14,10 @@ import (
 	"github.com/herald-lb/herald/speaker/plan"
 )
 
-// Event reasons the speaker uses on Services.
+// Event reasons the speaker uses on Services (defined, and described, in api/v1beta1).
 const (
-	ReasonNodeAssigned  = "nodeAssigned"
-	ReasonNotAnnounced  = "NotAnnounced"
-	ReasonInvalidConfig = "InvalidConfig"
+	ReasonNodeAssigned = v1beta1.EventReasonNodeAssigned
+	ReasonNotAnnounced = v1beta1.EventReasonNotAnnounced
 )
 
 // sync recomputes what changed since the last computation and applies it: the IPs of the
@@ -45,7 +44,7 @@ func (a *Agent) syncAll(ctx context.Context, cause string) {
 	in, err := a.inputs(ctx)
 	if err != nil {
 		a.model.markFull()
-		a.log.Warn("reading the cluster state; keeping the current announcements", "err", err)
+		a.log.Warn("reading the cluster state; keeping the current announcements", "error", err)
 		return
 	}
 	self := a.readyState(&in)

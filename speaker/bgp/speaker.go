@@ -184,10 +184,10 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	for _, name := range sortedNames(refused) {
 		r := refused[name]
 		if ss, ok := s.sessions[name]; ok {
-			s.log.Warn("BGP peer configuration refused; keeping the session of its previous configuration", "peer", name, "err", r.err)
+			s.log.Warn("BGP peer configuration refused; keeping the session of its previous configuration", "peer", name, "error", r.err)
 			usable = append(usable, ss.config())
 		} else {
-			s.log.Warn("BGP peer configuration refused; no session for it, the other peers are not affected", "peer", name, "err", r.err)
+			s.log.Warn("BGP peer configuration refused; no session for it, the other peers are not affected", "peer", name, "error", r.err)
 		}
 	}
 	have := make(map[string]Peer, len(s.sessions))
@@ -290,7 +290,7 @@ func (s *Speaker) serverFor(ctx context.Context, p Peer) (*server, error) {
 	sv, err := startServer(ctx, k, l, s.log)
 	if err != nil && l.port != 0 {
 		// The port may be another daemon's: connect only, as without ListenPort.
-		s.log.Warn("cannot accept BGP connections; the sessions of this server are opened by the speaker only", "server", k.String(), "port", l.port, "addresses", l.addrs, "err", err)
+		s.log.Warn("cannot accept BGP connections; the sessions of this server are opened by the speaker only", "server", k.String(), "port", l.port, "addresses", l.addrs, "error", err)
 		sv, err = startServer(ctx, k, listen{}, s.log)
 	}
 	if err != nil {
@@ -323,14 +323,14 @@ func (s *Speaker) startSession(ctx context.Context, p Peer) error {
 	sv.register(ss)
 	err = s.applyServer(ctx, sv, nil)
 	if err != nil {
-		s.log.Warn("advertising on a new BGP session", "peer", p.Name, "err", err)
+		s.log.Warn("advertising on a new BGP session", "peer", p.Name, "error", err)
 	}
 	restarting := s.restarting(p, time.Now())
 	if err := sv.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, restarting)}); err != nil {
 		ss.close()
 		sv.unregister(ss)
 		if err := s.applyServer(ctx, sv, nil); err != nil {
-			s.log.Warn("removing the routes of a BGP peer GoBGP refused", "peer", p.Name, "err", err)
+			s.log.Warn("removing the routes of a BGP peer GoBGP refused", "peer", p.Name, "error", err)
 		}
 		s.stopServerIfIdle(sv)
 		return fmt.Errorf("%w: peer %q: GoBGP refused it: %w", ErrInvalidPeer, p.Name, err)

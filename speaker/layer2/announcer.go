@@ -288,7 +288,7 @@ func (a *Announcer) apply(fresh map[netip.Addr]bool) (map[string]*link, map[stri
 				continue
 			}
 			if l != nil && l.index != idx {
-				a.log.Info("Interface was replaced; reopening it", "interface", name, "oldIndex", l.index, "index", idx)
+				a.log.Info("interface was replaced; reopening it", "interface", name, "oldIndex", l.index, "index", idx)
 				l = nil
 			}
 		}
@@ -356,7 +356,7 @@ func (a *Announcer) apply(fresh map[netip.Addr]bool) (map[string]*link, map[stri
 				if _, ok := a.entries[an]; ok || a.g.silent(guardKey{ip: ip, ifname: name}) {
 					continue
 				}
-				a.log.Info("Taking over", "ip", ip, "interface", name)
+				a.log.Info("taking over", "ip", ip, "interface", name)
 				a.takeOver(an, now)
 			}
 		}
@@ -379,7 +379,7 @@ func (a *Announcer) apply(fresh map[netip.Addr]bool) (map[string]*link, map[stri
 
 func (a *Announcer) closeLink(l *link) error {
 	err := l.close()
-	a.log.Info("Closed link", "interface", l.name, "index", l.index)
+	a.log.Info("closed link", "interface", l.name, "index", l.index)
 	return err
 }
 
@@ -441,7 +441,7 @@ func (a *Announcer) openLink(name string) (*link, error) {
 			go r.serve()
 		}
 	}
-	a.log.Info("Opened link", "interface", name, "index", ifi.Index, "mac", ifi.HardwareAddr.String())
+	a.log.Info("opened link", "interface", name, "index", ifi.Index, "mac", ifi.HardwareAddr.String())
 	return l, nil
 }
 
@@ -532,9 +532,9 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 // stalled process missed, rather than sending them in a burst).
 func (a *Announcer) announce(an announcement, ifname string, r *responder, p *progress, now time.Time) {
 	if err := r.announce(an.ip); err != nil {
-		a.log.Error("Announcing", "ip", an.ip, "interface", ifname, "err", err)
+		a.log.Error("announcing", "ip", an.ip, "interface", ifname, "error", err)
 	} else {
-		a.log.Debug("Announced", "ip", an.ip, "interface", ifname, "n", p.sent)
+		a.log.Debug("announced", "ip", an.ip, "interface", ifname, "n", p.sent)
 	}
 	for p.sent++; ; p.sent++ {
 		p.next = p.takeover.Add(a.sched.at(p.sent))

@@ -238,7 +238,7 @@ func (gs *guards) syncGuards(a *Announcer, want map[string]*[numFamilies]map[net
 					s = &slot{g: newGuard(ip, fresh[ip], now, &gs.t), metricIf: name, metricFm: family(f).String()}
 					gs.slots[key] = s
 					if fresh[ip] {
-						a.log.Info("Probing before the first announcement", "ip", ip, "interface", name)
+						a.log.Info("probing before the first announcement", "ip", ip, "interface", name)
 					}
 					gs.reschedule(key, s)
 				}
@@ -335,7 +335,7 @@ func (a *Announcer) guardClaim(c seenClaim, now time.Time) {
 		return
 	}
 	if s.g.phase == phaseClear {
-		a.log.Info("Another station claims an owned address; confirming", "ip", c.IP, "interface", c.ifname,
+		a.log.Info("another station claims an owned address; confirming", "ip", c.IP, "interface", c.ifname,
 			"mac", c.MAC.String(), "speaker", gs.who(mac))
 	}
 	s.g.saw(now, mac)
@@ -418,11 +418,11 @@ func (a *Announcer) guardStep(key guardKey, s *slot, now time.Time) {
 		if linked {
 			delete(a.entries, ek)
 		}
-		a.log.Warn("Stopped answering: another station claims the address", "ip", key.ip, "interface", key.ifname,
+		a.log.Warn("stopped answering: another station claims the address", "ip", key.ip, "interface", key.ifname,
 			"others", gs.describe(s.g))
 	case res.defend:
 		if p, ok := a.entries[ek]; ok && linked && r != nil {
-			a.log.Info("Announcing again after a conflict", "ip", key.ip, "interface", key.ifname)
+			a.log.Info("announcing again after a conflict", "ip", key.ip, "interface", key.ifname)
 			p.takeover, p.sent = now, 0
 			a.announce(ek, key.ifname, r, p, now)
 			a.kickAnnouncements()
@@ -438,7 +438,7 @@ func (a *Announcer) guardStep(key guardKey, s *slot, now time.Time) {
 				case s.g.inConflict():
 					why = "the rule between speakers keeps it here"
 				}
-				a.log.Info("Taking over", "ip", key.ip, "interface", key.ifname, "because", why)
+				a.log.Info("taking over", "ip", key.ip, "interface", key.ifname, "because", why)
 				p := &progress{takeover: now}
 				a.entries[ek] = p
 				a.announce(ek, key.ifname, r, p, now)
@@ -463,7 +463,7 @@ func (a *Announcer) guardProbe(key guardKey, s *slot, now time.Time) {
 	gs := a.g
 	if r := a.responder(key.ifname, familyOf(key.ip)); r != nil {
 		if err := r.probe(key.ip); err != nil {
-			a.log.Error("Probing", "ip", key.ip, "interface", key.ifname, "err", err)
+			a.log.Error("probing", "ip", key.ip, "interface", key.ifname, "error", err)
 		} else {
 			gs.m.probes.WithLabelValues(s.metricIf, s.metricFm).Inc()
 		}
@@ -502,9 +502,9 @@ func (gs *guards) report(key guardKey, s *slot) {
 	}
 	if s.signature == "" {
 		gs.m.detected.WithLabelValues(s.metricIf, s.metricFm).Inc()
-		gs.log.Warn("Address conflict", "ip", key.ip, "interface", key.ifname, "answering", s.g.answering, "others", gs.describe(s.g))
+		gs.log.Warn("address conflict", "ip", key.ip, "interface", key.ifname, "answering", s.g.answering, "others", gs.describe(s.g))
 	} else if sig == "" {
-		gs.log.Info("Address conflict over", "ip", key.ip, "interface", key.ifname)
+		gs.log.Info("address conflict over", "ip", key.ip, "interface", key.ifname)
 	}
 	s.signature = sig
 	action := ""
