@@ -64,6 +64,7 @@ import (
 	"github.com/herald-lb/herald/internal/kube"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/layer2"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 // Membership is what the agent needs of memberlist (package members implements it).
@@ -149,7 +150,7 @@ type Agent struct {
 	trigger chan struct{}
 	metrics *metrics
 	pace    *paceMetrics
-	status  *statusWriter
+	status  *status.Writer
 
 	joining atomic.Bool // a background join is running
 
@@ -212,8 +213,7 @@ func New(opts Options) (*Agent, error) {
 		out:        newOutputs(),
 		bgpPending: map[routeKey]time.Time{},
 	}
-	a.status = newStatusWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger)
-	a.status.alive = opts.Members.Members
+	a.status = status.NewWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger, opts.Members.Members)
 	a.rd.metrics = newReadyMetrics(opts.Registerer)
 	return a, nil
 }
@@ -259,7 +259,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.joinInBackground(ctx)
 	go a.watchLinks(ctx)
 
-	go a.status.run(ctx)
+	go a.status.Run(ctx)
 	go a.watchSessions(ctx, sessionRecheck, sessionGrace)
 	ticker := time.NewTicker(a.opts.Resync)
 	defer ticker.Stop()
@@ -296,7 +296,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		case <-ticker.C:
 			cause = syncResync
 			a.refreshInterfaces()
-			a.status.recheck()
+			a.status.Recheck()
 			// Re-joining a node whose speaker is down blocks until the join times out: never
 			// in this loop, which must react to membership changes at once.
 			if a.joining.CompareAndSwap(false, true) {

@@ -1,4 +1,9 @@
-package agent
+// Package status writes the status objects a speaker reports about its own node: ServiceL2Status
+// and ServiceBGPStatus (what it announces, per Service) and BGPSessionStatus (its BGP sessions). It
+// names them, derives them from the node's plan, and converges them in the background towards the
+// latest desired set, retrying while the API server is unreachable; the first live speaker also
+// removes the objects of speakers that died.
+package status
 
 import (
 	"context"
@@ -30,31 +35,31 @@ const (
 	LabelPeer             = "herald.dev/peer"
 )
 
-// desired is the set of status objects this node should have, by name.
-type desired struct {
-	l2  map[string]v1beta1.ServiceL2StatusStatus
-	bgp map[string]v1beta1.ServiceBGPStatusStatus
-	// sessions are this node's BGP session states, by object name.
-	sessions map[string]v1beta1.BGPSessionStatusStatus
-	// sweep, when not nil, makes this node remove the status objects of nodes outside it: one
+// Desired is the set of status objects this node should have, by name.
+type Desired struct {
+	L2  map[string]v1beta1.ServiceL2StatusStatus
+	BGP map[string]v1beta1.ServiceBGPStatusStatus
+	// Sessions are this node's BGP session states, by object name.
+	Sessions map[string]v1beta1.BGPSessionStatusStatus
+	// Sweep, when not nil, makes this node remove the status objects of nodes outside it: one
 	// live speaker (the first by name) cleans up after speakers that died, so a dead node's
 	// ServiceL2Status does not stay next to the new owner's.
-	sweep map[string]bool
+	Sweep map[string]bool
 }
 
-// statusName is a stable object name for a (node, Service "ns/name") pair.
-func statusName(node, svcKey string) string {
+// Name is the stable object name for a (node, Service "ns/name") pair.
+func Name(node, svcKey string) string {
 	ns, name, _ := strings.Cut(svcKey, "/")
-	return objectName(node, ns, name)
+	return ObjectName(node, ns, name)
 }
 
-// objectName names the status object of a tuple of names, such as (node, namespace, Service) or
+// ObjectName names the status object of a tuple of names, such as (node, namespace, Service) or
 // (node, peer): the parts joined with "-" for people to read, then "-" and a hash of the tuple
 // itself, so that tuples whose joined text is the same (node a-b in namespace c, node a in
 // namespace b-c) get different names. The readable part is cut to keep the name within 253
 // characters. Objects named by an older scheme carry this node's label and are deleted as
 // unwanted by the next convergence.
-func objectName(parts ...string) string {
+func ObjectName(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	suffix := "-" + hex.EncodeToString(sum[:5])
 	readable := strings.Join(parts, "-")
@@ -64,12 +69,14 @@ func objectName(parts ...string) string {
 	return strings.TrimRight(readable, "-.") + suffix
 }
 
-func desiredStatus(p plan.Plan, node string, alive []string) desired {
-	d := desired{l2: map[string]v1beta1.ServiceL2StatusStatus{}, bgp: map[string]v1beta1.ServiceBGPStatusStatus{}}
+// FromPlan is the desired state of node's status objects from its plan p (without sessions, MACs and
+// conflicts); alive are the live speakers, sorted: the first of them sweeps.
+func FromPlan(p plan.Plan, node string, alive []string) Desired {
+	d := Desired{L2: map[string]v1beta1.ServiceL2StatusStatus{}, BGP: map[string]v1beta1.ServiceBGPStatusStatus{}}
 	if len(alive) > 0 && alive[0] == node {
-		d.sweep = map[string]bool{}
+		d.Sweep = map[string]bool{}
 		for _, n := range alive {
-			d.sweep[n] = true
+			d.Sweep[n] = true
 		}
 	}
 	l2 := map[string][]plan.L2Assignment{}
@@ -77,21 +84,21 @@ func desiredStatus(p plan.Plan, node string, alive []string) desired {
 		l2[as.Service] = append(l2[as.Service], as)
 	}
 	for svc, as := range l2 {
-		d.l2[statusName(node, svc)] = l2Status(node, svc, as)
+		d.L2[Name(node, svc)] = L2Status(node, svc, as)
 	}
 	bgp := map[string][]plan.BGPAssignment{}
 	for _, as := range p.BGP {
 		bgp[as.Service] = append(bgp[as.Service], as)
 	}
 	for svc, as := range bgp {
-		d.bgp[statusName(node, svc)] = bgpStatus(node, svc, as)
+		d.BGP[Name(node, svc)] = BGPStatus(node, svc, as)
 	}
 	return d
 }
 
 // l2Status is the ServiceL2Status of a Service from its layer-2 assignments on node (by IP): the
 // interfaces it is answered on, without MACs and conflicts (see decorate).
-func l2Status(node, svc string, as []plan.L2Assignment) v1beta1.ServiceL2StatusStatus {
+func L2Status(node, svc string, as []plan.L2Assignment) v1beta1.ServiceL2StatusStatus {
 	ns, name, _ := strings.Cut(svc, "/")
 	st := v1beta1.ServiceL2StatusStatus{Node: node, ServiceName: name, ServiceNamespace: ns}
 	for _, a := range as {
@@ -105,7 +112,7 @@ func l2Status(node, svc string, as []plan.L2Assignment) v1beta1.ServiceL2StatusS
 }
 
 // bgpStatus is the ServiceBGPStatus of a Service from its BGP assignments on node.
-func bgpStatus(node, svc string, as []plan.BGPAssignment) v1beta1.ServiceBGPStatusStatus {
+func BGPStatus(node, svc string, as []plan.BGPAssignment) v1beta1.ServiceBGPStatusStatus {
 	ns, name, _ := strings.Cut(svc, "/")
 	st := v1beta1.ServiceBGPStatusStatus{Node: node, ServiceName: name, ServiceNamespace: ns}
 	for _, a := range as {
@@ -119,14 +126,14 @@ func bgpStatus(node, svc string, as []plan.BGPAssignment) v1beta1.ServiceBGPStat
 	return st
 }
 
-// statusWriter converges the status objects of this node towards the latest desired set in the
+// Writer converges the status objects of this node towards the latest desired set in the
 // background, retrying while the API server is unreachable.
 //
 // A full computation hands it the whole desired set (set); it converges everything when that
 // differs from what it applied last, listing this node's objects (and, for the first live speaker,
 // sweeping those of dead ones). A computation of a few Services hands it their objects only
 // (put), and it converges those names alone, so its cost follows the changes, not the Services.
-type statusWriter struct {
+type Writer struct {
 	c    client.Client
 	ns   string
 	node string
@@ -135,9 +142,9 @@ type statusWriter struct {
 	mu       sync.Mutex
 	sessions map[string]v1beta1.BGPSessionStatusStatus
 	// cur is the latest desired state; nil before the first set.
-	cur *desired
+	cur *Desired
 	// applied is the state last converged; nil when unknown (the next set converges everything).
-	applied *desired
+	applied *Desired
 	// full: the next run converges everything; dirty*: the names to converge otherwise.
 	full              bool
 	dirtyL2, dirtyBGP map[string]bool
@@ -149,22 +156,24 @@ type statusWriter struct {
 	alive func() []string
 }
 
-func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
-	return &statusWriter{c: c, ns: ns, node: node, log: log, kick: make(chan struct{}, 1),
+// NewWriter returns a writer of node's status objects in namespace ns; alive, when not nil, returns
+// the speakers alive now (see Writer.alive). Run runs it.
+func NewWriter(c client.Client, ns, node string, log *slog.Logger, alive func() []string) *Writer {
+	return &Writer{c: c, ns: ns, node: node, log: log, alive: alive, kick: make(chan struct{}, 1),
 		dirtyL2: map[string]bool{}, dirtyBGP: map[string]bool{}}
 }
 
-func (w *statusWriter) wake() {
+func (w *Writer) wake() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
 	}
 }
 
-// set replaces the whole desired state (the writer keeps d's maps).
-func (w *statusWriter) set(d desired) {
+// Set replaces the whole desired state (the writer keeps d's maps).
+func (w *Writer) Set(d Desired) {
 	w.mu.Lock()
-	d.sessions = w.sessions
+	d.Sessions = w.sessions
 	w.cur = &d
 	if w.applied != nil && reflect.DeepEqual(*w.applied, d) {
 		w.mu.Unlock()
@@ -175,27 +184,46 @@ func (w *statusWriter) set(d desired) {
 	w.wake()
 }
 
-// wants reports whether the ServiceL2Status called name is desired now.
-func (w *statusWriter) wants(name string) bool {
+// Wants reports whether the ServiceL2Status called name is desired now.
+func (w *Writer) Wants(name string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.cur == nil {
 		return false
 	}
-	_, ok := w.cur.l2[name]
+	_, ok := w.cur.L2[name]
 	return ok
 }
 
-// put changes the desired objects of the given names (nil: none wanted), keeping the rest.
-func (w *statusWriter) put(l2 map[string]*v1beta1.ServiceL2StatusStatus, bgp map[string]*v1beta1.ServiceBGPStatusStatus) {
+// Wrote reports whether the ServiceL2Status called name was written by the last convergence that
+// completed, and is still known to be (not invalidated by Recheck).
+func (w *Writer) Wrote(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.applied == nil {
+		return false
+	}
+	_, ok := w.applied.L2[name]
+	return ok
+}
+
+// Idle reports whether the writer has written the latest desired state and has nothing left to do.
+func (w *Writer) Idle() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur != nil && w.applied != nil && !w.full && len(w.dirtyL2)+len(w.dirtyBGP) == 0
+}
+
+// Put changes the desired objects of the given names (nil: none wanted), keeping the rest.
+func (w *Writer) Put(l2 map[string]*v1beta1.ServiceL2StatusStatus, bgp map[string]*v1beta1.ServiceBGPStatusStatus) {
 	w.mu.Lock()
 	if w.cur == nil {
 		// Nothing computed in full yet: the first set carries everything.
 		w.mu.Unlock()
 		return
 	}
-	changedL2 := putAll(w.cur.l2, l2, w.dirtyL2)
-	changedBGP := putAll(w.cur.bgp, bgp, w.dirtyBGP)
+	changedL2 := putAll(w.cur.L2, l2, w.dirtyL2)
+	changedBGP := putAll(w.cur.BGP, bgp, w.dirtyBGP)
 	changed := changedL2 || changedBGP
 	w.mu.Unlock()
 	if changed {
@@ -225,17 +253,17 @@ func putAll[S any](want map[string]S, changes map[string]*S, dirty map[string]bo
 	return changed
 }
 
-// recheck makes the next set apply even when the desired state did not change, so that an object
+// Recheck makes the next set apply even when the desired state did not change, so that an object
 // removed behind this writer's back (by a sweep racing with this speaker's restart) is written
 // again. The agent calls it at every resync.
-func (w *statusWriter) recheck() {
+func (w *Writer) Recheck() {
 	w.mu.Lock()
 	w.applied = nil
 	w.mu.Unlock()
 }
 
-// setSessions replaces the BGP session states to report, keeping the rest of the desired state.
-func (w *statusWriter) setSessions(s map[string]v1beta1.BGPSessionStatusStatus) {
+// SetSessions replaces the BGP session states to report, keeping the rest of the desired state.
+func (w *Writer) SetSessions(s map[string]v1beta1.BGPSessionStatusStatus) {
 	w.mu.Lock()
 	if reflect.DeepEqual(w.sessions, s) {
 		w.mu.Unlock()
@@ -247,13 +275,13 @@ func (w *statusWriter) setSessions(s map[string]v1beta1.BGPSessionStatusStatus) 
 		w.mu.Unlock()
 		return
 	}
-	w.cur.sessions = s
+	w.cur.Sessions = s
 	w.dirtySessions = true
 	w.mu.Unlock()
 	w.wake()
 }
 
-func (w *statusWriter) run(ctx context.Context) {
+func (w *Writer) Run(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	for {
@@ -272,7 +300,7 @@ func (w *statusWriter) run(ctx context.Context) {
 
 // step converges what changed since the last step: everything after a set that changed the
 // desired state (or after a failure), the names put otherwise.
-func (w *statusWriter) step(ctx context.Context) error {
+func (w *Writer) step(ctx context.Context) error {
 	w.mu.Lock()
 	if w.cur == nil {
 		w.mu.Unlock()
@@ -295,12 +323,12 @@ func (w *statusWriter) step(ctx context.Context) error {
 		w.mu.Unlock()
 		return nil
 	}
-	l2 := pending(w.cur.l2, w.dirtyL2)
-	bgp := pending(w.cur.bgp, w.dirtyBGP)
+	l2 := pending(w.cur.L2, w.dirtyL2)
+	bgp := pending(w.cur.BGP, w.dirtyBGP)
 	sessions := w.dirtySessions
 	var sess map[string]v1beta1.BGPSessionStatusStatus
 	if sessions {
-		sess = maps.Clone(w.cur.sessions)
+		sess = maps.Clone(w.cur.Sessions)
 		w.dirtySessions = false
 	}
 	w.mu.Unlock()
@@ -341,10 +369,10 @@ func (w *statusWriter) step(ctx context.Context) error {
 		return err
 	}
 	if w.applied != nil {
-		noteApplied(w.applied.l2, l2)
-		noteApplied(w.applied.bgp, bgp)
+		noteApplied(w.applied.L2, l2)
+		noteApplied(w.applied.BGP, bgp)
 		if sessions {
-			w.applied.sessions = sess
+			w.applied.Sessions = sess
 		}
 	}
 	return nil
@@ -375,20 +403,20 @@ func noteApplied[S any](applied map[string]S, done map[string]*S) {
 	}
 }
 
-func (d desired) clone() desired {
-	c := desired{l2: maps.Clone(d.l2), bgp: maps.Clone(d.bgp), sessions: maps.Clone(d.sessions), sweep: maps.Clone(d.sweep)}
-	if c.l2 == nil {
-		c.l2 = map[string]v1beta1.ServiceL2StatusStatus{}
+func (d Desired) clone() Desired {
+	c := Desired{L2: maps.Clone(d.L2), BGP: maps.Clone(d.BGP), Sessions: maps.Clone(d.Sessions), Sweep: maps.Clone(d.Sweep)}
+	if c.L2 == nil {
+		c.L2 = map[string]v1beta1.ServiceL2StatusStatus{}
 	}
-	if c.bgp == nil {
-		c.bgp = map[string]v1beta1.ServiceBGPStatusStatus{}
+	if c.BGP == nil {
+		c.BGP = map[string]v1beta1.ServiceBGPStatusStatus{}
 	}
 	return c
 }
 
 // convergeNames makes the objects of the given names (of one kind, this node's) have the desired
 // status, creating or deleting them as needed.
-func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *statusWriter, kind string, want map[string]*S,
+func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, want map[string]*S,
 	status func(P) *S, labels func(S) map[string]string) error {
 	var errs []error
 	for name, st := range want {
@@ -432,7 +460,7 @@ func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *statusW
 
 // apply converges this node's status objects of every kind towards d and, when d says so, removes
 // those of speakers that died.
-func (w *statusWriter) apply(ctx context.Context, d desired) error {
+func (w *Writer) apply(ctx context.Context, d Desired) error {
 	var (
 		l2   v1beta1.ServiceL2StatusList
 		bgp  v1beta1.ServiceBGPStatusList
@@ -445,24 +473,24 @@ func (w *statusWriter) apply(ctx context.Context, d desired) error {
 		}
 	}
 	errs := []error{
-		converge(ctx, w, "ServiceL2Status", l2.Items, d.l2,
+		converge(ctx, w, "ServiceL2Status", l2.Items, d.L2,
 			func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
 			func(st v1beta1.ServiceL2StatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
 			}),
-		converge(ctx, w, "ServiceBGPStatus", bgp.Items, d.bgp,
+		converge(ctx, w, "ServiceBGPStatus", bgp.Items, d.BGP,
 			func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
 			func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
 			}),
-		converge(ctx, w, "BGPSessionStatus", sess.Items, d.sessions,
+		converge(ctx, w, "BGPSessionStatus", sess.Items, d.Sessions,
 			func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
 			func(st v1beta1.BGPSessionStatusStatus) map[string]string {
 				return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
 			}),
 	}
-	if d.sweep != nil {
-		alive := maps.Clone(d.sweep)
+	if d.Sweep != nil {
+		alive := maps.Clone(d.Sweep)
 		if w.alive != nil {
 			for _, n := range w.alive() {
 				alive[n] = true
@@ -473,7 +501,7 @@ func (w *statusWriter) apply(ctx context.Context, d desired) error {
 	return errors.Join(errs...)
 }
 
-func (w *statusWriter) serviceLabels(ns, name string) map[string]string {
+func (w *Writer) serviceLabels(ns, name string) map[string]string {
 	return map[string]string{LabelNode: w.node, LabelServiceName: name, LabelServiceNamespace: ns}
 }
 
@@ -485,7 +513,7 @@ type objectPtr[T any] interface {
 
 // converge makes the objects have (of one kind, this node's) those of want, by name: it creates the
 // missing ones, updates the status of those that differ and deletes the rest.
-func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *statusWriter, kind string, have []T, want map[string]S,
+func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, have []T, want map[string]S,
 	status func(P) *S, labels func(S) map[string]string) error {
 	var errs []error
 	byName := make(map[string]P, len(have))
@@ -524,7 +552,7 @@ func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *statusWriter
 }
 
 // sweepDead deletes the status objects of nodes whose speaker is not alive.
-func (w *statusWriter) sweepDead(ctx context.Context, alive map[string]bool) error {
+func (w *Writer) sweepDead(ctx context.Context, alive map[string]bool) error {
 	var (
 		l2   v1beta1.ServiceL2StatusList
 		bgp  v1beta1.ServiceBGPStatusList
@@ -542,7 +570,7 @@ func (w *statusWriter) sweepDead(ctx context.Context, alive map[string]bool) err
 	)
 }
 
-func deleteDead[T any, P objectPtr[T]](ctx context.Context, w *statusWriter, kind string, items []T, alive map[string]bool) error {
+func deleteDead[T any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, items []T, alive map[string]bool) error {
 	var errs []error
 	for i := range items {
 		o := P(&items[i])
