@@ -21,6 +21,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -129,15 +130,23 @@ func BGPStatus(node, svc string, as []plan.BGPAssignment) v1beta1.ServiceBGPStat
 // Writer converges the status objects of this node towards the latest desired set in the
 // background, retrying while the API server is unreachable.
 //
-// A full computation hands it the whole desired set (set); it converges everything when that
+// It is driven by a rate-limited work queue, as the controller's reconcilers are: each thing to
+// converge is a key (one object by kind and name, this node's sessions, or everything), a key
+// queued several times is converged once, and a key whose convergence fails is retried alone,
+// after a delay that doubles with each failure (retryBase up to retryMax) and starts again from
+// retryBase once it succeeds.
+//
+// A full computation hands it the whole desired set (Set); it converges everything when that
 // differs from what it applied last, listing this node's objects (and, for the first live speaker,
 // sweeping those of dead ones). A computation of a few Services hands it their objects only
-// (put), and it converges those names alone, so its cost follows the changes, not the Services.
+// (Put), and it converges those names alone, so its cost follows the changes, not the Services.
 type Writer struct {
 	c    client.Client
 	ns   string
 	node string
 	log  *slog.Logger
+
+	queue workqueue.TypedRateLimitingInterface[item]
 
 	mu       sync.Mutex
 	sessions map[string]v1beta1.BGPSessionStatusStatus
@@ -145,29 +154,46 @@ type Writer struct {
 	cur *Desired
 	// applied is the state last converged; nil when unknown (the next set converges everything).
 	applied *Desired
-	// full: the next run converges everything; dirty*: the names to converge otherwise.
-	full              bool
-	dirtyL2, dirtyBGP map[string]bool
-	dirtySessions     bool
-	kick              chan struct{}
+	// busy is the key being converged, if any; failing are the keys waiting to be retried.
+	busy    *item
+	failing map[item]bool
 
 	// alive, when set, returns the speakers alive now: a sweep never removes the objects of one of
 	// them, even when the desired state it applies was computed before that speaker came back.
 	alive func() []string
 }
 
+// kind is what a work queue key converges.
+type kind uint8
+
+const (
+	kindAll      kind = iota // every object of this node, and the sweep
+	kindL2                   // one ServiceL2Status
+	kindBGP                  // one ServiceBGPStatus
+	kindSessions             // this node's BGPSessionStatus objects
+)
+
+// item is a key of the writer's work queue.
+type item struct {
+	kind kind
+	name string // the object's, for kindL2 and kindBGP
+}
+
+// The retry delays of a key whose convergence failed: retryBase after the first failure, doubling
+// with each one, at most retryMax. The agent's resync also converges everything every few seconds,
+// whatever the delay of the keys that fail.
+const (
+	retryBase = 200 * time.Millisecond
+	retryMax  = 30 * time.Second
+)
+
 // NewWriter returns a writer of node's status objects in namespace ns; alive, when not nil, returns
 // the speakers alive now (see Writer.alive). Run runs it.
 func NewWriter(c client.Client, ns, node string, log *slog.Logger, alive func() []string) *Writer {
-	return &Writer{c: c, ns: ns, node: node, log: log, alive: alive, kick: make(chan struct{}, 1),
-		dirtyL2: map[string]bool{}, dirtyBGP: map[string]bool{}}
-}
-
-func (w *Writer) wake() {
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[item](retryBase, retryMax),
+		workqueue.TypedRateLimitingQueueConfig[item]{})
+	return &Writer{c: c, ns: ns, node: node, log: log, alive: alive, queue: q, failing: map[item]bool{}}
 }
 
 // Set replaces the whole desired state (the writer keeps d's maps).
@@ -179,9 +205,8 @@ func (w *Writer) Set(d Desired) {
 		w.mu.Unlock()
 		return
 	}
-	w.full = true
 	w.mu.Unlock()
-	w.wake()
+	w.queue.Add(item{kind: kindAll})
 }
 
 // Wants reports whether the ServiceL2Status called name is desired now.
@@ -207,11 +232,12 @@ func (w *Writer) Wrote(name string) bool {
 	return ok
 }
 
-// Idle reports whether the writer has written the latest desired state and has nothing left to do.
+// Idle reports whether the writer has written the latest desired state and has nothing left to do:
+// no key queued, being converged or waiting to be retried.
 func (w *Writer) Idle() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.cur != nil && w.applied != nil && !w.full && len(w.dirtyL2)+len(w.dirtyBGP) == 0
+	return w.cur != nil && w.applied != nil && w.busy == nil && len(w.failing) == 0 && w.queue.Len() == 0
 }
 
 // Put changes the desired objects of the given names (nil: none wanted), keeping the rest.
@@ -222,18 +248,20 @@ func (w *Writer) Put(l2 map[string]*v1beta1.ServiceL2StatusStatus, bgp map[strin
 		w.mu.Unlock()
 		return
 	}
-	changedL2 := putAll(w.cur.L2, l2, w.dirtyL2)
-	changedBGP := putAll(w.cur.BGP, bgp, w.dirtyBGP)
-	changed := changedL2 || changedBGP
+	changedL2 := putAll(w.cur.L2, l2)
+	changedBGP := putAll(w.cur.BGP, bgp)
 	w.mu.Unlock()
-	if changed {
-		w.wake()
+	for _, name := range changedL2 {
+		w.queue.Add(item{kind: kindL2, name: name})
+	}
+	for _, name := range changedBGP {
+		w.queue.Add(item{kind: kindBGP, name: name})
 	}
 }
 
-// putAll applies changes to want and marks the names whose desired state differs from before.
-func putAll[S any](want map[string]S, changes map[string]*S, dirty map[string]bool) bool {
-	changed := false
+// putAll applies changes to want and returns the names whose desired state differs from before.
+func putAll[S any](want map[string]S, changes map[string]*S) []string {
+	var changed []string
 	for name, st := range changes {
 		old, had := want[name]
 		switch {
@@ -247,8 +275,7 @@ func putAll[S any](want map[string]S, changes map[string]*S, dirty map[string]bo
 			}
 			want[name] = *st
 		}
-		dirty[name] = true
-		changed = true
+		changed = append(changed, name)
 	}
 	return changed
 }
@@ -276,120 +303,125 @@ func (w *Writer) SetSessions(s map[string]v1beta1.BGPSessionStatusStatus) {
 		return
 	}
 	w.cur.Sessions = s
-	w.dirtySessions = true
 	w.mu.Unlock()
-	w.wake()
+	w.queue.Add(item{kind: kindSessions})
 }
 
+// Run converges the queued keys, one at a time, until ctx ends.
 func (w *Writer) Run(ctx context.Context) {
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.kick:
-		case <-retry.C:
-		}
-		if err := w.step(ctx); err != nil && ctx.Err() == nil {
-			w.log.Warn("writing ServiceL2Status/ServiceBGPStatus; retrying", "err", err)
-			retry.Reset(2 * time.Second)
-		}
+	stop := context.AfterFunc(ctx, w.queue.ShutDown)
+	defer stop()
+	for w.next(ctx) {
 	}
 }
 
-// step converges what changed since the last step: everything after a set that changed the
-// desired state (or after a failure), the names put otherwise.
-func (w *Writer) step(ctx context.Context) error {
+// next converges one key, and queues it again with its retry delay when that fails. It returns
+// false once the queue is shut down.
+func (w *Writer) next(ctx context.Context) bool {
+	it, shutdown := w.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer w.queue.Done(it)
+	w.mu.Lock()
+	w.busy = &it
+	w.mu.Unlock()
+	err := w.converge(ctx, it)
+	w.mu.Lock()
+	w.busy = nil
+	if err != nil {
+		w.failing[it] = true
+	} else {
+		delete(w.failing, it)
+	}
+	w.mu.Unlock()
+	if err == nil {
+		w.queue.Forget(it)
+		return true
+	}
+	if ctx.Err() != nil {
+		return true
+	}
+	w.log.Warn("writing ServiceL2Status/ServiceBGPStatus; retrying", "err", err,
+		"failures", w.queue.NumRequeues(it)+1)
+	w.queue.AddRateLimited(it)
+	return true
+}
+
+// converge converges what one key stands for towards the desired state now.
+func (w *Writer) converge(ctx context.Context, it item) error {
 	w.mu.Lock()
 	if w.cur == nil {
 		w.mu.Unlock()
 		return nil
 	}
-	if w.full || w.applied == nil {
+	switch it.kind {
+	case kindAll:
 		d := w.cur.clone()
-		w.full, w.dirtySessions = false, false
-		clear(w.dirtyL2)
-		clear(w.dirtyBGP)
 		w.mu.Unlock()
 		if err := w.apply(ctx, d); err != nil {
-			w.mu.Lock()
-			w.full = true
-			w.mu.Unlock()
 			return err
 		}
 		w.mu.Lock()
 		w.applied = &d
 		w.mu.Unlock()
 		return nil
-	}
-	l2 := pending(w.cur.L2, w.dirtyL2)
-	bgp := pending(w.cur.BGP, w.dirtyBGP)
-	sessions := w.dirtySessions
-	var sess map[string]v1beta1.BGPSessionStatusStatus
-	if sessions {
-		sess = maps.Clone(w.cur.Sessions)
-		w.dirtySessions = false
-	}
-	w.mu.Unlock()
-	if len(l2)+len(bgp) == 0 && !sessions {
-		return nil
-	}
-	errs := []error{
-		convergeNames(ctx, w, "ServiceL2Status", l2,
+	case kindL2:
+		want := wanted(w.cur.L2, it.name)
+		w.mu.Unlock()
+		err := convergeNames(ctx, w, "ServiceL2Status", want,
 			func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
 			func(st v1beta1.ServiceL2StatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			}),
-		convergeNames(ctx, w, "ServiceBGPStatus", bgp,
+			})
+		w.noteApplied(err, func(a *Desired) { noteApplied(a.L2, want) })
+		return err
+	case kindBGP:
+		want := wanted(w.cur.BGP, it.name)
+		w.mu.Unlock()
+		err := convergeNames(ctx, w, "ServiceBGPStatus", want,
 			func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
 			func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			}),
-	}
-	if sessions {
+			})
+		w.noteApplied(err, func(a *Desired) { noteApplied(a.BGP, want) })
+		return err
+	default: // kindSessions
+		sess := maps.Clone(w.cur.Sessions)
+		w.mu.Unlock()
 		var have v1beta1.BGPSessionStatusList
-		err := w.c.List(ctx, &have, client.InNamespace(w.ns), client.MatchingLabels{LabelNode: w.node})
-		if err == nil {
-			err = converge(ctx, w, "BGPSessionStatus", have.Items, sess,
-				func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
-				func(st v1beta1.BGPSessionStatusStatus) map[string]string {
-					return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
-				})
-		} else {
-			err = fmt.Errorf("listing BGPSessionStatus: %w", err)
+		if err := w.c.List(ctx, &have, client.InNamespace(w.ns), client.MatchingLabels{LabelNode: w.node}); err != nil {
+			return fmt.Errorf("listing BGPSessionStatus: %w", err)
 		}
-		errs = append(errs, err)
-	}
-	err := errors.Join(errs...)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err != nil {
-		w.full = true
+		err := converge(ctx, w, "BGPSessionStatus", have.Items, sess,
+			func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
+			func(st v1beta1.BGPSessionStatusStatus) map[string]string {
+				return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
+			})
+		w.noteApplied(err, func(a *Desired) { a.Sessions = sess })
 		return err
 	}
-	if w.applied != nil {
-		noteApplied(w.applied.L2, l2)
-		noteApplied(w.applied.BGP, bgp)
-		if sessions {
-			w.applied.Sessions = sess
-		}
-	}
-	return nil
 }
 
-// pending takes the dirty names with their desired state (nil: none wanted). w.mu must be held.
-func pending[S any](want map[string]S, dirty map[string]bool) map[string]*S {
-	out := make(map[string]*S, len(dirty))
-	for name := range dirty {
-		if st, ok := want[name]; ok {
-			out[name] = &st
-		} else {
-			out[name] = nil
-		}
+// noteApplied records a successful convergence of part of the state in w.applied, when known.
+func (w *Writer) noteApplied(err error, note func(*Desired)) {
+	if err != nil {
+		return
 	}
-	clear(dirty)
-	return out
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.applied != nil {
+		note(w.applied)
+	}
+}
+
+// wanted is the desired state of one name (nil: not wanted), as convergeNames takes it. w.mu must
+// be held.
+func wanted[S any](want map[string]S, name string) map[string]*S {
+	if st, ok := want[name]; ok {
+		return map[string]*S{name: &st}
+	}
+	return map[string]*S{name: nil}
 }
 
 // noteApplied notes converged names in applied.
