@@ -70,6 +70,8 @@ import (
 // Membership is what the agent needs of memberlist (package members implements it).
 type Membership interface {
 	Members() []string
+	// MemberMeta returns the metadata of every live member, by name: one reading of it is also
+	// the list of members (see membership).
 	MemberMeta() map[string][]byte
 	SetMeta(meta []byte, timeout time.Duration) error
 	Changes() <-chan struct{}
@@ -174,6 +176,9 @@ type Agent struct {
 	eng    *engine // per-IP plans; the loop's goroutine only (engine.go)
 	synced []toolscache.ResourceEventHandlerRegistration
 	out    outputs // what was derived from the plans; the loop's goroutine only (apply.go)
+	// members is the reading of memberlist the last full computation planned with; the loop's
+	// goroutine only (sync.go).
+	members membership
 
 	// observeSync, when set (by tests), is told how long each computation took.
 	observeSync func(cause string, took time.Duration)

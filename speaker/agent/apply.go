@@ -121,7 +121,7 @@ func (a *Agent) report(ch changes, full bool) {
 	a.warnings(ch, full)
 	a.conflictEvents()
 	if full {
-		a.status.Set(a.withConflicts(status.FromPlan(a.eng.plan(), a.opts.NodeName, a.opts.Members.Members())))
+		a.status.Set(a.withConflicts(status.FromPlan(a.eng.plan(), a.opts.NodeName, a.members.alive)))
 		return
 	}
 	l2 := map[string]*v1beta1.ServiceL2StatusStatus{}
@@ -183,9 +183,9 @@ func setOrDelete(m map[string]bool, key string, v bool) {
 
 // warnings reports unannounced IPs as events, each by one speaker only, elected among the live
 // ones: after a full computation (the live speakers may have changed) for every IP, otherwise for
-// the IPs that changed.
+// the IPs that changed. The speakers are those the last full computation planned with.
 func (a *Agent) warnings(ch changes, full bool) {
-	alive := a.opts.Members.Members()
+	alive := a.members.alive
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if full {

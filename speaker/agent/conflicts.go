@@ -277,7 +277,7 @@ func (a *Agent) conflictEvents() {
 				continue
 			}
 			if s := a.model.service(key); s != nil {
-				a.opts.Recorder.Event(s, corev1.EventTypeWarning, ReasonAddressConflict, a.conflictMessage(cf))
+				a.opts.Recorder.Event(s, corev1.EventTypeWarning, ReasonAddressConflict, a.conflictMessage(cf, a.members.alive))
 			}
 		}
 	}
@@ -296,8 +296,8 @@ func (a *Agent) conflictEvents() {
 	c.reported = now
 }
 
-// conflictMessage explains a conflict and what to do about it.
-func (a *Agent) conflictMessage(c layer2.Conflict) string {
+// conflictMessage explains a conflict and what to do about it; alive are the live speakers.
+func (a *Agent) conflictMessage(c layer2.Conflict, alive []string) string {
 	self := a.opts.NodeName
 	if c.Node == "" {
 		if c.NeverAnnounced {
@@ -312,7 +312,7 @@ func (a *Agent) conflictMessage(c layer2.Conflict) string {
 	splitBrain := fmt.Sprintf("%s is also announced by node %s (%s) on interface %s of node %s: the speakers of %s and %s do not see each other "+
 		"in memberlist (a split brain: check that TCP and UDP port 7946 pass between the nodes and that the speakers share the memberlist key)",
 		c.IP, c.Node, c.MAC, c.Interface, self, self, c.Node)
-	if slices.Contains(a.opts.Members.Members(), c.Node) {
+	if slices.Contains(alive, c.Node) {
 		// Both speakers see each other: node c.Node's host itself answers.
 		splitBrain = fmt.Sprintf("%s is also answered by node %s (%s) on interface %s of node %s, although the speakers see each other and %s's does not announce it: "+
 			"the address is configured on node %s (for example by kube-proxy in IPVS mode without strictARP)",
