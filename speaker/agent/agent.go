@@ -57,6 +57,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -149,7 +150,8 @@ type Options struct {
 type Agent struct {
 	opts    Options
 	log     *slog.Logger
-	trigger chan struct{}
+	queue   workqueue.TypedDelayingInterface[planKey] // the loop's (loop.go)
+	causes  causes                                    // why the key was added
 	metrics *metrics
 	pace    *paceMetrics
 	status  *status.Writer
@@ -207,7 +209,7 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{
 		opts:       opts,
 		log:        opts.Logger,
-		trigger:    make(chan struct{}, 1),
+		queue:      newPlanQueue(),
 		metrics:    newMetrics(opts.Registerer),
 		pace:       newPaceMetrics(opts.Registerer),
 		prevOwned:  map[string]bool{},
@@ -237,12 +239,7 @@ func (a *Agent) Trigger() {
 }
 
 // signal asks for a computation of what changed in the model. It never blocks.
-func (a *Agent) signal() {
-	select {
-	case a.trigger <- struct{}{}:
-	default:
-	}
-}
+func (a *Agent) signal() { a.enqueue(syncAPI) }
 
 // Start runs the agent until ctx ends, then stops announcing, withdraws BGP routes and leaves the
 // memberlist cluster, in that order, so the IPs move at once and never have two responders.
@@ -266,55 +263,14 @@ func (a *Agent) Start(ctx context.Context) error {
 
 	go a.status.Run(ctx)
 	go a.watchSessions(ctx, sessionRecheck, sessionGrace)
-	ticker := time.NewTicker(a.opts.Resync)
-	defer ticker.Stop()
-	conflicts := a.conflictChanges()
-	// Object changes are paced (see pacer): at most one recomputation per gap, the changes
-	// meanwhile coalesced into it. Membership changes re-elect at once.
-	pace := newPacer()
-	paced := time.NewTimer(time.Hour)
-	paced.Stop()
-	pending := false
-	a.pacedSync(ctx, pace, syncStart)
-	for {
-		cause := syncAPI
-		select {
-		case <-ctx.Done():
-			return a.shutdown()
-		case <-conflicts:
-			cause = syncConflicts
-		case <-a.trigger:
-			if pending {
-				a.pace.coalesced.Inc()
-				continue
-			}
-			if wait := pace.wait(time.Now()); wait > 0 {
-				pending = true
-				paced.Reset(wait)
-				a.pace.coalesced.Inc()
-				continue
-			}
-		case <-paced.C:
-			pending = false
-		case <-a.opts.Members.Changes():
-			cause = syncMembers
-		case <-ticker.C:
-			cause = syncResync
-			a.refreshInterfaces()
-			a.status.Recheck()
-			// Re-joining a node whose speaker is down blocks until the join times out: never
-			// in this loop, which must react to membership changes at once.
-			if a.joining.CompareAndSwap(false, true) {
-				go func() { defer a.joining.Store(false); a.join(ctx) }()
-			}
-		}
-		if pending && cause != syncAPI {
-			// This recomputation reads every change made so far: the paced one is not needed.
-			paced.Stop()
-			pending = false
-		}
-		a.pacedSync(ctx, pace, cause)
-	}
+	// The loop reconciles one key (loop.go), added by these sources: object changes (paced, see
+	// pacer), membership changes (at once), address conflicts and the resync.
+	a.enqueue(syncStart)
+	a.forward(ctx, a.opts.Members.Changes(), syncMembers)
+	a.forward(ctx, a.conflictChanges(), syncConflicts)
+	a.resyncs(ctx, a.opts.Resync)
+	a.runLoop(ctx)
+	return a.shutdown()
 }
 
 // pacedSync recomputes and records the cost with the pacer and the metrics.
