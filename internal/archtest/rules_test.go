@@ -81,6 +81,16 @@ func TestLibrariesStayBehindTheirAdapter(t *testing.T) {
 	}
 }
 
+// TestSpeakerStatusStaysAWriter: the speaker's status writer turns a plan into status objects and
+// writes them; it knows nothing of how the speaker announces (layer 2, BGP) or learns who is alive
+// (memberlist), and the agent that drives it is above it, never below.
+func TestSpeakerStatusStaysAWriter(t *testing.T) {
+	t.Parallel()
+	CheckDeps(t, mod+"speaker/status", mod+"speaker/agent", mod+"speaker/layer2", mod+"speaker/bgp",
+		mod+"speaker/members", mod+"speaker/nodemeta", "github.com/osrg/gobgp", "github.com/hashicorp/memberlist",
+		"github.com/mdlayher", "github.com/vishvananda")
+}
+
 // TestArchtestStaysLight: archtest is test-only tooling; it must not drag the heavy modules into
 // the tests that use it.
 func TestArchtestStaysLight(t *testing.T) {

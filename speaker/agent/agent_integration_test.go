@@ -25,6 +25,7 @@ import (
 	"github.com/herald-lb/herald/internal/testenv"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/plan"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 var env *testenv.Env
@@ -209,7 +210,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			return false
 		}
 		st := l.Items[0].Status
-		return l.Items[0].Name == statusName(n1, app+"/web") &&
+		return l.Items[0].Name == status.Name(n1, app+"/web") &&
 			st.Node == n1 && st.ServiceName == "web" && st.ServiceNamespace == app && len(st.Interfaces) == 1
 	})
 	eventually(t, "the ServiceL2Status named by the old scheme to be removed", func() bool {
@@ -224,7 +225,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			return false
 		}
 		st := l.Items[0].Status
-		return l.Items[0].Name == objectName(n1, "tor") && st.Node == n1 && st.Peer == "tor" && st.State == "Active" &&
+		return l.Items[0].Name == status.ObjectName(n1, "tor") && st.Node == n1 && st.Peer == "tor" && st.State == "Active" &&
 			strings.Contains(st.LastError, "MD5 password mismatch")
 	})
 	var events []string

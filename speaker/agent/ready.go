@@ -126,13 +126,14 @@ func (a *Agent) joinInBackground(ctx context.Context) {
 	a.joining.Store(true)
 	go func() { defer a.joining.Store(false); a.join(ctx) }()
 	t := time.AfterFunc(a.opts.JoinTimeout, func() {
-		a.settle("joining the other speakers is taking long; going on with the members known so far", true)
+		a.settle("joining the other speakers is taking long; going on with the members known so far", true, nil)
 	})
 	context.AfterFunc(ctx, func() { t.Stop() })
 }
 
-// settle records that this speaker knows the other speakers (or that it is alone).
-func (a *Agent) settle(why string, warn bool) {
+// settle records that this speaker knows the other speakers (or that it is alone); members, when
+// not nil, are those known (nil: read them for the log).
+func (a *Agent) settle(why string, warn bool, members []string) {
 	a.rd.mu.Lock()
 	done := a.rd.settled
 	a.rd.settled = true
@@ -140,10 +141,13 @@ func (a *Agent) settle(why string, warn bool) {
 	if done {
 		return
 	}
+	if members == nil {
+		members = a.opts.Members.Members()
+	}
 	if warn {
-		a.log.Warn(why, "members", a.opts.Members.Members())
+		a.log.Warn(why, "members", members)
 	} else {
-		a.log.Info("knows the other speakers", "how", why, "members", a.opts.Members.Members())
+		a.log.Info("knows the other speakers", "how", why, "members", members)
 	}
 	a.Trigger()
 }
@@ -176,7 +180,7 @@ func (a *Agent) join(ctx context.Context) {
 		}
 	}
 	if len(addrs) == 0 {
-		a.settle("no other speaker to join", false)
+		a.settle("no other speaker to join", false, nil)
 		return
 	}
 	results := make(chan error, len(addrs))
@@ -195,14 +199,14 @@ func (a *Agent) join(ctx context.Context) {
 		case err := <-results:
 			if err == nil && !joined {
 				joined = true
-				a.settle("joined", false)
+				a.settle("joined", false, nil)
 			}
 		case <-ctx.Done():
 			return
 		}
 	}
 	if !joined {
-		a.settle("no other speaker answered; alone so far", true)
+		a.settle("no other speaker answered; alone so far", true, nil)
 	}
 }
 
@@ -240,9 +244,9 @@ func (a *Agent) gossiped(en *election.Node, raw []byte) {
 // returns the metadata to publish. It also sets this node in in.Nodes to what both the others
 // know (the metadata last published) and what holds now allow: the more restrictive of the two,
 // so that this node never answers beyond what it has told the others, nor beyond what it can.
-func (a *Agent) readyState(in *plan.Input) nodemeta.Meta {
-	if len(a.opts.Members.Members()) > 1 {
-		a.settle("contacted by the other speakers", false)
+func (a *Agent) readyState(in *plan.Input, mem membership) nodemeta.Meta {
+	if len(mem.alive) > 1 {
+		a.settle("contacted by the other speakers", false, mem.alive)
 	}
 	named, hasL2 := l2Named(in.Config)
 

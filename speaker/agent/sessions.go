@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/speaker/bgp"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 // Event reasons for BGP sessions, reported on the BGPPeer.
@@ -145,7 +146,7 @@ func (a *Agent) watchSessions(ctx context.Context, recheck, grace time.Duration)
 	defer due.Stop()
 	for {
 		statuses := a.opts.BGP.Status()
-		a.status.setSessions(sessionObjects(a.opts.NodeName, statuses))
+		a.status.SetSessions(sessionObjects(a.opts.NodeName, statuses))
 		for _, ev := range tr.update(time.Now(), statuses) {
 			if ev.Type == corev1.EventTypeWarning {
 				a.log.Warn("BGP session", "peer", ev.Peer, "msg", ev.Message)
@@ -199,7 +200,7 @@ func sessionObjects(node string, statuses []bgp.PeerStatus) map[string]v1beta1.B
 			since := metav1.NewTime(st.EstablishedSince.Truncate(time.Second))
 			o.EstablishedSince = &since
 		}
-		out[objectName(node, st.Name)] = o
+		out[status.ObjectName(node, st.Name)] = o
 	}
 	return out
 }
