@@ -124,8 +124,12 @@ type Peer struct {
 	// external (any AS number but MyASN).
 	PeerASN uint32
 	// DynamicASN is empty when the BGPPeer pins peerASN.
-	DynamicASN    v1beta1.DynamicASN
-	Address       netip.Addr
+	DynamicASN v1beta1.DynamicASN
+	Address    netip.Addr // invalid (zero) for a peer with Interface
+	// Interface is the nodes' interface to the router of a BGP unnumbered session (IPv6
+	// link-local addresses, the router's learnt from its Router Advertisements); empty when the
+	// peer has an Address.
+	Interface     string
 	Port          uint16
 	SourceAddress netip.Addr // invalid (zero) when unset
 	// HoldTime, KeepaliveTime and ConnectTime are whole numbers of seconds, defaults filled in.

@@ -121,6 +121,9 @@ func TestGracefulRestartShapes(t *testing.T) {
 		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: false}`,
 		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 1s}`,
 		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 60s}`,
+		// BGP unnumbered.
+		`{myASN: 64512, peerASN: 64500, interface: eth1}`,
+		`{myASN: 64512, dynamicASN: external, interface: enp1s0f1.100, holdTime: 9s, gracefulShutdown: true}`,
 	} {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte("kind: BGPPeer\nspec: "+spec), &u.Object); err != nil {
@@ -251,6 +254,22 @@ spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdownTim
 spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 61s}`, "gracefulShutdownTime 61s must be between 1s and 60s"},
 		{"graceful shutdown time too short", `kind: BGPPeer
 spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 500ms}`, "gracefulShutdownTime 500ms must be between 1s and 60s"},
+		{"neither peer address nor interface", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500}`, "set exactly one of peerAddress (the router's address, such as 198.51.100.1) and interface"},
+		{"peer address and interface", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, interface: eth1}`, "set exactly one of peerAddress"},
+		{"unnumbered interface not a device name", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: "eth 1"}`, "interface eth 1 is not a Linux device name"},
+		{"unnumbered interface name too long", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: "sixteen-chars-xx"}`, "spec.interface: Too long"},
+		{"unnumbered with multihop", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: eth1, ebgpMultiHop: true}`, "ebgpMultiHop does not apply to an unnumbered session"},
+		{"unnumbered with source address", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: eth1, sourceAddress: "2001:db8::2"}`, "sourceAddress does not apply to an unnumbered session"},
+		{"unnumbered in a VRF", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: eth1, vrf: red}`, "an unnumbered session (interface) in a VRF is not supported"},
+		{"unnumbered with BFD", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: eth1, bfdProfile: fast}`, "BFD on an unnumbered session (interface) is not supported"},
 		{"interface with slash", `kind: L2Advertisement
 spec: {interfaces: ["eth0/1"]}`, "spec.interfaces[0]"},
 	}

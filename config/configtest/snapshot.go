@@ -372,6 +372,12 @@ func randomPeer(s *Source, i int, secrets, bfds []string) v1beta1.BGPPeer {
 	if s.Intn(4) == 0 {
 		o.Spec.RouterID = s.Choose([]string{"198.51.100.10", "1.2.3.4", "223.255.255.255"}, append([]string{"224.0.0.1", "2001:db8::1"}, badPeerAddresses...))
 	}
+	if s.Intn(6) == 0 { // BGP unnumbered
+		o.Spec.Interface = s.Choose([]string{"eth1", "enp1s0f1.100"}, []string{"eth 1", "sixteen-chars-xx", "-x"})
+		if !s.Bad(8) {
+			o.Spec.PeerAddress = ""
+		}
+	}
 	if s.Bool() {
 		o.Spec.HoldTime = s.Duration(3*time.Second, 9*time.Second, 10*time.Second, 90*time.Second, 65535*time.Second)
 	}

@@ -70,7 +70,7 @@ func TestLibrariesStayBehindTheirAdapter(t *testing.T) {
 	}{
 		{"github.com/osrg/gobgp", []string{mod + "speaker/bgp"}},
 		{"github.com/hashicorp/memberlist", []string{mod + "speaker/members", mod + "speaker/nodemeta"}},
-		{"github.com/mdlayher", []string{mod + "speaker/layer2", mod + "e2e", mod + "e2e/cmd/ndpprobe"}},
+		{"github.com/mdlayher", []string{mod + "speaker/layer2", mod + "speaker/routeradv", mod + "e2e", mod + "e2e/cmd/ndpprobe"}},
 		{"github.com/vishvananda", []string{mod + "speaker/layer2", mod + "speaker/bgp", mod + "internal/netlab"}},
 	}
 	for _, tt := range tests {

@@ -188,8 +188,13 @@ func (r *Router) KernelNextHops(ctx context.Context, prefix netip.Prefix) ([]net
 }
 
 func parseKernelRoutes(out []byte) ([]netip.Addr, error) {
+	// An IPv4 route with an IPv6 next hop (RFC 8950, BGP unnumbered) has "via" instead of
+	// "gateway".
 	type hop struct {
 		Gateway string `json:"gateway"`
+		Via     struct {
+			Host string `json:"host"`
+		} `json:"via"`
 	}
 	var routes []struct {
 		hop
@@ -204,8 +209,10 @@ func parseKernelRoutes(out []byte) ([]netip.Addr, error) {
 	var hops []netip.Addr
 	for _, rt := range routes {
 		for _, h := range append([]hop{rt.hop}, rt.NextHops...) {
-			if a, err := netip.ParseAddr(h.Gateway); err == nil {
-				hops = append(hops, a)
+			for _, g := range []string{h.Gateway, h.Via.Host} {
+				if a, err := netip.ParseAddr(g); err == nil {
+					hops = append(hops, a)
+				}
 			}
 		}
 	}

@@ -165,7 +165,7 @@ func bgpPeers(peers []*config.Peer) []bgp.Peer {
 	out := make([]bgp.Peer, 0, len(peers))
 	for _, p := range peers {
 		out = append(out, bgp.Peer{
-			Name: p.Name, MyASN: p.MyASN, PeerASN: p.PeerASN, Address: p.Address, Port: p.Port,
+			Name: p.Name, MyASN: p.MyASN, PeerASN: p.PeerASN, Address: p.Address, Interface: p.Interface, Port: p.Port,
 			SourceAddress: p.SourceAddress, RouterID: p.RouterID,
 			HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
 			EBGPMultiHop: p.EBGPMultiHop, Password: p.Password, GracefulRestart: p.GracefulRestart, RestartTime: p.GracefulRestartTime,

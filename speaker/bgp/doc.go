@@ -89,6 +89,11 @@
 //     dynamicASN internal is PeerASN = MyASN, which GoBGP checks itself.
 //   - VRF (vrf.go): the session's TCP connection is bound to the VRF device (GoBGP's
 //     Transport.BindInterface); no BFD in a VRF.
+//   - BGP unnumbered (unnumbered.go, package routeradv): a Peer with Interface runs to the router's
+//     link-local address learnt from its Router Advertisements, the speaker sending its own so the
+//     router learns the node; GoBGP gets the address with the interface as zone, sends IPv4 routes
+//     with the session's link-local next hop (RFC 8950; it always offers the extended next hop
+//     capability for IPv4), and the session is restarted when the router's address changes.
 //   - Metrics (herald_bgp_*) are read from Status at scrape time, counters from GoBGP.
 //
 // Adding per-peer features: a field of Peer is part of the session's identity (a change restarts

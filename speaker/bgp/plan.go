@@ -312,6 +312,8 @@ func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
 	}
 	addr := p.Address.Unmap()
 	switch {
+	case p.Interface != "":
+		validateUnnumbered(p, bad)
 	case !addr.IsValid() || addr.IsUnspecified() || addr.IsMulticast():
 		bad("address %v is not a unicast address", p.Address)
 	case addr.IsLinkLocalUnicast() && addr.Zone() == "":

@@ -84,6 +84,13 @@ type Speaker struct {
 	// refused holds the peers of the last SetPeers that the speaker could not use, by name,
 	// with the reason.
 	refused map[string]refusal
+	// waiting holds the interface peers whose router address is not learnt yet, by name.
+	waiting map[string]Peer
+
+	// configured is the last SetPeers input; watches the BGP unnumbered interfaces
+	// (unnumbered.go). Both guarded by mu.
+	configured []Peer
+	watches    map[string]*ifaceWatch
 }
 
 // refusal is a peer SetPeers could not use and why.
@@ -120,7 +127,7 @@ func New(cfg Config) (*Speaker, error) {
 	}
 	s := &Speaker{cfg: cfg, log: l, changes: make(chan struct{}, 1), servers: map[serverKey]*server{}, bfd: newBFDEndpoint(l),
 		started: time.Now(), hadSession: map[string]bool{},
-		want: map[string]table{}, sessions: map[string]*session{}, refused: map[string]refusal{}}
+		want: map[string]table{}, sessions: map[string]*session{}, refused: map[string]refusal{}, watches: map[string]*ifaceWatch{}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
 			return nil, fmt.Errorf("registering BGP metrics: %w", err)
@@ -158,6 +165,12 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	if s.shut {
 		return ErrShutdown
 	}
+	s.configured = slices.Clone(peers)
+	return s.setPeers(ctx, peers)
+}
+
+// setPeers is SetPeers. Callers hold mu.
+func (s *Speaker) setPeers(ctx context.Context, peers []Peer) error {
 	defer s.notify()
 	refused := map[string]refusal{}
 	var errs []error
@@ -179,6 +192,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		seen[p.Name] = true
 		usable = append(usable, p)
 	}
+	usable, waiting := s.resolveUnnumbered(usable)
 	// A refused peer keeps the session of its previous configuration, if it has one: bad input
 	// never takes down a session that works.
 	for _, name := range sortedNames(refused) {
@@ -215,6 +229,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	}
 	s.regMu.Lock()
 	s.refused = refused
+	s.waiting = waiting
 	s.regMu.Unlock()
 	return errors.Join(errs...)
 }
@@ -447,6 +462,7 @@ func (s *Speaker) Status() []PeerStatus {
 	s.regMu.RLock()
 	sessions := slices.Collect(maps.Values(s.sessions))
 	refused := maps.Clone(s.refused)
+	waiting := maps.Clone(s.waiting)
 	s.regMu.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -477,6 +493,9 @@ func (s *Speaker) Status() []PeerStatus {
 			st.BFD = bfd.StateDown.String() // asked for, not running
 		}
 		out = append(out, st)
+	}
+	for name, p := range waiting {
+		out = append(out, PeerStatus{Name: name, State: StateIdle, LastError: waitingError(p.Interface)})
 	}
 	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -517,6 +536,7 @@ func (s *Speaker) stopAll(stop func(sv *server, sessions []*session) error) (int
 	}
 	s.shut = true
 	defer s.notify()
+	s.stopWatches()
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.servers))
 	for i, k := range s.serverKeys() {
@@ -530,6 +550,7 @@ func (s *Speaker) stopAll(stop func(sv *server, sessions []*session) error) (int
 	s.regMu.Lock()
 	s.sessions = map[string]*session{}
 	s.refused = map[string]refusal{}
+	s.waiting = nil
 	s.regMu.Unlock()
 	return count, true, errors.Join(errs...)
 }
