@@ -118,10 +118,10 @@ func TestLabMultiHopBFD(t *testing.T) {
 	}
 	must(lb.net.Exec(mid, "nft", "add table ip herald_mhbfd"))
 	t.Cleanup(func() { _, _ = lb.net.Exec(mid, "nft", "delete table ip herald_mhbfd") })
-	must(lb.net.Exec(mid, "nft", "add chain ip herald_mhbfd fwd { type filter hook forward priority 0 ; policy accept ; }"))
+	must(lb.net.Exec(mid, "nft", "add chain ip herald_mhbfd hbfd { type filter hook forward priority 0 ; policy accept ; }"))
 	waitCutPhase(t, ctx)
 	start := time.Now()
-	must(lb.net.Exec(mid, "nft", "add rule ip herald_mhbfd fwd udp dport 4784 drop"))
+	must(lb.net.Exec(mid, "nft", "add rule ip herald_mhbfd hbfd udp dport 4784 drop"))
 	gone := lb.waitHops(t, ctx, vip4, nil)
 	d := gone.Sub(start)
 	t.Logf("multi-hop BFD failover: %v", d)
