@@ -29,11 +29,12 @@ const (
 	DefaultMaxPrefixes          = 1000
 	DefaultBFDInterval          = 300 * time.Millisecond
 	DefaultBFDDetectMultiplier  = 3
+	DefaultAggregationLength    = 32
+	DefaultAggregationLengthV6  = 128
+
 	// DefaultBFDMinimumTTL is the least TTL multi-hop BFD accepts when the BFDProfile sets no
 	// minimumTtl: FRR's default (one router between the peers at most).
 	DefaultBFDMinimumTTL = 254
-	DefaultAggregationLength    = 32
-	DefaultAggregationLengthV6  = 128
 )
 
 func (p *parser) parseBFDProfile(o *v1beta1.BFDProfile) *BFDProfile {

@@ -77,13 +77,9 @@ type BFD struct {
 	// Passive sends nothing until the peer has sent a packet.
 	Passive bool
 	// MinimumTTL is the least TTL (hop limit) a received packet of a multi-hop session may
-	// have, 1 to 255; DefaultBFDMinimumTTL when 0. Single-hop sessions accept TTL 255 only.
+	// have; bfd.DefaultMinimumTTL (254) when 0. Single-hop sessions accept TTL 255 only.
 	MinimumTTL uint8
 }
-
-// DefaultBFDMinimumTTL is the minimum TTL of multi-hop BFD when BFD.MinimumTTL is 0: FRR's
-// default, at most one router between the peers.
-const DefaultBFDMinimumTTL = 254
 
 // DefaultMaxPrefixes is the prefix limit of a Peer that sets none.
 const DefaultMaxPrefixes = 1000
