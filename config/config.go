@@ -160,11 +160,15 @@ type Peer struct {
 }
 
 // BFDProfile is a validated BFDProfile with defaults filled in. Its fields are all the speaker's
-// BFD honours; Parse refuses a BFDProfile with echoMode or minimumTtl.
+// BFD honours; Parse refuses a BFDProfile with echoMode.
 type BFDProfile struct {
 	Name             string
 	ReceiveInterval  time.Duration
 	TransmitInterval time.Duration
 	DetectMultiplier uint32
 	PassiveMode      bool
+	// MinimumTTL is the least TTL a received packet of a multi-hop session (a peer with
+	// ebgpMultiHop) may have, 1 to 254 (DefaultBFDMinimumTTL when the BFDProfile sets none).
+	// Single-hop sessions accept only TTL 255, whatever this says (as FRR's bfdd).
+	MinimumTTL uint32
 }

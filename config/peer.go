@@ -31,6 +31,10 @@ const (
 	DefaultBFDDetectMultiplier  = 3
 	DefaultAggregationLength    = 32
 	DefaultAggregationLengthV6  = 128
+
+	// DefaultBFDMinimumTTL is the least TTL multi-hop BFD accepts when the BFDProfile sets no
+	// minimumTtl: FRR's default (one router between the peers at most).
+	DefaultBFDMinimumTTL = 254
 )
 
 func (p *parser) parseBFDProfile(o *v1beta1.BFDProfile) *BFDProfile {
@@ -57,25 +61,21 @@ func (p *parser) parseBFDProfile(o *v1beta1.BFDProfile) *BFDProfile {
 	if o.Spec.EchoMode {
 		r.errorf("spec.echoMode", "true", "%s; remove echoMode (or set it to false)", ErrBFDEcho)
 	}
-	if o.Spec.MinimumTTL != nil {
-		r.errorf("spec.minimumTtl", strconv.FormatUint(uint64(*o.Spec.MinimumTTL), 10), "%s; remove minimumTtl", ErrBFDMinimumTTL)
-	}
 	return &BFDProfile{
 		Name:             o.Name,
 		ReceiveInterval:  interval("spec.receiveInterval", o.Spec.ReceiveInterval),
 		TransmitInterval: interval("spec.transmitInterval", o.Spec.TransmitInterval),
 		DetectMultiplier: bounded("spec.detectMultiplier", o.Spec.DetectMultiplier, DefaultBFDDetectMultiplier, 2, 255),
 		PassiveMode:      o.Spec.PassiveMode,
+		MinimumTTL:       bounded("spec.minimumTtl", o.Spec.MinimumTTL, DefaultBFDMinimumTTL, 1, 254),
 	}
 }
 
 // Why BFDProfile and BGPPeer fields that Herald's BFD cannot honour are refused (the same texts
 // are in the CRDs' CEL rules).
 const (
-	ErrBFDEcho       = "the BFD echo function is not supported: Herald runs BFD in asynchronous mode only"
-	ErrBFDMinimumTTL = "multi-hop BFD is not supported, so there is no minimum TTL to set: Herald runs single-hop BFD (RFC 5881), which accepts only packets sent with TTL 255"
-	ErrBFDMultiHop   = "BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only"
-	ErrBFDVRF        = "BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF"
+	ErrBFDEcho = "the BFD echo function is not supported: Herald runs BFD in asynchronous mode only"
+	ErrBFDVRF  = "BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF"
 )
 
 // parseBFDProfiles puts the usable BFD profiles in the Config: valid ones, and the last valid
@@ -296,10 +296,9 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 		}
 	}
 
+	// BFD runs single hop (RFC 5881), or multi-hop (RFC 5883) with ebgpMultiHop.
 	if s.BFDProfile != "" && s.Interface != "" {
 		r.errorf("spec.bfdProfile", s.BFDProfile, "BFD on an unnumbered session (interface %s) is not supported; remove bfdProfile, or use peerAddress", s.Interface)
-	} else if s.BFDProfile != "" && s.EBGPMultiHop {
-		r.errorf("spec.bfdProfile", s.BFDProfile, "%s; remove bfdProfile, or ebgpMultiHop if the router is one hop away", ErrBFDMultiHop)
 	} else if s.BFDProfile != "" && s.VRF != "" {
 		r.errorf("spec.bfdProfile", s.BFDProfile, "%s; remove bfdProfile, or vrf", ErrBFDVRF)
 	} else if s.BFDProfile != "" {

@@ -39,7 +39,7 @@ func TestParsePeers(t *testing.T) {
 		p.GracefulRestart, p.GracefulRestartTime = true, 120*time.Second
 		return p
 	}
-	fast := &BFDProfile{Name: "fast", ReceiveInterval: 50 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}
+	fast := &BFDProfile{Name: "fast", ReceiveInterval: 50 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, MinimumTTL: 254}
 	tests := []struct {
 		name string
 		peer v1beta1.BGPPeer
@@ -119,6 +119,11 @@ func TestParsePeers(t *testing.T) {
 			name: "multi-hop",
 			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.EBGPMultiHop = true }),
 			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), EBGPMultiHop: true}),
+		},
+		{
+			name: "multi-hop with BFD (RFC 5883)",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.EBGPMultiHop, s.BFDProfile = true, "fast" }),
+			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), EBGPMultiHop: true, BFDProfile: fast}),
 		},
 		{
 			name: "password under the default key",
@@ -546,13 +551,6 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 		},
 		{
-			name:  "BFD on a multi-hop session",
-			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.BFDProfile, s.EBGPMultiHop = "fast", true }),
-			want: []string{
-				`BGPPeer herald-system/p: spec.bfdProfile "fast": BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only; remove bfdProfile, or ebgpMultiHop if the router is one hop away`,
-			},
-		},
-		{
 			name: "unnumbered: interface and the fields that do not go with it",
 			peers: func() []v1beta1.BGPPeer {
 				unnumbered := func(name string, f func(*v1beta1.BGPPeerSpec)) v1beta1.BGPPeer {
@@ -634,32 +632,44 @@ func TestParseBFDProfiles(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: &BFDProfile{Name: "bfd", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3},
+			want: &BFDProfile{Name: "bfd", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, MinimumTTL: 254},
 		},
 		{
 			name: "everything set",
 			spec: v1beta1.BFDProfileSpec{
-				ReceiveInterval: ptr[uint32](10), TransmitInterval: ptr[uint32](60000), DetectMultiplier: ptr[uint32](255), PassiveMode: true,
+				ReceiveInterval: ptr[uint32](10), TransmitInterval: ptr[uint32](60000), DetectMultiplier: ptr[uint32](255), PassiveMode: true, MinimumTTL: ptr[uint32](1),
 			},
-			want: &BFDProfile{Name: "bfd", ReceiveInterval: 10 * time.Millisecond, TransmitInterval: time.Minute, DetectMultiplier: 255, PassiveMode: true},
+			want: &BFDProfile{Name: "bfd", ReceiveInterval: 10 * time.Millisecond, TransmitInterval: time.Minute, DetectMultiplier: 255, PassiveMode: true, MinimumTTL: 1},
 		},
 		{
-			name: "echo mode and minimum TTL are refused, not ignored",
-			spec: v1beta1.BFDProfileSpec{EchoMode: true, MinimumTTL: ptr[uint32](254)},
+			name: "minimum TTL 254, the highest",
+			spec: v1beta1.BFDProfileSpec{MinimumTTL: ptr[uint32](254)},
+			want: &BFDProfile{Name: "bfd", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, MinimumTTL: 254},
+		},
+		{
+			name: "echo mode is refused, not ignored",
+			spec: v1beta1.BFDProfileSpec{EchoMode: true},
 			wantErr: []string{
 				`BFDProfile herald-system/bfd: spec.echoMode "true": the BFD echo function is not supported: Herald runs BFD in asynchronous mode only; remove echoMode (or set it to false)`,
-				`BFDProfile herald-system/bfd: spec.minimumTtl "254": multi-hop BFD is not supported, so there is no minimum TTL to set: Herald runs single-hop BFD (RFC 5881), which accepts only packets sent with TTL 255; remove minimumTtl`,
 			},
 		},
 		{
 			name: "out of bounds",
 			spec: v1beta1.BFDProfileSpec{
-				ReceiveInterval: ptr[uint32](9), TransmitInterval: ptr[uint32](60001), DetectMultiplier: ptr[uint32](1),
+				ReceiveInterval: ptr[uint32](9), TransmitInterval: ptr[uint32](60001), DetectMultiplier: ptr[uint32](1), MinimumTTL: ptr[uint32](255),
 			},
 			wantErr: []string{
 				`BFDProfile herald-system/bfd: spec.receiveInterval "9": must be between 10 and 60000 milliseconds (default 300)`,
 				`BFDProfile herald-system/bfd: spec.transmitInterval "60001": must be between 10 and 60000 milliseconds (default 300)`,
 				`BFDProfile herald-system/bfd: spec.detectMultiplier "1": must be between 2 and 255 (default 3)`,
+				`BFDProfile herald-system/bfd: spec.minimumTtl "255": must be between 1 and 254 (default 254)`,
+			},
+		},
+		{
+			name: "minimum TTL 0",
+			spec: v1beta1.BFDProfileSpec{MinimumTTL: ptr[uint32](0)},
+			wantErr: []string{
+				`BFDProfile herald-system/bfd: spec.minimumTtl "0": must be between 1 and 254 (default 254)`,
 			},
 		},
 	}

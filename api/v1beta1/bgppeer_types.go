@@ -5,7 +5,6 @@ import (
 )
 
 // BGPPeerSpec describes one BGP session that the speakers on the selected nodes open to a router.
-// +kubebuilder:validation:XValidation:rule="!has(self.bfdProfile) || size(self.bfdProfile) == 0 || !has(self.ebgpMultiHop) || !self.ebgpMultiHop",message="BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only; remove bfdProfile, or ebgpMultiHop if the router is one hop away"
 // +kubebuilder:validation:XValidation:rule="has(self.peerASN) != has(self.dynamicASN)",message="set exactly one of peerASN (the router's AS number, such as 64500) and dynamicASN (internal or external, when the router's AS number is not pinned)"
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) ? self.myASN != self.peerASN : (!has(self.dynamicASN) || self.dynamicASN != 'internal'))",message="ebgpMultiHop applies only to eBGP sessions: myASN and peerASN are equal (or dynamicASN is internal), so this is iBGP; remove ebgpMultiHop"
 // +kubebuilder:validation:XValidation:rule="!has(self.vrf) || size(self.vrf) == 0 || !has(self.bfdProfile) || size(self.bfdProfile) == 0",message="BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF; remove bfdProfile, or vrf"
@@ -178,7 +177,9 @@ type BGPPeerSpec struct {
 	// +optional
 	MaxPrefixes *uint32 `json:"maxPrefixes,omitempty"`
 
-	// BFDProfile names a BFDProfile in the same namespace to run BFD on this session.
+	// BFDProfile names a BFDProfile in the same namespace to run BFD on this session: single-hop
+	// BFD (RFC 5881, UDP port 3784, only TTL 255 accepted), or multi-hop BFD (RFC 5883, UDP port
+	// 4784, the profile's minimumTtl) when ebgpMultiHop is true.
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	BFDProfile string `json:"bfdProfile,omitempty"`

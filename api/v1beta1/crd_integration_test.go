@@ -106,6 +106,30 @@ func TestSamplesAreAccepted(t *testing.T) {
 	}
 }
 
+// TestMultiHopBFDShapes: BFD on a multi-hop session (RFC 5883) and a BFDProfile's minimum TTL
+// from 1 to 254 are accepted.
+func TestMultiHopBFDShapes(t *testing.T) {
+	testenv.Require(t, env)
+	ns := env.NewNamespace(t, "crd-mhbfd")
+	for i, obj := range []string{
+		"kind: BGPPeer\nspec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, ebgpMultiHop: true, bfdProfile: fast}",
+		"kind: BGPPeer\nspec: {myASN: 64512, dynamicASN: external, peerAddress: 192.0.2.1, ebgpMultiHop: true, bfdProfile: fast}",
+		"kind: BFDProfile\nspec: {minimumTtl: 1}",
+		"kind: BFDProfile\nspec: {minimumTtl: 254, passiveMode: true}",
+	} {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(obj), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetAPIVersion("herald.dev/v1beta1")
+		u.SetNamespace(ns)
+		u.SetName("mh-" + strconv.Itoa(i))
+		if err := env.Client.Create(t.Context(), u); err != nil {
+			t.Errorf("%s rejected: %v", obj, err)
+		}
+	}
+}
+
 // TestGracefulRestartShapes: BGPPeers of before (enableGracefulRestart true, false or unset)
 // stay valid, with a restart time or without, and so do the graceful shutdown settings.
 func TestGracefulRestartShapes(t *testing.T) {
@@ -224,10 +248,10 @@ spec: {communities: [{name: x, value: "1:2:3"}]}`, "value must be a standard com
 spec: {detectMultiplier: 1}`, "spec.detectMultiplier: Invalid value: 1"},
 		{"BFD echo mode", `kind: BFDProfile
 spec: {echoMode: true}`, "the BFD echo function is not supported"},
-		{"BFD minimum TTL", `kind: BFDProfile
-spec: {minimumTtl: 254}`, "multi-hop BFD is not supported, so there is no minimum TTL to set"},
-		{"BFD on a multi-hop session", `kind: BGPPeer
-spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, ebgpMultiHop: true, bfdProfile: fast}`, "BFD on a multi-hop session (ebgpMultiHop: true) is not supported"},
+		{"BFD minimum TTL 255", `kind: BFDProfile
+spec: {minimumTtl: 255}`, "spec.minimumTtl: Invalid value: 255"},
+		{"BFD minimum TTL 0", `kind: BFDProfile
+spec: {minimumTtl: 0}`, "spec.minimumTtl: Invalid value: 0"},
 		{"no peer AS", `kind: BGPPeer
 spec: {myASN: 64512, peerAddress: 192.0.2.1}`, "set exactly one of peerASN (the router's AS number, such as 64500) and dynamicASN"},
 		{"peer AS and dynamic AS", `kind: BGPPeer

@@ -357,13 +357,10 @@ func (t *translator) bfdProfile(o *unstructured.Unstructured) {
 	}
 	p := v1beta1.BFDProfile{TypeMeta: typeMeta(KindBFDProfile), ObjectMeta: t.meta(o), Spec: v1beta1.BFDProfileSpec{
 		ReceiveInterval: spec.ReceiveInterval, TransmitInterval: spec.TransmitInterval, DetectMultiplier: spec.DetectMultiplier,
-		PassiveMode: spec.PassiveMode != nil && *spec.PassiveMode,
+		PassiveMode: spec.PassiveMode != nil && *spec.PassiveMode, MinimumTTL: spec.MinimumTTL,
 	}}
 	if spec.EchoMode != nil && *spec.EchoMode {
 		t.note(Dropped, subject, "spec.echoMode", "true", "Herald's BFD has no echo function (asynchronous mode only); left out")
-	}
-	if spec.MinimumTTL != nil {
-		t.note(Dropped, subject, "spec.minimumTtl", fmt.Sprint(*spec.MinimumTTL), "Herald runs single-hop BFD only, which accepts only TTL 255; left out")
 	}
 	if spec.EchoInterval != nil {
 		t.note(Dropped, subject, "spec.echoInterval", fmt.Sprint(*spec.EchoInterval), "Herald's BFDProfile has no echo interval; left out")
@@ -428,9 +425,6 @@ func (t *translator) peer(o *unstructured.Unstructured, dualStack bool) {
 	if spec.BFDProfile != "" && spec.VRF != "" {
 		p.Spec.BFDProfile = ""
 		t.note(Dropped, subject, "spec.bfdProfile", spec.BFDProfile, "Herald runs no BFD on a session in a VRF (%s): this session runs without BFD", spec.VRF)
-	} else if spec.BFDProfile != "" && spec.EBGPMultiHop {
-		p.Spec.BFDProfile = ""
-		t.note(Dropped, subject, "spec.bfdProfile", spec.BFDProfile, "Herald runs single-hop BFD only and this peer is multi-hop (ebgpMultiHop): this session runs without BFD")
 	}
 	if spec.DisableMP {
 		t.note(Changed, subject, "spec.disableMP", "true", "Herald runs one session per peer address with both IPv4 and IPv6 unicast enabled; there is no separate session per family")

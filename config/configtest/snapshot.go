@@ -223,11 +223,10 @@ func RandomSnapshot(b []byte) config.Snapshot {
 		}
 		o.Spec = v1beta1.BFDProfileSpec{ReceiveInterval: u32(10, 300, 60000), TransmitInterval: u32(10, 300, 60000),
 			DetectMultiplier: u32(2, 3, 255), PassiveMode: s.Bool()}
-		// Echo mode and a minimum TTL are refused (Herald's BFD cannot honour them).
+		// Echo mode is refused (Herald's BFD cannot honour it); a minimum TTL is for multi-hop
+		// sessions.
 		o.Spec.EchoMode = s.Bad(16)
-		if s.Bad(16) {
-			o.Spec.MinimumTTL = u32(1, 254)
-		}
+		o.Spec.MinimumTTL = u32(1, 254)
 		snap.BFDProfiles = append(snap.BFDProfiles, o)
 		bfds = append(bfds, o.Name)
 	}

@@ -181,7 +181,7 @@ func bgpBFD(p *config.BFDProfile) bgp.BFD {
 		return bgp.BFD{}
 	}
 	return bgp.BFD{Enabled: true, ReceiveInterval: p.ReceiveInterval, TransmitInterval: p.TransmitInterval,
-		DetectMultiplier: uint8(min(p.DetectMultiplier, 255)), Passive: p.PassiveMode}
+		DetectMultiplier: uint8(min(p.DetectMultiplier, 255)), Passive: p.PassiveMode, MinimumTTL: uint8(min(p.MinimumTTL, 255))}
 }
 
 // bgpRoutes converts the plan's route table of each peer for the BGP speaker.

@@ -356,9 +356,6 @@ func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
 		if err := p.BFD.config().Validate(); err != nil {
 			bad("BFD: %v", err)
 		}
-		if p.EBGPMultiHop {
-			bad("BFD on a multi-hop session (ebgpMultiHop) is not supported: the speaker runs single-hop BFD (RFC 5881) only")
-		}
 	}
 	if len(errs) == 0 {
 		return nil

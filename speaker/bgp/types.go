@@ -57,8 +57,8 @@ type Peer struct {
 	// nothing, but GoBGP keeps every received path until its import policy rejects it, so the
 	// limit bounds the memory a peer can make the speaker use.
 	MaxPrefixes uint32
-	// BFD runs BFD (RFC 5880, single hop as RFC 5881) with the peer when BFD.Enabled: when BFD
-	// declares the path down, an Established BGP session is closed at once and reconnects as after
+	// BFD runs BFD (RFC 5880) with the peer when BFD.Enabled, single hop (RFC 5881) or, with
+	// EBGPMultiHop, multi-hop (RFC 5883): when BFD declares the path down, an Established BGP session is closed at once and reconnects as after
 	// any reset.
 	BFD BFD
 	// GracefulShutdown, when not 0, makes Shutdown (a stop for good) first send the session's
@@ -85,6 +85,9 @@ type BFD struct {
 	DetectMultiplier uint8
 	// Passive sends nothing until the peer has sent a packet.
 	Passive bool
+	// MinimumTTL is the least TTL (hop limit) a received packet of a multi-hop session may
+	// have; bfd.DefaultMinimumTTL (254) when 0. Single-hop sessions accept TTL 255 only.
+	MinimumTTL uint8
 }
 
 // DefaultMaxPrefixes is the prefix limit of a Peer that sets none.
