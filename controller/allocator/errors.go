@@ -49,7 +49,7 @@ func Fields(err error) []Field {
 	var out []Field
 	var walk func(error)
 	walk = func(e error) {
-		switch x := e.(type) {
+		switch x := e.(type) { //nolint:errorlint // walks the tree itself, node by node
 		case nil:
 			return
 		case *allocError:
@@ -57,7 +57,7 @@ func Fields(err error) []Field {
 				out = append(out, x.field)
 			}
 		}
-		switch u := e.(type) {
+		switch u := e.(type) { //nolint:errorlint // walks the tree itself, node by node
 		case interface{ Unwrap() error }:
 			walk(u.Unwrap())
 		case interface{ Unwrap() []error }:

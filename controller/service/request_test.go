@@ -145,7 +145,7 @@ func TestAllocationError(t *testing.T) {
 		})
 	}
 	plain := errors.New("something else")
-	if got := service.AllocationError(plain); got != plain {
+	if got := service.AllocationError(plain); got != plain { //nolint:errorlint // the very same error value, not one wrapping it
 		t.Errorf("AllocationError of an error about no field = %v, want it unchanged", got)
 	}
 }
