@@ -92,7 +92,7 @@ func (w *world) startController() {
 	if err != nil {
 		w.t.Fatalf("creating manager: %v", err)
 	}
-	c, err := service.New(service.Options{Namespace: w.herald, LBClass: w.class, SkipNameValidation: true, PoolStatusInterval: 100 * time.Millisecond}, logr.Discard())
+	c, err := service.New(service.Options{Namespace: w.herald, LBClass: w.class, SkipNameValidation: true, PoolStatusInterval: 100 * time.Millisecond})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -9,9 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,18 +21,6 @@ import (
 
 // speakerSelector selects the speaker Pods of the manifests and the Helm chart.
 const speakerSelector = "app.kubernetes.io/name=herald,app.kubernetes.io/component=speaker"
-
-// scheme knows the built-in kinds and Herald's.
-func scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err) // static registration; cannot fail at run time
-	}
-	if err := v1beta1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
 
 // clientConfig returns the kubeconfig the flags select, and the namespace of -n (or of the
 // context when -n is not given; explicit tells which).
@@ -60,7 +46,11 @@ func (g *globals) client() (client.Client, string, bool, error) {
 	if err != nil {
 		return nil, "", false, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme()})
+	scheme, err := kube.Scheme()
+	if err != nil {
+		return nil, "", false, failure("%w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, "", false, failure("connecting to the API server %s: %w", cfg.Host, err)
 	}

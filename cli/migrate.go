@@ -274,7 +274,7 @@ func keepCheck(r metallb.Result, services []corev1.Service, nsLabels map[string]
 		if len(ips) > 0 {
 			_, rerr = alloc.Reserve(desc, ips)
 		}
-		if err := errors.Join(perr, rerr); err != nil {
+		if err := errors.Join(perr, service.AllocationError(rerr)); err != nil {
 			out = append(out, fmt.Sprintf("Service %s/%s would lose %s: %v", s.Namespace, s.Name, addrList(ips), err))
 		}
 	}

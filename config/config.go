@@ -124,8 +124,12 @@ type Peer struct {
 	// external (any AS number but MyASN).
 	PeerASN uint32
 	// DynamicASN is empty when the BGPPeer pins peerASN.
-	DynamicASN    v1beta1.DynamicASN
-	Address       netip.Addr
+	DynamicASN v1beta1.DynamicASN
+	Address    netip.Addr // invalid (zero) for a peer with Interface
+	// Interface is the nodes' interface to the router of a BGP unnumbered session (IPv6
+	// link-local addresses, the router's learnt from its Router Advertisements); empty when the
+	// peer has an Address.
+	Interface     string
 	Port          uint16
 	SourceAddress netip.Addr // invalid (zero) when unset
 	// HoldTime, KeepaliveTime and ConnectTime are whole numbers of seconds, defaults filled in.
@@ -156,11 +160,15 @@ type Peer struct {
 }
 
 // BFDProfile is a validated BFDProfile with defaults filled in. Its fields are all the speaker's
-// BFD honours; Parse refuses a BFDProfile with echoMode or minimumTtl.
+// BFD honours; Parse refuses a BFDProfile with echoMode.
 type BFDProfile struct {
 	Name             string
 	ReceiveInterval  time.Duration
 	TransmitInterval time.Duration
 	DetectMultiplier uint32
 	PassiveMode      bool
+	// MinimumTTL is the least TTL a received packet of a multi-hop session (a peer with
+	// ebgpMultiHop) may have, 1 to 254 (DefaultBFDMinimumTTL when the BFDProfile sets none).
+	// Single-hop sessions accept only TTL 255, whatever this says (as FRR's bfdd).
+	MinimumTTL uint32
 }

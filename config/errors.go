@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // ErrInvalid is matched (errors.Is) by every error Parse returns and by every error of the
@@ -59,6 +61,21 @@ func (e *FieldError) Error() string {
 
 // Is reports whether target is ErrInvalid.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+// FieldErr returns e in the Kubernetes API's own shape, as admission and the API server report
+// a field: a field.Error of type Invalid on e.Field with e.Value (left out when empty) and the
+// reason as detail. It does not name the object: a field.ErrorList is about one object, which
+// the caller names (apierrors.NewInvalid).
+//
+// FieldError itself is not a field.Error because Parse reports on many objects at once and
+// every error must say which one it is about.
+func (e *FieldError) FieldErr() *field.Error {
+	var v any = e.Value
+	if e.Value == "" {
+		v = field.OmitValueType{}
+	}
+	return &field.Error{Type: field.ErrorTypeInvalid, Field: e.Field, BadValue: v, Detail: e.Reason}
+}
 
 // Errors is every problem Parse found, in a deterministic order (objects sorted by kind and
 // name). Parse never returns an empty Errors.

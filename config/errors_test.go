@@ -82,3 +82,34 @@ func TestParseErrorIsInvalid(t *testing.T) {
 		t.Errorf("errors.Is(ParseCommunity error, ErrInvalid) = false, want true")
 	}
 }
+
+func TestFieldErr(t *testing.T) {
+	tests := []struct {
+		name string
+		err  *FieldError
+		want string
+	}{
+		{
+			name: "value",
+			err: &FieldError{Kind: KindIPAddressPool, Namespace: "herald-system", Name: "pool-a", Field: "spec.addresses[1]",
+				Value: "192.0.2.300/24", Reason: "not a valid CIDR or range; use a CIDR such as 192.0.2.0/24"},
+			want: `spec.addresses[1]: Invalid value: "192.0.2.300/24": not a valid CIDR or range; use a CIDR such as 192.0.2.0/24`,
+		},
+		{
+			name: "missing value is left out",
+			err:  &FieldError{Kind: KindIPAddressPool, Name: "pool-a", Field: "spec.addresses", Reason: "the pool has no addresses"},
+			want: `spec.addresses: Invalid value: the pool has no addresses`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fe := tt.err.FieldErr()
+			if diff := cmp.Diff(tt.want, fe.Error()); diff != "" {
+				t.Errorf("FieldErr().Error() mismatch (-want +got):\n%s", diff)
+			}
+			if fe.Field != tt.err.Field {
+				t.Errorf("FieldErr().Field = %q, want %q", fe.Field, tt.err.Field)
+			}
+		})
+	}
+}

@@ -133,6 +133,8 @@ func checkPeer(t *testing.T, name string, p *config.Peer) {
 	case p.MyASN == 0 || (p.PeerASN == 0) != (p.DynamicASN == v1beta1.DynamicASNExternal) ||
 		p.DynamicASN == v1beta1.DynamicASNInternal && p.PeerASN != p.MyASN:
 		t.Fatalf("peer %s: ASNs %d, %d, dynamic %q", name, p.MyASN, p.PeerASN, p.DynamicASN)
+	case p.BFDProfile != nil && (p.BFDProfile.MinimumTTL < 1 || p.BFDProfile.MinimumTTL > 254):
+		t.Fatalf("peer %s: BFD minimum TTL %d", name, p.BFDProfile.MinimumTTL)
 	case p.VRF != "" && (len(p.VRF) > 15 || strings.ContainsAny(p.VRF, "/: \t") || p.VRF[0] == '.' || p.VRF[0] == '-' || p.BFDProfile != nil):
 		t.Fatalf("peer %s: VRF %q, BFD %v", name, p.VRF, p.BFDProfile)
 	case !p.Address.IsValid() || !p.Address.IsGlobalUnicast() || p.Address.Is4In6() || p.Address.Zone() != "":

@@ -246,8 +246,8 @@ func TestParseDoesNotModifySnapshot(t *testing.T) {
 
 func TestParseFullSnapshot(t *testing.T) {
 	cfg := mustParse(t, fullSnapshot(false))
-	fast := &BFDProfile{Name: "fast", ReceiveInterval: DefaultBFDInterval, TransmitInterval: DefaultBFDInterval, DetectMultiplier: 3}
-	slow := &BFDProfile{Name: "slow", ReceiveInterval: DefaultBFDInterval, TransmitInterval: DefaultBFDInterval, DetectMultiplier: 3}
+	fast := &BFDProfile{Name: "fast", ReceiveInterval: DefaultBFDInterval, TransmitInterval: DefaultBFDInterval, DetectMultiplier: 3, MinimumTTL: DefaultBFDMinimumTTL}
+	slow := &BFDProfile{Name: "slow", ReceiveInterval: DefaultBFDInterval, TransmitInterval: DefaultBFDInterval, DetectMultiplier: 3, MinimumTTL: DefaultBFDMinimumTTL}
 	want := &Config{
 		Pools: map[string]*Pool{
 			"pool-a": {Name: "pool-a", AutoAssign: true, Ranges: []Range{rng("192.0.2.0", "192.0.2.15"), rng("2001:db8::", "2001:db8::ff")},

@@ -31,6 +31,10 @@ const (
 	DefaultBFDDetectMultiplier  = 3
 	DefaultAggregationLength    = 32
 	DefaultAggregationLengthV6  = 128
+
+	// DefaultBFDMinimumTTL is the least TTL multi-hop BFD accepts when the BFDProfile sets no
+	// minimumTtl: FRR's default (one router between the peers at most).
+	DefaultBFDMinimumTTL = 254
 )
 
 func (p *parser) parseBFDProfile(o *v1beta1.BFDProfile) *BFDProfile {
@@ -57,25 +61,21 @@ func (p *parser) parseBFDProfile(o *v1beta1.BFDProfile) *BFDProfile {
 	if o.Spec.EchoMode {
 		r.errorf("spec.echoMode", "true", "%s; remove echoMode (or set it to false)", ErrBFDEcho)
 	}
-	if o.Spec.MinimumTTL != nil {
-		r.errorf("spec.minimumTtl", strconv.FormatUint(uint64(*o.Spec.MinimumTTL), 10), "%s; remove minimumTtl", ErrBFDMinimumTTL)
-	}
 	return &BFDProfile{
 		Name:             o.Name,
 		ReceiveInterval:  interval("spec.receiveInterval", o.Spec.ReceiveInterval),
 		TransmitInterval: interval("spec.transmitInterval", o.Spec.TransmitInterval),
 		DetectMultiplier: bounded("spec.detectMultiplier", o.Spec.DetectMultiplier, DefaultBFDDetectMultiplier, 2, 255),
 		PassiveMode:      o.Spec.PassiveMode,
+		MinimumTTL:       bounded("spec.minimumTtl", o.Spec.MinimumTTL, DefaultBFDMinimumTTL, 1, 254),
 	}
 }
 
 // Why BFDProfile and BGPPeer fields that Herald's BFD cannot honour are refused (the same texts
 // are in the CRDs' CEL rules).
 const (
-	ErrBFDEcho       = "the BFD echo function is not supported: Herald runs BFD in asynchronous mode only"
-	ErrBFDMinimumTTL = "multi-hop BFD is not supported, so there is no minimum TTL to set: Herald runs single-hop BFD (RFC 5881), which accepts only packets sent with TTL 255"
-	ErrBFDMultiHop   = "BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only"
-	ErrBFDVRF        = "BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF"
+	ErrBFDEcho = "the BFD echo function is not supported: Herald runs BFD in asynchronous mode only"
+	ErrBFDVRF  = "BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF"
 )
 
 // parseBFDProfiles puts the usable BFD profiles in the Config: valid ones, and the last valid
@@ -114,12 +114,42 @@ func (p *parser) parsePeers(objs []*v1beta1.BGPPeer) {
 	}
 }
 
-// peerIndex holds the peers in force by address.
-type peerIndex map[netip.Addr][]*Peer
+// peerIndex holds the peers in force by address, or by interface for unnumbered ones.
+type peerIndex map[peerKey][]*Peer
+
+// peerKey is what a node opens one session per: a peer address, or an interface.
+type peerKey struct {
+	addr  netip.Addr
+	iface string
+}
+
+func keyOf(v *Peer) peerKey { return peerKey{v.Address, v.Interface} }
 
 func newPeerIndex() index[*Peer] { return peerIndex{} }
 
-func (x peerIndex) add(v *Peer) { x[v.Address] = append(x[v.Address], v) }
+func (x peerIndex) add(v *Peer) { x[keyOf(v)] = append(x[keyOf(v)], v) }
+
+// unnumbered validates the BGP unnumbered fields into peer: interface, and the fields that do
+// not go with it.
+func (r reporter) unnumbered(s *v1beta1.BGPPeerSpec, peer *Peer) {
+	switch {
+	case !netdev.ValidName(s.Interface):
+		r.errorf("spec.interface", s.Interface, "is not a Linux device name: use up to 15 letters, digits, '_', '.' and '-', starting with a letter or digit, such as eth1 (the nodes' interface to the router)")
+	case s.PeerAddress != "":
+		r.errorf("spec.interface", s.Interface, "set either peerAddress (%s) or interface, not both: interface runs BGP unnumbered to the router's link-local address, learnt on the interface; remove one", s.PeerAddress)
+	default:
+		peer.Interface = s.Interface
+	}
+	if s.EBGPMultiHop {
+		r.errorf("spec.ebgpMultiHop", "true", "does not apply to an unnumbered session (interface %s): it runs to the router's link-local address, one hop away; remove ebgpMultiHop", s.Interface)
+	}
+	if s.SourceAddress != "" {
+		r.errorf("spec.sourceAddress", s.SourceAddress, "does not apply to an unnumbered session (interface %s): it runs from the interface's link-local address; remove sourceAddress", s.Interface)
+	}
+	if s.VRF != "" {
+		r.errorf("spec.vrf", s.VRF, "an unnumbered session (interface %s) in a VRF is not supported; remove vrf, or use peerAddress", s.Interface)
+	}
+}
 
 // peerASN validates the router's AS number, pinned (peerASN) or dynamic (dynamicASN), into peer:
 // dynamicASN internal is peerASN = myASN; external leaves PeerASN 0 (any AS but myASN).
@@ -139,15 +169,19 @@ func (r reporter) peerASN(s *v1beta1.BGPPeerSpec, peer *Peer) {
 	}
 }
 
-func (x peerIndex) conflicts(v *Peer) []conflict { return peerConflicts(v, x[v.Address]) }
+func (x peerIndex) conflicts(v *Peer) []conflict { return peerConflicts(v, x[keyOf(v)]) }
 
-// peerConflicts reports a peer in force with the same address on the same nodes: a speaker holds
-// one session per peer address.
+// peerConflicts reports a peer in force with the same address, or the same interface, on the same
+// nodes: a speaker holds one session per peer address and one per unnumbered interface.
 func peerConflicts(v *Peer, inForce []*Peer) []conflict {
 	const why = "a node opens one session per peer address; merge the peers or give them nodeSelectors that select different nodes"
 	var out []conflict
 	for _, o := range inForce {
-		if !v.Address.IsValid() || v.Address != o.Address || v.VRF != o.VRF || !selectorsMayOverlap(v.NodeSelectors, o.NodeSelectors) {
+		if (!v.Address.IsValid() && v.Interface == "") || keyOf(v) != keyOf(o) || v.VRF != o.VRF || !selectorsMayOverlap(v.NodeSelectors, o.NodeSelectors) {
+			continue
+		}
+		if v.Interface != "" {
+			out = append(out, conflict{"spec.interface", v.Interface, fmt.Sprintf("BGPPeer %s has the same interface on the same nodes; a node opens one unnumbered session per interface; merge the peers or give them nodeSelectors that select different nodes", o.Name)})
 			continue
 		}
 		out = append(out, conflict{"spec.peerAddress", v.Address.String(), fmt.Sprintf("BGPPeer %s has the same peer address on the same nodes; %s", o.Name, why)})
@@ -191,9 +225,16 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 		}
 	}
 
-	peer.Address = r.endpoint("spec.peerAddress", s.PeerAddress, true, "such as 198.51.100.1 or 2001:db8::1",
-		"use the router's unicast address, such as 198.51.100.1 or 2001:db8::1")
-	if s.SourceAddress != "" {
+	switch {
+	case s.Interface != "":
+		r.unnumbered(s, peer)
+	case s.PeerAddress == "":
+		r.errorf("spec.peerAddress", "", "is required (or interface): set the router's address, such as 198.51.100.1 or 2001:db8::1, or interface for BGP unnumbered, such as eth1 (the nodes' interface to the router)")
+	default:
+		peer.Address = r.endpoint("spec.peerAddress", s.PeerAddress, true, "such as 198.51.100.1 or 2001:db8::1",
+			"use the router's unicast address, such as 198.51.100.1 or 2001:db8::1")
+	}
+	if s.SourceAddress != "" && s.Interface == "" {
 		peer.SourceAddress = r.endpoint("spec.sourceAddress", s.SourceAddress, false, "such as 198.51.100.10 or 2001:db8::10",
 			"use a unicast address of the nodes, such as 198.51.100.10 or 2001:db8::10, or leave it empty")
 		if peer.SourceAddress.IsValid() && peer.Address.IsValid() && peer.SourceAddress.Is4() != peer.Address.Is4() {
@@ -255,8 +296,9 @@ func (p *parser) parsePeer(o *v1beta1.BGPPeer) *Peer {
 		}
 	}
 
-	if s.BFDProfile != "" && s.EBGPMultiHop {
-		r.errorf("spec.bfdProfile", s.BFDProfile, "%s; remove bfdProfile, or ebgpMultiHop if the router is one hop away", ErrBFDMultiHop)
+	// BFD runs single hop (RFC 5881), or multi-hop (RFC 5883) with ebgpMultiHop.
+	if s.BFDProfile != "" && s.Interface != "" {
+		r.errorf("spec.bfdProfile", s.BFDProfile, "BFD on an unnumbered session (interface %s) is not supported; remove bfdProfile, or use peerAddress", s.Interface)
 	} else if s.BFDProfile != "" && s.VRF != "" {
 		r.errorf("spec.bfdProfile", s.BFDProfile, "%s; remove bfdProfile, or vrf", ErrBFDVRF)
 	} else if s.BFDProfile != "" {

@@ -39,7 +39,7 @@ func TestParsePeers(t *testing.T) {
 		p.GracefulRestart, p.GracefulRestartTime = true, 120*time.Second
 		return p
 	}
-	fast := &BFDProfile{Name: "fast", ReceiveInterval: 50 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}
+	fast := &BFDProfile{Name: "fast", ReceiveInterval: 50 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, MinimumTTL: 254}
 	tests := []struct {
 		name string
 		peer v1beta1.BGPPeer
@@ -85,6 +85,11 @@ func TestParsePeers(t *testing.T) {
 			}(),
 		},
 		{
+			name: "unnumbered (interface)",
+			peer: withSpec(bgpPeer("p", 64512, 64513, ""), func(s *v1beta1.BGPPeerSpec) { s.Interface = "eth1" }),
+			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Interface: "eth1"}),
+		},
+		{
 			name: "graceful restart explicitly on, restart time default",
 			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.EnableGracefulRestart = ptr(true) }),
 			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1")}),
@@ -114,6 +119,11 @@ func TestParsePeers(t *testing.T) {
 			name: "multi-hop",
 			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.EBGPMultiHop = true }),
 			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), EBGPMultiHop: true}),
+		},
+		{
+			name: "multi-hop with BFD (RFC 5883)",
+			peer: withSpec(bgpPeer("p", 64512, 64513, "198.51.100.1"), func(s *v1beta1.BGPPeerSpec) { s.EBGPMultiHop, s.BFDProfile = true, "fast" }),
+			want: defaults(&Peer{Name: "p", MyASN: 64512, PeerASN: 64513, Address: netip.MustParseAddr("198.51.100.1"), EBGPMultiHop: true, BFDProfile: fast}),
 		},
 		{
 			name: "password under the default key",
@@ -303,7 +313,7 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 			want: []string{
 				`BGPPeer herald-system/a: spec.peerAddress "198.51.100.300": not a valid IP address; use an address such as 198.51.100.1 or 2001:db8::1`,
-				`BGPPeer herald-system/b: spec.peerAddress: is required; use an IPv4 or IPv6 address such as 198.51.100.1 or 2001:db8::1`,
+				`BGPPeer herald-system/b: spec.peerAddress: is required (or interface): set the router's address, such as 198.51.100.1 or 2001:db8::1, or interface for BGP unnumbered, such as eth1 (the nodes' interface to the router)`,
 				`BGPPeer herald-system/c: spec.peerAddress "fe80::1%eth0": has an IPv6 zone; remove the part from '%' on`,
 				`BGPPeer herald-system/d: spec.peerAddress "::ffff:198.51.100.1": is an IPv4-mapped IPv6 address; write it as 198.51.100.1`,
 			},
@@ -541,10 +551,47 @@ func TestParsePeerErrors(t *testing.T) {
 			},
 		},
 		{
-			name:  "BFD on a multi-hop session",
-			peers: peer(func(s *v1beta1.BGPPeerSpec) { s.BFDProfile, s.EBGPMultiHop = "fast", true }),
+			name: "unnumbered: interface and the fields that do not go with it",
+			peers: func() []v1beta1.BGPPeer {
+				unnumbered := func(name string, f func(*v1beta1.BGPPeerSpec)) v1beta1.BGPPeer {
+					p := bgpPeer(name, 64512, 64513, "")
+					p.Spec.Interface = name
+					f(&p.Spec)
+					return p
+				}
+				return []v1beta1.BGPPeer{
+					unnumbered("both", func(s *v1beta1.BGPPeerSpec) { s.PeerAddress = "198.51.100.1" }),
+					unnumbered("bad", func(s *v1beta1.BGPPeerSpec) { s.Interface = "eth 1" }),
+					unnumbered("mh", func(s *v1beta1.BGPPeerSpec) { s.EBGPMultiHop = true }),
+					unnumbered("src", func(s *v1beta1.BGPPeerSpec) { s.SourceAddress = "2001:db8::10" }),
+					unnumbered("vrf", func(s *v1beta1.BGPPeerSpec) { s.VRF = "red" }),
+					unnumbered("bfd", func(s *v1beta1.BGPPeerSpec) { s.BFDProfile = "fast" }),
+					bgpPeer("none", 64512, 64513, ""),
+				}
+			}(),
 			want: []string{
-				`BGPPeer herald-system/p: spec.bfdProfile "fast": BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only; remove bfdProfile, or ebgpMultiHop if the router is one hop away`,
+				`BGPPeer herald-system/bad: spec.interface "eth 1": is not a Linux device name: use up to 15 letters, digits, '_', '.' and '-', starting with a letter or digit, such as eth1 (the nodes' interface to the router)`,
+				`BGPPeer herald-system/bfd: spec.bfdProfile "fast": BFD on an unnumbered session (interface bfd) is not supported; remove bfdProfile, or use peerAddress`,
+				`BGPPeer herald-system/both: spec.interface "both": set either peerAddress (198.51.100.1) or interface, not both: interface runs BGP unnumbered to the router's link-local address, learnt on the interface; remove one`,
+				`BGPPeer herald-system/mh: spec.ebgpMultiHop "true": does not apply to an unnumbered session (interface mh): it runs to the router's link-local address, one hop away; remove ebgpMultiHop`,
+				`BGPPeer herald-system/none: spec.peerAddress: is required (or interface): set the router's address, such as 198.51.100.1 or 2001:db8::1, or interface for BGP unnumbered, such as eth1 (the nodes' interface to the router)`,
+				`BGPPeer herald-system/src: spec.sourceAddress "2001:db8::10": does not apply to an unnumbered session (interface src): it runs from the interface's link-local address; remove sourceAddress`,
+				`BGPPeer herald-system/vrf: spec.vrf "red": an unnumbered session (interface vrf) in a VRF is not supported; remove vrf, or use peerAddress`,
+			},
+		},
+		{
+			name: "two unnumbered sessions on one interface from the same nodes: the later peer is reported",
+			peers: []v1beta1.BGPPeer{
+				{ObjectMeta: objectMeta("b"), Spec: v1beta1.BGPPeerSpec{MyASN: 1, PeerASN: 2, Interface: "eth1"}},
+				{ObjectMeta: objectMeta("a"), Spec: v1beta1.BGPPeerSpec{MyASN: 1, PeerASN: 3, Interface: "eth1"}},
+				// Another interface, or other nodes: allowed.
+				{ObjectMeta: objectMeta("c"), Spec: v1beta1.BGPPeerSpec{MyASN: 1, PeerASN: 2, Interface: "eth2"}},
+				{ObjectMeta: objectMeta("d"), Spec: v1beta1.BGPPeerSpec{MyASN: 1, PeerASN: 2, Interface: "eth1",
+					NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "r1"}}}}},
+			},
+			want: []string{
+				`BGPPeer herald-system/b: spec.interface "eth1": BGPPeer a has the same interface on the same nodes; a node opens one unnumbered session per interface; merge the peers or give them nodeSelectors that select different nodes`,
+				`BGPPeer herald-system/d: spec.interface "eth1": BGPPeer a has the same interface on the same nodes; a node opens one unnumbered session per interface; merge the peers or give them nodeSelectors that select different nodes`,
 			},
 		},
 		{
@@ -585,32 +632,44 @@ func TestParseBFDProfiles(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: &BFDProfile{Name: "bfd", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3},
+			want: &BFDProfile{Name: "bfd", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, MinimumTTL: 254},
 		},
 		{
 			name: "everything set",
 			spec: v1beta1.BFDProfileSpec{
-				ReceiveInterval: ptr[uint32](10), TransmitInterval: ptr[uint32](60000), DetectMultiplier: ptr[uint32](255), PassiveMode: true,
+				ReceiveInterval: ptr[uint32](10), TransmitInterval: ptr[uint32](60000), DetectMultiplier: ptr[uint32](255), PassiveMode: true, MinimumTTL: ptr[uint32](1),
 			},
-			want: &BFDProfile{Name: "bfd", ReceiveInterval: 10 * time.Millisecond, TransmitInterval: time.Minute, DetectMultiplier: 255, PassiveMode: true},
+			want: &BFDProfile{Name: "bfd", ReceiveInterval: 10 * time.Millisecond, TransmitInterval: time.Minute, DetectMultiplier: 255, PassiveMode: true, MinimumTTL: 1},
 		},
 		{
-			name: "echo mode and minimum TTL are refused, not ignored",
-			spec: v1beta1.BFDProfileSpec{EchoMode: true, MinimumTTL: ptr[uint32](254)},
+			name: "minimum TTL 254, the highest",
+			spec: v1beta1.BFDProfileSpec{MinimumTTL: ptr[uint32](254)},
+			want: &BFDProfile{Name: "bfd", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3, MinimumTTL: 254},
+		},
+		{
+			name: "echo mode is refused, not ignored",
+			spec: v1beta1.BFDProfileSpec{EchoMode: true},
 			wantErr: []string{
 				`BFDProfile herald-system/bfd: spec.echoMode "true": the BFD echo function is not supported: Herald runs BFD in asynchronous mode only; remove echoMode (or set it to false)`,
-				`BFDProfile herald-system/bfd: spec.minimumTtl "254": multi-hop BFD is not supported, so there is no minimum TTL to set: Herald runs single-hop BFD (RFC 5881), which accepts only packets sent with TTL 255; remove minimumTtl`,
 			},
 		},
 		{
 			name: "out of bounds",
 			spec: v1beta1.BFDProfileSpec{
-				ReceiveInterval: ptr[uint32](9), TransmitInterval: ptr[uint32](60001), DetectMultiplier: ptr[uint32](1),
+				ReceiveInterval: ptr[uint32](9), TransmitInterval: ptr[uint32](60001), DetectMultiplier: ptr[uint32](1), MinimumTTL: ptr[uint32](255),
 			},
 			wantErr: []string{
 				`BFDProfile herald-system/bfd: spec.receiveInterval "9": must be between 10 and 60000 milliseconds (default 300)`,
 				`BFDProfile herald-system/bfd: spec.transmitInterval "60001": must be between 10 and 60000 milliseconds (default 300)`,
 				`BFDProfile herald-system/bfd: spec.detectMultiplier "1": must be between 2 and 255 (default 3)`,
+				`BFDProfile herald-system/bfd: spec.minimumTtl "255": must be between 1 and 254 (default 254)`,
+			},
+		},
+		{
+			name: "minimum TTL 0",
+			spec: v1beta1.BFDProfileSpec{MinimumTTL: ptr[uint32](0)},
+			wantErr: []string{
+				`BFDProfile herald-system/bfd: spec.minimumTtl "0": must be between 1 and 254 (default 254)`,
 			},
 		},
 	}

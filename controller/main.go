@@ -15,7 +15,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -28,6 +27,7 @@ import (
 	"github.com/herald-lb/herald/controller/service"
 	"github.com/herald-lb/herald/controller/webhook"
 	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/logging"
 	"github.com/herald-lb/herald/internal/memberlistkey"
 	"github.com/herald-lb/herald/internal/metrics"
 )
@@ -44,7 +44,7 @@ type options struct {
 	kubeAPIBurst  int
 	workers       int
 	gcPercent     int
-	logLevel      slog.Level
+	logOpts       logging.Options
 
 	enableWebhook      bool
 	webhookPort        int
@@ -57,7 +57,7 @@ type options struct {
 }
 
 func parseFlags(args []string) (options, error) {
-	var o options
+	o := options{logOpts: logging.DefaultOptions()}
 	fs := flag.NewFlagSet("herald-controller", flag.ContinueOnError)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
 	fs.StringVar(&o.namespace, "namespace", "herald-system", "namespace of the Herald objects (pools, advertisements, peers)")
@@ -69,7 +69,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 2000, "burst of queries above --kube-api-qps")
 	fs.IntVar(&o.gcPercent, "gc-percent", 50, "Go garbage collector target (GOGC): the heap grows this many percent over the live data between collections; 50 keeps the controller near its live data (about 25 MiB at 10,000 Services) for a little CPU. The GOGC environment variable, when set, wins")
 	fs.IntVar(&o.workers, "service-workers", service.DefaultServiceWorkers, "Services reconciled at once; each waits for its API writes, so this bounds the writes in flight (assignment rate = workers / (2 x write latency))")
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	o.logOpts.AddFlags(fs)
 	fs.BoolVar(&o.enableWebhook, "enable-webhook", true, "serve the validating webhook for Herald objects")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "port of the validating webhook")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", filepath.Join(os.TempDir(), "herald-webhook-certs"), "folder the webhook serving certificate is written to")
@@ -90,9 +90,6 @@ func parseFlags(args []string) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
-		return o, fmt.Errorf("--log-level %q: %w", *level, err)
 	}
 	if o.namespace == "" {
 		return o, errors.New("--namespace must not be empty")
@@ -124,9 +121,13 @@ func main() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(o.gcPercent)
 	}
-	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
-	ctrl.SetLogger(log)
-	klog.SetLogger(log)
+	slogger, err := logging.New(os.Stderr, o.logOpts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	logging.Route(slogger)
+	log := logr.FromSlogHandler(slogger.Handler())
 	if err := run(ctrl.SetupSignalHandler(), o, log); err != nil {
 		log.Error(err, "herald-controller failed")
 		os.Exit(1)
@@ -144,7 +145,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		return err
 	}
 	// Uncached client for what must happen before the manager starts.
-	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	direct, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return fmt.Errorf("creating the API client: %w", err)
 	}
@@ -175,7 +176,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	// Herald's own registry; controller-runtime's (workqueue, client, Go and process metrics)
 	// is served next to it.
 	reg := prometheus.NewRegistry()
-	svc, err := service.New(service.Options{Namespace: o.namespace, LBClass: o.lbClass, Registry: reg, MaxConcurrentReconciles: o.workers}, log.WithName("service"))
+	svc, err := service.New(service.Options{Namespace: o.namespace, LBClass: o.lbClass, Registry: reg, MaxConcurrentReconciles: o.workers})
 	if err != nil {
 		return err
 	}

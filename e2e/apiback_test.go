@@ -15,11 +15,11 @@ import (
 
 	"github.com/mdlayher/arp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/netlab"
 )
 
@@ -139,7 +139,7 @@ func apiServerComesBack(t *testing.T, ctx context.Context, l *lab.Lab) apiBack {
 
 	r := apiBack{ip: ip}
 	var status corev1.Service
-	err = frr.Poll(wctx, 10*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(wctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 		if err := l.Client.Get(wctx, client.ObjectKeyFromObject(svc), &status); err != nil {
 			return false, nil //nolint:nilerr // polled until the deadline
 		}

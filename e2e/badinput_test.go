@@ -11,11 +11,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // TestBadInput feeds the live system an overlapping pool, a malformed annotation and a BGPPeer whose
@@ -137,7 +137,7 @@ func waitReconciledAgain(ctx context.Context, l *lab.Lab, ns, name, want string)
 	if err := l.Client.Patch(ctx, &svc, patch); err != nil {
 		return fmt.Errorf("touching Service %s/%s: %w", ns, name, err)
 	}
-	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) { return count() > before, nil })
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) { return count() > before, nil })
 	if err != nil {
 		return fmt.Errorf("no new event about %q on Service %s/%s after it changed (had %d): %w", want, ns, name, before, err)
 	}
@@ -149,7 +149,7 @@ func waitReconciledAgain(ctx context.Context, l *lab.Lab, ns, name, want string)
 func waitProblem(ctx context.Context, l *lab.Lab, kind, ns string, names []string, want string) (string, error) {
 	var found string
 	var seen []string
-	err := frr.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
 		seen = seen[:0]
 		for _, name := range names {
 			evs, err := l.WarningEvents(ctx, kind, ns, name)

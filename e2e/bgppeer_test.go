@@ -10,11 +10,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/speaker/agent"
 )
 
@@ -63,7 +63,7 @@ func TestBGPPeerNeverStopsOthers(t *testing.T) {
 
 	// Every speaker runs the new peer (it reports a session for it, not a refusal)...
 	var last []string
-	err := frr.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
 		var list v1beta1.BGPSessionStatusList
 		if err := l.Client.List(ctx, &list, client.InNamespace(lab.HeraldNamespace), client.MatchingLabels{agent.LabelPeer: "slow"}); err != nil {
 			return false, nil //nolint:nilerr // retried until the deadline
@@ -89,7 +89,7 @@ func TestBGPPeerNeverStopsOthers(t *testing.T) {
 	restartSpeakerAfter(t, l, "n3")
 	must(t, l.StopSpeaker("n3", syscall.SIGKILL))
 	n3 := l.NodeAddrs(true, "n3")[0]
-	err = frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		nbs, err := l.Router.Neighbors(ctx)
 		return err == nil && !nbs[n3].Established(), nil
 	})

@@ -16,10 +16,10 @@ import (
 
 	"github.com/mdlayher/arp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/netlab"
 )
 
@@ -74,7 +74,7 @@ func TestLayer2SplitBrain(t *testing.T) {
 	// Healed: one status naming the owner, no conflict reported, one responder.
 	must(t, l.HealMemberlist(ctx, isolated))
 	must(t, withHerald(waitSpeakersConverged(ctx, l), l))
-	err = frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		cs, err := l2StatusConflicts(ctx, l, ns, "web")
 		return err == nil && len(cs) == 0, nil
 	})
@@ -115,7 +115,7 @@ func TestLayer2ForeignHost(t *testing.T) {
 		t.Fatalf("Service got %v, want the requested %v", got, ip)
 	}
 	var msg string
-	err = frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		evs, err := l.WarningEvents(ctx, "Service", ns, "web")
 		if err != nil {
 			return false, nil //nolint:nilerr // retried until the deadline
@@ -133,7 +133,7 @@ func TestLayer2ForeignHost(t *testing.T) {
 		t.Errorf("event %q: want it to name the host %s, say it is not a Herald speaker and that the address is not announced", msg, hostMAC)
 	}
 	var cs []nodeConflict
-	err = frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		cs, err = l2StatusConflicts(ctx, l, ns, "web")
 		return err == nil && len(cs) > 0, nil
 	})
@@ -186,7 +186,7 @@ func TestMeasureL2Conflict(t *testing.T) {
 		ds = append(ds, r.status)
 		must(t, l.HealMemberlist(ctx, isolated))
 		must(t, withHerald(waitSpeakersConverged(ctx, l), l))
-		err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 			cs, err := l2StatusConflicts(ctx, l, ns, "web")
 			return err == nil && len(cs) == 0, nil
 		})
@@ -226,7 +226,7 @@ func splitBrain(t *testing.T, ctx context.Context, l *lab.Lab, ns, svc string, i
 	start := time.Now()
 	must(t, l.IsolateMemberlist(ctx, isolated))
 	var r splitReport
-	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		at := time.Since(start)
 		if r.status == 0 {
 			if cs, err := l2StatusConflicts(ctx, l, ns, svc); err == nil && len(cs) > 0 {
@@ -328,35 +328,8 @@ func l2ConflictMetric(l *lab.Lab, node, action string) float64 {
 // returns the MAC of every reply (lower case, in order).
 func arpWatch(t *testing.T, ctx context.Context, l *lab.Lab, node string, ip netip.Addr, n int, interval time.Duration) []string {
 	t.Helper()
-	var c *arp.Client
-	must(t, netlab.Do(l.NS(node), func() error {
-		ifi, err := net.InterfaceByName(l.Plan.SegmentIface)
-		if err != nil {
-			return err
-		}
-		c, err = arp.Dial(ifi)
-		return err
-	}))
-	defer c.Close()
-	var (
-		mu   sync.Mutex
-		macs []string
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			p, _, err := c.Read()
-			if err != nil {
-				return
-			}
-			if p.Operation == arp.OperationReply && p.SenderIP == ip {
-				mu.Lock()
-				macs = append(macs, strings.ToLower(p.SenderHardwareAddr.String()))
-				mu.Unlock()
-			}
-		}
-	}()
+	w := listenARP(t, l, node, ip)
+	defer w.close()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for range n {
@@ -365,14 +338,75 @@ func arpWatch(t *testing.T, ctx context.Context, l *lab.Lab, node string, ip net
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
 		}
-		must(t, c.Request(ip))
+		w.request(t)
 	}
-	must(t, c.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	return macs
+	return w.stop(t)
 }
+
+// arpListener is an ARP client whose socket lives in a lab node's namespace, on its segment
+// interface, recording the MAC of every reply for one IP.
+type arpListener struct {
+	c    *arp.Client
+	ip   netip.Addr
+	done chan struct{}
+	mu   sync.Mutex
+	macs []string // lower case, in order
+}
+
+// listenARP opens an arpListener for ip in node; stop or close ends it (closing twice is harmless).
+func listenARP(t *testing.T, l *lab.Lab, node string, ip netip.Addr) *arpListener {
+	t.Helper()
+	w := &arpListener{ip: ip, done: make(chan struct{})}
+	must(t, netlab.Do(l.NS(node), func() error {
+		ifi, err := net.InterfaceByName(l.Plan.SegmentIface)
+		if err != nil {
+			return err
+		}
+		w.c, err = arp.Dial(ifi)
+		return err
+	}))
+	go func() {
+		defer close(w.done)
+		for {
+			p, _, err := w.c.Read()
+			if err != nil {
+				return // the deadline of stop, or close, ends the loop
+			}
+			if p.Operation == arp.OperationReply && p.SenderIP == ip {
+				w.mu.Lock()
+				w.macs = append(w.macs, strings.ToLower(p.SenderHardwareAddr.String()))
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+// request sends an ARP request for the IP.
+func (w *arpListener) request(t *testing.T) {
+	t.Helper()
+	must(t, w.c.Request(w.ip))
+}
+
+// replies is how many replies came so far.
+func (w *arpListener) replies() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.macs)
+}
+
+// stop takes the replies for 200 ms more, closes the client and returns the MACs of all replies.
+func (w *arpListener) stop(t *testing.T) []string {
+	t.Helper()
+	must(t, w.c.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+	<-w.done
+	w.close()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.macs)
+}
+
+func (w *arpListener) close() { _ = w.c.Close() }
 
 func addAddr(ctx context.Context, l *lab.Lab, node string, ip netip.Addr) error {
 	_, err := l.Exec(ctx, node, "ip", "addr", "add", lab.HostPrefix(ip).String(), "dev", l.Plan.SegmentIface)

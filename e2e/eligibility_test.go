@@ -13,10 +13,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/netlab"
 	"github.com/herald-lb/herald/speaker/nodemeta"
 )
@@ -27,7 +27,7 @@ const probeInterval = 10 * time.Millisecond
 // waitMembers waits until every speaker counts n members (ready or not).
 func waitMembers(ctx context.Context, l *lab.Lab, n int) error {
 	var last string
-	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		for _, node := range l.Nodes {
 			v, err := speakerMetric(ctx, l, node.Name, "herald_speaker_members")
 			if err != nil || v != float64(n) {
@@ -74,7 +74,7 @@ func TestLayer2SpeakerWithoutValidConfigGetsNoIP(t *testing.T) {
 	must(t, l.StartSpeaker(victim))
 	must(t, waitMembers(ctx, l, len(l.Nodes)))
 	// It has computed (and refused) the configuration; give a wrongly elected node time to show.
-	must(t, frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	must(t, wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		v, err := speakerMetric(ctx, l, victim, "herald_speaker_sync_seconds_count")
 		return err == nil && v > 0, nil
 	}))
@@ -201,7 +201,7 @@ func (s *secondSegment) waitAnswered(t *testing.T, ctx context.Context, l *lab.L
 		macs[s.mac(t, l, n.Name)] = n.Name
 	}
 	var last string
-	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		mac, at := p.lastMAC(ip)
 		node := macs[mac]
 		owners, err := l.L2Owners(ctx, ns, svc)
@@ -360,7 +360,7 @@ func waitOwners(t *testing.T, ctx context.Context, l *lab.Lab, ns string, ips []
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var last string
-	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		for i, ip := range ips {
 			got, err := l.L2Owners(ctx, ns, fmt.Sprintf("web-%d", i))
 			if err != nil || !slices.Equal(got, []string{want[ip]}) {

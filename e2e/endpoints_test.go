@@ -1,16 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/speaker/plan"
 )
 
@@ -33,7 +34,7 @@ func TestNoEndpointsNotAnnounced(t *testing.T) {
 
 			// The reason is reported once the speakers have seen the Service with its IP: from then
 			// on, the absence of an announcement is the plan's decision, not a lag.
-			err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+			err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 				evs, err := l.WarningEvents(ctx, "Service", ns, "web")
 				if err != nil {
 					return false, nil //nolint:nilerr // retried until the deadline

@@ -1,17 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // TestRequestedIP: a Service that asks for an address of the layer-2 pool gets exactly it, and it
@@ -80,7 +81,7 @@ func TestPoolEditKeepsIPs(t *testing.T) {
 		}
 	})
 	// The controller has seen the edit when the pool's status counts the four new addresses.
-	err = frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		var cur v1beta1.IPAddressPool
 		if err := l.Client.Get(ctx, key, &cur); err != nil {
 			return false, nil //nolint:nilerr // retried until the deadline

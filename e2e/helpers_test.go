@@ -9,9 +9,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 func family(v4 bool) corev1.IPFamily {
@@ -47,7 +47,7 @@ func service(t *testing.T, ctx context.Context, l *lab.Lab, s lab.ServiceSpec, n
 // node. The node must differ from dead.
 func waitL2Owner(ctx context.Context, l *lab.Lab, ns, name, dead string) (string, error) {
 	var last []string
-	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		owners, err := l.L2Owners(ctx, ns, name)
 		if err != nil {
 			return false, nil //nolint:nilerr // retried until the deadline
@@ -72,7 +72,7 @@ func withHerald(err error, l *lab.Lab) error {
 // waitBGPStatus waits until the ServiceBGPStatus objects of a Service name exactly nodes.
 func waitBGPStatus(ctx context.Context, l *lab.Lab, ns, name string, nodes []string) error {
 	var last []string
-	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		got, err := l.BGPNodes(ctx, ns, name)
 		if err != nil {
 			return false, nil //nolint:nilerr // retried until the deadline

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/memberlistkey"
 	"github.com/herald-lb/herald/speaker/members"
 )
@@ -112,7 +112,7 @@ func waitKeyring(ctx context.Context, l *lab.Lab, keys float64, primary string) 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var last string
-	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		for _, n := range l.Nodes {
 			m, err := scrapeSpeaker(l, n.Name)
 			if err != nil {

@@ -2,18 +2,14 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/mdlayher/arp"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/netlab"
 )
 
 // TestLayer2 covers layer-2 mode for each family: a Service gets an IP from the layer-2 pool, the
@@ -102,63 +98,31 @@ func TestLayer2GracefulHandoverHasOneResponder(t *testing.T) {
 	must(t, err)
 
 	// An ARP client whose socket lives in the segment client's namespace.
-	var c *arp.Client
-	must(t, netlab.Do(l.NS("l2client"), func() error {
-		ifi, err := net.InterfaceByName(l.Plan.SegmentIface)
-		if err != nil {
-			return err
-		}
-		c, err = arp.Dial(ifi)
-		return err
-	}))
-	defer c.Close()
-
-	var (
-		mu   sync.Mutex
-		macs []string
-	)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		for {
-			p, _, err := c.Read()
-			if err != nil {
-				return // the deadline below ends the loop
-			}
-			if p.Operation == arp.OperationReply && p.SenderIP == ip {
-				mu.Lock()
-				macs = append(macs, strings.ToUpper(p.SenderHardwareAddr.String()))
-				mu.Unlock()
-			}
-		}
-	}()
-	replies := func() int { mu.Lock(); defer mu.Unlock(); return len(macs) }
+	w := listenARP(t, l, "l2client", ip)
+	defer w.close()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	const requests = 150
 	for i := range requests {
 		<-tick.C
-		must(t, c.Request(ip))
+		w.request(t)
 		if i == 20 {
-			if replies() == 0 {
+			if w.replies() == 0 {
 				t.Fatalf("the owner %s answered none of 20 ARP requests for %s", owner, ip)
 			}
 			restartSpeakerAfter(t, l, owner)
 			go func() { _ = l.StopSpeaker(owner, syscall.SIGTERM) }()
 		}
 	}
-	must(t, c.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
-	<-readDone
+	macs := w.stop(t)
 
-	mu.Lock()
-	defer mu.Unlock()
 	switches := 0
 	for i := 1; i < len(macs); i++ {
 		if macs[i] != macs[i-1] {
 			switches++
 		}
 	}
-	if len(macs) == 0 || macs[0] != strings.ToUpper(oldMAC) || switches != 1 {
+	if len(macs) == 0 || macs[0] != strings.ToLower(oldMAC) || switches != 1 {
 		t.Errorf("ARP replies during the SIGTERM handover went %s (old owner %s %s): want the old owner's MAC, then the new owner's, switching once", compact(macs), owner, oldMAC)
 	}
 	t.Logf("%d replies to %d requests: %s", len(macs), requests, compact(macs))

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 var (
@@ -148,7 +148,7 @@ func waitSpeakersConverged(ctx context.Context, l *lab.Lab) error {
 	want := fmt.Sprintf("herald_speaker_members %d\n", len(l.Nodes))
 	hc := &http.Client{Timeout: time.Second}
 	var last string
-	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		for _, n := range l.Nodes {
 			u := "http://" + net.JoinHostPort(n.V4.String(), "7472") + "/metrics"
 			resp, err := hc.Get(u)

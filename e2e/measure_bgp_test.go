@@ -12,11 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // newPeerRuns and moveRuns are how many times the BGP figures below are measured.
@@ -101,7 +101,7 @@ func measureNewPeer(t *testing.T, ctx context.Context, l *lab.Lab) []time.Durati
 // address.
 func waitNoIPv4Sessions(ctx context.Context, l *lab.Lab) error {
 	var up []string
-	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		ns, err := l.Router.Neighbors(ctx)
 		if err != nil {
 			return false, nil //nolint:nilerr // retried until the deadline

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestMeasureLab measures the lab for `make bench` (HERALD_BENCH=1; skipped otherwise): layer-2
@@ -41,7 +41,7 @@ func TestMeasureLab(t *testing.T) {
 			hc := l.HTTPClient("l2client", 200*time.Millisecond)
 			start := time.Now()
 			ips := service(t, ctx, l, lab.ServiceSpec{Namespace: ns, Name: name, Pool: lab.L2PoolName}, 1)
-			err := frr.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+			err := wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 				_, err := lab.Get(ctx, hc, lab.URL(ips[0], 80))
 				return err == nil, nil
 			})

@@ -16,9 +16,9 @@ import (
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/netlab"
 )
 
@@ -300,7 +300,7 @@ func waitSpeakerReady(ctx context.Context, l *lab.Lab, node string) error {
 		return err
 	}
 	var last error
-	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		v, err := speakerMetric(ctx, l, node, "herald_speaker_ready")
 		last = err
 		return err == nil && v == 1, nil

@@ -16,10 +16,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // speakerMetric returns the value of the metric series (name with its labels, as exposed, such as
@@ -59,7 +59,7 @@ func waitSpeakersApplied(ctx context.Context, l *lab.Lab, series string, want fl
 	defer cancel()
 	for _, n := range l.Nodes {
 		var last string
-		err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 			v, err := speakerMetric(ctx, l, n.Name, series)
 			last = fmt.Sprintf("%v (%v)", v, err)
 			return err == nil && v == want, nil
@@ -72,7 +72,7 @@ func waitSpeakersApplied(ctx context.Context, l *lab.Lab, series string, want fl
 			return err
 		}
 		// The speaker resyncs every 10 s without a change.
-		err = frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 			v, err := speakerMetric(ctx, l, n.Name, "herald_speaker_sync_seconds_count")
 			return err == nil && v > before, nil
 		})
@@ -88,7 +88,7 @@ func waitARP(ctx context.Context, l *lab.Lab, ip netip.Addr, d time.Duration) er
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var last error
-	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		_, last = l.ARPReplies(ctx, "l2client", ip, 1)
 		return last == nil, nil
 	})

@@ -23,12 +23,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // speakerCPULimit is the speaker's CPU limit in the DaemonSet (manifests/speaker.yaml), in
@@ -40,7 +40,7 @@ const speakerCPULimit = 500
 // server, each one a change the speakers must read (an endpoint's readiness flips; which nodes
 // serve each Service does not change, so no IP has a reason to move). It checks that no live
 // speaker is declared dead ("member gone" in any speaker's log), that no layer-2 IP changes owner
-// ("Taking over" in any speaker's log) and that a client's requests to an IP are all answered,
+// ("taking over" in any speaker's log) and that a client's requests to an IP are all answered,
 // then that the speakers caught up (a last update moves a Local Service's only endpoint to another
 // node: the time until that node answers for its IP). Then, during more bursts, it kills the
 // owner of an IP with SIGKILL: the IP must fail over within the 0.5 s target (median).
@@ -319,7 +319,7 @@ func (s *storm) run(n int) int {
 
 // waitProgress waits until the running burst has made n updates.
 func (s *storm) waitProgress(ctx context.Context, n int) error {
-	return frr.Poll(ctx, 5*time.Millisecond, func() (bool, error) { return s.done.Load() >= int64(n), nil })
+	return wait.PollUntilContextCancel(ctx, 5*time.Millisecond, true, func(context.Context) (bool, error) { return s.done.Load() >= int64(n), nil })
 }
 
 func getService(t *testing.T, ctx context.Context, l *lab.Lab, ns, name string) *corev1.Service {
@@ -335,7 +335,7 @@ func waitAnswer(t *testing.T, ctx context.Context, l *lab.Lab, ip netip.Addr, no
 	t.Helper()
 	hc := l.HTTPClient("l2client", 200*time.Millisecond)
 	var at time.Time
-	err := frr.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 		body, err := lab.Get(ctx, hc, lab.URL(ip, 80))
 		at = time.Now()
 		return err == nil && body == node, nil
@@ -373,7 +373,7 @@ func speakerLogOffsets(t *testing.T, l *lab.Lab) map[string]int64 {
 	return out
 }
 
-// scanSpeakerLogs returns the "member gone" lines and the "Taking over" lines for one of ips that
+// scanSpeakerLogs returns the "member gone" lines and the "taking over" lines for one of ips that
 // the speakers logged after the offsets.
 func scanSpeakerLogs(t *testing.T, l *lab.Lab, offsets map[string]int64, ips []netip.Addr) (deaths, moves []string) {
 	t.Helper()
@@ -394,7 +394,7 @@ func scanSpeakerLogs(t *testing.T, l *lab.Lab, offsets map[string]int64, ips []n
 			switch {
 			case strings.Contains(line, "member gone"):
 				deaths = append(deaths, n.Name+": "+line)
-			case strings.Contains(line, "Taking over") && ipRE.MatchString(line):
+			case strings.Contains(line, "taking over") && ipRE.MatchString(line):
 				moves = append(moves, n.Name+": "+line)
 			}
 		}

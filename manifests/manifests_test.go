@@ -470,6 +470,7 @@ func TestRBAC(t *testing.T) {
 		{"controller cannot update other Secrets", "herald-controller", []string{"update", "secrets/tor-password", "-n", "herald-system"}, false},
 		{"controller cannot delete Secrets", "herald-controller", []string{"delete", "secrets/herald-memberlist", "-n", "herald-system"}, false},
 		{"controller patches its webhook configuration", "herald-controller", []string{"patch", "validatingwebhookconfigurations/herald-validating-webhook"}, true},
+		{"controller watches its webhook configuration", "herald-controller", []string{"watch", "validatingwebhookconfigurations/herald-validating-webhook"}, true},
 		{"controller cannot patch other webhook configurations", "herald-controller", []string{"patch", "validatingwebhookconfigurations/other"}, false},
 		{"controller cannot write speaker status", "herald-controller", []string{"create", "servicel2statuses.herald.dev", "-n", "herald-system"}, false},
 		{"controller checks metrics clients", "herald-controller", []string{"create", "tokenreviews.authentication.k8s.io"}, true},

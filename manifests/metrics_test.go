@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"sigs.k8s.io/controller-runtime/pkg/cache/informertest"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -35,7 +34,7 @@ func (noMembers) Leave(time.Duration) error           { return nil }
 func controllerRegistry(t *testing.T) *metricstest.Registry {
 	t.Helper()
 	reg := metricstest.NewRegistry()
-	if _, err := service.New(service.Options{Namespace: "herald-system", Registry: reg}, logr.Discard()); err != nil {
+	if _, err := service.New(service.Options{Namespace: "herald-system", Registry: reg}); err != nil {
 		t.Fatal(err)
 	}
 	return reg

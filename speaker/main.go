@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"runtime"
@@ -49,7 +50,7 @@ type options struct {
 	metricsAddr      string
 	metricsSecure    bool
 	healthAddr       string
-	logLevel         string
+	logOpts          logging.Options
 	kubeQPS          float64
 	kubeBurst        int
 	l2Refresh        time.Duration
@@ -66,7 +67,7 @@ type options struct {
 }
 
 func parseFlags(args []string) (options, error) {
-	o := options{timers: members.DefaultTimers()}
+	o := options{timers: members.DefaultTimers(), logOpts: logging.DefaultOptions()}
 	fs := flag.NewFlagSet("herald-speaker", flag.ContinueOnError)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of the Node this speaker runs on (default $NODE_NAME)")
@@ -82,7 +83,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":7474", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to clients allowed to get the non-resource URL /metrics (bearer token checked with TokenReview and SubjectAccessReview); false: plain HTTP to anyone")
 	fs.StringVar(&o.healthAddr, "health-addr", "", "address of /healthz and /readyz; 0 disables it (default: --host-ip port 7475, the address kubelet probes on a host-network Pod; :7475 without --host-ip)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.logOpts.AddFlags(fs)
 	fs.IntVar(&o.bgpListenPort, "bgp-listen-port", 0, "accept BGP connections on this TCP port (179; needs CAP_NET_BIND_SERVICE) on the node's addresses only, so a router with the node as a neighbour opens new sessions at its next attempt instead of waiting for the speaker's first (1.5-2 s); 0: connect only")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "queries per second to the API server")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "burst of queries to the API server")
@@ -139,17 +140,19 @@ func main() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(o.gcPercent)
 	}
-	if err := run(signals.SetupSignalHandler(), o); err != nil {
-		fmt.Fprintln(os.Stderr, "herald-speaker:", err)
+	log, err := logging.New(os.Stderr, o.logOpts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	logging.Route(log)
+	if err := run(signals.SetupSignalHandler(), o, log); err != nil {
+		log.Error("herald-speaker failed", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, o options) error {
-	log, err := logging.New(os.Stderr, o.logLevel)
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, o options, log *slog.Logger) error {
 	scheme, err := kube.Scheme()
 	if err != nil {
 		return err
@@ -194,7 +197,7 @@ func run(ctx context.Context, o options) error {
 		n := o.speakers
 		if n == 0 {
 			if n, err = agent.NodeCount(ctx, reader); err != nil {
-				log.Warn("sizing the memberlist timers for a small cluster", "err", err)
+				log.Warn("sizing the memberlist timers for a small cluster", "error", err)
 			}
 		}
 		t := members.TimersFor(n)

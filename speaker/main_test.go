@@ -1,9 +1,12 @@
 package main
 
 import (
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/herald-lb/herald/internal/logging"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -17,10 +20,10 @@ func TestParseFlags(t *testing.T) {
 		{name: "node name required", wantErr: true},
 		{
 			name: "flags the DaemonSet uses", args: []string{"--node-name=n1", "--host-ip=198.51.100.11", "--namespace=lb",
-				"--memberlist-port=7947", "--memberlist-secret=k", "--metrics-addr=:1", "--health-addr=:2", "--log-level=debug"},
+				"--memberlist-port=7947", "--memberlist-secret=k", "--metrics-addr=:1", "--health-addr=:2", "--log-level=debug", "--log-format=text"},
 			check: func(t *testing.T, o options) {
 				if o.nodeName != "n1" || o.hostIP != netip.MustParseAddr("198.51.100.11") || o.namespace != "lb" ||
-					o.memberlistPort != 7947 || o.memberlistSecret != "k" || o.metricsAddr != ":1" || o.healthAddr != ":2" || o.logLevel != "debug" {
+					o.memberlistPort != 7947 || o.memberlistSecret != "k" || o.metricsAddr != ":1" || o.healthAddr != ":2" || o.logOpts != (logging.Options{Level: slog.LevelDebug, Format: logging.FormatText}) {
 					t.Errorf("options = %+v", o)
 				}
 				if o.timers.ProbeInterval != 70*time.Millisecond {
@@ -87,6 +90,8 @@ func TestParseFlags(t *testing.T) {
 				}
 			}},
 		{name: "zero gc percent", args: []string{"--node-name=n1", "--gc-percent=0"}, wantErr: true},
+		{name: "bad log level", args: []string{"--node-name=n1", "--log-level=loud"}, wantErr: true},
+		{name: "bad log format", args: []string{"--node-name=n1", "--log-format=xml"}, wantErr: true},
 		{name: "bad host IP", args: []string{"--node-name=n1", "--host-ip=node-1"}, wantErr: true},
 		{name: "bad POD_IP", env: map[string]string{"NODE_NAME": "n1", "POD_IP": "x"}, wantErr: true},
 		{name: "conflict detection on by default", args: []string{"--node-name=n1"},

@@ -5,11 +5,10 @@ import (
 )
 
 // BFDProfileSpec holds the BFD timers used on the BGP sessions that name the profile. Herald runs
-// BFD itself (RFC 5880 asynchronous mode, single hop as RFC 5881): it honours the intervals, the
-// detect multiplier and passive mode, and refuses echo mode and a minimum TTL (multi-hop), which
-// it cannot honour.
+// BFD itself (RFC 5880 asynchronous mode; single hop as RFC 5881, multi-hop as RFC 5883 on
+// sessions with ebgpMultiHop): it honours the intervals, the detect multiplier, passive mode and
+// the minimum TTL (multi-hop), and refuses echo mode, which it cannot honour.
 // +kubebuilder:validation:XValidation:rule="!has(self.echoMode) || !self.echoMode",message="the BFD echo function is not supported: Herald runs BFD in asynchronous mode only; remove echoMode (or set it to false)"
-// +kubebuilder:validation:XValidation:rule="!has(self.minimumTtl)",message="multi-hop BFD is not supported, so there is no minimum TTL to set: Herald runs single-hop BFD (RFC 5881), which accepts only packets sent with TTL 255; remove minimumTtl"
 type BFDProfileSpec struct {
 	// ReceiveInterval is the minimum interval, in milliseconds, at which this node can receive
 	// packets (default 300).
@@ -36,8 +35,10 @@ type BFDProfileSpec struct {
 	// router has sent one.
 	// +optional
 	PassiveMode bool `json:"passiveMode,omitempty"`
-	// MinimumTTL would be the lowest TTL accepted on incoming packets of multi-hop sessions; not
-	// supported (BFD runs single hop only, accepting only TTL 255): setting it is refused.
+	// MinimumTTL is the lowest TTL accepted on incoming packets of multi-hop sessions (BGPPeers
+	// with ebgpMultiHop), default 254 (as FRR's bfdd: at most one router in between; 255 minus the
+	// number of routers between the node and the peer). Herald sends with TTL 255. Single-hop
+	// sessions ignore it: they accept only TTL 255 (RFC 5881).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=254
 	// +optional

@@ -5,13 +5,17 @@ import (
 )
 
 // BGPPeerSpec describes one BGP session that the speakers on the selected nodes open to a router.
-// +kubebuilder:validation:XValidation:rule="!has(self.bfdProfile) || size(self.bfdProfile) == 0 || !has(self.ebgpMultiHop) || !self.ebgpMultiHop",message="BFD on a multi-hop session (ebgpMultiHop: true) is not supported: Herald runs single-hop BFD (RFC 5881) only; remove bfdProfile, or ebgpMultiHop if the router is one hop away"
 // +kubebuilder:validation:XValidation:rule="has(self.peerASN) != has(self.dynamicASN)",message="set exactly one of peerASN (the router's AS number, such as 64500) and dynamicASN (internal or external, when the router's AS number is not pinned)"
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) ? self.myASN != self.peerASN : (!has(self.dynamicASN) || self.dynamicASN != 'internal'))",message="ebgpMultiHop applies only to eBGP sessions: myASN and peerASN are equal (or dynamicASN is internal), so this is iBGP; remove ebgpMultiHop"
 // +kubebuilder:validation:XValidation:rule="!has(self.vrf) || size(self.vrf) == 0 || !has(self.bfdProfile) || size(self.bfdProfile) == 0",message="BFD on a session in a VRF is not supported: Herald's BFD sockets live in the default VRF; remove bfdProfile, or vrf"
 // +kubebuilder:validation:XValidation:rule="!has(self.gracefulRestartTime) || !has(self.enableGracefulRestart) || self.enableGracefulRestart",message="gracefulRestartTime applies only with graceful restart: enableGracefulRestart is false; remove gracefulRestartTime, or enableGracefulRestart"
 // +kubebuilder:validation:XValidation:rule="!has(self.gracefulShutdownTime) || (has(self.gracefulShutdown) && self.gracefulShutdown)",message="gracefulShutdownTime applies only with gracefulShutdown: true; set gracefulShutdown: true, or remove gracefulShutdownTime"
-// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !has(self.peerAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same IP family as peerAddress"
+// +kubebuilder:validation:XValidation:rule="(has(self.peerAddress) && size(self.peerAddress) > 0) != (has(self.interface) && size(self.interface) > 0)",message="set exactly one of peerAddress (the router's address, such as 198.51.100.1) and interface (BGP unnumbered: the nodes' interface to the router, such as eth1)"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface) || size(self.interface) == 0 || !has(self.ebgpMultiHop) || !self.ebgpMultiHop",message="ebgpMultiHop does not apply to an unnumbered session (interface): it runs to the router's link-local address, one hop away; remove ebgpMultiHop"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface) || size(self.interface) == 0 || !has(self.sourceAddress) || size(self.sourceAddress) == 0",message="sourceAddress does not apply to an unnumbered session (interface): it runs from the interface's link-local address; remove sourceAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface) || size(self.interface) == 0 || !has(self.vrf) || size(self.vrf) == 0",message="an unnumbered session (interface) in a VRF is not supported; remove vrf, or use peerAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface) || size(self.interface) == 0 || !has(self.bfdProfile) || size(self.bfdProfile) == 0",message="BFD on an unnumbered session (interface) is not supported; remove bfdProfile, or use peerAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || duration(self.keepaliveTime) <= (has(self.holdTime) ? duration(self.holdTime) : duration('90s'))",messageExpression="'keepaliveTime ' + self.keepaliveTime + ' must not be longer than holdTime ' + (has(self.holdTime) ? self.holdTime : '90s (the default)') + '; use at most holdTime (one third of it is usual)'"
 type BGPPeerSpec struct {
 	// MyASN is the autonomous system number the speaker uses for this session.
@@ -35,11 +39,26 @@ type BGPPeerSpec struct {
 	DynamicASN DynamicASN `json:"dynamicASN,omitempty"`
 
 	// PeerAddress is the IPv4 or IPv6 unicast address of the router. Unspecified, loopback,
-	// link-local, multicast, broadcast, 0.0.0.0/8 and 240.0.0.0/4 addresses are refused.
+	// link-local, multicast, broadcast, 0.0.0.0/8 and 240.0.0.0/4 addresses are refused. Set
+	// exactly one of peerAddress and interface.
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="peerAddress must be an IPv4 or IPv6 address such as 198.51.100.1 or 2001:db8::1"
 	// +kubebuilder:validation:XValidation:rule="!isIP(self) || (ip(self).isGlobalUnicast() && (ip(self).family() == 6 || !(cidr('0.0.0.0/8').containsIP(self) || cidr('240.0.0.0/4').containsIP(self))))",messageExpression="'peerAddress ' + self + ' is not a unicast address a router can be reached at (unspecified, loopback, link-local, multicast, broadcast, 0.0.0.0/8 and 240.0.0.0/4 are refused); use the router address, such as 198.51.100.1 or 2001:db8::1'"
-	PeerAddress string `json:"peerAddress"`
+	// +optional
+	PeerAddress string `json:"peerAddress,omitempty"`
+
+	// Interface makes the session BGP unnumbered: it runs between the IPv6 link-local addresses
+	// of this interface of the nodes and of the router at its other end (a point-to-point
+	// link), as with FRR's `neighbor eth1 interface`. The speaker sends IPv6 Router
+	// Advertisements on the interface (router lifetime 0) so the router learns the node, learns
+	// the router's address from the router's own, and follows it when it changes. IPv4 routes
+	// are sent with the node's IPv6 link-local next hop (extended next hop, RFC 8950); the router
+	// must accept that (FRR does on interface neighbours). Set exactly one of peerAddress and
+	// interface; not with ebgpMultiHop, sourceAddress, vrf or bfdProfile.
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9][A-Za-z0-9_.-]*$')",messageExpression="'interface ' + self + ' is not a Linux device name: up to 15 letters, digits, underscores, dots and dashes, starting with a letter or digit, such as eth1'"
+	// +optional
+	Interface string `json:"interface,omitempty"`
 
 	// PeerPort is the router's TCP port.
 	// +kubebuilder:validation:Minimum=1
@@ -158,7 +177,9 @@ type BGPPeerSpec struct {
 	// +optional
 	MaxPrefixes *uint32 `json:"maxPrefixes,omitempty"`
 
-	// BFDProfile names a BFDProfile in the same namespace to run BFD on this session.
+	// BFDProfile names a BFDProfile in the same namespace to run BFD on this session: single-hop
+	// BFD (RFC 5881, UDP port 3784, only TTL 255 accepted), or multi-hop BFD (RFC 5883, UDP port
+	// 4784, the profile's minimumTtl) when ebgpMultiHop is true.
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	BFDProfile string `json:"bfdProfile,omitempty"`
@@ -201,6 +222,7 @@ type SecretKeyReference struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=bgppeer,categories=herald
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.peerAddress`
+// +kubebuilder:printcolumn:name="Interface",type=string,JSONPath=`.spec.interface`,priority=1
 // +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=`.spec.myASN`
 // +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=`.spec.peerASN`
 // +kubebuilder:printcolumn:name="Dynamic ASN",type=string,JSONPath=`.spec.dynamicASN`,priority=1

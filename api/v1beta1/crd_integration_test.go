@@ -106,6 +106,30 @@ func TestSamplesAreAccepted(t *testing.T) {
 	}
 }
 
+// TestMultiHopBFDShapes: BFD on a multi-hop session (RFC 5883) and a BFDProfile's minimum TTL
+// from 1 to 254 are accepted.
+func TestMultiHopBFDShapes(t *testing.T) {
+	testenv.Require(t, env)
+	ns := env.NewNamespace(t, "crd-mhbfd")
+	for i, obj := range []string{
+		"kind: BGPPeer\nspec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, ebgpMultiHop: true, bfdProfile: fast}",
+		"kind: BGPPeer\nspec: {myASN: 64512, dynamicASN: external, peerAddress: 192.0.2.1, ebgpMultiHop: true, bfdProfile: fast}",
+		"kind: BFDProfile\nspec: {minimumTtl: 1}",
+		"kind: BFDProfile\nspec: {minimumTtl: 254, passiveMode: true}",
+	} {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(obj), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetAPIVersion("herald.dev/v1beta1")
+		u.SetNamespace(ns)
+		u.SetName("mh-" + strconv.Itoa(i))
+		if err := env.Client.Create(t.Context(), u); err != nil {
+			t.Errorf("%s rejected: %v", obj, err)
+		}
+	}
+}
+
 // TestGracefulRestartShapes: BGPPeers of before (enableGracefulRestart true, false or unset)
 // stay valid, with a restart time or without, and so do the graceful shutdown settings.
 func TestGracefulRestartShapes(t *testing.T) {
@@ -121,6 +145,9 @@ func TestGracefulRestartShapes(t *testing.T) {
 		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: false}`,
 		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 1s}`,
 		`{myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 60s}`,
+		// BGP unnumbered.
+		`{myASN: 64512, peerASN: 64500, interface: eth1}`,
+		`{myASN: 64512, dynamicASN: external, interface: enp1s0f1.100, holdTime: 9s, gracefulShutdown: true}`,
 	} {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte("kind: BGPPeer\nspec: "+spec), &u.Object); err != nil {
@@ -221,10 +248,10 @@ spec: {communities: [{name: x, value: "1:2:3"}]}`, "value must be a standard com
 spec: {detectMultiplier: 1}`, "spec.detectMultiplier: Invalid value: 1"},
 		{"BFD echo mode", `kind: BFDProfile
 spec: {echoMode: true}`, "the BFD echo function is not supported"},
-		{"BFD minimum TTL", `kind: BFDProfile
-spec: {minimumTtl: 254}`, "multi-hop BFD is not supported, so there is no minimum TTL to set"},
-		{"BFD on a multi-hop session", `kind: BGPPeer
-spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, ebgpMultiHop: true, bfdProfile: fast}`, "BFD on a multi-hop session (ebgpMultiHop: true) is not supported"},
+		{"BFD minimum TTL 255", `kind: BFDProfile
+spec: {minimumTtl: 255}`, "spec.minimumTtl: Invalid value: 255"},
+		{"BFD minimum TTL 0", `kind: BFDProfile
+spec: {minimumTtl: 0}`, "spec.minimumTtl: Invalid value: 0"},
 		{"no peer AS", `kind: BGPPeer
 spec: {myASN: 64512, peerAddress: 192.0.2.1}`, "set exactly one of peerASN (the router's AS number, such as 64500) and dynamicASN"},
 		{"peer AS and dynamic AS", `kind: BGPPeer
@@ -251,6 +278,22 @@ spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdownTim
 spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 61s}`, "gracefulShutdownTime 61s must be between 1s and 60s"},
 		{"graceful shutdown time too short", `kind: BGPPeer
 spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, gracefulShutdown: true, gracefulShutdownTime: 500ms}`, "gracefulShutdownTime 500ms must be between 1s and 60s"},
+		{"neither peer address nor interface", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500}`, "set exactly one of peerAddress (the router's address, such as 198.51.100.1) and interface"},
+		{"peer address and interface", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, interface: eth1}`, "set exactly one of peerAddress"},
+		{"unnumbered interface not a device name", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: "eth 1"}`, "interface eth 1 is not a Linux device name"},
+		{"unnumbered interface name too long", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: "sixteen-chars-xx"}`, "spec.interface: Too long"},
+		{"unnumbered with multihop", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: eth1, ebgpMultiHop: true}`, "ebgpMultiHop does not apply to an unnumbered session"},
+		{"unnumbered with source address", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: eth1, sourceAddress: "2001:db8::2"}`, "sourceAddress does not apply to an unnumbered session"},
+		{"unnumbered in a VRF", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: eth1, vrf: red}`, "an unnumbered session (interface) in a VRF is not supported"},
+		{"unnumbered with BFD", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, interface: eth1, bfdProfile: fast}`, "BFD on an unnumbered session (interface) is not supported"},
 		{"interface with slash", `kind: L2Advertisement
 spec: {interfaces: ["eth0/1"]}`, "spec.interfaces[0]"},
 	}

@@ -18,10 +18,10 @@ import (
 
 // Event reasons the report reads (written by herald-controller and herald-speaker).
 const (
-	ReasonAllocationFailed     = "AllocationFailed"
-	ReasonInvalidConfiguration = "InvalidConfiguration"
-	ReasonIPNotRestored        = "IPNotRestored"
-	ReasonNotAnnounced         = "NotAnnounced"
+	ReasonAllocationFailed     = v1beta1.EventReasonAllocationFailed
+	ReasonInvalidConfiguration = v1beta1.EventReasonInvalidConfiguration
+	ReasonIPNotRestored        = v1beta1.EventReasonIPNotRestored
+	ReasonNotAnnounced         = v1beta1.EventReasonNotAnnounced
 )
 
 // Modes of an IP in a report.

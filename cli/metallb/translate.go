@@ -357,13 +357,10 @@ func (t *translator) bfdProfile(o *unstructured.Unstructured) {
 	}
 	p := v1beta1.BFDProfile{TypeMeta: typeMeta(KindBFDProfile), ObjectMeta: t.meta(o), Spec: v1beta1.BFDProfileSpec{
 		ReceiveInterval: spec.ReceiveInterval, TransmitInterval: spec.TransmitInterval, DetectMultiplier: spec.DetectMultiplier,
-		PassiveMode: spec.PassiveMode != nil && *spec.PassiveMode,
+		PassiveMode: spec.PassiveMode != nil && *spec.PassiveMode, MinimumTTL: spec.MinimumTTL,
 	}}
 	if spec.EchoMode != nil && *spec.EchoMode {
 		t.note(Dropped, subject, "spec.echoMode", "true", "Herald's BFD has no echo function (asynchronous mode only); left out")
-	}
-	if spec.MinimumTTL != nil {
-		t.note(Dropped, subject, "spec.minimumTtl", fmt.Sprint(*spec.MinimumTTL), "Herald runs single-hop BFD only, which accepts only TTL 255; left out")
 	}
 	if spec.EchoInterval != nil {
 		t.note(Dropped, subject, "spec.echoInterval", fmt.Sprint(*spec.EchoInterval), "Herald's BFDProfile has no echo interval; left out")
@@ -428,9 +425,6 @@ func (t *translator) peer(o *unstructured.Unstructured, dualStack bool) {
 	if spec.BFDProfile != "" && spec.VRF != "" {
 		p.Spec.BFDProfile = ""
 		t.note(Dropped, subject, "spec.bfdProfile", spec.BFDProfile, "Herald runs no BFD on a session in a VRF (%s): this session runs without BFD", spec.VRF)
-	} else if spec.BFDProfile != "" && spec.EBGPMultiHop {
-		p.Spec.BFDProfile = ""
-		t.note(Dropped, subject, "spec.bfdProfile", spec.BFDProfile, "Herald runs single-hop BFD only and this peer is multi-hop (ebgpMultiHop): this session runs without BFD")
 	}
 	if spec.DisableMP {
 		t.note(Changed, subject, "spec.disableMP", "true", "Herald runs one session per peer address with both IPv4 and IPv6 unicast enabled; there is no separate session per family")
@@ -545,28 +539,21 @@ func ptrValue(p *string) string {
 // Objects returns the Herald objects and Secrets of the result, in the order to create them:
 // Secrets, BFD profiles, communities, pools, peers, advertisements.
 func (r Result) Objects() []any {
-	var out []any
 	c := r.Config
-	for i := range c.Secrets {
-		out = append(out, &c.Secrets[i])
-	}
-	for i := range c.BFDProfiles {
-		out = append(out, &c.BFDProfiles[i])
-	}
-	for i := range c.Communities {
-		out = append(out, &c.Communities[i])
-	}
-	for i := range c.Pools {
-		out = append(out, &c.Pools[i])
-	}
-	for i := range c.Peers {
-		out = append(out, &c.Peers[i])
-	}
-	for i := range c.L2Advertisements {
-		out = append(out, &c.L2Advertisements[i])
-	}
-	for i := range c.BGPAdvertisements {
-		out = append(out, &c.BGPAdvertisements[i])
+	var out []any
+	out = appendPointers(out, c.Secrets)
+	out = appendPointers(out, c.BFDProfiles)
+	out = appendPointers(out, c.Communities)
+	out = appendPointers(out, c.Pools)
+	out = appendPointers(out, c.Peers)
+	out = appendPointers(out, c.L2Advertisements)
+	return appendPointers(out, c.BGPAdvertisements)
+}
+
+// appendPointers appends a pointer to each of items to out.
+func appendPointers[T any](out []any, items []T) []any {
+	for i := range items {
+		out = append(out, &items[i])
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package metallb
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -890,15 +889,16 @@ func TestHeraldAnnotationsAreTheAPIs(t *testing.T) {
 	}
 }
 
-// TestBFDProfileKeptOnlyOnSingleHopPeers: Herald runs single-hop BFD, so a BFD profile on a
-// multi-hop peer is dropped (with a note), and kept on the others.
-func TestBFDProfileKeptOnlyOnSingleHopPeers(t *testing.T) {
+// TestBFDProfileKeptOnSingleAndMultiHopPeers: Herald runs single-hop and multi-hop BFD, so a
+// BFD profile is kept on every peer (multi-hop ones included), with its minimum TTL, without a
+// note.
+func TestBFDProfileKeptOnSingleAndMultiHopPeers(t *testing.T) {
 	for _, multihop := range []bool{false, true} {
 		r := Translate(input(t, fmt.Sprintf(`
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
 metadata: {name: fast, namespace: metallb-system}
-spec: {receiveInterval: 300, transmitInterval: 300}
+spec: {receiveInterval: 300, transmitInterval: 300, minimumTtl: 250}
 ---
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
@@ -908,12 +908,14 @@ spec: {myASN: 64512, peerASN: 64500, peerAddress: 172.30.0.3, bfdProfile: fast, 
 		if len(r.Config.Peers) != 1 {
 			t.Fatalf("multihop %t: %d peers translated, want 1 (notes %v)", multihop, len(r.Config.Peers), notes(r))
 		}
-		got := r.Config.Peers[0].Spec.BFDProfile
-		if want := map[bool]string{false: "fast", true: ""}[multihop]; got != want {
-			t.Errorf("multihop %t: bfdProfile %q, want %q (notes %v)", multihop, got, want, notes(r))
+		if got := r.Config.Peers[0].Spec.BFDProfile; got != "fast" {
+			t.Errorf("multihop %t: bfdProfile %q, want fast (notes %v)", multihop, got, notes(r))
 		}
-		if dropped := slices.ContainsFunc(notes(r), func(n string) bool { return strings.Contains(n, "spec.bfdProfile") }); dropped != multihop {
-			t.Errorf("multihop %t: notes %v", multihop, notes(r))
+		if len(r.Config.BFDProfiles) != 1 || r.Config.BFDProfiles[0].Spec.MinimumTTL == nil || *r.Config.BFDProfiles[0].Spec.MinimumTTL != 250 {
+			t.Errorf("multihop %t: BFD profiles %+v, want one with minimumTtl 250", multihop, r.Config.BFDProfiles)
+		}
+		if len(notes(r)) != 0 {
+			t.Errorf("multihop %t: notes %v, want none", multihop, notes(r))
 		}
 	}
 }

@@ -223,11 +223,10 @@ func RandomSnapshot(b []byte) config.Snapshot {
 		}
 		o.Spec = v1beta1.BFDProfileSpec{ReceiveInterval: u32(10, 300, 60000), TransmitInterval: u32(10, 300, 60000),
 			DetectMultiplier: u32(2, 3, 255), PassiveMode: s.Bool()}
-		// Echo mode and a minimum TTL are refused (Herald's BFD cannot honour them).
+		// Echo mode is refused (Herald's BFD cannot honour it); a minimum TTL is for multi-hop
+		// sessions.
 		o.Spec.EchoMode = s.Bad(16)
-		if s.Bad(16) {
-			o.Spec.MinimumTTL = u32(1, 254)
-		}
+		o.Spec.MinimumTTL = u32(1, 254)
 		snap.BFDProfiles = append(snap.BFDProfiles, o)
 		bfds = append(bfds, o.Name)
 	}
@@ -371,6 +370,12 @@ func randomPeer(s *Source, i int, secrets, bfds []string) v1beta1.BGPPeer {
 	}
 	if s.Intn(4) == 0 {
 		o.Spec.RouterID = s.Choose([]string{"198.51.100.10", "1.2.3.4", "223.255.255.255"}, append([]string{"224.0.0.1", "2001:db8::1"}, badPeerAddresses...))
+	}
+	if s.Intn(6) == 0 { // BGP unnumbered
+		o.Spec.Interface = s.Choose([]string{"eth1", "enp1s0f1.100"}, []string{"eth 1", "sixteen-chars-xx", "-x"})
+		if !s.Bad(8) {
+			o.Spec.PeerAddress = ""
+		}
 	}
 	if s.Bool() {
 		o.Spec.HoldTime = s.Duration(3*time.Second, 9*time.Second, 10*time.Second, 90*time.Second, 65535*time.Second)

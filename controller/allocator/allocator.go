@@ -203,7 +203,7 @@ func (a *Allocator) Reserve(in *Service, ips []netip.Addr) (Result, error) {
 }
 
 func (a *Allocator) reserve(st *serviceState, rq *request, ip netip.Addr) error {
-	if err := checkAddr(ip); err != nil {
+	if err := CheckAddr(ip); err != nil {
 		return invalidf("%v", err)
 	}
 	f := FamilyOf(ip)
@@ -389,7 +389,7 @@ func (a *Allocator) candidates(svc *Service) ([]*poolState, error) {
 	if svc.Pool != "" {
 		p := a.pools.byName[svc.Pool]
 		if p == nil {
-			return nil, newErr(ErrNoPool, "pool %q, requested with annotation herald.dev/address-pool, does not exist", svc.Pool)
+			return nil, fieldErr(FieldPool, ErrNoPool, "the Service's pool %q does not exist", svc.Pool)
 		}
 		if err := mayUse(p, svc); err != nil {
 			return nil, err
@@ -428,7 +428,8 @@ func (a *Allocator) candidates(svc *Service) ([]*poolState, error) {
 		why = append(why, fmt.Sprintf("the serviceAllocation of %s does not select it", poolList(unselected)))
 	}
 	if len(manual) > 0 {
-		why = append(why, fmt.Sprintf("%s %s autoAssign false (name one with annotation herald.dev/address-pool)", poolList(manual), plural(len(manual), "has", "have")))
+		why = append(why, fmt.Sprintf("%s %s autoAssign false (name one as the Service's pool)", poolList(manual), plural(len(manual), "has", "have")))
+		return nil, fieldErr(FieldPool, ErrNoPool, "no pool can serve %s: %s", svc.Key, strings.Join(why, "; "))
 	}
 	return nil, newErr(ErrNoPool, "no pool can serve %s: %s", svc.Key, strings.Join(why, "; "))
 }
@@ -554,7 +555,7 @@ func skippedErr(p *poolState, ip netip.Addr) error {
 // mayUse returns nil when svc may hold addresses of pool p.
 func mayUse(p *poolState, svc *Service) error {
 	if svc.Pool != "" && svc.Pool != p.Name {
-		return newErr(ErrPoolNotAllowed, "pool %q may not serve %s, which requests pool %q with annotation herald.dev/address-pool", p.Name, svc.Key, svc.Pool)
+		return fieldErr(FieldPool, ErrPoolNotAllowed, "pool %q may not serve %s, whose pool is %q", p.Name, svc.Key, svc.Pool)
 	}
 	if p.Match != nil && !p.Match(svc) {
 		return newErr(ErrPoolNotAllowed, "pool %q may not serve %s: the pool's serviceAllocation does not select it", p.Name, svc.Key)
@@ -576,11 +577,11 @@ func checkShare(svc *Service, ip netip.Addr, holders []*serviceState) error {
 		}
 		switch {
 		case o.SharingKey == "":
-			return newErr(ErrInUse, "%s is in use by %s, which does not share it (no annotation herald.dev/allow-shared-ip)", ip, o.Key)
+			return fieldErr(FieldSharingKey, ErrInUse, "%s is in use by %s, which does not share it (it has no sharing key)", ip, o.Key)
 		case svc.SharingKey == "":
-			return newErr(ErrInUse, "%s is in use by %s under sharing key %q: set annotation herald.dev/allow-shared-ip to %q to share it", ip, o.Key, o.SharingKey, o.SharingKey)
+			return fieldErr(FieldSharingKey, ErrInUse, "%s is in use by %s under sharing key %q: set the Service's sharing key to %q to share it", ip, o.Key, o.SharingKey, o.SharingKey)
 		case svc.SharingKey != o.SharingKey:
-			return newErr(ErrInUse, "%s is in use by %s under sharing key %q, not %q", ip, o.Key, o.SharingKey, svc.SharingKey)
+			return fieldErr(FieldSharingKey, ErrInUse, "%s is in use by %s under sharing key %q, not %q", ip, o.Key, o.SharingKey, svc.SharingKey)
 		}
 		for _, p := range svc.Ports {
 			if slices.Contains(o.Ports, p) {

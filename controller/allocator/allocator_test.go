@@ -63,7 +63,7 @@ func TestPoolChoice(t *testing.T) {
 			name:  "requested pool does not exist",
 			pools: pools,
 			steps: []step{
-				{svc: Service{Key: "ns/a", Pool: "nope"}, err: ErrNoPool, errMsg: `pool "nope", requested with annotation herald.dev/address-pool, does not exist`},
+				{svc: Service{Key: "ns/a", Pool: "nope"}, err: ErrNoPool, errMsg: `the Service's pool "nope" does not exist`},
 			},
 		},
 		{
@@ -145,7 +145,7 @@ func TestRequestedIPs(t *testing.T) {
 		{
 			name: "requested IP in another pool than the requested pool",
 			steps: []step{{svc: Service{Key: "ns/a", Pool: "manual", RequestedIPs: addrs("10.0.0.1")}, err: ErrPoolNotAllowed,
-				errMsg: `pool "a" may not serve ns/a, which requests pool "manual"`}},
+				errMsg: `pool "a" may not serve ns/a, whose pool is "manual"`}},
 		},
 		{
 			name: "requested IP in use",
@@ -250,7 +250,7 @@ func TestSharing(t *testing.T) {
 				{svc: Service{Key: "ns/b", SharingKey: "k2", Ports: tcp(443), RequestedIPs: addrs("10.0.0.0")}, err: ErrInUse,
 					errMsg: `10.0.0.0 is in use by ns/a under sharing key "k1", not "k2"`},
 				{svc: Service{Key: "ns/c", Ports: tcp(443), RequestedIPs: addrs("10.0.0.0")}, err: ErrInUse,
-					errMsg: `set annotation herald.dev/allow-shared-ip to "k1" to share it`},
+					errMsg: `set the Service's sharing key to "k1" to share it`},
 				{svc: Service{Key: "ns/d", SharingKey: "k2", Ports: tcp(443)}, want: []string{"10.0.0.1@a"}},
 			},
 		},

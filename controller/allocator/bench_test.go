@@ -1,6 +1,8 @@
 package allocator
 
 import (
+	"github.com/herald-lb/herald/controller/allocator/ipset"
+
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -76,7 +78,7 @@ func BenchmarkAssignEmpty16(b *testing.B) {
 func BenchmarkAssignFull16(b *testing.B) {
 	const size = 1 << 16
 	a := fill(b, "10.0.0.0/16", IPv4, size, size/100)
-	if c, _ := a.PoolCounts("p"); c.IPv4.Available != u128(size/100) {
+	if c, _ := a.PoolCounts("p"); c.IPv4.Available != ipset.From64(size/100) {
 		b.Fatalf("prefill: %+v", c)
 	}
 	benchAssignRelease(b, a, benchService("ns/bench", IPv4))
@@ -112,7 +114,7 @@ func BenchmarkMemoryPerIP(b *testing.B) {
 	base := addrValue(addr("10.0.0.0"))
 	for i := range svcs {
 		svcs[i] = benchService(fmt.Sprintf("ns/svc-%d", i), IPv4)
-		v, _ := base.add(u128(uint64(2 * i)))
+		v, _ := base.Add(ipset.From64(uint64(2 * i)))
 		ips[i] = []netip.Addr{valueAddr(v, IPv4)}
 	}
 	var perIP float64
@@ -132,7 +134,7 @@ func BenchmarkMemoryPerIP(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		perIP = float64(after.HeapAlloc-before.HeapAlloc) / n
-		if a.pools.byName["p"].spaces[0].taken.runs != n {
+		if a.pools.byName["p"].spaces[0].taken.Runs() != n {
 			b.Fatal("addresses are not in separate runs")
 		}
 		runtime.KeepAlive(a)

@@ -1,7 +1,6 @@
 package allocator
 
 import (
-	"math/rand/v2"
 	"net/netip"
 	"testing"
 
@@ -84,32 +83,6 @@ func TestCounts(t *testing.T) {
 	}
 }
 
-func TestUint128(t *testing.T) {
-	tests := []struct {
-		name string
-		u    Uint128
-		want string
-	}{
-		{"zero", Uint128{}, "0"},
-		{"max64", Uint128{0, ^uint64(0)}, "18446744073709551615"},
-		{"2^64", Uint128{1, 0}, "18446744073709551616"},
-		{"max", Uint128{^uint64(0), ^uint64(0)}, "340282366920938463463374607431768211455"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, tc.u.String()); diff != "" {
-				t.Errorf("String (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tc.want, tc.u.Big().String()); diff != "" {
-				t.Errorf("Big (-want +got):\n%s", diff)
-			}
-		})
-	}
-	if got, _ := (Uint128{1, 0}).divmod64(10); got.String() != "1844674407370955161" {
-		t.Errorf("2^64/10 = %s", got)
-	}
-}
-
 func TestPrefixRange(t *testing.T) {
 	tests := []struct{ prefix, want string }{
 		{"10.1.2.3/8", "10.0.0.0-10.255.255.255"},
@@ -160,7 +133,7 @@ func TestSpaceMapping(t *testing.T) {
 					}
 				}
 			}
-			for o := (Uint128{}); o.less(sp.size); o = o.inc() {
+			for o := (Uint128{}); o.Less(sp.size); o = o.Inc() {
 				ip := sp.addr(o)
 				got = append(got, ip.String())
 				if back, ok := sp.offset(ip); !ok || back != o {
@@ -174,139 +147,17 @@ func TestSpaceMapping(t *testing.T) {
 	}
 }
 
-// TestIntervalSet compares the run set with a plain set under random operations.
-func TestIntervalSet(t *testing.T) {
-	for _, hi := range []uint64{0, 1 << 40} {
-		r := rand.New(rand.NewPCG(1, hi))
-		var s intervalSet
-		model := map[uint64]bool{}
-		for i := 0; i < 20000; i++ {
-			x := r.Uint64N(300)
-			u := Uint128{hi, x}
-			if r.IntN(2) == 0 {
-				if got := s.add(u); got != !model[x] {
-					t.Fatalf("add(%d) = %v", x, got)
-				}
-				model[x] = true
-			} else {
-				if got := s.remove(u); got != model[x] {
-					t.Fatalf("remove(%d) = %v", x, got)
-				}
-				delete(model, x)
-			}
-			if i%97 == 0 {
-				for y := uint64(0); y < 300; y++ {
-					if s.contains(Uint128{hi, y}) != model[y] {
-						t.Fatalf("step %d: contains(%d) wrong", i, y)
-					}
-				}
-				if err := checkSpace(&space{size: Uint128{hi + 1, 0}, used: uint64(len(model)), taken: s}, uint64(len(model))); err != nil {
-					t.Fatalf("step %d: %v", i, err)
-				}
-			}
-		}
-	}
-	// The ends of the 128-bit range.
-	var s intervalSet
-	max := Uint128{^uint64(0), ^uint64(0)}
-	for _, u := range []Uint128{max, max.dec(), {}, u128(1)} {
-		s.add(u)
-	}
-	if s.runs != 2 || !s.contains(max) || s.contains(u128(2)) {
-		t.Errorf("ends: runs %d", s.runs)
-	}
-	s.remove(max.dec())
-	if s.runs != 2 || !s.contains(max) || s.contains(max.dec()) {
-		t.Errorf("ends after remove: runs %d", s.runs)
-	}
-}
-
 func TestSmallHelpers(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want Family
-		err  bool
-	}{{"IPv4", IPv4, false}, {"IPv6", IPv6, false}, {"ipv4", 0, true}} {
-		got, err := ParseFamily(tc.in)
-		if got != tc.want || (err != nil) != tc.err {
-			t.Errorf("ParseFamily(%q) = %v, %v", tc.in, got, err)
-		}
-	}
 	if s := Family(9).String(); s != "Family(9)" {
 		t.Errorf("Family(9) = %s", s)
 	}
-	if v, ok := (Uint128{0, 7}).Uint64(); v != 7 || !ok {
+	if v, ok := (Uint128{Hi: 0, Lo: 7}).Uint64(); v != 7 || !ok {
 		t.Errorf("Uint64 = %d, %v", v, ok)
 	}
-	if _, ok := (Uint128{1, 0}).Uint64(); ok {
+	if _, ok := (Uint128{Hi: 1, Lo: 0}).Uint64(); ok {
 		t.Error("2^64 fits in a uint64?")
 	}
-	if f := (Uint128{1, 0}).Float64(); f != 1<<64 {
+	if f := (Uint128{Hi: 1, Lo: 0}).Float64(); f != 1<<64 {
 		t.Errorf("Float64 = %g", f)
 	}
-}
-
-// TestIntervalSetBlocks drives the run set through many block splits, merges and removals:
-// random offsets in a wide range, then ascending and descending runs of separate offsets.
-func TestIntervalSetBlocks(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	var s intervalSet
-	model := map[uint64]bool{}
-	const width = 20000
-	verify := func(step int) {
-		t.Helper()
-		for y := uint64(0); y < width; y++ {
-			if s.contains(u128(y)) != model[y] {
-				t.Fatalf("step %d: contains(%d) wrong", step, y)
-			}
-		}
-		if err := checkSpace(&space{size: u128(width), used: uint64(len(model)), taken: s}, uint64(len(model))); err != nil {
-			t.Fatalf("step %d: %v", step, err)
-		}
-	}
-	for i := 0; i < 60000; i++ {
-		x := r.Uint64N(width)
-		// Bias towards adding early and removing late, so the set grows to thousands of runs
-		// and then shrinks to none.
-		if (i < 30000) == (r.IntN(4) != 0) {
-			if got := s.add(u128(x)); got != !model[x] {
-				t.Fatalf("add(%d) = %v", x, got)
-			}
-			model[x] = true
-		} else {
-			if got := s.remove(u128(x)); got != model[x] {
-				t.Fatalf("remove(%d) = %v", x, got)
-			}
-			delete(model, x)
-		}
-		if i%4999 == 0 {
-			verify(i)
-		}
-	}
-	for x := range uint64(width) {
-		s.remove(u128(x))
-		delete(model, x)
-	}
-	verify(-1)
-	for x := uint64(0); x < width; x += 2 {
-		s.add(u128(x))
-		model[x] = true
-	}
-	verify(-2)
-	if want := (width/2 + blockCap - 1) / blockCap; len(s.blocks) != want {
-		t.Errorf("in-order adds: %d blocks, want %d (full blocks)", len(s.blocks), want)
-	}
-	for x := uint64(width - 1); x < width; x -= 2 {
-		s.add(u128(x))
-		model[x] = true
-	}
-	verify(-3)
-	if s.runs != 1 {
-		t.Errorf("all added: %d runs", s.runs)
-	}
-	for x := uint64(width - 2); x < width; x -= 2 {
-		s.remove(u128(x))
-		delete(model, x)
-	}
-	verify(-4)
 }

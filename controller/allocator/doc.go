@@ -1,18 +1,21 @@
 // Package allocator decides which load-balancer addresses Services get. It owns the pools'
-// address spaces, the record of which Service holds which address, the sharing rules
-// (herald.dev/allow-shared-ip), dual-stack policies, and the address counts per pool. It is
+// address spaces, the record of which Service holds which address, the sharing rules (sharing
+// keys), dual-stack policies, and the address counts per pool. It is
 // pure: no Kubernetes types, no sockets, no globals. The Service reconciler translates
 // config.Pool and corev1.Service into Pool and Service, calls the Allocator, and writes the
 // result to the Service status; it also evaluates the pools' selectors, which reach the
-// allocator as Pool.Match.
+// allocator as Pool.Match. Reading Kubernetes strings (annotations, spec.loadBalancerIP,
+// spec.ipFamilies) is the reconciler's translation too: the allocator's errors speak of the
+// Service's pool and sharing key, and Fields tells the caller which of them an error is about,
+// so that it can name the annotation they come from.
 //
 // # Rules
 //
-// A Service may use a pool when it does not request another pool by name
-// (herald.dev/address-pool) and the pool's Match accepts it. Automatic assignment uses the
+// A Service may use a pool when it does not request another pool by name (Service.Pool) and the
+// pool's Match accepts it. Automatic assignment uses the
 // requested pool, or else the eligible restricted pools with autoAssign by ascending Priority
 // then name, then the eligible unrestricted pools with autoAssign by name. Requested addresses
-// (spec.loadBalancerIP or herald.dev/loadBalancerIPs, see ParseRequestedIPs) may come from
+// (Service.RequestedIPs) may come from
 // any pool the Service may use, autoAssign or not. An address stays with its Service as long
 // as it is an address of a pool the Service may use and the Service's own description still
 // allows it; SetPools never moves an address, it releases and reports. Results depend

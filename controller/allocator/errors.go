@@ -3,6 +3,7 @@ package allocator
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Sentinel errors. Every error the allocator returns wraps one of them, test with errors.Is.
@@ -30,10 +31,51 @@ var (
 	ErrNoPool = errors.New("no pool for service")
 )
 
-// allocError carries a full, human message and the sentinel it stands for.
+// Field is the part of a Service's request an error is about, so that the caller can name the
+// field of its own object it filled it from (the controller: an annotation of the Service). The
+// allocator's messages speak of the Service's pool and sharing key; the caller adds where they
+// come from.
+type Field int
+
+// The fields of Service an error can be about.
+const (
+	FieldPool       Field = iota + 1 // Service.Pool
+	FieldSharingKey                  // Service.SharingKey
+)
+
+// Fields returns the request fields the errors in err's tree are about, each once, in the
+// order found.
+func Fields(err error) []Field {
+	var out []Field
+	var walk func(error)
+	walk = func(e error) {
+		switch x := e.(type) { //nolint:errorlint // walks the tree itself, node by node
+		case nil:
+			return
+		case *allocError:
+			if x.field != 0 && !slices.Contains(out, x.field) {
+				out = append(out, x.field)
+			}
+		}
+		switch u := e.(type) { //nolint:errorlint // walks the tree itself, node by node
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		}
+	}
+	walk(err)
+	return out
+}
+
+// allocError carries a full, human message, the sentinel it stands for and the request field
+// it is about, if any.
 type allocError struct {
 	kinds []error
 	msg   string
+	field Field
 }
 
 func (e *allocError) Error() string   { return e.msg }
@@ -41,6 +83,11 @@ func (e *allocError) Unwrap() []error { return e.kinds }
 
 func newErr(kind error, format string, args ...any) error {
 	return &allocError{kinds: []error{kind}, msg: fmt.Sprintf(format, args...)}
+}
+
+// fieldErr is newErr about a field of the Service's request.
+func fieldErr(field Field, kind error, format string, args ...any) error {
+	return &allocError{kinds: []error{kind}, msg: fmt.Sprintf(format, args...), field: field}
 }
 
 func invalidf(format string, args ...any) error {

@@ -30,11 +30,8 @@ func Example() {
 		fmt.Println(err)
 	}
 
-	// Reconcile: the requested IPs come from spec.loadBalancerIP and the annotation.
-	ips, err := allocator.ParseRequestedIPs("", "192.0.2.7")
-	if err != nil {
-		panic(err)
-	}
+	// Reconcile: the Service asks for an address of its own.
+	ips := []netip.Addr{netip.MustParseAddr("192.0.2.7")}
 	dns := &allocator.Service{Key: "shop/dns", Namespace: "shop", SharingKey: "shop", RequestedIPs: ips,
 		Ports: []allocator.Port{{Port: 53, Protocol: "UDP"}}}
 	res, err := a.Assign(dns)
@@ -57,7 +54,7 @@ func Example() {
 	// Output:
 	// [{shop/dns 192.0.2.7 public}] <nil>
 	// [{gold/api 198.51.100.10 gold}] [IPv6] <nil>
-	// true assigning addresses to shop/other: requested address 192.0.2.7: 192.0.2.7 is in use by shop/dns under sharing key "shop": set annotation herald.dev/allow-shared-ip to "shop" to share it
+	// true assigning addresses to shop/other: requested address 192.0.2.7: 192.0.2.7 is in use by shop/dns under sharing key "shop": set the Service's sharing key to "shop" to share it
 	// [{gold/api 198.51.100.10 gold}]
 	// 1 253 18446744073709551616
 }

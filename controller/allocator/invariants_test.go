@@ -1,6 +1,8 @@
 package allocator
 
 import (
+	"github.com/herald-lb/herald/controller/allocator/ipset"
+
 	"fmt"
 	"net/netip"
 	"slices"
@@ -84,7 +86,7 @@ func checkInvariants(a *Allocator) error {
 		}
 		sp := pool.spaces[f]
 		if o, ok := sp.offset(ip); ok {
-			if !sp.taken.contains(o) || sp.addr(o) != ip {
+			if !sp.taken.Contains(o) || sp.addr(o) != ip {
 				return fmt.Errorf("%s not taken in the space of pool %s", ip, pool.Name)
 			}
 			perSpace[sp]++
@@ -146,28 +148,28 @@ func checkSpace(sp *space, used uint64) error {
 	var prev *Uint128
 	var bad error
 	runs := 0
-	sp.taken.each(func(s, e Uint128) {
+	sp.taken.Each(func(s, e Uint128) {
 		runs++
-		if e.less(s) || !e.less(sp.size) {
+		if e.Less(s) || !e.Less(sp.size) {
 			bad = fmt.Errorf("bad run [%s, %s] in space of size %s", s, e, sp.size)
 		}
-		if prev != nil && !prev.inc().less(s) {
+		if prev != nil && !prev.Inc().Less(s) {
 			bad = fmt.Errorf("run [%s, %s] overlaps or touches the previous one ending %s", s, e, *prev)
 		}
-		n, _ = n.add(e.sub(s).inc())
+		n, _ = n.Add(e.Sub(s).Inc())
 		e2 := e
 		prev = &e2
 	})
 	if bad != nil {
 		return bad
 	}
-	if err := sp.taken.check(); err != nil {
+	if err := sp.taken.Check(); err != nil {
 		return err
 	}
-	if runs != sp.taken.runs {
-		return fmt.Errorf("%d runs, counted %d", runs, sp.taken.runs)
+	if runs != sp.taken.Runs() {
+		return fmt.Errorf("%d runs, counted %d", runs, sp.taken.Runs())
 	}
-	if n != u128(used) {
+	if n != ipset.From64(used) {
 		return fmt.Errorf("runs hold %s offsets, %d addresses held", n, used)
 	}
 	return nil
@@ -184,7 +186,7 @@ func recount(a *Allocator, p *poolState) error {
 	var want PoolCounts
 	want.Pool = p.Name
 	for _, r := range p.Ranges {
-		if n := addrValue(r.Last).sub(addrValue(r.First)); n.Hi != 0 || n.Lo > 1<<16 {
+		if n := addrValue(r.Last).Sub(addrValue(r.First)); n.Hi != 0 || n.Lo > 1<<16 {
 			return nil // too big to enumerate
 		}
 		fc := &want.IPv4
@@ -196,18 +198,18 @@ func recount(a *Allocator, p *poolState) error {
 			handedOut := !buggy && !slices.Contains(p.Skip, ip)
 			held := a.ips[addrKey(ip)] != nil
 			if handedOut || held {
-				fc.Size, _ = fc.Size.add(u128(1))
+				fc.Size, _ = fc.Size.Add(ipset.From64(1))
 			}
 			if held {
-				fc.Assigned, _ = fc.Assigned.add(u128(1))
+				fc.Assigned, _ = fc.Assigned.Add(ipset.From64(1))
 			}
 			if ip == r.Last {
 				break
 			}
 		}
 	}
-	want.IPv4.Available = want.IPv4.Size.sub(want.IPv4.Assigned)
-	want.IPv6.Available = want.IPv6.Size.sub(want.IPv6.Assigned)
+	want.IPv4.Available = want.IPv4.Size.Sub(want.IPv4.Assigned)
+	want.IPv6.Available = want.IPv6.Size.Sub(want.IPv6.Assigned)
 	if got, _ := a.PoolCounts(p.Name); got != want {
 		return fmt.Errorf("pool %s: counts %+v, recount %+v", p.Name, got, want)
 	}

@@ -107,7 +107,7 @@ func buildPools(pools []Pool) (*poolSet, error) {
 		idx := ps.index[i]
 		slices.SortFunc(idx, func(x, y indexEntry) int { return x.first.Cmp(y.first) })
 		for j := 1; j < len(idx); j++ {
-			if prev := idx[j-1]; !prev.last.less(idx[j].first) {
+			if prev := idx[j-1]; !prev.last.Less(idx[j].first) {
 				if prev.pool == idx[j].pool {
 					errs = append(errs, newErr(ErrInvalidPool, "pool %q: ranges %s and %s overlap", prev.pool.Name, prev.r, idx[j].r))
 				} else {
@@ -181,7 +181,7 @@ func (ps *poolSet) poolOf(ip netip.Addr) *poolState {
 		}
 		return 1
 	})
-	if i == 0 || idx[i-1].last.less(v) {
+	if i == 0 || idx[i-1].last.Less(v) {
 		return nil
 	}
 	return idx[i-1].pool

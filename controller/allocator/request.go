@@ -8,57 +8,9 @@ import (
 	"strings"
 )
 
-// ParseRequestedIPs merges a Service's spec.loadBalancerIP and its herald.dev/loadBalancerIPs
-// annotation (comma-separated) into the addresses it asks for, at most one per family, in the
-// order given. Setting both is an error, as is a malformed, zoned, IPv4-mapped IPv6,
-// unspecified or multicast address. The error wraps ErrInvalidRequest.
-func ParseRequestedIPs(loadBalancerIP, annotation string) ([]netip.Addr, error) {
-	lb, an := strings.TrimSpace(loadBalancerIP), strings.TrimSpace(annotation)
-	switch {
-	case lb != "" && an != "":
-		return nil, invalidf("spec.loadBalancerIP (%q) and annotation herald.dev/loadBalancerIPs (%q) are both set: set only the annotation", lb, an)
-	case lb != "":
-		ip, err := parseRequestedIP("spec.loadBalancerIP", lb)
-		if err != nil {
-			return nil, err
-		}
-		return []netip.Addr{ip}, nil
-	case an == "":
-		return nil, nil
-	}
-	const field = "annotation herald.dev/loadBalancerIPs"
-	var ips []netip.Addr
-	for _, s := range strings.Split(an, ",") {
-		ip, err := parseRequestedIP(field, strings.TrimSpace(s))
-		if err != nil {
-			return nil, err
-		}
-		for _, prev := range ips {
-			if FamilyOf(prev) == FamilyOf(ip) {
-				return nil, invalidf("%s (%q) lists two %s addresses, %s and %s: at most one per family", field, an, FamilyOf(ip), prev, ip)
-			}
-		}
-		ips = append(ips, ip)
-	}
-	return ips, nil
-}
-
-func parseRequestedIP(field, s string) (netip.Addr, error) {
-	if s == "" {
-		return netip.Addr{}, invalidf("%s has an empty entry: want IP addresses separated by commas", field)
-	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, invalidf("%s: %q is not an IP address", field, s)
-	}
-	if err := checkAddr(ip); err != nil {
-		return netip.Addr{}, invalidf("%s: %v", field, err)
-	}
-	return ip, nil
-}
-
-// checkAddr rejects addresses that can never be load-balancer addresses.
-func checkAddr(ip netip.Addr) error {
+// CheckAddr rejects addresses that can never be load-balancer addresses: the zero address, a
+// zoned, IPv4-mapped IPv6, unspecified or multicast address.
+func CheckAddr(ip netip.Addr) error {
 	switch {
 	case !ip.IsValid():
 		return fmt.Errorf("invalid (zero) address")
@@ -132,7 +84,7 @@ func normalizeInto(in *Service, ports []Port, famBuf []Family) (Service, request
 	svc.FamilyPolicy = rq.policy
 
 	for i, ip := range in.RequestedIPs {
-		if err := checkAddr(ip); err != nil {
+		if err := CheckAddr(ip); err != nil {
 			return Service{}, request{}, invalidf("requested address: %v", err)
 		}
 		for _, prev := range in.RequestedIPs[:i] {

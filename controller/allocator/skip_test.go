@@ -1,6 +1,8 @@
 package allocator
 
 import (
+	"github.com/herald-lb/herald/controller/allocator/ipset"
+
 	"errors"
 	"net/netip"
 	"slices"
@@ -320,7 +322,7 @@ func TestSkipErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := a.PoolCounts("p"); c.IPv4.Size != u128(2) {
+	if c, _ := a.PoolCounts("p"); c.IPv4.Size != ipset.From64(2) {
 		t.Errorf("size %s, want 2", c.IPv4.Size)
 	}
 }
@@ -362,7 +364,7 @@ func TestSpaceSkip(t *testing.T) {
 					}
 				}
 			}
-			for o := (Uint128{}); o.less(sp.size); o = o.inc() {
+			for o := (Uint128{}); o.Less(sp.size); o = o.Inc() {
 				ip := sp.addr(o)
 				got = append(got, ip.String())
 				if back, ok := sp.offset(ip); !ok || back != o {

@@ -1,6 +1,8 @@
 package allocator
 
 import (
+	"github.com/herald-lb/herald/controller/allocator/ipset"
+
 	"net/netip"
 	"slices"
 )
@@ -8,7 +10,7 @@ import (
 // space is the addresses of one family in one pool, numbered 0..size-1 ("offsets") across the
 // pool's ranges in address order, with the addresses skipped by AvoidBuggyIPs or listed in
 // Pool.Skip left out of the numbering altogether. Offsets in use are kept as runs in an
-// intervalSet.
+// ipset.Set.
 //
 // Without AvoidBuggyIPs an address's "slot" is its integer value; with it, an IPv4 address
 // a.b.c.d (d in 1..254) has slot (a.b.c)*254 + d-1, so the usable addresses of a range form
@@ -26,7 +28,7 @@ type space struct {
 	size       Uint128 // usable addresses
 	used       uint64  // offsets in use
 	outside    uint64  // skipped addresses in use
-	taken      intervalSet
+	taken      ipset.Set
 	// cursor is the offset where the search for a free address starts: just after the last
 	// address handed out automatically (next fit), so a released address is not reused at
 	// once while any other is free.
@@ -39,7 +41,7 @@ type segment struct {
 }
 
 // maxU128 is 2^128-1.
-var maxU128 = Uint128{^uint64(0), ^uint64(0)}
+var maxU128 = Uint128{Hi: ^uint64(0), Lo: ^uint64(0)}
 
 // newSpace builds the space of ranges, which must be of family f, sorted and disjoint, without
 // the addresses of skip, which must be of family f, sorted, and each inside one of ranges. It
@@ -50,12 +52,12 @@ func newSpace(f Family, avoidBuggy bool, ranges []Range, skip []netip.Addr) (*sp
 	var total Uint128
 	i := 0
 	for _, r := range ranges {
-		n := addrValue(r.Last).sub(addrValue(r.First))
+		n := addrValue(r.Last).Sub(addrValue(r.First))
 		var carry bool
-		if total, carry = total.add(n); carry || total == maxU128 {
+		if total, carry = total.Add(n); carry || total == maxU128 {
 			return nil, false
 		}
-		total = total.inc()
+		total = total.Inc()
 		first, open := r.First, true
 		for i < len(skip) && skip[i].Compare(r.Last) <= 0 {
 			x := skip[i]
@@ -89,7 +91,7 @@ func (s *space) addSegment(r Range) {
 	fs, _ := s.slot(first)
 	ls, _ := s.slot(last)
 	s.segs = append(s.segs, segment{off: s.size, first: fs, last: ls})
-	s.size, _ = s.size.add(ls.sub(fs).inc())
+	s.size, _ = s.size.Add(ls.Sub(fs).Inc())
 }
 
 // usable returns the first and last address of r that are not skipped.
@@ -116,7 +118,7 @@ func (s *space) usable(r Range) (first, last netip.Addr, ok bool) {
 	if lo > 0xffffffff || lo > hi {
 		return first, last, false
 	}
-	return valueAddr(u128(lo), IPv4), valueAddr(u128(hi), IPv4), true
+	return valueAddr(ipset.From64(lo), IPv4), valueAddr(ipset.From64(hi), IPv4), true
 }
 
 // slot returns the slot of a, false when a is skipped by AvoidBuggyIPs.
@@ -129,14 +131,14 @@ func (s *space) slot(a netip.Addr) (Uint128, bool) {
 	if low == 0 || low == 0xff {
 		return Uint128{}, false
 	}
-	return u128((v.Lo>>8)*254 + low - 1), true
+	return ipset.From64((v.Lo>>8)*254 + low - 1), true
 }
 
 func (s *space) slotAddr(x Uint128) netip.Addr {
 	if !s.avoidBuggy {
 		return valueAddr(x, s.family)
 	}
-	return valueAddr(u128((x.Lo/254)<<8|(x.Lo%254+1)), IPv4)
+	return valueAddr(ipset.From64((x.Lo/254)<<8|(x.Lo%254+1)), IPv4)
 }
 
 // offset returns the offset of a, false when a is not a usable address of the space.
@@ -155,11 +157,11 @@ func (s *space) offset(a netip.Addr) (Uint128, bool) {
 		}
 		return 1
 	})
-	if i == 0 || s.segs[i-1].last.less(x) {
+	if i == 0 || s.segs[i-1].last.Less(x) {
 		return Uint128{}, false
 	}
 	g := s.segs[i-1]
-	o, _ := g.off.add(x.sub(g.first))
+	o, _ := g.off.Add(x.Sub(g.first))
 	return o, true
 }
 
@@ -172,11 +174,11 @@ func (s *space) addr(o Uint128) netip.Addr {
 		return 1
 	})
 	g := s.segs[i-1]
-	x, _ := g.first.add(o.sub(g.off))
+	x, _ := g.first.Add(o.Sub(g.off))
 	return s.slotAddr(x)
 }
 
-func (s *space) full() bool { return s.size == u128(s.used) }
+func (s *space) full() bool { return s.size == ipset.From64(s.used) }
 
 // nextFree returns the first free offset at or after the cursor, wrapping around once. It
 // looks at no more than two runs of taken offsets, because runs are maximal: the offset just
@@ -186,15 +188,15 @@ func (s *space) nextFree() (Uint128, bool) {
 		return Uint128{}, false
 	}
 	c := s.cursor
-	if !c.less(s.size) {
+	if !c.Less(s.size) {
 		c = Uint128{}
 	}
-	if end, ok := s.taken.containing(c); ok {
-		c = end.inc()
+	if end, ok := s.taken.Containing(c); ok {
+		c = end.Inc()
 		if c == s.size {
 			c = Uint128{}
-			if end, ok := s.taken.containing(c); ok {
-				c = end.inc()
+			if end, ok := s.taken.Containing(c); ok {
+				c = end.Inc()
 			}
 		}
 	}
@@ -212,11 +214,11 @@ func (s *space) take(a netip.Addr, advance bool) {
 		s.outside++
 		return
 	}
-	if s.taken.add(o) {
+	if s.taken.Add(o) {
 		s.used++
 	}
 	if advance {
-		s.cursor = o.inc()
+		s.cursor = o.Inc()
 	}
 }
 
@@ -225,7 +227,7 @@ func (s *space) free(a netip.Addr) {
 	o, ok := s.offset(a)
 	switch {
 	case ok:
-		if s.taken.remove(o) {
+		if s.taken.Remove(o) {
 			s.used--
 		}
 	case s.outside > 0:
@@ -234,8 +236,8 @@ func (s *space) free(a netip.Addr) {
 }
 
 func (s *space) counts() FamilyCounts {
-	u := u128(s.used)
-	size, _ := s.size.add(u128(s.outside)) // cannot carry: see newSpace
-	assigned, _ := u.add(u128(s.outside))
-	return FamilyCounts{Size: size, Assigned: assigned, Available: s.size.sub(u)}
+	u := ipset.From64(s.used)
+	size, _ := s.size.Add(ipset.From64(s.outside)) // cannot carry: see newSpace
+	assigned, _ := u.Add(ipset.From64(s.outside))
+	return FamilyCounts{Size: size, Assigned: assigned, Available: s.size.Sub(u)}
 }

@@ -1,6 +1,8 @@
 package allocator
 
 import (
+	"github.com/herald-lb/herald/controller/allocator/ipset"
+
 	"fmt"
 	"net/netip"
 )
@@ -44,17 +46,6 @@ func FamilyOf(a netip.Addr) Family {
 	return IPv6
 }
 
-// ParseFamily converts a Kubernetes ipFamilies entry ("IPv4" or "IPv6").
-func ParseFamily(s string) (Family, error) {
-	switch s {
-	case "IPv4":
-		return IPv4, nil
-	case "IPv6":
-		return IPv6, nil
-	}
-	return 0, invalidf("unknown IP family %q: want IPv4 or IPv6", s)
-}
-
 // FamilyPolicy is a Service's spec.ipFamilyPolicy.
 type FamilyPolicy string
 
@@ -82,12 +73,12 @@ type Service struct {
 	Namespace       string
 	NamespaceLabels map[string]string
 	Labels          map[string]string
-	// Pool is the pool requested with the herald.dev/address-pool annotation, or empty.
+	// Pool is the pool the Service asks for by name, or empty.
 	Pool string
-	// RequestedIPs are the addresses the Service asks for, at most one per family; see
-	// ParseRequestedIPs. Empty means any address.
+	// RequestedIPs are the addresses the Service asks for, at most one per family.
+	// Empty means any address.
 	RequestedIPs []netip.Addr
-	// SharingKey is the herald.dev/allow-shared-ip annotation, or empty for no sharing.
+	// SharingKey is the key under which the Service shares its addresses, or empty for no sharing.
 	SharingKey string
 	Ports      []Port
 	// ExternalTrafficPolicyLocal is true for externalTrafficPolicy: Local.
@@ -116,13 +107,13 @@ func PrefixRange(p netip.Prefix) Range {
 	var mask Uint128
 	switch {
 	case hostBits >= 128:
-		mask = Uint128{^uint64(0), ^uint64(0)}
+		mask = Uint128{Hi: ^uint64(0), Lo: ^uint64(0)}
 	case hostBits >= 64:
-		mask = Uint128{1<<(hostBits-64) - 1, ^uint64(0)}
+		mask = Uint128{Hi: 1<<(hostBits-64) - 1, Lo: ^uint64(0)}
 	default:
-		mask = Uint128{0, 1<<hostBits - 1}
+		mask = Uint128{Hi: 0, Lo: 1<<hostBits - 1}
 	}
-	return Range{First: first, Last: valueAddr(Uint128{v.Hi | mask.Hi, v.Lo | mask.Lo}, f)}
+	return Range{First: first, Last: valueAddr(Uint128{Hi: v.Hi | mask.Hi, Lo: v.Lo | mask.Lo}, f)}
 }
 
 func (r Range) String() string {
@@ -193,3 +184,6 @@ type PoolCounts struct {
 type FamilyCounts struct {
 	Size, Assigned, Available Uint128
 }
+
+// Uint128 is an unsigned 128-bit integer: address counts (see PoolCounts).
+type Uint128 = ipset.Uint128

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -14,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -45,8 +49,9 @@ type Options struct {
 	Hosts []string
 	// CAValidity and CertValidity override the default lifetimes.
 	CAValidity, CertValidity time.Duration
-	// Interval between checks in Start (default 10 minutes): renewal when due, and a CA bundle
-	// that someone removed from the webhook configuration is put back.
+	// Interval between renewal checks in Start (default 10 minutes). A deleted or changed Secret
+	// and a CA bundle removed from the webhook configuration are repaired as soon as the watch
+	// reports them, not at the next check.
 	Interval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -68,13 +73,14 @@ func ServiceHosts(service, namespace string) []string {
 // in the webhook configuration. Every controller replica runs one (it is not leader-elected, as
 // each replica serves the webhook); concurrent writers are resolved by resourceVersion.
 type Manager struct {
-	c    client.Client
+	c    client.WithWatch
 	opts Options
 }
 
 // New returns a Manager. The client must read from the API server (not a cache that is not
-// started yet) when Ensure is called before the controller manager starts.
-func New(c client.Client, o Options) (*Manager, error) {
+// started yet) when Ensure is called before the controller manager starts; Start watches the
+// Secret and the webhook configuration through it.
+func New(c client.WithWatch, o Options) (*Manager, error) {
 	if o.Namespace == "" || o.SecretName == "" || o.ServiceName == "" || o.WebhookConfigName == "" || o.CertDir == "" {
 		return nil, errors.New("certs: Namespace, SecretName, ServiceName, WebhookConfigName and CertDir are required")
 	}
@@ -113,9 +119,26 @@ func (m *Manager) Ensure(ctx context.Context) error {
 	return m.patchCABundle(ctx, b.CACert)
 }
 
-// Start runs Ensure every Interval until ctx ends; failures are logged and retried at the next
-// tick. It implements controller-runtime's manager.Runnable.
+// Start runs Ensure whenever the Secret or the webhook configuration changes (deleted, edited,
+// CA bundle cleared), and every Interval for renewal, until ctx ends; failures are logged and
+// retried at the next change or tick. It implements controller-runtime's manager.Runnable.
 func (m *Manager) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		m.watch(ctx, changed, "Secret "+m.opts.Namespace+"/"+m.opts.SecretName, &corev1.SecretList{},
+			client.InNamespace(m.opts.Namespace), client.MatchingFields{"metadata.name": m.opts.SecretName})
+	}()
+	go func() {
+		defer wg.Done()
+		m.watch(ctx, changed, "ValidatingWebhookConfiguration "+m.opts.WebhookConfigName,
+			&admissionregistrationv1.ValidatingWebhookConfigurationList{}, client.MatchingFields{"metadata.name": m.opts.WebhookConfigName})
+	}()
+	defer wg.Wait()
 	t := time.NewTicker(m.opts.Interval)
 	defer t.Stop()
 	for {
@@ -123,10 +146,45 @@ func (m *Manager) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if err := m.Ensure(ctx); err != nil {
-				m.opts.Logger.Error(err, "keeping the webhook certificate", "secret", m.opts.Namespace+"/"+m.opts.SecretName)
-			}
+		case <-changed:
 		}
+		if err := m.Ensure(ctx); err != nil && ctx.Err() == nil {
+			m.opts.Logger.Error(err, "keeping the webhook certificate", "secret", m.opts.Namespace+"/"+m.opts.SecretName)
+		}
+	}
+}
+
+// watch signals changed on every event of the objects list selects, until ctx ends. A watch
+// that ends or fails is started again (after a pause that grows to 30 s while it keeps
+// failing); a new watch begins with the objects as they are, so nothing missed in between is
+// lost.
+func (m *Manager) watch(ctx context.Context, changed chan<- struct{}, what string, list client.ObjectList, opts ...client.ListOption) {
+	signal := func() {
+		select {
+		case changed <- struct{}{}:
+		default: // a pass is already due
+		}
+	}
+	backoff := wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Steps: math.MaxInt32, Cap: 30 * time.Second}
+	pause := backoff
+	for ctx.Err() == nil {
+		w, err := m.c.Watch(ctx, list, opts...)
+		if err != nil {
+			m.opts.Logger.Error(err, "watching the webhook certificate's objects", "object", what)
+			select {
+			case <-ctx.Done():
+			case <-time.After(pause.Step()):
+			}
+			continue
+		}
+		pause = backoff
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Error {
+				break // the API server ended the watch (expired); start a new one
+			}
+			signal()
+		}
+		w.Stop()
 	}
 }
 

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -34,20 +33,20 @@ import (
 	"github.com/herald-lb/herald/internal/kube"
 )
 
-// Event reasons the controller uses.
+// Event reasons the controller uses (defined, and described, in api/v1beta1).
 const (
-	ReasonIPAllocated          = "IPAllocated"
-	ReasonIPReleased           = "IPReleased"
-	ReasonAllocationFailed     = "AllocationFailed"
-	ReasonIPNotRestored        = "IPNotRestored"
-	ReasonInvalidConfiguration = "InvalidConfiguration"
+	ReasonIPAllocated          = v1beta1.EventReasonIPAllocated
+	ReasonIPReleased           = v1beta1.EventReasonIPReleased
+	ReasonAllocationFailed     = v1beta1.EventReasonAllocationFailed
+	ReasonIPNotRestored        = v1beta1.EventReasonIPNotRestored
+	ReasonInvalidConfiguration = v1beta1.EventReasonInvalidConfiguration
 	// ReasonConfigurationWarning reports a reference to a pool or peer that does not exist.
-	ReasonConfigurationWarning = "ConfigurationWarning"
+	ReasonConfigurationWarning = v1beta1.EventReasonConfigurationWarning
 	// ReasonPoolNotInForce reports a Service left as it is because its pool is invalid.
-	ReasonPoolNotInForce = "PoolNotInForce"
+	ReasonPoolNotInForce = v1beta1.EventReasonPoolNotInForce
 	// ReasonForeignAddress reports a Service left as it is because its status holds an address
 	// Herald did not assign and no pool holds.
-	ReasonForeignAddress = "ForeignAddress"
+	ReasonForeignAddress = v1beta1.EventReasonForeignAddress
 	// ConditionAddressesReleased is the IPAddressPool condition that reports addresses
 	// released because the pool no longer covers them.
 	ConditionAddressesReleased = "AddressesReleased"
@@ -83,10 +82,11 @@ type Options struct {
 // server that answers a write in 100-300 ms under that load.
 const DefaultServiceWorkers = 64
 
-// Controller is the Service reconciler and the state its three controllers share.
+// Controller wires the three reconcilers of the package (the Herald configuration, in
+// heraldconfig.go; Services, in service.go; IPAddressPool status, in poolstatus.go) to the
+// manager, with what they share: the clients, the queues and the allocation state (allocState).
 type Controller struct {
 	opts     Options
-	log      logr.Logger
 	client   client.Client // reads from the manager's cache (never Services: see services)
 	services *serviceStore // the Services, compact
 	recorder record.EventRecorder
@@ -94,31 +94,16 @@ type Controller struct {
 
 	svcQueue  queueRef
 	poolQueue queueRef
-	guard     staleGuard // Services
-	poolGuard staleGuard // IPAddressPools
 	ready     atomic.Bool
 	assigned  *assignLog // assignments not yet reported by a pool's IPAllocated event
 
-	// mu serialises every allocator call and guards the fields below.
-	mu        sync.Mutex
-	alloc     *allocator.Allocator // nil until restored
-	poolsFP   string               // fingerprint of the pools in force
-	pending   map[string]struct{}  // Services waiting for an address (or a family)
-	reported  map[string]string    // the last problem reported by event, per pending Service
-	released  map[string]releaseReport
-	lastCfg   *config.Config  // the configuration in force, the last good one for ParseUsable
-	unusable  map[string]bool // pools of the cluster that are not in force (invalid, no last version)
-	cfgEvents map[string]bool // configuration problems reported by event, by message
+	allocState // the allocator and what the three reconcilers share, under one mutex
 }
 
-// releaseReport is the last set of addresses a pool change released from one pool.
-type releaseReport struct {
-	generation int64
-	message    string
-}
-
-// New returns a Controller and registers its metrics in opts.Registry.
-func New(opts Options, log logr.Logger) (*Controller, error) {
+// New returns a Controller and registers its metrics in opts.Registry. The reconcilers log
+// through the logger controller-runtime puts in each reconcile's context (the manager's, with
+// the controller's name and the reconcile ID).
+func New(opts Options) (*Controller, error) {
 	if opts.Namespace == "" {
 		return nil, errors.New("options: Namespace is required")
 	}
@@ -135,12 +120,9 @@ func New(opts Options, log logr.Logger) (*Controller, error) {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	c := &Controller{
-		opts:     opts,
-		log:      log,
-		pending:  map[string]struct{}{},
-		reported: map[string]string{},
-		released: map[string]releaseReport{},
-		assigned: newAssignLog(opts.SummaryInterval),
+		opts:       opts,
+		assigned:   newAssignLog(opts.SummaryInterval),
+		allocState: newAllocState(),
 	}
 	m, err := metrics.New(opts.Registry, metrics.Sources{Pools: c.PoolCounts, Pending: c.pendingCount, AllocationErrorReasons: ErrorReasons()})
 	if err != nil {
@@ -258,23 +240,6 @@ func (c *Controller) ReadyCheck(*http.Request) error {
 	return nil
 }
 
-// PoolCounts returns the address counts of every pool in force, for metrics.
-func (c *Controller) PoolCounts() []allocator.PoolCounts {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.alloc == nil {
-		return nil
-	}
-	return c.alloc.Counts()
-}
-
-// pendingCount returns the number of Services waiting for an address, for metrics.
-func (c *Controller) pendingCount() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.pending)
-}
-
 // servicesInNamespace maps a Namespace whose labels changed to the managed Services in it.
 func (c *Controller) servicesInNamespace(_ context.Context, ns client.Object) []reconcile.Request {
 	var out []reconcile.Request
@@ -289,12 +254,11 @@ func (c *Controller) servicesInNamespace(_ context.Context, ns client.Object) []
 // enqueuePending requeues every Service waiting for an address. Called when an address is
 // freed or the pools change; the set holds only pending Services, never all of them.
 func (c *Controller) enqueuePending() {
-	c.mu.Lock()
-	reqs := make([]reconcile.Request, 0, len(c.pending))
-	for key := range c.pending {
+	keys := c.pendingKeys()
+	reqs := make([]reconcile.Request, 0, len(keys))
+	for _, key := range keys {
 		reqs = append(reqs, requestFor(key))
 	}
-	c.mu.Unlock()
 	c.svcQueue.add(reqs...)
 }
 
@@ -311,13 +275,13 @@ func (c *Controller) notifyPools(names ...string) {
 	}
 }
 
+// requestFor returns the request of a "namespace/name" key (the controller's keys of Services).
 func requestFor(key string) reconcile.Request {
-	for i := range len(key) {
-		if key[i] == '/' {
-			return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: key[:i], Name: key[i+1:]}}
-		}
+	ns, name, err := toolscache.SplitMetaNamespaceKey(key)
+	if err != nil { // not a key the controller makes; the reconcile finds no such object
+		name = key
 	}
-	return reconcile.Request{NamespacedName: types.NamespacedName{Name: key}}
+	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
 }
 
 // poolNames returns the pools of the given assignments.

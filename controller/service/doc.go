@@ -11,10 +11,11 @@
 // TrimService keeps, in about a third of the memory), not in the manager's cache; the webhook reads
 // them through ServiceReader.
 //
-// Three controllers share one state:
+// Three reconcilers, one file each, share one allocation state (allocState, in state.go: the
+// allocator and its bookkeeping behind one mutex):
 //
-//   - the config controller rebuilds config.Snapshot from the cache whenever a Herald object
-//     (or a Secret of the Herald namespace) changes, runs config.ParseUsable with the
+//   - the config reconciler (heraldconfig.go) rebuilds config.Snapshot from the cache whenever
+//     a Herald object (or a Secret of the Herald namespace) changes, runs config.ParseUsable with the
 //     configuration in force as the last good one, and hands the usable pools to the allocator
 //     (SetPools). An invalid object disables only what depends on it: a bad peer, Secret or
 //     advertisement never stops allocation, an invalid edit of a pool keeps its last version (its
@@ -22,9 +23,9 @@
 //     on the offending objects and the config_valid and config_invalid_objects metrics, and never
 //     drop an assignment: after a restart, Services holding addresses of a pool that is invalid
 //     (no last version known) are left as they are until it is fixed;
-//   - the Service controller assigns and releases addresses, one Service at a time;
-//   - the pool status controller writes IPAddressPool status counts and the AddressesReleased
-//     condition, coalesced so that a burst of assignments writes each pool about once a second.
+//   - the Service reconciler (service.go) assigns and releases addresses, one Service at a time;
+//   - the pool status reconciler (poolstatus.go) writes IPAddressPool status counts and the
+//     AddressesReleased condition, coalesced so that a burst of assignments writes each pool about once a second.
 //
 // Before anything new is assigned, the state is initialised once from the synced Service store:
 // every address found in the status of the Services the controller handles is reserved (in

@@ -36,6 +36,8 @@ type fixture struct {
 	class    string
 	registry *prometheus.Registry
 	ctrl     *service.Controller
+	// mgrLog is the manager's logger (the zero Logger discards).
+	mgrLog logr.Logger
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -58,7 +60,7 @@ func (f *fixture) startWithConfig(base *rest.Config, mods ...func(*service.Optio
 	cfg.QPS, cfg.Burst = 200, 400
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 env.Scheme,
-		Logger:                 logr.Discard(),
+		Logger:                 f.mgrLog,
 		Cache:                  service.CacheOptions(f.herald),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -73,7 +75,7 @@ func (f *fixture) startWithConfig(base *rest.Config, mods ...func(*service.Optio
 	}
 	f.registry = prometheus.NewRegistry()
 	opts.Registry = f.registry
-	c, err := service.New(opts, logr.Discard())
+	c, err := service.New(opts)
 	if err != nil {
 		f.t.Fatalf("service.New: %v", err)
 	}

@@ -88,7 +88,7 @@ func TestWebhookReadsTheStore(t *testing.T) {
 	f.start()
 	f.service("web")
 	f.waitIPs("web", 1)
-	v := webhook.NewValidator(env.Client, f.ctrl.ServiceReader(env.Client, webhook.IndexServiceIngress), f.herald, f.class)
+	v := webhook.NewValidator(env.Client, f.ctrl.ServiceReader(env.Client, webhook.IndexServiceIngress), env.Client.Scheme(), f.herald, f.class)
 	old, err := json.Marshal(pool)
 	if err != nil {
 		t.Fatal(err)

@@ -7,10 +7,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -18,15 +18,14 @@ import (
 	"github.com/herald-lb/herald/controller/allocator"
 )
 
-// staleRecheck bounds how long a reconcile that found the cache behind the controller's own
-// writes waits for the watch event before it looks again.
-const staleRecheck = 5 * time.Second
-
 // outcome is what one reconcile decided for one Service under the allocator's lock.
 type outcome struct {
 	assigned []allocator.Assignment
 	released []allocator.Assignment
-	err      error // allocation or translation error, reported as AllocationFailed
+	// added are the assignments the allocator did not hold for the Service before this
+	// reconcile (nor found in its status): what the pool's IPAllocated summary counts.
+	added []allocator.Assignment
+	err   error // allocation or translation error, reported as AllocationFailed
 	// heldFor names the pool, invalid and not in force, whose addresses the Service holds in
 	// its status: the Service is left as it is until the pool is usable.
 	heldFor string
@@ -42,12 +41,8 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	key := Key(req.Namespace, req.Name)
 	svc, ok := c.services.get(key) // a copy of its own
 	if !ok {
-		c.guard.forget(key)
 		c.forget(key)
 		return reconcile.Result{}, nil
-	}
-	if c.guard.stale(key, svc.ResourceVersion) {
-		return reconcile.Result{RequeueAfter: staleRecheck}, nil
 	}
 	if !v1beta1.ManagedService(svc, c.opts.LBClass) {
 		return reconcile.Result{}, c.unmanage(ctx, svc)
@@ -61,7 +56,7 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, fmt.Errorf("reading namespace %s from the cache: %w", svc.Namespace, err)
 	}
 
-	out, ok := c.allocate(svc, nsLabels)
+	out, ok := c.allocate(ctx, svc, nsLabels)
 	if !ok {
 		return reconcile.Result{}, nil // requeued once the addresses are restored
 	}
@@ -95,28 +90,24 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAllocationFailed, out.err.Error())
 		}
 	}
-	oldIPs := ingressIPs(svc.Status.LoadBalancer.Ingress)
+	// Assignments are reported per pool (see assignLog), not per Service: a burst of Services
+	// costs each its status and annotation writes only. What is new is what the allocator did
+	// not hold before, never what the cache shows: a reconcile that reads the Service before
+	// the cache has its last status write counts nothing twice. It is counted when the
+	// allocator makes it, so that a status write that fails and is retried counts it once.
+	c.assigned.add(out.added)
+	if len(out.added) > 0 || len(out.released) > 0 {
+		c.notifyPools(poolNames(out.added, out.released)...)
+	}
 	if err := c.write(ctx, svc, Ingress(out.assigned), PoolOf(out.assigned)); err != nil {
 		return reconcile.Result{}, err
-	}
-	var added []allocator.Assignment
-	for _, a := range out.assigned {
-		if !slices.Contains(oldIPs, a.IP.String()) {
-			added = append(added, a)
-		}
-	}
-	// Assignments are reported per pool (see assignLog), not per Service: a burst of Services
-	// costs each its status and annotation writes only.
-	c.assigned.add(added)
-	if len(added) > 0 || len(out.released) > 0 {
-		c.notifyPools(poolNames(added, out.released)...)
 	}
 	return reconcile.Result{}, nil
 }
 
 // allocate asks the allocator for svc's addresses. It reports false when the addresses in the
 // Services' status are not restored yet; the Service is then pending.
-func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (outcome, bool) {
+func (c *Controller) allocate(ctx context.Context, svc *corev1.Service, nsLabels map[string]string) (outcome, bool) {
 	key := Key(svc.Namespace, svc.Name)
 	desc, terr := ToAllocatorService(svc, nsLabels)
 	statusIPs, _ := v1beta1.IngressIPs(svc)
@@ -132,7 +123,7 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 		// The status holds addresses the allocator does not know for this Service (written
 		// after the restore listed it, or before a type change and back): keep them if valid.
 		if _, err := c.alloc.Reserve(desc, statusIPs); err != nil {
-			c.log.V(1).Info("not keeping addresses from status", "service", key, "reason", err.Error())
+			ctrl.LoggerFrom(ctx).V(1).Info("not keeping addresses from status", "service", key, "error", AllocationError(err))
 		}
 	}
 	if foreign := c.foreignLocked(svc, statusIPs); len(foreign) > 0 {
@@ -151,8 +142,14 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 		// A malformed request changes nothing: the Service keeps what it holds.
 		out.assigned, out.err = c.alloc.Assignments(key), terr
 	} else {
+		before := c.alloc.Assignments(key)
 		res, err := c.alloc.Assign(desc)
-		out.assigned, out.released, out.err = res.Assigned, res.Released, err
+		out.assigned, out.released, out.err = res.Assigned, res.Released, AllocationError(err)
+		for _, a := range res.Assigned {
+			if !slices.Contains(before, a) {
+				out.added = append(out.added, a)
+			}
+		}
 		if err == nil && len(res.Missing) == 0 {
 			delete(c.pending, key)
 			delete(c.reported, key)
@@ -168,15 +165,7 @@ func (c *Controller) allocate(svc *corev1.Service, nsLabels map[string]string) (
 // was freed or the pools changed is not reported again for the same problem; one its owner changed
 // (spec, labels or annotations) is, so that each of the owner's edits gets its answer.
 func (c *Controller) firstReport(svc *corev1.Service, msg string) bool {
-	key := Key(svc.Namespace, svc.Name)
-	report := msg + "\n" + ownerState(svc)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.reported[key] == report {
-		return false
-	}
-	c.reported[key] = report
-	return true
+	return c.allocState.firstReport(Key(svc.Namespace, svc.Name), msg+"\n"+ownerState(svc))
 }
 
 // ownerState describes what the Service's owner writes: the spec (by its generation), the labels
@@ -225,14 +214,7 @@ func (c *Controller) foreignLocked(svc *corev1.Service, statusIPs []netip.Addr) 
 // forget releases a deleted Service's addresses and retries the pending Services if any were
 // freed. Nothing else is touched.
 func (c *Controller) forget(key string) {
-	c.mu.Lock()
-	delete(c.pending, key)
-	delete(c.reported, key)
-	var freed []allocator.Assignment
-	if c.alloc != nil {
-		freed = c.alloc.Release(key)
-	}
-	c.mu.Unlock()
+	freed := c.release(key)
 	if len(freed) > 0 {
 		c.enqueuePending()
 		c.notifyPools(poolNames(freed)...)
@@ -242,15 +224,7 @@ func (c *Controller) forget(key string) {
 // unmanage handles a Service the controller does not (or no longer) handle: it frees what the
 // allocator holds for it and clears the status and annotation the controller wrote.
 func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
-	key := Key(svc.Namespace, svc.Name)
-	c.mu.Lock()
-	delete(c.pending, key)
-	delete(c.reported, key)
-	var freed []allocator.Assignment
-	if c.alloc != nil {
-		freed = c.alloc.Release(key)
-	}
-	c.mu.Unlock()
+	freed := c.release(Key(svc.Namespace, svc.Name))
 	// A Service of type LoadBalancer that the controller does not hold belongs to another
 	// load-balancer implementation (or another Herald class): never touch it. One that is no
 	// longer a LoadBalancer keeps nobody's address: clear what Herald wrote.
@@ -271,13 +245,10 @@ func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
 // status patch and one metadata patch, and none when nothing changes.
 func (c *Controller) write(ctx context.Context, svc *corev1.Service, ingress []corev1.LoadBalancerIngress, pool string) error {
 	key := Key(svc.Namespace, svc.Name)
-	seen := []string{svc.ResourceVersion}
 	if IngressEqual(svc.Status.LoadBalancer.Ingress, ingress) && svc.Annotations[v1beta1.AnnotationAllocatedFromPool] == pool {
-		c.guard.wrote(key, seen, svc.ResourceVersion) // nothing to write: the usual case, allocate nothing
-		return nil
+		return nil // nothing to write: the usual case, allocate nothing
 	}
 	cur := svc.DeepCopy()
-	defer func() { c.guard.wrote(key, seen, cur.ResourceVersion) }()
 
 	if !IngressEqual(cur.Status.LoadBalancer.Ingress, ingress) {
 		orig := cur.DeepCopy()
@@ -288,7 +259,6 @@ func (c *Controller) write(ctx context.Context, svc *corev1.Service, ingress []c
 			}
 			return fmt.Errorf("writing status.loadBalancer.ingress of %s: %w", key, err)
 		}
-		seen = append(seen, cur.ResourceVersion)
 	}
 	if cur.Annotations[v1beta1.AnnotationAllocatedFromPool] != pool {
 		orig := cur.DeepCopy()

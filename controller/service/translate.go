@@ -43,14 +43,14 @@ func ToAllocatorService(svc *corev1.Service, nsLabels map[string]string) (*alloc
 	}
 	var errs []error
 	for _, f := range svc.Spec.IPFamilies {
-		fam, err := allocator.ParseFamily(string(f))
+		fam, err := parseFamily(f)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("spec.ipFamilies: %w", err))
 			continue
 		}
 		out.Families = append(out.Families, fam)
 	}
-	ips, err := allocator.ParseRequestedIPs(svc.Spec.LoadBalancerIP, svc.Annotations[v1beta1.AnnotationLoadBalancerIPs])
+	ips, err := ParseRequestedIPs(svc.Spec.LoadBalancerIP, svc.Annotations[v1beta1.AnnotationLoadBalancerIPs])
 	if err != nil {
 		errs = append(errs, err)
 	}

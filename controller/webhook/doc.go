@@ -2,7 +2,9 @@
 // (IPAddressPool, L2Advertisement, BGPAdvertisement, BGPPeer, BFDProfile, Community). For each
 // create or update it builds the snapshot the cluster would have after the change and runs
 // config.Parse on it, so the same rules apply at the door and at run time, and it answers with
-// every problem the change brings, each naming the object, the field and the reason.
+// every problem the change brings, each naming the object, the field, the value and the fix, in
+// the API server's own shape: apierrors.NewInvalid over a field.ErrorList (422, one cause per
+// field), or a 409 Conflict when only Services holding the addresses are in the way.
 //
 // A change is refused for what really hurts. A delete is never refused for the references it
 // leaves dangling (kubectl delete -f deletes a pool before the advertisement that names it): they

@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -42,18 +43,12 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m, testenv.Options{}, &env)) 
 // eventually polls f until it returns nil or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", timeout, err)
-		}
-		<-tick.C
+	var last error
+	if err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		last = f()
+		return last == nil, nil
+	}); err != nil {
+		t.Fatalf("not within %s: %v", timeout, last)
 	}
 }
 
@@ -316,15 +311,15 @@ func TestWebhook(t *testing.T) {
 
 	t.Run("overlapping pool", func(t *testing.T) {
 		err := env.Client.Create(ctx, newPool("overlap", "198.51.100.90-198.51.100.100"))
-		refused(t, err, "IPAddressPool herald-system/overlap: spec.addresses[0]", "overlap")
+		refused(t, err, `IPAddressPool.herald.dev "overlap" is invalid`, "spec.addresses[0]: Invalid value", "overlap")
 	})
 	t.Run("range first after last", func(t *testing.T) {
 		err := env.Client.Create(ctx, newPool("reversed", "192.0.2.20-192.0.2.10"))
-		refused(t, err, "IPAddressPool herald-system/reversed: spec.addresses[0]", `"192.0.2.20-192.0.2.10"`)
+		refused(t, err, `IPAddressPool.herald.dev "reversed" is invalid`, "spec.addresses[0]: Invalid value", `"192.0.2.20-192.0.2.10"`)
 	})
 	t.Run("every error of an object", func(t *testing.T) {
 		err := env.Client.Create(ctx, newPool("two", "198.51.100.64/30", "192.0.2.20-192.0.2.10"))
-		refused(t, err, "2 problem(s)", "herald-system/two: spec.addresses[0]", "herald-system/two: spec.addresses[1]")
+		refused(t, err, `IPAddressPool.herald.dev "two" is invalid: [`, "spec.addresses[0]: Invalid value", "spec.addresses[1]: Invalid value")
 		if strings.Contains(err.Error(), "herald-system/default:") {
 			t.Errorf("the pool in force is blamed for the new pool's overlap:\n%v", err)
 		}
@@ -362,7 +357,7 @@ func TestWebhook(t *testing.T) {
 	t.Run("unknown community alias", func(t *testing.T) {
 		err := env.Client.Create(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "bad-community"},
 			Spec: v1beta1.BGPAdvertisementSpec{Communities: []string{"no-such-alias"}}})
-		refused(t, err, "BGPAdvertisement herald-system/bad-community: spec.communities[0]", `"no-such-alias"`)
+		refused(t, err, `BGPAdvertisement.herald.dev "bad-community" is invalid: spec.communities[0]: Invalid value`, `"no-such-alias"`)
 	})
 	t.Run("aggregation shorter than the pool", func(t *testing.T) {
 		agg := int32(24)
@@ -372,13 +367,13 @@ func TestWebhook(t *testing.T) {
 	})
 	t.Run("unknown BFD profile", func(t *testing.T) {
 		err := env.Client.Create(ctx, newPeer("p2", "198.51.100.2", func(s *v1beta1.BGPPeerSpec) { s.BFDProfile = "slow" }))
-		refused(t, err, "BGPPeer herald-system/p2: spec.bfdProfile", `"slow"`)
+		refused(t, err, `BGPPeer.herald.dev "p2" is invalid: spec.bfdProfile: Invalid value`, `"slow"`)
 	})
 	t.Run("missing password Secret", func(t *testing.T) {
 		err := env.Client.Create(ctx, newPeer("p3", "198.51.100.3", func(s *v1beta1.BGPPeerSpec) {
 			s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "nope"}
 		}))
-		refused(t, err, "BGPPeer herald-system/p3: spec.passwordSecret.name", `"nope"`)
+		refused(t, err, `BGPPeer.herald.dev "p3" is invalid: spec.passwordSecret.name: Invalid value`, `"nope"`)
 	})
 	t.Run("password Secret present", func(t *testing.T) {
 		create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "p4-password"}, StringData: map[string]string{"password": "x"}})
@@ -405,17 +400,17 @@ func TestWebhook(t *testing.T) {
 	t.Run("password longer than a TCP MD5 key", func(t *testing.T) {
 		create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: heraldNS, Name: "p7-password"}, StringData: map[string]string{"password": strings.Repeat("x", 81)}})
 		err := env.Client.Create(ctx, newPeer("p7", "198.51.100.7", func(s *v1beta1.BGPPeerSpec) { s.PasswordSecret = &v1beta1.SecretKeyReference{Name: "p7-password"} }))
-		refused(t, err, "BGPPeer herald-system/p7: spec.passwordSecret", "81 bytes long", "at most 80 bytes")
+		refused(t, err, `BGPPeer.herald.dev "p7" is invalid: spec.passwordSecret`, "81 bytes long", "at most 80 bytes")
 	})
 	t.Run("hold time below a millisecond off whole seconds (CEL sees milliseconds)", func(t *testing.T) {
 		err := env.Client.Create(ctx, newPeer("p6", "198.51.100.6", func(s *v1beta1.BGPPeerSpec) {
 			s.HoldTime = &metav1.Duration{Duration: 3000001 * time.Microsecond}
 		}))
-		refused(t, err, "BGPPeer herald-system/p6: spec.holdTime", "whole number of seconds")
+		refused(t, err, `BGPPeer.herald.dev "p6" is invalid: spec.holdTime: Invalid value`, "whole number of seconds")
 	})
 	t.Run("same peer address twice", func(t *testing.T) {
 		err := env.Client.Create(ctx, newPeer("tor2", "198.51.100.1", nil))
-		refused(t, err, "BGPPeer herald-system/tor2: spec.peerAddress")
+		refused(t, err, `BGPPeer.herald.dev "tor2" is invalid: spec.peerAddress: Invalid value`)
 	})
 	t.Run("update is validated", func(t *testing.T) {
 		var p v1beta1.IPAddressPool
@@ -423,7 +418,7 @@ func TestWebhook(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.Spec.Addresses = append(p.Spec.Addresses, "203.0.113.10-203.0.113.1")
-		refused(t, env.Client.Update(ctx, &p), "IPAddressPool herald-system/default: spec.addresses[2]")
+		refused(t, env.Client.Update(ctx, &p), `IPAddressPool.herald.dev "default" is invalid: spec.addresses[2]: Invalid value`)
 	})
 	t.Run("deleting a referenced BFD profile warns", func(t *testing.T) {
 		out, err := env.Kubectl("delete", "--dry-run=server", "-n", heraldNS, "bfdprofile", "fast")
@@ -477,7 +472,7 @@ func TestWebhook(t *testing.T) {
 		t.Run("shrink under an address in use", func(t *testing.T) {
 			refused(t, updatePool(t, "default", func(p *v1beta1.IPAddressPool) {
 				p.Spec.Addresses = []string{"198.51.100.80/28", "2001:db8:100::/120"}
-			}), "update IPAddressPool herald-system/default refused", "apps/web (holds 198.51.100.65: no longer in spec.addresses)")
+			}), `Operation cannot be fulfilled on ipaddresspools.herald.dev "default"`, "apps/web (holds 198.51.100.65: no longer in spec.addresses)")
 		})
 		t.Run("narrow serviceAllocation", func(t *testing.T) {
 			refused(t, updatePool(t, "default", func(p *v1beta1.IPAddressPool) {

@@ -54,7 +54,7 @@ func Register(mgr manager.Manager, o Options) error {
 	if o.Path == "" {
 		o.Path = Path
 	}
-	v := NewValidator(o.Reader, o.Cache, o.Namespace, o.LBClass)
+	v := NewValidator(o.Reader, o.Cache, mgr.GetScheme(), o.Namespace, o.LBClass)
 	mgr.GetWebhookServer().Register(o.Path, &admission.Webhook{Handler: v})
 	return nil
 }

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,8 +10,10 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -27,6 +28,7 @@ import (
 type Validator struct {
 	reader    client.Reader
 	cache     client.Reader
+	decoder   admission.Decoder
 	namespace string
 	lbClass   string
 }
@@ -34,9 +36,10 @@ type Validator struct {
 // NewValidator returns a Validator for the Herald objects of namespace. lbClass is the
 // controller's --lb-class: when a pool changes, only Services of that load-balancer class (of no
 // class when lbClass is empty) count as holding its addresses. cache must serve the field index
-// IndexServiceIngress on Services (see IndexServices).
-func NewValidator(reader, cache client.Reader, namespace, lbClass string) *Validator {
-	return &Validator{reader: reader, cache: cache, namespace: namespace, lbClass: lbClass}
+// IndexServiceIngress on Services (see IndexServices). scheme must hold the Herald kinds: the
+// objects under review are decoded with it.
+func NewValidator(reader, cache client.Reader, scheme *runtime.Scheme, namespace, lbClass string) *Validator {
+	return &Validator{reader: reader, cache: cache, decoder: admission.NewDecoder(scheme), namespace: namespace, lbClass: lbClass}
 }
 
 var _ admission.Handler = (*Validator)(nil)
@@ -46,7 +49,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	if req.Kind.Group != v1beta1.GroupVersion.Group {
 		return admission.Allowed("not a Herald object")
 	}
-	obj, err := decode(req)
+	obj, err := v.decode(req)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
@@ -103,7 +106,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	if pool, ok := obj.(*v1beta1.IPAddressPool); ok && op != Create {
 		old, updated := pool, (*v1beta1.IPAddressPool)(nil)
 		if op == Update {
-			if old, err = decodeOldPool(req); err != nil {
+			if old, err = v.decodeOldPool(req); err != nil {
 				return admission.Errored(http.StatusBadRequest, err)
 			}
 			updated = pool
@@ -119,7 +122,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 		}
 	}
 	if len(verdict.Errors) > 0 || len(users) > 0 {
-		return refusal(subject, op, verdict.Errors, users).WithWarnings(warnings...)
+		return refusal(subject, verdict.Errors, users).WithWarnings(warnings...)
 	}
 	return admission.Allowed("").WithWarnings(warnings...)
 }
@@ -151,16 +154,16 @@ func (v *Validator) inCharge(svc *corev1.Service) bool { return v1beta1.ManagedS
 
 // decode returns the object under review: the new object, or the old one on DELETE. It returns
 // nil, nil for Herald kinds that are not configuration (the status kinds).
-func decode(req admission.Request) (client.Object, error) {
+func (v *Validator) decode(req admission.Request) (client.Object, error) {
 	obj := kube.NewConfigObject(req.Kind.Kind)
 	if obj == nil {
 		return nil, nil
 	}
-	raw := req.Object.Raw
+	raw := req.Object
 	if req.Operation == admissionv1.Delete {
-		raw = req.OldObject.Raw
+		raw = req.OldObject
 	}
-	if len(raw) == 0 {
+	if len(raw.Raw) == 0 {
 		if req.Operation != admissionv1.Delete {
 			return nil, fmt.Errorf("decoding %s %s/%s: the request has no object", req.Kind.Kind, req.Namespace, req.Name)
 		}
@@ -168,16 +171,16 @@ func decode(req admission.Request) (client.Object, error) {
 		obj.SetName(req.Name)
 		return obj, nil
 	}
-	if err := json.Unmarshal(raw, obj); err != nil {
+	if err := v.decoder.DecodeRaw(raw, obj); err != nil {
 		return nil, fmt.Errorf("decoding %s %s/%s: %w", req.Kind.Kind, req.Namespace, req.Name, err)
 	}
 	return obj, nil
 }
 
 // decodeOldPool returns the pool as it was before an UPDATE.
-func decodeOldPool(req admission.Request) (*v1beta1.IPAddressPool, error) {
+func (v *Validator) decodeOldPool(req admission.Request) (*v1beta1.IPAddressPool, error) {
 	var old v1beta1.IPAddressPool
-	if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
+	if err := v.decoder.DecodeRaw(req.OldObject, &old); err != nil {
 		return nil, fmt.Errorf("decoding the old IPAddressPool %s/%s: %w", req.Namespace, req.Name, err)
 	}
 	return &old, nil
@@ -224,46 +227,34 @@ func (v *Validator) addSecrets(ctx context.Context, before, after *config.Snapsh
 	return nil
 }
 
-// refusal refuses a change with every problem and every Service whose addresses it would
-// release, one per line, and as status causes.
-func refusal(subject Subject, op Operation, problems config.Errors, users []ServiceRef) admission.Response {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s refused:", strings.ToLower(string(op)), subject)
-	causes := make([]metav1.StatusCause, 0, len(problems)+len(users))
-	if len(users) > 0 {
-		fmt.Fprintf(&b, "\n%d Service(s) hold addresses this change would release; delete them, change their type or move them to another pool first, "+
-			"or confirm the release with the annotation %s: \"true\" on the pool:", len(users), v1beta1.AnnotationAllowReleaseOfInUseIPs)
-		for _, u := range users {
-			b.WriteString("\n- Service " + u.String())
-			causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec.addresses", Message: "in use by Service " + u.String()})
-		}
+// refusal refuses a change the way the API server refuses an object (apierrors.NewInvalid over a
+// field.ErrorList): one error per Service whose addresses it would release, on spec.addresses
+// with the fix, and one per problem. A problem about another object than the one under review
+// names that object in its detail. With problems the answer is 422 Invalid; with only Services
+// in the way, 409 Conflict (the object is valid, the cluster's state is in the way).
+func refusal(subject Subject, problems config.Errors, users []ServiceRef) admission.Response {
+	errs := make(field.ErrorList, 0, len(users)+len(problems))
+	for _, u := range users {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "addresses"), fmt.Sprintf(
+			"Service %s would lose its address; delete it, change its type or move it to another pool first, "+
+				"or confirm the release with the annotation %s: \"true\" on the pool", u, v1beta1.AnnotationAllowReleaseOfInUseIPs)))
 	}
-	if len(problems) > 0 {
-		fmt.Fprintf(&b, "\n%d problem(s) with the Herald configuration after this change:", len(problems))
-		for _, p := range problems {
-			b.WriteString("\n- ")
-			b.WriteString(p.Error())
-			causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: p.Field, Message: p.Error()})
+	for _, p := range problems {
+		fe := p.FieldErr()
+		if p.Kind != subject.Kind || p.Namespace != subject.Namespace || p.Name != subject.Name {
+			fe.Detail = fmt.Sprintf("in %s %s/%s after this change: %s", p.Kind, p.Namespace, p.Name, fe.Detail)
 		}
+		errs = append(errs, fe)
 	}
-	code, reason := int32(http.StatusUnprocessableEntity), metav1.StatusReasonInvalid
+	gk := schema.GroupKind{Group: v1beta1.GroupVersion.Group, Kind: subject.Kind}
+	status := apierrors.NewInvalid(gk, subject.Name, errs).ErrStatus
 	if len(problems) == 0 {
-		code, reason = http.StatusConflict, metav1.StatusReasonConflict
+		invalid := status
+		gr := schema.GroupResource{Group: gk.Group, Resource: strings.ToLower(subject.Kind) + "s"}
+		status = apierrors.NewConflict(gr, subject.Name, errs.ToAggregate()).ErrStatus
+		status.Details.Kind, status.Details.Causes = subject.Kind, invalid.Details.Causes
 	}
-	return refuse(subject, code, reason, b.String(), causes)
-}
-
-func refuse(subject Subject, code int32, reason metav1.StatusReason, msg string, causes []metav1.StatusCause) admission.Response {
-	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
-		Allowed: false,
-		Result: &metav1.Status{
-			Status:  metav1.StatusFailure,
-			Code:    code,
-			Reason:  reason,
-			Message: msg,
-			Details: &metav1.StatusDetails{Group: v1beta1.GroupVersion.Group, Kind: subject.Kind, Name: subject.Name, Causes: causes},
-		},
-	}}
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
 }
 
 // ErrNoNamespace is returned by Register when Options.Namespace is empty.

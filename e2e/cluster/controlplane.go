@@ -9,14 +9,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // controlPlane is etcd, kube-apiserver, kube-controller-manager and kube-scheduler, on the host.
@@ -31,20 +30,6 @@ func EtcdDir(pid int) string { return fmt.Sprintf("/dev/shm/%s%d-etcd", shmPrefi
 
 // shmPrefix starts every /dev/shm entry of a run (followed by the run's pid).
 const shmPrefix = "hrld-"
-
-// hostCommand returns a starter for a process in the root namespace, in its own process group,
-// killed with the runner.
-func hostCommand(args ...string) func(out *os.File) (*exec.Cmd, error) {
-	return func(out *os.File) (*exec.Cmd, error) {
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Stdout, cmd.Stderr = out, out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("starting %s: %w", filepath.Base(args[0]), err)
-		}
-		return cmd, nil
-	}
-}
 
 // freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
 func freePort() (int, error) {
@@ -143,10 +128,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err := c.waitAPIServer(ctx); err != nil {
 		return err
 	}
-	if err := cp.start(c.Dir, "kube-controller-manager", filepath.Join(c.Assets, "kube-controller-manager"),
-		"--kubeconfig="+kcmKC, "--authentication-kubeconfig="+kcmKC, "--authorization-kubeconfig="+kcmKC,
-		"--bind-address=127.0.0.1", "--secure-port=0",
-		"--leader-elect=false",
+	if err := cp.start(c.Dir, "kube-controller-manager", filepath.Join(c.Assets, "kube-controller-manager"), append(componentFlags(kcmKC),
 		"--use-service-account-credentials=true",
 		"--service-account-private-key-file="+saKey,
 		"--root-ca-file="+c.pki.CAFile,
@@ -154,25 +136,27 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--allocate-node-cidrs=false",
 		// A node that stops is NotReady after 16 s (the kubelets renew their lease every 2.5 s).
 		"--node-monitor-period=2s", "--node-monitor-grace-period=16s",
-		"--profiling=false",
-		"--v=0",
-	); err != nil {
+	)...); err != nil {
 		return err
 	}
-	if err := cp.start(c.Dir, "kube-scheduler", filepath.Join(c.Assets, "kube-scheduler"),
-		"--kubeconfig="+schedKC, "--authentication-kubeconfig="+schedKC, "--authorization-kubeconfig="+schedKC,
+	return cp.start(c.Dir, "kube-scheduler", filepath.Join(c.Assets, "kube-scheduler"), componentFlags(schedKC)...)
+}
+
+// componentFlags are the flags kube-controller-manager and kube-scheduler share: kubeconfig kc for
+// the API server and for delegated authentication and authorization, no serving port, no leader
+// election, no profiling.
+func componentFlags(kc string) []string {
+	return []string{
+		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1", "--secure-port=0",
 		"--leader-elect=false",
 		"--profiling=false",
 		"--v=0",
-	); err != nil {
-		return err
 	}
-	return nil
 }
 
 func (cp *controlPlane) start(dir, name, bin string, args ...string) error {
-	p, err := lab.StartProc(name, filepath.Join(dir, name+".log"), hostCommand(append([]string{bin}, args...)...))
+	p, err := lab.StartProc(name, filepath.Join(dir, name+".log"), lab.RootCommand(append([]string{bin}, args...)...))
 	if err != nil {
 		return err
 	}
@@ -207,7 +191,7 @@ func (c *Cluster) waitAPIServer(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var last string
-	err = frr.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
 		if err := c.cp.check(); err != nil {
 			return false, err
 		}

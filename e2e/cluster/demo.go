@@ -10,9 +10,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // Demo shows Herald at work on the cluster, step by step, on w (`make demo`): the nodes
@@ -21,7 +21,7 @@ import (
 // the router, and the router's ECMP routes. It leaves the Deployment and Services in place and
 // returns commands to poke at the cluster.
 func (c *Cluster) Demo(ctx context.Context, w io.Writer) (hints string, err error) {
-	d := &demo{w: w, c: c, ctx: ctx}
+	d := &demo{Narrator: lab.Narrator{W: w, Run: c, Ctx: ctx}, c: c}
 	if err := d.run(); err != nil {
 		return "", err
 	}
@@ -29,52 +29,27 @@ func (c *Cluster) Demo(ctx context.Context, w io.Writer) (hints string, err erro
 }
 
 type demo struct {
-	w           io.Writer
+	lab.Narrator
 	c           *Cluster
-	ctx         context.Context
 	ns          string
 	l2IP, bgpIP netip.Addr
 }
 
-func (d *demo) printf(format string, args ...any) { _, _ = fmt.Fprintf(d.w, format, args...) }
-
-func (d *demo) step(format string, args ...any) {
-	d.printf("\n\033[1m==> %s\033[0m\n", fmt.Sprintf(format, args...))
-}
-
-// show runs kubectl (node "kubectl") or a command in a lab node and prints it with its output.
-func (d *demo) show(node string, args ...string) error {
-	var out string
-	var err error
-	if node == "kubectl" {
-		d.printf("$ kubectl %s\n", strings.Join(args, " "))
-		out, err = d.c.Kubectl(d.ctx, args...)
-	} else {
-		d.printf("[%s]$ %s\n", node, strings.Join(args, " "))
-		out, err = d.c.Exec(d.ctx, node, args...)
-	}
-	d.printf("%s", out)
-	if out != "" && !strings.HasSuffix(out, "\n") {
-		d.printf("\n")
-	}
-	return err
-}
-
 func (d *demo) run() error {
-	c, ctx := d.c, d.ctx
-	d.step("A Kubernetes cluster in network namespaces: per node containerd, kubelet and kube-proxy (%s); pods on routed veths (CNI ptp)", c.opts.ProxyMode)
-	if err := d.show("kubectl", "get", "nodes", "-o", "wide"); err != nil {
+	c, ctx := d.c, d.Ctx
+	d.Step("A Kubernetes cluster in network namespaces: per node containerd, kubelet and kube-proxy (%s); pods on routed veths (CNI ptp)", c.opts.ProxyMode)
+	if err := d.Show("kubectl", "get", "nodes", "-o", "wide"); err != nil {
 		return err
 	}
-	d.step("Herald, installed from its own manifests (speaker DaemonSet, controller Deployment, webhook Service)")
-	if err := d.show("kubectl", "get", "pods,svc", "-n", Namespace, "-o", "wide"); err != nil {
+	d.Step("Herald, installed from its own manifests (speaker DaemonSet, controller Deployment, webhook Service)")
+	if err := d.Show("kubectl", "get", "pods,svc", "-n", Namespace, "-o", "wide"); err != nil {
 		return err
 	}
-	if err := d.show("kubectl", "get", "ipaddresspools,l2advertisements,bgpadvertisements,bgppeers", "-n", Namespace); err != nil {
+	if err := d.Show("kubectl", "get", "ipaddresspools,l2advertisements,bgpadvertisements,bgppeers", "-n", Namespace); err != nil {
 		return err
 	}
 
-	d.step("A Deployment of three backend pods (they answer with the name of their node) and two dual-stack LoadBalancer Services")
+	d.Step("A Deployment of three backend pods (they answer with the name of their node) and two dual-stack LoadBalancer Services")
 	var err error
 	if d.ns, err = c.NewNamespace(ctx, "demo"); err != nil {
 		return err
@@ -103,24 +78,24 @@ func (d *demo) run() error {
 		return err
 	}
 	d.l2IP, d.bgpIP = l2ips[0], bgpips[0]
-	if err := d.show("kubectl", "get", "pods,svc,endpointslices", "-n", d.ns, "-o", "wide"); err != nil {
+	if err := d.Show("kubectl", "get", "pods,svc,endpointslices", "-n", d.ns, "-o", "wide"); err != nil {
 		return err
 	}
 
-	d.step("Who announces them: one node per layer-2 IP answers ARP/NDP; every node advertises the BGP IPs to rt")
+	d.Step("Who announces them: one node per layer-2 IP answers ARP/NDP; every node advertises the BGP IPs to rt")
 	for _, ip := range l2ips {
 		if _, err := c.WaitCurl(ctx, "l2client", ip, 80, nil); err != nil {
 			return err
 		}
 	}
-	if err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		o, err := c.L2Owners(ctx, d.ns, "web-l2")
 		b, err2 := c.BGPNodes(ctx, d.ns, "web-bgp")
 		return err == nil && err2 == nil && len(o) >= 1 && len(b) == len(c.Nodes), nil
 	}); err != nil {
 		return fmt.Errorf("waiting for the status objects of the demo Services: %w", err)
 	}
-	if err := d.show("kubectl", "get", "servicel2statuses,servicebgpstatuses", "-A"); err != nil {
+	if err := d.Show("kubectl", "get", "servicel2statuses,servicebgpstatuses", "-A"); err != nil {
 		return err
 	}
 	for _, ip := range l2ips {
@@ -132,12 +107,12 @@ func (d *demo) run() error {
 		if err != nil {
 			return err
 		}
-		d.printf("web-l2 %s: l2client resolved it to %s, the MAC address of %s\n", ip, mac, who)
+		d.Printf("web-l2 %s: l2client resolved it to %s, the MAC address of %s\n", ip, mac, who)
 	}
 
-	d.step("curl through each IP: kube-proxy on the receiving node sends the request to one of the pods")
+	d.Step("curl through each IP: kube-proxy on the receiving node sends the request to one of the pods")
 	for _, ip := range l2ips {
-		if err := d.show("l2client", "curl", "-sS", "--max-time", "2", lab.URL(ip, 80)); err != nil {
+		if err := d.Show("l2client", "curl", "-sS", "--max-time", "2", lab.URL(ip, 80)); err != nil {
 			return err
 		}
 	}
@@ -148,21 +123,15 @@ func (d *demo) run() error {
 		if _, err := c.WaitCurl(ctx, "extclient", ip, 80, nil); err != nil {
 			return err
 		}
-		if err := d.show("extclient", "curl", "-sS", "--max-time", "2", lab.URL(ip, 80)); err != nil {
+		if err := d.Show("extclient", "curl", "-sS", "--max-time", "2", lab.URL(ip, 80)); err != nil {
 			return err
 		}
 	}
-	d.step("The router's ECMP routes to web-bgp: one next hop per node")
-	for _, ip := range bgpips {
-		fam := "-4"
-		if ip.Is6() {
-			fam = "-6"
-		}
-		if err := d.show("rt", "ip", fam, "route", "show", lab.HostPrefix(ip).String()); err != nil {
-			return err
-		}
+	d.Step("The router's ECMP routes to web-bgp: one next hop per node")
+	if err := d.ShowRoutes("rt", bgpips); err != nil {
+		return err
 	}
-	d.step("kube-proxy's rules for the layer-2 IP on the node that owns it")
+	d.Step("kube-proxy's rules for the layer-2 IP on the node that owns it")
 	owners, err := c.L2Owners(ctx, d.ns, "web-l2")
 	if err != nil {
 		return err
@@ -176,7 +145,7 @@ func (d *demo) run() error {
 	}
 	for _, line := range strings.Split(out, "\n") {
 		if strings.Contains(line, d.l2IP.String()) {
-			d.printf("[%s]$ nft list table ip kube-proxy | grep %s\n%s\n", owners[0], d.l2IP, strings.TrimSpace(line))
+			d.Printf("[%s]$ nft list table ip kube-proxy | grep %s\n%s\n", owners[0], d.l2IP, strings.TrimSpace(line))
 			break
 		}
 	}

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/e2e/cluster"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 func famName(v4 bool) string {
@@ -124,7 +124,7 @@ func lbService(t *testing.T, ctx context.Context, c *cluster.Cluster, s cluster.
 // answers for the Service's IP, the error wraps errStatusLost.
 func waitL2Owner(ctx context.Context, c *cluster.Cluster, ns, name, not string) (string, error) {
 	var last []string
-	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		owners, err := c.L2Owners(ctx, ns, name)
 		if err != nil {
 			return false, nil //nolint:nilerr // retried until the deadline

@@ -18,10 +18,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // Names of what manifests/ installs.
@@ -77,7 +77,7 @@ func (c *Cluster) WaitHerald(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last string
-	err := frr.Poll(ctx, 250*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(context.Context) (bool, error) {
 		if err := c.Check(); err != nil {
 			return false, err
 		}
@@ -173,7 +173,7 @@ func (c *Cluster) ApplyConfig(ctx context.Context) error {
 	defer cancel()
 	for _, o := range c.ConfigObjects() {
 		var last error
-		err := frr.Poll(ctx, 250*time.Millisecond, func() (bool, error) {
+		err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(context.Context) (bool, error) {
 			last = c.Client.Create(ctx, o.DeepCopyObject().(client.Object))
 			if apierrors.IsAlreadyExists(last) {
 				return true, nil
@@ -292,7 +292,7 @@ func (c *Cluster) WaitSpeakersConverged(ctx context.Context, timeout time.Durati
 	defer cancel()
 	want := fmt.Sprintf("herald_speaker_members %d\n", len(c.Nodes))
 	var last string
-	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		for _, n := range c.Nodes {
 			body, err := c.SpeakerMetrics(ctx, n.Name)
 			if err != nil {

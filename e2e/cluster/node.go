@@ -19,9 +19,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // Node is one Kubernetes node of the cluster: a topology node running containerd, a kubelet and
@@ -221,7 +221,7 @@ func (n *Node) Start(ctx context.Context) error {
 func (n *Node) startInit(ctx context.Context) error {
 	ready := filepath.Join(n.Dir, "ready")
 	_ = os.Remove(ready)
-	p, err := lab.StartProc("init-"+n.Name, filepath.Join(n.Dir, "init.log"), hostCommand(
+	p, err := lab.StartProc("init-"+n.Name, filepath.Join(n.Dir, "init.log"), lab.RootCommand(
 		"nsenter", "--net=/run/netns/"+n.NetNS, "--",
 		"unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
 		"--", "bash", filepath.Join(n.Dir, "init.sh"),
@@ -234,7 +234,7 @@ func (n *Node) startInit(ctx context.Context) error {
 	n.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		if done, why := p.Exited(); done {
 			return false, fmt.Errorf("the init of node %s ended (%w): %s", n.Name, why, p.Tail(20))
 		}
@@ -284,7 +284,7 @@ func (n *Node) NodeExec(ctx context.Context, args ...string) (string, error) {
 
 // startProc starts a long-running program inside the node, logging to <node>/<name>.log.
 func (n *Node) startProc(name, bin string, args ...string) error {
-	p, err := lab.StartProc(name+"-"+n.Name, filepath.Join(n.Dir, name+".log"), hostCommand(append(append(n.enter(), bin), args...)...))
+	p, err := lab.StartProc(name+"-"+n.Name, filepath.Join(n.Dir, name+".log"), lab.RootCommand(append(append(n.enter(), bin), args...)...))
 	if err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func (n *Node) startContainerd(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var last error
-	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		if done, why := n.Proc("containerd").Exited(); done {
 			return false, fmt.Errorf("containerd of %s ended (%w): %s", n.Name, why, n.Proc("containerd").Tail(20))
 		}
@@ -340,7 +340,7 @@ func (n *Node) setPodCIDRs(ctx context.Context) error {
 	defer cancel()
 	patch := fmt.Sprintf(`{"spec":{"podCIDR":%q,"podCIDRs":[%q,%q]}}`, n.PodV4, n.PodV4, n.PodV6)
 	var last error
-	err := frr.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
 		if err := n.check(); err != nil {
 			return false, err
 		}
@@ -402,7 +402,7 @@ func (c *Cluster) WaitNodesReady(ctx context.Context, timeout time.Duration) err
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last string
-	err := frr.Poll(ctx, 250*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(context.Context) (bool, error) {
 		if err := c.Check(); err != nil {
 			return false, err
 		}

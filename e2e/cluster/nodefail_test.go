@@ -6,11 +6,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/e2e/cluster"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // TestLayer2NodeFailures: the owner of a layer-2 IP (externalTrafficPolicy Local, a pod on every
@@ -56,7 +56,7 @@ func TestLayer2NodeFailures(t *testing.T) {
 		})
 		t.Logf("node %s stopped: %s moved to %s, client gap %v", owner, ip, next, gap)
 		// The control plane notices too, and the IP stays with the new owner.
-		err := frr.Poll(ctx, 250*time.Millisecond, func() (bool, error) {
+		err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(context.Context) (bool, error) {
 			var n corev1.Node
 			if err := c.Client.Get(ctx, client.ObjectKey{Name: owner}, &n); err != nil {
 				return false, nil //nolint:nilerr // retried until the deadline

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/herald-lb/herald/e2e/lab"
 	"github.com/herald-lb/herald/internal/testenv"
 )
 
@@ -18,21 +19,14 @@ func Require(tb testing.TB) {
 	if os.Geteuid() != 0 {
 		tb.Skip("cluster test: needs root")
 	}
-	strict := os.Getenv("HERALD_REQUIRE_APISERVER") != ""
 	if err := Available(); err != nil {
-		if strict {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
+		lab.SkipUnavailable(tb, err)
 	}
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	if _, err := AssetsDir(root); err != nil {
-		if strict {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
+		lab.SkipUnavailable(tb, err)
 	}
 }

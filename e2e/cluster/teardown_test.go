@@ -17,10 +17,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/e2e/cluster"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // childEnv makes the test binary a cluster runner that gets killed (TestKilledRunChild).
@@ -160,7 +160,7 @@ func TestKilledRunCleanedHelmAndNothingLeft(t *testing.T) {
 	t.Logf("teardown took %v", time.Since(closeStart).Round(time.Millisecond))
 	var left []string
 	// Links and processes may take a moment to go after the namespaces are deleted.
-	_ = frr.Poll(deadline(t, 10*time.Second), 100*time.Millisecond, func() (bool, error) {
+	_ = wait.PollUntilContextCancel(deadline(t, 10*time.Second), 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		after, err := cluster.SnapshotHost()
 		if err != nil {
 			return false, err

@@ -3,10 +3,10 @@ package cluster
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/herald-lb/herald/internal/testenv"
 )
 
 // Usage is the resources the cluster's processes use: every control-plane process and every
@@ -22,16 +22,14 @@ type Usage struct {
 	RSSByProgram map[string]int64
 }
 
-// clkTck is the kernel's USER_HZ, the unit of the times in /proc/<pid>/stat (100 on Linux).
-const clkTck = 100
-
 // Usage sums the resources of the cluster's processes now. Processes that came and went between
 // two snapshots are missed, so it suits an idle cluster.
 func (c *Cluster) Usage() (Usage, error) {
 	type proc struct {
-		ppid       int
-		cpu, rssKB int64
-		comm       string
+		ppid  int
+		cpu   time.Duration
+		rssKB int64
+		comm  string
 	}
 	procs := map[int]proc{}
 	entries, err := os.ReadDir("/proc")
@@ -43,29 +41,11 @@ func (c *Cluster) Usage() (Usage, error) {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		st, err := testenv.ReadStat(pid)
 		if err != nil {
-			continue
+			continue // gone
 		}
-		// pid (comm) state ppid ... utime(14) stime(15) ... ; comm may hold spaces
-		s := string(stat)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 22 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		rssPages, _ := strconv.ParseInt(f[21], 10, 64)
-		comm := ""
-		if j := strings.IndexByte(s, '('); j >= 0 && j < i {
-			comm = s[j+1 : i]
-		}
-		procs[pid] = proc{ppid: ppid, cpu: ut + st, rssKB: rssPages * int64(os.Getpagesize()) / 1024, comm: comm}
+		procs[pid] = proc{ppid: st.PPID, cpu: st.CPU, rssKB: st.RSSPages * int64(os.Getpagesize()) / 1024, comm: st.Comm}
 	}
 	roots := map[int]bool{}
 	if c.cp != nil {
@@ -96,7 +76,7 @@ func (c *Cluster) Usage() (Usage, error) {
 	u := Usage{RSSByProgram: map[string]int64{}}
 	for pid, p := range procs {
 		if in(pid) {
-			u.CPU += time.Duration(p.cpu) * time.Second / clkTck
+			u.CPU += p.cpu
 			u.RSS += p.rssKB * 1024
 			u.Procs++
 			u.RSSByProgram[p.comm] += p.rssKB / 1024

@@ -18,12 +18,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // BackendPort is the port the backend pods listen on.
@@ -115,7 +115,7 @@ func (c *Cluster) ReadyPodNodes(ctx context.Context, namespace, app string) ([]s
 func (c *Cluster) WaitReadyPods(ctx context.Context, namespace, app string, n int) ([]string, error) {
 	var last string
 	var nodes []string
-	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		var pods corev1.PodList
 		if err := c.Client.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{"app": app}); err != nil {
 			last = err.Error()
@@ -163,14 +163,7 @@ type LBService struct {
 
 // CreateLBService creates the Service, port 80 to the backends' port.
 func (c *Cluster) CreateLBService(ctx context.Context, s LBService) (*corev1.Service, error) {
-	fams := s.Families
-	if len(fams) == 0 {
-		fams = []corev1.IPFamily{corev1.IPv4Protocol}
-	}
-	policy := corev1.IPFamilyPolicySingleStack
-	if len(fams) > 1 {
-		policy = corev1.IPFamilyPolicyRequireDualStack
-	}
+	fams, policy := lab.FamilyPolicy(s.Families)
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, Annotations: map[string]string{}},
 		Spec: corev1.ServiceSpec{
@@ -353,7 +346,7 @@ func (c *Cluster) EndpointStorm(ctx context.Context, namespace string, services,
 func (c *Cluster) WaitEndpointNodes(ctx context.Context, namespace, name string, nodes []string) error {
 	want := slices.Sorted(slices.Values(nodes))
 	var last []string
-	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		var list discoveryv1.EndpointSliceList
 		if err := c.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
 			return false, nil

@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // apiServerProc names the kube-apiserver the lab restarted itself (see StartAPIServer).
@@ -52,10 +51,10 @@ func (l *Lab) StopAPIServer(ctx context.Context) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stopping kube-apiserver (pid %d): %w", pid, err)
 	}
-	gone := func() (bool, error) { return !pidAlive(pid) || zombie(pid), nil }
+	gone := func(context.Context) (bool, error) { return !pidAlive(pid) || zombie(pid), nil }
 	gctx, cancel := context.WithTimeout(ctx, apiServerGrace)
 	defer cancel()
-	if err := frr.Poll(gctx, 20*time.Millisecond, gone); err == nil {
+	if err := wait.PollUntilContextCancel(gctx, 20*time.Millisecond, true, gone); err == nil {
 		return nil
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -63,7 +62,7 @@ func (l *Lab) StopAPIServer(ctx context.Context) error {
 	}
 	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := frr.Poll(kctx, 20*time.Millisecond, gone); err != nil {
+	if err := wait.PollUntilContextCancel(kctx, 20*time.Millisecond, true, gone); err != nil {
 		return fmt.Errorf("waiting for kube-apiserver (pid %d) to end: %w", pid, err)
 	}
 	return nil
@@ -84,9 +83,7 @@ func (l *Lab) StartAPIServer() error {
 			return fmt.Errorf("kube-apiserver is still running (pid %d)", p.PID())
 		}
 	}
-	p, err := startProc(apiServerProc, filepath.Join(l.RunDir, "kube-apiserver.log"), func(out *os.File) (*exec.Cmd, error) {
-		return rootCommand(out, l.apiServerCmd...)
-	})
+	p, err := startProc(apiServerProc, filepath.Join(l.RunDir, "kube-apiserver.log"), RootCommand(l.apiServerCmd...))
 	if err != nil {
 		return err
 	}
@@ -121,7 +118,7 @@ func (l *Lab) WaitAPIServerReady(ctx context.Context) (time.Time, error) {
 	var ready time.Time
 	var last error
 	rc := l.Clientset.Discovery().RESTClient()
-	err := frr.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 		actx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		body, err := rc.Get().AbsPath("/readyz").DoRaw(actx)

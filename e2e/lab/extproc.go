@@ -22,12 +22,11 @@ func (l *Lab) StartProcess(name, node string, args ...string) (*Proc, error) {
 			return nil, fmt.Errorf("%s is still running (pid %d)", name, old.PID())
 		}
 	}
-	p, err := startProc(name, filepath.Join(l.RunDir, name+".log"), func(out *os.File) (*exec.Cmd, error) {
-		if ns == "" {
-			return rootCommand(out, args...)
-		}
-		return l.net.Start(ns, out, out, args...)
-	})
+	start := RootCommand(args...)
+	if ns != "" {
+		start = func(out *os.File) (*exec.Cmd, error) { return l.net.Start(ns, out, out, args...) }
+	}
+	p, err := startProc(name, filepath.Join(l.RunDir, name+".log"), start)
 	if err != nil {
 		return nil, err
 	}
@@ -40,11 +39,8 @@ func (l *Lab) StartProcess(name, node string, args ...string) (*Proc, error) {
 // from another load balancer). Start builds them itself otherwise.
 func (l *Lab) BuildHerald(ctx context.Context) error {
 	for _, b := range []struct{ out, pkg string }{{"herald-controller", "./controller"}, {"herald-speaker", "./speaker"}} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(l.binDir, b.out), b.pkg)
-		cmd.Dir = l.opts.RepoRoot
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s: %w: %s", b.pkg, err, out)
+		if err := l.goBuild(ctx, b.out, b.pkg); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -13,11 +13,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 // RouterAddrs returns the router's segment addresses (IPv4 first).
@@ -98,9 +98,9 @@ type ServiceSpec struct {
 	LoadBalancerClass string
 }
 
-// CreateService creates the Service and its EndpointSlices.
-func (l *Lab) CreateService(ctx context.Context, s ServiceSpec) (*corev1.Service, error) {
-	fams := s.Families
+// FamilyPolicy returns the IP families of a Service (IPv4 when fams is empty) and its IP family
+// policy: SingleStack for one family, RequireDualStack for two.
+func FamilyPolicy(fams []corev1.IPFamily) ([]corev1.IPFamily, corev1.IPFamilyPolicy) {
 	if len(fams) == 0 {
 		fams = []corev1.IPFamily{corev1.IPv4Protocol}
 	}
@@ -108,6 +108,12 @@ func (l *Lab) CreateService(ctx context.Context, s ServiceSpec) (*corev1.Service
 	if len(fams) > 1 {
 		policy = corev1.IPFamilyPolicyRequireDualStack
 	}
+	return fams, policy
+}
+
+// CreateService creates the Service and its EndpointSlices.
+func (l *Lab) CreateService(ctx context.Context, s ServiceSpec) (*corev1.Service, error) {
+	fams, policy := FamilyPolicy(s.Families)
 	port := s.Port
 	if port == 0 {
 		port = 80
@@ -225,7 +231,7 @@ func IngressIPs(svc *corev1.Service) []netip.Addr {
 // WaitIngress waits until the Service has n load-balancer IPs and returns them (IPv4 first).
 func (l *Lab) WaitIngress(ctx context.Context, namespace, name string, n int) ([]netip.Addr, error) {
 	var last []netip.Addr
-	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		var svc corev1.Service
 		if err := l.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &svc); err != nil {
 			return false, nil //nolint:nilerr // keep polling until the deadline

@@ -260,12 +260,21 @@ func (l *Lab) build(ctx context.Context) error {
 			continue
 		}
 		l.log.Info("building", "binary", b.out)
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(l.binDir, b.out), b.pkg)
-		cmd.Dir = l.opts.RepoRoot
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s: %w: %s", b.pkg, err, out)
+		if err := l.goBuild(ctx, b.out, b.pkg); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// goBuild builds the Go package pkg (relative to the repository root), statically, into the run
+// folder's binary out.
+func (l *Lab) goBuild(ctx context.Context, out, pkg string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(l.binDir, out), pkg)
+	cmd.Dir = l.opts.RepoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %w: %s", pkg, err, b)
 	}
 	return nil
 }
@@ -544,9 +553,7 @@ func (l *Lab) StartController() error {
 		"--enable-webhook=false",
 		"--log-level", l.opts.LogLevel,
 	}
-	p, err := startProc("controller", filepath.Join(l.RunDir, "controller.log"), func(out *os.File) (*exec.Cmd, error) {
-		return rootCommand(out, args...)
-	})
+	p, err := startProc("controller", filepath.Join(l.RunDir, "controller.log"), RootCommand(args...))
 	if err != nil {
 		return err
 	}

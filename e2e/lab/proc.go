@@ -118,13 +118,16 @@ func tailFile(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// rootCommand starts a process in the root namespace, killed with the runner if the runner dies.
-func rootCommand(out *os.File, args ...string) (*exec.Cmd, error) {
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", filepath.Base(args[0]), err)
+// RootCommand returns a starter, for StartProc, of a process in the root namespace, in its own
+// process group, killed with the runner if the runner dies.
+func RootCommand(args ...string) func(out *os.File) (*exec.Cmd, error) {
+	return func(out *os.File) (*exec.Cmd, error) {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Stdout, cmd.Stderr = out, out
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("starting %s: %w", filepath.Base(args[0]), err)
+		}
+		return cmd, nil
 	}
-	return cmd, nil
 }

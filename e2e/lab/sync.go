@@ -92,7 +92,7 @@ func (l *Lab) startDNATSync(ctx context.Context) error {
 			svcs, _ := svcInf.Lister().List(labels.Everything())
 			eps, _ := epInf.Lister().List(labels.Everything())
 			if err := l.syncDNAT(ctx, svcs, eps); err != nil && ctx.Err() == nil {
-				l.log.Error("syncing DNAT rules", "err", err)
+				l.log.Error("syncing DNAT rules", "error", err)
 				trigger(kick) // retry on the next round
 			}
 		}

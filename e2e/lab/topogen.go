@@ -18,18 +18,24 @@ func GenerateTopology(n int) ([]byte, error) {
 	if n < 1 || n > MaxNodes {
 		return nil, fmt.Errorf("%w: %d nodes: the segment holds 1 to %d", ErrTopology, n, MaxNodes)
 	}
-	type node struct {
-		Name, V4, V6 string
+	// host is a linux node of the topology: its role, addresses (with prefix length) and gateways.
+	type host struct {
+		Name, Role, V4, V6, GW4, GW6 string
 	}
-	var nodes []node
+	var nodes, hosts []host
 	for i := 1; i <= n; i++ {
-		nodes = append(nodes, node{Name: fmt.Sprintf("n%d", i), V4: fmt.Sprintf("198.51.100.%d", 10+i), V6: fmt.Sprintf("2001:db8:1::%x", 0x10+i)})
+		nodes = append(nodes, host{Name: fmt.Sprintf("n%d", i), Role: "node",
+			V4: fmt.Sprintf("198.51.100.%d/25", 10+i), V6: fmt.Sprintf("2001:db8:1::%x/64", 0x10+i), GW4: "198.51.100.1", GW6: "2001:db8:1::1"})
 	}
+	hosts = append(hosts, nodes...)
+	hosts = append(hosts,
+		host{Name: "l2client", Role: "segment-client", V4: "198.51.100.50/25", V6: "2001:db8:1::50/64", GW4: "198.51.100.1", GW6: "2001:db8:1::1"},
+		host{Name: "extclient", Role: "external-client", V4: "198.51.100.130/26", V6: "2001:db8:2::130/64", GW4: "198.51.100.129", GW6: "2001:db8:2::1"})
 	var b bytes.Buffer
 	if err := topoTemplate.Execute(&b, struct {
-		N     int
-		Nodes []node
-	}{n, nodes}); err != nil {
+		N            int
+		Nodes, Hosts []host
+	}{n, nodes, hosts}); err != nil {
 		return nil, fmt.Errorf("generating a topology of %d nodes: %w", n, err)
 	}
 	return b.Bytes(), nil
@@ -67,38 +73,18 @@ topology:
         - ip -6 addr add 2001:db8:1::1/64 dev eth0 nodad
         - ip addr add 198.51.100.129/26 dev eth1
         - ip -6 addr add 2001:db8:2::1/64 dev eth1 nodad
-{{- range .Nodes}}
+{{- range .Hosts}}
     {{.Name}}:
       kind: linux
       image: debian:12-slim
       labels:
-        herald.dev/lab-role: node
+        herald.dev/lab-role: {{.Role}}
       exec:
-        - ip addr add {{.V4}}/25 dev eth0
-        - ip -6 addr add {{.V6}}/64 dev eth0 nodad
-        - ip route add default via 198.51.100.1
-        - ip -6 route add default via 2001:db8:1::1
+        - ip addr add {{.V4}} dev eth0
+        - ip -6 addr add {{.V6}} dev eth0 nodad
+        - ip route add default via {{.GW4}}
+        - ip -6 route add default via {{.GW6}}
 {{- end}}
-    l2client:
-      kind: linux
-      image: debian:12-slim
-      labels:
-        herald.dev/lab-role: segment-client
-      exec:
-        - ip addr add 198.51.100.50/25 dev eth0
-        - ip -6 addr add 2001:db8:1::50/64 dev eth0 nodad
-        - ip route add default via 198.51.100.1
-        - ip -6 route add default via 2001:db8:1::1
-    extclient:
-      kind: linux
-      image: debian:12-slim
-      labels:
-        herald.dev/lab-role: external-client
-      exec:
-        - ip addr add 198.51.100.130/26 dev eth0
-        - ip -6 addr add 2001:db8:2::130/64 dev eth0 nodad
-        - ip route add default via 198.51.100.129
-        - ip -6 route add default via 2001:db8:2::1
 
   links:
     - endpoints: ["rt:eth0", "sw:rt"]

@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/netlab"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // URL is the HTTP URL of addr:port.
@@ -36,7 +36,7 @@ func (l *Lab) Curl(ctx context.Context, node string, addr netip.Addr, port int32
 func (l *Lab) WaitCurl(ctx context.Context, node string, addr netip.Addr, port int32, ok func(string) bool) (string, error) {
 	var body string
 	var lastErr error
-	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		body, lastErr = l.Curl(ctx, node, addr, port)
 		return lastErr == nil && (ok == nil || ok(body)), nil
 	})
@@ -156,7 +156,7 @@ func (s *Stream) Samples() []Sample {
 // WaitSuccessAfter waits until a request that started after t succeeded and returns it.
 func (s *Stream) WaitSuccessAfter(ctx context.Context, t time.Time, ok func(body string) bool) (Sample, error) {
 	var found Sample
-	err := frr.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 		for _, sm := range s.Samples() {
 			if sm.Start.After(t) && sm.Err == nil && (ok == nil || ok(sm.Body)) {
 				found = sm

@@ -26,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -33,7 +34,6 @@ import (
 	"github.com/herald-lb/herald/cli"
 	"github.com/herald-lb/herald/cli/manifest"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/memberlistkey"
 	"github.com/herald-lb/herald/internal/testenv"
 )
@@ -196,7 +196,7 @@ func startMetalLBSpeaker(l *lab.Lab, bin string, n lab.NodeInfo) error {
 // metallbL2Owner is the node MetalLB's ServiceL2Status names for the Service.
 func metallbL2Owner(ctx context.Context, l *lab.Lab, ns, name string) (string, error) {
 	var owner string
-	err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		list := &unstructured.UnstructuredList{}
 		list.SetAPIVersion("metallb.io/v1beta1")
 		list.SetKind("ServiceL2StatusList")
@@ -358,7 +358,7 @@ func TestMigrateFromMetalLB(t *testing.T) {
 		name, pool string
 		ip         netip.Addr
 	}{{"web", "l2", webIP}, {"api", "bgp", apiIP}} {
-		err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+		err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 			var s corev1.Service
 			if err := l.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: svc.name}, &s); err != nil {
 				return false, nil //nolint:nilerr // retried until the deadline
@@ -434,7 +434,7 @@ func TestMigrateFromMetalLB(t *testing.T) {
 	if got := ipsOf(t, ctx, l, ns, "api"); !slices.Equal(got, []netip.Addr{apiIP}) {
 		t.Errorf("api: %v, want %v", got, apiIP)
 	}
-	err = frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		code, _, _ := herald(t, l, "status", "-n", ns)
 		return code == cli.ExitOK, nil
 	})

@@ -28,13 +28,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/testenv"
 )
 
@@ -420,7 +420,7 @@ func ipsByService(t *testing.T, ctx context.Context, l *lab.Lab) map[string]stri
 // waitAssigned waits until n scale Services have an IP.
 func waitAssigned(ctx context.Context, l *lab.Lab, n int) error {
 	var have int
-	err := frr.Poll(ctx, time.Second, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(context.Context) (bool, error) {
 		var list corev1.ServiceList
 		if err := l.Client.List(ctx, &list, client.InNamespace("scale")); err != nil {
 			return false, nil //nolint:nilerr // retried until the deadline
@@ -444,7 +444,7 @@ func waitAssigned(ctx context.Context, l *lab.Lab, n int) error {
 func waitOwners(ctx context.Context, l *lab.Lab, n int, dead string) (map[string]string, error) {
 	var owners map[string]string
 	bad := 0
-	err := frr.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
 		var list v1beta1.ServiceL2StatusList
 		if err := l.Client.List(ctx, &list, client.InNamespace(lab.HeraldNamespace)); err != nil {
 			return false, nil //nolint:nilerr // retried until the deadline
@@ -476,7 +476,7 @@ func waitOwners(ctx context.Context, l *lab.Lab, n int, dead string) (map[string
 func waitAnnounced(ctx context.Context, l *lab.Lab, n int) error {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	var sum float64
-	err := frr.Poll(ctx, time.Second, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(context.Context) (bool, error) {
 		sum = 0
 		for _, node := range l.Nodes {
 			v, err := metric(hc, node, `herald_layer2_owned_ips{family="ipv6",interface="eth0"}`)
@@ -497,7 +497,7 @@ func waitAnnounced(ctx context.Context, l *lab.Lab, n int) error {
 func waitConverged(ctx context.Context, l *lab.Lab) error {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	var last string
-	err := frr.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
 		for _, node := range l.Nodes {
 			members, err := metric(hc, node, "herald_speaker_members")
 			if err != nil {

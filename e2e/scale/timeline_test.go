@@ -25,7 +25,7 @@ import (
 //     dropped it ("member gone", info);
 //   - re-elected: the new owner's recomputation after that change ended ("re-elected after a
 //     membership change", with how long planning and handing the IPs to the announcer took);
-//   - taken over: the new owner's announcer started answering for the IP ("Taking over"); its
+//   - taken over: the new owner's announcer started answering for the IP ("taking over"); its
 //     first gratuitous announcement goes out then or, when paced, soon after;
 //   - answered: the segment client got the first answer from the new owner, solicited (it asked)
 //     or unsolicited (the gratuitous announcement).
@@ -134,7 +134,7 @@ type failoverSteps struct {
 	confirmations     map[string]string    // by survivor that declared the victim dead
 	gone              map[string]time.Time // by survivor: "member gone"
 	reelected         map[string]logEvent  // by survivor: the first re-election after gone
-	takeover          map[string]time.Time // by IP: "Taking over" on its new owner
+	takeover          map[string]time.Time // by IP: "taking over" on its new owner
 	// others counts the declarations of other members gone meanwhile (false deaths, unless the
 	// logs read reach past the window).
 	others int
@@ -169,7 +169,7 @@ func steps(victim string, events []logEvent, newOwner map[string]string) failove
 					st.reelected[e.node] = e
 				}
 			}
-		case e.msg == "Taking over":
+		case e.msg == "taking over":
 			if ip := e.str("ip"); newOwner[ip] == e.node {
 				first(st.takeover, ip, e.at)
 			}

@@ -19,14 +19,14 @@ func TestSteps(t *testing.T) {
 			`{"time":"` + at(120) + `","msg":"Suspect n3 has failed, no acks received"}`,
 			`{"time":"` + at(400) + `","msg":"Marking n3 as failed, suspect timeout reached (1 peer confirmations)"}`,
 			`{"time":"` + at(401) + `","msg":"member gone","member":"n3"}`,
-			`{"time":"` + at(405) + `","msg":"Taking over","ip":"2001:db8::1"}`,
+			`{"time":"` + at(405) + `","msg":"taking over","ip":"2001:db8::1"}`,
 			`{"time":"` + at(410) + `","msg":"re-elected after a membership change","takeover":3000000}`,
 			`{"time":"` + at(500) + `","msg":"re-elected after a membership change"}`,
 		},
 		"n2": {
 			`not json`,
 			`{"time":"` + at(420) + `","msg":"member gone","member":"n3"}`,
-			`{"time":"` + at(421) + `","msg":"Taking over","ip":"2001:db8::1"}`,
+			`{"time":"` + at(421) + `","msg":"taking over","ip":"2001:db8::1"}`,
 			`{"time":"` + at(430) + `","msg":"member gone","member":"n4"}`,
 		},
 	}

@@ -33,7 +33,9 @@ func TestPureCores(t *testing.T) {
 	}{
 		{pkg: "config", imports: []string{"time/tzdata", "log", "log/slog", "math/rand", "math/rand/v2"}},
 		// The allocator is standard library only: it does not even know the configuration's types.
-		{pkg: "controller/allocator", deps: []string{"k8s.io", "sigs.k8s.io", mod + "config"}, imports: []string{"time", "math/rand"}},
+		{pkg: "controller/allocator", deps: []string{"k8s.io", "sigs.k8s.io", mod + "config", mod + "api"}, imports: []string{"time", "math/rand"}},
+		// The allocator's arithmetic (Uint128, the interval set) knows nothing of pools or Services.
+		{pkg: "controller/allocator/ipset", deps: []string{"k8s.io", "sigs.k8s.io", mod}, imports: []string{"time", "math/rand"}},
 		{pkg: "speaker/election", deps: []string{"k8s.io", "sigs.k8s.io"}},
 		{pkg: "speaker/plan", deps: []string{mod + "speaker/bgp", mod + "speaker/layer2"}},
 		{pkg: "speaker/bfd", deps: []string{"k8s.io", "sigs.k8s.io", "golang.org/x/net"}},
@@ -68,7 +70,7 @@ func TestLibrariesStayBehindTheirAdapter(t *testing.T) {
 	}{
 		{"github.com/osrg/gobgp", []string{mod + "speaker/bgp"}},
 		{"github.com/hashicorp/memberlist", []string{mod + "speaker/members", mod + "speaker/nodemeta"}},
-		{"github.com/mdlayher", []string{mod + "speaker/layer2", mod + "e2e", mod + "e2e/cmd/ndpprobe"}},
+		{"github.com/mdlayher", []string{mod + "speaker/layer2", mod + "speaker/routeradv", mod + "e2e", mod + "e2e/cmd/ndpprobe"}},
 		{"github.com/vishvananda", []string{mod + "speaker/layer2", mod + "speaker/bgp", mod + "internal/netlab"}},
 	}
 	for _, tt := range tests {
@@ -77,6 +79,16 @@ func TestLibrariesStayBehindTheirAdapter(t *testing.T) {
 			CheckOnlyImportedBy(t, mod+"...", []string{tt.lib}, tt.allowed...)
 		})
 	}
+}
+
+// TestSpeakerStatusStaysAWriter: the speaker's status writer turns a plan into status objects and
+// writes them; it knows nothing of how the speaker announces (layer 2, BGP) or learns who is alive
+// (memberlist), and the agent that drives it is above it, never below.
+func TestSpeakerStatusStaysAWriter(t *testing.T) {
+	t.Parallel()
+	CheckDeps(t, mod+"speaker/status", mod+"speaker/agent", mod+"speaker/layer2", mod+"speaker/bgp",
+		mod+"speaker/members", mod+"speaker/nodemeta", "github.com/osrg/gobgp", "github.com/hashicorp/memberlist",
+		"github.com/mdlayher", "github.com/vishvananda")
 }
 
 // TestArchtestStaysLight: archtest is test-only tooling; it must not drag the heavy modules into

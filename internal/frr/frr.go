@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // BinDir is where the Debian package installs the FRR daemons.
@@ -183,7 +185,7 @@ func (r *Router) daemon(name string) (*exec.Cmd, error) {
 func (r *Router) waitFor(ctx context.Context, name string, ready func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	err := Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		if err := ready(); err != nil {
 			if _, perr := os.Stat(filepath.Join("/proc", strconv.Itoa(r.pid(name)))); perr != nil {
 				return false, fmt.Errorf("%s exited: %s", name, r.Log(name))
@@ -309,23 +311,9 @@ func (r *Router) VtyshJSON(ctx context.Context, cmd string, v any) error {
 	return nil
 }
 
-// Poll calls cond every interval until it returns true or an error, or ctx ends. It is the
-// deadline-bound wait used by the helpers here and by tests that watch a router.
+// Poll calls cond every interval until it returns true or an error, or ctx ends: it is
+// wait.PollUntilContextCancel(ctx, interval, true, ...), which the helpers here and the tests use
+// directly. It stays for callers not yet converted.
 func Poll(ctx context.Context, interval time.Duration, cond func() (bool, error)) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return wait.PollUntilContextCancel(ctx, interval, true, func(context.Context) (bool, error) { return cond() })
 }

@@ -174,6 +174,9 @@ func TestParseKernelRoutes(t *testing.T) {
 		{"ecmp", `[{"dst":"198.51.100.100","nhid":30,"protocol":"bgp","nexthops":[{"gateway":"198.51.100.13","dev":"eth0"},{"gateway":"198.51.100.11","dev":"eth0"},{"gateway":"198.51.100.12","dev":"eth0"}]}]`,
 			[]string{"198.51.100.11", "198.51.100.12", "198.51.100.13"}},
 		{"ipv6", `[{"dst":"2001:db8:5::1","nexthops":[{"gateway":"2001:db8::12"},{"gateway":"2001:db8::11"}]}]`, []string{"2001:db8::11", "2001:db8::12"}},
+		{"ipv4 via ipv6 (RFC 8950)", `[{"dst":"203.0.113.5","via":{"family":"inet6","host":"fe80::1"},"dev":"d0","flags":[]}]`, []string{"fe80::1"}},
+		{"ipv4 ecmp via ipv6", `[{"dst":"203.0.113.6","flags":[],"nexthops":[{"via":{"family":"inet6","host":"fe80::2"},"dev":"d0","weight":1,"flags":[]},{"via":{"family":"inet6","host":"fe80::1"},"dev":"d0","weight":1,"flags":[]}]}]`,
+			[]string{"fe80::1", "fe80::2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseKernelRoutes([]byte(tc.in))
@@ -194,6 +197,7 @@ func TestParseKernelRoutes(t *testing.T) {
 func FuzzParseKernelRoutes(f *testing.F) {
 	f.Add([]byte(`[{"dst":"198.51.100.100","nexthops":[{"gateway":"198.51.100.13"}]}]`))
 	f.Add([]byte(`[{"gateway":"zz"}]`))
+	f.Add([]byte(`[{"dst":"203.0.113.5","via":{"family":"inet6","host":"fe80::1"}}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		hops, err := parseKernelRoutes(data)
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Neighbor is what FRR says about one BGP neighbor (`show bgp neighbors json`).
@@ -186,8 +188,13 @@ func (r *Router) KernelNextHops(ctx context.Context, prefix netip.Prefix) ([]net
 }
 
 func parseKernelRoutes(out []byte) ([]netip.Addr, error) {
+	// An IPv4 route with an IPv6 next hop (RFC 8950, BGP unnumbered) has "via" instead of
+	// "gateway".
 	type hop struct {
 		Gateway string `json:"gateway"`
+		Via     struct {
+			Host string `json:"host"`
+		} `json:"via"`
 	}
 	var routes []struct {
 		hop
@@ -202,8 +209,10 @@ func parseKernelRoutes(out []byte) ([]netip.Addr, error) {
 	var hops []netip.Addr
 	for _, rt := range routes {
 		for _, h := range append([]hop{rt.hop}, rt.NextHops...) {
-			if a, err := netip.ParseAddr(h.Gateway); err == nil {
-				hops = append(hops, a)
+			for _, g := range []string{h.Gateway, h.Via.Host} {
+				if a, err := netip.ParseAddr(g); err == nil {
+					hops = append(hops, a)
+				}
 			}
 		}
 	}
@@ -222,7 +231,7 @@ func (r *Router) WaitKernelNextHops(ctx context.Context, prefix netip.Prefix, wa
 	slices.SortFunc(want, netip.Addr.Compare)
 	var last []netip.Addr
 	var seen time.Time
-	err := Poll(ctx, interval, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, interval, true, func(context.Context) (bool, error) {
 		got, err := r.KernelNextHops(ctx, prefix)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -242,7 +251,7 @@ func (r *Router) WaitKernelNextHops(ctx context.Context, prefix netip.Prefix, wa
 // WaitEstablished polls until n neighbors are Established and returns them.
 func (r *Router) WaitEstablished(ctx context.Context, n int) (map[netip.Addr]Neighbor, error) {
 	var last map[netip.Addr]Neighbor
-	err := Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		ns, err := r.Neighbors(ctx)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -169,7 +169,7 @@ func (g *Gate) markDown(cause error) {
 	g.up = make(chan struct{})
 	g.since = g.clock.Now()
 	g.log.Warn("the API server is unreachable; requests wait until it answers /readyz again",
-		"server", g.server, "err", cause)
+		"server", g.server, "error", cause)
 	go g.probeUntilUp(g.up)
 }
 
@@ -192,7 +192,7 @@ func (g *Gate) probeUntilUp(up chan struct{}) {
 			break
 		}
 		if last == nil || err.Error() != last.Error() {
-			g.log.Debug("the API server is not ready yet", "server", g.server, "err", err)
+			g.log.Debug("the API server is not ready yet", "server", g.server, "error", err)
 		}
 		last = err
 	}

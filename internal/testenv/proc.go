@@ -15,30 +15,66 @@ const userHZ = 100
 
 // ProcessCPU returns the CPU time (user + system, all threads) that process pid has used.
 func ProcessCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := ReadStat(pid)
 	if err != nil {
 		return 0, fmt.Errorf("reading the CPU time of process %d: %w", pid, err)
 	}
-	// The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-	s := string(b)
+	return st.CPU, nil
+}
+
+// Stat is what /proc/PID/stat says of a process.
+type Stat struct {
+	// Comm is the command name (field 2), without its parentheses.
+	Comm string
+	// PPID is the parent's process id.
+	PPID int
+	// CPU is the processor time used, user and system, all threads.
+	CPU time.Duration
+	// RSSPages is the resident memory in pages.
+	RSSPages int64
+}
+
+// ReadStat reads /proc/PID/stat of process pid.
+func ReadStat(pid int) (Stat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Stat{}, err
+	}
+	st, err := parseStat(string(b))
+	if err != nil {
+		return Stat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return st, nil
+}
+
+// parseStat parses the content of a /proc/PID/stat file (proc_pid_stat(5)).
+func parseStat(s string) (Stat, error) {
+	// The command name (field 2) may hold spaces and parentheses: count fields after its last
+	// closing parenthesis.
+	j := strings.IndexByte(s, '(')
 	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("reading the CPU time of process %d: malformed /proc/%d/stat", pid, pid)
+	if j < 0 || i < j {
+		return Stat{}, fmt.Errorf("no command name in parentheses in %q", s)
 	}
 	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("reading the CPU time of process %d: short /proc/%d/stat", pid, pid)
+	// f[0] is field 3 (state): ppid is field 4, utime and stime fields 14 and 15, rss field 24.
+	if len(f) < 22 {
+		return Stat{}, fmt.Errorf("%d fields after the command name, want at least 22", len(f))
 	}
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseInt(v, 10, 64)
+	var n [4]int64
+	for k, idx := range []int{1, 11, 12, 21} {
+		v, err := strconv.ParseInt(f[idx], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("reading the CPU time of process %d: %w", pid, err)
+			return Stat{}, fmt.Errorf("field %d: %w", idx+3, err)
 		}
-		ticks += n
+		n[k] = v
 	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
+	return Stat{
+		Comm:     s[j+1 : i],
+		PPID:     int(n[0]),
+		CPU:      time.Duration(n[1]+n[2]) * time.Second / userHZ,
+		RSSPages: n[3],
+	}, nil
 }
 
 // Memory is a process's resident memory, in bytes, from /proc/PID/status.
@@ -92,20 +128,7 @@ func childPIDs() ([]int, error) {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(d, "stat"))
-		if err != nil {
-			continue // gone
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil && ppid == self {
+		if st, err := ReadStat(pid); err == nil && st.PPID == self { // else gone
 			out = append(out, pid)
 		}
 	}

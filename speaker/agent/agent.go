@@ -57,6 +57,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -64,11 +65,14 @@ import (
 	"github.com/herald-lb/herald/internal/kube"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/layer2"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 // Membership is what the agent needs of memberlist (package members implements it).
 type Membership interface {
 	Members() []string
+	// MemberMeta returns the metadata of every live member, by name: one reading of it is also
+	// the list of members (see membership).
 	MemberMeta() map[string][]byte
 	SetMeta(meta []byte, timeout time.Duration) error
 	Changes() <-chan struct{}
@@ -146,10 +150,11 @@ type Options struct {
 type Agent struct {
 	opts    Options
 	log     *slog.Logger
-	trigger chan struct{}
+	queue   workqueue.TypedDelayingInterface[planKey] // the loop's (loop.go)
+	causes  causes                                    // why the key was added
 	metrics *metrics
 	pace    *paceMetrics
-	status  *statusWriter
+	status  *status.Writer
 
 	joining atomic.Bool // a background join is running
 
@@ -173,6 +178,9 @@ type Agent struct {
 	eng    *engine // per-IP plans; the loop's goroutine only (engine.go)
 	synced []toolscache.ResourceEventHandlerRegistration
 	out    outputs // what was derived from the plans; the loop's goroutine only (apply.go)
+	// members is the reading of memberlist the last full computation planned with; the loop's
+	// goroutine only (sync.go).
+	members membership
 
 	// observeSync, when set (by tests), is told how long each computation took.
 	observeSync func(cause string, took time.Duration)
@@ -201,7 +209,7 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{
 		opts:       opts,
 		log:        opts.Logger,
-		trigger:    make(chan struct{}, 1),
+		queue:      newPlanQueue(),
 		metrics:    newMetrics(opts.Registerer),
 		pace:       newPaceMetrics(opts.Registerer),
 		prevOwned:  map[string]bool{},
@@ -212,8 +220,7 @@ func New(opts Options) (*Agent, error) {
 		out:        newOutputs(),
 		bgpPending: map[routeKey]time.Time{},
 	}
-	a.status = newStatusWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger)
-	a.status.alive = opts.Members.Members
+	a.status = status.NewWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger, opts.Members.Members)
 	a.rd.metrics = newReadyMetrics(opts.Registerer)
 	return a, nil
 }
@@ -232,12 +239,7 @@ func (a *Agent) Trigger() {
 }
 
 // signal asks for a computation of what changed in the model. It never blocks.
-func (a *Agent) signal() {
-	select {
-	case a.trigger <- struct{}{}:
-	default:
-	}
-}
+func (a *Agent) signal() { a.enqueue(syncAPI) }
 
 // Start runs the agent until ctx ends, then stops announcing, withdraws BGP routes and leaves the
 // memberlist cluster, in that order, so the IPs move at once and never have two responders.
@@ -259,57 +261,16 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.joinInBackground(ctx)
 	go a.watchLinks(ctx)
 
-	go a.status.run(ctx)
+	go a.status.Run(ctx)
 	go a.watchSessions(ctx, sessionRecheck, sessionGrace)
-	ticker := time.NewTicker(a.opts.Resync)
-	defer ticker.Stop()
-	conflicts := a.conflictChanges()
-	// Object changes are paced (see pacer): at most one recomputation per gap, the changes
-	// meanwhile coalesced into it. Membership changes re-elect at once.
-	pace := newPacer()
-	paced := time.NewTimer(time.Hour)
-	paced.Stop()
-	pending := false
-	a.pacedSync(ctx, pace, syncStart)
-	for {
-		cause := syncAPI
-		select {
-		case <-ctx.Done():
-			return a.shutdown()
-		case <-conflicts:
-			cause = syncConflicts
-		case <-a.trigger:
-			if pending {
-				a.pace.coalesced.Inc()
-				continue
-			}
-			if wait := pace.wait(time.Now()); wait > 0 {
-				pending = true
-				paced.Reset(wait)
-				a.pace.coalesced.Inc()
-				continue
-			}
-		case <-paced.C:
-			pending = false
-		case <-a.opts.Members.Changes():
-			cause = syncMembers
-		case <-ticker.C:
-			cause = syncResync
-			a.refreshInterfaces()
-			a.status.recheck()
-			// Re-joining a node whose speaker is down blocks until the join times out: never
-			// in this loop, which must react to membership changes at once.
-			if a.joining.CompareAndSwap(false, true) {
-				go func() { defer a.joining.Store(false); a.join(ctx) }()
-			}
-		}
-		if pending && cause != syncAPI {
-			// This recomputation reads every change made so far: the paced one is not needed.
-			paced.Stop()
-			pending = false
-		}
-		a.pacedSync(ctx, pace, cause)
-	}
+	// The loop reconciles one key (loop.go), added by these sources: object changes (paced, see
+	// pacer), membership changes (at once), address conflicts and the resync.
+	a.enqueue(syncStart)
+	a.forward(ctx, a.opts.Members.Changes(), syncMembers)
+	a.forward(ctx, a.conflictChanges(), syncConflicts)
+	a.resyncs(ctx, a.opts.Resync)
+	a.runLoop(ctx)
+	return a.shutdown()
 }
 
 // pacedSync recomputes and records the cost with the pacer and the metrics.

@@ -15,6 +15,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -24,6 +25,7 @@ import (
 	"github.com/herald-lb/herald/internal/testenv"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/plan"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 var env *testenv.Env
@@ -108,15 +110,9 @@ func (f fakeBGP) StopForRestart(context.Context) error { f.j.add("bgp-stop-for-r
 // eventually polls cond every 20ms until it holds, failing the test after 15s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.After(15 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
+	if err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 15*time.Second, true,
+		func(context.Context) (bool, error) { return cond(), nil }); err != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
@@ -214,7 +210,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			return false
 		}
 		st := l.Items[0].Status
-		return l.Items[0].Name == statusName(n1, app+"/web") &&
+		return l.Items[0].Name == status.Name(n1, app+"/web") &&
 			st.Node == n1 && st.ServiceName == "web" && st.ServiceNamespace == app && len(st.Interfaces) == 1
 	})
 	eventually(t, "the ServiceL2Status named by the old scheme to be removed", func() bool {
@@ -229,11 +225,11 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			return false
 		}
 		st := l.Items[0].Status
-		return l.Items[0].Name == objectName(n1, "tor") && st.Node == n1 && st.Peer == "tor" && st.State == "Active" &&
+		return l.Items[0].Name == status.ObjectName(n1, "tor") && st.Node == n1 && st.Peer == "tor" && st.State == "Active" &&
 			strings.Contains(st.LastError, "MD5 password mismatch")
 	})
 	var events []string
-	eventually(t, "nodeAssigned and NotAnnounced events", func() bool {
+	eventually(t, "NodeAssigned and NotAnnounced events", func() bool {
 		for {
 			select {
 			case e := <-rec.Events:
@@ -244,7 +240,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 			break
 		}
 		all := strings.Join(events, "\n")
-		return strings.Contains(all, "Normal nodeAssigned announcing 198.51.100.105 from node "+n1) &&
+		return strings.Contains(all, "Normal NodeAssigned announcing 198.51.100.105 from node "+n1) &&
 			strings.Contains(all, `Warning NotAnnounced 198.51.100.161 is assigned but not announced: no L2Advertisement or BGPAdvertisement announces pool "dark"`) &&
 			strings.Contains(all, "Warning NotAnnounced 198.51.100.106 is assigned but not announced: "+plan.NoEndpointsReason)
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/herald-lb/herald/speaker/election"
 	"github.com/herald-lb/herald/speaker/layer2"
 	"github.com/herald-lb/herald/speaker/plan"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 // Layer2Updater is a layer-2 announcer that takes changes rather than the complete owned set
@@ -66,17 +67,17 @@ func (a *Agent) announce(ctx context.Context, ch changes, full bool) int {
 	}
 	a.metrics.takeovers.Add(float64(taken))
 	if err := a.setL2(delta, fresh, full); err != nil {
-		a.log.Warn("layer-2 announcer", "err", err)
+		a.log.Warn("layer-2 announcer", "error", err)
 	}
 	if full {
 		if err := a.opts.BGP.SetPeers(ctx, bgpPeers(a.eng.ctx.Peers())); err != nil {
-			a.log.Warn("BGP peers", "err", err)
+			a.log.Warn("BGP peers", "error", err)
 		}
 	}
 	if full || ch.routes {
 		routes, elsewhere := a.eng.routes()
 		if err := a.opts.BGP.SetRoutes(ctx, a.handOver(plan.Plan{Peers: a.eng.ctx.Peers(), Routes: routes, BGPElsewhere: elsewhere})); err != nil {
-			a.log.Warn("BGP routes", "err", err)
+			a.log.Warn("BGP routes", "error", err)
 		}
 		a.metrics.routes.Set(float64(advertisedPrefixes(routes)))
 	}
@@ -120,24 +121,24 @@ func (a *Agent) report(ch changes, full bool) {
 	a.warnings(ch, full)
 	a.conflictEvents()
 	if full {
-		a.status.set(a.withConflicts(desiredStatus(a.eng.plan(), a.opts.NodeName, a.opts.Members.Members())))
+		a.status.Set(a.withConflicts(status.FromPlan(a.eng.plan(), a.opts.NodeName, a.members.alive)))
 		return
 	}
 	l2 := map[string]*v1beta1.ServiceL2StatusStatus{}
 	bgp := map[string]*v1beta1.ServiceBGPStatusStatus{}
 	for key := range ch.services {
-		name := statusName(a.opts.NodeName, key)
+		name := status.Name(a.opts.NodeName, key)
 		l2[name], bgp[name] = nil, nil
 		if as := a.eng.l2Of(key); len(as) > 0 {
-			st := a.decorate(l2Status(a.opts.NodeName, key, as), as)
+			st := a.decorate(status.L2Status(a.opts.NodeName, key, as), as)
 			l2[name] = &st
 		}
 		if as := a.eng.bgpOf(key); len(as) > 0 {
-			st := bgpStatus(a.opts.NodeName, key, as)
+			st := status.BGPStatus(a.opts.NodeName, key, as)
 			bgp[name] = &st
 		}
 	}
-	a.status.put(l2, bgp)
+	a.status.Put(l2, bgp)
 }
 
 // events reports, for the Services whose assignments may have changed, this node starting to
@@ -182,9 +183,9 @@ func setOrDelete(m map[string]bool, key string, v bool) {
 
 // warnings reports unannounced IPs as events, each by one speaker only, elected among the live
 // ones: after a full computation (the live speakers may have changed) for every IP, otherwise for
-// the IPs that changed.
+// the IPs that changed. The speakers are those the last full computation planned with.
 func (a *Agent) warnings(ch changes, full bool) {
-	alive := a.opts.Members.Members()
+	alive := a.members.alive
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if full {

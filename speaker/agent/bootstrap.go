@@ -66,7 +66,7 @@ func MemberlistKeys(ctx context.Context, c client.Reader, src KeySource, log *sl
 			return memberlistkey.Keys{}, fmt.Errorf("reading the memberlist key Secret %s: %w", key, err)
 		}
 		if !logged {
-			log.Info("waiting for the memberlist key Secret", "secret", key.String(), "err", err, "upTo", src.Wait)
+			log.Info("waiting for the memberlist key Secret", "secret", key.String(), "error", err, "upTo", src.Wait)
 			logged = true
 		}
 		select {

@@ -51,6 +51,6 @@ func (a *Agent) reportConfigLocked(rep config.Report) {
 		return
 	}
 	for _, e := range rep.Errors {
-		a.log.Error("invalid configuration object; the rest of the configuration is in force", "err", e.Error(), "consequence", rep.Fate(e).Consequence())
+		a.log.Error("invalid configuration object; the rest of the configuration is in force", "error", e.Error(), "consequence", rep.Fate(e).Consequence())
 	}
 }

@@ -17,12 +17,13 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/speaker/layer2"
 	"github.com/herald-lb/herald/speaker/plan"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 // Event reasons of address conflicts on Services.
 const (
-	ReasonAddressConflict         = "AddressConflict"
-	ReasonAddressConflictResolved = "AddressConflictResolved"
+	ReasonAddressConflict         = v1beta1.EventReasonAddressConflict
+	ReasonAddressConflictResolved = v1beta1.EventReasonAddressConflictResolved
 )
 
 // Layer2Guard is what the agent uses of a layer-2 announcer that detects address conflicts
@@ -108,7 +109,7 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 			}
 			a.l2c.deleted[st.Name] = true
 			a.l2c.mu.Unlock()
-			if a.status.wants(st.Name) { // not one this node removed itself
+			if a.status.Wants(st.Name) { // not one this node removed itself
 				a.Trigger()
 			}
 		}
@@ -170,7 +171,7 @@ func (h macLearner) OnDelete(obj any)      { h.gone(obj) }
 // the Services computed until the next full computation). A speaker in conflict with another
 // speaker is in a split brain: its view of who is alive is wrong, so it removes no other speaker's
 // status objects.
-func (a *Agent) withConflicts(d desired) desired {
+func (a *Agent) withConflicts(d status.Desired) status.Desired {
 	g := a.guard()
 	if g == nil {
 		return d
@@ -181,11 +182,11 @@ func (a *Agent) withConflicts(d desired) desired {
 	for _, cf := range g.Conflicts() {
 		c.byIP[cf.IP] = append(c.byIP[cf.IP], cf)
 		if cf.Node != "" {
-			d.sweep = nil
+			d.Sweep = nil
 		}
 	}
-	for name, st := range d.l2 {
-		d.l2[name] = a.decorate(st, a.eng.l2Of(st.ServiceNamespace+"/"+st.ServiceName))
+	for name, st := range d.L2 {
+		d.L2[name] = a.decorate(st, a.eng.l2Of(st.ServiceNamespace+"/"+st.ServiceName))
 	}
 	a.restoreStatus(d)
 	return d
@@ -220,22 +221,15 @@ func (a *Agent) decorate(st v1beta1.ServiceL2StatusStatus, as []plan.L2Assignmen
 // restoreStatus makes the status writer write d again when one of this node's ServiceL2Status
 // objects that it wrote is gone: during a split brain the speakers on the other side see this
 // one as dead and remove its objects, conflict reports included, while it still watches the wire.
-func (a *Agent) restoreStatus(d desired) {
+func (a *Agent) restoreStatus(d status.Desired) {
 	a.l2c.mu.Lock()
 	deleted := a.l2c.deleted
 	a.l2c.deleted = nil
 	a.l2c.mu.Unlock()
-	w := a.status
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.applied == nil {
-		return
-	}
 	for name := range deleted {
-		_, wrote := w.applied.l2[name]
-		if _, want := d.l2[name]; wrote && want {
+		if _, want := d.L2[name]; want && a.status.Wrote(name) {
 			a.log.Info("a ServiceL2Status of this node was removed by another speaker; writing it again", "name", name)
-			w.applied = nil
+			a.status.Recheck()
 			return
 		}
 	}
@@ -283,7 +277,7 @@ func (a *Agent) conflictEvents() {
 				continue
 			}
 			if s := a.model.service(key); s != nil {
-				a.opts.Recorder.Event(s, corev1.EventTypeWarning, ReasonAddressConflict, a.conflictMessage(cf))
+				a.opts.Recorder.Event(s, corev1.EventTypeWarning, ReasonAddressConflict, a.conflictMessage(cf, a.members.alive))
 			}
 		}
 	}
@@ -302,8 +296,8 @@ func (a *Agent) conflictEvents() {
 	c.reported = now
 }
 
-// conflictMessage explains a conflict and what to do about it.
-func (a *Agent) conflictMessage(c layer2.Conflict) string {
+// conflictMessage explains a conflict and what to do about it; alive are the live speakers.
+func (a *Agent) conflictMessage(c layer2.Conflict, alive []string) string {
 	self := a.opts.NodeName
 	if c.Node == "" {
 		if c.NeverAnnounced {
@@ -318,7 +312,7 @@ func (a *Agent) conflictMessage(c layer2.Conflict) string {
 	splitBrain := fmt.Sprintf("%s is also announced by node %s (%s) on interface %s of node %s: the speakers of %s and %s do not see each other "+
 		"in memberlist (a split brain: check that TCP and UDP port 7946 pass between the nodes and that the speakers share the memberlist key)",
 		c.IP, c.Node, c.MAC, c.Interface, self, self, c.Node)
-	if slices.Contains(a.opts.Members.Members(), c.Node) {
+	if slices.Contains(alive, c.Node) {
 		// Both speakers see each other: node c.Node's host itself answers.
 		splitBrain = fmt.Sprintf("%s is also answered by node %s (%s) on interface %s of node %s, although the speakers see each other and %s's does not announce it: "+
 			"the address is configured on node %s (for example by kube-proxy in IPVS mode without strictARP)",

@@ -49,8 +49,8 @@ func TestConflictMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := &Agent{opts: Options{NodeName: "n1", Members: fakeMembers{j: &journal{members: tt.members}}}}
-			msg := a.conflictMessage(tt.c)
+			a := &Agent{opts: Options{NodeName: "n1"}}
+			msg := a.conflictMessage(tt.c, tt.members)
 			for _, w := range tt.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("message %q lacks %q", msg, w)

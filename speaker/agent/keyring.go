@@ -94,18 +94,18 @@ func (w *KeyWatcher) Start(ctx context.Context) error {
 			log.Error("the memberlist key Secret was deleted; keeping the keys in use (speakers that start now will fail until it is back)", "secret", key.String())
 			continue
 		case err != nil:
-			log.Warn("reading the memberlist key Secret; keeping the keys in use", "secret", key.String(), "err", err)
+			log.Warn("reading the memberlist key Secret; keeping the keys in use", "secret", key.String(), "error", err)
 			continue
 		}
 		keys, err := memberlistkey.KeysFromSecret(&s)
 		if err != nil {
 			valid.Set(0)
-			log.Error("the memberlist key Secret is unusable; keeping the keys in use", "secret", key.String(), "err", err)
+			log.Error("the memberlist key Secret is unusable; keeping the keys in use", "secret", key.String(), "error", err)
 			continue
 		}
 		if _, err := w.Keyring.SetKeys(keys.Primary, keys.Secondary); err != nil {
 			valid.Set(0)
-			log.Error("applying the memberlist keys; keeping the keys in use", "secret", key.String(), "err", err)
+			log.Error("applying the memberlist keys; keeping the keys in use", "secret", key.String(), "error", err)
 			continue
 		}
 		valid.Set(1)

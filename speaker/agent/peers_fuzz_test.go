@@ -24,6 +24,7 @@ func FuzzConfiguredPeersAreUsable(f *testing.F) {
 	type seed struct {
 		myASN, peerASN       uint32
 		addr, src, routerID  string
+		iface                string
 		port                 uint16
 		hold, keep, connect  int64
 		set                  uint8 // bits: hold, keepalive, connect, maxPrefixes, password, multihop, graceful restart
@@ -47,16 +48,19 @@ func FuzzConfiguredPeersAreUsable(f *testing.F) {
 		{myASN: 64512, peerASN: 64500, addr: "198.51.100.1", set: 16, password: make([]byte, 81), nodeV4: v4},
 		{myASN: 64512, peerASN: 64500, addr: "198.51.100.1", src: "198.51.100.11", routerID: "198.51.100.11", port: 1179,
 			hold: 9 * s, keep: 3 * s, connect: 2 * s, set: 255, password: []byte("pw"), maxPrefixes: 10, nodeV4: v4, nodeV6: v6},
+		// BGP unnumbered, alone and with what does not go with it.
+		{myASN: 64512, peerASN: 64500, iface: "eth1", nodeV4: v4},
+		{myASN: 64512, peerASN: 64500, iface: "eth1", addr: "fe80::1", src: "2001:db8::11", set: 32, nodeV6: v6},
 	} {
-		f.Add(sd.myASN, sd.peerASN, sd.addr, sd.src, sd.routerID, sd.port, sd.hold, sd.keep, sd.connect, sd.set,
+		f.Add(sd.myASN, sd.peerASN, sd.addr, sd.src, sd.routerID, sd.iface, sd.port, sd.hold, sd.keep, sd.connect, sd.set,
 			sd.password, sd.maxPrefixes, sd.nodeV4, sd.nodeV6, sd.more)
 	}
-	f.Fuzz(func(t *testing.T, myASN, peerASN uint32, addr, src, routerID string, port uint16, hold, keep, connect int64,
+	f.Fuzz(func(t *testing.T, myASN, peerASN uint32, addr, src, routerID, iface string, port uint16, hold, keep, connect int64,
 		set uint8, password []byte, maxPrefixes uint32, nodeV4, nodeV6, more []byte) {
 		peer := v1beta1.BGPPeer{
 			ObjectMeta: metav1.ObjectMeta{Namespace: configtest.Namespace, Name: "fuzzed"},
 			Spec: v1beta1.BGPPeerSpec{MyASN: myASN, PeerASN: peerASN, PeerAddress: addr, SourceAddress: src,
-				RouterID: routerID, PeerPort: port, EBGPMultiHop: set&32 != 0, EnableGracefulRestart: new(set&64 != 0)},
+				RouterID: routerID, Interface: iface, PeerPort: port, EBGPMultiHop: set&32 != 0, EnableGracefulRestart: new(set&64 != 0)},
 		}
 		if set&1 != 0 {
 			peer.Spec.HoldTime = &metav1.Duration{Duration: time.Duration(hold)}

@@ -69,7 +69,7 @@ func (a *Agent) refreshInterfaces() bool {
 	if err != nil {
 		if msg := err.Error(); msg != a.rd.scanErr {
 			a.rd.scanErr = msg
-			a.log.Warn("reading this node's interfaces; keeping the last known ones", "err", err)
+			a.log.Warn("reading this node's interfaces; keeping the last known ones", "error", err)
 		}
 		return false
 	}
@@ -112,7 +112,7 @@ func (a *Agent) watchLinks(ctx context.Context) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		a.log.Warn("watching this node's interfaces; interface changes are seen at the next resync until it works again", "err", err)
+		a.log.Warn("watching this node's interfaces; interface changes are seen at the next resync until it works again", "error", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
@@ -126,13 +126,14 @@ func (a *Agent) joinInBackground(ctx context.Context) {
 	a.joining.Store(true)
 	go func() { defer a.joining.Store(false); a.join(ctx) }()
 	t := time.AfterFunc(a.opts.JoinTimeout, func() {
-		a.settle("joining the other speakers is taking long; going on with the members known so far", true)
+		a.settle("joining the other speakers is taking long; going on with the members known so far", true, nil)
 	})
 	context.AfterFunc(ctx, func() { t.Stop() })
 }
 
-// settle records that this speaker knows the other speakers (or that it is alone).
-func (a *Agent) settle(why string, warn bool) {
+// settle records that this speaker knows the other speakers (or that it is alone); members, when
+// not nil, are those known (nil: read them for the log).
+func (a *Agent) settle(why string, warn bool, members []string) {
 	a.rd.mu.Lock()
 	done := a.rd.settled
 	a.rd.settled = true
@@ -140,10 +141,13 @@ func (a *Agent) settle(why string, warn bool) {
 	if done {
 		return
 	}
+	if members == nil {
+		members = a.opts.Members.Members()
+	}
 	if warn {
-		a.log.Warn(why, "members", a.opts.Members.Members())
+		a.log.Warn(why, "members", members)
 	} else {
-		a.log.Info("knows the other speakers", "how", why, "members", a.opts.Members.Members())
+		a.log.Info("knows the other speakers", "how", why, "members", members)
 	}
 	a.Trigger()
 }
@@ -153,7 +157,7 @@ func (a *Agent) settle(why string, warn bool) {
 func (a *Agent) join(ctx context.Context) {
 	var nodes corev1.NodeList
 	if err := a.opts.Cache.List(ctx, &nodes); err != nil {
-		a.log.Warn("listing nodes to join their speakers", "err", err)
+		a.log.Warn("listing nodes to join their speakers", "error", err)
 		return
 	}
 	members := map[string]bool{}
@@ -176,7 +180,7 @@ func (a *Agent) join(ctx context.Context) {
 		}
 	}
 	if len(addrs) == 0 {
-		a.settle("no other speaker to join", false)
+		a.settle("no other speaker to join", false, nil)
 		return
 	}
 	results := make(chan error, len(addrs))
@@ -184,7 +188,7 @@ func (a *Agent) join(ctx context.Context) {
 		go func() {
 			_, err := a.opts.Members.Join([]string{addr})
 			if err != nil {
-				a.log.Debug("joining a speaker", "peer", addr, "err", err)
+				a.log.Debug("joining a speaker", "peer", addr, "error", err)
 			}
 			results <- err
 		}()
@@ -195,14 +199,14 @@ func (a *Agent) join(ctx context.Context) {
 		case err := <-results:
 			if err == nil && !joined {
 				joined = true
-				a.settle("joined", false)
+				a.settle("joined", false, nil)
 			}
 		case <-ctx.Done():
 			return
 		}
 	}
 	if !joined {
-		a.settle("no other speaker answered; alone so far", true)
+		a.settle("no other speaker answered; alone so far", true, nil)
 	}
 }
 
@@ -231,7 +235,7 @@ func (a *Agent) noteNode(n *corev1.Node) {
 func (a *Agent) gossiped(en *election.Node, raw []byte) {
 	m, err := nodemeta.Decode(raw)
 	if err != nil {
-		a.log.Debug("speaker metadata unreadable; the node is not elected", "node", en.Name, "err", err)
+		a.log.Debug("speaker metadata unreadable; the node is not elected", "node", en.Name, "error", err)
 	}
 	en.SpeakerReady, en.Interfaces, en.DefaultInterfaces = m.Ready, m.Interfaces, m.Defaults
 }
@@ -240,9 +244,9 @@ func (a *Agent) gossiped(en *election.Node, raw []byte) {
 // returns the metadata to publish. It also sets this node in in.Nodes to what both the others
 // know (the metadata last published) and what holds now allow: the more restrictive of the two,
 // so that this node never answers beyond what it has told the others, nor beyond what it can.
-func (a *Agent) readyState(in *plan.Input) nodemeta.Meta {
-	if len(a.opts.Members.Members()) > 1 {
-		a.settle("contacted by the other speakers", false)
+func (a *Agent) readyState(in *plan.Input, mem membership) nodemeta.Meta {
+	if len(mem.alive) > 1 {
+		a.settle("contacted by the other speakers", false, mem.alive)
 	}
 	named, hasL2 := l2Named(in.Config)
 
@@ -266,12 +270,12 @@ func (a *Agent) readyState(in *plan.Input) nodemeta.Meta {
 		if msg != a.rd.prepErr {
 			a.rd.prepErr = msg
 			if err != nil {
-				a.log.Warn("opening the selected interfaces; not answering on those", "selected", sel.Names(), "open", open, "err", err)
+				a.log.Warn("opening the selected interfaces; not answering on those", "selected", sel.Names(), "open", open, "error", err)
 			}
 		}
 		a.rd.mu.Unlock()
 	} else if _, err := a.opts.L2.Prepare(nil); err != nil {
-		a.log.Warn("closing the layer-2 interfaces", "err", err)
+		a.log.Warn("closing the layer-2 interfaces", "error", err)
 	}
 	want := nodemeta.Meta{Ready: in.Config != nil && settled}
 	if want.Ready {
@@ -301,7 +305,7 @@ func (a *Agent) publish(want nodemeta.Meta) {
 	enc, encErr := nodemeta.Encode(want)
 	a.rd.mu.Lock()
 	if encErr != nil && encErr.Error() != a.rd.encErr {
-		a.log.Warn("some interfaces are left out of what this speaker publishes; it is not elected on them", "err", encErr)
+		a.log.Warn("some interfaces are left out of what this speaker publishes; it is not elected on them", "error", encErr)
 	}
 	if encErr != nil {
 		a.rd.encErr = encErr.Error()
@@ -316,11 +320,11 @@ func (a *Agent) publish(want nodemeta.Meta) {
 	}
 	if err := a.opts.Members.SetMeta(enc, time.Second); err != nil {
 		// The metadata is set locally either way; memberlist spreads it with its next push/pull.
-		a.log.Warn("publishing readiness to the other speakers took long", "err", err)
+		a.log.Warn("publishing readiness to the other speakers took long", "error", err)
 	}
 	now, err := nodemeta.Decode(enc)
 	if err != nil { // unreachable: Encode's output decodes
-		a.log.Error("reading back the published metadata", "err", err)
+		a.log.Error("reading back the published metadata", "error", err)
 	}
 	a.rd.mu.Lock()
 	a.rd.published, a.rd.pubMeta = enc, now

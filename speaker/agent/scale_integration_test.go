@@ -296,9 +296,7 @@ func (r *scaleRun) settle(t *testing.T) {
 	computations := func() float64 { return counterVecSum(t, r.a.pace.scope) }
 	last, quiet := computations(), 0
 	for {
-		w.mu.Lock()
-		idle := w.cur != nil && w.applied != nil && !w.full && len(w.dirtyL2)+len(w.dirtyBGP) == 0
-		w.mu.Unlock()
+		idle := w.Idle()
 		// Settled: nothing left to write, and no computation for a few ticks (the start-up ones,
 		// after this node published that it is ready, are done).
 		if n := computations(); idle && n == last {

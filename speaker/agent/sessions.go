@@ -11,15 +11,16 @@ import (
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/speaker/bgp"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 // Event reasons for BGP sessions, reported on the BGPPeer.
 const (
-	ReasonSessionUp   = "SessionEstablished"
-	ReasonSessionDown = "SessionDown"
+	ReasonSessionUp   = v1beta1.EventReasonSessionEstablished
+	ReasonSessionDown = v1beta1.EventReasonSessionDown
 	// ReasonPeerRefused: the speaker cannot use the BGPPeer's configuration; the other peers'
 	// sessions are not affected.
-	ReasonPeerRefused = "PeerRefused"
+	ReasonPeerRefused = v1beta1.EventReasonPeerRefused
 )
 
 // StateRefused is the BGPSessionStatus state of a peer whose configuration the speaker refused
@@ -145,7 +146,7 @@ func (a *Agent) watchSessions(ctx context.Context, recheck, grace time.Duration)
 	defer due.Stop()
 	for {
 		statuses := a.opts.BGP.Status()
-		a.status.setSessions(sessionObjects(a.opts.NodeName, statuses))
+		a.status.SetSessions(sessionObjects(a.opts.NodeName, statuses))
 		for _, ev := range tr.update(time.Now(), statuses) {
 			if ev.Type == corev1.EventTypeWarning {
 				a.log.Warn("BGP session", "peer", ev.Peer, "msg", ev.Message)
@@ -199,7 +200,7 @@ func sessionObjects(node string, statuses []bgp.PeerStatus) map[string]v1beta1.B
 			since := metav1.NewTime(st.EstablishedSince.Truncate(time.Second))
 			o.EstablishedSince = &since
 		}
-		out[objectName(node, st.Name)] = o
+		out[status.ObjectName(node, st.Name)] = o
 	}
 	return out
 }

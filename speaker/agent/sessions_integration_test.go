@@ -17,6 +17,7 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/testenv"
 	"github.com/herald-lb/herald/speaker/bgp"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 // refusingBGP is a BGP speaker with one Established session and one peer whose configuration it
@@ -80,7 +81,7 @@ func TestAgentReportsRefusedPeer(t *testing.T) {
 		for _, o := range l.Items {
 			got[o.Name] = o.Status
 		}
-		edge, tor := got[objectName(node.Name, "edge")], got[objectName(node.Name, "tor")]
+		edge, tor := got[status.ObjectName(node.Name, "edge")], got[status.ObjectName(node.Name, "tor")]
 		return edge.State == StateRefused && edge.LastError == "configuration refused: "+refusal && tor.State == "Established"
 	})
 	var events []string
@@ -160,7 +161,7 @@ func TestAgentSessionStatusFollowsFSM(t *testing.T) {
 	go func() { _ = ch.Start(actx) }()
 	go func() { _ = a.Start(actx) }()
 
-	name := objectName(node.Name, "tor")
+	name := status.ObjectName(node.Name, "tor")
 	stateOnServer := func() string {
 		var o v1beta1.BGPSessionStatus
 		if err := c.Get(ctx, client.ObjectKey{Namespace: hns, Name: name}, &o); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/speaker/bgp"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 func TestSessionTracker(t *testing.T) {
@@ -99,12 +100,12 @@ func TestSessionObjects(t *testing.T) {
 	})
 	sinceT := metav1.NewTime(since)
 	want := map[string]v1beta1.BGPSessionStatusStatus{
-		objectName("n1", "tor"):  {Node: "n1", Peer: "tor", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, PrefixesAdvertised: 2},
-		objectName("n1", "edge"): {Node: "n1", Peer: "edge", PeerAddress: "198.51.100.2", State: StateRefused, LastError: "configuration refused: bad hold time"},
-		objectName("n1", "kept"): {Node: "n1", Peer: "kept", PeerAddress: "198.51.100.2", State: "Active",
+		status.ObjectName("n1", "tor"):  {Node: "n1", Peer: "tor", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, PrefixesAdvertised: 2},
+		status.ObjectName("n1", "edge"): {Node: "n1", Peer: "edge", PeerAddress: "198.51.100.2", State: StateRefused, LastError: "configuration refused: bad hold time"},
+		status.ObjectName("n1", "kept"): {Node: "n1", Peer: "kept", PeerAddress: "198.51.100.2", State: "Active",
 			LastError: "configuration refused: bad hold time; the session of the previous configuration goes on; session: no TCP connection"},
-		objectName("n1", "bfd"): {Node: "n1", Peer: "bfd", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, BFD: "Up"},
-		objectName("n1", "nobfd"): {Node: "n1", Peer: "nobfd", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, BFD: "Error",
+		status.ObjectName("n1", "bfd"): {Node: "n1", Peer: "bfd", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, BFD: "Up"},
+		status.ObjectName("n1", "nobfd"): {Node: "n1", Peer: "nobfd", PeerAddress: "198.51.100.2", State: "Established", EstablishedSince: &sinceT, BFD: "Error",
 			LastError: "BFD does not run: listening for BFD on UDP port 3784: address already in use"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

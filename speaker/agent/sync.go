@@ -3,7 +3,9 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,11 +16,10 @@ import (
 	"github.com/herald-lb/herald/speaker/plan"
 )
 
-// Event reasons the speaker uses on Services.
+// Event reasons the speaker uses on Services (defined, and described, in api/v1beta1).
 const (
-	ReasonNodeAssigned  = "nodeAssigned"
-	ReasonNotAnnounced  = "NotAnnounced"
-	ReasonInvalidConfig = "InvalidConfig"
+	ReasonNodeAssigned = v1beta1.EventReasonNodeAssigned
+	ReasonNotAnnounced = v1beta1.EventReasonNotAnnounced
 )
 
 // sync recomputes what changed since the last computation and applies it: the IPs of the
@@ -42,13 +43,15 @@ func (a *Agent) sync(ctx context.Context, cause string) {
 // A recomputation caused by a membership change is logged with its timings: it is a failover.
 func (a *Agent) syncAll(ctx context.Context, cause string) {
 	start := time.Now()
-	in, err := a.inputs(ctx)
+	mem := a.readMembers()
+	in, err := a.inputs(ctx, mem)
 	if err != nil {
 		a.model.markFull()
-		a.log.Warn("reading the cluster state; keeping the current announcements", "err", err)
+		a.log.Warn("reading the cluster state; keeping the current announcements", "error", err)
 		return
 	}
-	self := a.readyState(&in)
+	a.members = mem
+	self := a.readyState(&in, mem)
 	pctx := plan.NewContext(in.Config, in.Self, in.Nodes)
 	// A failover: the IPs whose owner is no longer a live, ready speaker are re-elected and
 	// handed to the announcer first, so that their outage does not wait for the re-election of
@@ -109,8 +112,23 @@ func (a *Agent) syncServices(ctx context.Context, keys []string) {
 	a.report(ch, false)
 }
 
-// inputs reads what every IP's plan depends on from the cache: the configuration and the nodes.
-func (a *Agent) inputs(ctx context.Context) (plan.Input, error) {
+// membership is one reading of memberlist: a computation takes one and plans, reports events and
+// writes status with it, so that all of them agree on who is alive even when memberlist changes
+// meanwhile (the change causes the next computation).
+type membership struct {
+	alive []string          // the live speakers, sorted by name
+	meta  map[string][]byte // what each of them published, by name
+}
+
+// readMembers reads memberlist once.
+func (a *Agent) readMembers() membership {
+	meta := a.opts.Members.MemberMeta()
+	return membership{alive: slices.Sorted(maps.Keys(meta)), meta: meta}
+}
+
+// inputs reads what every IP's plan depends on: the configuration and the nodes from the cache,
+// the nodes' liveness and readiness from mem.
+func (a *Agent) inputs(ctx context.Context, mem membership) (plan.Input, error) {
 	in := plan.Input{Self: a.opts.NodeName}
 	cfg, err := a.config(ctx)
 	if err != nil {
@@ -122,20 +140,15 @@ func (a *Agent) inputs(ctx context.Context) (plan.Input, error) {
 	if err := a.opts.Cache.List(ctx, &nodes); err != nil {
 		return in, fmt.Errorf("listing nodes: %w", err)
 	}
-	alive := map[string]bool{}
-	members := a.opts.Members.Members()
-	for _, m := range members {
-		alive[m] = true
-	}
-	a.metrics.members.Set(float64(len(members)))
-	metas := a.opts.Members.MemberMeta()
+	a.metrics.members.Set(float64(len(mem.alive)))
 	for _, n := range nodes.Items {
 		en := plan.NodeFromKube(&n)
-		en.Alive = alive[n.Name]
+		meta, alive := mem.meta[n.Name]
+		en.Alive = alive
 		if n.Name == a.opts.NodeName {
 			a.noteNode(&n) // its own state is filled in by readyState
 		} else {
-			a.gossiped(&en, metas[n.Name])
+			a.gossiped(&en, meta)
 		}
 		in.Nodes = append(in.Nodes, en)
 	}
@@ -152,7 +165,7 @@ func bgpPeers(peers []*config.Peer) []bgp.Peer {
 	out := make([]bgp.Peer, 0, len(peers))
 	for _, p := range peers {
 		out = append(out, bgp.Peer{
-			Name: p.Name, MyASN: p.MyASN, PeerASN: p.PeerASN, Address: p.Address, Port: p.Port,
+			Name: p.Name, MyASN: p.MyASN, PeerASN: p.PeerASN, Address: p.Address, Interface: p.Interface, Port: p.Port,
 			SourceAddress: p.SourceAddress, RouterID: p.RouterID,
 			HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime, ConnectTime: p.ConnectTime,
 			EBGPMultiHop: p.EBGPMultiHop, Password: p.Password, GracefulRestart: p.GracefulRestart, RestartTime: p.GracefulRestartTime,
@@ -168,7 +181,7 @@ func bgpBFD(p *config.BFDProfile) bgp.BFD {
 		return bgp.BFD{}
 	}
 	return bgp.BFD{Enabled: true, ReceiveInterval: p.ReceiveInterval, TransmitInterval: p.TransmitInterval,
-		DetectMultiplier: uint8(min(p.DetectMultiplier, 255)), Passive: p.PassiveMode}
+		DetectMultiplier: uint8(min(p.DetectMultiplier, 255)), Passive: p.PassiveMode, MinimumTTL: uint8(min(p.MinimumTTL, 255))}
 }
 
 // bgpRoutes converts the plan's route table of each peer for the BGP speaker.

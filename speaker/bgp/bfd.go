@@ -1,12 +1,14 @@
 package bgp
 
-// The sockets of BFD (RFC 5881, single hop) around the pure state machine of package
-// speaker/bfd: one listener per address family on UDP port 3784 for the whole speaker (every
-// GoBGP server's sessions share it), and per session a sending socket with a source port from
-// 49152-65535 and TTL 255. Received packets count only with TTL 255 (a single-hop peer cannot
-// send anything else; GTSM, RFC 5082) and from the session's peer; they go to their session by
-// Your Discriminator, or by the peer's address while the peer does not know ours yet. Each
-// session runs its state machine on one goroutine.
+// The sockets of BFD around the pure state machine and demultiplexer of package speaker/bfd:
+// one listener per address family and kind for the whole speaker (every GoBGP server's sessions
+// share it), on UDP port 3784 for single-hop sessions (RFC 5881) and 4784 for multi-hop ones
+// (RFC 5883, a peer with EBGPMultiHop), and per session a sending socket with a source port from
+// 49152-65535 and TTL 255. Each received packet goes with its source and destination addresses
+// and TTL to bfd.Demux, which finds its session (by Your Discriminator, or by the addresses while
+// the peer does not know ours yet) and applies the TTL check: 255 for single hop (GTSM, RFC
+// 5082), the profile's minimum TTL for multi-hop. Each session runs its state machine on one
+// goroutine.
 
 import (
 	"context"
@@ -27,12 +29,10 @@ import (
 	"github.com/herald-lb/herald/speaker/bfd"
 )
 
-// BFD ports and TTL of RFC 5881.
+// BFD source ports (RFC 5881 section 4, RFC 5883 section 5) and the receive queue of a session.
 const (
-	bfdPort        = 3784
 	bfdSrcPortMin  = 49152
 	bfdSrcPortMax  = 65535
-	bfdTTL         = 255
 	bfdRxQueueSize = 16
 )
 
@@ -43,31 +43,35 @@ func (b BFD) config() bfd.Config {
 // bfdEndpoint is the speaker's BFD: the listeners and the sessions they feed.
 type bfdEndpoint struct {
 	log *slog.Logger
-	// port is the UDP port the listeners bind, peerPort the one packets are sent to; both
-	// bfdPort but in tests.
-	port, peerPort int
+	// ports are, for single hop (false) and multi-hop (true), the UDP port the listeners bind
+	// and the one packets are sent to: bfd.PortSingleHop and bfd.PortMultiHop but in tests.
+	ports map[bool]bfdPorts
 
 	mu        sync.Mutex
-	listeners map[bool]bfdListener // by is4
-	byDiscr   map[uint32]*bfdLink
-	byAddr    map[netip.Addr]*bfdLink
+	listeners map[bfdListenerKey]bfdListener
+	demux     bfd.Demux[*bfdLink]
 }
 
-// bfdListener receives BFD packets: the source address and TTL (hop limit) of each.
+type bfdPorts struct{ listen, peer int }
+
+type bfdListenerKey struct{ is4, multiHop bool }
+
+// bfdListener receives BFD packets: the source and destination addresses and the TTL (hop
+// limit, -1 when unknown) of each.
 type bfdListener interface {
-	ReadFrom(b []byte) (n int, src netip.Addr, ttl int, err error)
+	ReadFrom(b []byte) (n int, src, dst netip.Addr, ttl int, err error)
 	Close() error
 }
 
 func newBFDEndpoint(log *slog.Logger) *bfdEndpoint {
-	return &bfdEndpoint{log: log, port: bfdPort, peerPort: bfdPort, listeners: map[bool]bfdListener{},
-		byDiscr: map[uint32]*bfdLink{}, byAddr: map[netip.Addr]*bfdLink{}}
+	return &bfdEndpoint{log: log, listeners: map[bfdListenerKey]bfdListener{},
+		ports: map[bool]bfdPorts{false: {bfd.PortSingleHop, bfd.PortSingleHop}, true: {bfd.PortMultiHop, bfd.PortMultiHop}}}
 }
 
 // bfdLink is one BFD session: its state machine, sending socket and goroutine.
 type bfdLink struct {
 	ep       *bfdEndpoint
-	peer     netip.Addr // unmapped, without zone: the key of byAddr
+	key      bfd.Key
 	dst      *net.UDPAddr
 	conn     *net.UDPConn
 	discr    uint32
@@ -82,24 +86,27 @@ type bfdLink struct {
 	state bfd.State
 }
 
-// open starts a BFD session with p; onChange is called (on the session's goroutine) at every
-// state change. The error says why BFD cannot run (its sockets).
+// open starts a BFD session with p: multi-hop (RFC 5883) when p.EBGPMultiHop, else single
+// hop (RFC 5881). onChange is called (on the session's goroutine) at every state change. The
+// error says why BFD cannot run (another session with the same addresses, its sockets).
 func (ep *bfdEndpoint) open(p Peer, log *slog.Logger, onChange func(st bfd.State, failure bool, diag bfd.Diag)) (*bfdLink, error) {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	addr := p.Address.Unmap()
-	key := addr.WithZone("")
-	if ep.byAddr[key] != nil {
-		return nil, fmt.Errorf("another session to %v already runs BFD", addr)
+	key := bfd.Key{MultiHop: p.EBGPMultiHop, Local: p.SourceAddress, Remote: addr}
+	if ep.demux.Has(key) {
+		return nil, fmt.Errorf("another session already runs BFD (%v)", key)
 	}
 	is4 := addr.Is4()
-	if ep.listeners[is4] == nil {
-		l, err := listenBFD(is4, ep.port)
+	ports := ep.ports[key.MultiHop]
+	lk := bfdListenerKey{is4: is4, multiHop: key.MultiHop}
+	if ep.listeners[lk] == nil {
+		l, err := listenBFD(is4, ports.listen)
 		if err != nil {
-			return nil, fmt.Errorf("listening for BFD on UDP port %d: %w", ep.port, err)
+			return nil, fmt.Errorf("listening for BFD on UDP port %d: %w", ports.listen, err)
 		}
-		ep.listeners[is4] = l
-		go ep.serve(l)
+		ep.listeners[lk] = l
+		go ep.serve(l, key.MultiHop)
 	}
 	conn, err := bfdSender(p.SourceAddress.Unmap(), is4)
 	if err != nil {
@@ -107,7 +114,7 @@ func (ep *bfdEndpoint) open(p Peer, log *slog.Logger, onChange func(st bfd.State
 		return nil, err
 	}
 	discr := rand.Uint32()
-	for discr == 0 || ep.byDiscr[discr] != nil {
+	for discr == 0 || ep.demux.Used(discr) {
 		discr = rand.Uint32()
 	}
 	s, err := bfd.NewSession(p.BFD.config(), discr, time.Now(), nil)
@@ -116,34 +123,39 @@ func (ep *bfdEndpoint) open(p Peer, log *slog.Logger, onChange func(st bfd.State
 		ep.closeIdleListeners()
 		return nil, err
 	}
-	l := &bfdLink{ep: ep, peer: key, conn: conn, discr: discr, log: log, onChange: onChange,
-		dst:  &net.UDPAddr{IP: addr.AsSlice(), Zone: addr.Zone(), Port: ep.peerPort},
+	l := &bfdLink{ep: ep, key: key, conn: conn, discr: discr, log: log, onChange: onChange,
+		dst:  &net.UDPAddr{IP: addr.AsSlice(), Zone: addr.Zone(), Port: ports.peer},
 		rx:   make(chan bfd.Packet, bfdRxQueueSize),
 		stop: make(chan struct{}), stopped: make(chan struct{}), state: bfd.StateDown}
-	ep.byDiscr[discr], ep.byAddr[key] = l, l
+	if err := ep.demux.Add(key, discr, p.BFD.MinimumTTL, l); err != nil { // checked above: cannot happen
+		_ = conn.Close()
+		ep.closeIdleListeners()
+		return nil, err
+	}
 	go l.run(s)
 	return l, nil
 }
 
 // closeIdleListeners closes the listeners no session needs. Callers hold ep.mu.
 func (ep *bfdEndpoint) closeIdleListeners() {
-	for is4, l := range ep.listeners {
+	for lk, l := range ep.listeners {
 		used := false
-		for a := range ep.byAddr {
-			used = used || a.Is4() == is4
+		for k := range ep.demux.Keys() {
+			used = used || k.Remote.Is4() == lk.is4 && k.MultiHop == lk.multiHop
 		}
 		if !used {
 			_ = l.Close()
-			delete(ep.listeners, is4)
+			delete(ep.listeners, lk)
 		}
 	}
 }
 
-// serve reads packets from l until it is closed and hands them to their sessions.
-func (ep *bfdEndpoint) serve(l bfdListener) {
+// serve reads packets from l (the multi-hop port's or the single-hop one's) until it is closed
+// and hands them to their sessions.
+func (ep *bfdEndpoint) serve(l bfdListener, multiHop bool) {
 	buf := make([]byte, 512)
 	for {
-		n, src, ttl, err := l.ReadFrom(buf)
+		n, src, dst, ttl, err := l.ReadFrom(buf)
 		if err != nil {
 			ep.mu.Lock()
 			open := slices.Contains(slices.Collect(maps.Values(ep.listeners)), l)
@@ -153,21 +165,14 @@ func (ep *bfdEndpoint) serve(l bfdListener) {
 			}
 			continue
 		}
-		if ttl != bfdTTL {
-			continue
-		}
 		p, err := bfd.ParsePacket(buf[:n])
 		if err != nil {
 			continue
 		}
-		src = src.Unmap().WithZone("")
 		ep.mu.Lock()
-		link := ep.byAddr[src]
-		if p.YourDiscriminator != 0 {
-			link = ep.byDiscr[p.YourDiscriminator]
-		}
+		link, err := ep.demux.Lookup(bfd.Arrival{MultiHop: multiHop, Src: src, Dst: dst, TTL: ttl}, p)
 		ep.mu.Unlock()
-		if link == nil || link.peer != src {
+		if err != nil {
 			continue
 		}
 		select {
@@ -232,14 +237,12 @@ func (l *bfdLink) close() {
 	ep := l.ep
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	delete(ep.byDiscr, l.discr)
-	if ep.byAddr[l.peer] == l {
-		delete(ep.byAddr, l.peer)
-	}
+	ep.demux.Remove(l.discr)
 	ep.closeIdleListeners()
 }
 
-// bfdSender opens a session's sending socket: source port from 49152-65535, TTL 255.
+// bfdSender opens a session's sending socket: source port from 49152-65535, TTL 255 (single
+// and multi-hop alike).
 func bfdSender(src netip.Addr, is4 bool) (*net.UDPConn, error) {
 	network := "udp6"
 	if is4 {
@@ -258,9 +261,9 @@ func bfdSender(src netip.Addr, is4 bool) (*net.UDPConn, error) {
 			continue
 		}
 		if is4 {
-			err = ipv4.NewConn(c).SetTTL(bfdTTL)
+			err = ipv4.NewConn(c).SetTTL(bfd.SendTTL)
 		} else {
-			err = ipv6.NewConn(c).SetHopLimit(bfdTTL)
+			err = ipv6.NewConn(c).SetHopLimit(bfd.SendTTL)
 		}
 		if err != nil {
 			_ = c.Close()
@@ -271,8 +274,8 @@ func bfdSender(src netip.Addr, is4 bool) (*net.UDPConn, error) {
 	return nil, fmt.Errorf("opening a BFD socket with a source port from %d-%d: %w", bfdSrcPortMin, bfdSrcPortMax, err)
 }
 
-// listenBFD opens the listener of a family on the UDP port (3784), with the TTL of received
-// packets.
+// listenBFD opens the listener of a family on the UDP port (3784 or 4784), with the destination
+// address and TTL of received packets.
 func listenBFD(is4 bool, port int) (bfdListener, error) {
 	if is4 {
 		c, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
@@ -280,9 +283,9 @@ func listenBFD(is4 bool, port int) (bfdListener, error) {
 			return nil, err
 		}
 		pc := ipv4.NewPacketConn(c)
-		if err := pc.SetControlMessage(ipv4.FlagTTL, true); err != nil {
+		if err := pc.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst, true); err != nil {
 			_ = c.Close()
-			return nil, fmt.Errorf("asking for the TTL of received packets: %w", err)
+			return nil, fmt.Errorf("asking for the TTL and destination of received packets: %w", err)
 		}
 		return listener4{pc}, nil
 	}
@@ -291,37 +294,38 @@ func listenBFD(is4 bool, port int) (bfdListener, error) {
 		return nil, err
 	}
 	pc := ipv6.NewPacketConn(c)
-	if err := pc.SetControlMessage(ipv6.FlagHopLimit, true); err != nil {
+	if err := pc.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true); err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("asking for the hop limit of received packets: %w", err)
+		return nil, fmt.Errorf("asking for the hop limit and destination of received packets: %w", err)
 	}
 	return listener6{pc}, nil
 }
 
 type listener4 struct{ pc *ipv4.PacketConn }
 
-func (l listener4) ReadFrom(b []byte) (int, netip.Addr, int, error) {
+func (l listener4) ReadFrom(b []byte) (int, netip.Addr, netip.Addr, int, error) {
 	n, cm, src, err := l.pc.ReadFrom(b)
-	return n, udpAddr(src), ttlOf(cm != nil, func() int { return cm.TTL }), err
+	if cm == nil {
+		return n, udpAddr(src), netip.Addr{}, -1, err
+	}
+	dst, _ := netip.AddrFromSlice(cm.Dst)
+	return n, udpAddr(src), dst, cm.TTL, err
 }
 
 func (l listener4) Close() error { return l.pc.Close() }
 
 type listener6 struct{ pc *ipv6.PacketConn }
 
-func (l listener6) ReadFrom(b []byte) (int, netip.Addr, int, error) {
+func (l listener6) ReadFrom(b []byte) (int, netip.Addr, netip.Addr, int, error) {
 	n, cm, src, err := l.pc.ReadFrom(b)
-	return n, udpAddr(src), ttlOf(cm != nil, func() int { return cm.HopLimit }), err
+	if cm == nil {
+		return n, udpAddr(src), netip.Addr{}, -1, err
+	}
+	dst, _ := netip.AddrFromSlice(cm.Dst)
+	return n, udpAddr(src), dst, cm.HopLimit, err
 }
 
 func (l listener6) Close() error { return l.pc.Close() }
-
-func ttlOf(ok bool, f func() int) int {
-	if !ok {
-		return -1
-	}
-	return f()
-}
 
 func udpAddr(a net.Addr) netip.Addr {
 	if u, ok := a.(*net.UDPAddr); ok {

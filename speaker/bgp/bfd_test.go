@@ -1,13 +1,16 @@
 package bgp
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/speaker/bfd"
 )
 
@@ -28,19 +31,33 @@ type bfdEvent struct {
 	failure bool
 }
 
-// TestBFDAdapter runs two BFD endpoints against each other over loopback (each on its own port,
-// sending to the other's): the sessions come Up with a three-way handshake through the real
-// sockets, a session that is closed tells the other AdminDown, which is no failure, and closing
-// everything leaves no goroutine behind.
+// TestBFDAdapter runs two BFD endpoints against each other over loopback (each on its own ports,
+// sending to the other's), single hop and multi-hop (a peer with EBGPMultiHop): the sessions come
+// Up with a three-way handshake through the real sockets, a session that is closed tells the
+// other AdminDown, which is no failure, and closing everything leaves no goroutine behind.
 func TestBFDAdapter(t *testing.T) {
-	before := runtime.NumGoroutine()
-	pa, pb := freeUDPPort(t), freeUDPPort(t)
+	for _, multiHop := range []bool{false, true} {
+		t.Run(map[bool]string{false: "single hop", true: "multi-hop"}[multiHop], func(t *testing.T) { testBFDAdapter(t, multiHop) })
+	}
+}
+
+// bfdTestEndpoints returns two endpoints that send to each other's ports on loopback.
+func bfdTestEndpoints(t *testing.T) (*bfdEndpoint, *bfdEndpoint) {
 	log := slog.New(slog.DiscardHandler)
 	epA, epB := newBFDEndpoint(log), newBFDEndpoint(log)
-	epA.port, epA.peerPort = pa, pb
-	epB.port, epB.peerPort = pb, pa
+	for _, mh := range []bool{false, true} {
+		pa, pb := freeUDPPort(t), freeUDPPort(t)
+		epA.ports[mh], epB.ports[mh] = bfdPorts{listen: pa, peer: pb}, bfdPorts{listen: pb, peer: pa}
+	}
+	return epA, epB
+}
+
+func testBFDAdapter(t *testing.T, multiHop bool) {
+	before := runtime.NumGoroutine()
+	log := slog.New(slog.DiscardHandler)
+	epA, epB := bfdTestEndpoints(t)
 	lo := netip.MustParseAddr("127.0.0.1")
-	p := Peer{Name: "p", Address: lo, SourceAddress: lo,
+	p := Peer{Name: "p", Address: lo, SourceAddress: lo, EBGPMultiHop: multiHop,
 		BFD: BFD{Enabled: true, ReceiveInterval: 50 * time.Millisecond, TransmitInterval: 50 * time.Millisecond, DetectMultiplier: 3}}
 	evA, evB := make(chan bfdEvent, 16), make(chan bfdEvent, 16)
 	on := func(ch chan bfdEvent) func(bfd.State, bool, bfd.Diag) {
@@ -85,8 +102,8 @@ func TestBFDAdapter(t *testing.T) {
 
 	a.close()
 	for _, ep := range []*bfdEndpoint{epA, epB} {
-		if len(ep.listeners) != 0 || len(ep.byAddr) != 0 || len(ep.byDiscr) != 0 {
-			t.Errorf("endpoint keeps %d listeners, %d sessions after all closed", len(ep.listeners), len(ep.byAddr))
+		if len(ep.listeners) != 0 || ep.demux.Len() != 0 {
+			t.Errorf("endpoint keeps %d listeners, %d sessions after all closed", len(ep.listeners), ep.demux.Len())
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -95,5 +112,54 @@ func TestBFDAdapter(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after closing, %d before", n, before)
+	}
+}
+
+// TestBFDAdapterBothKinds runs a single-hop and a multi-hop session to the same address side by
+// side (RFC 5883 section 2: they are distinct sessions on distinct ports): both come Up, each on
+// its own listener, and closing one leaves the other Up.
+func TestBFDAdapterBothKinds(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	epA, epB := bfdTestEndpoints(t)
+	lo := netip.MustParseAddr("127.0.0.1")
+	single := Peer{Name: "p", Address: lo, SourceAddress: lo,
+		BFD: BFD{Enabled: true, ReceiveInterval: 50 * time.Millisecond, TransmitInterval: 50 * time.Millisecond, DetectMultiplier: 3}}
+	multi := single
+	multi.EBGPMultiHop = true
+	var links []*bfdLink
+	for _, ep := range []*bfdEndpoint{epA, epB} {
+		for _, p := range []Peer{single, multi} {
+			l, err := ep.open(p, log, func(bfd.State, bool, bfd.Diag) {})
+			if err != nil {
+				t.Fatalf("opening %v: %v", p.EBGPMultiHop, err)
+			}
+			links = append(links, l)
+		}
+	}
+	defer func() {
+		for _, l := range links[1:] {
+			l.close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := frr.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+		return !slices.ContainsFunc(links, func(l *bfdLink) bool { return l.State() != bfd.StateUp }), nil
+	})
+	if err != nil {
+		t.Fatalf("sessions not all Up: %v", err)
+	}
+	if n := len(epA.listeners); n != 2 {
+		t.Errorf("endpoint has %d listeners, want 2 (single-hop and multi-hop port)", n)
+	}
+	links[0].close() // A's single-hop session; B's goes Down, the multi-hop ones stay Up
+	if err := frr.Poll(ctx, 10*time.Millisecond, func() (bool, error) { return links[2].State() != bfd.StateUp, nil }); err != nil {
+		t.Errorf("B's single-hop session is %v after A's closed, want Down: %v", links[2].State(), err)
+	}
+	if a, b := links[1].State(), links[3].State(); a != bfd.StateUp || b != bfd.StateUp {
+		t.Errorf("multi-hop sessions are %v and %v after the single-hop one closed, want Up", a, b)
+	}
+	if n := len(epA.listeners); n != 1 {
+		t.Errorf("endpoint A has %d listeners after its single-hop session closed, want 1", n)
 	}
 }

@@ -70,10 +70,12 @@
 //   - Router ID: RouterID gives each node its own, also without IPv4 (derived from the IPv6
 //     address).
 //   - BFD (bfd.go) for peers with Peer.BFD: Herald's own (package speaker/bfd, which says why
-//     not GoBGP's), single hop (RFC 5881). One UDP 3784 listener per address family serves the
+//     not GoBGP's), single hop (RFC 5881), or multi-hop (RFC 5883) for peers with EBGPMultiHop.
+//     One listener per address family and kind (UDP 3784 single hop, 4784 multi-hop) serves the
 //     whole speaker, whatever the number of GoBGP servers; each session sends from its own
-//     socket (source port 49152-65535, TTL 255) and accepts only packets with TTL 255 from its
-//     peer's address. When BFD goes from Up to Down because the path failed (detection time
+//     socket (source port 49152-65535, TTL 255); bfd.Demux gives each received packet to its
+//     session (by discriminator, or by the peer's address, with the local one for multi-hop) and
+//     accepts only TTL 255 for single hop, BFD.MinimumTTL (default 254) and above for multi-hop. When BFD goes from Up to Down because the path failed (detection time
 //     expired, or the peer said Down), an Established BGP session is closed at once with a Cease
 //     NOTIFICATION (Administrative Reset, "BFD: path to the peer down") and reconnects as after
 //     any reset; it is not held down until BFD is Up, because a router with dynamic neighbours
@@ -89,6 +91,11 @@
 //     dynamicASN internal is PeerASN = MyASN, which GoBGP checks itself.
 //   - VRF (vrf.go): the session's TCP connection is bound to the VRF device (GoBGP's
 //     Transport.BindInterface); no BFD in a VRF.
+//   - BGP unnumbered (unnumbered.go, package routeradv): a Peer with Interface runs to the router's
+//     link-local address learnt from its Router Advertisements, the speaker sending its own so the
+//     router learns the node; GoBGP gets the address with the interface as zone, sends IPv4 routes
+//     with the session's link-local next hop (RFC 8950; it always offers the extended next hop
+//     capability for IPv4), and the session is restarted when the router's address changes.
 //   - Metrics (herald_bgp_*) are read from Status at scrape time, counters from GoBGP.
 //
 // Adding per-peer features: a field of Peer is part of the session's identity (a change restarts

@@ -39,7 +39,7 @@ func (ss *session) closeSameAS(why string) {
 	err := ss.srv.bgp.DisablePeer(ss.ctx, &api.DisablePeerRequest{Address: ss.peer.neighborAddress(),
 		Communication: "Herald: dynamicASN external, but the router is in our AS (iBGP)"})
 	if err != nil && ss.ctx.Err() == nil {
-		ss.log.Warn("closing a BGP session to a router in the speaker's own AS", "err", err)
+		ss.log.Warn("closing a BGP session to a router in the speaker's own AS", "error", err)
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()

@@ -156,7 +156,7 @@ func exportActions(p Peer, g routeGroup, nodeIPv4, nodeIPv6 netip.Addr) *api.Act
 			act.LocalPref = &api.LocalPrefAction{Value: lp}
 		}
 	}
-	if g.v4 != p.Address.Unmap().Is4() {
+	if p.Interface == "" && g.v4 != p.Address.Unmap().Is4() {
 		nh := nodeIPv6
 		if g.v4 {
 			nh = nodeIPv4.Unmap()

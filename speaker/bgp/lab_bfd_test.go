@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/internal/frr"
 )
@@ -69,7 +70,7 @@ func bfdLab(t *testing.T, ctx context.Context, profile BFD) *lab {
 func (lb *lab) waitBFD(t testing.TB, ctx context.Context, n *node, want string) frr.BFDPeer {
 	t.Helper()
 	var got frr.BFDPeer
-	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		peers, err := lb.router.BFDPeers(ctx)
 		got = peers[n.v4]
 		return got.Status == want, err
@@ -162,7 +163,7 @@ func TestLabBFD(t *testing.T) {
 		}
 		// The speaker noticed too, and holds its BGP session down.
 		var st PeerStatus
-		err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 			st = n1.status("r4")
 			return st.BFD == "Down" && st.State != StateEstablished && strings.Contains(st.LastError, "BFD declared the path to the peer down"), nil
 		})
@@ -289,7 +290,7 @@ func TestLabBFDIPv6(t *testing.T) {
 	n.setRoutes(labRoute{Prefix: vip6})
 	lb.waitHops(t, ctx, vip6, []netip.Addr{n.v6})
 	var got frr.BFDPeer
-	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		peers, err := lb.router.BFDPeers(ctx)
 		got = peers[n.v6]
 		return got.Status == "up", err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // grPeer is ebgpPeer with graceful restart and the given restart time.
@@ -73,7 +74,7 @@ func TestLabGracefulRestart(t *testing.T) {
 		nn := startNode(parent, lb.net, n.name, n.ns, n.v4, n.v6, labOptions{})
 		nn.setPeers(grPeer("r4", routerV4, long))
 		nn.setRoutes(labRoute{Prefix: vip4})
-		err = frr.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+		err = wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 			nb, err := lb.router.Neighbors(ctx)
 			return nb[n.v4].Established(), err
 		})
@@ -86,7 +87,7 @@ func TestLabGracefulRestart(t *testing.T) {
 		if d := gone.Sub(up); d > 3*time.Second {
 			t.Errorf("stale route %v left %v after the session came back, want at the End-of-RIB (restart time %v)", old, d, long)
 		}
-		err = frr.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+		err = wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 			paths, err := lb.router.Paths(ctx, vip4)
 			i := slices.IndexFunc(paths, func(p frr.Path) bool { return p.Peer == n.v4 })
 			return i >= 0 && !paths[i].Stale, err
@@ -152,7 +153,7 @@ func (lb *lab) staleWithin(t *testing.T, ctx context.Context, prefix netip.Prefi
 	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	err := frr.Poll(wctx, 10*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(wctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
 		paths, err := lb.router.Paths(wctx, prefix)
 		i := slices.IndexFunc(paths, func(p frr.Path) bool { return p.Peer == peer })
 		return i >= 0 && paths[i].Stale, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestLabGracefulShutdown covers RFC 8326 against FRR: a node whose peer has GracefulShutdown and
@@ -55,7 +56,7 @@ func TestLabGracefulShutdown(t *testing.T) {
 		returnedAt  time.Time
 		lastN1Paths []frr.Path
 	)
-	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		paths, err := lb.router.Paths(ctx, vip4)
 		if err != nil {
 			return false, err

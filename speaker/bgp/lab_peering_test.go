@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestLabLocalAndDynamicASN, against FRR (AS 64500):
@@ -80,7 +81,7 @@ func TestLabLocalAndDynamicASN(t *testing.T) {
 			down.LastNotificationReason, down.LastResetDueTo, down.LastShutdownDescription)
 	}
 	var st PeerStatus
-	if err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	if err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		st = n2.status("any4")
 		return st.State != StateEstablished && strings.Contains(st.LastError, "AS 64500"), nil
 	}); err != nil {
@@ -132,7 +133,7 @@ func TestLabVRFBinding(t *testing.T) {
 		t.Errorf("status of the session bound to eth0 = %+v, want Established", st)
 	}
 	var st PeerStatus
-	if err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		st = n.status("side0")
 		return strings.HasPrefix(st.LastError, "no TCP connection"), nil
 	}); err != nil {
@@ -147,7 +148,7 @@ func TestLabVRFBinding(t *testing.T) {
 	missing := ebgpPeer("side0", routerV6)
 	missing.VRF = "red"
 	n.setPeers(onEth0, missing)
-	if err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		st = n.status("side0")
 		return strings.Contains(st.LastError, "no such device"), nil
 	}); err != nil {

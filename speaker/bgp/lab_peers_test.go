@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // trySetPeers sends peers to the node and returns SetPeers' error text ("" when none).
@@ -34,7 +35,7 @@ func (n *node) mem() nodeMem {
 func (lb *lab) waitNeighbor(t testing.TB, ctx context.Context, addr netip.Addr, what string, cond func(frr.Neighbor) bool) frr.Neighbor {
 	t.Helper()
 	var last frr.Neighbor
-	err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 		ns, err := lb.router.Neighbors(ctx)
 		if err != nil {
 			return false, nil
@@ -217,7 +218,7 @@ func TestLabPrefixLimit(t *testing.T) {
 		t.Errorf("FRR's last notification from n1: %q, reset due to %q; want Cease/Maximum Number of Prefixes Reached received", down.LastNotificationReason, down.LastResetDueTo)
 	}
 	var st PeerStatus
-	if err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	if err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		st = n1.status("r4")
 		return strings.Contains(st.LastError, "more than 1000 prefixes"), nil
 	}); err != nil {

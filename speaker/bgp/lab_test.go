@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/internal/frr"
 )
@@ -78,7 +79,7 @@ func TestLabECMP(t *testing.T) {
 		n1.setRoutes(labRoute{Prefix: vip4, Peers: []string{"r4"}, Communities: []uint32{64512<<16 | 100, 65535<<16 | 65281},
 			LargeCommunities: [][3]uint32{{64512, 1, 2}}, LocalPref: u32(300)}, labRoute{Prefix: vip6, Peers: []string{"r4"}})
 		var got frr.Path
-		err := frr.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
 			paths, err := lb.router.Paths(ctx, vip4)
 			for _, p := range paths {
 				if p.Peer == n1.v4 && len(p.Communities) > 0 {
@@ -110,7 +111,7 @@ func TestLabECMP(t *testing.T) {
 		r6 := ebgpPeer("r6", routerV6)
 		r6.HoldTime = 6 * time.Second
 		n1.setPeers(ebgpPeer("r4", routerV4), r6)
-		err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+		err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 			a6 := lb.neighbor(t, ctx, n1.v6)
 			return a6.Established() && !sameSession(b6, beforeAt, a6, time.Now()), nil
 		})
@@ -227,7 +228,7 @@ func TestLabMD5(t *testing.T) {
 	}
 	// Several connect attempts (1 s apart) must fail and say why.
 	var st PeerStatus
-	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		st = lb.nodes[1].status("r")
 		if st.State == StateEstablished {
 			t.Fatalf("wrong password: session established: %+v", st)

@@ -312,6 +312,8 @@ func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
 	}
 	addr := p.Address.Unmap()
 	switch {
+	case p.Interface != "":
+		validateUnnumbered(p, bad)
 	case !addr.IsValid() || addr.IsUnspecified() || addr.IsMulticast():
 		bad("address %v is not a unicast address", p.Address)
 	case addr.IsLinkLocalUnicast() && addr.Zone() == "":
@@ -353,9 +355,6 @@ func ValidatePeer(p Peer, defaultRouterID netip.Addr) error {
 	if p.BFD.Enabled {
 		if err := p.BFD.config().Validate(); err != nil {
 			bad("BFD: %v", err)
-		}
-		if p.EBGPMultiHop {
-			bad("BFD on a multi-hop session (ebgpMultiHop) is not supported: the speaker runs single-hop BFD (RFC 5881) only")
 		}
 	}
 	if len(errs) == 0 {

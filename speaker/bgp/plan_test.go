@@ -75,6 +75,13 @@ func TestSendable(t *testing.T) {
 	if !errors.Is(err, ErrNoNextHop) || !got.equal(table{pfx("198.51.100.10/32"): {}}) {
 		t.Errorf("without a node IPv6 address: %v, %v; want the IPv4 route and ErrNoNextHop", got, err)
 	}
+	// An unnumbered session carries both families with its link-local next hop: no node address
+	// is needed.
+	unnumbered := Peer{Name: "u", Interface: "eth1", Address: netip.MustParseAddr("fe80::1%eth1")}
+	got, err = sendable(tbl, unnumbered, netip.Addr{}, netip.Addr{})
+	if err != nil || !got.equal(tbl) {
+		t.Errorf("unnumbered without node addresses: %v, %v; want every route", got, err)
+	}
 }
 
 func TestPlanRIB(t *testing.T) {
@@ -169,6 +176,9 @@ func TestValidatePeer(t *testing.T) {
 		{"any external AS (dynamicASN external)", func(p *Peer) { p.PeerASN = 0 }, id},
 		{"VRF", func(p *Peer) { p.VRF = "red-1.x_y" }, id},
 		{"graceful shutdown", func(p *Peer) { p.GracefulShutdown = MaxGracefulShutdown }, id},
+		{"interface (unnumbered)", func(p *Peer) { p.Address, p.Interface = netip.Addr{}, "eth1" }, id},
+		{"interface with its learnt router address", func(p *Peer) { p.Address, p.Interface = netip.MustParseAddr("fe80::1%eth1"), "eth1" }, id},
+		{"interface with a password", func(p *Peer) { p.Address, p.Interface, p.Password = netip.Addr{}, "eth1", "secret" }, id},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := ok
@@ -210,6 +220,18 @@ func TestValidatePeer(t *testing.T) {
 		{"graceful shutdown time negative", func(p *Peer) { p.GracefulShutdown = -time.Second }, id, "graceful shutdown time -1s is not from 0 to 1m0s"},
 		{"graceful shutdown time too long", func(p *Peer) { p.GracefulShutdown = MaxGracefulShutdown + time.Second }, id, "graceful shutdown time 1m1s is not from 0 to 1m0s"},
 		{"password too long", func(p *Peer) { p.Password = strings.Repeat("x", 81) }, id, "81 bytes"},
+		{"interface not a device name", func(p *Peer) { p.Address, p.Interface = netip.Addr{}, "eth 1" }, id, `interface "eth 1" is not a Linux device name`},
+		{"interface and address", func(p *Peer) { p.Interface = "eth1" }, id, `address 198.51.100.1 with interface "eth1": an interface peer's address is learnt; set only one of them`},
+		{"interface and link-local of another interface", func(p *Peer) { p.Address, p.Interface = netip.MustParseAddr("fe80::1%eth2"), "eth1" }, id, "set only one of them"},
+		{"interface and multihop", func(p *Peer) { p.Address, p.Interface, p.EBGPMultiHop = netip.Addr{}, "eth1", true }, id, "ebgpMultiHop with interface"},
+		{"interface and source address", func(p *Peer) {
+			p.Address, p.Interface, p.SourceAddress = netip.Addr{}, "eth1", netip.MustParseAddr("2001:db8::1")
+		}, id, "source address 2001:db8::1 with interface"},
+		{"interface in a VRF", func(p *Peer) { p.Address, p.Interface, p.VRF = netip.Addr{}, "eth1", "red" }, id, `VRF "red" with interface "eth1"`},
+		{"interface with BFD", func(p *Peer) {
+			p.Address, p.Interface = netip.Addr{}, "eth1"
+			p.BFD = BFD{Enabled: true, ReceiveInterval: time.Second, TransmitInterval: time.Second, DetectMultiplier: 3}
+		}, id, "BFD on an unnumbered session is not supported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := ok

@@ -130,7 +130,7 @@ func (ss *session) reopenAfterPrefixLimit() {
 		return
 	}
 	if err := ss.srv.bgp.EnablePeer(ss.ctx, &api.EnablePeerRequest{Address: ss.peer.neighborAddress()}); err != nil && ss.ctx.Err() == nil {
-		ss.log.Warn("opening the BGP session again after its prefix limit", "err", err)
+		ss.log.Warn("opening the BGP session again after its prefix limit", "error", err)
 	}
 }
 
@@ -215,7 +215,7 @@ func (ss *session) startBFD(ep *bfdEndpoint) {
 	defer ss.mu.Unlock()
 	if err != nil {
 		ss.bfdErr = err.Error()
-		ss.log.Warn("BFD cannot run; the BGP session runs without it", "err", err)
+		ss.log.Warn("BFD cannot run; the BGP session runs without it", "error", err)
 		return
 	}
 	ss.bfd = link
@@ -254,7 +254,7 @@ func (ss *session) onBFD(_ bfd.State, failure bool, diag bfd.Diag) {
 	defer cancel()
 	err := ss.srv.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: ss.peer.neighborAddress(), Communication: "BFD: path to the peer down"})
 	if err != nil {
-		ss.log.Warn("closing the BGP session after BFD declared the path down", "err", err)
+		ss.log.Warn("closing the BGP session after BFD declared the path down", "error", err)
 	}
 	ss.sp.notify()
 }

@@ -84,6 +84,13 @@ type Speaker struct {
 	// refused holds the peers of the last SetPeers that the speaker could not use, by name,
 	// with the reason.
 	refused map[string]refusal
+	// waiting holds the interface peers whose router address is not learnt yet, by name.
+	waiting map[string]Peer
+
+	// configured is the last SetPeers input; watches the BGP unnumbered interfaces
+	// (unnumbered.go). Both guarded by mu.
+	configured []Peer
+	watches    map[string]*ifaceWatch
 }
 
 // refusal is a peer SetPeers could not use and why.
@@ -120,7 +127,7 @@ func New(cfg Config) (*Speaker, error) {
 	}
 	s := &Speaker{cfg: cfg, log: l, changes: make(chan struct{}, 1), servers: map[serverKey]*server{}, bfd: newBFDEndpoint(l),
 		started: time.Now(), hadSession: map[string]bool{},
-		want: map[string]table{}, sessions: map[string]*session{}, refused: map[string]refusal{}}
+		want: map[string]table{}, sessions: map[string]*session{}, refused: map[string]refusal{}, watches: map[string]*ifaceWatch{}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
 			return nil, fmt.Errorf("registering BGP metrics: %w", err)
@@ -158,6 +165,12 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	if s.shut {
 		return ErrShutdown
 	}
+	s.configured = slices.Clone(peers)
+	return s.setPeers(ctx, peers)
+}
+
+// setPeers is SetPeers. Callers hold mu.
+func (s *Speaker) setPeers(ctx context.Context, peers []Peer) error {
 	defer s.notify()
 	refused := map[string]refusal{}
 	var errs []error
@@ -179,15 +192,16 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		seen[p.Name] = true
 		usable = append(usable, p)
 	}
+	usable, waiting := s.resolveUnnumbered(usable)
 	// A refused peer keeps the session of its previous configuration, if it has one: bad input
 	// never takes down a session that works.
 	for _, name := range sortedNames(refused) {
 		r := refused[name]
 		if ss, ok := s.sessions[name]; ok {
-			s.log.Warn("BGP peer configuration refused; keeping the session of its previous configuration", "peer", name, "err", r.err)
+			s.log.Warn("BGP peer configuration refused; keeping the session of its previous configuration", "peer", name, "error", r.err)
 			usable = append(usable, ss.config())
 		} else {
-			s.log.Warn("BGP peer configuration refused; no session for it, the other peers are not affected", "peer", name, "err", r.err)
+			s.log.Warn("BGP peer configuration refused; no session for it, the other peers are not affected", "peer", name, "error", r.err)
 		}
 	}
 	have := make(map[string]Peer, len(s.sessions))
@@ -215,6 +229,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	}
 	s.regMu.Lock()
 	s.refused = refused
+	s.waiting = waiting
 	s.regMu.Unlock()
 	return errors.Join(errs...)
 }
@@ -290,7 +305,7 @@ func (s *Speaker) serverFor(ctx context.Context, p Peer) (*server, error) {
 	sv, err := startServer(ctx, k, l, s.log)
 	if err != nil && l.port != 0 {
 		// The port may be another daemon's: connect only, as without ListenPort.
-		s.log.Warn("cannot accept BGP connections; the sessions of this server are opened by the speaker only", "server", k.String(), "port", l.port, "addresses", l.addrs, "err", err)
+		s.log.Warn("cannot accept BGP connections; the sessions of this server are opened by the speaker only", "server", k.String(), "port", l.port, "addresses", l.addrs, "error", err)
 		sv, err = startServer(ctx, k, listen{}, s.log)
 	}
 	if err != nil {
@@ -323,14 +338,14 @@ func (s *Speaker) startSession(ctx context.Context, p Peer) error {
 	sv.register(ss)
 	err = s.applyServer(ctx, sv, nil)
 	if err != nil {
-		s.log.Warn("advertising on a new BGP session", "peer", p.Name, "err", err)
+		s.log.Warn("advertising on a new BGP session", "peer", p.Name, "error", err)
 	}
 	restarting := s.restarting(p, time.Now())
 	if err := sv.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, restarting)}); err != nil {
 		ss.close()
 		sv.unregister(ss)
 		if err := s.applyServer(ctx, sv, nil); err != nil {
-			s.log.Warn("removing the routes of a BGP peer GoBGP refused", "peer", p.Name, "err", err)
+			s.log.Warn("removing the routes of a BGP peer GoBGP refused", "peer", p.Name, "error", err)
 		}
 		s.stopServerIfIdle(sv)
 		return fmt.Errorf("%w: peer %q: GoBGP refused it: %w", ErrInvalidPeer, p.Name, err)
@@ -447,6 +462,7 @@ func (s *Speaker) Status() []PeerStatus {
 	s.regMu.RLock()
 	sessions := slices.Collect(maps.Values(s.sessions))
 	refused := maps.Clone(s.refused)
+	waiting := maps.Clone(s.waiting)
 	s.regMu.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -477,6 +493,9 @@ func (s *Speaker) Status() []PeerStatus {
 			st.BFD = bfd.StateDown.String() // asked for, not running
 		}
 		out = append(out, st)
+	}
+	for name, p := range waiting {
+		out = append(out, PeerStatus{Name: name, State: StateIdle, LastError: waitingError(p.Interface)})
 	}
 	slices.SortFunc(out, func(a, b PeerStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -517,6 +536,7 @@ func (s *Speaker) stopAll(stop func(sv *server, sessions []*session) error) (int
 	}
 	s.shut = true
 	defer s.notify()
+	s.stopWatches()
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.servers))
 	for i, k := range s.serverKeys() {
@@ -530,6 +550,7 @@ func (s *Speaker) stopAll(stop func(sv *server, sessions []*session) error) (int
 	s.regMu.Lock()
 	s.sessions = map[string]*session{}
 	s.refused = map[string]refusal{}
+	s.waiting = nil
 	s.regMu.Unlock()
 	return count, true, errors.Join(errs...)
 }

@@ -10,8 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/herald-lb/herald/internal/frr"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestSpeakerLocal drives a Speaker in this process against a closed port on the loopback
@@ -33,7 +32,7 @@ func TestSpeakerLocal(t *testing.T) {
 		t.Errorf("IPv6 route over an IPv4 session without a node IPv6 address: %v, want ErrNoNextHop", err)
 	}
 	var st PeerStatus
-	if err := frr.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	if err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
 		st = s.Status()[0]
 		return strings.Contains(st.LastError, "connection refused"), nil
 	}); err != nil {
@@ -166,4 +165,48 @@ func gatherByPeer(t *testing.T, g prometheus.Gatherer, name string) map[string]f
 		}
 	}
 	return out
+}
+
+// TestSpeakerUnnumberedWaiting: an interface peer whose router has sent no Router Advertisement
+// yet (here the interface does not exist) has no session; Status says what it waits for, the
+// other peers are not affected, and removing it stops the interface's Router Advertisement loop.
+func TestSpeakerUnnumberedWaiting(t *testing.T) {
+	s, err := New(Config{RouterID: netip.MustParseAddr("198.51.100.10"), Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	good := Peer{Name: "good", MyASN: 64512, PeerASN: 64500, Address: netip.MustParseAddr("127.0.0.1"), Port: 1, ConnectTime: time.Second}
+	unnumbered := Peer{Name: "u", MyASN: 64512, PeerASN: 64500, Interface: "herald-none0"}
+	if err := s.SetPeers(ctx, []Peer{good, unnumbered}); err != nil {
+		t.Fatalf("SetPeers = %v, want nil", err)
+	}
+	st := s.Status()
+	if len(st) != 2 || st[0].Name != "good" || st[0].State == StateUnknown || st[0].ConfigError != "" {
+		t.Errorf("Status = %+v, want good with a session and no configuration error first", st)
+	}
+	want := PeerStatus{Name: "u", State: StateIdle, LastError: waitingError("herald-none0")}
+	if len(st) == 2 && st[1] != want {
+		t.Errorf("status of u = %+v, want %+v", st[1], want)
+	}
+	if !strings.Contains(waitingError("eth1"), "Router Advertisement on eth1") {
+		t.Errorf("waiting error %q does not name the interface", waitingError("eth1"))
+	}
+	s.mu.Lock()
+	watching := s.watches["herald-none0"] != nil
+	s.mu.Unlock()
+	if !watching {
+		t.Errorf("no Router Advertisement loop on herald-none0 for the interface peer")
+	}
+	if err := s.SetPeers(ctx, []Peer{good}); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	left := len(s.watches)
+	s.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d Router Advertisement loops left after the interface peer was removed, want 0", left)
+	}
 }

@@ -172,8 +172,13 @@ func ribPath(prefix netip.Prefix, withdraw bool) (*apiutil.Path, error) {
 
 // nextHopFor returns the explicit next hop a route needs on a session to peer: zero when the
 // route and the session are of the same family (GoBGP then uses the session's local address),
-// otherwise the node's address of the route's family.
+// otherwise the node's address of the route's family; zero on a BGP unnumbered session.
 func nextHopFor(prefix netip.Prefix, peer Peer, nodeIPv4, nodeIPv6 netip.Addr) (netip.Addr, error) {
+	if peer.Interface != "" {
+		// BGP unnumbered: routes of both families take the session's link-local address
+		// (IPv4 ones as an RFC 8950 IPv6 next hop), which GoBGP fills in.
+		return netip.Addr{}, nil
+	}
 	route4, session4 := prefix.Addr().Is4(), peer.Address.Unmap().Is4()
 	switch {
 	case route4 == session4:

@@ -16,8 +16,17 @@ type Peer struct {
 	// dynamicASN external): the session is eBGP, and one that comes up with a peer in MyASN is
 	// closed at once and reported (see dynamic.go).
 	MyASN, PeerASN uint32
-	// Address of the peer, IPv4 or IPv6.
+	// Address of the peer, IPv4 or IPv6 (a link-local one with its interface as zone). Zero for a
+	// peer with Interface, whose address is learnt.
 	Address netip.Addr
+	// Interface makes the session BGP unnumbered (RFC 8950): it runs over the IPv6 link-local
+	// addresses of this interface, the peer's learnt from the Router Advertisements it sends on
+	// it (the speaker sends its own there too, so that a router with an interface neighbour,
+	// such as FRR's `neighbor eth1 interface`, learns the node's), and the session is restarted
+	// with the new address when the router's changes. IPv4 routes are sent with the node's
+	// link-local address as their IPv6 next hop (extended next hop capability, RFC 8950).
+	// Exclusive with EBGPMultiHop, SourceAddress, VRF and BFD.
+	Interface string
 	// Port of the peer; 179 when 0.
 	Port uint16
 	// SourceAddress is the local address of the TCP connection; chosen by the kernel when zero.
@@ -48,8 +57,8 @@ type Peer struct {
 	// nothing, but GoBGP keeps every received path until its import policy rejects it, so the
 	// limit bounds the memory a peer can make the speaker use.
 	MaxPrefixes uint32
-	// BFD runs BFD (RFC 5880, single hop as RFC 5881) with the peer when BFD.Enabled: when BFD
-	// declares the path down, an Established BGP session is closed at once and reconnects as after
+	// BFD runs BFD (RFC 5880) with the peer when BFD.Enabled, single hop (RFC 5881) or, with
+	// EBGPMultiHop, multi-hop (RFC 5883): when BFD declares the path down, an Established BGP session is closed at once and reconnects as after
 	// any reset.
 	BFD BFD
 	// GracefulShutdown, when not 0, makes Shutdown (a stop for good) first send the session's
@@ -76,6 +85,9 @@ type BFD struct {
 	DetectMultiplier uint8
 	// Passive sends nothing until the peer has sent a packet.
 	Passive bool
+	// MinimumTTL is the least TTL (hop limit) a received packet of a multi-hop session may
+	// have; bfd.DefaultMinimumTTL (254) when 0. Single-hop sessions accept TTL 255 only.
+	MinimumTTL uint8
 }
 
 // DefaultMaxPrefixes is the prefix limit of a Peer that sets none.

@@ -1,10 +1,10 @@
 package election
 
 import (
-	"encoding/binary"
-	"hash/fnv"
 	"net/netip"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestWeightGolden pins the rendezvous weight. If this test fails, the hash changed: speakers
@@ -30,22 +30,39 @@ func TestWeightGolden(t *testing.T) {
 	}
 }
 
-// TestWeightMatchesFNV checks the hand-inlined FNV-1a against hash/fnv.
-func TestWeightMatchesFNV(t *testing.T) {
-	for _, node := range []string{"", "a", "node-1", "a-much-longer-node-name.example.org"} {
-		for _, s := range []string{"0.0.0.0", "192.0.2.1", "2001:db8::ff", "fe80::1%eth0"} {
-			ip := netip.MustParseAddr(s)
-			h := fnv.New64a()
-			var n [8]byte
-			binary.BigEndian.PutUint64(n[:], uint64(len(node)))
-			h.Write(n[:])
-			h.Write([]byte(node))
-			a := ip.Unmap().As16()
-			h.Write(a[:])
-			if got, want := weight(node, ip), mix64(h.Sum64()); got != want {
-				t.Errorf("weight(%q, %s) = %#x, want %#x", node, ip, got, want)
+// TestOwnerGolden pins the owner of fixed IPs among fixed node names, as the release that
+// introduced it elected them. If this test fails, the election changed (hash, input encoding or
+// tie-break): during a rolling upgrade, speakers of the old and new release would each answer for
+// a different owner, and an IP would have two owners or none.
+func TestOwnerGolden(t *testing.T) {
+	five := []string{"node-a", "node-b", "node-c", "worker-1.example.org", "worker-2.example.org"}
+	three := five[:3]
+	tests := []struct {
+		ip        string
+		wantFive  string // owner among five
+		wantThree string // owner among three
+	}{
+		{"192.0.2.1", "worker-2.example.org", "node-a"},
+		{"192.0.2.10", "worker-2.example.org", "node-c"},
+		{"192.0.2.255", "node-b", "node-b"},
+		{"198.51.100.7", "node-b", "node-b"},
+		{"203.0.113.42", "worker-1.example.org", "node-b"},
+		{"10.0.0.1", "worker-1.example.org", "node-c"},
+		{"2001:db8::1", "node-b", "node-b"},
+		{"2001:db8::ffff", "node-a", "node-a"},
+		{"fd00:10::42", "node-a", "node-a"},
+		{"::ffff:192.0.2.10", "worker-2.example.org", "node-c"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ip, func(t *testing.T) {
+			ip := netip.MustParseAddr(tt.ip)
+			gotFive, _ := Owner(ip, five)
+			gotThree, _ := Owner(ip, three)
+			want := [2]string{tt.wantFive, tt.wantThree}
+			if diff := cmp.Diff(want, [2]string{gotFive, gotThree}); diff != "" {
+				t.Errorf("owners of %s among five and three nodes mismatch (-want +got):\n%s", tt.ip, diff)
 			}
-		}
+		})
 	}
 }
 

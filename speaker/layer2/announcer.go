@@ -1,7 +1,6 @@
 package layer2
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,7 +85,7 @@ type Announcer struct {
 	// first are the takeovers waiting for their first announcement, in order; due the later
 	// announcements by time; bucket paces both (first ones first).
 	first  []queued
-	due    dueHeap
+	due    timerQueue[dueItem]
 	bucket tokenBucket
 
 	kick     chan struct{}
@@ -289,7 +288,7 @@ func (a *Announcer) apply(fresh map[netip.Addr]bool) (map[string]*link, map[stri
 				continue
 			}
 			if l != nil && l.index != idx {
-				a.log.Info("Interface was replaced; reopening it", "interface", name, "oldIndex", l.index, "index", idx)
+				a.log.Info("interface was replaced; reopening it", "interface", name, "oldIndex", l.index, "index", idx)
 				l = nil
 			}
 		}
@@ -357,7 +356,7 @@ func (a *Announcer) apply(fresh map[netip.Addr]bool) (map[string]*link, map[stri
 				if _, ok := a.entries[an]; ok || a.g.silent(guardKey{ip: ip, ifname: name}) {
 					continue
 				}
-				a.log.Info("Taking over", "ip", ip, "interface", name)
+				a.log.Info("taking over", "ip", ip, "interface", name)
 				a.takeOver(an, now)
 			}
 		}
@@ -380,7 +379,7 @@ func (a *Announcer) apply(fresh map[netip.Addr]bool) (map[string]*link, map[stri
 
 func (a *Announcer) closeLink(l *link) error {
 	err := l.close()
-	a.log.Info("Closed link", "interface", l.name, "index", l.index)
+	a.log.Info("closed link", "interface", l.name, "index", l.index)
 	return err
 }
 
@@ -442,7 +441,7 @@ func (a *Announcer) openLink(name string) (*link, error) {
 			go r.serve()
 		}
 	}
-	a.log.Info("Opened link", "interface", name, "index", ifi.Index, "mac", ifi.HardwareAddr.String())
+	a.log.Info("opened link", "interface", name, "index", ifi.Index, "mac", ifi.HardwareAddr.String())
 	return l, nil
 }
 
@@ -459,26 +458,7 @@ func (l *link) close() error {
 // run sends the scheduled announcements until Close.
 func (a *Announcer) run() {
 	defer close(a.loopDone)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		a.mu.Lock()
-		next := a.announceDue(time.Now())
-		a.mu.Unlock()
-		var due <-chan time.Time
-		if !next.IsZero() {
-			timer.Reset(time.Until(next))
-			due = timer.C
-		}
-		select {
-		case <-due:
-		case <-a.kick:
-		case <-a.stop:
-			timer.Stop()
-			return
-		}
-		timer.Stop()
-	}
+	a.pace(a.announceDue, a.kick, nil)
 }
 
 // queued is a takeover waiting for its first announcement.
@@ -522,10 +502,13 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 	if !a.sendFirst(now) {
 		return a.bucket.nextToken(now)
 	}
-	for len(a.due) > 0 {
-		it := a.due[0]
+	for {
+		it, ok := a.due.peek()
+		if !ok {
+			break
+		}
 		if a.entries[it.an] != it.p || it.p.gen != it.gen {
-			heap.Pop(&a.due) // dropped or rescheduled
+			a.due.pop() // dropped or rescheduled
 			continue
 		}
 		if it.at.After(now) {
@@ -533,13 +516,13 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 		}
 		l := a.links[it.an.ifindex]
 		if l == nil || l.resp[familyOf(it.an.ip)] == nil {
-			heap.Pop(&a.due)
+			a.due.pop()
 			continue
 		}
 		if !a.bucket.take(now) {
 			return a.bucket.nextToken(now)
 		}
-		heap.Pop(&a.due)
+		a.due.pop()
 		a.announce(it.an, l.name, l.resp[familyOf(it.an.ip)], it.p, now)
 	}
 	return time.Time{}
@@ -549,9 +532,9 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 // stalled process missed, rather than sending them in a burst).
 func (a *Announcer) announce(an announcement, ifname string, r *responder, p *progress, now time.Time) {
 	if err := r.announce(an.ip); err != nil {
-		a.log.Error("Announcing", "ip", an.ip, "interface", ifname, "err", err)
+		a.log.Error("announcing", "ip", an.ip, "interface", ifname, "error", err)
 	} else {
-		a.log.Debug("Announced", "ip", an.ip, "interface", ifname, "n", p.sent)
+		a.log.Debug("announced", "ip", an.ip, "interface", ifname, "n", p.sent)
 	}
 	for p.sent++; ; p.sent++ {
 		p.next = p.takeover.Add(a.sched.at(p.sent))
@@ -560,7 +543,7 @@ func (a *Announcer) announce(an announcement, ifname string, r *responder, p *pr
 		}
 	}
 	p.gen++
-	heap.Push(&a.due, dueItem{at: p.next, an: an, p: p, gen: p.gen})
+	a.due.add(dueItem{at: p.next, an: an, p: p, gen: p.gen})
 }
 
 // dueItem is a scheduled announcement; it is current while its entry is p and p.gen is gen.
@@ -571,19 +554,7 @@ type dueItem struct {
 	gen uint64
 }
 
-// dueHeap is a min-heap of scheduled announcements by time.
-type dueHeap []dueItem
-
-func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
-}
+func (it dueItem) when() time.Time { return it.at }
 
 func validOwned(ip netip.Addr) bool {
 	return ip.IsValid() && !ip.Unmap().IsUnspecified() && !ip.IsMulticast()

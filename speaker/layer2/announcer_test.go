@@ -50,13 +50,19 @@ func (f *fakeNet) conns(name string) (arpConn, ndpConn *layer2test.Conn) {
 
 func newTestAnnouncer(t *testing.T, f *fakeNet, reg prometheus.Registerer) *Announcer {
 	t.Helper()
-	a, err := NewAnnouncer(Config{Dial: f.dial, Registerer: reg})
+	return startAnnouncer(t, Config{Dial: f.dial, Registerer: reg})
+}
+
+// startAnnouncer makes an Announcer of cfg, closed at the end of the test (a failing Close fails it).
+func startAnnouncer(t *testing.T, cfg Config) *Announcer {
+	t.Helper()
+	a, err := NewAnnouncer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := a.Close(); err != nil {
-			t.Errorf("Close: %v", err)
+			t.Errorf("closing announcer: %v", err)
 		}
 	})
 	return a

@@ -26,18 +26,11 @@ type claim struct {
 // returns errIgnored (wrapped) for valid frames that claim nothing, another error for malformed ones,
 // and never panics.
 func parseARPClaim(frame []byte, self net.HardwareAddr) (claim, error) {
-	f, err := parseEthernet(frame, ethernet.EtherTypeARP, self)
+	p, err := parseARP(frame, self)
 	if err != nil {
 		return claim{}, err
 	}
-	var p arp.Packet
-	if err := p.UnmarshalBinary(f.Payload); err != nil {
-		return claim{}, fmt.Errorf("decoding ARP packet: %w", err)
-	}
 	switch {
-	case p.HardwareType != 1 || p.ProtocolType != uint16(ethernet.EtherTypeIPv4) ||
-		p.HardwareAddrLength != 6 || p.IPLength != 4:
-		return claim{}, fmt.Errorf("%w: ARP for hardware type %d, protocol %#04x", errIgnored, p.HardwareType, p.ProtocolType)
 	case p.Operation != arp.OperationRequest && p.Operation != arp.OperationReply:
 		return claim{}, fmt.Errorf("%w: ARP operation %d", errIgnored, p.Operation)
 	case !isUnicastMAC(p.SenderHardwareAddr):
@@ -58,25 +51,10 @@ func parseARPClaim(frame []byte, self net.HardwareAddr) (claim, error) {
 // 7.1.2 ask (hop limit 255, code 0). It returns errIgnored (wrapped) for valid frames that claim
 // nothing, another error for malformed ones, and never panics.
 func parseNDPClaim(frame []byte, self net.HardwareAddr) (claim, error) {
-	f, err := parseEthernet(frame, ethernet.EtherTypeIPv6, self)
+	f, h, body, err := parseICMPv6(frame, self)
 	if err != nil {
 		return claim{}, err
 	}
-	h, err := ipv6.ParseHeader(f.Payload)
-	if err != nil {
-		return claim{}, fmt.Errorf("decoding IPv6 header: %w", err)
-	}
-	switch {
-	case h.Version != 6:
-		return claim{}, fmt.Errorf("IPv6 header with version %d: %w", h.Version, errIgnored)
-	case h.NextHeader != ipv6HeaderICMP:
-		return claim{}, fmt.Errorf("%w: IPv6 next header %d", errIgnored, h.NextHeader)
-	case h.HopLimit != ndp.HopLimit:
-		return claim{}, fmt.Errorf("%w: hop limit %d", errIgnored, h.HopLimit)
-	case ipv6.HeaderLen+h.PayloadLen > len(f.Payload):
-		return claim{}, fmt.Errorf("IPv6 payload length %d exceeds the frame's %d bytes", h.PayloadLen, len(f.Payload)-ipv6.HeaderLen)
-	}
-	body := f.Payload[ipv6.HeaderLen : ipv6.HeaderLen+h.PayloadLen]
 	if len(body) < 2 || (body[0] != byte(ipv6.ICMPTypeNeighborAdvertisement) && body[0] != byte(ipv6.ICMPTypeNeighborSolicitation)) {
 		return claim{}, fmt.Errorf("%w: not a neighbor solicitation or advertisement", errIgnored)
 	}

@@ -42,20 +42,7 @@ func naFrame(t testing.TB, target netip.Addr, o naOpts) []byte {
 	if o.tlla != nil {
 		na.Options = []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: o.tlla}}
 	}
-	body, err := ndp.MarshalMessageChecksum(na, o.src, o.dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body[1] = o.code
-	h := ipv6Header(o.src, o.dst, len(body))
-	if o.hopLimit != 0 {
-		h[7] = o.hopLimit
-	}
-	b, err := marshalEthernet(o.ethDst, o.ethSource, ethernet.EtherTypeIPv6, append(h, body...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return ndpFrame(t, na, o.src, o.dst, o.hopLimit, o.code, o.ethDst, o.ethSource)
 }
 
 func TestParseARPClaim(t *testing.T) {

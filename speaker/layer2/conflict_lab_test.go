@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/netlab"
 	"github.com/herald-lb/herald/speaker/election"
 )
 
@@ -16,28 +15,11 @@ import (
 // opened inside ns.
 func conflictAnnouncerIn(t *testing.T, ns, node string) *Announcer {
 	t.Helper()
-	a, err := NewAnnouncer(Config{
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", node),
-		Dial: func(name string) (*Link, error) {
-			var l *Link
-			err := netlab.Do(ns, func() error {
-				var err error
-				l, err = DialLink(name)
-				return err
-			})
-			return l, err
-		},
+	return startAnnouncer(t, Config{
+		Logger:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", node),
+		Dial:      dialIn(ns),
 		Conflicts: &ConflictConfig{Node: node},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Close(); err != nil {
-			t.Errorf("closing announcer: %v", err)
-		}
-	})
-	return a
 }
 
 // waitConflicts polls a.Conflicts until ok accepts them, and returns the last ones seen.

@@ -2,7 +2,6 @@ package layer2
 
 import (
 	"bytes"
-	"container/heap"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -156,9 +155,9 @@ type guards struct {
 	slots map[guardKey]*slot
 	// conflicted are the slots whose guard is in a conflict, for Conflicts.
 	conflicted map[guardKey]*slot
-	evalQ      timerQueue // guard steps that are due by themselves
-	urgentQ    timerQueue // probes of suspected and conflicting addresses, sent first
-	quietQ     timerQueue // probes of quiet addresses
+	evalQ      timerQueue[timerItem] // guard steps that are due by themselves
+	urgentQ    timerQueue[timerItem] // probes of suspected and conflicting addresses, sent first
+	quietQ     timerQueue[timerItem] // probes of quiet addresses
 	bucket     tokenBucket
 
 	claims  chan seenClaim
@@ -239,7 +238,7 @@ func (gs *guards) syncGuards(a *Announcer, want map[string]*[numFamilies]map[net
 					s = &slot{g: newGuard(ip, fresh[ip], now, &gs.t), metricIf: name, metricFm: family(f).String()}
 					gs.slots[key] = s
 					if fresh[ip] {
-						a.log.Info("Probing before the first announcement", "ip", ip, "interface", name)
+						a.log.Info("probing before the first announcement", "ip", ip, "interface", name)
 					}
 					gs.reschedule(key, s)
 				}
@@ -323,39 +322,7 @@ func (a *Announcer) ownMAC(mac string) bool {
 func (a *Announcer) runGuards() {
 	gs := a.g
 	defer close(gs.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		a.mu.Lock()
-		next := a.guardsDue(time.Now())
-		a.mu.Unlock()
-		var due <-chan time.Time
-		if !next.IsZero() {
-			timer.Reset(time.Until(next))
-			due = timer.C
-		}
-		select {
-		case c := <-gs.claims:
-			a.mu.Lock()
-			a.guardClaim(c, time.Now())
-			for range 256 { // take what else is queued, under the same lock
-				select {
-				case c := <-gs.claims:
-					a.guardClaim(c, time.Now())
-					continue
-				default:
-				}
-				break
-			}
-			a.mu.Unlock()
-		case <-due:
-		case <-gs.kick:
-		case <-a.stop:
-			timer.Stop()
-			return
-		}
-		timer.Stop()
-	}
+	a.pace(a.guardsDue, gs.kick, gs.claims)
 }
 
 // guardClaim feeds a claim to its guard. a.mu must be held.
@@ -368,7 +335,7 @@ func (a *Announcer) guardClaim(c seenClaim, now time.Time) {
 		return
 	}
 	if s.g.phase == phaseClear {
-		a.log.Info("Another station claims an owned address; confirming", "ip", c.IP, "interface", c.ifname,
+		a.log.Info("another station claims an owned address; confirming", "ip", c.IP, "interface", c.ifname,
 			"mac", c.MAC.String(), "speaker", gs.who(mac))
 	}
 	s.g.saw(now, mac)
@@ -394,7 +361,7 @@ func (a *Announcer) guardsDue(now time.Time) time.Time {
 		}
 	}
 	limited := false
-	for _, q := range []*timerQueue{&gs.urgentQ, &gs.quietQ} {
+	for _, q := range []*timerQueue[timerItem]{&gs.urgentQ, &gs.quietQ} {
 		for {
 			it, ok := q.peekDue(now)
 			if !ok {
@@ -418,7 +385,7 @@ func (a *Announcer) guardsDue(now time.Time) time.Time {
 		}
 	}
 	next := gs.evalQ.next()
-	for _, q := range []*timerQueue{&gs.urgentQ, &gs.quietQ} {
+	for _, q := range []*timerQueue[timerItem]{&gs.urgentQ, &gs.quietQ} {
 		at := q.next()
 		if at.IsZero() {
 			continue
@@ -451,11 +418,11 @@ func (a *Announcer) guardStep(key guardKey, s *slot, now time.Time) {
 		if linked {
 			delete(a.entries, ek)
 		}
-		a.log.Warn("Stopped answering: another station claims the address", "ip", key.ip, "interface", key.ifname,
+		a.log.Warn("stopped answering: another station claims the address", "ip", key.ip, "interface", key.ifname,
 			"others", gs.describe(s.g))
 	case res.defend:
 		if p, ok := a.entries[ek]; ok && linked && r != nil {
-			a.log.Info("Announcing again after a conflict", "ip", key.ip, "interface", key.ifname)
+			a.log.Info("announcing again after a conflict", "ip", key.ip, "interface", key.ifname)
 			p.takeover, p.sent = now, 0
 			a.announce(ek, key.ifname, r, p, now)
 			a.kickAnnouncements()
@@ -471,7 +438,7 @@ func (a *Announcer) guardStep(key guardKey, s *slot, now time.Time) {
 				case s.g.inConflict():
 					why = "the rule between speakers keeps it here"
 				}
-				a.log.Info("Taking over", "ip", key.ip, "interface", key.ifname, "because", why)
+				a.log.Info("taking over", "ip", key.ip, "interface", key.ifname, "because", why)
 				p := &progress{takeover: now}
 				a.entries[ek] = p
 				a.announce(ek, key.ifname, r, p, now)
@@ -496,7 +463,7 @@ func (a *Announcer) guardProbe(key guardKey, s *slot, now time.Time) {
 	gs := a.g
 	if r := a.responder(key.ifname, familyOf(key.ip)); r != nil {
 		if err := r.probe(key.ip); err != nil {
-			a.log.Error("Probing", "ip", key.ip, "interface", key.ifname, "err", err)
+			a.log.Error("probing", "ip", key.ip, "interface", key.ifname, "error", err)
 		} else {
 			gs.m.probes.WithLabelValues(s.metricIf, s.metricFm).Inc()
 		}
@@ -535,9 +502,9 @@ func (gs *guards) report(key guardKey, s *slot) {
 	}
 	if s.signature == "" {
 		gs.m.detected.WithLabelValues(s.metricIf, s.metricFm).Inc()
-		gs.log.Warn("Address conflict", "ip", key.ip, "interface", key.ifname, "answering", s.g.answering, "others", gs.describe(s.g))
+		gs.log.Warn("address conflict", "ip", key.ip, "interface", key.ifname, "answering", s.g.answering, "others", gs.describe(s.g))
 	} else if sig == "" {
-		gs.log.Info("Address conflict over", "ip", key.ip, "interface", key.ifname)
+		gs.log.Info("address conflict over", "ip", key.ip, "interface", key.ifname)
 	}
 	s.signature = sig
 	action := ""
@@ -702,82 +669,4 @@ type timerItem struct {
 	gen uint64
 }
 
-// timerQueue is a min-heap of timers. Timers that were rescheduled stay in it until they come up,
-// and are then dropped by their generation.
-type timerQueue struct{ items timerHeap }
-
-type timerHeap []timerItem
-
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerItem)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
-}
-
-func (q *timerQueue) add(it timerItem) { heap.Push(&q.items, it) }
-
-// due pops the earliest timer if it is due at now.
-func (q *timerQueue) due(now time.Time) (timerItem, bool) {
-	it, ok := q.peekDue(now)
-	if ok {
-		q.pop()
-	}
-	return it, ok
-}
-
-func (q *timerQueue) peekDue(now time.Time) (timerItem, bool) {
-	if len(q.items) == 0 || q.items[0].at.After(now) {
-		return timerItem{}, false
-	}
-	return q.items[0], true
-}
-
-func (q *timerQueue) pop() { heap.Pop(&q.items) }
-
-// next is when the earliest timer is due (zero: none).
-func (q *timerQueue) next() time.Time {
-	if len(q.items) == 0 {
-		return time.Time{}
-	}
-	return q.items[0].at
-}
-
-// tokenBucket paces probes: rate tokens a second, at most burst saved up.
-type tokenBucket struct {
-	rate, burst float64
-	tokens      float64
-	at          time.Time
-}
-
-func (b *tokenBucket) refill(now time.Time) {
-	if b.at.IsZero() {
-		b.tokens, b.at = b.burst, now
-		return
-	}
-	if now.After(b.at) {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.at).Seconds()*b.rate)
-		b.at = now
-	}
-}
-
-// take spends a token if there is one.
-func (b *tokenBucket) take(now time.Time) bool {
-	b.refill(now)
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-// nextToken is when the next token is there (at least 10ms on, to batch wake-ups).
-func (b *tokenBucket) nextToken(now time.Time) time.Time {
-	b.refill(now)
-	wait := time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
-	return now.Add(max(wait, 10*time.Millisecond))
-}
+func (it timerItem) when() time.Time { return it.at }

@@ -39,16 +39,7 @@ func frameKinds(t *testing.T, frames []layer2test.Frame) []string {
 
 func newConflictAnnouncer(t *testing.T, f *fakeNet, reg prometheus.Registerer, node string) *Announcer {
 	t.Helper()
-	a, err := NewAnnouncer(Config{Dial: f.dial, Registerer: reg, Conflicts: &ConflictConfig{Node: node}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return a
+	return startAnnouncer(t, Config{Dial: f.dial, Registerer: reg, Conflicts: &ConflictConfig{Node: node}})
 }
 
 // conflictGauge returns herald_layer2_conflicts by action for one interface and family.

@@ -36,18 +36,11 @@ type arpRequest struct {
 // It returns errIgnored (wrapped) for frames that are valid but not a request to answer, and another
 // error for malformed ones. It never panics.
 func parseARPRequest(frame []byte, self net.HardwareAddr) (arpRequest, error) {
-	f, err := parseEthernet(frame, ethernet.EtherTypeARP, self)
+	p, err := parseARP(frame, self)
 	if err != nil {
 		return arpRequest{}, err
 	}
-	var p arp.Packet
-	if err := p.UnmarshalBinary(f.Payload); err != nil {
-		return arpRequest{}, fmt.Errorf("decoding ARP packet: %w", err)
-	}
 	switch {
-	case p.HardwareType != 1 || p.ProtocolType != uint16(ethernet.EtherTypeIPv4) ||
-		p.HardwareAddrLength != 6 || p.IPLength != 4:
-		return arpRequest{}, fmt.Errorf("%w: ARP for hardware type %d, protocol %#04x", errIgnored, p.HardwareType, p.ProtocolType)
 	case p.Operation != arp.OperationRequest:
 		return arpRequest{}, fmt.Errorf("%w: ARP operation %d", errIgnored, p.Operation)
 	case p.SenderIP == p.TargetIP:
@@ -91,6 +84,25 @@ func gratuitousARP(ip netip.Addr, self net.HardwareAddr) ([][]byte, error) {
 	return frames, nil
 }
 
+// parseARP decodes an Ethernet frame received on the interface with hardware address self into an
+// ARP packet for IPv4 over Ethernet. It returns errIgnored (wrapped) for other ARP, another error
+// for malformed frames.
+func parseARP(frame []byte, self net.HardwareAddr) (*arp.Packet, error) {
+	f, err := parseEthernet(frame, ethernet.EtherTypeARP, self)
+	if err != nil {
+		return nil, err
+	}
+	p := new(arp.Packet)
+	if err := p.UnmarshalBinary(f.Payload); err != nil {
+		return nil, fmt.Errorf("decoding ARP packet: %w", err)
+	}
+	if p.HardwareType != 1 || p.ProtocolType != uint16(ethernet.EtherTypeIPv4) ||
+		p.HardwareAddrLength != 6 || p.IPLength != 4 {
+		return nil, fmt.Errorf("%w: ARP for hardware type %d, protocol %#04x", errIgnored, p.HardwareType, p.ProtocolType)
+	}
+	return p, nil
+}
+
 func marshalARP(p *arp.Packet, dst net.HardwareAddr) ([]byte, error) {
 	pb, err := p.MarshalBinary()
 	if err != nil {
@@ -114,25 +126,10 @@ type solicitation struct {
 // unreachability detection). It returns errIgnored (wrapped) for valid frames it does not answer.
 // The ICMPv6 checksum is not verified; the Ethernet FCS has been. It never panics.
 func parseSolicitation(frame []byte, self net.HardwareAddr) (solicitation, error) {
-	f, err := parseEthernet(frame, ethernet.EtherTypeIPv6, self)
+	f, h, body, err := parseICMPv6(frame, self)
 	if err != nil {
 		return solicitation{}, err
 	}
-	h, err := ipv6.ParseHeader(f.Payload)
-	if err != nil {
-		return solicitation{}, fmt.Errorf("decoding IPv6 header: %w", err)
-	}
-	switch {
-	case h.Version != 6:
-		return solicitation{}, fmt.Errorf("IPv6 header with version %d: %w", h.Version, errIgnored)
-	case h.NextHeader != ipv6HeaderICMP:
-		return solicitation{}, fmt.Errorf("%w: IPv6 next header %d", errIgnored, h.NextHeader)
-	case h.HopLimit != ndp.HopLimit:
-		return solicitation{}, fmt.Errorf("%w: hop limit %d", errIgnored, h.HopLimit)
-	case ipv6.HeaderLen+h.PayloadLen > len(f.Payload):
-		return solicitation{}, fmt.Errorf("IPv6 payload length %d exceeds the frame's %d bytes", h.PayloadLen, len(f.Payload)-ipv6.HeaderLen)
-	}
-	body := f.Payload[ipv6.HeaderLen : ipv6.HeaderLen+h.PayloadLen]
 	m, err := ndp.ParseMessage(body)
 	if err != nil {
 		return solicitation{}, fmt.Errorf("decoding ICMPv6 message: %w", err)
@@ -181,6 +178,32 @@ func parseSolicitation(frame []byte, self net.HardwareAddr) (solicitation, error
 		return solicitation{}, fmt.Errorf("solicitation source %s: %w", srcHW, errNotUnicastMAC)
 	}
 	return solicitation{Target: target, Src: src, SrcHW: srcHW}, nil
+}
+
+// parseICMPv6 decodes an Ethernet frame received on the interface with hardware address self into
+// an IPv6 packet carrying ICMPv6 with the hop limit of NDP (255), and returns the frame, the IPv6
+// header and the ICMPv6 message. It returns errIgnored (wrapped) for other IPv6 packets, another
+// error for malformed frames.
+func parseICMPv6(frame []byte, self net.HardwareAddr) (*ethernet.Frame, *ipv6.Header, []byte, error) {
+	f, err := parseEthernet(frame, ethernet.EtherTypeIPv6, self)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h, err := ipv6.ParseHeader(f.Payload)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("decoding IPv6 header: %w", err)
+	}
+	switch {
+	case h.Version != 6:
+		return nil, nil, nil, fmt.Errorf("IPv6 header with version %d: %w", h.Version, errIgnored)
+	case h.NextHeader != ipv6HeaderICMP:
+		return nil, nil, nil, fmt.Errorf("%w: IPv6 next header %d", errIgnored, h.NextHeader)
+	case h.HopLimit != ndp.HopLimit:
+		return nil, nil, nil, fmt.Errorf("%w: hop limit %d", errIgnored, h.HopLimit)
+	case ipv6.HeaderLen+h.PayloadLen > len(f.Payload):
+		return nil, nil, nil, fmt.Errorf("IPv6 payload length %d exceeds the frame's %d bytes", h.PayloadLen, len(f.Payload)-ipv6.HeaderLen)
+	}
+	return f, h, f.Payload[ipv6.HeaderLen : ipv6.HeaderLen+h.PayloadLen], nil
 }
 
 // neighborAdvertisementReply answers s, per RFC 4861 section 7.2.4: to the soliciting node with the

@@ -69,15 +69,23 @@ func nsFrame(t testing.TB, target netip.Addr, o nsOpts) []byte {
 	if !o.noSLLA {
 		ns.Options = []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: clientMAC}}
 	}
-	body, err := ndp.MarshalMessageChecksum(ns, o.src, o.dst)
+	return ndpFrame(t, ns, o.src, o.dst, o.hopLimit, 0, o.ethDst, o.ethSource)
+}
+
+// ndpFrame builds the Ethernet frame of NDP message m from src to dst, with ICMPv6 code code and
+// IPv6 hop limit hopLimit (255 when 0).
+func ndpFrame(t testing.TB, m ndp.Message, src, dst netip.Addr, hopLimit, code byte, ethDst, ethSource net.HardwareAddr) []byte {
+	t.Helper()
+	body, err := ndp.MarshalMessageChecksum(m, src, dst)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := ipv6Header(o.src, o.dst, len(body))
-	if o.hopLimit != 0 {
-		h[7] = o.hopLimit
+	body[1] = code
+	h := ipv6Header(src, dst, len(body))
+	if hopLimit != 0 {
+		h[7] = hopLimit
 	}
-	b, err := marshalEthernet(o.ethDst, o.ethSource, ethernet.EtherTypeIPv6, append(h, body...))
+	b, err := marshalEthernet(ethDst, ethSource, ethernet.EtherTypeIPv6, append(h, body...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,16 +153,8 @@ func TestLabInterfaceRecreated(t *testing.T) {
 	nl := netlinkIn(t, node1.ns)
 	a, err := NewAnnouncer(Config{
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Dial: func(name string) (*Link, error) {
-			var ln *Link
-			err := netlab.Do(node1.ns, func() error {
-				var err error
-				ln, err = DialLink(name)
-				return err
-			})
-			return ln, err
-		},
-		Index: nl.Index,
+		Dial:   dialIn(node1.ns),
+		Index:  nl.Index,
 	})
 	if err != nil {
 		t.Fatal(err)

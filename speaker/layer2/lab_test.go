@@ -89,27 +89,23 @@ func (l *testLab) attach(t *testing.T, ns, ifname, bridge string, addrs ...strin
 // announcer runs an Announcer whose sockets are opened inside ns.
 func announcerIn(t *testing.T, ns string) *Announcer {
 	t.Helper()
-	a, err := NewAnnouncer(Config{
+	return startAnnouncer(t, Config{
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Dial: func(name string) (*Link, error) {
-			var l *Link
-			err := netlab.Do(ns, func() error {
-				var err error
-				l, err = DialLink(name)
-				return err
-			})
-			return l, err
-		},
+		Dial:   dialIn(ns),
 	})
-	if err != nil {
-		t.Fatal(err)
+}
+
+// dialIn opens links inside ns.
+func dialIn(ns string) func(name string) (*Link, error) {
+	return func(name string) (*Link, error) {
+		var l *Link
+		err := netlab.Do(ns, func() error {
+			var err error
+			l, err = DialLink(name)
+			return err
+		})
+		return l, err
 	}
-	t.Cleanup(func() {
-		if err := a.Close(); err != nil {
-			t.Errorf("closing announcer: %v", err)
-		}
-	})
-	return a
 }
 
 func setOwned(t *testing.T, a *Announcer, owned map[netip.Addr][]string) {

@@ -105,7 +105,7 @@ func (r *responder) serve() {
 				return
 			}
 			r.errs.Inc()
-			r.log.Error("Reading frame", "err", err)
+			r.log.Error("reading frame", "error", err)
 			select {
 			case <-time.After(readRetry):
 			case <-r.stop:
@@ -158,22 +158,22 @@ func (r *responder) handle(frame []byte) {
 	b, err := reply()
 	if err != nil {
 		r.errs.Inc()
-		r.log.Error("Building reply", "ip", target, "asker", asker, "err", err)
+		r.log.Error("building reply", "ip", target, "asker", asker, "error", err)
 		return
 	}
 	if err := r.write(b, dst); err != nil {
-		r.log.Error("Sending reply", "ip", target, "asker", asker, "err", err)
+		r.log.Error("sending reply", "ip", target, "asker", asker, "error", err)
 		return
 	}
 	r.replies.Inc()
-	r.log.Debug("Answered", "ip", target, "asker", asker, "askerMAC", dst.String())
+	r.log.Debug("answered", "ip", target, "asker", asker, "askerMAC", dst.String())
 }
 
 func (r *responder) logIgnored(err error) {
 	if errors.Is(err, errIgnored) {
 		return
 	}
-	r.log.Debug("Dropping malformed frame", "reason", err.Error())
+	r.log.Debug("dropping malformed frame", "error", err)
 }
 
 func (r *responder) write(frame []byte, dst net.HardwareAddr) error {

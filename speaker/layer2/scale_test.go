@@ -345,7 +345,9 @@ func massTakeover(t *testing.T, n int) takeoverFigures {
 	}
 	var to takeoverFigures
 	to.returned = time.Since(start)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for to.all == 0 {
 		conn.mu.Lock()
 		if len(conn.targets) == n {
@@ -359,14 +361,15 @@ func massTakeover(t *testing.T, n int) takeoverFigures {
 		}
 		conn.mu.Unlock()
 		if to.all == 0 {
-			if time.Now().After(deadline) {
+			select {
+			case <-tick.C:
+			case <-deadline:
 				t.Fatalf("not every address was announced within 10s")
 			}
-			time.Sleep(5 * time.Millisecond) // polling with a deadline
 		}
 	}
-	// Let the follow-ups run for a while: the peak may come from them.
-	time.Sleep(time.Second)
+	// The measurement window: the follow-ups run for another second, as the peak may come from them.
+	<-time.After(time.Second)
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
 	peak := func(window time.Duration) int {

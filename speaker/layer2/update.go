@@ -156,7 +156,7 @@ func (a *Announcer) add(ip netip.Addr, name string, fresh bool, now time.Time) e
 	err := r.add(ip)
 	an := announcement{ip: ip, ifindex: l.index}
 	if _, ok := a.entries[an]; !ok && !a.g.silent(key) {
-		a.log.Info("Taking over", "ip", ip, "interface", name)
+		a.log.Info("taking over", "ip", ip, "interface", name)
 		a.takeOver(an, now)
 	}
 	return err
@@ -170,7 +170,7 @@ func (gs *guards) addGuard(a *Announcer, key guardKey, fresh bool, now time.Time
 	s := &slot{g: newGuard(key.ip, fresh, now, &gs.t), metricIf: key.ifname, metricFm: familyOf(key.ip).String()}
 	gs.slots[key] = s
 	if fresh {
-		a.log.Info("Probing before the first announcement", "ip", key.ip, "interface", key.ifname)
+		a.log.Info("probing before the first announcement", "ip", key.ip, "interface", key.ifname)
 	}
 	gs.reschedule(key, s)
 }

@@ -149,7 +149,7 @@ func (m *Members) Start() error {
 	}
 	if len(m.cfg.Join) > 0 {
 		if n, err := m.join(ml, m.cfg.Join); err != nil {
-			m.log.Info("no peer joined at start; waiting for others to join this member", "err", err)
+			m.log.Info("no peer joined at start; waiting for others to join this member", "error", err)
 		} else {
 			m.log.Info("joined cluster", "contacted", n)
 		}
@@ -229,7 +229,7 @@ func (m *Members) join(ml *memberlist.Memberlist, addrs []string) (int, error) {
 		return 0, fmt.Errorf("joining %v: %w: %w", peers, ErrNoPeerReached, err)
 	}
 	if err != nil {
-		m.log.Debug("some peers could not be joined", "contacted", n, "err", err)
+		m.log.Debug("some peers could not be joined", "contacted", n, "error", err)
 	}
 	return n, nil
 }

@@ -19,14 +19,13 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/frr"
 )
 
 type options struct {
@@ -51,36 +50,10 @@ func main() {
 
 // demo prints the steps to w.
 type demo struct {
-	w   io.Writer
-	l   *lab.Lab
-	ctx context.Context
+	lab.Narrator
+	l *lab.Lab
 	// l2IP and bgpIP are the IPv4 addresses of the two Services, for the hints.
 	l2IP, bgpIP netip.Addr
-}
-
-// printf writes to the demo's output; a terminal that went away is not worth failing the demo for.
-func (d *demo) printf(format string, args ...any) { _, _ = fmt.Fprintf(d.w, format, args...) }
-
-func (d *demo) step(format string, args ...any) {
-	d.printf("\n\033[1m==> %s\033[0m\n", fmt.Sprintf(format, args...))
-}
-
-// show runs a command in a node (or kubectl when node is "kubectl") and prints it with its output.
-func (d *demo) show(node string, args ...string) error {
-	var out string
-	var err error
-	if node == "kubectl" {
-		d.printf("$ kubectl %s\n", strings.Join(args, " "))
-		out, err = d.l.Kubectl(d.ctx, args...)
-	} else {
-		d.printf("[%s]$ %s\n", node, strings.Join(args, " "))
-		out, err = d.l.Exec(d.ctx, node, args...)
-	}
-	d.printf("%s", out)
-	if out != "" && !strings.HasSuffix(out, "\n") {
-		d.printf("\n")
-	}
-	return err
 }
 
 func run(ctx context.Context, w io.Writer, o options) (err error) {
@@ -101,7 +74,7 @@ func run(ctx context.Context, w io.Writer, o options) (err error) {
 	}()
 	dctx, dcancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer dcancel()
-	d := &demo{w: w, l: l, ctx: dctx}
+	d := &demo{Narrator: lab.Narrator{W: w, Run: l, Ctx: dctx}, l: l}
 	if err := d.run(); err != nil {
 		return err
 	}
@@ -114,24 +87,24 @@ func run(ctx context.Context, w io.Writer, o options) (err error) {
 }
 
 func (d *demo) run() error {
-	l, ctx := d.l, d.ctx
-	d.step("The lab (e2e/topology.clab.yaml): nodes n1..n3 on a layer-2 segment with l2client, router rt (FRR, AS %d), extclient behind rt", l.Plan.RouterASN)
+	l, ctx := d.l, d.Ctx
+	d.Step("The lab (e2e/topology.clab.yaml): nodes n1..n3 on a layer-2 segment with l2client, router rt (FRR, AS %d), extclient behind rt", l.Plan.RouterASN)
 	for _, n := range l.Nodes {
-		d.printf("  %-3s %-15s %-18s namespace %s: herald-speaker, backend, nftables DNAT (stands in for kube-proxy)\n", n.Name, n.V4, n.V6, l.NS(n.Name))
+		d.Printf("  %-3s %-15s %-18s namespace %s: herald-speaker, backend, nftables DNAT (stands in for kube-proxy)\n", n.Name, n.V4, n.V6, l.NS(n.Name))
 	}
-	if err := d.show("kubectl", "get", "nodes", "-o", "wide"); err != nil {
+	if err := d.Show("kubectl", "get", "nodes", "-o", "wide"); err != nil {
 		return err
 	}
 
-	d.step("Herald's configuration: a layer-2 pool and L2Advertisement, a BGP pool, BGPAdvertisement and BGPPeers (the router)")
+	d.Step("Herald's configuration: a layer-2 pool and L2Advertisement, a BGP pool, BGPAdvertisement and BGPPeers (the router)")
 	if err := l.ApplyConfig(ctx); err != nil {
 		return err
 	}
-	if err := d.show("kubectl", "get", "ipaddresspools,l2advertisements,bgpadvertisements,bgppeers", "-n", lab.HeraldNamespace); err != nil {
+	if err := d.Show("kubectl", "get", "ipaddresspools,l2advertisements,bgpadvertisements,bgppeers", "-n", lab.HeraldNamespace); err != nil {
 		return err
 	}
 
-	d.step("Two dual-stack Services of type LoadBalancer: web-l2 (pool %s) and web-bgp (pool %s)", lab.L2PoolName, lab.BGPPoolName)
+	d.Step("Two dual-stack Services of type LoadBalancer: web-l2 (pool %s) and web-bgp (pool %s)", lab.L2PoolName, lab.BGPPoolName)
 	ns, err := l.NewNamespace(ctx, "demo")
 	if err != nil {
 		return err
@@ -154,11 +127,11 @@ func (d *demo) run() error {
 		return err
 	}
 	d.l2IP, d.bgpIP = l2ips[0], bgpips[0]
-	if err := d.show("kubectl", "get", "svc", "-A"); err != nil {
+	if err := d.Show("kubectl", "get", "svc", "-A"); err != nil {
 		return err
 	}
 
-	d.step("Who announces them: for web-l2 one node per IP answers ARP/NDP; every node advertises web-bgp to rt")
+	d.Step("Who announces them: for web-l2 one node per IP answers ARP/NDP; every node advertises web-bgp to rt")
 	owners := map[netip.Addr]string{}
 	for _, ip := range l2ips {
 		if _, err := l.WaitCurl(ctx, "l2client", ip, 80, nil); err != nil {
@@ -185,20 +158,20 @@ func (d *demo) run() error {
 	}); err != nil {
 		return withHerald(fmt.Errorf("waiting for the ServiceBGPStatus of web-bgp: %w", err), l)
 	}
-	if err := d.show("kubectl", "get", "servicel2statuses,servicebgpstatuses", "-A"); err != nil {
+	if err := d.Show("kubectl", "get", "servicel2statuses,servicebgpstatuses", "-A"); err != nil {
 		return err
 	}
 	for _, ip := range l2ips {
-		d.printf("web-l2 %s is announced by %s (the MAC address l2client resolved it to)\n", ip, owners[ip])
+		d.Printf("web-l2 %s is announced by %s (the MAC address l2client resolved it to)\n", ip, owners[ip])
 	}
-	d.printf("web-bgp %v is advertised by every node: rt spreads traffic over them (ECMP)\n", bgpips)
+	d.Printf("web-bgp %v is advertised by every node: rt spreads traffic over them (ECMP)\n", bgpips)
 
-	d.step("curl through each IP (the backend answers with the name of the node that carried the request)")
+	d.Step("curl through each IP (the backend answers with the name of the node that carried the request)")
 	for _, ip := range l2ips {
 		if _, err := l.WaitCurl(ctx, "l2client", ip, 80, nil); err != nil {
 			return err
 		}
-		if err := d.show("l2client", "curl", "-sS", "--max-time", "2", lab.URL(ip, 80)); err != nil {
+		if err := d.Show("l2client", "curl", "-sS", "--max-time", "2", lab.URL(ip, 80)); err != nil {
 			return err
 		}
 	}
@@ -210,26 +183,20 @@ func (d *demo) run() error {
 			return err
 		}
 		for range 3 {
-			if err := d.show("extclient", "curl", "-sS", "--max-time", "2", lab.URL(ip, 80)); err != nil {
+			if err := d.Show("extclient", "curl", "-sS", "--max-time", "2", lab.URL(ip, 80)); err != nil {
 				return err
 			}
 		}
 	}
 
-	d.step("The router's ECMP routes to web-bgp: one next hop per node (kernel table, then FRR)")
-	for _, ip := range bgpips {
-		fam := "-4"
-		if ip.Is6() {
-			fam = "-6"
-		}
-		if err := d.show("rt", "ip", fam, "route", "show", lab.HostPrefix(ip).String()); err != nil {
-			return err
-		}
+	d.Step("The router's ECMP routes to web-bgp: one next hop per node (kernel table, then FRR)")
+	if err := d.ShowRoutes("rt", bgpips); err != nil {
+		return err
 	}
 	afi := "ipv4"
-	d.printf("[rt]$ vtysh -c 'show bgp %s unicast %s'\n", afi, bgpips[0])
+	d.Printf("[rt]$ vtysh -c 'show bgp %s unicast %s'\n", afi, bgpips[0])
 	out, err := l.Router.Vtysh(ctx, fmt.Sprintf("show bgp %s unicast %s", afi, bgpips[0]))
-	d.printf("%s", out)
+	d.Printf("%s", out)
 	return err
 }
 
@@ -243,7 +210,7 @@ func waitRoute(ctx context.Context, l *lab.Lab, ip netip.Addr) error {
 
 func waitFor(ctx context.Context, cond func() ([]string, bool)) ([]string, error) {
 	var last []string
-	err := frr.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		var ok bool
 		last, ok = cond()
 		return ok, nil
@@ -253,17 +220,17 @@ func waitFor(ctx context.Context, cond func() ([]string, bool)) ([]string, error
 
 func (d *demo) printPoke() {
 	l := d.l
-	d.step("The lab stays up until Ctrl-C. Try:")
-	d.printf("  export KUBECONFIG=%s\n", l.Kubeconfig)
-	d.printf("  %s get svc,servicel2statuses,servicebgpstatuses -A\n", l.KubectlPath())
-	d.printf("  ip netns exec %s curl %s      # from the segment client\n", l.NS("l2client"), lab.URL(d.l2IP, 80))
-	d.printf("  ip netns exec %s arping -c 3 -I eth0 %s\n", l.NS("l2client"), d.l2IP)
-	d.printf("  ip netns exec %s curl %s      # from behind the router\n", l.NS("extclient"), lab.URL(d.bgpIP, 80))
-	d.printf("  ip netns exec %s ip route                          # the router's ECMP routes\n", l.NS("rt"))
-	d.printf("  vtysh --vty_socket %s -c 'show bgp summary'\n", l.Router.Dir())
-	d.printf("  ip netns exec %s nft list ruleset                  # DNAT standing in for kube-proxy\n", l.NS("n1"))
-	d.printf("  kill -9 $(pgrep -f 'herald-speaker.*--node-name n1')   # then curl again\n")
-	d.printf("  logs: %s/*.log\n", l.RunDir)
+	d.Step("The lab stays up until Ctrl-C. Try:")
+	d.Printf("  export KUBECONFIG=%s\n", l.Kubeconfig)
+	d.Printf("  %s get svc,servicel2statuses,servicebgpstatuses -A\n", l.KubectlPath())
+	d.Printf("  ip netns exec %s curl %s      # from the segment client\n", l.NS("l2client"), lab.URL(d.l2IP, 80))
+	d.Printf("  ip netns exec %s arping -c 3 -I eth0 %s\n", l.NS("l2client"), d.l2IP)
+	d.Printf("  ip netns exec %s curl %s      # from behind the router\n", l.NS("extclient"), lab.URL(d.bgpIP, 80))
+	d.Printf("  ip netns exec %s ip route                          # the router's ECMP routes\n", l.NS("rt"))
+	d.Printf("  vtysh --vty_socket %s -c 'show bgp summary'\n", l.Router.Dir())
+	d.Printf("  ip netns exec %s nft list ruleset                  # DNAT standing in for kube-proxy\n", l.NS("n1"))
+	d.Printf("  kill -9 $(pgrep -f 'herald-speaker.*--node-name n1')   # then curl again\n")
+	d.Printf("  logs: %s/*.log\n", l.RunDir)
 }
 
 // withHerald adds to err what went wrong with the Herald processes, if anything.

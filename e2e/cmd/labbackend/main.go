@@ -46,7 +46,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, log); err != nil {
-		log.Error("labbackend failed", "err", err)
+		log.Error("labbackend failed", "error", err)
 		os.Exit(1)
 	}
 }
@@ -69,7 +69,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	for {
 		want, err := readPorts(o.portsFile)
 		if err != nil {
-			log.Error("reading ports", "err", err)
+			log.Error("reading ports", "error", err)
 		} else {
 			for port, srv := range servers {
 				if !want[port] {
@@ -84,7 +84,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 				}
 				ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
 				if err != nil {
-					log.Error("listening", "port", port, "err", err)
+					log.Error("listening", "port", port, "error", err)
 					continue
 				}
 				srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
@@ -142,7 +142,7 @@ func serveFixed(ctx context.Context, addrs []string, handler http.Handler, log *
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
-		log.Error("serving", "err", err)
+		log.Error("serving", "error", err)
 	}
 	for _, s := range servers {
 		_ = s.Close()

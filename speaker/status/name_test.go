@@ -1,4 +1,4 @@
-package agent
+package status
 
 import (
 	"strings"
@@ -20,14 +20,14 @@ func TestObjectNamesDoNotCollide(t *testing.T) {
 	}
 	for _, tc := range pairs {
 		t.Run(tc.name, func(t *testing.T) {
-			x, y := objectName(tc.a...), objectName(tc.b...)
+			x, y := ObjectName(tc.a...), ObjectName(tc.b...)
 			if x == y {
-				t.Errorf("objectName(%q) = objectName(%q) = %q", tc.a, tc.b, x)
+				t.Errorf("ObjectName(%q) = ObjectName(%q) = %q", tc.a, tc.b, x)
 			}
 		})
 	}
-	if statusName("a-b", "c/web") == statusName("a", "b-c/web") {
-		t.Error("statusName: node a-b with Service c/web collides with node a with Service b-c/web")
+	if Name("a-b", "c/web") == Name("a", "b-c/web") {
+		t.Error("Name: node a-b with Service c/web collides with node a with Service b-c/web")
 	}
 }
 
@@ -39,15 +39,15 @@ func TestObjectNamesAreValidStableAndReadable(t *testing.T) {
 		{strings.Repeat("a", 253), strings.Repeat("b", 63), strings.Repeat("c", 63)},
 		{strings.Repeat("a", 240) + ".-b", "ns", "svc"},
 	} {
-		got := objectName(parts...)
+		got := ObjectName(parts...)
 		if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 {
-			t.Errorf("objectName(%q) = %q: not a valid object name: %v", parts, got, errs)
+			t.Errorf("ObjectName(%q) = %q: not a valid object name: %v", parts, got, errs)
 		}
-		if got != objectName(parts...) {
-			t.Errorf("objectName(%q) is not stable", parts)
+		if got != ObjectName(parts...) {
+			t.Errorf("ObjectName(%q) is not stable", parts)
 		}
 		if joined := strings.Join(parts, "-"); len(joined) < 200 && !strings.HasPrefix(got, joined+"-") {
-			t.Errorf("objectName(%q) = %q does not start with the readable %q", parts, got, joined)
+			t.Errorf("ObjectName(%q) = %q does not start with the readable %q", parts, got, joined)
 		}
 	}
 }

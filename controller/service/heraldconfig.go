@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -37,7 +38,7 @@ func (c *Controller) reconcileConfig(ctx context.Context, _ reconcile.Request) (
 	last := c.lastCfg
 	c.mu.Unlock()
 	cfg, rep := config.ParseUsable(snap, last)
-	c.reportConfig(snap, rep)
+	c.reportConfig(ctx, snap, rep)
 
 	c.mu.Lock()
 	c.unusable = unusablePools(snap, cfg)
@@ -64,7 +65,7 @@ func (c *Controller) reconcileConfig(ctx context.Context, _ reconcile.Request) (
 		// ParseUsable accepted pools the allocator rejects: keep the pools in force.
 		c.mu.Unlock()
 		c.metrics.ConfigValid(false)
-		c.log.Error(err, "the allocator rejected the usable configuration; keeping the pools in force")
+		ctrl.LoggerFrom(ctx).Error(err, "the allocator rejected the usable configuration; keeping the pools in force")
 		return reconcile.Result{}, nil
 	}
 	c.lastCfg = cfg
@@ -72,7 +73,7 @@ func (c *Controller) reconcileConfig(ctx context.Context, _ reconcile.Request) (
 	c.recordReleasesLocked(ctx, released)
 	c.mu.Unlock()
 
-	c.log.Info("address pools changed", "pools", len(cfg.Pools), "released", len(released))
+	ctrl.LoggerFrom(ctx).Info("address pools changed", "pools", len(cfg.Pools), "released", len(released))
 	c.reportReleases(released)
 	c.enqueuePending()
 	c.notifyPools(configPools(cfg)...)
@@ -103,7 +104,7 @@ func (c *Controller) snapshot(ctx context.Context) (config.Snapshot, error) {
 // reportConfig sets the metrics and puts a Warning event on every object with a problem it did
 // not report yet: the error (object, field, value and fix) and what the configuration keeps of
 // the object; warnings (dangling references) likewise.
-func (c *Controller) reportConfig(snap config.Snapshot, rep config.Report) {
+func (c *Controller) reportConfig(ctx context.Context, snap config.Snapshot, rep config.Report) {
 	c.metrics.ConfigValid(len(rep.Errors) == 0)
 	c.metrics.InvalidObjects(rep.InvalidObjects())
 
@@ -134,10 +135,10 @@ func (c *Controller) reportConfig(snap config.Snapshot, rep config.Report) {
 
 	switch {
 	case len(rep.Errors) > 0 && len(fresh) > 0:
-		c.log.Info("some Herald configuration objects are invalid; each is left out or kept at its last valid version, the others are in force",
+		ctrl.LoggerFrom(ctx).Info("some Herald configuration objects are invalid; each is left out or kept at its last valid version, the others are in force",
 			"invalid", len(rep.Fates), "errors", rep.Errors.Error())
 	case len(rep.Errors) == 0 && len(rep.Warnings) == 0 && wasInvalid:
-		c.log.Info("the Herald configuration is valid again")
+		ctrl.LoggerFrom(ctx).Info("the Herald configuration is valid again")
 	}
 	for _, e := range fresh {
 		if obj := findObject(snap, e.fe.Kind, e.fe.Name); obj != nil {
@@ -209,7 +210,7 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 			res, rerr = alloc.Reserve(desc, ips)
 			restored += len(res.Assigned)
 		}
-		if err := errors.Join(perr, rerr); err != nil {
+		if err := errors.Join(perr, AllocationError(rerr)); err != nil {
 			if pool := svc.Annotations[v1beta1.AnnotationAllocatedFromPool]; c.unusable[pool] {
 				held++ // left as it is until its pool is usable (see allocate)
 				continue
@@ -222,7 +223,7 @@ func (c *Controller) restoreLocked(ctx context.Context, cfg *config.Config) erro
 	c.alloc = alloc
 	c.poolsFP = poolFingerprint(cfg)
 	c.ready.Store(true)
-	c.log.Info("restored addresses from Services' status", "services", len(views), "addresses", restored, "rejected", failed,
+	ctrl.LoggerFrom(ctx).Info("restored addresses from Services' status", "services", len(views), "addresses", restored, "rejected", failed,
 		"held for pools not in force", held)
 	return nil
 }

@@ -1,4 +1,9 @@
-package agent
+// Package status writes the status objects a speaker reports about its own node: ServiceL2Status
+// and ServiceBGPStatus (what it announces, per Service) and BGPSessionStatus (its BGP sessions). It
+// names them, derives them from the node's plan, and converges them in the background towards the
+// latest desired set, retrying while the API server is unreachable; the first live speaker also
+// removes the objects of speakers that died.
+package status
 
 import (
 	"context"
@@ -16,6 +21,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -30,31 +36,31 @@ const (
 	LabelPeer             = "herald.dev/peer"
 )
 
-// desired is the set of status objects this node should have, by name.
-type desired struct {
-	l2  map[string]v1beta1.ServiceL2StatusStatus
-	bgp map[string]v1beta1.ServiceBGPStatusStatus
-	// sessions are this node's BGP session states, by object name.
-	sessions map[string]v1beta1.BGPSessionStatusStatus
-	// sweep, when not nil, makes this node remove the status objects of nodes outside it: one
+// Desired is the set of status objects this node should have, by name.
+type Desired struct {
+	L2  map[string]v1beta1.ServiceL2StatusStatus
+	BGP map[string]v1beta1.ServiceBGPStatusStatus
+	// Sessions are this node's BGP session states, by object name.
+	Sessions map[string]v1beta1.BGPSessionStatusStatus
+	// Sweep, when not nil, makes this node remove the status objects of nodes outside it: one
 	// live speaker (the first by name) cleans up after speakers that died, so a dead node's
 	// ServiceL2Status does not stay next to the new owner's.
-	sweep map[string]bool
+	Sweep map[string]bool
 }
 
-// statusName is a stable object name for a (node, Service "ns/name") pair.
-func statusName(node, svcKey string) string {
+// Name is the stable object name for a (node, Service "ns/name") pair.
+func Name(node, svcKey string) string {
 	ns, name, _ := strings.Cut(svcKey, "/")
-	return objectName(node, ns, name)
+	return ObjectName(node, ns, name)
 }
 
-// objectName names the status object of a tuple of names, such as (node, namespace, Service) or
+// ObjectName names the status object of a tuple of names, such as (node, namespace, Service) or
 // (node, peer): the parts joined with "-" for people to read, then "-" and a hash of the tuple
 // itself, so that tuples whose joined text is the same (node a-b in namespace c, node a in
 // namespace b-c) get different names. The readable part is cut to keep the name within 253
 // characters. Objects named by an older scheme carry this node's label and are deleted as
 // unwanted by the next convergence.
-func objectName(parts ...string) string {
+func ObjectName(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	suffix := "-" + hex.EncodeToString(sum[:5])
 	readable := strings.Join(parts, "-")
@@ -64,12 +70,14 @@ func objectName(parts ...string) string {
 	return strings.TrimRight(readable, "-.") + suffix
 }
 
-func desiredStatus(p plan.Plan, node string, alive []string) desired {
-	d := desired{l2: map[string]v1beta1.ServiceL2StatusStatus{}, bgp: map[string]v1beta1.ServiceBGPStatusStatus{}}
+// FromPlan is the desired state of node's status objects from its plan p (without sessions, MACs and
+// conflicts); alive are the live speakers, sorted: the first of them sweeps.
+func FromPlan(p plan.Plan, node string, alive []string) Desired {
+	d := Desired{L2: map[string]v1beta1.ServiceL2StatusStatus{}, BGP: map[string]v1beta1.ServiceBGPStatusStatus{}}
 	if len(alive) > 0 && alive[0] == node {
-		d.sweep = map[string]bool{}
+		d.Sweep = map[string]bool{}
 		for _, n := range alive {
-			d.sweep[n] = true
+			d.Sweep[n] = true
 		}
 	}
 	l2 := map[string][]plan.L2Assignment{}
@@ -77,21 +85,21 @@ func desiredStatus(p plan.Plan, node string, alive []string) desired {
 		l2[as.Service] = append(l2[as.Service], as)
 	}
 	for svc, as := range l2 {
-		d.l2[statusName(node, svc)] = l2Status(node, svc, as)
+		d.L2[Name(node, svc)] = L2Status(node, svc, as)
 	}
 	bgp := map[string][]plan.BGPAssignment{}
 	for _, as := range p.BGP {
 		bgp[as.Service] = append(bgp[as.Service], as)
 	}
 	for svc, as := range bgp {
-		d.bgp[statusName(node, svc)] = bgpStatus(node, svc, as)
+		d.BGP[Name(node, svc)] = BGPStatus(node, svc, as)
 	}
 	return d
 }
 
 // l2Status is the ServiceL2Status of a Service from its layer-2 assignments on node (by IP): the
 // interfaces it is answered on, without MACs and conflicts (see decorate).
-func l2Status(node, svc string, as []plan.L2Assignment) v1beta1.ServiceL2StatusStatus {
+func L2Status(node, svc string, as []plan.L2Assignment) v1beta1.ServiceL2StatusStatus {
 	ns, name, _ := strings.Cut(svc, "/")
 	st := v1beta1.ServiceL2StatusStatus{Node: node, ServiceName: name, ServiceNamespace: ns}
 	for _, a := range as {
@@ -105,7 +113,7 @@ func l2Status(node, svc string, as []plan.L2Assignment) v1beta1.ServiceL2StatusS
 }
 
 // bgpStatus is the ServiceBGPStatus of a Service from its BGP assignments on node.
-func bgpStatus(node, svc string, as []plan.BGPAssignment) v1beta1.ServiceBGPStatusStatus {
+func BGPStatus(node, svc string, as []plan.BGPAssignment) v1beta1.ServiceBGPStatusStatus {
 	ns, name, _ := strings.Cut(svc, "/")
 	st := v1beta1.ServiceBGPStatusStatus{Node: node, ServiceName: name, ServiceNamespace: ns}
 	for _, a := range as {
@@ -119,93 +127,141 @@ func bgpStatus(node, svc string, as []plan.BGPAssignment) v1beta1.ServiceBGPStat
 	return st
 }
 
-// statusWriter converges the status objects of this node towards the latest desired set in the
+// Writer converges the status objects of this node towards the latest desired set in the
 // background, retrying while the API server is unreachable.
 //
-// A full computation hands it the whole desired set (set); it converges everything when that
+// It is driven by a rate-limited work queue, as the controller's reconcilers are: each thing to
+// converge is a key (one object by kind and name, this node's sessions, or everything), a key
+// queued several times is converged once, and a key whose convergence fails is retried alone,
+// after a delay that doubles with each failure (retryBase up to retryMax) and starts again from
+// retryBase once it succeeds.
+//
+// A full computation hands it the whole desired set (Set); it converges everything when that
 // differs from what it applied last, listing this node's objects (and, for the first live speaker,
 // sweeping those of dead ones). A computation of a few Services hands it their objects only
-// (put), and it converges those names alone, so its cost follows the changes, not the Services.
-type statusWriter struct {
+// (Put), and it converges those names alone, so its cost follows the changes, not the Services.
+type Writer struct {
 	c    client.Client
 	ns   string
 	node string
 	log  *slog.Logger
 
+	queue workqueue.TypedRateLimitingInterface[item]
+
 	mu       sync.Mutex
 	sessions map[string]v1beta1.BGPSessionStatusStatus
 	// cur is the latest desired state; nil before the first set.
-	cur *desired
+	cur *Desired
 	// applied is the state last converged; nil when unknown (the next set converges everything).
-	applied *desired
-	// full: the next run converges everything; dirty*: the names to converge otherwise.
-	full              bool
-	dirtyL2, dirtyBGP map[string]bool
-	dirtySessions     bool
-	kick              chan struct{}
+	applied *Desired
+	// busy is the key being converged, if any; failing are the keys waiting to be retried.
+	busy    *item
+	failing map[item]bool
 
 	// alive, when set, returns the speakers alive now: a sweep never removes the objects of one of
 	// them, even when the desired state it applies was computed before that speaker came back.
 	alive func() []string
 }
 
-func newStatusWriter(c client.Client, ns, node string, log *slog.Logger) *statusWriter {
-	return &statusWriter{c: c, ns: ns, node: node, log: log, kick: make(chan struct{}, 1),
-		dirtyL2: map[string]bool{}, dirtyBGP: map[string]bool{}}
+// kind is what a work queue key converges.
+type kind uint8
+
+const (
+	kindAll      kind = iota // every object of this node, and the sweep
+	kindL2                   // one ServiceL2Status
+	kindBGP                  // one ServiceBGPStatus
+	kindSessions             // this node's BGPSessionStatus objects
+)
+
+// item is a key of the writer's work queue.
+type item struct {
+	kind kind
+	name string // the object's, for kindL2 and kindBGP
 }
 
-func (w *statusWriter) wake() {
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
+// The retry delays of a key whose convergence failed: retryBase after the first failure, doubling
+// with each one, at most retryMax. The agent's resync also converges everything every few seconds,
+// whatever the delay of the keys that fail.
+const (
+	retryBase = 200 * time.Millisecond
+	retryMax  = 30 * time.Second
+)
+
+// NewWriter returns a writer of node's status objects in namespace ns; alive, when not nil, returns
+// the speakers alive now (see Writer.alive). Run runs it.
+func NewWriter(c client.Client, ns, node string, log *slog.Logger, alive func() []string) *Writer {
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[item](retryBase, retryMax),
+		workqueue.TypedRateLimitingQueueConfig[item]{})
+	return &Writer{c: c, ns: ns, node: node, log: log, alive: alive, queue: q, failing: map[item]bool{}}
 }
 
-// set replaces the whole desired state (the writer keeps d's maps).
-func (w *statusWriter) set(d desired) {
+// Set replaces the whole desired state (the writer keeps d's maps).
+func (w *Writer) Set(d Desired) {
 	w.mu.Lock()
-	d.sessions = w.sessions
+	d.Sessions = w.sessions
 	w.cur = &d
 	if w.applied != nil && reflect.DeepEqual(*w.applied, d) {
 		w.mu.Unlock()
 		return
 	}
-	w.full = true
 	w.mu.Unlock()
-	w.wake()
+	w.queue.Add(item{kind: kindAll})
 }
 
-// wants reports whether the ServiceL2Status called name is desired now.
-func (w *statusWriter) wants(name string) bool {
+// Wants reports whether the ServiceL2Status called name is desired now.
+func (w *Writer) Wants(name string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.cur == nil {
 		return false
 	}
-	_, ok := w.cur.l2[name]
+	_, ok := w.cur.L2[name]
 	return ok
 }
 
-// put changes the desired objects of the given names (nil: none wanted), keeping the rest.
-func (w *statusWriter) put(l2 map[string]*v1beta1.ServiceL2StatusStatus, bgp map[string]*v1beta1.ServiceBGPStatusStatus) {
+// Wrote reports whether the ServiceL2Status called name was written by the last convergence that
+// completed, and is still known to be (not invalidated by Recheck).
+func (w *Writer) Wrote(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.applied == nil {
+		return false
+	}
+	_, ok := w.applied.L2[name]
+	return ok
+}
+
+// Idle reports whether the writer has written the latest desired state and has nothing left to do:
+// no key queued, being converged or waiting to be retried.
+func (w *Writer) Idle() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur != nil && w.applied != nil && w.busy == nil && len(w.failing) == 0 && w.queue.Len() == 0
+}
+
+// Put changes the desired objects of the given names (nil: none wanted), keeping the rest.
+func (w *Writer) Put(l2 map[string]*v1beta1.ServiceL2StatusStatus, bgp map[string]*v1beta1.ServiceBGPStatusStatus) {
 	w.mu.Lock()
 	if w.cur == nil {
 		// Nothing computed in full yet: the first set carries everything.
 		w.mu.Unlock()
 		return
 	}
-	changedL2 := putAll(w.cur.l2, l2, w.dirtyL2)
-	changedBGP := putAll(w.cur.bgp, bgp, w.dirtyBGP)
-	changed := changedL2 || changedBGP
+	changedL2 := putAll(w.cur.L2, l2)
+	changedBGP := putAll(w.cur.BGP, bgp)
 	w.mu.Unlock()
-	if changed {
-		w.wake()
+	for _, name := range changedL2 {
+		w.queue.Add(item{kind: kindL2, name: name})
+	}
+	for _, name := range changedBGP {
+		w.queue.Add(item{kind: kindBGP, name: name})
 	}
 }
 
-// putAll applies changes to want and marks the names whose desired state differs from before.
-func putAll[S any](want map[string]S, changes map[string]*S, dirty map[string]bool) bool {
-	changed := false
+// putAll applies changes to want and returns the names whose desired state differs from before.
+func putAll[S any](want map[string]S, changes map[string]*S) []string {
+	var changed []string
 	for name, st := range changes {
 		old, had := want[name]
 		switch {
@@ -219,23 +275,22 @@ func putAll[S any](want map[string]S, changes map[string]*S, dirty map[string]bo
 			}
 			want[name] = *st
 		}
-		dirty[name] = true
-		changed = true
+		changed = append(changed, name)
 	}
 	return changed
 }
 
-// recheck makes the next set apply even when the desired state did not change, so that an object
+// Recheck makes the next set apply even when the desired state did not change, so that an object
 // removed behind this writer's back (by a sweep racing with this speaker's restart) is written
 // again. The agent calls it at every resync.
-func (w *statusWriter) recheck() {
+func (w *Writer) Recheck() {
 	w.mu.Lock()
 	w.applied = nil
 	w.mu.Unlock()
 }
 
-// setSessions replaces the BGP session states to report, keeping the rest of the desired state.
-func (w *statusWriter) setSessions(s map[string]v1beta1.BGPSessionStatusStatus) {
+// SetSessions replaces the BGP session states to report, keeping the rest of the desired state.
+func (w *Writer) SetSessions(s map[string]v1beta1.BGPSessionStatusStatus) {
 	w.mu.Lock()
 	if reflect.DeepEqual(w.sessions, s) {
 		w.mu.Unlock()
@@ -247,121 +302,126 @@ func (w *statusWriter) setSessions(s map[string]v1beta1.BGPSessionStatusStatus) 
 		w.mu.Unlock()
 		return
 	}
-	w.cur.sessions = s
-	w.dirtySessions = true
+	w.cur.Sessions = s
 	w.mu.Unlock()
-	w.wake()
+	w.queue.Add(item{kind: kindSessions})
 }
 
-func (w *statusWriter) run(ctx context.Context) {
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.kick:
-		case <-retry.C:
-		}
-		if err := w.step(ctx); err != nil && ctx.Err() == nil {
-			w.log.Warn("writing ServiceL2Status/ServiceBGPStatus; retrying", "err", err)
-			retry.Reset(2 * time.Second)
-		}
+// Run converges the queued keys, one at a time, until ctx ends.
+func (w *Writer) Run(ctx context.Context) {
+	stop := context.AfterFunc(ctx, w.queue.ShutDown)
+	defer stop()
+	for w.next(ctx) {
 	}
 }
 
-// step converges what changed since the last step: everything after a set that changed the
-// desired state (or after a failure), the names put otherwise.
-func (w *statusWriter) step(ctx context.Context) error {
+// next converges one key, and queues it again with its retry delay when that fails. It returns
+// false once the queue is shut down.
+func (w *Writer) next(ctx context.Context) bool {
+	it, shutdown := w.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer w.queue.Done(it)
+	w.mu.Lock()
+	w.busy = &it
+	w.mu.Unlock()
+	err := w.converge(ctx, it)
+	w.mu.Lock()
+	w.busy = nil
+	if err != nil {
+		w.failing[it] = true
+	} else {
+		delete(w.failing, it)
+	}
+	w.mu.Unlock()
+	if err == nil {
+		w.queue.Forget(it)
+		return true
+	}
+	if ctx.Err() != nil {
+		return true
+	}
+	w.log.Warn("writing ServiceL2Status/ServiceBGPStatus; retrying", "error", err,
+		"failures", w.queue.NumRequeues(it)+1)
+	w.queue.AddRateLimited(it)
+	return true
+}
+
+// converge converges what one key stands for towards the desired state now.
+func (w *Writer) converge(ctx context.Context, it item) error {
 	w.mu.Lock()
 	if w.cur == nil {
 		w.mu.Unlock()
 		return nil
 	}
-	if w.full || w.applied == nil {
+	switch it.kind {
+	case kindAll:
 		d := w.cur.clone()
-		w.full, w.dirtySessions = false, false
-		clear(w.dirtyL2)
-		clear(w.dirtyBGP)
 		w.mu.Unlock()
 		if err := w.apply(ctx, d); err != nil {
-			w.mu.Lock()
-			w.full = true
-			w.mu.Unlock()
 			return err
 		}
 		w.mu.Lock()
 		w.applied = &d
 		w.mu.Unlock()
 		return nil
-	}
-	l2 := pending(w.cur.l2, w.dirtyL2)
-	bgp := pending(w.cur.bgp, w.dirtyBGP)
-	sessions := w.dirtySessions
-	var sess map[string]v1beta1.BGPSessionStatusStatus
-	if sessions {
-		sess = maps.Clone(w.cur.sessions)
-		w.dirtySessions = false
-	}
-	w.mu.Unlock()
-	if len(l2)+len(bgp) == 0 && !sessions {
-		return nil
-	}
-	errs := []error{
-		convergeNames(ctx, w, "ServiceL2Status", l2,
+	case kindL2:
+		want := wanted(w.cur.L2, it.name)
+		w.mu.Unlock()
+		err := convergeNames(ctx, w, "ServiceL2Status", want,
 			func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
 			func(st v1beta1.ServiceL2StatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			}),
-		convergeNames(ctx, w, "ServiceBGPStatus", bgp,
+			})
+		w.noteApplied(err, func(a *Desired) { noteApplied(a.L2, want) })
+		return err
+	case kindBGP:
+		want := wanted(w.cur.BGP, it.name)
+		w.mu.Unlock()
+		err := convergeNames(ctx, w, "ServiceBGPStatus", want,
 			func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
 			func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			}),
-	}
-	if sessions {
+			})
+		w.noteApplied(err, func(a *Desired) { noteApplied(a.BGP, want) })
+		return err
+	default: // kindSessions
+		sess := maps.Clone(w.cur.Sessions)
+		w.mu.Unlock()
 		var have v1beta1.BGPSessionStatusList
-		err := w.c.List(ctx, &have, client.InNamespace(w.ns), client.MatchingLabels{LabelNode: w.node})
-		if err == nil {
-			err = converge(ctx, w, "BGPSessionStatus", have.Items, sess,
-				func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
-				func(st v1beta1.BGPSessionStatusStatus) map[string]string {
-					return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
-				})
-		} else {
-			err = fmt.Errorf("listing BGPSessionStatus: %w", err)
+		if err := w.c.List(ctx, &have, client.InNamespace(w.ns), client.MatchingLabels{LabelNode: w.node}); err != nil {
+			return fmt.Errorf("listing BGPSessionStatus: %w", err)
 		}
-		errs = append(errs, err)
-	}
-	err := errors.Join(errs...)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err != nil {
-		w.full = true
+		err := converge(ctx, w, "BGPSessionStatus", have.Items, sess,
+			func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
+			func(st v1beta1.BGPSessionStatusStatus) map[string]string {
+				return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
+			})
+		w.noteApplied(err, func(a *Desired) { a.Sessions = sess })
 		return err
 	}
-	if w.applied != nil {
-		noteApplied(w.applied.l2, l2)
-		noteApplied(w.applied.bgp, bgp)
-		if sessions {
-			w.applied.sessions = sess
-		}
-	}
-	return nil
 }
 
-// pending takes the dirty names with their desired state (nil: none wanted). w.mu must be held.
-func pending[S any](want map[string]S, dirty map[string]bool) map[string]*S {
-	out := make(map[string]*S, len(dirty))
-	for name := range dirty {
-		if st, ok := want[name]; ok {
-			out[name] = &st
-		} else {
-			out[name] = nil
-		}
+// noteApplied records a successful convergence of part of the state in w.applied, when known.
+func (w *Writer) noteApplied(err error, note func(*Desired)) {
+	if err != nil {
+		return
 	}
-	clear(dirty)
-	return out
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.applied != nil {
+		note(w.applied)
+	}
+}
+
+// wanted is the desired state of one name (nil: not wanted), as convergeNames takes it. w.mu must
+// be held.
+func wanted[S any](want map[string]S, name string) map[string]*S {
+	if st, ok := want[name]; ok {
+		return map[string]*S{name: &st}
+	}
+	return map[string]*S{name: nil}
 }
 
 // noteApplied notes converged names in applied.
@@ -375,20 +435,20 @@ func noteApplied[S any](applied map[string]S, done map[string]*S) {
 	}
 }
 
-func (d desired) clone() desired {
-	c := desired{l2: maps.Clone(d.l2), bgp: maps.Clone(d.bgp), sessions: maps.Clone(d.sessions), sweep: maps.Clone(d.sweep)}
-	if c.l2 == nil {
-		c.l2 = map[string]v1beta1.ServiceL2StatusStatus{}
+func (d Desired) clone() Desired {
+	c := Desired{L2: maps.Clone(d.L2), BGP: maps.Clone(d.BGP), Sessions: maps.Clone(d.Sessions), Sweep: maps.Clone(d.Sweep)}
+	if c.L2 == nil {
+		c.L2 = map[string]v1beta1.ServiceL2StatusStatus{}
 	}
-	if c.bgp == nil {
-		c.bgp = map[string]v1beta1.ServiceBGPStatusStatus{}
+	if c.BGP == nil {
+		c.BGP = map[string]v1beta1.ServiceBGPStatusStatus{}
 	}
 	return c
 }
 
 // convergeNames makes the objects of the given names (of one kind, this node's) have the desired
 // status, creating or deleting them as needed.
-func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *statusWriter, kind string, want map[string]*S,
+func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, want map[string]*S,
 	status func(P) *S, labels func(S) map[string]string) error {
 	var errs []error
 	for name, st := range want {
@@ -432,7 +492,7 @@ func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *statusW
 
 // apply converges this node's status objects of every kind towards d and, when d says so, removes
 // those of speakers that died.
-func (w *statusWriter) apply(ctx context.Context, d desired) error {
+func (w *Writer) apply(ctx context.Context, d Desired) error {
 	var (
 		l2   v1beta1.ServiceL2StatusList
 		bgp  v1beta1.ServiceBGPStatusList
@@ -445,24 +505,24 @@ func (w *statusWriter) apply(ctx context.Context, d desired) error {
 		}
 	}
 	errs := []error{
-		converge(ctx, w, "ServiceL2Status", l2.Items, d.l2,
+		converge(ctx, w, "ServiceL2Status", l2.Items, d.L2,
 			func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
 			func(st v1beta1.ServiceL2StatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
 			}),
-		converge(ctx, w, "ServiceBGPStatus", bgp.Items, d.bgp,
+		converge(ctx, w, "ServiceBGPStatus", bgp.Items, d.BGP,
 			func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
 			func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
 			}),
-		converge(ctx, w, "BGPSessionStatus", sess.Items, d.sessions,
+		converge(ctx, w, "BGPSessionStatus", sess.Items, d.Sessions,
 			func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
 			func(st v1beta1.BGPSessionStatusStatus) map[string]string {
 				return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
 			}),
 	}
-	if d.sweep != nil {
-		alive := maps.Clone(d.sweep)
+	if d.Sweep != nil {
+		alive := maps.Clone(d.Sweep)
 		if w.alive != nil {
 			for _, n := range w.alive() {
 				alive[n] = true
@@ -473,7 +533,7 @@ func (w *statusWriter) apply(ctx context.Context, d desired) error {
 	return errors.Join(errs...)
 }
 
-func (w *statusWriter) serviceLabels(ns, name string) map[string]string {
+func (w *Writer) serviceLabels(ns, name string) map[string]string {
 	return map[string]string{LabelNode: w.node, LabelServiceName: name, LabelServiceNamespace: ns}
 }
 
@@ -485,7 +545,7 @@ type objectPtr[T any] interface {
 
 // converge makes the objects have (of one kind, this node's) those of want, by name: it creates the
 // missing ones, updates the status of those that differ and deletes the rest.
-func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *statusWriter, kind string, have []T, want map[string]S,
+func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, have []T, want map[string]S,
 	status func(P) *S, labels func(S) map[string]string) error {
 	var errs []error
 	byName := make(map[string]P, len(have))
@@ -524,7 +584,7 @@ func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *statusWriter
 }
 
 // sweepDead deletes the status objects of nodes whose speaker is not alive.
-func (w *statusWriter) sweepDead(ctx context.Context, alive map[string]bool) error {
+func (w *Writer) sweepDead(ctx context.Context, alive map[string]bool) error {
 	var (
 		l2   v1beta1.ServiceL2StatusList
 		bgp  v1beta1.ServiceBGPStatusList
@@ -542,7 +602,7 @@ func (w *statusWriter) sweepDead(ctx context.Context, alive map[string]bool) err
 	)
 }
 
-func deleteDead[T any, P objectPtr[T]](ctx context.Context, w *statusWriter, kind string, items []T, alive map[string]bool) error {
+func deleteDead[T any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, items []T, alive map[string]bool) error {
 	var errs []error
 	for i := range items {
 		o := P(&items[i])

@@ -1,4 +1,4 @@
-package allocator
+package ipset
 
 import (
 	"encoding/binary"
@@ -15,7 +15,8 @@ type Uint128 struct {
 	Hi, Lo uint64
 }
 
-func u128(lo uint64) Uint128 { return Uint128{Lo: lo} }
+// From64 returns lo as a Uint128.
+func From64(lo uint64) Uint128 { return Uint128{Lo: lo} }
 
 // Cmp returns -1, 0 or +1 as u is less than, equal to or greater than v.
 func (u Uint128) Cmp(v Uint128) int {
@@ -56,49 +57,50 @@ func (u Uint128) String() string {
 	return u.Big().String()
 }
 
-func (u Uint128) less(v Uint128) bool { return u.Hi < v.Hi || u.Hi == v.Hi && u.Lo < v.Lo }
+// Less reports whether u < v.
+func (u Uint128) Less(v Uint128) bool { return u.Hi < v.Hi || u.Hi == v.Hi && u.Lo < v.Lo }
 
-// add returns u+v and whether it overflowed.
-func (u Uint128) add(v Uint128) (Uint128, bool) {
+// Add returns u+v and whether it overflowed.
+func (u Uint128) Add(v Uint128) (Uint128, bool) {
 	lo, c := bits.Add64(u.Lo, v.Lo, 0)
 	hi, c := bits.Add64(u.Hi, v.Hi, c)
 	return Uint128{hi, lo}, c != 0
 }
 
-// sub returns u-v, wrapping around below zero.
-func (u Uint128) sub(v Uint128) Uint128 {
+// Sub returns u-v, wrapping around below zero.
+func (u Uint128) Sub(v Uint128) Uint128 {
 	lo, b := bits.Sub64(u.Lo, v.Lo, 0)
 	hi, _ := bits.Sub64(u.Hi, v.Hi, b)
 	return Uint128{hi, lo}
 }
 
-// inc returns u+1, wrapping around at 2^128.
-func (u Uint128) inc() Uint128 { r, _ := u.add(u128(1)); return r }
+// Inc returns u+1, wrapping around at 2^128.
+func (u Uint128) Inc() Uint128 { r, _ := u.Add(From64(1)); return r }
 
-// dec returns u-1, wrapping around below zero.
-func (u Uint128) dec() Uint128 { return u.sub(u128(1)) }
+// Dec returns u-1, wrapping around below zero.
+func (u Uint128) Dec() Uint128 { return u.Sub(From64(1)) }
 
-// divmod64 returns u/d and u%d.
-func (u Uint128) divmod64(d uint64) (Uint128, uint64) {
+// DivMod64 returns u/d and u%d.
+func (u Uint128) DivMod64(d uint64) (Uint128, uint64) {
 	qhi := u.Hi / d
 	r := u.Hi % d
 	qlo, r := bits.Div64(r, u.Lo, d)
 	return Uint128{qhi, qlo}, r
 }
 
-// addrValue returns the address as an integer: IPv4 in the low 32 bits.
-func addrValue(a netip.Addr) Uint128 {
+// FromAddr returns the address as an integer: IPv4 in the low 32 bits.
+func FromAddr(a netip.Addr) Uint128 {
 	if a.Is4() {
 		b := a.As4()
-		return u128(uint64(binary.BigEndian.Uint32(b[:])))
+		return From64(uint64(binary.BigEndian.Uint32(b[:])))
 	}
 	b := a.As16()
 	return Uint128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
 }
 
-// valueAddr is the inverse of addrValue.
-func valueAddr(u Uint128, f Family) netip.Addr {
-	if f == IPv4 {
+// Addr is the inverse of FromAddr: an IPv4 address from the low 32 bits when v4, else IPv6.
+func (u Uint128) Addr(v4 bool) netip.Addr {
+	if v4 {
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], uint32(u.Lo))
 		return netip.AddrFrom4(b)

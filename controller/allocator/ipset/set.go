@@ -1,4 +1,4 @@
-package allocator
+package ipset
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 // size class of the Go heap, and a search inside it takes six comparisons.
 const blockCap = 63
 
-// intervalSet is an ordered set of disjoint, maximal (never adjacent) inclusive intervals
+// Set is an ordered set of disjoint, maximal (never adjacent) inclusive intervals
 // ("runs") of 128-bit offsets. It is a B+tree of height two: the runs, in order, are cut into
 // blocks of at most blockCap, and a sorted index holds the first start of every block.
 // Finding the run containing an offset, or where one would go, is a binary search in the
@@ -21,7 +21,7 @@ const blockCap = 63
 // almost nothing to scan, and memory is about 32 bytes per run for a full block (blocks fill
 // completely when runs are appended in order, as a restore in address order does, and are at
 // least half full otherwise), independent of the size of the space.
-type intervalSet struct {
+type Set struct {
 	firsts []Uint128   // firsts[i] is blocks[i].start[0]
 	blocks []*runBlock // in order; none is empty
 	runs   int         // number of intervals
@@ -42,7 +42,7 @@ func (b *runBlock) floor(x Uint128) int {
 	lo, hi := 0, b.n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if x.less(b.start[m]) {
+		if x.Less(b.start[m]) {
 			hi = m
 		} else {
 			lo = m + 1
@@ -53,9 +53,9 @@ func (b *runBlock) floor(x Uint128) int {
 
 // block returns the index of the block where x belongs, the last one whose first run
 // starts at or before x, or 0 when x is before them all; -1 when the set is empty.
-func (s *intervalSet) block(x Uint128) int {
+func (s *Set) block(x Uint128) int {
 	nb := len(s.firsts)
-	if i := s.hint; i < nb && (i == 0 || !x.less(s.firsts[i])) && (i+1 == nb || x.less(s.firsts[i+1])) {
+	if i := s.hint; i < nb && (i == 0 || !x.Less(s.firsts[i])) && (i+1 == nb || x.Less(s.firsts[i+1])) {
 		return i
 	}
 	if nb == 0 {
@@ -64,7 +64,7 @@ func (s *intervalSet) block(x Uint128) int {
 	lo, hi := 1, nb
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if x.less(s.firsts[m]) {
+		if x.Less(s.firsts[m]) {
 			hi = m
 		} else {
 			lo = m + 1
@@ -76,7 +76,7 @@ func (s *intervalSet) block(x Uint128) int {
 
 // find returns where x is: the block it belongs in and the index there of the last run
 // starting at or before x (-1 when none does, which happens only in block 0).
-func (s *intervalSet) find(x Uint128) (bi, j int) {
+func (s *Set) find(x Uint128) (bi, j int) {
 	bi = s.block(x)
 	if bi < 0 {
 		return -1, -1
@@ -84,26 +84,27 @@ func (s *intervalSet) find(x Uint128) (bi, j int) {
 	return bi, s.blocks[bi].floor(x)
 }
 
-// containing returns the end of the interval that contains x, and whether there is one.
-func (s *intervalSet) containing(x Uint128) (end Uint128, ok bool) {
+// Containing returns the end of the interval that contains x, and whether there is one.
+func (s *Set) Containing(x Uint128) (end Uint128, ok bool) {
 	bi, j := s.find(x)
 	if j < 0 {
 		return Uint128{}, false
 	}
 	b := s.blocks[bi]
-	if b.end[j].less(x) {
+	if b.end[j].Less(x) {
 		return Uint128{}, false
 	}
 	return b.end[j], true
 }
 
-func (s *intervalSet) contains(x Uint128) bool {
-	_, ok := s.containing(x)
+// Contains reports whether x is in the set.
+func (s *Set) Contains(x Uint128) bool {
+	_, ok := s.Containing(x)
 	return ok
 }
 
-// add inserts x and reports whether it was absent.
-func (s *intervalSet) add(x Uint128) bool {
+// Add inserts x and reports whether it was absent.
+func (s *Set) Add(x Uint128) bool {
 	bi, j := s.find(x)
 	if bi < 0 {
 		b := s.newBlock()
@@ -114,16 +115,16 @@ func (s *intervalSet) add(x Uint128) bool {
 		return true
 	}
 	b := s.blocks[bi]
-	if j >= 0 && !b.end[j].less(x) {
+	if j >= 0 && !b.end[j].Less(x) {
 		return false
 	}
 	// x lies after run j (if any) and before the next run (if any), in block b or the next.
-	joinLeft := j >= 0 && b.end[j].inc() == x
+	joinLeft := j >= 0 && b.end[j].Inc() == x
 	rb, rj := bi, j+1
 	if rj == b.n {
 		rb, rj = bi+1, 0
 	}
-	joinRight := rb < len(s.blocks) && s.blocks[rb].start[rj] == x.inc()
+	joinRight := rb < len(s.blocks) && s.blocks[rb].start[rj] == x.Inc()
 	switch {
 	case joinLeft && joinRight:
 		b.end[j] = s.blocks[rb].end[rj]
@@ -142,8 +143,8 @@ func (s *intervalSet) add(x Uint128) bool {
 	return true
 }
 
-// remove deletes x and reports whether it was present.
-func (s *intervalSet) remove(x Uint128) bool {
+// Remove deletes x and reports whether it was present.
+func (s *Set) Remove(x Uint128) bool {
 	bi, j := s.find(x)
 	if j < 0 {
 		return false
@@ -151,27 +152,27 @@ func (s *intervalSet) remove(x Uint128) bool {
 	b := s.blocks[bi]
 	start, end := b.start[j], b.end[j]
 	switch {
-	case end.less(x):
+	case end.Less(x):
 		return false
 	case start == end:
 		s.deleteAt(bi, j)
 	case x == start:
-		b.start[j] = x.inc()
+		b.start[j] = x.Inc()
 		if j == 0 {
 			s.firsts[bi] = b.start[0]
 		}
 	case x == end:
-		b.end[j] = x.dec()
+		b.end[j] = x.Dec()
 	default:
-		b.end[j] = x.dec()
-		s.insertAt(bi, j+1, x.inc(), end)
+		b.end[j] = x.Dec()
+		s.insertAt(bi, j+1, x.Inc(), end)
 	}
 	return true
 }
 
 // insertAt inserts the run [start, end] at index j of block bi, splitting the block when it
 // is full.
-func (s *intervalSet) insertAt(bi, j int, start, end Uint128) {
+func (s *Set) insertAt(bi, j int, start, end Uint128) {
 	s.runs++
 	b := s.blocks[bi]
 	if b.n == blockCap && j == blockCap && bi+1 < len(s.blocks) && s.blocks[bi+1].n < blockCap {
@@ -207,7 +208,7 @@ func (s *intervalSet) insertAt(bi, j int, start, end Uint128) {
 
 // deleteAt removes run j of block bi, dropping the block when it empties and merging it
 // with a neighbour when both fit in half a block.
-func (s *intervalSet) deleteAt(bi, j int) {
+func (s *Set) deleteAt(bi, j int) {
 	s.runs--
 	b := s.blocks[bi]
 	copy(b.start[j:], b.start[j+1:b.n])
@@ -228,7 +229,7 @@ func (s *intervalSet) deleteAt(bi, j int) {
 }
 
 // mergeNext moves the runs of block bi+1 to the end of block bi, which has room for them.
-func (s *intervalSet) mergeNext(bi int) {
+func (s *Set) mergeNext(bi int) {
 	b, nx := s.blocks[bi], s.blocks[bi+1]
 	copy(b.start[b.n:], nx.start[:nx.n])
 	copy(b.end[b.n:], nx.end[:nx.n])
@@ -236,7 +237,7 @@ func (s *intervalSet) mergeNext(bi int) {
 	s.dropBlock(bi + 1)
 }
 
-func (s *intervalSet) newBlock() *runBlock {
+func (s *Set) newBlock() *runBlock {
 	if b := s.spare; b != nil {
 		s.spare = nil
 		return b
@@ -244,15 +245,18 @@ func (s *intervalSet) newBlock() *runBlock {
 	return new(runBlock)
 }
 
-func (s *intervalSet) dropBlock(bi int) {
+func (s *Set) dropBlock(bi int) {
 	s.spare = s.blocks[bi]
 	s.spare.n = 0
 	s.blocks = slices.Delete(s.blocks, bi, bi+1)
 	s.firsts = slices.Delete(s.firsts, bi, bi+1)
 }
 
-// each calls f for every interval in ascending order.
-func (s *intervalSet) each(f func(start, end Uint128)) {
+// Runs returns the number of intervals.
+func (s *Set) Runs() int { return s.runs }
+
+// Each calls f for every interval in ascending order.
+func (s *Set) Each(f func(start, end Uint128)) {
 	for _, b := range s.blocks {
 		for j := range b.n {
 			f(b.start[j], b.end[j])
@@ -260,8 +264,9 @@ func (s *intervalSet) each(f func(start, end Uint128)) {
 	}
 }
 
-// check verifies the structure of the index and the blocks, for tests.
-func (s *intervalSet) check() error {
+// Check verifies the structure of the index and the blocks, and that the intervals are in
+// order, disjoint and never adjacent, for tests.
+func (s *Set) Check() error {
 	if len(s.firsts) != len(s.blocks) {
 		return fmt.Errorf("%d index entries for %d blocks", len(s.firsts), len(s.blocks))
 	}
@@ -280,5 +285,18 @@ func (s *intervalSet) check() error {
 	if runs != s.runs {
 		return fmt.Errorf("blocks hold %d runs, counted %d", runs, s.runs)
 	}
-	return nil
+	var bad error
+	var prev *Uint128
+	s.Each(func(start, end Uint128) {
+		switch {
+		case bad != nil:
+		case end.Less(start):
+			bad = fmt.Errorf("run [%s, %s] ends before it starts", start, end)
+		case prev != nil && !prev.Inc().Less(start):
+			bad = fmt.Errorf("run [%s, %s] overlaps or touches the previous one ending %s", start, end, *prev)
+		}
+		e := end
+		prev = &e
+	})
+	return bad
 }
