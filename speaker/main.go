@@ -257,7 +257,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	a, err := agent.New(agent.Options{
 		NodeName: o.nodeName, Namespace: o.namespace, LBClass: o.lbClass, NodeIPv4: v4, NodeIPv6: v6,
 		MemberlistPort: o.memberlistPort,
-		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("herald-speaker"), //nolint:staticcheck // SA1019: core/v1 Events until the agent moves to events.k8s.io/v1
+		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("herald-speaker"), //nolint:staticcheck // SA1019: core/v1 Events on purpose, as in the controller (counts rise per repeat)
 		Reader: reader, PodName: o.podName,
 		Members: ml, L2: l2, BGP: speaker,
 		Links:  links,

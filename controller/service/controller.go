@@ -150,8 +150,9 @@ func heraldKinds() []client.Object { return kube.ConfigKinds() }
 // SetupWithManager registers the config, Service and pool status controllers.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	c.client = mgr.GetClient()
-	// Events stay core/v1 Events (RBAC, kubectl describe, the tests read them) until the recorders
-	// move to the events.k8s.io/v1 API (mgr.GetEventRecorder).
+	// The core/v1 recorder on purpose: it raises an Event's count as each repeat happens, which
+	// operators (kubectl describe) and the tests read. The events.k8s.io/v1 recorder
+	// (mgr.GetEventRecorder) writes a repeat's series only every 30 minutes.
 	c.recorder = mgr.GetEventRecorderFor("herald-controller") //nolint:staticcheck // SA1019: see above
 	store, err := newServiceStore(mgr.GetConfig())
 	if err != nil {
