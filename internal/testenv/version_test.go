@@ -1,6 +1,9 @@
 package testenv
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -26,5 +29,38 @@ func TestCheckVersion(t *testing.T) {
 				t.Fatalf("checkVersion(%q, %q) = %v, want an error with %q", tc.got, tc.want, err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestKubeVersionFollowsMakefile keeps the Kubernetes version the tests run against in one place:
+// the Makefile's KUBE_VERSION. KubeVersion (the cache folder a plain `go test` uses) and
+// hack/build-kube.sh's default must name the same version.
+func TestKubeVersionFollowsMakefile(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	find := func(name string, re *regexp.Regexp) string {
+		t.Helper()
+		m := re.FindStringSubmatch(read(name))
+		if m == nil {
+			t.Fatalf("%s: no line matching %s", name, re)
+		}
+		return m[1]
+	}
+	makefile := find("Makefile", regexp.MustCompile(`(?m)^KUBE_VERSION\s*\?=\s*(\S+)\s*$`))
+	if KubeVersion != makefile {
+		t.Errorf("testenv.KubeVersion = %s, but the Makefile's KUBE_VERSION = %s: set both to the same version", KubeVersion, makefile)
+	}
+	if script := find("hack/build-kube.sh", regexp.MustCompile(`(?m)^KUBE_VERSION=\$\{KUBE_VERSION:-(\S+)\}\s*$`)); script != makefile {
+		t.Errorf("hack/build-kube.sh defaults to KUBE_VERSION %s, but the Makefile's KUBE_VERSION = %s: set both to the same version", script, makefile)
 	}
 }
