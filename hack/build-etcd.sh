@@ -21,7 +21,10 @@ cd "$work"
   echo "module herald.dev/etcdbuild"
   echo "go 1.24.0"
 } > go.mod
-GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null
+# go get lists every module it adds; show that only when it fails
+if ! GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >get.log 2>&1; then
+  cat get.log >&2; exit 1
+fi
 echo "building etcd $ETCD_VERSION"
 tmp="$(dirname "$out")/.etcd.tmp.$$"
 CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$tmp" go.etcd.io/etcd/server/v3
