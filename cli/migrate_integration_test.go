@@ -334,12 +334,12 @@ spec: {addresses: [192.0.2.0/24]}
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: {name: unnumbered, namespace: metallb-system}
-spec: {myASN: 64512, peerASN: 64512, interface: eth1}
+spec: {myASN: 64512, peerASN: 64600, interface: eth1, ebgpMultiHop: true}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := w.run("migrate-from-metallb", "-f", dir, "--server", "https://127.0.0.1:1")
-	if code != cli.ExitProblems || !strings.Contains(errOut, `error: BGPPeer metallb-system/unnumbered: spec.interface "eth1"`) || !strings.Contains(out, "kind: IPAddressPool") {
+	if code != cli.ExitProblems || !strings.Contains(errOut, `BGPPeer herald-`) || !strings.Contains(errOut, `spec.ebgpMultiHop "true": Herald's rules refuse the translation: does not apply to an unnumbered session`) || !strings.Contains(out, "kind: IPAddressPool") {
 		t.Errorf("from files: exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }

@@ -389,11 +389,6 @@ func (t *translator) peer(o *unstructured.Unstructured, dualStack bool) {
 	if !ok {
 		return
 	}
-	switch {
-	case spec.Interface != "" && spec.PeerAddress == "":
-		t.note(Error, subject, "spec.interface", spec.Interface, "unnumbered BGP (a session over an interface, without a peer address) has no Herald equivalent; peer with the router's address instead; not translated")
-		return
-	}
 	p := v1beta1.BGPPeer{TypeMeta: typeMeta(KindBGPPeer), ObjectMeta: t.meta(o), Spec: v1beta1.BGPPeerSpec{
 		MyASN: spec.MyASN, PeerASN: spec.PeerASN, PeerAddress: spec.PeerAddress, PeerPort: spec.PeerPort, SourceAddress: spec.SourceAddress,
 		KeepaliveTime: spec.KeepaliveTime, ConnectTime: spec.ConnectTime, RouterID: spec.RouterID, NodeSelectors: spec.NodeSelectors,
@@ -408,8 +403,12 @@ func (t *translator) peer(o *unstructured.Unstructured, dualStack bool) {
 	} else if spec.DynamicASN != "" {
 		t.note(Dropped, subject, "spec.dynamicASN", spec.DynamicASN, "Herald checks the router's AS number against peerASN (%d); dynamicASN is left out", spec.PeerASN)
 	}
-	if spec.Interface != "" {
-		t.note(Dropped, subject, "spec.interface", spec.Interface, "Herald peers with peerAddress %s; the interface is left out", spec.PeerAddress)
+	switch {
+	case spec.Interface != "" && spec.PeerAddress == "":
+		// BGP unnumbered: the same field in Herald.
+		p.Spec.Interface = spec.Interface
+	case spec.Interface != "":
+		t.note(Dropped, subject, "spec.interface", spec.Interface, "Herald peers with either peerAddress or interface; peerAddress %s is kept, the interface is left out", spec.PeerAddress)
 	}
 	// v1beta1's timers are not pointers: 0s there means "not set".
 	if h := spec.HoldTime; h != nil && (h.Duration != 0 || o.GroupVersionKind().Version != "v1beta1") {

@@ -676,6 +676,18 @@ spec:
   myASN: 64512
   peerASN: 64600
   peerAddress: 172.30.0.5
+---
+apiVersion: herald.dev/v1beta1
+kind: BGPPeer
+metadata:
+  annotations:
+    herald.dev/migrated-from: metallb.io/v1beta2 BGPPeer metallb-system/unnumbered
+  name: unnumbered
+  namespace: herald-system
+spec:
+  interface: eth1
+  myASN: 64512
+  peerASN: 64600
 `,
 			wantNotes: []string{
 				`error: IPAddressPool metallb-system/future: apiVersion "metallb.io/v1beta3": this version of MetalLB's API is not known to the translation (v1beta1, v1beta2 are); not translated`,
@@ -686,7 +698,7 @@ spec:
 				`changed: BGPPeer metallb-system/example: spec.dualStackAddressFamily "false": Herald enables IPv4 and IPv6 unicast on every session (as MetalLB's dualStackAddressFamily: true): this session carries the routes of both families`,
 				`changed: BGPPeer metallb-system/mp: spec.disableMP "true": Herald runs one session per peer address with both IPv4 and IPv6 unicast enabled; there is no separate session per family`,
 				`changed: BGPPeer metallb-system/mp: spec.dualStackAddressFamily "false": Herald enables IPv4 and IPv6 unicast on every session (as MetalLB's dualStackAddressFamily: true): this session carries the routes of both families`,
-				`error: BGPPeer metallb-system/unnumbered: spec.interface "eth1": unnumbered BGP (a session over an interface, without a peer address) has no Herald equivalent; peer with the router's address instead; not translated`,
+				`changed: BGPPeer metallb-system/unnumbered: spec.dualStackAddressFamily "false": Herald enables IPv4 and IPv6 unicast on every session (as MetalLB's dualStackAddressFamily: true): this session carries the routes of both families`,
 			},
 		},
 		{

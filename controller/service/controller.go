@@ -94,6 +94,8 @@ type Controller struct {
 
 	svcQueue  queueRef
 	poolQueue queueRef
+	guard     staleGuard // Services
+	poolGuard staleGuard // IPAddressPools
 	ready     atomic.Bool
 	assigned  *assignLog // assignments not yet reported by a pool's IPAllocated event
 

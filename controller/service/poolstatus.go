@@ -37,6 +37,13 @@ func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Requ
 		c.recorder.Event(&pool, corev1.EventTypeNormal, ReasonIPAllocated, msg)
 	}
 	result.RequeueAfter = wait
+	key := req.Name
+	if c.poolGuard.stale(key, pool.ResourceVersion) {
+		if wait == 0 || wait > staleRecheck {
+			result.RequeueAfter = staleRecheck
+		}
+		return result, nil
+	}
 	c.mu.Lock()
 	var counts allocator.PoolCounts
 	ok := false
@@ -68,17 +75,12 @@ func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Requ
 	}
 	orig := pool.DeepCopy()
 	pool.Status = *want
-	// With the resourceVersion read: a patch built on a cache that has not seen the last write
-	// (this reconciler's, or the Valid condition of confstatus) fails instead of replacing the
-	// conditions with an older list, and is made again on a fresh read.
-	if err := c.client.Status().Patch(ctx, &pool, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := c.client.Status().Patch(ctx, &pool, client.MergeFrom(orig)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return reconcile.Result{}, nil
 		}
-		if apierrors.IsConflict(err) {
-			return reconcile.Result{RequeueAfter: c.opts.PoolStatusInterval}, nil
-		}
 		return reconcile.Result{}, fmt.Errorf("writing status of IPAddressPool %s: %w", req.NamespacedName, err)
 	}
+	c.poolGuard.wrote(key, []string{orig.ResourceVersion}, pool.ResourceVersion)
 	return result, nil
 }

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,4 +56,54 @@ func (r *queueRef) addAfter(req reconcile.Request, d time.Duration) {
 	if q := r.q.Load(); q != nil {
 		(*q).AddAfter(req, d)
 	}
+}
+
+// staleGuard remembers, per object, the resourceVersions that the controller's own writes have
+// made stale, so a reconcile triggered before the cache has caught up with those writes does not
+// write the same thing again. The watch event of the last write always follows and reconciles the
+// object once more.
+type staleGuard struct {
+	mu sync.Mutex
+	m  map[string][]string
+}
+
+// stale reports whether rv is an older version of key than one the controller wrote.
+func (g *staleGuard) stale(key, rv string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	rvs, ok := g.m[key]
+	if !ok {
+		return false
+	}
+	if slices.Contains(rvs, rv) {
+		return true
+	}
+	delete(g.m, key) // the cache has moved on
+	return false
+}
+
+// wrote records that the controller read key at versions seen and its writes left it at final.
+func (g *staleGuard) wrote(key string, seen []string, final string) {
+	var stale []string
+	for _, rv := range seen {
+		if rv != final && rv != "" {
+			stale = append(stale, rv)
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = map[string][]string{}
+	}
+	if len(stale) == 0 {
+		delete(g.m, key)
+		return
+	}
+	g.m[key] = stale
+}
+
+func (g *staleGuard) forget(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.m, key)
 }

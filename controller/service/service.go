@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,14 +19,15 @@ import (
 	"github.com/herald-lb/herald/controller/allocator"
 )
 
+// staleRecheck bounds how long a reconcile that found the cache behind the controller's own
+// writes waits for the watch event before it looks again.
+const staleRecheck = 5 * time.Second
+
 // outcome is what one reconcile decided for one Service under the allocator's lock.
 type outcome struct {
 	assigned []allocator.Assignment
 	released []allocator.Assignment
-	// added are the assignments the allocator did not hold for the Service before this
-	// reconcile (nor found in its status): what the pool's IPAllocated summary counts.
-	added []allocator.Assignment
-	err   error // allocation or translation error, reported as AllocationFailed
+	err      error // allocation or translation error, reported as AllocationFailed
 	// heldFor names the pool, invalid and not in force, whose addresses the Service holds in
 	// its status: the Service is left as it is until the pool is usable.
 	heldFor string
@@ -41,8 +43,12 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	key := Key(req.Namespace, req.Name)
 	svc, ok := c.services.get(key) // a copy of its own
 	if !ok {
+		c.guard.forget(key)
 		c.forget(key)
 		return reconcile.Result{}, nil
+	}
+	if c.guard.stale(key, svc.ResourceVersion) {
+		return reconcile.Result{RequeueAfter: staleRecheck}, nil
 	}
 	if !v1beta1.ManagedService(svc, c.opts.LBClass) {
 		return reconcile.Result{}, c.unmanage(ctx, svc)
@@ -90,17 +96,21 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 			c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAllocationFailed, out.err.Error())
 		}
 	}
-	// Assignments are reported per pool (see assignLog), not per Service: a burst of Services
-	// costs each its status and annotation writes only. What is new is what the allocator did
-	// not hold before, never what the cache shows: a reconcile that reads the Service before
-	// the cache has its last status write counts nothing twice. It is counted when the
-	// allocator makes it, so that a status write that fails and is retried counts it once.
-	c.assigned.add(out.added)
-	if len(out.added) > 0 || len(out.released) > 0 {
-		c.notifyPools(poolNames(out.added, out.released)...)
-	}
+	oldIPs := ingressIPs(svc.Status.LoadBalancer.Ingress)
 	if err := c.write(ctx, svc, Ingress(out.assigned), PoolOf(out.assigned)); err != nil {
 		return reconcile.Result{}, err
+	}
+	var added []allocator.Assignment
+	for _, a := range out.assigned {
+		if !slices.Contains(oldIPs, a.IP.String()) {
+			added = append(added, a)
+		}
+	}
+	// Assignments are reported per pool (see assignLog), not per Service: a burst of Services
+	// costs each its status and annotation writes only.
+	c.assigned.add(added)
+	if len(added) > 0 || len(out.released) > 0 {
+		c.notifyPools(poolNames(added, out.released)...)
 	}
 	return reconcile.Result{}, nil
 }
@@ -142,14 +152,8 @@ func (c *Controller) allocate(ctx context.Context, svc *corev1.Service, nsLabels
 		// A malformed request changes nothing: the Service keeps what it holds.
 		out.assigned, out.err = c.alloc.Assignments(key), terr
 	} else {
-		before := c.alloc.Assignments(key)
 		res, err := c.alloc.Assign(desc)
 		out.assigned, out.released, out.err = res.Assigned, res.Released, AllocationError(err)
-		for _, a := range res.Assigned {
-			if !slices.Contains(before, a) {
-				out.added = append(out.added, a)
-			}
-		}
 		if err == nil && len(res.Missing) == 0 {
 			delete(c.pending, key)
 			delete(c.reported, key)
@@ -245,10 +249,13 @@ func (c *Controller) unmanage(ctx context.Context, svc *corev1.Service) error {
 // status patch and one metadata patch, and none when nothing changes.
 func (c *Controller) write(ctx context.Context, svc *corev1.Service, ingress []corev1.LoadBalancerIngress, pool string) error {
 	key := Key(svc.Namespace, svc.Name)
+	seen := []string{svc.ResourceVersion}
 	if IngressEqual(svc.Status.LoadBalancer.Ingress, ingress) && svc.Annotations[v1beta1.AnnotationAllocatedFromPool] == pool {
-		return nil // nothing to write: the usual case, allocate nothing
+		c.guard.wrote(key, seen, svc.ResourceVersion) // nothing to write: the usual case, allocate nothing
+		return nil
 	}
 	cur := svc.DeepCopy()
+	defer func() { c.guard.wrote(key, seen, cur.ResourceVersion) }()
 
 	if !IngressEqual(cur.Status.LoadBalancer.Ingress, ingress) {
 		orig := cur.DeepCopy()
@@ -259,6 +266,7 @@ func (c *Controller) write(ctx context.Context, svc *corev1.Service, ingress []c
 			}
 			return fmt.Errorf("writing status.loadBalancer.ingress of %s: %w", key, err)
 		}
+		seen = append(seen, cur.ResourceVersion)
 	}
 	if cur.Annotations[v1beta1.AnnotationAllocatedFromPool] != pool {
 		orig := cur.DeepCopy()
