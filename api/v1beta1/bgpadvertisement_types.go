@@ -18,6 +18,9 @@ type BGPAdvertisementSpec struct {
 	// +optional
 	AggregationLengthV6 *int32 `json:"aggregationLengthV6,omitempty"`
 	// LocalPref is the LOCAL_PREF attribute, sent to iBGP peers only.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	// +optional
 	LocalPref *uint32 `json:"localPref,omitempty"`
 	// Communities attached to the routes: standard "65000:100", large "large:65000:1:2", or the name

@@ -21,12 +21,14 @@ type BGPPeerSpec struct {
 	// MyASN is the autonomous system number the speaker uses for this session.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	MyASN uint32 `json:"myASN"`
 
 	// PeerASN is the autonomous system number of the router. Equal to myASN means iBGP. Set
 	// exactly one of peerASN and dynamicASN.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	// +optional
 	PeerASN uint32 `json:"peerASN,omitempty"`
 
@@ -174,6 +176,7 @@ type BGPPeerSpec struct {
 	// table. The session is opened again after a minute. Default 1000.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	// +optional
 	MaxPrefixes *uint32 `json:"maxPrefixes,omitempty"`
 

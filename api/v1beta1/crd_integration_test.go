@@ -130,6 +130,33 @@ func TestMultiHopBFDShapes(t *testing.T) {
 	}
 }
 
+// TestUint32FieldsTakeTheirWholeRange: the fields that are uint32 in Go (ASNs, maxPrefixes,
+// localPref) accept every uint32 value, 4-byte ASNs above 2^31 included. Their schema says so
+// with format int64: with format int32 (what controller-gen writes for uint32), kube-apiserver
+// 1.36 rejects every object that sets them, because their maximum 4294967295 is not an int32.
+func TestUint32FieldsTakeTheirWholeRange(t *testing.T) {
+	testenv.Require(t, env)
+	ns := env.NewNamespace(t, "crd-uint32")
+	for i, obj := range []string{
+		"kind: BGPPeer\nspec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1}",
+		"kind: BGPPeer\nspec: {myASN: 4200000000, peerASN: 4294967295, peerAddress: 192.0.2.1, maxPrefixes: 4294967295}",
+		"kind: BGPPeer\nspec: {myASN: 1, peerASN: 2147483648, peerAddress: 192.0.2.1, maxPrefixes: 1}",
+		"kind: BGPAdvertisement\nspec: {localPref: 4294967295}",
+		"kind: BGPAdvertisement\nspec: {localPref: 0}",
+	} {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(obj), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetAPIVersion("herald.dev/v1beta1")
+		u.SetNamespace(ns)
+		u.SetName("u32-" + strconv.Itoa(i))
+		if err := env.Client.Create(t.Context(), u); err != nil {
+			t.Errorf("%s rejected: %v", obj, err)
+		}
+	}
+}
+
 // TestGracefulRestartShapes: BGPPeers of before (enableGracefulRestart true, false or unset)
 // stay valid, with a restart time or without, and so do the graceful shutdown settings.
 func TestGracefulRestartShapes(t *testing.T) {
@@ -222,6 +249,14 @@ spec: {addresses: ["192.0.2.0/28"], serviceAllocation: {}}`, "serviceAllocation 
 spec: {myASN: 0, peerASN: 64500, peerAddress: 192.0.2.1}`, "spec.myASN: Invalid value: 0: spec.myASN in body should be greater than or equal to 1"},
 		{"ASN too large", `kind: BGPPeer
 spec: {myASN: 4294967296, peerASN: 64500, peerAddress: 192.0.2.1}`, "spec.myASN"},
+		{"peer ASN too large", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 4294967296, peerAddress: 192.0.2.1}`, "spec.peerASN"},
+		{"max prefixes too large", `kind: BGPPeer
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, maxPrefixes: 4294967296}`, "spec.maxPrefixes"},
+		{"local preference too large", `kind: BGPAdvertisement
+spec: {localPref: 4294967296}`, "spec.localPref"},
+		{"local preference negative", `kind: BGPAdvertisement
+spec: {localPref: -1}`, "spec.localPref"},
 		{"peer address not an IP", `kind: BGPPeer
 spec: {myASN: 64512, peerASN: 64500, peerAddress: router.example}`, "peerAddress must be an IPv4 or IPv6 address"},
 		{"multihop on iBGP", `kind: BGPPeer
