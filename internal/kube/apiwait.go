@@ -67,7 +67,9 @@ type GateOptions struct {
 //   - while it is down, watches fail at once instead of waiting: a reflector whose watch failed
 //     goes back to listing, and its list is what waits. A held watch would resume at a resource
 //     version the restarted API server has forgotten, get 410 Gone and make the reflector back off
-//     again after the outage; a held list resumes at once with fresh data.
+//     again after the outage; a held list resumes at once with fresh data. A reflector that
+//     streams its list as a watch (client-go's WatchListClient, against a 1.34+ API server) has
+//     that watch refused too, falls back to a plain list, and that list waits.
 //
 // So every informer resumes within one probe interval of the API server being ready (or, after an
 // outage shorter than client-go's first backoff of 0.8-1.6 s, when that backoff ends). The cost: after
