@@ -71,9 +71,9 @@ test: deps kube-assets kube-assets-latest cluster-assets ## Install what the tes
 	rc=0; HERALD_REQUIRE_APISERVER=1 HERALD_KUBE_VERSION=$(KUBE_VERSION) go test $(GO_TEST_FLAGS) ./... || rc=$$?; \
 	  $(MAKE) --no-print-directory test-apiserver-latest || rc=1; exit $$rc
 
-# The packages whose tests start a kube-apiserver through internal/testenv, without the labs (e2e/...).
+# The packages whose tests start a kube-apiserver through internal/testing/testenv, without the labs (e2e/...).
 APISERVER_TEST_PKGS = $(shell go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | \
-  awk '$$1 !~ /\/e2e(\/|$$)/ { for (i = 2; i <= NF; i++) if ($$i ~ /\/internal\/testenv$$/) { print $$1; break } }')
+  awk '$$1 !~ /\/e2e(\/|$$)/ { for (i = 2; i <= NF; i++) if ($$i ~ /\/internal\/testing\/testenv$$/) { print $$1; break } }')
 
 .PHONY: test-apiserver-latest
 test-apiserver-latest: kube-assets-latest ## Run the API server tests (APISERVER_TEST_PKGS) against kube-apiserver KUBE_VERSION_LATEST.

@@ -27,7 +27,7 @@ import (
 	"github.com/herald-lb/herald/cli"
 	"github.com/herald-lb/herald/cli/inspect"
 	"github.com/herald-lb/herald/controller/service"
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 var env *testenv.Env

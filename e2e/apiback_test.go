@@ -20,7 +20,7 @@ import (
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 )
 
 // apiOutage is how long the API server stays stopped: the length of the outage under test (a

@@ -20,7 +20,7 @@ import (
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 )
 
 // TestLayer2SplitBrain cuts one node's speaker off memberlist (TCP and UDP 7946 dropped in its

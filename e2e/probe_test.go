@@ -19,7 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 )
 
 // failoverTarget is the layer-2 failover target after kill -9 of the owner's speaker: no IP may

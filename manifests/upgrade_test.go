@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // copyDir copies the files of a folder tree.

@@ -62,6 +62,11 @@ func (r *queueRef) addAfter(req reconcile.Request, d time.Duration) {
 // made stale, so a reconcile triggered before the cache has caught up with those writes does not
 // write the same thing again. The watch event of the last write always follows and reconciles the
 // object once more.
+//
+// It pays, measured (TestMeasureControllerScale): without it, 200 Services cost 2.66 writes each
+// (326 annotation patches, reconciles reading a Service the cache had not yet updated with the
+// controller's own patch) and a restart with one new Service 3 writes; with it, 2.0 and 2.
+// Replacing it with a cache that waits for the controller's own writes is open (not measured).
 type staleGuard struct {
 	mu sync.Mutex
 	m  map[string][]string

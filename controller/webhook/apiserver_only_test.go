@@ -15,7 +15,7 @@ import (
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // TestAPIServerAloneWithoutWebhook records, with no webhook installed, which malformed objects

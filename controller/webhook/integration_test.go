@@ -28,7 +28,7 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/controller/certs"
 	"github.com/herald-lb/herald/controller/webhook"
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 const (

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // Require skips tb unless this machine can run the cluster lab: not -short, root, the Debian

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 )
 
 // cgroupMounts returns the mount points of the host's cgroup hierarchies (v1 and v2) under

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // Usage is the resources the cluster's processes use: every control-plane process and every

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 )
 
 // TestStartInCgroup starts a CPU hog in a namespace under a 200m quota the way StartSpeaker does,

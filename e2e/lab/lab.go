@@ -1,7 +1,7 @@
 // Package lab brings up Herald's end-to-end lab on one machine, without Docker: the topology of
 // e2e/topology.clab.yaml (containerlab's format) built from network namespaces, veth pairs and a
-// bridge (internal/netlab); an FRR router (internal/frr); a real etcd and kube-apiserver
-// (internal/testenv) reachable from inside the lab; Node objects for the node namespaces;
+// bridge (internal/testing/netlab); an FRR router (internal/testing/frr); a real etcd and kube-apiserver
+// (internal/testing/testenv) reachable from inside the lab; Node objects for the node namespaces;
 // herald-controller and one herald-speaker per node as real processes; a backend in each node
 // answering with the node's name; and nftables DNAT rules in each node that play kube-proxy's
 // part, kept in sync with the Services.
@@ -37,10 +37,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/herald-lb/herald/internal/frr"
 	"github.com/herald-lb/herald/internal/memberlistkey"
-	"github.com/herald-lb/herald/internal/netlab"
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/frr"
+	"github.com/herald-lb/herald/internal/testing/netlab"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // Options configure Start.

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/herald-lb/herald/internal/frr"
+	"github.com/herald-lb/herald/internal/testing/frr"
 )
 
 // Plan is what the runner adds to the topology file: the Kubernetes side of the lab and the

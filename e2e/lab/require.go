@@ -4,8 +4,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/herald-lb/herald/internal/netlab"
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/netlab"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // RequireMachine skips tb unless this machine can run the lab: not -short, root with network

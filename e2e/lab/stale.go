@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 )
 
 // RemoveStale removes what interrupted runs left behind: network namespaces of dead processes

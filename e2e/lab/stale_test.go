@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 )
 
 // TestRemoveStale leaves a run folder of a dead process with a process still referring to it (as

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 

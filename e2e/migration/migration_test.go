@@ -35,7 +35,7 @@ import (
 	"github.com/herald-lb/herald/cli/manifest"
 	"github.com/herald-lb/herald/e2e/lab"
 	"github.com/herald-lb/herald/internal/memberlistkey"
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // MetalLBVersion is the MetalLB release the migration starts from (module go.universe.tf/metallb).

@@ -35,7 +35,7 @@ import (
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // Sizes of a run other than the two standard ones, for looking into a figure (for example

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // TestHeapProfileSpeaker is a measuring tool, skipped unless HERALD_HEAP_PROFILE names a file: it

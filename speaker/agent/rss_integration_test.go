@@ -23,8 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
-	"github.com/herald-lb/herald/internal/netlab"
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/netlab"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // TestBenchSpeakerRSS measures the resident memory of one real herald-speaker process, built as

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/frr"
+	"github.com/herald-lb/herald/internal/testing/frr"
 	"github.com/herald-lb/herald/speaker/bfd"
 )
 

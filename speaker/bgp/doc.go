@@ -1,7 +1,7 @@
 // Package bgp is the speaker's BGP adapter: it keeps BGP sessions to the configured peers and
 // advertises to each peer exactly the routes of its table, with their communities, large
 // communities and local preference. It embeds GoBGP (github.com/osrg/gobgp/v4) and is the only
-// package that imports it (internal/archtest enforces it); no GoBGP type appears in its API.
+// package that imports it (internal/testing/archtest enforces it); no GoBGP type appears in its API.
 //
 // Design:
 //

@@ -17,7 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/herald-lb/herald/internal/frr"
+	"github.com/herald-lb/herald/internal/testing/frr"
 )
 
 // bfdProfile300 is the BFD profile of the lab: 300 ms x 3, as on the router.

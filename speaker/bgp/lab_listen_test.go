@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/frr"
+	"github.com/herald-lb/herald/internal/testing/frr"
 )
 
 // TestLabListenNewSession checks Config.ListenPort against FRR with the node as a static

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/frr"
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/frr"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 )
 
 // The multi-hop lab: node n1 (198.51.100.11/24) and the router (192.0.2.2/24) are on two links

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/frr"
+	"github.com/herald-lb/herald/internal/testing/frr"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 

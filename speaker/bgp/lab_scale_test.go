@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/frr"
+	"github.com/herald-lb/herald/internal/testing/frr"
 )
 
 // TestMeasureBGPScale gives one node N routes (10,000 with HERALD_BENCH=1, 1,000 otherwise) and a

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/frr"
+	"github.com/herald-lb/herald/internal/testing/frr"
 )
 
 // unnumberedFRR is FRR's BGP unnumbered neighbour on its eth0: `neighbor eth0 interface`, both

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/frr"
+	"github.com/herald-lb/herald/internal/testing/frr"
 )
 
 // Measurement is one result line of TestMeasureBGP, as `make bench` collects them.

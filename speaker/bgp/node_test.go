@@ -31,8 +31,8 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	gobgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
-	"github.com/herald-lb/herald/internal/frr"
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/frr"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 )
 
 const nodeEnv = "HERALD_BGP_NODE"

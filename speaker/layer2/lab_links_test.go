@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-lb/herald/internal/netlab"
+	"github.com/herald-lb/herald/internal/testing/netlab"
 )
 
 // netlinkIn opens rtnetlink inside a lab namespace.

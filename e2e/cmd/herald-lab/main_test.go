@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/herald-lb/herald/e2e/lab"
-	"github.com/herald-lb/herald/internal/netlab"
-	"github.com/herald-lb/herald/internal/testenv"
+	"github.com/herald-lb/herald/internal/testing/netlab"
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // TestDemo runs `make demo-process`'s program non-interactively (--exit-after-demo) as its own process and

@@ -20,7 +20,7 @@ func (r *recorder) Errorf(format string, args ...any) {
 	r.errs = append(r.errs, fmt.Sprintf(format, args...))
 }
 
-const self = "github.com/herald-lb/herald/internal/archtest"
+const self = "github.com/herald-lb/herald/internal/testing/archtest"
 
 func TestCheckDeps(t *testing.T) {
 	tests := []struct {

@@ -61,6 +61,15 @@ func TestBinariesNeverImportEachOther(t *testing.T) {
 	CheckDeps(t, mod+"speaker/...", mod+"controller")
 }
 
+// TestBinariesNeverLinkTheTestRigs: the rigs under internal/testing (a real API server, FRR,
+// network namespaces, these rules) serve the tests only; no shipped program links them.
+func TestBinariesNeverLinkTheTestRigs(t *testing.T) {
+	t.Parallel()
+	for _, bin := range []string{mod + "controller", mod + "speaker", mod + "cmd/..."} {
+		CheckDeps(t, bin, mod+"internal/testing")
+	}
+}
+
 // TestLibrariesStayBehindTheirAdapter: each networking library is used by one adapter package
 // only, behind Herald's own types (tests of the lab may send raw frames with mdlayher's packages).
 func TestLibrariesStayBehindTheirAdapter(t *testing.T) {
@@ -71,7 +80,7 @@ func TestLibrariesStayBehindTheirAdapter(t *testing.T) {
 		{"github.com/osrg/gobgp", []string{mod + "speaker/bgp"}},
 		{"github.com/hashicorp/memberlist", []string{mod + "speaker/members", mod + "speaker/nodemeta"}},
 		{"github.com/mdlayher", []string{mod + "speaker/layer2", mod + "speaker/routeradv", mod + "e2e", mod + "e2e/cmd/ndpprobe"}},
-		{"github.com/vishvananda", []string{mod + "speaker/layer2", mod + "speaker/bgp", mod + "internal/netlab"}},
+		{"github.com/vishvananda", []string{mod + "speaker/layer2", mod + "speaker/bgp", mod + "internal/testing/netlab"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.lib, func(t *testing.T) {
