@@ -136,7 +136,7 @@ func TestParseL2AdvertisementErrors(t *testing.T) {
 			},
 			want: []string{
 				`L2Advertisement herald-system/adv: spec.ipAddressPoolSelectors[0].matchLabels[tier] "-": not a valid label selector: values[0][tier]: Invalid value: "-": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`,
-				`L2Advertisement herald-system/adv: spec.nodeSelectors[0].matchExpressions[0] "rack In []": not a valid label selector requirement: values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be empty; use an operator In, NotIn, Exists or DoesNotExist with a valid label key and values`,
+				`L2Advertisement herald-system/adv: spec.nodeSelectors[0].matchExpressions[0] "rack In []": not a valid label selector requirement: values: Invalid value: null: for 'in', 'notin' operators, values set can't be empty; use an operator In, NotIn, Exists or DoesNotExist with a valid label key and values`,
 				`L2Advertisement herald-system/adv: spec.interfaces[1] "eth0:1": not a valid interface name; use 1 to 15 characters without spaces, '/' or ':', such as eth0`,
 				`L2Advertisement herald-system/adv: spec.interfaces[2] "a-very-long-interface-name": not a valid interface name; use 1 to 15 characters without spaces, '/' or ':', such as eth0`,
 			},

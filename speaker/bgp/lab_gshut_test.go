@@ -109,8 +109,19 @@ func TestLabGracefulShutdown(t *testing.T) {
 		t.Errorf("Shutdown returned after %v, before the graceful shutdown time %v", d, gshut)
 	}
 	lb.waitHops(t, ctx, vip4, []netip.Addr{n2.v4})
-	if paths, err := lb.router.Paths(ctx, vip4); err != nil || slices.ContainsFunc(paths, func(p frr.Path) bool { return p.Peer == n1.v4 }) {
-		t.Errorf("after Shutdown the router holds %+v (%v), want no path from n1", paths, err)
+	// The withdrawal (and the Cease after it) was sent before Shutdown returned; the router takes
+	// a moment to process it, so its RIB is polled, with a deadline, until n1's path is gone.
+	var held []frr.Path
+	gone := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
+		paths, err := lb.router.Paths(ctx, vip4)
+		if err != nil {
+			return false, err
+		}
+		held = paths
+		return !slices.ContainsFunc(paths, func(p frr.Path) bool { return p.Peer == n1.v4 }), nil
+	})
+	if gone != nil {
+		t.Errorf("5 s after Shutdown returned the router still holds %+v (%v), want no path from n1", held, gone)
 	}
 	lb.waitNeighbor(t, ctx, n1.v4, "closed", func(n frr.Neighbor) bool { return !n.Established() })
 }
