@@ -65,7 +65,10 @@ func request(t *testing.T, op admissionv1.Operation, obj, old client.Object) adm
 	}}
 }
 
-func TestValidatorReadsServicesFromTheCache(t *testing.T) {
+// poolInUse is a pool a, 192.0.2.0/28, in the API server, and the cache of a controller that
+// holds Service apps/web with 192.0.2.5 from it (indexed by ingress IP, as the manager's is).
+func poolInUse(t *testing.T) (*runtime.Scheme, *v1beta1.IPAddressPool, client.Client, client.Client) {
+	t.Helper()
 	scheme, err := kube.Scheme()
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +81,11 @@ func TestValidatorReadsServicesFromTheCache(t *testing.T) {
 	cache := fake.NewClientBuilder().WithScheme(scheme).
 		WithObjects(web, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}).
 		WithIndex(&corev1.Service{}, IndexServiceIngress, ServiceIngressIndex).Build()
+	return scheme, inUse, apiServer, cache
+}
+
+func TestValidatorReadsServicesFromTheCache(t *testing.T) {
+	scheme, inUse, apiServer, cache := poolInUse(t)
 	v := NewValidator(noServiceLists{Reader: apiServer, t: t}, cache, scheme, ns, "")
 
 	resp := v.Handle(t.Context(), request(t, admissionv1.Delete, nil, inUse))
@@ -115,18 +123,7 @@ func TestValidatorRejectsUndecodableObject(t *testing.T) {
 // TestRefusalShape: a refusal is the API server's own: 422 Invalid with one cause per problem on
 // its field, the object named; 409 Conflict when only Services holding addresses are in the way.
 func TestRefusalShape(t *testing.T) {
-	scheme, err := kube.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	inUse := pool("a", "192.0.2.0/28")
-	web := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"},
-		Spec:   corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
-		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.0.2.5"}}}}}
-	apiServer := fake.NewClientBuilder().WithScheme(scheme).WithObjects(inUse).Build()
-	cache := fake.NewClientBuilder().WithScheme(scheme).
-		WithObjects(web, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}).
-		WithIndex(&corev1.Service{}, IndexServiceIngress, ServiceIngressIndex).Build()
+	scheme, inUse, apiServer, cache := poolInUse(t)
 	v := NewValidator(apiServer, cache, scheme, ns, "")
 
 	type shape struct {

@@ -93,7 +93,9 @@ func TestRetryBacksOffPerObject(t *testing.T) {
 			return &v1beta1.ServiceL2StatusStatus{Node: "me", ServiceName: svc, ServiceNamespace: "app"}
 		}
 		w.Put(map[string]*v1beta1.ServiceL2StatusStatus{"a": st("a"), "b": st("b")}, nil)
-		// The four failures of b take 0.2+0.4+0.8+1.6 s; wait beyond them.
+		// The four failures of b take 0.2+0.4+0.8+1.6 s; move the bubble's fake clock beyond
+		// them (inside synctest, time.Sleep is the injected clock: it returns at once once every
+		// goroutine of the bubble is blocked, with the clock advanced; nothing waits in real time).
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		if !w.Idle() {
@@ -107,7 +109,8 @@ func TestRetryBacksOffPerObject(t *testing.T) {
 		w.Put(map[string]*v1beta1.ServiceL2StatusStatus{"b": nil}, nil)
 		synctest.Wait()
 		w.Put(map[string]*v1beta1.ServiceL2StatusStatus{"b": st("b")}, nil)
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // the fake clock, past the shortest retry delay
+
 		synctest.Wait()
 
 		f.mu.Lock()
