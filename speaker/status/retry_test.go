@@ -110,7 +110,6 @@ func TestRetryBacksOffPerObject(t *testing.T) {
 		synctest.Wait()
 		w.Put(map[string]*v1beta1.ServiceL2StatusStatus{"b": st("b")}, nil)
 		time.Sleep(time.Second) // the fake clock, past the shortest retry delay
-
 		synctest.Wait()
 
 		f.mu.Lock()
