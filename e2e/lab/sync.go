@@ -27,6 +27,7 @@ import (
 func (l *Lab) startBackends() error {
 	for _, n := range l.Nodes {
 		name := "backend-" + n.Name
+		_ = os.Remove(l.portsFile(n.Name) + ".ready") // the new process makes its own
 		args := []string{filepath.Join(l.binDir, "labbackend"), "-name", n.Name, "-ports-file", l.portsFile(n.Name)}
 		p, err := startProc(name, filepath.Join(l.RunDir, name+".log"), func(out *os.File) (*exec.Cmd, error) {
 			return l.net.Start(l.ns[n.Name], out, out, args...)
@@ -40,6 +41,11 @@ func (l *Lab) startBackends() error {
 }
 
 func (l *Lab) portsFile(node string) string { return filepath.Join(l.RunDir, node+".ports") }
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
 
 // startDNATSync watches Services and EndpointSlices and, on every change, recomputes each node's
 // DNAT rules and backend ports (level-triggered: one pass over the informers' caches). Its client
@@ -125,7 +131,9 @@ func (l *Lab) syncDNAT(ctx context.Context, svcs []*corev1.Service, eps []*disco
 		if err := os.WriteFile(l.portsFile(n.Name), []byte(strings.Join(ports, "\n")+"\n"), 0o644); err != nil {
 			return fmt.Errorf("writing ports of %s: %w", n.Name, err)
 		}
-		if p := l.Proc("backend-" + n.Name); p != nil {
+		// A backend that has not yet made its ready file reads the ports file after it does;
+		// signalling it earlier would kill it (SIGHUP before its handler).
+		if p := l.Proc("backend-" + n.Name); p != nil && fileExists(l.portsFile(n.Name)+".ready") {
 			_ = p.Signal(syscall.SIGHUP)
 		}
 		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.ns[n.Name], "nft", "-f", "-")

@@ -2,6 +2,9 @@
 // in each node namespace, where it stands in for the Service's pods: it answers every HTTP request
 // with the node's name, so a reply says which node carried the request. It listens on the node
 // ports listed in a file (one per line), which the lab runner rewrites before sending SIGHUP.
+// Once its SIGHUP handler is in place it creates "<ports file>.ready"; the runner signals only a
+// backend whose ready file exists (a SIGHUP that came before the handler would kill the process),
+// and a backend reads the ports file after creating it, so no rewrite is ever missed.
 //
 // In the cluster lab (e2e/cluster) it is the program of the backend image: a Deployment's pods
 // run it with -listen (fixed addresses) instead of -ports-file, -name set to the node the pod
@@ -66,6 +69,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if err := os.WriteFile(o.portsFile+".ready", nil, 0o644); err != nil {
+		return fmt.Errorf("saying the SIGHUP handler is ready: %w", err)
+	}
 	for {
 		want, err := readPorts(o.portsFile)
 		if err != nil {
