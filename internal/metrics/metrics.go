@@ -3,8 +3,7 @@
 //
 // By default the endpoint is HTTPS and answers only clients that present a bearer token the API
 // server accepts (TokenReview) and that may get the non-resource URL /metrics
-// (SubjectAccessReview), with controller-runtime's authentication and authorization filter, as
-// kube-rbac-proxy did and MetalLB v0.16 does. The speaker runs on the host network, so its
+// (SubjectAccessReview), as kube-rbac-proxy did and MetalLB v0.16 does (Reviewer). The speaker runs on the host network, so its
 // metrics are reachable from anywhere the node is.
 package metrics
 
@@ -23,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 )
 
 // Path is where the metrics are served.
@@ -101,15 +99,11 @@ func (s Server) handler() (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics server: API client for TokenReviews: %w", err)
 	}
-	filter, err := filters.WithAuthenticationAndAuthorization(s.Config, hc)
+	rv, err := NewReviewer(s.Config, hc, s.Log)
 	if err != nil {
-		return nil, fmt.Errorf("metrics server: authentication and authorization filter: %w", err)
+		return nil, err
 	}
-	fh, err := filter(s.Log, h)
-	if err != nil {
-		return nil, fmt.Errorf("metrics server: authentication and authorization filter: %w", err)
-	}
-	return fh, nil
+	return rv.Wrap(h), nil
 }
 
 // selfSignedTLS makes a TLS configuration with a new self-signed certificate. Scrapers do not
