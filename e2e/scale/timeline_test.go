@@ -357,8 +357,9 @@ func (s cpuSample) since(before cpuSample) cpuDelta {
 }
 
 // falseDeaths counts, over every speaker's log, the members declared gone ("member gone") that
-// were not killed in the 5 seconds before, and all declarations.
-func falseDeaths(l *lab.Lab, killed map[string][]time.Time) (falseN, all int) {
+// were not killed in the 5 seconds before, and all declarations, from since until until (zero:
+// no end). It also returns up to 5 of the false ones, to say when and where they happened.
+func falseDeaths(l *lab.Lab, killed map[string][]time.Time, since, until time.Time) (falseN, all int, sample []string) {
 	for _, n := range l.Nodes {
 		p := l.Proc("speaker-" + n.Name)
 		if p == nil {
@@ -369,14 +370,17 @@ func falseDeaths(l *lab.Lab, killed map[string][]time.Time) (falseN, all int) {
 			continue
 		}
 		for _, e := range evs {
-			if e.msg != "member gone" {
+			if e.msg != "member gone" || e.at.Before(since) || (!until.IsZero() && !e.at.Before(until)) {
 				continue
 			}
 			all++
 			if !slices.ContainsFunc(killed[e.str("member")], func(k time.Time) bool { return !e.at.Before(k) && e.at.Sub(k) < 5*time.Second }) {
 				falseN++
+				if len(sample) < 5 {
+					sample = append(sample, fmt.Sprintf("%s declared %s gone at %s", n.Name, e.str("member"), e.at.Format("15:04:05.000")))
+				}
 			}
 		}
 	}
-	return falseN, all
+	return falseN, all, sample
 }
