@@ -23,6 +23,9 @@ GOLANGCI_LINT_VERSION  ?= v2.6.2
 HELM_VERSION           ?= v3.22.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+# The linter's cache lives in the checkout: a cache shared with other checkouts once kept stale
+# results after go.mod changed (an unused //nolint reported, then not, for the same code).
+export GOLANGCI_LINT_CACHE ?= $(CURDIR)/.cache/golangci-lint
 HELM           := $(BIN)/helm-$(HELM_VERSION)
 
 # Debian packages the tests and the lab use (installed by `make deps` when missing).
