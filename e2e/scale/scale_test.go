@@ -126,7 +126,7 @@ func TestBenchScaleLab(t *testing.T) {
 		t.Logf("speakers run without a CPU limit: %v", err)
 	}
 	must(t, waitConverged(ctx, l))
-	converged := time.Now()
+	converged, cpuConverged := time.Now(), cpuNow(l, "")
 	bulk := bulkClient(t, l)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "scale"}}
 	must(t, l.Client.Create(ctx, ns))
@@ -144,6 +144,7 @@ func TestBenchScaleLab(t *testing.T) {
 		must(t, err)
 		macs[strings.ToLower(mac)] = n.Name
 	}
+	t.Logf("CPU from the speakers' convergence to the Services' announcement: %s", cpuNow(l, "").since(cpuConverged))
 	probe := buildProbe(t, l)
 	var gaps []time.Duration
 	killedAt := map[string][]time.Time{}

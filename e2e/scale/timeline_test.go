@@ -287,8 +287,7 @@ func (r *failoverRun) describe(st failoverSteps, newOwner map[string]string) str
 		fmt.Fprintf(&b, "  re-election cost: %s\n", strings.Join(costs, "; "))
 	}
 	fmt.Fprintf(&b, "  other members declared gone by survivors since the kill (false deaths): %d\n", st.others)
-	fmt.Fprintf(&b, "  CPU from the kill to the last answer (%s): machine %.0f%% busy (of %d cores); survivors throttled by their quota in %d of %d CFS periods (%s held back in all, %s at most one node)\n",
-		r.cpu.wall.Round(time.Millisecond), 100*r.cpu.busy, r.cpu.cores, r.cpu.throttled, r.cpu.periods, r.cpu.throttledTime.Round(time.Millisecond), r.cpu.maxThrottled.Round(time.Millisecond))
+	fmt.Fprintf(&b, "  CPU from the kill to the last answer: %s\n", r.cpu)
 	return b.String()
 }
 
@@ -307,6 +306,11 @@ type cpuDelta struct {
 	cores                       int
 	periods, throttled          int64
 	throttledTime, maxThrottled time.Duration
+}
+
+func (d cpuDelta) String() string {
+	return fmt.Sprintf("(%s) machine %.0f%% busy (of %d cores); speakers throttled by their quota in %d of %d CFS periods (%s held back in all, %s at most one node)",
+		d.wall.Round(time.Millisecond), 100*d.busy, d.cores, d.throttled, d.periods, d.throttledTime.Round(time.Millisecond), d.maxThrottled.Round(time.Millisecond))
 }
 
 // cpuNow samples the machine and the CPU-limited speakers other than skip.

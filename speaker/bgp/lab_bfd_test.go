@@ -27,7 +27,7 @@ var bfdProfile300 = BFD{Enabled: true, ReceiveInterval: 300 * time.Millisecond, 
 // 300 ms x 3), node 2 (198.51.100.12) in one without. Both have hold time 3 s.
 func bfdLabConfig() frr.Config {
 	group := func(name, from string, bfd bool) frr.PeerGroup {
-		g := frr.PeerGroup{Name: name, ListenRanges: []netip.Prefix{netip.MustParsePrefix(from)}, KeepaliveTime: time.Second, HoldTime: 3 * time.Second, BFD: bfd}
+		g := frr.PeerGroup{Name: name, ListenRanges: []netip.Prefix{netip.MustParsePrefix(from)}, KeepaliveTime: time.Second, HoldTime: 3 * time.Second, BFD: bfd, UpdateSource: routerV4}
 		if bfd {
 			g.BFDProfile = "fast"
 		}
@@ -45,6 +45,7 @@ func bfdLabConfig() frr.Config {
 func bfdLab(t *testing.T, ctx context.Context, profile BFD) *lab {
 	t.Helper()
 	lb := newLab(t, 2, bfdLabConfig())
+	lb.bfdGroup = "bfd"
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bfdd log:\n%s", lb.router.Log("bfdd"))
@@ -66,15 +67,45 @@ func bfdLab(t *testing.T, ctx context.Context, profile BFD) *lab {
 	return lb
 }
 
+// bgpdLostBFD is how long waitBFD waits for an "up" session before it takes bgpd to have lost
+// its BFD registration for n.
+const bgpdLostBFD = 20 * time.Second
+
 // waitBFD waits until bfdd's session with n has the status want ("up", "down", ...).
+//
+// FRR 8.4's bgpd registers a neighbour's BFD session with bfdd when the BGP session comes up,
+// first without a source address and then with it. After a quick flap it sometimes removes the
+// first and never sends the second: bfdd then has no session for n ("control-packet: no session
+// found" for each of the speaker's packets) while BGP is Established, and nothing on the
+// speaker's side can change that (a `clear bgp` does not either). When an "up" session has not
+// appeared after bgpdLostBFD, waitBFD turns BFD off and on again for n's peer-group at the
+// router, which makes bgpd register anew, and says so in the test log.
 func (lb *lab) waitBFD(t testing.TB, ctx context.Context, n *node, want string) frr.BFDPeer {
 	t.Helper()
 	var got frr.BFDPeer
-	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
-		peers, err := lb.router.BFDPeers(ctx)
-		got = peers[n.v4]
-		return got.Status == want, err
-	})
+	poll := func(ctx context.Context) error {
+		return wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
+			peers, err := lb.router.BFDPeers(ctx)
+			got = peers[n.v4]
+			return got.Status == want, err
+		})
+	}
+	var err error
+	if want == "up" {
+		first, cancel := context.WithTimeout(ctx, bgpdLostBFD)
+		err = poll(first)
+		cancel()
+		if err != nil && ctx.Err() == nil && got.Status == "" && lb.bfdGroup != "" {
+			t.Logf("bfdd has no session with %s after %v (bgpd did not register it again): BFD off and on for its peer-group at the router", n.name, bgpdLostBFD)
+			if out, cerr := lb.router.Vtysh(ctx, "configure terminal", "router bgp 64500", "no neighbor "+lb.bfdGroup+" bfd",
+				"neighbor "+lb.bfdGroup+" bfd", "neighbor "+lb.bfdGroup+" bfd profile fast"); cerr != nil {
+				t.Fatalf("re-enabling BFD at the router: %v: %s", cerr, out)
+			}
+			err = poll(ctx)
+		}
+	} else {
+		err = poll(ctx)
+	}
 	if err != nil {
 		t.Fatalf("bfdd's session with %s is %+v, want status %q: %v", n.name, got, want, err)
 	}
@@ -281,7 +312,7 @@ func TestLabBFDIPv6(t *testing.T) {
 		BFD:         true,
 		BFDProfiles: []frr.BFDProfile{{Name: "fast", ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3}},
 		Groups: []frr.PeerGroup{{Name: "bfd6", ListenRanges: []netip.Prefix{netip.MustParsePrefix("2001:db8::/64")},
-			KeepaliveTime: time.Second, HoldTime: 3 * time.Second, BFD: true, BFDProfile: "fast"}},
+			KeepaliveTime: time.Second, HoldTime: 3 * time.Second, BFD: true, BFDProfile: "fast", UpdateSource: routerV6}},
 	})
 	n := lb.nodes[0]
 	p := ebgpPeer("r6", routerV6)

@@ -53,7 +53,7 @@ func multiHopBFDLab(t *testing.T, ctx context.Context, profile BFD) (*lab, strin
 	must(l.Exec(rns, "ip", "addr", "add", mhRouter.String()+"/24", "dev", "eth0"))
 	must(l.Exec(rns, "ip", "route", "add", "198.51.100.0/24", "via", mhMidRouter.String()))
 
-	lb := &lab{net: l, rns: rns, sw: mid}
+	lb := &lab{net: l, rns: rns, sw: mid, bfdGroup: "mh"}
 	v4 := netip.MustParseAddr("198.51.100.11")
 	lb.nodes = []*node{startNode(t, l, "n1", nns, v4, netip.Addr{}, labOptions{})}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)

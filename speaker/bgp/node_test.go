@@ -361,6 +361,8 @@ type lab struct {
 	rns    string
 	sw     string // the bridge's namespace; node n's port is p-<n.name>
 	nodes  []*node
+	// bfdGroup is the router's peer-group of the nodes with BFD (profile "fast"), for waitBFD.
+	bfdGroup string
 }
 
 var (

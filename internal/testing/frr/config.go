@@ -103,6 +103,12 @@ type PeerGroup struct {
 	// BFDProfile is set (Config.BFD must be set for bfdd to run).
 	BFD        bool
 	BFDProfile string
+	// UpdateSource sets the group's source address (`update-source`) when valid. With BFD it
+	// spares FRR 8.4's bgpd a race: without it bgpd registers each BFD session with bfdd
+	// without a source, then replaces it with the connection's; after a quick flap it
+	// sometimes removes the first and never sends the second, and bfdd then has no session
+	// while BGP is Established.
+	UpdateSource netip.Addr
 }
 
 // ErrInvalidConfig is wrapped by every error Render returns.
@@ -159,6 +165,9 @@ func (c Config) Render() (string, error) {
 		}
 		if g.Passive {
 			w(" neighbor %s passive", g.Name)
+		}
+		if g.UpdateSource.IsValid() {
+			w(" neighbor %s update-source %s", g.Name, g.UpdateSource)
 		}
 		if g.BFD {
 			w(" neighbor %s bfd", g.Name)

@@ -132,13 +132,13 @@ exit
 			}
 		})
 	}
-	g := Config{ASN: 1, RouterID: netip.MustParseAddr("198.51.100.1"), Groups: []PeerGroup{{Name: "g", BFD: true, BFDProfile: "fast"}}}
+	g := Config{ASN: 1, RouterID: netip.MustParseAddr("198.51.100.1"), Groups: []PeerGroup{{Name: "g", BFD: true, BFDProfile: "fast", UpdateSource: netip.MustParseAddr("198.51.100.1")}}}
 	conf, err := g.Render()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(conf, " neighbor g bfd\n neighbor g bfd profile fast\n") {
-		t.Errorf("bgpd configuration of a group with BFD lacks `neighbor g bfd` and its profile:\n%s", conf)
+	if !strings.Contains(conf, " neighbor g update-source 198.51.100.1\n neighbor g bfd\n neighbor g bfd profile fast\n") {
+		t.Errorf("bgpd configuration of a group with BFD lacks its update-source, `neighbor g bfd` or its profile:\n%s", conf)
 	}
 }
 
