@@ -150,7 +150,8 @@ func measureScale(t *testing.T, bin string, n int, last, bench bool) {
 		slices.Sort(d)
 	}
 	writes := r.controllerWrites(mark)
-	perService := float64(countWrites(writes)) / float64(n)
+	total := countWrites(writes)
+	perService := float64(total) / float64(n)
 	// The Services' own writes, apart from the pool's: the status and the annotation of each, and
 	// the pool's status and summary events, which grow with the burst's duration (about one status
 	// write a second and one event per SummaryInterval per pool), not with its Services.
@@ -159,7 +160,7 @@ func measureScale(t *testing.T, bin string, n int, last, bench bool) {
 		svcWrites += c
 		mostOnOne = max(mostOnOne, c)
 	}
-	poolWrites := countWrites(writes) - svcWrites
+	poolWrites := total - svcWrites
 	t.Logf("%d Services: created in %v (%.0f/s), all assigned %v after the first create; writes %v",
 		n, lastCreate.Sub(firstStart).Round(time.Millisecond), float64(n)/lastCreate.Sub(firstStart).Seconds(),
 		burst.Round(time.Millisecond), testenv.WriteSummary(writes))

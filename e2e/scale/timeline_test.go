@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -360,10 +361,18 @@ func (s cpuSample) since(before cpuSample) cpuDelta {
 	return d
 }
 
-// falseDeaths counts, over every speaker's log, the members declared gone ("member gone") that
-// were not killed in the 5 seconds before, and all declarations, from since until until (zero:
-// no end). It also returns up to 5 of the false ones, to say when and where they happened.
-func falseDeaths(l *lab.Lab, killed map[string][]time.Time, since, until time.Time) (falseN, all int, sample []string) {
+// phaseDeaths is what falseDeaths found in one phase of a run.
+type phaseDeaths struct {
+	falseN, all int
+	sample      []string // up to 5 of the false ones: when and where they happened
+}
+
+// falseDeaths counts, over every speaker's log (read once), the members declared gone ("member
+// gone") that were not killed in the 5 seconds before, and all declarations, per phase: phase i
+// holds the declarations made at or after bounds[i-1] and before bounds[i] (bounds ascending;
+// len(bounds)+1 phases).
+func falseDeaths(l *lab.Lab, killed map[string][]time.Time, bounds []time.Time) []phaseDeaths {
+	out := make([]phaseDeaths, len(bounds)+1)
 	for _, n := range l.Nodes {
 		p := l.Proc("speaker-" + n.Name)
 		if p == nil {
@@ -374,17 +383,18 @@ func falseDeaths(l *lab.Lab, killed map[string][]time.Time, since, until time.Ti
 			continue
 		}
 		for _, e := range evs {
-			if e.msg != "member gone" || e.at.Before(since) || (!until.IsZero() && !e.at.Before(until)) {
+			if e.msg != "member gone" {
 				continue
 			}
-			all++
+			ph := &out[sort.Search(len(bounds), func(i int) bool { return e.at.Before(bounds[i]) })]
+			ph.all++
 			if !slices.ContainsFunc(killed[e.str("member")], func(k time.Time) bool { return !e.at.Before(k) && e.at.Sub(k) < 5*time.Second }) {
-				falseN++
-				if len(sample) < 5 {
-					sample = append(sample, fmt.Sprintf("%s declared %s gone at %s", n.Name, e.str("member"), e.at.Format("15:04:05.000")))
+				ph.falseN++
+				if len(ph.sample) < 5 {
+					ph.sample = append(ph.sample, fmt.Sprintf("%s declared %s gone at %s", n.Name, e.str("member"), e.at.Format("15:04:05.000")))
 				}
 			}
 		}
 	}
-	return falseN, all, sample
+	return out
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestSighupOnlyAfterReady checks the handshake the lab runner relies on: the backend makes its
@@ -26,11 +29,11 @@ func TestSighupOnlyAfterReady(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := &exitWatch{done: make(chan struct{})}
+	go func() { exited.err = cmd.Wait(); close(exited.done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-exited.done
 	})
 
 	waitFor(t, exited, "the ready file", func() bool {
@@ -54,18 +57,25 @@ func TestSighupOnlyAfterReady(t *testing.T) {
 	})
 }
 
-func waitFor(t *testing.T, exited <-chan error, what string, cond func() bool) {
+// exitWatch says when the backend process has ended, and how.
+type exitWatch struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// waitFor polls cond until it holds, failing the test if the backend ends first or 30 s pass.
+func waitFor(t *testing.T, exited *exitWatch, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
+	err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		select {
-		case err := <-exited:
-			t.Fatalf("labbackend ended while waiting for %s: %v", what, err)
-		case <-time.After(20 * time.Millisecond):
+		case <-exited.done:
+			return false, fmt.Errorf("labbackend ended: %w", exited.err)
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 30 s", what)
-		}
+		return cond(), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 
