@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/manager/signals"
@@ -50,6 +51,7 @@ type options struct {
 	metricsAddr      string
 	metricsSecure    bool
 	healthAddr       string
+	pprofAddr        string
 	logOpts          logging.Options
 	kubeQPS          float64
 	kubeBurst        int
@@ -83,6 +85,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":7474", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to clients allowed to get the non-resource URL /metrics (bearer token checked with TokenReview and SubjectAccessReview); false: plain HTTP to anyone")
 	fs.StringVar(&o.healthAddr, "health-addr", "", "address of /healthz and /readyz; 0 disables it (default: --host-ip port 7475, the address kubelet probes on a host-network Pod; :7475 without --host-ip)")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "address of Go's /debug/pprof/ endpoints (heap and CPU profiles, plain HTTP to anyone: bind it to loopback); empty: off")
 	o.logOpts.AddFlags(fs)
 	fs.IntVar(&o.bgpListenPort, "bgp-listen-port", 0, "accept BGP connections on this TCP port (179; needs CAP_NET_BIND_SERVICE) on the node's addresses only, so a router with the node as a neighbour opens new sessions at its next attempt instead of waiting for the speaker's first (1.5-2 s); 0: connect only")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "queries per second to the API server")
@@ -166,6 +169,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: o.healthAddr,
+		PprofBindAddress:       o.pprofAddr,
 		Cache:                  agent.CacheOptions(o.namespace, o.nodeName),
 	})
 	if err != nil {
@@ -254,10 +258,16 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 
+	// Services and EndpointSlices are listed and watched for the agent's model, not cached (the
+	// manager's HTTP client: the same connections).
+	watcher, err := client.NewWithWatch(restCfg, client.Options{Scheme: scheme, HTTPClient: mgr.GetHTTPClient(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return fmt.Errorf("creating the watching client: %w", err)
+	}
 	a, err := agent.New(agent.Options{
 		NodeName: o.nodeName, Namespace: o.namespace, LBClass: o.lbClass, NodeIPv4: v4, NodeIPv6: v6,
 		MemberlistPort: o.memberlistPort,
-		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("herald-speaker"), //nolint:staticcheck // SA1019: core/v1 Events on purpose, as in the controller (counts rise per repeat)
+		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Watcher: watcher, Recorder: mgr.GetEventRecorderFor("herald-speaker"), //nolint:staticcheck // SA1019: core/v1 Events on purpose, as in the controller (counts rise per repeat)
 		Reader: reader, PodName: o.podName,
 		Members: ml, L2: l2, BGP: speaker,
 		Links:  links,

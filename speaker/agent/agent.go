@@ -123,6 +123,9 @@ type Options struct {
 
 	Cache  cache.Cache
 	Client client.Client
+	// Watcher lists and watches the Services and EndpointSlices of the cluster for the model
+	// (store.go); the other kinds come from Cache.
+	Watcher client.WithWatch
 	// Reader reads without the cache (the Pod and DaemonSet that tell a restart from a stop for
 	// good, leave.go); nil: the speaker always stops for good.
 	Reader client.Reader
@@ -174,9 +177,9 @@ type Agent struct {
 
 	l2c conflictState // address conflicts (conflicts.go)
 
-	model  *model  // Services and endpoints from the informers (model.go)
+	model  *model  // Services and endpoints from the reflectors (model.go, store.go)
 	eng    *engine // per-IP plans; the loop's goroutine only (engine.go)
-	synced []toolscache.ResourceEventHandlerRegistration
+	synced []toolscache.InformerSynced
 	out    outputs // what was derived from the plans; the loop's goroutine only (apply.go)
 	// members is the reading of memberlist the last full computation planned with; the loop's
 	// goroutine only (sync.go).
@@ -191,8 +194,8 @@ func New(opts Options) (*Agent, error) {
 	switch {
 	case opts.NodeName == "":
 		return nil, errors.New("agent: node name is required")
-	case opts.Cache == nil || opts.Client == nil || opts.Members == nil || opts.L2 == nil || opts.BGP == nil:
-		return nil, errors.New("agent: cache, client, members, layer2 and bgp are required")
+	case opts.Cache == nil || opts.Client == nil || opts.Watcher == nil || opts.Members == nil || opts.L2 == nil || opts.BGP == nil:
+		return nil, errors.New("agent: cache, client, watcher, members, layer2 and bgp are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -254,7 +257,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		return a.shutdown()
 	}
 	// The model is complete once the handlers have seen every object the informers listed.
-	if !toolscache.WaitForCacheSync(ctx.Done(), registrationsSynced(a.synced)...) {
+	if !toolscache.WaitForCacheSync(ctx.Done(), a.synced...) {
 		return a.shutdown()
 	}
 	a.refreshInterfaces()
@@ -286,41 +289,28 @@ func (a *Agent) pacedSync(ctx context.Context, pace *pacer, cause string) {
 	a.pace.busy.Add(end.Sub(start).Seconds())
 }
 
-// watch records Services and EndpointSlices in the model, each change of one making the IPs of
-// its Service recomputed, and makes every relevant change of the other objects recompute
-// everything.
+// watch records Services and EndpointSlices in the model (through reflectors, store.go), each
+// change of one making the IPs of its Service recomputed, and makes every relevant change of the
+// other objects recompute everything.
 func (a *Agent) watch(ctx context.Context) error {
-	type watched struct {
-		obj client.Object
-		h   toolscache.ResourceEventHandler
-	}
-	handlers := []watched{
-		{&corev1.Service{}, serviceHandler{a}}, {&discoveryv1.EndpointSlice{}, sliceHandler{a}},
-		{&corev1.Node{}, triggerHandler{a}}, {&corev1.Secret{}, triggerHandler{a}},
-	}
-	for _, o := range kube.ConfigKinds() {
-		handlers = append(handlers, watched{o, triggerHandler{a}})
-	}
-	for _, o := range handlers {
-		inf, err := a.opts.Cache.GetInformer(ctx, o.obj)
+	svcs, eps := a.serviceStore(), a.sliceStore()
+	runReflector(ctx, a.opts.Watcher, &corev1.Service{}, func() client.ObjectList { return &corev1.ServiceList{} }, svcs)
+	runReflector(ctx, a.opts.Watcher, &discoveryv1.EndpointSlice{}, func() client.ObjectList { return &discoveryv1.EndpointSliceList{} }, eps)
+	a.synced = append(a.synced, svcs.hasSynced, eps.hasSynced)
+	triggered := []client.Object{&corev1.Node{}, &corev1.Secret{}}
+	triggered = append(triggered, kube.ConfigKinds()...)
+	for _, o := range triggered {
+		inf, err := a.opts.Cache.GetInformer(ctx, o)
 		if err != nil {
-			return fmt.Errorf("watching %T: %w", o.obj, err)
+			return fmt.Errorf("watching %T: %w", o, err)
 		}
-		reg, err := inf.AddEventHandler(o.h)
+		reg, err := inf.AddEventHandler(triggerHandler{a})
 		if err != nil {
-			return fmt.Errorf("watching %T: %w", o.obj, err)
+			return fmt.Errorf("watching %T: %w", o, err)
 		}
-		a.synced = append(a.synced, reg)
+		a.synced = append(a.synced, reg.HasSynced)
 	}
 	return nil
-}
-
-func registrationsSynced(regs []toolscache.ResourceEventHandlerRegistration) []toolscache.InformerSynced {
-	out := make([]toolscache.InformerSynced, 0, len(regs))
-	for _, r := range regs {
-		out = append(out, r.HasSynced)
-	}
-	return out
 }
 
 type triggerHandler struct{ a *Agent }

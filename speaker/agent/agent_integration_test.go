@@ -37,6 +37,17 @@ func TestMain(m *testing.M) {
 	}}, &env))
 }
 
+// testWatcher is the client an agent under test lists and watches Services and EndpointSlices
+// with, as the speaker's.
+func testWatcher(t *testing.T) client.WithWatch {
+	t.Helper()
+	w, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // journal records the calls of the test doubles in order.
 type journal struct {
 	mu      sync.Mutex
@@ -180,7 +191,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	rec := record.NewFakeRecorder(100)
 	reg := prometheus.NewRegistry()
 	a, err := New(Options{
-		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Recorder: rec, Members: fm,
+		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: rec, Members: fm,
 		L2: fakeL2{j}, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour, Registerer: reg,
 	})

@@ -149,13 +149,13 @@ func (a *Agent) events(ch changes) {
 	for _, key := range slices.Sorted(maps.Keys(ch.services)) {
 		l2, bgp := a.eng.l2Of(key), a.eng.bgpOf(key)
 		if len(l2) > 0 && !a.prevOwned[key] {
-			if s := a.model.service(key); s != nil {
+			if s, ok := a.model.serviceRef(key); ok {
 				a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonNodeAssigned,
 					"announcing %s from node %s over layer 2", strings.Join(ipsOf(l2, func(as plan.L2Assignment) netip.Addr { return as.IP }), ", "), a.opts.NodeName)
 			}
 		}
 		if len(bgp) > 0 && !a.prevBGP[key] {
-			if s := a.model.service(key); s != nil {
+			if s, ok := a.model.serviceRef(key); ok {
 				a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonNodeAssigned,
 					"advertising %s from node %s over BGP", strings.Join(ipsOf(bgp, func(as plan.BGPAssignment) netip.Addr { return as.IP }), ", "), a.opts.NodeName)
 			}
@@ -231,7 +231,7 @@ func (a *Agent) warnIP(ip netip.Addr, unannounced []plan.Unannounced, alive []st
 		if before[id] == u.Reason {
 			continue
 		}
-		if s := a.model.service(u.Service); s != nil {
+		if s, ok := a.model.serviceRef(u.Service); ok {
 			a.opts.Recorder.Eventf(s, corev1.EventTypeWarning, ReasonNotAnnounced,
 				"%s is assigned but not announced: %s", u.IP, u.Reason)
 		}

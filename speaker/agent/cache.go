@@ -24,10 +24,10 @@ func SecretSelector() labels.Selector {
 }
 
 // CacheOptions are the cache options of the speaker of node: Herald's configuration and status
-// objects of namespace only, and of its Secrets only those SecretSelector selects. Services,
-// EndpointSlices and Nodes are cached cluster-wide, trimmed to what the speaker reads (see
-// TrimService, TrimEndpointSlice, TrimNode), and so are the status objects of other nodes
-// (TrimPeerStatus); every object loses its managedFields.
+// objects of namespace only, and of its Secrets only those SecretSelector selects. Nodes are
+// cached cluster-wide, trimmed to what the speaker reads (TrimNode), and so are the status
+// objects of other nodes (TrimPeerStatus); every object loses its managedFields. Services and
+// EndpointSlices are not cached: reflectors put them into the agent's model (store.go).
 func CacheOptions(namespace, node string) cache.Options {
 	inNS := func(tf toolscache.TransformFunc) cache.ByObject {
 		return cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}, Transform: tf}
@@ -39,11 +39,9 @@ func CacheOptions(namespace, node string) cache.Options {
 		return in, nil
 	}
 	by := map[client.Object]cache.ByObject{
-		&corev1.Service{}:            {Transform: trim(TrimService)},
-		&discoveryv1.EndpointSlice{}: {Transform: trim(TrimEndpointSlice)},
-		&corev1.Node{}:               {Transform: trim(TrimNode)},
-		&corev1.Secret{}:             {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
-		&v1beta1.ServiceL2Status{}:   inNS(peer), &v1beta1.ServiceBGPStatus{}: inNS(peer), &v1beta1.BGPSessionStatus{}: inNS(peer),
+		&corev1.Node{}:             {Transform: trim(TrimNode)},
+		&corev1.Secret{}:           {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
+		&v1beta1.ServiceL2Status{}: inNS(peer), &v1beta1.ServiceBGPStatus{}: inNS(peer), &v1beta1.BGPSessionStatus{}: inNS(peer),
 	}
 	for _, o := range kube.ConfigKinds() {
 		by[o] = inNS(nil)
@@ -51,10 +49,12 @@ func CacheOptions(namespace, node string) cache.Options {
 	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: by}
 }
 
-// What the speaker keeps of the objects it caches cluster-wide. A speaker runs on every node and
-// caches every Service, EndpointSlice and Node of the cluster: with 10,000 Services, the fields it
+// What the speaker keeps of the objects it reads cluster-wide. A speaker runs on every node and
+// reads every Service, EndpointSlice and Node of the cluster: with 10,000 Services, the fields it
 // never reads (ports, selectors, cluster IPs, endpoint addresses, node images and capacity,
-// annotations and managedFields) would be most of its memory.
+// annotations and managedFields) would be most of its memory. Nodes are cached trimmed; the
+// trimmed Services and EndpointSlices are only what a reflector's temporary store holds while it
+// streams the first list (store.go), before the model keeps its records of them.
 
 // trim makes a cache transform of a function that trims one kind in place. Objects of other
 // types (a DeletedFinalStateUnknown tombstone) pass unchanged.

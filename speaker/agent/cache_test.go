@@ -43,7 +43,7 @@ func TestTrimKeepsWhatTheSpeakerReads(t *testing.T) {
 	}}
 	node.Name = "n1"
 
-	handles := func(*corev1.Service) bool { return true }
+	handles := func(*service) bool { return true }
 	plannedBy := func(s *corev1.Service, slices ...*discoveryv1.EndpointSlice) any {
 		m := newModel()
 		m.setService("app/web", s)

@@ -97,7 +97,7 @@ func runAgent(t *testing.T, node, hns string, l2 Layer2, b BGP, members Membersh
 	}
 	reg = prometheus.NewRegistry()
 	a, err = New(Options{
-		NodeName: node, Namespace: hns, Cache: ch, Client: env.Client, Recorder: record.NewFakeRecorder(100), Members: members,
+		NodeName: node, Namespace: hns, Cache: ch, Client: env.Client, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100), Members: members,
 		L2: l2, BGP: b, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour, Registerer: reg,
 	})

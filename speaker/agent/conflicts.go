@@ -118,7 +118,7 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watching ServiceL2Status for the speakers' MACs: %w", err)
 	}
-	a.synced = append(a.synced, reg)
+	a.synced = append(a.synced, reg.HasSynced)
 	return nil
 }
 
@@ -276,7 +276,7 @@ func (a *Agent) conflictEvents() {
 			if c.reported[id] == action {
 				continue
 			}
-			if s := a.model.service(key); s != nil {
+			if s, ok := a.model.serviceRef(key); ok {
 				a.opts.Recorder.Event(s, corev1.EventTypeWarning, ReasonAddressConflict, a.conflictMessage(cf, a.members.alive))
 			}
 		}
@@ -287,7 +287,7 @@ func (a *Agent) conflictEvents() {
 		}
 		parts := strings.Split(id, "|")
 		ip, err := netip.ParseAddr(parts[1])
-		if s := a.model.service(parts[0]); s != nil && err == nil && slices.Contains(svcsOf(ip), parts[0]) {
+		if s, ok := a.model.serviceRef(parts[0]); ok && err == nil && slices.Contains(svcsOf(ip), parts[0]) {
 			a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonAddressConflictResolved,
 				"%s: the conflict with %s on interface %s of node %s is over; node %s answers for the address",
 				parts[1], parts[3], parts[2], a.opts.NodeName, a.opts.NodeName)

@@ -133,7 +133,7 @@ func TestAgentReportsConflicts(t *testing.T) {
 	}
 	rec := record.NewFakeRecorder(100)
 	a, err := New(Options{
-		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Recorder: rec,
+		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: rec,
 		Members: fakeMembers{j: j, changes: make(chan struct{}, 8)},
 		L2:      g, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),

@@ -62,7 +62,7 @@ func TestMembershipReadOncePerComputation(t *testing.T) {
 	// The agent is not started: the test runs its computations itself, so nothing else (joins,
 	// the status writer's sweep) reads memberlist meanwhile.
 	a, err := New(Options{
-		NodeName: names[0], Namespace: hns, Cache: ch, Client: c, Recorder: record.NewFakeRecorder(100),
+		NodeName: names[0], Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100),
 		Members: countingMembers{fakeMembers{j: j, changes: make(chan struct{}, 8)}, reads},
 		L2:      fakeL2{j}, BGP: fakeBGP{j}, Resync: time.Hour,
 	})
@@ -121,7 +121,7 @@ func TestChangesDuringAComputationCoalesce(t *testing.T) {
 	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
 	g := &gateL2{fakeL2: fakeL2{j}, entered: make(chan struct{}, 1)}
 	a, err := New(Options{
-		NodeName: self, Namespace: hns, Cache: ch, Client: c, Recorder: record.NewFakeRecorder(1000),
+		NodeName: self, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(1000),
 		Members: fm, L2: g, BGP: fakeBGP{j}, Resync: time.Hour,
 	})
 	if err != nil {

@@ -8,8 +8,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/speaker/plan"
 )
 
@@ -24,12 +25,13 @@ import (
 // periodic resync) recomputes every IP (engine.full): rare, and with the model in memory it reads
 // nothing from the cache but the configuration and the Nodes.
 
-// model holds the Services and the endpoint summaries of their EndpointSlices, as the informers
-// delivered them. Its methods are safe for concurrent use.
+// model holds what the speaker reads of the Services and of their EndpointSlices, as the
+// reflectors delivered them (store.go): a compact record per Service and a summary per slice, not
+// the decoded API objects. Its methods are safe for concurrent use.
 type model struct {
 	mu     sync.Mutex
-	svcs   map[string]*corev1.Service // by "namespace/name"; the informer's objects, never modified
-	slices map[string]sliceSummary    // by "namespace/name" of the slice
+	svcs   map[string]*service     // by "namespace/name"
+	slices map[string]sliceSummary // by "namespace/name" of the slice
 	// bySvc lists the keys of each Service's slices: one or a few, so a slice rather than a map
 	// (a map per Service would cost some 200 bytes more for each of 10,000 Services).
 	bySvc map[string][]string
@@ -37,6 +39,62 @@ type model struct {
 	statusOf map[string]int
 	dirty    map[string]bool // Services changed since the last take
 	full     bool            // something else changed: recompute everything
+}
+
+// service is what the speaker reads of a Service: its identity (for events), labels (service
+// selectors), type and class (handled or not), traffic policy and the IPs in its status. About
+// 250 bytes, where the informer's trimmed corev1.Service with its store key and index entries took
+// some 1,500.
+type service struct {
+	name, namespace string
+	uid             types.UID
+	labels          map[string]string
+	class           string // spec.loadBalancerClass, when hasClass
+	hasClass        bool
+	loadBalancer    bool // spec.type is LoadBalancer
+	local           bool // spec.externalTrafficPolicy is Local
+	// ips are the addresses of status.loadBalancer.ingress, in order, without duplicates;
+	// entries that are no address are left out (the controller reports them).
+	ips []netip.Addr
+}
+
+// serviceOf returns the record of s. Its repeated strings (namespace, class, label keys) are
+// interned.
+func serviceOf(s *corev1.Service) *service {
+	m := s.ObjectMeta
+	internMeta(&m)
+	r := &service{name: s.Name, namespace: m.Namespace, uid: s.UID, labels: m.Labels,
+		loadBalancer: s.Spec.Type == corev1.ServiceTypeLoadBalancer, local: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+	if c := s.Spec.LoadBalancerClass; c != nil {
+		r.class, r.hasClass = intern(*c), true
+	}
+	if ips, _ := v1beta1.IngressIPs(s); len(ips) > 0 {
+		r.ips = slices.Clip(ips)
+	}
+	return r
+}
+
+// managed reports whether the speaker of load-balancer class lbClass handles the Service (as
+// v1beta1.ManagedService).
+func (s *service) managed(lbClass string) bool {
+	if !s.loadBalancer {
+		return false
+	}
+	if !s.hasClass {
+		return lbClass == ""
+	}
+	return s.class == lbClass
+}
+
+// ref is the Service's reference for events.
+func (s *service) ref() *corev1.ObjectReference {
+	return &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: s.namespace, Name: s.name, UID: s.uid}
+}
+
+func (s *service) equal(o *service) bool {
+	return s.name == o.name && s.namespace == o.namespace && s.uid == o.uid && maps.Equal(s.labels, o.labels) &&
+		s.class == o.class && s.hasClass == o.hasClass && s.loadBalancer == o.loadBalancer && s.local == o.local &&
+		slices.Equal(s.ips, o.ips)
 }
 
 // sliceSummary is what the plan reads of one EndpointSlice.
@@ -48,8 +106,12 @@ type sliceSummary struct {
 	nodes []string
 }
 
+func (s sliceSummary) equal(o sliceSummary) bool {
+	return s.svc == o.svc && s.usable == o.usable && slices.Equal(s.nodes, o.nodes)
+}
+
 func newModel() *model {
-	return &model{svcs: map[string]*corev1.Service{}, slices: map[string]sliceSummary{}, bySvc: map[string][]string{},
+	return &model{svcs: map[string]*service{}, slices: map[string]sliceSummary{}, bySvc: map[string][]string{},
 		statusOf: map[string]int{}, dirty: map[string]bool{}}
 }
 
@@ -58,28 +120,62 @@ func objectKey(namespace, name string) string { return namespace + "/" + name }
 func summarize(es *discoveryv1.EndpointSlice) sliceSummary {
 	// The same reading of endpoints as the plan's (plan.EndpointsByService), one slice at a time.
 	for svc, e := range plan.EndpointsByService([]discoveryv1.EndpointSlice{*es}) {
-		return sliceSummary{svc: svc, usable: e.Usable, nodes: e.ReadyNodes}
+		nodes := e.ReadyNodes
+		for i := range nodes {
+			nodes[i] = intern(nodes[i])
+		}
+		return sliceSummary{svc: svc, usable: e.Usable, nodes: slices.Clip(nodes)}
 	}
 	return sliceSummary{}
 }
 
-// setService records a Service (nil: deleted) and marks it dirty.
-func (m *model) setService(key string, s *corev1.Service) {
+// setService records a Service (nil: deleted) and, when what the speaker reads of it changed,
+// marks it dirty and reports true.
+func (m *model) setService(key string, s *corev1.Service) bool {
+	var r *service
+	if s != nil {
+		r = serviceOf(s)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if s == nil {
-		delete(m.svcs, key)
-	} else {
-		m.svcs[key] = s
-	}
-	m.dirty[key] = true
+	return m.setServiceLocked(key, r)
 }
 
-// setSlice records an EndpointSlice (nil: deleted) and marks the Services it named and names dirty.
-func (m *model) setSlice(key string, es *discoveryv1.EndpointSlice) {
+func (m *model) setServiceLocked(key string, r *service) bool {
+	old, ok := m.svcs[key]
+	switch {
+	case r == nil && !ok:
+		return false
+	case r == nil:
+		delete(m.svcs, key)
+	case ok && old.equal(r):
+		return false
+	default:
+		m.svcs[key] = r
+	}
+	m.dirty[key] = true
+	return true
+}
+
+// setSlice records an EndpointSlice (nil: deleted) and, when what the plan reads of it changed,
+// marks the Services it named and names dirty and reports true.
+func (m *model) setSlice(key string, es *discoveryv1.EndpointSlice) bool {
+	var sum *sliceSummary
+	if es != nil {
+		s := summarize(es)
+		sum = &s
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old, ok := m.slices[key]; ok && old.svc != "" {
+	return m.setSliceLocked(key, sum)
+}
+
+func (m *model) setSliceLocked(key string, sum *sliceSummary) bool {
+	old, ok := m.slices[key]
+	if sum == nil && !ok || sum != nil && ok && old.equal(*sum) {
+		return false
+	}
+	if ok && old.svc != "" {
 		m.dirty[old.svc] = true
 		if keys := slices.DeleteFunc(m.bySvc[old.svc], func(k string) bool { return k == key }); len(keys) == 0 {
 			delete(m.bySvc, old.svc)
@@ -87,17 +183,43 @@ func (m *model) setSlice(key string, es *discoveryv1.EndpointSlice) {
 			m.bySvc[old.svc] = keys
 		}
 	}
-	if es == nil {
+	if sum == nil {
 		delete(m.slices, key)
-		return
+		return true
 	}
-	s := summarize(es)
-	m.slices[key] = s
-	if s.svc == "" {
-		return
+	m.slices[key] = *sum
+	if sum.svc != "" {
+		m.dirty[sum.svc] = true
+		m.bySvc[sum.svc] = append(m.bySvc[sum.svc], key)
 	}
-	m.dirty[s.svc] = true
-	m.bySvc[s.svc] = append(m.bySvc[s.svc], key)
+	return true
+}
+
+// retainServices forgets the Services not in keep (a reflector's relist: they were deleted
+// while it was not watching) and reports whether there were any.
+func (m *model) retainServices(keep map[string]bool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := false
+	for k := range m.svcs {
+		if !keep[k] {
+			changed = m.setServiceLocked(k, nil) || changed
+		}
+	}
+	return changed
+}
+
+// retainSlices is retainServices for EndpointSlices.
+func (m *model) retainSlices(keep map[string]bool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := false
+	for k := range m.slices {
+		if !keep[k] {
+			changed = m.setSliceLocked(k, nil) || changed
+		}
+	}
+	return changed
 }
 
 // countStatus adds d to the ServiceL2Status objects that name the Service key.
@@ -134,16 +256,19 @@ func (m *model) take() (keys []string, full bool) {
 	return keys, full
 }
 
-// service returns the object of a Service, nil when it is not known.
-func (m *model) service(key string) *corev1.Service {
+// serviceRef returns the reference of a Service for events; false when it is not known.
+func (m *model) serviceRef(key string) (*corev1.ObjectReference, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.svcs[key]
+	if s := m.svcs[key]; s != nil {
+		return s.ref(), true
+	}
+	return nil, false
 }
 
 // planServices returns what the plan reads of the named Services: nil for a Service that is gone,
 // not handled (handles) or without an IP.
-func (m *model) planServices(keys []string, handles func(*corev1.Service) bool) map[string]*plan.Service {
+func (m *model) planServices(keys []string, handles func(*service) bool) map[string]*plan.Service {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make(map[string]*plan.Service, len(keys))
@@ -154,7 +279,7 @@ func (m *model) planServices(keys []string, handles func(*corev1.Service) bool) 
 }
 
 // allPlanServices returns what the plan reads of every handled Service with an IP.
-func (m *model) allPlanServices(handles func(*corev1.Service) bool) map[string]*plan.Service {
+func (m *model) allPlanServices(handles func(*service) bool) map[string]*plan.Service {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make(map[string]*plan.Service, len(m.svcs))
@@ -166,16 +291,16 @@ func (m *model) allPlanServices(handles func(*corev1.Service) bool) map[string]*
 	return out
 }
 
-func (m *model) planServiceLocked(key string, handles func(*corev1.Service) bool) *plan.Service {
+func (m *model) planServiceLocked(key string, handles func(*service) bool) *plan.Service {
 	s := m.svcs[key]
 	if s == nil || !handles(s) {
 		return nil
 	}
 	// The endpoints of its slices, summarized per slice as the events came (the union of what
 	// plan.EndpointsByService reads of each).
-	var eps map[string]*plan.Endpoints
+	var e *plan.Endpoints
 	if keys := m.bySvc[key]; len(keys) > 0 {
-		e := &plan.Endpoints{}
+		e = &plan.Endpoints{}
 		var nodes []string
 		for _, sk := range keys {
 			sum := m.slices[sk]
@@ -184,80 +309,10 @@ func (m *model) planServiceLocked(key string, handles func(*corev1.Service) bool
 		}
 		slices.Sort(nodes)
 		e.ReadyNodes = slices.Compact(nodes)
-		eps = map[string]*plan.Endpoints{key: e}
 	}
-	ps, ok := plan.ServiceFromKube(s, eps)
+	ps, ok := plan.ServiceOf(key, s.labels, s.local, s.ips, e)
 	if !ok {
 		return nil
 	}
-	ps.Key = key // the model's string, not a copy of it for every Service
-	// An address listed twice in the status is one address of the Service.
-	var ips []netip.Addr
-	for _, ip := range ps.IPs {
-		if !slices.Contains(ips, ip) {
-			ips = append(ips, ip)
-		}
-	}
-	ps.IPs = ips
 	return &ps
-}
-
-// Informer event handlers of the model.
-
-// serviceHandler records Services in the model.
-type serviceHandler struct{ a *Agent }
-
-func (h serviceHandler) OnAdd(obj any, _ bool) { h.set(obj, false) }
-func (h serviceHandler) OnUpdate(old, obj any) {
-	if !relevantUpdate(old, obj) {
-		h.a.pace.skipped.Inc()
-		return
-	}
-	h.set(obj, false)
-}
-func (h serviceHandler) OnDelete(obj any) { h.set(obj, true) }
-
-func (h serviceHandler) set(obj any, deleted bool) {
-	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-		obj, deleted = d.Obj, true
-	}
-	s, ok := obj.(*corev1.Service)
-	if !ok {
-		return
-	}
-	if deleted {
-		h.a.model.setService(objectKey(s.Namespace, s.Name), nil)
-	} else {
-		h.a.model.setService(objectKey(s.Namespace, s.Name), s)
-	}
-	h.a.signal()
-}
-
-// sliceHandler records EndpointSlices in the model.
-type sliceHandler struct{ a *Agent }
-
-func (h sliceHandler) OnAdd(obj any, _ bool) { h.set(obj, false) }
-func (h sliceHandler) OnUpdate(old, obj any) {
-	if !relevantUpdate(old, obj) {
-		h.a.pace.skipped.Inc()
-		return
-	}
-	h.set(obj, false)
-}
-func (h sliceHandler) OnDelete(obj any) { h.set(obj, true) }
-
-func (h sliceHandler) set(obj any, deleted bool) {
-	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-		obj, deleted = d.Obj, true
-	}
-	es, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
-		return
-	}
-	if deleted {
-		h.a.model.setSlice(objectKey(es.Namespace, es.Name), nil)
-	} else {
-		h.a.model.setSlice(objectKey(es.Namespace, es.Name), es)
-	}
-	h.a.signal()
 }

@@ -55,7 +55,7 @@ func TestModelSlicesOfService(t *testing.T) {
 				m.setSlice(s.key, s.es)
 			}
 			got := map[string]view{}
-			for k, ps := range m.planServices([]string{"app/a", "app/b"}, func(*corev1.Service) bool { return true }) {
+			for k, ps := range m.planServices([]string{"app/a", "app/b"}, func(*service) bool { return true }) {
 				if ps.Key != k || !cmp.Equal(ps.IPs, []netip.Addr{netip.MustParseAddr("192.0.2.1")}, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })) {
 					t.Errorf("Service %s: key %q, IPs %v", k, ps.Key, ps.IPs)
 				}

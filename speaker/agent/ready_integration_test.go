@@ -202,7 +202,7 @@ func newReadyLab(t *testing.T, lbRange string, ip string, opts func(*Options, *t
 	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
 	must(err)
 	o := Options{
-		NodeName: self, Namespace: hns, Cache: ch, Client: c, Recorder: &record.FakeRecorder{},
+		NodeName: self, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: &record.FakeRecorder{},
 		Members: recMembers{rl.rec}, L2: recL2{rl.rec}, BGP: fakeBGP{&journal{}}, Links: rl.links,
 		Resync: time.Hour, JoinTimeout: time.Hour,
 	}

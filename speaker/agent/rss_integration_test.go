@@ -93,6 +93,12 @@ func TestBenchSpeakerRSS(t *testing.T) {
 	args := []string{"--kubeconfig", kubeconfig, "--node-name", node, "--host-ip", hostIP, "--namespace", sc.hns,
 		"--lb-class", scaleClass, "--memberlist-secret=", "--memberlist-allow-unencrypted",
 		"--metrics-addr", hostIP + ":7472", "--metrics-secure=false", "--health-addr", hostIP + ":7473", "--log-level", "info"}
+	// HERALD_RSS_HEAP=file saves a heap profile of the speaker (from its --pprof-addr) in file just
+	// before its memory is read, for finding what holds it.
+	heapFile := os.Getenv("HERALD_RSS_HEAP")
+	if heapFile != "" {
+		args = append(args, "--pprof-addr", hostIP+":7476")
+	}
 	// HERALD_RSS_ENV="GOGC=100;GOGC=25 GOMEMLIMIT=40MiB" compares settings by hand: one run of
 	// the speaker per ;-separated set of environment variables, after the one with the defaults.
 	variants := [][]string{nil}
@@ -102,7 +108,11 @@ func TestBenchSpeakerRSS(t *testing.T) {
 		}
 	}
 	for i, extra := range variants {
-		m := runSpeakerForRSS(t, lab, ns, bin, args, extra, sc.hns, node, n)
+		var heap func()
+		if heapFile != "" && i == 0 {
+			heap = func() { saveHeapProfile(t, lab, ns, "http://"+hostIP+":7476/debug/pprof/heap", heapFile) }
+		}
+		m := runSpeakerForRSS(t, lab, ns, bin, args, extra, sc.hns, node, n, heap)
 		mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 		t.Logf("speaker memory at %d Services (one live speaker owning every IP; environment %q): VmRSS %.1f MiB (RssAnon %.1f, RssFile %.1f), VmHWM %.1f MiB",
 			n, extra, mib(m.RSS), mib(m.Anon), mib(m.File), mib(m.Peak))
@@ -122,7 +132,7 @@ func TestBenchSpeakerRSS(t *testing.T) {
 // runSpeakerForRSS starts the speaker in ns with args and the extra environment, waits until it
 // has written the n ServiceL2Status objects of node and its CPU use has settled, reads its memory,
 // then kills it and deletes what it wrote, for the next run.
-func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra []string, hns, node string, n int) testenv.Memory {
+func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra []string, hns, node string, n int, heap func()) testenv.Memory {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "speaker.log")
 	logFile, err := os.Create(logPath)
@@ -170,6 +180,9 @@ func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra
 	}
 	t.Logf("the speaker wrote its %d ServiceL2Status objects %s after it started", n, time.Since(begin).Round(time.Millisecond))
 	settleCPU(t, pid)
+	if heap != nil {
+		heap()
+	}
 	m, err := testenv.ProcessMemory(pid)
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +191,17 @@ func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra
 		t.Logf("the speaker's last collection: %s", lastGC(string(b)))
 	}
 	return m
+}
+
+// saveHeapProfile fetches a heap profile from url, reachable in namespace ns, into file.
+func saveHeapProfile(t *testing.T, lab *netlab.Lab, ns, url, file string) {
+	t.Helper()
+	out, err := lab.Exec(ns, "curl", "-sS", "--max-time", "30", "-o", file, url)
+	if err != nil {
+		t.Errorf("fetching the speaker's heap profile: %v: %s", err, out)
+		return
+	}
+	t.Logf("the speaker's heap profile is in %s", file)
 }
 
 // lastGC returns the last gctrace line of a log ("gc 12 @3.4s 1%: ... 30->31->15 MB, 32 MB goal,

@@ -256,7 +256,7 @@ func (sc *scaleCluster) startAgent(t *testing.T) *scaleRun {
 	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
 	l2 := newNotifyL2()
 	a, err := New(Options{
-		NodeName: sc.nodes[0], Namespace: sc.hns, LBClass: scaleClass, Cache: ch, Client: env.Client, Recorder: record.NewFakeRecorder(100000),
+		NodeName: sc.nodes[0], Namespace: sc.hns, LBClass: scaleClass, Cache: ch, Client: env.Client, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100000),
 		Members: fm, L2: l2, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface), Resync: time.Hour,
 	})
 	if err != nil {

@@ -60,7 +60,7 @@ func TestAgentReportsRefusedPeer(t *testing.T) {
 	j := &journal{members: []string{node.Name}}
 	rec := record.NewFakeRecorder(100)
 	a, err := New(Options{
-		NodeName: node.Name, Namespace: hns, Cache: ch, Client: c, Recorder: rec,
+		NodeName: node.Name, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: rec,
 		Members: fakeMembers{j: j, changes: make(chan struct{}, 8)}, L2: fakeL2{j}, BGP: refusingBGP{fakeBGP{j}},
 		Resync: time.Hour,
 	})
@@ -150,7 +150,7 @@ func TestAgentSessionStatusFollowsFSM(t *testing.T) {
 	j := &journal{members: []string{node.Name}}
 	fb := &flippingBGP{fakeBGP: fakeBGP{j}, state: bgp.StateActive, changes: make(chan struct{}, 1)}
 	a, err := New(Options{
-		NodeName: node.Name, Namespace: hns, Cache: ch, Client: c, Recorder: record.NewFakeRecorder(100),
+		NodeName: node.Name, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100),
 		Members: fakeMembers{j: j, changes: make(chan struct{}, 8)}, L2: fakeL2{j}, BGP: fb, Resync: time.Hour,
 	})
 	if err != nil {

@@ -93,7 +93,7 @@ func TestAgentPacesEventStorm(t *testing.T) {
 	j := &journal{members: nodes}
 	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
 	a, err := New(Options{
-		NodeName: nodes[0], Namespace: hns, Cache: ch, Client: c, Recorder: record.NewFakeRecorder(1000), Members: fm,
+		NodeName: nodes[0], Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(1000), Members: fm,
 		L2: fakeL2{j}, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour,
 	})

@@ -156,7 +156,7 @@ func (a *Agent) inputs(ctx context.Context, mem membership) (plan.Input, error) 
 }
 
 // handles reports whether the Service is one this speaker announces.
-func (a *Agent) handles(s *corev1.Service) bool { return v1beta1.ManagedService(s, a.opts.LBClass) }
+func (a *Agent) handles(s *service) bool { return s.managed(a.opts.LBClass) }
 
 // bgpPeers converts the configured peers of this node for the BGP speaker. Every peer that
 // config.Parse accepts is one the speaker can use (a fuzz test checks it), so a BGPPeer the API

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -61,16 +62,20 @@ func EndpointsByService(items []discoveryv1.EndpointSlice) map[string]*Endpoints
 // EndpointsByService. It reports false when the Service has no IP in its status (nothing to
 // announce). Which Services a speaker handles (type, load-balancer class) is the caller's choice.
 func ServiceFromKube(s *corev1.Service, eps map[string]*Endpoints) (Service, bool) {
-	ps := Service{
-		Key:          s.Namespace + "/" + s.Name,
-		Labels:       s.Labels,
-		LocalTraffic: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+	key := s.Namespace + "/" + s.Name
+	ips, _ := v1beta1.IngressIPs(s) // an entry that is no address is skipped; the controller reports it
+	return ServiceOf(key, s.Labels, s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal, ips, eps[key])
+}
+
+// ServiceOf describes the Service key to the plan from what the plan reads of it: its labels,
+// whether its external traffic policy is Local, the IPs in its status and its endpoints (nil:
+// it has no EndpointSlice). It reports false when the Service has no IP.
+func ServiceOf(key string, labels map[string]string, local bool, ips []netip.Addr, e *Endpoints) (Service, bool) {
+	if len(ips) == 0 {
+		return Service{Key: key, Labels: labels, LocalTraffic: local}, false
 	}
-	ps.IPs, _ = v1beta1.IngressIPs(s) // an entry that is no address is skipped; the controller reports it
-	if len(ps.IPs) == 0 {
-		return ps, false
-	}
-	if e := eps[ps.Key]; e != nil {
+	ps := Service{Key: key, Labels: labels, LocalTraffic: local, IPs: ips}
+	if e != nil {
 		ps.ReadyEndpointNodes, ps.NoEndpoints = e.ReadyNodes, !e.Usable
 	} else {
 		ps.NoEndpoints = true
