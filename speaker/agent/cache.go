@@ -151,11 +151,14 @@ func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
 // that another node's speaker wrote to what this one reads of it: its identity and labels (the
 // node and Service it names, for the sweep of dead nodes' objects and for announcedBefore) and,
 // of a ServiceL2Status, the node and the MACs of its interfaces (learnMACs). The objects of node
-// itself stay whole, their repeated strings interned: its status writer compares them with what
-// it wants. With 10,000 Services
+// itself keep their status, their repeated strings interned: its status writer compares them with
+// what it wants. With 10,000 Services
 // the other nodes' objects are most of the status objects a speaker caches.
 func TrimPeerStatus(o client.Object, node string) {
 	if o.GetLabels()[LabelNode] == node {
+		// The status writer compares their status, never their managedFields (which the
+		// object-specific transform would otherwise keep: about 0.5 KB an object).
+		o.SetManagedFields(nil)
 		internStatus(o)
 		return
 	}

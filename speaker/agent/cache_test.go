@@ -99,13 +99,19 @@ func TestTrimPeerStatus(t *testing.T) {
 	}
 	trimmedMeta := metav1.ObjectMeta{Name: "s-n2", Namespace: "herald", UID: "u", ResourceVersion: "3",
 		Labels: map[string]string{LabelNode: "n2", LabelServiceName: "web", LabelServiceNamespace: "app"}}
+	// As the API server gives them: with managedFields, which only the own objects' want lacks.
+	managed := func(o client.Object) client.Object {
+		o.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "herald-speaker", Operation: metav1.ManagedFieldsOperationUpdate,
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:node":{}}}`)}}})
+		return o
+	}
 	tests := []struct {
 		name      string
 		obj, want client.Object
 	}{
-		{name: "own ServiceL2Status stays whole", obj: l2("n1"), want: l2("n1")},
-		{name: "own ServiceBGPStatus stays whole", obj: bgp("n1"), want: bgp("n1")},
-		{name: "own BGPSessionStatus stays whole", obj: sess("n1"), want: sess("n1")},
+		{name: "own ServiceL2Status keeps all but managedFields", obj: managed(l2("n1")), want: l2("n1")},
+		{name: "own ServiceBGPStatus keeps all but managedFields", obj: managed(bgp("n1")), want: bgp("n1")},
+		{name: "own BGPSessionStatus keeps all but managedFields", obj: managed(sess("n1")), want: sess("n1")},
 		{name: "peer ServiceL2Status keeps node and MACs", obj: l2("n2"), want: &v1beta1.ServiceL2Status{ObjectMeta: trimmedMeta,
 			Status: v1beta1.ServiceL2StatusStatus{Node: "n2", Interfaces: []v1beta1.InterfaceInfo{{MAC: "02:00:00:00:00:02"}}}}},
 		{name: "peer ServiceBGPStatus keeps its identity", obj: bgp("n2"), want: &v1beta1.ServiceBGPStatus{ObjectMeta: trimmedMeta}},

@@ -500,7 +500,9 @@ func (w *Writer) apply(ctx context.Context, d Desired) error {
 	)
 	mine := client.MatchingLabels{LabelNode: w.node}
 	for _, l := range []client.ObjectList{&l2, &bgp, &sess} {
-		if err := w.c.List(ctx, l, client.InNamespace(w.ns), mine); err != nil {
+		// The cache's own objects, not copies of thousands of them at every resync: converge copies
+		// the few it updates.
+		if err := w.c.List(ctx, l, client.InNamespace(w.ns), mine, client.UnsafeDisableDeepCopy); err != nil {
 			return fmt.Errorf("listing %T: %w", l, err)
 		}
 	}
@@ -568,6 +570,7 @@ func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind
 		if equality.Semantic.DeepEqual(*status(obj), st) {
 			continue
 		}
+		obj = obj.DeepCopyObject().(P) // have may be the cache's objects
 		*status(obj) = st
 		if err := w.c.Status().Update(ctx, obj); err != nil {
 			errs = append(errs, fmt.Errorf("updating %s %s: %w", kind, name, err))
@@ -591,7 +594,8 @@ func (w *Writer) sweepDead(ctx context.Context, alive map[string]bool) error {
 		sess v1beta1.BGPSessionStatusList
 	)
 	for _, l := range []client.ObjectList{&l2, &bgp, &sess} {
-		if err := w.c.List(ctx, l, client.InNamespace(w.ns), client.HasLabels{LabelNode}); err != nil {
+		// Read only: the cache's own objects, not copies.
+		if err := w.c.List(ctx, l, client.InNamespace(w.ns), client.HasLabels{LabelNode}, client.UnsafeDisableDeepCopy); err != nil {
 			return fmt.Errorf("listing %T: %w", l, err)
 		}
 	}
