@@ -123,13 +123,21 @@ func (a *Agent) sliceStore() *modelStore {
 	}
 }
 
-// runReflector starts a reflector that lists and watches the objects of list's kind cluster-wide
-// through w into store, until ctx ends.
+// runReflector starts a reflector that lists and watches the objects of expected's kind
+// cluster-wide through w into store, until ctx ends.
 func runReflector(ctx context.Context, w client.WithWatch, expected client.Object, newList func() client.ObjectList, store *modelStore) {
-	lw := &toolscache.ListWatch{
+	r := toolscache.NewReflectorWithOptions(listWatch(w, newList), expected, store, toolscache.ReflectorOptions{Name: fmt.Sprintf("herald-speaker %T", expected)})
+	go r.RunWithContext(ctx)
+}
+
+// listWatch lists and watches the kind of newList's lists, cluster-wide, through w.
+func listWatch(w client.WithWatch, newList func() client.ObjectList) *toolscache.ListWatch {
+	return &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			l := newList()
-			if err := w.List(ctx, l, &client.ListOptions{Raw: &o}); err != nil {
+			// Limit and Continue are given apart: ListOptions takes them from its own fields for a
+			// list, not from Raw (the reflector pages a list that the watch cache cannot serve).
+			if err := w.List(ctx, l, &client.ListOptions{Raw: &o, Limit: o.Limit, Continue: o.Continue}); err != nil {
 				return nil, err
 			}
 			return l, nil
@@ -138,6 +146,4 @@ func runReflector(ctx context.Context, w client.WithWatch, expected client.Objec
 			return w.Watch(ctx, newList(), &client.ListOptions{Raw: &o})
 		},
 	}
-	r := toolscache.NewReflectorWithOptions(lw, expected, store, toolscache.ReflectorOptions{Name: fmt.Sprintf("herald-speaker %T", expected)})
-	go r.RunWithContext(ctx)
 }
