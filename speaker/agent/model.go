@@ -200,23 +200,22 @@ func (m *model) setSliceLocked(key string, sum *sliceSummary) bool {
 func (m *model) retainServices(keep map[string]bool) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	changed := false
-	for k := range m.svcs {
-		if !keep[k] {
-			changed = m.setServiceLocked(k, nil) || changed
-		}
-	}
-	return changed
+	return retainLocked(m.svcs, keep, func(k string) bool { return m.setServiceLocked(k, nil) })
 }
 
 // retainSlices is retainServices for EndpointSlices.
 func (m *model) retainSlices(keep map[string]bool) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return retainLocked(m.slices, keep, func(k string) bool { return m.setSliceLocked(k, nil) })
+}
+
+// retainLocked drops the keys of items not in keep and reports whether drop changed anything.
+func retainLocked[V any](items map[string]V, keep map[string]bool, drop func(key string) bool) bool {
 	changed := false
-	for k := range m.slices {
+	for k := range items {
 		if !keep[k] {
-			changed = m.setSliceLocked(k, nil) || changed
+			changed = drop(k) || changed
 		}
 	}
 	return changed

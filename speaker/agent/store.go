@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -102,24 +100,21 @@ func keyOf(obj any) (string, runtime.Object, error) {
 
 // serviceStore and sliceStore feed the agent's model.
 func (a *Agent) serviceStore() *modelStore {
-	return &modelStore{
-		put: func(key string, obj runtime.Object) bool {
-			s, _ := obj.(*corev1.Service)
-			return a.model.setService(key, s)
-		},
-		retain: a.model.retainServices, trim: trim(TrimService),
-		changed: a.signal, skipped: a.pace.skipped.Inc,
-	}
+	return newModelStore(a, a.model.setService, a.model.retainServices, trim(TrimService))
 }
 
 func (a *Agent) sliceStore() *modelStore {
+	return newModelStore(a, a.model.setSlice, a.model.retainSlices, trim(TrimEndpointSlice))
+}
+
+// newModelStore makes a store that hands objects of type T to set (nil: deleted).
+func newModelStore[T any](a *Agent, set func(key string, obj *T) bool, retain func(keep map[string]bool) bool, trim toolscache.TransformFunc) *modelStore {
 	return &modelStore{
 		put: func(key string, obj runtime.Object) bool {
-			es, _ := obj.(*discoveryv1.EndpointSlice)
-			return a.model.setSlice(key, es)
+			o, _ := any(obj).(*T)
+			return set(key, o)
 		},
-		retain: a.model.retainSlices, trim: trim(TrimEndpointSlice),
-		changed: a.signal, skipped: a.pace.skipped.Inc,
+		retain: retain, trim: trim, changed: a.signal, skipped: a.pace.skipped.Inc,
 	}
 }
 
