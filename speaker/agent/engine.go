@@ -190,11 +190,11 @@ func (e *engine) recompute(affected map[netip.Addr]bool, ch *changes) {
 		} else {
 			delete(e.routed, ip)
 		}
-		if reflect.DeepEqual(old, next) {
+		if old.Equal(next) {
 			continue
 		}
 		ch.ips = append(ch.ips, ipChange{ip: ip, old: old, new: next})
-		if !reflect.DeepEqual(old.Routes, next.Routes) || !reflect.DeepEqual(old.Elsewhere, next.Elsewhere) {
+		if !old.SameRoutes(next) {
 			ch.routes = true
 		}
 		for _, p := range []plan.IPPlan{old, next} {

@@ -283,3 +283,25 @@ func RouteTables(routes []PeerRoute) map[string][]Route {
 func comparePrefixes(a, b netip.Prefix) int {
 	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
 }
+
+// Equal reports whether p and q plan the same: reflect.DeepEqual without its allocations (the
+// engine compares every IP's plans at each full computation), except that a nil and an empty
+// list are equal.
+func (p IPPlan) Equal(q IPPlan) bool {
+	return p.IP == q.IP && p.L2Owner == q.L2Owner && slices.Equal(p.L2Interfaces, q.L2Interfaces) &&
+		slices.EqualFunc(p.L2, q.L2, func(a, b L2Assignment) bool {
+			return a.Service == b.Service && a.IP == b.IP && slices.Equal(a.Interfaces, b.Interfaces)
+		}) &&
+		slices.EqualFunc(p.BGP, q.BGP, func(a, b BGPAssignment) bool {
+			return a.Service == b.Service && a.IP == b.IP && slices.Equal(a.Peers, b.Peers)
+		}) &&
+		p.SameRoutes(q) && slices.Equal(p.Unannounced, q.Unannounced)
+}
+
+// SameRoutes reports whether p and q have the same routes and prefixes elsewhere.
+func (p IPPlan) SameRoutes(q IPPlan) bool {
+	return slices.EqualFunc(p.Routes, q.Routes, func(a, b PeerRoute) bool {
+		return a.Peer == b.Peer && a.Route.Prefix == b.Route.Prefix && slices.Equal(a.Route.Communities, b.Route.Communities) &&
+			(a.Route.LocalPref == nil) == (b.Route.LocalPref == nil) && (a.Route.LocalPref == nil || *a.Route.LocalPref == *b.Route.LocalPref)
+	}) && slices.Equal(p.Elsewhere, q.Elsewhere)
+}
