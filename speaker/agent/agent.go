@@ -256,7 +256,8 @@ func (a *Agent) Start(ctx context.Context) error {
 	if !a.opts.Cache.WaitForCacheSync(ctx) {
 		return a.shutdown()
 	}
-	// The model is complete once the handlers have seen every object the informers listed.
+	// The model is complete once the reflectors' stores hold their first lists and the handlers
+	// have seen every object the informers listed.
 	if !toolscache.WaitForCacheSync(ctx.Done(), a.synced...) {
 		return a.shutdown()
 	}

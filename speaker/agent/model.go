@@ -18,7 +18,7 @@ import (
 //
 // A Service or EndpointSlice event changes what the speaker announces only for the IPs of that
 // Service. The model below is the speaker's view of the Services and of their endpoints, kept up
-// to date by the informers' event handlers (O(1) per event), with the keys of the Services that
+// to date by the reflectors' stores (store.go; O(1) per event), with the keys of the Services that
 // changed since the last computation. A computation caused by such events recomputes only the IPs
 // of those Services (engine.update), so an event costs the same with 100 or 10,000 Services.
 // Everything else (configuration, Nodes, Secrets, membership, this node's interfaces, the
