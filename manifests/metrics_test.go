@@ -56,8 +56,9 @@ func speakerRegistry(t *testing.T) (*metricstest.Registry, *bgp.Speaker) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sp.Shutdown(context.Background()) })
+	c := fake.NewClientBuilder().Build()
 	if _, err := agent.New(agent.Options{NodeName: "n1", Namespace: "herald-system", Cache: &informertest.FakeInformers{},
-		Client: fake.NewClientBuilder().Build(), Members: noMembers{}, L2: l2, BGP: sp, Registerer: reg}); err != nil {
+		Client: c, Watcher: c, Members: noMembers{}, L2: l2, BGP: sp, Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
 	return reg, sp
