@@ -16,13 +16,19 @@ import (
 // spec.loadBalancerClass is unset when lbClass is empty, or equal to lbClass otherwise. The
 // controller, the speaker, the webhook and kubectl-herald all decide through it.
 func ManagedService(svc *corev1.Service, lbClass string) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+	return ManagedSpec(svc.Spec.Type, svc.Spec.LoadBalancerClass, lbClass)
+}
+
+// ManagedSpec is ManagedService for a Service's spec.type and spec.loadBalancerClass alone (the
+// speaker keeps only those of a Service).
+func ManagedSpec(typ corev1.ServiceType, class *string, lbClass string) bool {
+	if typ != corev1.ServiceTypeLoadBalancer {
 		return false
 	}
-	if svc.Spec.LoadBalancerClass == nil {
+	if class == nil {
 		return lbClass == ""
 	}
-	return *svc.Spec.LoadBalancerClass == lbClass
+	return *class == lbClass
 }
 
 // IngressIPs returns the addresses in svc's status.loadBalancer.ingress, in order and without

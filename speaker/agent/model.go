@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/speaker/plan"
@@ -49,10 +50,9 @@ type service struct {
 	name, namespace string
 	uid             types.UID
 	labels          map[string]string
-	class           string // spec.loadBalancerClass, when hasClass
-	hasClass        bool
-	loadBalancer    bool // spec.type is LoadBalancer
-	local           bool // spec.externalTrafficPolicy is Local
+	typ             corev1.ServiceType // spec.type, interned
+	class           *string            // spec.loadBalancerClass, interned
+	local           bool               // spec.externalTrafficPolicy is Local
 	// ips are the addresses of status.loadBalancer.ingress, in order, without duplicates;
 	// entries that are no address are left out (the controller reports them).
 	ips []netip.Addr
@@ -64,9 +64,9 @@ func serviceOf(s *corev1.Service) *service {
 	m := s.ObjectMeta
 	internMeta(&m)
 	r := &service{name: s.Name, namespace: m.Namespace, uid: s.UID, labels: m.Labels,
-		loadBalancer: s.Spec.Type == corev1.ServiceTypeLoadBalancer, local: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+		typ: corev1.ServiceType(intern(string(s.Spec.Type))), local: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
 	if c := s.Spec.LoadBalancerClass; c != nil {
-		r.class, r.hasClass = intern(*c), true
+		r.class = ptr.To(intern(*c))
 	}
 	if ips, _ := v1beta1.IngressIPs(s); len(ips) > 0 {
 		r.ips = slices.Clip(ips)
@@ -74,17 +74,8 @@ func serviceOf(s *corev1.Service) *service {
 	return r
 }
 
-// managed reports whether the speaker of load-balancer class lbClass handles the Service (as
-// v1beta1.ManagedService).
-func (s *service) managed(lbClass string) bool {
-	if !s.loadBalancer {
-		return false
-	}
-	if !s.hasClass {
-		return lbClass == ""
-	}
-	return s.class == lbClass
-}
+// managed reports whether the speaker of load-balancer class lbClass handles the Service.
+func (s *service) managed(lbClass string) bool { return v1beta1.ManagedSpec(s.typ, s.class, lbClass) }
 
 // ref is the Service's reference for events.
 func (s *service) ref() *corev1.ObjectReference {
@@ -93,7 +84,7 @@ func (s *service) ref() *corev1.ObjectReference {
 
 func (s *service) equal(o *service) bool {
 	return s.name == o.name && s.namespace == o.namespace && s.uid == o.uid && maps.Equal(s.labels, o.labels) &&
-		s.class == o.class && s.hasClass == o.hasClass && s.loadBalancer == o.loadBalancer && s.local == o.local &&
+		ptr.Equal(s.class, o.class) && s.typ == o.typ && s.local == o.local &&
 		slices.Equal(s.ips, o.ips)
 }
 
