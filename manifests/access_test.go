@@ -3,7 +3,10 @@ package manifests_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -16,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -25,6 +29,7 @@ import (
 	"github.com/herald-lb/herald/internal/memberlistkey"
 	"github.com/herald-lb/herald/internal/metrics"
 	"github.com/herald-lb/herald/speaker/agent"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 // as returns the environment's REST configuration acting as a ServiceAccount of herald-system,
@@ -88,6 +93,91 @@ func TestSpeakerReadsOnlyLabelledSecrets(t *testing.T) {
 	for _, hidden := range []string{"herald-webhook-cert", "unlabelled-password"} {
 		if slices.Contains(got, hidden) {
 			t.Errorf("the speaker reads Secret %s, which lacks %s=true", hidden, v1beta1.LabelSpeakerSecret)
+		}
+	}
+}
+
+// TestSpeakerCachesOnlyItsOwnBGPStatus runs the speaker's cache as its ServiceAccount: of the
+// ServiceBGPStatus and BGPSessionStatus objects it holds only its own node's (every node writes
+// one ServiceBGPStatus per BGP Service), of the ServiceL2Status objects every node's (it learns
+// the other speakers' MACs from them). The status writer of the first live speaker then deletes a
+// dead speaker's BGP objects by label, with the speaker's RBAC.
+func TestSpeakerCachesOnlyItsOwnBGPStatus(t *testing.T) {
+	applyKustomization(t)
+	ctx := t.Context()
+	for _, node := range []string{"n1", "n2"} {
+		createOrKeep(t, &v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: node + "-app-web",
+			Labels: map[string]string{status.LabelNode: node, status.LabelServiceName: "web", status.LabelServiceNamespace: "app"}}})
+		createOrKeep(t, &v1beta1.BGPSessionStatus{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: node + "-rt",
+			Labels: map[string]string{status.LabelNode: node, status.LabelPeer: "rt"}}})
+		createOrKeep(t, &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: node + "-app-db",
+			Labels: map[string]string{status.LabelNode: node, status.LabelServiceName: "db", status.LabelServiceNamespace: "app"}}})
+	}
+
+	opts := agent.CacheOptions("herald-system", "n1")
+	opts.Scheme = env.Scheme
+	c, err := cache.New(as("herald-speaker"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = c.Start(cctx) }()
+	names := func(l client.ObjectList) []string {
+		t.Helper()
+		waitUp(t, func() error { return c.List(ctx, l, client.InNamespace("herald-system")) })
+		items, err := meta.ExtractList(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, o := range items {
+			out = append(out, o.(client.Object).GetName())
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := names(&v1beta1.ServiceBGPStatusList{}); !slices.Equal(got, []string{"n1-app-web"}) {
+		t.Errorf("ServiceBGPStatus in the speaker's cache: %v, want only its own", got)
+	}
+	if got := names(&v1beta1.BGPSessionStatusList{}); !slices.Equal(got, []string{"n1-rt"}) {
+		t.Errorf("BGPSessionStatus in the speaker's cache: %v, want only its own", got)
+	}
+	if got := names(&v1beta1.ServiceL2StatusList{}); !slices.Equal(got, []string{"n1-app-db", "n2-app-db"}) {
+		t.Errorf("ServiceL2Status in the speaker's cache: %v, want every node's", got)
+	}
+
+	// n1 sweeps: n2 is dead.
+	sc, err := client.New(as("herald-speaker"), client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := status.NewWriter(sc, "herald-system", "n1", slog.New(slog.DiscardHandler), nil)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go w.Run(wctx)
+	w.Set(status.Desired{Sweep: map[string]bool{"n1": true},
+		L2:  map[string]v1beta1.ServiceL2StatusStatus{"n1-app-db": {Node: "n1", ServiceName: "db", ServiceNamespace: "app"}},
+		BGP: map[string]v1beta1.ServiceBGPStatusStatus{"n1-app-web": {Node: "n1", ServiceName: "web", ServiceNamespace: "app"}}})
+	gone := func(o client.Object) error {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(o), o)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("%T %s still there (%v)", o, o.GetName(), err)
+	}
+	waitUp(t, func() error {
+		return errors.Join(
+			gone(&v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "n2-app-web"}}),
+			gone(&v1beta1.BGPSessionStatus{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "n2-rt"}}),
+			gone(&v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "n2-app-db"}}))
+	})
+	for _, o := range []client.Object{
+		&v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "n1-app-web"}},
+		&v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Namespace: "herald-system", Name: "n1-app-db"}},
+	} {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
+			t.Errorf("the sweeping speaker's own %T %s: %v", o, o.GetName(), err)
 		}
 	}
 }

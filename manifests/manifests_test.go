@@ -435,6 +435,8 @@ func TestRBAC(t *testing.T) {
 		{"speaker writes L2 status", "herald-speaker", []string{"create", "servicel2statuses.herald.dev", "-n", "herald-system"}, true},
 		{"speaker writes BGP status subresource", "herald-speaker", []string{"update", "servicebgpstatuses.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
 		{"speaker writes BGP session status", "herald-speaker", []string{"update", "bgpsessionstatuses.herald.dev", "--subresource=status", "-n", "herald-system"}, true},
+		{"speaker sweeps dead speakers' BGP status by label", "herald-speaker", []string{"deletecollection", "servicebgpstatuses.herald.dev", "-n", "herald-system"}, true},
+		{"speaker cannot sweep BGP status elsewhere", "herald-speaker", []string{"deletecollection", "bgpsessionstatuses.herald.dev", "-n", "default"}, false},
 		{"speaker cannot read status objects elsewhere", "herald-speaker", []string{"list", "servicel2statuses.herald.dev", "-n", "default"}, false},
 		{"speaker cannot read status objects cluster-wide", "herald-speaker", []string{"list", "bgpsessionstatuses.herald.dev", "-A"}, false},
 		{"speaker cannot write status objects elsewhere", "herald-speaker", []string{"create", "servicebgpstatuses.herald.dev", "-n", "default"}, false},

@@ -23,14 +23,28 @@ func SecretSelector() labels.Selector {
 	return labels.SelectorFromSet(labels.Set{v1beta1.LabelSpeakerSecret: v1beta1.LabelSpeakerSecretValue})
 }
 
+// NodeSelector selects the status objects node's speaker wrote (LabelNode=node).
+func NodeSelector(node string) labels.Selector {
+	return labels.SelectorFromSet(labels.Set{LabelNode: node})
+}
+
 // CacheOptions are the cache options of the speaker of node: Herald's configuration and status
 // objects of namespace only, and of its Secrets only those SecretSelector selects. Nodes are
-// cached cluster-wide, trimmed to what the speaker reads (TrimNode), and so are the status
-// objects of other nodes (TrimPeerStatus); every object loses its managedFields. Services and
-// EndpointSlices are not cached: reflectors put them into the agent's model (store.go).
+// cached cluster-wide, trimmed to what the speaker reads (TrimNode), and so are the
+// ServiceL2Status objects of other nodes (TrimPeerStatus: their MACs and Services are read). Of
+// ServiceBGPStatus and BGPSessionStatus only node's own are cached (NodeSelector): every node
+// writes one ServiceBGPStatus per BGP Service, so caching all of them would grow with nodes times
+// Services; the sweep of dead speakers' objects deletes them by label on the API server instead.
+// Every object loses its managedFields. Services and EndpointSlices are not cached: reflectors
+// put them into the agent's model (store.go).
 func CacheOptions(namespace, node string) cache.Options {
 	inNS := func(tf toolscache.TransformFunc) cache.ByObject {
 		return cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}, Transform: tf}
+	}
+	mine := func(tf toolscache.TransformFunc) cache.ByObject {
+		b := inNS(tf)
+		b.Label = NodeSelector(node)
+		return b
 	}
 	peer := func(in any) (any, error) {
 		if o, ok := in.(client.Object); ok {
@@ -41,7 +55,7 @@ func CacheOptions(namespace, node string) cache.Options {
 	by := map[client.Object]cache.ByObject{
 		&corev1.Node{}:             {Transform: trim(TrimNode)},
 		&corev1.Secret{}:           {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
-		&v1beta1.ServiceL2Status{}: inNS(peer), &v1beta1.ServiceBGPStatus{}: inNS(peer), &v1beta1.BGPSessionStatus{}: inNS(peer),
+		&v1beta1.ServiceL2Status{}: inNS(peer), &v1beta1.ServiceBGPStatus{}: mine(peer), &v1beta1.BGPSessionStatus{}: mine(peer),
 	}
 	for _, o := range kube.ConfigKinds() {
 		by[o] = inNS(nil)
@@ -152,8 +166,9 @@ func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
 // node and Service it names, for the sweep of dead nodes' objects and for announcedBefore) and,
 // of a ServiceL2Status, the node and the MACs of its interfaces (learnMACs). The objects of node
 // itself keep their status, their repeated strings interned: its status writer compares them with
-// what it wants. With 10,000 Services
-// the other nodes' objects are most of the status objects a speaker caches.
+// what it wants. With 10,000 layer-2 Services the other nodes' ServiceL2Status objects are most of
+// the status objects a speaker caches (other nodes' BGP status objects are not cached at all, see
+// CacheOptions; the trim stays for them in case a cache is made without the selector).
 func TrimPeerStatus(o client.Object, node string) {
 	if o.GetLabels()[LabelNode] == node {
 		// The status writer compares their status, never their managedFields (which the

@@ -21,6 +21,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -161,7 +164,19 @@ type Writer struct {
 	// alive, when set, returns the speakers alive now: a sweep never removes the objects of one of
 	// them, even when the desired state it applies was computed before that speaker came back.
 	alive func() []string
+
+	// swept is the set of live speakers (joined, sorted) of the last deletion of dead speakers'
+	// ServiceBGPStatus and BGPSessionStatus objects, and sweptAt when it was made.
+	swept   string
+	sweptAt time.Time
+	now     func() time.Time
 }
+
+// bgpSweepEvery is how often the sweeping speaker deletes dead speakers' ServiceBGPStatus and
+// BGPSessionStatus objects while the live speakers stay the same. They are deleted by label on the
+// API server (no speaker caches other nodes' BGP objects), at once when the live speakers change;
+// this backstop catches the objects of a speaker that was never alive in this one's view.
+const bgpSweepEvery = 10 * time.Minute
 
 // kind is what a work queue key converges.
 type kind uint8
@@ -193,7 +208,7 @@ func NewWriter(c client.Client, ns, node string, log *slog.Logger, alive func() 
 	q := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[item](retryBase, retryMax),
 		workqueue.TypedRateLimitingQueueConfig[item]{})
-	return &Writer{c: c, ns: ns, node: node, log: log, alive: alive, queue: q, failing: map[item]bool{}}
+	return &Writer{c: c, ns: ns, node: node, log: log, alive: alive, queue: q, failing: map[item]bool{}, now: time.Now}
 }
 
 // Set replaces the whole desired state (the writer keeps d's maps).
@@ -586,24 +601,61 @@ func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind
 	return errors.Join(errs...)
 }
 
-// sweepDead deletes the status objects of nodes whose speaker is not alive.
+// sweepDead deletes the status objects of nodes whose speaker is not alive: the ServiceL2Status
+// objects from the cache's list (every speaker caches them all), the ServiceBGPStatus and
+// BGPSessionStatus objects by label on the API server (sweepDeadBGP).
 func (w *Writer) sweepDead(ctx context.Context, alive map[string]bool) error {
-	var (
-		l2   v1beta1.ServiceL2StatusList
-		bgp  v1beta1.ServiceBGPStatusList
-		sess v1beta1.BGPSessionStatusList
-	)
-	for _, l := range []client.ObjectList{&l2, &bgp, &sess} {
-		// Read only: the cache's own objects, not copies.
-		if err := w.c.List(ctx, l, client.InNamespace(w.ns), client.HasLabels{LabelNode}, client.UnsafeDisableDeepCopy); err != nil {
-			return fmt.Errorf("listing %T: %w", l, err)
+	var l2 v1beta1.ServiceL2StatusList
+	// Read only: the cache's own objects, not copies.
+	if err := w.c.List(ctx, &l2, client.InNamespace(w.ns), client.HasLabels{LabelNode}, client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("listing ServiceL2Status: %w", err)
+	}
+	return errors.Join(deleteDead(ctx, w, "ServiceL2Status", l2.Items, alive), w.sweepDeadBGP(ctx, alive))
+}
+
+// sweepDeadBGP deletes, on the API server, the ServiceBGPStatus and BGPSessionStatus objects
+// labelled with a node outside alive: at once when the live speakers differ from the last sweep's,
+// else every bgpSweepEvery.
+func (w *Writer) sweepDeadBGP(ctx context.Context, alive map[string]bool) error {
+	var names []string
+	for n, ok := range alive {
+		// A name that is no label value labels no object.
+		if ok && len(validation.IsValidLabelValue(n)) == 0 {
+			names = append(names, n)
 		}
 	}
-	return errors.Join(
-		deleteDead(ctx, w, "ServiceL2Status", l2.Items, alive),
-		deleteDead(ctx, w, "ServiceBGPStatus", bgp.Items, alive),
-		deleteDead(ctx, w, "BGPSessionStatus", sess.Items, alive),
-	)
+	if len(names) == 0 {
+		return nil // no live speaker known, not even this one: a sweep would delete everything
+	}
+	slices.Sort(names)
+	key := strings.Join(names, ",")
+	w.mu.Lock()
+	due := key != w.swept || w.now().Sub(w.sweptAt) >= bgpSweepEvery
+	w.mu.Unlock()
+	if !due {
+		return nil
+	}
+	labelled, err := labels.NewRequirement(LabelNode, selection.Exists, nil)
+	if err != nil {
+		return err
+	}
+	dead, err := labels.NewRequirement(LabelNode, selection.NotIn, names)
+	if err != nil {
+		return fmt.Errorf("selecting dead speakers' objects: %w", err)
+	}
+	sel := labels.NewSelector().Add(*labelled, *dead)
+	for _, k := range []struct {
+		name string
+		obj  client.Object
+	}{{"ServiceBGPStatus", &v1beta1.ServiceBGPStatus{}}, {"BGPSessionStatus", &v1beta1.BGPSessionStatus{}}} {
+		if err := w.c.DeleteAllOf(ctx, k.obj, client.InNamespace(w.ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+			return fmt.Errorf("deleting the %s objects of speakers not alive (%s): %w", k.name, sel, err)
+		}
+	}
+	w.mu.Lock()
+	w.swept, w.sweptAt = key, w.now()
+	w.mu.Unlock()
+	return nil
 }
 
 func deleteDead[T any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, items []T, alive map[string]bool) error {

@@ -84,3 +84,79 @@ func TestStatusSweepSparesSpeakersAliveNow(t *testing.T) {
 	w.Set(mine)
 	eventually(t, "the removed status to be written again", func() bool { return c.Get(ctx, key, &v1beta1.ServiceL2Status{}) == nil })
 }
+
+// TestSweepDeletesDeadSpeakersBGPObjectsByLabel: the sweeping speaker deletes the
+// ServiceBGPStatus and BGPSessionStatus objects of speakers that are not alive on the API server,
+// by label (no speaker caches them), spares those of live speakers and objects without the node
+// label, and asks again only when the live speakers change or bgpSweepEvery has passed.
+func TestSweepDeletesDeadSpeakersBGPObjectsByLabel(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	c := env.Client
+	hns := env.NewNamespace(t, "herald")
+	bgp := func(name string, labels map[string]string) client.Object {
+		o := &v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: hns, Labels: labels}}
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	session := func(name, node string) client.Object {
+		o := &v1beta1.BGPSessionStatus{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: hns, Labels: map[string]string{LabelNode: node, LabelPeer: "rt"}}}
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	exists := func(o client.Object) bool {
+		err := c.Get(ctx, client.ObjectKeyFromObject(o), o)
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	svcLabels := func(node string) map[string]string {
+		return map[string]string{LabelNode: node, LabelServiceName: "web", LabelServiceNamespace: "app"}
+	}
+	gone, goneSession := bgp("gone-app-web", svcLabels("gone")), session("gone-rt", "gone")
+	back, mine := bgp("back-app-web", svcLabels("back")), bgp("me-app-web", svcLabels("me"))
+	foreign := bgp("someone-elses", map[string]string{"app": "other"})
+
+	alive := []string{"me", "back"}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	w := NewWriter(c, hns, "me", slog.New(slog.DiscardHandler), func() []string { return alive })
+	w.now = func() time.Time { return now }
+	sweep := Desired{Sweep: map[string]bool{"me": true},
+		BGP: map[string]v1beta1.ServiceBGPStatusStatus{"me-app-web": {Node: "me", ServiceName: "web", ServiceNamespace: "app"}}}
+	check := func(step string, want map[client.Object]bool) {
+		t.Helper()
+		for o, kept := range want {
+			if got := exists(o); got != kept {
+				t.Errorf("%s: %s exists %v, want %v", step, o.GetName(), got, kept)
+			}
+		}
+	}
+	if err := w.apply(ctx, sweep); err != nil {
+		t.Fatal(err)
+	}
+	check("first sweep", map[client.Object]bool{gone: false, goneSession: false, back: true, mine: true, foreign: true})
+
+	// The same live speakers: no new deletion until bgpSweepEvery has passed.
+	late := bgp("gone-app-db", svcLabels("gone"))
+	if err := w.apply(ctx, sweep); err != nil {
+		t.Fatal(err)
+	}
+	check("same speakers alive", map[client.Object]bool{late: true})
+	now = now.Add(bgpSweepEvery)
+	if err := w.apply(ctx, sweep); err != nil {
+		t.Fatal(err)
+	}
+	check("after bgpSweepEvery", map[client.Object]bool{late: false, back: true, mine: true})
+
+	// A speaker dies: its objects go at the next sweep.
+	alive = []string{"me"}
+	if err := w.apply(ctx, sweep); err != nil {
+		t.Fatal(err)
+	}
+	check("back died", map[client.Object]bool{back: false, mine: true, foreign: true})
+}
