@@ -76,6 +76,13 @@ func rollingUpdate(t *testing.T, ctx context.Context, c *cluster.Cluster, ns str
 			s.Stop()
 		}
 	}()
+	// Both paths steady before the rollout (a node back from an earlier test may still be syncing
+	// its kube-proxy): what fails after start is the rollout's doing.
+	for i, s := range streams {
+		if err := s.WaitSteady(ctx, 2*time.Second); err != nil {
+			t.Fatalf("%s client before the rolling update: %v", names[i], err)
+		}
+	}
 	routes := watchNextHops(ctx, c, bgp)
 	start := time.Now()
 	_, err = c.Kubectl(ctx, "-n", cluster.Namespace, "rollout", "restart", "daemonset/"+cluster.SpeakerDaemonSet)
@@ -92,7 +99,7 @@ func rollingUpdate(t *testing.T, ctx context.Context, c *cluster.Cluster, ns str
 	var out []streamResult
 	hops := routes.stop(start)
 	for i, s := range streams {
-		samples := s.Stop()
+		samples := lab.From(s.Stop(), start)
 		r := streamResult{name: names[i], total: len(samples), failed: lab.Failures(samples), worst: worstGap(samples), took: took}
 		t.Logf("%s: rolling update of %v, %d requests, %d failed, longest outage %v%s", r.name, took.Round(time.Millisecond), r.total, r.failed, r.worst, failureWindows(samples, start))
 		if r.name == "bgp" && r.failed > 0 {

@@ -171,6 +171,45 @@ func (s *Stream) WaitSuccessAfter(ctx context.Context, t time.Time, ok func(body
 	return found, nil
 }
 
+// WaitSteady waits until no request has failed for span, with requests succeeding during it: the
+// path to the Service works before an operation is measured.
+func (s *Stream) WaitSteady(ctx context.Context, span time.Duration) error {
+	last := "none"
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
+		samples := s.Samples()
+		if len(samples) == 0 {
+			return false, nil
+		}
+		since := samples[0].Start
+		for _, sm := range samples {
+			if sm.Err != nil {
+				last = sm.Err.Error()
+				if sm.End.After(since) {
+					since = sm.End
+				}
+			}
+		}
+		return time.Since(since) >= span && slices.ContainsFunc(samples, func(sm Sample) bool {
+			return sm.Err == nil && sm.Start.After(since)
+		}), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %v without a failed request (last failure: %s): %w", span, last, err)
+	}
+	return nil
+}
+
+// From keeps the samples that started at or after t.
+func From(samples []Sample, t time.Time) []Sample {
+	var out []Sample
+	for _, sm := range samples {
+		if !sm.Start.Before(t) {
+			out = append(out, sm)
+		}
+	}
+	return out
+}
+
 // Gap is the outage around an event at t: from the last request that succeeded before the first
 // failure at or after t (or before t when nothing failed) to the first success after that failure.
 // It is 0 when no request started at or after t failed.

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -29,5 +30,32 @@ func TestGap(t *testing.T) {
 				t.Errorf("Gap = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestWaitSteady(t *testing.T) {
+	now := time.Now()
+	at := func(d time.Duration) time.Time { return now.Add(d) }
+	fail := errors.New("connection refused")
+	for _, tc := range []struct {
+		name    string
+		samples []Sample
+		steady  bool
+	}{
+		{"no request yet", nil, false},
+		{"successes for longer than the span", []Sample{{Start: at(-3 * time.Second), End: at(-3 * time.Second)}, {Start: at(-time.Second), End: at(-time.Second)}}, true},
+		{"a failure a moment ago", []Sample{{Start: at(-3 * time.Second), End: at(-3 * time.Second)}, {Start: at(-100 * time.Millisecond), End: at(-50 * time.Millisecond), Err: fail}}, false},
+		{"a failure long ago, successes since", []Sample{{Start: at(-5 * time.Second), End: at(-4 * time.Second), Err: fail}, {Start: at(-time.Second), End: at(-time.Second)}}, true},
+		{"a failure long ago, nothing since", []Sample{{Start: at(-5 * time.Second), End: at(-4 * time.Second), Err: fail}}, false},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		err := (&Stream{samples: tc.samples}).WaitSteady(ctx, 2*time.Second)
+		cancel()
+		if (err == nil) != tc.steady {
+			t.Errorf("%s: WaitSteady = %v, want steady %v", tc.name, err, tc.steady)
+		}
+	}
+	if got := From([]Sample{{Start: at(-time.Second)}, {Start: now}, {Start: at(time.Second)}}, now); len(got) != 2 {
+		t.Errorf("From kept %d samples, want the 2 that started at or after t", len(got))
 	}
 }
