@@ -161,10 +161,13 @@ func TestSpeakerCachesOnlyItsOwnBGPStatus(t *testing.T) {
 		BGP: map[string]v1beta1.ServiceBGPStatusStatus{"n1-app-web": {Node: "n1", ServiceName: "web", ServiceNamespace: "app"}}})
 	gone := func(o client.Object) error {
 		err := env.Client.Get(ctx, client.ObjectKeyFromObject(o), o)
-		if apierrors.IsNotFound(err) {
+		switch {
+		case apierrors.IsNotFound(err):
 			return nil
+		case err != nil:
+			return fmt.Errorf("reading %T %s: %w", o, o.GetName(), err)
 		}
-		return fmt.Errorf("%T %s still there (%v)", o, o.GetName(), err)
+		return fmt.Errorf("%T %s still there", o, o.GetName())
 	}
 	waitUp(t, func() error {
 		return errors.Join(
