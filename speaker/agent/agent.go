@@ -163,6 +163,19 @@ type Agent struct {
 
 	rd readiness // interfaces, join state and what this node published (ready.go)
 
+	// Read and written by the loop's goroutine only (report, syncAll).
+	//
+	// statusOpen is set by the first computation in which this speaker is ready (or once
+	// statusStartGrace has passed since start): from then on it writes its status objects and
+	// reports unannounced IPs. Before, its plan is not yet its own (it has not joined the other
+	// speakers or published its readiness) and names nothing for this node: the status objects
+	// the speaker before it wrote stay, instead of being deleted and written again, and a Service
+	// they name is no news (no NodeAssigned) when this speaker takes it up.
+	statusOpen bool
+	selfReady  bool           // this node was ready in the last full computation
+	startedAt  time.Time      // when Start was called
+	prev       previousStatus // this node's status objects the speaker before this one wrote
+
 	mu         sync.Mutex
 	cfg        *config.Config    // last good configuration
 	prevOwned  map[string]bool   // Services this node announced over layer 2 at the last sync
@@ -251,6 +264,10 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	if err := a.watchPeerMACs(ctx); err != nil {
+		return err
+	}
+	a.startedAt = time.Now()
+	if err := a.watchPreviousStatus(ctx); err != nil {
 		return err
 	}
 	if !a.opts.Cache.WaitForCacheSync(ctx) {

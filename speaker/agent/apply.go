@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -114,13 +115,28 @@ func (a *Agent) announcedBefore(l2 []plan.L2Assignment) bool {
 	return slices.ContainsFunc(l2, func(as plan.L2Assignment) bool { return a.model.hasStatus(as.Service) })
 }
 
+// statusStartGrace bounds, after JoinTimeout, how long a starting speaker that is not ready
+// leaves the status objects of the speaker before it (see Agent.statusOpen).
+const statusStartGrace = 10 * time.Second
+
 // report tells people what changed: events on the Services (a node taking an IP, an IP nobody
 // announces), the unannounced-IP metrics, and this node's status objects.
 func (a *Agent) report(ch changes, full bool) {
-	a.events(ch)
-	a.warnings(ch, full)
+	before := a.statusOpen
+	if !before && (a.selfReady || time.Since(a.startedAt) >= a.opts.JoinTimeout+statusStartGrace) {
+		a.statusOpen = true
+	}
+	a.events(ch, !before)
 	a.conflictEvents()
-	if full {
+	if !a.statusOpen {
+		return
+	}
+	opening := !before
+	if opening {
+		a.prev.close()
+	}
+	a.warnings(ch, full || opening)
+	if full || opening {
 		a.status.Set(a.withConflicts(status.FromPlan(a.eng.plan(), a.opts.NodeName, a.members.alive)))
 		return
 	}
@@ -142,19 +158,22 @@ func (a *Agent) report(ch changes, full bool) {
 }
 
 // events reports, for the Services whose assignments may have changed, this node starting to
-// announce them over layer 2 or BGP.
-func (a *Agent) events(ch changes) {
+// announce them over layer 2 or BGP. While starting, a Service this node's status objects already
+// name is no news: the speaker before this one announced it, and a DaemonSet rollout would
+// otherwise write an event per Service and node.
+func (a *Agent) events(ch changes, starting bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	known := func(kind, key string) bool { return starting && a.prev.has(kind, status.Name(a.opts.NodeName, key)) }
 	for _, key := range slices.Sorted(maps.Keys(ch.services)) {
 		l2, bgp := a.eng.l2Of(key), a.eng.bgpOf(key)
-		if len(l2) > 0 && !a.prevOwned[key] {
+		if len(l2) > 0 && !a.prevOwned[key] && !known("l2", key) {
 			if s, ok := a.model.serviceRef(key); ok {
 				a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonNodeAssigned,
 					"announcing %s from node %s over layer 2", strings.Join(ipsOf(l2, func(as plan.L2Assignment) netip.Addr { return as.IP }), ", "), a.opts.NodeName)
 			}
 		}
-		if len(bgp) > 0 && !a.prevBGP[key] {
+		if len(bgp) > 0 && !a.prevBGP[key] && !known("bgp", key) {
 			if s, ok := a.model.serviceRef(key); ok {
 				a.opts.Recorder.Eventf(s, corev1.EventTypeNormal, ReasonNodeAssigned,
 					"advertising %s from node %s over BGP", strings.Join(ipsOf(bgp, func(as plan.BGPAssignment) netip.Addr { return as.IP }), ", "), a.opts.NodeName)
