@@ -43,6 +43,22 @@ func as(sa string) *rest.Config {
 	return cfg
 }
 
+// speakerCache starts the cache of node's speaker, with its cache options and as its
+// ServiceAccount, until the test ends.
+func speakerCache(t *testing.T, node string) cache.Cache {
+	t.Helper()
+	opts := agent.CacheOptions("herald-system", node)
+	opts.Scheme = env.Scheme
+	c, err := cache.New(as("herald-speaker"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	go func() { _ = c.Start(ctx) }()
+	return c
+}
+
 func createOrKeep(t *testing.T, obj client.Object) {
 	t.Helper()
 	if err := env.Client.Create(t.Context(), obj); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -70,15 +86,7 @@ func TestSpeakerReadsOnlyLabelledSecrets(t *testing.T) {
 		createOrKeep(t, s)
 	}
 
-	opts := agent.CacheOptions("herald-system", "n1")
-	opts.Scheme = env.Scheme
-	c, err := cache.New(as("herald-speaker"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = c.Start(cctx) }()
+	c := speakerCache(t, "n1")
 	var list corev1.SecretList
 	waitUp(t, func() error { return c.List(ctx, &list, client.InNamespace("herald-system")) })
 	var got []string
@@ -114,15 +122,7 @@ func TestSpeakerCachesOnlyItsOwnBGPStatus(t *testing.T) {
 			Labels: map[string]string{status.LabelNode: node, status.LabelServiceName: "db", status.LabelServiceNamespace: "app"}}})
 	}
 
-	opts := agent.CacheOptions("herald-system", "n1")
-	opts.Scheme = env.Scheme
-	c, err := cache.New(as("herald-speaker"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = c.Start(cctx) }()
+	c := speakerCache(t, "n1")
 	names := func(l client.ObjectList) []string {
 		t.Helper()
 		waitUp(t, func() error { return c.List(ctx, l, client.InNamespace("herald-system")) })
