@@ -23,16 +23,11 @@ func SecretSelector() labels.Selector {
 	return labels.SelectorFromSet(labels.Set{v1beta1.LabelSpeakerSecret: v1beta1.LabelSpeakerSecretValue})
 }
 
-// NodeSelector selects the status objects node's speaker wrote (LabelNode=node).
-func NodeSelector(node string) labels.Selector {
-	return labels.SelectorFromSet(labels.Set{LabelNode: node})
-}
-
 // CacheOptions are the cache options of the speaker of node: Herald's configuration and status
 // objects of namespace only, and of its Secrets only those SecretSelector selects. Nodes are
 // cached cluster-wide, trimmed to what the speaker reads (TrimNode), and so are the
 // ServiceL2Status objects of other nodes (TrimPeerStatus: their MACs and Services are read). Of
-// ServiceBGPStatus and BGPSessionStatus only node's own are cached (NodeSelector): every node
+// ServiceBGPStatus and BGPSessionStatus only node's own are cached (LabelNode=node): every node
 // writes one ServiceBGPStatus per BGP Service, so caching all of them would grow with nodes times
 // Services; the sweep of dead speakers' objects deletes them by label on the API server instead.
 // Every object loses its managedFields. Services and EndpointSlices are not cached: reflectors
@@ -43,7 +38,7 @@ func CacheOptions(namespace, node string) cache.Options {
 	}
 	mine := func(tf toolscache.TransformFunc) cache.ByObject {
 		b := inNS(tf)
-		b.Label = NodeSelector(node)
+		b.Label = labels.SelectorFromSet(labels.Set{LabelNode: node})
 		return b
 	}
 	peer := func(in any) (any, error) {

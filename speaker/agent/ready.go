@@ -287,12 +287,14 @@ func (a *Agent) readyState(in *plan.Input, mem membership) nodemeta.Meta {
 		}
 	}
 
+	a.selfReady = false
 	for i := range in.Nodes {
 		n := &in.Nodes[i]
 		if n.Name != a.opts.NodeName {
 			continue
 		}
 		n.SpeakerReady = pub.Ready && want.Ready
+		a.selfReady = n.SpeakerReady
 		n.Interfaces = intersect(pub.Interfaces, want.Interfaces)
 		n.DefaultInterfaces = intersect(pub.Defaults, want.Defaults)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/speaker/bgp"
-	"github.com/herald-lb/herald/speaker/election"
 	"github.com/herald-lb/herald/speaker/plan"
 )
 
@@ -53,7 +52,6 @@ func (a *Agent) syncAll(ctx context.Context, cause string) {
 	}
 	a.members = mem
 	self := a.readyState(&in, mem)
-	a.selfReady = slices.ContainsFunc(in.Nodes, func(n election.Node) bool { return n.Name == a.opts.NodeName && n.SpeakerReady })
 	pctx := plan.NewContext(in.Config, in.Self, in.Nodes)
 	// A failover: the IPs whose owner is no longer a live, ready speaker are re-elected and
 	// handed to the announcer first, so that their outage does not wait for the re-election of
