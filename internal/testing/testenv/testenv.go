@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 )
@@ -218,6 +220,9 @@ func (e *Env) Kubectl(args ...string) (string, error) {
 // Main is for a package's TestMain: it starts the environment, runs the tests and stops it. Without
 // the binaries the package's tests that need the API server are skipped (run `make test`).
 func Main(m *testing.M, opts Options, env **Env) int {
+	// controller-runtime prints a stack trace when a client is made before a logger is set; the
+	// tests make clients directly, so its logs go nowhere unless a test sets its own.
+	crlog.SetLogger(logr.Discard())
 	e, err := Start(opts)
 	if errors.Is(err, ErrNoAssets) {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
