@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
@@ -182,7 +183,9 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	mustCreate(oldNamed)
 
 	// The cache and the agent as the speaker runs them, with doubles for memberlist and the announcers.
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	opts := CacheOptions(hns, n1)
+	opts.Scheme = env.Scheme
+	ch, err := cache.New(env.Config, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +227,15 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 		return l.Items[0].Name == status.Name(n1, app+"/web") &&
 			st.Node == n1 && st.ServiceName == "web" && st.ServiceNamespace == app && len(st.Interfaces) == 1
 	})
+	// The status writer updates the status from the cache's object, whose labels are its node's
+	// shared map (nodeLabels): the object keeps all three on the API server.
+	var written v1beta1.ServiceL2Status
+	if err := c.Get(ctx, client.ObjectKey{Namespace: hns, Name: status.Name(n1, app+"/web")}, &written); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{LabelNode: n1, LabelServiceName: "web", LabelServiceNamespace: app}, written.Labels); diff != "" {
+		t.Errorf("labels of the written ServiceL2Status (-want +got):\n%s", diff)
+	}
 	eventually(t, "the ServiceL2Status named by the old scheme to be removed", func() bool {
 		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKeyFromObject(oldNamed), &v1beta1.ServiceL2Status{}))
 	})

@@ -137,7 +137,8 @@ func (a *Agent) report(ch changes, full bool) {
 	}
 	a.warnings(ch, full || opening)
 	if full || opening {
-		a.status.Set(a.withConflicts(status.FromPlan(a.eng.plan(), a.opts.NodeName, a.members.alive)))
+		l2, bgp := a.eng.assignments()
+		a.status.Set(a.withConflicts(status.FromAssignments(l2, bgp, a.opts.NodeName, a.members.alive)))
 		return
 	}
 	l2 := map[string]*v1beta1.ServiceL2StatusStatus{}

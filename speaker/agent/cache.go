@@ -2,6 +2,7 @@ package agent
 
 import (
 	"slices"
+	"sync"
 	"unique"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +31,7 @@ func SecretSelector() labels.Selector {
 // ServiceBGPStatus and BGPSessionStatus only node's own are cached (LabelNode=node): every node
 // writes one ServiceBGPStatus per BGP Service, so caching all of them would grow with nodes times
 // Services; the sweep of dead speakers' objects deletes them by label on the API server instead.
+// The ServiceL2Status and ServiceBGPStatus objects share one label map per node (nodeLabels).
 // Every object loses its managedFields. Services and EndpointSlices are not cached: reflectors
 // put them into the agent's model (store.go).
 func CacheOptions(namespace, node string) cache.Options {
@@ -41,9 +43,11 @@ func CacheOptions(namespace, node string) cache.Options {
 		b.Label = labels.SelectorFromSet(labels.Set{LabelNode: node})
 		return b
 	}
+	shared := &nodeLabels{}
 	peer := func(in any) (any, error) {
 		if o, ok := in.(client.Object); ok {
 			TrimPeerStatus(o, node)
+			shared.share(o)
 		}
 		return in, nil
 	}
@@ -159,7 +163,7 @@ func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
 // TrimPeerStatus trims a status object (ServiceL2Status, ServiceBGPStatus, BGPSessionStatus)
 // that another node's speaker wrote to what this one reads of it: its identity and labels (the
 // node and Service it names, for the sweep of dead nodes' objects and for announcedBefore) and,
-// of a ServiceL2Status, the node and the MACs of its interfaces (learnMACs). The objects of node
+// of a ServiceL2Status, the node, the Service and the MACs of its interfaces (learnMACs). The objects of node
 // itself keep their status, their repeated strings interned: its status writer compares them with
 // what it wants. With 10,000 layer-2 Services the other nodes' ServiceL2Status objects are most of
 // the status objects a speaker caches (other nodes' BGP status objects are not cached at all, see
@@ -181,7 +185,8 @@ func TrimPeerStatus(o client.Object, node string) {
 				ifs = append(ifs, v1beta1.InterfaceInfo{MAC: ifi.MAC})
 			}
 		}
-		st.Status = v1beta1.ServiceL2StatusStatus{Node: st.Status.Node, Interfaces: ifs}
+		st.Status = v1beta1.ServiceL2StatusStatus{Node: st.Status.Node, Interfaces: ifs,
+			ServiceName: st.Status.ServiceName, ServiceNamespace: intern(st.Status.ServiceNamespace)}
 	case *v1beta1.ServiceBGPStatus:
 		trimMeta(&st.ObjectMeta)
 		st.Status = v1beta1.ServiceBGPStatusStatus{}
@@ -189,6 +194,55 @@ func TrimPeerStatus(o client.Object, node string) {
 		trimMeta(&st.ObjectMeta)
 		st.Status = v1beta1.BGPSessionStatusStatus{}
 	}
+}
+
+// nodeLabels holds one label map per node, {LabelNode: node}, that the cached ServiceL2Status
+// and ServiceBGPStatus objects of that node share. Every such object carries three labels (node,
+// Service name and namespace), and a Go map of three strings costs some 300 bytes: 3 MB per 10,000
+// objects, which every speaker caches (each node's ServiceL2Status, its own ServiceBGPStatus). The
+// cache's readers get copies, or read without writing (UnsafeDisableDeepCopy lists, event
+// handlers), so the shared map is never changed.
+type nodeLabels struct {
+	mu     sync.Mutex
+	byNode map[string]map[string]string
+}
+
+// share gives a ServiceL2Status or ServiceBGPStatus that a speaker wrote (it has LabelNode) the
+// label map of its node, in place of its own: the cache's selections by node (the status writer's
+// list of this node's objects, the sweep's) still match, and of the other labels only the Service
+// was read, which the status names too. The status is still empty just after the writer created
+// the object; the Service is then copied into it from the labels (the writer's comparison still
+// differs, the node and interfaces being unset). Other objects are left as they are.
+func (n *nodeLabels) share(o client.Object) {
+	var name, ns *string
+	switch st := o.(type) {
+	case *v1beta1.ServiceL2Status:
+		name, ns = &st.Status.ServiceName, &st.Status.ServiceNamespace
+	case *v1beta1.ServiceBGPStatus:
+		name, ns = &st.Status.ServiceName, &st.Status.ServiceNamespace
+	default:
+		return
+	}
+	l := o.GetLabels()
+	node, ok := l[LabelNode]
+	if !ok {
+		return
+	}
+	if *name == "" && *ns == "" {
+		*name, *ns = l[LabelServiceName], intern(l[LabelServiceNamespace])
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m, ok := n.byNode[node]
+	if !ok {
+		if n.byNode == nil {
+			n.byNode = map[string]map[string]string{}
+		}
+		node = intern(node)
+		m = map[string]string{intern(LabelNode): node}
+		n.byNode[node] = m
+	}
+	o.SetLabels(m)
 }
 
 // internStatus interns the strings of one of this node's status objects that repeat from object

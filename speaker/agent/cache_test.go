@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 	"unsafe"
 
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -113,7 +115,7 @@ func TestTrimPeerStatus(t *testing.T) {
 		{name: "own ServiceBGPStatus keeps all but managedFields", obj: managed(bgp("n1")), want: bgp("n1")},
 		{name: "own BGPSessionStatus keeps all but managedFields", obj: managed(sess("n1")), want: sess("n1")},
 		{name: "peer ServiceL2Status keeps node and MACs", obj: l2("n2"), want: &v1beta1.ServiceL2Status{ObjectMeta: trimmedMeta,
-			Status: v1beta1.ServiceL2StatusStatus{Node: "n2", Interfaces: []v1beta1.InterfaceInfo{{MAC: "02:00:00:00:00:02"}}}}},
+			Status: v1beta1.ServiceL2StatusStatus{Node: "n2", ServiceName: "web", ServiceNamespace: "app", Interfaces: []v1beta1.InterfaceInfo{{MAC: "02:00:00:00:00:02"}}}}},
 		{name: "peer ServiceBGPStatus keeps its identity", obj: bgp("n2"), want: &v1beta1.ServiceBGPStatus{ObjectMeta: trimmedMeta}},
 		{name: "peer BGPSessionStatus keeps its identity", obj: sess("n2"), want: &v1beta1.BGPSessionStatus{ObjectMeta: trimmedMeta}},
 	}
@@ -124,6 +126,58 @@ func TestTrimPeerStatus(t *testing.T) {
 				t.Errorf("trimmed object (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The cached ServiceL2Status and ServiceBGPStatus objects of one node share one label map, which
+// the cache's selections by node still match; the Service they name is in their status, also
+// when the writer has just created one with its status still empty. Other objects keep theirs.
+func TestStatusObjectsShareTheirNodesLabels(t *testing.T) {
+	labelsOf := func(node, svc string) map[string]string {
+		return map[string]string{LabelNode: node, LabelServiceName: svc, LabelServiceNamespace: "app"}
+	}
+	written := func(node, svc string) *v1beta1.ServiceL2Status {
+		return &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: node + "-" + svc, Namespace: "herald", Labels: labelsOf(node, svc)},
+			Status: v1beta1.ServiceL2StatusStatus{Node: node, ServiceName: svc, ServiceNamespace: "app"}}
+	}
+	justCreated := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "n1-db", Namespace: "herald", Labels: labelsOf("n1", "db")}}
+	bgp := &v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: "n1-web-bgp", Namespace: "herald", Labels: labelsOf("n1", "web")},
+		Status: v1beta1.ServiceBGPStatusStatus{Node: "n1", ServiceName: "web", ServiceNamespace: "app"}}
+	session := &v1beta1.BGPSessionStatus{ObjectMeta: metav1.ObjectMeta{Name: "n1-tor", Namespace: "herald",
+		Labels: map[string]string{LabelNode: "n1", LabelPeer: "tor"}}}
+	foreign := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "by-hand", Namespace: "herald", Labels: map[string]string{"team": "net"}}}
+	n1web, n1api, n2web := written("n1", "web"), written("n1", "api"), written("n2", "web")
+
+	var shared nodeLabels
+	for _, o := range []client.Object{n1web, n1api, n2web, justCreated, bgp, session, foreign} {
+		shared.share(o)
+	}
+	mapOf := func(o client.Object) uintptr { return reflect.ValueOf(o.GetLabels()).Pointer() }
+	for _, o := range []client.Object{n1api, justCreated, bgp} {
+		if mapOf(o) != mapOf(n1web) {
+			t.Errorf("%s has a label map of its own, want n1's shared one", o.GetName())
+		}
+	}
+	if mapOf(n2web) == mapOf(n1web) {
+		t.Errorf("n2's object shares n1's label map")
+	}
+	mine := labels.SelectorFromSet(labels.Set{LabelNode: "n1"})
+	for o, want := range map[client.Object]bool{n1web: true, justCreated: true, bgp: true, n2web: false} {
+		if got := mine.Matches(labels.Set(o.GetLabels())); got != want {
+			t.Errorf("selector %s matches %s: %v, want %v", mine, o.GetName(), got, want)
+		}
+	}
+	if diff := cmp.Diff(v1beta1.ServiceL2StatusStatus{ServiceName: "db", ServiceNamespace: "app"}, justCreated.Status); diff != "" {
+		t.Errorf("status of an object created a moment ago (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(v1beta1.ServiceL2StatusStatus{Node: "n1", ServiceName: "api", ServiceNamespace: "app"}, n1api.Status); diff != "" {
+		t.Errorf("status of a written object changed (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{LabelNode: "n1", LabelPeer: "tor"}, session.Labels); diff != "" {
+		t.Errorf("a BGPSessionStatus's labels changed (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"team": "net"}, foreign.Labels); diff != "" {
+		t.Errorf("the labels of an object no speaker wrote changed (-want +got):\n%s", diff)
 	}
 }
 

@@ -90,7 +90,11 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 	// The Services some ServiceL2Status names (announcedBefore) are counted in the model.
 	count := func(obj any, d int) {
 		if st, ok := obj.(*v1beta1.ServiceL2Status); ok && st.Namespace == a.opts.Namespace {
-			if ns, name := st.Labels[LabelServiceNamespace], st.Labels[LabelServiceName]; name != "" {
+			ns, name := st.Status.ServiceNamespace, st.Status.ServiceName // the cache's transform sets them (nodeLabels)
+			if name == "" {
+				ns, name = st.Labels[LabelServiceNamespace], st.Labels[LabelServiceName]
+			}
+			if name != "" {
 				a.model.countStatus(objectKey(ns, name), d)
 			}
 		}

@@ -57,8 +57,10 @@ func (e *engine) full(ctx *plan.Context, svcs map[string]*plan.Service) changes 
 			ch.services[k] = true
 		}
 	}
-	e.svcs = make(map[string]plan.Service, len(svcs))
-	e.byIP = make(map[netip.Addr][]string, len(svcs))
+	// Emptied, not made anew: a full computation runs at every resync, and new maps for 10,000
+	// Services (some 4 MB) would be garbage ten seconds later, held next to the old ones meanwhile.
+	clear(e.svcs)
+	clear(e.byIP)
 	for k, s := range svcs {
 		if s == nil {
 			continue
@@ -254,6 +256,16 @@ func (e *engine) bgpOf(key string) []plan.BGPAssignment {
 	}
 	slices.SortFunc(out, func(a, b plan.BGPAssignment) int { return a.IP.Compare(b.IP) })
 	return slices.CompactFunc(out, func(a, b plan.BGPAssignment) bool { return a.IP == b.IP })
+}
+
+// assignments are this node's layer-2 and BGP assignments of every IP, in no order: what its
+// status objects say (status.FromAssignments), without assembling the whole plan.
+func (e *engine) assignments() (l2 []plan.L2Assignment, bgp []plan.BGPAssignment) {
+	for _, p := range e.ips {
+		l2 = append(l2, p.L2...)
+		bgp = append(bgp, p.BGP...)
+	}
+	return l2, bgp
 }
 
 // plan assembles the whole plan (for tests and for what needs all of it at once).

@@ -15,6 +15,7 @@ import (
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/speaker/election"
 	"github.com/herald-lb/herald/speaker/plan"
+	"github.com/herald-lb/herald/speaker/status"
 )
 
 var planCmp = cmp.Options{
@@ -109,8 +110,12 @@ func TestEngineMatchesCompute(t *testing.T) {
 		if diff := cmp.Diff(plan.Compute(in), e.plan(), planCmp); diff != "" {
 			t.Fatalf("%s: the engine's plan differs from Compute (-want +got):\n%s", step, diff)
 		}
-		routes, elsewhere := e.routes()
 		want := plan.Compute(in)
+		l2, bgp := e.assignments()
+		if diff := cmp.Diff(status.FromPlan(want, "n1", []string{"n1"}), status.FromAssignments(l2, bgp, "n1", []string{"n1"})); diff != "" {
+			t.Fatalf("%s: the status from the engine's assignments differs from the status of Compute's plan (-want +got):\n%s", step, diff)
+		}
+		routes, elsewhere := e.routes()
 		if diff := cmp.Diff(want.Routes, routes, planCmp); diff != "" {
 			t.Fatalf("%s: the engine's routes differ from Compute (-want +got):\n%s", step, diff)
 		}

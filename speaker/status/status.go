@@ -76,6 +76,14 @@ func ObjectName(parts ...string) string {
 // FromPlan is the desired state of node's status objects from its plan p (without sessions, MACs and
 // conflicts); alive are the live speakers, sorted: the first of them sweeps.
 func FromPlan(p plan.Plan, node string, alive []string) Desired {
+	return FromAssignments(p.L2, p.BGP, node, alive)
+}
+
+// FromAssignments is FromPlan from node's layer-2 and BGP assignments alone, in any order: the
+// speaker's engine gives them without assembling the rest of a plan (every IP's owner and
+// interfaces, the route tables) at each full computation. Each Service's assignments are taken in
+// the order of their IPs, as FromPlan's sorted plan has them.
+func FromAssignments(l2s []plan.L2Assignment, bgps []plan.BGPAssignment, node string, alive []string) Desired {
 	d := Desired{L2: map[string]v1beta1.ServiceL2StatusStatus{}, BGP: map[string]v1beta1.ServiceBGPStatusStatus{}}
 	if len(alive) > 0 && alive[0] == node {
 		d.Sweep = map[string]bool{}
@@ -84,17 +92,19 @@ func FromPlan(p plan.Plan, node string, alive []string) Desired {
 		}
 	}
 	l2 := map[string][]plan.L2Assignment{}
-	for _, as := range p.L2 {
+	for _, as := range l2s {
 		l2[as.Service] = append(l2[as.Service], as)
 	}
 	for svc, as := range l2 {
+		slices.SortStableFunc(as, func(a, b plan.L2Assignment) int { return a.IP.Compare(b.IP) })
 		d.L2[Name(node, svc)] = L2Status(node, svc, as)
 	}
 	bgp := map[string][]plan.BGPAssignment{}
-	for _, as := range p.BGP {
+	for _, as := range bgps {
 		bgp[as.Service] = append(bgp[as.Service], as)
 	}
 	for svc, as := range bgp {
+		slices.SortStableFunc(as, func(a, b plan.BGPAssignment) int { return a.IP.Compare(b.IP) })
 		d.BGP[Name(node, svc)] = BGPStatus(node, svc, as)
 	}
 	return d
