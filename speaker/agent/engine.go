@@ -48,24 +48,20 @@ func newEngine() *engine {
 // ready reports whether a full computation has been made.
 func (e *engine) ready() bool { return e.ctx != nil }
 
-// full recomputes every IP under a new context and set of Services.
-func (e *engine) full(ctx *plan.Context, svcs map[string]*plan.Service) changes {
+// full recomputes every IP under a new context and set of Services, which the engine keeps (the
+// caller gives up svcs): a full computation runs at every resync, and a copy of 10,000 Services
+// (some 4 MB) would be garbage ten seconds later, held next to the caller's meanwhile.
+func (e *engine) full(ctx *plan.Context, svcs map[string]plan.Service) changes {
 	e.ctx = ctx
 	ch := changes{services: map[string]bool{}}
 	for k := range e.svcs {
-		if svcs[k] == nil {
+		if _, ok := svcs[k]; !ok {
 			ch.services[k] = true
 		}
 	}
-	// Emptied, not made anew: a full computation runs at every resync, and new maps for 10,000
-	// Services (some 4 MB) would be garbage ten seconds later, held next to the old ones meanwhile.
-	clear(e.svcs)
+	e.svcs = svcs
 	clear(e.byIP)
 	for k, s := range svcs {
-		if s == nil {
-			continue
-		}
-		e.svcs[k] = *s
 		for _, ip := range s.IPs {
 			e.hold(ip, k)
 		}

@@ -86,7 +86,7 @@ func TestEngineMatchesCompute(t *testing.T) {
 	}
 	ns := nodes()
 	e := newEngine()
-	e.full(plan.NewContext(cfg, "n1", ns), svcs)
+	e.full(plan.NewContext(cfg, "n1", ns), values(svcs))
 	var owned, routed, shared, noEligible int
 	check := func(step string) {
 		t.Helper()
@@ -127,7 +127,7 @@ func TestEngineMatchesCompute(t *testing.T) {
 	for step := range 400 {
 		if step%50 == 49 {
 			ns = nodes()
-			e.full(plan.NewContext(cfg, "n1", ns), svcs)
+			e.full(plan.NewContext(cfg, "n1", ns), values(svcs))
 			check(fmt.Sprintf("step %d: nodes changed", step))
 			continue
 		}
@@ -194,11 +194,11 @@ func BenchmarkEngineFull(b *testing.B) {
 		svcs[key] = &plan.Service{Key: key, IPs: []netip.Addr{ip}, ReadyEndpointNodes: []string{"n1"}}
 	}
 	e := newEngine()
-	e.full(plan.NewContext(cfg, "n2", nodes), svcs)
+	e.full(plan.NewContext(cfg, "n2", nodes), values(svcs))
 	for i := 0; b.Loop(); i++ {
 		ns := slices.Clone(nodes)
 		ns[2+i%18].Alive = i%2 == 1
-		e.full(plan.NewContext(cfg, "n2", ns), svcs)
+		e.full(plan.NewContext(cfg, "n2", ns), values(svcs))
 	}
 }
 
@@ -223,7 +223,7 @@ func TestEngineTakesOverOrphansFirst(t *testing.T) {
 	for _, self := range []string{"n1", "n2", "n3"} {
 		t.Run(self, func(t *testing.T) {
 			e := newEngine()
-			e.full(plan.NewContext(cfg, self, alive("")), svcs)
+			e.full(plan.NewContext(cfg, self, alive("")), values(svcs))
 			wantOrphans := map[netip.Addr]bool{}
 			for ip, p := range e.ips {
 				if p.L2Owner == "n4" {
@@ -251,7 +251,7 @@ func TestEngineTakesOverOrphansFirst(t *testing.T) {
 					mine = append(mine, c.ip)
 				}
 			}
-			rest := e.full(ctx, svcs)
+			rest := e.full(ctx, values(svcs))
 			for _, c := range rest.ips {
 				if orphans[c.ip] {
 					t.Errorf("the full computation changed orphan %s again (%q -> %q)", c.ip, c.old.L2Owner, c.new.L2Owner)
@@ -267,4 +267,15 @@ func TestEngineTakesOverOrphansFirst(t *testing.T) {
 			t.Logf("%s took over %d of n4's %d IPs", self, len(mine), len(orphans))
 		})
 	}
+}
+
+// values copies the Services a test keeps and changes into the map the engine takes for its own.
+func values(svcs map[string]*plan.Service) map[string]plan.Service {
+	out := make(map[string]plan.Service, len(svcs))
+	for k, s := range svcs {
+		if s != nil {
+			out[k] = *s
+		}
+	}
+	return out
 }

@@ -263,34 +263,45 @@ func (m *model) planServices(keys []string, handles func(*service) bool) map[str
 	defer m.mu.Unlock()
 	out := make(map[string]*plan.Service, len(keys))
 	for _, k := range keys {
-		out[k] = m.planServiceLocked(k, handles)
+		out[k] = nil
+		if ps, ok := m.planServiceLocked(k, handles); ok {
+			out[k] = &ps
+		}
 	}
 	return out
 }
 
 // allPlanServices returns what the plan reads of every handled Service with an IP.
-func (m *model) allPlanServices(handles func(*service) bool) map[string]*plan.Service {
+func (m *model) allPlanServices(handles func(*service) bool) map[string]plan.Service {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string]*plan.Service, len(m.svcs))
+	out := make(map[string]plan.Service, len(m.svcs))
 	for k := range m.svcs {
-		if ps := m.planServiceLocked(k, handles); ps != nil {
+		if ps, ok := m.planServiceLocked(k, handles); ok {
 			out[k] = ps
 		}
 	}
 	return out
 }
 
-func (m *model) planServiceLocked(key string, handles func(*service) bool) *plan.Service {
+func (m *model) planServiceLocked(key string, handles func(*service) bool) (plan.Service, bool) {
 	s := m.svcs[key]
 	if s == nil || !handles(s) {
-		return nil
+		return plan.Service{}, false
 	}
 	// The endpoints of its slices, summarized per slice as the events came (the union of what
 	// plan.EndpointsByService reads of each).
-	var e *plan.Endpoints
-	if keys := m.bySvc[key]; len(keys) > 0 {
-		e = &plan.Endpoints{}
+	var e plan.Endpoints
+	keys := m.bySvc[key]
+	switch len(keys) {
+	case 0:
+		return plan.ServiceOf(key, s.labels, s.local, s.ips, nil)
+	case 1:
+		// Most Services have one slice: its nodes, sorted and unique, are shared (nothing
+		// changes a Service's ReadyEndpointNodes), not copied at every computation.
+		sum := m.slices[keys[0]]
+		e = plan.Endpoints{Usable: sum.usable, ReadyNodes: sum.nodes}
+	default:
 		var nodes []string
 		for _, sk := range keys {
 			sum := m.slices[sk]
@@ -300,9 +311,5 @@ func (m *model) planServiceLocked(key string, handles func(*service) bool) *plan
 		slices.Sort(nodes)
 		e.ReadyNodes = slices.Compact(nodes)
 	}
-	ps, ok := plan.ServiceOf(key, s.labels, s.local, s.ips, e)
-	if !ok {
-		return nil
-	}
-	return &ps
+	return plan.ServiceOf(key, s.labels, s.local, s.ips, &e)
 }
