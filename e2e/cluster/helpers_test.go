@@ -149,6 +149,24 @@ func waitL2Owner(ctx context.Context, c *cluster.Cluster, ns, name, not string) 
 	return others[0], nil
 }
 
+// waitOnlyOwner waits up to within for owner to be the only node a ServiceL2Status of ns/name
+// names: the old owner's object may still be there when the new one's appears.
+func waitOnlyOwner(ctx context.Context, c *cluster.Cluster, ns, name, owner string, within time.Duration) error {
+	var last []string
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, within, true, func(context.Context) (bool, error) {
+		owners, err := c.L2Owners(ctx, ns, name)
+		if err != nil {
+			return false, nil //nolint:nilerr // retried until the deadline
+		}
+		last = owners
+		return slices.Equal(owners, []string{owner}), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting %v for %s to be the only node a ServiceL2Status of %s/%s names (have %v): %w", within, owner, ns, name, last, err)
+	}
+	return nil
+}
+
 // errStatusLost names a symptom this suite once found: a node answers for the IP but no
 // ServiceL2Status names it (a status deleted by another speaker's sweep while memberlist counted
 // its speaker dead, and never written again). The speaker now rewrites its status at every resync

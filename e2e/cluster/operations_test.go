@@ -306,6 +306,9 @@ func TestExcludeLabelAndDrainMoveIPsWithoutFlapping(t *testing.T) {
 	label(owner, true)
 	next, err := waitL2Owner(ctx, c, ns, "web", owner)
 	must(t, err)
+	// The excluded node's speaker deletes its ServiceL2Status while the new owner's speaker writes
+	// its own: both can exist for a moment (CI saw [n2 n3] right after n2's appeared).
+	must(t, waitOnlyOwner(ctx, c, ns, "web", next, 5*time.Second))
 	steady(t, ctx, c, ns, "web", next, 3*time.Second)
 	label(owner, false)
 	must(t, c.WaitSpeakersConverged(ctx, time.Minute))
