@@ -263,16 +263,3 @@ func (e *engine) assignments() (l2 []plan.L2Assignment, bgp []plan.BGPAssignment
 	}
 	return l2, bgp
 }
-
-// plan assembles the whole plan (for tests and for what needs all of it at once).
-func (e *engine) plan() plan.Plan {
-	ips := make([]plan.IPPlan, 0, len(e.ips))
-	for _, p := range e.ips {
-		ips = append(ips, p)
-	}
-	ctx := e.ctx
-	if ctx == nil {
-		ctx = plan.NewContext(nil, "", nil)
-	}
-	return plan.Assemble(ctx, ips)
-}

@@ -112,7 +112,7 @@ func TestEngineMatchesCompute(t *testing.T) {
 		}
 		want := plan.Compute(in)
 		l2, bgp := e.assignments()
-		if diff := cmp.Diff(status.FromPlan(want, "n1", []string{"n1"}), status.FromAssignments(l2, bgp, "n1", []string{"n1"})); diff != "" {
+		if diff := cmp.Diff(status.FromAssignments(want.L2, want.BGP, "n1", []string{"n1"}), status.FromAssignments(l2, bgp, "n1", []string{"n1"})); diff != "" {
 			t.Fatalf("%s: the status from the engine's assignments differs from the status of Compute's plan (-want +got):\n%s", step, diff)
 		}
 		routes, elsewhere := e.routes()
@@ -278,4 +278,17 @@ func values(svcs map[string]*plan.Service) map[string]plan.Service {
 		}
 	}
 	return out
+}
+
+// plan assembles the engine's whole plan, to compare with plan.Compute's.
+func (e *engine) plan() plan.Plan {
+	ips := make([]plan.IPPlan, 0, len(e.ips))
+	for _, p := range e.ips {
+		ips = append(ips, p)
+	}
+	ctx := e.ctx
+	if ctx == nil {
+		ctx = plan.NewContext(nil, "", nil)
+	}
+	return plan.Assemble(ctx, ips)
 }

@@ -11,10 +11,10 @@ import (
 	"github.com/herald-lb/herald/speaker/plan"
 )
 
-// FromAssignments takes the assignments in any order (the engine's map order) and gives what
-// FromPlan gives for the sorted plan: each Service's interfaces in the order of its IPs, so that
+// FromAssignments takes the assignments in any order (the engine's map order) and gives what it
+// gives for them sorted, as a plan has them: each Service's interfaces in the order of its IPs, so that
 // the status written does not change from one computation to the next.
-func TestFromAssignmentsInAnyOrderIsFromPlan(t *testing.T) {
+func TestFromAssignmentsInAnyOrderIsAsSorted(t *testing.T) {
 	ip := netip.MustParseAddr
 	l2 := []plan.L2Assignment{
 		{Service: "app/web", IP: ip("192.0.2.1"), Interfaces: []string{"eth0"}},
@@ -27,7 +27,7 @@ func TestFromAssignmentsInAnyOrderIsFromPlan(t *testing.T) {
 		{Service: "app/web", IP: ip("192.0.2.2"), Peers: []string{"tor-b"}},
 		{Service: "app/api", IP: ip("192.0.2.7"), Peers: []string{"tor-a"}},
 	}
-	sorted := FromPlan(plan.Plan{L2: l2, BGP: bgp}, "n1", []string{"n1", "n2"})
+	sorted := FromAssignments(l2, bgp, "n1", []string{"n1", "n2"})
 	if got := sorted.L2[Name("n1", "app/web")].Interfaces; !cmp.Equal(got, []v1beta1.InterfaceInfo{{Name: "eth0"}, {Name: "eth1"}, {Name: "eth2"}}) {
 		t.Fatalf("app/web's interfaces from the sorted plan: %+v, want eth0, eth1, eth2", got)
 	}
@@ -40,7 +40,7 @@ func TestFromAssignmentsInAnyOrderIsFromPlan(t *testing.T) {
 		r.Shuffle(len(sl2), func(i, j int) { sl2[i], sl2[j] = sl2[j], sl2[i] })
 		r.Shuffle(len(sbgp), func(i, j int) { sbgp[i], sbgp[j] = sbgp[j], sbgp[i] })
 		if diff := cmp.Diff(sorted, FromAssignments(sl2, sbgp, "n1", []string{"n1", "n2"})); diff != "" {
-			t.Fatalf("shuffle %d: FromAssignments differs from FromPlan (-want +got):\n%s", i, diff)
+			t.Fatalf("shuffle %d: FromAssignments differs from the sorted input's (-want +got):\n%s", i, diff)
 		}
 	}
 }

@@ -73,16 +73,12 @@ func ObjectName(parts ...string) string {
 	return strings.TrimRight(readable, "-.") + suffix
 }
 
-// FromPlan is the desired state of node's status objects from its plan p (without sessions, MACs and
-// conflicts); alive are the live speakers, sorted: the first of them sweeps.
-func FromPlan(p plan.Plan, node string, alive []string) Desired {
-	return FromAssignments(p.L2, p.BGP, node, alive)
-}
-
-// FromAssignments is FromPlan from node's layer-2 and BGP assignments alone, in any order: the
-// speaker's engine gives them without assembling the rest of a plan (every IP's owner and
-// interfaces, the route tables) at each full computation. Each Service's assignments are taken in
-// the order of their IPs, as FromPlan's sorted plan has them.
+// FromAssignments is the desired state of node's status objects (without sessions, MACs and
+// conflicts) from its layer-2 and BGP assignments, in any order: the speaker's engine gives them
+// without assembling the rest of a plan (every IP's owner and interfaces, the route tables) at each
+// full computation. Each Service's assignments are taken in the order of their IPs, as a sorted
+// plan (plan.Plan's L2 and BGP) has them. alive are the live speakers, sorted: the first of them
+// sweeps.
 func FromAssignments(l2s []plan.L2Assignment, bgps []plan.BGPAssignment, node string, alive []string) Desired {
 	d := Desired{L2: map[string]v1beta1.ServiceL2StatusStatus{}, BGP: map[string]v1beta1.ServiceBGPStatusStatus{}}
 	if len(alive) > 0 && alive[0] == node {
