@@ -67,6 +67,11 @@ func TestMeasureBGPRestartLosesNothing(t *testing.T) {
 		failed := lab.Failures(samples)
 		reportValue(t, name, float64(failed), "requests")
 		t.Logf("%s: %d of %d requests failed", name, failed, len(samples))
+		for _, x := range samples {
+			if x.Err != nil { // for reading a failure: when in the phase, and why
+				t.Logf("%s: request sent at %s failed after %v: %v", name, x.Start.Format("15:04:05.000"), x.End.Sub(x.Start).Round(time.Millisecond), x.Err)
+			}
+		}
 		return failed
 	}
 
@@ -75,6 +80,7 @@ func TestMeasureBGPRestartLosesNothing(t *testing.T) {
 			// Graceful restart: the router's route keeps the node's next hop throughout.
 			watch, err := l.Router.WatchKernelRoutes(ctx)
 			must(t, err)
+			t.Logf("restarting the speaker of %s at %s", node, time.Now().Format("15:04:05.000"))
 			must(t, l.StopSpeaker(node, syscall.SIGKILL))
 			must(t, l.StartSpeaker(node))
 			waitSessions(t, ctx, l)
