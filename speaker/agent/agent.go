@@ -82,6 +82,8 @@ type Membership interface {
 
 // Layer2 is the ARP/NDP announcer (package layer2 implements it).
 type Layer2 interface {
+	// SetOwned makes owned (address -> interfaces) the complete set to answer for. It reads owned
+	// only while it runs: the agent changes the map afterwards.
 	SetOwned(owned map[netip.Addr][]string) error
 	// Prepare keeps the named interfaces open and returns those it could open.
 	Prepare(names []string) ([]string, error)

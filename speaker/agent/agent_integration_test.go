@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"os"
 	"strings"
@@ -95,7 +96,7 @@ func (f fakeL2) Prepare(names []string) ([]string, error) { return names, nil }
 func (f fakeL2) SetOwned(o map[netip.Addr][]string) error {
 	f.j.mu.Lock()
 	defer f.j.mu.Unlock()
-	f.j.owned = o
+	f.j.owned = maps.Clone(o) // the agent changes o after the call
 	if len(o) == 0 {
 		f.j.calls = append(f.j.calls, "l2-empty")
 	}

@@ -97,11 +97,11 @@ func (a *Agent) setL2(delta map[netip.Addr][]string, fresh map[netip.Addr]bool, 
 	if !full && len(delta) == 0 {
 		return nil
 	}
-	owned := maps.Clone(a.out.l2Owned)
+	// Not a copy: SetOwned only reads the map while it runs (Layer2).
 	if g := a.guard(); g != nil {
-		return g.SetOwnedFresh(owned, fresh)
+		return g.SetOwnedFresh(a.out.l2Owned, fresh)
 	}
-	return a.opts.L2.SetOwned(owned)
+	return a.opts.L2.SetOwned(a.out.l2Owned)
 }
 
 // takenOver reports whether self answers for an IP that another node owned before.

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -136,7 +137,7 @@ func (l recL2) SetOwned(o map[netip.Addr][]string) error {
 		slices.Sort(ips)
 		l.r.add(fmt.Sprintf("own %v", ips))
 	}
-	l.r.owned = o
+	l.r.owned = maps.Clone(o) // the agent changes o after the call
 	l.r.sets++
 	return nil
 }

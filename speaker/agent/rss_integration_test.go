@@ -189,6 +189,10 @@ func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra
 	}
 	if b, err := os.ReadFile(logPath); err == nil {
 		t.Logf("the speaker's last collection: %s", lastGC(string(b)))
+		// HERALD_RSS_GCLOG=file keeps the speaker's log (every collection's live heap) in file.
+		if os.Getenv("HERALD_RSS_GCLOG") != "" {
+			_ = os.WriteFile(os.Getenv("HERALD_RSS_GCLOG"), b, 0o644)
+		}
 	}
 	return m
 }

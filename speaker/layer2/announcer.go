@@ -192,6 +192,21 @@ func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
 }
 
 func (a *Announcer) setOwned(owned map[netip.Addr][]string, fresh map[netip.Addr]bool) error {
+	// The speaker hands over the whole owned set at every resync, and it has almost always not
+	// changed: then the sets are kept rather than rebuilt (at 10,000 addresses, a few megabytes a
+	// resync that the collector would otherwise count as live while they are being built).
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return ErrClosed
+	}
+	if a.ownedUnchanged(owned) {
+		defer a.mu.Unlock()
+		a.pruneOwned()
+		return a.applyOwned(nil, fresh)
+	}
+	a.mu.Unlock()
+
 	var errs []error
 	want := map[string]*[numFamilies]map[netip.Addr]struct{}{}
 	ifsOf := make(map[netip.Addr][]string, len(owned))
@@ -224,11 +239,67 @@ func (a *Announcer) setOwned(owned map[netip.Addr][]string, fresh map[netip.Addr
 		return ErrClosed
 	}
 	a.owned, a.ifsOf = want, ifsOf
+	return a.applyOwned(errs, fresh)
+}
+
+// applyOwned applies a.owned and returns errs with the errors of the interfaces it names. a.mu
+// must be held.
+func (a *Announcer) applyOwned(errs []error, fresh map[netip.Addr]bool) error {
 	_, openErrs, err := a.apply(fresh)
-	for name := range want {
+	for name := range a.owned {
 		errs = append(errs, openErrs[name])
 	}
 	return errors.Join(append(errs, err)...)
+}
+
+// ownedUnchanged reports whether owned is exactly the owned state: the same valid, normalized
+// addresses on the same interfaces. Anything else (an invalid address, one without interfaces)
+// takes SetOwned's full path, which reports it. It allocates nothing. a.mu must be held.
+func (a *Announcer) ownedUnchanged(owned map[netip.Addr][]string) bool {
+	if len(owned) != len(a.ifsOf) {
+		return false
+	}
+	for ip, names := range owned {
+		if len(names) == 0 || !validOwned(ip) || ip.Unmap().WithZone("") != ip {
+			return false
+		}
+		have, ok := a.ifsOf[ip]
+		if !ok || !sameNames(names, have) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameNames reports whether names (in any order, maybe repeated) are the names of have.
+func sameNames(names, have []string) bool {
+	for _, n := range names {
+		if !slices.Contains(have, n) {
+			return false
+		}
+	}
+	for _, n := range have {
+		if !slices.Contains(names, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// pruneOwned forgets the interfaces left without addresses by UpdateOwned, as a rebuilt state
+// would not name them: their links close unless Prepare keeps them. a.mu must be held.
+func (a *Announcer) pruneOwned() {
+	for name, fams := range a.owned {
+		empty := true
+		for f := range fams {
+			if len(fams[f]) > 0 {
+				empty = false
+			}
+		}
+		if empty {
+			delete(a.owned, name)
+		}
+	}
 }
 
 // Prepare keeps the links of the named interfaces open, whether or not an owned address uses them
@@ -351,11 +422,19 @@ func (a *Announcer) apply(fresh map[netip.Addr]bool) (map[string]*link, map[stri
 			if r == nil {
 				continue
 			}
-			for _, ip := range sortedAddrs(ips) {
+			// Only the addresses not announced yet are sorted (into the order they go out in):
+			// at a resync that changed nothing, none.
+			var start []netip.Addr
+			for ip := range ips {
 				an := announcement{ip: ip, ifindex: l.index}
 				if _, ok := a.entries[an]; ok || a.g.silent(guardKey{ip: ip, ifname: name}) {
 					continue
 				}
+				start = append(start, ip)
+			}
+			slices.SortFunc(start, netip.Addr.Compare)
+			for _, ip := range start {
+				an := announcement{ip: ip, ifindex: l.index}
 				a.log.Info("taking over", "ip", ip, "interface", name)
 				a.takeOver(an, now)
 			}
@@ -569,13 +648,4 @@ func uniqueNames(names []string) []string {
 func has(set map[netip.Addr]struct{}, ip netip.Addr) bool {
 	_, ok := set[ip]
 	return ok
-}
-
-func sortedAddrs(set map[netip.Addr]struct{}) []netip.Addr {
-	out := make([]netip.Addr, 0, len(set))
-	for ip := range set {
-		out = append(out, ip)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
 }

@@ -218,6 +218,10 @@ func (r *responder) announce(ip netip.Addr) error {
 // setOwned replaces the set of addresses answered here. For NDP it joins the solicited-node groups
 // of new addresses before answering for them and leaves those no longer needed after.
 func (r *responder) setOwned(ips map[netip.Addr]struct{}) error {
+	if r.owns(ips) {
+		// Unchanged (every resync): no copy, and the same groups joined.
+		return nil
+	}
 	var errs []error
 	want := map[string]int{}
 	if r.fam == familyIPv6 {
@@ -280,6 +284,21 @@ func (r *responder) close() error {
 		return fmt.Errorf("closing %s socket on %s: %w", r.fam, r.ifname, err)
 	}
 	return nil
+}
+
+// owns reports whether ips are exactly the addresses answered here.
+func (r *responder) owns(ips map[netip.Addr]struct{}) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if len(ips) != len(r.owned) {
+		return false
+	}
+	for ip := range ips {
+		if _, ok := r.owned[ip]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // answers reports whether ip is answered here: owned and not muted. r.mu must be held.
