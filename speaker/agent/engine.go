@@ -170,11 +170,12 @@ func (e *engine) release(ip netip.Addr, key string) {
 // recompute decides the affected IPs again and records those whose plan changed.
 func (e *engine) recompute(affected map[netip.Addr]bool, ch *changes) {
 	ch.recomputed = len(affected)
+	var svcs []plan.Service // one buffer for every IP: Context.IP does not keep it
 	for ip := range affected {
 		old := e.ips[ip]
 		var next plan.IPPlan
 		if keys := e.byIP[ip]; len(keys) > 0 {
-			svcs := make([]plan.Service, 0, len(keys))
+			svcs = svcs[:0]
 			for _, k := range keys {
 				svcs = append(svcs, e.svcs[k])
 			}

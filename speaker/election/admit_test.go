@@ -1,6 +1,7 @@
 package election
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -182,6 +183,80 @@ func TestLayer2AdmissionIsAdmitsOwner(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("case %d: Layer2Admission differs from Admit's owner (-want +got):\n%s\ninput: %+v", i, diff, in)
+		}
+	}
+}
+
+// TestAdmissionAllocationsDoNotGrowWithNodes: the speaker elects every IP at each full
+// computation, so judging a node allocates nothing, whether it is admitted or refused (dead, not
+// selected): the allocations of one layer-2 election do not grow with the nodes (they grew by
+// one per refused node).
+func TestAdmissionAllocationsDoNotGrowWithNodes(t *testing.T) {
+	allocs := func(n int) float64 {
+		in := Input{IP: netip.MustParseAddr("192.0.2.10"), Pool: "pool", Services: []Service{{Key: "ns/web"}},
+			Advertisements: []Advertisement{{Name: "a", Pools: []string{"pool"}, Nodes: labelIs("zone", "a")}}}
+		for i := range n {
+			nd := node(fmt.Sprintf("n%d", i), "zone", []string{"a", "b"}[i%2])
+			nd.Alive = i%3 != 1
+			in.Nodes = append(in.Nodes, nd)
+		}
+		return testing.AllocsPerRun(20, func() {
+			if _, ok := Layer2Admission(in); !ok {
+				t.Fatal("no owner")
+			}
+		})
+	}
+	few, many := allocs(3), allocs(60)
+	t.Logf("allocations of one layer-2 election: %.0f at 3 nodes, %.0f at 60", few, many)
+	if many > few+2 {
+		t.Errorf("an election allocates %.0f times at 60 nodes and %.0f at 3: judging nodes allocates", many, few)
+	}
+}
+
+// TestRefusedIsJudgeGivingAReason: on random nodes and constraints, refused says exactly whether
+// judge gives a reason, in both modes.
+func TestRefusedIsJudgeGivingAReason(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	pick := func(vals ...string) string { return vals[rng.IntN(len(vals))] }
+	for i := range 5000 {
+		n := node(pick("n1", "n2", "n3"), "zone", pick("a", "b"))
+		n.Alive, n.SpeakerReady, n.Ready = rng.IntN(5) != 0, rng.IntN(5) != 0, rng.IntN(5) != 0
+		n.NetworkUnavailable = rng.IntN(5) == 0
+		if rng.IntN(5) == 0 {
+			n.Labels[ExcludeFromLBLabel] = ""
+		}
+		switch rng.IntN(4) {
+		case 0:
+			n.Interfaces, n.DefaultInterfaces = []string{"eth1"}, nil
+		case 1:
+			n.Interfaces, n.DefaultInterfaces = nil, nil
+		}
+		var ads []Advertisement
+		for range rng.IntN(3) {
+			ad := Advertisement{Name: pick("a", "b"), Pools: []string{"pool"}}
+			if rng.IntN(2) == 0 {
+				ad.Nodes = labelIs("zone", pick("a", "b"))
+			}
+			if rng.IntN(3) == 0 {
+				ad.Interfaces = []string{pick("eth0", "eth1")}
+			}
+			ads = append(ads, ad)
+		}
+		var svcs []Service
+		for range 1 + rng.IntN(2) {
+			s := Service{Key: "ns/" + pick("web", "db")}
+			if rng.IntN(3) == 0 {
+				s.LocalTraffic, s.ReadyEndpointNodes = true, []string{pick("n1", "n2", "n3")}
+			}
+			svcs = append(svcs, s)
+		}
+		constraints, _, _ := constraintsOf(Input{Pool: "pool", Services: svcs, Advertisements: ads}, false)
+		for _, mode := range []Mode{Layer2, BGP} {
+			want := len(judge(mode, &n, constraints, false)) > 0
+			if got := refused(mode, &n, constraints); got != want {
+				t.Fatalf("case %d, %v: refused = %v, judge gives reasons %v\nnode %+v\nads %+v\nservices %+v",
+					i, mode, got, judge(mode, &n, constraints, true), n, ads, svcs)
+			}
 		}
 	}
 }

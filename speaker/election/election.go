@@ -184,7 +184,7 @@ func Admit(mode Mode, in Input) []Admission {
 	admitting := map[string][]bool{} // eligible node name: admitting advertisements by index
 	for i := range in.Nodes {
 		node := &in.Nodes[i]
-		if node.Name == "" || len(judge(mode, node, constraints, false)) > 0 {
+		if node.Name == "" || refused(mode, node, constraints) {
 			continue
 		}
 		set := admitting[node.Name]
@@ -269,7 +269,7 @@ func Layer2Admission(in Input) (Admission, bool) {
 	eligible := make([]bool, len(in.Nodes))
 	for i := range in.Nodes {
 		node := &in.Nodes[i]
-		if node.Name == "" || len(judge(Layer2, node, constraints, false)) > 0 {
+		if node.Name == "" || refused(Layer2, node, constraints) {
 			continue
 		}
 		eligible[i] = true

@@ -210,6 +210,34 @@ func evaluate(mode Mode, in Input, detail bool) Explanation {
 	return e
 }
 
+// refused reports whether judge gives node a reason, without making one: an election judges
+// every node for every IP at each full computation, and most nodes of a large cluster are
+// refused (not selected, no local endpoint) without the reason being read.
+func refused(mode Mode, node *Node, constraints []constraint) bool {
+	if !node.Alive || !node.SpeakerReady || !node.Ready || node.NetworkUnavailable {
+		return true
+	}
+	if _, excluded := node.Labels[ExcludeFromLBLabel]; excluded {
+		return true
+	}
+	for _, c := range constraints {
+		if c.endpoints != nil && !c.endpoints[node.Name] {
+			return true
+		}
+		allowed := false
+		for _, ad := range c.ads {
+			if ad.Nodes.matches(node.Labels) && (mode != Layer2 || allowsInterface(ad, node)) {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			return true
+		}
+	}
+	return false
+}
+
 // judge returns the reasons node may not announce for the constraints; with detail false, at
 // most the first one.
 func judge(mode Mode, node *Node, constraints []constraint, detail bool) []Reason {

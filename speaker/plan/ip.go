@@ -98,6 +98,7 @@ type IPPlan struct {
 }
 
 // IP decides ip, held by svcs (every Service whose status lists ip; their order does not matter).
+// The plan does not refer to svcs: the caller may reuse it.
 func (c *Context) IP(ip netip.Addr, svcs []Service) IPPlan {
 	p := IPPlan{IP: ip}
 	if c.cfg == nil {
