@@ -177,6 +177,10 @@ type Agent struct {
 	selfReady  bool           // this node was ready in the last full computation
 	startedAt  time.Time      // when Start was called
 	prev       previousStatus // this node's status objects the speaker before this one wrote
+	// statusAlive are the live speakers of the last full desired status (nil: none built yet): a
+	// full computation that changed no Service, the live speakers, MACs nor conflicts converges
+	// that desired state again instead of building it anew (report).
+	statusAlive []string
 
 	mu         sync.Mutex
 	cfg        *config.Config    // last good configuration

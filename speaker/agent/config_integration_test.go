@@ -54,8 +54,8 @@ func (b *peersBGP) last() (int, []string) {
 	return b.calls, out
 }
 
-// metricValue returns the value of a gauge (with label=value when label is set) or the sample
-// count of a histogram, -1 when absent.
+// metricValue returns the value of a gauge or counter (with label=value when label is set) or the
+// sample count of a histogram, -1 when absent.
 func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -72,6 +72,9 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value stri
 			}
 			if h := m.GetHistogram(); h != nil {
 				return float64(h.GetSampleCount())
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
 			}
 			return m.GetGauge().GetValue()
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -55,6 +56,8 @@ type conflictState struct {
 	// for the status objects of the Services computed since (the loop's goroutine only).
 	ownMACs map[string]string
 	byIP    map[netip.Addr][]layer2.Conflict
+	// conflicts is the announcer's list that byIP was made of.
+	conflicts []layer2.Conflict
 }
 
 // guard returns the announcer's conflict detection, nil when it has none.
@@ -183,7 +186,8 @@ func (a *Agent) withConflicts(d status.Desired) status.Desired {
 	c := &a.l2c
 	c.ownMACs = g.MACs()
 	c.byIP = map[netip.Addr][]layer2.Conflict{}
-	for _, cf := range g.Conflicts() {
+	c.conflicts = g.Conflicts()
+	for _, cf := range c.conflicts {
 		c.byIP[cf.IP] = append(c.byIP[cf.IP], cf)
 		if cf.Node != "" {
 			d.Sweep = nil
@@ -192,8 +196,18 @@ func (a *Agent) withConflicts(d status.Desired) status.Desired {
 	for name, st := range d.L2 {
 		d.L2[name] = a.decorate(st, a.eng.l2Of(st.ServiceNamespace+"/"+st.ServiceName))
 	}
-	a.restoreStatus(d)
+	a.restoreStatus(func(name string) bool { _, ok := d.L2[name]; return ok })
 	return d
+}
+
+// decorationsChanged reports whether the announcer's MACs or conflicts differ from those of the
+// last full computation (withConflicts): the status objects built since carry those.
+func (a *Agent) decorationsChanged() bool {
+	g := a.guard()
+	if g == nil {
+		return false
+	}
+	return !maps.Equal(a.l2c.ownMACs, g.MACs()) || !reflect.DeepEqual(a.l2c.conflicts, g.Conflicts())
 }
 
 // decorate adds to a ServiceL2Status the MAC of each interface and the conflicts on the Service's
@@ -222,16 +236,16 @@ func (a *Agent) decorate(st v1beta1.ServiceL2StatusStatus, as []plan.L2Assignmen
 	return st
 }
 
-// restoreStatus makes the status writer write d again when one of this node's ServiceL2Status
-// objects that it wrote is gone: during a split brain the speakers on the other side see this
+// restoreStatus makes the status writer write everything again when one of this node's
+// ServiceL2Status objects that it wrote, and still wants, is gone: during a split brain the speakers on the other side see this
 // one as dead and remove its objects, conflict reports included, while it still watches the wire.
-func (a *Agent) restoreStatus(d status.Desired) {
+func (a *Agent) restoreStatus(wanted func(name string) bool) {
 	a.l2c.mu.Lock()
 	deleted := a.l2c.deleted
 	a.l2c.deleted = nil
 	a.l2c.mu.Unlock()
 	for name := range deleted {
-		if _, want := d.L2[name]; want && a.status.Wrote(name) {
+		if wanted(name) && a.status.Wrote(name) {
 			a.log.Info("a ServiceL2Status of this node was removed by another speaker; writing it again", "name", name)
 			a.status.Recheck()
 			return

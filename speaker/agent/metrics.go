@@ -23,6 +23,8 @@ type metrics struct {
 	syncSeconds prometheus.Histogram
 	unannounced *prometheus.GaugeVec
 	takeovers   prometheus.Counter
+	// statusBuilds counts the desired states of this node's status objects built whole.
+	statusBuilds prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,12 +39,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"cause"}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_speaker_layer2_takeovers_total",
 			Help: "Layer-2 IPs this node started answering for that another node owned in its previous computation (a failover, or the owner became ineligible)."}),
+		statusBuilds: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_speaker_status_builds_total",
+			Help: "Full computations that built the desired state of all of this node's status objects anew: the first one, and those that changed a Service's announcements, the live speakers, or the MACs and address conflicts reported. A resync that changed none of these converges the last desired state again without building it."}),
 	}
 	for _, c := range []string{causeNoEndpoints, causeNoAnnouncer} {
 		m.unannounced.WithLabelValues(c)
 	}
 	if reg != nil {
-		reg.MustRegister(m.configValid, m.badObjects, m.members, m.routes, m.syncSeconds, m.unannounced, m.takeovers)
+		reg.MustRegister(m.configValid, m.badObjects, m.members, m.routes, m.syncSeconds, m.unannounced, m.takeovers, m.statusBuilds)
 	}
 	return m
 }

@@ -230,6 +230,17 @@ func (w *Writer) Set(d Desired) {
 	w.queue.Add(item{kind: kindAll})
 }
 
+// Resync converges the latest desired state again if Recheck dropped what was applied: what a
+// Set of the same desired state does, without the caller building it anew.
+func (w *Writer) Resync() {
+	w.mu.Lock()
+	again := w.cur != nil && w.applied == nil
+	w.mu.Unlock()
+	if again {
+		w.queue.Add(item{kind: kindAll})
+	}
+}
+
 // Wants reports whether the ServiceL2Status called name is desired now.
 func (w *Writer) Wants(name string) bool {
 	w.mu.Lock()

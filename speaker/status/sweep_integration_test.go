@@ -83,6 +83,24 @@ func TestStatusSweepSparesSpeakersAliveNow(t *testing.T) {
 	w.Recheck()
 	w.Set(mine)
 	eventually(t, "the removed status to be written again", func() bool { return c.Get(ctx, key, &v1beta1.ServiceL2Status{}) == nil })
+
+	// The same after Recheck and Resync, without a Set: the speaker's resync when its desired
+	// state has not changed.
+	eventually(t, "the write to be recorded", w.Idle)
+	if err := c.Delete(ctx, &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: hns}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Resync()
+	if !w.Idle() {
+		t.Fatal("Resync with the applied state known queued a convergence")
+	}
+	w.Recheck()
+	w.Resync()
+	eventually(t, "the removed status to be written again by Resync", func() bool { return c.Get(ctx, key, &v1beta1.ServiceL2Status{}) == nil })
+	eventually(t, "the writer to be idle", w.Idle)
+	if !w.Wrote(key.Name) {
+		t.Error("after Resync the writer does not count the object as written")
+	}
 }
 
 // TestSweepDeletesDeadSpeakersBGPObjectsByLabel: the sweeping speaker deletes the
