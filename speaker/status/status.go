@@ -163,6 +163,10 @@ type Writer struct {
 	cur *Desired
 	// applied is the state last converged; nil when unknown (the next set converges everything).
 	applied *Desired
+	// shared is true while cur's maps are also applied's, or those of a convergence of everything
+	// in progress: cur is copied before it changes (Put, noteApplied), so that a speaker whose
+	// desired state does not change holds one copy of it, not two, and makes none at a resync.
+	shared bool
 	// busy is the key being converged, if any; failing are the keys waiting to be retried.
 	busy    *item
 	failing map[item]bool
@@ -221,7 +225,13 @@ func NewWriter(c client.Client, ns, node string, log *slog.Logger, alive func() 
 func (w *Writer) Set(d Desired) {
 	w.mu.Lock()
 	d.Sessions = w.sessions
-	w.cur = &d
+	if d.L2 == nil {
+		d.L2 = map[string]v1beta1.ServiceL2StatusStatus{}
+	}
+	if d.BGP == nil {
+		d.BGP = map[string]v1beta1.ServiceBGPStatusStatus{}
+	}
+	w.cur, w.shared = &d, false
 	if w.applied != nil && reflect.DeepEqual(*w.applied, d) {
 		w.mu.Unlock()
 		return
@@ -280,6 +290,7 @@ func (w *Writer) Put(l2 map[string]*v1beta1.ServiceL2StatusStatus, bgp map[strin
 		w.mu.Unlock()
 		return
 	}
+	w.unshare()
 	changedL2 := putAll(w.cur.L2, l2)
 	changedBGP := putAll(w.cur.BGP, bgp)
 	w.mu.Unlock()
@@ -389,7 +400,8 @@ func (w *Writer) converge(ctx context.Context, it item) error {
 	}
 	switch it.kind {
 	case kindAll:
-		d := w.cur.clone()
+		d := *w.cur // the same maps: nothing changes them until unshare copies cur
+		w.shared = true
 		w.mu.Unlock()
 		if err := w.apply(ctx, d); err != nil {
 			return err
@@ -443,7 +455,16 @@ func (w *Writer) noteApplied(err error, note func(*Desired)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.applied != nil {
+		w.unshare()
 		note(w.applied)
+	}
+}
+
+// unshare gives cur maps of its own if it shares them (see shared). w.mu must be held.
+func (w *Writer) unshare() {
+	if w.shared {
+		c := w.cur.clone()
+		w.cur, w.shared = &c, false
 	}
 }
 
