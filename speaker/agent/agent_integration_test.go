@@ -336,3 +336,18 @@ func createReadyEndpoint(t *testing.T, c client.Client, ns, svc string) {
 		t.Fatalf("creating EndpointSlice %s/%s: %v", ns, es.Name, err)
 	}
 }
+
+// createReadyNode creates a Node whose Ready condition is True, deleted at the end of the test.
+func createReadyNode(t *testing.T, c client.Client, name string) *corev1.Node {
+	t.Helper()
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := c.Create(t.Context(), n); err != nil {
+		t.Fatalf("creating Node %s: %v", name, err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.WithoutCancel(t.Context()), n) })
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+	if err := c.Status().Update(t.Context(), n); err != nil {
+		t.Fatalf("making Node %s ready: %v", name, err)
+	}
+	return n
+}

@@ -136,15 +136,7 @@ func TestAgentConfigErrorsAreScoped(t *testing.T) {
 	hns := env.NewNamespace(t, "herald")
 	app := env.NewNamespace(t, "app")
 	node := "n1-" + hns
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}
-	if err := c.Create(ctx, n); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Delete(context.WithoutCancel(ctx), n) })
-	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
-	if err := c.Status().Update(ctx, n); err != nil {
-		t.Fatal(err)
-	}
+	createReadyNode(t, c, node)
 	mustCreate := func(o client.Object) {
 		t.Helper()
 		if err := c.Create(ctx, o); err != nil {
@@ -164,6 +156,9 @@ func TestAgentConfigErrorsAreScoped(t *testing.T) {
 	if err := c.Status().Update(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
+	// Its own endpoint: without one, web is not announced, and the test passed only when an earlier
+	// test's Service with the same IP and an endpoint still existed.
+	createReadyEndpoint(t, c, app, "web")
 	ip := netip.MustParseAddr("198.51.100.105")
 	j := &journal{members: []string{node}}
 	members := fakeMembers{j: j, changes: make(chan struct{}, 8)}
