@@ -237,8 +237,9 @@ func (a *Agent) decorate(st v1beta1.ServiceL2StatusStatus, as []plan.L2Assignmen
 }
 
 // restoreStatus makes the status writer write everything again when one of this node's
-// ServiceL2Status objects that it wrote, and still wants, is gone: during a split brain the speakers on the other side see this
-// one as dead and remove its objects, conflict reports included, while it still watches the wire.
+// ServiceL2Status objects that it wrote, and still wants, is gone: during a split brain the
+// speakers on the other side see this one as dead and remove its objects, conflict reports
+// included, while it still watches the wire.
 func (a *Agent) restoreStatus(wanted func(name string) bool) {
 	a.l2c.mu.Lock()
 	deleted := a.l2c.deleted
