@@ -158,16 +158,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	mustCreate(&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "dark", Namespace: hns}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.160/28"}}})
 	mustCreate(&v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: hns}, Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"l2"}}})
 
-	svc := func(name, ip string) *corev1.Service {
-		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: app}, Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
-		mustCreate(s)
-		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
-		if err := c.Status().Update(ctx, s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	svc := func(name, ip string) *corev1.Service { return createLBService(t, c, app, name, ip) }
 	svc("web", "198.51.100.105")
 	createReadyEndpoint(t, c, app, "web")
 	svc("dark", "198.51.100.161")
@@ -350,4 +341,20 @@ func createReadyNode(t *testing.T, c client.Client, name string) *corev1.Node {
 		t.Fatalf("making Node %s ready: %v", name, err)
 	}
 	return n
+}
+
+// createLBService creates a Service of type LoadBalancer (port 80) with ip in its status, as the
+// controller would have assigned it.
+func createLBService(t *testing.T, c client.Client, ns, name, ip string) *corev1.Service {
+	t.Helper()
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: corev1.ServiceSpec{
+		Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
+	if err := c.Create(t.Context(), s); err != nil {
+		t.Fatalf("creating Service %s/%s: %v", ns, name, err)
+	}
+	s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+	if err := c.Status().Update(t.Context(), s); err != nil {
+		t.Fatalf("setting the IP of Service %s/%s: %v", ns, name, err)
+	}
+	return s
 }

@@ -142,9 +142,7 @@ func (a *Agent) report(ch changes, full bool) {
 		// instead of being handed all of it anew, which at 10,000 Services is some 10 MB built
 		// every 10 s for nothing.
 		if !opening && a.statusAlive != nil && len(ch.services) == 0 && slices.Equal(a.statusAlive, a.members.alive) && !a.decorationsChanged() {
-			if a.guard() != nil {
-				a.restoreStatus(a.status.Wants)
-			}
+			a.restoreStatus(a.status.Wants) // nothing was recorded as deleted without conflict detection
 			a.status.Resync()
 			return
 		}

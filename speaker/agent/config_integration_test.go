@@ -149,13 +149,7 @@ func TestAgentConfigErrorsAreScoped(t *testing.T) {
 	mustCreate(&v1beta1.BGPPeer{ObjectMeta: meta("good"), Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "192.0.2.1"}})
 	mustCreate(&v1beta1.BGPPeer{ObjectMeta: meta("locked"), Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "192.0.2.2",
 		PasswordSecret: &v1beta1.SecretKeyReference{Name: "locked-password"}}})
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: app}, Spec: corev1.ServiceSpec{
-		Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
-	mustCreate(svc)
-	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.51.100.105"}}
-	if err := c.Status().Update(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
+	createLBService(t, c, app, "web", "198.51.100.105")
 	// Its own endpoint: without one, web is not announced, and the test passed only when an earlier
 	// test's Service with the same IP and an endpoint still existed.
 	createReadyEndpoint(t, c, app, "web")

@@ -3,7 +3,6 @@ package agent
 import (
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,15 +30,7 @@ func TestResyncConvergesWithoutRebuildingStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: app}, Spec: corev1.ServiceSpec{
-		Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
-	if err := c.Create(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
-	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.51.100.105"}}
-	if err := c.Status().Update(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
+	createLBService(t, c, app, "web", "198.51.100.105")
 	createReadyEndpoint(t, c, app, "web")
 	j := &journal{members: []string{node}}
 	members := fakeMembers{j: j, changes: make(chan struct{}, 8)}
