@@ -140,9 +140,18 @@ func (l *Lab) SpeakerCPUStat(node string) (CPUStat, error) {
 	if dir == "" {
 		return CPUStat{}, fmt.Errorf("the speaker of %s has no CPU limit", node)
 	}
-	f, err := os.Open(filepath.Join(dir, "cpu.stat"))
+	st, err := readCPUStat(dir)
 	if err != nil {
 		return CPUStat{}, fmt.Errorf("reading the CPU accounting of %s: %w", node, err)
+	}
+	return st, nil
+}
+
+// readCPUStat reads the cpu.stat of the cgroup at dir.
+func readCPUStat(dir string) (CPUStat, error) {
+	f, err := os.Open(filepath.Join(dir, "cpu.stat"))
+	if err != nil {
+		return CPUStat{}, err
 	}
 	defer f.Close()
 	var st CPUStat
@@ -160,6 +169,88 @@ func (l *Lab) SpeakerCPUStat(node string) (CPUStat, error) {
 		}
 	}
 	return st, sc.Err()
+}
+
+// CPUCgroup is a cgroup with a CFS quota for processes other than the lab's speakers (the
+// membership test's members). It is named like the speakers' cgroups (herald-lab-<pid>-<name>),
+// so RemoveStale removes it, and what is left in it, after an interrupted run.
+type CPUCgroup struct {
+	dir string
+}
+
+// NewCPUCgroup creates the cgroup name with a quota of milliCPU thousandths of a CPU per CFS
+// period (500: a DaemonSet's 500m). It first removes the cgroups of dead runs.
+func NewCPUCgroup(name string, milliCPU int) (*CPUCgroup, error) {
+	if err := CgroupCPUAvailable(); err != nil {
+		return nil, err
+	}
+	if milliCPU <= 0 {
+		return nil, fmt.Errorf("CPU limit of cgroup %s: %d millicores, want more than 0", name, milliCPU)
+	}
+	for _, pid := range staleCgroupRuns() {
+		_ = removeCgroupsOf(pid, true)
+	}
+	dir := filepath.Join(cgroupCPURoot, fmt.Sprintf("%s%d-%s", cgroupPrefix, os.Getpid(), name))
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
+	}
+	period := cfsPeriod.Microseconds()
+	if err := writeFile(filepath.Join(dir, "cpu.cfs_period_us"), strconv.FormatInt(period, 10)); err != nil {
+		return nil, errors.Join(err, removeCgroup(dir))
+	}
+	if err := writeFile(filepath.Join(dir, "cpu.cfs_quota_us"), strconv.FormatInt(period*int64(milliCPU)/1000, 10)); err != nil {
+		return nil, errors.Join(err, removeCgroup(dir))
+	}
+	return &CPUCgroup{dir: dir}, nil
+}
+
+// Start starts cmd inside network namespace ns (the host's when ns is "") as a member of the
+// cgroup from before it execs, like the lab's speakers. cmd's Stdin, Stdout, Stderr and Env are
+// kept; the process is killed if the caller's thread dies.
+func (c *CPUCgroup) Start(ns string, cmd *exec.Cmd) error {
+	procs, err := os.OpenFile(filepath.Join(c.dir, "cgroup.procs"), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("opening cgroup %s: %w", c.dir, err)
+	}
+	defer procs.Close()
+	name := filepath.Base(cmd.Path)
+	var args []string
+	if ns != "" {
+		args = append(args, "ip", "netns", "exec", ns)
+	}
+	args = append(args, "sh", "-c", `echo $$ >&3 && exec "$@" 3>&-`, "sh", cmd.Path)
+	args = append(args, cmd.Args[1:]...)
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		return err
+	}
+	cmd.Path, cmd.Args = path, args
+	cmd.ExtraFiles = append([]*os.File{procs}, cmd.ExtraFiles...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s under cgroup %s: %w", name, c.dir, err)
+	}
+	return nil
+}
+
+// Stat returns the cgroup's CFS accounting.
+func (c *CPUCgroup) Stat() (CPUStat, error) {
+	st, err := readCPUStat(c.dir)
+	if err != nil {
+		return CPUStat{}, fmt.Errorf("reading the CPU accounting of %s: %w", c.dir, err)
+	}
+	return st, nil
+}
+
+// Remove kills what is left in the cgroup and removes it.
+func (c *CPUCgroup) Remove() error {
+	data, _ := os.ReadFile(filepath.Join(c.dir, "cgroup.procs"))
+	for _, f := range strings.Fields(string(data)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+	return removeCgroup(c.dir)
 }
 
 // SpeakerInCgroup reports whether node's running speaker process is in its CPU-limit cgroup.
