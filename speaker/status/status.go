@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -417,7 +416,7 @@ func (w *Writer) converge(ctx context.Context, it item) error {
 			func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
 			func(st v1beta1.ServiceL2StatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			})
+			}, l2StatusEqual)
 		w.noteApplied(err, func(a *Desired) { noteApplied(a.L2, want) })
 		return err
 	case kindBGP:
@@ -427,7 +426,7 @@ func (w *Writer) converge(ctx context.Context, it item) error {
 			func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
 			func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			})
+			}, bgpStatusEqual)
 		w.noteApplied(err, func(a *Desired) { noteApplied(a.BGP, want) })
 		return err
 	default: // kindSessions
@@ -441,7 +440,7 @@ func (w *Writer) converge(ctx context.Context, it item) error {
 			func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
 			func(st v1beta1.BGPSessionStatusStatus) map[string]string {
 				return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
-			})
+			}, sessionStatusEqual)
 		w.noteApplied(err, func(a *Desired) { a.Sessions = sess })
 		return err
 	}
@@ -502,7 +501,7 @@ func (d Desired) clone() Desired {
 // convergeNames makes the objects of the given names (of one kind, this node's) have the desired
 // status, creating or deleting them as needed.
 func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, want map[string]*S,
-	status func(P) *S, labels func(S) map[string]string) error {
+	status func(P) *S, labels func(S) map[string]string, equal func(a, b S) bool) error {
 	var errs []error
 	for name, st := range want {
 		obj := P(new(T))
@@ -532,7 +531,7 @@ func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer,
 			}
 			continue
 		}
-		if equality.Semantic.DeepEqual(*status(obj), *st) {
+		if equal(*status(obj), *st) {
 			continue
 		}
 		*status(obj) = *st
@@ -564,17 +563,17 @@ func (w *Writer) apply(ctx context.Context, d Desired) error {
 			func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
 			func(st v1beta1.ServiceL2StatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			}),
+			}, l2StatusEqual),
 		converge(ctx, w, "ServiceBGPStatus", bgp.Items, d.BGP,
 			func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
 			func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
 				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			}),
+			}, bgpStatusEqual),
 		converge(ctx, w, "BGPSessionStatus", sess.Items, d.Sessions,
 			func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
 			func(st v1beta1.BGPSessionStatusStatus) map[string]string {
 				return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
-			}),
+			}, sessionStatusEqual),
 	}
 	if d.Sweep != nil {
 		alive := maps.Clone(d.Sweep)
@@ -601,7 +600,7 @@ type objectPtr[T any] interface {
 // converge makes the objects have (of one kind, this node's) those of want, by name: it creates the
 // missing ones, updates the status of those that differ and deletes the rest.
 func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, have []T, want map[string]S,
-	status func(P) *S, labels func(S) map[string]string) error {
+	status func(P) *S, labels func(S) map[string]string, equal func(a, b S) bool) error {
 	var errs []error
 	byName := make(map[string]P, len(have))
 	for i := range have {
@@ -620,7 +619,7 @@ func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind
 				continue
 			}
 		}
-		if equality.Semantic.DeepEqual(*status(obj), st) {
+		if equal(*status(obj), st) {
 			continue
 		}
 		obj = obj.DeepCopyObject().(P) // have may be the cache's objects

@@ -1,0 +1,38 @@
+package status
+
+import (
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+)
+
+// The writer compares every status object of this node with the one it wants at each resync
+// (10,000 of each at 10,000 Services). equality.Semantic.DeepEqual walks them by reflection and
+// allocates for fields it visits; these typed comparisons decide the same (nil and empty slices are
+// equal, times are compared as instants) without either. equal_test.go checks them against
+// equality.Semantic and fails when a status type gains a field they do not compare.
+
+// l2StatusEqual reports whether two ServiceL2Status statuses say the same.
+func l2StatusEqual(a, b v1beta1.ServiceL2StatusStatus) bool {
+	return a.Node == b.Node && a.ServiceName == b.ServiceName && a.ServiceNamespace == b.ServiceNamespace &&
+		slices.Equal(a.Interfaces, b.Interfaces) && slices.EqualFunc(a.Conflicts, b.Conflicts, l2ConflictEqual)
+}
+
+func l2ConflictEqual(a, b v1beta1.L2Conflict) bool {
+	return a.IP == b.IP && a.Interface == b.Interface && a.MAC == b.MAC && a.Node == b.Node &&
+		a.Action == b.Action && a.Since.Equal(&b.Since)
+}
+
+// bgpStatusEqual reports whether two ServiceBGPStatus statuses say the same.
+func bgpStatusEqual(a, b v1beta1.ServiceBGPStatusStatus) bool {
+	return a.Node == b.Node && a.ServiceName == b.ServiceName && a.ServiceNamespace == b.ServiceNamespace &&
+		slices.Equal(a.Peers, b.Peers)
+}
+
+// sessionStatusEqual reports whether two BGPSessionStatus statuses say the same. There is one per
+// BGP peer, so the reflective comparison is kept.
+func sessionStatusEqual(a, b v1beta1.BGPSessionStatusStatus) bool {
+	return equality.Semantic.DeepEqual(a, b)
+}

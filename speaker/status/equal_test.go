@@ -1,0 +1,138 @@
+package status
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-lb/herald/api/v1beta1"
+)
+
+// The typed comparisons must decide as equality.Semantic.DeepEqual, which the writer used before.
+func TestStatusEqualAgreesWithSemanticDeepEqual(t *testing.T) {
+	at := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
+	local := at.In(time.FixedZone("UTC+2", 2*3600))
+	cases := []struct {
+		name string
+		a, b v1beta1.ServiceL2StatusStatus
+		want bool
+	}{
+		{"zero", v1beta1.ServiceL2StatusStatus{}, v1beta1.ServiceL2StatusStatus{}, true},
+		{"nil and empty interfaces", v1beta1.ServiceL2StatusStatus{Interfaces: []v1beta1.InterfaceInfo{}}, v1beta1.ServiceL2StatusStatus{}, true},
+		{"nil and empty conflicts", v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{}}, v1beta1.ServiceL2StatusStatus{}, true},
+		{"node differs", v1beta1.ServiceL2StatusStatus{Node: "a"}, v1beta1.ServiceL2StatusStatus{Node: "b"}, false},
+		{"MAC differs", v1beta1.ServiceL2StatusStatus{Interfaces: []v1beta1.InterfaceInfo{{Name: "eth0", MAC: "02:00:00:00:00:01"}}},
+			v1beta1.ServiceL2StatusStatus{Interfaces: []v1beta1.InterfaceInfo{{Name: "eth0"}}}, false},
+		{"same instant in another zone",
+			v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{{IP: "192.0.2.1", Since: metav1.NewTime(at)}}},
+			v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{{IP: "192.0.2.1", Since: metav1.NewTime(local)}}}, true},
+		{"another instant",
+			v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{{Since: metav1.NewTime(at)}}},
+			v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{{Since: metav1.NewTime(at.Add(time.Second))}}}, false},
+		{"conflict action differs",
+			v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{{Action: "Kept"}}},
+			v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{{Action: "Yielded"}}}, false},
+	}
+	for _, c := range cases {
+		if got, sem := l2StatusEqual(c.a, c.b), equality.Semantic.DeepEqual(c.a, c.b); got != c.want || sem != c.want {
+			t.Errorf("%s: l2StatusEqual %v, equality.Semantic %v, want %v", c.name, got, sem, c.want)
+		}
+	}
+
+	// Random statuses from small alphabets, so that equal pairs are common.
+	r := rand.New(rand.NewPCG(1, 2))
+	pick := func(s ...string) string { return s[r.IntN(len(s))] }
+	ifaces := func() []v1beta1.InterfaceInfo {
+		switch r.IntN(4) {
+		case 0:
+			return nil
+		case 1:
+			return []v1beta1.InterfaceInfo{}
+		}
+		out := make([]v1beta1.InterfaceInfo, r.IntN(3))
+		for i := range out {
+			out[i] = v1beta1.InterfaceInfo{Name: pick("eth0", "eth1"), MAC: pick("", "02:00:00:00:00:01")}
+		}
+		return out
+	}
+	conflicts := func() []v1beta1.L2Conflict {
+		if r.IntN(2) == 0 {
+			return nil
+		}
+		out := make([]v1beta1.L2Conflict, r.IntN(2))
+		for i := range out {
+			out[i] = v1beta1.L2Conflict{IP: pick("192.0.2.1", "2001:db8::1"), Interface: pick("eth0", "eth1"), MAC: pick("02:00:00:00:00:02", ""),
+				Node: pick("", "n1"), Action: pick("Kept", "Yielded"), Since: metav1.NewTime(at.Add(time.Duration(r.IntN(2)) * time.Second))}
+		}
+		return out
+	}
+	l2 := func() v1beta1.ServiceL2StatusStatus {
+		return v1beta1.ServiceL2StatusStatus{Node: pick("n1", "n2"), ServiceName: pick("a", "b"), ServiceNamespace: "ns",
+			Interfaces: ifaces(), Conflicts: conflicts()}
+	}
+	peers := func() []string {
+		switch r.IntN(3) {
+		case 0:
+			return nil
+		case 1:
+			return []string{}
+		}
+		return []string{pick("p1", "p2"), pick("p1", "p2")}[:1+r.IntN(2)]
+	}
+	bgp := func() v1beta1.ServiceBGPStatusStatus {
+		return v1beta1.ServiceBGPStatusStatus{Node: pick("n1", "n2"), ServiceName: pick("a", "b"), ServiceNamespace: "ns", Peers: peers()}
+	}
+	var equalL2, equalBGP int
+	for range 20000 {
+		a, b := l2(), l2()
+		if got, want := l2StatusEqual(a, b), equality.Semantic.DeepEqual(a, b); got != want {
+			t.Fatalf("l2StatusEqual(%+v, %+v) = %v, equality.Semantic says %v", a, b, got, want)
+		} else if got {
+			equalL2++
+		}
+		c, d := bgp(), bgp()
+		if got, want := bgpStatusEqual(c, d), equality.Semantic.DeepEqual(c, d); got != want {
+			t.Fatalf("bgpStatusEqual(%+v, %+v) = %v, equality.Semantic says %v", c, d, got, want)
+		} else if got {
+			equalBGP++
+		}
+	}
+	if equalL2 < 100 || equalBGP < 100 {
+		t.Fatalf("only %d equal ServiceL2Status and %d equal ServiceBGPStatus pairs drawn: the comparison of equal values is hardly tested", equalL2, equalBGP)
+	}
+}
+
+// A field added to a status type must be compared: this fails until the typed comparison and the
+// generator above know it.
+func TestStatusEqualKnowsEveryField(t *testing.T) {
+	for typ, fields := range map[reflect.Type]int{
+		reflect.TypeFor[v1beta1.ServiceL2StatusStatus](): 5,
+		reflect.TypeFor[v1beta1.InterfaceInfo]():         2,
+		reflect.TypeFor[v1beta1.L2Conflict]():            6,
+		reflect.TypeFor[v1beta1.ServiceBGPStatusStatus](): 4,
+	} {
+		if typ.NumField() != fields {
+			t.Errorf("%s has %d fields, the typed comparison in equal.go compares %d: compare the new ones", typ, typ.NumField(), fields)
+		}
+	}
+}
+
+func TestStatusEqualDoesNotAllocate(t *testing.T) {
+	since := metav1.NewTime(time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC))
+	a := v1beta1.ServiceL2StatusStatus{Node: "n1", ServiceName: "a", ServiceNamespace: "ns",
+		Interfaces: []v1beta1.InterfaceInfo{{Name: "eth0", MAC: "02:00:00:00:00:01"}},
+		Conflicts:  []v1beta1.L2Conflict{{IP: "192.0.2.1", Interface: "eth0", MAC: "02:00:00:00:00:02", Action: "Kept", Since: since}}}
+	b := a
+	b.Interfaces = []v1beta1.InterfaceInfo{{Name: "eth0", MAC: "02:00:00:00:00:01"}}
+	if n := testing.AllocsPerRun(100, func() {
+		if !l2StatusEqual(a, b) {
+			t.Fatal("equal statuses compared unequal")
+		}
+	}); n != 0 {
+		t.Errorf("l2StatusEqual allocated %.0f times per call, want 0", n)
+	}
+}
