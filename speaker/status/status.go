@@ -642,18 +642,6 @@ func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind
 // objects from the cache's list (every speaker caches them all), the ServiceBGPStatus and
 // BGPSessionStatus objects by label on the API server (sweepDeadBGP).
 func (w *Writer) sweepDead(ctx context.Context, alive map[string]bool) error {
-	var l2 v1beta1.ServiceL2StatusList
-	// Read only: the cache's own objects, not copies.
-	if err := w.c.List(ctx, &l2, client.InNamespace(w.ns), client.HasLabels{LabelNode}, client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("listing ServiceL2Status: %w", err)
-	}
-	return errors.Join(deleteDead(ctx, w, "ServiceL2Status", l2.Items, alive), w.sweepDeadBGP(ctx, alive))
-}
-
-// sweepDeadBGP deletes, on the API server, the ServiceBGPStatus and BGPSessionStatus objects
-// labelled with a node outside alive: at once when the live speakers differ from the last sweep's,
-// else every bgpSweepEvery.
-func (w *Writer) sweepDeadBGP(ctx context.Context, alive map[string]bool) error {
 	var names []string
 	for n, ok := range alive {
 		// A name that is no label value labels no object.
@@ -665,13 +653,6 @@ func (w *Writer) sweepDeadBGP(ctx context.Context, alive map[string]bool) error 
 		return nil // no live speaker known, not even this one: a sweep would delete everything
 	}
 	slices.Sort(names)
-	key := strings.Join(names, ",")
-	w.mu.Lock()
-	due := key != w.swept || w.now().Sub(w.sweptAt) >= bgpSweepEvery
-	w.mu.Unlock()
-	if !due {
-		return nil
-	}
 	labelled, err := labels.NewRequirement(LabelNode, selection.Exists, nil)
 	if err != nil {
 		return err
@@ -681,12 +662,32 @@ func (w *Writer) sweepDeadBGP(ctx context.Context, alive map[string]bool) error 
 		return fmt.Errorf("selecting dead speakers' objects: %w", err)
 	}
 	sel := labels.NewSelector().Add(*labelled, *dead)
+	// Only the dead speakers' objects, from the cache (read only: its own objects, not copies): the
+	// cache filters by label before it builds the list, which at every resync would otherwise hold
+	// every node's ServiceL2Status (10,000 at 10,000 Services).
+	var l2 v1beta1.ServiceL2StatusList
+	if err := w.c.List(ctx, &l2, client.InNamespace(w.ns), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("listing ServiceL2Status: %w", err)
+	}
+	return errors.Join(deleteDead(ctx, w, "ServiceL2Status", l2.Items, alive), w.sweepDeadBGP(ctx, strings.Join(names, ","), sel))
+}
+
+// sweepDeadBGP deletes, on the API server, the ServiceBGPStatus and BGPSessionStatus objects
+// selected by dead (those labelled with a node outside the live ones, whose sorted names are key):
+// at once when the live speakers differ from the last sweep's, else every bgpSweepEvery.
+func (w *Writer) sweepDeadBGP(ctx context.Context, key string, dead labels.Selector) error {
+	w.mu.Lock()
+	due := key != w.swept || w.now().Sub(w.sweptAt) >= bgpSweepEvery
+	w.mu.Unlock()
+	if !due {
+		return nil
+	}
 	for _, k := range []struct {
 		name string
 		obj  client.Object
 	}{{"ServiceBGPStatus", &v1beta1.ServiceBGPStatus{}}, {"BGPSessionStatus", &v1beta1.BGPSessionStatus{}}} {
-		if err := w.c.DeleteAllOf(ctx, k.obj, client.InNamespace(w.ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-			return fmt.Errorf("deleting the %s objects of speakers not alive (%s): %w", k.name, sel, err)
+		if err := w.c.DeleteAllOf(ctx, k.obj, client.InNamespace(w.ns), client.MatchingLabelsSelector{Selector: dead}); err != nil {
+			return fmt.Errorf("deleting the %s objects of speakers not alive (%s): %w", k.name, dead, err)
 		}
 	}
 	w.mu.Lock()
