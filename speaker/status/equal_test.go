@@ -110,9 +110,9 @@ func TestStatusEqualAgreesWithSemanticDeepEqual(t *testing.T) {
 // generator above know it.
 func TestStatusEqualKnowsEveryField(t *testing.T) {
 	for typ, fields := range map[reflect.Type]int{
-		reflect.TypeFor[v1beta1.ServiceL2StatusStatus](): 5,
-		reflect.TypeFor[v1beta1.InterfaceInfo]():         2,
-		reflect.TypeFor[v1beta1.L2Conflict]():            6,
+		reflect.TypeFor[v1beta1.ServiceL2StatusStatus]():  5,
+		reflect.TypeFor[v1beta1.InterfaceInfo]():          2,
+		reflect.TypeFor[v1beta1.L2Conflict]():             6,
 		reflect.TypeFor[v1beta1.ServiceBGPStatusStatus](): 4,
 	} {
 		if typ.NumField() != fields {
