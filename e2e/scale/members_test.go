@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -178,8 +179,10 @@ func runMemberCluster(t *testing.T, bin string, n int, quiet time.Duration, kill
 		must(t, err)
 		p.stdin, err = p.cmd.StdinPipe()
 		must(t, err)
+		if err := cg.Start(ns, p.cmd); err != nil {
+			t.Fatal(errors.Join(err, cg.Remove()))
+		}
 		c.procs = append(c.procs, p) // stopped by c.stop from here on
-		must(t, cg.Start(ns, p.cmd))
 		go c.read(p, stdout)
 		if i == 0 {
 			c.waitFor(t, 10*time.Second, "the first member to start", func() bool { return p.isStarted() })
