@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -131,7 +132,21 @@ func run() error {
 	size := flag.Int("size", 3, "cluster size the timers are chosen for (members.TimersFor)")
 	key := flag.String("key", "", "gossip encryption key, hex (16, 24 or 32 bytes); empty: none")
 	every := flag.Duration("traffic-every", time.Second, "how often to print the traffic sent so far")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
 	if *name == "" || *addr == "" {
 		return fmt.Errorf("-name and -addr are required")
 	}
