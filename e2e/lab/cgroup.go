@@ -75,15 +75,8 @@ func (l *Lab) LimitSpeakerCPU(node string, milliCPU int) error {
 		}
 		return removeCgroup(dir)
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("creating cgroup %s: %w", dir, err)
-	}
-	period := cfsPeriod.Microseconds()
-	if err := writeFile(filepath.Join(dir, "cpu.cfs_period_us"), strconv.FormatInt(period, 10)); err != nil {
-		return errors.Join(err, removeCgroup(dir))
-	}
-	if err := writeFile(filepath.Join(dir, "cpu.cfs_quota_us"), strconv.FormatInt(period*int64(milliCPU)/1000, 10)); err != nil {
-		return errors.Join(err, removeCgroup(dir))
+	if err := makeCPUCgroup(dir, milliCPU); err != nil {
+		return err
 	}
 	l.mu.Lock()
 	l.cpuLimits[node] = milliCPU
@@ -191,17 +184,26 @@ func NewCPUCgroup(name string, milliCPU int) (*CPUCgroup, error) {
 		_ = removeCgroupsOf(pid, true)
 	}
 	dir := filepath.Join(cgroupCPURoot, fmt.Sprintf("%s%d-%s", cgroupPrefix, os.Getpid(), name))
+	if err := makeCPUCgroup(dir, milliCPU); err != nil {
+		return nil, err
+	}
+	return &CPUCgroup{dir: dir}, nil
+}
+
+// makeCPUCgroup creates (or keeps) the cgroup at dir with a quota of milliCPU thousandths of a CPU
+// per cfsPeriod; on failure the cgroup is removed.
+func makeCPUCgroup(dir string, milliCPU int) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
+		return fmt.Errorf("creating cgroup %s: %w", dir, err)
 	}
 	period := cfsPeriod.Microseconds()
 	if err := writeFile(filepath.Join(dir, "cpu.cfs_period_us"), strconv.FormatInt(period, 10)); err != nil {
-		return nil, errors.Join(err, removeCgroup(dir))
+		return errors.Join(err, removeCgroup(dir))
 	}
 	if err := writeFile(filepath.Join(dir, "cpu.cfs_quota_us"), strconv.FormatInt(period*int64(milliCPU)/1000, 10)); err != nil {
-		return nil, errors.Join(err, removeCgroup(dir))
+		return errors.Join(err, removeCgroup(dir))
 	}
-	return &CPUCgroup{dir: dir}, nil
+	return nil
 }
 
 // Start starts cmd inside network namespace ns (the host's when ns is "") as a member of the

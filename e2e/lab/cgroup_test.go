@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -89,4 +90,73 @@ func TestStartInCgroup(t *testing.T) {
 		t.Errorf("the kernel never throttled the hog (%d periods): is the quota set?\n%s", periods, stat)
 	}
 	t.Logf("a spinning process limited to 200m used %.2f of a CPU, throttled in %d of %d periods", share, throttled, periods)
+}
+
+// TestCPUCgroup: a process started with CPUCgroup.Start is in the cgroup before it runs, the
+// kernel throttles it to the quota (Stat counts the throttled periods), and Remove kills what is
+// left and removes the cgroup.
+func TestCPUCgroup(t *testing.T) {
+	if err := CgroupCPUAvailable(); err != nil {
+		t.Skip(err)
+	}
+	nl := netlab.ForTest(t)
+	ns, err := nl.AddNS("cgx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg, err := NewCPUCgroup("hog", 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	t.Cleanup(func() {
+		if !removed {
+			_ = cg.Remove()
+		}
+	})
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command("sh", "-c", "cat /proc/self/cgroup; while :; do :; done")
+	cmd.Stdout = out
+	if err := cg.Start(ns, cmd); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := cg.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Throttled > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kernel never throttled the hog in 10s (%d periods): is the quota set?", st.Periods)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the cgroup's accounting
+	}
+	self, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(self), ":/"+filepath.Base(cg.dir)+"\n") {
+		t.Errorf("the process was not in the cgroup when it started; /proc/self/cgroup:\n%s", self)
+	}
+	removed = true
+	if err := cg.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Remove left the process running")
+	}
+	if _, err := os.Stat(cg.dir); !os.IsNotExist(err) {
+		t.Errorf("cgroup %s left behind (%v)", cg.dir, err)
+	}
 }
