@@ -1,6 +1,7 @@
 package status
 
 import (
+	"maps"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -35,4 +36,12 @@ func bgpStatusEqual(a, b v1beta1.ServiceBGPStatusStatus) bool {
 // BGP peer, so the reflective comparison is kept.
 func sessionStatusEqual(a, b v1beta1.BGPSessionStatusStatus) bool {
 	return equality.Semantic.DeepEqual(a, b)
+}
+
+// equal reports whether d and o desire the same: the same objects with the same statuses, and the
+// same sweep (none, or the same live speakers).
+func (d Desired) equal(o Desired) bool {
+	return maps.EqualFunc(d.L2, o.L2, l2StatusEqual) && maps.EqualFunc(d.BGP, o.BGP, bgpStatusEqual) &&
+		maps.EqualFunc(d.Sessions, o.Sessions, sessionStatusEqual) &&
+		(d.Sweep == nil) == (o.Sweep == nil) && maps.Equal(d.Sweep, o.Sweep)
 }

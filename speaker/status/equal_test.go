@@ -136,3 +136,50 @@ func TestStatusEqualDoesNotAllocate(t *testing.T) {
 		t.Errorf("l2StatusEqual allocated %.0f times per call, want 0", n)
 	}
 }
+
+// Desired.equal decides whether Set has anything to apply: the same as comparing every field, with
+// a missing sweep unlike a sweep with no live speaker.
+func TestDesiredEqual(t *testing.T) {
+	base := func() Desired {
+		return Desired{
+			L2:       map[string]v1beta1.ServiceL2StatusStatus{"a": {Node: "n1", ServiceName: "a", ServiceNamespace: "ns"}},
+			BGP:      map[string]v1beta1.ServiceBGPStatusStatus{"b": {Node: "n1", Peers: []string{"p1"}}},
+			Sessions: map[string]v1beta1.BGPSessionStatusStatus{"s": {Node: "n1", Peer: "p1", State: "Established"}},
+			Sweep:    map[string]bool{"n1": true},
+		}
+	}
+	cases := []struct {
+		name   string
+		change func(*Desired)
+		want   bool
+	}{
+		{"same", func(*Desired) {}, true},
+		{"another L2 status", func(d *Desired) { d.L2["a"] = v1beta1.ServiceL2StatusStatus{Node: "n2"} }, false},
+		{"one more L2 object", func(d *Desired) { d.L2["c"] = v1beta1.ServiceL2StatusStatus{} }, false},
+		{"another peer", func(d *Desired) { d.BGP["b"] = v1beta1.ServiceBGPStatusStatus{Node: "n1", Peers: []string{"p2"}} }, false},
+		{"another session state", func(d *Desired) {
+			d.Sessions["s"] = v1beta1.BGPSessionStatusStatus{Node: "n1", Peer: "p1", State: "Active"}
+		}, false},
+		{"another live speaker", func(d *Desired) { d.Sweep["n2"] = true }, false},
+		{"no sweep", func(d *Desired) { d.Sweep = nil }, false},
+		{"a sweep with no live speaker", func(d *Desired) { d.Sweep = map[string]bool{} }, false},
+		{"empty interfaces instead of none", func(d *Desired) {
+			d.L2["a"] = v1beta1.ServiceL2StatusStatus{Node: "n1", ServiceName: "a", ServiceNamespace: "ns", Interfaces: []v1beta1.InterfaceInfo{}}
+		}, true},
+	}
+	for _, c := range cases {
+		d := base()
+		c.change(&d)
+		if got := base().equal(d); got != c.want {
+			t.Errorf("%s: equal = %v, want %v", c.name, got, c.want)
+		}
+		if got := d.equal(base()); got != c.want {
+			t.Errorf("%s (reversed): equal = %v, want %v", c.name, got, c.want)
+		}
+	}
+	none, empty := base(), base()
+	none.Sweep, empty.Sweep = nil, map[string]bool{}
+	if none.equal(empty) || empty.equal(none) {
+		t.Error("no sweep compared equal to a sweep with no live speaker")
+	}
+}

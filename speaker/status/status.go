@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -231,7 +230,7 @@ func (w *Writer) Set(d Desired) {
 		d.BGP = map[string]v1beta1.ServiceBGPStatusStatus{}
 	}
 	w.cur, w.shared = &d, false
-	if w.applied != nil && reflect.DeepEqual(*w.applied, d) {
+	if w.applied != nil && w.applied.equal(d) {
 		w.mu.Unlock()
 		return
 	}
@@ -290,8 +289,8 @@ func (w *Writer) Put(l2 map[string]*v1beta1.ServiceL2StatusStatus, bgp map[strin
 		return
 	}
 	w.unshare()
-	changedL2 := putAll(w.cur.L2, l2)
-	changedBGP := putAll(w.cur.BGP, bgp)
+	changedL2 := putAll(w.cur.L2, l2, l2StatusEqual)
+	changedBGP := putAll(w.cur.BGP, bgp, bgpStatusEqual)
 	w.mu.Unlock()
 	for _, name := range changedL2 {
 		w.queue.Add(item{kind: kindL2, name: name})
@@ -302,7 +301,7 @@ func (w *Writer) Put(l2 map[string]*v1beta1.ServiceL2StatusStatus, bgp map[strin
 }
 
 // putAll applies changes to want and returns the names whose desired state differs from before.
-func putAll[S any](want map[string]S, changes map[string]*S) []string {
+func putAll[S any](want map[string]S, changes map[string]*S, equal func(a, b S) bool) []string {
 	var changed []string
 	for name, st := range changes {
 		old, had := want[name]
@@ -312,7 +311,7 @@ func putAll[S any](want map[string]S, changes map[string]*S) []string {
 		case st == nil:
 			delete(want, name)
 		default:
-			if had && reflect.DeepEqual(old, *st) {
+			if had && equal(old, *st) {
 				continue
 			}
 			want[name] = *st
@@ -334,7 +333,7 @@ func (w *Writer) Recheck() {
 // SetSessions replaces the BGP session states to report, keeping the rest of the desired state.
 func (w *Writer) SetSessions(s map[string]v1beta1.BGPSessionStatusStatus) {
 	w.mu.Lock()
-	if reflect.DeepEqual(w.sessions, s) {
+	if maps.EqualFunc(w.sessions, s, sessionStatusEqual) {
 		w.mu.Unlock()
 		return
 	}
