@@ -99,24 +99,49 @@ func (l *Lab) speakerCgroup(node string) string {
 	return l.cgroupDir(node)
 }
 
-// startInCgroup starts args in namespace ns inside cgroup dir: the process joins the cgroup
-// before it execs the command. `ip netns exec` hides /sys/fs/cgroup (it mounts a fresh /sys), so
-// the cgroup's procs file is opened here and handed down as file descriptor 3.
+// startInCgroup starts args in namespace ns inside cgroup dir (startCmdInCgroup), in a process
+// group of its own, with its output to out.
 func startInCgroup(ns, dir string, out *os.File, args ...string) (*exec.Cmd, error) {
-	procs, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
-	if err != nil {
-		return nil, fmt.Errorf("opening cgroup %s: %w", dir, err)
-	}
-	defer procs.Close()
-	wrapped := append([]string{"ip", "netns", "exec", ns, "sh", "-c", `echo $$ >&3 && exec "$@" 3>&-`, "sh"}, args...)
-	cmd := exec.Command(wrapped[0], wrapped[1:]...)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.ExtraFiles = []*os.File{procs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s in %s under cgroup %s: %w", filepath.Base(args[0]), ns, dir, err)
+	if err := startCmdInCgroup(ns, dir, cmd); err != nil {
+		return nil, err
 	}
 	return cmd, nil
+}
+
+// startCmdInCgroup starts cmd inside network namespace ns (the host's when ns is "") as a member
+// of cgroup dir from before it execs. `ip netns exec` hides /sys/fs/cgroup (it mounts a fresh
+// /sys), so the cgroup's procs file is opened here and handed down as file descriptor 3, and a
+// shell writes its own pid there before it execs the command. cmd's Stdin, Stdout, Stderr, Env and
+// SysProcAttr are kept (a process without SysProcAttr is killed if the caller's thread dies).
+func startCmdInCgroup(ns, dir string, cmd *exec.Cmd) error {
+	procs, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("opening cgroup %s: %w", dir, err)
+	}
+	defer procs.Close()
+	var args []string
+	if ns != "" {
+		args = append(args, "ip", "netns", "exec", ns)
+	}
+	args = append(args, "sh", "-c", `echo $$ >&3 && exec "$@" 3>&-`, "sh", cmd.Path)
+	args = append(args, cmd.Args[1:]...)
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		return err
+	}
+	name := filepath.Base(cmd.Path)
+	cmd.Path, cmd.Args = path, args
+	cmd.ExtraFiles = append([]*os.File{procs}, cmd.ExtraFiles...)
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s in namespace %q under cgroup %s: %w", name, ns, dir, err)
+	}
+	return nil
 }
 
 // CPUStat is a cgroup's CFS accounting (cpu.stat).
@@ -180,9 +205,7 @@ func NewCPUCgroup(name string, milliCPU int) (*CPUCgroup, error) {
 	if milliCPU <= 0 {
 		return nil, fmt.Errorf("CPU limit of cgroup %s: %d millicores, want more than 0", name, milliCPU)
 	}
-	for _, pid := range staleCgroupRuns() {
-		_ = removeCgroupsOf(pid, true)
-	}
+	_ = removeStaleCgroups() // what cannot be removed now is tried again by the next run
 	dir := filepath.Join(cgroupCPURoot, fmt.Sprintf("%s%d-%s", cgroupPrefix, os.Getpid(), name))
 	if err := makeCPUCgroup(dir, milliCPU); err != nil {
 		return nil, err
@@ -207,32 +230,9 @@ func makeCPUCgroup(dir string, milliCPU int) error {
 }
 
 // Start starts cmd inside network namespace ns (the host's when ns is "") as a member of the
-// cgroup from before it execs, like the lab's speakers. cmd's Stdin, Stdout, Stderr and Env are
-// kept; the process is killed if the caller's thread dies.
+// cgroup from before it execs, like the lab's speakers (see startCmdInCgroup).
 func (c *CPUCgroup) Start(ns string, cmd *exec.Cmd) error {
-	procs, err := os.OpenFile(filepath.Join(c.dir, "cgroup.procs"), os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("opening cgroup %s: %w", c.dir, err)
-	}
-	defer procs.Close()
-	name := filepath.Base(cmd.Path)
-	var args []string
-	if ns != "" {
-		args = append(args, "ip", "netns", "exec", ns)
-	}
-	args = append(args, "sh", "-c", `echo $$ >&3 && exec "$@" 3>&-`, "sh", cmd.Path)
-	args = append(args, cmd.Args[1:]...)
-	path, err := exec.LookPath(args[0])
-	if err != nil {
-		return err
-	}
-	cmd.Path, cmd.Args = path, args
-	cmd.ExtraFiles = append([]*os.File{procs}, cmd.ExtraFiles...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s under cgroup %s: %w", name, c.dir, err)
-	}
-	return nil
+	return startCmdInCgroup(ns, c.dir, cmd)
 }
 
 // Stat returns the cgroup's CFS accounting.
@@ -246,12 +246,7 @@ func (c *CPUCgroup) Stat() (CPUStat, error) {
 
 // Remove kills what is left in the cgroup and removes it.
 func (c *CPUCgroup) Remove() error {
-	data, _ := os.ReadFile(filepath.Join(c.dir, "cgroup.procs"))
-	for _, f := range strings.Fields(string(data)) {
-		if p, err := strconv.Atoi(f); err == nil {
-			_ = syscall.Kill(p, syscall.SIGKILL)
-		}
-	}
+	killCgroupProcs(c.dir)
 	return removeCgroup(c.dir)
 }
 
@@ -310,14 +305,28 @@ func removeCgroupsOf(pid int, kill bool) error {
 		}
 		dir := filepath.Join(cgroupCPURoot, e.Name())
 		if kill {
-			data, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-			for _, f := range strings.Fields(string(data)) {
-				if p, err := strconv.Atoi(f); err == nil {
-					_ = syscall.Kill(p, syscall.SIGKILL)
-				}
-			}
+			killCgroupProcs(dir)
 		}
 		errs = append(errs, removeCgroup(dir))
+	}
+	return errors.Join(errs...)
+}
+
+// killCgroupProcs sends SIGKILL to every process in the cgroup at dir.
+func killCgroupProcs(dir string) {
+	data, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	for _, f := range strings.Fields(string(data)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+}
+
+// removeStaleCgroups removes the lab cgroups of dead runs, killing what is left in them.
+func removeStaleCgroups() error {
+	var errs []error
+	for _, pid := range staleCgroupRuns() {
+		errs = append(errs, removeCgroupsOf(pid, true))
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/internal/testing/netlab"
 )
@@ -126,19 +129,12 @@ func TestCPUCgroup(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := cg.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Throttled > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the kernel never throttled the hog in 10s (%d periods): is the quota set?", st.Periods)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the cgroup's accounting
+	var st CPUStat
+	if err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		st, err = cg.Stat()
+		return err == nil && st.Throttled > 0, err
+	}); err != nil {
+		t.Fatalf("the kernel never throttled the hog in 10s (%d periods): is the quota set? %v", st.Periods, err)
 	}
 	self, err := os.ReadFile(out.Name())
 	if err != nil {

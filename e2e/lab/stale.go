@@ -25,10 +25,8 @@ func RemoveStale(runRoot string) error {
 	if err := netlab.RemoveStale(); err != nil {
 		errs = append(errs, fmt.Errorf("removing stale namespaces: %w", err))
 	}
-	for _, pid := range staleCgroupRuns() {
-		if err := removeCgroupsOf(pid, true); err != nil {
-			errs = append(errs, fmt.Errorf("removing stale CPU cgroups: %w", err))
-		}
+	if err := removeStaleCgroups(); err != nil {
+		errs = append(errs, fmt.Errorf("removing stale CPU cgroups: %w", err))
 	}
 	entries, err := os.ReadDir(runRoot)
 	if errors.Is(err, os.ErrNotExist) {

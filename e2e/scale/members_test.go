@@ -2,6 +2,7 @@ package scale
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -20,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/herald-lb/herald/e2e/lab"
 	"github.com/herald-lb/herald/internal/testing/netlab"
@@ -412,16 +415,14 @@ func (c *memberCluster) watch(t *testing.T, d time.Duration) {
 
 func (c *memberCluster) waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			counts := map[int]int{}
-			for _, p := range c.live() {
-				counts[p.count()]++
-			}
-			t.Fatalf("waited %s for %s (members by how many others they list: %v)", d, what, counts)
+	if err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, d, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	}); err != nil {
+		counts := map[int]int{}
+		for _, p := range c.live() {
+			counts[p.count()]++
 		}
-		time.Sleep(50 * time.Millisecond) // polling the members' output
+		t.Fatalf("waited %s for %s (members by how many others they list: %v): %v", d, what, counts, err)
 	}
 }
 

@@ -638,7 +638,7 @@ func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind
 }
 
 // sweepDead deletes the status objects of nodes whose speaker is not alive: the ServiceL2Status
-// objects from the cache's list (every speaker caches them all), the ServiceBGPStatus and
+// objects the cache (every speaker caches them all) selects by label, the ServiceBGPStatus and
 // BGPSessionStatus objects by label on the API server (sweepDeadBGP).
 func (w *Writer) sweepDead(ctx context.Context, alive map[string]bool) error {
 	var names []string
@@ -668,7 +668,14 @@ func (w *Writer) sweepDead(ctx context.Context, alive map[string]bool) error {
 	if err := w.c.List(ctx, &l2, client.InNamespace(w.ns), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing ServiceL2Status: %w", err)
 	}
-	return errors.Join(deleteDead(ctx, w, "ServiceL2Status", l2.Items, alive), w.sweepDeadBGP(ctx, strings.Join(names, ","), sel))
+	var errs []error
+	for i := range l2.Items {
+		o := &l2.Items[i]
+		if err := w.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, fmt.Errorf("deleting ServiceL2Status %s of dead speaker %s: %w", o.Name, o.Labels[LabelNode], err))
+		}
+	}
+	return errors.Join(append(errs, w.sweepDeadBGP(ctx, strings.Join(names, ","), sel))...)
 }
 
 // sweepDeadBGP deletes, on the API server, the ServiceBGPStatus and BGPSessionStatus objects
@@ -693,17 +700,4 @@ func (w *Writer) sweepDeadBGP(ctx context.Context, key string, dead labels.Selec
 	w.swept, w.sweptAt = key, w.now()
 	w.mu.Unlock()
 	return nil
-}
-
-func deleteDead[T any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, items []T, alive map[string]bool) error {
-	var errs []error
-	for i := range items {
-		o := P(&items[i])
-		if node := o.GetLabels()[LabelNode]; !alive[node] {
-			if err := w.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting %s %s of dead speaker %s: %w", kind, o.GetName(), node, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
 }
