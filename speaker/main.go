@@ -267,7 +267,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	a, err := agent.New(agent.Options{
 		NodeName: o.nodeName, Namespace: o.namespace, LBClass: o.lbClass, NodeIPv4: v4, NodeIPv6: v6,
 		MemberlistPort: o.memberlistPort,
-		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Watcher: watcher, Recorder: mgr.GetEventRecorderFor("herald-speaker"), //nolint:staticcheck // SA1019: core/v1 Events on purpose, as in the controller (counts rise per repeat)
+		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Watcher: watcher, Recorder: mgr.GetEventRecorderFor("herald-speaker"),
 		Reader: reader, PodName: o.podName,
 		Members: ml, L2: l2, BGP: speaker,
 		Links:  links,

@@ -155,7 +155,7 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	// The core/v1 recorder on purpose: it raises an Event's count as each repeat happens, which
 	// operators (kubectl describe) and the tests read. The events.k8s.io/v1 recorder
 	// (mgr.GetEventRecorder) writes a repeat's series only every 30 minutes.
-	c.recorder = mgr.GetEventRecorderFor("herald-controller") //nolint:staticcheck // SA1019: see above
+	c.recorder = mgr.GetEventRecorderFor("herald-controller")
 	store, err := newServiceStore(mgr.GetConfig())
 	if err != nil {
 		return err
