@@ -276,3 +276,24 @@ func TestTrimEndpointSliceKeepsOneEndpointPerNodeAndConditions(t *testing.T) {
 		t.Errorf("the trimmed slice keeps %d endpoints, want 7: %+v", got, trimmed.Endpoints)
 	}
 }
+
+// sliceView is what the speaker reads of an EndpointSlice (TrimEndpointSlice keeps it): which
+// Service it belongs to, and which nodes hold endpoints in which state (addresses, ports and
+// targets are not read). The tests compare the views of trimmed and whole slices.
+type sliceView struct {
+	Labels    map[string]string
+	Deleting  bool
+	Endpoints map[endpointView]bool
+}
+
+func viewOfSlice(es *discoveryv1.EndpointSlice) sliceView {
+	v := sliceView{Labels: es.Labels, Deleting: es.DeletionTimestamp != nil, Endpoints: map[endpointView]bool{}}
+	for _, ep := range es.Endpoints {
+		ev := endpointView{Ready: tri(ep.Conditions.Ready), Serving: tri(ep.Conditions.Serving), Terminating: tri(ep.Conditions.Terminating)}
+		if ep.NodeName != nil {
+			ev.Node = *ep.NodeName
+		}
+		v.Endpoints[ev] = true
+	}
+	return v
+}

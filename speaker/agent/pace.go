@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -18,8 +17,9 @@ import (
 // frozen for most of each period, memberlist's acks miss their deadlines, and live speakers are
 // declared dead. Two things prevent that:
 //
-//   - Updates that change nothing the speaker reads (EndpointSlice address or port churn, Node
-//     heartbeats, resyncs of unchanged objects) do not trigger a recomputation (relevantUpdate).
+//   - Updates that change nothing the speaker reads do not trigger a recomputation: EndpointSlice
+//     address or port churn leaves the model's summary of the slice as it was (model.setSlice),
+//     and Node heartbeats and informer resyncs of unchanged objects are dropped (relevantUpdate).
 //   - Recomputations caused by API events are paced (pacer): the first one after a quiet
 //     moment runs at once, later ones wait until the recomputing has used at most syncBudget of
 //     the time since the last one ended, and all the events of that wait are coalesced into one.
@@ -137,9 +137,10 @@ func newPaceMetrics(reg prometheus.Registerer) *paceMetrics {
 	return m
 }
 
-// relevantUpdate reports whether an update from old to new may change the plan, the events or
-// the status the speaker derives from the cache. It errs on the side of true: only changes known
-// to be invisible to the speaker are false.
+// relevantUpdate reports whether an update from old to new, of an object of the cache (Nodes,
+// Secrets, Herald's configuration), may change the plan, the events or the status the speaker
+// derives from it. It errs on the side of true: only changes known to be invisible to the speaker
+// are false. Services and EndpointSlices do not come through the cache (store.go).
 func relevantUpdate(old, new any) bool {
 	om, ok1 := old.(metav1.Object)
 	nm, ok2 := new.(metav1.Object)
@@ -147,9 +148,6 @@ func relevantUpdate(old, new any) bool {
 		return false // an informer resync: nothing changed
 	}
 	switch o := old.(type) {
-	case *discoveryv1.EndpointSlice:
-		n, ok := new.(*discoveryv1.EndpointSlice)
-		return !ok || !equality.Semantic.DeepEqual(viewOfSlice(o), viewOfSlice(n))
 	case *corev1.Node:
 		n, ok := new.(*corev1.Node)
 		return !ok || !equality.Semantic.DeepEqual(viewOfNode(o), viewOfNode(n))
@@ -175,26 +173,6 @@ func tri(b *bool) triState {
 	default:
 		return 2
 	}
-}
-
-// sliceView is what the speaker reads of an EndpointSlice: which Service it belongs to, and
-// which nodes hold endpoints in which state (addresses, ports and targets are not read).
-type sliceView struct {
-	Labels    map[string]string
-	Deleting  bool
-	Endpoints map[endpointView]bool
-}
-
-func viewOfSlice(es *discoveryv1.EndpointSlice) sliceView {
-	v := sliceView{Labels: es.Labels, Deleting: es.DeletionTimestamp != nil, Endpoints: map[endpointView]bool{}}
-	for _, ep := range es.Endpoints {
-		ev := endpointView{Ready: tri(ep.Conditions.Ready), Serving: tri(ep.Conditions.Serving), Terminating: tri(ep.Conditions.Terminating)}
-		if ep.NodeName != nil {
-			ev.Node = *ep.NodeName
-		}
-		v.Endpoints[ev] = true
-	}
-	return v
 }
 
 // nodeView is what the speaker reads of a Node: labels (node selectors, exclusion), spec,
