@@ -137,14 +137,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	app := env.NewNamespace(t, "app")
 
 	for _, n := range []string{"n1", "n2"} {
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n + "-" + hns}}
-		if err := c.Create(ctx, node); err != nil {
-			t.Fatal(err)
-		}
-		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
-		if err := c.Status().Update(ctx, node); err != nil {
-			t.Fatal(err)
-		}
+		createReadyNode(t, c, n+"-"+hns)
 	}
 	n1, n2 := "n1-"+hns, "n2-"+hns
 
@@ -328,8 +321,9 @@ func createReadyEndpoint(t *testing.T, c client.Client, ns, svc string) {
 	}
 }
 
-// createReadyNode creates a Node whose Ready condition is True, deleted at the end of the test.
-func createReadyNode(t *testing.T, c client.Client, name string) *corev1.Node {
+// createReadyNode creates a Node whose Ready condition is True, with the given addresses, deleted
+// at the end of the test.
+func createReadyNode(t *testing.T, c client.Client, name string, addrs ...corev1.NodeAddress) *corev1.Node {
 	t.Helper()
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := c.Create(t.Context(), n); err != nil {
@@ -337,6 +331,7 @@ func createReadyNode(t *testing.T, c client.Client, name string) *corev1.Node {
 	}
 	t.Cleanup(func() { _ = c.Delete(context.WithoutCancel(t.Context()), n) })
 	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+	n.Status.Addresses = addrs
 	if err := c.Status().Update(t.Context(), n); err != nil {
 		t.Fatalf("making Node %s ready: %v", name, err)
 	}

@@ -76,14 +76,7 @@ func TestAgentReportsConflicts(t *testing.T) {
 	app := env.NewNamespace(t, "app")
 	n1, n2 := "n1-"+hns, "n2-"+hns
 	for _, n := range []string{n1, n2} {
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}
-		if err := c.Create(ctx, node); err != nil {
-			t.Fatal(err)
-		}
-		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
-		if err := c.Status().Update(ctx, node); err != nil {
-			t.Fatal(err)
-		}
+		createReadyNode(t, c, n)
 	}
 	mustCreate := func(o client.Object) {
 		t.Helper()

@@ -228,18 +228,11 @@ func newReadyLab(t *testing.T, lbRange string, ip string, opts func(*Options, *t
 // mkNode creates a Ready Node, with an InternalIP when addr is not empty.
 func mkNode(t *testing.T, name, addr string) {
 	t.Helper()
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if err := env.Client.Create(t.Context(), node); err != nil {
-		t.Fatal(err)
-	}
-	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+	var addrs []corev1.NodeAddress
 	if addr != "" {
-		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: addr}}
+		addrs = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: addr}}
 	}
-	if err := env.Client.Status().Update(t.Context(), node); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), node) })
+	createReadyNode(t, env.Client, name, addrs...)
 }
 
 func (rl *readyLab) meta() (nodemeta.Meta, int) {

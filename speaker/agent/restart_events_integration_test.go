@@ -40,12 +40,7 @@ func TestRestartedSpeakerWritesNoNodeAssignedAgain(t *testing.T) {
 		}
 	}
 	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: hns} }
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}
-	mustCreate(n)
-	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
-	if err := c.Status().Update(ctx, n); err != nil {
-		t.Fatal(err)
-	}
+	createReadyNode(t, c, node)
 	mustCreate(&v1beta1.IPAddressPool{ObjectMeta: meta("l2"), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.100-198.51.100.119"}}})
 	mustCreate(&v1beta1.L2Advertisement{ObjectMeta: meta("l2"), Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"l2"}}})
 	mustCreate(&v1beta1.IPAddressPool{ObjectMeta: meta("bgp"), Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.192/28"}}})

@@ -114,15 +114,7 @@ func newScaleCluster(t *testing.T) *scaleCluster {
 	for _, n := range []string{"n1", "n2", "n3"} {
 		name := n + "-" + sc.hns
 		sc.nodes = append(sc.nodes, name)
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if err := c.Create(ctx, node); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Delete(context.WithoutCancel(ctx), node) })
-		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
-		if err := c.Status().Update(ctx, node); err != nil {
-			t.Fatal(err)
-		}
+		createReadyNode(t, c, name)
 	}
 	for _, o := range []client.Object{
 		&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: sc.hns}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"2001:db8:100::/112"}}},

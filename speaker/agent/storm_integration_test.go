@@ -40,14 +40,7 @@ func TestAgentPacesEventStorm(t *testing.T) {
 	for _, n := range []string{"n1", "n2", "n3"} {
 		name := n + "-" + hns
 		nodes = append(nodes, name)
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if err := c.Create(ctx, node); err != nil {
-			t.Fatal(err)
-		}
-		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
-		if err := c.Status().Update(ctx, node); err != nil {
-			t.Fatal(err)
-		}
+		createReadyNode(t, c, name)
 	}
 	for _, o := range []client.Object{
 		&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: hns}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.0/24"}}},
