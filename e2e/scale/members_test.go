@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -480,14 +479,5 @@ func (c *memberCluster) stop() {
 // buildMember builds e2e/cmd/herald-member for the test.
 func buildMember(t *testing.T) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	must(t, err)
-	out := filepath.Join(t.TempDir(), "herald-member")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./e2e/cmd/herald-member")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building herald-member: %v: %s", err, b)
-	}
-	return out
+	return testenv.Build(t, "herald-member", "./e2e/cmd/herald-member", "-trimpath", "-ldflags=-s -w")
 }

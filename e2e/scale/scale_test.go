@@ -341,16 +341,7 @@ func failover(t *testing.T, ctx context.Context, l *lab.Lab, probe string, owner
 // buildProbe builds e2e/cmd/ndpprobe for the test.
 func buildProbe(t *testing.T, l *lab.Lab) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	must(t, err)
-	out := filepath.Join(t.TempDir(), "ndpprobe")
-	cmd := exec.Command("go", "build", "-o", out, "./e2e/cmd/ndpprobe")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building ndpprobe: %v: %s", err, b)
-	}
-	return out
+	return testenv.Build(t, "ndpprobe", "./e2e/cmd/ndpprobe")
 }
 
 // keepLogs copies the lab's process logs from its run folder to dir (HERALD_SCALE_KEEP_LOGS=dir),

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -223,18 +222,7 @@ func lastGC(log string) string {
 // buildSpeaker builds herald-speaker as the image does.
 func buildSpeaker(t *testing.T) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "herald-speaker")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./speaker")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the speaker: %v\n%s", err, out)
-	}
-	return bin
+	return testenv.Build(t, "herald-speaker", "./speaker", "-trimpath", "-ldflags=-s -w")
 }
 
 // forwardAPIServer listens on the loopback of namespace ns, forwards every connection to the test

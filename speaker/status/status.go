@@ -411,21 +411,13 @@ func (w *Writer) converge(ctx context.Context, it item) error {
 	case kindL2:
 		want := wanted(w.cur.L2, it.name)
 		w.mu.Unlock()
-		err := convergeNames(ctx, w, "ServiceL2Status", want,
-			func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
-			func(st v1beta1.ServiceL2StatusStatus) map[string]string {
-				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			}, l2StatusEqual)
+		err := convergeNames(ctx, w, w.l2Kind(), want)
 		w.noteApplied(err, func(a *Desired) { noteApplied(a.L2, want) })
 		return err
 	case kindBGP:
 		want := wanted(w.cur.BGP, it.name)
 		w.mu.Unlock()
-		err := convergeNames(ctx, w, "ServiceBGPStatus", want,
-			func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
-			func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
-				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			}, bgpStatusEqual)
+		err := convergeNames(ctx, w, w.bgpKind(), want)
 		w.noteApplied(err, func(a *Desired) { noteApplied(a.BGP, want) })
 		return err
 	default: // kindSessions
@@ -435,11 +427,7 @@ func (w *Writer) converge(ctx context.Context, it item) error {
 		if err := w.c.List(ctx, &have, client.InNamespace(w.ns), client.MatchingLabels{LabelNode: w.node}); err != nil {
 			return fmt.Errorf("listing BGPSessionStatus: %w", err)
 		}
-		err := converge(ctx, w, "BGPSessionStatus", have.Items, sess,
-			func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
-			func(st v1beta1.BGPSessionStatusStatus) map[string]string {
-				return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
-			}, sessionStatusEqual)
+		err := converge(ctx, w, w.sessionKind(), have.Items, sess)
 		w.noteApplied(err, func(a *Desired) { a.Sessions = sess })
 		return err
 	}
@@ -499,8 +487,7 @@ func (d Desired) clone() Desired {
 
 // convergeNames makes the objects of the given names (of one kind, this node's) have the desired
 // status, creating or deleting them as needed.
-func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, want map[string]*S,
-	status func(P) *S, labels func(S) map[string]string, equal func(a, b S) bool) error {
+func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, k statusKind[T, S, P], want map[string]*S) error {
 	var errs []error
 	for name, st := range want {
 		obj := P(new(T))
@@ -513,29 +500,29 @@ func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer,
 			obj = P(new(T))
 			obj.SetName(name)
 			obj.SetNamespace(w.ns)
-			obj.SetLabels(labels(*st))
+			obj.SetLabels(k.labels(*st))
 			if err := w.c.Create(ctx, obj); err != nil {
-				errs = append(errs, fmt.Errorf("creating %s %s: %w", kind, name, err))
+				errs = append(errs, fmt.Errorf("creating %s %s: %w", k.name, name, err))
 				continue
 			}
 		case err != nil:
-			errs = append(errs, fmt.Errorf("reading %s %s: %w", kind, name, err))
+			errs = append(errs, fmt.Errorf("reading %s %s: %w", k.name, name, err))
 			continue
 		case st == nil:
 			if obj.GetLabels()[LabelNode] != w.node {
 				continue // not this node's: never touched
 			}
 			if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting %s %s: %w", kind, name, err))
+				errs = append(errs, fmt.Errorf("deleting %s %s: %w", k.name, name, err))
 			}
 			continue
 		}
-		if equal(*status(obj), *st) {
+		if k.equal(*k.status(obj), *st) {
 			continue
 		}
-		*status(obj) = *st
+		*k.status(obj) = *st
 		if err := w.c.Status().Update(ctx, obj); err != nil {
-			errs = append(errs, fmt.Errorf("updating %s %s: %w", kind, name, err))
+			errs = append(errs, fmt.Errorf("updating %s %s: %w", k.name, name, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -558,21 +545,9 @@ func (w *Writer) apply(ctx context.Context, d Desired) error {
 		}
 	}
 	errs := []error{
-		converge(ctx, w, "ServiceL2Status", l2.Items, d.L2,
-			func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
-			func(st v1beta1.ServiceL2StatusStatus) map[string]string {
-				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			}, l2StatusEqual),
-		converge(ctx, w, "ServiceBGPStatus", bgp.Items, d.BGP,
-			func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
-			func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
-				return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
-			}, bgpStatusEqual),
-		converge(ctx, w, "BGPSessionStatus", sess.Items, d.Sessions,
-			func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
-			func(st v1beta1.BGPSessionStatusStatus) map[string]string {
-				return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
-			}, sessionStatusEqual),
+		converge(ctx, w, w.l2Kind(), l2.Items, d.L2),
+		converge(ctx, w, w.bgpKind(), bgp.Items, d.BGP),
+		converge(ctx, w, w.sessionKind(), sess.Items, d.Sessions),
 	}
 	if d.Sweep != nil {
 		alive := maps.Clone(d.Sweep)
@@ -590,6 +565,48 @@ func (w *Writer) serviceLabels(ns, name string) map[string]string {
 	return map[string]string{LabelNode: w.node, LabelServiceName: name, LabelServiceNamespace: ns}
 }
 
+// statusKind is what converge and convergeNames need of a status kind: its name (for errors), its
+// object's status, the labels of a new object, and when two statuses say the same.
+type statusKind[T any, S any, P objectPtr[T]] struct {
+	name   string
+	status func(P) *S
+	labels func(S) map[string]string
+	equal  func(a, b S) bool
+}
+
+func (w *Writer) l2Kind() statusKind[v1beta1.ServiceL2Status, v1beta1.ServiceL2StatusStatus, *v1beta1.ServiceL2Status] {
+	return statusKind[v1beta1.ServiceL2Status, v1beta1.ServiceL2StatusStatus, *v1beta1.ServiceL2Status]{
+		name:   "ServiceL2Status",
+		status: func(o *v1beta1.ServiceL2Status) *v1beta1.ServiceL2StatusStatus { return &o.Status },
+		labels: func(st v1beta1.ServiceL2StatusStatus) map[string]string {
+			return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
+		},
+		equal: l2StatusEqual,
+	}
+}
+
+func (w *Writer) bgpKind() statusKind[v1beta1.ServiceBGPStatus, v1beta1.ServiceBGPStatusStatus, *v1beta1.ServiceBGPStatus] {
+	return statusKind[v1beta1.ServiceBGPStatus, v1beta1.ServiceBGPStatusStatus, *v1beta1.ServiceBGPStatus]{
+		name:   "ServiceBGPStatus",
+		status: func(o *v1beta1.ServiceBGPStatus) *v1beta1.ServiceBGPStatusStatus { return &o.Status },
+		labels: func(st v1beta1.ServiceBGPStatusStatus) map[string]string {
+			return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
+		},
+		equal: bgpStatusEqual,
+	}
+}
+
+func (w *Writer) sessionKind() statusKind[v1beta1.BGPSessionStatus, v1beta1.BGPSessionStatusStatus, *v1beta1.BGPSessionStatus] {
+	return statusKind[v1beta1.BGPSessionStatus, v1beta1.BGPSessionStatusStatus, *v1beta1.BGPSessionStatus]{
+		name:   "BGPSessionStatus",
+		status: func(o *v1beta1.BGPSessionStatus) *v1beta1.BGPSessionStatusStatus { return &o.Status },
+		labels: func(st v1beta1.BGPSessionStatusStatus) map[string]string {
+			return map[string]string{LabelNode: w.node, LabelPeer: st.Peer}
+		},
+		equal: sessionStatusEqual,
+	}
+}
+
 // objectPtr is a pointer to a status kind's object type.
 type objectPtr[T any] interface {
 	*T
@@ -598,8 +615,7 @@ type objectPtr[T any] interface {
 
 // converge makes the objects have (of one kind, this node's) those of want, by name: it creates the
 // missing ones, updates the status of those that differ and deletes the rest.
-func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind string, have []T, want map[string]S,
-	status func(P) *S, labels func(S) map[string]string, equal func(a, b S) bool) error {
+func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, k statusKind[T, S, P], have []T, want map[string]S) error {
 	var errs []error
 	byName := make(map[string]P, len(have))
 	for i := range have {
@@ -612,25 +628,25 @@ func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, kind
 			obj = P(new(T))
 			obj.SetName(name)
 			obj.SetNamespace(w.ns)
-			obj.SetLabels(labels(st))
+			obj.SetLabels(k.labels(st))
 			if err := w.c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-				errs = append(errs, fmt.Errorf("creating %s %s: %w", kind, name, err))
+				errs = append(errs, fmt.Errorf("creating %s %s: %w", k.name, name, err))
 				continue
 			}
 		}
-		if equal(*status(obj), st) {
+		if k.equal(*k.status(obj), st) {
 			continue
 		}
 		obj = obj.DeepCopyObject().(P) // have may be the cache's objects
-		*status(obj) = st
+		*k.status(obj) = st
 		if err := w.c.Status().Update(ctx, obj); err != nil {
-			errs = append(errs, fmt.Errorf("updating %s %s: %w", kind, name, err))
+			errs = append(errs, fmt.Errorf("updating %s %s: %w", k.name, name, err))
 		}
 	}
 	for name, obj := range byName {
 		if _, ok := want[name]; !ok {
 			if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting %s %s: %w", kind, name, err))
+				errs = append(errs, fmt.Errorf("deleting %s %s: %w", k.name, name, err))
 			}
 		}
 	}
