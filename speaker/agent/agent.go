@@ -328,7 +328,8 @@ func (a *Agent) watch(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", o, err)
 		}
-		reg, err := inf.AddEventHandler(triggerHandler{a})
+		_, isNode := o.(*corev1.Node)
+		reg, err := inf.AddEventHandler(triggerHandler{a: a, nodes: isNode})
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", o, err)
 		}
@@ -337,15 +338,29 @@ func (a *Agent) watch(ctx context.Context) error {
 	return nil
 }
 
-type triggerHandler struct{ a *Agent }
+// triggerHandler asks for a recomputation on any change of the objects of one informer: of every
+// IP, or for Nodes of the IPs that nodes' changes may affect (engine.affectedByNodes).
+type triggerHandler struct {
+	a     *Agent
+	nodes bool
+}
 
-func (h triggerHandler) OnAdd(any, bool) { h.a.Trigger() }
-func (h triggerHandler) OnDelete(any)    { h.a.Trigger() }
+func (h triggerHandler) OnAdd(any, bool) { h.trigger() }
+func (h triggerHandler) OnDelete(any)    { h.trigger() }
 
 // OnUpdate ignores updates that change nothing the speaker reads (see relevantUpdate).
 func (h triggerHandler) OnUpdate(old, new any) {
 	if !relevantUpdate(old, new) {
 		h.a.pace.skipped.Inc()
+		return
+	}
+	h.trigger()
+}
+
+func (h triggerHandler) trigger() {
+	if h.nodes {
+		h.a.model.markNodes()
+		h.a.signal()
 		return
 	}
 	h.a.Trigger()

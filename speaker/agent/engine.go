@@ -80,8 +80,40 @@ func (e *engine) full(ctx *plan.Context, svcs map[string]plan.Service) changes {
 // update recomputes the IPs of the given Services (nil: gone, not handled, or without an IP), old
 // and new.
 func (e *engine) update(svcs map[string]*plan.Service) changes {
-	ch := changes{services: map[string]bool{}}
+	return e.partial(e.ctx, map[netip.Addr]bool{}, svcs)
+}
+
+// affectedByNodes returns the IPs whose plan may change from the engine's context to ctx, and
+// true, when ctx differs from it only in the state of other nodes (plan.Context.NodesChanged):
+// those a changed node owns or may come to own, and those whose plan depends on every node (see
+// plan.Context.MayChange). It returns false when everything is to be recomputed. It reads the
+// kept plans only: a few hashes per IP, no election.
+func (e *engine) affectedByNodes(ctx *plan.Context) (map[netip.Addr]bool, bool) {
+	if e.ctx == nil {
+		return nil, false
+	}
+	changed, ok := ctx.NodesChanged(e.ctx)
+	if !ok {
+		return nil, false
+	}
 	affected := map[netip.Addr]bool{}
+	if len(changed) == 0 {
+		return affected, true // no change the election sees (a label no advertisement reads)
+	}
+	for ip, p := range e.ips {
+		if ctx.MayChange(p, changed) {
+			affected[ip] = true
+		}
+	}
+	return affected, true
+}
+
+// partial recomputes, under ctx, the given IPs and those of the given Services (as update). ctx
+// must be the engine's context or one that differs from it only where affectedByNodes allowed,
+// with ips the IPs it returned. The caller gives up ips.
+func (e *engine) partial(ctx *plan.Context, ips map[netip.Addr]bool, svcs map[string]*plan.Service) changes {
+	e.ctx = ctx
+	ch := changes{services: map[string]bool{}}
 	for k, s := range svcs {
 		old, had := e.svcs[k]
 		if !had && s == nil {
@@ -93,7 +125,7 @@ func (e *engine) update(svcs map[string]*plan.Service) changes {
 		ch.services[k] = true
 		if had {
 			for _, ip := range old.IPs {
-				affected[ip] = true
+				ips[ip] = true
 				e.release(ip, k)
 			}
 			delete(e.svcs, k)
@@ -101,12 +133,12 @@ func (e *engine) update(svcs map[string]*plan.Service) changes {
 		if s != nil {
 			e.svcs[k] = *s
 			for _, ip := range s.IPs {
-				affected[ip] = true
+				ips[ip] = true
 				e.hold(ip, k)
 			}
 		}
 	}
-	e.recompute(affected, &ch)
+	e.recompute(ips, &ch)
 	return ch
 }
 

@@ -292,3 +292,158 @@ func (e *engine) plan() plan.Plan {
 	}
 	return plan.Assemble(ctx, ips)
 }
+
+// TestEngineNodeChangesMatchCompute changes one or two nodes at a time (liveness, readiness,
+// labels that node selectors read, interfaces; nodes added and removed), sometimes with a Service
+// change in the same computation, and checks after each change that recomputing only the IPs
+// affectedByNodes returns gives the plan Compute makes from scratch. A change of this node, or of
+// anything but nodes, must be refused (a full computation).
+func TestEngineNodeChangesMatchCompute(t *testing.T) {
+	cfg, err := config.Parse(config.Snapshot{
+		Pools: []v1beta1.IPAddressPool{
+			{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: "h"}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.0/27"}}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "zoned", Namespace: "h"}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.32/27"}}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "bgp", Namespace: "h"}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.64/27"}}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "both", Namespace: "h"}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.96/27"}}},
+		},
+		L2Advertisements: []v1beta1.L2Advertisement{
+			{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: "h"}, Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"l2", "both"}}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "zoned", Namespace: "h"}, Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"zoned"},
+				NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"zone": "a"}}}, Interfaces: []string{"eth1"}}},
+		},
+		BGPAdvertisements: []v1beta1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "bgp", Namespace: "h"},
+			Spec: v1beta1.BGPAdvertisementSpec{IPAddressPools: []string{"bgp", "both"}}}},
+		Peers: []v1beta1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "tor", Namespace: "h"},
+			Spec: v1beta1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.1"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := []string{"n1", "n2", "n3", "n4", "n5", "n6"}
+	randomNode := func(name string) election.Node {
+		n := election.Node{Name: name, Alive: rng.IntN(4) != 0, SpeakerReady: rng.IntN(5) != 0, Ready: rng.IntN(6) != 0,
+			Interfaces: []string{"eth0", "eth1"}, DefaultInterfaces: []string{"eth0"}}
+		n.Labels = map[string]string{"team": fmt.Sprint(rng.IntN(3))} // read by no advertisement
+		if rng.IntN(2) == 0 {
+			n.Labels["zone"] = "a"
+		}
+		switch rng.IntN(8) {
+		case 0:
+			n.Interfaces = []string{"eth0"}
+		case 1:
+			n.Labels = map[string]string{election.ExcludeFromLBLabel: ""}
+		}
+		return n
+	}
+	var ns []election.Node
+	for _, n := range names {
+		ns = append(ns, randomNode(n))
+	}
+	randomIP := func() netip.Addr {
+		if rng.IntN(8) == 0 {
+			return netip.MustParseAddr("203.0.113.5") // in no pool
+		}
+		return netip.AddrFrom4([4]byte{198, 51, 100, byte(rng.IntN(4)*32 + rng.IntN(10))})
+	}
+	randomService := func(key string) *plan.Service {
+		s := &plan.Service{Key: key, IPs: []netip.Addr{randomIP()}, NoEndpoints: rng.IntN(8) == 0, LocalTraffic: rng.IntN(3) == 0}
+		for _, n := range names {
+			if rng.IntN(3) == 0 {
+				s.ReadyEndpointNodes = append(s.ReadyEndpointNodes, n)
+			}
+		}
+		return s
+	}
+	svcs := map[string]*plan.Service{}
+	for i := range 60 {
+		key := fmt.Sprintf("app/s%d", i)
+		svcs[key] = randomService(key)
+	}
+	const self = "n1"
+	e := newEngine()
+	e.full(plan.NewContext(cfg, self, ns), values(svcs))
+	var partial, refused, recomputed, held int
+	for step := range 600 {
+		next := slices.Clone(ns)
+		changedSelf := false
+		for range 1 + rng.IntN(2) {
+			i := rng.IntN(len(next))
+			switch rng.IntN(10) {
+			case 0: // removed (not this node)
+				if next[i].Name != self {
+					next = slices.Delete(next, i, i+1)
+					continue
+				}
+			case 1: // a new node, or one back
+				if missing := slices.DeleteFunc(slices.Clone(names), func(n string) bool {
+					return slices.ContainsFunc(next, func(x election.Node) bool { return x.Name == n })
+				}); len(missing) > 0 {
+					next = append(next, randomNode(missing[rng.IntN(len(missing))]))
+					continue
+				}
+			}
+			changedSelf = changedSelf || next[i].Name == self
+			next[i] = randomNode(next[i].Name)
+		}
+		changed := map[string]*plan.Service{}
+		if rng.IntN(3) == 0 {
+			key := fmt.Sprintf("app/s%d", rng.IntN(70))
+			s := randomService(key)
+			if rng.IntN(5) == 0 {
+				s = nil
+				delete(svcs, key)
+			} else {
+				svcs[key] = s
+			}
+			changed[key] = s
+		}
+		ctx := plan.NewContext(cfg, self, next)
+		affected, ok := e.affectedByNodes(ctx)
+		selfBefore := slices.IndexFunc(ns, func(n election.Node) bool { return n.Name == self })
+		selfAfter := slices.IndexFunc(next, func(n election.Node) bool { return n.Name == self })
+		if selfDiffers := changedSelf && !cmp.Equal(ns[selfBefore], next[selfAfter]); ok == selfDiffers {
+			t.Fatalf("step %d: affectedByNodes ok=%v, but this node changed: %v", step, ok, selfDiffers)
+		}
+		if ok {
+			partial++
+			recomputed += len(affected)
+			held += len(e.ips)
+			e.partial(ctx, affected, changed)
+		} else {
+			refused++
+			e.full(ctx, values(svcs))
+		}
+		ns = next
+		in := plan.Input{Config: cfg, Self: self, Nodes: ns}
+		for _, s := range svcs {
+			in.Services = append(in.Services, *s)
+		}
+		if diff := cmp.Diff(plan.Compute(in), e.plan(), planCmp); diff != "" {
+			t.Fatalf("step %d (partial %v): the engine's plan differs from Compute (-want +got):\n%s", step, ok, diff)
+		}
+		routes, elsewhere := e.routes()
+		want := plan.Compute(in)
+		if diff := cmp.Diff(want.Routes, routes, planCmp); diff != "" {
+			t.Fatalf("step %d: the engine's routes differ from Compute (-want +got):\n%s", step, diff)
+		}
+		if diff := cmp.Diff(want.BGPElsewhere, elsewhere, planCmp); diff != "" {
+			t.Fatalf("step %d: the prefixes advertised elsewhere differ from Compute (-want +got):\n%s", step, diff)
+		}
+	}
+	t.Logf("%d partial computations (%d of the %d IPs held recomputed), %d refused", partial, recomputed, held, refused)
+	if partial == 0 || refused == 0 {
+		t.Fatalf("the random changes did not exercise both paths: %d partial, %d refused", partial, refused)
+	}
+	if recomputed >= held {
+		t.Errorf("partial computations recomputed %d of %d IPs: nothing was spared", recomputed, held)
+	}
+	// Nothing changed: nothing to recompute.
+	if affected, ok := e.affectedByNodes(plan.NewContext(cfg, self, slices.Clone(ns))); !ok || len(affected) != 0 {
+		t.Errorf("an unchanged context: ok=%v, %d IPs affected; want ok and none", ok, len(affected))
+	}
+	// Another configuration: refused.
+	if _, ok := e.affectedByNodes(plan.NewContext(engineConfig(t), self, ns)); ok {
+		t.Error("another configuration was accepted for a partial computation")
+	}
+}

@@ -40,6 +40,7 @@ type model struct {
 	statusOf map[string]int
 	dirty    map[string]bool // Services changed since the last take
 	full     bool            // something else changed: recompute everything
+	nodes    bool            // a Node changed: recompute the IPs that nodes' changes affect
 }
 
 // service is what the speaker reads of a Service: its identity (for events), labels (service
@@ -235,15 +236,23 @@ func (m *model) markFull() {
 	m.mu.Unlock()
 }
 
-// take returns the Services changed since the last take and whether everything is to be
-// recomputed, and forgets both.
-func (m *model) take() (keys []string, full bool) {
+// markNodes asks for a recomputation of the IPs that a change of Nodes may affect.
+func (m *model) markNodes() {
+	m.mu.Lock()
+	m.nodes = true
+	m.mu.Unlock()
+}
+
+// take returns the Services changed since the last take, whether everything is to be recomputed
+// and whether Nodes changed, and forgets all three.
+func (m *model) take() (keys []string, full, nodes bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	keys = slices.Collect(maps.Keys(m.dirty))
 	clear(m.dirty)
 	full, m.full = m.full, false
-	return keys, full
+	nodes, m.nodes = m.nodes, false
+	return keys, full, nodes
 }
 
 // serviceRef returns the reference of a Service for events; false when it is not known.

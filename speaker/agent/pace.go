@@ -96,6 +96,7 @@ type paceMetrics struct {
 const (
 	scopeAll      = "all"
 	scopeServices = "services"
+	scopeNodes    = "nodes"
 )
 
 func newPaceMetrics(reg prometheus.Registerer) *paceMetrics {
@@ -119,7 +120,7 @@ func newPaceMetrics(reg prometheus.Registerer) *paceMetrics {
 	}
 	m.scope = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_speaker_computations_total",
-		Help: "Recomputations by scope: all (every IP: configuration, Nodes, membership, interfaces, resync, start) or services (only the IPs of the Services and EndpointSlices that changed).",
+		Help: "Recomputations by scope: all (every IP: configuration, Secrets, this node, interfaces, resync, start), nodes (after a change of other Nodes or of membership: only the IPs those nodes own or may come to own, and those in pools a BGPAdvertisement covers) or services (only the IPs of the Services and EndpointSlices that changed).",
 	}, []string{"scope"})
 	m.ips = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "herald_speaker_recomputed_ips_total",
@@ -128,7 +129,7 @@ func newPaceMetrics(reg prometheus.Registerer) *paceMetrics {
 	for _, c := range []string{syncAPI, syncMembers, syncResync, syncStart, syncConflicts} {
 		m.syncs.WithLabelValues(c)
 	}
-	for _, s := range []string{scopeAll, scopeServices} {
+	for _, s := range []string{scopeAll, scopeNodes, scopeServices} {
 		m.scope.WithLabelValues(s)
 	}
 	if reg != nil {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -56,7 +57,7 @@ func TestBenchSpeakerScale(t *testing.T) {
 		sizes, events, burst = []int{100, 1000, 10000}, 40, 5000
 	}
 	sc := newScaleCluster(t)
-	costs := map[int]float64{}
+	costs, nodeCosts := map[int]float64{}, map[int]float64{}
 	for _, n := range sizes {
 		sc.grow(t, n)
 		last := n == sizes[len(sizes)-1]
@@ -70,6 +71,12 @@ func TestBenchSpeakerScale(t *testing.T) {
 				benchLine(fmt.Sprintf("speaker_event_cost_us_%d", n), median, "us")
 				benchLine(fmt.Sprintf("speaker_event_cost_mean_us_%d", n), mean, "us")
 				benchLine(fmt.Sprintf("speaker_event_cpu_us_%d", n), cpu, "us")
+			}
+			nodeMedian := run.nodeEventCost(t, sc, events)
+			nodeCosts[n] = nodeMedian
+			t.Logf("%d Services: a Node change no advertisement reads took %.0f µs to recompute and apply (median)", n, nodeMedian)
+			if bench {
+				benchLine(fmt.Sprintf("speaker_node_event_cost_us_%d", n), nodeMedian, "us")
 			}
 			if !last {
 				return
@@ -91,6 +98,52 @@ func TestBenchSpeakerScale(t *testing.T) {
 	if costs[large] > 3*costs[small] {
 		t.Errorf("an event costs %.0f µs at %d Services and %.0f µs at %d: want it flat (at most 3 times)", costs[large], large, costs[small], small)
 	}
+	if nodeCosts[large] > 3*nodeCosts[small] {
+		t.Errorf("a Node event costs %.0f µs at %d Services and %.0f µs at %d: want it flat (at most 3 times)", nodeCosts[large], large, nodeCosts[small], small)
+	}
+}
+
+// nodeEventCost changes, one at a time, a label of another node that no advertisement reads (an
+// operator labelling nodes), waits for each computation, and returns the median time the speaker
+// took to recompute and apply, in microseconds. Such a change must recompute no IP: not one full
+// computation, not one IP decided again.
+func (r *scaleRun) nodeEventCost(t *testing.T, sc *scaleCluster, events int) float64 {
+	t.Helper()
+	scope := func(s string) float64 { return counterValue(t, r.a.pace.scope.WithLabelValues(s)) }
+	r.mu.Lock()
+	r.took = nil
+	r.mu.Unlock()
+	full0, ips0 := scope(scopeAll), counterValue(t, r.a.pace.ips)
+	name := sc.nodes[2]
+	for k := range events {
+		before := scope(scopeNodes)
+		var n corev1.Node
+		if err := sc.client.Get(t.Context(), client.ObjectKey{Name: name}, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n.Labels == nil {
+			n.Labels = map[string]string{}
+		}
+		n.Labels["herald.test/tick"] = strconv.Itoa(k)
+		if err := sc.client.Update(t.Context(), &n); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, fmt.Sprintf("the computation of Node event %d", k), func() bool { return scope(scopeNodes) > before })
+	}
+	if full := scope(scopeAll) - full0; full != 0 {
+		t.Errorf("%d Node changes no advertisement reads caused %v full computations, want none", events, full)
+	}
+	if ips := counterValue(t, r.a.pace.ips) - ips0; ips != 0 {
+		t.Errorf("%d Node changes no advertisement reads recomputed %v IPs, want none", events, ips)
+	}
+	r.mu.Lock()
+	took := slices.Clone(r.took)
+	r.mu.Unlock()
+	if len(took) == 0 {
+		t.Fatal("no computation was observed")
+	}
+	slices.Sort(took)
+	return float64(took[len(took)/2].Nanoseconds()) / 1e3
 }
 
 // scaleClass is the load-balancer class of the scale test's Services: the agents of the other tests

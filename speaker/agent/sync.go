@@ -23,14 +23,15 @@ const (
 )
 
 // sync recomputes what changed since the last computation and applies it: the IPs of the
-// Services that changed when only Services and EndpointSlices did (see model.go), every IP
+// Services that changed when only Services and EndpointSlices did (see model.go), those that other
+// nodes' changes may affect when only they (Nodes, membership) and Services did, every IP
 // otherwise.
 func (a *Agent) sync(ctx context.Context, cause string) {
 	start := time.Now()
-	keys, full := a.model.take()
+	keys, full, nodes := a.model.take()
 	switch {
-	case full || cause != syncAPI || !a.eng.ready():
-		a.syncAll(ctx, cause)
+	case full || nodes || cause != syncAPI || !a.eng.ready():
+		a.syncAll(ctx, cause, !full && (cause == syncAPI || cause == syncMembers), keys)
 	case len(keys) > 0:
 		a.syncServices(ctx, keys)
 	default:
@@ -39,9 +40,13 @@ func (a *Agent) sync(ctx context.Context, cause string) {
 	a.metrics.syncSeconds.Observe(time.Since(start).Seconds())
 }
 
-// syncAll reads the configuration and the Nodes, recomputes every IP and applies what changed.
-// A recomputation caused by a membership change is logged with its timings: it is a failover.
-func (a *Agent) syncAll(ctx context.Context, cause string) {
+// syncAll reads the configuration and the Nodes, recomputes the IPs that changed and applies what
+// changed. With nodesOnly (nothing but other Nodes, membership and the Services of keys may have
+// changed) and when the new context differs from the last only in other nodes' state, it
+// recomputes only the IPs those nodes may affect and those of keys (engine.affectedByNodes);
+// otherwise every IP. A recomputation caused by a membership change is logged with its timings:
+// it is a failover.
+func (a *Agent) syncAll(ctx context.Context, cause string, nodesOnly bool, keys []string) {
 	start := time.Now()
 	mem := a.readMembers()
 	in, err := a.inputs(ctx, mem)
@@ -50,9 +55,15 @@ func (a *Agent) syncAll(ctx context.Context, cause string) {
 		a.log.Warn("reading the cluster state; keeping the current announcements", "error", err)
 		return
 	}
+	sameMembers := slices.Equal(a.members.alive, mem.alive)
 	a.members = mem
 	self := a.readyState(&in, mem)
 	pctx := plan.NewContext(in.Config, in.Self, in.Nodes)
+	var affected map[netip.Addr]bool
+	partial := false
+	if nodesOnly {
+		affected, partial = a.eng.affectedByNodes(pctx) // before takeOver changes the context
+	}
 	// A failover: the IPs whose owner is no longer a live, ready speaker are re-elected and
 	// handed to the announcer first, so that their outage does not wait for the re-election of
 	// every other IP (which moves none of them). Every survivor of a large cluster re-elects at
@@ -72,13 +83,24 @@ func (a *Agent) syncAll(ctx context.Context, cause string) {
 		}
 	}
 	tookOver := time.Now()
-	ch := a.eng.full(pctx, a.model.allPlanServices(a.handles))
-	a.pace.scope.WithLabelValues(scopeAll).Inc()
+	var ch changes
+	if partial {
+		ch = a.eng.partial(pctx, affected, a.model.planServices(keys, a.handles))
+		a.pace.scope.WithLabelValues(scopeNodes).Inc()
+	} else {
+		ch = a.eng.full(pctx, a.model.allPlanServices(a.handles))
+		a.pace.scope.WithLabelValues(scopeAll).Inc()
+	}
 	a.pace.ips.Add(float64(ch.recomputed + first.recomputed))
 	planned := time.Now()
+	// What is applied whole: everything after a full computation, and after a change of the live
+	// speakers (the status objects say who is alive, and dead speakers' objects are swept); after
+	// a partial one otherwise only what changed, as for Services (the peers, which depend on the
+	// configuration and this node only, cannot have changed).
+	whole := !partial || !sameMembers || cause == syncMembers
 
 	// Announce first: nothing below may delay taking over or giving up an IP.
-	taken += a.announce(ctx, ch, true)
+	taken += a.announce(ctx, ch, whole)
 	announced := time.Now()
 	if first.services != nil {
 		ch.merge(first)
@@ -86,7 +108,7 @@ func (a *Agent) syncAll(ctx context.Context, cause string) {
 	// Then tell the others what this node can do: after it stopped answering what it no longer
 	// can, before it answers anything new (publish asks for the computation that does).
 	a.publish(self)
-	a.report(ch, true)
+	a.report(ch, whole)
 	if cause == syncMembers {
 		alive := 0
 		for _, n := range in.Nodes {

@@ -57,6 +57,9 @@ func (m Mode) String() string {
 // labels.Selector that match when any of them does.
 type LabelMatcher func(labels map[string]string) bool
 
+// Matches reports whether the matcher selects labels; a nil matcher selects everything.
+func (m LabelMatcher) Matches(labels map[string]string) bool { return m.matches(labels) }
+
 func (m LabelMatcher) matches(l map[string]string) bool {
 	return m == nil || m(l)
 }
@@ -231,6 +234,12 @@ func Owner(ip netip.Addr, eligible []string) (string, bool) {
 		}
 	}
 	return best, found
+}
+
+// Outranks reports whether node a wins ip over node b when both are eligible: what Owner decides
+// between the two.
+func Outranks(ip netip.Addr, a, b string) bool {
+	return a != b && outranks(a, weight(a, ip), b, weight(b, ip))
 }
 
 // outranks reports whether node with weight w wins the IP over best with weight bestW: the higher

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -193,6 +194,99 @@ func (c *Context) elect(p *IPPlan, svcs []election.Service) {
 		}
 		p.Unannounced = append(p.Unannounced, Unannounced{Service: s.Key, IP: ip, Reason: reason})
 	}
+}
+
+// NodesChanged compares c with old, a context made earlier. It returns the names of the nodes
+// whose state differs as the election sees it (added, removed, or changed as sameForElection
+// tells: a label no advertisement selects on changes nothing), and true when
+// nothing else differs: the same configuration and the same self. Then the plan of an IP under c
+// differs from its plan under old only where MayChange says it may. A node name listed twice in
+// either context returns false.
+func (c *Context) NodesChanged(old *Context) (map[string]bool, bool) {
+	if old == nil || c.selfName != old.selfName || !reflect.DeepEqual(c.self, old.self) ||
+		(c.cfg != old.cfg && !reflect.DeepEqual(c.cfg, old.cfg)) {
+		return nil, false
+	}
+	before := make(map[string]*election.Node, len(old.nodes))
+	for i := range old.nodes {
+		n := &old.nodes[i]
+		if _, dup := before[n.Name]; dup {
+			return nil, false
+		}
+		before[n.Name] = n
+	}
+	changed := map[string]bool{}
+	seen := make(map[string]bool, len(c.nodes))
+	for i := range c.nodes {
+		n := &c.nodes[i]
+		if seen[n.Name] {
+			return nil, false
+		}
+		seen[n.Name] = true
+		if b, ok := before[n.Name]; !ok || !c.sameForElection(b, n) {
+			changed[n.Name] = true
+		}
+	}
+	for name := range before {
+		if !seen[name] {
+			changed[name] = true
+		}
+	}
+	return changed, true
+}
+
+// sameForElection reports whether the election treats nodes a and b (the same node at two
+// moments) alike for every IP under c: the same liveness, readiness, conditions and interfaces,
+// and labels that every advertisement, and the exclusion label, judge alike. Every field of
+// election.Node is either compared here or only read through the advertisements' selectors
+// (TestSameForElectionKnowsEveryField).
+func (c *Context) sameForElection(a, b *election.Node) bool {
+	if a.Alive != b.Alive || a.SpeakerReady != b.SpeakerReady || a.Ready != b.Ready || a.NetworkUnavailable != b.NetworkUnavailable ||
+		!slices.Equal(a.Interfaces, b.Interfaces) || !slices.Equal(a.DefaultInterfaces, b.DefaultInterfaces) {
+		return false
+	}
+	_, ea := a.Labels[election.ExcludeFromLBLabel]
+	_, eb := b.Labels[election.ExcludeFromLBLabel]
+	if ea != eb {
+		return false
+	}
+	for _, ads := range [][]election.Advertisement{c.l2ads, c.bgpads} {
+		for _, ad := range ads {
+			if ad.Nodes.Matches(a.Labels) != ad.Nodes.Matches(b.Labels) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// MayChange reports whether p, the plan of p.IP under a context that differs from c only in the
+// state of the nodes named by changed (NodesChanged), may be different under c. It is false only
+// when the change provably leaves p as it is:
+//   - every Service of the IP is announced (an Unannounced reason may name any node's state) and
+//     no BGPAdvertisement covers the IP's pool (the BGP announcers, and so the prefixes other
+//     nodes advertise, may be any nodes);
+//   - the IP has a layer-2 owner, which is not a changed node, and no changed node outranks it
+//     for the IP: a node's eligibility depends on its own state only, so the owner stays
+//     eligible, and a changed node that became eligible still loses the election to it.
+//
+// A change of this node always may change p. It costs a few hashes per changed node.
+func (c *Context) MayChange(p IPPlan, changed map[string]bool) bool {
+	if len(changed) == 0 {
+		return false
+	}
+	if changed[c.selfName] || len(p.Unannounced) > 0 || p.L2Owner == "" || changed[p.L2Owner] {
+		return true
+	}
+	if pool := c.poolOf(p.IP); pool == nil || slices.ContainsFunc(c.bgpads, func(a election.Advertisement) bool { return slices.Contains(a.Pools, pool.Name) }) {
+		return true
+	}
+	for n := range changed {
+		if election.Outranks(p.IP, n, p.L2Owner) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Context) poolOf(ip netip.Addr) *config.Pool {
