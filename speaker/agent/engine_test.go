@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -169,10 +171,10 @@ func TestEngineMatchesCompute(t *testing.T) {
 	}
 }
 
-// BenchmarkEngineFull is the re-election every speaker makes on a membership change: 1,000
-// layer-2 IPs at 20 nodes, one node going and coming back. In a 20-node cluster the 19 survivors
-// of a failover all make it at the same moment.
-func BenchmarkEngineFull(b *testing.B) {
+// reelectionCluster is the cluster of the re-election benchmarks: 1,000 layer-2 IPs at 20 nodes,
+// with an engine that has decided them all as n2.
+func reelectionCluster(tb testing.TB) (*config.Config, []election.Node, map[string]*plan.Service, *engine) {
+	tb.Helper()
 	cfg, err := config.Parse(config.Snapshot{
 		Pools: []v1beta1.IPAddressPool{{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: "h"},
 			Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"2001:db8:1::1:0/112"}}}},
@@ -180,7 +182,7 @@ func BenchmarkEngineFull(b *testing.B) {
 			Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"l2"}}}},
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	var nodes []election.Node
 	for i := 1; i <= 20; i++ {
@@ -195,10 +197,66 @@ func BenchmarkEngineFull(b *testing.B) {
 	}
 	e := newEngine()
 	e.full(plan.NewContext(cfg, "n2", nodes), values(svcs))
+	return cfg, nodes, svcs, e
+}
+
+// memberChange is the i-th membership change of the benchmarks: one of n3..n20 goes, then comes
+// back.
+func memberChange(nodes []election.Node, i int) []election.Node {
+	ns := slices.Clone(nodes)
+	ns[2+i%18].Alive = i%2 == 1
+	return ns
+}
+
+// BenchmarkEngineFull is the re-election every speaker made on a membership change until
+// 2026-12-05, every IP decided again: 1,000 layer-2 IPs at 20 nodes, one node going and coming
+// back. In a 20-node cluster the 19 survivors of a failover all make it at the same moment.
+func BenchmarkEngineFull(b *testing.B) {
+	cfg, nodes, svcs, e := reelectionCluster(b)
 	for i := 0; b.Loop(); i++ {
-		ns := slices.Clone(nodes)
-		ns[2+i%18].Alive = i%2 == 1
-		e.full(plan.NewContext(cfg, "n2", ns), values(svcs))
+		e.full(plan.NewContext(cfg, "n2", memberChange(nodes, i)), values(svcs))
+	}
+}
+
+// BenchmarkEngineNodeChange is the same membership change made the way the speaker makes it now:
+// only the IPs the changed node owns or outranks the owner of are decided again.
+func BenchmarkEngineNodeChange(b *testing.B) {
+	cfg, nodes, _, e := reelectionCluster(b)
+	for i := 0; b.Loop(); i++ {
+		ctx := plan.NewContext(cfg, "n2", memberChange(nodes, i))
+		affected, ok := e.affectedByNodes(ctx)
+		if !ok {
+			b.Fatal("a membership change was refused")
+		}
+		e.partial(ctx, affected, nil)
+	}
+}
+
+// TestMeasureReelection runs both benchmarks and reports the cost of a membership change's
+// re-election (speaker_reelection_*), and checks that a partial one decides again only the IPs
+// the changed node owned or now owns: about 1/20 of them, not all 1,000.
+func TestMeasureReelection(t *testing.T) {
+	cfg, nodes, _, e := reelectionCluster(t)
+	for i := range 36 {
+		ctx := plan.NewContext(cfg, "n2", memberChange(nodes, i))
+		affected, ok := e.affectedByNodes(ctx)
+		if !ok {
+			t.Fatalf("membership change %d was refused", i)
+		}
+		if ch := e.partial(ctx, affected, nil); ch.recomputed > 150 {
+			t.Errorf("membership change %d decided %d of 1,000 IPs again, want only those n%d owns or outranks the owner of (about 50)", i, ch.recomputed, 3+i%18)
+		}
+	}
+	if testing.Short() {
+		return
+	}
+	full, partial := testing.Benchmark(BenchmarkEngineFull), testing.Benchmark(BenchmarkEngineNodeChange)
+	t.Logf("re-election after a membership change, 1,000 IPs at 20 nodes: every IP %s (%d B), partial %s (%d B)",
+		time.Duration(full.NsPerOp()), full.AllocedBytesPerOp(), time.Duration(partial.NsPerOp()), partial.AllocedBytesPerOp())
+	if os.Getenv("HERALD_BENCH") == "1" {
+		benchLine("speaker_reelection_full_us_1000_ips_20_nodes", float64(full.NsPerOp())/1e3, "us")
+		benchLine("speaker_reelection_us_1000_ips_20_nodes", float64(partial.NsPerOp())/1e3, "us")
+		benchLine("speaker_reelection_alloc_kb_1000_ips_20_nodes", float64(partial.AllocedBytesPerOp())/1e3, "KB")
 	}
 }
 
