@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,16 +39,6 @@ func buildController(t *testing.T) string {
 	return bin
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // controllerProcess is a running herald-controller binary.
 type controllerProcess struct {
 	cmd         *exec.Cmd
@@ -58,7 +49,7 @@ type controllerProcess struct {
 
 func (f *fixture) runBinary(bin string, extra ...string) *controllerProcess {
 	f.t.Helper()
-	p := &controllerProcess{metricsAddr: freePort(f.t), healthAddr: freePort(f.t), done: make(chan error, 1)}
+	p := &controllerProcess{metricsAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(f.t))), healthAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(f.t))), done: make(chan error, 1)}
 	args := append([]string{"--kubeconfig", env.Kubeconfig, "--namespace", f.herald, "--lb-class", f.class,
 		"--metrics-addr", p.metricsAddr, "--metrics-secure=false", "--health-addr", p.healthAddr, "--enable-webhook=false"}, extra...)
 	p.cmd = exec.Command(bin, args...)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -85,19 +84,6 @@ func webhookConfig(t *testing.T, url string) *admissionregistrationv1.Validating
 	return &cfg
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
 // controllerProc is a running herald-controller binary.
 type controllerProc struct {
 	cmd        *exec.Cmd
@@ -127,7 +113,7 @@ func startWebhook(t *testing.T) *controllerProc {
 	t.Helper()
 	testenv.Require(t, env)
 	ensureNamespace(t, heraldNS)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	certDir := t.TempDir()
 	cfg := webhookConfig(t, fmt.Sprintf("https://127.0.0.1:%d%s", port, webhook.Path))
 	if err := env.Client.Create(t.Context(), cfg); err != nil {
@@ -140,7 +126,7 @@ func startWebhook(t *testing.T) *controllerProc {
 	})
 
 	// The controller binary serves the webhook, creates its certificate and patches the CA bundle.
-	p := &controllerProc{healthAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), metricsAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	p := &controllerProc{healthAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), metricsAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	p.cmd = exec.Command(controllerBinary(t), "--kubeconfig="+env.Kubeconfig, "--namespace="+heraldNS,
 		"--webhook-port="+strconv.Itoa(port), "--webhook-cert-dir="+certDir, "--webhook-config-name="+webhookName,
 		"--webhook-extra-hosts=127.0.0.1", "--metrics-addr="+p.metricsAddr, "--metrics-secure=false", "--health-addr="+p.healthAddr)

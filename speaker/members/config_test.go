@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 func TestConfigNormalize(t *testing.T) {
@@ -153,7 +155,7 @@ func dropTime(a slog.Attr) slog.Attr {
 func TestNoKeyWarns(t *testing.T) {
 	buf := &syncBuffer{}
 	m, err := New(Config{
-		NodeName: "a", BindAddr: netip.MustParseAddr("127.0.0.1"), BindPort: freePort(t),
+		NodeName: "a", BindAddr: netip.MustParseAddr("127.0.0.1"), BindPort: testenv.FreePort(t),
 		Logger: slog.New(slog.NewTextHandler(buf, nil)),
 	})
 	if err != nil {

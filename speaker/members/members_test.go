@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // syncBuffer collects log output; memberlist goroutines may log after the test returned, when
@@ -81,27 +82,6 @@ type testMember struct {
 	events *eventLog
 }
 
-// freePort returns a port that was free for both TCP and UDP on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port
-	}
-	t.Fatalf("no port free for both TCP and UDP on 127.0.0.1")
-	return 0
-}
-
 // start starts a member on 127.0.0.1 on a free port (port 0) or the given port, joining join.
 func start(t *testing.T, name string, port int, key []byte, join ...*testMember) *testMember {
 	t.Helper()
@@ -119,7 +99,7 @@ func startWith(t *testing.T, name string, port int, set func(*Config), join ...*
 	var lastErr error
 	for range 5 {
 		if !fixed {
-			port = freePort(t)
+			port = testenv.FreePort(t)
 		}
 		events := &eventLog{}
 		cfg := Config{
@@ -396,7 +376,7 @@ func TestJoin(t *testing.T) {
 	if n, err := a.Join([]string{self}); n != 0 || err != nil {
 		t.Errorf("Join(self) = %d, %v; want 0, nil", n, err)
 	}
-	nobody := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	nobody := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	if _, err := a.Join([]string{self, nobody}); !errors.Is(err, ErrNoPeerReached) {
 		t.Errorf("Join(nobody) error = %v, want %v", err, ErrNoPeerReached)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
 // TestSighupOnlyAfterReady checks the handshake the lab runner relies on: the backend makes its
@@ -40,7 +42,7 @@ func TestSighupOnlyAfterReady(t *testing.T) {
 		_, err := os.Stat(ports + ".ready")
 		return err == nil
 	})
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	if err := os.WriteFile(ports, fmt.Appendf(nil, "%d\n", port), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -77,14 +79,4 @@ func waitFor(t *testing.T, exited *exitWatch, what string, cond func() bool) {
 	if err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
