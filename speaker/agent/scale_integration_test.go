@@ -136,6 +136,13 @@ func (r *scaleRun) nodeEventCost(t *testing.T, sc *scaleCluster, events int) flo
 	if ips := counterValue(t, r.a.pace.ips) - ips0; ips != 0 {
 		t.Errorf("%d Node changes no advertisement reads recomputed %v IPs, want none", events, ips)
 	}
+	return r.medianTook(t)
+}
+
+// medianTook returns the median duration of the computations caused by API events since the
+// last reset of r.took, in microseconds.
+func (r *scaleRun) medianTook(t *testing.T) float64 {
+	t.Helper()
 	r.mu.Lock()
 	took := slices.Clone(r.took)
 	r.mu.Unlock()
@@ -400,14 +407,7 @@ func (r *scaleRun) eventCost(t *testing.T, sc *scaleCluster, events int) (median
 		})
 	}
 	busy, used := counterValue(t, r.a.pace.busy)-busy0, processCPU(t)-cpu0
-	r.mu.Lock()
-	took := slices.Clone(r.took)
-	r.mu.Unlock()
-	if len(took) == 0 {
-		t.Fatal("no computation was observed")
-	}
-	slices.Sort(took)
-	return float64(took[len(took)/2].Nanoseconds()) / 1e3, 1e6 * busy / float64(events), float64(used.Microseconds()) / float64(events)
+	return r.medianTook(t), 1e6 * busy / float64(events), float64(used.Microseconds()) / float64(events)
 }
 
 // burst takes the endpoint of n Services away as fast as the API server takes it and returns how
