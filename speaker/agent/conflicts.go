@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"iter"
 	"maps"
 	"net/netip"
 	"reflect"
@@ -87,7 +88,13 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 	}
 	learn := func(obj any) {
 		if st, ok := obj.(*v1beta1.ServiceL2Status); ok && st.Namespace == a.opts.Namespace && st.Status.Node != "" && st.Status.Node != a.opts.NodeName {
-			a.learnMACs(g, st)
+			a.learnMACs(g, st.Status.Node, func(yield func(string) bool) {
+				for _, ifi := range st.Status.Interfaces {
+					if !yield(ifi.MAC) {
+						return
+					}
+				}
+			}, "status")
 		}
 	}
 	// The Services some ServiceL2Status names (announcedBefore) are counted in the model.
@@ -129,28 +136,35 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 	return nil
 }
 
-// learnMACs records the MACs another node's speaker reports in its ServiceL2Status and hands them
-// to the announcer when they are new.
-func (a *Agent) learnMACs(g Layer2Guard, st *v1beta1.ServiceL2Status) {
+// learnMACs records the MACs another node's speaker reports, in its ServiceL2Status objects or in
+// its memberlist metadata (from names which), and hands them to the announcer when they are new.
+// It allocates nothing when they are known already: every ServiceL2Status event comes here.
+func (a *Agent) learnMACs(g Layer2Guard, node string, macs iter.Seq[string], from string) {
 	c := &a.l2c
 	c.mu.Lock()
 	changed := false
-	for _, ifi := range st.Status.Interfaces {
-		if ifi.MAC == "" || c.macs[strings.ToLower(ifi.MAC)] == st.Status.Node {
+	for mac := range macs {
+		if mac == "" {
+			continue
+		}
+		mac = strings.ToLower(mac) // no copy when it is lower case already, as speakers write it
+		if c.macs[mac] == node {
 			continue
 		}
 		if c.macs == nil {
 			c.macs = map[string]string{}
 		}
-		c.macs[strings.ToLower(ifi.MAC)] = st.Status.Node
+		c.macs[mac] = node
 		changed = true
 	}
-	macs := maps.Clone(c.macs)
-	c.mu.Unlock()
-	if changed {
-		a.log.Info("learnt the MACs of a speaker", "node", st.Status.Node, "macs", macList(macs, st.Status.Node))
-		g.SetPeerMACs(macs)
+	if !changed {
+		c.mu.Unlock()
+		return
 	}
+	all := maps.Clone(c.macs)
+	c.mu.Unlock()
+	a.log.Info("learnt the MACs of a speaker", "node", node, "from", from, "macs", macList(all, node))
+	g.SetPeerMACs(all)
 }
 
 func macList(macs map[string]string, node string) []string {

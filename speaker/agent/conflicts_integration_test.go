@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/testing/testenv"
 	"github.com/herald-lb/herald/speaker/layer2"
+	"github.com/herald-lb/herald/speaker/nodemeta"
 )
 
 // fakeGuard is a layer-2 announcer with conflict detection whose conflicts the test sets.
@@ -227,4 +229,79 @@ func TestAgentReportsConflicts(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Start returned %v", err)
 	}
+}
+
+// metaMembers is memberlist with one other live speaker, which publishes otherMeta; it keeps what
+// this speaker publishes.
+type metaMembers struct {
+	self, other string
+	otherMeta   []byte
+
+	mu        sync.Mutex
+	published nodemeta.Meta
+}
+
+func (m *metaMembers) Members() []string { return []string{m.self, m.other} }
+func (m *metaMembers) MemberMeta() map[string][]byte {
+	return map[string][]byte{m.other: m.otherMeta}
+}
+func (m *metaMembers) SetMeta(b []byte, _ time.Duration) error {
+	meta, err := nodemeta.Decode(b)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.published = meta
+	return nil
+}
+func (m *metaMembers) Changes() <-chan struct{}   { return nil }
+func (m *metaMembers) Join([]string) (int, error) { return 0, nil }
+func (m *metaMembers) Leave(time.Duration) error  { return nil }
+
+// TestAgentLearnsSpeakerMACsFromMembership: a speaker publishes the hardware addresses of the
+// interfaces it answers on in its memberlist metadata, and learns the other speakers' from
+// theirs, before any of them has written a ServiceL2Status: duplicate address detection tells a
+// speaker from a foreign host from the moment it joins (at 10,000 Services a speaker's status
+// objects take minutes to write).
+func TestAgentLearnsSpeakerMACsFromMembership(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := t.Context()
+	c := env.Client
+	hns := env.NewNamespace(t, "herald")
+	n1, n2 := "n1-"+hns, "n2-"+hns
+	for _, n := range []string{n1, n2} {
+		createReadyNode(t, c, n)
+	}
+	for _, o := range []client.Object{
+		&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: hns}, Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"198.51.100.120-198.51.100.121"}}},
+		&v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: hns}, Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"l2"}}},
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &metaMembers{self: n1, other: n2,
+		otherMeta: []byte(`{"v":2,"ready":true,"ifaces":["eth0"],"dflt":["eth0"],"macs":["02:00:00:00:00:02"]}`)}
+	j := &journal{members: []string{n1, n2}}
+	g := &fakeGuard{fakeL2: fakeL2{j}, changes: make(chan struct{}, 8), fresh: map[netip.Addr]bool{}}
+	runAgent(t, n1, hns, g, fakeBGP{j}, m)
+
+	eventually(t, "n2's MAC learnt from its metadata", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.peers["02:00:00:00:00:02"] == n2
+	})
+	var l v1beta1.ServiceL2StatusList
+	if err := c.List(ctx, &l, client.InNamespace(hns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) != 0 {
+		t.Fatalf("%d ServiceL2Status objects exist: the test means to show the MAC learnt without any", len(l.Items))
+	}
+	eventually(t, "n1 to publish its interface's MAC", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.published.Ready && slices.Equal(m.published.MACs, []string{"02:00:00:00:00:01"})
+	})
 }

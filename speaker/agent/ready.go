@@ -231,13 +231,19 @@ func (a *Agent) noteNode(n *corev1.Node) {
 	a.rd.mu.Unlock()
 }
 
-// gossiped fills in what a node's speaker says about itself in its metadata.
+// gossiped fills in what a node's speaker says about itself in its metadata, and hands the
+// hardware addresses it publishes to duplicate address detection (learnMACs).
 func (a *Agent) gossiped(en *election.Node, raw []byte) {
 	m, err := nodemeta.Decode(raw)
 	if err != nil {
 		a.log.Debug("speaker metadata unreadable; the node is not elected", "node", en.Name, "error", err)
 	}
 	en.SpeakerReady, en.Interfaces, en.DefaultInterfaces = m.Ready, m.Interfaces, m.Defaults
+	if len(m.MACs) > 0 && en.Name != a.opts.NodeName {
+		if g := a.guard(); g != nil {
+			a.learnMACs(g, en.Name, slices.Values(m.MACs), "memberlist metadata")
+		}
+	}
 }
 
 // readyState decides what this node can do now: it selects the interfaces, opens them, and
@@ -283,6 +289,16 @@ func (a *Agent) readyState(in *plan.Input, mem membership) nodemeta.Meta {
 		for _, d := range sel.DefaultNames() {
 			if slices.Contains(open, d) {
 				want.Defaults = append(want.Defaults, d)
+			}
+		}
+		// The hardware addresses of those interfaces, for the other speakers' duplicate address
+		// detection (only a speaker with detection knows them).
+		if g := a.guard(); g != nil {
+			macs := g.MACs()
+			for _, n := range open {
+				if mac := macs[n]; mac != "" {
+					want.MACs = append(want.MACs, mac)
+				}
 			}
 		}
 	}

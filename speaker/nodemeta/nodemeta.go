@@ -7,7 +7,7 @@
 //
 // The metadata is a JSON object of at most [MaxSize] bytes (memberlist's limit):
 //
-//		{"v":2,"ready":true,"ifaces":["eth0","vlan20"],"dflt":["eth0"]}
+//		{"v":2,"ready":true,"ifaces":["eth0","vlan20"],"dflt":["eth0"],"macs":["02:00:5e:10:00:01"]}
 //
 //	  - v: the format version, [Version]. Absent in the metadata of speakers from before readiness
 //	    existed ("legacy").
@@ -19,10 +19,14 @@
 //	  - dflt: those of ifaces chosen by the default rule (the interfaces holding the node's
 //	    addresses and those of its default routes). An advertisement that names no interface may
 //	    use the node when this list is not empty.
+//	  - macs: the hardware addresses of those interfaces (Ethernet, lower case), so that the other
+//	    speakers' duplicate address detection tells this speaker from a foreign host as soon as it
+//	    joins, before it has written any status object. Added within version 2: readers that do
+//	    not know the key ignore it. Election does not read it.
 //
 // The size is bounded whatever the host looks like: at most [MaxDefaults] default interfaces are
-// published, the others come from the configuration, and [Encode] drops what does not fit (and
-// says so) rather than exceed [MaxSize].
+// published, the others come from the configuration, the hardware addresses come last, and
+// [Encode] drops what does not fit (and says so) rather than exceed [MaxSize].
 //
 // # Mixed versions during a rolling upgrade
 //
@@ -45,6 +49,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 )
@@ -78,6 +83,9 @@ type Meta struct {
 	Interfaces []string
 	// Defaults are those of Interfaces chosen by the default rule, sorted.
 	Defaults []string
+	// MACs are the hardware addresses of the interfaces (EUI-48, as net.HardwareAddr.String writes
+	// them), sorted. Empty when not Ready.
+	MACs []string
 }
 
 // wire is the JSON form.
@@ -86,11 +94,13 @@ type wire struct {
 	Ready  bool     `json:"ready,omitempty"`
 	Ifaces []string `json:"ifaces,omitempty"`
 	Dflt   []string `json:"dflt,omitempty"`
+	MACs   []string `json:"macs,omitempty"`
 }
 
 // Equal reports whether two Metas say the same.
 func (m Meta) Equal(o Meta) bool {
-	return m.Ready == o.Ready && slices.Equal(m.Interfaces, o.Interfaces) && slices.Equal(m.Defaults, o.Defaults)
+	return m.Ready == o.Ready && slices.Equal(m.Interfaces, o.Interfaces) && slices.Equal(m.Defaults, o.Defaults) &&
+		slices.Equal(m.MACs, o.MACs)
 }
 
 // Encode returns the metadata for m in the current format, never longer than MaxSize. A Meta
@@ -143,6 +153,29 @@ func Encode(m Meta) ([]byte, error) {
 		if len(w.Ifaces) == 0 {
 			w.Ifaces, w.Dflt = nil, nil
 		}
+		// The hardware addresses last, while they fit: election does not need them.
+		size = encodedLen(w)
+		for _, raw := range canonical(m.MACs) {
+			mac, err := canonicalMAC(raw)
+			if err != nil {
+				dropped = append(dropped, fmt.Sprintf("hardware address %q (%v)", raw, err))
+				continue
+			}
+			if slices.Contains(w.MACs, mac) {
+				continue
+			}
+			grow := encodedLen(mac) + 1
+			if len(w.MACs) == 0 {
+				grow = encodedLen(mac) + len(`,"macs":[]`)
+			}
+			if size+grow > MaxSize {
+				dropped = append(dropped, fmt.Sprintf("hardware address %s (no room left)", mac))
+				continue
+			}
+			w.MACs = append(w.MACs, mac)
+			size += grow
+		}
+		slices.Sort(w.MACs)
 	}
 	b, err := json.Marshal(w)
 	if err != nil {
@@ -193,6 +226,14 @@ func Decode(b []byte) (Meta, error) {
 					return Meta{}, fmt.Errorf("%w: default interface %q is not among the interfaces %q", ErrInvalid, n, m.Interfaces)
 				}
 			}
+			for _, raw := range w.MACs {
+				mac, err := canonicalMAC(raw)
+				if err != nil {
+					return Meta{}, fmt.Errorf("%w: hardware address %q: %w", ErrInvalid, raw, err)
+				}
+				m.MACs = append(m.MACs, mac)
+			}
+			m.MACs = canonical(m.MACs)
 		}
 	}
 	return m, nil
@@ -215,6 +256,18 @@ func validName(n string) error {
 		return fmt.Errorf("interface name %q: only printable ASCII without '/', ':' or spaces", n)
 	}
 	return nil
+}
+
+// canonicalMAC returns an EUI-48 hardware address in net.HardwareAddr's form.
+func canonicalMAC(s string) (string, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil {
+		return "", err
+	}
+	if len(hw) != 6 {
+		return "", fmt.Errorf("%d bytes, want an EUI-48 address of 6", len(hw))
+	}
+	return hw.String(), nil
 }
 
 // canonical returns names sorted without duplicates, nil when empty.

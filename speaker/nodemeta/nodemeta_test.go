@@ -34,6 +34,13 @@ func TestEncode(t *testing.T) {
 			want: `{"v":2,"ready":true,"ifaces":["eth1"]}`},
 		{name: "invalid names are dropped", in: Meta{Ready: true, Interfaces: []string{"eth0", "a/b", "", "x y", "sixteen-chars-xx"}, Defaults: []string{"eth0"}},
 			want: `{"v":2,"ready":true,"ifaces":["eth0"],"dflt":["eth0"]}`, truncated: true},
+		{name: "hardware addresses, canonical, sorted and deduplicated", in: Meta{Ready: true, Interfaces: []string{"eth0", "vlan20"}, Defaults: []string{"eth0"},
+			MACs: []string{"02:00:5E:10:00:02", "02:00:5e:10:00:01", "02-00-5e-10-00-02"}},
+			want: `{"v":2,"ready":true,"ifaces":["eth0","vlan20"],"dflt":["eth0"],"macs":["02:00:5e:10:00:01","02:00:5e:10:00:02"]}`},
+		{name: "invalid hardware addresses are dropped", in: Meta{Ready: true, Interfaces: []string{"eth0"}, Defaults: []string{"eth0"},
+			MACs: []string{"02:00:5e:10:00:01", "not-a-mac", "02:00:5e:10:00:01:02:03"}},
+			want: `{"v":2,"ready":true,"ifaces":["eth0"],"dflt":["eth0"],"macs":["02:00:5e:10:00:01"]}`, truncated: true},
+		{name: "not ready publishes no hardware address", in: Meta{MACs: []string{"02:00:5e:10:00:01"}}, want: `{"v":2}`},
 		{name: "at most four defaults", in: Meta{Ready: true, Interfaces: []string{"a", "b", "c", "d", "e"}, Defaults: []string{"a", "b", "c", "d", "e"}},
 			want: `{"v":2,"ready":true,"ifaces":["a","b","c","d","e"],"dflt":["a","b","c","d"]}`, truncated: true},
 	}
@@ -58,10 +65,10 @@ func TestEncodeBounded(t *testing.T) {
 	for i := range 300 {
 		names = append(names, fmt.Sprintf("cali%011x", i))
 	}
-	m := Meta{Ready: true, Interfaces: append(names, "eth0"), Defaults: []string{"eth0"}}
-	b, err := Encode(m)
-	if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), "no room left") {
-		t.Errorf("Encode error = %v, want ErrTruncated naming what had no room", err)
+	m := Meta{Ready: true, Interfaces: append(names, "eth0"), Defaults: []string{"eth0"}, MACs: []string{"02:00:5e:10:00:01"}}
+	b, encErr := Encode(m)
+	if !errors.Is(encErr, ErrTruncated) || !strings.Contains(encErr.Error(), "no room left") {
+		t.Fatalf("Encode error = %v, want ErrTruncated naming what had no room", encErr)
 	}
 	if len(b) > MaxSize {
 		t.Fatalf("Encode: %d bytes, more than %d", len(b), MaxSize)
@@ -72,6 +79,22 @@ func TestEncodeBounded(t *testing.T) {
 	}
 	if !got.Ready || len(got.Defaults) != 1 || got.Defaults[0] != "eth0" || len(got.Interfaces) < 20 {
 		t.Errorf("Decode(Encode) = ready %v, defaults %v, %d interfaces; want ready, [eth0], and the interfaces that fit", got.Ready, got.Defaults, len(got.Interfaces))
+	}
+	// Interfaces come before hardware addresses: with no room left, the address is what goes.
+	if len(got.MACs) != 0 || !strings.Contains(encErr.Error(), "hardware address 02:00:5e:10:00:01 (no room left)") {
+		t.Errorf("with the interfaces filling the metadata: MACs %v, error %v; want the hardware address left out, and said so", got.MACs, encErr)
+	}
+	// A node with a few interfaces publishes all its hardware addresses.
+	few := Meta{Ready: true, Interfaces: []string{"bond0", "eth0", "vlan20", "vlan30"}, Defaults: []string{"bond0"}}
+	for i := range 8 {
+		few.MACs = append(few.MACs, fmt.Sprintf("02:00:5e:10:00:%02x", i))
+	}
+	b, err = Encode(few)
+	if err != nil {
+		t.Fatalf("Encode(%+v): %v", few, err)
+	}
+	if got, err := Decode(b); err != nil || !got.Equal(few) {
+		t.Errorf("Decode(Encode(%+v)) = %+v, %v", few, got, err)
 	}
 }
 
@@ -86,6 +109,11 @@ func TestDecode(t *testing.T) {
 		{name: "current", in: `{"v":2,"ready":true,"ifaces":["vlan20","eth0"],"dflt":["eth0"]}`,
 			want: Meta{Version: 2, Ready: true, Interfaces: []string{"eth0", "vlan20"}, Defaults: []string{"eth0"}}},
 		{name: "current, not ready: interfaces ignored", in: `{"v":2,"ifaces":["eth0"],"dflt":["eth0"]}`, want: Meta{Version: 2}},
+		{name: "hardware addresses", in: `{"v":2,"ready":true,"ifaces":["eth0"],"dflt":["eth0"],"macs":["02:00:5E:10:00:02","02:00:5e:10:00:01"]}`,
+			want: Meta{Version: 2, Ready: true, Interfaces: []string{"eth0"}, Defaults: []string{"eth0"}, MACs: []string{"02:00:5e:10:00:01", "02:00:5e:10:00:02"}}},
+		{name: "not ready: hardware addresses ignored", in: `{"v":2,"macs":["02:00:5e:10:00:01"]}`, want: Meta{Version: 2}},
+		{name: "bad hardware address", in: `{"v":2,"ready":true,"ifaces":["eth0"],"macs":["02:00:5e"]}`, invalid: true},
+		{name: "hardware address of 8 bytes", in: `{"v":2,"ready":true,"ifaces":["eth0"],"macs":["02:00:5e:10:00:01:02:03"]}`, invalid: true},
 		{name: "later version, unknown keys", in: `{"v":3,"ready":true,"ifaces":["eth0"],"dflt":["eth0"],"new":[1,2]}`,
 			want: Meta{Version: 3, Ready: true, Interfaces: []string{"eth0"}, Defaults: []string{"eth0"}}},
 		{name: "legacy with interfaces", in: `{"ifaces":["eth0","br0"]}`,
@@ -117,7 +145,7 @@ func TestDecode(t *testing.T) {
 // decodes again to the same (except the version, which Encode sets).
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{``, `{}`, `{"ifaces":["eth0"]}`, `{"v":2,"ready":true,"ifaces":["eth0","vlan20"],"dflt":["eth0"]}`,
-		`{"v":2,"ready":false}`, `{"v":9,"ready":true,"ifaces":["a"],"dflt":["a"],"x":{}}`, `{"ifaces":["a","a","b"]}`, `null`, `[]`} {
+		`{"v":2,"ready":false}`, `{"v":9,"ready":true,"ifaces":["a"],"dflt":["a"],"x":{}}`, `{"v":2,"ready":true,"macs":["02:00:5e:10:00:01"]}`, `{"ifaces":["a","a","b"]}`, `null`, `[]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -128,7 +156,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if !m.Ready && (len(m.Interfaces) > 0 || len(m.Defaults) > 0) {
+		if !m.Ready && (len(m.Interfaces) > 0 || len(m.Defaults) > 0 || len(m.MACs) > 0) {
 			t.Fatalf("Decode(%q) = %+v: interfaces on a node that is not ready", b, m)
 		}
 		for _, d := range m.Defaults {
@@ -155,11 +183,11 @@ func FuzzDecode(f *testing.F) {
 
 // FuzzEncode: whatever the node reports, the metadata stays within MaxSize and decodes.
 func FuzzEncode(f *testing.F) {
-	f.Add(true, "eth0,vlan20", "eth0")
-	f.Add(true, strings.Repeat("cali0123456789a,", 200), "eth0,br0,bond0,eth1,eth2")
-	f.Add(false, "eth0", "eth0")
-	f.Fuzz(func(t *testing.T, ready bool, ifaces, defaults string) {
-		m := Meta{Ready: ready, Interfaces: strings.Split(ifaces, ","), Defaults: strings.Split(defaults, ",")}
+	f.Add(true, "eth0,vlan20", "eth0", "02:00:5e:10:00:01")
+	f.Add(true, strings.Repeat("cali0123456789a,", 200), "eth0,br0,bond0,eth1,eth2", strings.Repeat("02:00:5e:10:00:01,", 30))
+	f.Add(false, "eth0", "eth0", "x")
+	f.Fuzz(func(t *testing.T, ready bool, ifaces, defaults, macs string) {
+		m := Meta{Ready: ready, Interfaces: strings.Split(ifaces, ","), Defaults: strings.Split(defaults, ","), MACs: strings.Split(macs, ",")}
 		b, _ := Encode(m)
 		if len(b) > MaxSize {
 			t.Fatalf("Encode: %d bytes", len(b))
