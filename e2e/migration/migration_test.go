@@ -27,7 +27,6 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -200,32 +199,37 @@ func startMetalLBSpeaker(l *lab.Lab, bin string, n lab.NodeInfo) error {
 	return err
 }
 
-// metallbL2Owner is the node MetalLB's ServiceL2Status names for the Service.
-func metallbL2Owner(ctx context.Context, l *lab.Lab, ns, name string) (string, error) {
-	var owner string
-	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(context.Context) (bool, error) {
-		list := &unstructured.UnstructuredList{}
-		list.SetAPIVersion("metallb.io/v1beta1")
-		list.SetKind("ServiceL2StatusList")
-		if err := l.Client.List(ctx, list, client.InNamespace(metallbNS)); err != nil {
+// metallbL2Owner is the node that answers ARP for ip on MetalLB's behalf, as the layer-2 client
+// sees it: the MAC its neighbour table resolves ip to, the same in two readings in a row (MetalLB's
+// speakers may both answer for a moment before their memberlist settles). It is read on the wire,
+// not from MetalLB's ServiceL2Status: a run once waited 14 minutes for MetalLB's status objects,
+// left at two owners after an update conflict, while the one owner answered. It gives up after 30s.
+func metallbL2Owner(ctx context.Context, l *lab.Lab, ip netip.Addr) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var owner, last string
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		l.FlushNeighbor(ctx, "l2client", ip)
+		mac, err := l.NeighborMAC(ctx, "l2client", ip)
+		if err != nil {
+			last = ""
 			return false, nil //nolint:nilerr // retried until the deadline
 		}
-		var owners []string
-		for _, it := range list.Items {
-			sns, _, _ := unstructured.NestedString(it.Object, "status", "serviceNamespace")
-			sname, _, _ := unstructured.NestedString(it.Object, "status", "serviceName")
-			node, _, _ := unstructured.NestedString(it.Object, "status", "node")
-			if sns == ns && sname == name && node != "" {
-				owners = append(owners, node)
-			}
+		node, err := l.NodeByMAC(ctx, mac)
+		if err != nil {
+			return false, err
 		}
-		if len(owners) == 1 {
-			owner = owners[0]
+		if node == last {
+			owner = node
 			return true, nil
 		}
+		last = node
 		return false, nil
 	})
-	return owner, err
+	if err != nil {
+		return "", fmt.Errorf("finding the node that answers for %s: %w", ip, err)
+	}
+	return owner, nil
 }
 
 // outage is the longest time without a successful request, and the failed requests.
@@ -329,7 +333,7 @@ func TestMigrateFromMetalLB(t *testing.T) {
 	must(t, err)
 	_, err = l.WaitCurl(ctx, "extclient", apiIP, 80, nil)
 	must(t, err)
-	mlbOwner, err := metallbL2Owner(ctx, l, ns, "web")
+	mlbOwner, err := metallbL2Owner(ctx, l, webIP)
 	must(t, err)
 	t.Logf("MetalLB announces %s over layer 2 from %s and %s over BGP from every node", webIP, mlbOwner, apiIP)
 
