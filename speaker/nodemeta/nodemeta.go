@@ -49,7 +49,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 )
@@ -258,16 +257,32 @@ func validName(n string) error {
 	return nil
 }
 
-// canonicalMAC returns an EUI-48 hardware address in net.HardwareAddr's form.
+// canonicalMAC returns an EUI-48 hardware address (six hexadecimal bytes separated by ':' or '-')
+// in the form net.HardwareAddr.String writes: lower case, separated by ':'. The package parses it
+// itself: a pure core imports no package net.
 func canonicalMAC(s string) (string, error) {
-	hw, err := net.ParseMAC(s)
-	if err != nil {
-		return "", err
+	const form = "want six hexadecimal bytes separated by ':' (aa:bb:cc:dd:ee:ff)"
+	if len(s) != 17 || (s[2] != ':' && s[2] != '-') {
+		return "", errors.New(form)
 	}
-	if len(hw) != 6 {
-		return "", fmt.Errorf("%d bytes, want an EUI-48 address of 6", len(hw))
+	out := make([]byte, len(s))
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case i%3 == 2:
+			if c != s[2] {
+				return "", errors.New(form)
+			}
+			c = ':'
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		case 'A' <= c && c <= 'F':
+			c += 'a' - 'A'
+		default:
+			return "", errors.New(form)
+		}
+		out[i] = c
 	}
-	return hw.String(), nil
+	return string(out), nil
 }
 
 // canonical returns names sorted without duplicates, nil when empty.

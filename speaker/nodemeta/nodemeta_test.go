@@ -201,3 +201,27 @@ func FuzzEncode(f *testing.F) {
 		}
 	})
 }
+
+func TestCanonicalMAC(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{in: "02:00:5e:10:00:01", want: "02:00:5e:10:00:01", ok: true},
+		{in: "02:00:5E:10:0A:FF", want: "02:00:5e:10:0a:ff", ok: true},
+		{in: "02-00-5e-10-00-01", want: "02:00:5e:10:00:01", ok: true},
+		{in: "02:00-5e:10:00:01"}, // mixed separators
+		{in: "02:00:5e:10:00:0g"},
+		{in: "02:00:5e:10:00"},
+		{in: "02:00:5e:10:00:01:02:03"}, // EUI-64
+		{in: "0200.5e10.0001"},
+		{in: "02:00:5e:10:00:01 "},
+		{in: ""},
+	}
+	for _, tt := range tests {
+		got, err := canonicalMAC(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("canonicalMAC(%q) = %q, %v; want %q, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
