@@ -58,10 +58,8 @@ func (m Mode) String() string {
 type LabelMatcher func(labels map[string]string) bool
 
 // Matches reports whether the matcher selects labels; a nil matcher selects everything.
-func (m LabelMatcher) Matches(labels map[string]string) bool { return m.matches(labels) }
-
-func (m LabelMatcher) matches(l map[string]string) bool {
-	return m == nil || m(l)
+func (m LabelMatcher) Matches(labels map[string]string) bool {
+	return m == nil || m(labels)
 }
 
 // Node is what the election needs to know about one node.
@@ -197,7 +195,7 @@ func Admit(mode Mode, in Input) []Admission {
 		}
 		for j := range in.Advertisements {
 			ad := &in.Advertisements[j]
-			if announcing[j] && ad.Nodes.matches(node.Labels) && (mode != Layer2 || allowsInterface(ad, node)) {
+			if announcing[j] && ad.Nodes.Matches(node.Labels) && (mode != Layer2 || allowsInterface(ad, node)) {
 				set[j] = true
 			}
 		}
@@ -297,7 +295,7 @@ func Layer2Admission(in Input) (Admission, bool) {
 		}
 		for i := range in.Nodes {
 			node := &in.Nodes[i]
-			if eligible[i] && node.Name == best && ad.Nodes.matches(node.Labels) && allowsInterface(ad, node) {
+			if eligible[i] && node.Name == best && ad.Nodes.Matches(node.Labels) && allowsInterface(ad, node) {
 				a.Advertisements = append(a.Advertisements, ad.Name)
 				break
 			}

@@ -147,7 +147,7 @@ func constraintsOf(in Input, detail bool) (constraints []constraint, announced, 
 		c := constraint{service: svc.Key}
 		for j := range in.Advertisements {
 			ad := &in.Advertisements[j]
-			if slices.Contains(ad.Pools, in.Pool) && ad.Services.matches(svc.Labels) {
+			if slices.Contains(ad.Pools, in.Pool) && ad.Services.Matches(svc.Labels) {
 				c.ads = append(c.ads, ad)
 			}
 		}
@@ -226,7 +226,7 @@ func refused(mode Mode, node *Node, constraints []constraint) bool {
 		}
 		allowed := false
 		for _, ad := range c.ads {
-			if ad.Nodes.matches(node.Labels) && (mode != Layer2 || allowsInterface(ad, node)) {
+			if ad.Nodes.Matches(node.Labels) && (mode != Layer2 || allowsInterface(ad, node)) {
 				allowed = true
 				break
 			}
@@ -267,7 +267,7 @@ func judge(mode Mode, node *Node, constraints []constraint, detail bool) []Reaso
 		}
 		var selecting []*Advertisement
 		for _, ad := range c.ads {
-			if ad.Nodes.matches(node.Labels) {
+			if ad.Nodes.Matches(node.Labels) {
 				selecting = append(selecting, ad)
 			}
 		}

@@ -134,19 +134,9 @@ func Encode(m Meta) ([]byte, error) {
 		w.Ifaces = slices.Clone(defaults)
 		size := encodedLen(w)
 		for _, n := range ifaces {
-			if slices.Contains(defaults, n) {
-				continue
-			}
-			grow := encodedLen(n) + 1 // the name and a comma
-			if len(w.Ifaces) == 0 {
-				grow = encodedLen(n) + len(`,"ifaces":[]`)
-			}
-			if size+grow > MaxSize {
+			if !slices.Contains(defaults, n) && !appendFitting(&w.Ifaces, "ifaces", n, &size) {
 				dropped = append(dropped, fmt.Sprintf("%q (no room left)", n))
-				continue
 			}
-			w.Ifaces = append(w.Ifaces, n)
-			size += grow
 		}
 		slices.Sort(w.Ifaces)
 		if len(w.Ifaces) == 0 {
@@ -160,19 +150,9 @@ func Encode(m Meta) ([]byte, error) {
 				dropped = append(dropped, fmt.Sprintf("hardware address %q (%v)", raw, err))
 				continue
 			}
-			if slices.Contains(w.MACs, mac) {
-				continue
-			}
-			grow := encodedLen(mac) + 1
-			if len(w.MACs) == 0 {
-				grow = encodedLen(mac) + len(`,"macs":[]`)
-			}
-			if size+grow > MaxSize {
+			if !slices.Contains(w.MACs, mac) && !appendFitting(&w.MACs, "macs", mac, &size) {
 				dropped = append(dropped, fmt.Sprintf("hardware address %s (no room left)", mac))
-				continue
 			}
-			w.MACs = append(w.MACs, mac)
-			size += grow
 		}
 		slices.Sort(w.MACs)
 	}
@@ -236,6 +216,22 @@ func Decode(b []byte) (Meta, error) {
 		}
 	}
 	return m, nil
+}
+
+// appendFitting appends v to *list, the array under key of a JSON object of *size bytes (the key
+// absent while the array is empty), when the object stays within MaxSize, and reports whether it
+// did.
+func appendFitting(list *[]string, key, v string, size *int) bool {
+	grow := encodedLen(v) + 1 // the value and a comma
+	if len(*list) == 0 {
+		grow = encodedLen(v) + len(`,"":[]`) + len(key)
+	}
+	if *size+grow > MaxSize {
+		return false
+	}
+	*list = append(*list, v)
+	*size += grow
+	return true
 }
 
 // encodedLen is the length of v in JSON.
