@@ -154,6 +154,8 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 			return fmt.Errorf("memberlist key Secret %s/%s: %w", o.namespace, o.memberlistSecret, err)
 		}
 	}
+	events := kube.EventBroadcaster()
+	defer events.Shutdown()
 	mopts := ctrl.Options{
 		Scheme:                        scheme,
 		Logger:                        log,
@@ -164,6 +166,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		LeaderElectionID:              "herald-controller",
 		LeaderElectionNamespace:       o.namespace,
 		LeaderElectionReleaseOnCancel: true,
+		EventBroadcaster:              events, //nolint:staticcheck // the process's lifetime: no leak; the default's caches are 4,096 deep
 	}
 	if o.enableWebhook {
 		mopts.WebhookServer = ctrlwebhook.NewServer(ctrlwebhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir})

@@ -164,8 +164,11 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	events := kube.EventBroadcaster()
+	defer events.Shutdown()
 	mgr, err := manager.New(restCfg, manager.Options{
 		Scheme:                 scheme,
+		EventBroadcaster:       events, //nolint:staticcheck // the process's lifetime: no leak; the default's caches are 4,096 deep
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: o.healthAddr,
