@@ -107,9 +107,9 @@ func TestSpeakerReadsOnlyLabelledSecrets(t *testing.T) {
 
 // TestSpeakerCachesOnlyItsOwnBGPStatus runs the speaker's cache as its ServiceAccount: of the
 // ServiceBGPStatus and BGPSessionStatus objects it holds only its own node's (every node writes
-// one ServiceBGPStatus per BGP Service), of the ServiceL2Status objects every node's (it learns
-// the other speakers' MACs from them). The status writer of the first live speaker then deletes a
-// dead speaker's BGP objects by label, with the speaker's RBAC.
+// one ServiceBGPStatus per BGP Service); the ServiceL2Status objects, which its reflector reads
+// outside the cache, it may list and watch in its namespace. The status writer of the first live
+// speaker then deletes a dead speaker's BGP objects by label, with the speaker's RBAC.
 func TestSpeakerCachesOnlyItsOwnBGPStatus(t *testing.T) {
 	applyKustomization(t)
 	ctx := t.Context()
@@ -143,15 +143,30 @@ func TestSpeakerCachesOnlyItsOwnBGPStatus(t *testing.T) {
 	if got := names(&v1beta1.BGPSessionStatusList{}); !slices.Equal(got, []string{"n1-rt"}) {
 		t.Errorf("BGPSessionStatus in the speaker's cache: %v, want only its own", got)
 	}
-	if got := names(&v1beta1.ServiceL2StatusList{}); !slices.Equal(got, []string{"n1-app-db", "n2-app-db"}) {
-		t.Errorf("ServiceL2Status in the speaker's cache: %v, want every node's", got)
-	}
-
-	// n1 sweeps: n2 is dead.
-	sc, err := client.New(as("herald-speaker"), client.Options{Scheme: env.Scheme})
+	// The ServiceL2Status objects are not cached: the speaker's reflector lists and watches every
+	// node's (it learns the other speakers' MACs from them) in its namespace.
+	sc, err := client.NewWithWatch(as("herald-speaker"), client.Options{Scheme: env.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var l2 v1beta1.ServiceL2StatusList
+	waitUp(t, func() error { return sc.List(ctx, &l2, client.InNamespace("herald-system")) })
+	var got []string
+	for _, o := range l2.Items {
+		got = append(got, o.Name)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"n1-app-db", "n2-app-db"}) {
+		t.Errorf("ServiceL2Status the speaker lists: %v, want every node's", got)
+	}
+	wi, err := sc.Watch(ctx, &v1beta1.ServiceL2StatusList{}, client.InNamespace("herald-system"))
+	if err != nil {
+		t.Errorf("the speaker watching ServiceL2Status: %v", err)
+	} else {
+		wi.Stop()
+	}
+
+	// n1 sweeps: n2 is dead.
 	w := status.NewWriter(sc, "herald-system", "n1", slog.New(slog.DiscardHandler), nil)
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()

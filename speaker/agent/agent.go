@@ -160,6 +160,7 @@ type Agent struct {
 	metrics *metrics
 	pace    *paceMetrics
 	status  *status.Writer
+	l2s     *l2Store // the ServiceL2Status objects (l2store.go)
 
 	joining atomic.Bool // a background join is running
 
@@ -243,6 +244,8 @@ func New(opts Options) (*Agent, error) {
 		bgpPending: map[routeKey]time.Time{},
 	}
 	a.status = status.NewWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger, opts.Members.Members)
+	a.l2s = newL2Store(opts.NodeName)
+	a.status.UseL2Objects(a.l2s)
 	a.rd.metrics = newReadyMetrics(opts.Registerer)
 	return a, nil
 }
@@ -269,13 +272,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.watch(ctx); err != nil {
 		return err
 	}
-	if err := a.watchPeerMACs(ctx); err != nil {
-		return err
-	}
 	a.startedAt = time.Now()
 	if err := a.watchPreviousStatus(ctx); err != nil {
 		return err
 	}
+	a.watchL2Status(ctx)
 	if !a.opts.Cache.WaitForCacheSync(ctx) {
 		return a.shutdown()
 	}
@@ -318,8 +319,8 @@ func (a *Agent) pacedSync(ctx context.Context, pace *pacer, cause string) {
 // other objects recompute everything.
 func (a *Agent) watch(ctx context.Context) error {
 	svcs, eps := a.serviceStore(), a.sliceStore()
-	runReflector(ctx, a.opts.Watcher, &corev1.Service{}, func() client.ObjectList { return &corev1.ServiceList{} }, svcs)
-	runReflector(ctx, a.opts.Watcher, &discoveryv1.EndpointSlice{}, func() client.ObjectList { return &discoveryv1.EndpointSliceList{} }, eps)
+	runReflector(ctx, a.opts.Watcher, "", &corev1.Service{}, func() client.ObjectList { return &corev1.ServiceList{} }, svcs)
+	runReflector(ctx, a.opts.Watcher, "", &discoveryv1.EndpointSlice{}, func() client.ObjectList { return &discoveryv1.EndpointSliceList{} }, eps)
 	a.synced = append(a.synced, svcs.hasSynced, eps.hasSynced)
 	triggered := []client.Object{&corev1.Node{}, &corev1.Secret{}}
 	triggered = append(triggered, kube.ConfigKinds()...)

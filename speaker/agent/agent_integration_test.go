@@ -212,8 +212,8 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 		return l.Items[0].Name == status.Name(n1, app+"/web") &&
 			st.Node == n1 && st.ServiceName == "web" && st.ServiceNamespace == app && len(st.Interfaces) == 1
 	})
-	// The status writer updates the status from the cache's object, whose labels are its node's
-	// shared map (nodeLabels): the object keeps all three on the API server.
+	// The status writer updates the status with a body of the object's name, resourceVersion and
+	// status only (the store keeps no labels): the object keeps all three on the API server.
 	var written v1beta1.ServiceL2Status
 	if err := c.Get(ctx, client.ObjectKey{Namespace: hns, Name: status.Name(n1, app+"/web")}, &written); err != nil {
 		t.Fatal(err)

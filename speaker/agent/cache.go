@@ -26,14 +26,14 @@ func SecretSelector() labels.Selector {
 
 // CacheOptions are the cache options of the speaker of node: Herald's configuration and status
 // objects of namespace only, and of its Secrets only those SecretSelector selects. Nodes are
-// cached cluster-wide, trimmed to what the speaker reads (TrimNode), and so are the
-// ServiceL2Status objects of other nodes (TrimPeerStatus: their MACs and Services are read). Of
-// ServiceBGPStatus and BGPSessionStatus only node's own are cached (LabelNode=node): every node
-// writes one ServiceBGPStatus per BGP Service, so caching all of them would grow with nodes times
-// Services; the sweep of dead speakers' objects deletes them by label on the API server instead.
-// The ServiceL2Status and ServiceBGPStatus objects share one label map per node (nodeLabels).
-// Every object loses its managedFields. Services and EndpointSlices are not cached: reflectors
-// put them into the agent's model (store.go).
+// cached cluster-wide, trimmed to what the speaker reads (TrimNode). Of ServiceBGPStatus and
+// BGPSessionStatus only node's own are cached (LabelNode=node): every node writes one
+// ServiceBGPStatus per BGP Service, so caching all of them would grow with nodes times Services;
+// the sweep of dead speakers' objects deletes them by label on the API server instead. The
+// ServiceBGPStatus objects share one label map (nodeLabels). Every object loses its managedFields.
+// Services and EndpointSlices are not cached: reflectors put them into the agent's model
+// (store.go); nor are the ServiceL2Status objects, which a reflector puts into the agent's compact
+// store (l2store.go).
 func CacheOptions(namespace, node string) cache.Options {
 	inNS := func(tf toolscache.TransformFunc) cache.ByObject {
 		return cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}, Transform: tf}
@@ -52,9 +52,9 @@ func CacheOptions(namespace, node string) cache.Options {
 		return in, nil
 	}
 	by := map[client.Object]cache.ByObject{
-		&corev1.Node{}:             {Transform: trim(TrimNode)},
-		&corev1.Secret{}:           {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
-		&v1beta1.ServiceL2Status{}: inNS(peer), &v1beta1.ServiceBGPStatus{}: mine(peer), &v1beta1.BGPSessionStatus{}: mine(peer),
+		&corev1.Node{}:              {Transform: trim(TrimNode)},
+		&corev1.Secret{}:            {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
+		&v1beta1.ServiceBGPStatus{}: mine(peer), &v1beta1.BGPSessionStatus{}: mine(peer),
 	}
 	for _, o := range kube.ConfigKinds() {
 		by[o] = inNS(nil)
@@ -160,14 +160,11 @@ func TrimEndpointSlice(es *discoveryv1.EndpointSlice) {
 	es.Endpoints = slices.Clip(kept)
 }
 
-// TrimPeerStatus trims a status object (ServiceL2Status, ServiceBGPStatus, BGPSessionStatus)
-// that another node's speaker wrote to what this one reads of it: its identity and labels (the
-// node and Service it names, for the sweep of dead nodes' objects and for announcedBefore) and,
-// of a ServiceL2Status, the node, the Service and the MACs of its interfaces (learnMACs). The objects of node
-// itself keep their status, their repeated strings interned: its status writer compares them with
-// what it wants. With 10,000 layer-2 Services the other nodes' ServiceL2Status objects are most of
-// the status objects a speaker caches (other nodes' BGP status objects are not cached at all, see
-// CacheOptions; the trim stays for them in case a cache is made without the selector).
+// TrimPeerStatus trims a status object (ServiceBGPStatus, BGPSessionStatus) that another node's
+// speaker wrote to its identity and labels. The objects of node itself keep their status, their
+// repeated strings interned: its status writer compares them with what it wants. Other nodes' BGP
+// status objects are not cached at all (see CacheOptions); the trim is there in case a cache is
+// made without the selector.
 func TrimPeerStatus(o client.Object, node string) {
 	if o.GetLabels()[LabelNode] == node {
 		// The status writer compares their status, never their managedFields (which the
@@ -177,16 +174,6 @@ func TrimPeerStatus(o client.Object, node string) {
 		return
 	}
 	switch st := o.(type) {
-	case *v1beta1.ServiceL2Status:
-		trimMeta(&st.ObjectMeta)
-		ifs := make([]v1beta1.InterfaceInfo, 0, len(st.Status.Interfaces))
-		for _, ifi := range st.Status.Interfaces {
-			if ifi.MAC != "" {
-				ifs = append(ifs, v1beta1.InterfaceInfo{MAC: ifi.MAC})
-			}
-		}
-		st.Status = v1beta1.ServiceL2StatusStatus{Node: st.Status.Node, Interfaces: ifs,
-			ServiceName: st.Status.ServiceName, ServiceNamespace: intern(st.Status.ServiceNamespace)}
 	case *v1beta1.ServiceBGPStatus:
 		trimMeta(&st.ObjectMeta)
 		st.Status = v1beta1.ServiceBGPStatusStatus{}
@@ -196,10 +183,9 @@ func TrimPeerStatus(o client.Object, node string) {
 	}
 }
 
-// nodeLabels holds one label map per node, {LabelNode: node}, that the cached ServiceL2Status
-// and ServiceBGPStatus objects of that node share. Every such object carries three labels (node,
-// Service name and namespace), and a Go map of three strings costs some 300 bytes: 3 MB per 10,000
-// objects, which every speaker caches (each node's ServiceL2Status, its own ServiceBGPStatus). The
+// nodeLabels holds one label map per node, {LabelNode: node}, that the cached ServiceBGPStatus
+// objects of that node share. Every such object carries three labels (node, Service name and
+// namespace), and a Go map of three strings costs some 300 bytes: 3 MB per 10,000 objects. The
 // cache's readers get copies, or read without writing (UnsafeDisableDeepCopy lists, event
 // handlers), so the shared map is never changed.
 type nodeLabels struct {
@@ -207,22 +193,18 @@ type nodeLabels struct {
 	byNode map[string]map[string]string
 }
 
-// share gives a ServiceL2Status or ServiceBGPStatus that a speaker wrote (it has LabelNode) the
+// share gives a ServiceBGPStatus that a speaker wrote (it has LabelNode) the
 // label map of its node, in place of its own: the cache's selections by node (the status writer's
 // list of this node's objects, the sweep's) still match, and of the other labels only the Service
 // was read, which the status names too. The status is still empty just after the writer created
 // the object; the Service is then copied into it from the labels (the writer's comparison still
 // differs, the node and interfaces being unset). Other objects are left as they are.
 func (n *nodeLabels) share(o client.Object) {
-	var name, ns *string
-	switch st := o.(type) {
-	case *v1beta1.ServiceL2Status:
-		name, ns = &st.Status.ServiceName, &st.Status.ServiceNamespace
-	case *v1beta1.ServiceBGPStatus:
-		name, ns = &st.Status.ServiceName, &st.Status.ServiceNamespace
-	default:
+	st, ok := o.(*v1beta1.ServiceBGPStatus)
+	if !ok {
 		return
 	}
+	name, ns := &st.Status.ServiceName, &st.Status.ServiceNamespace
 	l := o.GetLabels()
 	node, ok := l[LabelNode]
 	if !ok {
@@ -250,16 +232,6 @@ func (n *nodeLabels) share(o client.Object) {
 // status shares the label's. The content does not change.
 func internStatus(o client.Object) {
 	switch st := o.(type) {
-	case *v1beta1.ServiceL2Status:
-		internMeta(&st.ObjectMeta)
-		st.Status.Node, st.Status.ServiceNamespace = intern(st.Status.Node), intern(st.Status.ServiceNamespace)
-		if name := st.Labels[LabelServiceName]; name == st.Status.ServiceName {
-			st.Status.ServiceName = name
-		}
-		for i := range st.Status.Interfaces {
-			st.Status.Interfaces[i].Name = intern(st.Status.Interfaces[i].Name)
-			st.Status.Interfaces[i].MAC = intern(st.Status.Interfaces[i].MAC)
-		}
 	case *v1beta1.ServiceBGPStatus:
 		internMeta(&st.ObjectMeta)
 		st.Status.Node, st.Status.ServiceNamespace = intern(st.Status.Node), intern(st.Status.ServiceNamespace)

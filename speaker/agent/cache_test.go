@@ -77,20 +77,13 @@ func TestTrimKeepsWhatTheSpeakerReads(t *testing.T) {
 	}
 }
 
-// Another node's status objects keep what the speaker reads of them (labels, node, MACs); this
-// node's stay whole, for its status writer to compare with what it wants.
+// Another node's BGP status objects keep their identity and labels; this node's stay whole, for its
+// status writer to compare with what it wants.
 func TestTrimPeerStatus(t *testing.T) {
 	meta := func(node string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: "s-" + node, Namespace: "herald", UID: "u", ResourceVersion: "3",
 			Labels:      map[string]string{LabelNode: node, LabelServiceName: "web", LabelServiceNamespace: "app"},
 			Annotations: map[string]string{"a": "b"}, Finalizers: []string{"f"}}
-	}
-	l2 := func(node string) *v1beta1.ServiceL2Status {
-		return &v1beta1.ServiceL2Status{ObjectMeta: meta(node), Status: v1beta1.ServiceL2StatusStatus{
-			Node: node, ServiceName: "web", ServiceNamespace: "app",
-			Interfaces: []v1beta1.InterfaceInfo{{Name: "eth0", MAC: "02:00:00:00:00:02"}, {Name: "eth1"}},
-			Conflicts:  []v1beta1.L2Conflict{{IP: "192.0.2.1", Interface: "eth0", MAC: "02:00:00:00:00:09"}},
-		}}
 	}
 	bgp := func(node string) *v1beta1.ServiceBGPStatus {
 		return &v1beta1.ServiceBGPStatus{ObjectMeta: meta(node), Status: v1beta1.ServiceBGPStatusStatus{
@@ -111,11 +104,8 @@ func TestTrimPeerStatus(t *testing.T) {
 		name      string
 		obj, want client.Object
 	}{
-		{name: "own ServiceL2Status keeps all but managedFields", obj: managed(l2("n1")), want: l2("n1")},
 		{name: "own ServiceBGPStatus keeps all but managedFields", obj: managed(bgp("n1")), want: bgp("n1")},
 		{name: "own BGPSessionStatus keeps all but managedFields", obj: managed(sess("n1")), want: sess("n1")},
-		{name: "peer ServiceL2Status keeps node and MACs", obj: l2("n2"), want: &v1beta1.ServiceL2Status{ObjectMeta: trimmedMeta,
-			Status: v1beta1.ServiceL2StatusStatus{Node: "n2", ServiceName: "web", ServiceNamespace: "app", Interfaces: []v1beta1.InterfaceInfo{{MAC: "02:00:00:00:00:02"}}}}},
 		{name: "peer ServiceBGPStatus keeps its identity", obj: bgp("n2"), want: &v1beta1.ServiceBGPStatus{ObjectMeta: trimmedMeta}},
 		{name: "peer BGPSessionStatus keeps its identity", obj: sess("n2"), want: &v1beta1.BGPSessionStatus{ObjectMeta: trimmedMeta}},
 	}
@@ -129,31 +119,31 @@ func TestTrimPeerStatus(t *testing.T) {
 	}
 }
 
-// The cached ServiceL2Status and ServiceBGPStatus objects of one node share one label map, which
+// The cached ServiceBGPStatus objects of one node share one label map, which
 // the cache's selections by node still match; the Service they name is in their status, also
 // when the writer has just created one with its status still empty. Other objects keep theirs.
 func TestStatusObjectsShareTheirNodesLabels(t *testing.T) {
 	labelsOf := func(node, svc string) map[string]string {
 		return map[string]string{LabelNode: node, LabelServiceName: svc, LabelServiceNamespace: "app"}
 	}
-	written := func(node, svc string) *v1beta1.ServiceL2Status {
-		return &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: node + "-" + svc, Namespace: "herald", Labels: labelsOf(node, svc)},
-			Status: v1beta1.ServiceL2StatusStatus{Node: node, ServiceName: svc, ServiceNamespace: "app"}}
+	written := func(node, svc string) *v1beta1.ServiceBGPStatus {
+		return &v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: node + "-" + svc, Namespace: "herald", Labels: labelsOf(node, svc)},
+			Status: v1beta1.ServiceBGPStatusStatus{Node: node, ServiceName: svc, ServiceNamespace: "app"}}
 	}
-	justCreated := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "n1-db", Namespace: "herald", Labels: labelsOf("n1", "db")}}
-	bgp := &v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: "n1-web-bgp", Namespace: "herald", Labels: labelsOf("n1", "web")},
-		Status: v1beta1.ServiceBGPStatusStatus{Node: "n1", ServiceName: "web", ServiceNamespace: "app"}}
+	justCreated := &v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: "n1-db", Namespace: "herald", Labels: labelsOf("n1", "db")}}
 	session := &v1beta1.BGPSessionStatus{ObjectMeta: metav1.ObjectMeta{Name: "n1-tor", Namespace: "herald",
 		Labels: map[string]string{LabelNode: "n1", LabelPeer: "tor"}}}
-	foreign := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "by-hand", Namespace: "herald", Labels: map[string]string{"team": "net"}}}
+	foreign := &v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: "by-hand", Namespace: "herald", Labels: map[string]string{"team": "net"}}}
+	// Not cached: a ServiceL2Status keeps its labels.
+	l2 := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "n1-web-l2", Namespace: "herald", Labels: labelsOf("n1", "web")}}
 	n1web, n1api, n2web := written("n1", "web"), written("n1", "api"), written("n2", "web")
 
 	var shared nodeLabels
-	for _, o := range []client.Object{n1web, n1api, n2web, justCreated, bgp, session, foreign} {
+	for _, o := range []client.Object{n1web, n1api, n2web, justCreated, session, foreign, l2} {
 		shared.share(o)
 	}
 	mapOf := func(o client.Object) uintptr { return reflect.ValueOf(o.GetLabels()).Pointer() }
-	for _, o := range []client.Object{n1api, justCreated, bgp} {
+	for _, o := range []client.Object{n1api, justCreated} {
 		if mapOf(o) != mapOf(n1web) {
 			t.Errorf("%s has a label map of its own, want n1's shared one", o.GetName())
 		}
@@ -162,15 +152,18 @@ func TestStatusObjectsShareTheirNodesLabels(t *testing.T) {
 		t.Errorf("n2's object shares n1's label map")
 	}
 	mine := labels.SelectorFromSet(labels.Set{LabelNode: "n1"})
-	for o, want := range map[client.Object]bool{n1web: true, justCreated: true, bgp: true, n2web: false} {
+	for o, want := range map[client.Object]bool{n1web: true, justCreated: true, n2web: false} {
 		if got := mine.Matches(labels.Set(o.GetLabels())); got != want {
 			t.Errorf("selector %s matches %s: %v, want %v", mine, o.GetName(), got, want)
 		}
 	}
-	if diff := cmp.Diff(v1beta1.ServiceL2StatusStatus{ServiceName: "db", ServiceNamespace: "app"}, justCreated.Status); diff != "" {
+	if diff := cmp.Diff(v1beta1.ServiceBGPStatusStatus{ServiceName: "db", ServiceNamespace: "app"}, justCreated.Status); diff != "" {
 		t.Errorf("status of an object created a moment ago (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(v1beta1.ServiceL2StatusStatus{Node: "n1", ServiceName: "api", ServiceNamespace: "app"}, n1api.Status); diff != "" {
+	if diff := cmp.Diff(labelsOf("n1", "web"), l2.Labels); diff != "" {
+		t.Errorf("a ServiceL2Status's labels changed (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(v1beta1.ServiceBGPStatusStatus{Node: "n1", ServiceName: "api", ServiceNamespace: "app"}, n1api.Status); diff != "" {
 		t.Errorf("status of a written object changed (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(map[string]string{LabelNode: "n1", LabelPeer: "tor"}, session.Labels); diff != "" {
@@ -191,11 +184,11 @@ func TestTrimInternsRepeatedStrings(t *testing.T) {
 			AddressType: discoveryv1.AddressType(string([]byte("IPv4"))),
 			Endpoints:   []discoveryv1.Endpoint{{NodeName: &node, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}}
 	}
-	l2 := func() *v1beta1.ServiceL2Status {
+	bgp := func() *v1beta1.ServiceBGPStatus {
 		node, ns := string([]byte("n1")), string([]byte("app"))
-		return &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: string([]byte("herald")),
+		return &v1beta1.ServiceBGPStatus{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: string([]byte("herald")),
 			Labels: map[string]string{string([]byte(LabelNode)): node, LabelServiceName: "web", LabelServiceNamespace: ns}},
-			Status: v1beta1.ServiceL2StatusStatus{Node: string([]byte("n1")), ServiceName: string([]byte("web")), ServiceNamespace: string([]byte("app"))}}
+			Status: v1beta1.ServiceBGPStatusStatus{Node: string([]byte("n1")), ServiceName: string([]byte("web")), ServiceNamespace: string([]byte("app"))}}
 	}
 	a, b := slice(), slice()
 	want := slice()
@@ -232,11 +225,11 @@ func TestTrimInternsRepeatedStrings(t *testing.T) {
 	same("Service type", string(s1.Spec.Type), string(s2.Spec.Type))
 	same("load-balancer class", *s1.Spec.LoadBalancerClass, *s2.Spec.LoadBalancerClass)
 	same("traffic policy", string(s1.Spec.ExternalTrafficPolicy), string(s2.Spec.ExternalTrafficPolicy))
-	x, y, wantL2 := l2(), l2(), l2()
+	x, y, wantBGP := bgp(), bgp(), bgp()
 	TrimPeerStatus(x, "n1") // this node's own: whole, interned
 	TrimPeerStatus(y, "n1")
-	if diff := cmp.Diff(wantL2, x); diff != "" {
-		t.Errorf("own ServiceL2Status changed (-want +got):\n%s", diff)
+	if diff := cmp.Diff(wantBGP, x); diff != "" {
+		t.Errorf("own ServiceBGPStatus changed (-want +got):\n%s", diff)
 	}
 	same("status node", x.Status.Node, y.Status.Node)
 	same("status node and label", x.Status.Node, x.Labels[LabelNode])

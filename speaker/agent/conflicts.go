@@ -14,7 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/speaker/layer2"
@@ -75,19 +75,19 @@ func (a *Agent) conflictChanges() <-chan struct{} {
 	return nil
 }
 
-// watchPeerMACs learns the MACs of other nodes' speakers from the ServiceL2Status objects as they
-// come and go, and hands them to the announcer.
-func (a *Agent) watchPeerMACs(ctx context.Context) error {
-	g := a.guard()
-	if g == nil {
-		return nil
-	}
-	inf, err := a.opts.Cache.GetInformer(ctx, &v1beta1.ServiceL2Status{})
-	if err != nil {
-		return fmt.Errorf("watching ServiceL2Status for the speakers' MACs: %w", err)
-	}
-	learn := func(obj any) {
-		if st, ok := obj.(*v1beta1.ServiceL2Status); ok && st.Namespace == a.opts.Namespace && st.Status.Node != "" && st.Status.Node != a.opts.NodeName {
+// watchL2Status lists and watches the ServiceL2Status objects of Herald's namespace into the
+// agent's store (l2store.go), which the status writer reads. As they come and go, this node's
+// objects are recorded for previousStatus and, with conflict detection, the MACs of other nodes'
+// speakers are learnt and handed to the announcer, the Services some object names are counted
+// (announcedBefore), and an object of this node deleted by another speaker makes the agent write it
+// again (see restoreStatus).
+func (a *Agent) watchL2Status(ctx context.Context) {
+	s, g := a.l2s, a.guard()
+	s.seen = func(st *v1beta1.ServiceL2Status, added bool) {
+		if added && st.Labels[LabelNode] == a.opts.NodeName {
+			a.prev.note("l2", st.Name, true)
+		}
+		if g != nil && st.Status.Node != "" && st.Status.Node != a.opts.NodeName {
 			a.learnMACs(g, st.Status.Node, func(yield func(string) bool) {
 				for _, ifi := range st.Status.Interfaces {
 					if !yield(ifi.MAC) {
@@ -97,43 +97,30 @@ func (a *Agent) watchPeerMACs(ctx context.Context) error {
 			}, "status")
 		}
 	}
-	// The Services some ServiceL2Status names (announcedBefore) are counted in the model.
-	count := func(obj any, d int) {
-		if st, ok := obj.(*v1beta1.ServiceL2Status); ok && st.Namespace == a.opts.Namespace {
-			ns, name := st.Status.ServiceNamespace, st.Status.ServiceName // the cache's transform sets them (nodeLabels)
-			if name == "" {
-				ns, name = st.Labels[LabelServiceNamespace], st.Labels[LabelServiceName]
-			}
-			if name != "" {
-				a.model.countStatus(objectKey(ns, name), d)
-			}
+	if g != nil {
+		s.counted = a.model.countStatus
+	}
+	s.removed = func(name string, o l2Object) {
+		if o.node != a.opts.NodeName {
+			return
+		}
+		a.prev.note("l2", name, false)
+		if g == nil {
+			return
+		}
+		a.l2c.mu.Lock()
+		if a.l2c.deleted == nil {
+			a.l2c.deleted = map[string]bool{}
+		}
+		a.l2c.deleted[name] = true
+		a.l2c.mu.Unlock()
+		if a.status.Wants(name) { // not one this node removed itself
+			a.Trigger()
 		}
 	}
-	// A status object of this node deleted by another speaker (one that sees this node as dead in a
-	// split brain sweeps it) is written again: see restoreStatus.
-	gone := func(obj any) {
-		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		count(obj, -1)
-		if st, ok := obj.(*v1beta1.ServiceL2Status); ok && st.Labels[LabelNode] == a.opts.NodeName && st.Namespace == a.opts.Namespace {
-			a.l2c.mu.Lock()
-			if a.l2c.deleted == nil {
-				a.l2c.deleted = map[string]bool{}
-			}
-			a.l2c.deleted[st.Name] = true
-			a.l2c.mu.Unlock()
-			if a.status.Wants(st.Name) { // not one this node removed itself
-				a.Trigger()
-			}
-		}
-	}
-	reg, err := inf.AddEventHandler(macLearner{learn: learn, count: count, gone: gone})
-	if err != nil {
-		return fmt.Errorf("watching ServiceL2Status for the speakers' MACs: %w", err)
-	}
-	a.synced = append(a.synced, reg.HasSynced)
-	return nil
+	runReflector(ctx, a.opts.Watcher, a.opts.Namespace, &v1beta1.ServiceL2Status{},
+		func() client.ObjectList { return &v1beta1.ServiceL2StatusList{} }, s)
+	a.synced = append(a.synced, s.hasSynced)
 }
 
 // learnMACs records the MACs another node's speaker reports, in its ServiceL2Status objects or in
@@ -177,15 +164,6 @@ func macList(macs map[string]string, node string) []string {
 	slices.Sort(out)
 	return out
 }
-
-type macLearner struct {
-	learn, gone func(any)
-	count       func(any, int)
-}
-
-func (h macLearner) OnAdd(obj any, _ bool) { h.count(obj, 1); h.learn(obj) }
-func (h macLearner) OnUpdate(_, obj any)   { h.learn(obj) }
-func (h macLearner) OnDelete(obj any)      { h.gone(obj) }
 
 // withConflicts adds to this node's ServiceL2Status objects the MAC of each interface and the
 // conflicts on the Service's addresses, as the announcer reports them now (and remembers both for

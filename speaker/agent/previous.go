@@ -26,10 +26,11 @@ type previousStatus struct {
 func (a *Agent) watchPreviousStatus(ctx context.Context) error {
 	p := &a.prev
 	p.names = map[string]bool{}
+	// The ServiceL2Status objects come from the agent's store (watchL2Status calls p.note).
 	for _, k := range []struct {
 		kind string
 		obj  client.Object
-	}{{"l2", &v1beta1.ServiceL2Status{}}, {"bgp", &v1beta1.ServiceBGPStatus{}}} {
+	}{{"bgp", &v1beta1.ServiceBGPStatus{}}} {
 		inf, err := a.opts.Cache.GetInformer(ctx, k.obj)
 		if err != nil {
 			return fmt.Errorf("reading this node's %T objects: %w", k.obj, err)
@@ -42,11 +43,7 @@ func (a *Agent) watchPreviousStatus(ctx context.Context) error {
 			if !ok || o.GetNamespace() != a.opts.Namespace || o.GetLabels()[LabelNode] != a.opts.NodeName {
 				return
 			}
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if p.names != nil {
-				setOrDelete(p.names, k.kind+"/"+o.GetName(), present)
-			}
+			p.note(k.kind, o.GetName(), present)
 		}
 		reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { note(obj, true) },
@@ -59,6 +56,15 @@ func (a *Agent) watchPreviousStatus(ctx context.Context) error {
 		p.remove = append(p.remove, func() { _ = inf.RemoveEventHandler(reg) })
 	}
 	return nil
+}
+
+// note records that the object of kind ("l2", "bgp") called name is there or gone, until close.
+func (p *previousStatus) note(kind, name string, present bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.names != nil {
+		setOrDelete(p.names, kind+"/"+name, present)
+	}
 }
 
 // has reports whether the object of kind ("l2", "bgp") called name was there before this speaker

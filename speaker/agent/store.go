@@ -118,27 +118,28 @@ func newModelStore[T any](a *Agent, set func(key string, obj *T) bool, retain fu
 	}
 }
 
-// runReflector starts a reflector that lists and watches the objects of expected's kind
-// cluster-wide through w into store, until ctx ends.
-func runReflector(ctx context.Context, w client.WithWatch, expected client.Object, newList func() client.ObjectList, store *modelStore) {
-	r := toolscache.NewReflectorWithOptions(listWatch(w, newList), expected, store, toolscache.ReflectorOptions{Name: fmt.Sprintf("herald-speaker %T", expected)})
+// runReflector starts a reflector that lists and watches the objects of expected's kind in
+// namespace (cluster-wide when empty) through w into store, until ctx ends.
+func runReflector(ctx context.Context, w client.WithWatch, namespace string, expected client.Object, newList func() client.ObjectList, store toolscache.ReflectorStore) {
+	r := toolscache.NewReflectorWithOptions(listWatch(w, namespace, newList), expected, store, toolscache.ReflectorOptions{Name: fmt.Sprintf("herald-speaker %T", expected)})
 	go r.RunWithContext(ctx)
 }
 
-// listWatch lists and watches the kind of newList's lists, cluster-wide, through w.
-func listWatch(w client.WithWatch, newList func() client.ObjectList) *toolscache.ListWatch {
+// listWatch lists and watches the kind of newList's lists in namespace (cluster-wide when empty)
+// through w.
+func listWatch(w client.WithWatch, namespace string, newList func() client.ObjectList) *toolscache.ListWatch {
 	return &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			l := newList()
 			// Limit and Continue are given apart: ListOptions takes them from its own fields for a
 			// list, not from Raw (the reflector pages a list that the watch cache cannot serve).
-			if err := w.List(ctx, l, &client.ListOptions{Raw: &o, Limit: o.Limit, Continue: o.Continue}); err != nil {
+			if err := w.List(ctx, l, &client.ListOptions{Raw: &o, Namespace: namespace, Limit: o.Limit, Continue: o.Continue}); err != nil {
 				return nil, err
 			}
 			return l, nil
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return w.Watch(ctx, newList(), &client.ListOptions{Raw: &o})
+			return w.Watch(ctx, newList(), &client.ListOptions{Raw: &o, Namespace: namespace})
 		},
 	}
 }

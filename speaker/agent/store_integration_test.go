@@ -32,7 +32,7 @@ func TestListWatchPages(t *testing.T) {
 		}
 		mine[objectKey(ns.Name, s.Name)] = false
 	}
-	lw := listWatch(testWatcher(t), func() client.ObjectList { return &corev1.ServiceList{} })
+	lw := listWatch(testWatcher(t), "", func() client.ObjectList { return &corev1.ServiceList{} })
 	opts := metav1.ListOptions{Limit: 2}
 	pages := 0
 	for {

@@ -172,6 +172,8 @@ type Writer struct {
 	// alive, when set, returns the speakers alive now: a sweep never removes the objects of one of
 	// them, even when the desired state it applies was computed before that speaker came back.
 	alive func() []string
+	// l2, when set, is where the ServiceL2Status objects are read (UseL2Objects); else the client.
+	l2 L2Objects
 
 	// swept is the set of live speakers (joined, sorted) of the last deletion of dead speakers'
 	// ServiceBGPStatus and BGPSessionStatus objects, and sweptAt when it was made.
@@ -218,6 +220,32 @@ func NewWriter(c client.Client, ns, node string, log *slog.Logger, alive func() 
 		workqueue.TypedRateLimitingQueueConfig[item]{})
 	return &Writer{c: c, ns: ns, node: node, log: log, alive: alive, queue: q, failing: map[item]bool{}, now: time.Now}
 }
+
+// Held is an existing status object as the writer needs it: its status, to compare it with the
+// wanted one, and its resourceVersion, to update it.
+type Held[S any] struct {
+	ResourceVersion string
+	Status          *S
+}
+
+// L2Objects is a store of the ServiceL2Status objects of the writer's namespace that the caller
+// keeps up to date (the speaker's compact store: at 10,000 Services an informer's decoded objects
+// were a quarter of its heap). The writer then never reads ServiceL2Status through its client.
+type L2Objects interface {
+	// Mine calls f with each ServiceL2Status labelled with the writer's node. f must not call the
+	// store.
+	Mine(f func(name string, h Held[v1beta1.ServiceL2StatusStatus]))
+	// Get returns the ServiceL2Status called name: its status only when it is the writer's node's,
+	// and the node it is labelled with.
+	Get(name string) (h Held[v1beta1.ServiceL2StatusStatus], node string, ok bool)
+	// Dead returns the names of the ServiceL2Status objects labelled with a node for which alive is
+	// not true, with that node.
+	Dead(alive map[string]bool) map[string]string
+}
+
+// UseL2Objects makes the writer read the ServiceL2Status objects from l2 instead of its client.
+// Call it before Run.
+func (w *Writer) UseL2Objects(l2 L2Objects) { w.l2 = l2 }
 
 // Set replaces the whole desired state (the writer keeps d's maps).
 func (w *Writer) Set(d Desired) {
@@ -411,13 +439,13 @@ func (w *Writer) converge(ctx context.Context, it item) error {
 	case kindL2:
 		want := wanted(w.cur.L2, it.name)
 		w.mu.Unlock()
-		err := convergeNames(ctx, w, w.l2Kind(), want)
+		err := convergeNames(ctx, w, w.l2Kind(), w.l2Get(), want)
 		w.noteApplied(err, func(a *Desired) { noteApplied(a.L2, want) })
 		return err
 	case kindBGP:
 		want := wanted(w.cur.BGP, it.name)
 		w.mu.Unlock()
-		err := convergeNames(ctx, w, w.bgpKind(), want)
+		err := convergeNames(ctx, w, w.bgpKind(), getFromClient(w, w.bgpKind()), want)
 		w.noteApplied(err, func(a *Desired) { noteApplied(a.BGP, want) })
 		return err
 	default: // kindSessions
@@ -427,7 +455,7 @@ func (w *Writer) converge(ctx context.Context, it item) error {
 		if err := w.c.List(ctx, &have, client.InNamespace(w.ns), client.MatchingLabels{LabelNode: w.node}); err != nil {
 			return fmt.Errorf("listing BGPSessionStatus: %w", err)
 		}
-		err := converge(ctx, w, w.sessionKind(), have.Items, sess)
+		err := converge(ctx, w, w.sessionKind(), listed(w.sessionKind(), have.Items), sess)
 		w.noteApplied(err, func(a *Desired) { a.Sessions = sess })
 		return err
 	}
@@ -485,47 +513,104 @@ func (d Desired) clone() Desired {
 	return c
 }
 
-// convergeNames makes the objects of the given names (of one kind, this node's) have the desired
-// status, creating or deleting them as needed.
-func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, k statusKind[T, S, P], want map[string]*S) error {
-	var errs []error
-	for name, st := range want {
+// getter reads one status object by name: its state (status only when it is this node's), the
+// node it is labelled with, whether it exists.
+type getter[S any] func(ctx context.Context, name string) (Held[S], string, bool, error)
+
+// getFromClient reads one object of a kind through the writer's client.
+func getFromClient[T any, S any, P objectPtr[T]](w *Writer, k statusKind[T, S, P]) getter[S] {
+	return func(ctx context.Context, name string) (Held[S], string, bool, error) {
 		obj := P(new(T))
 		err := w.c.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: name}, obj)
 		switch {
 		case apierrors.IsNotFound(err):
-			if st == nil {
-				continue
-			}
-			obj = P(new(T))
-			obj.SetName(name)
-			obj.SetNamespace(w.ns)
-			obj.SetLabels(k.labels(*st))
-			if err := w.c.Create(ctx, obj); err != nil {
-				errs = append(errs, fmt.Errorf("creating %s %s: %w", k.name, name, err))
-				continue
-			}
+			return Held[S]{}, "", false, nil
+		case err != nil:
+			return Held[S]{}, "", false, err
+		}
+		return Held[S]{ResourceVersion: obj.GetResourceVersion(), Status: k.status(obj)}, obj.GetLabels()[LabelNode], true, nil
+	}
+}
+
+// l2Get reads one ServiceL2Status from the writer's store, or else through its client.
+func (w *Writer) l2Get() getter[v1beta1.ServiceL2StatusStatus] {
+	if w.l2 == nil {
+		return getFromClient(w, w.l2Kind())
+	}
+	return func(_ context.Context, name string) (Held[v1beta1.ServiceL2StatusStatus], string, bool, error) {
+		h, node, ok := w.l2.Get(name)
+		return h, node, ok, nil
+	}
+}
+
+// convergeNames makes the objects of the given names (of one kind, this node's) have the desired
+// status, creating or deleting them as needed.
+func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, k statusKind[T, S, P], get getter[S], want map[string]*S) error {
+	var errs []error
+	for name, st := range want {
+		h, node, found, err := get(ctx, name)
+		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("reading %s %s: %w", k.name, name, err))
-			continue
+		case !found && st == nil:
+		case !found:
+			errs = append(errs, create(ctx, w, k, name, *st))
+		case node != w.node:
+			// not this node's: never touched
 		case st == nil:
-			if obj.GetLabels()[LabelNode] != w.node {
-				continue // not this node's: never touched
-			}
-			if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting %s %s: %w", k.name, name, err))
-			}
-			continue
-		}
-		if k.equal(*k.status(obj), *st) {
-			continue
-		}
-		*k.status(obj) = *st
-		if err := w.c.Status().Update(ctx, obj); err != nil {
-			errs = append(errs, fmt.Errorf("updating %s %s: %w", k.name, name, err))
+			errs = append(errs, remove(ctx, w, k, name))
+		case !k.equal(*h.Status, *st):
+			errs = append(errs, update(ctx, w, k, name, h.ResourceVersion, *st))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// create creates the object called name, with this node's labels, and gives it status st.
+func create[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, k statusKind[T, S, P], name string, st S) error {
+	obj := P(new(T))
+	obj.SetName(name)
+	obj.SetNamespace(w.ns)
+	obj.SetLabels(k.labels(st))
+	if err := w.c.Create(ctx, obj); apierrors.IsAlreadyExists(err) {
+		// Created before, and not yet in what this writer read: its status is compared when it is.
+		return fmt.Errorf("creating %s %s: it exists but is not read yet; comparing it again", k.name, name)
+	} else if err != nil {
+		return fmt.Errorf("creating %s %s: %w", k.name, name, err)
+	}
+	if k.equal(*k.status(obj), st) {
+		return nil
+	}
+	*k.status(obj) = st
+	if err := w.c.Status().Update(ctx, obj); err != nil {
+		return fmt.Errorf("updating %s %s: %w", k.name, name, err)
+	}
+	return nil
+}
+
+// update gives the object called name, at resourceVersion rv, the status st. The API server takes
+// only the status from a status update and keeps the rest of the object as it is.
+func update[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, k statusKind[T, S, P], name, rv string, st S) error {
+	obj := P(new(T))
+	obj.SetName(name)
+	obj.SetNamespace(w.ns)
+	obj.SetResourceVersion(rv)
+	*k.status(obj) = st
+	if err := w.c.Status().Update(ctx, obj); err != nil {
+		return fmt.Errorf("updating %s %s: %w", k.name, name, err)
+	}
+	return nil
+}
+
+// remove deletes the object called name.
+func remove[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, k statusKind[T, S, P], name string) error {
+	obj := P(new(T))
+	obj.SetName(name)
+	obj.SetNamespace(w.ns)
+	if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting %s %s: %w", k.name, name, err)
+	}
+	return nil
 }
 
 // apply converges this node's status objects of every kind towards d and, when d says so, removes
@@ -536,18 +621,26 @@ func (w *Writer) apply(ctx context.Context, d Desired) error {
 		bgp  v1beta1.ServiceBGPStatusList
 		sess v1beta1.BGPSessionStatusList
 	)
+	lists := []client.ObjectList{&bgp, &sess}
+	if w.l2 == nil {
+		lists = append(lists, &l2)
+	}
 	mine := client.MatchingLabels{LabelNode: w.node}
-	for _, l := range []client.ObjectList{&l2, &bgp, &sess} {
-		// The cache's own objects, not copies of thousands of them at every resync: converge copies
-		// the few it updates.
+	for _, l := range lists {
+		// The cache's own objects, not copies of thousands of them at every resync: converge reads
+		// them and never changes them.
 		if err := w.c.List(ctx, l, client.InNamespace(w.ns), mine, client.UnsafeDisableDeepCopy); err != nil {
 			return fmt.Errorf("listing %T: %w", l, err)
 		}
 	}
+	var haveL2 heldSet[v1beta1.ServiceL2StatusStatus] = listed(w.l2Kind(), l2.Items)
+	if w.l2 != nil {
+		haveL2 = w.l2.Mine
+	}
 	errs := []error{
-		converge(ctx, w, w.l2Kind(), l2.Items, d.L2),
-		converge(ctx, w, w.bgpKind(), bgp.Items, d.BGP),
-		converge(ctx, w, w.sessionKind(), sess.Items, d.Sessions),
+		converge(ctx, w, w.l2Kind(), haveL2, d.L2),
+		converge(ctx, w, w.bgpKind(), listed(w.bgpKind(), bgp.Items), d.BGP),
+		converge(ctx, w, w.sessionKind(), listed(w.sessionKind(), sess.Items), d.Sessions),
 	}
 	if d.Sweep != nil {
 		alive := maps.Clone(d.Sweep)
@@ -613,42 +706,53 @@ type objectPtr[T any] interface {
 	client.Object
 }
 
-// converge makes the objects have (of one kind, this node's) those of want, by name: it creates the
-// missing ones, updates the status of those that differ and deletes the rest.
-func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, k statusKind[T, S, P], have []T, want map[string]S) error {
+// heldSet calls f with each object of one kind that this node has, by name.
+type heldSet[S any] func(f func(name string, h Held[S]))
+
+// listed is the heldSet of a list's objects (which it reads, never changes).
+func listed[T any, S any, P objectPtr[T]](k statusKind[T, S, P], items []T) heldSet[S] {
+	return func(f func(name string, h Held[S])) {
+		for i := range items {
+			o := P(&items[i])
+			f(o.GetName(), Held[S]{ResourceVersion: o.GetResourceVersion(), Status: k.status(o)})
+		}
+	}
+}
+
+// converge makes the objects this node has of one kind (have) those of want, by name: it creates
+// the missing ones, updates the status of those that differ and deletes the rest. It reads have
+// first and writes after, so a store's lock is not held across requests.
+func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, k statusKind[T, S, P], have heldSet[S], want map[string]S) error {
+	var (
+		seen   = make(map[string]bool, len(want))
+		stale  []string          // to delete
+		differ map[string]string // to update: name -> resourceVersion
+	)
+	have(func(name string, h Held[S]) {
+		st, ok := want[name]
+		switch {
+		case !ok:
+			stale = append(stale, name)
+		case !k.equal(*h.Status, st):
+			if differ == nil {
+				differ = map[string]string{}
+			}
+			differ[name] = h.ResourceVersion
+			seen[name] = true
+		default:
+			seen[name] = true
+		}
+	})
 	var errs []error
-	byName := make(map[string]P, len(have))
-	for i := range have {
-		o := P(&have[i])
-		byName[o.GetName()] = o
-	}
 	for name, st := range want {
-		obj := byName[name]
-		if obj == nil {
-			obj = P(new(T))
-			obj.SetName(name)
-			obj.SetNamespace(w.ns)
-			obj.SetLabels(k.labels(st))
-			if err := w.c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-				errs = append(errs, fmt.Errorf("creating %s %s: %w", k.name, name, err))
-				continue
-			}
-		}
-		if k.equal(*k.status(obj), st) {
-			continue
-		}
-		obj = obj.DeepCopyObject().(P) // have may be the cache's objects
-		*k.status(obj) = st
-		if err := w.c.Status().Update(ctx, obj); err != nil {
-			errs = append(errs, fmt.Errorf("updating %s %s: %w", k.name, name, err))
+		if rv, ok := differ[name]; ok {
+			errs = append(errs, update(ctx, w, k, name, rv, st))
+		} else if !seen[name] {
+			errs = append(errs, create(ctx, w, k, name, st))
 		}
 	}
-	for name, obj := range byName {
-		if _, ok := want[name]; !ok {
-			if err := w.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-				errs = append(errs, fmt.Errorf("deleting %s %s: %w", k.name, name, err))
-			}
-		}
+	for _, name := range stale {
+		errs = append(errs, remove(ctx, w, k, name))
 	}
 	return errors.Join(errs...)
 }
@@ -668,6 +772,14 @@ func (w *Writer) sweepDead(ctx context.Context, alive map[string]bool) error {
 		return nil // no live speaker known, not even this one: a sweep would delete everything
 	}
 	slices.Sort(names)
+	var errs []error
+	if w.l2 != nil {
+		for name, node := range w.l2.Dead(alive) {
+			if err := remove(ctx, w, w.l2Kind(), name); err != nil {
+				errs = append(errs, fmt.Errorf("%w (of dead speaker %s)", err, node))
+			}
+		}
+	}
 	labelled, err := labels.NewRequirement(LabelNode, selection.Exists, nil)
 	if err != nil {
 		return err
@@ -681,10 +793,11 @@ func (w *Writer) sweepDead(ctx context.Context, alive map[string]bool) error {
 	// cache filters by label before it builds the list, which at every resync would otherwise hold
 	// every node's ServiceL2Status (10,000 at 10,000 Services).
 	var l2 v1beta1.ServiceL2StatusList
-	if err := w.c.List(ctx, &l2, client.InNamespace(w.ns), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("listing ServiceL2Status: %w", err)
+	if w.l2 == nil {
+		if err := w.c.List(ctx, &l2, client.InNamespace(w.ns), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
+			return fmt.Errorf("listing ServiceL2Status: %w", err)
+		}
 	}
-	var errs []error
 	for i := range l2.Items {
 		o := &l2.Items[i]
 		if err := w.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
