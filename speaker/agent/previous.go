@@ -21,40 +21,35 @@ type previousStatus struct {
 	remove []func()
 }
 
-// watchPreviousStatus records this node's status objects as the cache lists them; the first
+// watchPreviousStatus records this node's ServiceBGPStatus objects as the cache lists them (its
+// ServiceL2Status objects come from the agent's store: watchL2Status calls p.note); the first
 // computation waits for the whole list (a.synced).
 func (a *Agent) watchPreviousStatus(ctx context.Context) error {
 	p := &a.prev
 	p.names = map[string]bool{}
-	// The ServiceL2Status objects come from the agent's store (watchL2Status calls p.note).
-	for _, k := range []struct {
-		kind string
-		obj  client.Object
-	}{{"bgp", &v1beta1.ServiceBGPStatus{}}} {
-		inf, err := a.opts.Cache.GetInformer(ctx, k.obj)
-		if err != nil {
-			return fmt.Errorf("reading this node's %T objects: %w", k.obj, err)
-		}
-		note := func(obj any, present bool) {
-			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			o, ok := obj.(client.Object)
-			if !ok || o.GetNamespace() != a.opts.Namespace || o.GetLabels()[LabelNode] != a.opts.NodeName {
-				return
-			}
-			p.note(k.kind, o.GetName(), present)
-		}
-		reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { note(obj, true) },
-			DeleteFunc: func(obj any) { note(obj, false) },
-		})
-		if err != nil {
-			return fmt.Errorf("reading this node's %T objects: %w", k.obj, err)
-		}
-		a.synced = append(a.synced, reg.HasSynced)
-		p.remove = append(p.remove, func() { _ = inf.RemoveEventHandler(reg) })
+	inf, err := a.opts.Cache.GetInformer(ctx, &v1beta1.ServiceBGPStatus{})
+	if err != nil {
+		return fmt.Errorf("reading this node's ServiceBGPStatus objects: %w", err)
 	}
+	note := func(obj any, present bool) {
+		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		o, ok := obj.(client.Object)
+		if !ok || o.GetNamespace() != a.opts.Namespace || o.GetLabels()[LabelNode] != a.opts.NodeName {
+			return
+		}
+		p.note("bgp", o.GetName(), present)
+	}
+	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { note(obj, true) },
+		DeleteFunc: func(obj any) { note(obj, false) },
+	})
+	if err != nil {
+		return fmt.Errorf("reading this node's ServiceBGPStatus objects: %w", err)
+	}
+	a.synced = append(a.synced, reg.HasSynced)
+	p.remove = append(p.remove, func() { _ = inf.RemoveEventHandler(reg) })
 	return nil
 }
 
