@@ -166,7 +166,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		LeaderElectionID:              "herald-controller",
 		LeaderElectionNamespace:       o.namespace,
 		LeaderElectionReleaseOnCancel: true,
-		EventBroadcaster:              events, //nolint:staticcheck // the process's lifetime: no leak; the default's caches are 4,096 deep
+		EventBroadcaster:              events, // deprecated for its leak when a manager ends before the process; here they end together
 	}
 	if o.enableWebhook {
 		mopts.WebhookServer = ctrlwebhook.NewServer(ctrlwebhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir})

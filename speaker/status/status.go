@@ -633,7 +633,7 @@ func (w *Writer) apply(ctx context.Context, d Desired) error {
 			return fmt.Errorf("listing %T: %w", l, err)
 		}
 	}
-	var haveL2 heldSet[v1beta1.ServiceL2StatusStatus] = listed(w.l2Kind(), l2.Items)
+	haveL2 := listed(w.l2Kind(), l2.Items)
 	if w.l2 != nil {
 		haveL2 = w.l2.Mine
 	}
