@@ -70,9 +70,9 @@ func (s *l2Store) Delete(obj any) error {
 	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	st, ok := obj.(*v1beta1.ServiceL2Status)
-	if !ok {
-		return fmt.Errorf("ServiceL2Status store: %T is not a ServiceL2Status", obj)
+	st, err := asL2Status(obj)
+	if err != nil {
+		return err
 	}
 	s.remove(st.Name)
 	return nil
@@ -83,9 +83,9 @@ func (s *l2Store) Delete(obj any) error {
 func (s *l2Store) Replace(list []any, _ string) error {
 	keep := make(map[string]bool, len(list))
 	for _, obj := range list {
-		st, ok := obj.(*v1beta1.ServiceL2Status)
-		if !ok {
-			return fmt.Errorf("ServiceL2Status store: %T is not a ServiceL2Status", obj)
+		st, err := asL2Status(obj)
+		if err != nil {
+			return err
 		}
 		keep[st.Name] = true
 		s.put(st)
@@ -108,12 +108,20 @@ func (s *l2Store) Replace(list []any, _ string) error {
 func (s *l2Store) hasSynced() bool { return s.synced.Load() }
 
 func (s *l2Store) set(obj any) error {
-	st, ok := obj.(*v1beta1.ServiceL2Status)
-	if !ok {
-		return fmt.Errorf("ServiceL2Status store: %T is not a ServiceL2Status", obj)
+	st, err := asL2Status(obj)
+	if err != nil {
+		return err
 	}
 	s.put(st)
 	return nil
+}
+
+func asL2Status(obj any) (*v1beta1.ServiceL2Status, error) {
+	st, ok := obj.(*v1beta1.ServiceL2Status)
+	if !ok {
+		return nil, fmt.Errorf("ServiceL2Status store: %T is not a ServiceL2Status", obj)
+	}
+	return st, nil
 }
 
 // put records one object and tells the hooks.
@@ -217,15 +225,4 @@ func (s *l2Store) Dead(alive map[string]bool) map[string]string {
 		}
 	}
 	return dead
-}
-
-// names returns the names of the objects the store holds, for tests.
-func (s *l2Store) names() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]string, len(s.objs))
-	for name, o := range s.objs {
-		out[name] = o.node
-	}
-	return out
 }

@@ -119,3 +119,14 @@ func TestL2StoreKeepsWhatItsReadersUse(t *testing.T) {
 		t.Error("a ServiceBGPStatus stored without an error")
 	}
 }
+
+// names returns the names of the objects the store holds, for tests.
+func (s *l2Store) names() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.objs))
+	for name, o := range s.objs {
+		out[name] = o.node
+	}
+	return out
+}
