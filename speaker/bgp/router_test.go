@@ -111,6 +111,37 @@ func (r *testRouter) established() (time.Time, int) {
 	return last, n
 }
 
+// history is every state change the router saw, with the time of each, for failure messages.
+func (r *testRouter) history() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, s := range r.states {
+		fmt.Fprintf(&b, " %v@%s", s.state, s.at.Format("15:04:05.000"))
+	}
+	return b.String()
+}
+
+// waitEstablished polls until the router has seen its session to the speaker established at
+// least once, or fails the test after 20 s, and returns what established returns then. The
+// router's state events reach its watcher asynchronously: routes can be in its table before
+// the event that the session came up is delivered.
+func (r *testRouter) waitEstablished(t testing.TB) (time.Time, int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		if up, n := r.established(); n > 0 {
+			return up, n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("test router %v never saw its session to the speaker established", r.addr)
+		}
+		<-tick.C
+	}
+}
+
 // received returns what the router holds from the speaker: each prefix with its next hop and
 // attributes, as readable text.
 func (r *testRouter) received(t testing.TB) map[string]string {

@@ -51,8 +51,8 @@ func TestSpeakerPerPeerRoutes(t *testing.T) {
 		"203.0.113.1/32":    "via 127.0.0.1 communities 64512:2 large 64512:1:2 localpref 200",
 		"2001:db8:5::1/128": "via 2001:db8::11 localpref 100",
 	})
-	upA, nA := ra.established()
-	upB, nB := rb.established()
+	upA, nA := ra.waitEstablished(t)
+	upB, nB := rb.waitEstablished(t)
 
 	// Move onlyA to b, change a's communities of shared, withdraw v6.
 	routes = Routes{
@@ -68,10 +68,10 @@ func TestSpeakerPerPeerRoutes(t *testing.T) {
 		"203.0.113.2/32": "via 127.0.0.1 localpref 0",
 	})
 	if up, n := ra.established(); up != upA || n != nA {
-		t.Errorf("session a was re-established by a route change")
+		t.Errorf("session a was re-established by a route change: established %d times, last at %v (before the change: %d, %v); states %v", n, up, nA, upA, ra.history())
 	}
 	if up, n := rb.established(); up != upB || n != nB {
-		t.Errorf("session b was re-established by a route change")
+		t.Errorf("session b was re-established by a route change: established %d times, last at %v (before the change: %d, %v); states %v", n, up, nB, upB, rb.history())
 	}
 	byName := map[string]PeerStatus{}
 	for _, st := range s.Status() {
@@ -113,12 +113,7 @@ func TestSpeakerChangesFollowFSM(t *testing.T) {
 		}
 	}
 	at, st := waitState(StateEstablished)
-	var up time.Time
-	poll := time.NewTicker(time.Millisecond)
-	defer poll.Stop()
-	for up, _ = r.established(); up.IsZero() && ctx.Err() == nil; up, _ = r.established() {
-		<-poll.C // the router's event may be delivered after the speaker's
-	}
+	up, _ := r.waitEstablished(t) // the router's event may be delivered after the speaker's
 	if d := at.Sub(up); d > 100*time.Millisecond {
 		t.Errorf("Changes reported Established %v after the router saw the session up, want within 100 ms", d)
 	}
