@@ -1,0 +1,95 @@
+package layer2
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestMeasureAnnouncerMemory measures the heap the Announcer holds per owned address, with
+// duplicate address detection on as the speaker runs it: 10,000 IPv4 addresses taken over on one
+// interface, after their burst of announcements and first checks (on the bubble's clock), and
+// again after two minutes of steady probing. The figure is the heap in use after a collection,
+// less the same with nothing owned, over the addresses; it fails if an address costs more than
+// maxBytesPerAddress (the speaker's memory budget at 10,000 Services, bench/REPORT.md). With
+// HERALD_BENCH=1 it prints BENCHJSON lines; with HERALD_L2_HEAP_PROFILE=file it writes an exact
+// heap profile (every allocation sampled) of the steady state there.
+func TestMeasureAnnouncerMemory(t *testing.T) {
+	const n, maxBytesPerAddress = 10000, 1500
+	profile := os.Getenv("HERALD_L2_HEAP_PROFILE")
+	if profile != "" {
+		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+		runtime.MemProfileRate = 1
+	}
+	var settled, steady float64
+	synctest.Test(t, func(t *testing.T) {
+		conn := newDiscardConn(false)
+		a := startAnnouncer(t, Config{Dial: func(name string) (*Link, error) {
+			return NewLink(&net.Interface{Name: name, Index: 1, MTU: 1500, HardwareAddr: selfMAC}, conn, nil)
+		}, Conflicts: &ConflictConfig{Node: "n1"}})
+		if err := a.SetOwned(map[netip.Addr][]string{}); err != nil {
+			t.Fatal(err)
+		}
+		before := heapInUse()
+		owned := make(map[netip.Addr][]string, n)
+		ifs := []string{"eth0"}
+		base := netip.MustParseAddr("198.18.0.0").As4()
+		for i := range n {
+			b := base
+			b[2], b[3] = byte(i>>8), byte(i)
+			owned[netip.AddrFrom4(b)] = ifs
+		}
+		if err := a.SetOwned(owned); err != nil {
+			t.Fatal(err)
+		}
+		owned = nil
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		settled = float64(heapInUse()-before) / n
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		steady = float64(heapInUse()-before) / n
+		if profile != "" {
+			writeHeapProfile(t, profile)
+		}
+		if got := len(a.Conflicts()); got != 0 {
+			t.Fatalf("%d conflicts with nobody else on the link", got)
+		}
+		runtime.KeepAlive(a)
+	})
+	t.Logf("announcer heap per owned address: %.0f bytes after the takeover settled, %.0f after two minutes", settled, steady)
+	for _, b := range []float64{settled, steady} {
+		if b > maxBytesPerAddress {
+			t.Errorf("the announcer holds %.0f bytes per owned address, want at most %d", b, maxBytesPerAddress)
+		}
+	}
+	if os.Getenv("HERALD_BENCH") == "1" {
+		benchLine("l2_announcer_bytes_per_ip_10000", steady, "bytes")
+	}
+}
+
+// heapInUse is the heap in use after two collections.
+func heapInUse() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+func writeHeapProfile(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		t.Fatal(err)
+	}
+}
