@@ -77,15 +77,15 @@ type Announcer struct {
 
 	mu       sync.Mutex
 	closed   bool
-	links    map[int]*link // by interface index
-	owned    map[string]*[numFamilies]map[netip.Addr]struct{}
-	ifsOf    map[netip.Addr][]string // the interfaces of each owned address (owned, by address)
+	links    map[int]*link                                    // by interface index
+	owned    map[string]*[numFamilies]map[netip.Addr]struct{} // by interface name (interfacesOf reads it by address)
 	prepared []string
 	entries  map[announcement]*progress
 	// first are the takeovers waiting for their first announcement, in order; due the later
 	// announcements by time; bucket paces both (first ones first).
-	first  []queued
+	first  []*progress
 	due    timerQueue[dueItem]
+	clock  clock // stamps the schedules
 	bucket tokenBucket
 
 	kick     chan struct{}
@@ -109,9 +109,10 @@ type announcement struct {
 
 // progress is where an announcement is in its schedule.
 type progress struct {
-	takeover time.Time
+	an       announcement
+	takeover stamp
 	sent     int // announcements sent so far
-	next     time.Time
+	next     stamp
 	gen      uint64 // tells the current entry in the due queue from earlier ones
 }
 
@@ -145,8 +146,8 @@ func NewAnnouncer(cfg Config) (*Announcer, error) {
 		m:        m,
 		links:    map[int]*link{},
 		owned:    map[string]*[numFamilies]map[netip.Addr]struct{}{},
-		ifsOf:    map[netip.Addr][]string{},
 		entries:  map[announcement]*progress{},
+		clock:    newClock(time.Now()),
 		bucket:   tokenBucket{rate: rate, burst: float64(max(burst, 1))},
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -166,7 +167,7 @@ func NewAnnouncer(cfg Config) (*Announcer, error) {
 		}
 	}
 	if cfg.Conflicts != nil {
-		if a.g, err = newGuards(cfg.Conflicts, cfg.Registerer, cfg.Logger); err != nil {
+		if a.g, err = newGuards(cfg.Conflicts, a.clock, cfg.Registerer, cfg.Logger); err != nil {
 			return nil, err
 		}
 		go a.runGuards()
@@ -209,16 +210,12 @@ func (a *Announcer) setOwned(owned map[netip.Addr][]string, fresh map[netip.Addr
 
 	var errs []error
 	want := map[string]*[numFamilies]map[netip.Addr]struct{}{}
-	ifsOf := make(map[netip.Addr][]string, len(owned))
 	for ip, ifnames := range owned {
 		if !validOwned(ip) {
 			errs = append(errs, fmt.Errorf("owning %s: %w", ip, ErrInvalidIP))
 			continue
 		}
 		ip = ip.Unmap().WithZone("")
-		if len(ifnames) > 0 {
-			ifsOf[ip] = uniqueNames(ifnames)
-		}
 		for _, name := range ifnames {
 			fams := want[name]
 			if fams == nil {
@@ -238,7 +235,7 @@ func (a *Announcer) setOwned(owned map[netip.Addr][]string, fresh map[netip.Addr
 	if a.closed {
 		return ErrClosed
 	}
-	a.owned, a.ifsOf = want, ifsOf
+	a.owned = want
 	return a.applyOwned(errs, fresh)
 }
 
@@ -256,34 +253,42 @@ func (a *Announcer) applyOwned(errs []error, fresh map[netip.Addr]bool) error {
 // addresses on the same interfaces. Anything else (an invalid address, one without interfaces)
 // takes SetOwned's full path, which reports it. It allocates nothing. a.mu must be held.
 func (a *Announcer) ownedUnchanged(owned map[netip.Addr][]string) bool {
-	if len(owned) != len(a.ifsOf) {
-		return false
-	}
+	pairs := 0 // address and interface, each once
 	for ip, names := range owned {
 		if len(names) == 0 || !validOwned(ip) || ip.Unmap().WithZone("") != ip {
 			return false
 		}
-		have, ok := a.ifsOf[ip]
-		if !ok || !sameNames(names, have) {
-			return false
+		f := familyOf(ip)
+		for i, name := range names {
+			if slices.Contains(names[:i], name) {
+				continue
+			}
+			if fams := a.owned[name]; fams == nil || !has(fams[f], ip) {
+				return false
+			}
+			pairs++
 		}
 	}
-	return true
+	held := 0
+	for _, fams := range a.owned {
+		for _, set := range fams {
+			held += len(set)
+		}
+	}
+	return pairs == held
 }
 
-// sameNames reports whether names (in any order, maybe repeated) are the names of have.
-func sameNames(names, have []string) bool {
-	for _, n := range names {
-		if !slices.Contains(have, n) {
-			return false
+// interfacesOf returns the names of the interfaces ip is owned on, sorted. a.mu must be held.
+func (a *Announcer) interfacesOf(ip netip.Addr) []string {
+	var out []string
+	f := familyOf(ip)
+	for name, fams := range a.owned {
+		if has(fams[f], ip) {
+			out = append(out, name)
 		}
 	}
-	for _, n := range have {
-		if !slices.Contains(names, n) {
-			return false
-		}
-	}
-	return true
+	slices.Sort(out)
+	return out
 }
 
 // pruneOwned forgets the interfaces left without addresses by UpdateOwned, as a rebuilt state
@@ -540,27 +545,27 @@ func (a *Announcer) run() {
 	a.pace(a.announceDue, a.kick, nil)
 }
 
-// queued is a takeover waiting for its first announcement.
-type queued struct {
-	an announcement
-	p  *progress
-}
-
 // takeOver starts the announcements of an owned address: its first one is queued (sendFirst).
 // a.mu must be held.
 func (a *Announcer) takeOver(an announcement, now time.Time) {
-	p := &progress{takeover: now}
+	p := a.newProgress(an, now)
+	a.first = append(a.first, p)
+}
+
+// newProgress makes the entry of an announcement taken over at now. a.mu must be held.
+func (a *Announcer) newProgress(an announcement, now time.Time) *progress {
+	p := &progress{an: an, takeover: a.clock.stamp(now)}
 	a.entries[an] = p
-	a.first = append(a.first, queued{an: an, p: p})
+	return p
 }
 
 // sendFirst sends the queued first announcements as far as the rate allows, and reports whether
 // it sent them all. a.mu must be held.
 func (a *Announcer) sendFirst(now time.Time) bool {
 	for len(a.first) > 0 {
-		q := a.first[0]
-		l := a.links[q.an.ifindex]
-		if a.entries[q.an] != q.p || q.p.sent > 0 || l == nil || l.resp[familyOf(q.an.ip)] == nil {
+		p := a.first[0]
+		l := a.links[p.an.ifindex]
+		if a.entries[p.an] != p || p.sent > 0 || l == nil || l.resp[familyOf(p.an.ip)] == nil {
 			a.first = a.first[1:] // gone, or announced meanwhile (a conflict's defence)
 			continue
 		}
@@ -568,8 +573,8 @@ func (a *Announcer) sendFirst(now time.Time) bool {
 			return false
 		}
 		a.first = a.first[1:]
-		q.p.takeover = now // the follow-ups count from the first announcement
-		a.announce(q.an, l.name, l.resp[familyOf(q.an.ip)], q.p, now)
+		p.takeover = a.clock.stamp(now) // the follow-ups count from the first announcement
+		a.announce(l.name, l.resp[familyOf(p.an.ip)], p, now)
 	}
 	a.first = nil // let the backing array go
 	return true
@@ -586,15 +591,16 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 		if !ok {
 			break
 		}
-		if a.entries[it.an] != it.p || it.p.gen != it.gen {
+		an := it.p.an
+		if a.entries[an] != it.p || it.p.gen != it.gen {
 			a.due.pop() // dropped or rescheduled
 			continue
 		}
-		if it.at.After(now) {
-			return it.at
+		if it.at > a.clock.stamp(now) {
+			return a.clock.time(it.at)
 		}
-		l := a.links[it.an.ifindex]
-		if l == nil || l.resp[familyOf(it.an.ip)] == nil {
+		l := a.links[an.ifindex]
+		if l == nil || l.resp[familyOf(an.ip)] == nil {
 			a.due.pop()
 			continue
 		}
@@ -602,38 +608,40 @@ func (a *Announcer) announceDue(now time.Time) time.Time {
 			return a.bucket.nextToken(now)
 		}
 		a.due.pop()
-		a.announce(it.an, l.name, l.resp[familyOf(it.an.ip)], it.p, now)
+		a.announce(l.name, l.resp[familyOf(an.ip)], it.p, now)
 	}
 	return time.Time{}
 }
 
 // announce sends one announcement and moves p to the next one due after now (skipping any that a
 // stalled process missed, rather than sending them in a burst).
-func (a *Announcer) announce(an announcement, ifname string, r *responder, p *progress, now time.Time) {
-	if err := r.announce(an.ip); err != nil {
-		a.log.Error("announcing", "ip", an.ip, "interface", ifname, "error", err)
+func (a *Announcer) announce(ifname string, r *responder, p *progress, now time.Time) {
+	ip := p.an.ip
+	if err := r.announce(ip); err != nil {
+		a.log.Error("announcing", "ip", ip, "interface", ifname, "error", err)
 	} else {
-		a.log.Debug("announced", "ip", an.ip, "interface", ifname, "n", p.sent)
+		a.log.Debug("announced", "ip", ip, "interface", ifname, "n", p.sent)
 	}
+	n := a.clock.stamp(now)
 	for p.sent++; ; p.sent++ {
-		p.next = p.takeover.Add(a.sched.at(p.sent))
-		if p.next.After(now) {
+		p.next = p.takeover.add(a.sched.at(p.sent))
+		if p.next > n {
 			break
 		}
 	}
 	p.gen++
-	a.due.add(dueItem{at: p.next, an: an, p: p, gen: p.gen})
+	a.due.add(dueItem{at: p.next, p: p, gen: p.gen})
 }
 
-// dueItem is a scheduled announcement; it is current while its entry is p and p.gen is gen.
+// dueItem is a scheduled announcement; it is current while p is its address's entry and p.gen
+// is gen.
 type dueItem struct {
-	at  time.Time
-	an  announcement
+	at  stamp
 	p   *progress
 	gen uint64
 }
 
-func (it dueItem) when() time.Time { return it.at }
+func (it dueItem) when() stamp { return it.at }
 
 func validOwned(ip netip.Addr) bool {
 	return ip.IsValid() && !ip.Unmap().IsUnspecified() && !ip.IsMulticast()

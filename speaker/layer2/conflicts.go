@@ -166,18 +166,32 @@ type guards struct {
 	done    chan struct{}
 }
 
-// slot is a guard and where its timers stand in the queues.
+// slot is a guard, the interface it guards its address on, and where its timers stand in the
+// queues. A speaker may hold 10,000 of them: the guard is kept in place and the queues point at
+// the slot.
 type slot struct {
-	g                  *guard
-	evalAt, probeAt    time.Time
-	evalGen, probeGen  uint64
-	probeUrgent        bool
-	signature          string
-	metricIf, metricFm string
-	action             string // metric label of the conflict counted for it ("": none)
+	g                 guard
+	ifname            string
+	evalAt, probeAt   stamp
+	evalGen, probeGen uint64
+	probeUrgent       bool
+	signature         string
+	action            string // metric label of the conflict counted for it ("": none)
 }
 
-func newGuards(cfg *ConflictConfig, reg prometheus.Registerer, log *slog.Logger) (*guards, error) {
+func newSlot(key guardKey, fresh bool, now time.Time, t *guardTiming) *slot {
+	return &slot{g: newGuard(key.ip, fresh, now, t), ifname: key.ifname}
+}
+
+func (s *slot) key() guardKey { return guardKey{ip: s.g.ip, ifname: s.ifname} }
+
+// drop makes the slot's queued timers stale: it is no longer in the guards' map.
+func (s *slot) drop() { s.evalGen, s.probeGen = s.evalGen+1, s.probeGen+1 }
+
+// metricLabels are the interface and family labels of the slot's metrics.
+func (s *slot) metricLabels() (string, string) { return s.ifname, familyOf(s.g.ip).String() }
+
+func newGuards(cfg *ConflictConfig, clk clock, reg prometheus.Registerer, log *slog.Logger) (*guards, error) {
 	t, rate, err := cfg.timing()
 	if err != nil {
 		return nil, err
@@ -186,6 +200,7 @@ func newGuards(cfg *ConflictConfig, reg prometheus.Registerer, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
+	t.clock = clk
 	return &guards{
 		self: cfg.Node, t: t, log: log, m: m, peers: map[string]string{},
 		slots:      map[guardKey]*slot{},
@@ -226,6 +241,7 @@ func (gs *guards) syncGuards(a *Announcer, want map[string]*[numFamilies]map[net
 			gs.count(s, "")
 			delete(gs.slots, key)
 			delete(gs.conflicted, key)
+			s.drop()
 		}
 	}
 	for name, fams := range want {
@@ -235,12 +251,12 @@ func (gs *guards) syncGuards(a *Announcer, want map[string]*[numFamilies]map[net
 				key := guardKey{ip: ip, ifname: name}
 				s := gs.slots[key]
 				if s == nil {
-					s = &slot{g: newGuard(ip, fresh[ip], now, &gs.t), metricIf: name, metricFm: family(f).String()}
+					s = newSlot(key, fresh[ip], now, &gs.t)
 					gs.slots[key] = s
 					if fresh[ip] {
 						a.log.Info("probing before the first announcement", "ip", ip, "interface", name)
 					}
-					gs.reschedule(key, s)
+					gs.reschedule(s)
 				}
 				if !s.g.answering {
 					muted[ip] = struct{}{}
@@ -350,25 +366,26 @@ func (a *Announcer) guardsDue(now time.Time) time.Time {
 	if a.closed {
 		return time.Time{}
 	}
+	n := gs.t.clock.stamp(now)
 	for {
-		it, ok := gs.evalQ.due(now)
+		it, ok := gs.evalQ.due(n)
 		if !ok {
 			break
 		}
-		if s := gs.slots[it.key]; s != nil && s.evalGen == it.gen {
-			s.evalAt = time.Time{}
-			a.guardStep(it.key, s, now)
+		if s := it.s; s.evalGen == it.gen {
+			s.evalAt = 0
+			a.guardStep(s.key(), s, now)
 		}
 	}
 	limited := false
 	for _, q := range []*timerQueue[timerItem]{&gs.urgentQ, &gs.quietQ} {
 		for {
-			it, ok := q.peekDue(now)
+			it, ok := q.peekDue(n)
 			if !ok {
 				break
 			}
-			s := gs.slots[it.key]
-			if s == nil || s.probeGen != it.gen {
+			s := it.s
+			if s.probeGen != it.gen {
 				q.pop()
 				continue
 			}
@@ -377,8 +394,8 @@ func (a *Announcer) guardsDue(now time.Time) time.Time {
 				break
 			}
 			q.pop()
-			s.probeAt = time.Time{}
-			a.guardProbe(it.key, s, now)
+			s.probeAt = 0
+			a.guardProbe(s.key(), s, now)
 		}
 		if limited {
 			break
@@ -387,17 +404,17 @@ func (a *Announcer) guardsDue(now time.Time) time.Time {
 	next := gs.evalQ.next()
 	for _, q := range []*timerQueue[timerItem]{&gs.urgentQ, &gs.quietQ} {
 		at := q.next()
-		if at.IsZero() {
+		if at == 0 {
 			continue
 		}
-		if limited && at.Before(now.Add(10*time.Millisecond)) {
-			at = gs.bucket.nextToken(now)
+		if limited && at < n.add(10*time.Millisecond) {
+			at = gs.t.clock.stamp(gs.bucket.nextToken(now))
 		}
-		if next.IsZero() || at.Before(next) {
+		if next == 0 || at < next {
 			next = at
 		}
 	}
-	return next
+	return gs.t.clock.time(next)
 }
 
 // guardStep steps a guard and carries out what it asks. a.mu must be held.
@@ -419,12 +436,12 @@ func (a *Announcer) guardStep(key guardKey, s *slot, now time.Time) {
 			delete(a.entries, ek)
 		}
 		a.log.Warn("stopped answering: another station claims the address", "ip", key.ip, "interface", key.ifname,
-			"others", gs.describe(s.g))
+			"others", gs.describe(&s.g))
 	case res.defend:
 		if p, ok := a.entries[ek]; ok && linked && r != nil {
 			a.log.Info("announcing again after a conflict", "ip", key.ip, "interface", key.ifname)
-			p.takeover, p.sent = now, 0
-			a.announce(ek, key.ifname, r, p, now)
+			p.takeover, p.sent = a.clock.stamp(now), 0
+			a.announce(key.ifname, r, p, now)
 			a.kickAnnouncements()
 		}
 	case res.start:
@@ -439,15 +456,13 @@ func (a *Announcer) guardStep(key guardKey, s *slot, now time.Time) {
 					why = "the rule between speakers keeps it here"
 				}
 				a.log.Info("taking over", "ip", key.ip, "interface", key.ifname, "because", why)
-				p := &progress{takeover: now}
-				a.entries[ek] = p
-				a.announce(ek, key.ifname, r, p, now)
+				a.announce(key.ifname, r, a.newProgress(ek, now), now)
 				a.kickAnnouncements()
 			}
 		}
 	}
 	gs.report(key, s)
-	gs.reschedule(key, s)
+	gs.reschedule(s)
 }
 
 // kickAnnouncements makes the announcement loop see a changed schedule.
@@ -465,31 +480,31 @@ func (a *Announcer) guardProbe(key guardKey, s *slot, now time.Time) {
 		if err := r.probe(key.ip); err != nil {
 			a.log.Error("probing", "ip", key.ip, "interface", key.ifname, "error", err)
 		} else {
-			gs.m.probes.WithLabelValues(s.metricIf, s.metricFm).Inc()
+			gs.m.probes.WithLabelValues(s.metricLabels()).Inc()
 		}
 	}
 	s.g.probed(now, gs.who)
-	gs.reschedule(key, s)
+	gs.reschedule(s)
 }
 
 // reschedule queues the guard's next step and probe where they changed.
-func (gs *guards) reschedule(key guardKey, s *slot) {
-	if at := s.g.evalAt(); !at.Equal(s.evalAt) {
+func (gs *guards) reschedule(s *slot) {
+	if at := s.g.evalAt(); at != s.evalAt {
 		s.evalAt = at
 		s.evalGen++
-		if !at.IsZero() {
-			gs.evalQ.add(timerItem{at: at, key: key, gen: s.evalGen})
+		if at != 0 {
+			gs.evalQ.add(timerItem{at: at, s: s, gen: s.evalGen})
 		}
 	}
-	if at := s.g.nextProbe; !at.Equal(s.probeAt) || s.g.urgent != s.probeUrgent {
+	if at := s.g.nextProbe; at != s.probeAt || s.g.urgent != s.probeUrgent {
 		s.probeAt, s.probeUrgent = at, s.g.urgent
 		s.probeGen++
-		if !at.IsZero() {
+		if at != 0 {
 			q := &gs.quietQ
 			if s.g.urgent {
 				q = &gs.urgentQ
 			}
-			q.add(timerItem{at: at, key: key, gen: s.probeGen})
+			q.add(timerItem{at: at, s: s, gen: s.probeGen})
 		}
 	}
 }
@@ -501,15 +516,15 @@ func (gs *guards) report(key guardKey, s *slot) {
 		return
 	}
 	if s.signature == "" {
-		gs.m.detected.WithLabelValues(s.metricIf, s.metricFm).Inc()
-		gs.log.Warn("address conflict", "ip", key.ip, "interface", key.ifname, "answering", s.g.answering, "others", gs.describe(s.g))
+		gs.m.detected.WithLabelValues(s.metricLabels()).Inc()
+		gs.log.Warn("address conflict", "ip", key.ip, "interface", key.ifname, "answering", s.g.answering, "others", gs.describe(&s.g))
 	} else if sig == "" {
 		gs.log.Info("address conflict over", "ip", key.ip, "interface", key.ifname)
 	}
 	s.signature = sig
 	action := ""
 	if s.g.inConflict() {
-		action = conflictOf(key, s.g, nil, "").Action()
+		action = conflictOf(key, &s.g, nil, "").Action()
 		gs.conflicted[key] = s
 	} else {
 		delete(gs.conflicted, key)
@@ -523,11 +538,12 @@ func (gs *guards) count(s *slot, action string) {
 	if s.action == action {
 		return
 	}
+	ifname, fam := s.metricLabels()
 	if s.action != "" {
-		gs.m.conflicts.WithLabelValues(s.metricIf, s.metricFm, s.action).Dec()
+		gs.m.conflicts.WithLabelValues(ifname, fam, s.action).Dec()
 	}
 	if action != "" {
-		gs.m.conflicts.WithLabelValues(s.metricIf, s.metricFm, action).Inc()
+		gs.m.conflicts.WithLabelValues(ifname, fam, action).Inc()
 	}
 	s.action = action
 }
@@ -569,7 +585,7 @@ func (a *Announcer) Conflicts() []Conflict {
 	var out []Conflict
 	for key, s := range a.g.conflicted {
 		for mac := range s.g.stations {
-			out = append(out, conflictOf(key, s.g, net.HardwareAddr(mac), a.g.who(mac)))
+			out = append(out, conflictOf(key, &s.g, net.HardwareAddr(mac), a.g.who(mac)))
 		}
 	}
 	slices.SortFunc(out, func(x, y Conflict) int {
@@ -662,11 +678,12 @@ func newConflictMetrics(reg prometheus.Registerer) (*conflictMetrics, error) {
 	return m, nil
 }
 
-// timerItem is a guard's timer in a queue; gen tells it from a later rescheduling.
+// timerItem is a guard's timer in a queue; gen tells it from a later rescheduling (or the slot's
+// removal).
 type timerItem struct {
-	at  time.Time
-	key guardKey
+	at  stamp
+	s   *slot
 	gen uint64
 }
 
-func (it timerItem) when() time.Time { return it.at }
+func (it timerItem) when() stamp { return it.at }

@@ -44,12 +44,14 @@ type guardTiming struct {
 	Confirm    time.Duration
 	Recheck    time.Duration
 	ReplyWait  time.Duration
+	// clock stamps the guards' instants (set by the Announcer that runs them).
+	clock clock
 }
 
 // station is another station that claimed the address.
 type station struct {
-	last   time.Time // when it last claimed the address
-	misses int       // probes since then that it left unanswered
+	last   stamp // when it last claimed the address
+	misses int   // probes since then that it left unanswered
 }
 
 // guard is the duplicate-address state of one owned address on one interface.
@@ -72,10 +74,10 @@ type guard struct {
 	preSent int
 	// nextProbe is when the next paced probe is due (zero: none; phaseProbing schedules its own),
 	// urgent whether it checks a suspicion or a conflict rather than a quiet address.
-	nextProbe time.Time
+	nextProbe stamp
 	urgent    bool
 	// pending is when the last probe went out while its answers may still arrive (zero: none).
-	pending time.Time
+	pending stamp
 	// backoff is the next interval between probes while yielding to a host that is not a Herald
 	// speaker: it doubles from Recheck up to Interval, as such a host may hold the address for good.
 	backoff time.Duration
@@ -84,14 +86,14 @@ type guard struct {
 // newGuard starts guarding ip, owned from now on. A fresh address (one nobody announced before)
 // is probed before it is answered; any other (a takeover) is answered at once and checked after
 // FirstCheck, by when an owner that is in fact alive (a split brain) has answered.
-func newGuard(ip netip.Addr, fresh bool, now time.Time, t *guardTiming) *guard {
-	g := &guard{ip: ip, t: t, since: now, backoff: t.Recheck}
+func newGuard(ip netip.Addr, fresh bool, now time.Time, t *guardTiming) guard {
+	g := guard{ip: ip, t: t, since: now, backoff: t.Recheck}
 	if fresh {
 		g.phase = phaseProbing
 		return g
 	}
 	g.phase, g.answering, g.announced = phaseClear, true, true
-	g.nextProbe = now.Add(t.FirstCheck)
+	g.nextProbe = t.clock.stamp(now).add(t.FirstCheck)
 	return g
 }
 
@@ -118,29 +120,30 @@ func (g *guard) saw(now time.Time, mac string) {
 		st = &station{}
 		g.stations[mac] = st
 	}
-	st.last, st.misses = now, 0
+	st.last, st.misses = g.t.clock.stamp(now), 0
 }
 
 // probed records that a probe for the address went out at now and schedules the next one. who
 // names the Herald node with a hardware address, "" for any other host.
 func (g *guard) probed(now time.Time, who func(mac string) string) {
 	g.settle()
-	g.pending = now
+	n := g.t.clock.stamp(now)
+	g.pending = n
 	switch g.phase {
 	case phaseProbing:
 		g.preSent++
-		g.nextProbe = time.Time{}
+		g.nextProbe = 0
 	case phaseClear:
-		g.nextProbe, g.urgent = now.Add(g.t.Interval), false
+		g.nextProbe, g.urgent = n.add(g.t.Interval), false
 	case phaseSuspect:
-		g.nextProbe, g.urgent = now.Add(g.t.Recheck), true
+		g.nextProbe, g.urgent = n.add(g.t.Recheck), true
 	case phaseConflict:
 		d := g.t.Recheck
 		if !g.answering && slices.Contains(g.nodes(who), "") {
 			d = g.backoff
 			g.backoff = min(2*g.backoff, max(g.t.Interval, g.t.Recheck))
 		}
-		g.nextProbe, g.urgent = now.Add(d), true
+		g.nextProbe, g.urgent = n.add(d), true
 	}
 }
 
@@ -148,19 +151,19 @@ func (g *guard) probed(now time.Time, who func(mac string) string) {
 // since counts one miss, and is forgotten after missLimit of them. Stations seen while probing
 // before the first announcement are never forgotten: any answer then means the address is taken.
 func (g *guard) settle() {
-	if g.pending.IsZero() {
+	if g.pending == 0 {
 		return
 	}
 	if g.phase != phaseProbing {
 		for mac, st := range g.stations {
-			if st.last.Before(g.pending) {
+			if st.last < g.pending {
 				if st.misses++; st.misses >= missLimit {
 					delete(g.stations, mac)
 				}
 			}
 		}
 	}
-	g.pending = time.Time{}
+	g.pending = 0
 }
 
 // step moves the guard on to now: it closes a reply window that is over, ends probing, confirms or
@@ -168,12 +171,13 @@ func (g *guard) settle() {
 // hardware address, "" for any other host; self is this node.
 func (g *guard) step(now time.Time, self string, who func(mac string) string) stepResult {
 	var out stepResult
-	if !g.pending.IsZero() && !now.Before(g.pending.Add(g.t.ReplyWait)) {
+	n := g.t.clock.stamp(now)
+	if g.pending != 0 && n >= g.pending.add(g.t.ReplyWait) {
 		g.settle()
 	}
 	switch g.phase {
 	case phaseProbing:
-		if g.preSent < g.t.NewProbes && !now.Before(g.preProbeAt()) {
+		if g.preSent < g.t.NewProbes && n >= g.preProbeAt() {
 			out.probe = true
 		}
 		if now.Before(g.since.Add(g.t.NewWait)) {
@@ -185,12 +189,12 @@ func (g *guard) step(now time.Time, self string, who func(mac string) string) st
 			break
 		}
 		g.phase, g.since = phaseConflict, now
-		g.nextProbe, g.urgent = now.Add(g.t.Recheck), true
+		g.nextProbe, g.urgent = n.add(g.t.Recheck), true
 		g.decide(self, who, &out)
 	case phaseClear:
 		if len(g.stations) > 0 {
 			g.phase, g.since = phaseSuspect, now
-			g.nextProbe, g.urgent = now.Add(g.t.Confirm), true
+			g.nextProbe, g.urgent = n.add(g.t.Confirm), true
 		}
 	case phaseSuspect:
 		if len(g.stations) == 0 {
@@ -198,7 +202,7 @@ func (g *guard) step(now time.Time, self string, who func(mac string) string) st
 			break
 		}
 		for _, st := range g.stations {
-			if !st.last.Before(g.since.Add(g.t.Confirm)) {
+			if st.last >= g.t.clock.stamp(g.since).add(g.t.Confirm) {
 				g.phase = phaseConflict
 				g.decide(self, who, &out)
 				break
@@ -221,7 +225,7 @@ func (g *guard) clear(now time.Time, out *stepResult) {
 	}
 	g.phase, g.since, g.kept = phaseClear, now, false
 	clear(g.stations)
-	g.nextProbe, g.urgent = now.Add(g.t.Interval), false
+	g.nextProbe, g.urgent = g.t.clock.stamp(now).add(g.t.Interval), false
 	g.backoff = g.t.Recheck
 	if !g.answering {
 		g.answering, g.announced = true, true
@@ -262,26 +266,26 @@ func (g *guard) nodes(who func(string) string) []string {
 
 // preProbeAt is when the next probe before the first announcement is due: NewProbes of them,
 // spread evenly over NewWait.
-func (g *guard) preProbeAt() time.Time {
-	return g.since.Add(time.Duration(g.preSent) * g.t.NewWait / time.Duration(max(g.t.NewProbes, 1)))
+func (g *guard) preProbeAt() stamp {
+	return g.t.clock.stamp(g.since).add(time.Duration(g.preSent) * g.t.NewWait / time.Duration(max(g.t.NewProbes, 1)))
 }
 
 // evalAt is when step has something to do by itself (zero: nothing until a claim or a probe).
-func (g *guard) evalAt() time.Time {
-	var at time.Time
-	earliest := func(t time.Time) {
-		if at.IsZero() || t.Before(at) {
+func (g *guard) evalAt() stamp {
+	var at stamp
+	earliest := func(t stamp) {
+		if at == 0 || t < at {
 			at = t
 		}
 	}
-	if !g.pending.IsZero() {
-		earliest(g.pending.Add(g.t.ReplyWait))
+	if g.pending != 0 {
+		earliest(g.pending.add(g.t.ReplyWait))
 	}
 	if g.phase == phaseProbing {
 		if g.preSent < g.t.NewProbes {
 			earliest(g.preProbeAt())
 		}
-		earliest(g.since.Add(g.t.NewWait))
+		earliest(g.t.clock.stamp(g.since).add(g.t.NewWait))
 	}
 	return at
 }

@@ -69,6 +69,7 @@ func TestKeepsExactlyOne(t *testing.T) {
 var testTiming = guardTiming{
 	NewProbes: 3, NewWait: 300 * time.Millisecond, FirstCheck: time.Second, Interval: 8 * time.Second,
 	Confirm: time.Second, Recheck: time.Second, ReplyWait: 250 * time.Millisecond,
+	clock: newClock(time.Unix(1_000_000, 0)), // the simulations' start
 }
 
 // simSpeaker is a Herald speaker in the simulation: it owns the address from start until stop
@@ -144,7 +145,7 @@ func simulate(t *testing.T, ip netip.Addr, speakers []simSpeaker, hosts []simHos
 	}
 	apply := func(s simSpeaker, g *guard, at time.Duration, res stepResult) {
 		now := base.Add(at)
-		if res.probe || (!g.nextProbe.IsZero() && !now.Before(g.nextProbe)) {
+		if res.probe || (g.nextProbe != 0 && g.t.clock.stamp(now) >= g.nextProbe) {
 			g.probed(now, who)
 			for _, mac := range holders(at, s.name) {
 				queue = append(queue, delivery{at: at + time.Millisecond, to: s.name, from: mac})
@@ -182,7 +183,8 @@ func simulate(t *testing.T, ip netip.Addr, speakers []simSpeaker, hosts []simHos
 			g := guards[s.name]
 			switch {
 			case at == s.start:
-				g = newGuard(ip, s.fresh, now, &testTiming)
+				ng := newGuard(ip, s.fresh, now, &testTiming)
+				g = &ng
 				guards[s.name] = g
 				if g.answering {
 					answering[s.name] = true
@@ -330,7 +332,7 @@ func TestGuardTimingDefaultsAndErrors(t *testing.T) {
 	}
 	want := guardTiming{NewProbes: DefaultNewProbes, NewWait: DefaultNewProbeWait, FirstCheck: DefaultFirstCheck,
 		Interval: DefaultProbeInterval, Confirm: DefaultConfirm, Recheck: DefaultRecheck, ReplyWait: DefaultReplyWait}
-	if diff := cmp.Diff(want, tm); diff != "" || rate != DefaultProbeRate {
+	if diff := cmp.Diff(want, tm, cmp.AllowUnexported(guardTiming{}, clock{})); diff != "" || rate != DefaultProbeRate {
 		t.Errorf("defaults (-want +got):\n%s\nrate %v", diff, rate)
 	}
 	for _, c := range []ConflictConfig{

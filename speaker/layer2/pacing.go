@@ -44,8 +44,36 @@ func (a *Announcer) pace(step func(now time.Time) time.Time, kick <-chan struct{
 	}
 }
 
-// timed is what a timerQueue holds: something due at a time.
-type timed interface{ when() time.Time }
+// stamp is an instant as the time since its clock's base, 0 for none: a third of the size of a
+// time.Time, for the timers and schedules an Announcer keeps for each owned address. Stamps of one
+// clock compare as the instants do, by the monotonic clock when the instants have its reading.
+type stamp int64
+
+// clock converts between instants and stamps. Its base is an hour before the Announcer was made,
+// so that no instant the Announcer uses is stamped 0.
+type clock struct{ base time.Time }
+
+func newClock(now time.Time) clock { return clock{base: now.Add(-time.Hour)} }
+
+func (c clock) stamp(t time.Time) stamp {
+	if t.IsZero() {
+		return 0
+	}
+	return stamp(t.Sub(c.base))
+}
+
+func (c clock) time(s stamp) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return c.base.Add(time.Duration(s))
+}
+
+// add is the stamp d after s.
+func (s stamp) add(d time.Duration) stamp { return s + stamp(d) }
+
+// timed is what a timerQueue holds: something due at a stamp.
+type timed interface{ when() stamp }
 
 // timerQueue is a min-heap of timers. Timers that were rescheduled stay in it until they come up,
 // and are then dropped by their generation.
@@ -54,12 +82,14 @@ type timerQueue[T timed] struct{ items timerHeap[T] }
 type timerHeap[T timed] []T
 
 func (h timerHeap[T]) Len() int           { return len(h) }
-func (h timerHeap[T]) Less(i, j int) bool { return h[i].when().Before(h[j].when()) }
+func (h timerHeap[T]) Less(i, j int) bool { return h[i].when() < h[j].when() }
 func (h timerHeap[T]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *timerHeap[T]) Push(x any)        { *h = append(*h, x.(T)) }
 func (h *timerHeap[T]) Pop() any {
 	old := *h
 	it := old[len(old)-1]
+	var zero T
+	old[len(old)-1] = zero // let what it points to go
 	*h = old[:len(old)-1]
 	return it
 }
@@ -67,7 +97,7 @@ func (h *timerHeap[T]) Pop() any {
 func (q *timerQueue[T]) add(it T) { heap.Push(&q.items, it) }
 
 // due pops the earliest timer if it is due at now.
-func (q *timerQueue[T]) due(now time.Time) (T, bool) {
+func (q *timerQueue[T]) due(now stamp) (T, bool) {
 	it, ok := q.peekDue(now)
 	if ok {
 		q.pop()
@@ -76,9 +106,9 @@ func (q *timerQueue[T]) due(now time.Time) (T, bool) {
 }
 
 // peekDue returns the earliest timer if it is due at now, without popping it.
-func (q *timerQueue[T]) peekDue(now time.Time) (T, bool) {
+func (q *timerQueue[T]) peekDue(now stamp) (T, bool) {
 	it, ok := q.peek()
-	if !ok || it.when().After(now) {
+	if !ok || it.when() > now {
 		var zero T
 		return zero, false
 	}
@@ -96,11 +126,11 @@ func (q *timerQueue[T]) peek() (T, bool) {
 
 func (q *timerQueue[T]) pop() { heap.Pop(&q.items) }
 
-// next is when the earliest timer is due (zero: none).
-func (q *timerQueue[T]) next() time.Time {
+// next is when the earliest timer is due (0: none).
+func (q *timerQueue[T]) next() stamp {
 	it, ok := q.peek()
 	if !ok {
-		return time.Time{}
+		return 0
 	}
 	return it.when()
 }

@@ -42,9 +42,13 @@ func (a *Announcer) UpdateOwned(changed map[netip.Addr][]string, fresh map[netip
 		}
 	}
 	now := time.Now()
+	olds := make(map[netip.Addr][]string, len(norm))
+	for ip := range norm {
+		olds[ip] = a.interfacesOf(ip)
+	}
 	// Drop what is lost before anything else happens.
 	for ip, names := range norm {
-		for _, name := range a.ifsOf[ip] {
+		for _, name := range olds[ip] {
 			if !slices.Contains(names, name) {
 				errs = append(errs, a.drop(ip, name))
 			}
@@ -52,12 +56,7 @@ func (a *Announcer) UpdateOwned(changed map[netip.Addr][]string, fresh map[netip
 	}
 	added := false
 	for ip, names := range norm {
-		old := a.ifsOf[ip]
-		if len(names) == 0 {
-			delete(a.ifsOf, ip)
-		} else {
-			a.ifsOf[ip] = names
-		}
+		old := olds[ip]
 		for _, name := range names {
 			if !slices.Contains(old, name) {
 				errs = append(errs, a.add(ip, name, fresh[ip], now))
@@ -83,16 +82,9 @@ func (a *Announcer) UpdateOwned(changed map[netip.Addr][]string, fresh map[netip
 func (a *Announcer) updateFull(changed map[netip.Addr][]string, fresh map[netip.Addr]bool) error {
 	for ip, names := range changed {
 		f := familyOf(ip)
-		for _, name := range a.ifsOf[ip] {
-			if fams := a.owned[name]; fams != nil {
-				delete(fams[f], ip)
-			}
+		for _, fams := range a.owned {
+			delete(fams[f], ip)
 		}
-		if len(names) == 0 {
-			delete(a.ifsOf, ip)
-			continue
-		}
-		a.ifsOf[ip] = names
 		for _, name := range names {
 			a.ownedSet(name, f)[ip] = struct{}{}
 		}
@@ -167,12 +159,12 @@ func (gs *guards) addGuard(a *Announcer, key guardKey, fresh bool, now time.Time
 	if gs == nil || gs.slots[key] != nil {
 		return
 	}
-	s := &slot{g: newGuard(key.ip, fresh, now, &gs.t), metricIf: key.ifname, metricFm: familyOf(key.ip).String()}
+	s := newSlot(key, fresh, now, &gs.t)
 	gs.slots[key] = s
 	if fresh {
 		a.log.Info("probing before the first announcement", "ip", key.ip, "interface", key.ifname)
 	}
-	gs.reschedule(key, s)
+	gs.reschedule(s)
 }
 
 // dropGuard stops guarding an address on an interface. A nil receiver does nothing.
@@ -187,6 +179,7 @@ func (gs *guards) dropGuard(key guardKey) {
 	gs.count(s, "")
 	delete(gs.slots, key)
 	delete(gs.conflicted, key)
+	s.drop()
 	if s.signature != "" {
 		gs.notify()
 	}
