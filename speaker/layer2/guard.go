@@ -15,7 +15,7 @@ import (
 // Announcer feeds it (conflicts.go).
 
 // phase is where a guarded address is in its life.
-type phase int
+type phase uint8
 
 const (
 	// phaseProbing: owned but never announced here, and not yet known to be free. Not answered;
@@ -54,33 +54,34 @@ type station struct {
 	misses int   // probes since then that it left unanswered
 }
 
-// guard is the duplicate-address state of one owned address on one interface.
+// guard is the duplicate-address state of one owned address on one interface. A speaker may
+// guard 10,000: the fields are ordered to pack.
 type guard struct {
-	ip    netip.Addr
-	t     *guardTiming
-	phase phase
+	ip netip.Addr
+	t  *guardTiming
 	// since is when the phase began; in phaseConflict, when the other station was first seen.
-	since     time.Time
-	answering bool
-	// kept is whether the last decision in the current conflict was to go on answering.
-	kept bool
-	// announced is whether this node has answered for the address since it came to own it.
-	announced bool
+	since time.Time
 	// stations are the other stations claiming the address, by hardware address (as a string of
-	// its bytes); nil until one does (most addresses are never claimed by another station, and a
-	// speaker may guard 10,000).
+	// its bytes); nil until one does (most addresses are never claimed by another station).
 	stations map[string]*station
-	// preSent counts the probes sent in phaseProbing.
-	preSent int
 	// nextProbe is when the next paced probe is due (zero: none; phaseProbing schedules its own),
 	// urgent whether it checks a suspicion or a conflict rather than a quiet address.
 	nextProbe stamp
-	urgent    bool
 	// pending is when the last probe went out while its answers may still arrive (zero: none).
 	pending stamp
 	// backoff is the next interval between probes while yielding to a host that is not a Herald
 	// speaker: it doubles from Recheck up to Interval, as such a host may hold the address for good.
 	backoff time.Duration
+	// preSent counts the probes sent in phaseProbing.
+	preSent int32
+	phase   phase
+	urgent  bool
+	// answering is whether this node answers for the address.
+	answering bool
+	// kept is whether the last decision in the current conflict was to go on answering.
+	kept bool
+	// announced is whether this node has answered for the address since it came to own it.
+	announced bool
 }
 
 // newGuard starts guarding ip, owned from now on. A fresh address (one nobody announced before)
@@ -177,7 +178,7 @@ func (g *guard) step(now time.Time, self string, who func(mac string) string) st
 	}
 	switch g.phase {
 	case phaseProbing:
-		if g.preSent < g.t.NewProbes && n >= g.preProbeAt() {
+		if int(g.preSent) < g.t.NewProbes && n >= g.preProbeAt() {
 			out.probe = true
 		}
 		if now.Before(g.since.Add(g.t.NewWait)) {
@@ -282,7 +283,7 @@ func (g *guard) evalAt() stamp {
 		earliest(g.pending.add(g.t.ReplyWait))
 	}
 	if g.phase == phaseProbing {
-		if g.preSent < g.t.NewProbes {
+		if int(g.preSent) < g.t.NewProbes {
 			earliest(g.preProbeAt())
 		}
 		earliest(g.t.clock.stamp(g.since).add(g.t.NewWait))
