@@ -140,8 +140,13 @@ func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra
 	}
 	defer logFile.Close()
 	// gctrace: the runtime prints the live heap after each collection (read below); it changes
-	// nothing else.
-	argv := append(append([]string{"env", "GODEBUG=gctrace=1"}, extra...), bin)
+	// nothing else. HERALD_RSS_GODEBUG adds settings, e.g. memprofilerate=1 for an exact heap
+	// profile with HERALD_RSS_HEAP (at a few thousand Services: it slows the speaker down).
+	godebug := "GODEBUG=gctrace=1"
+	if v := os.Getenv("HERALD_RSS_GODEBUG"); v != "" {
+		godebug += "," + v
+	}
+	argv := append(append([]string{"env", godebug}, extra...), bin)
 	argv = append(argv, args...)
 	cmd, err := lab.Start(ns, logFile, logFile, argv...)
 	if err != nil {
