@@ -68,14 +68,17 @@ func TestL2StoreKeepsWhatItsReadersUse(t *testing.T) {
 		return &v1beta1.ServiceL2StatusStatus{Node: "n1", ServiceName: svc, ServiceNamespace: "app", Interfaces: []v1beta1.InterfaceInfo{eth0}}
 	}
 	want := map[string]status.Held[v1beta1.ServiceL2StatusStatus]{
-		"n1-web": {ResourceVersion: "5", Status: wantSt("web")},
-		"n1-db":  {ResourceVersion: "8", Status: wantSt("db")},
+		"n1-web": {ResourceVersion: "5", Sum: status.L2Sum(*wantSt("web"))},
+		"n1-db":  {ResourceVersion: "8", Sum: status.L2Sum(*wantSt("db"))},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("this node's objects (-want +got):\n%s", diff)
 	}
-	if h, node, ok := s.Get("n2-api"); !ok || node != "n2" || h.Status == nil || h.ResourceVersion != "" {
-		t.Errorf("Get of another node's object: %+v, %q, %v; want its node, an empty status and no resourceVersion", h, node, ok)
+	if h, node, ok := s.Get("n2-api"); !ok || node != "n2" || h != (status.Held[v1beta1.ServiceL2StatusStatus]{}) {
+		t.Errorf("Get of another node's object: %+v, %q, %v; want its node, and no status, sum or resourceVersion", h, node, ok)
+	}
+	if h, _, ok := s.Get("n1-web"); !ok || h.Sum != status.L2Sum(*wantSt("web")) || h.Sum == status.L2Sum(*wantSt("db")) || h.ResourceVersion != "5" {
+		t.Errorf("Get of this node's n1-web: %+v, %v; want resourceVersion 5 and its status's sum, not another's", h, ok)
 	}
 	if _, _, ok := s.Get("n3-x"); ok {
 		t.Error("Get of an object never stored: found")
@@ -87,13 +90,10 @@ func TestL2StoreKeepsWhatItsReadersUse(t *testing.T) {
 		t.Errorf("dead speakers' objects with every speaker alive: %v", d)
 	}
 
-	// The repeated strings of this node's objects are shared, the Service's name with the key.
-	a, b := s.objs["n1-web"], s.objs["n1-db"]
-	if unsafe.StringData(a.st.Node) != unsafe.StringData(b.st.Node) || unsafe.StringData(a.st.Interfaces[0].MAC) != unsafe.StringData(b.st.Interfaces[0].MAC) {
-		t.Error("this node's objects hold copies of their node's name and MAC, want one shared")
-	}
-	if unsafe.StringData(a.st.ServiceName) != unsafe.StringData(a.svc[len("app/"):]) {
-		t.Error("the status's Service name is a copy of the key's")
+	// The node's name is shared by every object.
+	a, b := s.objs["n1-web"], s.objs["n2-api"]
+	if unsafe.StringData(a.node) != unsafe.StringData(s.objs["n1-db"].node) || b.node != "n2" {
+		t.Error("this node's objects hold copies of their node's name, want one shared")
 	}
 
 	// A deletion the watch missed: the relist drops n2-api; a tombstone removes n1-web.

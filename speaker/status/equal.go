@@ -1,6 +1,7 @@
 package status
 
 import (
+	"hash/maphash"
 	"maps"
 	"slices"
 
@@ -44,4 +45,42 @@ func (d Desired) equal(o Desired) bool {
 	return maps.EqualFunc(d.L2, o.L2, l2StatusEqual) && maps.EqualFunc(d.BGP, o.BGP, bgpStatusEqual) &&
 		maps.EqualFunc(d.Sessions, o.Sessions, sessionStatusEqual) &&
 		(d.Sweep == nil) == (o.Sweep == nil) && maps.Equal(d.Sweep, o.Sweep)
+}
+
+// sumSeed keys L2Sum: sums are compared within one process only.
+var sumSeed = maphash.MakeSeed()
+
+// L2Sum is a 64-bit hash of what a ServiceL2Status status says: two statuses have the same sum when
+// l2StatusEqual holds (nil and empty slices alike, times as instants) and, but for a chance of
+// 2^-64, only then. The speaker's store keeps it for each of its own objects in place of the
+// status (Held.Sum), and the writer compares it with the sum of the status it wants.
+func L2Sum(st v1beta1.ServiceL2StatusStatus) uint64 {
+	var h maphash.Hash
+	h.SetSeed(sumSeed)
+	str := func(s string) {
+		maphash.WriteComparable(&h, len(s))
+		h.WriteString(s)
+	}
+	str(st.Node)
+	str(st.ServiceName)
+	str(st.ServiceNamespace)
+	maphash.WriteComparable(&h, len(st.Interfaces))
+	for _, i := range st.Interfaces {
+		str(i.Name)
+		str(i.MAC)
+	}
+	maphash.WriteComparable(&h, len(st.Conflicts))
+	for _, c := range st.Conflicts {
+		str(c.IP)
+		str(c.Interface)
+		str(c.MAC)
+		str(c.Node)
+		str(c.Action)
+		var since int64
+		if !c.Since.IsZero() {
+			since = c.Since.UnixNano()
+		}
+		maphash.WriteComparable(&h, since)
+	}
+	return h.Sum64()
 }

@@ -33,6 +33,9 @@ func TestStatusEqualAgreesWithSemanticDeepEqual(t *testing.T) {
 		{"another instant",
 			v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{{Since: metav1.NewTime(at)}}},
 			v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{{Since: metav1.NewTime(at.Add(time.Second))}}}, false},
+		{"the same letters in other fields",
+			v1beta1.ServiceL2StatusStatus{ServiceName: "ab", ServiceNamespace: "c"},
+			v1beta1.ServiceL2StatusStatus{ServiceName: "a", ServiceNamespace: "bc"}, false},
 		{"conflict action differs",
 			v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{{Action: "Kept"}}},
 			v1beta1.ServiceL2StatusStatus{Conflicts: []v1beta1.L2Conflict{{Action: "Yielded"}}}, false},
@@ -40,6 +43,9 @@ func TestStatusEqualAgreesWithSemanticDeepEqual(t *testing.T) {
 	for _, c := range cases {
 		if got, sem := l2StatusEqual(c.a, c.b), equality.Semantic.DeepEqual(c.a, c.b); got != c.want || sem != c.want {
 			t.Errorf("%s: l2StatusEqual %v, equality.Semantic %v, want %v", c.name, got, sem, c.want)
+		}
+		if got := L2Sum(c.a) == L2Sum(c.b); got != c.want {
+			t.Errorf("%s: equal sums %v, want %v", c.name, got, c.want)
 		}
 	}
 
@@ -94,6 +100,9 @@ func TestStatusEqualAgreesWithSemanticDeepEqual(t *testing.T) {
 		} else if got {
 			equalL2++
 		}
+		if got, want := L2Sum(a) == L2Sum(b), l2StatusEqual(a, b); got != want {
+			t.Fatalf("L2Sum(%+v) == L2Sum(%+v) is %v, l2StatusEqual says %v", a, b, got, want)
+		}
 		c, d := bgp(), bgp()
 		if got, want := bgpStatusEqual(c, d), equality.Semantic.DeepEqual(c, d); got != want {
 			t.Fatalf("bgpStatusEqual(%+v, %+v) = %v, equality.Semantic says %v", c, d, got, want)
@@ -116,7 +125,7 @@ func TestStatusEqualKnowsEveryField(t *testing.T) {
 		reflect.TypeFor[v1beta1.ServiceBGPStatusStatus](): 4,
 	} {
 		if typ.NumField() != fields {
-			t.Errorf("%s has %d fields, the typed comparison in equal.go compares %d: compare the new ones", typ, typ.NumField(), fields)
+			t.Errorf("%s has %d fields, the typed comparison and L2Sum in equal.go know %d: compare and sum the new ones", typ, typ.NumField(), fields)
 		}
 	}
 }

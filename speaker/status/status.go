@@ -222,10 +222,12 @@ func NewWriter(c client.Client, ns, node string, log *slog.Logger, alive func() 
 }
 
 // Held is an existing status object as the writer needs it: its status, to compare it with the
-// wanted one, and its resourceVersion, to update it.
+// wanted one, and its resourceVersion, to update it. A store may keep only a sum of the status
+// (L2Sum, for ServiceL2Status): then Status is nil and Sum is compared instead.
 type Held[S any] struct {
 	ResourceVersion string
 	Status          *S
+	Sum             uint64
 }
 
 // L2Objects is a store of the ServiceL2Status objects of the writer's namespace that the caller
@@ -559,7 +561,7 @@ func convergeNames[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer,
 			// not this node's: never touched
 		case st == nil:
 			errs = append(errs, remove(ctx, w, k, name))
-		case !k.equal(*h.Status, *st):
+		case !k.same(h, *st):
 			errs = append(errs, update(ctx, w, k, name, h.ResourceVersion, *st))
 		}
 	}
@@ -659,12 +661,22 @@ func (w *Writer) serviceLabels(ns, name string) map[string]string {
 }
 
 // statusKind is what converge and convergeNames need of a status kind: its name (for errors), its
-// object's status, the labels of a new object, and when two statuses say the same.
+// object's status, the labels of a new object, and when two statuses say the same (equal, or sum
+// for a held status kept as its sum).
 type statusKind[T any, S any, P objectPtr[T]] struct {
 	name   string
 	status func(P) *S
 	labels func(S) map[string]string
 	equal  func(a, b S) bool
+	sum    func(S) uint64 // nil: the kind's held statuses are always whole
+}
+
+// same reports whether the held object's status says what st says.
+func (k statusKind[T, S, P]) same(h Held[S], st S) bool {
+	if h.Status == nil && k.sum != nil {
+		return h.Sum == k.sum(st)
+	}
+	return h.Status != nil && k.equal(*h.Status, st)
 }
 
 func (w *Writer) l2Kind() statusKind[v1beta1.ServiceL2Status, v1beta1.ServiceL2StatusStatus, *v1beta1.ServiceL2Status] {
@@ -675,6 +687,7 @@ func (w *Writer) l2Kind() statusKind[v1beta1.ServiceL2Status, v1beta1.ServiceL2S
 			return w.serviceLabels(st.ServiceNamespace, st.ServiceName)
 		},
 		equal: l2StatusEqual,
+		sum:   L2Sum,
 	}
 }
 
@@ -733,7 +746,7 @@ func converge[T any, S any, P objectPtr[T]](ctx context.Context, w *Writer, k st
 		switch {
 		case !ok:
 			stale = append(stale, name)
-		case !k.equal(*h.Status, st):
+		case !k.same(h, st):
 			if differ == nil {
 				differ = map[string]string{}
 			}
