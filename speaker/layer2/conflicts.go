@@ -185,9 +185,6 @@ func newSlot(key guardKey, fresh bool, now time.Time, t *guardTiming) *slot {
 
 func (s *slot) key() guardKey { return guardKey{ip: s.g.ip, ifname: s.ifname} }
 
-// drop makes the slot's queued timers stale: it is no longer in the guards' map.
-func (s *slot) drop() { s.evalGen, s.probeGen = s.evalGen+1, s.probeGen+1 }
-
 // metricLabels are the interface and family labels of the slot's metrics.
 func (s *slot) metricLabels() (string, string) { return s.ifname, familyOf(s.g.ip).String() }
 
@@ -235,13 +232,9 @@ func (gs *guards) syncGuards(a *Announcer, want map[string]*[numFamilies]map[net
 	changed := false
 	for key, s := range gs.slots {
 		if fams := want[key.ifname]; fams == nil || !has(fams[familyOf(key.ip)], key.ip) {
-			if s.signature != "" {
+			if gs.forget(key, s) {
 				changed = true
 			}
-			gs.count(s, "")
-			delete(gs.slots, key)
-			delete(gs.conflicted, key)
-			s.drop()
 		}
 	}
 	for name, fams := range want {
@@ -251,12 +244,7 @@ func (gs *guards) syncGuards(a *Announcer, want map[string]*[numFamilies]map[net
 				key := guardKey{ip: ip, ifname: name}
 				s := gs.slots[key]
 				if s == nil {
-					s = newSlot(key, fresh[ip], now, &gs.t)
-					gs.slots[key] = s
-					if fresh[ip] {
-						a.log.Info("probing before the first announcement", "ip", ip, "interface", name)
-					}
-					gs.reschedule(s)
+					s = gs.start(a, key, fresh[ip], now)
 				}
 				if !s.g.answering {
 					muted[ip] = struct{}{}
@@ -274,6 +262,30 @@ func (gs *guards) syncGuards(a *Announcer, want map[string]*[numFamilies]map[net
 	case gs.kick <- struct{}{}:
 	default:
 	}
+}
+
+// start guards a newly owned address on an interface, fresh (probed before its first
+// announcement) or taken over.
+func (gs *guards) start(a *Announcer, key guardKey, fresh bool, now time.Time) *slot {
+	s := newSlot(key, fresh, now, &gs.t)
+	gs.slots[key] = s
+	if fresh {
+		a.log.Info("probing before the first announcement", "ip", key.ip, "interface", key.ifname)
+	}
+	gs.reschedule(s)
+	return s
+}
+
+// forget stops guarding an address on an interface: its conflict leaves the gauge, and its queued
+// timers go stale (their generations no longer match). It reports whether the slot was in a
+// reported conflict, so that the subscriber is to be told.
+func (gs *guards) forget(key guardKey, s *slot) bool {
+	gs.count(s, "")
+	delete(gs.slots, key)
+	delete(gs.conflicted, key)
+	s.evalGen++
+	s.probeGen++
+	return s.signature != ""
 }
 
 // silent reports whether an owned address is not to be announced (yet): it is being probed, or

@@ -9,12 +9,15 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestMeasureAnnouncerMemory measures the heap the Announcer holds per owned address, with
 // duplicate address detection on as the speaker runs it: 10,000 IPv4 addresses taken over on one
-// interface, after their burst of announcements and first checks (on the bubble's clock), and
-// again after two minutes of steady probing. The figure is the heap in use after a collection,
+// interface, once every address has had its first gratuitous announcement, and again once
+// every address has been probed (its first check, paced at the default rate: about 100 s on the
+// bubble's clock). The figure is the heap in use after a collection,
 // less the same with nothing owned, over the addresses; it fails if an address costs more than
 // maxBytesPerAddress (about 640 today, 1,000 before 2026-12-06: a regression fails). With
 // HERALD_BENCH=1 it prints BENCHJSON lines; with HERALD_L2_HEAP_PROFILE=file it writes an exact
@@ -29,9 +32,28 @@ func TestMeasureAnnouncerMemory(t *testing.T) {
 	var settled, steady float64
 	synctest.Test(t, func(t *testing.T) {
 		conn := newDiscardConn(false)
+		reg := prometheus.NewRegistry()
 		a := startAnnouncer(t, Config{Dial: func(name string) (*Link, error) {
 			return NewLink(&net.Interface{Name: name, Index: 1, MTU: 1500, HardwareAddr: selfMAC}, conn, nil)
-		}, Conflicts: &ConflictConfig{Node: "n1"}})
+		}, Conflicts: &ConflictConfig{Node: "n1"}, Registerer: reg})
+		// waitFor polls the announcer's metrics on the bubble's clock until done holds of them.
+		waitFor := func(what string, within time.Duration, done func(map[string]float64) bool) {
+			t.Helper()
+			deadline := time.Now().Add(within)
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				synctest.Wait()
+				m := gather(t, reg, "eth0", "ipv4")
+				if done(m) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: not within %s; metrics %v", what, within, m)
+				}
+				<-tick.C
+			}
+		}
 		if err := a.SetOwned(map[netip.Addr][]string{}); err != nil {
 			t.Fatal(err)
 		}
@@ -47,11 +69,14 @@ func TestMeasureAnnouncerMemory(t *testing.T) {
 		if err := a.SetOwned(owned); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
+		// Two frames an IPv4 announcement.
+		waitFor("every address's first announcement", time.Minute, func(m map[string]float64) bool {
+			return m["herald_layer2_gratuitous_sent_total"] >= 2*n
+		})
 		settled = float64(heapInUse()-before) / n
-		time.Sleep(2 * time.Minute)
-		synctest.Wait()
+		waitFor("every address's first check", 5*time.Minute, func(m map[string]float64) bool {
+			return m["herald_layer2_probes_sent_total"] >= n
+		})
 		steady = float64(heapInUse()-before) / n
 		if profile != "" {
 			writeHeapProfile(t, profile)
@@ -61,7 +86,7 @@ func TestMeasureAnnouncerMemory(t *testing.T) {
 		}
 		runtime.KeepAlive(a)
 	})
-	t.Logf("announcer heap per owned address: %.0f bytes after the takeover settled, %.0f after two minutes", settled, steady)
+	t.Logf("announcer heap per owned address: %.0f bytes after the first announcements, %.0f after every address's first check", settled, steady)
 	for _, b := range []float64{settled, steady} {
 		if b > maxBytesPerAddress {
 			t.Errorf("the announcer holds %.0f bytes per owned address, want at most %d", b, maxBytesPerAddress)

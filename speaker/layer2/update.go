@@ -159,12 +159,7 @@ func (gs *guards) addGuard(a *Announcer, key guardKey, fresh bool, now time.Time
 	if gs == nil || gs.slots[key] != nil {
 		return
 	}
-	s := newSlot(key, fresh, now, &gs.t)
-	gs.slots[key] = s
-	if fresh {
-		a.log.Info("probing before the first announcement", "ip", key.ip, "interface", key.ifname)
-	}
-	gs.reschedule(s)
+	gs.start(a, key, fresh, now)
 }
 
 // dropGuard stops guarding an address on an interface. A nil receiver does nothing.
@@ -176,11 +171,7 @@ func (gs *guards) dropGuard(key guardKey) {
 	if s == nil {
 		return
 	}
-	gs.count(s, "")
-	delete(gs.slots, key)
-	delete(gs.conflicted, key)
-	s.drop()
-	if s.signature != "" {
+	if gs.forget(key, s) {
 		gs.notify()
 	}
 }
