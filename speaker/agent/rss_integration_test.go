@@ -191,6 +191,7 @@ func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra
 	if err != nil {
 		t.Fatal(err)
 	}
+	logResidentBinary(t, pid, bin)
 	if b, err := os.ReadFile(logPath); err == nil {
 		t.Logf("the speaker's last collection: %s", lastGC(string(b)))
 		// HERALD_RSS_GCLOG=file keeps the speaker's log (every collection's live heap) in file.
@@ -199,6 +200,36 @@ func runSpeakerForRSS(t *testing.T, lab *netlab.Lab, ns, bin string, args, extra
 		}
 	}
 	return m
+}
+
+// logResidentBinary logs which sections of the speaker's binary are resident (RssFile), and the
+// packages whose code is, largest first.
+func logResidentBinary(t *testing.T, pid int, bin string) {
+	t.Helper()
+	r, err := testenv.ResidentBinary(pid, bin)
+	if err != nil {
+		t.Logf("cannot tell which pages of the binary are resident: %v", err)
+		return
+	}
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	var secs, code []string
+	for _, k := range testenv.Top(r.Sections, 6) {
+		secs = append(secs, k+" "+mib(r.Sections[k]))
+	}
+	for _, k := range testenv.Top(r.Code, 12) {
+		code = append(code, k+" "+mib(r.Code[k]))
+	}
+	// The API groups the binary links without using them (client-go's scheme registers all).
+	var api int64
+	groups := 0
+	for k, n := range r.Code {
+		if strings.HasPrefix(k, "k8s.io/api/") {
+			api += n
+			groups++
+		}
+	}
+	t.Logf("resident pages of the binary by section: %s; code by package: %s; code of k8s.io/api's %d groups: %s",
+		strings.Join(secs, ", "), strings.Join(code, ", "), groups, mib(api))
 }
 
 // saveHeapProfile fetches a heap profile from url, reachable in namespace ns, into file.

@@ -71,3 +71,55 @@ func FuzzParseStat(f *testing.F) {
 		}
 	})
 }
+
+func TestSymbolPackage(t *testing.T) {
+	for name, want := range map[string]string{
+		"net/http.(*Server).Serve":                  "net/http",
+		"k8s.io/api/core/v1.(*Pod).Marshal":         "k8s.io/api/core/v1",
+		"runtime.mallocgc":                          "runtime",
+		"slices.SortFunc[go.shape.*k8s.io/api/x.Y]": "slices",
+		"type:*k8s.io/api/core/v1.Pod":              "type:",
+		"go:string.*":                               "go:",
+		"github.com/a/b.c.func1":                    "github.com/a/b",
+		"gopkg.in/yaml%2ev3.(*parser).parse":        "gopkg.in/yaml%2ev3",
+		"main.main":                                 "main",
+	} {
+		if got := SymbolPackage(name); got != want {
+			t.Errorf("SymbolPackage(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestResidentBinary reads the resident pages of this test binary in its own process: code of
+// the testing package runs, so some of it is resident, and the sections' pages add up to no more
+// than the resident mapped files.
+func TestResidentBinary(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ResidentBinary(os.Getpid(), exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Sections[".text"] == 0 || r.Code["testing"] == 0 || r.Code["runtime"] == 0 {
+		t.Errorf("no resident code of the running test binary: sections %v, testing %d, runtime %d bytes",
+			r.Sections, r.Code["testing"], r.Code["runtime"])
+	}
+	m, err := ProcessMemory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, n := range r.Sections {
+		sum += n
+	}
+	// Pages of .data written since are anonymous (RssFile counts only clean ones), so only an
+	// upper bound holds.
+	if sum > m.File+m.Anon {
+		t.Errorf("resident pages of the binary %d bytes > resident memory %d", sum, m.File+m.Anon)
+	}
+	if top := Top(r.Code, 3); len(top) != 3 || r.Code[top[0]] < r.Code[top[2]] {
+		t.Errorf("Top(packages, 3) = %v", top)
+	}
+}
