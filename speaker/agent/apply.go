@@ -221,8 +221,10 @@ func (a *Agent) warnings(ch changes, full bool) {
 	defer a.mu.Unlock()
 	if full {
 		warned := map[string]string{}
-		for _, p := range a.eng.ips {
-			a.warnIP(p.IP, p.Unannounced, alive, a.warned, warned)
+		for ip, k := range a.eng.ips {
+			if k.rest != nil {
+				a.warnIP(ip, k.rest.unannounced, alive, a.warned, warned)
+			}
 		}
 		a.warned = warned
 		a.metrics.setUnannounced(warned)
