@@ -143,6 +143,11 @@ func main() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(o.gcPercent)
 	}
+	if o.pprofAddr == "" {
+		// Without the pprof endpoints nobody reads a heap profile: do not sample one. The
+		// runtime's profile buckets held 1.6 MB at 10,000 Services.
+		runtime.MemProfileRate = 0
+	}
 	log, err := logging.New(os.Stderr, o.logOpts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
