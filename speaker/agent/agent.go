@@ -200,7 +200,6 @@ type Agent struct {
 	model  *model  // Services and endpoints from the reflectors (model.go, store.go)
 	eng    *engine // per-IP plans; the loop's goroutine only (engine.go)
 	synced []toolscache.InformerSynced
-	out    outputs // what was derived from the plans; the loop's goroutine only (apply.go)
 	// members is the reading of memberlist the last full computation planned with; the loop's
 	// goroutine only (sync.go).
 	members membership
@@ -240,7 +239,6 @@ func New(opts Options) (*Agent, error) {
 		warned:     map[string]string{},
 		model:      newModel(),
 		eng:        newEngine(),
-		out:        newOutputs(),
 		bgpPending: map[routeKey]time.Time{},
 	}
 	a.status = status.NewWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger, opts.Members.Members)

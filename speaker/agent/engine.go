@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"iter"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -334,6 +335,18 @@ func (e *engine) bgpOf(key string) []plan.BGPAssignment {
 	}
 	slices.SortFunc(out, func(a, b plan.BGPAssignment) int { return a.IP.Compare(b.IP) })
 	return slices.CompactFunc(out, func(a, b plan.BGPAssignment) bool { return a.IP == b.IP })
+}
+
+// l2Owned yields the IPs this node answers for over layer 2, with their interfaces: what the
+// layer-2 announcer is to hold after the changes of every computation were handed to it.
+func (e *engine) l2Owned() iter.Seq2[netip.Addr, []string] {
+	return func(yield func(netip.Addr, []string) bool) {
+		for ip, k := range e.ips {
+			if len(k.ifaces) > 0 && !yield(ip, k.ifaces) {
+				return
+			}
+		}
+	}
 }
 
 // assignments are this node's layer-2 and BGP assignments of every IP, in no order: what its

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -484,6 +485,9 @@ func TestEngineNodeChangesMatchCompute(t *testing.T) {
 		}
 		routes, elsewhere := e.routes()
 		want := plan.Compute(in)
+		if diff := cmp.Diff(want.L2Owned, maps.Collect(e.l2Owned()), planCmp); diff != "" {
+			t.Fatalf("step %d: the layer-2 owned set read from the engine differs from Compute's (-want +got):\n%s", step, diff)
+		}
 		if diff := cmp.Diff(want.Routes, routes, planCmp); diff != "" {
 			t.Fatalf("step %d: the engine's routes differ from Compute (-want +got):\n%s", step, diff)
 		}

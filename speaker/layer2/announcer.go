@@ -3,7 +3,9 @@ package layer2
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -189,10 +191,17 @@ func NewAnnouncer(cfg Config) (*Announcer, error) {
 // Errors (an interface that cannot be opened, an invalid address) are joined and returned; the rest
 // of the state is applied regardless, so the speaker can log and retry on its next reconcile.
 func (a *Announcer) SetOwned(owned map[netip.Addr][]string) error {
-	return a.setOwned(owned, nil)
+	return a.setOwned(maps.All(owned), nil)
 }
 
-func (a *Announcer) setOwned(owned map[netip.Addr][]string, fresh map[netip.Addr]bool) error {
+// SetOwnedSeq is SetOwnedFresh with the owned addresses given as a sequence (each address once),
+// so that a caller that has them in another form (the speaker: its per-IP plans) need not keep
+// or build a map of them. owned is read only while SetOwnedSeq runs.
+func (a *Announcer) SetOwnedSeq(owned iter.Seq2[netip.Addr, []string], fresh map[netip.Addr]bool) error {
+	return a.setOwned(owned, fresh)
+}
+
+func (a *Announcer) setOwned(owned iter.Seq2[netip.Addr, []string], fresh map[netip.Addr]bool) error {
 	// The speaker hands over the whole owned set at every resync, and it has almost always not
 	// changed: then the sets are kept rather than rebuilt (at 10,000 addresses, a few megabytes a
 	// resync that the collector would otherwise count as live while they are being built).
@@ -252,7 +261,7 @@ func (a *Announcer) applyOwned(errs []error, fresh map[netip.Addr]bool) error {
 // ownedUnchanged reports whether owned is exactly the owned state: the same valid, normalized
 // addresses on the same interfaces. Anything else (an invalid address, one without interfaces)
 // takes SetOwned's full path, which reports it. It allocates nothing. a.mu must be held.
-func (a *Announcer) ownedUnchanged(owned map[netip.Addr][]string) bool {
+func (a *Announcer) ownedUnchanged(owned iter.Seq2[netip.Addr, []string]) bool {
 	pairs := 0 // address and interface, each once
 	for ip, names := range owned {
 		if len(names) == 0 || !validOwned(ip) || ip.Unmap().WithZone("") != ip {

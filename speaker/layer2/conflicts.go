@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -218,7 +219,7 @@ func (gs *guards) who(mac string) string { return gs.peers[mac] }
 // announcement; every other newly owned address is a takeover and answered at once. Without
 // Config.Conflicts, fresh is ignored.
 func (a *Announcer) SetOwnedFresh(owned map[netip.Addr][]string, fresh map[netip.Addr]bool) error {
-	return a.setOwned(owned, fresh)
+	return a.setOwned(maps.All(owned), fresh)
 }
 
 // syncGuards makes the guards those of want (interface -> family -> addresses), starting new ones
