@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/herald-lb/herald/speaker/plan"
 )
@@ -15,9 +16,10 @@ import (
 type engine struct {
 	ctx  *plan.Context           // nil before the first full computation
 	svcs map[string]plan.Service // by key: every handled Service with an IP
-	// byIP lists the keys of the Services holding each IP: almost always one, so a slice (a map
-	// per IP would cost some 200 bytes more for each of 10,000 IPs).
-	byIP map[netip.Addr][]string
+	// byIP names the Services holding each IP: almost always one, whose key is the entry (16 bytes,
+	// no allocation, where a slice of keys cost 24 and its array for each of 10,000 IPs); the keys
+	// of an IP several Services share are joined by holderSep.
+	byIP map[netip.Addr]string
 	ips  map[netip.Addr]kept // the plan of every IP some Service holds
 	// routed are the IPs whose plans have routes, or prefixes other nodes advertise.
 	routed map[netip.Addr]bool
@@ -87,7 +89,7 @@ func (e *engine) planOf(ip netip.Addr) plan.IPPlan {
 }
 
 func newEngine() *engine {
-	return &engine{svcs: map[string]plan.Service{}, byIP: map[netip.Addr][]string{}, ips: map[netip.Addr]kept{}, routed: map[netip.Addr]bool{}}
+	return &engine{svcs: map[string]plan.Service{}, byIP: map[netip.Addr]string{}, ips: map[netip.Addr]kept{}, routed: map[netip.Addr]bool{}}
 }
 
 // ready reports whether a full computation has been made.
@@ -224,24 +226,39 @@ func (ch *changes) merge(earlier changes) {
 	ch.recomputed += earlier.recomputed
 }
 
+// holderSep joins the keys of the Services that share an IP in engine.byIP: no key
+// ("namespace/name") holds it.
+const holderSep = "\x00"
+
 func (e *engine) hold(ip netip.Addr, key string) {
-	keys := e.byIP[ip]
-	if !slices.Contains(keys, key) {
-		e.byIP[ip] = append(keys, key)
+	cur, ok := e.byIP[ip]
+	if !ok {
+		e.byIP[ip] = key
+		return
 	}
+	for k := range strings.SplitSeq(cur, holderSep) {
+		if k == key {
+			return
+		}
+	}
+	e.byIP[ip] = cur + holderSep + key
 }
 
 func (e *engine) release(ip netip.Addr, key string) {
-	keys := e.byIP[ip]
+	cur, ok := e.byIP[ip]
+	if !ok {
+		return
+	}
+	if cur == key {
+		delete(e.byIP, ip)
+		return
+	}
+	keys := strings.Split(cur, holderSep) // a shared IP: rare
 	i := slices.Index(keys, key)
 	if i < 0 {
 		return
 	}
-	if len(keys) == 1 {
-		delete(e.byIP, ip)
-		return
-	}
-	e.byIP[ip] = slices.Delete(keys, i, i+1)
+	e.byIP[ip] = strings.Join(slices.Delete(keys, i, i+1), holderSep)
 }
 
 // recompute decides the affected IPs again and records those whose plan changed.
@@ -251,9 +268,9 @@ func (e *engine) recompute(affected map[netip.Addr]bool, ch *changes) {
 	for ip := range affected {
 		old := e.planOf(ip)
 		var next plan.IPPlan
-		if keys := e.byIP[ip]; len(keys) > 0 {
+		if keys, ok := e.byIP[ip]; ok {
 			svcs = svcs[:0]
-			for _, k := range keys {
+			for k := range strings.SplitSeq(keys, holderSep) {
 				svcs = append(svcs, e.svcs[k])
 			}
 			next = e.ctx.IP(ip, svcs)
