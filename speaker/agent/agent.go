@@ -243,6 +243,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.status = status.NewWriter(opts.Client, opts.Namespace, opts.NodeName, opts.Logger, opts.Members.Members)
 	a.l2s = newL2Store(opts.NodeName)
+	a.l2s.key = a.model.serviceKey
 	a.status.UseL2Objects(a.l2s)
 	a.rd.metrics = newReadyMetrics(opts.Registerer)
 	return a, nil

@@ -49,6 +49,9 @@ type l2Store struct {
 
 	synced atomic.Bool // the first list was stored
 
+	// key makes the key of the Service an object names (objectKey, or a holder's copy of it).
+	key func(namespace, name string) string
+
 	// seen is given every object added or changed, as decoded; counted each change in the number of
 	// objects naming a Service; removed each object deleted.
 	seen    func(o *v1beta1.ServiceL2Status, added bool)
@@ -63,7 +66,7 @@ var (
 
 func newL2Store(self string) *l2Store {
 	nop := func(*v1beta1.ServiceL2Status, bool) {}
-	return &l2Store{self: self, objs: map[string]l2Object{}, seen: nop,
+	return &l2Store{self: self, objs: map[string]l2Object{}, key: objectKey, seen: nop,
 		counted: func(string, int) {}, removed: func(string, l2Object) {}}
 }
 
@@ -170,7 +173,7 @@ func (s *l2Store) record(o *v1beta1.ServiceL2Status) l2Object {
 	}
 	rec := l2Object{node: intern(l[LabelNode])}
 	if name != "" {
-		rec.svc = objectKey(ns, name)
+		rec.svc = s.key(ns, name)
 	}
 	if rec.node != s.self || o.ResourceVersion == "" {
 		return rec

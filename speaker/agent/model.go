@@ -4,6 +4,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,12 +49,14 @@ type model struct {
 // 250 bytes, where the informer's trimmed corev1.Service with its store key and index entries took
 // some 1,500.
 type service struct {
-	name, namespace string
-	uid             types.UID
-	labels          map[string]string
-	typ             corev1.ServiceType // spec.type, interned
-	class           *string            // spec.loadBalancerClass, interned
-	local           bool               // spec.externalTrafficPolicy is Local
+	// key is "namespace/name", the same string as the model's map key, which the Service's other
+	// holders share (the engine, the ServiceL2Status store: see serviceKey).
+	key    string
+	uid    types.UID
+	labels map[string]string
+	typ    corev1.ServiceType // spec.type, interned
+	class  *string            // spec.loadBalancerClass, interned
+	local  bool               // spec.externalTrafficPolicy is Local
 	// ips are the addresses of status.loadBalancer.ingress, in order, without duplicates;
 	// entries that are no address are left out (the controller reports them).
 	ips []netip.Addr
@@ -64,7 +67,7 @@ type service struct {
 func serviceOf(s *corev1.Service) *service {
 	m := s.ObjectMeta
 	internMeta(&m)
-	r := &service{name: s.Name, namespace: m.Namespace, uid: s.UID, labels: m.Labels,
+	r := &service{uid: s.UID, labels: m.Labels,
 		typ: corev1.ServiceType(intern(string(s.Spec.Type))), local: s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
 	if c := s.Spec.LoadBalancerClass; c != nil {
 		r.class = ptr.To(intern(*c))
@@ -80,11 +83,13 @@ func (s *service) managed(lbClass string) bool { return v1beta1.ManagedSpec(s.ty
 
 // ref is the Service's reference for events.
 func (s *service) ref() *corev1.ObjectReference {
-	return &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: s.namespace, Name: s.name, UID: s.uid}
+	ns, name, _ := strings.Cut(s.key, "/")
+	return &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: ns, Name: name, UID: s.uid}
 }
 
+// equal compares what the plan and the events read of s and o, the records of the same key.
 func (s *service) equal(o *service) bool {
-	return s.name == o.name && s.namespace == o.namespace && s.uid == o.uid && maps.Equal(s.labels, o.labels) &&
+	return s.uid == o.uid && maps.Equal(s.labels, o.labels) &&
 		ptr.Equal(s.class, o.class) && s.typ == o.typ && s.local == o.local &&
 		slices.Equal(s.ips, o.ips)
 }
@@ -108,6 +113,19 @@ func newModel() *model {
 }
 
 func objectKey(namespace, name string) string { return namespace + "/" + name }
+
+// serviceKey is objectKey(namespace, name), the model's own string when it has the Service: a
+// holder of many keys (the ServiceL2Status store, one object per Service) then keeps no copy.
+func (m *model) serviceKey(namespace, name string) string {
+	var buf [128]byte
+	k := append(append(append(buf[:0], namespace...), '/'), name...)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.svcs[string(k)]; ok {
+		return s.key
+	}
+	return string(k)
+}
 
 func summarize(es *discoveryv1.EndpointSlice) sliceSummary {
 	// The same reading of endpoints as the plan's (plan.EndpointsByService), one slice at a time.
@@ -142,7 +160,11 @@ func (m *model) setServiceLocked(key string, r *service) bool {
 		delete(m.svcs, key)
 	case ok && old.equal(r):
 		return false
+	case ok:
+		r.key = old.key // the string the map holds
+		m.svcs[key] = r
 	default:
+		r.key = key
 		m.svcs[key] = r
 	}
 	m.dirty[key] = true

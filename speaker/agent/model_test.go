@@ -3,6 +3,7 @@ package agent
 import (
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -68,5 +69,32 @@ func TestModelSlicesOfService(t *testing.T) {
 				t.Errorf("slices known for %d Services, want %d: %v", len(m.bySvc), tc.left, m.bySvc)
 			}
 		})
+	}
+}
+
+// TestModelServiceKey: the model hands out its own string for the key of a Service it has, also
+// after the Service changed, and the record's reference names the Service; for a Service it does
+// not have, a new key.
+func TestModelServiceKey(t *testing.T) {
+	m := newModel()
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "app", UID: "u1"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
+	m.setService(objectKey("app", "web"), svc)
+	held := m.svcs["app/web"].key
+	changed := svc.DeepCopy()
+	changed.Labels = map[string]string{"tier": "front"}
+	if !m.setService(objectKey("app", "web"), changed) {
+		t.Fatal("a change of labels was not recorded")
+	}
+	for _, s := range []string{m.svcs["app/web"].key, m.serviceKey("app", "web")} {
+		if s != "app/web" || unsafe.StringData(s) != unsafe.StringData(held) {
+			t.Errorf("key %q is not the model's own string", s)
+		}
+	}
+	if ref := m.svcs["app/web"].ref(); ref.Namespace != "app" || ref.Name != "web" || ref.UID != "u1" {
+		t.Errorf("reference %+v, want app/web u1", ref)
+	}
+	if k := m.serviceKey("app", "db"); k != "app/db" {
+		t.Errorf("the key of a Service the model does not have = %q, want app/db", k)
 	}
 }
