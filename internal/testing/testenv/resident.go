@@ -37,7 +37,7 @@ func ResidentBinary(pid int, exe string) (Resident, error) {
 	if err != nil {
 		return Resident{}, err
 	}
-	defer bin.Close()
+	defer func() { _ = bin.Close() }()
 	funcs, err := functions(bin)
 	if err != nil {
 		return Resident{}, fmt.Errorf("the functions of %s: %w", exe, err)
