@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -585,11 +586,18 @@ func TestMeasureEngineMemory(t *testing.T) {
 				Interfaces: []string{"eth0"}, DefaultInterfaces: []string{"eth0"}})
 		}
 		ctx := plan.NewContext(cfg, "n1", nodes)
-		given := values(svcs) // the engine keeps it: counted as its own
-		before := heapInUse()
-		e := newEngine()
-		e.full(ctx, given)
-		per := float64(heapInUse()-before) / n
+		// The least of three builds: another test's goroutine that allocates meanwhile (a
+		// reflector still running) adds to one measurement, not to all.
+		var e *engine
+		per := math.Inf(1)
+		for range 3 {
+			e = nil
+			given := values(svcs) // the engine keeps it: counted as its own
+			before := heapInUse()
+			e = newEngine()
+			e.full(ctx, given)
+			per = min(per, float64(heapInUse()-before)/n)
+		}
 		if len(e.ips) != n {
 			t.Fatalf("%s: the engine holds %d plans, want %d", tc.name, len(e.ips), n)
 		}
