@@ -223,9 +223,7 @@ func (a *Agent) warnings(ch changes, full bool) {
 	if full {
 		warned := map[string]string{}
 		for ip, k := range a.eng.ips {
-			if k.rest != nil {
-				a.warnIP(ip, k.rest.unannounced, alive, a.warned, warned)
-			}
+			a.warnIP(ip, k.plan(ip).Unannounced, alive, a.warned, warned)
 		}
 		a.warned = warned
 		a.metrics.setUnannounced(warned)

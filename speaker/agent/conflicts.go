@@ -266,7 +266,7 @@ func (a *Agent) conflictEvents() {
 	}
 	svcsOf := func(ip netip.Addr) []string {
 		var out []string
-		for _, as := range a.eng.ips[ip].l2 {
+		for _, as := range a.eng.planOf(ip).L2 {
 			out = append(out, as.Service)
 		}
 		return out

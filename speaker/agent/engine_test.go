@@ -179,6 +179,17 @@ func TestEngineMatchesCompute(t *testing.T) {
 // with an engine that has decided them all as n2.
 func reelectionCluster(tb testing.TB) (*config.Config, []election.Node, map[string]*plan.Service, *engine) {
 	tb.Helper()
+	cfg, nodes, svcs := l2Cluster(tb, 20, 1000)
+	e := newEngine()
+	e.full(plan.NewContext(cfg, "n2", nodes), values(svcs))
+	return cfg, nodes, svcs, e
+}
+
+// l2Cluster is a layer-2 cluster of the engine's scale tests: one IPv6 pool with its
+// L2Advertisement, the given number of ready nodes n1, n2, ... with eth0, and that many Services
+// scale/sNNNNN with one IP each and a ready endpoint on n1.
+func l2Cluster(tb testing.TB, nodeCount, services int) (*config.Config, []election.Node, map[string]*plan.Service) {
+	tb.Helper()
 	cfg, err := config.Parse(config.Snapshot{
 		Pools: []v1beta1.IPAddressPool{{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: "h"},
 			Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"2001:db8:1::1:0/112"}}}},
@@ -189,19 +200,17 @@ func reelectionCluster(tb testing.TB) (*config.Config, []election.Node, map[stri
 		tb.Fatal(err)
 	}
 	var nodes []election.Node
-	for i := 1; i <= 20; i++ {
+	for i := 1; i <= nodeCount; i++ {
 		nodes = append(nodes, election.Node{Name: fmt.Sprintf("n%d", i), Alive: true, SpeakerReady: true, Ready: true,
 			Interfaces: []string{"eth0"}, DefaultInterfaces: []string{"eth0"}})
 	}
 	svcs := map[string]*plan.Service{}
-	for i := range 1000 {
+	for i := range services {
 		key := fmt.Sprintf("scale/s%05d", i)
 		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 13: 1, 14: byte(i >> 8), 15: byte(i)})
 		svcs[key] = &plan.Service{Key: key, IPs: []netip.Addr{ip}, ReadyEndpointNodes: []string{"n1"}}
 	}
-	e := newEngine()
-	e.full(plan.NewContext(cfg, "n2", nodes), values(svcs))
-	return cfg, nodes, svcs, e
+	return cfg, nodes, svcs
 }
 
 // memberChange is the i-th membership change of the benchmarks: one of n3..n20 goes, then comes
@@ -559,32 +568,13 @@ func TestKeptPlan(t *testing.T) {
 // 445 and 369 bytes an IP with plan.IPPlan kept by value, 358 and 282 with kept, 329 and 253
 // with the holders of an IP as one string (2026-12-06).
 func TestMeasureEngineMemory(t *testing.T) {
-	cfg, err := config.Parse(config.Snapshot{
-		Pools: []v1beta1.IPAddressPool{{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: "h"},
-			Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"2001:db8:1::/112"}}}},
-		L2Advertisements: []v1beta1.L2Advertisement{{ObjectMeta: metav1.ObjectMeta{Name: "l2", Namespace: "h"},
-			Spec: v1beta1.L2AdvertisementSpec{IPAddressPools: []string{"l2"}}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 10000
-	svcs := map[string]*plan.Service{}
-	for i := range n {
-		key := fmt.Sprintf("scale/s%05d", i)
-		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 14: byte(i >> 8), 15: byte(i)})
-		svcs[key] = &plan.Service{Key: key, IPs: []netip.Addr{ip}, ReadyEndpointNodes: []string{"n1"}}
-	}
 	for _, tc := range []struct {
 		name  string
 		nodes int
 		bound float64
 	}{{"owner of all", 1, 345}, {"one of 20", 20, 270}} {
-		var nodes []election.Node
-		for i := 1; i <= tc.nodes; i++ {
-			nodes = append(nodes, election.Node{Name: fmt.Sprintf("n%d", i), Alive: true, SpeakerReady: true, Ready: true,
-				Interfaces: []string{"eth0"}, DefaultInterfaces: []string{"eth0"}})
-		}
+		cfg, nodes, svcs := l2Cluster(t, tc.nodes, n)
 		ctx := plan.NewContext(cfg, "n1", nodes)
 		// The least of three builds: another test's goroutine that allocates meanwhile (a
 		// reflector still running) adds to one measurement, not to all. The engine of the build

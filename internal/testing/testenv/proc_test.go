@@ -84,8 +84,8 @@ func TestSymbolPackage(t *testing.T) {
 		"gopkg.in/yaml%2ev3.(*parser).parse":        "gopkg.in/yaml%2ev3",
 		"main.main":                                 "main",
 	} {
-		if got := SymbolPackage(name); got != want {
-			t.Errorf("SymbolPackage(%q) = %q, want %q", name, got, want)
+		if got := symbolPackage(name); got != want {
+			t.Errorf("symbolPackage(%q) = %q, want %q", name, got, want)
 		}
 	}
 }

@@ -149,15 +149,15 @@ func attribute(by map[string]int64, funcs []gosym.Func, lo, hi uint64) {
 	for ; i < len(funcs) && funcs[i].Entry < hi; i++ {
 		f := funcs[i]
 		if start, end := max(f.Entry, lo), min(f.End, hi); end > start {
-			by[SymbolPackage(f.Name)] += int64(end - start)
+			by[symbolPackage(f.Name)] += int64(end - start)
 		}
 	}
 }
 
-// SymbolPackage is the import path of the package a Go symbol belongs to ("net/http" for
+// symbolPackage is the import path of the package a Go symbol belongs to ("net/http" for
 // "net/http.(*Server).Serve", "k8s.io/api/core/v1" for "k8s.io/api/core/v1.(*Pod).Marshal"),
 // "type:" or "go:" for the runtime's type descriptors and function data.
-func SymbolPackage(name string) string {
+func symbolPackage(name string) string {
 	for _, p := range []string{"type:", "go:"} {
 		if strings.HasPrefix(name, p) {
 			return p
