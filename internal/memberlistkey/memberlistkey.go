@@ -134,6 +134,11 @@ type Keys struct {
 	Secondary [][]byte
 }
 
+// Equal reports whether k and o hold the same keys in the same roles and order.
+func (k Keys) Equal(o Keys) bool {
+	return bytes.Equal(k.Primary, o.Primary) && slices.EqualFunc(k.Secondary, o.Secondary, bytes.Equal)
+}
+
 // KeysFromSecret returns every key of the Secret, checked: the primary key and the secondary
 // keys (data keys starting with SecondaryPrefix, sorted by name, duplicates of the primary or of
 // each other dropped). Any unusable key is an error matching ErrBadKey that names it.

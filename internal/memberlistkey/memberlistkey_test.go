@@ -181,3 +181,21 @@ func TestRotationSteps(t *testing.T) {
 		t.Errorf("data keys left (-want +got):\n%s", diff)
 	}
 }
+
+func TestKeysEqual(t *testing.T) {
+	a, b := bytes.Repeat([]byte("A"), 32), bytes.Repeat([]byte("B"), 32)
+	for _, tc := range []struct {
+		x, y Keys
+		want bool
+	}{
+		{Keys{Primary: a}, Keys{Primary: bytes.Clone(a)}, true},
+		{Keys{Primary: a, Secondary: [][]byte{b}}, Keys{Primary: a, Secondary: [][]byte{bytes.Clone(b)}}, true},
+		{Keys{Primary: a}, Keys{Primary: b}, false},
+		{Keys{Primary: a}, Keys{Primary: a, Secondary: [][]byte{b}}, false},
+		{Keys{Primary: a, Secondary: [][]byte{b}}, Keys{Primary: b, Secondary: [][]byte{a}}, false},
+	} {
+		if got := tc.x.Equal(tc.y); got != tc.want {
+			t.Errorf("%v.Equal(%v) = %v, want %v", tc.x, tc.y, got, tc.want)
+		}
+	}
+}

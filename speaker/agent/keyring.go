@@ -80,6 +80,9 @@ func (w *KeyWatcher) Start(ctx context.Context) error {
 	}
 	defer func() { _ = inf.RemoveEventHandler(reg) }()
 	key := client.ObjectKey{Namespace: w.Namespace, Name: w.Secret}
+	// applied are the keys last applied (nil before the first): several events can find the Secret
+	// as one state, since each reads the cache as it is when its turn comes; it is applied once.
+	var applied *memberlistkey.Keys
 	for {
 		select {
 		case <-ctx.Done():
@@ -103,11 +106,16 @@ func (w *KeyWatcher) Start(ctx context.Context) error {
 			log.Error("the memberlist key Secret is unusable; keeping the keys in use", "secret", key.String(), "error", err)
 			continue
 		}
+		if applied != nil && applied.Equal(keys) {
+			valid.Set(1)
+			continue
+		}
 		if _, err := w.Keyring.SetKeys(keys.Primary, keys.Secondary); err != nil {
 			valid.Set(0)
 			log.Error("applying the memberlist keys; keeping the keys in use", "secret", key.String(), "error", err)
 			continue
 		}
+		applied = &keys
 		valid.Set(1)
 	}
 }
