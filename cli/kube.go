@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,6 +18,7 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/cli/inspect"
 	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 )
 
 // speakerSelector selects the speaker Pods of the manifests and the Helm chart.
@@ -50,6 +52,11 @@ func (g *globals) client() (client.Client, string, bool, error) {
 	if err != nil {
 		return nil, "", false, failure("%w", err)
 	}
+	// controller-runtime's client and leader election use the built-in groups beyond the few
+	// kube.Scheme has (the speaker does without them).
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, "", false, failure("%w", err)
+	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, "", false, failure("connecting to the API server %s: %w", cfg.Host, err)
@@ -65,7 +72,7 @@ func (g *globals) readCluster(ctx context.Context, c client.Client, namespace st
 		return failure("reading %s from the API server: %w", what, err)
 	}
 
-	snap, err := kube.ReadSnapshot(ctx, c, g.herald, false)
+	snap, err := kube.ReadSnapshot(ctx, crclient.Reader(c), g.herald, false)
 	if err != nil {
 		return nil, fail("Herald's configuration in namespace "+g.herald, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -28,6 +29,7 @@ import (
 	"github.com/herald-lb/herald/controller/service"
 	"github.com/herald-lb/herald/controller/webhook"
 	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 	"github.com/herald-lb/herald/internal/logging"
 	"github.com/herald-lb/herald/internal/memberlistkey"
 	"github.com/herald-lb/herald/internal/metrics"
@@ -148,13 +150,18 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	// controller-runtime's client and leader election use the built-in groups beyond the few
+	// kube.Scheme has (the speaker does without them).
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
 	// Uncached client for what must happen before the manager starts.
 	direct, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return fmt.Errorf("creating the API client: %w", err)
 	}
 	if o.memberlistSecret != "" {
-		if err := memberlistkey.EnsureSecret(ctx, direct, o.namespace, o.memberlistSecret); err != nil {
+		if err := memberlistkey.EnsureSecret(ctx, crclient.Client(direct), o.namespace, o.memberlistSecret); err != nil {
 			return fmt.Errorf("memberlist key Secret %s/%s: %w", o.namespace, o.memberlistSecret, err)
 		}
 	}

@@ -22,10 +22,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube/cache"
+	kclient "github.com/herald-lb/herald/internal/kube/client"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 	"github.com/herald-lb/herald/internal/memberlistkey"
 	"github.com/herald-lb/herald/internal/metrics"
 	"github.com/herald-lb/herald/speaker/agent"
@@ -45,17 +47,25 @@ func as(sa string) *rest.Config {
 
 // speakerCache starts the cache of node's speaker, with its cache options and as its
 // ServiceAccount, until the test ends.
-func speakerCache(t *testing.T, node string) cache.Cache {
+func speakerCache(t *testing.T, node string) *cache.Cache {
 	t.Helper()
-	opts := agent.CacheOptions("herald-system", node)
-	opts.Scheme = env.Scheme
-	c, err := cache.New(as("herald-speaker"), opts)
+	c, err := cache.New(speakerClient(t), agent.CacheOptions("herald-system", node))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
 	go func() { _ = c.Start(ctx) }()
+	return c
+}
+
+// speakerClient returns a client as the speaker makes one, acting as its ServiceAccount.
+func speakerClient(t *testing.T) *kclient.REST {
+	t.Helper()
+	c, err := kclient.New(as("herald-speaker"), nil, env.Scheme)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -74,7 +84,7 @@ func createOrKeep(t *testing.T, obj client.Object) {
 func TestSpeakerReadsOnlyLabelledSecrets(t *testing.T) {
 	applyKustomization(t)
 	ctx := t.Context()
-	if err := memberlistkey.EnsureSecret(ctx, env.Client, "herald-system", "herald-memberlist"); err != nil {
+	if err := memberlistkey.EnsureSecret(ctx, crclient.Client(env.Client), "herald-system", "herald-memberlist"); err != nil {
 		t.Fatal(err)
 	}
 	speakerLabel := map[string]string{v1beta1.LabelSpeakerSecret: v1beta1.LabelSpeakerSecretValue}
@@ -88,7 +98,7 @@ func TestSpeakerReadsOnlyLabelledSecrets(t *testing.T) {
 
 	c := speakerCache(t, "n1")
 	var list corev1.SecretList
-	waitUp(t, func() error { return c.List(ctx, &list, client.InNamespace("herald-system")) })
+	waitUp(t, func() error { return c.List(ctx, &list, kclient.InNamespace("herald-system")) })
 	var got []string
 	for _, s := range list.Items {
 		got = append(got, s.Name)
@@ -123,9 +133,9 @@ func TestSpeakerCachesOnlyItsOwnBGPStatus(t *testing.T) {
 	}
 
 	c := speakerCache(t, "n1")
-	names := func(l client.ObjectList) []string {
+	names := func(l kclient.ObjectList) []string {
 		t.Helper()
-		waitUp(t, func() error { return c.List(ctx, l, client.InNamespace("herald-system")) })
+		waitUp(t, func() error { return c.List(ctx, l, kclient.InNamespace("herald-system")) })
 		items, err := meta.ExtractList(l)
 		if err != nil {
 			t.Fatal(err)
@@ -145,12 +155,12 @@ func TestSpeakerCachesOnlyItsOwnBGPStatus(t *testing.T) {
 	}
 	// The ServiceL2Status objects are not cached: the speaker's reflector lists and watches every
 	// node's (it learns the other speakers' MACs from them) in its namespace.
-	sc, err := client.NewWithWatch(as("herald-speaker"), client.Options{Scheme: env.Scheme})
+	sc, err := kclient.New(as("herald-speaker"), nil, env.Scheme)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var l2 v1beta1.ServiceL2StatusList
-	waitUp(t, func() error { return sc.List(ctx, &l2, client.InNamespace("herald-system")) })
+	waitUp(t, func() error { return sc.List(ctx, &l2, kclient.InNamespace("herald-system")) })
 	var got []string
 	for _, o := range l2.Items {
 		got = append(got, o.Name)
@@ -159,7 +169,7 @@ func TestSpeakerCachesOnlyItsOwnBGPStatus(t *testing.T) {
 	if !slices.Equal(got, []string{"n1-app-db", "n2-app-db"}) {
 		t.Errorf("ServiceL2Status the speaker lists: %v, want every node's", got)
 	}
-	wi, err := sc.Watch(ctx, &v1beta1.ServiceL2StatusList{}, client.InNamespace("herald-system"))
+	wi, err := sc.Watch(ctx, &v1beta1.ServiceL2StatusList{}, kclient.InNamespace("herald-system"))
 	if err != nil {
 		t.Errorf("the speaker watching ServiceL2Status: %v", err)
 	} else {
@@ -167,7 +177,7 @@ func TestSpeakerCachesOnlyItsOwnBGPStatus(t *testing.T) {
 	}
 
 	// n1 sweeps: n2 is dead.
-	w := status.NewWriter(sc, "herald-system", "n1", slog.New(slog.DiscardHandler), nil)
+	w := status.NewWriter(kclient.Split(c, sc), "herald-system", "n1", slog.New(slog.DiscardHandler), nil)
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go w.Run(wctx)

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"sigs.k8s.io/controller-runtime/pkg/cache/informertest"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"k8s.io/client-go/rest"
 
 	"github.com/herald-lb/herald/controller/service"
+	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/kube/cache"
+	kclient "github.com/herald-lb/herald/internal/kube/client"
 	"github.com/herald-lb/herald/internal/metrics/metricstest"
 	"github.com/herald-lb/herald/speaker/agent"
 	"github.com/herald-lb/herald/speaker/bgp"
@@ -56,8 +58,20 @@ func speakerRegistry(t *testing.T) (*metricstest.Registry, *bgp.Speaker) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sp.Shutdown(context.Background()) })
-	c := fake.NewClientBuilder().Build()
-	if _, err := agent.New(agent.Options{NodeName: "n1", Namespace: "herald-system", Cache: &informertest.FakeInformers{},
+	// A client and a cache that are never started: the agent only registers its metrics.
+	scheme, err := kube.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kclient.New(&rest.Config{Host: "http://127.0.0.1:1"}, nil, scheme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := cache.New(c, cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.New(agent.Options{NodeName: "n1", Namespace: "herald-system", Cache: ch,
 		Client: c, Watcher: c, Members: noMembers{}, L2: l2, BGP: sp, Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,13 +17,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/manager/signals"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/kube/cache"
+	"github.com/herald-lb/herald/internal/kube/client"
 	"github.com/herald-lb/herald/internal/logging"
 	"github.com/herald-lb/herald/internal/metrics"
 	"github.com/herald-lb/herald/speaker/agent"
@@ -154,7 +152,7 @@ func main() {
 		os.Exit(2)
 	}
 	logging.Route(log)
-	if err := run(signals.SetupSignalHandler(), o, log); err != nil {
+	if err := run(signalContext(), o, log); err != nil {
 		log.Error("herald-speaker failed", "error", err)
 		os.Exit(1)
 	}
@@ -171,31 +169,31 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	events := kube.EventBroadcaster()
 	defer events.Shutdown()
-	mgr, err := manager.New(restCfg, manager.Options{
-		Scheme:                 scheme,
-		EventBroadcaster:       events, // deprecated for its leak when a manager ends before the process; here they end together
-		Logger:                 logr.FromSlogHandler(log.Handler()),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: o.healthAddr,
-		PprofBindAddress:       o.pprofAddr,
-		Cache:                  agent.CacheOptions(o.namespace, o.nodeName),
-	})
+	// Not controller-runtime (see internal/kube/client): one REST client of the scheme's kinds, a
+	// cache of the configuration, Secrets, Nodes and this node's BGP status objects, and the
+	// agent's own reflectors of Services and EndpointSlices over the same connections.
+	direct, err := client.New(restCfg, nil, scheme)
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
-		return err
+	ch, err := cache.New(direct, agent.CacheOptions(o.namespace, o.nodeName))
+	if err != nil {
+		return fmt.Errorf("creating the cache: %w", err)
 	}
+	events.StartRecordingToSink(kube.EventSink{Client: direct})
+	recorder := events.NewRecorder(scheme, corev1.EventSource{Component: "herald-speaker"})
 	reg := metrics.NewRegistry()
-	if err := mgr.Add(metrics.Server{Addr: o.metricsAddr, Gatherer: reg, Secure: o.metricsSecure, Config: restCfg,
-		Log: logr.FromSlogHandler(log.Handler()).WithName("metrics")}); err != nil {
-		return err
+	servers := []runnable{
+		metrics.Server{Addr: o.metricsAddr, Gatherer: reg, Secure: o.metricsSecure, Config: restCfg,
+			Log: logr.FromSlogHandler(log.Handler()).WithName("metrics")},
+		httpServer{addr: o.healthAddr, handler: healthHandler()},
 	}
+	if o.pprofAddr != "" {
+		servers = append(servers, httpServer{addr: o.pprofAddr, handler: pprofHandler()})
+	}
+	var others []runnable
 
-	reader := mgr.GetAPIReader()
+	reader := client.Reader(direct)
 	addrs, err := agent.NodeAddresses(ctx, reader, o.nodeName, o.hostIP)
 	if err != nil {
 		return err
@@ -232,12 +230,10 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	if len(keys.Primary) > 0 {
-		if err := mgr.Add(&agent.KeyWatcher{
-			Cache: mgr.GetCache(), Namespace: o.namespace, Secret: o.memberlistSecret, Keyring: ml,
+		others = append(others, &agent.KeyWatcher{
+			Cache: ch, Namespace: o.namespace, Secret: o.memberlistSecret, Keyring: ml,
 			Logger: log.With("component", "keyring"), Registerer: reg,
-		}); err != nil {
-			return err
-		}
+		})
 	}
 	if err := ml.Start(); err != nil {
 		return err
@@ -266,16 +262,11 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 
-	// Services and EndpointSlices are listed and watched for the agent's model, not cached (the
-	// manager's HTTP client: the same connections).
-	watcher, err := client.NewWithWatch(restCfg, client.Options{Scheme: scheme, HTTPClient: mgr.GetHTTPClient(), Mapper: mgr.GetRESTMapper()})
-	if err != nil {
-		return fmt.Errorf("creating the watching client: %w", err)
-	}
 	a, err := agent.New(agent.Options{
 		NodeName: o.nodeName, Namespace: o.namespace, LBClass: o.lbClass, NodeIPv4: v4, NodeIPv6: v6,
 		MemberlistPort: o.memberlistPort,
-		Cache:          mgr.GetCache(), Client: mgr.GetClient(), Watcher: watcher, Recorder: mgr.GetEventRecorderFor("herald-speaker"),
+		// The status writer reads this node's BGP status objects from the cache.
+		Cache: ch, Client: client.Split(ch, direct), Watcher: direct, Recorder: recorder,
 		Reader: reader, PodName: o.podName,
 		Members: ml, L2: l2, BGP: speaker,
 		Links:  links,
@@ -284,11 +275,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(a); err != nil {
-		return err
-	}
+	others = append(others, a)
 	// GOMAXPROCS follows the container's CPU limit (Go 1.25+: 2 under a 500m limit), so a busy
 	// speaker is throttled in short slices rather than frozen for most of each CFS period.
 	log.Info("starting", "node", o.nodeName, "hostIP", addrs.Host, "namespace", o.namespace, "bgpRouterID", routerID, "gomaxprocs", runtime.GOMAXPROCS(0))
-	return mgr.Start(ctx)
+	return runAll(ctx, ch, servers, others)
 }

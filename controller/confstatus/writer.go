@@ -26,6 +26,7 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 )
 
 // Options configure a Writer.
@@ -139,7 +140,7 @@ func equalLabels(a, b map[string]string) bool {
 // reconcile reads the configuration from the cache, finds its problems and patches the status
 // of every object whose Valid condition differs.
 func (w *Writer) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	snap, err := kube.ReadSnapshot(ctx, w.client, w.opts.Namespace, true)
+	snap, err := kube.ReadSnapshot(ctx, crclient.Reader(w.client), w.opts.Namespace, true)
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("reading the Herald configuration from the cache: %w", err)
 	}

@@ -147,7 +147,13 @@ func CacheOptions(namespace string) cache.Options {
 }
 
 // heraldKinds are the kinds that make up the configuration.
-func heraldKinds() []client.Object { return kube.ConfigKinds() }
+func heraldKinds() []client.Object {
+	var out []client.Object
+	for _, o := range kube.ConfigKinds() {
+		out = append(out, o)
+	}
+	return out
+}
 
 // SetupWithManager registers the config, Service and pool status controllers.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {

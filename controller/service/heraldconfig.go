@@ -18,6 +18,7 @@ import (
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/controller/allocator"
 	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 )
 
 // maxListedReleases bounds the addresses a release report lists by name.
@@ -94,7 +95,7 @@ func unusablePools(snap config.Snapshot, cfg *config.Config) map[string]bool {
 
 // snapshot reads every Herald object of the Herald namespace, and its Secrets, from the cache.
 func (c *Controller) snapshot(ctx context.Context) (config.Snapshot, error) {
-	s, err := kube.ReadSnapshot(ctx, c.client, c.opts.Namespace, true)
+	s, err := kube.ReadSnapshot(ctx, crclient.Reader(c.client), c.opts.Namespace, true)
 	if err != nil {
 		return s, fmt.Errorf("reading the Herald configuration from the cache: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 )
 
 // Validator is the admission handler. It reads the current Herald objects and the Secrets that
@@ -199,7 +200,7 @@ func (v *Validator) namespaceTerminating(ctx context.Context) (bool, error) {
 
 // snapshot lists every Herald configuration object of the namespace (Secrets: see addSecrets).
 func (v *Validator) snapshot(ctx context.Context) (config.Snapshot, error) {
-	return kube.ReadSnapshot(ctx, v.reader, v.namespace, false)
+	return kube.ReadSnapshot(ctx, crclient.Reader(v.reader), v.namespace, false)
 }
 
 // addSecrets reads the Secrets the peers of either snapshot reference and puts them in both.

@@ -37,6 +37,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/herald-lb/herald/internal/kube/crclient"
 	"github.com/herald-lb/herald/internal/memberlistkey"
 	"github.com/herald-lb/herald/internal/testing/frr"
 	"github.com/herald-lb/herald/internal/testing/netlab"
@@ -229,7 +230,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	if !opts.NoHerald {
 		// The speakers' memberlist key, made with the helper the controller uses for it, so speakers
 		// never wait for it (they refuse to start without it after --memberlist-secret-wait).
-		if err := memberlistkey.EnsureSecret(ctx, l.Client, HeraldNamespace, MemberlistSecret); err != nil {
+		if err := memberlistkey.EnsureSecret(ctx, crclient.Client(l.Client), HeraldNamespace, MemberlistSecret); err != nil {
 			return nil, fmt.Errorf("creating the memberlist key: %w", err)
 		}
 		if err := l.StartController(); err != nil {

@@ -36,6 +36,7 @@ import (
 	"github.com/herald-lb/herald/cli"
 	"github.com/herald-lb/herald/cli/manifest"
 	"github.com/herald-lb/herald/e2e/lab"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 	"github.com/herald-lb/herald/internal/memberlistkey"
 	"github.com/herald-lb/herald/internal/testing/frr"
 	"github.com/herald-lb/herald/internal/testing/testenv"
@@ -300,7 +301,7 @@ func TestMigrateFromMetalLB(t *testing.T) {
 		}
 	})
 	must(t, l.BuildHerald(ctx))
-	must(t, memberlistkey.EnsureSecret(ctx, l.Client, lab.HeraldNamespace, lab.MemberlistSecret))
+	must(t, memberlistkey.EnsureSecret(ctx, crclient.Client(l.Client), lab.HeraldNamespace, lab.MemberlistSecret))
 
 	// MetalLB, as processes: its CRDs, configuration, controller and speakers.
 	_, err = envtest.InstallCRDs(l.Env.Config, envtest.CRDInstallOptions{Paths: []string{filepath.Join(repo, "cli", "testdata", "metallb-crds.yaml")}, ErrorIfPathMissing: true})

@@ -3,9 +3,8 @@ package kube
 import (
 	"reflect"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube/client"
 )
 
 // ConfigKinds returns a new empty object of each kind that makes up Herald's configuration, in

@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 
+	appsv1 "k8s.io/api/apps/v1"
+	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -17,11 +21,19 @@ import (
 	"github.com/herald-lb/herald/api/v1beta1"
 )
 
-// Scheme returns a new scheme with the Kubernetes built-in types and Herald's.
+// Scheme returns a new scheme with Herald's types and the built-in groups Herald reads and
+// writes: core, discovery, apps (the speaker's DaemonSet), authentication and authorization (the
+// metrics server's reviews). Not client-go's kubernetes/scheme: that registers all of k8s.io/api's
+// groups at start, 5 MiB of resident code in each speaker (see internal/kube/client). The
+// controller adds those for controller-runtime's own use (controller.Scheme).
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("adding Kubernetes types to the scheme: %w", err)
+	for _, add := range []func(*runtime.Scheme) error{
+		corev1.AddToScheme, discoveryv1.AddToScheme, appsv1.AddToScheme, authnv1.AddToScheme, authzv1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			return nil, fmt.Errorf("adding Kubernetes types to the scheme: %w", err)
+		}
 	}
 	if err := v1beta1.AddToScheme(s); err != nil {
 		return nil, fmt.Errorf("adding Herald types to the scheme: %w", err)

@@ -5,10 +5,10 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/config"
+	"github.com/herald-lb/herald/internal/kube/client"
 )
 
 // ReadSnapshot lists every Herald configuration object of namespace, and its Secrets when

@@ -23,6 +23,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -32,9 +33,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube/client"
 )
 
 // DataKey is the key of the Secret's data that holds the primary memberlist key.
@@ -97,12 +98,13 @@ func labelForSpeakers(ctx context.Context, c client.Client, sec *corev1.Secret) 
 	if sec.Labels[v1beta1.LabelSpeakerSecret] == v1beta1.LabelSpeakerSecretValue {
 		return nil
 	}
-	orig := sec.DeepCopy()
-	if sec.Labels == nil {
-		sec.Labels = map[string]string{}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{
+		v1beta1.LabelSpeakerSecret: v1beta1.LabelSpeakerSecretValue,
+	}}})
+	if err != nil {
+		return err
 	}
-	sec.Labels[v1beta1.LabelSpeakerSecret] = v1beta1.LabelSpeakerSecretValue
-	if err := c.Patch(ctx, sec, client.MergeFrom(orig)); err != nil {
+	if err := c.Patch(ctx, sec, types.MergePatchType, patch); err != nil {
 		return fmt.Errorf("labelling Secret %s/%s %s=%s for the speakers: %w", sec.Namespace, sec.Name,
 			v1beta1.LabelSpeakerSecret, v1beta1.LabelSpeakerSecretValue, err)
 	}

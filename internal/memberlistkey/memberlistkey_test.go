@@ -15,11 +15,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 )
 
 func TestEnsureSecretCreatesAndKeeps(t *testing.T) {
 	c := fake.NewClientBuilder().Build()
-	if err := EnsureSecret(t.Context(), c, "herald-system", "herald-memberlist"); err != nil {
+	if err := EnsureSecret(t.Context(), crclient.Client(c), "herald-system", "herald-memberlist"); err != nil {
 		t.Fatalf("EnsureSecret: %v", err)
 	}
 	var sec corev1.Secret
@@ -30,7 +31,7 @@ func TestEnsureSecretCreatesAndKeeps(t *testing.T) {
 	if err != nil || len(k) != Size {
 		t.Fatalf("key of %d bytes, err %v; want %d bytes", len(k), err, Size)
 	}
-	if err := EnsureSecret(t.Context(), c, "herald-system", "herald-memberlist"); err != nil {
+	if err := EnsureSecret(t.Context(), crclient.Client(c), "herald-system", "herald-memberlist"); err != nil {
 		t.Fatalf("second EnsureSecret: %v", err)
 	}
 	var again corev1.Secret
@@ -49,7 +50,7 @@ func TestEnsureSecretLabelsAnExistingSecretForTheSpeakers(t *testing.T) {
 	mine := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "m", Labels: map[string]string{"team": "net"}},
 		Data: map[string][]byte{DataKey: make([]byte, 32)}}
 	c := fake.NewClientBuilder().WithObjects(mine).Build()
-	if err := EnsureSecret(t.Context(), c, "ns", "m"); err != nil {
+	if err := EnsureSecret(t.Context(), crclient.Client(c), "ns", "m"); err != nil {
 		t.Fatal(err)
 	}
 	var got corev1.Secret
@@ -64,7 +65,7 @@ func TestEnsureSecretLabelsAnExistingSecretForTheSpeakers(t *testing.T) {
 func TestEnsureSecretRejectsBadExistingKey(t *testing.T) {
 	bad := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "m"}, Data: map[string][]byte{DataKey: []byte("short")}}
 	c := fake.NewClientBuilder().WithObjects(bad).Build()
-	if err := EnsureSecret(t.Context(), c, "ns", "m"); !errors.Is(err, ErrBadKey) {
+	if err := EnsureSecret(t.Context(), crclient.Client(c), "ns", "m"); !errors.Is(err, ErrBadKey) {
 		t.Fatalf("EnsureSecret = %v, want ErrBadKey", err)
 	}
 }

@@ -13,9 +13,10 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	authnclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
-	authzclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+
+	"github.com/herald-lb/herald/internal/kube/client"
 )
 
 // How long a decision about a token is reused, as kube-rbac-proxy and controller-runtime's
@@ -38,8 +39,8 @@ const (
 // k8s.io/apiserver: that filter links the API server's authentication stack (CEL, gRPC,
 // OpenTelemetry) into each binary, 20 MB of the controller's 55 MB and pages of its memory.
 type Reviewer struct {
-	Tokens authnclient.TokenReviewInterface
-	Access authzclient.SubjectAccessReviewInterface
+	Tokens TokenReviews
+	Access AccessReviews
 	Log    logr.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -53,17 +54,42 @@ type decision struct {
 	until time.Time
 }
 
-// NewReviewer returns a Reviewer that asks the API server at cfg.
+// TokenReviews creates TokenReviews (client-go's typed TokenReviewInterface has this method).
+type TokenReviews interface {
+	Create(ctx context.Context, tr *authnv1.TokenReview, opts metav1.CreateOptions) (*authnv1.TokenReview, error)
+}
+
+// AccessReviews creates SubjectAccessReviews (as client-go's typed SubjectAccessReviewInterface).
+type AccessReviews interface {
+	Create(ctx context.Context, sar *authzv1.SubjectAccessReview, opts metav1.CreateOptions) (*authzv1.SubjectAccessReview, error)
+}
+
+// NewReviewer returns a Reviewer that asks the API server at cfg, through a client of the two
+// review kinds only (client-go's typed clients would register every API group at start).
 func NewReviewer(cfg *rest.Config, hc *http.Client, log logr.Logger) (*Reviewer, error) {
-	authn, err := authnclient.NewForConfigAndClient(cfg, hc)
-	if err != nil {
-		return nil, fmt.Errorf("metrics server: TokenReview client: %w", err)
+	s := runtime.NewScheme()
+	if err := authnv1.AddToScheme(s); err != nil {
+		return nil, err
 	}
-	authz, err := authzclient.NewForConfigAndClient(cfg, hc)
-	if err != nil {
-		return nil, fmt.Errorf("metrics server: SubjectAccessReview client: %w", err)
+	if err := authzv1.AddToScheme(s); err != nil {
+		return nil, err
 	}
-	return &Reviewer{Tokens: authn.TokenReviews(), Access: authz.SubjectAccessReviews(), Log: log}, nil
+	c, err := client.New(cfg, hc, s)
+	if err != nil {
+		return nil, fmt.Errorf("metrics server: review client: %w", err)
+	}
+	return &Reviewer{Tokens: creator[authnv1.TokenReview]{c}, Access: creator[authzv1.SubjectAccessReview]{c}, Log: log}, nil
+}
+
+// creator creates objects of type T through a client.
+type creator[T any] struct{ c client.Writer }
+
+func (r creator[T]) Create(ctx context.Context, obj *T, _ metav1.CreateOptions) (*T, error) {
+	o, ok := any(obj).(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%T is not an object", obj)
+	}
+	return obj, r.c.Create(ctx, o)
 }
 
 // Wrap returns next behind the review.

@@ -58,11 +58,11 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/config"
 	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/kube/cache"
+	"github.com/herald-lb/herald/internal/kube/client"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/layer2"
 	"github.com/herald-lb/herald/speaker/status"
@@ -123,7 +123,7 @@ type Options struct {
 	// MemberlistPort is the port speakers gossip on, to join the other nodes' speakers.
 	MemberlistPort int
 
-	Cache  cache.Cache
+	Cache  *cache.Cache
 	Client client.Client
 	// Watcher lists and watches the Services and EndpointSlices of the cluster for the model
 	// (store.go); the other kinds come from Cache.

@@ -20,10 +20,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube/cache"
+	kclient "github.com/herald-lb/herald/internal/kube/client"
 	"github.com/herald-lb/herald/internal/testing/testenv"
 	"github.com/herald-lb/herald/speaker/bgp"
 	"github.com/herald-lb/herald/speaker/plan"
@@ -41,9 +42,11 @@ func TestMain(m *testing.M) {
 
 // testWatcher is the client an agent under test lists and watches Services and EndpointSlices
 // with, as the speaker's.
-func testWatcher(t *testing.T) client.WithWatch {
+// testWatcher returns a client of the test API server as the speaker makes one (the agent's
+// Client and Watcher, and what its cache lists and watches through).
+func testWatcher(t *testing.T) *kclient.REST {
 	t.Helper()
-	w, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	w, err := kclient.New(env.Config, nil, env.Scheme)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +172,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 
 	// The cache and the agent as the speaker runs them, with doubles for memberlist and the announcers.
 	opts := CacheOptions(hns, n1)
-	opts.Scheme = env.Scheme
-	ch, err := cache.New(env.Config, opts)
+	ch, err := cache.New(testWatcher(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +181,7 @@ func TestAgentAnnouncesReportsAndShutsDownInOrder(t *testing.T) {
 	rec := record.NewFakeRecorder(100)
 	reg := prometheus.NewRegistry()
 	a, err := New(Options{
-		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: rec, Members: fm,
+		NodeName: n1, Namespace: hns, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: rec, Members: fm,
 		L2: fakeL2{j}, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour, Registerer: reg,
 	})

@@ -10,11 +10,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/kube"
+	"github.com/herald-lb/herald/internal/kube/cache"
+	"github.com/herald-lb/herald/internal/kube/client"
 )
 
 // SecretSelector selects the Secrets the speaker reads: those labelled
@@ -36,7 +36,7 @@ func SecretSelector() labels.Selector {
 // store (l2store.go).
 func CacheOptions(namespace, node string) cache.Options {
 	inNS := func(tf toolscache.TransformFunc) cache.ByObject {
-		return cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}, Transform: tf}
+		return cache.ByObject{Namespace: namespace, Transform: tf}
 	}
 	mine := func(tf toolscache.TransformFunc) cache.ByObject {
 		b := inNS(tf)
@@ -53,7 +53,7 @@ func CacheOptions(namespace, node string) cache.Options {
 	}
 	by := map[client.Object]cache.ByObject{
 		&corev1.Node{}:              {Transform: trim(TrimNode)},
-		&corev1.Secret{}:            {Namespaces: map[string]cache.Config{namespace: {}}, Label: SecretSelector()},
+		&corev1.Secret{}:            {Namespace: namespace, Label: SecretSelector()},
 		&v1beta1.ServiceBGPStatus{}: mine(peer), &v1beta1.BGPSessionStatus{}: mine(peer),
 	}
 	for _, o := range kube.ConfigKinds() {

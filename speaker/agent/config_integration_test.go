@@ -14,7 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"github.com/herald-lb/herald/internal/kube/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -94,13 +94,13 @@ func afterNextSync(t *testing.T, a *Agent, reg *prometheus.Registry) {
 // runAgent starts a cache and an agent for node as the speaker runs them; stop ends both.
 func runAgent(t *testing.T, node, hns string, l2 Layer2, b BGP, members Membership) (a *Agent, reg *prometheus.Registry, stop func()) {
 	t.Helper()
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	ch, err := cache.New(testWatcher(t), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg = prometheus.NewRegistry()
 	a, err = New(Options{
-		NodeName: node, Namespace: hns, Cache: ch, Client: env.Client, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100), Members: members,
+		NodeName: node, Namespace: hns, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100), Members: members,
 		L2: l2, BGP: b, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour, Registerer: reg,
 	})

@@ -17,7 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"github.com/herald-lb/herald/internal/kube/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -122,13 +122,13 @@ func TestAgentReportsConflicts(t *testing.T) {
 			{IP: newIP, Interface: "eth0", MAC: foreign, NeverAnnounced: true, Since: since},
 			{IP: oldIP, Interface: "eth0", MAC: hw2, Node: n2, Since: since},
 		}}
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	ch, err := cache.New(testWatcher(t), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := record.NewFakeRecorder(100)
 	a, err := New(Options{
-		NodeName: n1, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: rec,
+		NodeName: n1, Namespace: hns, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: rec,
 		Members: fakeMembers{j: j, changes: make(chan struct{}, 8)},
 		L2:      g, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),

@@ -11,9 +11,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/herald-lb/herald/internal/kube/cache"
+	"github.com/herald-lb/herald/internal/kube/client"
 	"github.com/herald-lb/herald/internal/memberlistkey"
 )
 
@@ -30,7 +30,7 @@ type Keyring interface {
 // nothing: the speaker keeps the keys it has, logs the error and sets
 // herald_speaker_memberlist_secret_valid to 0.
 type KeyWatcher struct {
-	Cache             cache.Cache
+	Cache             *cache.Cache
 	Namespace, Secret string
 	Keyring           Keyring
 	Logger            *slog.Logger

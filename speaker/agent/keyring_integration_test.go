@@ -12,9 +12,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/herald-lb/herald/internal/kube/cache"
+	kclient "github.com/herald-lb/herald/internal/kube/client"
 	"github.com/herald-lb/herald/internal/memberlistkey"
 	"github.com/herald-lb/herald/internal/testing/testenv"
 )
@@ -26,16 +27,16 @@ func TestMemberlistKeysAtStart(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	keyA := bytes.Repeat([]byte("A"), 32)
 
-	if _, err := MemberlistKeys(ctx, env.Client, KeySource{Namespace: ns}, log); !errors.Is(err, ErrUnencryptedRefused) {
+	if _, err := MemberlistKeys(ctx, testWatcher(t), KeySource{Namespace: ns}, log); !errors.Is(err, ErrUnencryptedRefused) {
 		t.Errorf("no Secret named, unencrypted not allowed: %v, want %v", err, ErrUnencryptedRefused)
 	}
-	if ks, err := MemberlistKeys(ctx, env.Client, KeySource{Namespace: ns, AllowUnencrypted: true}, log); err != nil || ks.Primary != nil {
+	if ks, err := MemberlistKeys(ctx, testWatcher(t), KeySource{Namespace: ns, AllowUnencrypted: true}, log); err != nil || ks.Primary != nil {
 		t.Errorf("no Secret named, unencrypted allowed: %v, %v; want no key, nil", ks, err)
 	}
 
 	// The Secret never comes: an error after the wait, never an unencrypted start.
 	begin := time.Now()
-	ks, err := MemberlistKeys(ctx, env.Client, KeySource{Namespace: ns, Secret: "missing", Wait: 1500 * time.Millisecond, AllowUnencrypted: true}, log)
+	ks, err := MemberlistKeys(ctx, testWatcher(t), KeySource{Namespace: ns, Secret: "missing", Wait: 1500 * time.Millisecond, AllowUnencrypted: true}, log)
 	if !errors.Is(err, ErrUnencryptedRefused) || ks.Primary != nil {
 		t.Errorf("missing Secret: %v, %v; want no key and %v", ks, err, ErrUnencryptedRefused)
 	}
@@ -52,7 +53,7 @@ func TestMemberlistKeysAtStart(t *testing.T) {
 		<-timer.C
 		_ = env.Client.Create(ctx, sec)
 	}()
-	ks, err = MemberlistKeys(ctx, env.Client, KeySource{Namespace: ns, Secret: sec.Name, Wait: 20 * time.Second}, log)
+	ks, err = MemberlistKeys(ctx, testWatcher(t), KeySource{Namespace: ns, Secret: sec.Name, Wait: 20 * time.Second}, log)
 	if err != nil {
 		t.Fatalf("Secret made while waiting: %v", err)
 	}
@@ -64,7 +65,7 @@ func TestMemberlistKeysAtStart(t *testing.T) {
 	if err := env.Client.Create(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := MemberlistKeys(ctx, env.Client, KeySource{Namespace: ns, Secret: "bad", AllowUnencrypted: true}, log); !errors.Is(err, memberlistkey.ErrBadKey) {
+	if _, err := MemberlistKeys(ctx, testWatcher(t), KeySource{Namespace: ns, Secret: "bad", AllowUnencrypted: true}, log); !errors.Is(err, memberlistkey.ErrBadKey) {
 		t.Errorf("unusable key: %v, want %v", err, memberlistkey.ErrBadKey)
 	}
 }
@@ -105,7 +106,7 @@ func TestKeyWatcherFollowsRotation(t *testing.T) {
 	if err := c.Create(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme, DefaultNamespaces: map[string]cache.Config{ns: {}}})
+	ch, err := cache.New(testWatcher(t), cache.Options{ByObject: map[kclient.Object]cache.ByObject{&corev1.Secret{}: {Namespace: ns}}})
 	if err != nil {
 		t.Fatal(err)
 	}

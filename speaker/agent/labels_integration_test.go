@@ -5,10 +5,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube/cache"
+	kclient "github.com/herald-lb/herald/internal/kube/client"
 	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
@@ -28,8 +29,7 @@ func TestStatusUpdateFromTheCacheKeepsTheLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := CacheOptions(hns, node)
-	opts.Scheme = env.Scheme
-	ch, err := cache.New(env.Config, opts)
+	ch, err := cache.New(testWatcher(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestStatusUpdateFromTheCacheKeepsTheLabels(t *testing.T) {
 		t.Errorf("cached status names Service %s/%s, want app/web (from the labels)", cached.Status.ServiceNamespace, cached.Status.ServiceName)
 	}
 	var mine v1beta1.ServiceBGPStatusList
-	if err := ch.List(ctx, &mine, client.InNamespace(hns), client.MatchingLabels{LabelNode: node}); err != nil || len(mine.Items) != 1 {
+	if err := ch.List(ctx, &mine, kclient.InNamespace(hns), kclient.MatchingLabels{LabelNode: node}); err != nil || len(mine.Items) != 1 {
 		t.Fatalf("the cache's list of the node's objects: %d objects, %v; want 1", len(mine.Items), err)
 	}
 

@@ -42,7 +42,7 @@ func TestReadStopFacts(t *testing.T) {
 	if err := c.Create(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	a := &Agent{opts: Options{NodeName: node.Name, Namespace: ns, PodName: pod.Name, Client: c, Reader: c}, log: slog.New(slog.DiscardHandler)}
+	a := &Agent{opts: Options{NodeName: node.Name, Namespace: ns, PodName: pod.Name, Client: testWatcher(t), Reader: testWatcher(t)}, log: slog.New(slog.DiscardHandler)}
 	check := func(step string, wantRestart bool) {
 		t.Helper()
 		f := a.readStopFacts(ctx)

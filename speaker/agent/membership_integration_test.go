@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"github.com/herald-lb/herald/internal/kube/cache"
 
 	"github.com/herald-lb/herald/internal/testing/testenv"
 )
@@ -49,7 +49,7 @@ func TestMembershipReadOncePerComputation(t *testing.T) {
 		}
 		names = append(names, node.Name)
 	}
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	ch, err := cache.New(testWatcher(t), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestMembershipReadOncePerComputation(t *testing.T) {
 	// The agent is not started: the test runs its computations itself, so nothing else (joins,
 	// the status writer's sweep) reads memberlist meanwhile.
 	a, err := New(Options{
-		NodeName: names[0], Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100),
+		NodeName: names[0], Namespace: hns, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100),
 		Members: countingMembers{fakeMembers{j: j, changes: make(chan struct{}, 8)}, reads},
 		L2:      fakeL2{j}, BGP: fakeBGP{j}, Resync: time.Hour,
 	})
@@ -113,7 +113,7 @@ func TestChangesDuringAComputationCoalesce(t *testing.T) {
 	if err := c.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: self}}); err != nil {
 		t.Fatal(err)
 	}
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	ch, err := cache.New(testWatcher(t), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestChangesDuringAComputationCoalesce(t *testing.T) {
 	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
 	g := &gateL2{fakeL2: fakeL2{j}, entered: make(chan struct{}, 1)}
 	a, err := New(Options{
-		NodeName: self, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(1000),
+		NodeName: self, Namespace: hns, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(1000),
 		Members: fm, L2: g, BGP: fakeBGP{j}, Resync: time.Hour,
 	})
 	if err != nil {

@@ -6,9 +6,9 @@ import (
 	"sync"
 
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube/client"
 )
 
 // previousStatus holds the names of this node's ServiceL2Status and ServiceBGPStatus objects

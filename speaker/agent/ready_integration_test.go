@@ -14,7 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"github.com/herald-lb/herald/internal/kube/cache"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/testing/testenv"
@@ -200,10 +200,10 @@ func newReadyLab(t *testing.T, lbRange string, ip string, opts func(*Options, *t
 	must(c.Status().Update(ctx, s))
 	createReadyEndpoint(t, c, app, "web")
 
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	ch, err := cache.New(testWatcher(t), cache.Options{})
 	must(err)
 	o := Options{
-		NodeName: self, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: &record.FakeRecorder{},
+		NodeName: self, Namespace: hns, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: &record.FakeRecorder{},
 		Members: recMembers{rl.rec}, L2: recL2{rl.rec}, BGP: fakeBGP{&journal{}}, Links: rl.links,
 		Resync: time.Hour, JoinTimeout: time.Hour,
 	}

@@ -10,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"github.com/herald-lb/herald/internal/kube/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -62,14 +62,14 @@ func TestRestartedSpeakerWritesNoNodeAssignedAgain(t *testing.T) {
 	// run starts a speaker for node and waits until its first computation's events are out and
 	// its status objects are written; stop ends it.
 	run := func() (rec *record.FakeRecorder, stop func()) {
-		ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+		ch, err := cache.New(testWatcher(t), cache.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		j := &journal{members: []string{node}}
 		rec = record.NewFakeRecorder(100)
 		a, err := New(Options{
-			NodeName: node, Namespace: hns, LBClass: class, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: rec,
+			NodeName: node, Namespace: hns, LBClass: class, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: rec,
 			Members: fakeMembers{j: j, changes: make(chan struct{}, 8)}, L2: fakeL2{j}, BGP: fakeBGP{j},
 			Links: newFakeLinks(oneInterface), Resync: time.Hour,
 		})

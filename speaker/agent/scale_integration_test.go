@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"github.com/herald-lb/herald/internal/kube/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -299,8 +299,7 @@ func (sc *scaleCluster) startAgent(t *testing.T) *scaleRun {
 	t.Helper()
 	// The cache as the speaker makes it (trimmed objects).
 	opts := CacheOptions(sc.hns, sc.nodes[0])
-	opts.Scheme = env.Scheme
-	ch, err := cache.New(env.Config, opts)
+	ch, err := cache.New(testWatcher(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +307,7 @@ func (sc *scaleCluster) startAgent(t *testing.T) *scaleRun {
 	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
 	l2 := newNotifyL2()
 	a, err := New(Options{
-		NodeName: sc.nodes[0], Namespace: sc.hns, LBClass: scaleClass, Cache: ch, Client: env.Client, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100000),
+		NodeName: sc.nodes[0], Namespace: sc.hns, LBClass: scaleClass, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100000),
 		Members: fm, L2: l2, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface), Resync: time.Hour,
 	})
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"github.com/herald-lb/herald/internal/kube/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -53,14 +53,14 @@ func TestAgentReportsRefusedPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	ch, err := cache.New(testWatcher(t), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	j := &journal{members: []string{node.Name}}
 	rec := record.NewFakeRecorder(100)
 	a, err := New(Options{
-		NodeName: node.Name, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: rec,
+		NodeName: node.Name, Namespace: hns, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: rec,
 		Members: fakeMembers{j: j, changes: make(chan struct{}, 8)}, L2: fakeL2{j}, BGP: refusingBGP{fakeBGP{j}},
 		Resync: time.Hour,
 	})
@@ -143,14 +143,14 @@ func TestAgentSessionStatusFollowsFSM(t *testing.T) {
 	if err := c.Create(ctx, peer); err != nil {
 		t.Fatal(err)
 	}
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	ch, err := cache.New(testWatcher(t), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	j := &journal{members: []string{node.Name}}
 	fb := &flippingBGP{fakeBGP: fakeBGP{j}, state: bgp.StateActive, changes: make(chan struct{}, 1)}
 	a, err := New(Options{
-		NodeName: node.Name, Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100),
+		NodeName: node.Name, Namespace: hns, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(100),
 		Members: fakeMembers{j: j, changes: make(chan struct{}, 8)}, L2: fakeL2{j}, BGP: fb, Resync: time.Hour,
 	})
 	if err != nil {

@@ -10,7 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-lb/herald/internal/kube/client"
 )
 
 // Services and EndpointSlices go straight into the model
@@ -131,9 +132,9 @@ func listWatch(w client.WithWatch, namespace string, newList func() client.Objec
 	return &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			l := newList()
-			// Limit and Continue are given apart: ListOptions takes them from its own fields for a
-			// list, not from Raw (the reflector pages a list that the watch cache cannot serve).
-			if err := w.List(ctx, l, &client.ListOptions{Raw: &o, Namespace: namespace, Limit: o.Limit, Continue: o.Continue}); err != nil {
+			// Raw carries the reflector's resource version, page size and continue token (it pages
+			// a list that the watch cache cannot serve).
+			if err := w.List(ctx, l, &client.ListOptions{Raw: &o, Namespace: namespace}); err != nil {
 				return nil, err
 			}
 			return l, nil

@@ -7,8 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	kclient "github.com/herald-lb/herald/internal/kube/client"
 	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
@@ -32,7 +32,7 @@ func TestListWatchPages(t *testing.T) {
 		}
 		mine[objectKey(ns.Name, s.Name)] = false
 	}
-	lw := listWatch(testWatcher(t), "", func() client.ObjectList { return &corev1.ServiceList{} })
+	lw := listWatch(testWatcher(t), "", func() kclient.ObjectList { return &corev1.ServiceList{} })
 	opts := metav1.ListOptions{Limit: 2}
 	pages := 0
 	for {

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"github.com/herald-lb/herald/internal/kube/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
@@ -79,14 +79,14 @@ func TestAgentPacesEventStorm(t *testing.T) {
 		slices = append(slices, es)
 	}
 
-	ch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme})
+	ch, err := cache.New(testWatcher(t), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	j := &journal{members: nodes}
 	fm := fakeMembers{j: j, changes: make(chan struct{}, 8)}
 	a, err := New(Options{
-		NodeName: nodes[0], Namespace: hns, Cache: ch, Client: c, Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(1000), Members: fm,
+		NodeName: nodes[0], Namespace: hns, Cache: ch, Client: testWatcher(t), Watcher: testWatcher(t), Recorder: record.NewFakeRecorder(1000), Members: fm,
 		L2: fakeL2{j}, BGP: fakeBGP{j}, Links: newFakeLinks(oneInterface),
 		Resync: time.Hour,
 	})

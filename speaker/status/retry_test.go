@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 )
 
 // flaky is an API server that refuses to create the objects named in fail, for the number of
@@ -75,7 +76,7 @@ func gaps(at []time.Time) []time.Duration {
 func TestRetryBacksOffPerObject(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &flaky{fail: map[string]int{"b": 4}, attempts: map[string][]time.Time{}}
-		w := NewWriter(f.client(t), "herald", "me", slog.New(slog.DiscardHandler), nil)
+		w := NewWriter(crclient.Client(f.client(t)), "herald", "me", slog.New(slog.DiscardHandler), nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go w.Run(ctx)

@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
@@ -22,7 +23,7 @@ func TestWriterKeepsOneCopyOfAnUnchangedState(t *testing.T) {
 	defer cancel()
 	c := env.Client
 	hns := env.NewNamespace(t, "herald")
-	w := NewWriter(c, hns, "me", slog.New(slog.DiscardHandler), nil)
+	w := NewWriter(crclient.Client(c), hns, "me", slog.New(slog.DiscardHandler), nil)
 	go w.Run(ctx)
 	st := func(svc string) v1beta1.ServiceL2StatusStatus {
 		return v1beta1.ServiceL2StatusStatus{Node: "me", ServiceName: svc, ServiceNamespace: "app"}

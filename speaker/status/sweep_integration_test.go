@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
+	"github.com/herald-lb/herald/internal/kube/crclient"
 	"github.com/herald-lb/herald/internal/testing/testenv"
 )
 
@@ -50,7 +51,7 @@ func TestStatusSweepSparesSpeakersAliveNow(t *testing.T) {
 		t.Fatal(err)
 	}
 	alive := []string{"me", "back"}
-	w := NewWriter(c, hns, "me", slog.New(slog.DiscardHandler), func() []string { return alive })
+	w := NewWriter(crclient.Client(c), hns, "me", slog.New(slog.DiscardHandler), func() []string { return alive })
 	stale := Desired{L2: map[string]v1beta1.ServiceL2StatusStatus{
 		"me-app-db": {Node: "me", ServiceName: "db", ServiceNamespace: "app"},
 	}, Sweep: map[string]bool{"me": true}} // computed while "back" was gone
@@ -142,7 +143,7 @@ func TestSweepDeletesDeadSpeakersBGPObjectsByLabel(t *testing.T) {
 
 	alive := []string{"me", "back"}
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	w := NewWriter(c, hns, "me", slog.New(slog.DiscardHandler), func() []string { return alive })
+	w := NewWriter(crclient.Client(c), hns, "me", slog.New(slog.DiscardHandler), func() []string { return alive })
 	w.now = func() time.Time { return now }
 	sweep := Desired{Sweep: map[string]bool{"me": true},
 		BGP: map[string]v1beta1.ServiceBGPStatusStatus{"me-app-web": {Node: "me", ServiceName: "web", ServiceNamespace: "app"}}}

@@ -90,6 +90,19 @@ func TestLibrariesStayBehindTheirAdapter(t *testing.T) {
 	}
 }
 
+// TestSpeakerDoesWithoutControllerRuntime: the speaker runs on every node, and each node pays for
+// the code it links and runs at start in resident memory. It reads and writes through
+// internal/kube/client and internal/kube/cache, not controller-runtime's client, cache or manager,
+// and never links client-go's clientsets or kubernetes/scheme, which register every API group of
+// k8s.io/api at start (11 MiB of resident binary pages together; bench/NOTES.md). Only the
+// controller and the command line tool adapt controller-runtime's clients (internal/kube/crclient).
+func TestSpeakerDoesWithoutControllerRuntime(t *testing.T) {
+	t.Parallel()
+	CheckDeps(t, mod+"speaker", "sigs.k8s.io/controller-runtime/pkg/client", "sigs.k8s.io/controller-runtime/pkg/cache",
+		"sigs.k8s.io/controller-runtime/pkg/manager", "k8s.io/client-go/kubernetes", "k8s.io/client-go/tools/leaderelection",
+		mod+"internal/kube/crclient")
+}
+
 // TestSpeakerStatusStaysAWriter: the speaker's status writer turns a plan into status objects and
 // writes them; it knows nothing of how the speaker announces (layer 2, BGP) or learns who is alive
 // (memberlist), and the agent that drives it is above it, never below.
