@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-lb/herald/internal/kube/cache"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
-	"github.com/herald-lb/herald/internal/kube/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-lb/herald/api/v1beta1"
