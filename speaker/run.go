@@ -22,7 +22,7 @@ type runnable interface {
 }
 
 // shutdownWait bounds how long runAll waits for the parts to return after its context ends (the
-// agent's leave included), as controller-runtime's manager did by default.
+// agent's leave included), as controller-runtime's manager does by default.
 const shutdownWait = 30 * time.Second
 
 // runAll runs the servers, then the cache, then, once the cache has its first lists, the other

@@ -1,5 +1,5 @@
-// Package kube holds the Kubernetes client setup both binaries share: the scheme with the built-in
-// and Herald types, the REST configuration from a kubeconfig path or the in-cluster environment, and
+// Package kube holds the Kubernetes client setup both binaries share: the scheme with Herald's types
+// and the built-in groups Herald reads, the sink of Events, the REST configuration from a kubeconfig path or the in-cluster environment, and
 // the Gate that makes every client of a process wait for an unreachable API server and resume
 // within a probe interval of it being ready again.
 package kube
@@ -25,7 +25,7 @@ import (
 // writes: core, discovery, apps (the speaker's DaemonSet), authentication and authorization (the
 // metrics server's reviews). Not client-go's kubernetes/scheme: that registers all of k8s.io/api's
 // groups at start, 5 MiB of resident code in each speaker (see internal/kube/client). The
-// controller adds those for controller-runtime's own use (controller.Scheme).
+// controller and kubectl-herald add client-go's scheme for controller-runtime's own use.
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{

@@ -35,7 +35,7 @@ const (
 // without a valid token, 403 without the permission, 500 when the API server cannot say.
 // Decisions are kept for a short time, keyed by a hash of the token, the verb and the path.
 //
-// It does what controller-runtime's metrics filter does with two typed API calls, without
+// It does what controller-runtime's metrics filter does with two API calls, without
 // k8s.io/apiserver: that filter links the API server's authentication stack (CEL, gRPC,
 // OpenTelemetry) into each binary, 20 MB of the controller's 55 MB and pages of its memory.
 type Reviewer struct {

@@ -34,7 +34,8 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Server serves /metrics from a gatherer. It implements controller-runtime's Runnable.
+// Server serves /metrics from a gatherer until its context ends (a controller-runtime Runnable, and
+// a part of the speaker's run loop).
 type Server struct {
 	Addr     string
 	Gatherer prometheus.Gatherer

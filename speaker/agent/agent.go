@@ -1,4 +1,4 @@
-// Package agent runs one node's speaker: it reads the cluster through a controller-runtime cache,
+// Package agent runs one node's speaker: it reads the cluster through an informer cache (internal/kube/cache),
 // learns which speakers are alive from memberlist, computes this node's plan (package plan), drives
 // the layer-2 announcer and the BGP speaker with it, and reports what it announces in
 // ServiceL2Status/ServiceBGPStatus objects, events and metrics.

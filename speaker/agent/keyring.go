@@ -37,7 +37,7 @@ type KeyWatcher struct {
 	Registerer        prometheus.Registerer
 }
 
-// Start watches the Secret until ctx ends (a manager.Runnable).
+// Start watches the Secret until ctx ends.
 func (w *KeyWatcher) Start(ctx context.Context) error {
 	if w.Cache == nil || w.Keyring == nil || w.Secret == "" {
 		return errors.New("key watcher: cache, keyring and Secret name are required")

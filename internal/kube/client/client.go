@@ -171,7 +171,7 @@ type REST struct {
 	codecs serializer.CodecFactory
 
 	mu      sync.Mutex
-	clients map[schema.GroupVersion]*rest.RESTClient
+	clients map[schema.GroupVersionResource]*rest.RESTClient
 }
 
 var _ WithWatch = (*REST)(nil)
@@ -189,7 +189,7 @@ func New(cfg *rest.Config, hc *http.Client, scheme *runtime.Scheme) (*REST, erro
 	codecs := serializer.NewCodecFactory(scheme)
 	return &REST{
 		scheme: scheme, cfg: rest.CopyConfig(cfg), hc: hc, codecs: codecs,
-		clients: map[schema.GroupVersion]*rest.RESTClient{},
+		clients: map[schema.GroupVersionResource]*rest.RESTClient{},
 	}, nil
 }
 
@@ -213,12 +213,17 @@ func (c *REST) Resource(obj runtime.Object) (schema.GroupVersionResource, error)
 	return plural, nil
 }
 
-func (c *REST) restFor(gv schema.GroupVersion) (*rest.RESTClient, error) {
+// restFor returns the REST client of gvr's resource. Each resource has its own, and so its own
+// rate limit of the configuration's QPS and burst, as with controller-runtime's client (one per
+// kind): the status writer's burst of ServiceL2Status writes at a takeover does not wait behind the
+// reads of another kind.
+func (c *REST) restFor(gvr schema.GroupVersionResource) (*rest.RESTClient, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if rc, ok := c.clients[gv]; ok {
+	if rc, ok := c.clients[gvr]; ok {
 		return rc, nil
 	}
+	gv := gvr.GroupVersion()
 	cfg := rest.CopyConfig(c.cfg)
 	gvCopy := gv
 	cfg.GroupVersion = &gvCopy
@@ -232,7 +237,7 @@ func (c *REST) restFor(gv schema.GroupVersion) (*rest.RESTClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client for %s: %w", gv, err)
 	}
-	c.clients[gv] = rc
+	c.clients[gvr] = rc
 	return rc, nil
 }
 
@@ -242,7 +247,7 @@ func (c *REST) request(obj runtime.Object, verb, namespace string) (*rest.Reques
 	if err != nil {
 		return nil, err
 	}
-	rc, err := c.restFor(gvr.GroupVersion())
+	rc, err := c.restFor(gvr)
 	if err != nil {
 		return nil, err
 	}
