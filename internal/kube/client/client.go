@@ -217,7 +217,13 @@ func (c *REST) Resource(obj runtime.Object) (schema.GroupVersionResource, error)
 // rate limit of the configuration's QPS and burst, as with controller-runtime's client (one per
 // kind): the status writer's burst of ServiceL2Status writes at a takeover does not wait behind the
 // reads of another kind.
-func (c *REST) restFor(gvr schema.GroupVersionResource) (*rest.RESTClient, error) {
+//
+// The built-in kinds (those whose Go types decode protobuf, as k8s.io/api's do) travel as
+// protobuf, as controller-runtime's client and client-go's clientsets send them: a speaker decodes
+// every Service and EndpointSlice of the cluster and each change to them, and JSON costs several
+// times the CPU (a speaker of the 20-node lab, starved at start, missed its memberlist probes with
+// JSON). Herald's own kinds are custom resources, which the API server serves as JSON only.
+func (c *REST) restFor(gvr schema.GroupVersionResource, obj runtime.Object) (*rest.RESTClient, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if rc, ok := c.clients[gvr]; ok {
@@ -232,6 +238,10 @@ func (c *REST) restFor(gvr schema.GroupVersionResource) (*rest.RESTClient, error
 		cfg.APIPath = "/api"
 	}
 	cfg.ContentType = runtime.ContentTypeJSON
+	if _, ok := obj.(interface{ Unmarshal([]byte) error }); ok {
+		cfg.ContentType = runtime.ContentTypeProtobuf
+		cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	}
 	cfg.NegotiatedSerializer = c.codecs.WithoutConversion()
 	rc, err := rest.RESTClientForConfigAndClient(cfg, c.hc)
 	if err != nil {
@@ -247,7 +257,7 @@ func (c *REST) request(obj runtime.Object, verb, namespace string) (*rest.Reques
 	if err != nil {
 		return nil, err
 	}
-	rc, err := c.restFor(gvr)
+	rc, err := c.restFor(gvr, obj)
 	if err != nil {
 		return nil, err
 	}

@@ -3,18 +3,23 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"reflect"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 
 	"github.com/herald-lb/herald/api/v1beta1"
 	"github.com/herald-lb/herald/internal/kube"
@@ -293,5 +298,58 @@ func TestUnknownKindIsAClearError(t *testing.T) {
 	err := c.Get(t.Context(), types.NamespacedName{Namespace: "x", Name: "y"}, &notRegistered{})
 	if err == nil {
 		t.Fatal("Get of an unregistered type succeeded")
+	}
+}
+
+// contentTypes records the content type of each answer by request path.
+type contentTypes struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	seen map[string]string
+}
+
+func (c *contentTypes) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if err == nil {
+		c.mu.Lock()
+		c.seen[r.URL.Path] = resp.Header.Get("Content-Type")
+		c.mu.Unlock()
+	}
+	return resp, err
+}
+
+// TestBuiltinKindsTravelAsProtobuf: lists of built-in kinds come as protobuf, as
+// controller-runtime's client and client-go's clientsets ask for them (decoding every Service and
+// EndpointSlice as JSON costs a speaker several times the CPU); Herald's custom resources as JSON.
+func TestBuiltinKindsTravelAsProtobuf(t *testing.T) {
+	testenv.Require(t, env)
+	ns := env.NewNamespace(t, "client")
+	rec := &contentTypes{seen: map[string]string{}}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { rec.next = rt; return rec })
+	s, err := kube.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []client.ObjectList{&corev1.ServiceList{}, &discoveryv1.EndpointSliceList{}, &v1beta1.ServiceL2StatusList{}} {
+		if err := c.List(t.Context(), l, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{
+		"/api/v1/namespaces/" + ns + "/services":                           "application/vnd.kubernetes.protobuf",
+		"/apis/discovery.k8s.io/v1/namespaces/" + ns + "/endpointslices":   "application/vnd.kubernetes.protobuf",
+		"/apis/herald.dev/v1beta1/namespaces/" + ns + "/servicel2statuses": "application/json",
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for path, ct := range want {
+		if !strings.HasPrefix(rec.seen[path], ct) {
+			t.Errorf("%s answered as %q, want %s", path, rec.seen[path], ct)
+		}
 	}
 }
