@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,13 +47,8 @@ func (g *globals) client() (client.Client, string, bool, error) {
 	if err != nil {
 		return nil, "", false, err
 	}
-	scheme, err := kube.Scheme()
+	scheme, err := crclient.Scheme()
 	if err != nil {
-		return nil, "", false, failure("%w", err)
-	}
-	// controller-runtime's client and leader election use the built-in groups beyond the few
-	// kube.Scheme has (the speaker does without them).
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, "", false, failure("%w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

@@ -16,7 +16,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -146,13 +145,8 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	scheme, err := kube.Scheme()
+	scheme, err := crclient.Scheme()
 	if err != nil {
-		return err
-	}
-	// controller-runtime's client and leader election use the built-in groups beyond the few
-	// kube.Scheme has (the speaker does without them).
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
 	}
 	// Uncached client for what must happen before the manager starts.

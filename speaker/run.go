@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/herald-lb/herald/internal/kube/cache"
+	"github.com/herald-lb/herald/internal/metrics"
 )
 
 // runnable is a part of the speaker that runs until its context ends.
@@ -79,15 +80,8 @@ func (s httpServer) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.addr, err)
 	}
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if err := metrics.Serve(ctx, ln, s.handler); err != nil {
+		return fmt.Errorf("serving on %s: %w", s.addr, err)
 	}
 	return nil
 }

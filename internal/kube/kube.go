@@ -25,7 +25,7 @@ import (
 // writes: core, discovery, apps (the speaker's DaemonSet), authentication and authorization (the
 // metrics server's reviews). Not client-go's kubernetes/scheme: that registers all of k8s.io/api's
 // groups at start, 5 MiB of resident code in each speaker (see internal/kube/client). The
-// controller and kubectl-herald add client-go's scheme for controller-runtime's own use.
+// controller and kubectl-herald use crclient.Scheme, which adds client-go's.
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{

@@ -73,7 +73,16 @@ func (s Server) Start(ctx context.Context) error {
 		}
 		ln = tls.NewListener(ln, cfg)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if err := Serve(ctx, ln, mux); err != nil {
+		return fmt.Errorf("metrics server on %s: %w", s.Addr, err)
+	}
+	return nil
+}
+
+// Serve serves h on ln until ctx ends, then shuts the server down (2 s at most): /metrics, and the
+// speaker's health and pprof endpoints.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -81,7 +90,7 @@ func (s Server) Start(ctx context.Context) error {
 		_ = srv.Shutdown(shutdownCtx)
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("metrics server on %s: %w", s.Addr, err)
+		return err
 	}
 	return nil
 }

@@ -262,11 +262,7 @@ func (ch *Cache) Get(ctx context.Context, key client.ObjectKey, obj client.Objec
 	if err != nil {
 		return err
 	}
-	k := key.Name
-	if key.Namespace != "" {
-		k = key.Namespace + "/" + key.Name
-	}
-	got, ok, err := e.inf.GetIndexer().GetByKey(k)
+	got, ok, err := e.inf.GetIndexer().GetByKey(toolscache.NewObjectName(key.Namespace, key.Name).String())
 	if err != nil {
 		return err
 	}

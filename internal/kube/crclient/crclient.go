@@ -1,16 +1,34 @@
-// Package crclient adapts controller-runtime's clients to internal/kube/client's interfaces, for
+// Package crclient adapts controller-runtime's clients to internal/kube/client's interfaces (and
+// gives them their scheme), for
 // the controller and the command line tool, which keep controller-runtime, where they call
 // packages they share with the speaker (which does not link controller-runtime).
 package crclient
 
 import (
 	"context"
+	"fmt"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/herald-lb/herald/internal/kube"
 	"github.com/herald-lb/herald/internal/kube/client"
 )
+
+// Scheme returns kube.Scheme with client-go's built-in groups added: controller-runtime's client and
+// leader election use groups beyond the few the speaker needs.
+func Scheme() (*runtime.Scheme, error) {
+	s, err := kube.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("adding Kubernetes types to the scheme: %w", err)
+	}
+	return s, nil
+}
 
 // Reader returns r as a client.Reader.
 func Reader(r crclient.Reader) client.Reader { return reader{r} }
